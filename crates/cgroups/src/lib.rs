@@ -1,1 +1,28 @@
-//! placeholder
+//! hull-cgroups: places a container's processes in cgroups and enforces `linux.resources` of an OCI
+//! config on pure cgroup v2 (unified), hybrid and legacy (v1 only) hosts; reads stats, OOM events,
+//! freezes and removes what it created.
+//!
+//! The layout is detected from /proc/self/mountinfo and /proc/self/cgroup; a controller is applied on
+//! whichever hierarchy hosts it (on a hybrid host hugetlb may live only on the cgroup2 mount).
+
+mod cgroup;
+mod controllers;
+pub mod devices;
+mod error;
+mod freezer;
+mod fs;
+mod layout;
+mod oom;
+mod plan;
+mod stats;
+mod sys;
+
+pub use cgroup::{Cgroup, Hierarchy};
+pub use devices::default_device_rules;
+pub use error::CgroupError;
+pub use layout::{detect_layout, Layout};
+pub use oom::OomEvents;
+pub use stats::{
+    BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats,
+    Stats, Throttling,
+};

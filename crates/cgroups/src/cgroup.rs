@@ -1,0 +1,352 @@
+//! `Cgroup`: one container's cgroup across every mounted hierarchy; creation, placement of
+//! processes, listing, and removal of exactly the dirs it created.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CgroupError;
+use crate::fs;
+use crate::layout::{Layout, System};
+use crate::plan::{self, Mode};
+
+/// One container's cgroup across all hierarchies. Persisted by the runtime (state.json) and reloaded
+/// by later commands, so it holds everything needed to find and remove its dirs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cgroup {
+    pub(crate) layout: Layout,
+    pub(crate) dirs: Vec<Dir>,
+    /// Controllers the cgroup2 mount offers (its root's cgroup.controllers); empty without one.
+    pub(crate) v2_controllers: Vec<String>,
+}
+
+/// This container's cgroup in one hierarchy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Dir {
+    pub version: u8,
+    pub controllers: Vec<String>,
+    pub mount_point: PathBuf,
+    /// Where the chain of dirs to create starts: our own cgroup (relative path) or the mount point.
+    pub base: PathBuf,
+    pub path: PathBuf,
+    /// Dirs this Cgroup created, outermost first; only these are ever removed.
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
+}
+
+/// One mounted hierarchy, for the runtime's in-container cgroup mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// 1 or 2.
+    pub version: u8,
+    /// e.g. ["cpu", "cpuacct"] or ["name=systemd"]; empty for a cgroup2 mount.
+    pub controllers: Vec<String>,
+    /// Host mount point of the hierarchy.
+    pub mount_point: PathBuf,
+    /// Full host path of this container's cgroup dir in it.
+    pub path: PathBuf,
+}
+
+/// Controllers hull joins on v1 (runc's list); named hierarchies other than systemd's are left alone.
+fn joins_v1(controllers: &[String]) -> bool {
+    controllers
+        .iter()
+        .any(|c| !c.starts_with("name=") || c == "name=systemd")
+}
+
+fn check_id(id: &str) -> Result<(), CgroupError> {
+    if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
+        return Err(CgroupError::invalid(
+            "container id",
+            format!("{id:?} cannot name a cgroup (empty, \".\", \"..\", or contains '/')"),
+        ));
+    }
+    Ok(())
+}
+
+/// The relative part of a cgroups path; rejects ".." so a config cannot climb out of the hierarchy.
+fn relative_part(p: &Path) -> Result<PathBuf, CgroupError> {
+    let mut rel = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => rel.push(n),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(CgroupError::invalid(
+                    "linux.cgroupsPath",
+                    format!("{} must not contain \"..\"", p.display()),
+                ))
+            }
+        }
+    }
+    if rel.as_os_str().is_empty() {
+        return Err(CgroupError::invalid(
+            "linux.cgroupsPath",
+            format!("{} names a hierarchy root, not a cgroup", p.display()),
+        ));
+    }
+    Ok(rel)
+}
+
+impl Cgroup {
+    /// `cgroups_path` as in config.json; None => "hull-<id>" relative. Relative paths go under the
+    /// calling process's own cgroup in each hierarchy; absolute ones are relative to each mount point.
+    pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup, CgroupError> {
+        check_id(id)?;
+        let default = PathBuf::from(format!("hull-{id}"));
+        let given = cgroups_path.unwrap_or(&default);
+        let absolute = given.is_absolute();
+        let rel = relative_part(given)?;
+        let sys = System::read()?;
+        let mut dirs = Vec::new();
+        let mut v2_controllers = Vec::new();
+        for (m, own) in sys.mounts {
+            if m.version == 1 && !joins_v1(&m.controllers) {
+                continue;
+            }
+            if m.version == 2 {
+                let root = fs::read(&m.mount_point.join("cgroup.controllers"))?;
+                v2_controllers = root.split_whitespace().map(str::to_string).collect();
+            }
+            let base = if absolute { m.mount_point.clone() } else { own };
+            dirs.push(Dir {
+                version: m.version,
+                controllers: m.controllers,
+                path: base.join(&rel),
+                mount_point: m.mount_point,
+                base,
+                created: Vec::new(),
+            });
+        }
+        Ok(Cgroup {
+            layout: sys.layout,
+            dirs,
+            v2_controllers,
+        })
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The v1 hierarchy holding `controller`.
+    pub(crate) fn v1(&self, controller: &str) -> Option<usize> {
+        self.dirs
+            .iter()
+            .position(|d| d.version == 1 && d.controllers.iter().any(|c| c == controller))
+    }
+
+    pub(crate) fn v2(&self) -> Option<usize> {
+        self.dirs.iter().position(|d| d.version == 2)
+    }
+
+    /// The hierarchy that hosts `controller`: its v1 hierarchy, else the cgroup2 mount if it offers it.
+    pub(crate) fn host_of(&self, controller: &str) -> Option<usize> {
+        self.v1(controller).or_else(|| {
+            self.v2()
+                .filter(|_| self.v2_controllers.iter().any(|c| c == controller))
+        })
+    }
+
+    pub(crate) fn dir(&self, i: usize) -> &Dir {
+        &self.dirs[i]
+    }
+
+    /// Validates `resources` fully before touching the disk, then creates the dirs and applies the
+    /// limits; on any error removes what it created.
+    pub fn create(&mut self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        let plan = match resources {
+            Some(r) => plan::build(self, r, Mode::Create)?,
+            None => plan::Plan::default(),
+        };
+        let result = self
+            .make_dirs()
+            .and_then(|()| plan::enable_v2(self, &plan))
+            .and_then(|()| crate::controllers::cpuset::init_v1(self))
+            .and_then(|()| plan.apply(self));
+        if let Err(e) = result {
+            // Best effort: the original error is the one worth reporting.
+            let _ = self.remove();
+            for d in &mut self.dirs {
+                d.created.clear();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn make_dirs(&mut self) -> Result<(), CgroupError> {
+        for d in &mut self.dirs {
+            let rel = d
+                .path
+                .strip_prefix(&d.base)
+                .unwrap_or(&d.path)
+                .to_path_buf();
+            let mut cur = d.base.clone();
+            for c in rel.components() {
+                cur.push(c);
+                match std::fs::create_dir(&cur) {
+                    Ok(()) => d.created.push(cur.clone()),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(source) => {
+                        return Err(CgroupError::Create { path: cur, source });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies new limits to an existing cgroup (`runc update`).
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let plan = plan::build(self, resources, Mode::Update)?;
+        plan::enable_v2(self, &plan)?;
+        plan.apply(self)
+    }
+
+    /// Moves `pid` into this container's cgroup in every hierarchy.
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        let v = pid.to_string();
+        for d in &self.dirs {
+            fs::write_file(&d.path.join("cgroup.procs"), &v)?;
+        }
+        Ok(())
+    }
+
+    /// The dir whose cgroup.procs is authoritative: the cgroup2 one on unified hosts, else a v1
+    /// hierarchy with a real controller.
+    fn procs_dir(&self) -> Option<&Dir> {
+        if self.layout == Layout::Unified {
+            return self.v2().map(|i| &self.dirs[i]);
+        }
+        ["pids", "freezer", "memory", "cpu", "devices"]
+            .iter()
+            .find_map(|c| self.v1(c))
+            .or_else(|| self.v2())
+            .map(|i| &self.dirs[i])
+    }
+
+    /// Every process in the container's cgroup, including nested cgroups the container made.
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut out = Vec::new();
+        if let Some(d) = self.procs_dir() {
+            collect_pids(&d.path, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    pub fn hierarchies(&self) -> Vec<Hierarchy> {
+        self.dirs
+            .iter()
+            .map(|d| Hierarchy {
+                version: d.version,
+                controllers: d.controllers.clone(),
+                mount_point: d.mount_point.clone(),
+                path: d.path.clone(),
+            })
+            .collect()
+    }
+
+    /// Removes only the dirs this Cgroup created (and cgroups the container nested inside its own),
+    /// retrying for about a second while the kernel still counts exiting tasks. Missing dirs are fine.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for d in &self.dirs {
+            // Outer dirs we created may be shared with other containers: only try them once.
+            for (i, p) in d.created.iter().enumerate().rev() {
+                let leaf = i + 1 == d.created.len() && *p == d.path;
+                let r = if leaf {
+                    remove_tree(p)
+                } else {
+                    match std::fs::remove_dir(p) {
+                        Err(e)
+                            if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) =>
+                        {
+                            Ok(())
+                        }
+                        r => r.map_err(|source| CgroupError::Remove {
+                            path: p.clone(),
+                            source,
+                        }),
+                    }
+                    .or_else(missing_ok)
+                };
+                if let Err(e) = r {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+fn missing_ok(e: CgroupError) -> Result<(), CgroupError> {
+    match &e {
+        CgroupError::Remove { source, .. } if source.kind() == io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e),
+    }
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {
+    let procs = dir.join("cgroup.procs");
+    let Some(text) = fs::read_opt(&procs)? else {
+        return Ok(());
+    };
+    for l in text.lines() {
+        let pid = l.trim().parse().map_err(|_| CgroupError::Parse {
+            path: procs.clone(),
+            reason: format!("{l:?} is not a pid"),
+        })?;
+        out.push(pid);
+    }
+    for sub in child_dirs(dir)? {
+        collect_pids(&sub, out)?;
+    }
+    Ok(())
+}
+
+fn child_dirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    Ok(rd
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect())
+}
+
+/// Removes a cgroup and the cgroups nested in it, deepest first, retrying EBUSY for ~1 s.
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    for sub in child_dirs(dir)? {
+        remove_tree(&sub)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut delay = Duration::from_millis(1);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
