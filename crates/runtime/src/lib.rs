@@ -1,1 +1,16 @@
-//! placeholder
+//! hull-runtime: an OCI runtime. A bundle (config.json + root file system) becomes a process
+//! isolated by namespaces, placed in a cgroup, on its own root, with runc's lifecycle
+//! (create, start, kill, delete) and command line.
+
+pub mod console;
+pub mod container;
+pub mod hooks;
+pub mod namespaces;
+pub mod oci_state;
+pub mod process;
+pub mod procfs;
+pub mod seccomp_listener;
+pub mod spec;
+pub mod state;
+pub mod sync;
+pub mod sys;

@@ -1,0 +1,81 @@
+//! `events`: resource statistics and OOM notices as runc prints them, one JSON object per line.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use hull_runtime::container::Container;
+use hull_runtime::state::{Status, Store};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use serde_json::json;
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Print the statistics once and exit.
+    #[arg(long)]
+    stats: bool,
+    /// Time between statistics, as 5s, 500ms, 1m.
+    #[arg(long, default_value = "5s")]
+    interval: String,
+    id: String,
+}
+
+pub fn events(store: &Store, args: EventsArgs) -> anyhow::Result<()> {
+    let interval = parse_duration(&args.interval)
+        .with_context(|| format!("--interval: invalid duration {:?}", args.interval))?;
+    let container = Container::load(store, &args.id)?;
+    if container.status() == Status::Stopped {
+        anyhow::bail!("container with id {} is not running", args.id);
+    }
+    let cgroup = container.state.cgroup.clone();
+    let id = container.state.id.clone();
+    let print_stats = || -> anyhow::Result<()> {
+        let stats = cgroup.stats()?;
+        println!("{}", json!({"type": "stats", "id": id, "data": stats}));
+        Ok(())
+    };
+    if args.stats {
+        return print_stats();
+    }
+    // Only the lock of this command is released: the container stays as it is.
+    let pid = container.state.pid;
+    let start = container.state.pid_start;
+    drop(container);
+    let mut oom = cgroup.oom_events().ok();
+    let mut next = Instant::now();
+    while hull_runtime::procfs::is_alive(pid, start) {
+        if Instant::now() >= next {
+            print_stats()?;
+            next += interval;
+        }
+        let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(500));
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        if let Some(events) = oom.as_mut() {
+            let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, timeout).unwrap_or(0) > 0 && events.read()? > 0 {
+                println!("{}", json!({"type": "oom", "id": id}));
+            }
+        } else {
+            std::thread::sleep(wait);
+        }
+    }
+    Ok(())
+}
+
+/// Go-style durations as runc takes them: a number and a unit (ns, us, ms, s, m, h).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "ns" => value / 1e9,
+        "us" | "µs" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}

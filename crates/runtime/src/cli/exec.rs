@@ -1,0 +1,152 @@
+//! `exec`: the process comes from `--process FILE` or from the container's own process config
+//! with the command line's overrides, as runc builds it.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use hull_runtime::container::Container;
+use hull_runtime::process::exec::{exec as exec_process, ExecOptions};
+use hull_runtime::process::foreground::Foreground;
+use hull_runtime::state::Store;
+use nix::sys::signal::SigSet;
+use oci_spec::runtime::{Capability, Process};
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Working directory in the container.
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// Extra environment variables (KEY=VALUE).
+    #[arg(long, short = 'e')]
+    env: Vec<String>,
+    /// Allocate a pseudo-terminal.
+    #[arg(long, short = 't')]
+    tty: bool,
+    /// UID[:GID] to run as.
+    #[arg(long, short = 'u')]
+    user: Option<String>,
+    /// Additional groups.
+    #[arg(long = "additional-gids", short = 'g')]
+    additional_gids: Vec<u32>,
+    /// A process.json holding the whole process to run.
+    #[arg(long, short = 'p')]
+    process: Option<PathBuf>,
+    /// Return once the process has started.
+    #[arg(long, short = 'd')]
+    detach: bool,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// SELinux label for the process (refused: no SELinux here).
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// AppArmor profile for the process (refused: no AppArmor here).
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// Add a capability to the bounding, effective and permitted sets.
+    #[arg(long, short = 'c')]
+    cap: Vec<String>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u16,
+    id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+pub fn exec(store: &Store, args: ExecArgs) -> anyhow::Result<i32> {
+    let container = Container::load(store, &args.id)?;
+    let process = build_process(&container, &args)?;
+    let foreground = if args.detach {
+        None
+    } else {
+        Some(Foreground::new()?)
+    };
+    let sigmask = foreground
+        .as_ref()
+        .map(|f| f.original_mask)
+        .unwrap_or_else(|| SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty()));
+    let opts = ExecOptions {
+        process,
+        console_socket: args.console_socket.clone(),
+        pid_file: args.pid_file.clone(),
+        preserve_fds: i32::from(args.preserve_fds),
+        detach: args.detach,
+        sigmask,
+    };
+    let executed = exec_process(&container, &opts)?;
+    // Other commands on this container may run while the process does.
+    drop(container);
+    match foreground {
+        None => Ok(0),
+        Some(fg) => Ok(fg.wait(executed.pid, executed.console)?),
+    }
+}
+
+fn build_process(container: &Container, args: &ExecArgs) -> anyhow::Result<Process> {
+    if let Some(path) = &args.process {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading process {}", path.display()))?;
+        return serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: invalid process", path.display()));
+    }
+    anyhow::ensure!(!args.command.is_empty(), "exec: no command given");
+    if args.process_label.is_some() {
+        anyhow::bail!("--process-label: SELinux is not enabled on this host");
+    }
+    if args.apparmor.is_some() {
+        anyhow::bail!("--apparmor: AppArmor is not enabled on this host");
+    }
+    let spec = container.config()?;
+    let mut process = spec.process().clone().context("container has no process")?;
+    process.set_args(Some(args.command.clone()));
+    process.set_terminal(Some(args.tty));
+    process.set_console_size(None);
+    if let Some(cwd) = &args.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    let mut env = process.env().clone().unwrap_or_default();
+    env.extend(args.env.iter().cloned());
+    process.set_env(Some(env));
+    if let Some(user) = &args.user {
+        let mut parsed = hull_runtime::security::parse_user(user)?;
+        if !args.additional_gids.is_empty() {
+            parsed.set_additional_gids(Some(args.additional_gids.clone()));
+        }
+        process.set_user(parsed);
+    } else if !args.additional_gids.is_empty() {
+        let mut user = process.user().clone();
+        user.set_additional_gids(Some(args.additional_gids.clone()));
+        process.set_user(user);
+    }
+    if args.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    if !args.cap.is_empty() {
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        for name in &args.cap {
+            let upper = name.to_ascii_uppercase();
+            let full = if upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            };
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(full))
+                .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))?;
+            for set in [
+                caps.bounding_mut(),
+                caps.effective_mut(),
+                caps.permitted_mut(),
+            ] {
+                set.get_or_insert_with(Default::default).insert(cap);
+            }
+        }
+        process.set_capabilities(Some(caps));
+    }
+    Ok(process)
+}

@@ -1,0 +1,124 @@
+//! runc's command line: global options, one subcommand per lifecycle operation, errors reported
+//! as one line (and to `--log`), exit status 1 on failure.
+
+mod create;
+mod events;
+mod exec;
+mod lifecycle;
+mod log;
+mod query;
+mod spec;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use hull_runtime::state::Store;
+use log::{LogFormat, Logger};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hull-runtime",
+    version,
+    about = "An OCI runtime with runc's command line",
+    disable_help_subcommand = true
+)]
+struct Cli {
+    /// Directory for the state of containers.
+    #[arg(long, global = true, default_value = "/run/hull-runtime")]
+    root: PathBuf,
+    /// Also write log messages to this file.
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log debug messages.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Manage cgroups through systemd (refused: there is no systemd manager here).
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a container whose process waits for `start`.
+    Create(create::CreateArgs),
+    /// Create and start a container; wait for it unless --detach.
+    Run(create::RunArgs),
+    /// Start a created container.
+    Start(lifecycle::IdArg),
+    /// Print the state of a container as JSON.
+    State(lifecycle::IdArg),
+    /// List containers.
+    List(query::ListArgs),
+    /// Send a signal to a container's process (or all its processes).
+    Kill(lifecycle::KillArgs),
+    /// Remove a container and its resources.
+    Delete(lifecycle::DeleteArgs),
+    /// List the processes of a container.
+    Ps(query::PsArgs),
+    /// Run a new process in a running container.
+    Exec(exec::ExecArgs),
+    /// Freeze all processes of a container.
+    Pause(lifecycle::IdArg),
+    /// Thaw a paused container.
+    Resume(lifecycle::IdArg),
+    /// Print container events and resource statistics.
+    Events(events::EventsArgs),
+    /// Write a default config.json.
+    Spec(spec::SpecArgs),
+    /// Print the features this runtime implements, as JSON.
+    Features,
+}
+
+/// Runs the command line; the process's exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 1 } else { 0 };
+            let _ = err.print();
+            return code;
+        }
+    };
+    let logger = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
+    logger.debug(&format!("{:?}", std::env::args().collect::<Vec<_>>()));
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            logger.error(&format!("{err:#}"));
+            1
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    if cli.systemd_cgroup {
+        let why = if std::path::Path::new("/run/systemd/system").exists() {
+            "systemd is running, but hull-runtime manages cgroups only through cgroupfs"
+        } else {
+            "no systemd manager is running on this host"
+        };
+        anyhow::bail!("--systemd-cgroup is not supported: {why}");
+    }
+    let store = Store::new(&cli.root);
+    match cli.command {
+        Command::Create(args) => create::create(&store, args).map(|()| 0),
+        Command::Run(args) => create::run(&store, args),
+        Command::Start(args) => lifecycle::start(&store, &args.id).map(|()| 0),
+        Command::State(args) => query::state(&store, &args.id).map(|()| 0),
+        Command::List(args) => query::list(&store, args).map(|()| 0),
+        Command::Kill(args) => lifecycle::kill(&store, args).map(|()| 0),
+        Command::Delete(args) => lifecycle::delete(&store, args).map(|()| 0),
+        Command::Ps(args) => query::ps(&store, args).map(|()| 0),
+        Command::Exec(args) => exec::exec(&store, args),
+        Command::Pause(args) => lifecycle::pause(&store, &args.id).map(|()| 0),
+        Command::Resume(args) => lifecycle::resume(&store, &args.id).map(|()| 0),
+        Command::Events(args) => events::events(&store, args).map(|()| 0),
+        Command::Spec(args) => spec::spec(args).map(|()| 0),
+        Command::Features => spec::features().map(|()| 0),
+    }
+}

@@ -1,0 +1,136 @@
+//! `state`, `list`, `ps`: reading what the runtime knows, in runc's output formats.
+
+use std::io::Write;
+use std::process::Command;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use hull_runtime::container::Container;
+use hull_runtime::state::Store;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    format: Format,
+    /// Print only the ids.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    format: Format,
+    id: String,
+    /// Options for ps(1), as in `ps -ef` (the default).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    ps_args: Vec<String>,
+}
+
+pub fn state(store: &Store, id: &str) -> anyhow::Result<()> {
+    let container = Container::load(store, id)?;
+    let state = container.oci_state(container.status());
+    println!("{}", serde_json::to_string_pretty(&state)?);
+    Ok(())
+}
+
+pub fn list(store: &Store, args: ListArgs) -> anyhow::Result<()> {
+    let mut containers = Vec::new();
+    for id in store.ids()? {
+        // A container deleted while we list is simply not listed.
+        if let Ok(container) = Container::load(store, &id) {
+            containers.push(container);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for c in &containers {
+            writeln!(out, "{}", c.state.id)?;
+        }
+        return Ok(());
+    }
+    match args.format {
+        Format::Json => {
+            let states: Vec<_> = containers.iter().map(|c| c.oci_state(c.status())).collect();
+            writeln!(out, "{}", serde_json::to_string(&states)?)?;
+        }
+        Format::Table => {
+            let rows: Vec<[String; 6]> = containers
+                .iter()
+                .map(|c| {
+                    let s = c.oci_state(c.status());
+                    [
+                        s.id.to_string(),
+                        s.pid.to_string(),
+                        s.status.to_string(),
+                        s.bundle.display().to_string(),
+                        s.created.to_string(),
+                        String::new(),
+                    ]
+                })
+                .collect();
+            let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+            let all: Vec<&[String; 6]> = std::iter::once(&header).chain(rows.iter()).collect();
+            let widths: Vec<usize> = (0..6)
+                .map(|i| all.iter().map(|r| r[i].len()).max().unwrap_or(0))
+                .collect();
+            for row in all {
+                let line: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .map(|(cell, w)| format!("{cell:<w$}"))
+                    .collect();
+                writeln!(out, "{}", line.join("   ").trim_end())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn ps(store: &Store, args: PsArgs) -> anyhow::Result<()> {
+    let container = Container::load(store, &args.id)?;
+    let pids = container.state.cgroup.pids()?;
+    if let Format::Json = args.format {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    let ps_args = if args.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        args.ps_args
+    };
+    let output = Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .context("running ps")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "ps {}: {}",
+        ps_args.join(" "),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_column = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("ps output has no PID column")?;
+    println!("{header}");
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(pid_column)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! OCI hooks: programs run at points of the lifecycle with the container's state JSON on stdin,
+//! their own args and env, and a timeout after which they are killed.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{stage} hook {path}: {source}")]
+    Spawn {
+        stage: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{stage} hook {path} failed: {status}{stderr}")]
+    Failed {
+        stage: &'static str,
+        path: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{stage} hook {path} timed out after {secs}s")]
+    Timeout {
+        stage: &'static str,
+        path: String,
+        secs: i64,
+    },
+}
+
+/// Runs `hooks` in order; the first failure stops the sequence.
+pub fn run(stage: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
+    for hook in hooks {
+        run_one(stage, hook, state_json)?;
+    }
+    Ok(())
+}
+
+fn run_one(stage: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), HookError> {
+    let path = hook.path().display().to_string();
+    let mut command = Command::new(hook.path());
+    let args = hook.args().as_deref().unwrap_or_default();
+    if let Some((argv0, rest)) = args.split_first() {
+        command.arg0(argv0).args(rest);
+    }
+    command.env_clear();
+    for entry in hook.env().as_deref().unwrap_or_default() {
+        if let Some((key, value)) = entry.split_once('=') {
+            command.env(key, value);
+        }
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let spawn_err = |source| HookError::Spawn {
+        stage,
+        path: path.clone(),
+        source,
+    };
+    let mut child = command.spawn().map_err(spawn_err)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook may exit without reading its input: that is not a failure of ours.
+        let _ = stdin.write_all(state_json);
+    }
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| (t, Instant::now() + Duration::from_secs(t.unsigned_abs())));
+    let mut pause = Duration::from_micros(200);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(spawn_err)? {
+            break status;
+        }
+        if let Some((secs, at)) = deadline {
+            if Instant::now() >= at {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HookError::Timeout { stage, path, secs });
+            }
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    let stderr = stderr.trim();
+    Err(HookError::Failed {
+        stage,
+        path,
+        status: status.to_string(),
+        stderr: if stderr.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", stderr.lines().last().unwrap_or_default())
+        },
+    })
+}

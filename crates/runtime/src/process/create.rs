@@ -1,0 +1,378 @@
+//! `create`, the runtime's side: validate everything, claim the id, make the cgroup, clone the
+//! container's first process and walk it through its setup until it waits for `start`. Any
+//! failure undoes all of it.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{mkfifo, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::hooks;
+use crate::namespaces::NamespacePlan;
+use crate::oci_state::{now_rfc3339, OciState};
+use crate::process::error::{io, sys, ProcessError};
+use crate::process::init::{self, InitContext};
+use crate::procfs;
+use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan};
+use crate::security::{PlanOptions, SecurityPlan};
+use crate::state::{write_atomic, ContainerDir, ContainerState, Status, Store};
+use crate::sync::{Channel, Message};
+use crate::sys::clone::{clone_process, Forked};
+
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    /// `run` in the foreground: a terminal's master comes back to the caller instead of going to a
+    /// console socket.
+    pub foreground: bool,
+    /// The signal mask the container's program must start with.
+    pub sigmask: SigSet,
+}
+
+/// A container whose first process waits for `start`.
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: ContainerState,
+    pub spec: Spec,
+    /// The pty master, when the process has a terminal and the caller keeps it.
+    pub console: Option<OwnedFd>,
+}
+
+/// What was validated before anything was created.
+struct Plans {
+    spec: Spec,
+    bundle: PathBuf,
+    namespaces: NamespacePlan,
+    security: SecurityPlan,
+    rootfs: RootfsPlan,
+    cgroup: hull_cgroups::Cgroup,
+}
+
+pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, ProcessError> {
+    crate::state::validate_id(&opts.id)?;
+    let plans = plan(opts)?;
+    let dir = store.create(&opts.id)?;
+    let mut undo = Undo {
+        dir: Some(dir),
+        cgroup: None,
+        child: None,
+    };
+    let result = launch(opts, plans, &mut undo);
+    match result {
+        Ok((state, spec, console)) => {
+            let dir = undo.dir.take().expect("dir kept until success");
+            undo.cgroup = None;
+            undo.child = None;
+            Ok(Created {
+                dir,
+                state,
+                spec,
+                console,
+            })
+        }
+        Err(err) => {
+            undo.run();
+            Err(err)
+        }
+    }
+}
+
+fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(io(format!("bundle {}", opts.bundle.display())))?;
+    let spec = crate::spec::load(&bundle)?;
+    let linux = spec.linux().as_ref();
+    let process = spec.process().as_ref().expect("validated");
+    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && !opts.foreground {
+        return Err(ProcessError::Invalid(
+            "cannot allocate tty if hull-runtime will detach without setting console socket".into(),
+        ));
+    }
+    if !process.terminal().unwrap_or(false) && opts.console_socket.is_some() {
+        return Err(ProcessError::Invalid(
+            "cannot use console socket if hull-runtime will not detach or allocate tty".into(),
+        ));
+    }
+    let namespaces = NamespacePlan::new(linux)?;
+    let security = SecurityPlan::new(
+        process,
+        linux,
+        PlanOptions {
+            in_user_namespace: namespaces.is_private(LinuxNamespaceType::User),
+            extra_caps: Vec::new(),
+        },
+    )?;
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+    let cgroup = hull_cgroups::Cgroup::new(cgroups_path, &opts.id)?;
+    let cgroup_mounts = cgroup
+        .hierarchies()
+        .into_iter()
+        .map(|h| CgroupMount {
+            version: h.version,
+            controllers: h.controllers,
+            mount_point: h.mount_point,
+            path: h.path,
+        })
+        .collect();
+    let rootfs = RootfsPlan::new(
+        &spec,
+        &bundle,
+        RootfsOptions {
+            no_pivot: opts.no_pivot,
+            user_namespace: namespaces.is_private(LinuxNamespaceType::User),
+            cgroup_namespace: namespaces.is_private(LinuxNamespaceType::Cgroup),
+            cgroups: cgroup_mounts,
+        },
+    )?;
+    Ok(Plans {
+        spec,
+        bundle,
+        namespaces,
+        security,
+        rootfs,
+        cgroup,
+    })
+}
+
+type Launched = (ContainerState, Spec, Option<OwnedFd>);
+
+fn launch(opts: &CreateOptions, mut plans: Plans, undo: &mut Undo) -> Result<Launched, ProcessError> {
+    let dir = undo.dir.as_ref().expect("dir present while launching");
+    dir.save_config(&plans.spec)?;
+    let fifo_path = dir.fifo_path();
+    mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(sys("mkfifo exec.fifo"))?;
+    let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(sys("opening exec.fifo"))?;
+    let linux = plans.spec.linux().as_ref();
+    plans.cgroup.create(linux.and_then(|l| l.resources().as_ref()))?;
+    undo.cgroup = Some(plans.cgroup.clone());
+
+    let (parent, child) = Channel::pair()?;
+    let forked = clone_process(plans.namespaces.first_clone_flags())
+        .map_err(sys("clone of the container process"))?;
+    let first = match forked {
+        Forked::Child => init::run(InitContext {
+            id: &opts.id,
+            spec: &plans.spec,
+            namespaces: &plans.namespaces,
+            rootfs: &plans.rootfs,
+            security: &plans.security,
+            channel: &child,
+            close: vec![parent.raw_fd(), dir.lock_fd()],
+            fifo: &fifo,
+            no_new_keyring: opts.no_new_keyring,
+            preserve_fds: opts.preserve_fds,
+            sigmask: opts.sigmask,
+        }),
+        Forked::Parent(pid) => pid,
+    };
+    undo.child = Some(first);
+    drop(child);
+    drop(fifo);
+    let pid = guide(opts, &plans, &parent, first, undo)?;
+    let state = ContainerState {
+        id: opts.id.clone(),
+        pid: pid.as_raw(),
+        pid_start: procfs::start_time(pid.as_raw()).unwrap_or(0),
+        bundle: plans.bundle.clone(),
+        rootfs: plans.rootfs.root().to_path_buf(),
+        created: now_rfc3339(),
+        annotations: plans.spec.annotations().clone().unwrap_or_default(),
+        cgroup: plans.cgroup.clone(),
+    };
+    let console = receive_ready(opts, &plans, &parent, &state)?;
+    dir.save(&state)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid.as_raw())?;
+    }
+    Ok((state, plans.spec, console))
+}
+
+/// Drives the child through namespaces, cgroup placement and the runtime's hooks. Returns the pid
+/// of the container's first process.
+fn guide(
+    opts: &CreateOptions,
+    plans: &Plans,
+    channel: &Channel,
+    first: Pid,
+    undo: &mut Undo,
+) -> Result<Pid, ProcessError> {
+    expect(channel, "Created", |m| matches!(m, Message::Created))?;
+    plans.namespaces.write_id_maps(first.as_raw())?;
+    plans.cgroup.add_process(first.as_raw())?;
+    channel.send(&Message::Proceed)?;
+    let mut pid = first;
+    if plans.namespaces.needs_intermediate() && plans.namespaces.intermediate_forks() {
+        match channel.recv()?.0 {
+            Message::Pid(raw) => pid = Pid::from_raw(raw),
+            Message::Error(msg) => return Err(ProcessError::Child(msg)),
+            got => return Err(unexpected("Pid", got)),
+        }
+        let _ = waitpid(first, None);
+        undo.child = Some(pid);
+    }
+    let process = plans.spec.process().as_ref().expect("validated");
+    if let Some(score) = process.oom_score_adj() {
+        crate::security::set_oom_score_adj(pid.as_raw(), score)?;
+    }
+    expect(channel, "CreateRuntimeHooks", |m| {
+        matches!(m, Message::CreateRuntimeHooks)
+    })?;
+    let annotations = plans.spec.annotations().clone().unwrap_or_default();
+    let created = now_rfc3339();
+    let state = OciState {
+        oci_version: crate::oci_state::OCI_VERSION,
+        id: &opts.id,
+        pid: pid.as_raw(),
+        status: Status::Creating,
+        bundle: &plans.bundle,
+        rootfs: plans.rootfs.root(),
+        created: &created,
+        owner: "",
+        annotations: &annotations,
+    }
+    .to_json();
+    if let Some(h) = plans.spec.hooks() {
+        #[allow(deprecated)]
+        if let Some(list) = h.prestart() {
+            hooks::run("prestart", list, &state)?;
+        }
+        if let Some(list) = h.create_runtime() {
+            hooks::run("createRuntime", list, &state)?;
+        }
+    }
+    channel.send(&Message::ProceedWithState(
+        String::from_utf8(state).expect("json is utf-8"),
+    ))?;
+    Ok(pid)
+}
+
+/// Takes the pty master and seccomp listener as they come, until the process is ready.
+fn receive_ready(
+    opts: &CreateOptions,
+    plans: &Plans,
+    channel: &Channel,
+    state: &ContainerState,
+) -> Result<Option<OwnedFd>, ProcessError> {
+    let mut console = None;
+    loop {
+        let (message, fd) = channel.recv()?;
+        match message {
+            Message::Ready => return Ok(console),
+            Message::Console => {
+                let master = fd.ok_or_else(|| ProcessError::Invalid("pty master missing".into()))?;
+                match &opts.console_socket {
+                    Some(path) => crate::console::send_to_socket(path, master.as_fd())?,
+                    None => console = Some(master),
+                }
+            }
+            Message::SeccompListener => {
+                let listener =
+                    fd.ok_or_else(|| ProcessError::Invalid("seccomp listener missing".into()))?;
+                send_listener(plans, state, listener)?;
+            }
+            Message::Error(msg) => return Err(ProcessError::Child(msg)),
+            got => return Err(unexpected("Ready", got)),
+        }
+    }
+}
+
+fn send_listener(plans: &Plans, state: &ContainerState, listener: OwnedFd) -> Result<(), ProcessError> {
+    let seccomp = plans
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .ok_or_else(|| ProcessError::Invalid("seccomp listener without seccomp".into()))?;
+    let path = seccomp
+        .listener_path()
+        .as_ref()
+        .ok_or_else(|| ProcessError::Invalid("linux.seccomp.listenerPath is required for SCMP_ACT_NOTIFY".into()))?;
+    let oci = OciState {
+        oci_version: crate::oci_state::OCI_VERSION,
+        id: &state.id,
+        pid: state.pid,
+        status: Status::Creating,
+        bundle: &state.bundle,
+        rootfs: &state.rootfs,
+        created: &state.created,
+        owner: "",
+        annotations: &state.annotations,
+    };
+    let value = serde_json::to_value(&oci).expect("state serializes");
+    crate::seccomp_listener::send(
+        path,
+        seccomp.listener_metadata().as_deref(),
+        state.pid,
+        &value,
+        listener.as_fd(),
+    )?;
+    Ok(())
+}
+
+fn expect(
+    channel: &Channel,
+    name: &'static str,
+    pred: impl Fn(&Message) -> bool,
+) -> Result<(), ProcessError> {
+    match channel.recv()?.0 {
+        m if pred(&m) => Ok(()),
+        Message::Error(msg) => Err(ProcessError::Child(msg)),
+        got => Err(unexpected(name, got)),
+    }
+}
+
+fn unexpected(expected: &'static str, got: Message) -> ProcessError {
+    crate::sync::SyncError::Unexpected { expected, got }.into()
+}
+
+/// runc writes the pid file by rename, so a reader never sees it empty.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), ProcessError> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(io("current directory"))?
+            .join(path)
+    };
+    write_atomic(&path, pid.to_string().as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// What a failed create must take down again, in reverse order of making.
+struct Undo {
+    dir: Option<ContainerDir>,
+    cgroup: Option<hull_cgroups::Cgroup>,
+    child: Option<Pid>,
+}
+
+impl Undo {
+    fn run(&mut self) {
+        if let Some(pid) = self.child.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(cgroup) = self.cgroup.take() {
+            // Children of a dying intermediate may still be leaving the cgroup: kill and retry.
+            if let Ok(pids) = cgroup.pids() {
+                for pid in pids {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+            let _ = cgroup.remove();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.remove();
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! `exec`: a new process in a running container. The runtime joins the container's pid namespace
+//! for its children, clones once, and the child joins the other namespaces of the container's
+//! first process, enters its cgroup, and locks itself down with the container's seccomp profile
+//! before execve.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{setsid, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use crate::container::Container;
+use crate::namespaces::{clone_flag, proc_name};
+use crate::process::error::{io, sys, ProcessError};
+use crate::process::program::Program;
+use crate::security::{PlanOptions, SecurityPlan};
+use crate::state::Status;
+use crate::sync::{Channel, Message};
+use crate::sys::clone::{clone_process, Forked};
+
+pub struct ExecOptions {
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub detach: bool,
+    pub sigmask: SigSet,
+}
+
+/// The started process: its pid, and its pty master when the caller relays the terminal.
+pub struct Executed {
+    pub pid: Pid,
+    pub console: Option<OwnedFd>,
+}
+
+/// Namespaces of the container's first process, opened before the clone.
+struct Target {
+    pid_ns: Option<File>,
+    /// In join order: user first (it grants the rights for the rest), mount last.
+    others: Vec<(LinuxNamespaceType, File)>,
+    cgroup_ns: Option<File>,
+}
+
+pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, ProcessError> {
+    match container.status() {
+        Status::Running | Status::Created => {}
+        status => {
+            return Err(ProcessError::Invalid(format!(
+                "cannot exec in a {status} container"
+            )))
+        }
+    }
+    let spec = container
+        .config()
+        .map_err(|e| ProcessError::Invalid(e.to_string()))?;
+    if opts.process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.detach {
+        return Err(ProcessError::Invalid(
+            "cannot allocate tty if hull-runtime will detach without setting console socket".into(),
+        ));
+    }
+    let target = open_namespaces(&spec, container.state.pid)?;
+    let user_ns = target
+        .others
+        .iter()
+        .any(|(k, _)| *k == LinuxNamespaceType::User);
+    let security = SecurityPlan::new(
+        &opts.process,
+        spec.linux().as_ref(),
+        PlanOptions {
+            in_user_namespace: user_ns,
+            extra_caps: Vec::new(),
+        },
+    )?;
+    let program_args = opts.process.args().clone().unwrap_or_default();
+    if program_args.is_empty() {
+        return Err(ProcessError::Invalid("exec: args must not be empty".into()));
+    }
+    if let Some(pid_ns) = &target.pid_ns {
+        // Only this process's future children enter it; the runtime itself stays where it is.
+        setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(sys("joining the pid namespace"))?;
+    }
+    let (parent, child) = Channel::pair()?;
+    let pid = match clone_process(CloneFlags::empty()).map_err(sys("clone"))? {
+        Forked::Child => child_main(&target, &opts.process, &security, &child, parent.raw_fd(), container.dir.lock_fd(), opts),
+        Forked::Parent(pid) => pid,
+    };
+    drop(child);
+    match guide(container, &spec, &parent, pid, opts) {
+        Ok(console) => {
+            if let Some(path) = &opts.pid_file {
+                crate::process::create::write_pid_file(path, pid.as_raw())?;
+            }
+            Ok(Executed { pid, console })
+        }
+        Err(err) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            Err(err)
+        }
+    }
+}
+
+fn open_namespaces(spec: &Spec, pid: i32) -> Result<Target, ProcessError> {
+    let mut target = Target {
+        pid_ns: None,
+        others: Vec::new(),
+        cgroup_ns: None,
+    };
+    let private: Vec<LinuxNamespaceType> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|list| list.iter().map(|ns| ns.typ()).collect())
+        .unwrap_or_default();
+    let order = [
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Time,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Mount,
+    ];
+    for kind in order.into_iter().filter(|k| private.contains(k)) {
+        let path = crate::procfs::ns_path(pid, proc_name(kind));
+        let file = File::open(&path).map_err(io(format!("opening {}", path.display())))?;
+        match kind {
+            LinuxNamespaceType::Pid => target.pid_ns = Some(file),
+            LinuxNamespaceType::Cgroup => target.cgroup_ns = Some(file),
+            _ => target.others.push((kind, file)),
+        }
+    }
+    Ok(target)
+}
+
+/// Places the child in the cgroup, passes its terminal and seccomp listener on, and waits until
+/// it has executed (its end of the channel closes on exec) or failed.
+fn guide(
+    container: &Container,
+    spec: &Spec,
+    channel: &Channel,
+    pid: Pid,
+    opts: &ExecOptions,
+) -> Result<Option<OwnedFd>, ProcessError> {
+    match channel.recv()?.0 {
+        Message::Created => {}
+        Message::Error(msg) => return Err(ProcessError::Child(msg)),
+        got => return Err(crate::sync::SyncError::Unexpected { expected: "Created", got }.into()),
+    }
+    container.state.cgroup.add_process(pid.as_raw())?;
+    channel.send(&Message::Proceed)?;
+    let mut console = None;
+    loop {
+        let (message, fd) = match channel.recv() {
+            Err(crate::sync::SyncError::Closed) => return Ok(console),
+            other => other?,
+        };
+        match message {
+            Message::Console => {
+                let master = fd.ok_or_else(|| ProcessError::Invalid("pty master missing".into()))?;
+                match &opts.console_socket {
+                    Some(path) => crate::console::send_to_socket(path, master.as_fd())?,
+                    None => console = Some(master),
+                }
+            }
+            Message::SeccompListener => {
+                let listener =
+                    fd.ok_or_else(|| ProcessError::Invalid("seccomp listener missing".into()))?;
+                let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+                if let Some(path) = seccomp.and_then(|s| s.listener_path().as_ref()) {
+                    let state = serde_json::to_value(container.oci_state(Status::Running))
+                        .expect("state serializes");
+                    crate::seccomp_listener::send(
+                        path,
+                        seccomp.and_then(|s| s.listener_metadata().as_deref()),
+                        pid.as_raw(),
+                        &state,
+                        listener.as_fd(),
+                    )?;
+                }
+            }
+            // Ready comes right before execve; the close of the channel confirms it.
+            Message::Ready => {}
+            Message::Error(msg) => return Err(ProcessError::Child(msg)),
+            got => return Err(crate::sync::SyncError::Unexpected { expected: "Ready", got }.into()),
+        }
+    }
+}
+
+fn child_main(
+    target: &Target,
+    process: &Process,
+    security: &SecurityPlan,
+    channel: &Channel,
+    parent_fd: RawFd,
+    lock_fd: RawFd,
+    opts: &ExecOptions,
+) -> ! {
+    let _ = nix::unistd::close(parent_fd);
+    let _ = nix::unistd::close(lock_fd);
+    let err = match child_setup(target, process, security, channel, opts) {
+        Ok(never) => match never {},
+        Err(err) => err,
+    };
+    let _ = channel.send(&Message::Error(err.to_string()));
+    // SAFETY: _exit leaves this child without running handlers it shares, by copy, with the runtime.
+    unsafe { libc::_exit(127) }
+}
+
+fn child_setup(
+    target: &Target,
+    process: &Process,
+    security: &SecurityPlan,
+    channel: &Channel,
+    opts: &ExecOptions,
+) -> Result<std::convert::Infallible, ProcessError> {
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    for (kind, file) in &target.others {
+        setns(file.as_fd(), clone_flag(*kind))
+            .map_err(sys(format!("joining the {} namespace", proc_name(*kind))))?;
+    }
+    channel.send(&Message::Created)?;
+    channel.expect_proceed()?;
+    if let Some(cgroup_ns) = &target.cgroup_ns {
+        setns(cgroup_ns.as_fd(), CloneFlags::CLONE_NEWCGROUP)
+            .map_err(sys("joining the cgroup namespace"))?;
+    }
+    if process.terminal().unwrap_or(false) {
+        setsid().map_err(sys("setsid"))?;
+        let size = process.console_size().as_ref().map(|b| {
+            (
+                u16::try_from(b.height()).unwrap_or(u16::MAX),
+                u16::try_from(b.width()).unwrap_or(u16::MAX),
+            )
+        });
+        let master = crate::console::setup_pty(size, false)?;
+        channel.send_with_fd(&Message::Console, Some(master.as_fd()))?;
+    }
+    nix::unistd::chdir(process.cwd()).map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
+    let env = process.env().clone().unwrap_or_default();
+    let program = Program::resolve(&process.args().clone().unwrap_or_default(), &env)?;
+    crate::sys::fds::cloexec_from(3 + opts.preserve_fds).map_err(sys("close_range"))?;
+    for fd in 3..3 + opts.preserve_fds {
+        crate::sys::fds::clear_cloexec(fd).map_err(sys(format!("preserving fd {fd}")))?;
+    }
+    if let Some(listener) = security.apply()? {
+        channel.send_with_fd(&Message::SeccompListener, Some(listener.as_fd()))?;
+    }
+    channel.send(&Message::Ready)?;
+    Ok(program.exec(&opts.sigmask)?)
+}

@@ -1,0 +1,216 @@
+//! Staying with a process in the foreground (`run`, `exec` without `--detach`): forward every
+//! signal to it, relay its terminal, and return its exit status as a shell would (128+N for a
+//! signal). Signals are blocked and read from a signalfd made before the process exists, so an
+//! exit that comes at once is never missed.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{read, write, Pid};
+
+use crate::process::error::{sys, ProcessError};
+use crate::sys::pty;
+
+/// Signals blocked and readable from a signalfd, for as long as this lives.
+pub struct Foreground {
+    signals: SignalFd,
+    /// The mask to restore, and to give the container's program.
+    pub original_mask: SigSet,
+}
+
+impl Foreground {
+    /// Blocks all signals. Call before creating the process.
+    pub fn new() -> Result<Foreground, ProcessError> {
+        let mut original_mask = SigSet::empty();
+        let all = SigSet::all();
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut original_mask))
+            .map_err(sys("sigprocmask"))?;
+        let signals =
+            SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC).map_err(sys("signalfd"))?;
+        Ok(Foreground {
+            signals,
+            original_mask,
+        })
+    }
+
+    /// Waits for `pid` to exit, forwarding signals and relaying `console`. Returns its exit code.
+    pub fn wait(&self, pid: Pid, console: Option<OwnedFd>) -> Result<i32, ProcessError> {
+        let mut relay = console.map(Relay::new).transpose()?;
+        loop {
+            if let Some(code) = reap(pid)? {
+                if let Some(relay) = relay.as_mut() {
+                    relay.drain();
+                }
+                return Ok(code);
+            }
+            let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            if let Some(relay) = &relay {
+                relay.poll_fds(&mut fds);
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(Errno::EINTR) => continue,
+                Err(err) => return Err(sys("poll")(err)),
+                Ok(_) => {}
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|fd| {
+                    fd.revents()
+                        .is_some_and(|r| !r.is_empty())
+                })
+                .collect();
+            if ready[0] {
+                self.forward(pid, relay.as_ref())?;
+            }
+            if let Some(relay) = relay.as_mut() {
+                relay.pump(&ready[1..]);
+            }
+        }
+    }
+
+    fn forward(&self, pid: Pid, relay: Option<&Relay>) -> Result<(), ProcessError> {
+        while let Some(info) = self.signals.read_signal().map_err(sys("reading signalfd"))? {
+            let Ok(signal) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) else {
+                continue;
+            };
+            match signal {
+                Signal::SIGCHLD => {}
+                Signal::SIGWINCH => {
+                    if let Some(relay) = relay {
+                        relay.resize();
+                    }
+                }
+                other => {
+                    let _ = kill(pid, other);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.original_mask), None);
+    }
+}
+
+/// Reaps every exited child (the runtime may be a subreaper); the exit code of `pid` once it
+/// has exited.
+fn reap(pid: Pid) -> Result<Option<i32>, ProcessError> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(Some(code)),
+            Ok(WaitStatus::Signaled(p, signal, _)) if p == pid => {
+                return Ok(Some(128 + signal as i32))
+            }
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(None),
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(err) => return Err(sys("waitpid")(err)),
+        }
+    }
+}
+
+/// Copies between the runtime's stdio and a pty master, with our terminal in raw mode.
+struct Relay {
+    master: OwnedFd,
+    saved: Option<Termios>,
+    stdin_open: bool,
+    master_open: bool,
+}
+
+impl Relay {
+    fn new(master: OwnedFd) -> Result<Relay, ProcessError> {
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(stdin.as_fd()).ok();
+        if let Some(termios) = &saved {
+            let mut raw = termios.clone();
+            cfmakeraw(&mut raw);
+            tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).map_err(sys("tcsetattr"))?;
+        }
+        let relay = Relay {
+            master,
+            saved,
+            stdin_open: true,
+            master_open: true,
+        };
+        relay.resize();
+        Ok(relay)
+    }
+
+    fn resize(&self) {
+        if let Some((rows, cols)) = pty::window_size(std::io::stdin().as_fd()) {
+            let _ = pty::set_window_size(self.master.as_fd(), rows, cols);
+        }
+    }
+
+    fn poll_fds<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) {
+        // Closed sides are polled with no events, so indexes stay stable.
+        let stdin = stdin_fd();
+        let flags = |open: bool| if open { PollFlags::POLLIN } else { PollFlags::empty() };
+        fds.push(PollFd::new(self.master.as_fd(), flags(self.master_open)));
+        fds.push(PollFd::new(stdin, flags(self.stdin_open)));
+    }
+
+    fn pump(&mut self, ready: &[bool]) {
+        if ready.first() == Some(&true) && self.master_open {
+            self.master_open = copy(self.master.as_fd(), std::io::stdout().as_fd());
+        }
+        if ready.get(1) == Some(&true) && self.stdin_open {
+            self.stdin_open = copy(stdin_fd(), self.master.as_fd());
+        }
+    }
+
+    /// Output the process wrote just before exiting.
+    fn drain(&mut self) {
+        while self.master_open {
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(n) if n > 0 => {
+                    self.master_open = copy(self.master.as_fd(), std::io::stdout().as_fd())
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(termios) = &self.saved {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, termios);
+        }
+    }
+}
+
+fn stdin_fd() -> BorrowedFd<'static> {
+    // SAFETY: fd 0 stays open for the life of the process; we never close it.
+    unsafe { BorrowedFd::borrow_raw(0) }
+}
+
+/// One read and its full write; false once the source is closed (EOF, or EIO from a pty whose
+/// slave is gone).
+fn copy(from: BorrowedFd, to: BorrowedFd) -> bool {
+    let mut buf = [0u8; 8192];
+    let n = match read(from, &mut buf) {
+        Ok(0) => return false,
+        Ok(n) => n,
+        Err(Errno::EINTR) | Err(Errno::EAGAIN) => return true,
+        Err(_) => return false,
+    };
+    let mut rest = &buf[..n];
+    while !rest.is_empty() {
+        match write(to, rest) {
+            Ok(written) => rest = &rest[written..],
+            Err(Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+    true
+}

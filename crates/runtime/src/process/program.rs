@@ -1,0 +1,81 @@
+//! The last step of every process hull starts in a container: find the program the way the
+//! container's PATH says, restore the signal mask, and execve it with the container's environment.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use nix::unistd::execve;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    NotFound(String),
+    #[error("exec: {0:?}: argument or environment contains a NUL byte")]
+    Nul(String),
+    #[error("exec {path}: {source}")]
+    Exec {
+        path: String,
+        source: nix::errno::Errno,
+    },
+}
+
+/// A program ready to replace the calling process.
+pub struct Program {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+impl Program {
+    /// Resolves `args[0]` against the PATH of `env` (glibc's execvpe would use the runtime's own
+    /// PATH instead, which is not the container's).
+    pub fn resolve(args: &[String], env: &[String]) -> Result<Program, ProgramError> {
+        let name = args.first().cloned().unwrap_or_default();
+        let path = if name.contains('/') {
+            PathBuf::from(&name)
+        } else {
+            let search = env
+                .iter()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or(DEFAULT_PATH);
+            search
+                .split(':')
+                .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(&name))
+                .find(|candidate| is_executable(candidate))
+                .ok_or_else(|| ProgramError::NotFound(name.clone()))?
+        };
+        let cstring = |s: &[u8]| CString::new(s).map_err(|_| ProgramError::Nul(name.clone()));
+        Ok(Program {
+            path: cstring(path.as_os_str().as_bytes())?,
+            argv: args
+                .iter()
+                .map(|a| cstring(a.as_bytes()))
+                .collect::<Result<_, _>>()?,
+            envp: env
+                .iter()
+                .map(|e| cstring(e.as_bytes()))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Restores `sigmask` (the runtime blocks signals while it forwards them) and executes.
+    pub fn exec(&self, sigmask: &SigSet) -> Result<Infallible, ProgramError> {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(sigmask), None);
+        execve(&self.path, &self.argv, &self.envp).map_err(|source| ProgramError::Exec {
+            path: self.path.to_string_lossy().into_owned(),
+            source,
+        })
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}

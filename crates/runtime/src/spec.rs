@@ -1,0 +1,165 @@
+//! Loading and validating a bundle's config.json: everything that can be rejected is rejected here,
+//! before any kernel object exists, with one line naming the field.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid config: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("config.json: {0}")]
+    Invalid(String),
+    #[error("config.json: {0} is not supported by hull-runtime")]
+    Unsupported(&'static str),
+}
+
+fn invalid(msg: impl Into<String>) -> SpecError {
+    SpecError::Invalid(msg.into())
+}
+
+/// Reads `BUNDLE/config.json` and validates it.
+pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
+    let path = bundle.join("config.json");
+    let bytes = std::fs::read(&path).map_err(|source| SpecError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let spec: Spec =
+        serde_json::from_slice(&bytes).map_err(|source| SpecError::Parse { path, source })?;
+    validate(&spec)?;
+    Ok(spec)
+}
+
+/// Checks what the rest of the runtime takes for granted.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    let version = spec.version();
+    if !version.starts_with("1.") {
+        return Err(invalid(format!(
+            "ociVersion {version:?} is not supported (1.x is)"
+        )));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process is required"))?;
+    if process.args().as_ref().is_none_or(|args| args.is_empty()) {
+        return Err(invalid("process.args must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid(format!(
+            "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        )));
+    }
+    if process.command_line().is_some() {
+        return Err(SpecError::Unsupported("process.commandLine (Windows only)"));
+    }
+    if spec.root().is_none() {
+        return Err(invalid("root is required"));
+    }
+    if spec.solaris().is_some() {
+        return Err(SpecError::Unsupported("solaris"));
+    }
+    if spec.windows().is_some() {
+        return Err(SpecError::Unsupported("windows"));
+    }
+    if spec.vm().is_some() {
+        return Err(SpecError::Unsupported("vm"));
+    }
+    if spec.zos().is_some() {
+        return Err(SpecError::Unsupported("zos"));
+    }
+    match spec.linux() {
+        Some(linux) => validate_linux(linux, spec.hostname().is_some() || spec.domainname().is_some()),
+        None => Err(invalid("linux is required")),
+    }
+}
+
+fn validate_linux(linux: &oci_spec::runtime::Linux, names_uts: bool) -> Result<(), SpecError> {
+    if linux.intel_rdt().is_some() {
+        return Err(SpecError::Unsupported("linux.intelRdt (no resctrl on this host)"));
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(SpecError::Unsupported("linux.netDevices"));
+    }
+    if linux.memory_policy().is_some() {
+        return Err(SpecError::Unsupported("linux.memoryPolicy"));
+    }
+    let mut seen = HashSet::new();
+    let namespaces = linux.namespaces().as_deref().unwrap_or_default();
+    if !namespaces
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::Mount && ns.path().is_none())
+    {
+        return Err(invalid(
+            "linux.namespaces: a new mount namespace is required",
+        ));
+    }
+    for ns in namespaces {
+        if !seen.insert(ns.typ()) {
+            return Err(invalid(format!(
+                "namespace {} is listed twice",
+                ns.typ()
+            )));
+        }
+        if let Some(path) = ns.path() {
+            if !path.is_absolute() {
+                return Err(invalid(format!(
+                    "namespace {} path {path:?} must be absolute",
+                    ns.typ()
+                )));
+            }
+        }
+    }
+    if names_uts
+        && !namespaces
+            .iter()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Uts)
+    {
+        return Err(invalid(
+            "hostname/domainname need a private UTS namespace",
+        ));
+    }
+    let new_user = namespaces
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_none());
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if has_maps && !new_user {
+        return Err(invalid(
+            "linux.uidMappings/gidMappings need a new user namespace",
+        ));
+    }
+    if new_user && !has_maps {
+        return Err(invalid(
+            "a new user namespace needs linux.uidMappings and linux.gidMappings",
+        ));
+    }
+    if let Some(offsets) = linux.time_offsets() {
+        let new_time = namespaces
+            .iter()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Time && ns.path().is_none());
+        if !offsets.is_empty() && !new_time {
+            return Err(invalid("linux.timeOffsets need a new time namespace"));
+        }
+        for clock in offsets.keys() {
+            if clock != "monotonic" && clock != "boottime" {
+                return Err(invalid(format!(
+                    "linux.timeOffsets: unknown clock {clock:?} (monotonic, boottime)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

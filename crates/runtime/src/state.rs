@@ -1,0 +1,270 @@
+//! The runtime's record of its containers: one directory per container under `--root`, holding
+//! `state.json` (written by rename), a copy of the config, the exec FIFO while the container is
+//! created but not started, and a lock file that serializes commands on the same id.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+const STATE_FILE: &str = "state.json";
+const CONFIG_FILE: &str = "config.json";
+const LOCK_FILE: &str = "lock";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("container with given ID already exists")]
+    Exists,
+    #[error("container does not exist")]
+    NotExist,
+    #[error("invalid container id format: {0:?}")]
+    InvalidId(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: corrupt state: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The lifecycle states of the runtime spec, plus runc's `paused`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What the runtime remembers of a container between commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// The container's first process, in the runtime's pid namespace.
+    pub pid: i32,
+    /// Its start time in clock ticks (/proc/PID/stat field 22), so a reused pid is not mistaken for it.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub cgroup: hull_cgroups::Cgroup,
+}
+
+/// The `--root` directory.
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: &Path) -> Store {
+        Store {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Claims `id` for a new container: the directory's creation is the atomic test for a duplicate.
+    pub fn create(&self, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(io_err(&self.root))?;
+        let path = self.root.join(id);
+        match std::fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StateError::Exists)
+            }
+            Err(err) => return Err(io_err(&path)(err)),
+        }
+        ContainerDir::locked(id, path)
+    }
+
+    /// An existing container, locked for the caller's command.
+    pub fn open(&self, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        let path = self.root.join(id);
+        if !path.join(LOCK_FILE).exists() {
+            return Err(StateError::NotExist);
+        }
+        ContainerDir::locked(id, path)
+    }
+
+    /// Ids of every container under the root, sorted.
+    pub fn ids(&self) -> Result<Vec<String>, StateError> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(io_err(&self.root)(err)),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join(STATE_FILE).exists())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// runc's rule: letters, digits, `_ + - .`, and not `.` or `..`.
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::InvalidId(id.to_string()))
+    }
+}
+
+/// One container's directory, held under its exclusive lock for the life of this value.
+pub struct ContainerDir {
+    pub id: String,
+    path: PathBuf,
+    lock: Flock<File>,
+}
+
+impl ContainerDir {
+    fn locked(id: &str, path: PathBuf) -> Result<ContainerDir, StateError> {
+        let lock_path = path.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        let mut file = lock;
+        let lock = loop {
+            match Flock::lock(file, FlockArg::LockExclusive) {
+                Err((f, nix::errno::Errno::EINTR)) => file = f,
+                Err((_, err)) => return Err(io_err(&lock_path)(err.into())),
+                Ok(lock) => break lock,
+            }
+        };
+        // A delete that raced us may have removed the directory while we waited for the lock.
+        if !path.exists() {
+            return Err(StateError::NotExist);
+        }
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn lock_fd(&self) -> i32 {
+        self.lock.as_raw_fd()
+    }
+
+    pub fn fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub fn load(&self) -> Result<ContainerState, StateError> {
+        let path = self.path.join(STATE_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotExist)
+            }
+            Err(err) => return Err(io_err(&path)(err)),
+        };
+        serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    pub fn save(&self, state: &ContainerState) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(state).expect("state serializes");
+        write_atomic(&self.path.join(STATE_FILE), &bytes, 0o600)
+    }
+
+    pub fn save_config(&self, spec: &Spec) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(spec).expect("spec serializes");
+        write_atomic(&self.path.join(CONFIG_FILE), &bytes, 0o600)
+    }
+
+    pub fn load_config(&self) -> Result<Spec, StateError> {
+        let path = self.path.join(CONFIG_FILE);
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Removes the directory; the lock goes with it.
+    pub fn remove(self) -> Result<(), StateError> {
+        std::fs::remove_dir_all(&self.path).map_err(io_err(&self.path))?;
+        drop(self.lock);
+        Ok(())
+    }
+}
+
+/// Writes `path` so that readers see the old content or the new, never a part: temp file + rename.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|err| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(path)(err)
+    })
+}

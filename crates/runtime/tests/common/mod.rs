@@ -1,0 +1,223 @@
+//! Test harness: busybox-static bundles in unique temp dirs, a private `--root` per test, and a
+//! teardown that deletes the container and checks that nothing of it is left behind.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{json, Value};
+
+pub const BUSYBOX: &str = "/bin/busybox";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn runtime_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hull-runtime")
+}
+
+/// Returns false (after saying why) when the host cannot run these tests.
+pub fn can_run() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP: the runtime tests need root");
+        return false;
+    }
+    if !Path::new(BUSYBOX).exists() {
+        eprintln!("SKIP: {BUSYBOX} is missing (apt-get install busybox-static)");
+        return false;
+    }
+    true
+}
+
+/// One container under test: its bundle, state root and id.
+pub struct TestContainer {
+    pub id: String,
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    pub config: Value,
+}
+
+impl TestContainer {
+    pub fn new(name: &str) -> TestContainer {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let id = format!("hull-t-{name}-{}-{n}", std::process::id());
+        let dir = std::env::temp_dir().join(&id);
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = dir.join("state");
+        let bundle = dir.join("bundle");
+        make_rootfs(&bundle.join("rootfs"));
+        let out = Command::new(runtime_bin())
+            .args(["spec", "--bundle"])
+            .arg(&bundle)
+            .output()
+            .expect("run hull-runtime spec");
+        assert!(out.status.success(), "spec: {}", String::from_utf8_lossy(&out.stderr));
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        let mut container = TestContainer {
+            id,
+            dir,
+            root,
+            bundle,
+            config,
+        };
+        container.config["process"]["terminal"] = json!(false);
+        container
+    }
+
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.config["process"]["args"] = json!(args);
+    }
+
+    /// `sh -c SCRIPT` as the process.
+    pub fn script(&mut self, script: &str) {
+        self.set_args(&["sh", "-c", script]);
+    }
+
+    pub fn linux(&mut self) -> &mut Value {
+        &mut self.config["linux"]
+    }
+
+    pub fn write_config(&self) {
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// `hull-runtime --root ROOT ARGS...`, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(runtime_bin());
+        cmd.arg("--root").arg(&self.root).args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn runtime(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run hull-runtime")
+    }
+
+    /// `run` in the foreground with the current config: (exit code, stdout, stderr).
+    pub fn run(&self) -> (i32, String, String) {
+        self.write_config();
+        let out = self.runtime(&["run", "--bundle", self.bundle.to_str().unwrap(), &self.id]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs and asserts success; the stdout.
+    pub fn run_ok(&self) -> String {
+        let (code, out, err) = self.run();
+        assert_eq!(code, 0, "run failed: stdout={out} stderr={err}");
+        out
+    }
+
+    /// `create`, asserting success.
+    pub fn create(&self) {
+        self.write_config();
+        let out = self.runtime(&["create", "--bundle", self.bundle.to_str().unwrap(), &self.id]);
+        assert!(out.status.success(), "create: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.runtime(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn state(&self) -> Value {
+        serde_json::from_str(&self.ok(&["state", &self.id])).unwrap()
+    }
+
+    pub fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap().to_string()
+    }
+
+    /// Waits up to 10 s for the status to become `want`.
+    pub fn wait_status(&self, want: &str) {
+        for _ in 0..1000 {
+            if self.status() == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("container {} never became {want}", self.id);
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ = self.runtime(&["delete", "--force", &self.id]);
+        let leaks = leaked_cgroups(&self.id);
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mount_leak = mounts.lines().any(|l| l.contains(&self.id));
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if !std::thread::panicking() {
+            assert!(leaks.is_empty(), "cgroups left behind: {leaks:?}");
+            assert!(!mount_leak, "mounts of {} left behind", self.id);
+        }
+    }
+}
+
+/// Cgroup directories named after `id` in any hierarchy.
+pub fn leaked_cgroups(id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return found;
+    };
+    for h in hierarchies.flatten() {
+        find_named(&h.path(), id, 4, &mut found);
+    }
+    found
+}
+
+fn find_named(dir: &Path, needle: &str, depth: u32, found: &mut Vec<PathBuf>) {
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().contains(needle) {
+                found.push(path.clone());
+            }
+            find_named(&path, needle, depth - 1, found);
+        }
+    }
+}
+
+/// A busybox root file system: /bin/busybox plus its applets as symlinks, and a few dirs.
+pub fn make_rootfs(rootfs: &Path) {
+    for d in ["bin", "dev", "proc", "sys", "etc", "tmp", "root"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    let out = Command::new(BUSYBOX)
+        .args(["--install", "-s"])
+        .arg(rootfs.join("bin"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+}
+
+/// The inode of a namespace of the calling (host) process.
+pub fn host_ns(name: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{name}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs hull's test suite as root against the real kernel. Installs what the tests need first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "the tests need root (namespaces, mounts, cgroups)"; exit 1; }
+./scripts/deps.sh
+# Two test threads: the machine has two cores, and the tests start real containers.
+cargo test --workspace -- --test-threads=2
