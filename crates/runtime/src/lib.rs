@@ -10,6 +10,7 @@ pub mod oci_state;
 pub mod process;
 pub mod procfs;
 pub mod seccomp_listener;
+pub mod security;
 pub mod spec;
 pub mod state;
 pub mod sync;

@@ -1,0 +1,27 @@
+//! The container process's security settings: everything the OCI `process` object and
+//! `linux.seccomp` / `linux.personality` say about what the process may do and as whom it runs.
+//!
+//! [`SecurityPlan::new`] runs in the runtime before clone: it validates every name and value
+//! against this host and compiles the seccomp filter, so a bad config fails before anything
+//! exists. [`SecurityPlan::apply`] runs in the container process as the last step before
+//! execve, in runc's order.
+
+mod capabilities;
+mod error;
+mod lsm;
+mod oom;
+mod personality;
+mod plan;
+mod rlimits;
+mod scheduling;
+mod seccomp;
+mod seccomp_features;
+mod user;
+
+pub use capabilities::known_capabilities;
+pub use error::SecurityError;
+pub use lsm::{apparmor_enabled, selinux_enabled};
+pub use oom::set_oom_score_adj;
+pub use plan::{PlanOptions, SecurityPlan};
+pub use seccomp_features::seccomp_features;
+pub use user::{override_user, parse_user};
