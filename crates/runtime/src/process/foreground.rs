@@ -3,7 +3,7 @@
 //! signal). Signals are blocked and read from a signalfd made before the process exists, so an
 //! exit that comes at once is never missed.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};

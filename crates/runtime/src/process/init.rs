@@ -3,7 +3,7 @@
 //! and waits on the exec FIFO until `start`.
 
 use std::convert::Infallible;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 use nix::sys::signal::SigSet;
 use nix::unistd::{close, fork, read, setresgid, setresuid, setsid, sethostname, ForkResult, Gid, Uid};

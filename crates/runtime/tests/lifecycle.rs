@@ -1,0 +1,239 @@
+//! The lifecycle through the command line: run's exit codes, create/start, kill and delete in
+//! each state, exec, pause/resume, list, ps, events, and runc's errors for unknown or taken ids.
+
+mod common;
+
+use common::{can_run, TestContainer};
+use serde_json::{json, Value};
+
+#[test]
+fn run_returns_exit_status_and_128_plus_signal() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("exit");
+    c.script("exit 3");
+    assert_eq!(c.run().0, 3);
+    c.script("kill -TERM $$");
+    assert_eq!(c.run().0, 128 + 15);
+    c.set_args(&["true"]);
+    assert_eq!(c.run().0, 0);
+}
+
+#[test]
+fn run_never_hangs_on_a_process_that_exits_at_once() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("fast");
+    c.set_args(&["true"]);
+    for _ in 0..20 {
+        let (code, _, err) = c.run();
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
+#[test]
+fn run_passes_stdout_and_environment() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("stdout");
+    c.config["process"]["env"] = json!(["PATH=/bin", "GREETING=hello"]);
+    c.script("echo $GREETING from $(pwd)");
+    assert_eq!(c.run_ok().trim(), "hello from /");
+}
+
+#[test]
+fn create_waits_for_start_then_kill_and_delete() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("split");
+    let shared = c.dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    mount_host_dir(&mut c, &shared, "/shared");
+    c.script("echo started > /shared/marker; exec sleep 100");
+    c.create();
+    assert_eq!(c.status(), "created");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!shared.join("marker").exists(), "process ran before start");
+    let state = c.state();
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert_eq!(state["bundle"], json!(c.bundle.canonicalize().unwrap()));
+    c.ok(&["start", &c.id]);
+    assert_eq!(c.status(), "running");
+    for _ in 0..500 {
+        if shared.join("marker").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(std::fs::read_to_string(shared.join("marker")).unwrap(), "started\n");
+    // Starting twice is an error.
+    assert!(!c.runtime(&["start", &c.id]).status.success());
+    // A running container is not deleted without --force.
+    let out = c.runtime(&["delete", &c.id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not stopped"));
+    c.ok(&["kill", &c.id, "KILL"]);
+    c.wait_status("stopped");
+    assert_eq!(c.state()["pid"], json!(0));
+    let out = c.runtime(&["kill", &c.id, "TERM"]);
+    assert!(!out.status.success(), "kill of a stopped container must fail");
+    c.ok(&["delete", &c.id]);
+    let out = c.runtime(&["state", &c.id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[test]
+fn created_container_can_be_deleted_without_force() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("delcreated");
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    let pid = c.state()["pid"].as_i64().unwrap();
+    c.ok(&["delete", &c.id]);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}/stat")).exists() || zombie(pid));
+}
+
+#[test]
+fn duplicate_and_unknown_ids_fail_like_runc() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("dup");
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    let out = c.runtime(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(c.status(), "created", "the failed create must not touch the first");
+    let out = c.runtime(&["kill", "hull-no-such-container", "KILL"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    let out = c.runtime(&["state", "../escape"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn exec_runs_in_the_container_and_returns_its_status() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("exec");
+    c.config["hostname"] = json!("exec-host");
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    c.ok(&["start", &c.id]);
+    let out = c.ok(&["exec", &c.id, "hostname"]);
+    assert_eq!(out.trim(), "exec-host");
+    let out = c.ok(&["exec", "--env", "X=42", "--cwd", "/tmp", &c.id, "sh", "-c", "echo $X $(pwd)"]);
+    assert_eq!(out.trim(), "42 /tmp");
+    let out = c.runtime(&["exec", &c.id, "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    // Same pid namespace as the first process: it is pid 1 there.
+    let out = c.ok(&["exec", &c.id, "cat", "/proc/1/cmdline"]);
+    assert!(out.starts_with("sleep"), "{out:?}");
+    // Detached, with a pid file.
+    let pid_file = c.dir.join("exec.pid");
+    c.ok(&["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), &c.id, "sleep", "50"]);
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let pids: Vec<i32> = serde_json::from_str(&c.ok(&["ps", "--format", "json", &c.id])).unwrap();
+    assert!(pids.contains(&pid), "{pid} not in {pids:?}");
+    let out = c.runtime(&["exec", &c.id, "/no/such/program"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("pause");
+    let shared = c.dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    mount_host_dir(&mut c, &shared, "/shared");
+    c.script("i=0; while true; do i=$((i+1)); echo $i > /shared/n; usleep 10000; done");
+    c.create();
+    c.ok(&["start", &c.id]);
+    let read = || -> u64 {
+        std::fs::read_to_string(shared.join("n")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    c.ok(&["pause", &c.id]);
+    assert_eq!(c.status(), "paused");
+    let frozen = read();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(read(), frozen, "counter advanced while paused");
+    assert!(!c.runtime(&["pause", &c.id]).status.success(), "pausing twice must fail");
+    c.ok(&["resume", &c.id]);
+    assert_eq!(c.status(), "running");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(read() > frozen, "counter did not advance after resume");
+}
+
+#[test]
+fn list_ps_and_events() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("list");
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    c.ok(&["start", &c.id]);
+    let list: Value = serde_json::from_str(&c.ok(&["list", "--format", "json"])).unwrap();
+    let entry = list.as_array().unwrap().iter().find(|e| e["id"] == json!(c.id)).unwrap();
+    assert_eq!(entry["status"], json!("running"));
+    let table = c.ok(&["list"]);
+    assert!(table.starts_with("ID"));
+    assert!(table.contains(&c.id));
+    let pid = c.state()["pid"].as_i64().unwrap();
+    let ps = c.ok(&["ps", &c.id]);
+    assert!(ps.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some(&pid.to_string())), "{ps}");
+    let events: Value = serde_json::from_str(c.ok(&["events", "--stats", &c.id]).trim()).unwrap();
+    assert_eq!(events["type"], json!("stats"));
+    assert_eq!(events["id"], json!(c.id));
+    assert!(events["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{events}");
+}
+
+#[test]
+fn kill_all_signals_every_process() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("killall");
+    c.script("sleep 100 & sleep 100 & wait");
+    c.create();
+    c.ok(&["start", &c.id]);
+    for _ in 0..100 {
+        let pids: Vec<i32> = serde_json::from_str(&c.ok(&["ps", "--format", "json", &c.id])).unwrap();
+        if pids.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    c.ok(&["kill", "--all", &c.id, "9"]);
+    c.wait_status("stopped");
+    c.ok(&["delete", &c.id]);
+}
+
+/// Adds a read-write bind mount of a host directory.
+pub fn mount_host_dir(c: &mut TestContainer, host: &std::path::Path, target: &str) {
+    c.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": target,
+        "type": "bind",
+        "source": host,
+        "options": ["rbind", "rw"]
+    }));
+}
+
+fn zombie(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .unwrap_or(true)
+}

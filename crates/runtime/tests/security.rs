@@ -1,0 +1,144 @@
+//! What the process may do, seen from inside: capabilities, rlimits, user and groups,
+//! no_new_privs, seccomp.
+
+mod common;
+
+use common::{can_run, TestContainer};
+use serde_json::json;
+
+fn status_field(out: &str, field: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn capabilities_are_exactly_the_configured_sets() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("caps");
+    let caps = json!(["CAP_NET_RAW", "CAP_CHOWN"]);
+    c.config["process"]["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps, "inheritable": [], "ambient": []
+    });
+    c.set_args(&["cat", "/proc/self/status"]);
+    let out = c.run_ok();
+    // CAP_CHOWN = bit 0, CAP_NET_RAW = bit 13.
+    let want = format!("{:016x}", (1u64 << 13) | 1);
+    for field in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(status_field(&out, field), want, "{field} in {out}");
+    }
+    assert_eq!(status_field(&out, "CapInh:"), "0000000000000000");
+    assert_eq!(status_field(&out, "CapAmb:"), "0000000000000000");
+}
+
+#[test]
+fn unknown_or_unavailable_capability_is_an_error_naming_it() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("badcap");
+    // Not in this host's bounding set (see DESIGN.md), or unknown to the kernel elsewhere.
+    let bounding = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = u64::from_str_radix(&status_field(&bounding, "CapBnd:"), 16).unwrap();
+    if bnd & (1 << 24) != 0 {
+        eprintln!("SKIP: CAP_SYS_RESOURCE is in this host's bounding set");
+        return;
+    }
+    c.config["process"]["capabilities"]["bounding"] = json!(["CAP_SYS_RESOURCE"]);
+    let (code, _, err) = c.run();
+    assert_ne!(code, 0);
+    assert!(err.contains("CAP_SYS_RESOURCE"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn rlimits_apply() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("rlimits");
+    c.config["process"]["rlimits"] = json!([
+        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000},
+        {"type": "RLIMIT_NPROC", "soft": 300, "hard": 400}
+    ]);
+    c.script("ulimit -n; ulimit -Hn; ulimit -u");
+    assert_eq!(c.run_ok(), "512\n1000\n300\n");
+}
+
+#[test]
+fn rlimit_above_the_hard_limit_is_reported() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("rlimitmax");
+    c.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]);
+    let (code, _, err) = c.run();
+    assert_ne!(code, 0);
+    assert!(err.contains("RLIMIT_NOFILE"), "{err}");
+}
+
+#[test]
+fn user_groups_and_no_new_privileges() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("user");
+    c.config["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [10, 20], "umask": 63});
+    c.config["process"]["noNewPrivileges"] = json!(true);
+    c.script("id -u; id -g; id -G; umask; grep NoNewPrivs /proc/self/status");
+    let out = c.run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1000");
+    assert_eq!(lines[1], "1001");
+    let mut groups: Vec<&str> = lines[2].split_whitespace().collect();
+    groups.sort();
+    assert_eq!(groups, ["10", "1001", "20"], "{out}");
+    assert_eq!(lines[3], "0077");
+    assert!(lines[4].ends_with("\t1") || lines[4].ends_with(" 1"), "{out}");
+}
+
+#[test]
+fn seccomp_blocked_syscall_returns_the_errno() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("seccomp");
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95}
+        ]
+    });
+    c.config["root"]["readonly"] = json!(false);
+    c.script("mkdir /tmp/blocked 2>&1; echo done");
+    let out = c.run_ok();
+    assert!(out.contains("Not supported") || out.contains("Operation not supported"), "{out}");
+    assert!(!c.bundle.join("rootfs/tmp/blocked").exists());
+}
+
+#[test]
+fn seccomp_argument_filters() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("seccompargs");
+    // Refuse personality(0xffffffff) queries only; other calls pass.
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{
+            "names": ["kill"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": 1,
+            "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]
+        }]
+    });
+    c.script("kill -USR1 $$ 2>&1 || echo usr1-blocked; trap 'echo got-usr2' USR2; kill -USR2 $$; echo end");
+    let out = c.run_ok();
+    assert!(out.contains("usr1-blocked"), "{out}");
+    assert!(out.contains("got-usr2"), "{out}");
+}
