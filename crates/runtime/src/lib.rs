@@ -1,1 +1,4 @@
-//! placeholder
+//! hull-runtime: an OCI runtime with runc's command line.
+
+pub mod rootfs;
+pub mod sys;
