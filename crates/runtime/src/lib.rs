@@ -9,6 +9,7 @@ pub mod namespaces;
 pub mod oci_state;
 pub mod process;
 pub mod procfs;
+pub mod rootfs;
 pub mod seccomp_listener;
 pub mod security;
 pub mod spec;

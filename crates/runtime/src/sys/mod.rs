@@ -7,6 +7,7 @@ pub mod creds;
 pub mod fds;
 pub mod ioprio;
 pub mod keyring;
+pub mod mount_api;
 pub mod pty;
 pub mod sched;
 pub mod seccomp;

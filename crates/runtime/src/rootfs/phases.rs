@@ -1,0 +1,65 @@
+//! The three steps the container's init runs, in order: prepare (mounts and /dev, before
+//! pivot_root), pivot, finalize (read-only root, sysctl, readonly and masked paths).
+
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use super::error::{Context, RootfsError};
+use super::plan::RootfsPlan;
+use super::resolve::Root;
+use super::{devices, masked, mounts, pivot, propagation, sysctl};
+use crate::sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY};
+
+impl RootfsPlan {
+    /// Phase 1, in the container's new mount namespace, before pivot: / made rslave (or
+    /// rootfsPropagation), the rootfs bound onto itself, every entry of `mounts` in order, then
+    /// /dev (devices, ptmx, links, shm, an empty /dev/console).
+    pub fn prepare(&self) -> Result<(), RootfsError> {
+        propagation::prepare_root(&self.rootfs, self.root_propagation)?;
+        let root = Root::open(&self.rootfs)?;
+        mounts::mount_all(self, &root)?;
+        devices::setup_dev(self, &root)
+    }
+
+    /// Phase 2: pivot_root (or MS_MOVE + chroot with no_pivot); the cwd ends at the new /.
+    pub fn pivot(&self) -> Result<(), RootfsError> {
+        if self.opts.no_pivot {
+            pivot::move_root(&self.rootfs)?;
+        } else {
+            pivot::pivot_root(&self.rootfs)?;
+        }
+        propagation::after_pivot(self.root_propagation)
+    }
+
+    /// Phase 3, after pivot (and after the console is bound on /dev/console): a read-only /dev
+    /// and root, linux.sysctl, readonlyPaths, maskedPaths.
+    pub fn finalize(&self) -> Result<(), RootfsError> {
+        let root = Root::open(Path::new("/"))?;
+        let ro = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            ..MountAttr::default()
+        };
+        for m in self.mounts.iter().filter(|m| m.defer_ro) {
+            let fd = root
+                .resolve(&m.destination)
+                .ctx(|| format!("{}: resolve", m.field))?;
+            mount_setattr(fd.as_fd(), "", AT_EMPTY_PATH, &ro)
+                .ctx(|| format!("{}: make read-only", m.field))?;
+        }
+        if self.readonly {
+            mount_setattr(root.fd(), "", AT_EMPTY_PATH, &ro)
+                .ctx(|| "root.readonly: remount / read-only")?;
+        }
+        sysctl::apply(&self.sysctl)?;
+        for p in &self.readonly_paths {
+            masked::readonly_path(&root, p)?;
+        }
+        if !self.masked_paths.is_empty() {
+            let null = masked::dev_null(&root)?;
+            for p in &self.masked_paths {
+                masked::mask_path(&root, p, null.as_fd())?;
+            }
+        }
+        Ok(())
+    }
+}

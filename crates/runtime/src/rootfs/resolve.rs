@@ -1,0 +1,193 @@
+//! Path resolution inside the container's rootfs: every lookup goes through openat2 with
+//! RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, so a symlink in the (untrusted) rootfs can never lead
+//! out of it, and what is mounted on is the opened descriptor, never a path re-walked later
+//! (CVE-2021-30465). Missing directories and files are created on the way, as runc does.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fstat, Mode, SFlag};
+
+use super::error::{Context, RootfsError};
+
+const RESOLVE: ResolveFlag = ResolveFlag::RESOLVE_IN_ROOT.union(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+
+/// openat2, retried on EAGAIN (a concurrent rename raced with a scoped lookup).
+pub(crate) fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlag,
+    resolve: ResolveFlag,
+) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(resolve);
+    loop {
+        match nix::fcntl::openat2(dirfd, path, how) {
+            Err(Errno::EAGAIN | Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The root directory every container path is resolved in.
+pub(crate) struct Root {
+    fd: OwnedFd,
+    host_path: PathBuf,
+}
+
+/// What to create when the last component of a path is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    Dir,
+    File,
+}
+
+impl Root {
+    pub fn open(host_path: &Path) -> Result<Self, RootfsError> {
+        let fd = nix::fcntl::open(
+            host_path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open rootfs {}", host_path.display()))?;
+        Ok(Self {
+            fd,
+            host_path: host_path.to_path_buf(),
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// O_PATH descriptor of `path` (a container path), or ENOENT.
+    pub fn resolve(&self, path: &Path) -> nix::Result<OwnedFd> {
+        self.open_in(path, OFlag::O_PATH)
+    }
+
+    /// Like resolve, but a symlink as last component is returned itself, not followed.
+    pub fn resolve_nofollow(&self, path: &Path) -> nix::Result<OwnedFd> {
+        self.open_in(path, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+    }
+
+    pub fn open_in(&self, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+        openat2(self.fd.as_fd(), &relative(path), flags, RESOLVE)
+    }
+
+    /// Resolve `path`, creating missing directories on the way and, if missing, the last
+    /// component as `last`. Returns an O_PATH descriptor of the result.
+    pub fn create(&self, path: &Path, last: Create) -> Result<OwnedFd, RootfsError> {
+        match self.resolve(path) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", path.display())),
+        }
+        let rel = relative(path);
+        let mut comps: Vec<&OsStr> = Vec::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(n) => comps.push(n),
+                // ".." would make "create the missing rest" ambiguous; runc refuses it too.
+                Component::ParentDir => {
+                    return Err(RootfsError::invalid(
+                        path.display().to_string(),
+                        "a path to create must not contain \"..\"",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let mut parent = self.reopen_root()?;
+        let mut walked = PathBuf::from("/");
+        for (i, name) in comps.iter().enumerate() {
+            walked.push(name);
+            let is_last = i + 1 == comps.len();
+            match self.resolve(&walked) {
+                Ok(fd) => {
+                    parent = fd;
+                    continue;
+                }
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", walked.display())),
+            }
+            let kind = if is_last { last } else { Create::Dir };
+            parent = create_one(parent.as_fd(), name, kind)
+                .ctx(|| format!("create {} in rootfs", walked.display()))?;
+        }
+        Ok(parent)
+    }
+
+    fn reopen_root(&self) -> Result<OwnedFd, RootfsError> {
+        self.fd.try_clone().ctx(|| "dup rootfs descriptor")
+    }
+
+    /// The container path of `fd` (a descriptor inside this root), from /proc/self/fd, or
+    /// None when it lies outside the root.
+    pub fn container_path(&self, fd: BorrowedFd<'_>) -> Result<Option<PathBuf>, RootfsError> {
+        let real = std::fs::read_link(proc_fd_path(fd)).ctx(|| "readlink /proc/self/fd")?;
+        Ok(real
+            .strip_prefix(&self.host_path)
+            .ok()
+            .map(|p| Path::new("/").join(p)))
+    }
+}
+
+/// Create `name` in directory `dir` as `kind` (EEXIST tolerated: a concurrent creator won),
+/// and return an O_PATH descriptor of it, refusing to follow a symlink in its place (a dangling
+/// one is what made resolution fail).
+fn create_one(dir: BorrowedFd<'_>, name: &OsStr, kind: Create) -> nix::Result<OwnedFd> {
+    let res = match kind {
+        Create::Dir => nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(0o755)),
+        Create::File => nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map(drop),
+    };
+    match res {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    let fd = nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = fstat(&fd)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+        // A symlink whose target does not exist: creating through it could land anywhere.
+        return Err(Errno::ELOOP);
+    }
+    Ok(fd)
+}
+
+/// "/proc/self/fd/N": the path mount(2) is given so it acts on the already-resolved descriptor.
+pub(crate) fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// `path` without its leading "/", as openat2 wants it relative to the root descriptor.
+pub(crate) fn relative(path: &Path) -> PathBuf {
+    let bytes = path.as_os_str().as_bytes();
+    let start = bytes.iter().take_while(|b| **b == b'/').count();
+    let rest = &bytes[start..];
+    if rest.is_empty() {
+        PathBuf::from(".")
+    } else {
+        PathBuf::from(OsStr::from_bytes(rest))
+    }
+}
+
+/// The file type bits of what `fd` refers to.
+pub(crate) fn file_type(fd: BorrowedFd<'_>) -> nix::Result<SFlag> {
+    let st = fstat(fd)?;
+    Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)
+}
