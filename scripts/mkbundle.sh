@@ -7,7 +7,9 @@ runtime=${HULL_RUNTIME:-target/release/hull-runtime}
 mkdir -p "$bundle/rootfs/bin"
 for d in dev proc sys etc tmp root; do mkdir -p "$bundle/rootfs/$d"; done
 cp /bin/busybox "$bundle/rootfs/bin/busybox"
-"$bundle/rootfs/bin/busybox" --install -s "$bundle/rootfs/bin"
+for applet in $(/bin/busybox --list); do
+  [ "$applet" = busybox ] || ln -sf busybox "$bundle/rootfs/bin/$applet"
+done
 echo 'root:x:0:0:root:/root:/bin/sh' > "$bundle/rootfs/etc/passwd"
 echo 'root:x:0:' > "$bundle/rootfs/etc/group"
 rm -f "$bundle/config.json"

@@ -2,6 +2,7 @@
 //! isolated by namespaces, placed in a cgroup, on its own root, with runc's lifecycle
 //! (create, start, kill, delete) and command line.
 
+pub mod cgroup_rules;
 pub mod console;
 pub mod container;
 pub mod hooks;

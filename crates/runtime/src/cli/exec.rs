@@ -138,13 +138,14 @@ fn build_process(container: &Container, args: &ExecArgs) -> anyhow::Result<Proce
             };
             let cap: Capability = serde_json::from_value(serde_json::Value::String(full))
                 .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))?;
-            for set in [
-                caps.bounding_mut(),
-                caps.effective_mut(),
-                caps.permitted_mut(),
-            ] {
-                set.get_or_insert_with(Default::default).insert(cap);
-            }
+            let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut set = set.clone().unwrap_or_default();
+                set.insert(cap);
+                Some(set)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
         }
         process.set_capabilities(Some(caps));
     }

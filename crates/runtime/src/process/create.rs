@@ -153,8 +153,8 @@ fn launch(opts: &CreateOptions, mut plans: Plans, undo: &mut Undo) -> Result<Lau
     mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(sys("mkfifo exec.fifo"))?;
     let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(sys("opening exec.fifo"))?;
-    let linux = plans.spec.linux().as_ref();
-    plans.cgroup.create(linux.and_then(|l| l.resources().as_ref()))?;
+    let resources = crate::cgroup_rules::resources(&plans.spec);
+    plans.cgroup.create(Some(&resources))?;
     undo.cgroup = Some(plans.cgroup.clone());
 
     let (parent, child) = Channel::pair()?;
@@ -179,13 +179,13 @@ fn launch(opts: &CreateOptions, mut plans: Plans, undo: &mut Undo) -> Result<Lau
     undo.child = Some(first);
     drop(child);
     drop(fifo);
-    let pid = guide(opts, &plans, &parent, first, undo)?;
+    let pid = guide(opts, &plans, &parent, first)?;
     let state = ContainerState {
         id: opts.id.clone(),
         pid: pid.as_raw(),
         pid_start: procfs::start_time(pid.as_raw()).unwrap_or(0),
         bundle: plans.bundle.clone(),
-        rootfs: plans.rootfs.root().to_path_buf(),
+        rootfs: plans.rootfs.rootfs().to_path_buf(),
         created: now_rfc3339(),
         annotations: plans.spec.annotations().clone().unwrap_or_default(),
         cgroup: plans.cgroup.clone(),
@@ -205,7 +205,6 @@ fn guide(
     plans: &Plans,
     channel: &Channel,
     first: Pid,
-    undo: &mut Undo,
 ) -> Result<Pid, ProcessError> {
     expect(channel, "Created", |m| matches!(m, Message::Created))?;
     plans.namespaces.write_id_maps(first.as_raw())?;
@@ -218,8 +217,8 @@ fn guide(
             Message::Error(msg) => return Err(ProcessError::Child(msg)),
             got => return Err(unexpected("Pid", got)),
         }
+        // The grandchild, if anything fails from here, dies with the cgroup's processes.
         let _ = waitpid(first, None);
-        undo.child = Some(pid);
     }
     let process = plans.spec.process().as_ref().expect("validated");
     if let Some(score) = process.oom_score_adj() {
@@ -236,7 +235,7 @@ fn guide(
         pid: pid.as_raw(),
         status: Status::Creating,
         bundle: &plans.bundle,
-        rootfs: plans.rootfs.root(),
+        rootfs: plans.rootfs.rootfs(),
         created: &created,
         owner: "",
         annotations: &annotations,

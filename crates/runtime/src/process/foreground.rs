@@ -31,7 +31,7 @@ impl Foreground {
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut original_mask))
             .map_err(sys("sigprocmask"))?;
         let signals =
-            SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC).map_err(sys("signalfd"))?;
+            SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(sys("signalfd"))?;
         Ok(Foreground {
             signals,
             original_mask,

@@ -25,6 +25,7 @@ mod sysctl;
 use std::path::PathBuf;
 
 pub use error::RootfsError;
+pub use options::known_mount_options;
 pub use plan::RootfsPlan;
 
 /// What the process code knows that config.json does not say.

@@ -128,6 +128,19 @@ const FS_DATA: &[(&str, &[&str])] = &[
     ("bind", &[]),
 ];
 
+/// Every generic mount option `parse` accepts, for `hull-runtime features`.
+pub fn known_mount_options() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = FLAGS
+        .iter()
+        .map(|(name, _, _)| *name)
+        .chain(PROPAGATION.iter().map(|(name, _)| *name))
+        .chain(RECURSIVE.iter().map(|(name, _, _)| *name))
+        .chain(["idmap", "ridmap", "tmpcopyup"])
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// What one mount's option list asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ParsedOptions {
