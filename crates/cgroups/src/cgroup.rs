@@ -253,13 +253,15 @@ impl Cgroup {
     /// Removes only the dirs this Cgroup created (and cgroups the container nested inside its own),
     /// retrying for about a second while the kernel still counts exiting tasks. Missing dirs are fine.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        // One deadline for all hierarchies: the tasks leave every hierarchy at the same moment.
+        let deadline = Instant::now() + Duration::from_secs(1);
         let mut first_err = None;
         for d in &self.dirs {
             // Outer dirs we created may be shared with other containers: only try them once.
             for (i, p) in d.created.iter().enumerate().rev() {
                 let leaf = i + 1 == d.created.len() && *p == d.path;
                 let r = if leaf {
-                    remove_tree(p)
+                    remove_tree(p, deadline)
                 } else {
                     match std::fs::remove_dir(p) {
                         Err(e)
@@ -326,12 +328,11 @@ fn child_dirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
         .collect())
 }
 
-/// Removes a cgroup and the cgroups nested in it, deepest first, retrying EBUSY for ~1 s.
-fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+/// Removes a cgroup and the cgroups nested in it, deepest first, retrying EBUSY until `deadline`.
+fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
     for sub in child_dirs(dir)? {
-        remove_tree(&sub)?;
+        remove_tree(&sub, deadline)?;
     }
-    let deadline = Instant::now() + Duration::from_secs(1);
     let mut delay = Duration::from_millis(1);
     loop {
         match std::fs::remove_dir(dir) {
