@@ -26,22 +26,35 @@ impl Loop {
         let f = std::fs::File::create(&file).expect("create backing file");
         f.set_len(mib << 20).expect("size backing file");
         drop(f);
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(&file)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Loop {
-                dev: String::from_utf8_lossy(&o.stdout).trim().to_string(),
-                file,
-            }),
-            other => {
+        match attach(&file) {
+            Ok(dev) => Some(Loop { dev, file }),
+            Err(why) => {
                 let _ = std::fs::remove_file(&file);
-                eprintln!("SKIP: cannot set up a loop device: {other:?}");
+                eprintln!("SKIP: cannot set up a loop device: {why}");
                 None
             }
         }
     }
+}
+
+/// util-linux `losetup --find --show`, or busybox's `losetup -f` + `losetup DEV FILE` (qemu guest).
+fn attach(file: &std::path::Path) -> Result<String, String> {
+    let run = |args: &[&std::ffi::OsStr]| -> Result<String, String> {
+        let o = Command::new("losetup")
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+        }
+    };
+    run(&["--find".as_ref(), "--show".as_ref(), file.as_os_str()]).or_else(|_| {
+        let dev = run(&["-f".as_ref()])?;
+        run(&[dev.as_ref(), file.as_os_str()])?;
+        Ok(dev)
+    })
 }
 
 impl Drop for Loop {
