@@ -93,7 +93,9 @@ fn relative_part(p: &Path) -> Result<PathBuf, CgroupError> {
 
 impl Cgroup {
     /// `cgroups_path` as in config.json; None => "hull-<id>" relative. Relative paths go under the
-    /// calling process's own cgroup in each hierarchy; absolute ones are relative to each mount point.
+    /// calling process's own cgroup in each hierarchy (on a pure v2 host under its parent, as runc
+    /// does, since a cgroup with processes cannot delegate controllers); absolute ones are relative
+    /// to each mount point.
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup, CgroupError> {
         check_id(id)?;
         let default = PathBuf::from(format!("hull-{id}"));
@@ -111,7 +113,15 @@ impl Cgroup {
                 let root = fs::read(&m.mount_point.join("cgroup.controllers"))?;
                 v2_controllers = root.split_whitespace().map(str::to_string).collect();
             }
-            let base = if absolute { m.mount_point.clone() } else { own };
+            let base = if absolute {
+                m.mount_point.clone()
+            } else if m.version == 2 && sys.layout == Layout::Unified && own != m.mount_point {
+                // As runc: on cgroup v2 our own cgroup holds this process, and a cgroup with
+                // processes cannot hand controllers to children; its parent can.
+                own.parent().map_or(own.clone(), Path::to_path_buf)
+            } else {
+                own
+            };
             dirs.push(Dir {
                 version: m.version,
                 controllers: m.controllers,

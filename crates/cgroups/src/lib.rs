@@ -18,7 +18,7 @@ mod stats;
 mod sys;
 
 pub use cgroup::{Cgroup, Hierarchy};
-pub use devices::default_device_rules;
+pub use devices::{default_device_rules, runc_device_rules};
 pub use error::CgroupError;
 pub use layout::{detect_layout, Layout};
 pub use oom::OomEvents;

@@ -174,15 +174,40 @@ pub(crate) fn enable_v2(cg: &Cgroup, plan: &Plan) -> Result<(), CgroupError> {
     for dir in chain {
         let ctl = dir.join("cgroup.subtree_control");
         let have = fs::read(&ctl)?;
-        let available = fs::read(&dir.join("cgroup.controllers"))?;
-        let missing: Vec<String> = wanted
+        let mut missing: Vec<&str> = wanted
             .iter()
-            .filter(|w| !have.split_whitespace().any(|h| h == **w))
-            .filter(|w| available.split_whitespace().any(|a| a == **w))
-            .map(|w| format!("+{w}"))
+            .copied()
+            .filter(|w| !have.split_whitespace().any(|h| h == *w))
             .collect();
-        if !missing.is_empty() {
-            fs::write_file(&ctl, &missing.join(" "))?;
+        if missing.is_empty() {
+            continue;
+        }
+        // Only what this level may enable; a requested one that is absent fails at its own write.
+        let available = fs::read(&dir.join("cgroup.controllers"))?;
+        missing.retain(|w| available.split_whitespace().any(|a| a == *w));
+        if missing.is_empty() {
+            continue;
+        }
+        let value = missing
+            .iter()
+            .map(|w| format!("+{w}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Err(source) = fs::write(&ctl, &value) {
+            if source.raw_os_error() == Some(libc::EBUSY) {
+                return Err(CgroupError::invalid(
+                    "linux.cgroupsPath",
+                    format!(
+                        "cannot enable {value} in {}: it holds processes, and cgroup v2 delegates controllers only from cgroups without any",
+                        dir.display()
+                    ),
+                ));
+            }
+            return Err(CgroupError::Write {
+                path: ctl,
+                value,
+                source,
+            });
         }
     }
     Ok(())

@@ -18,7 +18,10 @@ v1() {
   done
 }
 case $layout in
-  unified) mount -t cgroup2 cgroup2 /sys/fs/cgroup ;;
+  # The tests run from a non-root cgroup, as a runtime started by a service manager would.
+  unified) mount -t cgroup2 cgroup2 /sys/fs/cgroup
+    mkdir /sys/fs/cgroup/hull-runner.scope
+    echo $$ > /sys/fs/cgroup/hull-runner.scope/cgroup.procs ;;
   hybrid) v1; mkdir -p /sys/fs/cgroup/unified; mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified ;;
   legacy) v1 hugetlb ;;
 esac
