@@ -153,6 +153,7 @@ fn stats_serialize_in_runc_shape() {
     assert!(v["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{v}");
     assert!(v["memory"]["raw"].is_object(), "{v}");
     assert!(v["hugetlb"].is_object(), "{v}");
+    assert!(v["blkio"].is_object(), "{v}");
     if hull_cgroups::detect_layout().unwrap() != Layout::Unified {
         let percpu = v["cpu"]["usage"]["percpu"].as_array().unwrap();
         assert_eq!(
