@@ -34,8 +34,8 @@ pub(crate) struct Write {
 
 #[derive(Debug)]
 pub(crate) enum DeviceRules {
-    /// devices.deny / devices.allow in this v1 hierarchy.
-    V1(usize, Vec<Rule>),
+    /// devices.deny / devices.allow in this v1 hierarchy; `bool`: an update of a live cgroup.
+    V1(usize, Vec<Rule>, bool),
     /// An eBPF program attached to this cgroup2 dir.
     Bpf(usize, Vec<Rule>),
 }
@@ -135,7 +135,9 @@ impl Plan {
             })?;
         }
         match &self.devices {
-            Some(DeviceRules::V1(i, rules)) => devices::v1::apply(&cg.dir(*i).path, rules),
+            Some(DeviceRules::V1(i, rules, update)) => {
+                devices::v1::apply(&cg.dir(*i).path, rules, *update)
+            }
             Some(DeviceRules::Bpf(i, rules)) => devices::bpf::apply(&cg.dir(*i).path, rules),
             None => Ok(()),
         }

@@ -134,6 +134,31 @@ fn unknown_or_unsupported_controllers() {
 }
 
 #[test]
+fn device_rule_punching_a_hole_in_a_wildcard_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
+    // As runc: v1 would silently keep /dev/zero's mknod allowed through "c *:* m".
+    let mut rules = hull_cgroups::default_device_rules();
+    rules.push(
+        serde_json::from_value(
+            json!({"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm"}),
+        )
+        .unwrap(),
+    );
+    if hull_cgroups::detect_layout().unwrap() == hull_cgroups::Layout::Unified {
+        eprintln!("SKIP: v2's eBPF filter expresses any rule order");
+        return;
+    }
+    let e = rejected(
+        "devhole",
+        json!({ "devices": rules }),
+        "linux.resources.devices[12]",
+    );
+    assert!(e.contains("c *:* m"), "{e}");
+}
+
+#[test]
 fn blkio_weight_names_the_scheduler() {
     if skip_unless_root() {
         return;

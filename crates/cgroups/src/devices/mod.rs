@@ -118,7 +118,9 @@ pub(crate) fn plan(cx: &mut Ctx, rules: &[LinuxDeviceCgroup]) -> Result<(), Cgro
         .collect::<Result<Vec<_>, _>>()?;
     let field = "linux.resources.devices";
     if let Some(i) = cx.cg.v1("devices") {
-        cx.plan.devices = Some(DeviceRules::V1(i, checked));
+        v1::simulate(&checked)?;
+        let update = cx.mode == crate::plan::Mode::Update;
+        cx.plan.devices = Some(DeviceRules::V1(i, checked, update));
     } else if let Some(i) = cx.cg.v2() {
         cx.plan.devices = Some(DeviceRules::Bpf(i, checked));
     } else {
