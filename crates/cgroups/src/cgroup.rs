@@ -92,7 +92,7 @@ fn relative_part(p: &Path) -> Result<PathBuf, CgroupError> {
 }
 
 impl Cgroup {
-    /// `cgroups_path` as in config.json; None => "hull-<id>" relative. Relative paths go under the
+    /// `cgroups_path` as in config.json; None => `hull-<id>` relative. Relative paths go under the
     /// calling process's own cgroup in each hierarchy (on a pure v2 host under its parent, as runc
     /// does, since a cgroup with processes cannot delegate controllers); absolute ones are relative
     /// to each mount point.
