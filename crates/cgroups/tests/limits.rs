@@ -229,9 +229,10 @@ fn freezer_stops_a_counter_until_thawed() {
         return;
     }
     let cg = CgGuard::create("freezer", None);
-    let dir = std::env::temp_dir().join(format!("{}freezer", common::PREFIX));
+    let dir =
+        std::env::temp_dir().join(format!("{}{}-freezer", common::PREFIX, std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("counter-{}", std::process::id()));
+    let file = dir.join("counter");
     let mut sh = Sh::spawn(&format!(
         "i=0; while :; do i=$((i+1)); echo $i > {}.tmp; mv {0}.tmp {0}; done",
         file.display()
@@ -252,6 +253,8 @@ fn freezer_stops_a_counter_until_thawed() {
     let c = counter(&file);
     assert!(c > b, "counter did not advance after thaw ({b} -> {c})");
     drop(sh);
+    // The shell's in-flight `mv` children too, before their dir goes.
+    common::kill_all(&cg.0);
     let _ = std::fs::remove_dir_all(&dir);
     cg.finish();
 }
