@@ -138,6 +138,7 @@ impl Cgroup {
         })
     }
 
+    /// The host layout this cgroup was placed for.
     pub fn layout(&self) -> Layout {
         self.layout
     }
@@ -248,6 +249,7 @@ impl Cgroup {
         Ok(out)
     }
 
+    /// Every hierarchy this cgroup lives in, for the container's own /sys/fs/cgroup mounts.
     pub fn hierarchies(&self) -> Vec<Hierarchy> {
         self.dirs
             .iter()
