@@ -92,8 +92,10 @@ fn relative_part(p: &Path) -> Result<PathBuf, CgroupError> {
 }
 
 impl Cgroup {
-    /// `cgroups_path` as in config.json; None => "hull-<id>" relative. Relative paths go under the
-    /// calling process's own cgroup in each hierarchy; absolute ones are relative to each mount point.
+    /// `cgroups_path` as in config.json; None => `hull-<id>` relative. Relative paths go under the
+    /// calling process's own cgroup in each hierarchy (on a pure v2 host under its parent, as runc
+    /// does, since a cgroup with processes cannot delegate controllers); absolute ones are relative
+    /// to each mount point.
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup, CgroupError> {
         check_id(id)?;
         let default = PathBuf::from(format!("hull-{id}"));
@@ -111,7 +113,15 @@ impl Cgroup {
                 let root = fs::read(&m.mount_point.join("cgroup.controllers"))?;
                 v2_controllers = root.split_whitespace().map(str::to_string).collect();
             }
-            let base = if absolute { m.mount_point.clone() } else { own };
+            let base = if absolute {
+                m.mount_point.clone()
+            } else if m.version == 2 && sys.layout == Layout::Unified && own != m.mount_point {
+                // As runc: on cgroup v2 our own cgroup holds this process, and a cgroup with
+                // processes cannot hand controllers to children; its parent can.
+                own.parent().map_or(own.clone(), Path::to_path_buf)
+            } else {
+                own
+            };
             dirs.push(Dir {
                 version: m.version,
                 controllers: m.controllers,
@@ -128,6 +138,7 @@ impl Cgroup {
         })
     }
 
+    /// The host layout this cgroup was placed for.
     pub fn layout(&self) -> Layout {
         self.layout
     }
@@ -238,6 +249,7 @@ impl Cgroup {
         Ok(out)
     }
 
+    /// Every hierarchy this cgroup lives in, for the container's own /sys/fs/cgroup mounts.
     pub fn hierarchies(&self) -> Vec<Hierarchy> {
         self.dirs
             .iter()
@@ -253,13 +265,15 @@ impl Cgroup {
     /// Removes only the dirs this Cgroup created (and cgroups the container nested inside its own),
     /// retrying for about a second while the kernel still counts exiting tasks. Missing dirs are fine.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        // One deadline for all hierarchies: the tasks leave every hierarchy at the same moment.
+        let deadline = Instant::now() + Duration::from_secs(1);
         let mut first_err = None;
         for d in &self.dirs {
             // Outer dirs we created may be shared with other containers: only try them once.
             for (i, p) in d.created.iter().enumerate().rev() {
                 let leaf = i + 1 == d.created.len() && *p == d.path;
                 let r = if leaf {
-                    remove_tree(p)
+                    remove_tree(p, deadline)
                 } else {
                     match std::fs::remove_dir(p) {
                         Err(e)
@@ -326,12 +340,11 @@ fn child_dirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
         .collect())
 }
 
-/// Removes a cgroup and the cgroups nested in it, deepest first, retrying EBUSY for ~1 s.
-fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+/// Removes a cgroup and the cgroups nested in it, deepest first, retrying EBUSY until `deadline`.
+fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
     for sub in child_dirs(dir)? {
-        remove_tree(&sub)?;
+        remove_tree(&sub, deadline)?;
     }
-    let deadline = Instant::now() + Duration::from_secs(1);
     let mut delay = Duration::from_millis(1);
     loop {
         match std::fs::remove_dir(dir) {

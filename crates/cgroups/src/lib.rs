@@ -4,6 +4,15 @@
 //!
 //! The layout is detected from /proc/self/mountinfo and /proc/self/cgroup; a controller is applied on
 //! whichever hierarchy hosts it (on a hybrid host hugetlb may live only on the cgroup2 mount).
+//!
+//! Use from a runtime:
+//! 1. `Cgroup::new(config.linux.cgroupsPath, id)` (reads the mounts, touches nothing);
+//! 2. `create(resources)` with `resources.devices` set to [`runc_device_rules`] (or
+//!    [`default_device_rules`] when the config has none): everything is validated first, and a
+//!    failure leaves nothing behind; then persist the `Cgroup` (serde) in the container state;
+//! 3. `add_process(pid)` before the container process runs user code;
+//! 4. later commands reload it: `freeze`/`thaw`, `update`, `stats`, `oom_events`, `pids`;
+//! 5. `remove()` after the processes are gone (it retries for about a second while they exit).
 
 mod cgroup;
 mod controllers;
@@ -18,7 +27,7 @@ mod stats;
 mod sys;
 
 pub use cgroup::{Cgroup, Hierarchy};
-pub use devices::default_device_rules;
+pub use devices::{default_device_rules, runc_device_rules};
 pub use error::CgroupError;
 pub use layout::{detect_layout, Layout};
 pub use oom::OomEvents;

@@ -34,8 +34,8 @@ pub(crate) struct Write {
 
 #[derive(Debug)]
 pub(crate) enum DeviceRules {
-    /// devices.deny / devices.allow in this v1 hierarchy.
-    V1(usize, Vec<Rule>),
+    /// devices.deny / devices.allow in this v1 hierarchy; `bool`: an update of a live cgroup.
+    V1(usize, Vec<Rule>, bool),
     /// An eBPF program attached to this cgroup2 dir.
     Bpf(usize, Vec<Rule>),
 }
@@ -135,7 +135,9 @@ impl Plan {
             })?;
         }
         match &self.devices {
-            Some(DeviceRules::V1(i, rules)) => devices::v1::apply(&cg.dir(*i).path, rules),
+            Some(DeviceRules::V1(i, rules, update)) => {
+                devices::v1::apply(&cg.dir(*i).path, rules, *update)
+            }
             Some(DeviceRules::Bpf(i, rules)) => devices::bpf::apply(&cg.dir(*i).path, rules),
             None => Ok(()),
         }
@@ -174,15 +176,40 @@ pub(crate) fn enable_v2(cg: &Cgroup, plan: &Plan) -> Result<(), CgroupError> {
     for dir in chain {
         let ctl = dir.join("cgroup.subtree_control");
         let have = fs::read(&ctl)?;
-        let available = fs::read(&dir.join("cgroup.controllers"))?;
-        let missing: Vec<String> = wanted
+        let mut missing: Vec<&str> = wanted
             .iter()
-            .filter(|w| !have.split_whitespace().any(|h| h == **w))
-            .filter(|w| available.split_whitespace().any(|a| a == **w))
-            .map(|w| format!("+{w}"))
+            .copied()
+            .filter(|w| !have.split_whitespace().any(|h| h == *w))
             .collect();
-        if !missing.is_empty() {
-            fs::write_file(&ctl, &missing.join(" "))?;
+        if missing.is_empty() {
+            continue;
+        }
+        // Only what this level may enable; a requested one that is absent fails at its own write.
+        let available = fs::read(&dir.join("cgroup.controllers"))?;
+        missing.retain(|w| available.split_whitespace().any(|a| a == *w));
+        if missing.is_empty() {
+            continue;
+        }
+        let value = missing
+            .iter()
+            .map(|w| format!("+{w}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Err(source) = fs::write(&ctl, &value) {
+            if source.raw_os_error() == Some(libc::EBUSY) {
+                return Err(CgroupError::invalid(
+                    "linux.cgroupsPath",
+                    format!(
+                        "cannot enable {value} in {}: it holds processes, and cgroup v2 delegates controllers only from cgroups without any",
+                        dir.display()
+                    ),
+                ));
+            }
+            return Err(CgroupError::Write {
+                path: ctl,
+                value,
+                source,
+            });
         }
     }
     Ok(())

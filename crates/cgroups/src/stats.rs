@@ -194,6 +194,15 @@ impl Cgroup {
         if let Some(d) = at("hugetlb") {
             for size in page_sizes() {
                 let f = |n: &str| d.path.join(format!("hugetlb.{size}.{n}"));
+                let usage = if d.version == 1 {
+                    "usage_in_bytes"
+                } else {
+                    "current"
+                };
+                if !f(usage).exists() {
+                    // Not delegated to this cgroup (cgroup2 side of a hybrid host): nothing to report.
+                    continue;
+                }
                 let h = if d.version == 1 {
                     HugetlbStats {
                         usage: num(&f("usage_in_bytes"))?,

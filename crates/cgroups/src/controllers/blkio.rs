@@ -39,7 +39,24 @@ fn scheduler(major: i64, minor: i64) -> Option<String> {
     Some(text[start + 1..start + end].to_string())
 }
 
-/// Proportional weights only act under bfq (blkio.bfq.*); say so instead of writing a no-op.
+/// Whether blk-iocost is enabled for a device (or any device): then v2's io.weight is honoured.
+fn iocost_enabled(cx: &Ctx, t: Target, dev: Option<(i64, i64)>) -> bool {
+    let qos = cx.cg.dir(t.dir).mount_point.join("io.cost.qos");
+    let Ok(text) = std::fs::read_to_string(qos) else {
+        return false;
+    };
+    text.lines().any(|l| {
+        l.contains("enable=1") && dev.is_none_or(|(ma, mi)| l.starts_with(&format!("{ma}:{mi} ")))
+    })
+}
+
+/// runc's blkio weight [10, 1000] -> io.weight [1, 10000] conversion.
+fn blkio_to_io_weight(w: u16) -> u64 {
+    1 + (u64::from(w) - 10) * 9999 / 990
+}
+
+/// Proportional weights act only under bfq (blkio.bfq.*, io.bfq.weight) or blk-iocost (io.weight);
+/// say so instead of writing a no-op.
 fn weight_file(
     cx: &Ctx,
     t: Target,
@@ -49,6 +66,9 @@ fn weight_file(
     let base = &cx.cg.dir(t.dir).base;
     if !t.v2 && base.join("blkio.weight").exists() {
         return Ok("blkio.weight");
+    }
+    if t.v2 && iocost_enabled(cx, t, dev) {
+        return Ok("io.weight");
     }
     let bfq_somewhere = match dev {
         Some((ma, mi)) => scheduler(ma, mi).as_deref() == Some("bfq"),
@@ -66,12 +86,12 @@ fn weight_file(
             "block device {ma}:{mi} uses the {} I/O scheduler",
             scheduler(ma, mi).unwrap_or_else(|| "none".into())
         ),
-        None => "no block device uses the bfq I/O scheduler".to_string(),
+        None => "no block device uses the bfq I/O scheduler (nor blk-iocost)".to_string(),
     };
     Err(CgroupError::invalid(
         field,
         format!(
-            "{what}, so I/O weights have no effect (no blkio.weight; only bfq honours weights)"
+            "{what}, so I/O weights would have no effect (only bfq and blk-iocost honour them)"
         ),
     ))
 }
@@ -155,10 +175,10 @@ pub(crate) fn plan(cx: &mut Ctx, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         let f = field("weight");
         let v = check_weight(&f, w)?;
         let file = weight_file(cx, t, &f, None)?;
-        let value = if t.v2 {
-            format!("default {v}")
-        } else {
-            v.to_string()
+        let value = match file {
+            "io.weight" => format!("default {}", blkio_to_io_weight(v)),
+            "io.bfq.weight" => format!("default {v}"),
+            _ => v.to_string(),
         };
         cx.write(t, file, value, &f);
     }
@@ -173,6 +193,11 @@ pub(crate) fn plan(cx: &mut Ctx, b: &LinuxBlockIo) -> Result<(), CgroupError> {
             "blkio.weight" => "blkio.weight_device",
             "blkio.bfq.weight" => "blkio.bfq.weight_device",
             other => other,
+        };
+        let v = if file == "io.weight" {
+            blkio_to_io_weight(v)
+        } else {
+            u64::from(v)
         };
         cx.write(t, file, format!("{}:{} {v}", d.major(), d.minor()), &f);
     }
@@ -218,4 +243,14 @@ fn io_max(cx: &mut Ctx, t: Target, throttles: &Throttles) -> Result<(), CgroupEr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runc_weight_conversion() {
+        assert_eq!(super::blkio_to_io_weight(10), 1);
+        assert_eq!(super::blkio_to_io_weight(500), 4950);
+        assert_eq!(super::blkio_to_io_weight(1000), 10000);
+    }
 }

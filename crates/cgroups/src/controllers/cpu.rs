@@ -95,6 +95,13 @@ pub(crate) fn plan(cx: &mut Ctx, c: &LinuxCpu) -> Result<(), CgroupError> {
     if t.v2 {
         v2(cx, t, c)
     } else {
+        let rt = c.realtime_runtime().is_some() || c.realtime_period().is_some();
+        if rt && !cx.cg.dir(t.dir).base.join("cpu.rt_runtime_us").exists() {
+            return Err(CgroupError::invalid(
+                field("realtimeRuntime"),
+                "this kernel has no realtime group scheduling (CONFIG_RT_GROUP_SCHED; no cpu.rt_runtime_us)",
+            ));
+        }
         v1(cx, t, c);
         Ok(())
     }

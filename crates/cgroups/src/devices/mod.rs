@@ -118,7 +118,9 @@ pub(crate) fn plan(cx: &mut Ctx, rules: &[LinuxDeviceCgroup]) -> Result<(), Cgro
         .collect::<Result<Vec<_>, _>>()?;
     let field = "linux.resources.devices";
     if let Some(i) = cx.cg.v1("devices") {
-        cx.plan.devices = Some(DeviceRules::V1(i, checked));
+        v1::simulate(&checked)?;
+        let update = cx.mode == crate::plan::Mode::Update;
+        cx.plan.devices = Some(DeviceRules::V1(i, checked, update));
     } else if let Some(i) = cx.cg.v2() {
         cx.plan.devices = Some(DeviceRules::Bpf(i, checked));
     } else {
@@ -145,15 +147,46 @@ fn rule(
     r
 }
 
-/// The rules runc applies for a config: deny everything, then allow mknod of any device and use of
-/// /dev/null, zero, full, random, urandom, tty, /dev/pts/*, /dev/ptmx and /dev/net/tun.
+/// The rules runc applies when a config has none: deny everything, then allow mknod of any device
+/// and use of /dev/null, zero, full, random, urandom, tty, /dev/pts/*, /dev/ptmx and /dev/net/tun.
 pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
-    use LinuxDeviceType::{B, C};
     let mut deny_all = LinuxDeviceCgroup::default();
     deny_all.set_allow(false);
     deny_all.set_access(Some("rwm".to_string()));
+    let mut rules = vec![deny_all];
+    rules.extend(allowed_devices());
+    rules
+}
+
+/// The rules runc 1.1 applies for any config (specconv): the config's own rules, then its default
+/// allow list, then "rwm" for every device node the config creates (`linux.devices`). Everything
+/// not allowed is denied (hull-cgroups starts every rule set from deny-all, as runc does).
+pub fn runc_device_rules(
+    config: &[LinuxDeviceCgroup],
+    created: &[oci_spec::runtime::LinuxDevice],
+) -> Vec<LinuxDeviceCgroup> {
+    let mut rules = config.to_vec();
+    rules.extend(allowed_devices());
+    // FIFOs are not device-cgroup objects: the kernel never asks about them.
+    rules.extend(
+        created
+            .iter()
+            .filter(|d| d.typ() != LinuxDeviceType::P)
+            .map(|d| {
+                let kind = if d.typ() == LinuxDeviceType::B {
+                    LinuxDeviceType::B
+                } else {
+                    LinuxDeviceType::C
+                };
+                rule(kind, Some(d.major()), Some(d.minor()), "rwm")
+            }),
+    );
+    rules
+}
+
+fn allowed_devices() -> Vec<LinuxDeviceCgroup> {
+    use LinuxDeviceType::{B, C};
     vec![
-        deny_all,
         rule(C, None, None, "m"),
         rule(B, None, None, "m"),
         rule(C, Some(1), Some(3), "rwm"),    // /dev/null
@@ -183,6 +216,23 @@ mod tests {
         assert_eq!(rules[1].v1_string(), "c *:* m");
         assert_eq!(rules[3].v1_string(), "c 1:3 rwm");
         assert_eq!(rules[9].v1_string(), "c 136:* rwm");
+    }
+
+    #[test]
+    fn runc_order_config_then_defaults_then_created_nodes() {
+        let mut deny = LinuxDeviceCgroup::default();
+        deny.set_access(Some("rwm".into()));
+        let mut fuse = oci_spec::runtime::LinuxDevice::default();
+        fuse.set_typ(LinuxDeviceType::C);
+        fuse.set_major(10);
+        fuse.set_minor(229);
+        let rules: Vec<String> = runc_device_rules(&[deny], &[fuse])
+            .iter()
+            .map(|r| check_rule("r", r).unwrap().v1_string())
+            .collect();
+        assert_eq!(rules.first().unwrap(), "a *:* rwm");
+        assert_eq!(rules.last().unwrap(), "c 10:229 rwm");
+        assert_eq!(rules.len(), 1 + 11 + 1);
     }
 
     #[test]

@@ -1,28 +1,245 @@
-//! cgroup v1 devices controller: devices.deny "a" (deny all), then each rule in order.
+//! cgroup v1 devices controller. The kernel keeps a default (allow or deny everything) plus a list
+//! of exceptions, and a rule of the opposite action only removes an exception with the very same
+//! type:major:minor. So the OCI rules (last match wins) are first simulated: a rule the kernel would
+//! silently not enforce (denying one device inside an earlier wildcard allow, or the reverse) is an
+//! error, and an update moves from the current exceptions to the new ones without a moment where a
+//! device allowed before and after is denied.
 
 use std::path::Path;
 
-use super::Rule;
+use super::{Rule, ACC_ALL};
 use crate::error::CgroupError;
 use crate::fs;
 
-pub(crate) fn apply(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
-    let deny = dir.join("devices.deny");
-    let allow = dir.join("devices.allow");
-    fs::write_file(&deny, "a")?;
-    for r in rules {
-        let file = if r.allow { &allow } else { &deny };
-        if r.kind != 'a' {
-            fs::write_file(file, &r.v1_string())?;
-        } else if r.access == super::ACC_ALL {
-            // "a" switches the cgroup's default to allow-all or deny-all and drops the exceptions.
-            fs::write_file(file, "a")?;
-        } else {
-            // v1's "a" cannot carry an access subset; both device kinds together mean the same.
-            for kind in ['b', 'c'] {
-                fs::write_file(file, &Rule { kind, ..*r }.v1_string())?;
+/// The state the kernel ends in: the default, and the exceptions to it (merged per device).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct State {
+    pub allow_all: bool,
+    pub exceptions: Vec<Rule>,
+}
+
+/// v1's "a" cannot carry an access subset: such a rule means both device kinds.
+fn expand(r: &Rule) -> Vec<Rule> {
+    if r.kind == 'a' && r.access != ACC_ALL {
+        vec![Rule { kind: 'b', ..*r }, Rule { kind: 'c', ..*r }]
+    } else {
+        vec![*r]
+    }
+}
+
+fn same_device(a: &Rule, b: &Rule) -> bool {
+    a.kind == b.kind && a.major == b.major && a.minor == b.minor
+}
+
+/// Whether `wide` matches every device `narrow` matches.
+fn covers(wide: &Rule, narrow: &Rule) -> bool {
+    (wide.kind == 'a' || wide.kind == narrow.kind)
+        && (wide.major.is_none() || wide.major == narrow.major)
+        && (wide.minor.is_none() || wide.minor == narrow.minor)
+}
+
+/// Simulates the kernel for `rules` (after the implicit deny-all); errors name the rule index.
+pub(crate) fn simulate(rules: &[Rule]) -> Result<State, CgroupError> {
+    let mut st = State {
+        allow_all: false,
+        exceptions: Vec::new(),
+    };
+    for (i, orig) in rules.iter().enumerate() {
+        for r in expand(orig) {
+            if r.kind == 'a' {
+                st = State {
+                    allow_all: r.allow,
+                    exceptions: Vec::new(),
+                };
+                continue;
+            }
+            if r.allow != st.allow_all {
+                match st.exceptions.iter_mut().find(|e| same_device(e, &r)) {
+                    Some(e) => e.access |= r.access,
+                    None => st.exceptions.push(Rule {
+                        allow: !st.allow_all,
+                        ..r
+                    }),
+                }
+                continue;
+            }
+            if let Some(wide) = st
+                .exceptions
+                .iter()
+                .find(|e| !same_device(e, &r) && covers(e, &r) && e.access & r.access != 0)
+            {
+                return Err(CgroupError::invalid(
+                    format!("linux.resources.devices[{i}]"),
+                    format!(
+                        "cgroup v1 cannot {} {:?} inside the earlier rule {:?} (it only removes identical entries); narrow the earlier rule",
+                        if r.allow { "allow" } else { "deny" },
+                        r.v1_string(),
+                        wide.v1_string()
+                    ),
+                ));
+            }
+            for e in st.exceptions.iter_mut().filter(|e| same_device(e, &r)) {
+                e.access &= !r.access;
+            }
+            st.exceptions.retain(|e| e.access != 0);
+        }
+    }
+    Ok(st)
+}
+
+/// Parses devices.list: "a *:* rwm" alone means allow-all; otherwise the allowed exceptions.
+fn current(dir: &Path) -> Result<Option<State>, CgroupError> {
+    let path = dir.join("devices.list");
+    let text = fs::read(&path)?;
+    let mut exceptions = Vec::new();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let parsed = (|| {
+            let kind = f.first()?.chars().next()?;
+            let (ma, mi) = f.get(1)?.split_once(':')?;
+            let num = |s: &str| {
+                if s == "*" {
+                    Some(None)
+                } else {
+                    s.parse().ok().map(Some)
+                }
+            };
+            let mut access = 0;
+            for c in f.get(2)?.chars() {
+                access |= match c {
+                    'r' => super::ACC_READ,
+                    'w' => super::ACC_WRITE,
+                    'm' => super::ACC_MKNOD,
+                    _ => return None,
+                };
+            }
+            Some(Rule {
+                allow: true,
+                kind,
+                major: num(ma)?,
+                minor: num(mi)?,
+                access,
+            })
+        })();
+        let Some(r) = parsed else {
+            return Err(CgroupError::Parse {
+                path,
+                reason: format!("unexpected line {l:?}"),
+            });
+        };
+        if r.kind == 'a' {
+            return Ok(None);
+        }
+        exceptions.push(r);
+    }
+    Ok(Some(State {
+        allow_all: false,
+        exceptions,
+    }))
+}
+
+fn write_rule(dir: &Path, allow: bool, r: &Rule) -> Result<(), CgroupError> {
+    let file = if allow {
+        "devices.allow"
+    } else {
+        "devices.deny"
+    };
+    fs::write_file(&dir.join(file), &r.v1_string())
+}
+
+/// Applies `rules` (already checked by `simulate`). On a new cgroup, or when either side is in
+/// allow-all mode, the rules are replayed from deny-all; otherwise only the difference is written,
+/// allowing new devices before revoking old ones.
+pub(crate) fn apply(dir: &Path, rules: &[Rule], update: bool) -> Result<(), CgroupError> {
+    let target = simulate(rules)?;
+    if update && !target.allow_all {
+        if let Some(cur) = current(dir)? {
+            for e in &target.exceptions {
+                write_rule(dir, true, e)?;
+            }
+            for c in &cur.exceptions {
+                let keep = target
+                    .exceptions
+                    .iter()
+                    .find(|e| same_device(e, c))
+                    .map_or(0, |e| e.access);
+                let revoke = c.access & !keep;
+                if revoke != 0 {
+                    write_rule(
+                        dir,
+                        false,
+                        &Rule {
+                            access: revoke,
+                            ..*c
+                        },
+                    )?;
+                }
+            }
+            return Ok(());
+        }
+    }
+    fs::write_file(&dir.join("devices.deny"), "a")?;
+    for orig in rules {
+        for r in expand(orig) {
+            if r.kind == 'a' {
+                let file = if r.allow {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
+                fs::write_file(&dir.join(file), "a")?;
+            } else {
+                write_rule(dir, r.allow, &r)?;
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: u32) -> Rule {
+        Rule {
+            allow,
+            kind,
+            major,
+            minor,
+            access,
+        }
+    }
+
+    #[test]
+    fn defaults_simulate_to_their_exceptions() {
+        let rules = [
+            r(false, 'a', None, None, ACC_ALL),
+            r(true, 'c', None, None, 1),
+            r(true, 'c', Some(1), Some(3), ACC_ALL),
+            r(false, 'c', Some(1), Some(3), 4),
+        ];
+        let st = simulate(&rules).unwrap();
+        assert!(!st.allow_all);
+        assert_eq!(st.exceptions.len(), 2);
+        assert_eq!(st.exceptions[1].v1_string(), "c 1:3 rm");
+    }
+
+    #[test]
+    fn hole_in_a_wildcard_is_refused() {
+        let rules = [
+            r(true, 'c', None, None, ACC_ALL),
+            r(false, 'c', Some(1), Some(5), ACC_ALL),
+        ];
+        let e = simulate(&rules).unwrap_err().to_string();
+        assert!(
+            e.starts_with("linux.resources.devices[1]: cgroup v1 cannot deny"),
+            "{e}"
+        );
+        // In allow-all mode a deny is an exception, which v1 expresses fine.
+        let ok = [
+            r(true, 'a', None, None, ACC_ALL),
+            r(false, 'c', Some(1), Some(5), ACC_ALL),
+        ];
+        assert!(simulate(&ok).unwrap().allow_all);
+    }
 }

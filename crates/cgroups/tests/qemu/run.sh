@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs the hull-cgroups integration tests inside a qemu guest (TCG: this host's /dev/kvm boots no stock
+# kernel) on Debian's cloud kernel, once per cgroup layout: unified (pure v2), hybrid, legacy. This is
+# how the cgroup v2 paths (cgroup.subtree_control, io.max, memory.events, eBPF device filter,
+# cgroup.freeze) are tested on a hybrid host. Needs root, qemu-system-x86, busybox-static.
+# usage: crates/cgroups/tests/qemu/run.sh [unified|hybrid|legacy ...]   (default: all three)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../../../.."
+layouts=("$@")
+[ ${#layouts[@]} -gt 0 ] || layouts=(unified hybrid legacy)
+
+command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing (apt-get install qemu-system-x86)"; exit 0; }
+[ -x /bin/busybox ] || { echo "SKIP: /bin/busybox missing (apt-get install busybox-static)"; exit 0; }
+
+# Debian's cloud kernel, unpacked once into a cache.
+cache=${HULL_QEMU_CACHE:-/var/cache/hull-qemu}
+mkdir -p "$cache"
+vmlinuz=$(ls "$cache"/x/boot/vmlinuz-* 2>/dev/null | head -1 || true)
+if [ -z "$vmlinuz" ]; then
+  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+  [ -n "$pkg" ] || { echo "SKIP: no linux-image-cloud-amd64 in apt's lists (apt-get update)"; exit 0; }
+  (cd "$cache" && apt-get download "$pkg" >/dev/null 2>&1) || { echo "SKIP: apt-get download $pkg failed"; exit 0; }
+  dpkg-deb -x "$cache"/"$pkg"_*.deb "$cache/x"
+  vmlinuz=$(ls "$cache"/x/boot/vmlinuz-* | head -1)
+fi
+loop_ko=$(find "$cache/x/lib/modules" -name 'loop.ko*' | head -1)
+
+# The test binaries, exactly as `cargo test` builds them.
+bins=$(cargo test -q -p hull-cgroups --tests --no-run --message-format=json 2>/dev/null |
+  grep -o '"executable":"[^"]*"' | sed 's/"executable":"//; s/"$//' | grep '/deps/' | sort -u)
+[ -n "$bins" ] || { echo "FAIL: cargo built no test binaries"; exit 1; }
+
+work=$(mktemp -d /tmp/hull-qemu-cgroups.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,tests,lib,proc,sys,dev,tmp}
+cp /bin/busybox "$root/bin/"
+install -m 755 "$here/init.sh" "$root/init"
+case "$loop_ko" in
+  *.xz) xz -dc "$loop_ko" > "$root/lib/loop.ko" ;;
+  *.zst) zstd -qdc "$loop_ko" > "$root/lib/loop.ko" ;;
+  ?*) cp "$loop_ko" "$root/lib/loop.ko" ;;
+esac
+for b in $bins; do
+  name=$(basename "$b" | sed 's/-[0-9a-f]*$//')
+  strip -o "$root/tests/$name" "$b"
+  # glibc and friends, at the paths the dynamic loader expects.
+  ldd "$b" | grep -o '/[^ ]*' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+done
+(cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
+
+failed=0
+for layout in "${layouts[@]}"; do
+  log=$work/$layout.log
+  echo "== cgroup layout: $layout (qemu TCG, $(basename "$vmlinuz"))"
+  timeout 900 qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
+    -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
+    -append "console=ttyS0 quiet panic=-1 hull.layout=$layout" > "$log" 2>&1 || true
+  tr -d '\r' < "$log" | grep -E '^(HULL-|test |SKIP|test result|---- |thread |  left|  right|.*panicked)' || true
+  if ! grep -q HULL-DONE "$log"; then
+    echo "FAIL: guest ($layout) did not finish; last lines:"; tail -20 "$log"; failed=1
+  elif tr -d '\r' < "$log" | grep -E '^HULL-TEST-END .* rc=[1-9]' ; then
+    failed=1
+  fi
+  [ -z "${HULL_QEMU_KEEP_LOGS:-}" ] || cp "$log" "/tmp/hull-qemu-cgroups-$layout.log"
+done
+[ $failed = 0 ] && echo "PASS: hull-cgroups tests in qemu on: ${layouts[*]}" || { echo "FAIL"; exit 1; }

@@ -1,0 +1,56 @@
+//! Runs after the other test binaries (cargo runs them in name order): nothing the suite created
+//! may remain: no hull-cgtest-* cgroup in any hierarchy, loop device or temp file.
+
+mod common;
+
+use std::path::Path;
+
+fn find(dir: &Path, depth: u32, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if e.file_name().to_string_lossy().starts_with(common::PREFIX) {
+            out.push(e.path().display().to_string());
+        }
+        if depth > 0 {
+            find(&e.path(), depth - 1, out);
+        }
+    }
+}
+
+#[test]
+fn nothing_left_behind() {
+    if common::skip_unless_root() {
+        return;
+    }
+    let mut leaks = Vec::new();
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for l in mi.lines() {
+        let Some((pre, post)) = l.split_once(" - ") else {
+            continue;
+        };
+        if post.starts_with("cgroup ") || post.starts_with("cgroup2 ") {
+            // Our dirs sit a few levels down at most (memory is under /process_api/<hash> here).
+            find(Path::new(pre.split(' ').nth(4).unwrap()), 3, &mut leaks);
+        }
+    }
+    let tmp = std::env::temp_dir();
+    for e in std::fs::read_dir(&tmp).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with(common::PREFIX) {
+            leaks.push(e.path().display().to_string());
+        }
+    }
+    let loops = std::process::Command::new("losetup").arg("-a").output();
+    if let Ok(o) = loops {
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            if l.contains(common::PREFIX) {
+                leaks.push(l.to_string());
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "left behind: {leaks:#?}");
+}
