@@ -680,3 +680,76 @@ fn features_list_what_is_implemented() {
     );
     assert!(known_capabilities().contains(&"CAP_CHECKPOINT_RESTORE".to_string()));
 }
+
+/// In the forked child: a new user namespace mapping root to root, setgroups denied (the
+/// rootless layout), as a runtime sets it up before applying the plan.
+fn enter_user_namespace() {
+    let ok = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok()
+        && std::fs::write("/proc/self/setgroups", "deny").is_ok()
+        && std::fs::write("/proc/self/uid_map", "0 0 1").is_ok()
+        && std::fs::write("/proc/self/gid_map", "0 0 1").is_ok();
+    if !ok {
+        die("USERNS: setup failed\n", 95);
+    }
+}
+
+#[test]
+fn user_namespace_with_setgroups_denied() {
+    if !have_busybox() {
+        return;
+    }
+    let maps = json!({
+        "uidMappings": [{"containerID": 0, "hostID": 0, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 0, "size": 1}]
+    });
+    let opts = || PlanOptions {
+        in_user_namespace: true,
+        ..Default::default()
+    };
+    let l = linux(maps);
+    let mk = |groups: Value| {
+        let p = process(json!({
+            "user": {"uid": 0, "gid": 0, "additionalGids": groups},
+            "capabilities": {"bounding": ["CAP_CHOWN"], "effective": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"]}
+        }));
+        SecurityPlan::new(&p, Some(&l), opts()).expect("plan")
+    };
+    let spawn = |plan: SecurityPlan| {
+        let mut cmd = Command::new(BUSYBOX);
+        cmd.args(["cat", "/proc/self/status"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: runs in the forked child before exec; see `command`.
+        unsafe {
+            cmd.pre_exec(move || {
+                enter_user_namespace();
+                if let Err(e) = plan.apply() {
+                    die(&format!("APPLY: {e}\n"), 97);
+                }
+                Ok(())
+            });
+        }
+        cmd.output().expect("spawn")
+    };
+    let out = spawn(mk(json!([])));
+    if out.status.code() == Some(95) {
+        eprintln!("SKIP: cannot create a user namespace here");
+        return;
+    }
+    let status = stdout(&out);
+    assert_eq!(status_field(&status, "CapBnd"), "0000000000000001");
+    assert_eq!(status_field(&status, "Uid"), "0\t0\t0\t0");
+    let out = spawn(mk(json!([0])));
+    assert_eq!(out.status.code(), Some(97));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "APPLY: process.user: additionalGids: setgroups is denied in this user namespace (/proc/self/setgroups is \"deny\")\n"
+    );
+    // An id outside the mappings fails in the runtime, before any process exists.
+    let p = process(json!({"user": {"uid": 1000, "gid": 0}}));
+    let err = SecurityPlan::new(&p, Some(&l), opts()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "process.user: uid 1000 is not mapped by linux.uidMappings"
+    );
+}

@@ -73,9 +73,11 @@ impl UserPlan {
 
     /// Switches to the configured ids; with PR_SET_KEEPCAPS set by the caller the permitted
     /// set survives the switch away from uid 0.
-    pub(super) fn apply_ids(&self) -> Result<(), SecurityError> {
+    /// `setgroups` is the answer of [`Self::setgroups_allowed`], asked before seccomp is
+    /// loaded so that the filter need not allow reading /proc.
+    pub(super) fn apply_ids(&self, setgroups: bool) -> Result<(), SecurityError> {
         self.fix_stdio_owner();
-        if self.setgroups_allowed()? {
+        if setgroups {
             creds::setgroups(&self.additional_gids).map_err(|source| SecurityError::User {
                 step: format!("setgroups({:?})", self.additional_gids),
                 source,
@@ -97,7 +99,7 @@ impl UserPlan {
 
     /// In a user namespace whose setgroups is "deny", runc skips setgroups, and fails only when
     /// groups were asked for.
-    fn setgroups_allowed(&self) -> Result<bool, SecurityError> {
+    pub(super) fn setgroups_allowed(&self) -> Result<bool, SecurityError> {
         if !self.in_user_namespace {
             return Ok(true);
         }
