@@ -380,6 +380,49 @@ fn recv_fd(sock: RawFd) -> OwnedFd {
     panic!("no fd received");
 }
 
+/// Sends the listener as the runtime does to `listenerPath`, and receives it as an agent would.
+fn relay_through_agent_socket(listener: OwnedFd, pid: u32) -> OwnedFd {
+    let path = std::env::temp_dir().join(format!("hull-agent-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let agent = std::os::unix::net::UnixListener::bind(&path).expect("bind agent socket");
+    let state = json!({"ociVersion": "1.2.0", "id": "hull-test", "status": "creating", "pid": pid, "bundle": "/"});
+    hull_runtime::security::send_seccomp_listener(
+        &path,
+        std::os::fd::AsFd::as_fd(&listener),
+        i32::try_from(pid).expect("pid"),
+        Some("meta"),
+        &state,
+    )
+    .expect("send to agent");
+    drop(listener);
+    let (conn, _) = agent.accept().expect("accept");
+    std::fs::remove_file(&path).expect("remove agent socket");
+    let mut buf = vec![0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let mut fd = None;
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: SCM_RIGHTS gave this process a new fd that nothing else owns.
+            fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    let len = msg.bytes;
+    let body: Value = serde_json::from_slice(&buf[..len]).expect("state json");
+    assert_eq!(body["fds"], json!(["seccompFd"]));
+    assert_eq!(body["metadata"], "meta");
+    assert_eq!(body["pid"], pid);
+    assert_eq!(body["state"]["id"], "hull-test");
+    fd.expect("listener fd")
+}
+
 #[test]
 fn seccomp_notify_yields_a_working_listener() {
     if !have_busybox() {
@@ -411,7 +454,7 @@ fn seccomp_notify_yields_a_working_listener() {
     .spawn()
     .expect("spawn");
     drop(theirs);
-    let listener = recv_fd(ours.as_raw_fd());
+    let listener = relay_through_agent_socket(recv_fd(ours.as_raw_fd()), child.id());
     let req = libseccomp::ScmpNotifReq::receive(listener.as_raw_fd()).expect("notification");
     let name = req.data.syscall.get_name().expect("syscall name");
     assert!(name.starts_with("mkdir"), "{name}");

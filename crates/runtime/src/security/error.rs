@@ -77,6 +77,8 @@ pub enum SecurityError {
     Seccomp { field: String, message: String },
     #[error("linux.seccomp: loading the filter (flags {flags:#x}): {source}")]
     SeccompLoad { flags: u32, source: io::Error },
+    #[error("linux.seccomp.listenerPath {path:?}: sending the listener: {source}")]
+    SeccompListener { path: PathBuf, source: io::Error },
     #[error("process.noNewPrivileges: prctl(PR_SET_NO_NEW_PRIVS): {0}")]
     NoNewPrivs(io::Error),
 

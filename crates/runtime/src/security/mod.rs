@@ -15,6 +15,7 @@ mod plan;
 mod rlimits;
 mod scheduling;
 mod seccomp;
+mod seccomp_agent;
 mod seccomp_features;
 mod user;
 
@@ -23,5 +24,6 @@ pub use error::SecurityError;
 pub use lsm::{apparmor_enabled, selinux_enabled};
 pub use oom::set_oom_score_adj;
 pub use plan::{PlanOptions, SecurityPlan};
+pub use seccomp_agent::send_seccomp_listener;
 pub use seccomp_features::seccomp_features;
 pub use user::{override_user, parse_user};
