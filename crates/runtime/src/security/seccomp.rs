@@ -275,9 +275,14 @@ impl SeccompPlan {
             let field = format!("architectures[{i}]");
             let scmp = ScmpArch::from_str(&name)
                 .map_err(|_| err(&field, format!("{name} is not known to libseccomp")))?;
-            c.ctx
-                .add_arch(scmp)
-                .map_err(|e| err(&field, format!("{name}: {e}")))?;
+            // libseccomp refuses an arch of the other byte order than the native one, or one
+            // it was built without; either way the filter could not hold it.
+            c.ctx.add_arch(scmp).map_err(|e| {
+                err(
+                    &field,
+                    format!("{name} cannot be added to a filter on this host (libseccomp: {e})"),
+                )
+            })?;
         }
         for (i, rule) in s.syscalls().iter().flatten().enumerate() {
             c.add_syscalls(i, rule)?;

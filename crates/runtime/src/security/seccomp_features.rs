@@ -64,16 +64,20 @@ const FLAGS: &[LinuxSeccompFilterFlag] = &[
     LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
 ];
 
-/// Architectures that both the OCI types and the linked libseccomp accept.
+/// Architectures that the OCI types accept and the linked libseccomp can put in a filter next
+/// to the native one (a fresh context each: a failed add_arch leaves a context unreliable).
 fn archs() -> Vec<&'static str> {
-    let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
-        return Vec::new();
-    };
     ARCHS
         .iter()
         .copied()
         .filter(|a| serde_json::from_value::<oci_spec::runtime::Arch>(json!(a)).is_ok())
-        .filter(|a| ScmpArch::from_str(a).is_ok_and(|arch| ctx.add_arch(arch).is_ok()))
+        .filter(|a| {
+            let Ok(arch) = ScmpArch::from_str(a) else {
+                return false;
+            };
+            ScmpFilterContext::new(ScmpAction::Allow)
+                .is_ok_and(|mut ctx| ctx.add_arch(arch).is_ok())
+        })
         .collect()
 }
 
