@@ -22,7 +22,9 @@ fn last_cap() -> Result<u8, SecurityError> {
     let path = "/proc/sys/kernel/cap_last_cap";
     read_to_string(path)?
         .trim()
-        .parse()
+        .parse::<u8>()
+        // The sets are 64-bit masks; a kernel past that would need a wider type here.
+        .map(|last| last.min(63))
         .map_err(|e| SecurityError::Read {
             path: path.into(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
@@ -152,6 +154,14 @@ impl CapabilityPlan {
                 needs: "permitted",
             });
         }
+        // The kernel refuses an inheritable capability outside the bounding set.
+        if let Some(name) = first_outside(inheritable, bounding) {
+            return Err(SecurityError::CapabilityNotInSet {
+                set: "inheritable",
+                name,
+                needs: "bounding",
+            });
+        }
         if let Some(name) = first_outside(ambient, permitted & inheritable) {
             return Err(SecurityError::CapabilityNotInSet {
                 set: "ambient",
@@ -171,18 +181,16 @@ impl CapabilityPlan {
         })
     }
 
-    /// Drops every capability outside the bounding set; needs CAP_SETPCAP, so before the
-    /// user switch.
+    /// Drops every capability outside the bounding set, by number up to the kernel's last (so
+    /// one newer than this build is dropped too); needs CAP_SETPCAP, so before the user switch.
     pub(super) fn apply_bounding(&self) -> Result<(), SecurityError> {
-        for cap in caps::all() {
-            if cap.index() > self.last_cap || self.bounding & cap.bitmask() != 0 {
+        for cap in 0..=self.last_cap {
+            if self.bounding & (1u64 << cap) != 0 {
                 continue;
             }
-            caps::drop(None, caps::CapSet::Bounding, cap).map_err(|e| {
-                SecurityError::CapabilityApply {
-                    step: format!("dropping {cap} from the bounding set"),
-                    source: std::io::Error::other(e.to_string()),
-                }
+            capset::bounding_drop(cap).map_err(|source| SecurityError::CapabilityApply {
+                step: format!("dropping {} from the bounding set", cap_name(cap)),
+                source,
             })?;
         }
         Ok(())
@@ -197,18 +205,18 @@ impl CapabilityPlan {
             ),
             source,
         })?;
-        let ambient_err =
-            |step: String, e: caps::errors::CapsError| SecurityError::CapabilityApply {
-                step,
-                source: std::io::Error::other(e.to_string()),
-            };
-        caps::clear(None, caps::CapSet::Ambient)
-            .map_err(|e| ambient_err("clearing the ambient set".into(), e))?;
-        for cap in caps::all() {
-            if self.ambient & cap.bitmask() != 0 {
-                caps::raise(None, caps::CapSet::Ambient, cap)
-                    .map_err(|e| ambient_err(format!("raising {cap} in the ambient set"), e))?;
+        capset::ambient_clear().map_err(|source| SecurityError::CapabilityApply {
+            step: "clearing the ambient set".into(),
+            source,
+        })?;
+        for cap in 0..=self.last_cap {
+            if self.ambient & (1u64 << cap) == 0 {
+                continue;
             }
+            capset::ambient_raise(cap).map_err(|source| SecurityError::CapabilityApply {
+                step: format!("raising {} in the ambient set", cap_name(cap)),
+                source,
+            })?;
         }
         Ok(())
     }
