@@ -358,6 +358,85 @@ fn seccomp_default_errno_with_allow_list() {
     assert!(err.contains("not supported"), "{err}");
 }
 
+#[test]
+fn seccomp_syscalls_newer_than_the_profile_get_enosys() {
+    if !have_busybox() {
+        return;
+    }
+    let allow: &[&str] = &[
+        "execve",
+        "brk",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "mprotect",
+        "write",
+        "exit_group",
+        "exit",
+        "uname",
+        "getrandom",
+        "futex",
+        "rt_sigprocmask",
+        "rt_sigaction",
+        "ioctl",
+        "mmap",
+        "munmap",
+        "fstat",
+        "newfstatat",
+        "getpid",
+        "setgroups",
+        "setresuid",
+        "setresgid",
+        "capset",
+        "prctl",
+        "umask",
+        "close",
+        "fcntl",
+        "read",
+        "fchown",
+    ];
+    let profile = plan(
+        json!({}),
+        Some(json!({"seccomp": {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": allow, "action": "SCMP_ACT_ALLOW"}]
+        }})),
+    )
+    .expect("plan");
+    let mut cmd = Command::new(BUSYBOX);
+    cmd.args(["echo", "ok"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: runs in the forked child before exec; see `command`.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Err(e) = profile.apply() {
+                die(&format!("APPLY: {e}\n"), 97);
+            }
+            let errno = |nr: libc::c_long| {
+                // SAFETY: neither call reads memory: 1000 is unassigned, getcwd gets a NULL
+                // buffer and is refused by the filter before the kernel looks at it.
+                let rc = libc::syscall(nr, 0usize, 0usize);
+                (rc == -1)
+                    .then(|| std::io::Error::last_os_error().raw_os_error())
+                    .flatten()
+            };
+            // 1000 is above every syscall the profile names: ENOSYS. getcwd is known and not
+            // allowed: the default action's EPERM.
+            if errno(1000) != Some(libc::ENOSYS) {
+                die("syscall 1000 did not fail with ENOSYS\n", 91);
+            }
+            if errno(libc::SYS_getcwd) != Some(libc::EPERM) {
+                die("getcwd did not fail with EPERM\n", 92);
+            }
+            Ok(())
+        });
+    }
+    assert_eq!(stdout(&cmd.output().expect("spawn")), "ok\n");
+}
+
 fn send_fd(sock: RawFd, fd: OwnedFd) {
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];

@@ -16,6 +16,7 @@ mod rlimits;
 mod scheduling;
 mod seccomp;
 mod seccomp_agent;
+mod seccomp_enosys;
 mod seccomp_features;
 mod user;
 

@@ -15,6 +15,7 @@ use oci_spec::runtime::{
 };
 
 use super::error::SecurityError;
+use super::seccomp_enosys::LastSyscalls;
 use crate::sys::seccomp as sys;
 
 /// Syscalls hull's container init makes between loading the filter and execve, and passing
@@ -22,6 +23,7 @@ use crate::sys::seccomp as sys;
 const INIT_SYSCALLS: &[&str] = &["write", "sendmsg"];
 const MAX_ERRNO: u32 = 4095;
 const SYSCALL_ARGS: usize = 6;
+const BPF_MAXINSNS: usize = 4096;
 
 /// A compiled filter, its seccomp(2) flags, and where its listener goes.
 pub(super) struct SeccompPlan {
@@ -172,6 +174,8 @@ pub(super) fn flag_supported(bit: u32) -> bool {
 struct Compiler {
     ctx: ScmpFilterContext,
     default: ScmpAction,
+    archs: Vec<ScmpArch>,
+    last: LastSyscalls,
     notify: bool,
     ignored: Vec<String>,
 }
@@ -201,6 +205,9 @@ impl Compiler {
         for (j, a) in rule.args().iter().flatten().enumerate() {
             conds.push(condition(&format!("{field}.args[{j}]"), a)?);
             per_index[a.index()] += 1;
+        }
+        for name in rule.names() {
+            self.last.note(name, &self.archs);
         }
         if act == self.default {
             // libseccomp refuses a rule equal to the default; it would change nothing.
@@ -267,6 +274,8 @@ impl SeccompPlan {
         let mut c = Compiler {
             ctx,
             default,
+            archs: vec![ScmpArch::native()],
+            last: LastSyscalls::default(),
             notify: false,
             ignored: Vec::new(),
         };
@@ -283,7 +292,9 @@ impl SeccompPlan {
                     format!("{name} cannot be added to a filter on this host (libseccomp: {e})"),
                 )
             })?;
+            c.archs.push(scmp);
         }
+        c.last = LastSyscalls::new(&c.archs);
         for (i, rule) in s.syscalls().iter().flatten().enumerate() {
             c.add_syscalls(i, rule)?;
         }
@@ -318,8 +329,22 @@ impl SeccompPlan {
                 flags |= sys::FLAG_TSYNC_ESRCH;
             }
         }
+        let mut filter = match default {
+            ScmpAction::Allow | ScmpAction::Log => Vec::new(),
+            _ => c.last.prologue(),
+        };
+        filter.extend(export(&c.ctx)?);
+        if filter.len() > BPF_MAXINSNS {
+            return Err(err(
+                "syscalls",
+                format!(
+                    "the filter has {} BPF instructions, above the kernel's {BPF_MAXINSNS}",
+                    filter.len()
+                ),
+            ));
+        }
         Ok(Self {
-            filter: export(&c.ctx)?,
+            filter,
             flags,
             listener_path: s.listener_path().clone(),
             listener_metadata: s.listener_metadata().clone(),
