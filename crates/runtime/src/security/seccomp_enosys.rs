@@ -186,3 +186,64 @@ impl Asm {
 fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the prologue on (arch, nr): Some(return value) or None for "into libseccomp's".
+    fn eval(prog: &[libc::sock_filter], arch: u32, nr: u32) -> Option<u32> {
+        let (mut pc, mut acc) = (0usize, 0u32);
+        while pc < prog.len() {
+            let i = prog[pc];
+            let jump = |taken: bool| usize::from(if taken { i.jt } else { i.jf });
+            pc += 1 + match i.code {
+                LD_W_ABS => {
+                    acc = if i.k == OFFSET_ARCH { arch } else { nr };
+                    0
+                }
+                JEQ_K => jump(acc == i.k),
+                JGT_K => jump(acc > i.k),
+                JSET_K => jump(acc & i.k != 0),
+                JA => usize::try_from(i.k).expect("offset"),
+                RET_K => return Some(i.k),
+                other => panic!("unexpected opcode {other:#x}"),
+            };
+        }
+        assert_eq!(pc, prog.len(), "jumped past the end");
+        None
+    }
+
+    #[test]
+    fn prologue_limits_each_arch_and_x32_apart() {
+        let archs = [ScmpArch::X8664, ScmpArch::X86, ScmpArch::X32];
+        let mut last = LastSyscalls::new(&archs);
+        last.note("read", &archs);
+        last.note("mkdirat", &archs);
+        let prog = last.prologue();
+        let enosys = Some(SECCOMP_RET_ERRNO | 38);
+        let nr = |a| {
+            u32::try_from(
+                ScmpSyscall::from_name_by_arch("mkdirat", a)
+                    .expect("nr")
+                    .as_raw_syscall(),
+            )
+            .expect("positive")
+        };
+        let (x64, x86) = (nr(ScmpArch::X8664), nr(ScmpArch::X86));
+        let x32 = nr(ScmpArch::X32) | X32_SYSCALL_BIT;
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, x64), None);
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, x64 + 1), enosys);
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, x32), None);
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, x32 + 1), enosys);
+        assert_eq!(eval(&prog, 0x4000_0003, x86), None);
+        assert_eq!(eval(&prog, 0x4000_0003, x86 + 1), enosys);
+        // An arch outside the filter is libseccomp's to judge.
+        assert_eq!(eval(&prog, 0xc000_00b7, 5000), None);
+    }
+
+    #[test]
+    fn nothing_named_means_no_prologue() {
+        assert!(LastSyscalls::new(&[ScmpArch::X8664]).prologue().is_empty());
+    }
+}
