@@ -54,6 +54,15 @@ pub enum SecurityError {
     #[error("process.scheduler: sched_setattr({policy}): {source}")]
     Scheduler { policy: String, source: io::Error },
 
+    #[error("{field} {value:?}: {why}")]
+    CpuAffinity {
+        field: String,
+        value: String,
+        why: String,
+    },
+    #[error("process.execCPUAffinity: sched_setaffinity({pid}): {source}")]
+    CpuAffinityApply { pid: i32, source: io::Error },
+
     #[error("linux.personality.flags: {0:?} is not a personality flag")]
     PersonalityFlag(String),
     #[error("linux.personality: personality({domain}): {source}")]

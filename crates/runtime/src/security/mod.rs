@@ -7,6 +7,7 @@
 //! execve, in runc's order.
 
 mod capabilities;
+mod cpu_affinity;
 mod error;
 mod lsm;
 mod oom;
@@ -21,6 +22,7 @@ mod seccomp_features;
 mod user;
 
 pub use capabilities::known_capabilities;
+pub use cpu_affinity::{parse_cpu_list, parse_exec_cpu_affinity, set_cpu_affinity};
 pub use error::SecurityError;
 pub use lsm::{apparmor_enabled, selinux_enabled};
 pub use oom::set_oom_score_adj;
