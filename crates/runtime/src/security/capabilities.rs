@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
-use super::error::{read_to_string, SecurityError};
+use super::error::{read_to_string, spec_name, SecurityError};
 use crate::sys::capset::{self, CapSets};
 
 /// The sets the container process ends with, as bit masks (bit n = capability number n).
@@ -92,16 +92,7 @@ impl Checker {
 
     fn mask(&self, set: &'static str, caps: Option<&Capabilities>) -> Result<u64, SecurityError> {
         let field = format!("process.capabilities.{set}");
-        let mut names: Vec<String> = caps
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                serde_json::to_value(c)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-            })
-            .map(|n| n.unwrap_or_default())
-            .collect();
+        let mut names: Vec<String> = caps.into_iter().flatten().map(spec_name).collect();
         // HashSet order is random; sort so the first bad name reported is stable.
         names.sort();
         names

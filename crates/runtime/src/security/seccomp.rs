@@ -14,7 +14,7 @@ use oci_spec::runtime::{
     LinuxSeccompOperator, LinuxSyscall,
 };
 
-use super::error::SecurityError;
+use super::error::{spec_name, SecurityError};
 use super::seccomp_enosys::LastSyscalls;
 use crate::sys::seccomp as sys;
 
@@ -52,13 +52,6 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> SecurityError {
     }
 }
 
-pub(super) fn serde_name<T: serde::Serialize + std::fmt::Debug>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| format!("{v:?}"))
-}
-
 /// The kernel return value of an action, to ask the kernel whether it implements it.
 fn ret_value(action: LinuxSeccompAction) -> u32 {
     action.as_u32(None) & 0xffff_0000
@@ -72,7 +65,7 @@ fn action(
     if !sys::action_available(ret_value(act)) {
         return Err(err(
             field,
-            format!("{} is not supported by this kernel", serde_name(&act)),
+            format!("{} is not supported by this kernel", spec_name(&act)),
         ));
     }
     let data = |default: u32| -> Result<u16, SecurityError> {
@@ -105,7 +98,7 @@ fn action(
             field,
             format!(
                 "errno {e} is only meaningful with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {}",
-                serde_name(&act)
+                spec_name(&act)
             ),
         ));
     }
@@ -127,7 +120,7 @@ fn condition(field: &str, arg: &LinuxSeccompArg) -> Result<ScmpArgCompare, Secur
             field,
             format!(
                 "valueTwo is only used by SCMP_CMP_MASKED_EQ, not {}",
-                serde_name(&op)
+                spec_name(&op)
             ),
         ));
     }
@@ -237,7 +230,7 @@ impl Compiler {
 }
 
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SecurityError> {
-    let fail = |m: String| err("", m);
+    let fail = SecurityError::SeccompCompile;
     let memfd =
         nix::sys::memfd::memfd_create(c"hull-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(|e| fail(format!("memfd_create: {e}")))?;
@@ -280,7 +273,7 @@ impl SeccompPlan {
             ignored: Vec::new(),
         };
         for (i, arch) in s.architectures().iter().flatten().enumerate() {
-            let name = serde_name(arch);
+            let name = spec_name(arch);
             let field = format!("architectures[{i}]");
             let scmp = ScmpArch::from_str(&name)
                 .map_err(|_| err(&field, format!("{name} is not known to libseccomp")))?;
@@ -304,7 +297,7 @@ impl SeccompPlan {
             if !flag_supported(bit) {
                 return Err(err(
                     format!("flags[{i}]"),
-                    format!("{} is not supported by this kernel", serde_name(f)),
+                    format!("{} is not supported by this kernel", spec_name(f)),
                 ));
             }
             flags |= bit;

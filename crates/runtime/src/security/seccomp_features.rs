@@ -7,7 +7,8 @@ use libseccomp::{ScmpAction, ScmpArch, ScmpFilterContext};
 use oci_spec::runtime::LinuxSeccompFilterFlag;
 use serde_json::json;
 
-use super::seccomp::{flag_bit, flag_supported, serde_name};
+use super::error::spec_name;
+use super::seccomp::{flag_bit, flag_supported};
 
 const ACTIONS: &[&str] = &[
     "SCMP_ACT_ALLOW",
@@ -83,11 +84,11 @@ fn archs() -> Vec<&'static str> {
 
 /// The runtime-spec features.md `linux.seccomp` object.
 pub fn seccomp_features() -> serde_json::Value {
-    let known: Vec<String> = FLAGS.iter().map(serde_name).collect();
+    let known: Vec<String> = FLAGS.iter().map(spec_name).collect();
     let supported: Vec<String> = FLAGS
         .iter()
         .filter(|f| flag_supported(flag_bit(**f)))
-        .map(serde_name)
+        .map(spec_name)
         .collect();
     json!({
         "enabled": true,
