@@ -675,15 +675,23 @@ fn capability_consistency_errors() {
         err.to_string(),
         "process.capabilities.effective: CAP_KILL must also be in permitted"
     );
-    let err = plan(
+    let p = plan(
         json!({"capabilities": {"permitted": ["CAP_KILL"], "ambient": ["CAP_KILL"]}}),
         None,
     )
+    .expect("runc accepts an unraisable ambient capability with a warning");
+    assert_eq!(
+        p.warnings(),
+        ["process.capabilities.ambient: skipping CAP_KILL (not in both permitted and inheritable, so the kernel cannot raise them)"]
+    );
+    let err = plan(
+        json!({"capabilities": {"bounding": ["CAP_CHOWN"], "inheritable": ["CAP_KILL"]}}),
+        None,
+    )
     .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("ambient: CAP_KILL must also be in both"),
-        "{err}"
+    assert_eq!(
+        err.to_string(),
+        "process.capabilities.inheritable: CAP_KILL must also be in bounding"
     );
 }
 
@@ -950,4 +958,36 @@ fn podman_default_profile_compiles_and_blocks() {
     // The control: the same process without the filter may chroot.
     let out = run(plan(process, None).expect("plan"), &["sh", "-c", script]);
     assert_eq!(stdout(&out), "ok\nchrooted\n");
+}
+
+#[test]
+fn runc_spec_default_config_applies() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hull-runc-spec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let made = Command::new("runc").arg("spec").current_dir(&dir).status();
+    let config = std::fs::read_to_string(dir.join("config.json"));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+    let (Ok(s), Ok(config)) = (made, config) else {
+        eprintln!("SKIP: runc is missing (its `runc spec` is the reference config)");
+        return;
+    };
+    assert!(s.success());
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(&config).expect("config.json");
+    let p = SecurityPlan::new(
+        spec.process().as_ref().expect("process"),
+        spec.linux().as_ref(),
+        PlanOptions::default(),
+    )
+    .expect("plan");
+    assert_eq!(p.warnings().len(), 1, "{:?}", p.warnings());
+    let out = stdout(&run(p, &["sh", "-c", "cat /proc/self/status; ulimit -n"]));
+    let caps = format!("{:016x}", (1u64 << 29) | (1 << 5) | (1 << 10));
+    assert_eq!(status_field(&out, "CapBnd"), caps);
+    assert_eq!(status_field(&out, "CapEff"), caps);
+    assert_eq!(status_field(&out, "CapAmb"), "0000000000000000");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1");
+    assert_eq!(out.lines().last(), Some("1024"));
 }

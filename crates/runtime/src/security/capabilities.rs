@@ -14,6 +14,7 @@ pub(super) struct CapabilityPlan {
     bounding: u64,
     sets: CapSets,
     ambient: u64,
+    skipped_ambient: Vec<String>,
     last_cap: u8,
 }
 
@@ -101,6 +102,13 @@ impl Checker {
     }
 }
 
+fn names_of(mask: u64) -> Vec<String> {
+    (0..64u8)
+        .filter(|cap| mask & (1u64 << cap) != 0)
+        .map(cap_name)
+        .collect()
+}
+
 fn first_outside(mask: u64, allowed: u64) -> Option<String> {
     let extra = mask & !allowed;
     (extra != 0).then(|| {
@@ -153,13 +161,12 @@ impl CapabilityPlan {
                 needs: "bounding",
             });
         }
-        if let Some(name) = first_outside(ambient, permitted & inheritable) {
-            return Err(SecurityError::CapabilityNotInSet {
-                set: "ambient",
-                name,
-                needs: "both permitted and inheritable",
-            });
-        }
+        // The kernel raises an ambient capability only if it is permitted and inheritable.
+        // runc's own `runc spec` config lists ambient capabilities without inheritable ones,
+        // and runc warns and goes on; so does hull (see `skipped_ambient`).
+        let raisable = ambient & permitted & inheritable;
+        let skipped_ambient = names_of(ambient & !raisable);
+        let ambient = raisable;
         Ok(Self {
             bounding,
             sets: CapSets {
@@ -168,8 +175,15 @@ impl CapabilityPlan {
                 inheritable,
             },
             ambient,
+            skipped_ambient,
             last_cap: checker.last,
         })
+    }
+
+    /// Ambient capabilities the config asks for that are not both permitted and inheritable,
+    /// which the kernel cannot raise.
+    pub(super) fn skipped_ambient(&self) -> &[String] {
+        &self.skipped_ambient
     }
 
     /// Drops every capability outside the bounding set, by number up to the kernel's last (so

@@ -145,6 +145,27 @@ impl SecurityPlan {
             .and_then(SeccompPlan::listener_metadata)
     }
 
+    /// What the runtime should log as warnings: settings the kernel cannot honour that runc
+    /// also skips with a warning (unknown syscall names, unraisable ambient capabilities).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let ambient = self.capabilities.skipped_ambient();
+        if !ambient.is_empty() {
+            out.push(format!(
+                "process.capabilities.ambient: skipping {} (not in both permitted and inheritable, so the kernel cannot raise them)",
+                ambient.join(", ")
+            ));
+        }
+        let syscalls = self.ignored_syscalls();
+        if !syscalls.is_empty() {
+            out.push(format!(
+                "linux.seccomp.syscalls: ignoring names libseccomp does not know: {}",
+                syscalls.join(", ")
+            ));
+        }
+        out
+    }
+
     /// Syscall names libseccomp does not know, skipped as runc skips them (for a debug log).
     pub fn ignored_syscalls(&self) -> &[String] {
         self.seccomp
