@@ -150,14 +150,11 @@ pub fn parse_user(s: &str) -> Result<User, SecurityError> {
     Ok(user)
 }
 
-/// `base` (the container's `process.user`) with uid, and gid when given, from `--user`;
-/// additional groups are dropped when the uid changes, umask is kept.
+/// `base` (the container's `process.user`) with the uid, and the gid when given, from
+/// `--user`: as runc, everything else (additionalGids, umask) stays.
 pub fn override_user(base: &User, s: &str) -> Result<User, SecurityError> {
     let parsed = parse_user(s)?;
     let mut user = base.clone();
-    if parsed.uid() != base.uid() {
-        user.set_additional_gids(None);
-    }
     user.set_uid(parsed.uid());
     if s.contains(':') {
         user.set_gid(parsed.gid());
@@ -189,8 +186,12 @@ mod tests {
         let mut base = User::default();
         base.set_gid(50);
         base.set_umask(Some(0o077));
+        base.set_additional_gids(Some(vec![7]));
         let u = override_user(&base, "1000").expect("override");
         assert_eq!((u.uid(), u.gid(), u.umask()), (1000, 50, Some(0o077)));
+        assert_eq!(u.additional_gids().as_deref(), Some(&[7][..]));
+        let u = override_user(&base, "1000:60").expect("override");
+        assert_eq!(u.gid(), 60);
     }
 
     #[test]
