@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::sys::stat::{fstat, umask, Mode, SFlag};
-use nix::unistd::{fchown, Gid, Uid};
+use nix::unistd::{fchown, Uid};
 use oci_spec::runtime::{Linux, LinuxIdMapping, User};
 
 use super::error::SecurityError;
@@ -125,11 +125,9 @@ impl UserPlan {
             if is_null || st.st_uid == self.uid {
                 continue;
             }
-            let _ = fchown(
-                fd,
-                Some(Uid::from_raw(self.uid)),
-                Some(Gid::from_raw(self.gid)),
-            );
+            // Only the owner, as runc: the gid may be a tty group the mount chose. Failures
+            // (read-only, unmapped owner) leave the stdio as it is, as runc does.
+            let _ = fchown(fd, Some(Uid::from_raw(self.uid)), None);
         }
     }
 }
