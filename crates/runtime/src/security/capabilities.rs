@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
-use super::error::{read_to_string, SecurityError};
+use super::error::{read_to_string, spec_name, SecurityError};
 use crate::sys::capset::{self, CapSets};
 
 /// The sets the container process ends with, as bit masks (bit n = capability number n).
@@ -14,6 +14,7 @@ pub(super) struct CapabilityPlan {
     bounding: u64,
     sets: CapSets,
     ambient: u64,
+    skipped_ambient: Vec<String>,
     last_cap: u8,
 }
 
@@ -22,7 +23,9 @@ fn last_cap() -> Result<u8, SecurityError> {
     let path = "/proc/sys/kernel/cap_last_cap";
     read_to_string(path)?
         .trim()
-        .parse()
+        .parse::<u8>()
+        // The sets are 64-bit masks; a kernel past that would need a wider type here.
+        .map(|last| last.min(63))
         .map_err(|e| SecurityError::Read {
             path: path.into(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
@@ -90,22 +93,20 @@ impl Checker {
 
     fn mask(&self, set: &'static str, caps: Option<&Capabilities>) -> Result<u64, SecurityError> {
         let field = format!("process.capabilities.{set}");
-        let mut names: Vec<String> = caps
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                serde_json::to_value(c)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-            })
-            .map(|n| n.unwrap_or_default())
-            .collect();
+        let mut names: Vec<String> = caps.into_iter().flatten().map(spec_name).collect();
         // HashSet order is random; sort so the first bad name reported is stable.
         names.sort();
         names
             .iter()
             .try_fold(0u64, |mask, name| Ok(mask | self.bit(&field, name)?))
     }
+}
+
+fn names_of(mask: u64) -> Vec<String> {
+    (0..64u8)
+        .filter(|cap| mask & (1u64 << cap) != 0)
+        .map(cap_name)
+        .collect()
 }
 
 fn first_outside(mask: u64, allowed: u64) -> Option<String> {
@@ -152,13 +153,20 @@ impl CapabilityPlan {
                 needs: "permitted",
             });
         }
-        if let Some(name) = first_outside(ambient, permitted & inheritable) {
+        // The kernel refuses an inheritable capability outside the bounding set.
+        if let Some(name) = first_outside(inheritable, bounding) {
             return Err(SecurityError::CapabilityNotInSet {
-                set: "ambient",
+                set: "inheritable",
                 name,
-                needs: "both permitted and inheritable",
+                needs: "bounding",
             });
         }
+        // The kernel raises an ambient capability only if it is permitted and inheritable.
+        // runc's own `runc spec` config lists ambient capabilities without inheritable ones,
+        // and runc warns and goes on; so does hull (see `skipped_ambient`).
+        let raisable = ambient & permitted & inheritable;
+        let skipped_ambient = names_of(ambient & !raisable);
+        let ambient = raisable;
         Ok(Self {
             bounding,
             sets: CapSets {
@@ -167,22 +175,27 @@ impl CapabilityPlan {
                 inheritable,
             },
             ambient,
+            skipped_ambient,
             last_cap: checker.last,
         })
     }
 
-    /// Drops every capability outside the bounding set; needs CAP_SETPCAP, so before the
-    /// user switch.
+    /// Ambient capabilities the config asks for that are not both permitted and inheritable,
+    /// which the kernel cannot raise.
+    pub(super) fn skipped_ambient(&self) -> &[String] {
+        &self.skipped_ambient
+    }
+
+    /// Drops every capability outside the bounding set, by number up to the kernel's last (so
+    /// one newer than this build is dropped too); needs CAP_SETPCAP, so before the user switch.
     pub(super) fn apply_bounding(&self) -> Result<(), SecurityError> {
-        for cap in caps::all() {
-            if cap.index() > self.last_cap || self.bounding & cap.bitmask() != 0 {
+        for cap in 0..=self.last_cap {
+            if self.bounding & (1u64 << cap) != 0 {
                 continue;
             }
-            caps::drop(None, caps::CapSet::Bounding, cap).map_err(|e| {
-                SecurityError::CapabilityApply {
-                    step: format!("dropping {cap} from the bounding set"),
-                    source: std::io::Error::other(e.to_string()),
-                }
+            capset::bounding_drop(cap).map_err(|source| SecurityError::CapabilityApply {
+                step: format!("dropping {} from the bounding set", cap_name(cap)),
+                source,
             })?;
         }
         Ok(())
@@ -197,18 +210,18 @@ impl CapabilityPlan {
             ),
             source,
         })?;
-        let ambient_err =
-            |step: String, e: caps::errors::CapsError| SecurityError::CapabilityApply {
-                step,
-                source: std::io::Error::other(e.to_string()),
-            };
-        caps::clear(None, caps::CapSet::Ambient)
-            .map_err(|e| ambient_err("clearing the ambient set".into(), e))?;
-        for cap in caps::all() {
-            if self.ambient & cap.bitmask() != 0 {
-                caps::raise(None, caps::CapSet::Ambient, cap)
-                    .map_err(|e| ambient_err(format!("raising {cap} in the ambient set"), e))?;
+        capset::ambient_clear().map_err(|source| SecurityError::CapabilityApply {
+            step: "clearing the ambient set".into(),
+            source,
+        })?;
+        for cap in 0..=self.last_cap {
+            if self.ambient & (1u64 << cap) == 0 {
+                continue;
             }
+            capset::ambient_raise(cap).map_err(|source| SecurityError::CapabilityApply {
+                step: format!("raising {} in the ambient set", cap_name(cap)),
+                source,
+            })?;
         }
         Ok(())
     }

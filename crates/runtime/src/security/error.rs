@@ -54,6 +54,15 @@ pub enum SecurityError {
     #[error("process.scheduler: sched_setattr({policy}): {source}")]
     Scheduler { policy: String, source: io::Error },
 
+    #[error("{field} {value:?}: {why}")]
+    CpuAffinity {
+        field: String,
+        value: String,
+        why: String,
+    },
+    #[error("process.execCPUAffinity: sched_setaffinity({pid}): {source}")]
+    CpuAffinityApply { pid: i32, source: io::Error },
+
     #[error("linux.personality.flags: {0:?} is not a personality flag")]
     PersonalityFlag(String),
     #[error("linux.personality: personality({domain}): {source}")]
@@ -75,8 +84,12 @@ pub enum SecurityError {
 
     #[error("linux.seccomp.{field}: {message}")]
     Seccomp { field: String, message: String },
+    #[error("linux.seccomp: compiling the filter: {0}")]
+    SeccompCompile(String),
     #[error("linux.seccomp: loading the filter (flags {flags:#x}): {source}")]
     SeccompLoad { flags: u32, source: io::Error },
+    #[error("linux.seccomp.listenerPath {path:?}: sending the listener: {source}")]
+    SeccompListener { path: PathBuf, source: io::Error },
     #[error("process.noNewPrivileges: prctl(PR_SET_NO_NEW_PRIVS): {0}")]
     NoNewPrivs(io::Error),
 
@@ -108,4 +121,12 @@ pub(super) fn read_to_string(path: &str) -> Result<String, SecurityError> {
         path: path.into(),
         source,
     })
+}
+
+/// The name a config value has in config.json (its serde form), e.g. "RLIMIT_NOFILE".
+pub(super) fn spec_name<T: serde::Serialize + std::fmt::Debug>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| format!("{v:?}"))
 }

@@ -7,6 +7,7 @@
 //! execve, in runc's order.
 
 mod capabilities;
+mod cpu_affinity;
 mod error;
 mod lsm;
 mod oom;
@@ -15,13 +16,17 @@ mod plan;
 mod rlimits;
 mod scheduling;
 mod seccomp;
+mod seccomp_agent;
+mod seccomp_enosys;
 mod seccomp_features;
 mod user;
 
 pub use capabilities::known_capabilities;
+pub use cpu_affinity::{parse_cpu_list, parse_exec_cpu_affinity, set_cpu_affinity};
 pub use error::SecurityError;
 pub use lsm::{apparmor_enabled, selinux_enabled};
 pub use oom::set_oom_score_adj;
 pub use plan::{PlanOptions, SecurityPlan};
+pub use seccomp_agent::send_seccomp_listener;
 pub use seccomp_features::seccomp_features;
 pub use user::{override_user, parse_user};

@@ -99,12 +99,13 @@ impl SecurityPlan {
         if self.no_new_privileges {
             nix::sys::prctl::set_no_new_privs().map_err(|e| SecurityError::NoNewPrivs(e.into()))?;
         }
+        let setgroups = self.user.setgroups_allowed()?;
         let mut listener = None;
         if !self.no_new_privileges {
             listener = self.load_seccomp()?;
         }
         self.capabilities.apply_bounding()?;
-        self.switch_user()?;
+        self.switch_user(setgroups)?;
         self.capabilities.apply_sets()?;
         if self.no_new_privileges {
             listener = self.load_seccomp()?;
@@ -118,7 +119,7 @@ impl SecurityPlan {
 
     /// Keeps the permitted set across the switch away from uid 0, then clears the flag so the
     /// program exec'd does not inherit it.
-    fn switch_user(&self) -> Result<(), SecurityError> {
+    fn switch_user(&self, setgroups: bool) -> Result<(), SecurityError> {
         let keepcaps = |on: bool| {
             nix::sys::prctl::set_keepcaps(on).map_err(|e| SecurityError::CapabilityApply {
                 step: format!("prctl(PR_SET_KEEPCAPS, {})", u8::from(on)),
@@ -126,7 +127,7 @@ impl SecurityPlan {
             })
         };
         keepcaps(true)?;
-        self.user.apply_ids()?;
+        self.user.apply_ids(setgroups)?;
         keepcaps(false)?;
         self.user.apply_umask();
         Ok(())
@@ -142,6 +143,27 @@ impl SecurityPlan {
         self.seccomp
             .as_ref()
             .and_then(SeccompPlan::listener_metadata)
+    }
+
+    /// What the runtime should log as warnings: settings the kernel cannot honour that runc
+    /// also skips with a warning (unknown syscall names, unraisable ambient capabilities).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let ambient = self.capabilities.skipped_ambient();
+        if !ambient.is_empty() {
+            out.push(format!(
+                "process.capabilities.ambient: skipping {} (not in both permitted and inheritable, so the kernel cannot raise them)",
+                ambient.join(", ")
+            ));
+        }
+        let syscalls = self.ignored_syscalls();
+        if !syscalls.is_empty() {
+            out.push(format!(
+                "linux.seccomp.syscalls: ignoring names libseccomp does not know: {}",
+                syscalls.join(", ")
+            ));
+        }
+        out
     }
 
     /// Syscall names libseccomp does not know, skipped as runc skips them (for a debug log).

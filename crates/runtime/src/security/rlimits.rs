@@ -4,7 +4,7 @@
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use oci_spec::runtime::{PosixRlimit, PosixRlimitType};
 
-use super::error::SecurityError;
+use super::error::{spec_name, SecurityError};
 use crate::sys::capset;
 
 const CAP_SYS_RESOURCE: u64 = 1 << 24;
@@ -44,13 +44,6 @@ fn resource(typ: PosixRlimitType) -> Resource {
     }
 }
 
-fn name(typ: PosixRlimitType) -> String {
-    serde_json::to_value(typ)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| typ.to_string())
-}
-
 impl RlimitPlan {
     /// Rejects duplicates, soft above hard, and a hard limit above the host's own when this
     /// process cannot raise it (raising needs CAP_SYS_RESOURCE in the initial user namespace,
@@ -61,7 +54,7 @@ impl RlimitPlan {
             .unwrap_or(false);
         let mut limits: Vec<Rlimit> = Vec::with_capacity(rlimits.len());
         for r in rlimits {
-            let name = name(r.typ());
+            let name = spec_name(&r.typ());
             let (soft, hard) = (r.soft(), r.hard());
             if limits.iter().any(|l| l.name == name) {
                 return Err(SecurityError::DuplicateRlimit { kind: name });

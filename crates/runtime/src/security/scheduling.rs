@@ -5,7 +5,7 @@ use oci_spec::runtime::{
     IOPriorityClass, LinuxIOPriority, LinuxSchedulerFlag, LinuxSchedulerPolicy, Scheduler,
 };
 
-use super::error::SecurityError;
+use super::error::{spec_name, SecurityError};
 use crate::sys::{ioprio, sched};
 
 /// An I/O class and level, validated.
@@ -30,7 +30,7 @@ impl IoPriorityPlan {
             IOPriorityClass::IoprioClassIdle => 3,
         };
         Ok(Self {
-            class_name: serde_name(&p.class()),
+            class_name: spec_name(&p.class()),
             class,
             priority,
             value: ioprio::ioprio_value(class, level),
@@ -44,13 +44,6 @@ impl IoPriorityPlan {
             source,
         })
     }
-}
-
-fn serde_name<T: serde::Serialize + std::fmt::Debug>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| format!("{v:?}"))
 }
 
 /// A complete sched_attr, validated as runc validates `process.scheduler`.
@@ -88,7 +81,7 @@ fn flag_bits(flags: &[LinuxSchedulerFlag]) -> Result<u64, SecurityError> {
             LinuxSchedulerFlag::SchedFlagUtilClampMin | LinuxSchedulerFlag::SchedFlagUtilClampMax => {
                 return Err(SecurityError::SchedulerInvalid(format!(
                     "flag {} needs a utilization clamp value, which the OCI scheduler object has no field for",
-                    serde_name(f)
+                    spec_name(f)
                 )))
             }
         };
@@ -99,7 +92,7 @@ fn flag_bits(flags: &[LinuxSchedulerFlag]) -> Result<u64, SecurityError> {
 impl SchedulerPlan {
     pub(super) fn new(s: &Scheduler) -> Result<Self, SecurityError> {
         let policy = *s.policy();
-        let policy_name = serde_name(&policy);
+        let policy_name = spec_name(&policy);
         let invalid = |m: String| Err(SecurityError::SchedulerInvalid(m));
         let nice = s.nice().unwrap_or(0);
         if !(-20..=19).contains(&nice) {

@@ -14,7 +14,8 @@ use oci_spec::runtime::{
     LinuxSeccompOperator, LinuxSyscall,
 };
 
-use super::error::SecurityError;
+use super::error::{spec_name, SecurityError};
+use super::seccomp_enosys::LastSyscalls;
 use crate::sys::seccomp as sys;
 
 /// Syscalls hull's container init makes between loading the filter and execve, and passing
@@ -22,6 +23,7 @@ use crate::sys::seccomp as sys;
 const INIT_SYSCALLS: &[&str] = &["write", "sendmsg"];
 const MAX_ERRNO: u32 = 4095;
 const SYSCALL_ARGS: usize = 6;
+const BPF_MAXINSNS: usize = 4096;
 
 /// A compiled filter, its seccomp(2) flags, and where its listener goes.
 pub(super) struct SeccompPlan {
@@ -50,13 +52,6 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> SecurityError {
     }
 }
 
-pub(super) fn serde_name<T: serde::Serialize + std::fmt::Debug>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| format!("{v:?}"))
-}
-
 /// The kernel return value of an action, to ask the kernel whether it implements it.
 fn ret_value(action: LinuxSeccompAction) -> u32 {
     action.as_u32(None) & 0xffff_0000
@@ -70,7 +65,7 @@ fn action(
     if !sys::action_available(ret_value(act)) {
         return Err(err(
             field,
-            format!("{} is not supported by this kernel", serde_name(&act)),
+            format!("{} is not supported by this kernel", spec_name(&act)),
         ));
     }
     let data = |default: u32| -> Result<u16, SecurityError> {
@@ -103,7 +98,7 @@ fn action(
             field,
             format!(
                 "errno {e} is only meaningful with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {}",
-                serde_name(&act)
+                spec_name(&act)
             ),
         ));
     }
@@ -125,7 +120,7 @@ fn condition(field: &str, arg: &LinuxSeccompArg) -> Result<ScmpArgCompare, Secur
             field,
             format!(
                 "valueTwo is only used by SCMP_CMP_MASKED_EQ, not {}",
-                serde_name(&op)
+                spec_name(&op)
             ),
         ));
     }
@@ -172,6 +167,8 @@ pub(super) fn flag_supported(bit: u32) -> bool {
 struct Compiler {
     ctx: ScmpFilterContext,
     default: ScmpAction,
+    archs: Vec<ScmpArch>,
+    last: LastSyscalls,
     notify: bool,
     ignored: Vec<String>,
 }
@@ -202,6 +199,9 @@ impl Compiler {
             conds.push(condition(&format!("{field}.args[{j}]"), a)?);
             per_index[a.index()] += 1;
         }
+        for name in rule.names() {
+            self.last.note(name, &self.archs);
+        }
         if act == self.default {
             // libseccomp refuses a rule equal to the default; it would change nothing.
             return Ok(());
@@ -230,7 +230,7 @@ impl Compiler {
 }
 
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SecurityError> {
-    let fail = |m: String| err("", m);
+    let fail = SecurityError::SeccompCompile;
     let memfd =
         nix::sys::memfd::memfd_create(c"hull-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(|e| fail(format!("memfd_create: {e}")))?;
@@ -267,18 +267,27 @@ impl SeccompPlan {
         let mut c = Compiler {
             ctx,
             default,
+            archs: vec![ScmpArch::native()],
+            last: LastSyscalls::default(),
             notify: false,
             ignored: Vec::new(),
         };
         for (i, arch) in s.architectures().iter().flatten().enumerate() {
-            let name = serde_name(arch);
+            let name = spec_name(arch);
             let field = format!("architectures[{i}]");
             let scmp = ScmpArch::from_str(&name)
                 .map_err(|_| err(&field, format!("{name} is not known to libseccomp")))?;
-            c.ctx
-                .add_arch(scmp)
-                .map_err(|e| err(&field, format!("{name}: {e}")))?;
+            // libseccomp refuses an arch of the other byte order than the native one, or one
+            // it was built without; either way the filter could not hold it.
+            c.ctx.add_arch(scmp).map_err(|e| {
+                err(
+                    &field,
+                    format!("{name} cannot be added to a filter on this host (libseccomp: {e})"),
+                )
+            })?;
+            c.archs.push(scmp);
         }
+        c.last = LastSyscalls::new(&c.archs);
         for (i, rule) in s.syscalls().iter().flatten().enumerate() {
             c.add_syscalls(i, rule)?;
         }
@@ -288,7 +297,7 @@ impl SeccompPlan {
             if !flag_supported(bit) {
                 return Err(err(
                     format!("flags[{i}]"),
-                    format!("{} is not supported by this kernel", serde_name(f)),
+                    format!("{} is not supported by this kernel", spec_name(f)),
                 ));
             }
             flags |= bit;
@@ -313,8 +322,22 @@ impl SeccompPlan {
                 flags |= sys::FLAG_TSYNC_ESRCH;
             }
         }
+        let mut filter = match default {
+            ScmpAction::Allow | ScmpAction::Log => Vec::new(),
+            _ => c.last.prologue(),
+        };
+        filter.extend(export(&c.ctx)?);
+        if filter.len() > BPF_MAXINSNS {
+            return Err(err(
+                "syscalls",
+                format!(
+                    "the filter has {} BPF instructions, above the kernel's {BPF_MAXINSNS}",
+                    filter.len()
+                ),
+            ));
+        }
         Ok(Self {
-            filter: export(&c.ctx)?,
+            filter,
             flags,
             listener_path: s.listener_path().clone(),
             listener_metadata: s.listener_metadata().clone(),

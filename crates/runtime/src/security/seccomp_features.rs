@@ -7,7 +7,8 @@ use libseccomp::{ScmpAction, ScmpArch, ScmpFilterContext};
 use oci_spec::runtime::LinuxSeccompFilterFlag;
 use serde_json::json;
 
-use super::seccomp::{flag_bit, flag_supported, serde_name};
+use super::error::spec_name;
+use super::seccomp::{flag_bit, flag_supported};
 
 const ACTIONS: &[&str] = &[
     "SCMP_ACT_ALLOW",
@@ -64,26 +65,30 @@ const FLAGS: &[LinuxSeccompFilterFlag] = &[
     LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
 ];
 
-/// Architectures that both the OCI types and the linked libseccomp accept.
+/// Architectures that the OCI types accept and the linked libseccomp can put in a filter next
+/// to the native one (a fresh context each: a failed add_arch leaves a context unreliable).
 fn archs() -> Vec<&'static str> {
-    let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
-        return Vec::new();
-    };
     ARCHS
         .iter()
         .copied()
         .filter(|a| serde_json::from_value::<oci_spec::runtime::Arch>(json!(a)).is_ok())
-        .filter(|a| ScmpArch::from_str(a).is_ok_and(|arch| ctx.add_arch(arch).is_ok()))
+        .filter(|a| {
+            let Ok(arch) = ScmpArch::from_str(a) else {
+                return false;
+            };
+            ScmpFilterContext::new(ScmpAction::Allow)
+                .is_ok_and(|mut ctx| ctx.add_arch(arch).is_ok())
+        })
         .collect()
 }
 
 /// The runtime-spec features.md `linux.seccomp` object.
 pub fn seccomp_features() -> serde_json::Value {
-    let known: Vec<String> = FLAGS.iter().map(serde_name).collect();
+    let known: Vec<String> = FLAGS.iter().map(spec_name).collect();
     let supported: Vec<String> = FLAGS
         .iter()
         .filter(|f| flag_supported(flag_bit(**f)))
-        .map(serde_name)
+        .map(spec_name)
         .collect();
     json!({
         "enabled": true,

@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::sys::stat::{fstat, umask, Mode, SFlag};
-use nix::unistd::{fchown, Gid, Uid};
+use nix::unistd::{fchown, Uid};
 use oci_spec::runtime::{Linux, LinuxIdMapping, User};
 
 use super::error::SecurityError;
@@ -73,9 +73,11 @@ impl UserPlan {
 
     /// Switches to the configured ids; with PR_SET_KEEPCAPS set by the caller the permitted
     /// set survives the switch away from uid 0.
-    pub(super) fn apply_ids(&self) -> Result<(), SecurityError> {
+    /// `setgroups` is the answer of [`Self::setgroups_allowed`], asked before seccomp is
+    /// loaded so that the filter need not allow reading /proc.
+    pub(super) fn apply_ids(&self, setgroups: bool) -> Result<(), SecurityError> {
         self.fix_stdio_owner();
-        if self.setgroups_allowed()? {
+        if setgroups {
             creds::setgroups(&self.additional_gids).map_err(|source| SecurityError::User {
                 step: format!("setgroups({:?})", self.additional_gids),
                 source,
@@ -97,7 +99,7 @@ impl UserPlan {
 
     /// In a user namespace whose setgroups is "deny", runc skips setgroups, and fails only when
     /// groups were asked for.
-    fn setgroups_allowed(&self) -> Result<bool, SecurityError> {
+    pub(super) fn setgroups_allowed(&self) -> Result<bool, SecurityError> {
         if !self.in_user_namespace {
             return Ok(true);
         }
@@ -123,11 +125,9 @@ impl UserPlan {
             if is_null || st.st_uid == self.uid {
                 continue;
             }
-            let _ = fchown(
-                fd,
-                Some(Uid::from_raw(self.uid)),
-                Some(Gid::from_raw(self.gid)),
-            );
+            // Only the owner, as runc: the gid may be a tty group the mount chose. Failures
+            // (read-only, unmapped owner) leave the stdio as it is, as runc does.
+            let _ = fchown(fd, Some(Uid::from_raw(self.uid)), None);
         }
     }
 }
@@ -148,14 +148,11 @@ pub fn parse_user(s: &str) -> Result<User, SecurityError> {
     Ok(user)
 }
 
-/// `base` (the container's `process.user`) with uid, and gid when given, from `--user`;
-/// additional groups are dropped when the uid changes, umask is kept.
+/// `base` (the container's `process.user`) with the uid, and the gid when given, from
+/// `--user`: as runc, everything else (additionalGids, umask) stays.
 pub fn override_user(base: &User, s: &str) -> Result<User, SecurityError> {
     let parsed = parse_user(s)?;
     let mut user = base.clone();
-    if parsed.uid() != base.uid() {
-        user.set_additional_gids(None);
-    }
     user.set_uid(parsed.uid());
     if s.contains(':') {
         user.set_gid(parsed.gid());
@@ -187,8 +184,12 @@ mod tests {
         let mut base = User::default();
         base.set_gid(50);
         base.set_umask(Some(0o077));
+        base.set_additional_gids(Some(vec![7]));
         let u = override_user(&base, "1000").expect("override");
         assert_eq!((u.uid(), u.gid(), u.umask()), (1000, 50, Some(0o077)));
+        assert_eq!(u.additional_gids().as_deref(), Some(&[7][..]));
+        let u = override_user(&base, "1000:60").expect("override");
+        assert_eq!(u.gid(), 60);
     }
 
     #[test]

@@ -85,3 +85,35 @@ pub fn capset(sets: CapSets) -> io::Result<()> {
     }
     Ok(())
 }
+
+fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the capability prctls used here take integer arguments only.
+    let rc = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Removes capability `cap` from the calling thread's bounding set (needs CAP_SETPCAP).
+pub fn bounding_drop(cap: u8) -> io::Result<()> {
+    prctl(libc::PR_CAPBSET_DROP, cap.into(), 0)
+}
+
+/// Empties the calling thread's ambient set.
+pub fn ambient_clear() -> io::Result<()> {
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        0,
+    )
+}
+
+/// Adds `cap` to the ambient set (it must be permitted and inheritable).
+pub fn ambient_raise(cap: u8) -> io::Result<()> {
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+        cap.into(),
+    )
+}
