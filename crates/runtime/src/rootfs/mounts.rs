@@ -29,7 +29,7 @@ const PROC_BIND_ALLOWED: &[&str] = &[
 pub(super) fn mount_all(plan: &RootfsPlan, root: &Root) -> Result<(), RootfsError> {
     for m in &plan.mounts {
         match &m.kind {
-            MountKind::Bind { source, is_dir } => mount_bind(plan, root, m, source, *is_dir)?,
+            MountKind::Bind { source } => mount_bind(plan, root, m, source)?,
             MountKind::Cgroup => cgroup_mounts::mount_cgroup(root, m, &plan.opts)?,
             MountKind::Fs { fstype, source } => mount_fs(root, m, fstype, source)?,
         }
@@ -64,8 +64,12 @@ fn mount_bind(
     root: &Root,
     m: &PlannedMount,
     source: &Path,
-    is_dir: bool,
 ) -> Result<(), RootfsError> {
+    let is_dir = std::fs::metadata(source)
+        .map_err(|e| {
+            RootfsError::invalid(m.field.clone(), format!("source {}: {e}", source.display()))
+        })?
+        .is_dir();
     let target = root.create(
         &m.destination,
         if is_dir { Create::Dir } else { Create::File },

@@ -49,7 +49,6 @@ pub(super) struct PlannedMount {
 pub(super) enum MountKind {
     Bind {
         source: PathBuf,
-        is_dir: bool,
     },
     /// `cgroup`: a view of the container's cgroup hierarchies.
     Cgroup,
@@ -120,7 +119,15 @@ impl RootfsPlan {
         );
         let mut mounts = Vec::new();
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
-            mounts.push(plan_mount(i, m, bundle, &known_fs, &container_maps, &opts)?);
+            mounts.push(plan_mount(
+                i,
+                m,
+                bundle,
+                &rootfs,
+                &known_fs,
+                &container_maps,
+                &opts,
+            )?);
         }
         let setup_dev = !mounts.iter().any(|m| {
             m.destination == Path::new("/dev") && matches!(m.kind, MountKind::Bind { .. })
@@ -216,10 +223,12 @@ fn read_filesystems() -> Vec<String> {
 
 type IdMaps = (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>);
 
+#[allow(clippy::too_many_arguments)]
 fn plan_mount(
     i: usize,
     m: &Mount,
     bundle: &Path,
+    rootfs: &Path,
     known_fs: &[String],
     container_maps: &IdMaps,
     opts: &RootfsOptions,
@@ -268,12 +277,13 @@ fn plan_mount(
             .as_ref()
             .ok_or_else(|| bad("bind mount without source".into()))?;
         let source = bundle.join(source);
-        let meta = std::fs::metadata(&source)
-            .map_err(|e| bad(format!("source {}: {e}", source.display())))?;
-        MountKind::Bind {
-            source,
-            is_dir: meta.is_dir(),
+        // A source inside the rootfs may be made by an earlier mount; it is checked then.
+        if let Err(e) = std::fs::metadata(&source) {
+            if !source.starts_with(rootfs) {
+                return Err(bad(format!("source {}: {e}", source.display())));
+            }
         }
+        MountKind::Bind { source }
     } else {
         if idmap.is_some() {
             return Err(bad("idmap is only supported on bind mounts".into()));

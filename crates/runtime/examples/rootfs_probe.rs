@@ -1,0 +1,146 @@
+//! Test helper for the rootfs module (tests/rootfs.rs): builds the container's root file system of
+//! a bundle in private namespaces and execs its process, standing in for the process code.
+//!
+//! Usage: rootfs_probe BUNDLE [--no-pivot] [--userns-devices]
+//! Exit 2 with "error: ..." when RootfsPlan::new refuses the config, 3 when a later phase fails.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use hull_runtime::rootfs::{CgroupMount, RootfsOptions, RootfsPlan};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{execvpe, fork, ForkResult};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bundle = PathBuf::from(args.get(1).expect("usage: rootfs_probe BUNDLE [flags]"));
+    let spec = match Spec::load(bundle.join("config.json")) {
+        Ok(s) => s,
+        Err(e) => fail(2, &format!("config.json: {e}")),
+    };
+    let namespaces: Vec<LinuxNamespaceType> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| n.path().is_none())
+        .map(|n| n.typ())
+        .collect();
+    let opts = RootfsOptions {
+        no_pivot: args.iter().any(|a| a == "--no-pivot"),
+        user_namespace: args.iter().any(|a| a == "--userns-devices"),
+        cgroup_namespace: namespaces.contains(&LinuxNamespaceType::Cgroup),
+        cgroups: host_cgroups(),
+    };
+    let plan = RootfsPlan::new(&spec, &bundle, opts).unwrap_or_else(|e| fail(2, &e.to_string()));
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    for (t, f) in [
+        (LinuxNamespaceType::Pid, CloneFlags::CLONE_NEWPID),
+        (LinuxNamespaceType::Ipc, CloneFlags::CLONE_NEWIPC),
+        (LinuxNamespaceType::Uts, CloneFlags::CLONE_NEWUTS),
+        (LinuxNamespaceType::Network, CloneFlags::CLONE_NEWNET),
+        (LinuxNamespaceType::Cgroup, CloneFlags::CLONE_NEWCGROUP),
+    ] {
+        if namespaces.contains(&t) {
+            flags |= f;
+        }
+    }
+    unshare(flags).unwrap_or_else(|e| fail(3, &format!("unshare: {e}")));
+    // SAFETY: this process is single-threaded.
+    match unsafe { fork() }.unwrap_or_else(|e| fail(3, &format!("fork: {e}"))) {
+        ForkResult::Child => container(&plan, &spec),
+        ForkResult::Parent { child } => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+            other => fail(3, &format!("container process: {other:?}")),
+        },
+    }
+}
+
+fn container(plan: &RootfsPlan, spec: &Spec) -> ! {
+    let step = |name: &str, r: Result<(), hull_runtime::rootfs::RootfsError>| {
+        if let Err(e) = r {
+            fail(3, &format!("{name}: {e}"));
+        }
+    };
+    step("prepare", plan.prepare());
+    step("pivot", plan.pivot());
+    step("finalize", plan.finalize());
+    let process = spec.process().as_ref().expect("process");
+    let args: Vec<CString> = process
+        .args()
+        .iter()
+        .flatten()
+        .map(|a| CString::new(a.as_str()).expect("arg"))
+        .collect();
+    let env: Vec<CString> = process
+        .env()
+        .iter()
+        .flatten()
+        .map(|a| CString::new(a.as_str()).expect("env"))
+        .collect();
+    let _ = std::env::set_current_dir(process.cwd());
+    let e = execvpe(&args[0], &args, &env).unwrap_err();
+    fail(3, &format!("exec {:?}: {e}", args[0]))
+}
+
+fn fail(code: i32, msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(code)
+}
+
+/// The hierarchies this process is in, as the process code would get them from hull-cgroups:
+/// the container is shown the probe's own cgroups, so the test creates none.
+fn host_cgroups() -> Vec<CgroupMount> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        let fstype = r.next().unwrap_or("");
+        let super_opts = r.nth(1).unwrap_or("");
+        let mount_point = PathBuf::from(left.split(' ').nth(4).unwrap_or(""));
+        if !mount_point.starts_with("/sys/fs/cgroup") {
+            continue;
+        }
+        let (version, controllers): (u8, Vec<String>) = match fstype {
+            "cgroup2" => (2, Vec::new()),
+            "cgroup" => (
+                1,
+                super_opts
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(*o, "rw" | "ro") && !o.contains("release_agent") && *o != "xattr"
+                    })
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            _ => continue,
+        };
+        let path = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, p) = (f.next()?, f.next()?, f.next()?);
+            let set: Vec<&str> = ctrl.split(',').filter(|c| !c.is_empty()).collect();
+            let mut want: Vec<&str> = controllers.iter().map(String::as_str).collect();
+            let mut have = set.clone();
+            want.sort_unstable();
+            have.sort_unstable();
+            (want == have).then(|| PathBuf::from(p))
+        });
+        if let Some(path) = path {
+            out.push(CgroupMount {
+                version,
+                controllers,
+                mount_point,
+                path,
+            });
+        }
+    }
+    let _ = Path::new("/");
+    out
+}

@@ -1,0 +1,359 @@
+//! The rootfs module against the real kernel: a busybox bundle is set up by the rootfs_probe
+//! example in private namespaces, and what the container sees is checked from inside it.
+//! Needs root; skips otherwise.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{json, Value};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A bundle directory with a busybox rootfs, removed on drop.
+struct Bundle {
+    dir: PathBuf,
+}
+
+impl Bundle {
+    fn new() -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("hull-rootfs-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rootfs = dir.join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "mnt"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for app in [
+            "sh", "cat", "ls", "stat", "touch", "readlink", "echo", "mkdir", "grep",
+        ] {
+            symlink("busybox", rootfs.join("bin").join(app)).unwrap();
+        }
+        Self { dir }
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    fn write_config(&self, config: &Value) {
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Run the probe on this bundle; returns its output.
+    fn run(&self, config: &Value, flags: &[&str]) -> Output {
+        self.write_config(config);
+        let out = Command::new(probe())
+            .arg(&self.dir)
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_no_leak(&self.dir);
+        out
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The probe binary, built once per test run (`cargo test --test rootfs` alone would not
+/// rebuild examples).
+fn probe() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "-q",
+                    "-p",
+                    "hull-runtime",
+                    "--example",
+                    "rootfs_probe",
+                ])
+                .status()
+                .unwrap();
+            assert!(status.success(), "building the rootfs_probe example failed");
+            let exe = std::env::current_exe().unwrap();
+            let p = exe
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("examples/rootfs_probe");
+            assert!(p.exists(), "{} missing", p.display());
+            p
+        })
+        .clone()
+}
+
+/// The probe's namespaces die with it: nothing of the bundle stays in the host mount table.
+fn assert_no_leak(bundle: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let name = bundle.file_name().unwrap().to_str().unwrap();
+    assert!(
+        !info.contains(name),
+        "mount of {name} leaked to the host:\n{info}"
+    );
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIP: needs root (mounts, mknod, namespaces)");
+            return;
+        }
+    };
+}
+
+fn config(script: &str, mounts: Value, linux_extra: Value) -> Value {
+    let mut linux = json!({
+        "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}],
+    });
+    for (k, v) in linux_extra.as_object().unwrap() {
+        linux[k] = v.clone();
+    }
+    json!({
+        "ociVersion": "1.2.0",
+        "root": {"path": "rootfs", "readonly": false},
+        "process": {"args": ["/bin/sh", "-c", script], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+        "mounts": mounts,
+        "linux": linux,
+    })
+}
+
+fn default_mounts() -> Value {
+    json!([
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+    ])
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The mountinfo line whose mount point is `mp` (the last one: the top of a stack).
+fn mount_line<'a>(info: &'a str, mp: &str) -> Option<&'a str> {
+    info.lines().rfind(|l| l.split(' ').nth(4) == Some(mp))
+}
+
+/// Per-mount options of mount point `mp`.
+fn mount_opts(info: &str, mp: &str) -> Vec<String> {
+    let line = mount_line(info, mp).unwrap_or_else(|| panic!("no mount at {mp} in\n{info}"));
+    line.split(' ')
+        .nth(5)
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
+fn fstype(info: &str, mp: &str) -> String {
+    let line = mount_line(info, mp).unwrap_or_else(|| panic!("no mount at {mp}"));
+    line.split(" - ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The output between "== name" and the next "== " marker.
+fn section<'a>(out: &'a str, name: &str) -> &'a str {
+    let start = out
+        .find(&format!("== {name}\n"))
+        .unwrap_or_else(|| panic!("no section {name} in\n{out}"));
+    let rest = &out[start + name.len() + 4..];
+    &rest[..rest.find("== ").unwrap_or(rest.len())]
+}
+
+#[test]
+fn full_container_view() {
+    require_root!();
+    let b = Bundle::new();
+    let host_data = b.dir.join("hostdata");
+    std::fs::create_dir_all(host_data.join("sub")).unwrap();
+    std::fs::write(host_data.join("file"), "host data\n").unwrap();
+    std::fs::create_dir_all(b.rootfs().join("etc/secretdir")).unwrap();
+    std::fs::write(b.rootfs().join("etc/secretdir/key"), "secret\n").unwrap();
+    std::fs::write(b.rootfs().join("etc/secretfile"), "secret\n").unwrap();
+    std::fs::create_dir_all(b.rootfs().join("etc/rodir")).unwrap();
+    let mut mounts = default_mounts().as_array().unwrap().clone();
+    mounts.extend([
+        json!({"destination": "/mnt/ro", "type": "bind", "source": host_data, "options": ["rbind", "ro", "nosuid"]}),
+        json!({"destination": "/mnt/file", "type": "bind", "source": host_data.join("file"), "options": ["bind"]}),
+        json!({"destination": "/mnt/flagsrc", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec"]}),
+        json!({"destination": "/mnt/kept", "type": "bind", "source": b.rootfs().join("mnt/flagsrc"), "options": ["bind", "ro"]}),
+        json!({"destination": "/mnt/rec", "source": b.rootfs().join("dev"), "options": ["rbind", "rro", "rnoexec"]}),
+        json!({"destination": "/mnt/deep/created/dir", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "rprivate"]}),
+    ]);
+    let script = "set -e
+echo '== mountinfo'; cat /proc/self/mountinfo
+echo '== devices'; stat -c '%n %F %t:%T %a %u:%g' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev/fuse /dev/mydisk
+echo '== links'; for l in ptmx fd stdin stdout stderr; do echo \"$l $(readlink /dev/$l)\"; done
+echo '== dirs'; stat -c '%n %F' /dev/shm /dev/console /dev/pts /dev/mqueue
+echo '== masked'; cat /etc/secretfile; ls -A /etc/secretdir; cat /proc/kcore | wc -c; echo done
+echo '== readonly'; touch /etc/rodir/x 2>&1 || true; sh -c 'echo 1 > /proc/sys/kernel/shmmax' 2>&1 || true
+echo '== rootro'; touch /newfile 2>&1 || true; touch /tmp/ok && echo tmp-writable
+echo '== sysctl'; cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward
+echo '== binds'; cat /mnt/file; ls /mnt/ro; touch /mnt/ro/x 2>&1 || true
+echo '== cgroup'; ls /sys/fs/cgroup
+echo '== end'";
+    let mut cfg = config(
+        script,
+        Value::Array(mounts),
+        json!({
+            "devices": [
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 416, "uid": 1, "gid": 2},
+                {"path": "/dev/mydisk", "type": "b", "major": 7, "minor": 200, "fileMode": 384}
+            ],
+            "maskedPaths": ["/etc/secretdir", "/etc/secretfile", "/proc/kcore", "/proc/does-not-exist"],
+            "readonlyPaths": ["/etc/rodir", "/proc/sys", "/nonexistent"],
+            "sysctl": {"kernel.shmmax": "123456789", "net.ipv4.ip_forward": "1"},
+        }),
+    );
+    cfg["root"]["readonly"] = json!(true);
+    cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    let out = b.run(&cfg, &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "probe failed: {stderr}\n{stdout}");
+    eprintln!("{stdout}");
+    let info = section(&stdout, "mountinfo");
+
+    // Root: the rootfs, read-only.
+    assert!(mount_opts(info, "/").contains(&"ro".to_string()), "{info}");
+    assert_eq!(fstype(info, "/proc"), "proc");
+    assert_eq!(fstype(info, "/dev"), "tmpfs");
+    assert!(mount_opts(info, "/dev").contains(&"nosuid".to_string()));
+    assert_eq!(fstype(info, "/dev/pts"), "devpts");
+    assert!(
+        mount_line(info, "/dev/pts")
+            .unwrap()
+            .contains("ptmxmode=666"),
+        "{info}"
+    );
+    assert_eq!(fstype(info, "/dev/mqueue"), "mqueue");
+    assert_eq!(fstype(info, "/sys"), "sysfs");
+    let sys = mount_opts(info, "/sys");
+    for f in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(sys.contains(&f.to_string()), "/sys lacks {f}: {sys:?}");
+    }
+    // Binds: ro + nosuid applied, a file bind, flags of the source kept under ro.
+    let ro = mount_opts(info, "/mnt/ro");
+    assert!(
+        ro.contains(&"ro".to_string()) && ro.contains(&"nosuid".to_string()),
+        "{ro:?}"
+    );
+    assert!(mount_line(info, "/mnt/file").is_some());
+    let kept = mount_opts(info, "/mnt/kept");
+    for f in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(
+            kept.contains(&f.to_string()),
+            "/mnt/kept lacks {f}: {kept:?}"
+        );
+    }
+    // Recursive attributes reach the submounts of an rbind.
+    for mp in ["/mnt/rec", "/mnt/rec/pts", "/mnt/rec/shm"] {
+        let o = mount_opts(info, mp);
+        assert!(
+            o.contains(&"ro".to_string()) && o.contains(&"noexec".to_string()),
+            "{mp}: {o:?}"
+        );
+    }
+    assert_eq!(fstype(info, "/mnt/deep/created/dir"), "tmpfs");
+    assert!(b.rootfs().join("mnt/deep/created/dir").is_dir());
+
+    let devices = section(&stdout, "devices");
+    for want in [
+        "/dev/null character special file 1:3 666 0:0",
+        "/dev/zero character special file 1:5 666 0:0",
+        "/dev/full character special file 1:7 666 0:0",
+        "/dev/random character special file 1:8 666 0:0",
+        "/dev/urandom character special file 1:9 666 0:0",
+        "/dev/tty character special file 5:0 666 0:0",
+        "/dev/fuse character special file a:e5 640 1:2",
+        "/dev/mydisk block special file 7:c8 600 0:0",
+    ] {
+        assert!(devices.contains(want), "missing {want:?} in\n{devices}");
+    }
+    let links = section(&stdout, "links");
+    for want in [
+        "ptmx pts/ptmx",
+        "fd /proc/self/fd",
+        "stdin /proc/self/fd/0",
+        "stdout /proc/self/fd/1",
+        "stderr /proc/self/fd/2",
+    ] {
+        assert!(links.contains(want), "missing {want:?} in\n{links}");
+    }
+    let dirs = section(&stdout, "dirs");
+    assert!(dirs.contains("/dev/shm directory"), "{dirs}");
+    assert!(dirs.contains("/dev/console regular empty file"), "{dirs}");
+
+    let masked = section(&stdout, "masked");
+    assert!(
+        !masked.contains("secret"),
+        "masked content visible: {masked}"
+    );
+    assert!(
+        masked.contains("\n0\ndone") || masked.starts_with("0\ndone"),
+        "{masked}"
+    );
+    assert_eq!(fstype(info, "/etc/secretdir"), "tmpfs");
+    assert!(mount_opts(info, "/etc/secretdir").contains(&"ro".to_string()));
+
+    let readonly = section(&stdout, "readonly");
+    assert_eq!(
+        readonly.matches("Read-only file system").count(),
+        2,
+        "{readonly}"
+    );
+    let rootro = section(&stdout, "rootro");
+    assert!(
+        rootro.contains("Read-only file system") && rootro.contains("tmp-writable"),
+        "{rootro}"
+    );
+    let sysctl = section(&stdout, "sysctl");
+    assert_eq!(sysctl.trim(), "123456789\n1", "{sysctl}");
+    let binds = section(&stdout, "binds");
+    assert!(
+        binds.contains("host data") && binds.contains("sub") && binds.contains("Read-only"),
+        "{binds}"
+    );
+    let cgroup = section(&stdout, "cgroup");
+    assert!(
+        cgroup.contains("memory") && cgroup.contains("cpu"),
+        "{cgroup}"
+    );
+    assert!(mount_opts(info, "/sys/fs/cgroup").contains(&"ro".to_string()));
+    assert!(mount_opts(info, "/sys/fs/cgroup/memory").contains(&"ro".to_string()));
+    // The host data was only bound, never written.
+    assert!(!host_data.join("x").exists());
+}
