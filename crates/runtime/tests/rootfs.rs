@@ -357,3 +357,338 @@ echo '== end'";
     // The host data was only bound, never written.
     assert!(!host_data.join("x").exists());
 }
+
+/// A failing probe: (exit code, stderr), with stderr checked to be one line.
+fn failure(out: &Output) -> (i32, String) {
+    let (_, stderr) = text(out);
+    assert!(!out.status.success(), "probe unexpectedly succeeded");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn minimal_mounts() -> Value {
+    json!([
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+    ])
+}
+
+#[test]
+fn rootfs_symlink_out_of_bundle_refused() {
+    require_root!();
+    let b = Bundle::new();
+    let outside = std::env::temp_dir().join(format!("hull-rootfs-outside-{}", std::process::id()));
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::remove_dir_all(b.rootfs()).unwrap();
+    symlink(&outside, b.rootfs()).unwrap();
+    let out = b.run(&config("true", minimal_mounts(), json!({})), &[]);
+    let listing: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
+    std::fs::remove_dir_all(&outside).unwrap();
+    let (code, err) = failure(&out);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("root.path rootfs") && err.contains("outside the bundle"),
+        "{err}"
+    );
+    assert!(
+        listing.is_empty(),
+        "something was created outside the bundle"
+    );
+}
+
+#[test]
+fn mount_targets_stay_inside_the_rootfs() {
+    require_root!();
+    let b = Bundle::new();
+    let host = std::env::temp_dir().join(format!("hull-rootfs-escape-{}", std::process::id()));
+    std::fs::create_dir_all(&host).unwrap();
+    // An absolute and a relative symlink that would both lead to `host` on the host.
+    symlink(&host, b.rootfs().join("abs")).unwrap();
+    let up = "../".repeat(20);
+    symlink(
+        format!("{up}{}", host.display()),
+        b.rootfs().join("etc/rel"),
+    )
+    .unwrap();
+    let mut mounts = minimal_mounts().as_array().unwrap().clone();
+    mounts.push(json!({"destination": "/abs/sub", "type": "tmpfs", "source": "tmpfs"}));
+    mounts.push(json!({"destination": "/etc/rel/other", "type": "tmpfs", "source": "tmpfs"}));
+    let script = "touch /abs/sub/marker /etc/rel/other/marker && cat /proc/self/mountinfo";
+    let out = b.run(&config(script, Value::Array(mounts), json!({})), &[]);
+    let host_entries: Vec<_> = std::fs::read_dir(&host).unwrap().collect();
+    std::fs::remove_dir_all(&host).unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        host_entries.is_empty(),
+        "a mount target was created on the host"
+    );
+    let inside = b.rootfs().join(host.strip_prefix("/").unwrap());
+    assert!(inside.join("sub").is_dir() && inside.join("other").is_dir());
+    let mp = format!("{}/sub", host.display());
+    assert_eq!(fstype(&stdout, &mp), "tmpfs", "{stdout}");
+}
+
+#[test]
+fn proc_on_a_symlink_refused() {
+    require_root!();
+    let b = Bundle::new();
+    std::fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    std::fs::create_dir(b.rootfs().join("fakeproc")).unwrap();
+    symlink("/fakeproc", b.rootfs().join("proc")).unwrap();
+    let (code, err) = failure(&b.run(&config("true", minimal_mounts(), json!({})), &[]));
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("mounts[0] (/proc)") && err.contains("ordinary directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mount_into_proc_through_a_symlink_refused() {
+    require_root!();
+    let b = Bundle::new();
+    symlink("/proc", b.rootfs().join("etc/innocent")).unwrap();
+    let mut mounts = minimal_mounts().as_array().unwrap().clone();
+    mounts.push(json!({"destination": "/etc/innocent/sys", "type": "tmpfs", "source": "tmpfs"}));
+    let (code, err) = failure(&b.run(&config("true", Value::Array(mounts), json!({})), &[]));
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("mounts[2]") && err.contains("/proc/sys cannot be mounted"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_mount_option_named() {
+    require_root!();
+    let b = Bundle::new();
+    let mut mounts = minimal_mounts().as_array().unwrap().clone();
+    mounts.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "bogusopt"]}));
+    let (code, err) = failure(&b.run(&config("true", Value::Array(mounts), json!({})), &[]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("mounts[2] (/tmp)") && err.contains("\"bogusopt\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_pivot_and_read_only_dev() {
+    require_root!();
+    let b = Bundle::new();
+    let mounts = json!([
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755", "ro"]},
+    ]);
+    let script = "cat /proc/self/mountinfo; echo '== ls'; ls /; stat -c '%t:%T' /dev/zero; touch /dev/x 2>&1 || true";
+    let out = b.run(&config(script, mounts, json!({})), &["--no-pivot"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let root = mount_line(&stdout, "/").unwrap_or_else(|| panic!("no / in {stdout}"));
+    assert!(root.contains("/rootfs"), "{root}");
+    assert!(
+        mount_opts(&stdout, "/dev").contains(&"ro".to_string()),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1:5") && stdout.contains("Read-only file system"),
+        "{stdout}"
+    );
+    assert!(section(&stdout, "ls").contains("bin"));
+    // The host's other mounts were detached, not just hidden under the moved rootfs.
+    let outside = stdout
+        .lines()
+        .take_while(|l| !l.starts_with("=="))
+        .filter(|l| l.split(' ').nth(4) == Some("/sys"))
+        .count();
+    assert_eq!(outside, 0, "{stdout}");
+}
+
+#[test]
+fn user_namespace_devices_are_bind_mounts() {
+    require_root!();
+    let b = Bundle::new();
+    let script = "cat /proc/self/mountinfo; stat -c '%n %t:%T' /dev/null /dev/tty";
+    let out = b.run(
+        &config(script, minimal_mounts(), json!({})),
+        &["--userns-devices"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(mount_line(&stdout, "/dev/null").is_some(), "{stdout}");
+    assert!(mount_line(&stdout, "/dev/tty").is_some(), "{stdout}");
+    assert!(
+        stdout.contains("/dev/null 1:3") && stdout.contains("/dev/tty 5:0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn propagation_options_apply() {
+    require_root!();
+    let b = Bundle::new();
+    let mut mounts = minimal_mounts().as_array().unwrap().clone();
+    mounts.push(json!({"destination": "/mnt/shared", "type": "tmpfs", "source": "tmpfs", "options": ["rshared"]}));
+    mounts.push(json!({"destination": "/mnt/unbindable", "type": "tmpfs", "source": "tmpfs", "options": ["unbindable"]}));
+    let cfg = config(
+        "cat /proc/self/mountinfo",
+        Value::Array(mounts),
+        json!({"rootfsPropagation": "private"}),
+    );
+    let out = b.run(&cfg, &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        mount_line(&stdout, "/mnt/shared")
+            .unwrap()
+            .contains(" shared:"),
+        "{stdout}"
+    );
+    assert!(
+        mount_line(&stdout, "/mnt/unbindable")
+            .unwrap()
+            .contains(" unbindable "),
+        "{stdout}"
+    );
+    assert!(
+        !mount_line(&stdout, "/").unwrap().contains("master:"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn idmapped_bind_mount() {
+    require_root!();
+    let b = Bundle::new();
+    let mut mounts = minimal_mounts().as_array().unwrap().clone();
+    mounts.push(json!({"destination": "/idsrc", "type": "tmpfs", "source": "tmpfs"}));
+    mounts.push(json!({
+        "destination": "/idmapped", "type": "bind", "source": b.rootfs().join("idsrc"), "options": ["bind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+        "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 10}],
+    }));
+    let script = "touch /idsrc/f && stat -c '%u:%g' /idsrc/f /idmapped/f && grep -w /idmapped /proc/self/mountinfo";
+    let out = b.run(&config(script, Value::Array(mounts), json!({})), &[]);
+    let (stdout, stderr) = text(&out);
+    if stderr.contains("does its file system support idmapped mounts") {
+        eprintln!("SKIP: kernel refuses idmapped tmpfs mounts: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("0:0\n1000:2000\n"), "{stdout}");
+    assert!(stdout.contains("idmapped"), "{stdout}");
+}
+
+#[test]
+fn invalid_configs_name_the_field() {
+    // RootfsPlan::new only reads: no privilege needed, nothing created.
+    let b = Bundle::new();
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"mountLabel": "system_u:object_r:container_file_t:s0"}),
+            "linux.mountLabel",
+        ),
+        (
+            json!({"rootfsPropagation": "sideways"}),
+            "linux.rootfsPropagation: unknown propagation \"sideways\"",
+        ),
+        (
+            json!({"maskedPaths": ["proc/kcore"]}),
+            "linux.maskedPaths[0]",
+        ),
+        (
+            json!({"readonlyPaths": ["/ok", "rel"]}),
+            "linux.readonlyPaths[1]",
+        ),
+        (
+            json!({"sysctl": {"kernel.panic": "1"}}),
+            "linux.sysctl \"kernel.panic\": not in a separate kernel namespace",
+        ),
+        (
+            json!({"sysctl": {"../../etc": "1"}}),
+            "not a valid sysctl name",
+        ),
+        (
+            json!({"devices": [{"path": "/dev/x", "type": "a", "major": 1, "minor": 1}]}),
+            "linux.devices[0] (/dev/x)",
+        ),
+        (
+            json!({"devices": [{"path": "dev/x", "type": "c", "major": 1, "minor": 1}]}),
+            "path must be absolute",
+        ),
+    ];
+    for (linux, want) in cases {
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_value(config("true", minimal_mounts(), linux)).unwrap();
+        let err = hull_runtime::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{err:?} lacks {want:?}");
+        assert_eq!(err.lines().count(), 1);
+    }
+    // net.* needs a network namespace of the container's own.
+    let mut cfg = config(
+        "true",
+        minimal_mounts(),
+        json!({"sysctl": {"net.ipv4.ip_forward": "1"}}),
+    );
+    cfg["linux"]["namespaces"] = json!([{"type": "mount"}]);
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(cfg).unwrap();
+    let err = hull_runtime::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("host's net namespace"), "{err}");
+    let mounts_cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"destination": "/x", "type": "nosuchfs", "source": "x"}),
+            "mount type \"nosuchfs\" is not supported",
+        ),
+        (
+            json!({"destination": "/x", "source": "x"}),
+            "no type and no bind option",
+        ),
+        (
+            json!({"destination": "/x", "type": "bind", "source": "/nonexistent-hull-source"}),
+            "source /nonexistent-hull-source",
+        ),
+        (
+            json!({"destination": "/x", "type": "tmpfs", "options": ["tmpcopyup"]}),
+            "tmpcopyup",
+        ),
+        (
+            json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "sync"]}),
+            "not a bind mount",
+        ),
+        (
+            json!({"destination": "/x", "type": "cgroup", "source": "cgroup"}),
+            "cgroup hierarchies",
+        ),
+        (
+            json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["idmap"]}),
+            "user namespace mappings",
+        ),
+    ];
+    for (m, want) in mounts_cases {
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_value(config("true", json!([m]), json!({}))).unwrap();
+        let err = hull_runtime::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("mounts[0] (/x): ") && err.contains(want),
+            "{err:?} lacks {want:?}"
+        );
+    }
+    let mut cfg = config("true", minimal_mounts(), json!({}));
+    cfg["root"]["path"] = json!("missing-rootfs");
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(cfg).unwrap();
+    let err = hull_runtime::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("root.path missing-rootfs: "), "{err}");
+}
