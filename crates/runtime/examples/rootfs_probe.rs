@@ -1,11 +1,15 @@
 //! Test helper for the rootfs module (tests/rootfs.rs): builds the container's root file system of
 //! a bundle in private namespaces and execs its process, standing in for the process code.
 //!
-//! Usage: rootfs_probe BUNDLE [--no-pivot] [--userns-devices]
+//! Usage: rootfs_probe BUNDLE [--no-pivot] [--userns-devices] [--only-unified]
+//!        [--fake-cgroup DIR:CTRL,CTRL]
+//! --only-unified shows the container only the cgroup2 hierarchy (a pure v2 host);
+//! --fake-cgroup shows, instead of the host's, one v1 hierarchy whose "mount point" is the
+//! plain directory DIR.
 //! Exit 2 with "error: ..." when RootfsPlan::new refuses the config, 3 when a later phase fails.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hull_runtime::rootfs::{CgroupMount, RootfsOptions, RootfsPlan};
 use nix::sched::{unshare, CloneFlags};
@@ -33,7 +37,7 @@ fn main() {
         no_pivot: args.iter().any(|a| a == "--no-pivot"),
         user_namespace: args.iter().any(|a| a == "--userns-devices"),
         cgroup_namespace: namespaces.contains(&LinuxNamespaceType::Cgroup),
-        cgroups: host_cgroups(),
+        cgroups: cgroups(&args),
     };
     let plan = RootfsPlan::new(&spec, &bundle, opts).unwrap_or_else(|e| fail(2, &e.to_string()));
     let mut flags = CloneFlags::CLONE_NEWNS;
@@ -91,6 +95,24 @@ fn fail(code: i32, msg: &str) -> ! {
     std::process::exit(code)
 }
 
+fn cgroups(args: &[String]) -> Vec<CgroupMount> {
+    let mut all = host_cgroups();
+    if args.iter().any(|a| a == "--only-unified") {
+        all.retain(|c| c.version == 2);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--fake-cgroup") {
+        let (dir, ctrl) = args[i + 1].split_once(':').expect("DIR:CTRL");
+        all.clear();
+        all.push(CgroupMount {
+            version: 1,
+            controllers: ctrl.split(',').map(str::to_string).collect(),
+            mount_point: PathBuf::from(dir),
+            path: PathBuf::from("/"),
+        });
+    }
+    all
+}
+
 /// The hierarchies this process is in, as the process code would get them from hull-cgroups:
 /// the container is shown the probe's own cgroups, so the test creates none.
 fn host_cgroups() -> Vec<CgroupMount> {
@@ -141,6 +163,5 @@ fn host_cgroups() -> Vec<CgroupMount> {
             });
         }
     }
-    let _ = Path::new("/");
     out
 }

@@ -692,3 +692,56 @@ fn invalid_configs_name_the_field() {
         .to_string();
     assert!(err.starts_with("root.path missing-rootfs: "), "{err}");
 }
+
+#[test]
+fn cgroup_views() {
+    require_root!();
+    let b = Bundle::new();
+    let mut cg = minimal_mounts();
+    cg.as_array_mut().unwrap().push(
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev"]}),
+    );
+    let script = "cat /proc/self/mountinfo; echo '== ls'; ls -l /sys/fs/cgroup";
+
+    // Pure v2: one cgroup2 mount.
+    let out = b.run(&config(script, cg.clone(), json!({})), &["--only-unified"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(fstype(&stdout, "/sys/fs/cgroup"), "cgroup2", "{stdout}");
+
+    // v1 with a combined hierarchy: a directory per hierarchy plus the controller symlinks.
+    let fake = b.dir.join("cpu,cpuacct");
+    std::fs::create_dir_all(&fake).unwrap();
+    let arg = format!("{}:cpu,cpuacct", fake.display());
+    let out = b.run(
+        &config(script, cg.clone(), json!({})),
+        &["--fake-cgroup", &arg],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let ls = section(&stdout, "ls");
+    assert!(
+        ls.contains("cpu -> cpu,cpuacct") && ls.contains("cpuacct -> cpu,cpuacct"),
+        "{ls}"
+    );
+    assert!(
+        mount_line(&stdout, "/sys/fs/cgroup/cpu,cpuacct").is_some(),
+        "{stdout}"
+    );
+    assert_eq!(fstype(&stdout, "/sys/fs/cgroup"), "tmpfs");
+
+    // In a cgroup namespace: fresh cgroup mounts rooted at the namespace's root.
+    let mut cfg = config(script, cg, json!({}));
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    let out = b.run(&cfg, &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let mem = mount_line(&stdout, "/sys/fs/cgroup/memory").unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        mem.split(' ').nth(3) == Some("/") && mem.contains(" - cgroup "),
+        "{mem}"
+    );
+}
