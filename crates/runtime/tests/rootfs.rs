@@ -657,8 +657,8 @@ fn invalid_configs_name_the_field() {
             "source /nonexistent-hull-source",
         ),
         (
-            json!({"destination": "/x", "type": "tmpfs", "options": ["tmpcopyup"]}),
-            "tmpcopyup",
+            json!({"destination": "/x", "type": "sysfs", "options": ["tmpcopyup"]}),
+            "\"tmpcopyup\" needs a tmpfs",
         ),
         (
             json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "sync"]}),
@@ -743,5 +743,33 @@ fn cgroup_views() {
     assert!(
         mem.split(' ').nth(3) == Some("/") && mem.contains(" - cgroup "),
         "{mem}"
+    );
+}
+
+#[test]
+fn tmpcopyup_copies_the_covered_directory() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let b = Bundle::new();
+    let run = b.rootfs().join("etc/run");
+    std::fs::create_dir_all(run.join("d")).unwrap();
+    std::fs::write(run.join("a"), "from the image\n").unwrap();
+    std::fs::set_permissions(run.join("a"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(run.join("a"), Some(12), Some(34)).unwrap();
+    symlink("../a", run.join("d/l")).unwrap();
+    let mut mounts = minimal_mounts().as_array().unwrap().clone();
+    mounts.push(json!({"destination": "/etc/run", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=755"]}));
+    let script = "stat -c '%n %a %u:%g' /etc/run/a && readlink /etc/run/d/l && cat /etc/run/d/l && touch /etc/run/new && grep -w /etc/run /proc/self/mountinfo";
+    let out = b.run(&config(script, Value::Array(mounts), json!({})), &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("/etc/run/a 640 12:34\n../a\nfrom the image\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" - tmpfs "), "{stdout}");
+    assert!(
+        !run.join("new").exists(),
+        "the write went to the image, not the tmpfs"
     );
 }

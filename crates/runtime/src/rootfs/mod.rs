@@ -9,6 +9,7 @@
 
 mod bind;
 mod cgroup_mounts;
+mod copyup;
 mod devices;
 mod error;
 mod idmap;

@@ -259,11 +259,6 @@ fn plan_mount(
     if parsed.tmpcopyup && fstype != "tmpfs" {
         return Err(bad("option \"tmpcopyup\" needs a tmpfs mount".into()));
     }
-    if parsed.tmpcopyup {
-        return Err(bad(
-            "option \"tmpcopyup\" is not supported by hull-runtime".into()
-        ));
-    }
     let idmap = plan_idmap(m, &parsed, container_maps).map_err(bad)?;
     let kind = if fstype == "bind" {
         let invalid = parsed.flags & SUPERBLOCK_FLAGS;
