@@ -1,8 +1,10 @@
 //! Test helper for the rootfs module (tests/rootfs.rs): builds the container's root file system of
 //! a bundle in private namespaces and execs its process, standing in for the process code.
 //!
-//! Usage: rootfs_probe BUNDLE [--no-pivot] [--userns-devices] [--only-unified]
+//! Usage: rootfs_probe BUNDLE [--no-pivot] [--userns-devices] [--userns] [--only-unified]
 //!        [--fake-cgroup DIR:CTRL,CTRL]
+//! --userns runs the container in a user namespace mapping 0..65536 to host 100000..165536,
+//! with the idmapped trees opened before, in the host user namespace, as the process code does.
 //! --only-unified shows the container only the cgroup2 hierarchy (a pure v2 host);
 //! --fake-cgroup shows, instead of the host's, one v1 hierarchy whose "mount point" is the
 //! plain directory DIR.
@@ -35,7 +37,9 @@ fn main() {
         .collect();
     let opts = RootfsOptions {
         no_pivot: args.iter().any(|a| a == "--no-pivot"),
-        user_namespace: args.iter().any(|a| a == "--userns-devices"),
+        user_namespace: args
+            .iter()
+            .any(|a| a == "--userns-devices" || a == "--userns"),
         cgroup_namespace: namespaces.contains(&LinuxNamespaceType::Cgroup),
         cgroups: cgroups(&args),
     };
@@ -52,14 +56,63 @@ fn main() {
             flags |= f;
         }
     }
+    if args.iter().any(|a| a == "--userns") {
+        plan.open_idmap_sources()
+            .unwrap_or_else(|e| fail(3, &format!("open_idmap_sources: {e}")));
+        in_user_namespace(|| start(&plan, &spec, flags));
+    }
+    start(&plan, &spec, flags)
+}
+
+/// Unshare the namespaces, fork the container process (pid 1 of a new pid namespace) and exit
+/// with its status.
+fn start(plan: &RootfsPlan, spec: &Spec, flags: CloneFlags) -> ! {
     unshare(flags).unwrap_or_else(|e| fail(3, &format!("unshare: {e}")));
     // SAFETY: this process is single-threaded.
     match unsafe { fork() }.unwrap_or_else(|e| fail(3, &format!("fork: {e}"))) {
-        ForkResult::Child => container(&plan, &spec),
-        ForkResult::Parent { child } => match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
-            other => fail(3, &format!("container process: {other:?}")),
-        },
+        ForkResult::Child => container(plan, spec),
+        ForkResult::Parent { child } => wait_exit(child),
+    }
+}
+
+fn wait_exit(child: nix::unistd::Pid) -> ! {
+    match waitpid(child, None) {
+        Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+        other => fail(3, &format!("container process: {other:?}")),
+    }
+}
+
+/// Run `f` in a child that is root of a new user namespace (0..65536 -> 100000..).
+fn in_user_namespace(f: impl FnOnce()) -> ! {
+    let (ready_r, ready_w) = nix::unistd::pipe().expect("pipe");
+    let (go_r, go_w) = nix::unistd::pipe().expect("pipe");
+    // SAFETY: this process is single-threaded.
+    match unsafe { fork() }.unwrap_or_else(|e| fail(3, &format!("fork: {e}"))) {
+        ForkResult::Child => {
+            drop((ready_r, go_w));
+            unshare(CloneFlags::CLONE_NEWUSER)
+                .unwrap_or_else(|e| fail(3, &format!("unshare user: {e}")));
+            nix::unistd::write(&ready_w, b"1").expect("write");
+            let mut b = [0u8; 1];
+            nix::unistd::read(&go_r, &mut b).expect("read");
+            let root_g = nix::unistd::Gid::from_raw(0);
+            let root_u = nix::unistd::Uid::from_raw(0);
+            nix::unistd::setresgid(root_g, root_g, root_g).expect("setresgid");
+            nix::unistd::setresuid(root_u, root_u, root_u).expect("setresuid");
+            f();
+            unreachable!("the container process exits")
+        }
+        ForkResult::Parent { child } => {
+            drop((ready_w, go_r));
+            let mut b = [0u8; 1];
+            nix::unistd::read(&ready_r, &mut b).expect("read");
+            for map in ["uid_map", "gid_map"] {
+                std::fs::write(format!("/proc/{child}/{map}"), "0 100000 65536\n")
+                    .unwrap_or_else(|e| fail(3, &format!("write {map}: {e}")));
+            }
+            nix::unistd::write(&go_w, b"1").expect("write");
+            wait_exit(child)
+        }
     }
 }
 

@@ -773,3 +773,85 @@ fn tmpcopyup_copies_the_covered_directory() {
         "the write went to the image, not the tmpfs"
     );
 }
+
+fn chown_tree(path: &Path, id: u32) {
+    std::os::unix::fs::lchown(path, Some(id), Some(id)).unwrap();
+    if path.is_dir() && !path.is_symlink() {
+        for e in std::fs::read_dir(path).unwrap() {
+            chown_tree(&e.unwrap().path(), id);
+        }
+    }
+}
+
+#[test]
+fn inside_a_user_namespace() {
+    require_root!();
+    let b = Bundle::new();
+    std::fs::create_dir_all(b.rootfs().join("etc/rodir")).unwrap();
+    std::fs::write(b.rootfs().join("etc/secretfile"), "secret\n").unwrap();
+    chown_tree(&b.rootfs(), 100_000);
+    let idsrc = b.dir.join("idsrc");
+    std::fs::create_dir_all(&idsrc).unwrap();
+    std::fs::write(idsrc.join("f"), "owned by host root\n").unwrap();
+    let mut mounts = default_mounts().as_array().unwrap().clone();
+    mounts.extend([
+        json!({"destination": "/mnt/plain", "type": "bind", "source": idsrc, "options": ["rbind", "ro", "nosuid"]}),
+        json!({"destination": "/mnt/idmapped", "type": "bind", "source": idsrc, "options": ["bind", "idmap"],
+               "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+               "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}),
+    ]);
+    let script = "cat /proc/self/mountinfo
+echo '== owners'; stat -c '%u:%g' /mnt/plain/f /mnt/idmapped/f
+echo '== devices'; stat -c '%n %t:%T' /dev/null /dev/fuse
+echo '== writes'; touch /newfile 2>&1; touch /etc/rodir/x 2>&1; touch /mnt/plain/x 2>&1; cat /etc/secretfile; echo done
+echo '== sysctl'; cat /proc/sys/kernel/shmmax
+echo '== end'";
+    let mut cfg = config(
+        script,
+        Value::Array(mounts),
+        json!({
+            "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
+            "maskedPaths": ["/etc/secretfile", "/proc/kcore"],
+            "readonlyPaths": ["/etc/rodir", "/proc/sys"],
+            "sysctl": {"kernel.shmmax": "987654321"},
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+        }),
+    );
+    cfg["root"]["readonly"] = json!(true);
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let out = b.run(&cfg, &["--userns"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let info = stdout.split("== owners").next().unwrap();
+    assert!(mount_opts(info, "/").contains(&"ro".to_string()), "{info}");
+    assert_eq!(fstype(info, "/proc"), "proc");
+    assert_eq!(fstype(info, "/sys"), "sysfs");
+    assert!(
+        mount_line(info, "/mnt/idmapped")
+            .unwrap()
+            .contains("idmapped"),
+        "{info}"
+    );
+    assert_eq!(section(&stdout, "owners"), "65534:65534\n0:0\n", "{stdout}");
+    let devices = section(&stdout, "devices");
+    assert!(
+        devices.contains("/dev/null 1:3") && devices.contains("/dev/fuse a:e5"),
+        "{devices}"
+    );
+    assert!(
+        mount_line(info, "/dev/fuse").is_some(),
+        "devices are binds in a user namespace"
+    );
+    let writes = section(&stdout, "writes");
+    assert_eq!(
+        writes.matches("Read-only file system").count(),
+        3,
+        "{writes}"
+    );
+    assert!(!writes.contains("secret"), "{writes}");
+    assert_eq!(section(&stdout, "sysctl"), "987654321\n");
+}
