@@ -8,6 +8,7 @@
 //! --only-unified shows the container only the cgroup2 hierarchy (a pure v2 host);
 //! --fake-cgroup shows, instead of the host's, one v1 hierarchy whose "mount point" is the
 //! plain directory DIR.
+//! HULL_PROBE_TIMING=1 prints the time of each phase to stderr.
 //! Exit 2 with "error: ..." when RootfsPlan::new refuses the config, 3 when a later phase fails.
 
 use std::ffi::CString;
@@ -122,9 +123,22 @@ fn container(plan: &RootfsPlan, spec: &Spec) -> ! {
             fail(3, &format!("{name}: {e}"));
         }
     };
+    let t0 = std::time::Instant::now();
     step("prepare", plan.prepare());
+    let t1 = std::time::Instant::now();
     step("pivot", plan.pivot());
+    let t2 = std::time::Instant::now();
     step("finalize", plan.finalize());
+    if std::env::var_os("HULL_PROBE_TIMING").is_some() {
+        let us = |a: std::time::Instant, b: std::time::Instant| (b - a).as_micros();
+        let t3 = std::time::Instant::now();
+        eprintln!(
+            "prepare {}us pivot {}us finalize {}us",
+            us(t0, t1),
+            us(t1, t2),
+            us(t2, t3)
+        );
+    }
     let process = spec.process().as_ref().expect("process");
     let args: Vec<CString> = process
         .args()

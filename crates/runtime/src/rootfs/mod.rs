@@ -26,6 +26,7 @@ mod sysctl;
 use std::path::PathBuf;
 
 pub use error::RootfsError;
+pub use options::supported_mount_options;
 pub use plan::RootfsPlan;
 
 /// What the process code knows that config.json does not say.
