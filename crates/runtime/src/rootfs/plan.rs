@@ -94,6 +94,10 @@ impl RootfsPlan {
             .root()
             .as_ref()
             .ok_or_else(|| RootfsError::invalid("root", "missing"))?;
+        // Bind sources are resolved against the canonical bundle, so they keep meaning the same
+        // after the init changes directory, and compare with the canonical rootfs.
+        let bundle = &std::fs::canonicalize(bundle)
+            .map_err(|e| RootfsError::invalid("bundle", format!("{}: {e}", bundle.display())))?;
         let rootfs = resolve_rootfs(root.path(), bundle)?;
         let linux = spec.linux().clone().unwrap_or_default();
         check_mount_namespace(&linux)?;
@@ -167,19 +171,15 @@ fn resolve_rootfs(path: &Path, bundle: &Path) -> Result<PathBuf, RootfsError> {
     let joined = bundle.join(path);
     let canonical = std::fs::canonicalize(&joined)
         .map_err(|e| RootfsError::invalid(field(), format!("{}: {e}", joined.display())))?;
-    if path.is_relative() {
-        let bundle_c = std::fs::canonicalize(bundle)
-            .map_err(|e| RootfsError::invalid("bundle", format!("{}: {e}", bundle.display())))?;
-        if !canonical.starts_with(&bundle_c) {
-            return Err(RootfsError::invalid(
-                field(),
-                format!(
-                    "resolves to {}, outside the bundle {}",
-                    canonical.display(),
-                    bundle_c.display()
-                ),
-            ));
-        }
+    if path.is_relative() && !canonical.starts_with(bundle) {
+        return Err(RootfsError::invalid(
+            field(),
+            format!(
+                "resolves to {}, outside the bundle {}",
+                canonical.display(),
+                bundle.display()
+            ),
+        ));
     }
     if canonical == Path::new("/") {
         return Err(RootfsError::invalid(
