@@ -45,7 +45,7 @@ pub fn features() -> anyhow::Result<()> {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": hull_runtime::rootfs::known_mount_options(),
+        "mountOptions": hull_runtime::rootfs::supported_mount_options(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": hull_runtime::security::known_capabilities(),

@@ -107,8 +107,21 @@ fn mapped_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<Owned
         ForkResult::Child => {
             drop(ready_r);
             drop(done_w);
-            let ok = unshare(CloneFlags::CLONE_NEWUSER).is_ok();
-            let _ = nix::unistd::write(&ready_w, if ok { b"1" } else { b"0" });
+            // Report our pid as the mounted /proc numbers it (the caller may sit in a pid
+            // namespace of its own while /proc is still the host's): "/proc/self" -> "<pid>".
+            let mut buf = [0u8; 32];
+            let len = if unshare(CloneFlags::CLONE_NEWUSER).is_ok() {
+                // SAFETY: readlink writes at most buf.len() bytes into buf; the path is a static
+                // NUL-terminated string.
+                unsafe {
+                    libc::readlink(c"/proc/self".as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+                }
+            } else {
+                0
+            };
+            let len = usize::try_from(len).unwrap_or(0);
+            let _ = nix::unistd::write(&ready_w, &buf[..len]);
+            drop(ready_w);
             let mut b = [0u8; 1];
             let _ = nix::unistd::read(&done_r, &mut b);
             // SAFETY: _exit ends the forked child without running the parent's destructors.
@@ -117,18 +130,15 @@ fn mapped_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<Owned
         ForkResult::Parent { child } => {
             drop(ready_w);
             drop(done_r);
-            let mut b = [0u8; 1];
-            let res = nix::unistd::read(&ready_r, &mut b)
+            let mut buf = [0u8; 32];
+            let res = nix::unistd::read(&ready_r, &mut buf)
                 .map_err(|e| format!("wait for helper: {e}"))
-                .and_then(|_| {
-                    if &b == b"1" {
-                        Ok(())
-                    } else {
-                        Err("unshare(CLONE_NEWUSER) failed".to_string())
-                    }
+                .and_then(|n| match std::str::from_utf8(&buf[..n]) {
+                    Ok(pid) if !pid.is_empty() => Ok(pid.to_string()),
+                    _ => Err("unshare(CLONE_NEWUSER) failed in the helper".to_string()),
                 })
-                .and_then(|()| {
-                    let base = format!("/proc/{child}");
+                .and_then(|pid| {
+                    let base = format!("/proc/{pid}");
                     std::fs::write(format!("{base}/uid_map"), map_text(uid))
                         .map_err(|e| format!("write uid_map: {e}"))?;
                     std::fs::write(format!("{base}/gid_map"), map_text(gid))

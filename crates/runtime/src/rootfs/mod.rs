@@ -9,6 +9,7 @@
 
 mod bind;
 mod cgroup_mounts;
+mod copyup;
 mod devices;
 mod error;
 mod idmap;
@@ -25,7 +26,7 @@ mod sysctl;
 use std::path::PathBuf;
 
 pub use error::RootfsError;
-pub use options::known_mount_options;
+pub use options::supported_mount_options;
 pub use plan::RootfsPlan;
 
 /// What the process code knows that config.json does not say.

@@ -9,7 +9,7 @@ use nix::mount::{mount, MsFlags};
 use super::error::{Context, RootfsError};
 use super::plan::{MountKind, PlannedMount, RootfsPlan};
 use super::resolve::{file_type, proc_fd_path, Create, Root};
-use super::{bind, cgroup_mounts, idmap};
+use super::{bind, cgroup_mounts, copyup, idmap};
 use crate::sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE};
 
 /// Files under /proc that a bind mount may cover (lxcfs and the like), as runc allows.
@@ -29,7 +29,7 @@ const PROC_BIND_ALLOWED: &[&str] = &[
 pub(super) fn mount_all(plan: &RootfsPlan, root: &Root) -> Result<(), RootfsError> {
     for m in &plan.mounts {
         match &m.kind {
-            MountKind::Bind { source, is_dir } => mount_bind(plan, root, m, source, *is_dir)?,
+            MountKind::Bind { source } => mount_bind(plan, root, m, source)?,
             MountKind::Cgroup => cgroup_mounts::mount_cgroup(root, m, &plan.opts)?,
             MountKind::Fs { fstype, source } => mount_fs(root, m, fstype, source)?,
         }
@@ -48,6 +48,11 @@ fn mount_fs(root: &Root, m: &PlannedMount, fstype: &str, source: &str) -> Result
     if m.defer_ro {
         flags.remove(MsFlags::MS_RDONLY);
     }
+    let original = if m.opts.tmpcopyup {
+        Some(copyup::open_original(root, &m.destination, &m.field)?)
+    } else {
+        None
+    };
     let data = m.opts.data.join(",");
     mount(
         Some(source),
@@ -56,7 +61,11 @@ fn mount_fs(root: &Root, m: &PlannedMount, fstype: &str, source: &str) -> Result
         flags,
         (!data.is_empty()).then_some(data.as_str()),
     )
-    .ctx(|| format!("{}: mount {fstype}", m.field))
+    .ctx(|| format!("{}: mount {fstype}", m.field))?;
+    match original {
+        Some(fd) => copyup::copy_up(fd, root, &m.destination, &m.field),
+        None => Ok(()),
+    }
 }
 
 fn mount_bind(
@@ -64,8 +73,12 @@ fn mount_bind(
     root: &Root,
     m: &PlannedMount,
     source: &Path,
-    is_dir: bool,
 ) -> Result<(), RootfsError> {
+    let is_dir = std::fs::metadata(source)
+        .map_err(|e| {
+            RootfsError::invalid(m.field.clone(), format!("source {}: {e}", source.display()))
+        })?
+        .is_dir();
     let target = root.create(
         &m.destination,
         if is_dir { Create::Dir } else { Create::File },

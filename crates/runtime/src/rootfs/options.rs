@@ -128,17 +128,15 @@ const FS_DATA: &[(&str, &[&str])] = &[
     ("bind", &[]),
 ];
 
-/// Every generic mount option `parse` accepts, for `hull-runtime features`.
-pub fn known_mount_options() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = FLAGS
-        .iter()
-        .map(|(name, _, _)| *name)
-        .chain(PROPAGATION.iter().map(|(name, _)| *name))
-        .chain(RECURSIVE.iter().map(|(name, _, _)| *name))
-        .chain(["idmap", "ridmap", "tmpcopyup"])
-        .collect();
-    names.sort_unstable();
-    names
+/// Every option name `mounts[].options` accepts besides file-system data (`key=value` and the
+/// per-type words), for the runtime's `features` output.
+pub fn supported_mount_options() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = FLAGS.iter().map(|(n, _, _)| *n).collect();
+    all.extend(PROPAGATION.iter().map(|(n, _)| *n));
+    all.extend(RECURSIVE.iter().map(|(n, _, _)| *n));
+    all.extend(["idmap", "ridmap", "tmpcopyup"]);
+    all.sort_unstable();
+    all
 }
 
 /// What one mount's option list asks for.

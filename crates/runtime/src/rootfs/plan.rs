@@ -49,7 +49,6 @@ pub(super) struct PlannedMount {
 pub(super) enum MountKind {
     Bind {
         source: PathBuf,
-        is_dir: bool,
     },
     /// `cgroup`: a view of the container's cgroup hierarchies.
     Cgroup,
@@ -95,6 +94,10 @@ impl RootfsPlan {
             .root()
             .as_ref()
             .ok_or_else(|| RootfsError::invalid("root", "missing"))?;
+        // Bind sources are resolved against the canonical bundle, so they keep meaning the same
+        // after the init changes directory, and compare with the canonical rootfs.
+        let bundle = &std::fs::canonicalize(bundle)
+            .map_err(|e| RootfsError::invalid("bundle", format!("{}: {e}", bundle.display())))?;
         let rootfs = resolve_rootfs(root.path(), bundle)?;
         let linux = spec.linux().clone().unwrap_or_default();
         check_mount_namespace(&linux)?;
@@ -120,7 +123,15 @@ impl RootfsPlan {
         );
         let mut mounts = Vec::new();
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
-            mounts.push(plan_mount(i, m, bundle, &known_fs, &container_maps, &opts)?);
+            mounts.push(plan_mount(
+                i,
+                m,
+                bundle,
+                &rootfs,
+                &known_fs,
+                &container_maps,
+                &opts,
+            )?);
         }
         let setup_dev = !mounts.iter().any(|m| {
             m.destination == Path::new("/dev") && matches!(m.kind, MountKind::Bind { .. })
@@ -160,19 +171,15 @@ fn resolve_rootfs(path: &Path, bundle: &Path) -> Result<PathBuf, RootfsError> {
     let joined = bundle.join(path);
     let canonical = std::fs::canonicalize(&joined)
         .map_err(|e| RootfsError::invalid(field(), format!("{}: {e}", joined.display())))?;
-    if path.is_relative() {
-        let bundle_c = std::fs::canonicalize(bundle)
-            .map_err(|e| RootfsError::invalid("bundle", format!("{}: {e}", bundle.display())))?;
-        if !canonical.starts_with(&bundle_c) {
-            return Err(RootfsError::invalid(
-                field(),
-                format!(
-                    "resolves to {}, outside the bundle {}",
-                    canonical.display(),
-                    bundle_c.display()
-                ),
-            ));
-        }
+    if path.is_relative() && !canonical.starts_with(bundle) {
+        return Err(RootfsError::invalid(
+            field(),
+            format!(
+                "resolves to {}, outside the bundle {}",
+                canonical.display(),
+                bundle.display()
+            ),
+        ));
     }
     if canonical == Path::new("/") {
         return Err(RootfsError::invalid(
@@ -216,10 +223,12 @@ fn read_filesystems() -> Vec<String> {
 
 type IdMaps = (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>);
 
+#[allow(clippy::too_many_arguments)]
 fn plan_mount(
     i: usize,
     m: &Mount,
     bundle: &Path,
+    rootfs: &Path,
     known_fs: &[String],
     container_maps: &IdMaps,
     opts: &RootfsOptions,
@@ -250,11 +259,6 @@ fn plan_mount(
     if parsed.tmpcopyup && fstype != "tmpfs" {
         return Err(bad("option \"tmpcopyup\" needs a tmpfs mount".into()));
     }
-    if parsed.tmpcopyup {
-        return Err(bad(
-            "option \"tmpcopyup\" is not supported by hull-runtime".into()
-        ));
-    }
     let idmap = plan_idmap(m, &parsed, container_maps).map_err(bad)?;
     let kind = if fstype == "bind" {
         let invalid = parsed.flags & SUPERBLOCK_FLAGS;
@@ -268,12 +272,13 @@ fn plan_mount(
             .as_ref()
             .ok_or_else(|| bad("bind mount without source".into()))?;
         let source = bundle.join(source);
-        let meta = std::fs::metadata(&source)
-            .map_err(|e| bad(format!("source {}: {e}", source.display())))?;
-        MountKind::Bind {
-            source,
-            is_dir: meta.is_dir(),
+        // A source inside the rootfs may be made by an earlier mount; it is checked then.
+        if let Err(e) = std::fs::metadata(&source) {
+            if !source.starts_with(rootfs) {
+                return Err(bad(format!("source {}: {e}", source.display())));
+            }
         }
+        MountKind::Bind { source }
     } else {
         if idmap.is_some() {
             return Err(bad("idmap is only supported on bind mounts".into()));

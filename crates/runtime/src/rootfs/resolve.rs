@@ -3,7 +3,8 @@
 //! out of it, and what is mounted on is the opened descriptor, never a path re-walked later
 //! (CVE-2021-30465). Missing directories and files are created on the way, as runc does.
 
-use std::ffi::OsStr;
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -80,44 +81,47 @@ impl Root {
     }
 
     /// Resolve `path`, creating missing directories on the way and, if missing, the last
-    /// component as `last`. Returns an O_PATH descriptor of the result.
+    /// component as `last`. A dangling symlink on the way is followed inside the root and its
+    /// target created, as runc's in-root MkdirAll does. Returns an O_PATH descriptor.
     pub fn create(&self, path: &Path, last: Create) -> Result<OwnedFd, RootfsError> {
         match self.resolve(path) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", path.display())),
         }
-        let rel = relative(path);
-        let mut comps: Vec<&OsStr> = Vec::new();
-        for c in rel.components() {
-            match c {
-                Component::Normal(n) => comps.push(n),
-                // ".." would make "create the missing rest" ambiguous; runc refuses it too.
-                Component::ParentDir => {
-                    return Err(RootfsError::invalid(
-                        path.display().to_string(),
-                        "a path to create must not contain \"..\"",
-                    ))
-                }
-                _ => {}
-            }
-        }
-        let mut parent = self.reopen_root()?;
+        let what = || format!("create {} in rootfs", path.display());
+        let mut todo: VecDeque<OsString> = components(path);
         let mut walked = PathBuf::from("/");
-        for (i, name) in comps.iter().enumerate() {
-            walked.push(name);
-            let is_last = i + 1 == comps.len();
-            match self.resolve(&walked) {
+        let mut parent = self.reopen_root()?;
+        let mut links = 0;
+        while let Some(name) = todo.pop_front() {
+            let kind = if todo.is_empty() { last } else { Create::Dir };
+            let next = walked.join(&name);
+            match self.resolve(&next) {
                 Ok(fd) => {
-                    parent = fd;
+                    (parent, walked) = (fd, next);
                     continue;
                 }
                 Err(Errno::ENOENT) => {}
-                Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", walked.display())),
+                Err(e) => return Err(e).ctx(what),
             }
-            let kind = if is_last { last } else { Create::Dir };
-            parent = create_one(parent.as_fd(), name, kind)
-                .ctx(|| format!("create {} in rootfs", walked.display()))?;
+            match create_one(parent.as_fd(), &name, kind) {
+                Ok(Created::Fd(fd)) => (parent, walked) = (fd, next),
+                Ok(Created::Dangling(target)) => {
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(Errno::ELOOP).ctx(what);
+                    }
+                    for c in components(&target).into_iter().rev() {
+                        todo.push_front(c);
+                    }
+                    if target.is_absolute() {
+                        walked = PathBuf::from("/");
+                        parent = self.reopen_root()?;
+                    }
+                }
+                Err(e) => return Err(e).ctx(what),
+            }
         }
         Ok(parent)
     }
@@ -137,10 +141,18 @@ impl Root {
     }
 }
 
-/// Create `name` in directory `dir` as `kind` (EEXIST tolerated: a concurrent creator won),
-/// and return an O_PATH descriptor of it, refusing to follow a symlink in its place (a dangling
-/// one is what made resolution fail).
-fn create_one(dir: BorrowedFd<'_>, name: &OsStr, kind: Create) -> nix::Result<OwnedFd> {
+/// Linux's own limit on symlinks in one lookup.
+const MAX_SYMLINKS: u32 = 40;
+
+enum Created {
+    Fd(OwnedFd),
+    /// `name` is a symlink to this missing target.
+    Dangling(PathBuf),
+}
+
+/// Create `name` in directory `dir` as `kind` (EEXIST tolerated: a concurrent creator won) and
+/// return an O_PATH descriptor of it, never following a symlink in its place.
+fn create_one(dir: BorrowedFd<'_>, name: &OsStr, kind: Create) -> nix::Result<Created> {
     let res = match kind {
         Create::Dir => nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(0o755)),
         Create::File => nix::fcntl::openat(
@@ -163,10 +175,21 @@ fn create_one(dir: BorrowedFd<'_>, name: &OsStr, kind: Create) -> nix::Result<Ow
     )?;
     let st = fstat(&fd)?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
-        // A symlink whose target does not exist: creating through it could land anywhere.
-        return Err(Errno::ELOOP);
+        let target = nix::fcntl::readlinkat(dir, name)?;
+        return Ok(Created::Dangling(PathBuf::from(target)));
     }
-    Ok(fd)
+    Ok(Created::Fd(fd))
+}
+
+/// The components of `path` to walk: names and "..", without "/" and ".".
+fn components(path: &Path) -> VecDeque<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect()
 }
 
 /// "/proc/self/fd/N": the path mount(2) is given so it acts on the already-resolved descriptor.

@@ -1,0 +1,88 @@
+//! The container's file system as its process sees it: mounts, masked and read-only paths, the
+//! read-only root, default and configured devices.
+
+mod common;
+
+use common::{can_run, TestContainer};
+use serde_json::json;
+
+#[test]
+fn default_mounts_and_devices() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("mounts");
+    c.script("cat /proc/self/mounts; ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; readlink /dev/ptmx /dev/fd /dev/stdin; test -d /dev/shm && echo shm-ok");
+    let out = c.run_ok();
+    for needle in [" /proc proc ", " /sys sysfs ", " /dev tmpfs ", " /dev/pts devpts ", " /dev/mqueue mqueue ", "shm-ok"] {
+        assert!(out.contains(needle), "missing {needle:?} in {out}");
+    }
+    assert!(out.lines().any(|l| l.starts_with("crw-rw-rw-") && l.contains("1,   3") && l.ends_with("/dev/null")), "{out}");
+    assert!(out.contains("pts/ptmx"), "{out}");
+    assert!(out.contains("/proc/self/fd"), "{out}");
+}
+
+#[test]
+fn readonly_root_masked_and_readonly_paths() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("masked");
+    c.config["root"]["readonly"] = json!(true);
+    c.config["linux"]["maskedPaths"] = json!(["/proc/kcore", "/proc/scsi", "/no/such/path"]);
+    c.config["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
+    c.script(
+        "touch /rootfile 2>&1; wc -c < /proc/kcore; ls /proc/scsi | wc -l; \
+         echo x > /proc/sys/kernel/hostname 2>&1; touch /tmp/ok 2>&1 || true",
+    );
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("Read-only file system"), "{out}");
+    assert_eq!(lines[1].trim(), "0", "masked /proc/kcore readable: {out}");
+    assert_eq!(lines[2].trim(), "0", "masked /proc/scsi not empty: {out}");
+    assert!(lines[3].contains("Read-only file system"), "{out}");
+}
+
+#[test]
+fn configured_device_nodes() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("devices");
+    c.config["linux"]["devices"] = json!([
+        {"path": "/dev/hullzero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o640, "uid": 0, "gid": 0}
+    ]);
+    c.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+    ]);
+    c.script("ls -l /dev/hullzero; head -c 4 /dev/hullzero | wc -c; head -c 1 /dev/urandom >/dev/null 2>&1 && echo urandom-open || echo urandom-denied");
+    let out = c.run_ok();
+    assert!(out.starts_with("crw-r-----"), "{out}");
+    assert!(out.contains("1,   5"), "{out}");
+    assert!(out.contains("\n4\n"), "{out}");
+    assert!(out.contains("urandom-denied"), "the device cgroup let /dev/urandom through: {out}");
+}
+
+#[test]
+fn bind_mounts_read_only_and_tmpfs_options() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("binds");
+    let host = c.dir.join("data");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("file"), "from-host").unwrap();
+    let mounts = c.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/data", "type": "bind", "source": host, "options": ["bind", "ro"]}));
+    mounts.push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=1777", "nosuid"]}));
+    c.script("cat /data/file; echo; touch /data/new 2>&1; grep ' /scratch ' /proc/self/mounts; stat -c %a /scratch");
+    let out = c.run_ok();
+    assert!(out.starts_with("from-host\n"), "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(out.contains("size=1024k") && out.contains("nosuid"), "{out}");
+    assert!(out.trim_end().ends_with("1777"), "{out}");
+    assert!(!host.join("new").exists());
+}
