@@ -1,37 +1,25 @@
-//! The device rules a container's cgroup gets, composed as runc composes them: the config's own
-//! rules (deny-all when it has none), then the devices every container needs (/dev/null, zero,
-//! full, random, urandom, tty, ptmx, pts, and mknod of any node), then the nodes the config
-//! creates under `linux.devices`.
+//! The resources a container's cgroup gets: the config's, with device rules composed as runc
+//! composes them (hull_cgroups::runc_device_rules), except that a config with no device rules
+//! at all starts from deny-all rather than from the host's allow-all.
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources, Spec};
 
-/// The resources to apply: the config's, with the composed device rules.
 pub fn resources(spec: &Spec) -> LinuxResources {
     let linux = spec.linux().as_ref();
     let mut resources = linux
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
-    let mut rules = resources.devices().clone().unwrap_or_default();
-    let mut defaults = hull_cgroups::default_device_rules();
-    if rules.is_empty() {
-        // The defaults start with deny-all: keep it, as the config said nothing.
-        rules.append(&mut defaults);
-    } else {
-        rules.extend(defaults.into_iter().filter(|r| r.allow()));
+    let mut config_rules = resources.devices().clone().unwrap_or_default();
+    if config_rules.is_empty() {
+        let mut deny_all = LinuxDeviceCgroup::default();
+        deny_all.set_allow(false);
+        deny_all.set_access(Some("rwm".to_string()));
+        config_rules.push(deny_all);
     }
-    for device in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
-        let mut rule = LinuxDeviceCgroup::default();
-        rule.set_allow(true);
-        rule.set_typ(Some(match device.typ() {
-            LinuxDeviceType::B => LinuxDeviceType::B,
-            LinuxDeviceType::P => continue,
-            _ => LinuxDeviceType::C,
-        }));
-        rule.set_major(Some(device.major()));
-        rule.set_minor(Some(device.minor()));
-        rule.set_access(Some("rwm".to_string()));
-        rules.push(rule);
-    }
-    resources.set_devices(Some(rules));
+    let created = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    resources.set_devices(Some(hull_cgroups::runc_device_rules(
+        &config_rules,
+        &created,
+    )));
     resources
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::fcntl::{open, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{write, Pid};
@@ -78,7 +78,11 @@ impl Container {
         OciState {
             oci_version: OCI_VERSION,
             id: &self.state.id,
-            pid: if status == Status::Stopped { 0 } else { self.state.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.state.pid
+            },
             status,
             bundle: &self.state.bundle,
             rootfs: &self.state.rootfs,
@@ -96,19 +100,26 @@ impl Container {
     pub fn start(&self) -> Result<(), ContainerError> {
         let status = self.status();
         if status != Status::Created {
-            return Err(ContainerError::InvalidState { op: "start", status });
+            return Err(ContainerError::InvalidState {
+                op: "start",
+                status,
+            });
         }
         let fifo = self.dir.fifo_path();
         // Non-blocking: if the process died, there is no reader and this fails with ENXIO
         // instead of hanging.
-        let fd = open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| match e {
-                Errno::ENXIO => ContainerError::NotRunning,
-                source => ContainerError::Sys {
-                    what: "opening exec.fifo",
-                    source,
-                },
-            })?;
+        let fd = open(
+            &fifo,
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::ENXIO => ContainerError::NotRunning,
+            source => ContainerError::Sys {
+                what: "opening exec.fifo",
+                source,
+            },
+        })?;
         write(&fd, b"0").map_err(|source| ContainerError::Sys {
             what: "writing exec.fifo",
             source,
@@ -153,7 +164,10 @@ impl Container {
     pub fn pause(&self) -> Result<(), ContainerError> {
         match self.status() {
             Status::Running | Status::Created => Ok(self.state.cgroup.freeze()?),
-            status => Err(ContainerError::InvalidState { op: "pause", status }),
+            status => Err(ContainerError::InvalidState {
+                op: "pause",
+                status,
+            }),
         }
     }
 

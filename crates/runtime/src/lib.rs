@@ -11,7 +11,6 @@ pub mod oci_state;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;
-pub mod seccomp_listener;
 pub mod security;
 pub mod spec;
 pub mod state;

@@ -248,6 +248,9 @@ fn write_map(pid: i32, what: &'static str, maps: &[LinuxIdMapping]) -> Result<()
         .iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect();
-    std::fs::write(format!("/proc/{pid}/{what}"), text)
-        .map_err(|source| NamespaceError::WriteMap { what, pid, source })
+    std::fs::write(format!("/proc/{pid}/{what}"), text).map_err(|source| NamespaceError::WriteMap {
+        what,
+        pid,
+        source,
+    })
 }

@@ -81,14 +81,19 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         return Err(SpecError::Unsupported("zos"));
     }
     match spec.linux() {
-        Some(linux) => validate_linux(linux, spec.hostname().is_some() || spec.domainname().is_some()),
+        Some(linux) => validate_linux(
+            linux,
+            spec.hostname().is_some() || spec.domainname().is_some(),
+        ),
         None => Err(invalid("linux is required")),
     }
 }
 
 fn validate_linux(linux: &oci_spec::runtime::Linux, names_uts: bool) -> Result<(), SpecError> {
     if linux.intel_rdt().is_some() {
-        return Err(SpecError::Unsupported("linux.intelRdt (no resctrl on this host)"));
+        return Err(SpecError::Unsupported(
+            "linux.intelRdt (no resctrl on this host)",
+        ));
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(SpecError::Unsupported("linux.netDevices"));
@@ -108,10 +113,7 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, names_uts: bool) -> Result<(
     }
     for ns in namespaces {
         if !seen.insert(ns.typ()) {
-            return Err(invalid(format!(
-                "namespace {} is listed twice",
-                ns.typ()
-            )));
+            return Err(invalid(format!("namespace {} is listed twice", ns.typ())));
         }
         if let Some(path) = ns.path() {
             if !path.is_absolute() {
@@ -127,9 +129,7 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, names_uts: bool) -> Result<(
             .iter()
             .any(|ns| ns.typ() == LinuxNamespaceType::Uts)
     {
-        return Err(invalid(
-            "hostname/domainname need a private UTS namespace",
-        ));
+        return Err(invalid("hostname/domainname need a private UTS namespace"));
     }
     let new_user = namespaces
         .iter()

@@ -23,7 +23,10 @@ pub enum SyncError {
     #[error("container process exited during setup")]
     Closed,
     #[error("sync socket: expected {expected}, got {got:?}")]
-    Unexpected { expected: &'static str, got: Message },
+    Unexpected {
+        expected: &'static str,
+        got: Message,
+    },
 }
 
 /// What the two sides tell each other while a container process is set up.
@@ -79,9 +82,18 @@ impl Channel {
         let bytes = serde_json::to_vec(message)?;
         let iov = [IoSlice::new(&bytes)];
         let raw = fd.map(|fd| [fd.as_raw_fd()]);
-        let cmsgs: Vec<ControlMessage> = raw.iter().map(|fds| ControlMessage::ScmRights(fds)).collect();
+        let cmsgs: Vec<ControlMessage> = raw
+            .iter()
+            .map(|fds| ControlMessage::ScmRights(fds))
+            .collect();
         loop {
-            match sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                &cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EPIPE) | Err(Errno::ECONNRESET) => return Err(SyncError::Closed),
                 Err(err) => return Err(err.into()),
@@ -131,7 +143,10 @@ impl Channel {
     pub fn expect_proceed(&self) -> Result<(), SyncError> {
         match self.recv()?.0 {
             Message::Proceed => Ok(()),
-            got => Err(SyncError::Unexpected { expected: "Proceed", got }),
+            got => Err(SyncError::Unexpected {
+                expected: "Proceed",
+                got,
+            }),
         }
     }
 }

@@ -22,7 +22,11 @@ fn malformed_config_json() {
         return;
     }
     let c = TestContainer::new("badjson");
-    std::fs::write(c.bundle.join("config.json"), "{\"ociVersion\": \"1.0.2\", \"process\": ").unwrap();
+    std::fs::write(
+        c.bundle.join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", \"process\": ",
+    )
+    .unwrap();
     create_fails(&c, "config.json");
 }
 
@@ -43,7 +47,10 @@ fn unknown_namespace_type() {
         return;
     }
     let mut c = TestContainer::new("badns");
-    c.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "bogus"}));
+    c.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "bogus"}));
     c.write_config();
     create_fails(&c, "bogus");
 }
@@ -95,7 +102,9 @@ fn nonexistent_namespace_path() {
         return;
     }
     let mut c = TestContainer::new("badnspath");
-    c.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "network", "path": "/proc/999999999/ns/net"}]);
+    c.config["linux"]["namespaces"] =
+        json!([{"type": "mount"}, {"type": "network", "path": "/proc/999999999/ns/net"}]);
+    c.config.as_object_mut().unwrap().remove("hostname");
     c.write_config();
     create_fails(&c, "/proc/999999999/ns/net");
 }

@@ -27,7 +27,13 @@ fn console_socket_receives_the_pty_master() {
         let mut buf = [0u8; 256];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([RawFd; 1]);
-        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .unwrap();
         for cmsg in msg.cmsgs().unwrap() {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
                 // SAFETY: the fd was just received and is owned by nobody else.
@@ -45,7 +51,11 @@ fn console_socket_receives_the_pty_master() {
         socket_path.to_str().unwrap(),
         &c.id,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let master = receiver.join().unwrap();
     c.ok(&["start", &c.id]);
     let mut file = std::fs::File::from(master);

@@ -46,7 +46,14 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
     let order: Vec<&str> = stages.iter().copied().filter(|s| *s != "process").collect();
     assert_eq!(
         order,
-        ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
         "{text}"
     );
     for line in text.lines().filter(|l| !l.starts_with("process")) {
@@ -55,7 +62,10 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
         assert_eq!(env, "env-ok", "{line}");
         let state: Value = serde_json::from_str(state).unwrap();
         assert_eq!(state["id"], json!(c.id), "{line}");
-        assert!(state["pid"].as_i64().unwrap_or(0) > 0 || line.starts_with("poststop"), "{line}");
+        assert!(
+            state["pid"].as_i64().unwrap_or(0) > 0 || line.starts_with("poststop"),
+            "{line}"
+        );
     }
 }
 
@@ -73,7 +83,10 @@ fn failing_hook_fails_create_and_leaves_nothing() {
     let out = c.runtime(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("createRuntime") && err.contains("broken hook"), "{err}");
+    assert!(
+        err.contains("createRuntime") && err.contains("broken hook"),
+        "{err}"
+    );
     assert!(!c.root.join(&c.id).exists(), "state dir left behind");
     assert!(common::leaked_cgroups(&c.id).is_empty());
 }

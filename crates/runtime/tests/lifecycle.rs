@@ -14,8 +14,36 @@ fn run_returns_exit_status_and_128_plus_signal() {
     let mut c = TestContainer::new("exit");
     c.script("exit 3");
     assert_eq!(c.run().0, 3);
-    c.script("kill -TERM $$");
-    assert_eq!(c.run().0, 128 + 15);
+    // A signal from outside: `run` reports 128+N. (Inside its pid namespace, sh is init and
+    // ignores signals it has no handler for, so it must come from the host.)
+    c.set_args(&["sleep", "100"]);
+    c.write_config();
+    let mut child = c
+        .command(&["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.wait_status("running");
+    c.ok(&["kill", &c.id, "KILL"]);
+    assert_eq!(child.wait().unwrap().code(), Some(128 + 9));
+    // And a signal sent to `run` itself is forwarded to the process.
+    c.script("trap 'exit 42' TERM; while true; do usleep 10000; done");
+    c.write_config();
+    let mut child = c
+        .command(&["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.wait_status("running");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(42));
     c.set_args(&["true"]);
     assert_eq!(c.run().0, 0);
 }
@@ -70,7 +98,10 @@ fn create_waits_for_start_then_kill_and_delete() {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert_eq!(std::fs::read_to_string(shared.join("marker")).unwrap(), "started\n");
+    assert_eq!(
+        std::fs::read_to_string(shared.join("marker")).unwrap(),
+        "started\n"
+    );
     // Starting twice is an error.
     assert!(!c.runtime(&["start", &c.id]).status.success());
     // A running container is not deleted without --force.
@@ -81,7 +112,10 @@ fn create_waits_for_start_then_kill_and_delete() {
     c.wait_status("stopped");
     assert_eq!(c.state()["pid"], json!(0));
     let out = c.runtime(&["kill", &c.id, "TERM"]);
-    assert!(!out.status.success(), "kill of a stopped container must fail");
+    assert!(
+        !out.status.success(),
+        "kill of a stopped container must fail"
+    );
     c.ok(&["delete", &c.id]);
     let out = c.runtime(&["state", &c.id]);
     assert_eq!(out.status.code(), Some(1));
@@ -112,7 +146,11 @@ fn duplicate_and_unknown_ids_fail_like_runc() {
     let out = c.runtime(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
-    assert_eq!(c.status(), "created", "the failed create must not touch the first");
+    assert_eq!(
+        c.status(),
+        "created",
+        "the failed create must not touch the first"
+    );
     let out = c.runtime(&["kill", "hull-no-such-container", "KILL"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
@@ -132,7 +170,17 @@ fn exec_runs_in_the_container_and_returns_its_status() {
     c.ok(&["start", &c.id]);
     let out = c.ok(&["exec", &c.id, "hostname"]);
     assert_eq!(out.trim(), "exec-host");
-    let out = c.ok(&["exec", "--env", "X=42", "--cwd", "/tmp", &c.id, "sh", "-c", "echo $X $(pwd)"]);
+    let out = c.ok(&[
+        "exec",
+        "--env",
+        "X=42",
+        "--cwd",
+        "/tmp",
+        &c.id,
+        "sh",
+        "-c",
+        "echo $X $(pwd)",
+    ]);
     assert_eq!(out.trim(), "42 /tmp");
     let out = c.runtime(&["exec", &c.id, "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
@@ -141,8 +189,21 @@ fn exec_runs_in_the_container_and_returns_its_status() {
     assert!(out.starts_with("sleep"), "{out:?}");
     // Detached, with a pid file.
     let pid_file = c.dir.join("exec.pid");
-    c.ok(&["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), &c.id, "sleep", "50"]);
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let (ok, err) = c.detached(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &c.id,
+        "sleep",
+        "50",
+    ]);
+    assert!(ok, "{err}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let pids: Vec<i32> = serde_json::from_str(&c.ok(&["ps", "--format", "json", &c.id])).unwrap();
     assert!(pids.contains(&pid), "{pid} not in {pids:?}");
     let out = c.runtime(&["exec", &c.id, "/no/such/program"]);
@@ -162,7 +223,10 @@ fn pause_freezes_and_resume_thaws() {
     c.create();
     c.ok(&["start", &c.id]);
     let read = || -> u64 {
-        std::fs::read_to_string(shared.join("n")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+        std::fs::read_to_string(shared.join("n"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     };
     std::thread::sleep(std::time::Duration::from_millis(200));
     c.ok(&["pause", &c.id]);
@@ -170,7 +234,10 @@ fn pause_freezes_and_resume_thaws() {
     let frozen = read();
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(read(), frozen, "counter advanced while paused");
-    assert!(!c.runtime(&["pause", &c.id]).status.success(), "pausing twice must fail");
+    assert!(
+        !c.runtime(&["pause", &c.id]).status.success(),
+        "pausing twice must fail"
+    );
     c.ok(&["resume", &c.id]);
     assert_eq!(c.status(), "running");
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -187,18 +254,31 @@ fn list_ps_and_events() {
     c.create();
     c.ok(&["start", &c.id]);
     let list: Value = serde_json::from_str(&c.ok(&["list", "--format", "json"])).unwrap();
-    let entry = list.as_array().unwrap().iter().find(|e| e["id"] == json!(c.id)).unwrap();
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == json!(c.id))
+        .unwrap();
     assert_eq!(entry["status"], json!("running"));
     let table = c.ok(&["list"]);
     assert!(table.starts_with("ID"));
     assert!(table.contains(&c.id));
     let pid = c.state()["pid"].as_i64().unwrap();
     let ps = c.ok(&["ps", &c.id]);
-    assert!(ps.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some(&pid.to_string())), "{ps}");
+    assert!(
+        ps.lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(&pid.to_string())),
+        "{ps}"
+    );
     let events: Value = serde_json::from_str(c.ok(&["events", "--stats", &c.id]).trim()).unwrap();
     assert_eq!(events["type"], json!("stats"));
     assert_eq!(events["id"], json!(c.id));
-    assert!(events["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{events}");
+    assert!(
+        events["data"]["pids"]["current"].as_u64().unwrap() >= 1,
+        "{events}"
+    );
 }
 
 #[test]
@@ -211,7 +291,8 @@ fn kill_all_signals_every_process() {
     c.create();
     c.ok(&["start", &c.id]);
     for _ in 0..100 {
-        let pids: Vec<i32> = serde_json::from_str(&c.ok(&["ps", "--format", "json", &c.id])).unwrap();
+        let pids: Vec<i32> =
+            serde_json::from_str(&c.ok(&["ps", "--format", "json", &c.id])).unwrap();
         if pids.len() >= 3 {
             break;
         }
@@ -234,6 +315,12 @@ pub fn mount_host_dir(c: &mut TestContainer, host: &std::path::Path, target: &st
 
 fn zombie(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(true)
 }

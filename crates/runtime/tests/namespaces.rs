@@ -6,7 +6,9 @@ mod common;
 use common::{can_run, host_ns, TestContainer};
 use serde_json::json;
 
-const ALL: [&str; 8] = ["mount", "pid", "uts", "ipc", "network", "cgroup", "time", "user"];
+const ALL: [&str; 8] = [
+    "mount", "pid", "uts", "ipc", "network", "cgroup", "time", "user",
+];
 
 fn proc_name(kind: &str) -> &str {
     match kind {
@@ -17,7 +19,11 @@ fn proc_name(kind: &str) -> &str {
 }
 
 fn with_namespaces(c: &mut TestContainer, kinds: &[&str]) {
-    c.config["linux"]["namespaces"] = json!(kinds.iter().map(|k| json!({"type": k})).collect::<Vec<_>>());
+    if !kinds.contains(&"uts") {
+        c.config.as_object_mut().unwrap().remove("hostname");
+    }
+    c.config["linux"]["namespaces"] =
+        json!(kinds.iter().map(|k| json!({"type": k})).collect::<Vec<_>>());
 }
 
 fn user_mapping(c: &mut TestContainer) {
@@ -36,7 +42,10 @@ fn every_new_namespace_differs_from_the_host() {
     // The host's root owns the rootfs; inside the user namespace it is unmapped, which is fine
     // for reading and executing busybox.
     let names: Vec<&str> = ALL.iter().map(|k| proc_name(k)).collect();
-    c.script(&format!("for n in {}; do readlink /proc/self/ns/$n; done", names.join(" ")));
+    c.script(&format!(
+        "for n in {}; do readlink /proc/self/ns/$n; done",
+        names.join(" ")
+    ));
     let out = c.run_ok();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), names.len(), "{out}");
@@ -57,7 +66,11 @@ fn user_namespace_maps_ids() {
     c.script("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g");
     let out = c.run_ok();
     let words: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(words, ["0", "100000", "65536", "0", "100000", "65536", "0", "0"], "{out}");
+    assert_eq!(
+        words,
+        ["0", "100000", "65536", "0", "100000", "65536", "0", "0"],
+        "{out}"
+    );
 }
 
 #[test]
@@ -67,7 +80,7 @@ fn host_namespaces_are_shared_when_not_listed() {
     }
     let mut c = TestContainer::new("nshost");
     with_namespaces(&mut c, &["mount", "pid"]);
-    c.script("readlink /proc/self/ns/net /proc/self/ns/uts /proc/self/ns/ipc");
+    c.script("for n in net uts ipc; do readlink /proc/self/ns/$n; done");
     let out = c.run_ok();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, [host_ns("net"), host_ns("uts"), host_ns("ipc")]);
@@ -83,7 +96,10 @@ fn joining_namespaces_by_path() {
     first.create();
     let pid = first.state()["pid"].as_i64().unwrap();
     let theirs = |n: &str| {
-        std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().to_string_lossy().into_owned()
+        std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
     };
     let mut second = TestContainer::new("nsjoin-b");
     second.config["linux"]["namespaces"] = json!([
@@ -94,10 +110,13 @@ fn joining_namespaces_by_path() {
         {"type": "pid", "path": format!("/proc/{pid}/ns/pid")},
     ]);
     second.config.as_object_mut().unwrap().remove("hostname");
-    second.script("readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/pid");
+    second.script("for n in net ipc uts pid; do readlink /proc/self/ns/$n; done");
     let out = second.run_ok();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, [theirs("net"), theirs("ipc"), theirs("uts"), theirs("pid")]);
+    assert_eq!(
+        lines,
+        [theirs("net"), theirs("ipc"), theirs("uts"), theirs("pid")]
+    );
 }
 
 #[test]
@@ -110,7 +129,10 @@ fn hostname_and_domainname() {
     c.config["domainname"] = json!("hull.test");
     c.script("hostname; cat /proc/sys/kernel/domainname");
     assert_eq!(c.run_ok(), "hull-box\nhull.test\n");
-    assert_ne!(nix::unistd::gethostname().unwrap().to_string_lossy(), "hull-box");
+    assert_ne!(
+        nix::unistd::gethostname().unwrap().to_string_lossy(),
+        "hull-box"
+    );
 }
 
 #[test]
@@ -127,6 +149,12 @@ fn time_namespace_offsets_apply_before_the_process_starts() {
     c.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 8640000, "nanosecs": 0}});
     c.script("cut -d. -f1 /proc/uptime");
     let inside: u64 = c.run_ok().trim().parse().unwrap();
-    let host: u64 = std::fs::read_to_string("/proc/uptime").unwrap().split('.').next().unwrap().parse().unwrap();
+    let host: u64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(inside >= host + 8640000, "uptime {inside} vs host {host}");
 }

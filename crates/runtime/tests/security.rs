@@ -75,7 +75,8 @@ fn rlimit_above_the_hard_limit_is_reported() {
         return;
     }
     let mut c = TestContainer::new("rlimitmax");
-    c.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]);
+    c.config["process"]["rlimits"] =
+        json!([{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]);
     let (code, _, err) = c.run();
     assert_ne!(code, 0);
     assert!(err.contains("RLIMIT_NOFILE"), "{err}");
@@ -87,7 +88,8 @@ fn user_groups_and_no_new_privileges() {
         return;
     }
     let mut c = TestContainer::new("user");
-    c.config["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [10, 20], "umask": 63});
+    c.config["process"]["user"] =
+        json!({"uid": 1000, "gid": 1001, "additionalGids": [10, 20], "umask": 63});
     c.config["process"]["noNewPrivileges"] = json!(true);
     c.script("id -u; id -g; id -G; umask; grep NoNewPrivs /proc/self/status");
     let out = c.run_ok();
@@ -98,7 +100,10 @@ fn user_groups_and_no_new_privileges() {
     groups.sort();
     assert_eq!(groups, ["10", "1001", "20"], "{out}");
     assert_eq!(lines[3], "0077");
-    assert!(lines[4].ends_with("\t1") || lines[4].ends_with(" 1"), "{out}");
+    assert!(
+        lines[4].ends_with("\t1") || lines[4].ends_with(" 1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -117,7 +122,10 @@ fn seccomp_blocked_syscall_returns_the_errno() {
     c.config["root"]["readonly"] = json!(false);
     c.script("mkdir /tmp/blocked 2>&1; echo done");
     let out = c.run_ok();
-    assert!(out.contains("Not supported") || out.contains("Operation not supported"), "{out}");
+    assert!(
+        out.contains("Not supported") || out.contains("Operation not supported"),
+        "{out}"
+    );
     assert!(!c.bundle.join("rootfs/tmp/blocked").exists());
 }
 

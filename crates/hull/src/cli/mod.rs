@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 
 /// Global options shared by every command.
 #[derive(Debug, Parser)]
-#[command(name = "hull", version, about = "Run OCI images in containers or microVMs")]
+#[command(
+    name = "hull",
+    version,
+    about = "Run OCI images in containers or microVMs"
+)]
 pub struct Cli {
     /// Engine state directory (images, layers, containers, metadata).
     #[arg(long, global = true, default_value = "/var/lib/hull")]

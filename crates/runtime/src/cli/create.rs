@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use hull_runtime::container::Container;
-use hull_runtime::process::create::{create as create_container, CreateOptions};
+use hull_runtime::process::create::{create as create_container, CreateOptions, Created};
 use hull_runtime::process::foreground::Foreground;
 use hull_runtime::state::Store;
 use nix::sys::signal::SigSet;
+
+use super::log::Logger;
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -63,33 +65,49 @@ fn current_sigmask() -> SigSet {
     SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty())
 }
 
-pub fn create(store: &Store, args: CreateArgs) -> anyhow::Result<()> {
-    create_container(store, &options(&args, false, current_sigmask()))?;
+fn created(store: &Store, opts: &CreateOptions, logger: &Logger) -> anyhow::Result<Created> {
+    let created = create_container(store, opts)?;
+    for warning in &created.warnings {
+        logger.warn(warning);
+    }
+    Ok(created)
+}
+
+pub fn create(store: &Store, args: CreateArgs, logger: &Logger) -> anyhow::Result<()> {
+    created(store, &options(&args, false, current_sigmask()), logger)?;
     Ok(())
 }
 
-pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<i32> {
+pub fn run(store: &Store, args: RunArgs, logger: &Logger) -> anyhow::Result<i32> {
     if args.detach {
-        let created = create_container(store, &options(&args.create, false, current_sigmask()))?;
+        let created = created(
+            store,
+            &options(&args.create, false, current_sigmask()),
+            logger,
+        )?;
         Container::from_parts(created.dir, created.state).start()?;
         return Ok(0);
     }
     // The process may be a grandchild (joined pid namespace): adopt it to be able to wait.
     nix::sys::prctl::set_child_subreaper(true)?;
     let foreground = Foreground::new()?;
-    let created = create_container(store, &options(&args.create, true, foreground.original_mask))?;
+    let created = created(
+        store,
+        &options(&args.create, true, foreground.original_mask),
+        logger,
+    )?;
     let console = created.console;
     let container = Container::from_parts(created.dir, created.state);
     let pid = container.pid();
+    let id = container.state.id.clone();
     let started = container.start();
+    // Other commands (state, kill, exec...) must reach the container while it runs.
+    drop(container);
     let result = match started {
         Ok(()) => foreground.wait(pid, console).map_err(anyhow::Error::from),
         Err(err) => Err(err.into()),
     };
     if !args.keep {
-        // Reload under a fresh lock: the container's dir is still ours.
-        let id = container.state.id.clone();
-        drop(container);
         if let Ok(container) = Container::load(store, &id) {
             container.delete(true)?;
         }

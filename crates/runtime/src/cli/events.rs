@@ -49,7 +49,9 @@ pub fn events(store: &Store, args: EventsArgs) -> anyhow::Result<()> {
             print_stats()?;
             next += interval;
         }
-        let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(500));
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(500));
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         if let Some(events) = oom.as_mut() {
             let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];

@@ -114,7 +114,7 @@ fn build_process(container: &Container, args: &ExecArgs) -> anyhow::Result<Proce
     env.extend(args.env.iter().cloned());
     process.set_env(Some(env));
     if let Some(user) = &args.user {
-        let mut parsed = hull_runtime::security::parse_user(user)?;
+        let mut parsed = hull_runtime::security::override_user(process.user(), user)?;
         if !args.additional_gids.is_empty() {
             parsed.set_additional_gids(Some(args.additional_gids.clone()));
         }

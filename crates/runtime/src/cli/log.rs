@@ -32,6 +32,14 @@ impl Logger {
         }
     }
 
+    /// Something the config asked for that was skipped: to stderr, and to the log file.
+    pub fn warn(&self, msg: &str) {
+        eprintln!("hull-runtime: warning: {msg}");
+        if self.file.is_some() {
+            self.write("warning", msg);
+        }
+    }
+
     /// A fatal error: to stderr always, and to the log file if there is one.
     pub fn error(&self, msg: &str) {
         eprintln!("hull-runtime: {msg}");

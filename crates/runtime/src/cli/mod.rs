@@ -86,7 +86,7 @@ pub fn main() -> i32 {
     };
     let logger = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
     logger.debug(&format!("{:?}", std::env::args().collect::<Vec<_>>()));
-    match dispatch(cli) {
+    match dispatch(cli, &logger) {
         Ok(code) => code,
         Err(err) => {
             logger.error(&format!("{err:#}"));
@@ -95,7 +95,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
         let why = if std::path::Path::new("/run/systemd/system").exists() {
             "systemd is running, but hull-runtime manages cgroups only through cgroupfs"
@@ -106,8 +106,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
     let store = Store::new(&cli.root);
     match cli.command {
-        Command::Create(args) => create::create(&store, args).map(|()| 0),
-        Command::Run(args) => create::run(&store, args),
+        Command::Create(args) => create::create(&store, args, logger).map(|()| 0),
+        Command::Run(args) => create::run(&store, args, logger),
         Command::Start(args) => lifecycle::start(&store, &args.id).map(|()| 0),
         Command::State(args) => query::state(&store, &args.id).map(|()| 0),
         Command::List(args) => query::list(&store, args).map(|()| 0),

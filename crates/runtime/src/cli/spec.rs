@@ -25,7 +25,10 @@ pub fn spec(args: SpecArgs) -> anyhow::Result<()> {
         anyhow::bail!("File {} exists. Remove it first", path.display());
     }
     let mut spec = if args.rootless {
-        Spec::rootless(nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+        Spec::rootless(
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
     } else {
         Spec::default()
     };

@@ -46,6 +46,8 @@ pub struct Created {
     pub spec: Spec,
     /// The pty master, when the process has a terminal and the caller keeps it.
     pub console: Option<OwnedFd>,
+    /// What the config asked for that was skipped, as runc skips it (unknown syscall names...).
+    pub warnings: Vec<String>,
 }
 
 /// What was validated before anything was created.
@@ -69,7 +71,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, ProcessErr
     };
     let result = launch(opts, plans, &mut undo);
     match result {
-        Ok((state, spec, console)) => {
+        Ok((state, spec, console, warnings)) => {
             let dir = undo.dir.take().expect("dir kept until success");
             undo.cgroup = None;
             undo.child = None;
@@ -78,6 +80,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, ProcessErr
                 state,
                 spec,
                 console,
+                warnings,
             })
         }
         Err(err) => {
@@ -134,6 +137,10 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
             cgroups: cgroup_mounts,
         },
     )?;
+    if namespaces.is_private(LinuxNamespaceType::User) {
+        // Only the host's user namespace can idmap host mounts: open them before the clone.
+        rootfs.open_idmap_sources()?;
+    }
     Ok(Plans {
         spec,
         bundle,
@@ -144,9 +151,13 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
     })
 }
 
-type Launched = (ContainerState, Spec, Option<OwnedFd>);
+type Launched = (ContainerState, Spec, Option<OwnedFd>, Vec<String>);
 
-fn launch(opts: &CreateOptions, mut plans: Plans, undo: &mut Undo) -> Result<Launched, ProcessError> {
+fn launch(
+    opts: &CreateOptions,
+    mut plans: Plans,
+    undo: &mut Undo,
+) -> Result<Launched, ProcessError> {
     let dir = undo.dir.as_ref().expect("dir present while launching");
     dir.save_config(&plans.spec)?;
     let fifo_path = dir.fifo_path();
@@ -195,7 +206,8 @@ fn launch(opts: &CreateOptions, mut plans: Plans, undo: &mut Undo) -> Result<Lau
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid.as_raw())?;
     }
-    Ok((state, plans.spec, console))
+    let warnings = plans.security.warnings();
+    Ok((state, plans.spec, console, warnings))
 }
 
 /// Drives the child through namespaces, cgroup placement and the runtime's hooks. Returns the pid
@@ -269,7 +281,8 @@ fn receive_ready(
         match message {
             Message::Ready => return Ok(console),
             Message::Console => {
-                let master = fd.ok_or_else(|| ProcessError::Invalid("pty master missing".into()))?;
+                let master =
+                    fd.ok_or_else(|| ProcessError::Invalid("pty master missing".into()))?;
                 match &opts.console_socket {
                     Some(path) => crate::console::send_to_socket(path, master.as_fd())?,
                     None => console = Some(master),
@@ -286,17 +299,20 @@ fn receive_ready(
     }
 }
 
-fn send_listener(plans: &Plans, state: &ContainerState, listener: OwnedFd) -> Result<(), ProcessError> {
+fn send_listener(
+    plans: &Plans,
+    state: &ContainerState,
+    listener: OwnedFd,
+) -> Result<(), ProcessError> {
     let seccomp = plans
         .spec
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
         .ok_or_else(|| ProcessError::Invalid("seccomp listener without seccomp".into()))?;
-    let path = seccomp
-        .listener_path()
-        .as_ref()
-        .ok_or_else(|| ProcessError::Invalid("linux.seccomp.listenerPath is required for SCMP_ACT_NOTIFY".into()))?;
+    let path = seccomp.listener_path().as_ref().ok_or_else(|| {
+        ProcessError::Invalid("linux.seccomp.listenerPath is required for SCMP_ACT_NOTIFY".into())
+    })?;
     let oci = OciState {
         oci_version: crate::oci_state::OCI_VERSION,
         id: &state.id,
@@ -309,12 +325,12 @@ fn send_listener(plans: &Plans, state: &ContainerState, listener: OwnedFd) -> Re
         annotations: &state.annotations,
     };
     let value = serde_json::to_value(&oci).expect("state serializes");
-    crate::seccomp_listener::send(
+    crate::security::send_seccomp_listener(
         path,
-        seccomp.listener_metadata().as_deref(),
-        state.pid,
-        &value,
         listener.as_fd(),
+        state.pid,
+        seccomp.listener_metadata().as_deref(),
+        &value,
     )?;
     Ok(())
 }

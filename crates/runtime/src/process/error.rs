@@ -21,8 +21,6 @@ pub enum ProcessError {
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
     #[error(transparent)]
-    Listener(#[from] crate::seccomp_listener::ListenerError),
-    #[error(transparent)]
     Program(#[from] crate::process::program::ProgramError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),

@@ -81,11 +81,20 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
     }
     if let Some(pid_ns) = &target.pid_ns {
         // Only this process's future children enter it; the runtime itself stays where it is.
-        setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(sys("joining the pid namespace"))?;
+        setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
+            .map_err(sys("joining the pid namespace"))?;
     }
     let (parent, child) = Channel::pair()?;
     let pid = match clone_process(CloneFlags::empty()).map_err(sys("clone"))? {
-        Forked::Child => child_main(&target, &opts.process, &security, &child, parent.raw_fd(), container.dir.lock_fd(), opts),
+        Forked::Child => child_main(
+            &target,
+            &opts.process,
+            &security,
+            &child,
+            parent.raw_fd(),
+            container.dir.lock_fd(),
+            opts,
+        ),
         Forked::Parent(pid) => pid,
     };
     drop(child);
@@ -150,7 +159,13 @@ fn guide(
     match channel.recv()?.0 {
         Message::Created => {}
         Message::Error(msg) => return Err(ProcessError::Child(msg)),
-        got => return Err(crate::sync::SyncError::Unexpected { expected: "Created", got }.into()),
+        got => {
+            return Err(crate::sync::SyncError::Unexpected {
+                expected: "Created",
+                got,
+            }
+            .into())
+        }
     }
     container.state.cgroup.add_process(pid.as_raw())?;
     channel.send(&Message::Proceed)?;
@@ -162,7 +177,8 @@ fn guide(
         };
         match message {
             Message::Console => {
-                let master = fd.ok_or_else(|| ProcessError::Invalid("pty master missing".into()))?;
+                let master =
+                    fd.ok_or_else(|| ProcessError::Invalid("pty master missing".into()))?;
                 match &opts.console_socket {
                     Some(path) => crate::console::send_to_socket(path, master.as_fd())?,
                     None => console = Some(master),
@@ -175,19 +191,25 @@ fn guide(
                 if let Some(path) = seccomp.and_then(|s| s.listener_path().as_ref()) {
                     let state = serde_json::to_value(container.oci_state(Status::Running))
                         .expect("state serializes");
-                    crate::seccomp_listener::send(
+                    crate::security::send_seccomp_listener(
                         path,
-                        seccomp.and_then(|s| s.listener_metadata().as_deref()),
-                        pid.as_raw(),
-                        &state,
                         listener.as_fd(),
+                        pid.as_raw(),
+                        seccomp.and_then(|s| s.listener_metadata().as_deref()),
+                        &state,
                     )?;
                 }
             }
             // Ready comes right before execve; the close of the channel confirms it.
             Message::Ready => {}
             Message::Error(msg) => return Err(ProcessError::Child(msg)),
-            got => return Err(crate::sync::SyncError::Unexpected { expected: "Ready", got }.into()),
+            got => {
+                return Err(crate::sync::SyncError::Unexpected {
+                    expected: "Ready",
+                    got,
+                }
+                .into())
+            }
         }
     }
 }

@@ -30,8 +30,8 @@ impl Foreground {
         let all = SigSet::all();
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut original_mask))
             .map_err(sys("sigprocmask"))?;
-        let signals =
-            SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(sys("signalfd"))?;
+        let signals = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(sys("signalfd"))?;
         Ok(Foreground {
             signals,
             original_mask,
@@ -59,10 +59,7 @@ impl Foreground {
             }
             let ready: Vec<bool> = fds
                 .iter()
-                .map(|fd| {
-                    fd.revents()
-                        .is_some_and(|r| !r.is_empty())
-                })
+                .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
             if ready[0] {
                 self.forward(pid, relay.as_ref())?;
@@ -74,7 +71,11 @@ impl Foreground {
     }
 
     fn forward(&self, pid: Pid, relay: Option<&Relay>) -> Result<(), ProcessError> {
-        while let Some(info) = self.signals.read_signal().map_err(sys("reading signalfd"))? {
+        while let Some(info) = self
+            .signals
+            .read_signal()
+            .map_err(sys("reading signalfd"))?
+        {
             let Ok(signal) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) else {
                 continue;
             };
@@ -153,7 +154,13 @@ impl Relay {
     fn poll_fds<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) {
         // Closed sides are polled with no events, so indexes stay stable.
         let stdin = stdin_fd();
-        let flags = |open: bool| if open { PollFlags::POLLIN } else { PollFlags::empty() };
+        let flags = |open: bool| {
+            if open {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::empty()
+            }
+        };
         fds.push(PollFd::new(self.master.as_fd(), flags(self.master_open)));
         fds.push(PollFd::new(stdin, flags(self.stdin_open)));
     }

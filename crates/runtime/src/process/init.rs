@@ -6,15 +6,17 @@ use std::convert::Infallible;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 use nix::sys::signal::SigSet;
-use nix::unistd::{close, fork, read, setresgid, setresuid, setsid, sethostname, ForkResult, Gid, Uid};
+use nix::unistd::{
+    close, fork, read, sethostname, setresgid, setresuid, setsid, ForkResult, Gid, Uid,
+};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::hooks;
 use crate::namespaces::NamespacePlan;
+use crate::process::error::{sys, ProcessError};
 use crate::process::program::Program;
 use crate::rootfs::RootfsPlan;
 use crate::security::SecurityPlan;
-use crate::process::error::{sys, ProcessError};
 use crate::sync::{Channel, Message, SyncError};
 use crate::sys;
 
@@ -75,8 +77,10 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
     if ns.is_new(LinuxNamespaceType::User) {
         // The creator of a user namespace has all capabilities in it but no mapped ids: become
         // root of it, as the rest of the setup expects.
-        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(sys("setresgid(0)"))?;
-        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(sys("setresuid(0)"))?;
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(sys("setresgid(0)"))?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(sys("setresuid(0)"))?;
     }
     ns.finish()?;
     setsid().map_err(sys("setsid"))?;
@@ -122,8 +126,7 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
     ctx.rootfs.finalize()?;
     let env = process.env().clone().unwrap_or_default();
     let args = process.args().clone().unwrap_or_default();
-    nix::unistd::chdir(process.cwd())
-        .map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
+    nix::unistd::chdir(process.cwd()).map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
     let program = Program::resolve(&args, &env)?;
     sys::fds::cloexec_from(3 + ctx.preserve_fds).map_err(sys("close_range"))?;
     for fd in 3..3 + ctx.preserve_fds {
@@ -158,7 +161,11 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<(), ProcessError> {
         match read(fifo, &mut byte) {
             Ok(1) => return Ok(()),
             Err(nix::errno::Errno::EINTR) => continue,
-            Ok(_) => return Err(ProcessError::Invalid("exec fifo closed before start".into())),
+            Ok(_) => {
+                return Err(ProcessError::Invalid(
+                    "exec fifo closed before start".into(),
+                ))
+            }
             Err(err) => return Err(sys("reading the exec fifo")(err)),
         }
     }

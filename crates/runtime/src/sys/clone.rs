@@ -16,7 +16,8 @@ pub enum Forked {
 /// The caller must be single-threaded, as for `fork(2)`: the child gets a copy of the address space
 /// with only the calling thread in it.
 pub fn clone_process(flags: CloneFlags) -> Result<Forked, Errno> {
-    let raw_flags = libc::c_ulong::try_from(flags.bits() | libc::SIGCHLD).map_err(|_| Errno::EINVAL)?;
+    let raw_flags =
+        libc::c_ulong::try_from(flags.bits() | libc::SIGCHLD).map_err(|_| Errno::EINVAL)?;
     // SAFETY: with a NULL stack the kernel gives the child a copy-on-write copy of the parent's
     // stack, exactly as fork(2) does; no pointer arguments are passed (parent_tid, child_tid and tls
     // are unused without the corresponding CLONE_* flags).

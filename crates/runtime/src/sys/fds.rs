@@ -9,7 +9,14 @@ const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 pub fn cloexec_from(first: i32) -> Result<(), Errno> {
     let first = libc::c_uint::try_from(first).map_err(|_| Errno::EINVAL)?;
     // SAFETY: close_range only changes flags of this process's descriptors; no memory is passed.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if ret == -1 {
         return Err(Errno::last());
     }

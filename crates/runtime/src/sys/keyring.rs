@@ -10,7 +10,8 @@ const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
 pub fn join_new_session_keyring(name: &str) -> Result<(), Errno> {
     let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
     // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
-    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     if ret == -1 {
         return Err(Errno::last());
     }

@@ -52,7 +52,11 @@ impl TestContainer {
             .arg(&bundle)
             .output()
             .expect("run hull-runtime spec");
-        assert!(out.status.success(), "spec: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let config: Value =
             serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
         let mut container = TestContainer {
@@ -117,11 +121,33 @@ impl TestContainer {
         out
     }
 
+    /// A command that leaves a process behind holding its stdio (create, exec --detach): its
+    /// output goes to files, or waiting for EOF on pipes would wait for the container.
+    pub fn detached(&self, args: &[&str]) -> (bool, String) {
+        let out_path = self.dir.join("detached.out");
+        let err_path = self.dir.join("detached.err");
+        let status = self
+            .command(args)
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .expect("run hull-runtime");
+        (
+            status.success(),
+            std::fs::read_to_string(&err_path).unwrap_or_default(),
+        )
+    }
+
     /// `create`, asserting success.
     pub fn create(&self) {
         self.write_config();
-        let out = self.runtime(&["create", "--bundle", self.bundle.to_str().unwrap(), &self.id]);
-        assert!(out.status.success(), "create: {}", String::from_utf8_lossy(&out.stderr));
+        let (ok, err) = self.detached(&[
+            "create",
+            "--bundle",
+            self.bundle.to_str().unwrap(),
+            &self.id,
+        ]);
+        assert!(ok, "create: {err}");
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
@@ -142,10 +168,14 @@ impl TestContainer {
         self.state()["status"].as_str().unwrap().to_string()
     }
 
-    /// Waits up to 10 s for the status to become `want`.
+    /// Waits up to 10 s for the status to become `want` (the container may not exist yet).
     pub fn wait_status(&self, want: &str) {
         for _ in 0..1000 {
-            if self.status() == want {
+            let out = self.runtime(&["state", &self.id]);
+            let status = serde_json::from_slice::<Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v["status"].as_str().map(String::from));
+            if status.as_deref() == Some(want) {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -211,7 +241,11 @@ pub fn make_rootfs(rootfs: &Path) {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
     }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
     std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
