@@ -38,6 +38,20 @@ impl Ipv4Net {
         Ok(net)
     }
 
+    /// The network that `ip/prefix` lies in (host bits cleared).
+    pub fn containing(ip: Ipv4Addr, prefix: u8) -> Ipv4Net {
+        let prefix = prefix.min(32);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        };
+        Ipv4Net {
+            addr: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix,
+        }
+    }
+
     pub fn addr(&self) -> Ipv4Addr {
         self.addr
     }

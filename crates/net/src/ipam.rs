@@ -61,7 +61,20 @@ pub fn allocate(
     wanted: Option<Ipv4Addr>,
 ) -> Result<Ipv4Addr, IpamError> {
     let tx = db::write_tx(conn)?;
-    if let Some(ip) = lease_of(&tx, &net.name, container, ifname)? {
+    let ip = allocate_in(&tx, net, container, ifname, wanted)?;
+    tx.commit()?;
+    Ok(ip)
+}
+
+/// [`allocate`] inside a write transaction the caller holds (and commits).
+pub fn allocate_in(
+    tx: &Connection,
+    net: &Network,
+    container: &str,
+    ifname: &str,
+    wanted: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr, IpamError> {
+    if let Some(ip) = lease_of(tx, &net.name, container, ifname)? {
         return Err(IpamError::AlreadyLeased {
             container: container.to_string(),
             network: net.name.clone(),
@@ -70,18 +83,17 @@ pub fn allocate(
         });
     }
     // The network may have been removed since the caller read it.
-    if network::get(&tx, &net.name)?.is_none() {
+    if network::get(tx, &net.name)?.is_none() {
         return Err(NetworkError::NotFound(net.name.clone()).into());
     }
     let ip = match wanted {
-        Some(ip) => check_static(&tx, net, ip)?,
-        None => lowest_free(&tx, net)?,
+        Some(ip) => check_static(tx, net, ip)?,
+        None => lowest_free(tx, net)?,
     };
     tx.execute(
         "INSERT INTO net_leases (network, ip, container_id, ifname) VALUES (?1, ?2, ?3, ?4)",
         params![net.name, u32::from(ip), container, ifname],
     )?;
-    tx.commit()?;
     Ok(ip)
 }
 

@@ -42,6 +42,12 @@ pub enum NetworkError {
         other: Ipv4Net,
         network: String,
     },
+    #[error("subnet {subnet} overlaps {other} on host interface {interface}")]
+    HostOverlap {
+        subnet: Ipv4Net,
+        other: Ipv4Net,
+        interface: String,
+    },
     #[error("bridge {bridge} is already used by network {network}")]
     BridgeTaken { bridge: String, network: String },
     #[error("no network named {0}")]
