@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod cidr;
+pub mod cni;
 pub mod db;
 pub mod engine;
 pub mod error;
