@@ -95,6 +95,13 @@ pub fn open(root: &Path) -> Result<Connection, DbError> {
         .map_err(open_err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_err)?;
+    // Each hull-cni call is a short-lived process: checkpointing (and fsyncing) on every
+    // close would dominate its run time; SQLite's auto-checkpoint keeps the WAL bounded.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(open_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(open_err)?;
     migrate(&conn).map_err(open_err)?;
