@@ -303,6 +303,10 @@ pub(crate) fn ensure_bridge(
     if with_gateway {
         ignore_exists(nl.addr_add(br.index, net.gateway, net.subnet.prefix()))?;
         sysctl::route_localnet(&net.bridge)?;
+        // An internal network routes nowhere: packets from it are never forwarded.
+        if !net.internal {
+            sysctl::bridge_forwarding(&net.bridge)?;
+        }
     }
     if !br.up {
         nl.link_up(br.index)?;

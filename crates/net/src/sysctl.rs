@@ -1,6 +1,8 @@
-//! The two IPv4 sysctls a bridge network needs: route_localnet on a hull bridge (so DNAT of
-//! connections to 127.0.0.1 may leave through it) and ip_forward (for egress), written only
-//! when not already set.
+//! The IPv4 sysctls a bridge network needs, written only when not already set:
+//! route_localnet on a hull bridge (so DNAT of connections to 127.0.0.1 may leave through
+//! it), forwarding on the bridge (packets arriving on it may be routed: hairpin, container
+//! to published port, egress), and the global ip_forward (for published ports reached from
+//! other hosts, as podman sets it).
 
 use std::path::PathBuf;
 
@@ -28,6 +30,16 @@ fn set(path: PathBuf, value: &str) -> Result<(), SysctlError> {
 pub fn route_localnet(bridge: &str) -> Result<(), SysctlError> {
     set(
         PathBuf::from(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet")),
+        "1",
+    )
+}
+
+/// Lets packets that arrive on `bridge` be forwarded. IPv4 checks forwarding on the input
+/// device only, so this is enough for everything coming from containers, without turning
+/// on forwarding for the host's other interfaces.
+pub fn bridge_forwarding(bridge: &str) -> Result<(), SysctlError> {
+    set(
+        PathBuf::from(format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding")),
         "1",
     )
 }

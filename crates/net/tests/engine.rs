@@ -397,3 +397,38 @@ fn none_and_host_modes() {
         std::fs::read_to_string("/etc/hosts").unwrap()
     );
 }
+
+#[test]
+fn published_port_reached_from_containers_and_hairpin() {
+    if !can_run() {
+        return;
+    }
+    let dir = TempDir::new();
+    let mut net = open(dir.path());
+    let br = format!("hullr{}", tag());
+    let _g = LinkGuard(vec![br.clone()]);
+    network(&mut net, "hair", "10.238.0.0/24", &br, false);
+    let (a, b) = (TestNetns::new(dir.path()), TestNetns::new(dir.path()));
+    let (ida, idb) = (format!("ha{}", tag()), format!("hb{}", tag()));
+    let port = free_port();
+    let m: PortMapping = format!("{port}:9000").parse().unwrap();
+    net.attach(&bridge_req(&ida, &a, "hair", vec![m])).unwrap();
+    net.attach(&bridge_req(&idb, &b, "hair", vec![])).unwrap();
+    let gw = Ipv4Addr::new(10, 238, 0, 1);
+
+    // Another container reaches a's published port through the host's address.
+    let server = tcp_echo_in(&a, 9000);
+    let stream = b.run(|| TcpStream::connect((gw, port)).unwrap());
+    assert_eq!(tcp_roundtrip(stream), "hello hull");
+    server.join().unwrap();
+
+    // a reaches its own published port (hairpin on its bridge port, then masquerade).
+    let server = tcp_echo_in(&a, 9000);
+    let stream = a.run(|| TcpStream::connect((gw, port)).unwrap());
+    assert_eq!(tcp_roundtrip(stream), "hello hull");
+    server.join().unwrap();
+
+    net.detach(&ida).unwrap();
+    net.detach(&idb).unwrap();
+    net.remove_network("hair").unwrap();
+}
