@@ -155,6 +155,9 @@ impl Net {
 
     /// Removes a network that no container uses: its row, bridge and nftables entries.
     pub fn remove_network(&mut self, name: &str) -> Result<Network, NetError> {
+        if name == DEFAULT_NETWORK {
+            return Err(network::NetworkError::Default(name.to_string()).into());
+        }
         let net = network::delete(&mut self.conn, name)?;
         Netlink::open()?.link_delete(&net.bridge)?;
         Firewall::open()?.remove_network(net.subnet)?;

@@ -50,6 +50,8 @@ pub enum NetworkError {
     },
     #[error("bridge {bridge} is already used by network {network}")]
     BridgeTaken { bridge: String, network: String },
+    #[error("{0} is the default network and cannot be removed")]
+    Default(String),
     #[error("no network named {0}")]
     NotFound(String),
     #[error("network {network} is in use by container {container}")]

@@ -286,6 +286,23 @@ fn bad_input_is_refused_cleanly() {
         e.to_string().contains("is not a usable address of subnet"),
         "{e}"
     );
+    // A subnet already on one of the host's interfaces is refused.
+    let mut nl = hull_net::netlink::Netlink::open().unwrap();
+    let host_addr = nl
+        .link_list()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.name != "lo" && !l.name.starts_with("hull"))
+        .find_map(|l| nl.addr_list(l.index).unwrap().into_iter().next());
+    if let Some(a) = host_addr {
+        let subnet = hull_net::cidr::Ipv4Net::containing(a.ip, a.prefix.max(8));
+        let e = net
+            .create_network(&NetworkSpec::new("hostnet", &subnet.to_string()))
+            .unwrap_err();
+        assert!(e.to_string().contains("on host interface"), "{e}");
+    }
+    let e = net.remove_network("hull").unwrap_err();
+    assert!(e.to_string().contains("default network"), "{e}");
     assert_eq!(net.networks().unwrap().len(), 1);
 
     let ns = TestNetns::new(dir.path());
