@@ -449,3 +449,55 @@ fn published_port_reached_from_containers_and_hairpin() {
     net.detach(&idb).unwrap();
     net.remove_network("hair").unwrap();
 }
+
+#[test]
+fn mtu_static_files_and_container_mode() {
+    if !can_run() {
+        return;
+    }
+    let dir = TempDir::new();
+    let mut net = open(dir.path());
+    let br = format!("hullm{}", tag());
+    let _g = LinkGuard(vec![br.clone()]);
+    let mut spec = NetworkSpec::new("mtu", "10.236.4.0/24");
+    spec.bridge = Some(br.clone());
+    spec.mtu = Some(1400);
+    net.create_network(&spec).unwrap();
+    let ns = TestNetns::new(dir.path());
+    let id = format!("tm{}", tag());
+    let att = net.attach(&bridge_req(&id, &ns, "mtu", vec![])).unwrap();
+    let link = att.link.unwrap();
+    let (mtu, mac) = ns.netlink(|nl| {
+        let l = nl.link_require("eth0").unwrap();
+        (l.mtu, l.mac)
+    });
+    assert_eq!(mtu, 1400);
+    assert_eq!(link.mac.split(':').count(), mac.len());
+
+    let etc_dir = dir.path().join("etc");
+    std::fs::create_dir(&etc_dir).unwrap();
+    att.etc.write_into(&etc_dir).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(etc_dir.join("hostname")).unwrap(),
+        format!("{id}\n")
+    );
+    assert!(std::fs::read_to_string(etc_dir.join("resolv.conf"))
+        .unwrap()
+        .contains("nameserver 8.8.8.8"));
+
+    // container:ID mode shares the namespace: its hosts file names the shared address.
+    let joined = net
+        .attach(&AttachRequest {
+            container_id: "joiner".into(),
+            hostname: "joiner".into(),
+            netns: NetnsRef::Path(ns.path.clone()),
+            mode: NetMode::Container(NetnsRef::Path(ns.path.clone())),
+        })
+        .unwrap();
+    assert!(joined.link.is_none());
+    assert!(joined.etc.hosts.contains(&format!("{}\tjoiner", link.ip)));
+    net.detach("joiner").unwrap();
+    assert_eq!(net.attachments(None).unwrap().len(), 1);
+    net.detach(&id).unwrap();
+    net.remove_network("mtu").unwrap();
+}
