@@ -126,6 +126,9 @@ pub fn attach(conn: &mut Connection, plan: &Plan<'_>) -> Result<Link, NetError> 
             Ok(link)
         }
         Err(e) => {
+            // Port entries are added last in one atomic nftables batch, so a failure means
+            // none of ours exist, and an entry under the same key belongs to someone else.
+            link.ports.clear();
             let _ = undo(conn, &link);
             Err(e)
         }

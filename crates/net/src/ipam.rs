@@ -205,3 +205,58 @@ pub fn list(conn: &Connection) -> Result<Vec<(String, Ipv4Addr, String, String)>
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::{create, NetworkSpec};
+
+    fn setup(gateway: Option<Ipv4Addr>) -> (std::path::PathBuf, Connection, Network) {
+        let dir = std::env::temp_dir().join(format!(
+            "hull-ipam-{}-{}",
+            std::process::id(),
+            gateway.map_or(0, u32::from)
+        ));
+        let mut conn = db::open(&dir).unwrap();
+        let mut spec = NetworkSpec::new("n", "10.0.0.0/29");
+        spec.gateway = gateway;
+        let net = create(&mut conn, &spec).unwrap();
+        (dir, conn, net)
+    }
+
+    #[test]
+    fn lowest_free_skips_gateway_and_refills_gaps() {
+        let (dir, mut conn, net) = setup(Some(Ipv4Addr::new(10, 0, 0, 4)));
+        let got: Vec<u8> = (0..5)
+            .map(|i| {
+                allocate(&mut conn, &net, &format!("c{i}"), "eth0", None)
+                    .unwrap()
+                    .octets()[3]
+            })
+            .collect();
+        assert_eq!(got, vec![1, 2, 3, 5, 6]);
+        assert!(matches!(
+            allocate(&mut conn, &net, "c9", "eth0", None),
+            Err(IpamError::Exhausted(_))
+        ));
+        assert!(release(&conn, "n", "c1", "eth0").unwrap());
+        assert!(!release(&conn, "n", "c1", "eth0").unwrap());
+        let ip = allocate(&mut conn, &net, "c7", "eth0", None).unwrap();
+        assert_eq!(ip, Ipv4Addr::new(10, 0, 0, 2));
+        assert!(matches!(
+            allocate(&mut conn, &net, "c7", "eth0", None),
+            Err(IpamError::AlreadyLeased { .. })
+        ));
+        assert!(matches!(
+            allocate(
+                &mut conn,
+                &net,
+                "c8",
+                "eth0",
+                Some(Ipv4Addr::new(10, 0, 0, 4))
+            ),
+            Err(IpamError::IsGateway { .. })
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -501,3 +501,33 @@ fn mtu_static_files_and_container_mode() {
     net.detach(&id).unwrap();
     net.remove_network("mtu").unwrap();
 }
+
+#[test]
+fn port_published_by_another_root_is_refused_and_kept() {
+    if !can_run() {
+        return;
+    }
+    let (d1, d2) = (TempDir::new(), TempDir::new());
+    let (mut n1, mut n2) = (open(d1.path()), open(d2.path()));
+    let (b1, b2) = (format!("hullk{}", tag()), format!("hullk{}", tag()));
+    let _g = LinkGuard(vec![b1.clone(), b2.clone()]);
+    network(&mut n1, "k1", "10.236.8.0/24", &b1, false);
+    network(&mut n2, "k2", "10.236.9.0/24", &b2, false);
+    let (a, b) = (TestNetns::new(d1.path()), TestNetns::new(d2.path()));
+    let m: PortMapping = format!("{}:80", free_port()).parse().unwrap();
+    n1.attach(&bridge_req("first", &a, "k1", vec![m])).unwrap();
+    let e = n2
+        .attach(&bridge_req("second", &b, "k2", vec![m]))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("already published by another hull root"),
+        "{e}"
+    );
+    assert!(n2.attachments(None).unwrap().is_empty());
+    assert!(Firewall::open().unwrap().publishes(&m).unwrap());
+    n1.detach("first").unwrap();
+    assert!(!Firewall::open().unwrap().publishes(&m).unwrap());
+    n1.remove_network("k1").unwrap();
+    n2.remove_network("k2").unwrap();
+}

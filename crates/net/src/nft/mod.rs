@@ -24,6 +24,8 @@ pub const TABLE: &str = "ip hull";
 pub enum NftError {
     #[error("cannot create an nftables context (libnftables)")]
     Init,
+    #[error("host port {0} is already published by another hull root (nftables map entry exists)")]
+    PortExists(String),
     #[error("nftables: {what}: {detail}")]
     Command { what: String, detail: String },
 }
@@ -146,7 +148,13 @@ impl Firewall {
             cmds.push(format!("add element ip hull masq_nets {{ {subnet} }}"));
         }
         cmds.extend(ports.iter().map(|p| port_cmd("add", p, Some(container_ip))));
-        self.apply(&format!("publish ports of {container_ip}"), &cmds)
+        match self.apply(&format!("publish ports of {container_ip}"), &cmds) {
+            Err(NftError::Command { detail, .. }) if detail.contains("File exists") => {
+                let shown: Vec<String> = ports.iter().map(ToString::to_string).collect();
+                Err(NftError::PortExists(shown.join(", ")))
+            }
+            other => other,
+        }
     }
 
     /// Removes a container's published ports.
