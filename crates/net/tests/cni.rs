@@ -85,6 +85,7 @@ fn add_twice_del_unknown_check_and_cleanup() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let br = format!("hullc{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
     let c = conf(&dir.path().join("root"), "cnitest", &br, "10.241.0.0/24");
@@ -154,6 +155,7 @@ fn prev_result_is_kept_when_chained() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let br = format!("hullh{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
     let mut c = conf(&dir.path().join("root"), "chain", &br, "10.242.0.0/24");
@@ -191,6 +193,7 @@ fn delegated_ipam_host_local() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let br = format!("hulld{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
     let data = dir.path().join("host-local");
@@ -222,6 +225,7 @@ fn bad_input_gives_spec_errors_and_leaves_nothing() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let root = dir.path().join("root");
     let br = format!("hullx{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
@@ -259,6 +263,7 @@ fn fifty_parallel_adds_get_distinct_addresses_and_leave_nothing() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let root = dir.path().join("root");
     let br = format!("hullf{}", tag());
     let _g = LinkGuard(vec![br.clone()]);

@@ -82,6 +82,7 @@ fn two_containers_talk_and_reach_gateway_then_nothing_left() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let mut net = open(dir.path());
     let br = format!("hulle{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
@@ -137,6 +138,7 @@ fn published_ports_on_localhost_tcp_and_udp() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let mut net = open(dir.path());
     let br = format!("hullp{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
@@ -210,6 +212,7 @@ fn host_port_in_use_is_refused_and_nothing_left() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let mut net = open(dir.path());
     let br = format!("hullu{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
@@ -235,6 +238,7 @@ fn internal_network_has_no_masquerade_and_no_default_route() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let mut net = open(dir.path());
     let (bi, bo) = (format!("hulli{}", tag()), format!("hullo{}", tag()));
     let _g = LinkGuard(vec![bi.clone(), bo.clone()]);
@@ -264,6 +268,7 @@ fn bad_input_is_refused_cleanly() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let mut net = open(dir.path());
     let br = format!("hullb{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
@@ -353,6 +358,7 @@ fn gc_removes_attachments_whose_netns_is_gone() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let mut net = open(dir.path());
     let br = format!("hullg{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
@@ -385,6 +391,7 @@ fn none_and_host_modes() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let mut net = open(dir.path());
     let ns = TestNetns::new(dir.path());
     let att = net
@@ -421,6 +428,7 @@ fn published_port_reached_from_containers_and_hairpin() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let mut net = open(dir.path());
     let br = format!("hullr{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
@@ -456,6 +464,7 @@ fn mtu_static_files_and_container_mode() {
         return;
     }
     let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
     let mut net = open(dir.path());
     let br = format!("hullm{}", tag());
     let _g = LinkGuard(vec![br.clone()]);
@@ -508,6 +517,8 @@ fn port_published_by_another_root_is_refused_and_kept() {
         return;
     }
     let (d1, d2) = (TempDir::new(), TempDir::new());
+    let _c1 = common::Cleanup(d1.path().join("root"));
+    let _c2 = common::Cleanup(d2.path().join("root"));
     let (mut n1, mut n2) = (open(d1.path()), open(d2.path()));
     let (b1, b2) = (format!("hullk{}", tag()), format!("hullk{}", tag()));
     let _g = LinkGuard(vec![b1.clone(), b2.clone()]);

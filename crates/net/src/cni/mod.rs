@@ -6,6 +6,8 @@
 //! State lives in the hull root: the config key `hullRoot`, else the environment variable
 //! `HULL_ROOT`, else /var/lib/hull (`<root>/hull.db`, shared with the engine).
 
+mod add;
+mod check;
 mod commands;
 mod config;
 mod delegate;

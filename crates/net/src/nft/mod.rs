@@ -143,15 +143,34 @@ impl Firewall {
         container_ip: Ipv4Addr,
         ports: &[PortMapping],
     ) -> Result<(), NftError> {
-        let mut cmds = vec![format!("add element ip hull nets {{ {subnet} }}")];
+        let mut nets = vec![format!("add element ip hull nets {{ {subnet} }}")];
         if masquerade {
-            cmds.push(format!("add element ip hull masq_nets {{ {subnet} }}"));
+            nets.push(format!("add element ip hull masq_nets {{ {subnet} }}"));
         }
-        cmds.extend(ports.iter().map(|p| port_cmd("add", p, Some(container_ip))));
-        match self.apply(&format!("publish ports of {container_ip}"), &cmds) {
+        let port_cmds: Vec<String> = ports
+            .iter()
+            .map(|p| port_cmd("add", p, Some(container_ip)))
+            .collect();
+        let what = format!("publish ports of {container_ip}");
+        let all: Vec<String> = nets.iter().chain(&port_cmds).cloned().collect();
+        match self.apply(&what, &all) {
             Err(NftError::Command { detail, .. }) if detail.contains("File exists") => {
-                let shown: Vec<String> = ports.iter().map(ToString::to_string).collect();
-                Err(NftError::PortExists(shown.join(", ")))
+                // Find out which part exists: the subnets are shared and may be there already;
+                // a port entry under the same key belongs to another container.
+                for cmd in &nets {
+                    match self.apply(&what, std::slice::from_ref(cmd)) {
+                        Err(NftError::Command { detail, .. }) if detail.contains("File exists") => {
+                        }
+                        other => other?,
+                    }
+                }
+                match self.apply(&what, &port_cmds) {
+                    Err(NftError::Command { detail, .. }) if detail.contains("File exists") => {
+                        let shown: Vec<String> = ports.iter().map(ToString::to_string).collect();
+                        Err(NftError::PortExists(shown.join(", ")))
+                    }
+                    other => other,
+                }
             }
             other => other,
         }

@@ -101,3 +101,21 @@ pub fn host_links_with_prefix(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(prefix))
         .collect()
 }
+
+/// Detaches whatever is still attached under an engine root when a test ends, so a failed
+/// assertion does not leave veths or nftables entries behind. Declare it after the
+/// TempDir holding the root (drops run in reverse).
+pub struct Cleanup(pub PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.0.join("hull.db").exists() {
+            return;
+        }
+        if let Ok(mut net) = hull_net::engine::Net::open(&self.0) {
+            for link in net.attachments(None).unwrap_or_default() {
+                let _ = net.detach(&link.container_id);
+            }
+        }
+    }
+}
