@@ -17,6 +17,7 @@ for p in bridge host-local portmap; do
 done
 
 TMP=$(mktemp -d /tmp/hull-bench-cni.XXXXXX)
+SUBNET=10.246.0.0/24
 FWD=$(cat /proc/sys/net/ipv4/ip_forward)
 NS=hullbench$$
 HBR=hullbh$$; RBR=hullbr$$
@@ -26,6 +27,8 @@ cleanup() {
   ip link del "$RBR" 2>/dev/null || true
   # The reference bridge plugin turns forwarding on when isGateway; put it back.
   echo "$FWD" > /proc/sys/net/ipv4/ip_forward
+  # hull-cni has no network removal: drop its subnet from hull's nftables set.
+  nft delete element ip hull nets "{ $SUBNET }" 2>/dev/null || true
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -36,7 +39,7 @@ PORT=$((20000 + $$ % 20000))
 cat > "$TMP/hull.json" <<JSON
 {"cniVersion":"1.0.0","name":"hullbench","type":"hull-cni","bridge":"$HBR","isGateway":true,
  "ipMasq":false,"hairpinMode":true,"hullRoot":"$TMP/root",
- "ipam":{"subnet":"10.246.0.0/24","routes":[{"dst":"0.0.0.0/0"}]},
+ "ipam":{"subnet":"$SUBNET","routes":[{"dst":"0.0.0.0/0"}]},
  "runtimeConfig":{"portMappings":[{"hostPort":$PORT,"containerPort":80,"protocol":"tcp","hostIP":"127.0.0.1"}]}}
 JSON
 cat > "$TMP/bridge.json" <<JSON

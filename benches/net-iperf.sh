@@ -13,6 +13,7 @@ command -v iperf3 >/dev/null || { echo "SKIP: iperf3 missing (apt-get install ip
 [ -x "$HULL_CNI" ] || { echo "missing $HULL_CNI"; exit 1; }
 
 TMP=$(mktemp -d /tmp/hull-bench-iperf.XXXXXX)
+SUBNET=10.249.0.0/24
 A=hullipa$$; B=hullipb$$; C=hullipc$$; D=hullipd$$
 BR=hullipbr$$; VC=hullvc$$; VD=hullvd$$
 SERVER_PID=
@@ -24,13 +25,15 @@ cleanup() {
   done
   for ns in $A $B $C $D; do ip netns del "$ns" 2>/dev/null || true; done
   ip link del "$BR" 2>/dev/null || true
+  # hull-cni has no network removal: drop its subnet from hull's nftables set.
+  nft delete element ip hull nets "{ $SUBNET }" 2>/dev/null || true
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 
 cat > "$TMP/conf.json" <<JSON
 {"cniVersion":"1.0.0","name":"iperfbench","type":"hull-cni","bridge":"$BR","isGateway":true,
- "ipMasq":false,"hullRoot":"$TMP/root","ipam":{"subnet":"10.249.0.0/24"}}
+ "ipMasq":false,"hullRoot":"$TMP/root","ipam":{"subnet":"$SUBNET"}}
 JSON
 for ns in $A $B $C $D; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
 for ns in $A $B; do

@@ -102,8 +102,9 @@ pub fn host_links_with_prefix(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Detaches whatever is still attached under an engine root when a test ends, so a failed
-/// assertion does not leave veths or nftables entries behind. Declare it after the
+/// Detaches whatever is still attached under an engine root when a test ends and removes its
+/// networks, so neither a failed assertion nor hull-cni (which has no network removal)
+/// leaves veths, bridges or nftables entries behind. Declare it after the
 /// TempDir holding the root (drops run in reverse).
 pub struct Cleanup(pub PathBuf);
 
@@ -115,6 +116,12 @@ impl Drop for Cleanup {
         if let Ok(mut net) = hull_net::engine::Net::open(&self.0) {
             for link in net.attachments(None).unwrap_or_default() {
                 let _ = net.detach(&link.container_id);
+            }
+            // Also drops the subnets from hull's nftables sets and deletes the bridges.
+            for n in net.networks().unwrap_or_default() {
+                if n.name != hull_net::network::DEFAULT_NETWORK {
+                    let _ = net.remove_network(&n.name);
+                }
             }
         }
     }
