@@ -19,12 +19,26 @@ done
 TMP=$(mktemp -d /tmp/hull-bench-cni.XXXXXX)
 SUBNET=10.246.0.0/24
 FWD=$(cat /proc/sys/net/ipv4/ip_forward)
+NAT_BEFORE=$(nft list tables 2>/dev/null | grep -c -x -e 'table ip nat' -e 'table ip6 nat' || true)
 NS=hullbench$$
 HBR=hullbh$$; RBR=hullbr$$
 cleanup() {
   ip netns del "$NS" 2>/dev/null || true
   ip link del "$HBR" 2>/dev/null || true
   ip link del "$RBR" 2>/dev/null || true
+  # portmap leaves its top-level chains; remove them unless they were there before.
+  if [ "$NAT_BEFORE" = 0 ]; then
+    for ipt in iptables ip6tables; do
+      $ipt -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null || true
+      $ipt -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null || true
+      $ipt -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ 2>/dev/null || true
+      for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
+        $ipt -t nat -F "$c" 2>/dev/null || true; $ipt -t nat -X "$c" 2>/dev/null || true
+      done
+    done
+    nft delete table ip nat 2>/dev/null || true
+    nft delete table ip6 nat 2>/dev/null || true
+  fi
   # The reference bridge plugin turns forwarding on when isGateway; put it back.
   echo "$FWD" > /proc/sys/net/ipv4/ip_forward
   # hull-cni has no network removal: drop its subnet from hull's nftables set.
