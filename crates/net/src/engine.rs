@@ -167,6 +167,7 @@ impl Net {
     /// Gives the container its network per `req.mode`.
     pub fn attach(&mut self, req: &AttachRequest) -> Result<Attachment, NetError> {
         attach::check_container_id(&req.container_id)?;
+        check_hostname(&req.hostname)?;
         let resolv = etc::read_host_resolv_conf(&self.opts.resolv_conf);
         match &req.mode {
             NetMode::Bridge { network, ip, ports } => {
@@ -270,6 +271,23 @@ impl Net {
             [],
         )?;
         Ok(report)
+    }
+}
+
+/// The hostname goes into /etc/hosts and /etc/hostname: refuse anything but a DNS name.
+fn check_hostname(name: &str) -> Result<(), NetError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63 && !label.starts_with('-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::BadHostname(name.to_string()))
     }
 }
 

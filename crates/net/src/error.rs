@@ -34,6 +34,8 @@ pub enum NetError {
     Etc(#[from] EtcError),
     #[error("container id {0:?} is invalid: use letters, digits, '-', '_' or '.' (1-128)")]
     BadContainerId(String),
+    #[error("hostname {0:?} is invalid: use 1-253 letters, digits, '-' and '.'")]
+    BadHostname(String),
     #[error("interface name {0:?} is invalid")]
     BadIfname(String),
     #[error("container {container} already has interface {ifname} (on network {network})")]

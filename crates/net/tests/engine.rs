@@ -322,6 +322,10 @@ fn bad_input_is_refused_cleanly() {
         e.to_string().starts_with("address 10.99.0.5 is outside"),
         "{e}"
     );
+    let mut req = bridge_req("badhost", &ns, "base", vec![]);
+    req.hostname = "evil\n1.2.3.4 bank".into();
+    let e = net.attach(&req).unwrap_err();
+    assert!(e.to_string().starts_with("hostname"), "{e}");
     let mut req = bridge_req("nons", &ns, "base", vec![]);
     req.netns = NetnsRef::Path(dir.path().join("no-such-netns"));
     let e = net.attach(&req).unwrap_err();
