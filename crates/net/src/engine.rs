@@ -159,7 +159,14 @@ impl Net {
             return Err(network::NetworkError::Default(name.to_string()).into());
         }
         let net = network::delete(&mut self.conn, name)?;
-        Netlink::open()?.link_delete(&net.bridge)?;
+        let mut nl = Netlink::open()?;
+        // Only ever delete a bridge: the name may have been taken by something else since.
+        if nl
+            .link_get(&net.bridge)?
+            .is_some_and(|l| l.kind.as_deref() == Some("bridge"))
+        {
+            nl.link_delete(&net.bridge)?;
+        }
         Firewall::open()?.remove_network(net.subnet)?;
         Ok(net)
     }

@@ -36,6 +36,8 @@ pub enum NetError {
     BadContainerId(String),
     #[error("hostname {0:?} is invalid: use 1-253 letters, digits, '-' and '.'")]
     BadHostname(String),
+    #[error("interface {0} exists and is not a bridge")]
+    NotABridge(String),
     #[error("interface name {0:?} is invalid")]
     BadIfname(String),
     #[error("container {container} already has interface {ifname} (on network {network})")]

@@ -333,6 +333,30 @@ fn bad_input_is_refused_cleanly() {
     assert!(net.attachments(None).unwrap().is_empty());
     assert!(hull_net::ipam::list(net.conn()).unwrap().is_empty());
 
+    // A network whose bridge name is taken by a non-bridge interface is refused at attach.
+    let veth = format!("hullz{}", tag());
+    let _gz = LinkGuard(vec![veth.clone()]);
+    {
+        use std::os::fd::AsFd;
+        let peer = TestNetns::new(dir.path());
+        let mut nl = hull_net::netlink::Netlink::open().unwrap();
+        nl.veth_create(&veth, "eth9", peer.file().as_fd(), 1500, None)
+            .unwrap();
+        let mut spec = NetworkSpec::new("notbr", "10.236.12.0/24");
+        spec.bridge = Some(veth.clone());
+        net.create_network(&spec).unwrap();
+        let e = net
+            .attach(&bridge_req("nb", &ns, "notbr", vec![]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("interface {veth} exists and is not a bridge")
+        );
+        assert!(net.attachments(None).unwrap().is_empty());
+        net.remove_network("notbr").unwrap();
+        assert_eq!(host_links_with_prefix(&veth), vec![veth.clone()]);
+    }
+
     // A static address is honoured, and the same one refused to the next container.
     let mut req = bridge_req("static1", &ns, "base", vec![]);
     req.mode = NetMode::Bridge {

@@ -51,6 +51,9 @@ fn ensure_bridge(nl: &mut Netlink, net: &Network, with_gateway: bool) -> Result<
         Err(e) => return Err(e.into()),
     }
     let br = nl.link_require(&net.bridge)?;
+    if br.kind.as_deref() != Some("bridge") {
+        return Err(NetError::NotABridge(net.bridge.clone()));
+    }
     if with_gateway {
         ignore_exists(nl.addr_add(br.index, net.gateway, net.subnet.prefix()))?;
         sysctl::route_localnet(&net.bridge)?;
