@@ -63,9 +63,18 @@ fn network_create_ls_inspect_rm() {
         err.contains("gateway 10.237.10.1 is not a usable address"),
         "{err}"
     );
+    let (ok, _, err) = hull(&root, &["network", "create", "auto"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = hull(&root, &["network", "inspect", "auto"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v[0]["subnet"].as_str().unwrap().starts_with("10.89."),
+        "{v}"
+    );
     let (ok, out, _) = hull(&root, &["network", "ls", "-q"]);
     assert!(ok);
-    assert_eq!(out, "hull\nweb\n");
+    assert_eq!(out, "auto\nhull\nweb\n");
     let (ok, out, _) = hull(&root, &["network", "inspect", "web"]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -73,9 +82,9 @@ fn network_create_ls_inspect_rm() {
     assert_eq!(v[0]["gateway"], "10.237.8.1");
     assert_eq!(v[0]["internal"], true);
     assert_eq!(v[0]["masquerade"], false);
-    let (ok, out, _) = hull(&root, &["network", "rm", "web"]);
+    let (ok, out, _) = hull(&root, &["network", "rm", "web", "auto"]);
     assert!(ok);
-    assert_eq!(out, "web\n");
+    assert_eq!(out, "web\nauto\n");
     let (ok, _, err) = hull(&root, &["network", "rm", "web"]);
     assert!(!ok);
     assert_eq!(err, "hull: network rm web: no network named web\n");

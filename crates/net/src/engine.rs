@@ -132,6 +132,22 @@ impl Net {
         Ok(network::create(&mut self.conn, spec)?)
     }
 
+    /// A free /24 for a network created without `--subnet`: the first 10.89.N.0/24 (as
+    /// podman picks) that overlaps neither a hull network nor a host interface address.
+    pub fn free_subnet(&mut self) -> Result<String, NetError> {
+        let taken: Vec<Ipv4Net> = self.networks()?.iter().map(|n| n.subnet).collect();
+        for n in 0..=255u8 {
+            let candidate = Ipv4Net::containing(Ipv4Addr::new(10, 89, n, 0), 24);
+            if taken.iter().any(|t| t.overlaps(&candidate)) {
+                continue;
+            }
+            if check_host_overlap(&candidate.to_string()).is_ok() {
+                return Ok(candidate.to_string());
+            }
+        }
+        Err(network::NetworkError::NoFreeSubnet.into())
+    }
+
     /// The default network, created on first use.
     pub fn default_network(&mut self) -> Result<Network, NetError> {
         let mut spec = NetworkSpec::new(DEFAULT_NETWORK, &self.opts.default_subnet);

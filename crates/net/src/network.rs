@@ -50,6 +50,8 @@ pub enum NetworkError {
     },
     #[error("bridge {bridge} is already used by network {network}")]
     BridgeTaken { bridge: String, network: String },
+    #[error("no free subnet left in 10.89.0.0/16; give one with --subnet")]
+    NoFreeSubnet,
     #[error("{0} is the default network and cannot be removed")]
     Default(String),
     #[error("no network named {0}")]

@@ -14,9 +14,9 @@ pub enum NetworkCommand {
     Create {
         /// Network name.
         name: String,
-        /// IPv4 subnet in CIDR form, e.g. 10.89.0.0/24.
+        /// IPv4 subnet in CIDR form, e.g. 10.89.0.0/24 (default: the first free 10.89.N.0/24).
         #[arg(long)]
-        subnet: String,
+        subnet: Option<String>,
         /// Gateway address (default: the subnet's first address).
         #[arg(long)]
         gateway: Option<Ipv4Addr>,
@@ -63,6 +63,10 @@ pub fn run(root: &Path, cmd: NetworkCommand) -> anyhow::Result<()> {
             bridge,
             mtu,
         } => {
+            let subnet = match subnet {
+                Some(s) => s,
+                None => net.free_subnet()?,
+            };
             let mut spec = NetworkSpec::new(&name, &subnet);
             spec.gateway = gateway;
             spec.internal = internal;
