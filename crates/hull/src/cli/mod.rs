@@ -1,5 +1,7 @@
 //! The command line of `hull`: global options and one module per command group.
 
+mod network;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -21,9 +23,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+}
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let _root = &cli.root;
-    match cli.command {}
+    match cli.command {
+        Command::Network(cmd) => network::run(&cli.root, cmd),
+    }
 }

@@ -1,0 +1,127 @@
+//! The kernel side of an attachment: the bridge, the veth pair with its end inside the
+//! namespace, addresses and routes there, the nftables entries; and their removal.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+
+use super::{Link, Plan};
+use crate::error::NetError;
+use crate::netlink::{Netlink, NetlinkError};
+use crate::netns;
+use crate::network::Network;
+use crate::nft::Firewall;
+use crate::sysctl;
+
+/// Makes the kernel objects: bridge (if missing), veth pair, addresses, routes, rules.
+pub(super) fn make(plan: &Plan<'_>, ns: &std::fs::File, link: &mut Link) -> Result<(), NetError> {
+    let net = plan.network;
+    let mut nl = Netlink::open()?;
+    let bridge = ensure_bridge(&mut nl, net, plan.bridge_gateway)?;
+    if plan.ip_forward && net.masquerade {
+        sysctl::ip_forward()?;
+    }
+    nl.veth_create(
+        &link.host_veth,
+        plan.ifname,
+        ns.as_fd(),
+        net.mtu,
+        Some(bridge),
+    )
+    .map_err(|e| match e.errno() {
+        Some(libc::EEXIST) => NetError::VethCollision(link.host_veth.clone()),
+        _ => e.into(),
+    })?;
+    let host = nl.link_require(&link.host_veth)?;
+    if plan.hairpin {
+        nl.bridge_port_hairpin(host.index, true)?;
+    }
+    nl.link_up(host.index)?;
+    let mac = configure_inside(plan, ns, link.ip, link.prefix)?;
+    link.mac = mac;
+    let mut fw = Firewall::open()?;
+    fw.add_attachment(net.subnet, net.masquerade, link.ip, plan.ports)?;
+    Ok(())
+}
+
+/// Creates and configures the network's bridge unless it exists; returns its index.
+fn ensure_bridge(nl: &mut Netlink, net: &Network, with_gateway: bool) -> Result<u32, NetError> {
+    match nl.bridge_create(&net.bridge, Some(net.mtu)) {
+        Ok(()) => {}
+        Err(e) if e.errno() == Some(libc::EEXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let br = nl.link_require(&net.bridge)?;
+    if br.kind.as_deref() != Some("bridge") {
+        return Err(NetError::NotABridge(net.bridge.clone()));
+    }
+    if with_gateway {
+        ignore_exists(nl.addr_add(br.index, net.gateway, net.subnet.prefix()))?;
+        sysctl::route_localnet(&net.bridge)?;
+        // An internal network routes nowhere: packets from it are never forwarded.
+        if !net.internal {
+            sysctl::bridge_forwarding(&net.bridge)?;
+        }
+    }
+    if !br.up {
+        nl.link_up(br.index)?;
+    }
+    Ok(br.index)
+}
+
+fn ignore_exists(r: Result<(), NetlinkError>) -> Result<(), NetlinkError> {
+    match r {
+        Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
+        other => other,
+    }
+}
+
+/// Inside the namespace: lo and the interface up, address, routes; returns the MAC.
+fn configure_inside(
+    plan: &Plan<'_>,
+    ns: &std::fs::File,
+    ip: Ipv4Addr,
+    prefix: u8,
+) -> Result<String, NetError> {
+    netns::run_in(ns, || -> Result<String, NetError> {
+        let mut nl = Netlink::open()?;
+        let lo = nl.link_require("lo")?;
+        if !lo.up {
+            nl.link_up(lo.index)?;
+        }
+        let eth = nl.link_require(plan.ifname)?;
+        nl.addr_add(eth.index, ip, prefix)?;
+        nl.link_up(eth.index)?;
+        for r in &plan.routes {
+            ignore_exists(nl.route_add(r.dst.addr(), r.dst.prefix(), r.gw, eth.index))?;
+        }
+        Ok(mac_string(&eth.mac))
+    })?
+}
+
+fn mac_string(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Removes the attachment's veth pair and published ports.
+pub(super) fn remove(link: &Link) -> Result<(), NetError> {
+    // Both kernel operations end in an RCU grace period (nf_tables flushes its destroy
+    // work when the netlink socket closes; unregistering a netdev waits too): overlapping
+    // them nearly halves detach time.
+    let (rules, veth) = std::thread::scope(|s| {
+        let rules = s.spawn(|| -> Result<(), NetError> {
+            if !link.ports.is_empty() {
+                Firewall::open()?.remove_ports(&link.ports)?;
+            }
+            Ok(())
+        });
+        // Deleting the host end removes the pair; when the namespace is gone so is the pair.
+        let veth = Netlink::open().and_then(|mut nl| nl.link_delete(&link.host_veth));
+        (rules.join(), veth)
+    });
+    rules.unwrap_or(Ok(()))?;
+    veth?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The `net_` tables in the engine's SQLite file (<root>/hull.db): opening it the way many
+//! hull processes can share it (WAL, busy timeout, IMMEDIATE transactions), and the schema,
+//! created by this crate's own migration so it coexists with other crates' tables.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+/// Errors of the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create state directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("metadata database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("metadata database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS net_schema (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS net_networks (
+    name        TEXT PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    bridge      TEXT NOT NULL UNIQUE,
+    subnet      TEXT NOT NULL,
+    gateway     TEXT NOT NULL,
+    range_start INTEGER NOT NULL,
+    range_end   INTEGER NOT NULL,
+    internal    INTEGER NOT NULL,
+    masquerade  INTEGER NOT NULL,
+    mtu         INTEGER NOT NULL,
+    created     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS net_leases (
+    network      TEXT NOT NULL REFERENCES net_networks(name),
+    ip           INTEGER NOT NULL,
+    container_id TEXT NOT NULL,
+    ifname       TEXT NOT NULL,
+    PRIMARY KEY (network, ip),
+    UNIQUE (container_id, ifname, network)
+);
+CREATE TABLE IF NOT EXISTS net_attachments (
+    container_id TEXT NOT NULL,
+    ifname       TEXT NOT NULL,
+    network      TEXT NOT NULL,
+    netns_path   TEXT NOT NULL,
+    netns_dev    INTEGER NOT NULL,
+    netns_ino    INTEGER NOT NULL,
+    host_veth    TEXT NOT NULL UNIQUE,
+    ip           INTEGER NOT NULL,
+    prefix       INTEGER NOT NULL,
+    gateway      INTEGER,
+    mac          TEXT NOT NULL DEFAULT '',
+    created      INTEGER NOT NULL,
+    PRIMARY KEY (container_id, ifname)
+);
+CREATE TABLE IF NOT EXISTS net_ports (
+    proto          TEXT NOT NULL,
+    host_ip        TEXT NOT NULL,
+    host_port      INTEGER NOT NULL,
+    container_ip   TEXT NOT NULL,
+    container_port INTEGER NOT NULL,
+    container_id   TEXT NOT NULL,
+    ifname         TEXT NOT NULL,
+    PRIMARY KEY (proto, host_ip, host_port)
+);
+";
+
+/// Opens (creating if needed) `<root>/hull.db` and applies the `net_` schema.
+pub fn open(root: &Path) -> Result<Connection, DbError> {
+    std::fs::create_dir_all(root).map_err(|source| DbError::Dir {
+        path: root.display().to_string(),
+        source,
+    })?;
+    let path = root.join("hull.db");
+    let open_err = |source| DbError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open(&path).map_err(open_err)?;
+    // Many hull processes (and hull-cni invocations) write at once: wait, don't fail.
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    // Each hull-cni call is a short-lived process: checkpointing (and fsyncing) on every
+    // close would dominate its run time; SQLite's auto-checkpoint keeps the WAL bounded.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(open_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open_err)?;
+    migrate(&conn).map_err(open_err)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let current: Option<i64> = conn
+        .query_row("SELECT version FROM net_schema LIMIT 1", [], |r| r.get(0))
+        .ok();
+    if current == Some(SCHEMA_VERSION) {
+        return Ok(());
+    }
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {SCHEMA}
+         DELETE FROM net_schema; INSERT INTO net_schema VALUES ({SCHEMA_VERSION}); COMMIT;"
+    ))
+}
+
+/// Starts a write transaction that takes the write lock at once, so two processes never
+/// both read "free" and then both write.
+pub fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, DbError> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+/// Seconds since the epoch, for `created` columns.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

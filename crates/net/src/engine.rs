@@ -1,0 +1,338 @@
+//! The API the `hull` engine calls: open the store under the engine's root, manage
+//! networks, attach a container's network namespace in one of the modes (bridge, none, host,
+//! container:ID), detach it, and clean up after crashes.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::attach::{self, Address, Link, Plan, Route};
+use crate::cidr::Ipv4Net;
+use crate::db;
+use crate::error::NetError;
+use crate::etc::{self, EtcFiles};
+use crate::netlink::Netlink;
+use crate::netns::{self, NetnsRef};
+use crate::network::{self, Network, NetworkSpec, DEFAULT_BRIDGE, DEFAULT_NETWORK, DEFAULT_SUBNET};
+use crate::nft::Firewall;
+use crate::ports::PortMapping;
+
+/// Settings that are not per container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetOptions {
+    /// Subnet of the default network `hull` (bridge hull0), used when it is first created.
+    pub default_subnet: String,
+    /// Turn on net.ipv4.ip_forward when a masquerading network is used (podman does).
+    pub ip_forward: bool,
+    /// The host's resolv.conf.
+    pub resolv_conf: PathBuf,
+    /// The host's hosts file (for `--network host`).
+    pub hosts: PathBuf,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            default_subnet: DEFAULT_SUBNET.to_string(),
+            ip_forward: true,
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            hosts: PathBuf::from("/etc/hosts"),
+        }
+    }
+}
+
+impl NetOptions {
+    /// Defaults, with the default subnet taken from HULL_DEFAULT_SUBNET when set.
+    pub fn from_env() -> Self {
+        let mut o = NetOptions::default();
+        if let Ok(s) = std::env::var("HULL_DEFAULT_SUBNET") {
+            o.default_subnet = s;
+        }
+        o
+    }
+}
+
+/// How a container gets its network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetMode {
+    /// Own namespace on a bridge network (`None` = the default network).
+    Bridge {
+        network: Option<String>,
+        ip: Option<Ipv4Addr>,
+        ports: Vec<PortMapping>,
+    },
+    /// Own namespace with only lo.
+    None,
+    /// The host's namespace.
+    Host,
+    /// Another container's namespace (the engine resolves the id to this path).
+    Container(NetnsRef),
+}
+
+/// What the engine asks for.
+#[derive(Debug, Clone)]
+pub struct AttachRequest {
+    pub container_id: String,
+    pub hostname: String,
+    /// The container's namespace (ignored for Host and Container modes).
+    pub netns: NetnsRef,
+    pub mode: NetMode,
+}
+
+/// What the engine gets back: the interface (bridge mode) and the three files' contents.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    pub link: Option<Link>,
+    pub etc: EtcFiles,
+}
+
+/// What a cleanup removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    /// (container id, interface) of attachments whose namespace was gone.
+    pub removed: Vec<(String, String)>,
+}
+
+/// hull-net bound to one engine root.
+pub struct Net {
+    conn: Connection,
+    opts: NetOptions,
+}
+
+impl Net {
+    /// Opens `<root>/hull.db` with options from the environment.
+    pub fn open(root: &Path) -> Result<Net, NetError> {
+        Net::open_with(root, NetOptions::from_env())
+    }
+
+    pub fn open_with(root: &Path, opts: NetOptions) -> Result<Net, NetError> {
+        Ok(Net {
+            conn: db::open(root)?,
+            opts,
+        })
+    }
+
+    /// The database connection (for hull-cni, which drives [`attach::attach`] itself).
+    pub fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub fn options(&self) -> &NetOptions {
+        &self.opts
+    }
+
+    /// Creates a user network (`hull network create`).
+    pub fn create_network(&mut self, spec: &NetworkSpec) -> Result<Network, NetError> {
+        if spec.name == DEFAULT_NETWORK {
+            return Err(network::NetworkError::Exists(spec.name.clone()).into());
+        }
+        check_host_overlap(&spec.subnet)?;
+        Ok(network::create(&mut self.conn, spec)?)
+    }
+
+    /// A free /24 for a network created without `--subnet`: the first 10.89.N.0/24 (as
+    /// podman picks) that overlaps neither a hull network nor a host interface address.
+    pub fn free_subnet(&mut self) -> Result<String, NetError> {
+        let taken: Vec<Ipv4Net> = self.networks()?.iter().map(|n| n.subnet).collect();
+        for n in 0..=255u8 {
+            let candidate = Ipv4Net::containing(Ipv4Addr::new(10, 89, n, 0), 24);
+            if taken.iter().any(|t| t.overlaps(&candidate)) {
+                continue;
+            }
+            if check_host_overlap(&candidate.to_string()).is_ok() {
+                return Ok(candidate.to_string());
+            }
+        }
+        Err(network::NetworkError::NoFreeSubnet.into())
+    }
+
+    /// The default network, created on first use.
+    pub fn default_network(&mut self) -> Result<Network, NetError> {
+        let mut spec = NetworkSpec::new(DEFAULT_NETWORK, &self.opts.default_subnet);
+        spec.bridge = Some(DEFAULT_BRIDGE.to_string());
+        Ok(network::ensure(&mut self.conn, &spec)?)
+    }
+
+    /// Networks, the default one included once it exists.
+    pub fn networks(&mut self) -> Result<Vec<Network>, NetError> {
+        Ok(network::list(&self.conn)?)
+    }
+
+    /// One network by name.
+    pub fn network(&mut self, name: &str) -> Result<Network, NetError> {
+        if name == DEFAULT_NETWORK {
+            return self.default_network();
+        }
+        network::get(&self.conn, name)?
+            .ok_or_else(|| network::NetworkError::NotFound(name.to_string()).into())
+    }
+
+    /// Removes a network that no container uses: its row, bridge and nftables entries.
+    pub fn remove_network(&mut self, name: &str) -> Result<Network, NetError> {
+        if name == DEFAULT_NETWORK {
+            return Err(network::NetworkError::Default(name.to_string()).into());
+        }
+        let net = network::delete(&mut self.conn, name)?;
+        let mut nl = Netlink::open()?;
+        // Only ever delete a bridge: the name may have been taken by something else since.
+        if nl
+            .link_get(&net.bridge)?
+            .is_some_and(|l| l.kind.as_deref() == Some("bridge"))
+        {
+            nl.link_delete(&net.bridge)?;
+        }
+        Firewall::open()?.remove_network(net.subnet)?;
+        Ok(net)
+    }
+
+    /// Gives the container its network per `req.mode`.
+    pub fn attach(&mut self, req: &AttachRequest) -> Result<Attachment, NetError> {
+        attach::check_container_id(&req.container_id)?;
+        check_hostname(&req.hostname)?;
+        let resolv = etc::read_host_resolv_conf(&self.opts.resolv_conf);
+        match &req.mode {
+            NetMode::Bridge { network, ip, ports } => {
+                let net = match network {
+                    Some(n) => self.network(n)?,
+                    None => self.default_network()?,
+                };
+                let default_route = Route {
+                    dst: Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0)
+                        .map_err(network::NetworkError::from)?,
+                    gw: Some(net.gateway),
+                };
+                let plan = Plan {
+                    container_id: &req.container_id,
+                    ifname: "eth0",
+                    netns: &req.netns,
+                    network: &net,
+                    address: Address::Lease(*ip),
+                    bridge_gateway: true,
+                    routes: if net.internal {
+                        vec![]
+                    } else {
+                        vec![default_route]
+                    },
+                    hairpin: true,
+                    ports,
+                    ip_forward: self.opts.ip_forward,
+                };
+                let link = attach::attach(&mut self.conn, &plan)?;
+                let gw = (!net.internal).then_some(net.gateway);
+                let etc = EtcFiles::for_container(&req.hostname, Some((link.ip, gw)), &resolv);
+                Ok(Attachment {
+                    link: Some(link),
+                    etc,
+                })
+            }
+            NetMode::None => {
+                let ns = req.netns.open()?;
+                netns::run_in(&ns, || -> Result<(), NetError> {
+                    let mut nl = Netlink::open()?;
+                    let lo = nl.link_require("lo")?;
+                    Ok(nl.link_up(lo.index)?)
+                })??;
+                Ok(Attachment {
+                    link: None,
+                    etc: EtcFiles::for_container(&req.hostname, None, &resolv),
+                })
+            }
+            NetMode::Host => {
+                let hosts = std::fs::read_to_string(&self.opts.hosts).unwrap_or_default();
+                Ok(Attachment {
+                    link: None,
+                    etc: EtcFiles::for_host(&req.hostname, &hosts, &resolv),
+                })
+            }
+            NetMode::Container(other) => {
+                let ns = other.open()?;
+                let id = netns::identity(&ns).ok();
+                let peer = attach::list(&self.conn, None)?
+                    .into_iter()
+                    .find(|l| Some(l.netns_id) == id);
+                let addr = peer.map(|l| (l.ip, l.gateway));
+                Ok(Attachment {
+                    link: None,
+                    etc: EtcFiles::for_container(&req.hostname, addr, &resolv),
+                })
+            }
+        }
+    }
+
+    /// Removes every interface, rule and lease of a container; detaching a container that
+    /// has none is not an error.
+    pub fn detach(&mut self, container_id: &str) -> Result<(), NetError> {
+        for link in attach::list(&self.conn, Some(container_id))? {
+            attach::undo(&mut self.conn, &link)?;
+        }
+        Ok(())
+    }
+
+    /// The container's current attachments.
+    pub fn attachments(&mut self, container_id: Option<&str>) -> Result<Vec<Link>, NetError> {
+        attach::list(&self.conn, container_id)
+    }
+
+    /// Removes veths, rules and leases of attachments whose namespace no longer exists.
+    pub fn gc(&mut self) -> Result<GcReport, NetError> {
+        let mut report = GcReport::default();
+        for link in attach::list(&self.conn, None)? {
+            if netns::still_alive(Path::new(&link.netns_path), link.netns_id) {
+                continue;
+            }
+            attach::undo(&mut self.conn, &link)?;
+            report.removed.push((link.container_id, link.ifname));
+        }
+        // Leases without an attachment come from a process killed between its own
+        // transaction and nothing else; there is none by construction, but a delegated or
+        // older writer could leave one.
+        self.conn.execute(
+            "DELETE FROM net_leases WHERE NOT EXISTS (SELECT 1 FROM net_attachments a
+               WHERE a.container_id = net_leases.container_id AND a.ifname = net_leases.ifname)",
+            [],
+        )?;
+        Ok(report)
+    }
+}
+
+/// The hostname goes into /etc/hosts and /etc/hostname: refuse anything but a DNS name.
+fn check_hostname(name: &str) -> Result<(), NetError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63 && !label.starts_with('-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::BadHostname(name.to_string()))
+    }
+}
+
+/// Refuses a subnet that overlaps an address already on a host interface (other than hull's
+/// own bridges), as podman does, so a network never hides part of the host's LAN.
+fn check_host_overlap(subnet: &str) -> Result<(), NetError> {
+    let Ok(net) = subnet.parse::<Ipv4Net>() else {
+        return Ok(()); // network::create reports the syntax error
+    };
+    let mut nl = Netlink::open()?;
+    for link in nl.link_list()? {
+        for a in nl.addr_list(link.index)? {
+            let theirs = Ipv4Net::containing(a.ip, a.prefix);
+            if theirs.overlaps(&net) && !link.name.starts_with("hull") && link.name != "lo" {
+                return Err(network::NetworkError::HostOverlap {
+                    subnet: net,
+                    other: theirs,
+                    interface: link.name,
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
