@@ -39,7 +39,7 @@ fn run_returns_exit_status_and_128_plus_signal() {
     c.wait_status("running");
     std::thread::sleep(std::time::Duration::from_millis(100));
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
