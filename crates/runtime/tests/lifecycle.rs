@@ -324,3 +324,51 @@ fn zombie(pid: i64) -> bool {
         })
         .unwrap_or(true)
 }
+
+#[test]
+fn events_reports_an_oom_kill() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("oom");
+    c.config["linux"]["resources"]["memory"] = json!({"limit": 32 * 1024 * 1024});
+    // busybox tail keeps a line of /dev/zero (which never ends) in memory until the OOM killer
+    // ends it; sh (pid 1) survives for a while so `events` sees the kill while running.
+    c.script("sleep 1; tail /dev/zero; sleep 3");
+    c.create();
+    c.ok(&["start", &c.id]);
+    let mut events = c
+        .command(&["events", "--interval", "200ms", &c.id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut saw_oom = false;
+    let mut saw_stats = false;
+    while std::time::Instant::now() < deadline && !saw_oom {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            let event: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(event["id"], json!(c.id));
+            saw_oom |= event["type"] == json!("oom");
+            saw_stats |= event["type"] == json!("stats");
+        }
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    assert!(saw_stats, "no stats event");
+    assert!(saw_oom, "no oom event");
+}

@@ -42,7 +42,13 @@ pub fn events(store: &Store, args: EventsArgs) -> anyhow::Result<()> {
     let pid = container.state.pid;
     let start = container.state.pid_start;
     drop(container);
-    let mut oom = cgroup.oom_events().ok();
+    let mut oom = match cgroup.oom_events() {
+        Ok(events) => Some(events),
+        Err(err) => {
+            eprintln!("hull-runtime: warning: no OOM events: {err}");
+            None
+        }
+    };
     let mut next = Instant::now();
     while hull_runtime::procfs::is_alive(pid, start) {
         if Instant::now() >= next {
@@ -55,14 +61,24 @@ pub fn events(store: &Store, args: EventsArgs) -> anyhow::Result<()> {
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         if let Some(events) = oom.as_mut() {
             let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
-            if poll(&mut fds, timeout).unwrap_or(0) > 0 && events.read()? > 0 {
-                println!("{}", json!({"type": "oom", "id": id}));
-            }
+            let _ = poll(&mut fds, timeout);
+            // The counter is the truth: the v1 eventfd is only a wake-up, and not every kernel
+            // sends it for every kill.
+            report_oom(events, &id);
         } else {
             std::thread::sleep(wait);
         }
     }
+    if let Some(events) = oom.as_mut() {
+        report_oom(events, &id);
+    }
     Ok(())
+}
+
+fn report_oom(events: &mut hull_cgroups::OomEvents, id: &str) {
+    if events.read().unwrap_or(0) > 0 {
+        println!("{}", json!({"type": "oom", "id": id}));
+    }
 }
 
 /// Go-style durations as runc takes them: a number and a unit (ns, us, ms, s, m, h).

@@ -32,10 +32,10 @@ impl Logger {
         }
     }
 
-    /// Something the config asked for that was skipped: to stderr, and to the log file.
+    /// Something the config asked for that was skipped, as runc skips it: to the log file, and
+    /// to stderr only with --debug (callers such as conmon show a runtime's stderr to users).
     pub fn warn(&self, msg: &str) {
-        eprintln!("hull-runtime: warning: {msg}");
-        if self.file.is_some() {
+        if self.file.is_some() || self.debug {
             self.write("warning", msg);
         }
     }
