@@ -2,12 +2,14 @@
 # Installs the Debian packages hull's build and tests use, if any is missing.
 set -euo pipefail
 packages=(
-  busybox-static    # the root file system of test and demo containers
-  libseccomp-dev    # seccomp filters (libseccomp crate)
-  pkg-config
-  iproute2 nftables # network tests
-  runc crun         # peers for benchmarks
-  podman containerd # drop-in tests: hull-runtime behind podman and containerd
+  busybox-static                # the root file system of test and demo containers
+  libseccomp-dev pkg-config     # seccomp filters (libseccomp crate)
+  libnftables-dev nftables      # hull-net's nftables rules (libnftables)
+  iproute2                      # network tests look at links with ip(1)
+  containernetworking-plugins   # hull-cni delegating IPAM to a reference plugin
+  runc crun                     # peers for benchmarks and cross-checks
+  podman containerd bsdutils    # drop-in tests: hull-runtime behind podman and containerd (script(1) for -it)
+  qemu-system-x86               # cgroup v2 tests in a guest (this host is hybrid)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,5 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "the tests need root (namespaces, mounts, cgroups)"; exit 1; }
 ./scripts/deps.sh
+# The cgroup v2 code paths, in a qemu guest per cgroup layout (this host is hybrid).
+crates/cgroups/tests/qemu/run.sh
 # Two test threads: the machine has two cores, and the tests start real containers.
 cargo test --workspace -- --test-threads=2
