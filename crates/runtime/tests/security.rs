@@ -150,3 +150,45 @@ fn seccomp_argument_filters() {
     assert!(out.contains("usr1-blocked"), "{out}");
     assert!(out.contains("got-usr2"), "{out}");
 }
+
+#[test]
+fn host_descriptors_do_not_leak_but_preserved_ones_pass() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("fds");
+    c.script("for n in 3 4 5; do readlink /proc/$$/fd/$n || echo closed-$n; done");
+    c.write_config();
+    let marker = c.dir.join("host-secret");
+    std::fs::write(&marker, "secret").unwrap();
+    // fds 3, 4 and 5 open in the runtime's caller, not close-on-exec: only 3 may reach the
+    // container (--preserve-fds 1).
+    let line = format!(
+        "exec 3<{m} 4<{m} 5<{m}; exec {rt} --root {root} run --preserve-fds 1 --bundle {b} {id}",
+        m = marker.display(),
+        rt = common::runtime_bin(),
+        root = c.root.display(),
+        b = c.bundle.display(),
+        id = c.id
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &line])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].ends_with("host-secret"),
+        "preserved fd 3 missing: {stdout}"
+    );
+    assert_eq!(
+        &lines[1..],
+        ["closed-4", "closed-5"],
+        "host fds leaked: {stdout}"
+    );
+}

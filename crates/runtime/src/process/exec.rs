@@ -7,7 +7,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-use nix::sched::{setns, CloneFlags};
+use nix::sched::{setns, CloneFlags, CpuSet};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{setsid, Pid};
@@ -75,6 +75,10 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
             extra_caps: Vec::new(),
         },
     )?;
+    let affinity = match opts.process.exec_cpu_affinity() {
+        Some(a) => crate::security::parse_exec_cpu_affinity(a)?,
+        None => (None, None),
+    };
     let program_args = opts.process.args().clone().unwrap_or_default();
     if program_args.is_empty() {
         return Err(ProcessError::Invalid("exec: args must not be empty".into()));
@@ -87,12 +91,14 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
     let (parent, child) = Channel::pair()?;
     let pid = match clone_process(CloneFlags::empty()).map_err(sys("clone"))? {
         Forked::Child => child_main(
-            &target,
-            &opts.process,
-            &security,
-            &child,
-            parent.raw_fd(),
-            container.dir.lock_fd(),
+            Child {
+                target: &target,
+                process: &opts.process,
+                security: &security,
+                channel: &child,
+                affinity: &affinity,
+                close: [parent.raw_fd(), container.dir.lock_fd()],
+            },
             opts,
         ),
         Forked::Parent(pid) => pid,
@@ -214,40 +220,57 @@ fn guide(
     }
 }
 
-fn child_main(
-    target: &Target,
-    process: &Process,
-    security: &SecurityPlan,
-    channel: &Channel,
-    parent_fd: RawFd,
-    lock_fd: RawFd,
-    opts: &ExecOptions,
-) -> ! {
-    let _ = nix::unistd::close(parent_fd);
-    let _ = nix::unistd::close(lock_fd);
-    let err = match child_setup(target, process, security, channel, opts) {
+/// What the cloned child works with.
+struct Child<'a> {
+    target: &'a Target,
+    process: &'a Process,
+    security: &'a SecurityPlan,
+    channel: &'a Channel,
+    /// execCPUAffinity: (initial, before the cgroup join; final, after it).
+    affinity: &'a (Option<CpuSet>, Option<CpuSet>),
+    /// The runtime's descriptors the child must not keep (its channel end, the state lock).
+    close: [RawFd; 2],
+}
+
+fn child_main(child: Child, opts: &ExecOptions) -> ! {
+    for fd in child.close {
+        let _ = nix::unistd::close(fd);
+    }
+    let err = match child_setup(&child, opts) {
         Ok(never) => match never {},
         Err(err) => err,
     };
-    let _ = channel.send(&Message::Error(err.to_string()));
+    let _ = child.channel.send(&Message::Error(err.to_string()));
     // SAFETY: _exit leaves this child without running handlers it shares, by copy, with the runtime.
     unsafe { libc::_exit(127) }
 }
 
 fn child_setup(
-    target: &Target,
-    process: &Process,
-    security: &SecurityPlan,
-    channel: &Channel,
+    child: &Child,
     opts: &ExecOptions,
 ) -> Result<std::convert::Infallible, ProcessError> {
+    let Child {
+        target,
+        process,
+        security,
+        channel,
+        affinity,
+        ..
+    } = *child;
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     for (kind, file) in &target.others {
         setns(file.as_fd(), clone_flag(*kind))
             .map_err(sys(format!("joining the {} namespace", proc_name(*kind))))?;
     }
+    if let Some(cpus) = &affinity.0 {
+        crate::security::set_cpu_affinity(0, cpus)?;
+    }
     channel.send(&Message::Created)?;
     channel.expect_proceed()?;
+    // The cgroup's cpuset may have changed the affinity: the final one comes after the join.
+    if let Some(cpus) = &affinity.1 {
+        crate::security::set_cpu_affinity(0, cpus)?;
+    }
     if let Some(cgroup_ns) = &target.cgroup_ns {
         setns(cgroup_ns.as_fd(), CloneFlags::CLONE_NEWCGROUP)
             .map_err(sys("joining the cgroup namespace"))?;
