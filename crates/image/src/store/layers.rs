@@ -1,0 +1,106 @@
+//! Unpacked layers by chain id under `layers/`: unpacked into a temp dir, checked against the
+//! expected diff id, flushed with one syncfs, then renamed into place.
+
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::unpack::{self, UnpackError, UnpackOptions, UnpackStats};
+
+/// Errors from the layer store.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    #[error("layer {blob}: uncompressed content is {actual}, the image config says {expected}; nothing was stored")]
+    DiffId {
+        blob: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("layer dir {path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+pub struct LayerStore {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LayerStore {
+    pub fn new(dir: PathBuf, tmp: PathBuf) -> Self {
+        Self { dir, tmp }
+    }
+
+    pub fn path(&self, chain: &Digest) -> PathBuf {
+        self.dir.join(chain.hex())
+    }
+
+    pub fn exists(&self, chain: &Digest) -> bool {
+        self.path(chain).is_dir()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Unpacks `input` as the layer above `parent`; returns its chain id and stats.
+    /// `blob` names the layer in errors; `expected` is the config's diff id, when known.
+    pub fn unpack(
+        &self,
+        input: impl Read,
+        parent: Option<&Digest>,
+        expected: Option<&Digest>,
+        blob: &str,
+        opts: &UnpackOptions,
+    ) -> Result<(Digest, UnpackStats), LayerError> {
+        let tmp = super::temp_name(&self.tmp, "layer");
+        let io_err = |source| LayerError::Io {
+            path: tmp.display().to_string(),
+            source,
+        };
+        std::fs::create_dir(&tmp).map_err(io_err)?;
+        let guard = TempDir(tmp.clone());
+        let stats = unpack::unpack(input, &tmp, opts)?;
+        if let Some(want) = expected {
+            if *want != stats.diff_id {
+                return Err(LayerError::DiffId {
+                    blob: blob.to_string(),
+                    expected: want.clone(),
+                    actual: stats.diff_id,
+                });
+            }
+        }
+        let chain = Digest::chain(parent, &stats.diff_id);
+        let dir = std::fs::File::open(&tmp).map_err(io_err)?;
+        nix::unistd::syncfs(dir.as_fd()).map_err(|e| io_err(e.into()))?;
+        let dest = self.path(&chain);
+        match std::fs::rename(&tmp, &dest) {
+            Ok(()) => std::mem::forget(guard),
+            // Another hull process unpacked the same layer first: theirs is as good as ours.
+            Err(e) if dest.is_dir() => drop((e, guard)),
+            Err(e) => return Err(io_err(e)),
+        }
+        Ok((chain, stats))
+    }
+
+    /// Removes a layer dir: renamed out of the way first, so it vanishes atomically.
+    pub fn remove(&self, chain: &Digest) -> io::Result<()> {
+        let tmp = super::temp_name(&self.tmp, "rm");
+        match std::fs::rename(self.path(chain), &tmp) {
+            Ok(()) => std::fs::remove_dir_all(&tmp),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Removes a temp dir on drop (error paths), unless forgotten.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

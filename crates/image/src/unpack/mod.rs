@@ -1,0 +1,139 @@
+//! Safe layer unpacking: a (possibly compressed) tar stream becomes an overlay lower dir.
+//!
+//! Every path is resolved inside the layer dir with `openat2(RESOLVE_IN_ROOT)`, and every final
+//! component is created with `*at` calls that never follow a symlink, so no entry of a hostile
+//! layer can write outside the layer dir. OCI whiteouts become overlay whiteouts.
+
+mod entry;
+mod root;
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use crate::digest::{Digest, HashingReader};
+
+pub use root::LayerRoot;
+
+/// Errors from unpacking a layer; each names the entry it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("layer entry {entry:?} rejected: {reason}")]
+    Rejected { entry: String, reason: String },
+    #[error("layer entry {entry:?}: {source}")]
+    Entry { entry: String, source: io::Error },
+    #[error("reading layer archive: {0}")]
+    Read(io::Error),
+    #[error("opening layer dir {path}: {source}")]
+    Dest { path: String, source: io::Error },
+}
+
+/// Compression of a layer stream, detected from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// Detects gzip and zstd by their magic numbers; anything else is taken as a plain tar.
+    pub fn detect(head: &[u8]) -> Self {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The OCI layer media type for a tar with this compression.
+    pub fn oci_media_type(self) -> &'static str {
+        match self {
+            Compression::None => crate::manifest::MT_LAYER_TAR,
+            Compression::Gzip => crate::manifest::MT_LAYER_GZIP,
+            Compression::Zstd => crate::manifest::MT_LAYER_ZSTD,
+        }
+    }
+}
+
+/// What the unpacker accepts.
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    /// Create block and character devices (other than whiteouts); refused when false.
+    pub allow_devices: bool,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        Self {
+            allow_devices: true,
+        }
+    }
+}
+
+/// Result of unpacking: the uncompressed stream's digest (the layer's diff id) and sizes.
+#[derive(Debug, Clone)]
+pub struct UnpackStats {
+    pub diff_id: Digest,
+    pub compression: Compression,
+    pub tar_bytes: u64,
+    pub entries: u64,
+}
+
+/// Wraps `input` in the decompressor its first bytes call for.
+pub fn decompress<'a, R: Read + 'a>(input: R) -> io::Result<(Box<dyn Read + 'a>, Compression)> {
+    let mut buf = BufReader::with_capacity(1 << 20, input);
+    let kind = Compression::detect(buf.fill_buf()?);
+    let reader: Box<dyn Read + 'a> = match kind {
+        Compression::None => Box::new(buf),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buf)?),
+    };
+    Ok((reader, kind))
+}
+
+/// Unpacks the layer tar read from `input` into the existing empty directory `dest`.
+pub fn unpack(
+    input: impl Read,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
+    let (reader, compression) = decompress(input).map_err(UnpackError::Read)?;
+    let mut hashed = HashingReader::new(reader);
+    let mut root = LayerRoot::open(dest).map_err(|source| UnpackError::Dest {
+        path: dest.display().to_string(),
+        source,
+    })?;
+    let mut entries = 0u64;
+    {
+        let mut archive = tar::Archive::new(&mut hashed);
+        for item in archive.entries().map_err(UnpackError::Read)? {
+            let mut e = item.map_err(UnpackError::Read)?;
+            entry::write(&mut root, &mut e, opts)?;
+            entries += 1;
+        }
+    }
+    root.finish()?;
+    let (diff_id, tar_bytes) = hashed.finish().map_err(UnpackError::Read)?;
+    Ok(UnpackStats {
+        diff_id,
+        compression,
+        tar_bytes,
+        entries,
+    })
+}
+
+/// Splits a tar path into clean components: leading `/` and `.` are dropped (as GNU tar and
+/// containerd do), `..` is refused.
+pub(crate) fn components(raw: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut out = Vec::new();
+    for c in raw.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err("path contains '..'".into()),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
