@@ -58,7 +58,6 @@ pub fn lsetxattr_at(dir: impl AsFd, name: &[u8], key: &[u8], value: &[u8]) -> io
     check(r.into()).map(drop)
 }
 
-#[allow(dead_code)] // used by commit
 /// Lists xattr names of `path` (not following a final symlink).
 pub fn llistxattr(path: &CStr) -> io::Result<Vec<Vec<u8>>> {
     let mut buf = vec![0u8; 1024];
@@ -80,7 +79,6 @@ pub fn llistxattr(path: &CStr) -> io::Result<Vec<Vec<u8>>> {
     }
 }
 
-#[allow(dead_code)] // used by commit
 /// Reads one xattr of `path` (not following a final symlink); `None` when absent.
 pub fn lgetxattr(path: &CStr, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
     let k = cstr(key)?;

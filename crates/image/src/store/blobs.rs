@@ -75,7 +75,7 @@ impl BlobStore {
     /// Copies `r` into the store; `expected` (digest, size) is verified before the rename.
     pub fn put(
         &self,
-        r: &mut impl Read,
+        r: &mut (impl Read + ?Sized),
         expected: Option<(&Digest, Option<u64>)>,
     ) -> Result<(Digest, u64), BlobError> {
         let label = expected

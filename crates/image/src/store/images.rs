@@ -329,7 +329,7 @@ impl ImageStore {
     }
 }
 
-pub(crate) fn dig_field(s: &str) -> Result<Digest, StoreError> {
+pub fn dig_field(s: &str) -> Result<Digest, StoreError> {
     s.parse().map_err(|e: crate::digest::DigestError| {
         StoreError::Manifest(manifest::ManifestError::Invalid {
             what: "descriptor",

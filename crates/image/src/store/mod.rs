@@ -18,7 +18,7 @@ use nix::fcntl::{Flock, FlockArg};
 pub use blobs::{BlobError, BlobStore, TempBlob};
 pub use db::{Db, DbError, ImageRow, LayerRow};
 pub use images::{
-    du, BlobFetch, DiskUsage, ImageInfo, ImageUsage, PruneReport, RemoveReport, Rootfs,
+    dig_field, du, BlobFetch, DiskUsage, ImageInfo, ImageUsage, PruneReport, RemoveReport, Rootfs,
 };
 pub use layers::{LayerError, LayerStore};
 
