@@ -9,6 +9,7 @@ pub mod digest;
 pub mod manifest;
 pub mod overlay;
 pub mod reference;
+pub mod registry;
 pub mod sources;
 pub mod store;
 mod sys;

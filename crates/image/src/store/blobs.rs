@@ -23,6 +23,7 @@ pub enum BlobError {
     Missing(Digest),
 }
 
+#[derive(Clone)]
 pub struct BlobStore {
     dir: PathBuf,
     tmp: PathBuf,

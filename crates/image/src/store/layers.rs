@@ -23,6 +23,7 @@ pub enum LayerError {
     Io { path: String, source: io::Error },
 }
 
+#[derive(Clone)]
 pub struct LayerStore {
     dir: PathBuf,
     tmp: PathBuf,

@@ -1,0 +1,238 @@
+//! A real Debian docker-registry on 127.0.0.1 (a free port), and a small TCP proxy in front of
+//! it that can answer 500, cut a response mid-stream, or replace a body, for bad-input tests.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+    pub storage: PathBuf,
+}
+
+impl Registry {
+    /// Starts docker-registry, or returns why it cannot.
+    pub fn start(dir: &Path) -> Result<Self, String> {
+        let bin = tool("docker-registry")
+            .ok_or("docker-registry is not installed (apt-get install docker-registry)")?;
+        let port = free_port();
+        let storage = dir.join("registry-data");
+        std::fs::create_dir_all(&storage).unwrap();
+        let cfg = dir.join("registry.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                storage.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting docker-registry: {e}"))?;
+        let reg = Self {
+            child,
+            port,
+            storage,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
+                let mut buf = [0u8; 12];
+                if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.0 200")
+                    || buf.starts_with(b"HTTP/1.1 200")
+                {
+                    return Ok(reg);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err("docker-registry did not start within 15 s".into())
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The data file of a blob in the registry's filesystem storage.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs skopeo with `args`; panics with its stderr on failure.
+pub fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[derive(Clone, Debug)]
+pub enum Fault {
+    None,
+    /// Answer 500 to requests whose path contains the string.
+    Status500(String),
+    /// Forward, but close the connection after this many response bytes.
+    Cut(String, usize),
+    /// Answer 200 with this body and content type.
+    Body(String, Vec<u8>, String),
+}
+
+pub struct Proxy {
+    pub port: u16,
+    fault: Arc<Mutex<Fault>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fault = Arc::new(Mutex::new(Fault::None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s) = (fault.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let fault = f.lock().unwrap().clone();
+                std::thread::spawn(move || serve(conn, upstream, fault));
+            }
+        });
+        Self {
+            port,
+            fault,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn set(&self, f: Fault) {
+        *self.fault.lock().unwrap() = f;
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(mut client: TcpStream, upstream: u16, fault: Fault) {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let path = text.split(' ').nth(1).unwrap_or("").to_string();
+    let mut cut = None;
+    match &fault {
+        Fault::Status500(p) if path.contains(p.as_str()) => {
+            let _ = client.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            return;
+        }
+        Fault::Body(p, body, ct) if path.contains(p.as_str()) => {
+            let _ = write!(client, "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = client.write_all(body);
+            return;
+        }
+        Fault::Cut(p, n) if path.contains(p.as_str()) => cut = Some(*n),
+        _ => {}
+    }
+    // Forward with "Connection: close" so every request arrives on a fresh connection.
+    let mut up = match TcpStream::connect(("127.0.0.1", upstream)) {
+        Ok(u) => u,
+        Err(_) => return,
+    };
+    let mut fwd = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            fwd.push_str(line);
+            fwd.push_str("\r\n");
+        }
+    }
+    fwd.push_str("Connection: close\r\n\r\n");
+    if up.write_all(fwd.as_bytes()).is_err() {
+        return;
+    }
+    let mut sent = 0usize;
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match up.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let n = match cut {
+            Some(limit) if sent + n >= limit => {
+                let _ = client.write_all(&buf[..limit - sent]);
+                break;
+            }
+            _ => n,
+        };
+        if client.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let _ = client.shutdown(std::net::Shutdown::Both);
+}

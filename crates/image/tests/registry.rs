@@ -1,0 +1,255 @@
+//! Pull and push against a real registry (Debian's docker-registry on loopback), images put
+//! there by skopeo and made by umoci, hull's pushes read back by skopeo, and bad input
+//! (500s, cut streams, corrupt blobs, non-JSON manifests, unknown media types).
+
+mod common;
+
+use common::registry::{skopeo, tool, Fault, Proxy, Registry};
+use common::{TarBuilder, TestDir};
+use hull_image::registry::{self, Quiet, RegistryOptions};
+use hull_image::{sources, ImageStore};
+
+fn insecure() -> RegistryOptions {
+    RegistryOptions {
+        insecure: true,
+        ..Default::default()
+    }
+}
+
+/// A registry with `hull/base:1` (two layers) pushed by skopeo; None (with a printed reason)
+/// when the tools are missing.
+fn setup(t: &TestDir) -> Option<(Registry, ImageStore)> {
+    if tool("skopeo").is_none() {
+        eprintln!("SKIP: skopeo is not installed (apt-get install skopeo)");
+        return None;
+    }
+    let reg = match Registry::start(&t.path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("SKIP: {e}");
+            return None;
+        }
+    };
+    let mut s = ImageStore::open(&t.join("src-root")).unwrap();
+    let l1 = TarBuilder::new()
+        .dir("etc/")
+        .file("etc/os-release", b"ID=hull\n")
+        .finish();
+    // Compressed, so that skopeo copies it as is (it compresses plain tar layers).
+    sources::import_tar(&mut s, &mut &common::gzip(&l1)[..], Some("base:0")).unwrap();
+    let up = t.join("upper");
+    std::fs::create_dir_all(up.join("usr/bin")).unwrap();
+    std::fs::write(up.join("usr/bin/tool"), vec![42u8; 300_000]).unwrap();
+    sources::commit(&mut s, &up, Some("base:0"), Some("base:1")).unwrap();
+    let archive = t.join("base.tar");
+    sources::save(&s, &["base:1".into()], &archive).unwrap();
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("oci-archive:{}", archive.display()),
+        &format!("docker://{}/hull/base:1", reg.addr()),
+    ]);
+    Some((reg, s))
+}
+
+#[test]
+fn pull_skopeo_pushed_image_and_skip_present_layers() {
+    let t = TestDir::new("pull");
+    let Some((reg, src)) = setup(&t) else { return };
+    let mut s = ImageStore::open(&t.join("root")).unwrap();
+    let name = format!("{}/hull/base:1", reg.addr());
+    let r = registry::pull(&mut s, &name, &insecure(), &Quiet).unwrap();
+    assert_eq!(r.downloaded, 2);
+    assert_eq!(
+        r.manifest,
+        src.resolve("base:1").unwrap(),
+        "skopeo kept the manifest as is"
+    );
+    let rootfs = s.rootfs_for(&name).unwrap();
+    assert_eq!(rootfs.lowers.len(), 2);
+    assert_eq!(
+        std::fs::read(rootfs.lowers[0].join("usr/bin/tool"))
+            .unwrap()
+            .len(),
+        300_000
+    );
+    assert!(rootfs.lowers[1].join("etc/os-release").exists());
+    let again = registry::pull(&mut s, &name, &insecure(), &Quiet).unwrap();
+    assert_eq!((again.downloaded, again.skipped), (0, 2));
+    // By digest too.
+    let by_digest = format!("{}/hull/base@{}", reg.addr(), r.manifest);
+    assert_eq!(
+        registry::pull(&mut s, &by_digest, &insecure(), &Quiet)
+            .unwrap()
+            .manifest,
+        r.manifest
+    );
+}
+
+#[test]
+fn insecure_only_for_loopback() {
+    let t = TestDir::new("insecure");
+    let mut s = ImageStore::open(&t.join("root")).unwrap();
+    let err = registry::pull(&mut s, "registry.example:5000/a:1", &insecure(), &Quiet).unwrap_err();
+    assert!(
+        err.to_string().contains("only allowed for a loopback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn push_is_read_back_by_skopeo() {
+    let t = TestDir::new("push");
+    let Some((reg, s)) = setup(&t) else { return };
+    let dest = format!("{}/hull/pushed:2", reg.addr());
+    let d = registry::push(&s, "base:1", Some(&dest), &insecure(), &Quiet).unwrap();
+    let info = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{dest}")]);
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(v["Digest"].as_str(), Some(d.to_string().as_str()));
+    assert_eq!(v["Layers"].as_array().map(Vec::len), Some(2));
+    // skopeo copies it to an OCI dir, and hull loads that back unchanged.
+    let oci = t.join("oci");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{dest}"),
+        &format!("oci:{}:v2", oci.display()),
+    ]);
+    let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
+    let loaded = sources::load(&mut s2, &oci, Some("back:2")).unwrap();
+    assert_eq!(loaded[0].0, d);
+}
+
+#[test]
+fn umoci_image_through_the_registry() {
+    let t = TestDir::new("umoci");
+    if tool("umoci").is_none() {
+        eprintln!("SKIP: umoci is not installed (apt-get install umoci)");
+        return;
+    }
+    let Some((reg, _)) = setup(&t) else { return };
+    let layout = t.join("umoci-layout");
+    let bundle = t.join("bundle");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("umoci")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "umoci {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let img = format!("{}:t1", layout.display());
+    run(&["init", "--layout", layout.to_str().unwrap()]);
+    run(&["new", "--image", &img]);
+    run(&["unpack", "--image", &img, bundle.to_str().unwrap()]);
+    std::fs::create_dir_all(bundle.join("rootfs/etc")).unwrap();
+    std::fs::write(bundle.join("rootfs/etc/made-by"), b"umoci\n").unwrap();
+    run(&["repack", "--image", &img, bundle.to_str().unwrap()]);
+    // Straight from the layout ...
+    let mut s = ImageStore::open(&t.join("root")).unwrap();
+    let loaded = sources::load(&mut s, &layout, None).unwrap();
+    assert_eq!(loaded[0].1, vec!["localhost/umoci-layout:t1".to_string()]);
+    let r = s.rootfs_for("localhost/umoci-layout:t1").unwrap();
+    assert_eq!(
+        std::fs::read(r.lowers[0].join("etc/made-by")).unwrap(),
+        b"umoci\n"
+    );
+    // ... and through the registry.
+    let dest = format!("{}/hull/umoci:t1", reg.addr());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("oci:{img}"),
+        &format!("docker://{dest}"),
+    ]);
+    let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
+    let p = registry::pull(&mut s2, &dest, &insecure(), &Quiet).unwrap();
+    assert_eq!(p.manifest, loaded[0].0);
+}
+
+/// No image recorded, no temp file; layers that completed are recorded (a retry reuses them).
+fn assert_clean(s: &ImageStore, root: &std::path::Path) {
+    assert!(s.list().unwrap().is_empty(), "an image was recorded");
+    assert_eq!(
+        std::fs::read_dir(root.join("tmp")).unwrap().count(),
+        0,
+        "temp files left"
+    );
+    for e in std::fs::read_dir(root.join("layers")).unwrap() {
+        let chain = format!("sha256:{}", e.unwrap().file_name().to_string_lossy());
+        assert!(
+            s.db().has_layer(&chain).unwrap(),
+            "unrecorded layer dir {chain}"
+        );
+    }
+}
+
+#[test]
+fn bad_registry_responses_leave_nothing_and_retry_works() {
+    let t = TestDir::new("faults");
+    let Some((reg, src)) = setup(&t) else { return };
+    let proxy = Proxy::start(reg.port);
+    let root = t.join("root");
+    let mut s = ImageStore::open(&root).unwrap();
+    let name = format!("{}/hull/base:1", proxy.addr());
+    let m = src.manifest(&src.resolve("base:1").unwrap()).unwrap();
+    let big = m.layers[1].digest.clone();
+    let try_pull = |s: &mut ImageStore| registry::pull(s, &name, &insecure(), &Quiet);
+
+    proxy.set(Fault::Status500(big.clone()));
+    let err = try_pull(&mut s).unwrap_err().to_string();
+    assert!(err.contains(&big) && err.contains("500"), "{err}");
+    assert_clean(&s, &root);
+
+    proxy.set(Fault::Cut(big.clone(), 2000));
+    let err = try_pull(&mut s).unwrap_err().to_string();
+    assert!(err.contains(&big), "{err}");
+    assert_clean(&s, &root);
+
+    proxy.set(Fault::Body(
+        "/manifests/".into(),
+        b"<html>not json".to_vec(),
+        "application/vnd.oci.image.manifest.v1+json".into(),
+    ));
+    let err = try_pull(&mut s).unwrap_err().to_string();
+    assert!(err.contains("not valid JSON"), "{err}");
+    assert_clean(&s, &root);
+
+    let mut odd: serde_json::Value = serde_json::to_value(&m).unwrap();
+    odd["layers"][0]["mediaType"] = "application/x-hull-unknown".into();
+    proxy.set(Fault::Body(
+        "/manifests/".into(),
+        serde_json::to_vec(&odd).unwrap(),
+        "application/vnd.oci.image.manifest.v1+json".into(),
+    ));
+    let err = try_pull(&mut s).unwrap_err().to_string();
+    assert!(
+        err.contains("unsupported media type") && err.contains("application/x-hull-unknown"),
+        "{err}"
+    );
+    assert_clean(&s, &root);
+
+    // A blob corrupted inside the registry's own storage.
+    proxy.set(Fault::None);
+    let file = reg.blob_file(&big);
+    let good = std::fs::read(&file).unwrap();
+    let mut bad = good.clone();
+    bad[100] ^= 0x55;
+    std::fs::write(&file, &bad).unwrap();
+    let err = try_pull(&mut s).unwrap_err().to_string();
+    assert!(
+        err.contains(&big) && err.to_lowercase().contains("digest"),
+        "{err}"
+    );
+    assert_clean(&s, &root);
+
+    std::fs::write(&file, &good).unwrap();
+    let r = try_pull(&mut s).unwrap();
+    assert_eq!(r.manifest, src.resolve("base:1").unwrap());
+}
