@@ -1,12 +1,21 @@
 //! The command line of `hull`: global options and one module per command group.
 
+mod format;
+mod image;
+mod progress;
+mod system;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 /// Global options shared by every command.
 #[derive(Debug, Parser)]
-#[command(name = "hull", version, about = "Run OCI images in containers or microVMs")]
+#[command(
+    name = "hull",
+    version,
+    about = "Run OCI images in containers or microVMs"
+)]
 pub struct Cli {
     /// Engine state directory (images, layers, containers, metadata).
     #[arg(long, global = true, default_value = "/var/lib/hull")]
@@ -17,9 +26,19 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    #[command(flatten)]
+    Image(image::ImageCommand),
+    /// Engine-wide information
+    System {
+        #[command(subcommand)]
+        command: system::SystemCommand,
+    },
+}
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let _root = &cli.root;
-    match cli.command {}
+    match cli.command {
+        Command::Image(c) => image::run(&cli.root, c),
+        Command::System { command } => system::run(&cli.root, command),
+    }
 }

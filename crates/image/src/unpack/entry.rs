@@ -124,10 +124,14 @@ pub fn write<R: Read>(
 fn meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta, UnpackError> {
     let h = e.header();
     let bad = |what: &str| reject(raw, format!("invalid {what} in tar header"));
-    let uid = u32::try_from(h.uid().map_err(|_| bad("uid"))?).map_err(|_| bad("uid"))?;
-    let gid = u32::try_from(h.gid().map_err(|_| bad("gid"))?).map_err(|_| bad("gid"))?;
-    let mode = h.mode().map_err(|_| bad("mode"))? & 0o7777;
-    let secs = h.mtime().map_err(|_| bad("mtime"))?;
+    let old = h.as_old();
+    let uid = u32::try_from(numeric(h.uid(), &old.uid).ok_or_else(|| bad("uid"))?)
+        .map_err(|_| bad("uid"))?;
+    let gid = u32::try_from(numeric(h.gid(), &old.gid).ok_or_else(|| bad("gid"))?)
+        .map_err(|_| bad("gid"))?;
+    let mode = numeric(h.mode().map(u64::from), &old.mode).ok_or_else(|| bad("mode"))? & 0o7777;
+    let mode = u32::try_from(mode).map_err(|_| bad("mode"))?;
+    let secs = numeric(h.mtime(), &old.mtime).ok_or_else(|| bad("mtime"))?;
     let mut mtime = TimeSpec::new(i64::try_from(secs).map_err(|_| bad("mtime"))?, 0);
     let mut xattrs = Vec::new();
     if let Some(exts) = e.pax_extensions().map_err(UnpackError::Read)? {
@@ -153,6 +157,15 @@ fn meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta, UnpackEr
         mtime,
         xattrs,
     })
+}
+
+/// A numeric header field; one left blank (all NUL or spaces, as some writers do) reads as 0.
+fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> Option<u64> {
+    match parsed {
+        Ok(v) => Some(v),
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Some(0),
+        Err(_) => None,
+    }
 }
 
 fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
