@@ -3,7 +3,6 @@
 //! so the number of layers is not bounded by the one-page mount option limit; kernels without
 //! it get mount(2) with paths relative to the layers' common parent.
 
-use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -261,7 +260,31 @@ fn unescape(s: &str) -> Vec<u8> {
     out
 }
 
-#[allow(dead_code)]
-fn cstring(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+/// A container's root: `dir/upper` and `dir/work` (created if missing) over `lowers`
+/// (top-most first), mounted read-write on `dir/merged` with source `hull-<id>`.
+/// Returns the merged path; [`unmount_container`] undoes it.
+pub fn mount_container(lowers: &[PathBuf], dir: &Path, id: &str) -> Result<PathBuf, OverlayError> {
+    let merged = dir.join("merged");
+    for d in [dir.join("upper"), dir.join("work"), merged.clone()] {
+        std::fs::create_dir_all(&d).map_err(|source| OverlayError::Mount {
+            target: merged.display().to_string(),
+            step: "creating upper, work and merged dirs",
+            source,
+            kernel: None,
+        })?;
+    }
+    let ov = Overlay {
+        lowers: lowers.to_vec(),
+        upper: Some((dir.join("upper"), dir.join("work"))),
+        source: format!("hull-{id}"),
+        target: merged.clone(),
+        readonly: false,
+    };
+    mount(&ov, MountApi::Auto)?;
+    Ok(merged)
+}
+
+/// Unmounts `dir/merged` of [`mount_container`]; the upper dir (the container's changes) stays.
+pub fn unmount_container(dir: &Path) -> Result<bool, OverlayError> {
+    unmount(&dir.join("merged"))
 }

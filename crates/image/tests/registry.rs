@@ -253,3 +253,58 @@ fn bad_registry_responses_leave_nothing_and_retry_works() {
     let r = try_pull(&mut s).unwrap();
     assert_eq!(r.manifest, src.resolve("base:1").unwrap());
 }
+
+#[test]
+fn basic_auth_from_a_docker_config_file() {
+    let t = TestDir::new("auth");
+    let reg = match Registry::start_with_auth(&t.path, "hull", "s3cret") {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("SKIP: {e}");
+            return;
+        }
+    };
+    let mut s = ImageStore::open(&t.join("root")).unwrap();
+    let l = TarBuilder::new().file("f", b"x").finish();
+    sources::import_tar(&mut s, &mut &l[..], Some("a:1")).unwrap();
+    let dest = format!("{}/hull/auth:1", reg.addr());
+    // Anonymous: refused, and the error says so.
+    let err = registry::push(&s, "a:1", Some(&dest), &insecure(), &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.to_lowercase().contains("auth") || err.contains("401"),
+        "{err}"
+    );
+    // Wrong password, then the right one from a config.json ("auth" is base64 user:password).
+    let cfg = t.join("config.json");
+    let write_cfg = |pw: &str| {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("hull:{pw}"));
+        std::fs::write(
+            &cfg,
+            format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.addr()),
+        )
+        .unwrap();
+    };
+    let opts = RegistryOptions {
+        insecure: true,
+        auth_file: Some(cfg.clone()),
+        jobs: None,
+    };
+    write_cfg("wrong");
+    assert!(registry::push(&s, "a:1", Some(&dest), &opts, &Quiet).is_err());
+    write_cfg("s3cret");
+    let d = registry::push(&s, "a:1", Some(&dest), &opts, &Quiet).unwrap();
+    let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
+    assert!(
+        registry::pull(&mut s2, &dest, &insecure(), &Quiet).is_err(),
+        "anonymous pull must fail"
+    );
+    assert_eq!(
+        registry::pull(&mut s2, &dest, &opts, &Quiet)
+            .unwrap()
+            .manifest,
+        d
+    );
+}

@@ -39,7 +39,7 @@ fn import_then_mount_read_only() {
         return;
     }
     let t = TestDir::new("importmount");
-    let s = store_with_base(&t);
+    let mut s = store_with_base(&t);
     let list = s.list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].names, vec!["docker.io/library/base:1".to_string()]);
@@ -51,26 +51,24 @@ fn import_then_mount_read_only() {
     assert_eq!(err.raw_os_error(), Some(libc::EROFS));
     // Mounting twice returns the same mount.
     assert_eq!(s.mount_image(&list[0].id.to_string()[7..19]).unwrap(), mnt);
+    let err = s.remove("base:1", false).unwrap_err();
+    assert!(err.to_string().contains("image mount"), "{err}");
     assert!(s.unmount_image("base:1").unwrap());
     assert!(!overlay::is_mounted(&mnt));
     assert!(t.mounts().is_empty());
 }
 
-fn container_overlay(s: &ImageStore, t: &TestDir, image: &str, name: &str) -> (Overlay, PathBuf) {
+/// A container root as the engine makes one: the image's layers under a fresh upper dir.
+fn container_overlay(s: &ImageStore, t: &TestDir, image: &str, name: &str) -> (PathBuf, PathBuf) {
     let rootfs = s.rootfs_for(image).unwrap();
     let base = t.join(name);
-    for d in ["upper", "work", "merged"] {
-        std::fs::create_dir_all(base.join(d)).unwrap();
-    }
-    let ov = Overlay {
-        lowers: rootfs.lowers,
-        upper: Some((base.join("upper"), base.join("work"))),
-        source: format!("hull-test-{name}"),
-        target: base.join("merged"),
-        readonly: false,
-    };
-    overlay::mount(&ov, MountApi::Auto).unwrap();
-    (ov, base)
+    let merged = overlay::mount_container(&rootfs.lowers, &base, &format!("test-{name}")).unwrap();
+    let src = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        src.contains(&format!(" hull-test-{name} ")),
+        "mount source names the container"
+    );
+    (merged, base)
 }
 
 #[test]
@@ -81,14 +79,14 @@ fn commit_turns_an_upper_dir_into_a_layer() {
     }
     let t = TestDir::new("commit");
     let mut s = store_with_base(&t);
-    let (ov, base) = container_overlay(&s, &t, "base:1", "c1");
-    let m = &ov.target;
+    let (merged, base) = container_overlay(&s, &t, "base:1", "c1");
+    let m = &merged;
     std::fs::write(m.join("etc/added"), b"new\n").unwrap();
     std::fs::remove_file(m.join("etc/remove-me")).unwrap();
     std::fs::remove_dir_all(m.join("var/cache")).unwrap();
     std::fs::create_dir(m.join("var/cache")).unwrap();
     std::fs::write(m.join("var/cache/fresh"), b"f\n").unwrap();
-    assert!(overlay::unmount(m).unwrap());
+    assert!(overlay::unmount_container(&base).unwrap());
     let id = sources::commit(&mut s, &base.join("upper"), Some("base:1"), Some("derived")).unwrap();
     let rootfs = s.rootfs_for("derived").unwrap();
     assert_eq!(rootfs.manifest, id);
@@ -331,4 +329,78 @@ fn leftovers_of_dead_processes_are_removed() {
     assert!(!dead.exists());
     assert!(!root.join("tmp/2147483646-blob-2-0").exists());
     assert!(live.exists(), "a live process's temp file was removed");
+}
+
+#[test]
+fn full_disk_leaves_nothing_and_retry_works() {
+    if !is_root() {
+        eprintln!("SKIP: mounting a small tmpfs needs root");
+        return;
+    }
+    let t = TestDir::new("fulldisk");
+    let small = t.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    nix::mount::mount(
+        Some("hull-test-fulldisk"),
+        &small,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    let res = std::panic::catch_unwind(|| {
+        let root = small.join("root");
+        let mut s = ImageStore::open(&root).unwrap();
+        let tar = TarBuilder::new().file("big", &vec![1u8; 3 << 20]).finish();
+        let err = sources::import_tar(&mut s, &mut &tar[..], Some("big:1")).unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        assert!(s.list().unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_dir(root.join("tmp")).unwrap().count(),
+            0,
+            "temp files left"
+        );
+        assert_eq!(std::fs::read_dir(root.join("layers")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(root.join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+        let small_tar = TarBuilder::new().file("small", b"fits").finish();
+        sources::import_tar(&mut s, &mut &small_tar[..], Some("small:1")).unwrap();
+    });
+    nix::mount::umount2(&small, nix::mount::MntFlags::empty()).unwrap();
+    if let Err(p) = res {
+        std::panic::resume_unwind(p);
+    }
+}
+
+#[test]
+fn concurrent_imports_of_one_layer() {
+    let t = TestDir::new("concurrent");
+    let root = t.join("root");
+    let tar = busybox_rootfs();
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let root = root.clone();
+            let tar = tar.clone();
+            std::thread::spawn(move || {
+                let mut s = ImageStore::open(&root).unwrap();
+                sources::import_tar(&mut s, &mut &tar[..], Some(&format!("c:{i}"))).unwrap()
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    let s = ImageStore::open(&root).unwrap();
+    let names: usize = s.list().unwrap().iter().map(|i| i.names.len()).sum();
+    assert_eq!(names, 4);
+    assert_eq!(
+        std::fs::read_dir(root.join("layers")).unwrap().count(),
+        1,
+        "one shared layer"
+    );
+    assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
 }

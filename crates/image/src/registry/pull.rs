@@ -228,13 +228,17 @@ async fn run_job(
     job: LayerJob,
     progress: &dyn Progress,
 ) -> Result<Option<Unpacked>, RegistryError> {
+    let mut unpacked = None;
     if job.download {
         progress.start(&job.desc.digest, job.desc.size);
         let mut attempt = 0;
         loop {
             attempt += 1;
             match download(&ctx, &job, progress).await {
-                Ok(()) => break,
+                Ok(u) => {
+                    unpacked = u;
+                    break;
+                }
                 Err(e) if attempt >= ATTEMPTS => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
             }
@@ -244,32 +248,61 @@ async fn run_job(
         progress.done(&job.desc.digest, false);
         return Ok(None);
     }
-    let c = ctx.clone();
-    let LayerJob {
-        blob, diff, parent, ..
-    } = job;
-    let blob2 = blob.clone();
-    let parent2 = parent.clone();
-    let (chain, stats) = tokio::task::spawn_blocking(move || {
-        let f = c.blobs.open(&blob2).map_err(crate::StoreError::from)?;
-        c.layers
-            .unpack(
-                f,
-                parent2.as_ref(),
-                Some(&diff),
-                &blob2.to_string(),
-                &UnpackOptions::default(),
-            )
-            .map_err(|e| RegistryError::Store(e.into()))
-    })
-    .await
-    .map_err(|e| invalid(format!("layer {blob}"), e))??;
-    progress.done(&blob.to_string(), false);
-    Ok(Some((chain, parent, stats)))
+    let (chain, stats) = match unpacked {
+        Some(u) => u,
+        // The blob was already there: unpack it from the store.
+        None => {
+            let c = ctx.clone();
+            let (blob, diff, parent) = (job.blob.clone(), job.diff.clone(), job.parent.clone());
+            tokio::task::spawn_blocking(move || {
+                let f = c.blobs.open(&blob).map_err(crate::StoreError::from)?;
+                c.layers
+                    .unpack(
+                        f,
+                        parent.as_ref(),
+                        Some(&diff),
+                        &blob.to_string(),
+                        &UnpackOptions::default(),
+                    )
+                    .map_err(|e| RegistryError::Store(e.into()))
+            })
+            .await
+            .map_err(|e| invalid(format!("layer {}", job.blob), e))??
+        }
+    };
+    progress.done(&job.desc.digest, false);
+    Ok(Some((chain, job.parent, stats)))
 }
 
-/// One attempt at streaming a blob into the store; a failed attempt leaves nothing behind.
-async fn download(ctx: &Ctx, job: &LayerJob, progress: &dyn Progress) -> Result<(), RegistryError> {
+/// Reads the chunks a download sends, on the unpacking thread.
+struct ChunkRead {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    cur: bytes::Bytes,
+}
+
+impl std::io::Read for ChunkRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+/// One attempt at streaming a blob into the store, unpacking it on a blocking thread as it
+/// arrives (when the layer is wanted too). The layer is put in place only after the blob's
+/// digest is verified; a failed attempt leaves nothing behind.
+async fn download(
+    ctx: &Arc<Ctx>,
+    job: &LayerJob,
+    progress: &dyn Progress,
+) -> Result<Option<(Digest, UnpackStats)>, RegistryError> {
     let what = format!("fetching layer {}", job.desc.digest);
     let mut stream = ctx
         .client
@@ -278,13 +311,62 @@ async fn download(ctx: &Ctx, job: &LayerJob, progress: &dyn Progress) -> Result<
         .map_err(reg_err(what.clone()))?;
     let io_err = |e: std::io::Error| RegistryError::Store(crate::store::io_err(what.clone())(e));
     let mut tmp = ctx.blobs.temp().map_err(io_err)?;
+    let (tx, unpacker) = if job.unpack {
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        let c = ctx.clone();
+        let (diff, label) = (job.diff.clone(), job.blob.to_string());
+        let task = tokio::task::spawn_blocking(move || {
+            let input = ChunkRead {
+                rx,
+                cur: bytes::Bytes::new(),
+            };
+            c.layers
+                .unpack_pending(input, Some(&diff), &label, &UnpackOptions::default())
+        });
+        (Some(tx), Some(task))
+    } else {
+        (None, None)
+    };
+    let mut failed = None;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(io_err)?;
-        tmp.write_all(&chunk).map_err(io_err)?;
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failed = Some(io_err(e));
+                break;
+            }
+        };
+        if let Err(e) = tmp.write_all(&chunk) {
+            failed = Some(io_err(e));
+            break;
+        }
         progress.advance(&job.desc.digest, chunk.len() as u64);
+        if let Some(tx) = &tx {
+            // A closed channel means the unpacker failed; its error is reported below.
+            let _ = tx.send(chunk).await;
+        }
+    }
+    drop(tx);
+    let pending = match unpacker {
+        Some(task) => Some(task.await.map_err(|e| invalid(what.clone(), e))),
+        None => None,
+    };
+    if let Some(e) = failed {
+        return Err(e);
     }
     ctx.blobs
         .commit(tmp, Some((&job.blob, Some(job.desc.size))))
         .map_err(crate::StoreError::from)?;
-    Ok(())
+    match pending {
+        None => Ok(None),
+        Some(p) => {
+            let layer = p?.map_err(|e| RegistryError::Store(e.into()))?;
+            let parent = job.parent.clone();
+            let done = tokio::task::spawn_blocking(move || layer.commit(parent.as_ref()))
+                .await
+                .map_err(|e| invalid(what.clone(), e))?
+                .map_err(|e| RegistryError::Store(e.into()))?;
+            Ok(Some(done))
+        }
+    }
 }

@@ -101,6 +101,17 @@ impl ImageStore {
                 holders: holders.join(", "),
             });
         }
+        let mnt = self.root().join("mounts").join(manifest.hex());
+        if crate::overlay::is_mounted(&mnt) {
+            if !force {
+                return Err(StoreError::InUse {
+                    image: image.to_string(),
+                    holders: "an image mount (hull image unmount)".into(),
+                });
+            }
+            crate::overlay::unmount(&mnt)?;
+            let _ = std::fs::remove_dir(&mnt);
+        }
         report.untagged.extend(row.names.iter().cloned());
         self.db.delete_manifest(&m)?;
         report.deleted.push(row.config.clone());

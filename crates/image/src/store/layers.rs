@@ -50,20 +50,33 @@ impl LayerStore {
     /// `blob` names the layer in errors; `expected` is the config's diff id, when known.
     pub fn unpack(
         &self,
-        input: impl Read,
+        input: impl Read + Send,
         parent: Option<&Digest>,
         expected: Option<&Digest>,
         blob: &str,
         opts: &UnpackOptions,
     ) -> Result<(Digest, UnpackStats), LayerError> {
+        self.unpack_pending(input, expected, blob, opts)?
+            .commit(parent)
+    }
+
+    /// Unpacks into a temp dir and checks the diff id, but does not put the layer in place:
+    /// a registry pull unpacks while the blob downloads, and commits only once the blob's
+    /// digest is verified.
+    pub fn unpack_pending(
+        &self,
+        input: impl Read + Send,
+        expected: Option<&Digest>,
+        blob: &str,
+        opts: &UnpackOptions,
+    ) -> Result<PendingLayer, LayerError> {
         let tmp = super::temp_name(&self.tmp, "layer");
-        let io_err = |source| LayerError::Io {
+        std::fs::create_dir(&tmp).map_err(|source| LayerError::Io {
             path: tmp.display().to_string(),
             source,
-        };
-        std::fs::create_dir(&tmp).map_err(io_err)?;
-        let guard = TempDir(tmp.clone());
-        let stats = unpack::unpack(input, &tmp, opts)?;
+        })?;
+        let guard = TempDir(tmp);
+        let stats = unpack::unpack(input, &guard.0, opts)?;
         if let Some(want) = expected {
             if *want != stats.diff_id {
                 return Err(LayerError::DiffId {
@@ -73,17 +86,11 @@ impl LayerStore {
                 });
             }
         }
-        let chain = Digest::chain(parent, &stats.diff_id);
-        let dir = std::fs::File::open(&tmp).map_err(io_err)?;
-        nix::unistd::syncfs(dir.as_fd()).map_err(|e| io_err(e.into()))?;
-        let dest = self.path(&chain);
-        match std::fs::rename(&tmp, &dest) {
-            Ok(()) => std::mem::forget(guard),
-            // Another hull process unpacked the same layer first: theirs is as good as ours.
-            Err(e) if dest.is_dir() => drop((e, guard)),
-            Err(e) => return Err(io_err(e)),
-        }
-        Ok((chain, stats))
+        Ok(PendingLayer {
+            dir: guard,
+            stats,
+            layers: self.dir.clone(),
+        })
     }
 
     /// Removes a layer dir: renamed out of the way first, so it vanishes atomically.
@@ -94,6 +101,35 @@ impl LayerStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A fully unpacked, verified layer waiting in a temp dir; dropped, it is removed.
+pub struct PendingLayer {
+    dir: TempDir,
+    stats: UnpackStats,
+    layers: PathBuf,
+}
+
+impl PendingLayer {
+    /// Flushes the layer to disk and renames it into place as the layer above `parent`.
+    pub fn commit(self, parent: Option<&Digest>) -> Result<(Digest, UnpackStats), LayerError> {
+        let tmp = self.dir.0.clone();
+        let io_err = |source| LayerError::Io {
+            path: tmp.display().to_string(),
+            source,
+        };
+        let chain = Digest::chain(parent, &self.stats.diff_id);
+        let dir = std::fs::File::open(&tmp).map_err(io_err)?;
+        nix::unistd::syncfs(dir.as_fd()).map_err(|e| io_err(e.into()))?;
+        let dest = self.layers.join(chain.hex());
+        match std::fs::rename(&tmp, &dest) {
+            Ok(()) => std::mem::forget(self.dir),
+            // Another hull process unpacked the same layer first: theirs is as good as ours.
+            Err(_) if dest.is_dir() => drop(self.dir),
+            Err(e) => return Err(io_err(e)),
+        }
+        Ok((chain, self.stats))
     }
 }
 

@@ -20,7 +20,7 @@ pub use db::{Db, DbError, ImageRow, LayerRow};
 pub use images::{
     dig_field, du, BlobFetch, DiskUsage, ImageInfo, ImageUsage, PruneReport, RemoveReport, Rootfs,
 };
-pub use layers::{LayerError, LayerStore};
+pub use layers::{LayerError, LayerStore, PendingLayer};
 
 use crate::manifest::ManifestError;
 use crate::reference::ReferenceError;
@@ -63,7 +63,7 @@ pub struct ImageStore {
     pub(crate) db: Db,
     pub(crate) blobs: BlobStore,
     pub(crate) layers: LayerStore,
-    lock: File,
+    lock: PathBuf,
 }
 
 /// A held store lock: shared while adding content, exclusive while deleting it.
@@ -86,7 +86,7 @@ impl ImageStore {
         }
         let db = Db::open(&root.join("hull.db"))?;
         let lock_path = root.join("image.lock");
-        let lock = File::options()
+        File::options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -97,7 +97,7 @@ impl ImageStore {
             db,
             blobs: BlobStore::new(root.join("blobs/sha256"), tmp.clone()),
             layers: LayerStore::new(root.join("layers"), tmp),
-            lock,
+            lock: lock_path,
         };
         store.clean_temp()?;
         Ok(store)
@@ -120,7 +120,12 @@ impl ImageStore {
     }
 
     fn flock(&self, arg: FlockArg) -> Result<StoreLock, StoreError> {
-        let f = self.lock.try_clone().map_err(io_err("store lock"))?;
+        // A fresh open file description per lock: flock locks belong to descriptions, and a
+        // dup would let one lock's release drop another's.
+        let f = File::options()
+            .write(true)
+            .open(&self.lock)
+            .map_err(io_err("store lock"))?;
         Flock::lock(f, arg)
             .map(StoreLock)
             .map_err(|(_, e)| StoreError::Io {

@@ -221,16 +221,23 @@ fn regular<R: Read>(dir: BorrowedFd<'_>, name: &[u8], data: &mut R, meta: &Meta)
 }
 
 fn copy<R: Read>(from: &mut R, to: &mut std::fs::File) -> io::Result<()> {
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        to.write_all(&buf[..n])?;
+    thread_local! {
+        // One buffer per thread, reused for every file: a fresh large buffer per file would
+        // cost a page-faulting allocation each time.
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 20]);
     }
+    BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            to.write_all(&buf[..n])?;
+        }
+    })
 }
 
 /// Ownership, then mode (chown clears setuid), then xattrs, on an open inode.

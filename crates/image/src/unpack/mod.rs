@@ -5,12 +5,13 @@
 //! layer can write outside the layer dir. OCI whiteouts become overlay whiteouts.
 
 mod entry;
+mod pipe;
 mod root;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use crate::digest::{Digest, HashingReader};
+use crate::digest::Digest;
 
 pub use root::LayerRoot;
 
@@ -82,10 +83,12 @@ pub struct UnpackStats {
 }
 
 /// Wraps `input` in the decompressor its first bytes call for.
-pub fn decompress<'a, R: Read + 'a>(input: R) -> io::Result<(Box<dyn Read + 'a>, Compression)> {
+pub fn decompress<'a, R: Read + Send + 'a>(
+    input: R,
+) -> io::Result<(Box<dyn Read + Send + 'a>, Compression)> {
     let mut buf = BufReader::with_capacity(1 << 20, input);
     let kind = Compression::detect(buf.fill_buf()?);
-    let reader: Box<dyn Read + 'a> = match kind {
+    let reader: Box<dyn Read + Send + 'a> = match kind {
         Compression::None => Box::new(buf),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buf)?),
@@ -95,27 +98,28 @@ pub fn decompress<'a, R: Read + 'a>(input: R) -> io::Result<(Box<dyn Read + 'a>,
 
 /// Unpacks the layer tar read from `input` into the existing empty directory `dest`.
 pub fn unpack(
-    input: impl Read,
+    input: impl Read + Send,
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
-    let (reader, compression) = decompress(input).map_err(UnpackError::Read)?;
-    let mut hashed = HashingReader::new(reader);
+    let (mut reader, compression) = decompress(input).map_err(UnpackError::Read)?;
     let mut root = LayerRoot::open(dest).map_err(|source| UnpackError::Dest {
         path: dest.display().to_string(),
         source,
     })?;
-    let mut entries = 0u64;
-    {
-        let mut archive = tar::Archive::new(&mut hashed);
+    let (written, hashed) = pipe::hashed(&mut *reader, |stream| -> Result<u64, UnpackError> {
+        let mut entries = 0u64;
+        let mut archive = tar::Archive::new(stream);
         for item in archive.entries().map_err(UnpackError::Read)? {
             let mut e = item.map_err(UnpackError::Read)?;
             entry::write(&mut root, &mut e, opts)?;
             entries += 1;
         }
-    }
+        Ok(entries)
+    });
+    let entries = written?;
     root.finish()?;
-    let (diff_id, tar_bytes) = hashed.finish().map_err(UnpackError::Read)?;
+    let (diff_id, tar_bytes) = hashed.map_err(UnpackError::Read)?;
     Ok(UnpackStats {
         diff_id,
         compression,

@@ -34,6 +34,29 @@ pub struct Registry {
 impl Registry {
     /// Starts docker-registry, or returns why it cannot.
     pub fn start(dir: &Path) -> Result<Self, String> {
+        Self::start_with(dir, None)
+    }
+
+    /// Starts docker-registry requiring basic auth for `user:password` (bcrypt by python3).
+    pub fn start_with_auth(dir: &Path, user: &str, password: &str) -> Result<Self, String> {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                password,
+            ])
+            .output()
+            .map_err(|e| format!("python3 is needed to hash a password: {e}"))?;
+        let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || !hash.starts_with("$2") {
+            return Err("python3 crypt cannot make bcrypt hashes".into());
+        }
+        let file = dir.join("htpasswd");
+        std::fs::write(&file, format!("{user}:{hash}\n")).unwrap();
+        Self::start_with(dir, Some(&file))
+    }
+
+    fn start_with(dir: &Path, htpasswd: Option<&Path>) -> Result<Self, String> {
         let bin = tool("docker-registry")
             .ok_or("docker-registry is not installed (apt-get install docker-registry)")?;
         let port = free_port();
@@ -43,8 +66,11 @@ impl Registry {
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                storage.display()
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{}",
+                storage.display(),
+                htpasswd
+                    .map(|p| format!("auth:\n  htpasswd:\n    realm: hull-test\n    path: {}\n", p.display()))
+                    .unwrap_or_default()
             ),
         )
         .unwrap();
