@@ -404,3 +404,33 @@ fn concurrent_imports_of_one_layer() {
     );
     assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn unrecorded_leftovers_are_not_trusted() {
+    let t = TestDir::new("unrecorded");
+    let s = store_with_base(&t);
+    let out = t.join("base.tar");
+    sources::save(&s, &["base:1".to_string()], &out).unwrap();
+    let m = s.manifest(&s.resolve("base:1").unwrap()).unwrap();
+    let blob = &m.layers[0].digest[7..];
+    let lower = s.rootfs_for("base:1").unwrap().lowers[0].clone();
+    let chain = lower.file_name().unwrap().to_owned();
+    // What a power loss between rename and flush could leave: names without their data.
+    let root2 = t.join("root2");
+    drop(ImageStore::open(&root2).unwrap());
+    std::fs::create_dir_all(root2.join("layers").join(&chain).join("etc")).unwrap();
+    std::fs::write(root2.join("layers").join(&chain).join("etc/hostname"), b"").unwrap();
+    std::fs::write(root2.join("blobs/sha256").join(blob), b"truncated").unwrap();
+    let mut s2 = ImageStore::open(&root2).unwrap();
+    sources::load(&mut s2, &out, None).unwrap();
+    let r = s2.rootfs_for("base:1").unwrap();
+    assert_eq!(
+        std::fs::read(r.lowers[0].join("etc/hostname")).unwrap(),
+        b"base\n"
+    );
+    let data = std::fs::read(root2.join("blobs/sha256").join(blob)).unwrap();
+    assert_eq!(
+        hull_image::Digest::of(&data).to_string(),
+        m.layers[0].digest
+    );
+}

@@ -69,7 +69,7 @@ pub fn pull(
         }
     };
     let config_digest = crate::store::dig_field(&m.config.digest)?;
-    if !store.blobs().exists(&config_digest) {
+    if !store.has_blob(&config_digest)? {
         let mut buf = Vec::new();
         rt.block_on(client.pull_blob(&reference, m.config.digest.as_str(), &mut buf))
             .map_err(reg_err(format!("fetching config {}", m.config.digest)))?;
@@ -90,7 +90,7 @@ pub fn pull(
     for (desc, diff) in m.layers.iter().zip(diff_ids) {
         let chain = Digest::chain(parent.as_ref(), &diff);
         let blob = crate::store::dig_field(&desc.digest)?;
-        let have_blob = store.blobs().exists(&blob);
+        let have_blob = store.has_blob(&blob)?;
         let have_layer = store.layers().exists(&chain)
             && store
                 .db()
@@ -131,6 +131,10 @@ pub fn pull(
             .buffer_unordered(parallel)
             .collect(),
     );
+    // One flush for every layer and blob of this pull, before any of them is recorded.
+    if results.iter().any(|r| matches!(r, Ok(Some(_)))) {
+        store.sync()?;
+    }
     let mut first_err = None;
     for r in results {
         match r {
@@ -274,17 +278,22 @@ async fn run_job(
     Ok(Some((chain, job.parent, stats)))
 }
 
-/// Reads the chunks a download sends, on the unpacking thread.
+/// Reads the chunks a download sends, on the unpacking thread, and writes each to the temp
+/// blob as it passes, so the async thread only moves buffers.
 struct ChunkRead {
     rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     cur: bytes::Bytes,
+    blob: crate::store::TempBlob,
 }
 
 impl std::io::Read for ChunkRead {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
+                Some(b) => {
+                    self.blob.write_all(&b)?;
+                    self.cur = b;
+                }
                 None => return Ok(0),
             }
         }
@@ -304,69 +313,90 @@ async fn download(
     progress: &dyn Progress,
 ) -> Result<Option<(Digest, UnpackStats)>, RegistryError> {
     let what = format!("fetching layer {}", job.desc.digest);
-    let mut stream = ctx
+    // A range request from 0: the whole blob, without oci-client hashing it a second time
+    // on the async thread (hull verifies every byte itself, below).
+    let stream = match ctx
         .client
-        .pull_blob_stream(&ctx.reference, job.desc.digest.as_str())
+        .pull_blob_stream_partial(&ctx.reference, job.desc.digest.as_str(), 0, None)
         .await
-        .map_err(reg_err(what.clone()))?;
-    let io_err = |e: std::io::Error| RegistryError::Store(crate::store::io_err(what.clone())(e));
-    let mut tmp = ctx.blobs.temp().map_err(io_err)?;
-    let (tx, unpacker) = if job.unpack {
-        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
-        let c = ctx.clone();
-        let (diff, label) = (job.diff.clone(), job.blob.to_string());
-        let task = tokio::task::spawn_blocking(move || {
-            let input = ChunkRead {
-                rx,
-                cur: bytes::Bytes::new(),
-            };
-            c.layers
-                .unpack_pending(input, Some(&diff), &label, &UnpackOptions::default())
-        });
-        (Some(tx), Some(task))
-    } else {
-        (None, None)
+        .map_err(reg_err(what.clone()))?
+    {
+        oci_client::client::BlobResponse::Full(s)
+        | oci_client::client::BlobResponse::Partial(s) => s,
     };
+    let mut stream = stream;
+    let io_err = |e: std::io::Error| RegistryError::Store(crate::store::io_err(what.clone())(e));
+    let tmp = ctx.blobs.temp().map_err(io_err)?;
+    if !job.unpack {
+        return fetch_only(ctx, job, stream, tmp, progress, &what).await;
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let c = ctx.clone();
+    let (diff, label) = (job.diff.clone(), job.blob.to_string());
+    let unpacker = tokio::task::spawn_blocking(move || {
+        let mut input = ChunkRead {
+            rx,
+            cur: bytes::Bytes::new(),
+            blob: tmp,
+        };
+        let layer =
+            c.layers
+                .unpack_pending(&mut input, Some(&diff), &label, &UnpackOptions::default());
+        // Whatever the unpacker left unread still belongs to the blob.
+        let rest = std::io::copy(&mut input, &mut std::io::sink());
+        (input.blob, layer, rest)
+    });
     let mut failed = None;
     while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
+        match chunk {
+            Ok(c) => {
+                progress.advance(&job.desc.digest, c.len() as u64);
+                if tx.send(c).await.is_err() {
+                    break; // the unpacker stopped; its error is reported below
+                }
+            }
             Err(e) => {
                 failed = Some(io_err(e));
                 break;
             }
-        };
-        if let Err(e) = tmp.write_all(&chunk) {
-            failed = Some(io_err(e));
-            break;
-        }
-        progress.advance(&job.desc.digest, chunk.len() as u64);
-        if let Some(tx) = &tx {
-            // A closed channel means the unpacker failed; its error is reported below.
-            let _ = tx.send(chunk).await;
         }
     }
     drop(tx);
-    let pending = match unpacker {
-        Some(task) => Some(task.await.map_err(|e| invalid(what.clone(), e))),
-        None => None,
-    };
+    let (tmp, layer, rest) = unpacker.await.map_err(|e| invalid(what.clone(), e))?;
     if let Some(e) = failed {
         return Err(e);
+    }
+    rest.map_err(io_err)?;
+    ctx.blobs
+        .commit(tmp, Some((&job.blob, Some(job.desc.size))))
+        .map_err(crate::StoreError::from)?;
+    let layer = layer.map_err(|e| RegistryError::Store(e.into()))?;
+    let parent = job.parent.clone();
+    // Planned only for layers the database did not record.
+    let done = tokio::task::spawn_blocking(move || layer.commit(parent.as_ref(), |_| false))
+        .await
+        .map_err(|e| invalid(what.clone(), e))?
+        .map_err(|e| RegistryError::Store(e.into()))?;
+    Ok(Some(done))
+}
+
+/// Streams a blob whose layer is already unpacked straight into the store.
+async fn fetch_only(
+    ctx: &Arc<Ctx>,
+    job: &LayerJob,
+    mut stream: oci_client::client::SizedStream,
+    mut tmp: crate::store::TempBlob,
+    progress: &dyn Progress,
+    what: &str,
+) -> Result<Option<(Digest, UnpackStats)>, RegistryError> {
+    let io_err = |e: std::io::Error| RegistryError::Store(crate::store::io_err(what)(e));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(io_err)?;
+        tmp.write_all(&chunk).map_err(io_err)?;
+        progress.advance(&job.desc.digest, chunk.len() as u64);
     }
     ctx.blobs
         .commit(tmp, Some((&job.blob, Some(job.desc.size))))
         .map_err(crate::StoreError::from)?;
-    match pending {
-        None => Ok(None),
-        Some(p) => {
-            let layer = p?.map_err(|e| RegistryError::Store(e.into()))?;
-            let parent = job.parent.clone();
-            let done = tokio::task::spawn_blocking(move || layer.commit(parent.as_ref()))
-                .await
-                .map_err(|e| invalid(what.clone(), e))?
-                .map_err(|e| RegistryError::Store(e.into()))?;
-            Ok(Some(done))
-        }
-    }
+    Ok(None)
 }

@@ -49,6 +49,7 @@ pub(crate) fn unpack_blob(
         &blob.to_string(),
         &UnpackOptions::default(),
     )?;
+    store.sync()?;
     store.db().add_layer(
         &chain.to_string(),
         &stats.diff_id.to_string(),

@@ -91,7 +91,7 @@ impl ImageStore {
         fetch: &mut BlobFetch<'_>,
     ) -> Result<Digest, StoreError> {
         let d = dig_field(&desc.digest)?;
-        if !self.blobs.exists(&d) {
+        if !self.has_blob(&d)? {
             let mut r = fetch(&d)?;
             self.blobs.put(&mut r, Some((&d, Some(desc.size))))?;
         }
@@ -118,6 +118,7 @@ impl ImageStore {
             &blob.to_string(),
             &UnpackOptions::default(),
         )?;
+        self.sync()?;
         self.db.add_layer(
             &got.to_string(),
             &stats.diff_id.to_string(),
@@ -196,6 +197,7 @@ impl ImageStore {
             .media_type
             .clone()
             .unwrap_or_else(|| manifest::MT_OCI_MANIFEST.to_string());
+        self.sync()?;
         self.db.add_image(&super::db::NewImage {
             manifest: &digest.to_string(),
             config: &m.config.digest,

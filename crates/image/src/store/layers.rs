@@ -2,7 +2,6 @@
 //! expected diff id, flushed with one syncfs, then renamed into place.
 
 use std::io::{self, Read};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
@@ -56,8 +55,9 @@ impl LayerStore {
         blob: &str,
         opts: &UnpackOptions,
     ) -> Result<(Digest, UnpackStats), LayerError> {
+        // Callers unpack only layers the database does not record.
         self.unpack_pending(input, expected, blob, opts)?
-            .commit(parent)
+            .commit(parent, |_| false)
     }
 
     /// Unpacks into a temp dir and checks the diff id, but does not put the layer in place:
@@ -112,21 +112,32 @@ pub struct PendingLayer {
 }
 
 impl PendingLayer {
-    /// Flushes the layer to disk and renames it into place as the layer above `parent`.
-    pub fn commit(self, parent: Option<&Digest>) -> Result<(Digest, UnpackStats), LayerError> {
+    /// Renames the layer into place as the layer above `parent`. A dir already there that
+    /// the database does not record (`recorded` false) may be what a power loss left before
+    /// the store's flush, so it is replaced; a recorded one is kept.
+    /// Durability comes from [`super::ImageStore::sync`] before the layer is recorded.
+    pub fn commit(
+        self,
+        parent: Option<&Digest>,
+        recorded: impl Fn(&Digest) -> bool,
+    ) -> Result<(Digest, UnpackStats), LayerError> {
         let tmp = self.dir.0.clone();
         let io_err = |source| LayerError::Io {
             path: tmp.display().to_string(),
             source,
         };
         let chain = Digest::chain(parent, &self.stats.diff_id);
-        let dir = std::fs::File::open(&tmp).map_err(io_err)?;
-        nix::unistd::syncfs(dir.as_fd()).map_err(|e| io_err(e.into()))?;
         let dest = self.layers.join(chain.hex());
         match std::fs::rename(&tmp, &dest) {
             Ok(()) => std::mem::forget(self.dir),
-            // Another hull process unpacked the same layer first: theirs is as good as ours.
-            Err(_) if dest.is_dir() => drop(self.dir),
+            Err(_) if dest.is_dir() && recorded(&chain) => drop(self.dir),
+            Err(_) if dest.is_dir() => {
+                let aside = super::temp_name(tmp.parent().unwrap_or(&tmp), "rm");
+                std::fs::rename(&dest, &aside).map_err(io_err)?;
+                let _guard = TempDir(aside);
+                std::fs::rename(&tmp, &dest).map_err(io_err)?;
+                std::mem::forget(self.dir);
+            }
             Err(e) => return Err(io_err(e)),
         }
         Ok((chain, self.stats))

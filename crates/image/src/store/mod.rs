@@ -22,6 +22,7 @@ pub use images::{
 };
 pub use layers::{LayerError, LayerStore, PendingLayer};
 
+use crate::digest::Digest;
 use crate::manifest::ManifestError;
 use crate::reference::ReferenceError;
 
@@ -142,6 +143,22 @@ impl ImageStore {
     /// Held while removing content.
     pub fn lock_exclusive(&self) -> Result<StoreLock, StoreError> {
         self.flock(FlockArg::LockExclusive)
+    }
+
+    /// Flushes everything written under the root (one syncfs instead of an fsync per file);
+    /// called before the database records content, so a record never outlives its data.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let f = File::open(&self.root).map_err(io_err("flushing the store"))?;
+        nix::unistd::syncfs(std::os::fd::AsFd::as_fd(&f))
+            .map_err(|e| io_err("flushing the store")(e.into()))
+    }
+
+    /// Whether blob `d` is present and trustworthy: recorded, or re-verified.
+    pub fn has_blob(&self, d: &Digest) -> Result<bool, StoreError> {
+        if !self.blobs.exists(d) {
+            return Ok(false);
+        }
+        Ok(self.db.live_blobs()?.contains(&d.to_string()) || self.blobs.verify(d))
     }
 
     fn clean_temp(&self) -> Result<(), StoreError> {
