@@ -343,7 +343,9 @@ async fn download(
             c.layers
                 .unpack_pending(&mut input, Some(&diff), &label, &UnpackOptions::default());
         // Whatever the unpacker left unread still belongs to the blob.
-        let rest = std::io::copy(&mut input, &mut std::io::sink());
+        let rest = std::io::copy(&mut input, &mut std::io::sink())
+            .and_then(|_| input.blob.flush())
+            .and_then(|()| c.layers.flush());
         (input.blob, layer, rest)
     });
     let mut failed = None;
