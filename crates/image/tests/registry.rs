@@ -308,3 +308,91 @@ fn basic_auth_from_a_docker_config_file() {
         d
     );
 }
+
+#[test]
+fn index_resolved_for_the_host_platform() {
+    let t = TestDir::new("index");
+    let Some((reg, src)) = setup(&t) else { return };
+    // An OCI layout whose index.json names an image index with an amd64 and an arm64 entry.
+    let dir = t.join("multi");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tarball = t.join("base.tar");
+    sources::save(&src, &["base:1".into()], &tarball).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let manifest = src.resolve("base:1").unwrap();
+    let size = src.blobs().read(&manifest).unwrap().len();
+    let host = hull_image::manifest::host_platform();
+    let other = if host.architecture == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    // The other platform's entry points at a blob that does not exist: choosing it would fail.
+    let missing = hull_image::Digest::of(b"not here");
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": missing.to_string(), "size": 8,
+             "platform": {"architecture": other, "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest.to_string(), "size": size,
+             "platform": {"architecture": host.architecture, "os": "linux"}},
+        ]
+    });
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let idx = hull_image::Digest::of(&bytes);
+    std::fs::write(dir.join("blobs/sha256").join(idx.hex()), &bytes).unwrap();
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": idx.to_string(), "size": bytes.len(),
+         "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    let mut s = ImageStore::open(&t.join("root")).unwrap();
+    let loaded = sources::load(&mut s, &dir, None).unwrap();
+    assert_eq!(
+        loaded[0].0, manifest,
+        "the layout's index resolved to the host's manifest"
+    );
+    // Through the registry: the other platform's entry is a real image (base:0) this time,
+    // and the index is pushed with a raw HTTP PUT.
+    let dest = format!("{}/hull/base", reg.addr());
+    let other_manifest = registry::push(
+        &src,
+        "base:0",
+        Some(&format!("{dest}:0")),
+        &insecure(),
+        &Quiet,
+    )
+    .unwrap();
+    let other_size = src.blobs().read(&other_manifest).unwrap().len();
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": other_manifest.to_string(),
+             "size": other_size, "platform": {"architecture": other, "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest.to_string(),
+             "size": size, "platform": {"architecture": host.architecture, "os": "linux"}}]});
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let mut conn = std::net::TcpStream::connect(reg.addr()).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        conn,
+        "PUT /v2/hull/base/manifests/multi HTTP/1.1\r\nHost: {}\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reg.addr(),
+        bytes.len()
+    )
+    .unwrap();
+    conn.write_all(&bytes).unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+    let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
+    let p = registry::pull(&mut s2, &format!("{dest}:multi"), &insecure(), &Quiet).unwrap();
+    assert_eq!(p.manifest, manifest);
+    assert!(s2.rootfs_for(&format!("{dest}:multi")).is_ok());
+}
