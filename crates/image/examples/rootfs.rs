@@ -30,6 +30,7 @@ fn main() {
             source: format!("hull-bench-{i}"),
             target: base.join("merged"),
             readonly: false,
+            inert: false,
         };
         overlay::mount(&ov, MountApi::Auto).expect("mount");
         times.push(t0.elapsed().as_secs_f64() * 1000.0);

@@ -55,6 +55,8 @@ pub struct Overlay {
     pub source: String,
     pub target: PathBuf,
     pub readonly: bool,
+    /// Ignore setuid bits and device nodes (views for inspection, not container roots).
+    pub inert: bool,
 }
 
 const PAGE: usize = 4096;
@@ -141,11 +143,14 @@ fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
         set("workdir", "fsconfig workdir", work.as_os_str().as_bytes())?;
     }
     sys::fsconfig_create(&fs).map_err(|e| fail("create", &fs)(e))?;
-    let attrs = if ov.readonly {
-        libc::c_uint::try_from(libc::MOUNT_ATTR_RDONLY).unwrap_or(1)
-    } else {
-        0
-    };
+    let mut attrs: u64 = 0;
+    if ov.readonly {
+        attrs |= libc::MOUNT_ATTR_RDONLY;
+    }
+    if ov.inert {
+        attrs |= libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
+    }
+    let attrs = libc::c_uint::try_from(attrs).unwrap_or(libc::c_uint::MAX);
     let mnt = sys::fsmount(&fs, attrs).map_err(|e| fail("fsmount", &fs)(e))?;
     sys::move_mount(&mnt, ov.target.as_os_str().as_bytes()).map_err(|source| OverlayError::Mount {
         target: target.clone(),
@@ -199,7 +204,10 @@ fn mount_legacy(ov: &Overlay) -> Result<(), OverlayError> {
             max: PAGE - 1,
         });
     }
-    let flags = if ov.readonly { libc::MS_RDONLY } else { 0 };
+    let mut flags = if ov.readonly { libc::MS_RDONLY } else { 0 };
+    if ov.inert {
+        flags |= libc::MS_NOSUID | libc::MS_NODEV;
+    }
     sys::mount_in_dir(&base, &ov.source, &ov.target, "overlay", flags, &opts).map_err(|source| {
         OverlayError::Mount {
             target,
@@ -279,6 +287,7 @@ pub fn mount_container(lowers: &[PathBuf], dir: &Path, id: &str) -> Result<PathB
         source: format!("hull-{id}"),
         target: merged.clone(),
         readonly: false,
+        inert: false,
     };
     mount(&ov, MountApi::Auto)?;
     Ok(merged)

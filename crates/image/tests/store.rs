@@ -49,6 +49,21 @@ fn import_then_mount_read_only() {
     assert_eq!(std::fs::read(mnt.join("etc/hostname")).unwrap(), b"base\n");
     let err = std::fs::write(mnt.join("etc/new"), b"x").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    let opts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = opts
+        .lines()
+        .find(|l| l.contains(mnt.to_str().unwrap()))
+        .unwrap();
+    assert!(
+        line.contains("nosuid") && line.contains("nodev"),
+        "image mounts are inert: {line}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(t.join("root/layers"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700, "layers are private to root");
     // Mounting twice returns the same mount.
     assert_eq!(s.mount_image(&list[0].id.to_string()[7..19]).unwrap(), mnt);
     let err = s.remove("base:1", false).unwrap_err();
@@ -139,6 +154,7 @@ fn many_lowers_beyond_the_option_size_limit() {
         source: "hull-test-many".into(),
         target: target.clone(),
         readonly: true,
+        inert: true,
     };
     assert_eq!(overlay::mount(&ov, MountApi::New).unwrap(), MountApi::New);
     let ok = (0..120).all(|i| exists(&target.join(format!("f{i}"))));

@@ -85,6 +85,12 @@ impl ImageStore {
         ] {
             std::fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
         }
+        // Layers hold setuid binaries of every image: other users must not reach them.
+        for d in ["layers", "tmp", "mounts"] {
+            let p = root.join(d);
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(io_err(format!("restricting {}", p.display())))?;
+        }
         let db = Db::open(&root.join("hull.db"))?;
         let lock_path = root.join("image.lock");
         File::options()

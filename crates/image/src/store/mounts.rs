@@ -34,6 +34,7 @@ impl ImageStore {
             source: format!("hull-image-{short}"),
             target: target.clone(),
             readonly: true,
+            inert: true,
         };
         if let Err(e) = overlay::mount(&ov, MountApi::Auto) {
             let _ = std::fs::remove_dir(&target);
