@@ -29,11 +29,11 @@ const LAYER_TYPES: &[&str] = &[
 /// Errors from reading image documents.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{what} {digest} is not valid JSON: {source}")]
+    #[error("{what} {digest} is not valid JSON: {err}")]
     Json {
         what: &'static str,
         digest: String,
-        source: serde_json::Error,
+        err: serde_json::Error,
     },
     #[error("{what} {digest}: unsupported media type {media_type:?}")]
     MediaType {
@@ -120,7 +120,7 @@ fn json_err<'a>(
     move |source| ManifestError::Json {
         what,
         digest: digest.to_string(),
-        source,
+        err: source,
     }
 }
 

@@ -14,11 +14,11 @@ use crate::sys;
 pub enum OverlayError {
     #[error("overlay on {target}: {reason}")]
     Invalid { target: String, reason: String },
-    #[error("overlay on {target}: {step}: {source}{}", kernel.as_deref().map(|k| format!(" (kernel: {k})")).unwrap_or_default())]
+    #[error("overlay on {target}: {step}: {err}{}", kernel.as_deref().map(|k| format!(" (kernel: {k})")).unwrap_or_default())]
     Mount {
         target: String,
         step: &'static str,
-        source: io::Error,
+        err: io::Error,
         kernel: Option<String>,
     },
     #[error(
@@ -29,8 +29,8 @@ pub enum OverlayError {
         len: usize,
         max: usize,
     },
-    #[error("unmounting {target}: {source}")]
-    Unmount { target: String, source: io::Error },
+    #[error("unmounting {target}: {err}")]
+    Unmount { target: String, err: io::Error },
 }
 
 /// Which kernel interface mounts the overlay.
@@ -97,10 +97,11 @@ pub fn mount(ov: &Overlay, api: MountApi) -> Result<MountApi, OverlayError> {
         MountApi::Legacy => mount_legacy(ov).map(|()| MountApi::Legacy),
         MountApi::Auto => match mount_new(ov) {
             Ok(()) => Ok(MountApi::New),
-            Err(OverlayError::Mount { source, step, .. })
-                if source.raw_os_error() == Some(libc::ENOSYS)
-                    || (step == "fsconfig lowerdir+"
-                        && source.raw_os_error() == Some(libc::EINVAL)) =>
+            Err(OverlayError::Mount {
+                err: source, step, ..
+            }) if source.raw_os_error() == Some(libc::ENOSYS)
+                || (step == "fsconfig lowerdir+"
+                    && source.raw_os_error() == Some(libc::EINVAL)) =>
             {
                 mount_legacy(ov).map(|()| MountApi::Legacy)
             }
@@ -114,7 +115,7 @@ fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
     let fs = sys::fsopen("overlay").map_err(|source| OverlayError::Mount {
         target: target.clone(),
         step: "fsopen",
-        source,
+        err: source,
         kernel: None,
     })?;
     let fail = |step: &'static str, fs: &std::os::fd::OwnedFd| {
@@ -123,7 +124,7 @@ fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
         move |source| OverlayError::Mount {
             target,
             step,
-            source,
+            err: source,
             kernel,
         }
     };
@@ -155,7 +156,7 @@ fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
     sys::move_mount(&mnt, ov.target.as_os_str().as_bytes()).map_err(|source| OverlayError::Mount {
         target: target.clone(),
         step: "move_mount",
-        source,
+        err: source,
         kernel: None,
     })
 }
@@ -212,7 +213,7 @@ fn mount_legacy(ov: &Overlay) -> Result<(), OverlayError> {
         OverlayError::Mount {
             target,
             step: "mount(2)",
-            source,
+            err: source,
             kernel: None,
         }
     })
@@ -226,7 +227,7 @@ pub fn unmount(target: &Path) -> Result<bool, OverlayError> {
     nix::mount::umount2(target, nix::mount::MntFlags::empty()).map_err(|e| {
         OverlayError::Unmount {
             target: target.display().to_string(),
-            source: e.into(),
+            err: e.into(),
         }
     })?;
     Ok(true)
@@ -277,7 +278,7 @@ pub fn mount_container(lowers: &[PathBuf], dir: &Path, id: &str) -> Result<PathB
         std::fs::create_dir_all(&d).map_err(|source| OverlayError::Mount {
             target: merged.display().to_string(),
             step: "creating upper, work and merged dirs",
-            source,
+            err: source,
             kernel: None,
         })?;
     }

@@ -174,11 +174,13 @@ pub fn run(root: &Path, cmd: ImageCommand) -> anyhow::Result<()> {
         ImageCommand::Tag { source, target } => store.tag(&source, &target)?,
         ImageCommand::Import { file, name } => {
             let d = if file == Path::new("-") {
-                sources::import_tar(&mut store, &mut std::io::stdin().lock(), name.as_deref())?
+                sources::import_tar(&mut store, &mut std::io::stdin().lock(), name.as_deref())
+                    .context("importing from stdin")?
             } else {
                 let mut f = std::fs::File::open(&file)
                     .with_context(|| format!("opening {}", file.display()))?;
-                sources::import_tar(&mut store, &mut f, name.as_deref())?
+                sources::import_tar(&mut store, &mut f, name.as_deref())
+                    .with_context(|| format!("importing {}", file.display()))?
             };
             println!("{d}");
         }

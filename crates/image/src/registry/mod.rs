@@ -21,10 +21,10 @@ pub enum RegistryError {
     Auth(String),
     #[error("--insecure (plain http) is only allowed for a loopback registry, not {0}")]
     InsecureRemote(String),
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", chain(err))]
     Registry {
         what: String,
-        source: oci_client::errors::OciDistributionError,
+        err: oci_client::errors::OciDistributionError,
     },
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },
@@ -32,6 +32,22 @@ pub enum RegistryError {
     Store(#[from] StoreError),
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+/// An error and its causes as one line, skipping causes a message already repeats
+/// (reqwest nests "error sending request" several times before the real reason).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// Per-layer progress of a pull or push, for the CLI's progress bars.

@@ -35,7 +35,7 @@ pub struct PullReport {
 }
 
 fn reg_err(what: String) -> impl FnOnce(oci_client::errors::OciDistributionError) -> RegistryError {
-    move |source| RegistryError::Registry { what, source }
+    move |err| RegistryError::Registry { what, err }
 }
 
 fn invalid(what: impl Into<String>, reason: impl ToString) -> RegistryError {

@@ -23,7 +23,7 @@ pub fn push(
     rt.block_on(client.auth(&reference, &auth, RegistryOperation::Push))
         .map_err(|source| RegistryError::Registry {
             what: format!("authenticating to {}", reference.registry()),
-            source,
+            err: source,
         })?;
     let mut blobs = vec![m.config.clone()];
     blobs.extend(m.layers.iter().cloned());
@@ -41,7 +41,7 @@ pub fn push(
         rt.block_on(client.push_blob(&reference, data, &desc.digest))
             .map_err(|source| RegistryError::Registry {
                 what: format!("pushing blob {}", desc.digest),
-                source,
+                err: source,
             })?;
         progress.advance(&desc.digest, desc.size);
         progress.done(&desc.digest, false);
@@ -61,7 +61,7 @@ pub fn push(
     rt.block_on(client.push_manifest_raw(&reference, bytes, ct))
         .map_err(|source| RegistryError::Registry {
             what: format!("pushing manifest to {}", reference.whole()),
-            source,
+            err: source,
         })?;
     Ok(manifest_digest)
 }

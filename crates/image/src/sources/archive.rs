@@ -40,7 +40,7 @@ impl TarIndex {
         let name = path.display().to_string();
         let io_err = |e| SourceError::Io {
             what: name.clone(),
-            source: e,
+            err: e,
         };
         let mut file = File::open(path).map_err(io_err)?;
         let mut head = [0u8; 4];
@@ -140,7 +140,7 @@ impl TarIndex {
         let mut v = Vec::new();
         r.read_to_end(&mut v).map_err(|e| SourceError::Io {
             what: format!("{}:{path}", self.name),
-            source: e,
+            err: e,
         })?;
         Ok(v)
     }

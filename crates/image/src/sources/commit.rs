@@ -45,7 +45,7 @@ pub fn commit(
     };
     let io_err = |e| SourceError::Io {
         what: format!("committing {}", upper.display()),
-        source: e,
+        err: e,
     };
     let temp = store.blobs().temp().map_err(io_err)?;
     let gz = flate2::write::GzEncoder::new(temp, flate2::Compression::fast());

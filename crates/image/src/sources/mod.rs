@@ -24,8 +24,8 @@ use crate::store::{ImageStore, StoreError};
 /// Errors from reading or writing image sources.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{what}: {source}")]
-    Io { what: String, source: io::Error },
+    #[error("{what}: {err}")]
+    Io { what: String, err: io::Error },
     #[error("{archive}: not a valid tar archive: {reason}")]
     Archive { archive: String, reason: String },
     #[error("{archive}: missing {member}")]
@@ -42,13 +42,13 @@ impl From<SourceError> for StoreError {
             SourceError::Store(s) => s,
             other => StoreError::Io {
                 what: "image source".into(),
-                source: io::Error::other(other.to_string()),
+                err: io::Error::other(other.to_string()),
             },
         }
     }
 }
 
-/// The files of an image source, whether it is a directory or a tar of one.
+/// The files of an image err: source, whether it is a directory or a tar of one.
 pub enum Files {
     Dir(PathBuf),
     Tar(TarIndex),
@@ -74,7 +74,7 @@ impl Files {
         match self {
             Files::Dir(d) => std::fs::read(d.join(rel)).map_err(|e| SourceError::Io {
                 what: d.join(rel).display().to_string(),
-                source: e,
+                err: e,
             }),
             Files::Tar(t) => t.read_member(rel),
         }
@@ -85,7 +85,7 @@ impl Files {
             Files::Dir(d) => Ok(Box::new(std::fs::File::open(d.join(rel)).map_err(|e| {
                 SourceError::Io {
                     what: d.join(rel).display().to_string(),
-                    source: e,
+                    err: e,
                 }
             })?)),
             Files::Tar(t) => Ok(t.open_member(rel)?.0),
@@ -98,7 +98,7 @@ impl Files {
                 .map(|m| m.len())
                 .map_err(|e| SourceError::Io {
                     what: d.join(rel).display().to_string(),
-                    source: e,
+                    err: e,
                 }),
             Files::Tar(t) => Ok(t.open_member(rel)?.1),
         }

@@ -77,7 +77,7 @@ pub fn save(store: &ImageStore, images: &[String], out: &Path) -> Result<(), Sou
     let tmp = crate::store::temp_name(dir, ".hull-save");
     let io_err = |e| SourceError::Io {
         what: out.display().to_string(),
-        source: e,
+        err: e,
     };
     let file = std::fs::File::create_new(&tmp).map_err(io_err)?;
     let res = write_tar(store, std::io::BufWriter::new(&file), &index, &blobs)
@@ -97,7 +97,7 @@ fn write_tar<W: Write>(
 ) -> Result<(), SourceError> {
     let err = |e| SourceError::Io {
         what: "writing OCI archive".into(),
-        source: e,
+        err: e,
     };
     let mut b = tar::Builder::new(w);
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;

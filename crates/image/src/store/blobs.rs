@@ -17,8 +17,8 @@ pub enum BlobError {
         expected: u64,
         actual: u64,
     },
-    #[error("blob {digest}: {source}")]
-    Io { digest: String, source: io::Error },
+    #[error("blob {digest}: {err}")]
+    Io { digest: String, err: io::Error },
     #[error("blob {0} is not in the store")]
     Missing(Digest),
 }
@@ -47,7 +47,7 @@ impl BlobStore {
             io::ErrorKind::NotFound => BlobError::Missing(d.clone()),
             _ => BlobError::Io {
                 digest: d.to_string(),
-                source: e,
+                err: e,
             },
         })
     }
@@ -58,7 +58,7 @@ impl BlobStore {
             .read_to_end(&mut v)
             .map_err(|source| BlobError::Io {
                 digest: d.to_string(),
-                source,
+                err: source,
             })?;
         Ok(v)
     }
@@ -84,7 +84,7 @@ impl BlobStore {
             .unwrap_or_else(|| "(new)".into());
         let io_err = |source| BlobError::Io {
             digest: label.clone(),
-            source,
+            err: source,
         };
         let mut t = self.temp().map_err(io_err)?;
         io::copy(r, &mut t).map_err(io_err)?;
@@ -117,7 +117,7 @@ impl BlobStore {
         let path = t.path.clone();
         let writer = t.writer.take().ok_or_else(|| BlobError::Io {
             digest: "(new)".into(),
-            source: io::Error::other("temp blob already committed"),
+            err: io::Error::other("temp blob already committed"),
         })?;
         let (file, actual, size) = writer.finish();
         let fail = |e: BlobError| {
@@ -143,7 +143,7 @@ impl BlobStore {
         }
         let io_err = |source| BlobError::Io {
             digest: actual.to_string(),
-            source,
+            err: source,
         };
         // No fsync here: the store flushes once (syncfs) before it records what refers to
         // this blob, and an unrecorded blob is re-verified before it is trusted.

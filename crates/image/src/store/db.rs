@@ -10,13 +10,17 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// Errors from the metadata database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("image database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    #[error("image database {path}: {err}")]
+    Open { path: String, err: rusqlite::Error },
     #[error("image database: {0}")]
-    Query(#[from] rusqlite::Error),
+    Query(rusqlite::Error),
+}
+
+// Not `#[from]`: the message already includes the cause, and a source would print it twice.
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Query(e)
+    }
 }
 
 const SCHEMA: &str = "
@@ -105,7 +109,7 @@ impl Db {
     pub fn open(path: &Path) -> Result<Self, DbError> {
         let wrap = |source| DbError::Open {
             path: path.display().to_string(),
-            source,
+            err: source,
         };
         let conn = Connection::open(path).map_err(wrap)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(wrap)?;

@@ -51,7 +51,7 @@ fn dig(s: &str) -> Result<Digest, StoreError> {
     s.parse()
         .map_err(|e: crate::digest::DigestError| StoreError::Io {
             what: "image database".into(),
-            source: std::io::Error::other(e.to_string()),
+            err: std::io::Error::other(e.to_string()),
         })
 }
 

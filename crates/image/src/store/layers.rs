@@ -18,8 +18,8 @@ pub enum LayerError {
         expected: Digest,
         actual: Digest,
     },
-    #[error("layer dir {path}: {source}")]
-    Io { path: String, source: io::Error },
+    #[error("layer dir {path}: {err}")]
+    Io { path: String, err: io::Error },
 }
 
 #[derive(Clone)]
@@ -73,7 +73,7 @@ impl LayerStore {
         let tmp = super::temp_name(&self.tmp, "layer");
         std::fs::create_dir(&tmp).map_err(|source| LayerError::Io {
             path: tmp.display().to_string(),
-            source,
+            err: source,
         })?;
         let guard = TempDir(tmp);
         let stats = unpack::unpack(input, &guard.0, opts)?;
@@ -132,7 +132,7 @@ impl PendingLayer {
         let tmp = self.dir.0.clone();
         let io_err = |source| LayerError::Io {
             path: tmp.display().to_string(),
-            source,
+            err: source,
         };
         let chain = Digest::chain(parent, &self.stats.diff_id);
         let dest = self.layers.join(chain.hex());

@@ -47,15 +47,15 @@ pub enum StoreError {
     InUse { image: String, holders: String },
     #[error("image {image} has several names ({names}); remove them by name or use --force")]
     MultipleNames { image: String, names: String },
-    #[error("{what}: {source}")]
-    Io { what: String, source: io::Error },
+    #[error("{what}: {err}")]
+    Io { what: String, err: io::Error },
     #[error(transparent)]
     Overlay(#[from] crate::overlay::OverlayError),
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> StoreError {
     let what = what.into();
-    move |source| StoreError::Io { what, source }
+    move |err| StoreError::Io { what, err }
 }
 
 /// The image store of one engine root.
@@ -137,7 +137,7 @@ impl ImageStore {
             .map(StoreLock)
             .map_err(|(_, e)| StoreError::Io {
                 what: "store lock".into(),
-                source: e.into(),
+                err: e.into(),
             })
     }
 

@@ -35,7 +35,7 @@ fn reject(entry: &[u8], reason: impl Into<String>) -> UnpackError {
 fn io_err(entry: &[u8]) -> impl Fn(io::Error) -> UnpackError + '_ {
     move |source| UnpackError::Entry {
         entry: String::from_utf8_lossy(entry).into_owned(),
-        source,
+        err: source,
     }
 }
 

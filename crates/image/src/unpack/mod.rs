@@ -20,12 +20,12 @@ pub use root::LayerRoot;
 pub enum UnpackError {
     #[error("layer entry {entry:?} rejected: {reason}")]
     Rejected { entry: String, reason: String },
-    #[error("layer entry {entry:?}: {source}")]
-    Entry { entry: String, source: io::Error },
+    #[error("layer entry {entry:?}: {err}")]
+    Entry { entry: String, err: io::Error },
     #[error("reading layer archive: {0}")]
     Read(io::Error),
-    #[error("opening layer dir {path}: {source}")]
-    Dest { path: String, source: io::Error },
+    #[error("opening layer dir {path}: {err}")]
+    Dest { path: String, err: io::Error },
 }
 
 /// Compression of a layer stream, detected from its first bytes.
@@ -105,7 +105,7 @@ pub fn unpack(
     let (mut reader, compression) = decompress(input).map_err(UnpackError::Read)?;
     let mut root = LayerRoot::open(dest).map_err(|source| UnpackError::Dest {
         path: dest.display().to_string(),
-        source,
+        err: source,
     })?;
     let (written, hashed) = pipe::hashed(&mut *reader, |stream| -> Result<u64, UnpackError> {
         let mut entries = 0u64;

@@ -136,7 +136,7 @@ impl LayerRoot {
             });
             res.map_err(|source| UnpackError::Entry {
                 entry: String::from_utf8_lossy(&path).into_owned(),
-                source,
+                err: source,
             })?;
         }
         Ok(())
