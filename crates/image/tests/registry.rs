@@ -396,3 +396,52 @@ fn index_resolved_for_the_host_platform() {
     assert_eq!(p.manifest, manifest);
     assert!(s2.rootfs_for(&format!("{dest}:multi")).is_ok());
 }
+
+#[test]
+fn bearer_token_auth_through_a_token_server() {
+    let t = TestDir::new("bearer");
+    let (reg, _tokens) = match Registry::start_with_token(&t.path, "hull", "t0ken-pw") {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("SKIP: {e}");
+            return;
+        }
+    };
+    let mut s = ImageStore::open(&t.join("root")).unwrap();
+    let l = TarBuilder::new().file("f", b"bearer").finish();
+    sources::import_tar(&mut s, &mut &l[..], Some("b:1")).unwrap();
+    let dest = format!("{}/hull/bearer:1", reg.addr());
+    let err = registry::push(&s, "b:1", Some(&dest), &insecure(), &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.to_lowercase().contains("auth") || err.contains("401"),
+        "{err}"
+    );
+    let cfg = t.join("config.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"auths":{{"{}":{{"username":"hull","password":"t0ken-pw"}}}}}}"#,
+            reg.addr()
+        ),
+    )
+    .unwrap();
+    let opts = RegistryOptions {
+        insecure: true,
+        auth_file: Some(cfg),
+        jobs: None,
+    };
+    let d = registry::push(&s, "b:1", Some(&dest), &opts, &Quiet).unwrap();
+    let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
+    assert!(
+        registry::pull(&mut s2, &dest, &insecure(), &Quiet).is_err(),
+        "anonymous pull must fail"
+    );
+    assert_eq!(
+        registry::pull(&mut s2, &dest, &opts, &Quiet)
+            .unwrap()
+            .manifest,
+        d
+    );
+}

@@ -56,7 +56,82 @@ impl Registry {
         Self::start_with(dir, Some(&file))
     }
 
+    /// Starts docker-registry with bearer-token auth, and a token server (python3 + openssl)
+    /// that grants tokens to `user:password`.
+    pub fn start_with_token(
+        dir: &Path,
+        user: &str,
+        password: &str,
+    ) -> Result<(Self, TokenServer), String> {
+        tool("openssl").ok_or("openssl is needed to sign tokens")?;
+        tool("python3").ok_or("python3 is needed for the token server")?;
+        let key = dir.join("token.key");
+        let cert = dir.join("token.crt");
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=hull-test-token",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl req: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let script = dir.join("token_server.py");
+        std::fs::write(&script, include_str!("token_server.py")).unwrap();
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(&key)
+            .arg(&cert)
+            .args([user, password, "hull-test", "hull-test-issuer"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting the token server: {e}"))?;
+        let server = TokenServer { child };
+        let up = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(25));
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        if !up {
+            return Err("the token server did not start".into());
+        }
+        let auth = format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{port}/token\n    service: hull-test\n    issuer: hull-test-issuer\n    rootcertbundle: {}\n",
+            cert.display()
+        );
+        Ok((Self::start_cfg(dir, &auth)?, server))
+    }
+
     fn start_with(dir: &Path, htpasswd: Option<&Path>) -> Result<Self, String> {
+        let auth = htpasswd
+            .map(|p| {
+                format!(
+                    "auth:\n  htpasswd:\n    realm: hull-test\n    path: {}\n",
+                    p.display()
+                )
+            })
+            .unwrap_or_default();
+        Self::start_cfg(dir, &auth)
+    }
+
+    fn start_cfg(dir: &Path, auth: &str) -> Result<Self, String> {
         let bin = tool("docker-registry")
             .ok_or("docker-registry is not installed (apt-get install docker-registry)")?;
         let port = free_port();
@@ -68,17 +143,16 @@ impl Registry {
             format!(
                 "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{}",
                 storage.display(),
-                htpasswd
-                    .map(|p| format!("auth:\n  htpasswd:\n    realm: hull-test\n    path: {}\n", p.display()))
-                    .unwrap_or_default()
+                auth
             ),
         )
         .unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
         let child = Command::new(bin)
             .arg("serve")
             .arg(&cfg)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .map_err(|e| format!("starting docker-registry: {e}"))?;
         let reg = Self {
@@ -91,15 +165,20 @@ impl Registry {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
                 let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
                 let mut buf = [0u8; 12];
-                if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.0 200")
-                    || buf.starts_with(b"HTTP/1.1 200")
+                // 200, or 401 when auth is on: either way it serves.
+                if s.read_exact(&mut buf).is_ok()
+                    && (&buf[9..12] == b"200" || &buf[9..12] == b"401")
                 {
                     return Ok(reg);
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err("docker-registry did not start within 15 s".into())
+        let log = std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default();
+        Err(format!(
+            "docker-registry did not start within 15 s: {}",
+            log.trim()
+        ))
     }
 
     pub fn addr(&self) -> String {
@@ -118,6 +197,18 @@ impl Registry {
 }
 
 impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The token server process; killed on drop.
+pub struct TokenServer {
+    child: Child,
+}
+
+impl Drop for TokenServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
