@@ -101,11 +101,43 @@ fn commit_turns_an_upper_dir_into_a_layer() {
     std::fs::remove_dir_all(m.join("var/cache")).unwrap();
     std::fs::create_dir(m.join("var/cache")).unwrap();
     std::fs::write(m.join("var/cache/fresh"), b"f\n").unwrap();
+    std::fs::hard_link(m.join("etc/added"), m.join("etc/added-link")).unwrap();
+    let c = std::ffi::CString::new(m.join("etc/added").to_str().unwrap()).unwrap();
+    // SAFETY: valid C strings and value slice.
+    let r = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            c"user.hull".as_ptr(),
+            b"v".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr on the overlay");
     assert!(overlay::unmount_container(&base).unwrap());
     let id = sources::commit(&mut s, &base.join("upper"), Some("base:1"), Some("derived")).unwrap();
     let rootfs = s.rootfs_for("derived").unwrap();
     assert_eq!(rootfs.manifest, id);
     assert_eq!(rootfs.lowers.len(), 2);
+    use std::os::unix::fs::MetadataExt;
+    let top = &rootfs.lowers[0];
+    assert_eq!(
+        std::fs::metadata(top.join("etc/added")).unwrap().ino(),
+        std::fs::metadata(top.join("etc/added-link")).unwrap().ino(),
+        "hard links survive a commit"
+    );
+    let c = std::ffi::CString::new(top.join("etc/added").to_str().unwrap()).unwrap();
+    let mut buf = [0u8; 8];
+    // SAFETY: valid C strings and a writable buffer.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"user.hull".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            8,
+        )
+    };
+    assert_eq!(n, 1, "xattrs survive a commit");
     // The committed layer carries OCI whiteouts back as overlay whiteouts.
     let mnt = s.mount_image("derived").unwrap();
     let check = || -> Result<(), String> {
@@ -259,8 +291,8 @@ fn docker_archive_with_several_images() {
     let r = s.remove("two:alias", false).unwrap();
     assert_eq!(r.untagged.len(), 1);
     assert!(r.deleted.is_empty());
-    let m = s.resolve("two").unwrap();
-    s.hold(&m, "ctr1").unwrap();
+    let held = s.acquire("two", "ctr1").unwrap();
+    assert_eq!(held.lowers, two.lowers);
     let err = s.remove("two", false).unwrap_err();
     assert!(err.to_string().contains("in use by ctr1"), "{err}");
     s.release("ctr1").unwrap();

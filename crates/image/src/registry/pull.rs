@@ -68,10 +68,58 @@ pub fn pull(
             ))
         }
     };
+    let diff_ids = rt.block_on(fetch_config(store, &client, &reference, &m))?;
+    let (jobs, skipped) = plan(store, &m, diff_ids, progress)?;
+    let downloaded = jobs.iter().filter(|j| j.download).count();
+    let bytes_total = jobs
+        .iter()
+        .filter(|j| j.download)
+        .map(|j| j.desc.size)
+        .sum();
+    let ctx = Arc::new(Ctx {
+        client,
+        reference: reference.clone(),
+        blobs: store.blobs().clone(),
+        layers: store.layers().clone(),
+    });
+    let parallel = opts.jobs.unwrap_or(4).max(1);
+    // Every job runs to its end even when one fails: layers that did complete are verified
+    // and recorded, so a retry skips them; only the image record waits for all of them.
+    let results: Vec<Result<Option<Unpacked>, RegistryError>> = rt.block_on(
+        futures_util::stream::iter(jobs.into_iter().map(|j| run_job(ctx.clone(), j, progress)))
+            .buffer_unordered(parallel)
+            .collect(),
+    );
+    record_layers(store, results)?;
+    let tag = (reference.digest().is_none())
+        .then(|| crate::reference::normalize_tag(name))
+        .transpose()
+        .map_err(crate::StoreError::from)?;
+    let names: Vec<String> = tag.iter().cloned().collect();
+    let manifest = store.record(&bytes, Some(&digest), &names)?;
+    drop(lock);
+    Ok(PullReport {
+        manifest,
+        name: tag,
+        downloaded,
+        skipped,
+        bytes: bytes_total,
+    })
+}
+
+/// The image config (fetched unless present), and its diff ids.
+async fn fetch_config(
+    store: &ImageStore,
+    client: &Client,
+    reference: &Reference,
+    m: &manifest::Manifest,
+) -> Result<Vec<Digest>, RegistryError> {
     let config_digest = crate::store::dig_field(&m.config.digest)?;
     if !store.has_blob(&config_digest)? {
         let mut buf = Vec::new();
-        rt.block_on(client.pull_blob(&reference, m.config.digest.as_str(), &mut buf))
+        client
+            .pull_blob(reference, m.config.digest.as_str(), &mut buf)
+            .await
             .map_err(reg_err(format!("fetching config {}", m.config.digest)))?;
         store
             .blobs()
@@ -84,6 +132,16 @@ pub fn pull(
         .map_err(crate::StoreError::from)?;
     let (_, diff_ids) = manifest::parse_config(&config, &m.config.digest, m.layers.len())
         .map_err(crate::StoreError::from)?;
+    Ok(diff_ids)
+}
+
+/// What each layer needs: nothing (counted as skipped), its blob, its unpacking, or both.
+fn plan(
+    store: &ImageStore,
+    m: &manifest::Manifest,
+    diff_ids: Vec<Digest>,
+    progress: &dyn Progress,
+) -> Result<(Vec<LayerJob>, usize), RegistryError> {
     let mut jobs = Vec::new();
     let mut parent: Option<Digest> = None;
     let mut skipped = 0;
@@ -111,27 +169,14 @@ pub fn pull(
         }
         parent = Some(chain);
     }
-    let downloaded = jobs.iter().filter(|j| j.download).count();
-    let bytes_total = jobs
-        .iter()
-        .filter(|j| j.download)
-        .map(|j| j.desc.size)
-        .sum();
-    let ctx = Arc::new(Ctx {
-        client,
-        reference: reference.clone(),
-        blobs: store.blobs().clone(),
-        layers: store.layers().clone(),
-    });
-    let parallel = opts.jobs.unwrap_or(4).max(1);
-    // Every job runs to its end even when one fails: layers that did complete are verified
-    // and recorded, so a retry skips them; only the image record waits for all of them.
-    let results: Vec<Result<Option<Unpacked>, RegistryError>> = rt.block_on(
-        futures_util::stream::iter(jobs.into_iter().map(|j| run_job(ctx.clone(), j, progress)))
-            .buffer_unordered(parallel)
-            .collect(),
-    );
-    // One flush for every layer and blob of this pull, before any of them is recorded.
+    Ok((jobs, skipped))
+}
+
+/// Flushes once, then records every layer that completed; returns the first failure.
+fn record_layers(
+    store: &ImageStore,
+    results: Vec<Result<Option<Unpacked>, RegistryError>>,
+) -> Result<(), RegistryError> {
     if results.iter().any(|r| matches!(r, Ok(Some(_)))) {
         store.sync()?;
     }
@@ -151,23 +196,7 @@ pub fn pull(
             Err(e) => first_err = first_err.or(Some(e)),
         }
     }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
-    let tag = (reference.digest().is_none())
-        .then(|| crate::reference::normalize_tag(name))
-        .transpose()
-        .map_err(crate::StoreError::from)?;
-    let names: Vec<String> = tag.iter().cloned().collect();
-    let manifest = store.record(&bytes, Some(&digest), &names)?;
-    drop(lock);
-    Ok(PullReport {
-        manifest,
-        name: tag,
-        downloaded,
-        skipped,
-        bytes: bytes_total,
-    })
+    first_err.map_or(Ok(()), Err)
 }
 
 /// The image manifest for the host platform, with its verified digest.

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::import::{finish_image, unpack_blob};
 use super::SourceError;
@@ -52,7 +52,7 @@ pub fn commit(
     let mut builder = tar::Builder::new(HashingWriter::new(gz));
     builder.follow_symlinks(false);
     let mut links = HashMap::new();
-    walk(&mut builder, upper, "", &mut links).map_err(io_err)?;
+    walk(&mut builder, upper, Path::new(""), &mut links).map_err(io_err)?;
     let hashed = builder.into_inner().map_err(io_err)?;
     let (gz, diff_id, _) = hashed.finish();
     let temp = gz.finish().map_err(io_err)?;
@@ -72,95 +72,104 @@ type Builder<W> = tar::Builder<HashingWriter<W>>;
 fn walk<W: Write>(
     b: &mut Builder<W>,
     dir: &Path,
-    rel: &str,
-    links: &mut HashMap<(u64, u64), String>,
+    rel: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
         let name = e.file_name();
-        let name = name.to_string_lossy();
-        let rel_path = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
+        let rel_path = rel.join(&name);
         let md = std::fs::symlink_metadata(&path)?;
         let ft = md.file_type();
         if ft.is_char_device() && md.rdev() == 0 {
-            let wh = if rel.is_empty() {
-                format!(".wh.{name}")
-            } else {
-                format!("{rel}/.wh.{name}")
-            };
-            let mut h = header(&md, tar::EntryType::Regular);
-            h.set_size(0);
-            h.set_mode(0o644);
-            b.append_data(&mut h, wh, io::empty())?;
+            let mut wh = std::ffi::OsString::from(".wh.");
+            wh.push(&name);
+            empty_file(b, &md, &rel.join(wh))?;
             continue;
         }
-        let xattrs = xattrs(&path)?;
-        if !xattrs.is_empty() {
-            let pax: Vec<(String, Vec<u8>)> = xattrs
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
-                        v.clone(),
-                    )
-                })
-                .collect();
-            b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
-        }
+        pax_xattrs(b, &path)?;
         if ft.is_dir() {
             let mut h = header(&md, tar::EntryType::Directory);
-            b.append_data(&mut h, format!("{rel_path}/"), io::empty())?;
+            b.append_data(&mut h, &rel_path, io::empty())?;
             if opaque(&path)? {
-                let mut h = header(&md, tar::EntryType::Regular);
-                h.set_size(0);
-                h.set_mode(0o644);
-                b.append_data(&mut h, format!("{rel_path}/.wh..wh..opq"), io::empty())?;
+                empty_file(b, &md, &rel_path.join(".wh..wh..opq"))?;
             }
             walk(b, &path, &rel_path, links)?;
         } else if ft.is_symlink() {
             let mut h = header(&md, tar::EntryType::Symlink);
             b.append_link(&mut h, &rel_path, std::fs::read_link(&path)?)?;
         } else if ft.is_file() {
-            if md.nlink() > 1 {
-                if let Some(first) = links.get(&(md.dev(), md.ino())) {
-                    let mut h = header(&md, tar::EntryType::Link);
-                    h.set_size(0);
-                    b.append_link(&mut h, &rel_path, first)?;
-                    continue;
-                }
-                links.insert((md.dev(), md.ino()), rel_path.clone());
-            }
-            let f = File::options()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)?;
-            let mut h = header(&md, tar::EntryType::Regular);
-            h.set_size(md.len());
-            b.append_data(&mut h, &rel_path, f)?;
+            regular(b, &path, &md, rel_path, links)?;
         } else {
-            let kind = if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else if ft.is_fifo() {
-                tar::EntryType::Fifo
-            } else {
-                // Sockets are not part of a file system image.
-                continue;
-            };
-            let mut h = header(&md, kind);
-            h.set_device_major(libc::major(md.rdev()))?;
-            h.set_device_minor(libc::minor(md.rdev()))?;
-            b.append_data(&mut h, &rel_path, io::empty())?;
+            node(b, &md, &rel_path)?;
         }
     }
     Ok(())
+}
+
+/// An empty marker file (`.wh.NAME`, `.wh..wh..opq`).
+fn empty_file<W: Write>(b: &mut Builder<W>, md: &std::fs::Metadata, at: &Path) -> io::Result<()> {
+    let mut h = header(md, tar::EntryType::Regular);
+    h.set_size(0);
+    h.set_mode(0o644);
+    b.append_data(&mut h, at, io::empty())
+}
+
+/// The entry's xattrs as a PAX header before it.
+fn pax_xattrs<W: Write>(b: &mut Builder<W>, path: &Path) -> io::Result<()> {
+    let xattrs = xattrs(path)?;
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    let pax: Vec<(String, Vec<u8>)> = xattrs
+        .into_iter()
+        .map(|(k, v)| (format!("SCHILY.xattr.{}", String::from_utf8_lossy(&k)), v))
+        .collect();
+    b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+}
+
+/// A regular file, or a hard link to the first path of an inode seen before.
+fn regular<W: Write>(
+    b: &mut Builder<W>,
+    path: &Path,
+    md: &std::fs::Metadata,
+    rel_path: PathBuf,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> io::Result<()> {
+    if md.nlink() > 1 {
+        if let Some(first) = links.get(&(md.dev(), md.ino())) {
+            let mut h = header(md, tar::EntryType::Link);
+            return b.append_link(&mut h, &rel_path, first);
+        }
+        links.insert((md.dev(), md.ino()), rel_path.clone());
+    }
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut h = header(md, tar::EntryType::Regular);
+    h.set_size(md.len());
+    b.append_data(&mut h, &rel_path, f)
+}
+
+/// Devices and fifos; sockets are not part of a file system image and are left out.
+fn node<W: Write>(b: &mut Builder<W>, md: &std::fs::Metadata, rel_path: &Path) -> io::Result<()> {
+    let ft = md.file_type();
+    let kind = if ft.is_char_device() {
+        tar::EntryType::Char
+    } else if ft.is_block_device() {
+        tar::EntryType::Block
+    } else if ft.is_fifo() {
+        tar::EntryType::Fifo
+    } else {
+        return Ok(());
+    };
+    let mut h = header(md, kind);
+    h.set_device_major(libc::major(md.rdev()))?;
+    h.set_device_minor(libc::minor(md.rdev()))?;
+    b.append_data(&mut h, rel_path, io::empty())
 }
 
 fn header(md: &std::fs::Metadata, kind: tar::EntryType) -> tar::Header {

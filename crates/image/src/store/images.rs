@@ -247,6 +247,15 @@ impl ImageStore {
         })
     }
 
+    /// For a new container: records that `holder` (its id) uses the image and returns its
+    /// rootfs, under the store lock so no prune or rmi can come in between.
+    pub fn acquire(&self, image: &str, holder: &str) -> Result<Rootfs, StoreError> {
+        let _lock = self.lock_shared()?;
+        let rootfs = self.rootfs_for(image)?;
+        self.hold(&rootfs.manifest, holder)?;
+        Ok(rootfs)
+    }
+
     /// Records that `holder` (a container id) uses the image, so `rmi` refuses to remove it.
     pub fn hold(&self, manifest: &Digest, holder: &str) -> Result<(), StoreError> {
         Ok(self.db.hold(&manifest.to_string(), holder)?)
