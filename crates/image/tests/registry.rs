@@ -120,6 +120,32 @@ fn push_is_read_back_by_skopeo() {
     let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
     let loaded = sources::load(&mut s2, &oci, Some("back:2")).unwrap();
     assert_eq!(loaded[0].0, d);
+    // skopeo's oci-archive (a tar of a layout) and docker-archive load too.
+    let archive = t.join("oci.tar");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{dest}"),
+        &format!("oci-archive:{}:v3", archive.display()),
+    ]);
+    let mut s3 = ImageStore::open(&t.join("root3")).unwrap();
+    let loaded = sources::load(&mut s3, &archive, Some("arch:3")).unwrap();
+    assert_eq!(loaded[0].0, d);
+    let docker = t.join("docker.tar");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{dest}"),
+        &format!("docker-archive:{}:hull/fromdocker:4", docker.display()),
+    ]);
+    let loaded = sources::load(&mut s3, &docker, None).unwrap();
+    assert_eq!(loaded[0].1, vec!["docker.io/hull/fromdocker:4".to_string()]);
+    let a = s3.rootfs_for("arch:3").unwrap();
+    let b = s3.rootfs_for("hull/fromdocker:4").unwrap();
+    assert_eq!(a.id, b.id, "same config through both archive formats");
+    assert_eq!(a.lowers, b.lowers, "and the same unpacked layers, shared");
 }
 
 #[test]

@@ -74,7 +74,13 @@ pub(super) fn load_from(
             annotations: None,
         };
         let bytes = serde_json::to_vec(&m).map_err(|e| invalid(path, e.to_string()))?;
-        let names = e.repo_tags.unwrap_or_default();
+        let names = e
+            .repo_tags
+            .unwrap_or_default()
+            .iter()
+            .map(|n| crate::reference::normalize_tag(n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| invalid(path, format!("manifest.json RepoTags: {err}")))?;
         let mut fetch = |d: &Digest| -> Result<Box<dyn Read + '_>, crate::StoreError> {
             Err(crate::StoreError::NotFound(format!(
                 "blob {d} in {}",

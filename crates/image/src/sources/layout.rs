@@ -61,7 +61,11 @@ pub(super) fn load_from(
         .unwrap_or_else(|| "image".into());
     let mut out = Vec::new();
     for desc in &index.manifests {
-        let names = names_for(desc, name.filter(|_| single), &stem);
+        let names = names_for(desc, name.filter(|_| single), &stem)
+            .iter()
+            .map(|n| crate::reference::normalize_tag(n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| invalid(path, format!("index.json image name: {err}")))?;
         let mdesc = resolve_index(files, desc)?;
         let bytes = files.read(&blob_path(&mdesc.digest)?)?;
         let expected: Digest = mdesc
