@@ -17,7 +17,7 @@ REG_PID=
 cleanup() {
     [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null
     wait 2>/dev/null
-    grep -o " $WORK[^ ]*" /proc/self/mountinfo | while read -r m; do umount "$m" 2>/dev/null || true; done
+    { grep -o " $WORK[^ ]*" /proc/self/mountinfo || true; } | while read -r m; do umount "$m" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -13,7 +13,7 @@ WORK=$(mktemp -d /var/tmp/hull-bench-rootfs.XXXXXX)
 PID=
 cleanup() {
     [ -n "$PID" ] && { echo >&3 || true; wait "$PID" 2>/dev/null || true; }
-    grep -o " $WORK[^ ]*" /proc/self/mountinfo | while read -r m; do umount "$m" 2>/dev/null || true; done
+    { grep -o " $WORK[^ ]*" /proc/self/mountinfo || true; } | while read -r m; do umount "$m" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
