@@ -29,7 +29,7 @@ disk() { # containers -> bytes used by store + container dirs, while mounted
     "$ROOTFS" "$WORK/root" bench/ten:1 "$n" "$WORK/c" keep <"$WORK/ctl" >"$WORK/out.$n" &
     PID=$!
     exec 3>"$WORK/ctl"
-    until grep -q mounted "$WORK/out.$n"; do sleep 0.05; done
+    until grep -qs mounted "$WORK/out.$n"; do sleep 0.05; done
     used=$(du -sxB1 "$WORK/root" "$WORK/c" | awk '{s+=$1} END {print s}')
     echo >&3; exec 3>&-; wait "$PID"; PID=
     echo "$used"
