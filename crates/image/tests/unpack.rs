@@ -234,3 +234,26 @@ fn truncated_layer_is_an_error() {
         "{r:?}"
     );
 }
+
+#[test]
+fn pax_ids_and_long_names() {
+    if !is_root() {
+        eprintln!("SKIP: needs root to chown");
+        return;
+    }
+    let t = TestDir::new("pax");
+    let mut b = tar::Builder::new(Vec::new());
+    let long = format!("{}/file", "d".repeat(150));
+    b.append_pax_extensions([("uid", &b"3000000"[..]), ("gid", &b"3000001"[..])])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o640);
+    h.set_mtime(1_600_000_000);
+    b.append_data(&mut h, &long, &b"hi"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    run(&t, &tar).unwrap();
+    let md = std::fs::metadata(t.join("layer").join(&long)).unwrap();
+    assert_eq!((md.uid(), md.gid()), (3_000_000, 3_000_001));
+    assert_eq!(md.permissions().mode() & 0o777, 0o640);
+}

@@ -125,9 +125,9 @@ fn meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta, UnpackEr
     let h = e.header();
     let bad = |what: &str| reject(raw, format!("invalid {what} in tar header"));
     let old = h.as_old();
-    let uid = u32::try_from(numeric(h.uid(), &old.uid).ok_or_else(|| bad("uid"))?)
+    let mut uid = u32::try_from(numeric(h.uid(), &old.uid).ok_or_else(|| bad("uid"))?)
         .map_err(|_| bad("uid"))?;
-    let gid = u32::try_from(numeric(h.gid(), &old.gid).ok_or_else(|| bad("gid"))?)
+    let mut gid = u32::try_from(numeric(h.gid(), &old.gid).ok_or_else(|| bad("gid"))?)
         .map_err(|_| bad("gid"))?;
     let mode = numeric(h.mode().map(u64::from), &old.mode).ok_or_else(|| bad("mode"))? & 0o7777;
     let mode = u32::try_from(mode).map_err(|_| bad("mode"))?;
@@ -146,6 +146,17 @@ fn meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta, UnpackEr
             } else if key == b"mtime" {
                 if let Some(t) = parse_pax_time(ext.value_bytes()) {
                     mtime = t;
+                }
+            } else if key == b"uid" || key == b"gid" {
+                // Ids too large for the header's octal field travel in PAX records.
+                let v = std::str::from_utf8(ext.value_bytes())
+                    .ok()
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .ok_or_else(|| bad(if key == b"uid" { "PAX uid" } else { "PAX gid" }))?;
+                if key == b"uid" {
+                    uid = v;
+                } else {
+                    gid = v;
                 }
             }
         }
