@@ -77,6 +77,35 @@ fn pull_skopeo_pushed_image_and_skip_present_layers() {
     assert!(rootfs.lowers[1].join("etc/os-release").exists());
     let again = registry::pull(&mut s, &name, &insecure(), &Quiet).unwrap();
     assert_eq!((again.downloaded, again.skipped), (0, 2));
+    // zstd layers: imported as such, pushed by skopeo unchanged, pulled back.
+    let mut src2 = ImageStore::open(&t.join("zsrc")).unwrap();
+    let ztar = TarBuilder::new()
+        .file("z/data", &vec![7u8; 200_000])
+        .finish();
+    let zst = zstd::encode_all(&ztar[..], 3).unwrap();
+    sources::import_tar(&mut src2, &mut &zst[..], Some("zimg:1")).unwrap();
+    let zarch = t.join("z.tar");
+    sources::save(&src2, &["zimg:1".into()], &zarch).unwrap();
+    let zname = format!("{}/hull/zimg:1", reg.addr());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("oci-archive:{}", zarch.display()),
+        &format!("docker://{zname}"),
+    ]);
+    let mut sz = ImageStore::open(&t.join("root-zstd")).unwrap();
+    let z = registry::pull(&mut sz, &zname, &insecure(), &Quiet).unwrap();
+    let zm = sz.manifest(&z.manifest).unwrap();
+    assert!(
+        zm.layers.iter().all(|l| l.media_type.ends_with("+zstd")),
+        "{zm:?}"
+    );
+    let zr = sz.rootfs_for(&zname).unwrap();
+    assert_eq!(
+        std::fs::read(zr.lowers[0].join("z/data")).unwrap().len(),
+        200_000
+    );
     // By digest too.
     let by_digest = format!("{}/hull/base@{}", reg.addr(), r.manifest);
     assert_eq!(
