@@ -9,7 +9,7 @@ fn main() {
     let f = std::fs::File::open(tar).expect("opening the layer");
     std::fs::create_dir_all(dest).expect("creating the destination");
     let opts = hull_image::unpack::UnpackOptions::default();
-    match hull_image::unpack::unpack(f, std::path::Path::new(dest), &opts) {
+    match hull_image::unpack::unpack_file(&f, std::path::Path::new(dest), &opts) {
         Ok(s) => eprintln!("{} entries, diff id {}", s.entries, s.diff_id),
         Err(e) => {
             eprintln!("unpack: {e}");

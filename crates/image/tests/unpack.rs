@@ -5,12 +5,61 @@ mod common;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use common::{exists, gzip, is_root, TarBuilder, TestDir};
-use hull_image::unpack::{unpack, Compression, UnpackError, UnpackOptions};
+use hull_image::unpack::{unpack, unpack_file, Compression, UnpackError, UnpackOptions};
 
+/// Unpacks `tar` both ways (streamed, and from a file with in-kernel copies) into
+/// `layer` and `layer-file`; both must agree. Returns the streamed result.
 fn run(t: &TestDir, tar: &[u8]) -> Result<hull_image::unpack::UnpackStats, UnpackError> {
     let dest = t.join("layer");
     std::fs::create_dir_all(&dest).unwrap();
-    unpack(tar, &dest, &UnpackOptions::default())
+    let streamed = unpack(tar, &dest, &UnpackOptions::default());
+    let file = t.join("layer.tar");
+    std::fs::write(&file, tar).unwrap();
+    let dest2 = t.join("layer-file");
+    std::fs::create_dir_all(&dest2).unwrap();
+    let f = std::fs::File::open(&file).unwrap();
+    let from_file = unpack_file(&f, &dest2, &UnpackOptions::default());
+    match (&streamed, &from_file) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.diff_id, b.diff_id);
+            assert_eq!(tree(&dest), tree(&dest2), "both paths write the same tree");
+        }
+        (
+            Err(UnpackError::Rejected { entry: a, .. }),
+            Err(UnpackError::Rejected { entry: b, .. }),
+        ) => {
+            assert_eq!(a, b)
+        }
+        (Err(_), Err(_)) => {}
+        _ => panic!("stream and file paths disagree: {streamed:?} vs {from_file:?}"),
+    }
+    streamed
+}
+
+/// Every path under `root` with its type, mode, owner, size and link target.
+fn tree(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        let link = std::fs::read_link(&p)
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
+        let size = if md.is_file() { md.len() } else { 0 };
+        out.push(format!(
+            "{rel} {:o} {}:{} {size} {link} {}",
+            md.mode(),
+            md.uid(),
+            md.gid(),
+            md.mtime()
+        ));
+        if md.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]

@@ -290,8 +290,8 @@ async fn run_job(
             tokio::task::spawn_blocking(move || {
                 let f = c.blobs.open(&blob).map_err(crate::StoreError::from)?;
                 c.layers
-                    .unpack(
-                        f,
+                    .unpack_file(
+                        &f,
                         parent.as_ref(),
                         Some(&diff),
                         &blob.to_string(),

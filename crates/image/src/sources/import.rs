@@ -42,8 +42,8 @@ pub(crate) fn unpack_blob(
     f.rewind()
         .map_err(crate::store::io_err("reading layer blob"))?;
     let kind = Compression::detect(&head[..n]);
-    let (chain, stats) = store.layers().unpack(
-        f,
+    let (chain, stats) = store.layers().unpack_file(
+        &f,
         parent,
         expected_diff,
         &blob.to_string(),

@@ -111,8 +111,8 @@ impl ImageStore {
             return Ok(chain);
         }
         let file = self.blobs.open(blob)?;
-        let (got, stats) = self.layers.unpack(
-            file,
+        let (got, stats) = self.layers.unpack_file(
+            &file,
             parent,
             Some(diff_id),
             &blob.to_string(),

@@ -70,13 +70,36 @@ impl LayerStore {
         blob: &str,
         opts: &UnpackOptions,
     ) -> Result<PendingLayer, LayerError> {
+        self.pending_with(expected, blob, |dir| unpack::unpack(input, dir, opts))
+    }
+
+    /// [`LayerStore::unpack`] from a blob file: a plain tar is copied in the kernel.
+    pub fn unpack_file(
+        &self,
+        file: &std::fs::File,
+        parent: Option<&Digest>,
+        expected: Option<&Digest>,
+        blob: &str,
+        opts: &UnpackOptions,
+    ) -> Result<(Digest, UnpackStats), LayerError> {
+        // Callers unpack only layers the database does not record.
+        self.pending_with(expected, blob, |dir| unpack::unpack_file(file, dir, opts))?
+            .commit(parent, |_| false)
+    }
+
+    fn pending_with(
+        &self,
+        expected: Option<&Digest>,
+        blob: &str,
+        run: impl FnOnce(&Path) -> Result<UnpackStats, unpack::UnpackError>,
+    ) -> Result<PendingLayer, LayerError> {
         let tmp = super::temp_name(&self.tmp, "layer");
-        std::fs::create_dir(&tmp).map_err(|source| LayerError::Io {
+        std::fs::create_dir(&tmp).map_err(|err| LayerError::Io {
             path: tmp.display().to_string(),
-            err: source,
+            err,
         })?;
         let guard = TempDir(tmp);
-        let stats = unpack::unpack(input, &guard.0, opts)?;
+        let stats = run(&guard.0)?;
         if let Some(want) = expected {
             if *want != stats.diff_id {
                 return Err(LayerError::DiffId {

@@ -43,11 +43,13 @@ fn errno(e: Errno) -> io::Error {
     io::Error::from(e)
 }
 
-/// Writes `e` into `root`.
+/// Writes `e` into `root`. With `src` (the uncompressed archive file itself), regular file
+/// data is copied file to file in the kernel instead of through user space.
 pub fn write<R: Read>(
     root: &mut LayerRoot,
     e: &mut tar::Entry<'_, R>,
     opts: &UnpackOptions,
+    src: Option<&std::fs::File>,
 ) -> Result<(), UnpackError> {
     let raw = e.path_bytes().into_owned();
     let kind = e.header().entry_type();
@@ -74,8 +76,21 @@ pub fn write<R: Read>(
     }
     match kind {
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            // Sparse entries keep their holes in the archive: only the reader expands them.
+            let range = src
+                .filter(|_| kind != tar::EntryType::GNUSparse)
+                .map(|f| (f, e.raw_file_position(), e.size()));
             let dir = root.dir(parent).map_err(io_err(&raw))?;
-            regular(dir, name, e, &meta).map_err(io_err(&raw))
+            match range {
+                Some(r) => regular(
+                    dir,
+                    name,
+                    Data::<tar::Entry<'_, R>>::Range(r.0, r.1, r.2),
+                    &meta,
+                ),
+                None => regular(dir, name, Data::Reader(e), &meta),
+            }
+            .map_err(io_err(&raw))
         }
         tar::EntryType::Directory => {
             let dir = root.dir(parent).map_err(io_err(&raw))?;
@@ -214,7 +229,19 @@ fn clear(dir: BorrowedFd<'_>, name: &[u8], keep_dir: bool) -> io::Result<()> {
     unlinkat(dir, name, UnlinkatFlags::NoRemoveDir).map_err(errno)
 }
 
-fn regular<R: Read>(dir: BorrowedFd<'_>, name: &[u8], data: &mut R, meta: &Meta) -> io::Result<()> {
+/// Where a regular file's bytes come from.
+enum Data<'a, R> {
+    Reader(&'a mut R),
+    /// (archive file, offset, length): copied with copy_file_range.
+    Range(&'a std::fs::File, u64, u64),
+}
+
+fn regular<R: Read>(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    data: Data<'_, R>,
+    meta: &Meta,
+) -> io::Result<()> {
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mode = Mode::from_bits_truncate(0o600);
@@ -226,7 +253,10 @@ fn regular<R: Read>(dir: BorrowedFd<'_>, name: &[u8], data: &mut R, meta: &Meta)
         r => r?,
     };
     let mut file = std::fs::File::from(fd);
-    copy(data, &mut file)?;
+    match data {
+        Data::Reader(r) => copy(r, &mut file)?,
+        Data::Range(src, off, len) => copy_range(src, off, len, &file)?,
+    }
     set_meta_fd(file.as_fd(), meta)?;
     nix::sys::stat::futimens(file.as_fd(), &meta.mtime, &meta.mtime).map_err(errno)
 }
@@ -249,6 +279,48 @@ fn copy<R: Read>(from: &mut R, to: &mut std::fs::File) -> io::Result<()> {
             to.write_all(&buf[..n])?;
         }
     })
+}
+
+/// Copies `len` bytes at `off` of `src` into `to` inside the kernel.
+fn copy_range(src: &std::fs::File, off: u64, len: u64, to: &std::fs::File) -> io::Result<()> {
+    let mut off_in =
+        i64::try_from(off).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut left = len;
+    while left > 0 {
+        let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+        match nix::fcntl::copy_file_range(src, Some(&mut off_in), to, None, chunk) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => left -= n as u64,
+            Err(Errno::EINTR) => {}
+            // Filesystems that cannot: fall back to positioned reads and writes.
+            Err(Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                return copy_range_slow(src, u64::try_from(off_in).unwrap_or(0), left, to)
+            }
+            Err(e) => return Err(errno(e)),
+        }
+    }
+    Ok(())
+}
+
+fn copy_range_slow(
+    src: &std::fs::File,
+    mut off: u64,
+    mut left: u64,
+    mut to: &std::fs::File,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = src.read_at(&mut buf[..want], off)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        to.write_all(&buf[..n])?;
+        off += n as u64;
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 /// Ownership, then mode (chown clears setuid), then xattrs, on an open inode.

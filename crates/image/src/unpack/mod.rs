@@ -112,7 +112,7 @@ pub fn unpack(
         let mut archive = tar::Archive::new(stream);
         for item in archive.entries().map_err(UnpackError::Read)? {
             let mut e = item.map_err(UnpackError::Read)?;
-            entry::write(&mut root, &mut e, opts)?;
+            entry::write(&mut root, &mut e, opts, None)?;
             entries += 1;
         }
         Ok(entries)
@@ -126,6 +126,69 @@ pub fn unpack(
         tar_bytes,
         entries,
     })
+}
+
+/// Unpacks the layer file `file`. A plain tar is read in place: entries are parsed from the
+/// file, file data is copied by the kernel (copy_file_range), and a second thread hashes the
+/// file for the diff id. Compressed layers go through [`unpack`].
+pub fn unpack_file(
+    file: &std::fs::File,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 4];
+    let n = file.read_at(&mut head, 0).map_err(UnpackError::Read)?;
+    if Compression::detect(&head[..n]) != Compression::None {
+        return unpack(file, dest, opts);
+    }
+    let mut root = LayerRoot::open(dest).map_err(|err| UnpackError::Dest {
+        path: dest.display().to_string(),
+        err,
+    })?;
+    let (written, hashed) = std::thread::scope(|s| {
+        let hasher = s.spawn(|| hash_file(file));
+        let written = (|| -> Result<u64, UnpackError> {
+            let mut entries = 0u64;
+            let mut archive = tar::Archive::new(file);
+            for item in archive.entries_with_seek().map_err(UnpackError::Read)? {
+                let mut e = item.map_err(UnpackError::Read)?;
+                entry::write(&mut root, &mut e, opts, Some(file))?;
+                entries += 1;
+            }
+            Ok(entries)
+        })();
+        let hashed = hasher
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("layer hashing thread panicked")));
+        (written, hashed)
+    });
+    let entries = written?;
+    root.finish()?;
+    let (diff_id, tar_bytes) = hashed.map_err(UnpackError::Read)?;
+    Ok(UnpackStats {
+        diff_id,
+        compression: Compression::None,
+        tar_bytes,
+        entries,
+    })
+}
+
+/// Digest and length of a whole file, with positioned reads (the file offset is the tar
+/// reader's).
+fn hash_file(file: &std::fs::File) -> io::Result<(Digest, u64)> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = crate::digest::Hasher::default();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = file.read_at(&mut buf, off)?;
+        if n == 0 {
+            return Ok((hasher.finish(), off));
+        }
+        hasher.update(&buf[..n]);
+        off += n as u64;
+    }
 }
 
 /// Splits a tar path into clean components: leading `/` and `.` are dropped (as GNU tar and
