@@ -1,6 +1,10 @@
 //! The command line of `hull`: global options and one module per command group.
 
+mod format;
+mod image;
 mod network;
+mod progress;
+mod system;
 
 use std::path::PathBuf;
 
@@ -27,10 +31,19 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    #[command(flatten)]
+    Image(image::ImageCommand),
+    /// Engine-wide information
+    System {
+        #[command(subcommand)]
+        command: system::SystemCommand,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Network(cmd) => network::run(&cli.root, cmd),
+        Command::Image(c) => image::run(&cli.root, c),
+        Command::System { command } => system::run(&cli.root, command),
     }
 }

@@ -1,0 +1,300 @@
+//! Overlay mounts of a container or image root: many read-only lower dirs, optionally an
+//! upper and work dir. The new mount API passes each lower as its own `lowerdir+` parameter,
+//! so the number of layers is not bounded by the one-page mount option limit; kernels without
+//! it get mount(2) with paths relative to the layers' common parent.
+
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::sys;
+
+/// Errors from mounting and unmounting overlays.
+#[derive(Debug, thiserror::Error)]
+pub enum OverlayError {
+    #[error("overlay on {target}: {reason}")]
+    Invalid { target: String, reason: String },
+    #[error("overlay on {target}: {step}: {err}{}", kernel.as_deref().map(|k| format!(" (kernel: {k})")).unwrap_or_default())]
+    Mount {
+        target: String,
+        step: &'static str,
+        err: io::Error,
+        kernel: Option<String>,
+    },
+    #[error(
+        "overlay on {target}: mount options are {len} bytes, over the {max}-byte limit of mount(2)"
+    )]
+    TooLong {
+        target: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("unmounting {target}: {err}")]
+    Unmount { target: String, err: io::Error },
+}
+
+/// Which kernel interface mounts the overlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountApi {
+    /// The new mount API, falling back to mount(2) when the kernel lacks it.
+    Auto,
+    /// fsopen/fsconfig(`lowerdir+`)/fsmount/move_mount only.
+    New,
+    /// mount(2) only.
+    Legacy,
+}
+
+/// An overlay to mount.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    /// Lower dirs, top-most first.
+    pub lowers: Vec<PathBuf>,
+    /// Upper and work dirs (same filesystem); `None` for a read-only view.
+    pub upper: Option<(PathBuf, PathBuf)>,
+    /// Mount source shown in /proc/mounts; hull names it `hull-<id>` so leaks are easy to spot.
+    pub source: String,
+    pub target: PathBuf,
+    pub readonly: bool,
+    /// Ignore setuid bits and device nodes (views for inspection, not container roots).
+    pub inert: bool,
+}
+
+const PAGE: usize = 4096;
+
+impl Overlay {
+    fn err(&self, reason: impl Into<String>) -> OverlayError {
+        OverlayError::Invalid {
+            target: self.target.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), OverlayError> {
+        if self.lowers.is_empty() {
+            return Err(self.err("no lower dirs"));
+        }
+        if self.upper.is_none() && self.lowers.len() < 2 {
+            return Err(self.err("a read-only overlay needs at least two lower dirs"));
+        }
+        for p in self
+            .lowers
+            .iter()
+            .chain(self.upper.iter().flat_map(|(u, w)| [u, w]))
+        {
+            if !p.is_absolute() {
+                return Err(self.err(format!("{} is not an absolute path", p.display())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Mounts `ov`; returns the interface that did it.
+pub fn mount(ov: &Overlay, api: MountApi) -> Result<MountApi, OverlayError> {
+    ov.validate()?;
+    match api {
+        MountApi::New => mount_new(ov).map(|()| MountApi::New),
+        MountApi::Legacy => mount_legacy(ov).map(|()| MountApi::Legacy),
+        MountApi::Auto => match mount_new(ov) {
+            Ok(()) => Ok(MountApi::New),
+            Err(OverlayError::Mount {
+                err: source, step, ..
+            }) if source.raw_os_error() == Some(libc::ENOSYS)
+                || (step == "fsconfig lowerdir+"
+                    && source.raw_os_error() == Some(libc::EINVAL)) =>
+            {
+                mount_legacy(ov).map(|()| MountApi::Legacy)
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
+    let target = ov.target.display().to_string();
+    let fs = sys::fsopen("overlay").map_err(|source| OverlayError::Mount {
+        target: target.clone(),
+        step: "fsopen",
+        err: source,
+        kernel: None,
+    })?;
+    let fail = |step: &'static str, fs: &std::os::fd::OwnedFd| {
+        let target = target.clone();
+        let kernel = sys::fs_context_message(fs);
+        move |source| OverlayError::Mount {
+            target,
+            step,
+            err: source,
+            kernel,
+        }
+    };
+    let set = |key: &'static str, step: &'static str, v: &[u8]| {
+        sys::fsconfig_set_string(&fs, key, v).map_err(|e| fail(step, &fs)(e))
+    };
+    set("source", "fsconfig source", ov.source.as_bytes())?;
+    for l in &ov.lowers {
+        set("lowerdir+", "fsconfig lowerdir+", l.as_os_str().as_bytes())?;
+    }
+    if let Some((upper, work)) = &ov.upper {
+        set(
+            "upperdir",
+            "fsconfig upperdir",
+            upper.as_os_str().as_bytes(),
+        )?;
+        set("workdir", "fsconfig workdir", work.as_os_str().as_bytes())?;
+    }
+    sys::fsconfig_create(&fs).map_err(|e| fail("create", &fs)(e))?;
+    let mut attrs: u64 = 0;
+    if ov.readonly {
+        attrs |= libc::MOUNT_ATTR_RDONLY;
+    }
+    if ov.inert {
+        attrs |= libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
+    }
+    let attrs = libc::c_uint::try_from(attrs).unwrap_or(libc::c_uint::MAX);
+    let mnt = sys::fsmount(&fs, attrs).map_err(|e| fail("fsmount", &fs)(e))?;
+    sys::move_mount(&mnt, ov.target.as_os_str().as_bytes()).map_err(|source| OverlayError::Mount {
+        target: target.clone(),
+        step: "move_mount",
+        err: source,
+        kernel: None,
+    })
+}
+
+/// The deepest directory containing every lower dir.
+fn common_parent(paths: &[PathBuf]) -> PathBuf {
+    let mut common = paths[0].parent().map(Path::to_path_buf).unwrap_or_default();
+    for p in &paths[1..] {
+        while !p.starts_with(&common) {
+            if !common.pop() {
+                break;
+            }
+        }
+    }
+    common
+}
+
+fn mount_legacy(ov: &Overlay) -> Result<(), OverlayError> {
+    let base = common_parent(&ov.lowers);
+    let mut lowers = Vec::new();
+    for l in &ov.lowers {
+        let rel = l.strip_prefix(&base).unwrap_or(l);
+        let s = rel.as_os_str().as_bytes();
+        if s.iter().any(|b| matches!(b, b':' | b',' | b'\\')) {
+            return Err(ov.err(format!("{} contains ':', ',' or '\\'", l.display())));
+        }
+        lowers.push(if s.is_empty() {
+            b".".to_vec()
+        } else {
+            s.to_vec()
+        });
+    }
+    let mut opts = b"lowerdir=".to_vec();
+    opts.extend(lowers.join(&b':'));
+    if let Some((u, w)) = &ov.upper {
+        opts.extend(b",upperdir=");
+        opts.extend(u.as_os_str().as_bytes());
+        opts.extend(b",workdir=");
+        opts.extend(w.as_os_str().as_bytes());
+    }
+    let target = ov.target.display().to_string();
+    if opts.len() >= PAGE {
+        return Err(OverlayError::TooLong {
+            target,
+            len: opts.len(),
+            max: PAGE - 1,
+        });
+    }
+    let mut flags = if ov.readonly { libc::MS_RDONLY } else { 0 };
+    if ov.inert {
+        flags |= libc::MS_NOSUID | libc::MS_NODEV;
+    }
+    sys::mount_in_dir(&base, &ov.source, &ov.target, "overlay", flags, &opts).map_err(|source| {
+        OverlayError::Mount {
+            target,
+            step: "mount(2)",
+            err: source,
+            kernel: None,
+        }
+    })
+}
+
+/// Unmounts `target`; `Ok(false)` when nothing was mounted there.
+pub fn unmount(target: &Path) -> Result<bool, OverlayError> {
+    if !is_mounted(target) {
+        return Ok(false);
+    }
+    nix::mount::umount2(target, nix::mount::MntFlags::empty()).map_err(|e| {
+        OverlayError::Unmount {
+            target: target.display().to_string(),
+            err: e.into(),
+        }
+    })?;
+    Ok(true)
+}
+
+/// Whether a mount sits exactly on `target` (per /proc/self/mountinfo).
+pub fn is_mounted(target: &Path) -> bool {
+    let want = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
+    mount_points().contains(&want)
+}
+
+/// Every mount point of this mount namespace, unescaped.
+pub fn mount_points() -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(m))))
+        .collect()
+}
+
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A container's root: `dir/upper` and `dir/work` (created if missing) over `lowers`
+/// (top-most first), mounted read-write on `dir/merged` with source `hull-<id>`.
+/// Returns the merged path; [`unmount_container`] undoes it.
+pub fn mount_container(lowers: &[PathBuf], dir: &Path, id: &str) -> Result<PathBuf, OverlayError> {
+    let merged = dir.join("merged");
+    for d in [dir.join("upper"), dir.join("work"), merged.clone()] {
+        std::fs::create_dir_all(&d).map_err(|source| OverlayError::Mount {
+            target: merged.display().to_string(),
+            step: "creating upper, work and merged dirs",
+            err: source,
+            kernel: None,
+        })?;
+    }
+    let ov = Overlay {
+        lowers: lowers.to_vec(),
+        upper: Some((dir.join("upper"), dir.join("work"))),
+        source: format!("hull-{id}"),
+        target: merged.clone(),
+        readonly: false,
+        inert: false,
+    };
+    mount(&ov, MountApi::Auto)?;
+    Ok(merged)
+}
+
+/// Unmounts `dir/merged` of [`mount_container`]; the upper dir (the container's changes) stays.
+pub fn unmount_container(dir: &Path) -> Result<bool, OverlayError> {
+    unmount(&dir.join("merged"))
+}

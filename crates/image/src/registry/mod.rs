@@ -1,0 +1,148 @@
+//! Registries over the OCI distribution spec (via `oci-client`): pull with every digest
+//! verified and layers fetched in parallel, push of local images. The async runtime is
+//! created here and nowhere else, for the duration of one pull or push.
+
+mod auth;
+mod pull;
+mod push;
+
+use std::path::PathBuf;
+
+pub use auth::{config_path, credentials};
+pub use pull::{pull, PullReport};
+pub use push::push;
+
+use crate::store::StoreError;
+
+/// Errors from registry operations.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry credentials: {0}")]
+    Auth(String),
+    #[error("--insecure (plain http) is only allowed for a loopback registry, not {0}")]
+    InsecureRemote(String),
+    #[error("{what}: {}", chain(err))]
+    Registry {
+        what: String,
+        err: oci_client::errors::OciDistributionError,
+    },
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// An error and its causes as one line, skipping causes a message already repeats
+/// (reqwest nests "error sending request" several times before the real reason).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+/// Per-layer progress of a pull or push, for the CLI's progress bars.
+pub trait Progress: Send + Sync {
+    fn start(&self, digest: &str, size: u64);
+    fn advance(&self, digest: &str, bytes: u64);
+    /// `skipped`: the layer was already there.
+    fn done(&self, digest: &str, skipped: bool);
+}
+
+/// Progress that shows nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&self, _: &str, _: u64) {}
+    fn advance(&self, _: &str, _: u64) {}
+    fn done(&self, _: &str, _: bool) {}
+}
+
+/// How to reach a registry.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Plain http; allowed for loopback registries only.
+    pub insecure: bool,
+    /// A docker-style config.json with credentials (default: the usual places).
+    pub auth_file: Option<PathBuf>,
+    /// Parallel layer downloads or uploads (default 4).
+    pub jobs: Option<usize>,
+}
+
+fn is_loopback(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        registry
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(registry)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A client for the registry of `reference`, with its credentials.
+fn client(
+    reference: &oci_client::Reference,
+    opts: &RegistryOptions,
+) -> Result<(oci_client::Client, oci_client::secrets::RegistryAuth), RegistryError> {
+    // Installing twice (a second pull in one process) is harmless: the first provider stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let registry = reference.resolve_registry().to_string();
+    let protocol = if opts.insecure {
+        if !is_loopback(reference.registry()) {
+            return Err(RegistryError::InsecureRemote(
+                reference.registry().to_string(),
+            ));
+        }
+        oci_client::client::ClientProtocol::HttpsExcept(vec![registry.clone()])
+    } else {
+        oci_client::client::ClientProtocol::Https
+    };
+    let config = oci_client::client::ClientConfig {
+        protocol,
+        platform_resolver: None,
+        connect_timeout: Some(std::time::Duration::from_secs(30)),
+        read_timeout: Some(std::time::Duration::from_secs(120)),
+        user_agent: "hull",
+        ..Default::default()
+    };
+    let auth = credentials(&registry, opts.auth_file.as_deref())
+        .or_else(|_| credentials(reference.registry(), opts.auth_file.as_deref()))?;
+    Ok((oci_client::Client::new(config), auth))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, RegistryError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RegistryError::Runtime)
+}
+
+fn parse_ref(name: &str) -> Result<oci_client::Reference, RegistryError> {
+    crate::reference::parse(name).map_err(|e| RegistryError::Store(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback() {
+        assert!(super::is_loopback("127.0.0.1:5000"));
+        assert!(super::is_loopback("localhost:5000"));
+        assert!(super::is_loopback("[::1]:5000"));
+        assert!(!super::is_loopback("registry.example:5000"));
+        assert!(!super::is_loopback("10.0.0.1"));
+    }
+}

@@ -1,0 +1,241 @@
+//! Removing images and reclaiming what nothing references: `rmi`, `image prune`, `system df`.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::{ImageStore, StoreError};
+use crate::digest::Digest;
+use crate::reference;
+
+/// What `rmi` did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RemoveReport {
+    pub untagged: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+/// What `image prune` reclaimed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PruneReport {
+    pub images: Vec<String>,
+    pub layers: usize,
+    pub blobs: usize,
+    pub bytes: u64,
+}
+
+/// Disk used by images: shared layers are counted once.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct DiskUsage {
+    pub images: usize,
+    pub layers: usize,
+    /// Bytes of all unpacked layers.
+    pub layers_bytes: u64,
+    /// Bytes of stored blobs (compressed layers, manifests, configs).
+    pub blobs_bytes: u64,
+    /// Per image: (name or id, total, shared with another image, unique).
+    pub per_image: Vec<ImageUsage>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ImageUsage {
+    pub image: String,
+    pub size: u64,
+    pub shared: u64,
+    pub unique: u64,
+}
+
+/// Disk blocks used under `path` (hard links counted once, symlinks not followed).
+pub fn du(path: &Path) -> u64 {
+    let mut seen = HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.nlink() > 1 && !md.is_dir() && !seen.insert((md.dev(), md.ino())) {
+            continue;
+        }
+        total += md.blocks() * 512;
+        if md.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    total
+}
+
+impl ImageStore {
+    /// `rmi`: by name, removes that name (and the image when it was its last one); by id,
+    /// removes the image. Refuses an image a container holds unless `force`.
+    pub fn remove(&mut self, image: &str, force: bool) -> Result<RemoveReport, StoreError> {
+        let _lock = self.lock_exclusive()?;
+        let manifest = self.resolve(image)?;
+        let m = manifest.to_string();
+        let row = self
+            .db
+            .image(&m)?
+            .ok_or_else(|| StoreError::NotFound(image.to_string()))?;
+        let holders = self.db.holders(&m)?;
+        let by_name = reference::normalize_tag(image)
+            .ok()
+            .filter(|n| row.names.contains(n));
+        let mut report = RemoveReport::default();
+        if let Some(name) = &by_name {
+            if row.names.len() > 1 {
+                self.db.untag(name)?;
+                report.untagged.push(name.clone());
+                return Ok(report);
+            }
+        } else if row.names.len() > 1 && !force {
+            return Err(StoreError::MultipleNames {
+                image: image.to_string(),
+                names: row.names.join(", "),
+            });
+        }
+        if !holders.is_empty() && !force {
+            return Err(StoreError::InUse {
+                image: image.to_string(),
+                holders: holders.join(", "),
+            });
+        }
+        let mnt = self.root().join("mounts").join(manifest.hex());
+        if crate::overlay::is_mounted(&mnt) {
+            if !force {
+                return Err(StoreError::InUse {
+                    image: image.to_string(),
+                    holders: "an image mount (hull image unmount)".into(),
+                });
+            }
+            crate::overlay::unmount(&mnt)?;
+            let _ = std::fs::remove_dir(&mnt);
+        }
+        report.untagged.extend(row.names.iter().cloned());
+        self.db.delete_manifest(&m)?;
+        report.deleted.push(row.config.clone());
+        self.collect()?;
+        Ok(report)
+    }
+
+    /// `image prune`: removes images without a name (all unused ones with `all`) that no
+    /// container holds, then every layer and blob nothing references.
+    pub fn prune(&mut self, all: bool) -> Result<PruneReport, StoreError> {
+        let _lock = self.lock_exclusive()?;
+        let mut report = PruneReport::default();
+        for row in self.db.images()? {
+            if (all || row.names.is_empty()) && self.db.holders(&row.manifest)?.is_empty() {
+                self.db.delete_manifest(&row.manifest)?;
+                report.images.push(row.config);
+            }
+        }
+        let (layers, blobs, bytes) = self.collect()?;
+        report.layers = layers;
+        report.blobs = blobs;
+        report.bytes = bytes;
+        Ok(report)
+    }
+
+    /// Removes layer dirs and blobs no image references (also those a crash left unrecorded).
+    /// Callers hold the exclusive lock.
+    fn collect(&self) -> Result<(usize, usize, u64), StoreError> {
+        let mut bytes = 0;
+        self.db.take_unused_layers()?;
+        let live = self.db.live_layers()?;
+        let mut layers = 0;
+        let entries =
+            std::fs::read_dir(self.layers.dir()).map_err(super::io_err("reading layers dir"))?;
+        for e in entries.flatten() {
+            let name = format!("sha256:{}", e.file_name().to_string_lossy());
+            let Ok(chain) = name.parse::<Digest>() else {
+                continue;
+            };
+            if !live.contains(&name) {
+                bytes += du(&e.path());
+                self.layers
+                    .remove(&chain)
+                    .map_err(super::io_err(format!("removing layer {name}")))?;
+                layers += 1;
+            }
+        }
+        let live = self.db.live_blobs()?;
+        let mut blobs = 0;
+        for d in self
+            .blobs
+            .list()
+            .map_err(super::io_err("reading blobs dir"))?
+        {
+            if !live.contains(&d.to_string()) {
+                bytes += std::fs::metadata(self.blobs.path(&d))
+                    .map(|m| m.blocks() * 512)
+                    .unwrap_or(0);
+                self.blobs
+                    .remove(&d)
+                    .map_err(super::io_err(format!("removing blob {d}")))?;
+                blobs += 1;
+            }
+        }
+        Ok((layers, blobs, bytes))
+    }
+
+    /// `system df` for images: each layer dir measured once, and attributed to the images
+    /// that use it as shared (several images) or unique (one image).
+    pub fn disk_usage(&self) -> Result<DiskUsage, StoreError> {
+        let images = self.db.images()?;
+        let mut users: HashMap<String, usize> = HashMap::new();
+        let mut per: Vec<(String, Vec<String>)> = Vec::new();
+        for row in &images {
+            let chains: Vec<String> = self
+                .db
+                .layers_of(&row.manifest)?
+                .into_iter()
+                .map(|l| l.chain_id)
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            for c in &chains {
+                *users.entry(c.clone()).or_default() += 1;
+            }
+            let label = row
+                .names
+                .first()
+                .map(|n| {
+                    let (r, t) = reference::display(n);
+                    format!("{r}:{t}")
+                })
+                .unwrap_or_else(|| row.config.chars().skip(7).take(12).collect());
+            per.push((label, chains));
+        }
+        let mut sizes: HashMap<String, u64> = HashMap::new();
+        for c in users.keys() {
+            if let Ok(d) = c.parse::<Digest>() {
+                sizes.insert(c.clone(), du(&self.layers.path(&d)));
+            }
+        }
+        let mut usage = DiskUsage {
+            images: images.len(),
+            layers: sizes.len(),
+            layers_bytes: sizes.values().sum(),
+            blobs_bytes: du(self.blobs.dir()),
+            per_image: Vec::new(),
+        };
+        for (image, chains) in per {
+            let mut u = ImageUsage {
+                image,
+                ..Default::default()
+            };
+            for c in chains {
+                let s = sizes.get(&c).copied().unwrap_or(0);
+                u.size += s;
+                if users.get(&c).copied().unwrap_or(0) > 1 {
+                    u.shared += s;
+                } else {
+                    u.unique += s;
+                }
+            }
+            usage.per_image.push(u);
+        }
+        Ok(usage)
+    }
+}

@@ -1,0 +1,185 @@
+//! Unpacked layers by chain id under `layers/`: unpacked into a temp dir, checked against the
+//! expected diff id, flushed with one syncfs, then renamed into place.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::unpack::{self, UnpackError, UnpackOptions, UnpackStats};
+
+/// Errors from the layer store.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    #[error("layer {blob}: uncompressed content is {actual}, the image config says {expected}; nothing was stored")]
+    DiffId {
+        blob: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("layer dir {path}: {err}")]
+    Io { path: String, err: io::Error },
+}
+
+#[derive(Clone)]
+pub struct LayerStore {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LayerStore {
+    pub fn new(dir: PathBuf, tmp: PathBuf) -> Self {
+        Self { dir, tmp }
+    }
+
+    pub fn path(&self, chain: &Digest) -> PathBuf {
+        self.dir.join(chain.hex())
+    }
+
+    pub fn exists(&self, chain: &Digest) -> bool {
+        self.path(chain).is_dir()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Unpacks `input` as the layer above `parent`; returns its chain id and stats.
+    /// `blob` names the layer in errors; `expected` is the config's diff id, when known.
+    pub fn unpack(
+        &self,
+        input: impl Read + Send,
+        parent: Option<&Digest>,
+        expected: Option<&Digest>,
+        blob: &str,
+        opts: &UnpackOptions,
+    ) -> Result<(Digest, UnpackStats), LayerError> {
+        // Callers unpack only layers the database does not record.
+        self.unpack_pending(input, expected, blob, opts)?
+            .commit(parent, |_| false)
+    }
+
+    /// Unpacks into a temp dir and checks the diff id, but does not put the layer in place:
+    /// a registry pull unpacks while the blob downloads, and commits only once the blob's
+    /// digest is verified.
+    pub fn unpack_pending(
+        &self,
+        input: impl Read + Send,
+        expected: Option<&Digest>,
+        blob: &str,
+        opts: &UnpackOptions,
+    ) -> Result<PendingLayer, LayerError> {
+        self.pending_with(expected, blob, |dir| unpack::unpack(input, dir, opts))
+    }
+
+    /// [`LayerStore::unpack`] from a blob file: a plain tar is copied in the kernel.
+    pub fn unpack_file(
+        &self,
+        file: &std::fs::File,
+        parent: Option<&Digest>,
+        expected: Option<&Digest>,
+        blob: &str,
+        opts: &UnpackOptions,
+    ) -> Result<(Digest, UnpackStats), LayerError> {
+        // Callers unpack only layers the database does not record.
+        self.pending_with(expected, blob, |dir| unpack::unpack_file(file, dir, opts))?
+            .commit(parent, |_| false)
+    }
+
+    fn pending_with(
+        &self,
+        expected: Option<&Digest>,
+        blob: &str,
+        run: impl FnOnce(&Path) -> Result<UnpackStats, unpack::UnpackError>,
+    ) -> Result<PendingLayer, LayerError> {
+        let tmp = super::temp_name(&self.tmp, "layer");
+        std::fs::create_dir(&tmp).map_err(|err| LayerError::Io {
+            path: tmp.display().to_string(),
+            err,
+        })?;
+        let guard = TempDir(tmp);
+        let stats = run(&guard.0)?;
+        if let Some(want) = expected {
+            if *want != stats.diff_id {
+                return Err(LayerError::DiffId {
+                    blob: blob.to_string(),
+                    expected: want.clone(),
+                    actual: stats.diff_id,
+                });
+            }
+        }
+        Ok(PendingLayer {
+            dir: guard,
+            stats,
+            layers: self.dir.clone(),
+        })
+    }
+
+    /// Starts and waits for the writeback of everything under the store's filesystem
+    /// (syncfs). A pull calls it on each layer's thread, so the flushing overlaps the other
+    /// downloads and the final flush before the records finds little left to do.
+    pub fn flush(&self) -> io::Result<()> {
+        let f = std::fs::File::open(&self.dir)?;
+        nix::unistd::syncfs(std::os::fd::AsFd::as_fd(&f)).map_err(io::Error::from)
+    }
+
+    /// Removes a layer dir: renamed out of the way first, so it vanishes atomically.
+    pub fn remove(&self, chain: &Digest) -> io::Result<()> {
+        let tmp = super::temp_name(&self.tmp, "rm");
+        match std::fs::rename(self.path(chain), &tmp) {
+            Ok(()) => std::fs::remove_dir_all(&tmp),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A fully unpacked, verified layer waiting in a temp dir; dropped, it is removed.
+pub struct PendingLayer {
+    dir: TempDir,
+    stats: UnpackStats,
+    layers: PathBuf,
+}
+
+impl PendingLayer {
+    /// Renames the layer into place as the layer above `parent`. A dir already there that
+    /// the database does not record (`recorded` false) may be what a power loss left before
+    /// the store's flush, so it is replaced; a recorded one is kept.
+    /// Durability comes from [`super::ImageStore::sync`] before the layer is recorded.
+    pub fn commit(
+        self,
+        parent: Option<&Digest>,
+        recorded: impl Fn(&Digest) -> bool,
+    ) -> Result<(Digest, UnpackStats), LayerError> {
+        let tmp = self.dir.0.clone();
+        let io_err = |source| LayerError::Io {
+            path: tmp.display().to_string(),
+            err: source,
+        };
+        let chain = Digest::chain(parent, &self.stats.diff_id);
+        let dest = self.layers.join(chain.hex());
+        match std::fs::rename(&tmp, &dest) {
+            Ok(()) => std::mem::forget(self.dir),
+            Err(_) if dest.is_dir() && recorded(&chain) => drop(self.dir),
+            Err(_) if dest.is_dir() => {
+                let aside = super::temp_name(tmp.parent().unwrap_or(&tmp), "rm");
+                std::fs::rename(&dest, &aside).map_err(io_err)?;
+                let _guard = TempDir(aside);
+                std::fs::rename(&tmp, &dest).map_err(io_err)?;
+                std::mem::forget(self.dir);
+            }
+            Err(e) => return Err(io_err(e)),
+        }
+        Ok((chain, self.stats))
+    }
+}
+
+/// Removes a temp dir on drop (error paths), unless forgotten.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

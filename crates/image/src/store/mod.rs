@@ -1,0 +1,202 @@
+//! The image store under the engine root: blobs, unpacked layers, SQLite records, and the
+//! operations on images (resolve, tag, remove, prune, disk usage, rootfs for a container).
+
+mod blobs;
+mod db;
+mod gc;
+mod images;
+mod layers;
+mod mounts;
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::fcntl::{Flock, FlockArg};
+
+pub use blobs::{BlobError, BlobStore, TempBlob};
+pub use db::{Db, DbError, ImageRow, LayerRow};
+pub use images::{
+    dig_field, du, BlobFetch, DiskUsage, ImageInfo, ImageUsage, PruneReport, RemoveReport, Rootfs,
+};
+pub use layers::{LayerError, LayerStore, PendingLayer};
+
+use crate::digest::Digest;
+use crate::manifest::ManifestError;
+use crate::reference::ReferenceError;
+
+/// Errors from store operations.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("image {0:?} not found")]
+    NotFound(String),
+    #[error("image id {0:?} is ambiguous")]
+    Ambiguous(String),
+    #[error("image {image} is in use by {holders} (use --force to remove it anyway)")]
+    InUse { image: String, holders: String },
+    #[error("image {image} has several names ({names}); remove them by name or use --force")]
+    MultipleNames { image: String, names: String },
+    #[error("{what}: {err}")]
+    Io { what: String, err: io::Error },
+    #[error(transparent)]
+    Overlay(#[from] crate::overlay::OverlayError),
+}
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> StoreError {
+    let what = what.into();
+    move |err| StoreError::Io { what, err }
+}
+
+/// The image store of one engine root.
+pub struct ImageStore {
+    root: PathBuf,
+    pub(crate) db: Db,
+    pub(crate) blobs: BlobStore,
+    pub(crate) layers: LayerStore,
+    lock: PathBuf,
+}
+
+/// A held store lock: shared while adding content, exclusive while deleting it.
+pub struct StoreLock(#[allow(dead_code)] Flock<File>);
+
+impl ImageStore {
+    /// Opens (creating if needed) the store under `root`, and removes temp files and dirs
+    /// that crashed or killed hull processes left behind.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let tmp = root.join("tmp");
+        for d in [
+            root.to_path_buf(),
+            root.join("blobs/sha256"),
+            root.join("layers"),
+            tmp.clone(),
+            root.join("mounts"),
+            root.join("empty"),
+        ] {
+            std::fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
+        }
+        // Layers hold setuid binaries of every image: other users must not reach them.
+        for d in ["layers", "tmp", "mounts"] {
+            let p = root.join(d);
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(io_err(format!("restricting {}", p.display())))?;
+        }
+        let db = Db::open(&root.join("hull.db"))?;
+        let lock_path = root.join("image.lock");
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(format!("opening {}", lock_path.display())))?;
+        let store = Self {
+            root: root.to_path_buf(),
+            db,
+            blobs: BlobStore::new(root.join("blobs/sha256"), tmp.clone()),
+            layers: LayerStore::new(root.join("layers"), tmp),
+            lock: lock_path,
+        };
+        store.clean_temp()?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn layers(&self) -> &LayerStore {
+        &self.layers
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn flock(&self, arg: FlockArg) -> Result<StoreLock, StoreError> {
+        // A fresh open file description per lock: flock locks belong to descriptions, and a
+        // dup would let one lock's release drop another's.
+        let f = File::options()
+            .write(true)
+            .open(&self.lock)
+            .map_err(io_err("store lock"))?;
+        Flock::lock(f, arg)
+            .map(StoreLock)
+            .map_err(|(_, e)| StoreError::Io {
+                what: "store lock".into(),
+                err: e.into(),
+            })
+    }
+
+    /// Held while adding content, so a concurrent prune cannot remove it half-recorded.
+    pub fn lock_shared(&self) -> Result<StoreLock, StoreError> {
+        self.flock(FlockArg::LockShared)
+    }
+
+    /// Held while removing content.
+    pub fn lock_exclusive(&self) -> Result<StoreLock, StoreError> {
+        self.flock(FlockArg::LockExclusive)
+    }
+
+    /// Flushes everything written under the root (one syncfs instead of an fsync per file);
+    /// called before the database records content, so a record never outlives its data.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let f = File::open(&self.root).map_err(io_err("flushing the store"))?;
+        nix::unistd::syncfs(std::os::fd::AsFd::as_fd(&f))
+            .map_err(|e| io_err("flushing the store")(e.into()))
+    }
+
+    /// Whether blob `d` is present and trustworthy: recorded, or re-verified.
+    pub fn has_blob(&self, d: &Digest) -> Result<bool, StoreError> {
+        if !self.blobs.exists(d) {
+            return Ok(false);
+        }
+        Ok(self.db.live_blobs()?.contains(&d.to_string()) || self.blobs.verify(d))
+    }
+
+    fn clean_temp(&self) -> Result<(), StoreError> {
+        let tmp = self.root.join("tmp");
+        let entries =
+            std::fs::read_dir(&tmp).map_err(io_err(format!("reading {}", tmp.display())))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let owner = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if alive {
+                continue;
+            }
+            let p = e.path();
+            let res = if p.is_dir() && !p.is_symlink() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            res.map_err(io_err(format!("removing leftover {}", p.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// A fresh name in `dir`, prefixed by our pid so that cleanup spares live processes' files.
+pub(crate) fn temp_name(dir: &Path, kind: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    dir.join(format!("{}-{kind}-{nanos}-{n}", std::process::id()))
+}

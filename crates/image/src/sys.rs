@@ -1,0 +1,245 @@
+//! The few raw syscalls nix 0.32 lacks: extended attributes and the new mount API.
+//! Each wrapper is small, returns `io::Result`, and documents why its `unsafe` is sound.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn cstr(s: &[u8]) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Path through /proc that names `name` inside the directory `dir` without following a
+/// final symlink once used with an `l*xattr` call; the directory itself is already resolved.
+fn proc_path(dir: impl AsFd, name: &[u8]) -> io::Result<CString> {
+    let mut p = format!("/proc/self/fd/{}/", dir.as_fd().as_raw_fd()).into_bytes();
+    p.extend_from_slice(name);
+    cstr(&p)
+}
+
+/// Sets an xattr on the open file `fd`.
+pub fn fsetxattr(fd: impl AsFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let k = cstr(key)?;
+    // SAFETY: k is a valid NUL-terminated string and value a valid slice for its length.
+    let r = unsafe {
+        libc::fsetxattr(
+            fd.as_fd().as_raw_fd(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    check(r.into()).map(drop)
+}
+
+/// Sets an xattr on `name` in `dir` without following a symlink at `name`.
+pub fn lsetxattr_at(dir: impl AsFd, name: &[u8], key: &[u8], value: &[u8]) -> io::Result<()> {
+    let p = proc_path(dir, name)?;
+    let k = cstr(key)?;
+    // SAFETY: p and k are valid NUL-terminated strings, value a valid slice for its length.
+    let r = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    check(r.into()).map(drop)
+}
+
+/// Lists xattr names of `path` (not following a final symlink).
+pub fn llistxattr(path: &CStr) -> io::Result<Vec<Vec<u8>>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: path is NUL-terminated; buf is writable for buf.len() bytes.
+        let r = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match check(r as libc::c_long) {
+            Ok(n) => {
+                let n = usize::try_from(n).unwrap_or(0);
+                return Ok(buf[..n]
+                    .split(|b| *b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect());
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads one xattr of `path` (not following a final symlink); `None` when absent.
+pub fn lgetxattr(path: &CStr, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let k = cstr(key)?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: path and k are NUL-terminated; buf is writable for buf.len() bytes.
+        let r = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                k.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        match check(r as libc::c_long) {
+            Ok(n) => {
+                buf.truncate(usize::try_from(n).unwrap_or(0));
+                return Ok(Some(buf));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `fsopen(2)`: a filesystem context for `fstype`.
+pub fn fsopen(fstype: &str) -> io::Result<OwnedFd> {
+    let t = cstr(fstype.as_bytes())?;
+    // SAFETY: t is NUL-terminated; the syscall returns a new fd or -1.
+    let fd = check(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), libc::FSOPEN_CLOEXEC) })?;
+    // SAFETY: fsopen returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(to_fd(fd)?) })
+}
+
+/// `fsconfig(2)` with `FSCONFIG_SET_STRING`.
+pub fn fsconfig_set_string(fs: impl AsFd, key: &str, value: &[u8]) -> io::Result<()> {
+    let k = cstr(key.as_bytes())?;
+    let v = cstr(value)?;
+    // SAFETY: k and v are NUL-terminated strings that outlive the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_fd().as_raw_fd(),
+            libc::FSCONFIG_SET_STRING,
+            k.as_ptr(),
+            v.as_ptr(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// `fsconfig(2)` with `FSCONFIG_CMD_CREATE`: builds the superblock.
+pub fn fsconfig_create(fs: impl AsFd) -> io::Result<()> {
+    // SAFETY: the command takes no pointers.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_fd().as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// `fsmount(2)`: a detached mount of the configured superblock.
+pub fn fsmount(fs: impl AsFd, attrs: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: plain integer arguments; returns a new fd or -1.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_fd().as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs,
+        )
+    })?;
+    // SAFETY: fsmount returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(to_fd(fd)?) })
+}
+
+/// `move_mount(2)`: attaches the detached mount `mnt` at `target`.
+pub fn move_mount(mnt: impl AsFd, target: &[u8]) -> io::Result<()> {
+    let empty = cstr(b"")?;
+    let t = cstr(target)?;
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_fd().as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+fn to_fd(v: libc::c_long) -> io::Result<RawFd> {
+    RawFd::try_from(v).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// Text of the last error the kernel logged on a filesystem context (overlayfs explains
+/// its refusals there), read from the context fd.
+pub fn fs_context_message(fs: impl AsFd) -> Option<String> {
+    let mut buf = [0u8; 1024];
+    let n = nix::unistd::read(fs.as_fd(), &mut buf).ok()?;
+    let msg = String::from_utf8_lossy(&buf[..n]).trim().to_string();
+    (!msg.is_empty()).then_some(msg)
+}
+
+/// mount(2) run in a forked child that first changes into `dir`, so relative paths in `data`
+/// resolve there without changing the caller's (multi-threaded) working directory.
+pub fn mount_in_dir(
+    dir: &std::path::Path,
+    source: &str,
+    target: &std::path::Path,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &[u8],
+) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    // Everything the child touches is prepared before fork: it only makes raw syscalls.
+    let dir = cstr(dir.as_os_str().as_bytes())?;
+    let src = cstr(source.as_bytes())?;
+    let tgt = cstr(target.as_os_str().as_bytes())?;
+    let fst = cstr(fstype.as_bytes())?;
+    let dat = cstr(data)?;
+    // SAFETY: the child only calls the async-signal-safe chdir, mount and _exit on memory
+    // prepared before the fork, so no lock held by another thread can be touched.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Child => {
+            // SAFETY: plain syscalls on NUL-terminated strings that live until _exit.
+            unsafe {
+                if libc::chdir(dir.as_ptr()) != 0 {
+                    libc::_exit(*libc::__errno_location());
+                }
+                let r = libc::mount(
+                    src.as_ptr(),
+                    tgt.as_ptr(),
+                    fst.as_ptr(),
+                    flags,
+                    dat.as_ptr().cast(),
+                );
+                libc::_exit(if r == 0 { 0 } else { *libc::__errno_location() });
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            match nix::sys::wait::waitpid(child, None).map_err(io::Error::from)? {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                nix::sys::wait::WaitStatus::Exited(_, code) => {
+                    Err(io::Error::from_raw_os_error(code))
+                }
+                other => Err(io::Error::other(format!(
+                    "mount helper ended with {other:?}"
+                ))),
+            }
+        }
+    }
+}
