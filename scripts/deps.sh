@@ -10,6 +10,8 @@ packages=(
   runc crun                     # peers for benchmarks and cross-checks
   podman containerd bsdutils    # drop-in tests: hull-runtime behind podman and containerd (script(1) for -it)
   qemu-system-x86               # cgroup v2 tests in a guest (this host is hybrid)
+  docker-registry skopeo umoci  # image tests: a real registry on 127.0.0.1, images made by other tools
+  openssl python3               # registry auth tests (htpasswd hash, token server)
 )
 missing=()
 for p in "${packages[@]}"; do
