@@ -9,6 +9,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 use common::{can_run, make_rootfs, runtime_bin};
 
+/// podman instances share host-wide state (/dev/shm locks) even with private roots: one at a time.
+static PODMAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn have(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -140,6 +143,8 @@ impl Podman {
             .arg(self.dir.join("storage"))
             .arg("--runroot")
             .arg(self.dir.join("run"))
+            .arg("--tmpdir")
+            .arg(self.dir.join("tmp"))
             .args([
                 "--storage-driver",
                 "vfs",
@@ -193,6 +198,7 @@ fn podman_run_exec_pause_tty() {
         eprintln!("SKIP: podman is not installed (apt-get install podman)");
         return;
     }
+    let _serial = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
     let podman = Podman::new("all");
     let image = "localhost/hull-busybox:test";
     let extra = podman.run_args();
@@ -232,9 +238,10 @@ fn podman_run_exec_pause_tty() {
     // -it: the console socket path, under a real pty from script(1).
     if have("script") {
         let mut line = format!(
-            "podman --root {} --runroot {} --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime {} run -it --rm",
+            "podman --root {} --runroot {} --tmpdir {} --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime {} run -it --rm",
             podman.dir.join("storage").display(),
             podman.dir.join("run").display(),
+            podman.dir.join("tmp").display(),
             runtime_bin()
         );
         for a in &extra {
@@ -361,6 +368,7 @@ fn containerd_shim_runs_execs_and_kills() {
         return;
     }
     // containerd imports docker/OCI archives; podman makes one from the busybox rootfs.
+    let _serial = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
     let podman = Podman::new("forctrd");
     let archive = podman.dir.join("image.tar");
     podman.ok(&[
