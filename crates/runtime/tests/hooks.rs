@@ -20,12 +20,7 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
         return;
     }
     let mut c = TestContainer::new("hooks");
-    let shared = c.dir.join("shared");
-    std::fs::create_dir_all(&shared).unwrap();
-    let log = shared.join("log");
-    c.config["mounts"].as_array_mut().unwrap().push(json!({
-        "destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "rw"]
-    }));
+    let log = c.share_dir("/shared").join("log");
     let in_container = json!({
         "path": "/bin/sh",
         "args": ["sh", "-c", "read -r state; echo \"startContainer $HOOK_ENV $state\" >> /shared/log"],

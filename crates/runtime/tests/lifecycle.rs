@@ -78,9 +78,7 @@ fn create_waits_for_start_then_kill_and_delete() {
         return;
     }
     let mut c = TestContainer::new("split");
-    let shared = c.dir.join("shared");
-    std::fs::create_dir_all(&shared).unwrap();
-    mount_host_dir(&mut c, &shared, "/shared");
+    let shared = c.share_dir("/shared");
     c.script("echo started > /shared/marker; exec sleep 100");
     c.create();
     assert_eq!(c.status(), "created");
@@ -216,9 +214,7 @@ fn pause_freezes_and_resume_thaws() {
         return;
     }
     let mut c = TestContainer::new("pause");
-    let shared = c.dir.join("shared");
-    std::fs::create_dir_all(&shared).unwrap();
-    mount_host_dir(&mut c, &shared, "/shared");
+    let shared = c.share_dir("/shared");
     c.script("i=0; while true; do i=$((i+1)); echo $i > /shared/n; usleep 10000; done");
     c.create();
     c.ok(&["start", &c.id]);
@@ -301,16 +297,6 @@ fn kill_all_signals_every_process() {
     c.ok(&["kill", "--all", &c.id, "9"]);
     c.wait_status("stopped");
     c.ok(&["delete", &c.id]);
-}
-
-/// Adds a read-write bind mount of a host directory.
-pub fn mount_host_dir(c: &mut TestContainer, host: &std::path::Path, target: &str) {
-    c.config["mounts"].as_array_mut().unwrap().push(json!({
-        "destination": target,
-        "type": "bind",
-        "source": host,
-        "options": ["rbind", "rw"]
-    }));
 }
 
 fn zombie(pid: i64) -> bool {

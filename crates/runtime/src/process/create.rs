@@ -16,6 +16,7 @@ use crate::hooks;
 use crate::namespaces::NamespacePlan;
 use crate::oci_state::{now_rfc3339, OciState};
 use crate::process::error::{io, sys, ProcessError};
+use crate::process::handoff::{required, route_console};
 use crate::process::init::{self, InitContext};
 use crate::procfs;
 use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan};
@@ -280,18 +281,9 @@ fn receive_ready(
         let (message, fd) = channel.recv()?;
         match message {
             Message::Ready => return Ok(console),
-            Message::Console => {
-                let master =
-                    fd.ok_or_else(|| ProcessError::Invalid("pty master missing".into()))?;
-                match &opts.console_socket {
-                    Some(path) => crate::console::send_to_socket(path, master.as_fd())?,
-                    None => console = Some(master),
-                }
-            }
+            Message::Console => console = route_console(opts.console_socket.as_deref(), fd)?,
             Message::SeccompListener => {
-                let listener =
-                    fd.ok_or_else(|| ProcessError::Invalid("seccomp listener missing".into()))?;
-                send_listener(plans, state, listener)?;
+                send_listener(plans, state, required(fd, "seccomp listener")?)?
             }
             Message::Error(msg) => return Err(ProcessError::Child(msg)),
             got => return Err(unexpected("Ready", got)),

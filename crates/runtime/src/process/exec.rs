@@ -16,6 +16,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use crate::container::Container;
 use crate::namespaces::{clone_flag, proc_name};
 use crate::process::error::{io, sys, ProcessError};
+use crate::process::handoff::{required, route_console};
 use crate::process::program::Program;
 use crate::security::{PlanOptions, SecurityPlan};
 use crate::state::Status;
@@ -182,17 +183,9 @@ fn guide(
             other => other?,
         };
         match message {
-            Message::Console => {
-                let master =
-                    fd.ok_or_else(|| ProcessError::Invalid("pty master missing".into()))?;
-                match &opts.console_socket {
-                    Some(path) => crate::console::send_to_socket(path, master.as_fd())?,
-                    None => console = Some(master),
-                }
-            }
+            Message::Console => console = route_console(opts.console_socket.as_deref(), fd)?,
             Message::SeccompListener => {
-                let listener =
-                    fd.ok_or_else(|| ProcessError::Invalid("seccomp listener missing".into()))?;
+                let listener = required(fd, "seccomp listener")?;
                 let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
                 if let Some(path) = seccomp.and_then(|s| s.listener_path().as_ref()) {
                     let state = serde_json::to_value(container.oci_state(Status::Running))

@@ -5,6 +5,7 @@ pub mod create;
 pub mod error;
 pub mod exec;
 pub mod foreground;
+pub mod handoff;
 pub mod init;
 pub mod program;
 

@@ -79,6 +79,19 @@ impl TestContainer {
         self.set_args(&["sh", "-c", script]);
     }
 
+    /// A host directory of the test, bind-mounted read-write at `target` in the container.
+    pub fn share_dir(&mut self, target: &str) -> PathBuf {
+        let host = self.dir.join(target.trim_start_matches('/'));
+        std::fs::create_dir_all(&host).unwrap();
+        self.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": target,
+            "type": "bind",
+            "source": host,
+            "options": ["rbind", "rw"]
+        }));
+        host
+    }
+
     pub fn linux(&mut self) -> &mut Value {
         &mut self.config["linux"]
     }
