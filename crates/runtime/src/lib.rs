@@ -10,6 +10,7 @@ pub mod namespaces;
 pub mod oci_state;
 pub mod process;
 pub mod procfs;
+pub mod resource_keys;
 pub mod rootfs;
 pub mod security;
 pub mod spec;

@@ -35,8 +35,16 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
         path: path.clone(),
         source,
     })?;
+    let raw: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|source| SpecError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+    if let Some(key) = crate::resource_keys::first_unknown(&raw) {
+        return Err(invalid(format!("{key}: unknown resource field")));
+    }
     let spec: Spec =
-        serde_json::from_slice(&bytes).map_err(|source| SpecError::Parse { path, source })?;
+        serde_json::from_value(raw).map_err(|source| SpecError::Parse { path, source })?;
     validate(&spec)?;
     Ok(spec)
 }

@@ -12,7 +12,8 @@ use nix::sys::socket::{
 };
 use serde::{Deserialize, Serialize};
 
-const MAX_MESSAGE: usize = 64 * 1024;
+// Error messages are one line; 16 KiB keeps the runtime's heap small on the start path.
+const MAX_MESSAGE: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {

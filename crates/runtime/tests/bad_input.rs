@@ -108,3 +108,22 @@ fn nonexistent_namespace_path() {
     c.write_config();
     create_fails(&c, "/proc/999999999/ns/net");
 }
+
+#[test]
+fn unknown_resource_field_and_bad_values() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("badres");
+    c.config["linux"]["resources"]["memory"] = json!({"limitt": 1048576});
+    c.write_config();
+    create_fails(&c, "linux.resources.memory.limitt");
+    c.config["linux"]["resources"]["memory"] = json!({"limit": -5});
+    c.write_config();
+    create_fails(&c, "memory");
+    c.config["linux"]["resources"]["memory"] = json!({});
+    c.config["linux"]["resources"]["blockIO"] =
+        json!({"throttleWriteBpsDevice": [{"major": 7, "minor": 4000, "rate": 1024}]});
+    c.write_config();
+    create_fails(&c, "throttleWriteBpsDevice");
+}
