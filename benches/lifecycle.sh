@@ -16,7 +16,7 @@ for p in runc crun busybox-static time; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
-cargo build --release -q -p hull-runtime
+./scripts/build-runtime.sh
 hull=$PWD/target/release/hull-runtime
 work=$(mktemp -d /tmp/hull-bench-lifecycle.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 cargo build --release --workspace
+./scripts/build-runtime.sh
 bundle=$(mktemp -d /tmp/hull-demo.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT
 ./scripts/mkbundle.sh "$bundle" sh -c 'echo "hello from $(hostname), pid $$, in $(cat /proc/self/cgroup | head -1)"; id'
