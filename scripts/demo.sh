@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds hull, makes a busybox bundle and runs it with hull-runtime.
+# Installs what is missing, builds hull-runtime, makes a busybox bundle and runs it with hull-runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
-cargo build --release --workspace
 ./scripts/build-runtime.sh
 bundle=$(mktemp -d /tmp/hull-demo.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT

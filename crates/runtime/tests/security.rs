@@ -192,3 +192,65 @@ fn host_descriptors_do_not_leak_but_preserved_ones_pass() {
         "host fds leaked: {stdout}"
     );
 }
+
+#[test]
+fn seccomp_notify_listener_gets_the_fd_and_state() {
+    use std::io::IoSliceMut;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::unix::net::UnixListener;
+
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("notify");
+    let socket = c.dir.join("agent.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": socket,
+        "listenerMetadata": "hull-test-metadata",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    c.script("mkdir /tmp/x 2>&1; echo after-mkdir");
+    let agent = std::thread::spawn(move || -> (String, String) {
+        let (stream, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 16384];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = None;
+        for cmsg in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                // SAFETY: the fd was just received and nothing else owns it.
+                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+            }
+        }
+        let len = msg.bytes;
+        let fd = fd.expect("no listener fd");
+        let kind = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+        // Closing the listener makes the blocked mkdir fail (ENOSYS) instead of hanging.
+        drop(fd);
+        (kind.to_string_lossy().into_owned(), text)
+    });
+    let (code, out, err) = c.run();
+    let (kind, text) = agent.join().unwrap();
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(kind.contains("seccomp"), "{kind}");
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(state["fds"], json!(["seccompFd"]));
+    assert_eq!(state["metadata"], json!("hull-test-metadata"));
+    assert_eq!(state["state"]["id"], json!(c.id));
+    assert!(state["pid"].as_i64().unwrap() > 0);
+    // The agent never answered: the kernel fails the notified mkdir once the listener is gone.
+    assert!(out.contains("Function not implemented"), "{out}");
+    assert!(out.contains("after-mkdir"), "{out}");
+}
