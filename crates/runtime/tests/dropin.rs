@@ -163,6 +163,10 @@ impl Podman {
     /// podman's defaults (1048576), and raising them needs CAP_SYS_RESOURCE (runc fails too).
     fn run_args(&self) -> Vec<String> {
         vec![
+            // No podman network: its bridge, veths and firewall rules are not what is tested, and
+            // must not outlive the test.
+            "--network".into(),
+            "none".into(),
             "--ulimit".into(),
             "nofile=4096:4096".into(),
             "--ulimit".into(),
@@ -184,7 +188,7 @@ impl Drop for Podman {
         let _ = self
             .cmd(&["rm", "--all", "--force", "--time", "0"])
             .output();
-        let _ = self.cmd(&["system", "reset", "--force"]).output();
+        let _ = self.cmd(&["rmi", "--all", "--force"]).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
