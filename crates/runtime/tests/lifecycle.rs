@@ -206,6 +206,24 @@ fn exec_runs_in_the_container_and_returns_its_status() {
     assert!(pids.contains(&pid), "{pid} not in {pids:?}");
     let out = c.runtime(&["exec", &c.id, "/no/such/program"]);
     assert!(!out.status.success());
+    // A whole process.json, as containerd passes it.
+    let process = c.dir.join("process.json");
+    let mut spec = c.config["process"].clone();
+    spec["args"] = json!(["sh", "-c", "echo from-process-json $HULL_X"]);
+    spec["env"] = json!(["PATH=/bin", "HULL_X=x1"]);
+    std::fs::write(&process, spec.to_string()).unwrap();
+    let out = c.ok(&["exec", "--process", process.to_str().unwrap(), &c.id]);
+    assert_eq!(out.trim(), "from-process-json x1");
+    // Flags that would reshape that process are refused rather than dropped.
+    let out = c.runtime(&[
+        "exec",
+        "--process",
+        process.to_str().unwrap(),
+        "--tty",
+        &c.id,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tty"));
 }
 
 #[test]

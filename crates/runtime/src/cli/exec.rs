@@ -90,6 +90,25 @@ pub fn exec(store: &Store, args: ExecArgs) -> anyhow::Result<i32> {
 
 fn build_process(container: &Container, args: &ExecArgs) -> anyhow::Result<Process> {
     if let Some(path) = &args.process {
+        // The file is the whole process: flags that would shape it too are refused, not dropped.
+        let shaping = [
+            (!args.command.is_empty(), "a command"),
+            (args.cwd.is_some(), "--cwd"),
+            (!args.env.is_empty(), "--env"),
+            (args.tty, "--tty"),
+            (args.user.is_some(), "--user"),
+            (!args.additional_gids.is_empty(), "--additional-gids"),
+            (!args.cap.is_empty(), "--cap"),
+            (args.no_new_privs, "--no-new-privs"),
+            (args.apparmor.is_some(), "--apparmor"),
+            (args.process_label.is_some(), "--process-label"),
+        ];
+        if let Some((_, flag)) = shaping.iter().find(|(given, _)| *given) {
+            anyhow::bail!(
+                "--process {} cannot be combined with {flag}",
+                path.display()
+            );
+        }
         let bytes =
             std::fs::read(path).with_context(|| format!("reading process {}", path.display()))?;
         return serde_json::from_slice(&bytes)
