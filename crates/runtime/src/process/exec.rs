@@ -16,7 +16,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use crate::container::Container;
 use crate::namespaces::{clone_flag, proc_name};
 use crate::process::error::{io, sys, ProcessError};
-use crate::process::handoff::{required, route_console};
+use crate::process::handoff::{self, required, route_console};
 use crate::process::program::Program;
 use crate::security::{PlanOptions, SecurityPlan};
 use crate::state::Status;
@@ -270,25 +270,10 @@ fn child_setup(
     }
     if process.terminal().unwrap_or(false) {
         setsid().map_err(sys("setsid"))?;
-        let size = process.console_size().as_ref().map(|b| {
-            (
-                u16::try_from(b.height()).unwrap_or(u16::MAX),
-                u16::try_from(b.width()).unwrap_or(u16::MAX),
-            )
-        });
-        let master = crate::console::setup_pty(size, false)?;
-        channel.send_with_fd(&Message::Console, Some(master.as_fd()))?;
+        handoff::send_terminal(channel, process, false)?;
     }
-    nix::unistd::chdir(process.cwd()).map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
-    let env = process.env().clone().unwrap_or_default();
-    let program = Program::resolve(&process.args().clone().unwrap_or_default(), &env)?;
-    crate::sys::fds::cloexec_from(3 + opts.preserve_fds).map_err(sys("close_range"))?;
-    for fd in 3..3 + opts.preserve_fds {
-        crate::sys::fds::clear_cloexec(fd).map_err(sys(format!("preserving fd {fd}")))?;
-    }
-    if let Some(listener) = security.apply()? {
-        channel.send_with_fd(&Message::SeccompListener, Some(listener.as_fd()))?;
-    }
+    let program = Program::prepare(process, opts.preserve_fds)?;
+    handoff::lock_down(security, channel)?;
     channel.send(&Message::Ready)?;
     Ok(program.exec(&opts.sigmask)?)
 }

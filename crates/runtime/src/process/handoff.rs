@@ -5,7 +5,11 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use oci_spec::runtime::Process;
+
 use crate::process::error::ProcessError;
+use crate::security::SecurityPlan;
+use crate::sync::{Channel, Message};
 
 /// The descriptor that must come with a message.
 pub fn required(fd: Option<OwnedFd>, what: &str) -> Result<OwnedFd, ProcessError> {
@@ -26,4 +30,30 @@ pub fn route_console(
         }
         None => Ok(Some(master)),
     }
+}
+
+/// In the container process: makes its pty (the slave on stdio, and on /dev/console for a
+/// container's first process) and sends the master to the runtime.
+pub fn send_terminal(
+    channel: &Channel,
+    process: &Process,
+    mount_console: bool,
+) -> Result<(), ProcessError> {
+    let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|b| (clamp(b.height()), clamp(b.width())));
+    let master = crate::console::setup_pty(size, mount_console)?;
+    channel.send_with_fd(&Message::Console, Some(master.as_fd()))?;
+    Ok(())
+}
+
+/// In the container process: the security settings, last before execve; a seccomp listener goes
+/// to the runtime for the agent.
+pub fn lock_down(security: &SecurityPlan, channel: &Channel) -> Result<(), ProcessError> {
+    if let Some(listener) = security.apply()? {
+        channel.send_with_fd(&Message::SeccompListener, Some(listener.as_fd()))?;
+    }
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! and waits on the exec FIFO until `start`.
 
 use std::convert::Infallible;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 use nix::sys::signal::SigSet;
 use nix::unistd::{
@@ -14,6 +14,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use crate::hooks;
 use crate::namespaces::NamespacePlan;
 use crate::process::error::{sys, ProcessError};
+use crate::process::handoff;
 use crate::process::program::Program;
 use crate::rootfs::RootfsPlan;
 use crate::security::SecurityPlan;
@@ -57,6 +58,31 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
     for fd in &ctx.close {
         let _ = close(*fd);
     }
+    enter_namespaces(ctx)?;
+    let state_json = build_root(ctx)?;
+    let process = ctx
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| ProcessError::Invalid("process is required".into()))?;
+    if process.terminal().unwrap_or(false) {
+        handoff::send_terminal(ctx.channel, process, true)?;
+    }
+    ctx.rootfs.finalize()?;
+    let program = Program::prepare(process, ctx.preserve_fds)?;
+    handoff::lock_down(ctx.security, ctx.channel)?;
+    ctx.channel.send(&Message::Ready)?;
+    wait_for_start(ctx.fifo)?;
+    let hooks = ctx.spec.hooks().as_ref();
+    if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
+        hooks::run("startContainer", list, state_json.as_bytes())?;
+    }
+    Ok(program.exec(&ctx.sigmask)?)
+}
+
+/// Joins and creates namespaces, with the runtime mapping ids and placing the process in its
+/// cgroup in between; forks once more when a pid namespace applies only to children.
+fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
     let ns = ctx.namespaces;
     if ns.needs_intermediate() {
         ns.join_and_unshare()?;
@@ -91,7 +117,12 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
             Err(err) => return Err(sys("joining a new session keyring")(err)),
         }
     }
-    set_names(ctx.spec)?;
+    set_names(ctx.spec)
+}
+
+/// Mounts, the runtime's hooks, the container's createContainer hooks, pivot_root. Returns the
+/// state JSON the runtime sent for the container's own hooks.
+fn build_root(ctx: &InitContext) -> Result<String, ProcessError> {
     ctx.rootfs.prepare()?;
     ctx.channel.send(&Message::CreateRuntimeHooks)?;
     let state_json = match ctx.channel.recv()?.0 {
@@ -109,39 +140,7 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
         hooks::run("createContainer", list, state_json.as_bytes())?;
     }
     ctx.rootfs.pivot()?;
-    let process = ctx
-        .spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| ProcessError::Invalid("process is required".into()))?;
-    if process.terminal().unwrap_or(false) {
-        let size = process
-            .console_size()
-            .as_ref()
-            .map(|b| (clamp_u16(b.height()), clamp_u16(b.width())));
-        let master = crate::console::setup_pty(size, true)?;
-        ctx.channel
-            .send_with_fd(&Message::Console, Some(master.as_fd()))?;
-    }
-    ctx.rootfs.finalize()?;
-    let env = process.env().clone().unwrap_or_default();
-    let args = process.args().clone().unwrap_or_default();
-    nix::unistd::chdir(process.cwd()).map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
-    let program = Program::resolve(&args, &env)?;
-    sys::fds::cloexec_from(3 + ctx.preserve_fds).map_err(sys("close_range"))?;
-    for fd in 3..3 + ctx.preserve_fds {
-        sys::fds::clear_cloexec(fd).map_err(sys(format!("preserving fd {fd}")))?;
-    }
-    if let Some(listener) = ctx.security.apply()? {
-        ctx.channel
-            .send_with_fd(&Message::SeccompListener, Some(listener.as_fd()))?;
-    }
-    ctx.channel.send(&Message::Ready)?;
-    wait_for_start(ctx.fifo)?;
-    if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
-        hooks::run("startContainer", list, state_json.as_bytes())?;
-    }
-    Ok(program.exec(&ctx.sigmask)?)
+    Ok(state_json)
 }
 
 fn set_names(spec: &Spec) -> Result<(), ProcessError> {
@@ -169,8 +168,4 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<(), ProcessError> {
             Err(err) => return Err(sys("reading the exec fifo")(err)),
         }
     }
-}
-
-fn clamp_u16(v: u64) -> u16 {
-    u16::try_from(v).unwrap_or(u16::MAX)
 }

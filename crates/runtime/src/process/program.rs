@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::unistd::execve;
+use oci_spec::runtime::Process;
+
+use crate::process::error::{sys, ProcessError};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -62,6 +65,20 @@ impl Program {
                 .map(|e| cstring(e.as_bytes()))
                 .collect::<Result<_, _>>()?,
         })
+    }
+
+    /// In the container process, after its root is final: changes to the process's cwd, resolves
+    /// its program, and leaves open only stdio and the `preserve_fds` descriptors after them.
+    pub fn prepare(process: &Process, preserve_fds: i32) -> Result<Program, ProcessError> {
+        nix::unistd::chdir(process.cwd())
+            .map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
+        let env = process.env().clone().unwrap_or_default();
+        let program = Program::resolve(&process.args().clone().unwrap_or_default(), &env)?;
+        crate::sys::fds::cloexec_from(3 + preserve_fds).map_err(sys("close_range"))?;
+        for fd in 3..3 + preserve_fds {
+            crate::sys::fds::clear_cloexec(fd).map_err(sys(format!("preserving fd {fd}")))?;
+        }
+        Ok(program)
     }
 
     /// Restores `sigmask` (the runtime blocks signals while it forwards them) and executes.
