@@ -930,12 +930,6 @@ fn user_namespace_with_setgroups_denied() {
     );
 }
 
-#[test]
-#[ignore = "prints the features object for a human"]
-fn print_features() {
-    println!("{}", seccomp_features());
-}
-
 /// podman's default profile (containers/common format) as the OCI object podman would pass for
 /// a process without capabilities on x86-64.
 fn podman_default_profile() -> Option<Value> {
