@@ -376,3 +376,33 @@ fn events_reports_an_oom_kill() {
     assert!(saw_stats, "no stats event");
     assert!(saw_oom, "no oom event");
 }
+
+#[test]
+fn a_runtime_killed_mid_create_leaves_a_container_delete_removes() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("crash");
+    // The hook's parent is the runtime: kill it while the container process is half set up.
+    c.config["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/busybox", "args": ["sh", "-c", "kill -9 $PPID"]}]
+    });
+    c.set_args(&["true"]);
+    c.write_config();
+    let (ok, _) = c.detached(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    assert!(!ok, "the runtime was killed, yet create succeeded");
+    assert!(
+        !common::leaked_cgroups(&c.id).is_empty(),
+        "the test did not crash after the cgroup"
+    );
+    // The half-made container's process notices its runtime is gone and exits.
+    c.wait_status("stopped");
+    let list = c.ok(&["list", "--quiet"]);
+    assert!(list.lines().any(|l| l == c.id), "{list}");
+    c.ok(&["delete", &c.id]);
+    assert!(
+        common::leaked_cgroups(&c.id).is_empty(),
+        "cgroup left after delete"
+    );
+    assert!(!c.root.join(&c.id).exists());
+}

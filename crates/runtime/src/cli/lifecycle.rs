@@ -46,8 +46,16 @@ pub fn kill(store: &Store, args: KillArgs) -> anyhow::Result<()> {
 pub fn delete(store: &Store, args: DeleteArgs) -> anyhow::Result<()> {
     match Container::load(store, &args.id) {
         Ok(container) => Ok(container.delete(args.force)?),
-        // runc: deleting what does not exist is fine with --force.
-        Err(ContainerError::State(StateError::NotExist)) if args.force => Ok(()),
+        // A runtime killed before it recorded anything leaves a directory without state: nothing
+        // else of it exists yet, so the directory is all there is to remove.
+        Err(ContainerError::State(StateError::NotExist)) if args.force => {
+            match store.open(&args.id) {
+                Ok(dir) => Ok(dir.remove()?),
+                // runc: deleting what does not exist is fine with --force.
+                Err(StateError::NotExist) => Ok(()),
+                Err(err) => Err(err.into()),
+            }
+        }
         Err(err) => Err(err.into()),
     }
 }

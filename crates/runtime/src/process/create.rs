@@ -168,6 +168,19 @@ fn launch(
     let resources = crate::cgroup_rules::resources(&plans.spec);
     plans.cgroup.create(Some(&resources))?;
     undo.cgroup = Some(plans.cgroup.clone());
+    let mut state = ContainerState {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start: 0,
+        bundle: plans.bundle.clone(),
+        rootfs: plans.rootfs.rootfs().to_path_buf(),
+        created: now_rfc3339(),
+        annotations: plans.spec.annotations().clone().unwrap_or_default(),
+        cgroup: plans.cgroup.clone(),
+    };
+    // Recorded before any process exists: if this runtime dies from here on, the container is
+    // "stopped" and `delete` finds its cgroup to remove.
+    dir.save(&state)?;
 
     let (parent, child) = Channel::pair()?;
     let forked = clone_process(plans.namespaces.first_clone_flags())
@@ -192,16 +205,8 @@ fn launch(
     drop(child);
     drop(fifo);
     let pid = guide(opts, &plans, &parent, first)?;
-    let state = ContainerState {
-        id: opts.id.clone(),
-        pid: pid.as_raw(),
-        pid_start: procfs::start_time(pid.as_raw()).unwrap_or(0),
-        bundle: plans.bundle.clone(),
-        rootfs: plans.rootfs.rootfs().to_path_buf(),
-        created: now_rfc3339(),
-        annotations: plans.spec.annotations().clone().unwrap_or_default(),
-        cgroup: plans.cgroup.clone(),
-    };
+    state.pid = pid.as_raw();
+    state.pid_start = procfs::start_time(pid.as_raw()).unwrap_or(0);
     let console = receive_ready(opts, &plans, &parent, &state)?;
     dir.save(&state)?;
     if let Some(pid_file) = &opts.pid_file {
