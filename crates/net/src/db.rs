@@ -127,6 +127,13 @@ pub fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, DbError> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
+/// Copies what the WAL holds into the database file, without waiting for readers or
+/// writers (a PASSIVE checkpoint). Best effort: when it cannot finish, the WAL is only
+/// longer, and SQLite's auto-checkpoint still bounds it.
+pub fn checkpoint(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
+
 /// Seconds since the epoch, for `created` columns.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
