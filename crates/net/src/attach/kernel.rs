@@ -105,29 +105,37 @@ fn mac_string(mac: &[u8]) -> String {
         .join(":")
 }
 
-/// Removes the attachment's veth pair and published ports.
-pub(super) fn remove(link: &Link) -> Result<(), NetError> {
-    // Both kernel operations end in an RCU wait: unregistering a netdev runs rcu_barrier,
-    // and nf_tables frees removed elements from a work item after synchronize_rcu, which
-    // closing its netlink socket flushes. Running them side by side, and keeping the
-    // nftables socket open until the veth is gone, lets one grace period serve both: the
-    // elements are already out of the map when the batch is acknowledged, only their memory
-    // waits, and by the time the socket closes that work has finished.
-    let (rules, veth) = std::thread::scope(|s| {
-        let rules = s.spawn(|| -> Result<Option<Firewall>, NetError> {
-            if link.ports.is_empty() {
-                return Ok(None);
-            }
-            let mut fw = Firewall::open()?;
-            fw.remove_ports(&link.ports)?;
-            Ok(Some(fw))
-        });
+/// Removes the attachment's veth pair and published ports, running `meanwhile` while the
+/// kernel works on them.
+pub(super) fn remove(link: &Link, meanwhile: impl FnOnce()) -> Result<(), NetError> {
+    // Both kernel operations end in an RCU wait: unregistering a netdev runs rcu_barrier
+    // (most of detach's time), and nf_tables frees removed elements from a work item after
+    // synchronize_rcu, which closing its netlink socket flushes. So the veth deletion starts
+    // first, on its own thread; the rules go meanwhile, and their socket stays open until the
+    // veth is gone, so one grace period serves both. The elements are out of the map when
+    // the batch is acknowledged; only their memory waits.
+    let (fw, veth) = std::thread::scope(|s| {
         // Deleting the host end removes the pair; when the namespace is gone so is the pair.
-        let veth = Netlink::open().and_then(|mut nl| nl.link_delete(&link.host_veth));
-        (rules.join(), veth)
+        let veth = s.spawn(|| Netlink::open().and_then(|mut nl| nl.link_delete(&link.host_veth)));
+        let fw = remove_ports(link);
+        meanwhile();
+        let veth = veth
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (fw, veth)
     });
-    let fw = rules.unwrap_or(Ok(None))?;
+    let fw = fw?;
     veth?;
     drop(fw);
     Ok(())
+}
+
+/// Removes the published ports; the returned context keeps the nftables socket open.
+fn remove_ports(link: &Link) -> Result<Option<Firewall>, NetError> {
+    if link.ports.is_empty() {
+        return Ok(None);
+    }
+    let mut fw = Firewall::open()?;
+    fw.remove_ports(&link.ports)?;
+    Ok(Some(fw))
 }

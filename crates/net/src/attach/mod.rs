@@ -158,11 +158,7 @@ pub(crate) fn undo(conn: &mut Connection, link: &Link) -> Result<(), NetError> {
     // would sit idle: fold the WAL into the database meanwhile, so that the next hull
     // process, which rebuilds the WAL index from every frame since the last checkpoint
     // when it opens the file, finds a short WAL.
-    let lent = &mut *conn;
-    std::thread::scope(|s| {
-        s.spawn(move || db::checkpoint(lent));
-        kernel::remove(link)
-    })?;
+    kernel::remove(link, || db::checkpoint(conn))?;
     store::forget(conn, link)
 }
 

@@ -24,11 +24,6 @@ extern "C" {
 /// An owned libnftables context with buffered output and error streams.
 pub struct Ctx(NonNull<NftCtx>);
 
-// SAFETY: a libnftables context is plain heap state plus a netlink socket, with no thread
-// affinity (no thread-locals, no locks tied to its creator); Ctx owns it exclusively and every
-// use takes &mut self, so handing it to another thread never shares it.
-unsafe impl Send for Ctx {}
-
 impl Ctx {
     pub fn new() -> Option<Ctx> {
         // SAFETY: nft_ctx_new has no preconditions; NULL means failure and is checked.
