@@ -158,7 +158,8 @@ pub(crate) fn undo(conn: &mut Connection, link: &Link) -> Result<(), NetError> {
     // would sit idle: fold the WAL into the database meanwhile, so that the next hull
     // process, which rebuilds the WAL index from every frame since the last checkpoint
     // when it opens the file, finds a short WAL.
-    kernel::remove(link, || db::checkpoint(conn))?;
+    let lent = &mut *conn;
+    kernel::remove(link, move || db::checkpoint(lent))?;
     store::forget(conn, link)
 }
 
