@@ -574,8 +574,9 @@ fn port_published_by_another_root_is_refused_and_kept() {
 #[test]
 fn detach_keeps_the_wal_short() {
     // Each hull-cni process rebuilds the WAL index from every frame since the last checkpoint
-    // when it opens the database; detach checkpoints while the kernel removes the veth, so
-    // attach/detach cycles must not let the WAL grow (SQLite alone would let it reach 1000).
+    // when it opens the database; detach checkpoints a WAL past 512 KiB (~127 frames) while
+    // the kernel removes the veth, so attach/detach cycles must not let the WAL grow
+    // (SQLite alone would let it reach 1000 frames).
     if !can_run() {
         return;
     }
@@ -597,7 +598,7 @@ fn detach_keeps_the_wal_short() {
         .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
         .unwrap();
     assert!(
-        frames < 50,
+        frames < 160,
         "WAL holds {frames} frames after 40 attach/detach cycles"
     );
     net.remove_network("wal").unwrap();
