@@ -3,7 +3,8 @@
 # as podman's CNI config chains them: bridge (with host-local IPAM) then portmap.
 # Both sides: isGateway, hairpinMode, one published port on 127.0.0.1, no masquerade.
 # Median of N (default 50) of each, wall time per invocation (bash $EPOCHREALTIME, no extra
-# fork for timing), process start included.
+# fork for timing), process start included. The two sides alternate round by round, so load
+# from elsewhere on the machine hits both alike; one warm-up round is not counted.
 # Needs: root, iproute2 (ip netns), containernetworking-plugins, a release hull-cni
 # (cargo build --release -p hull-net --bin hull-cni).
 set -euo pipefail
@@ -71,12 +72,16 @@ portmap_conf() { # prevResult-json
   printf '{"cniVersion":"1.0.0","name":"refbench","type":"portmap","capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":%d,"containerPort":80,"protocol":"tcp","hostIP":"127.0.0.1"}]},"prevResult":%s}' "$((PORT+1))" "$1"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+spread() { # file -> "p10..p90" in us, to show how steady the median is
+  sort -n "$1" | awk '{a[NR]=$1} END {printf "%d..%d", a[int(NR*0.1)+1], a[int(NR*0.9)]}'
+}
 
 : > "$TMP/h_add"; : > "$TMP/h_del"; : > "$TMP/r_add"; : > "$TMP/r_del"
-for i in $(seq "$N"); do
+round() { # output-dir: one ADD+DEL of each side, interleaved; times appended to its files
+  local d=$1 t0 t1 t2 res
   t0=${EPOCHREALTIME/./}; run "$HULL_CNI" ADD "$TMP/hull.json" > /dev/null; t1=${EPOCHREALTIME/./}
   run "$HULL_CNI" DEL "$TMP/hull.json" > /dev/null; t2=${EPOCHREALTIME/./}
-  echo $((t1 - t0)) >> "$TMP/h_add"; echo $((t2 - t1)) >> "$TMP/h_del"
+  echo $((t1 - t0)) >> "$d/h_add"; echo $((t2 - t1)) >> "$d/h_del"
 
   t0=${EPOCHREALTIME/./}
   res=$(run "$REF/bridge" ADD "$TMP/bridge.json")
@@ -86,12 +91,18 @@ for i in $(seq "$N"); do
   run "$REF/portmap" DEL "$TMP/pm.json" > /dev/null
   run "$REF/bridge" DEL "$TMP/bridge.json" > /dev/null
   t2=${EPOCHREALTIME/./}
-  echo $((t1 - t0)) >> "$TMP/r_add"; echo $((t2 - t1)) >> "$TMP/r_del"
-done
+  echo $((t1 - t0)) >> "$d/r_add"; echo $((t2 - t1)) >> "$d/r_del"
+}
+# Warm-up, not counted: both sides create their bridge, tables/chains and state files on
+# first use, and the binaries come into the page cache.
+mkdir "$TMP/warm"; round "$TMP/warm"
+for i in $(seq "$N"); do round "$TMP"; done
 
 ha=$(median < "$TMP/h_add"); hd=$(median < "$TMP/h_del")
 ra=$(median < "$TMP/r_add"); rd=$(median < "$TMP/r_del")
 printf '%-8s %14s %22s %8s\n' op "hull-cni (us)" "bridge+portmap (us)" ratio
 printf '%-8s %14s %22s %7.1fx\n' ADD "$ha" "$ra" "$(echo "$ra / $ha" | bc -l)"
+printf '%-8s %14s %22s\n' " p10-p90" "$(spread "$TMP/h_add")" "$(spread "$TMP/r_add")"
 printf '%-8s %14s %22s %7.1fx\n' DEL "$hd" "$rd" "$(echo "$rd / $hd" | bc -l)"
-echo "median of $N runs each; ratio = reference / hull (higher is better for hull)"
+printf '%-8s %14s %22s\n' " p10-p90" "$(spread "$TMP/h_del")" "$(spread "$TMP/r_del")"
+echo "median of $N runs each (after one warm-up round); ratio = reference / hull (higher is better for hull)"

@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
+use std::sync::mpsc;
 
 use super::{Link, Plan};
 use crate::error::NetError;
@@ -105,23 +106,42 @@ fn mac_string(mac: &[u8]) -> String {
         .join(":")
 }
 
-/// Removes the attachment's veth pair and published ports.
-pub(super) fn remove(link: &Link) -> Result<(), NetError> {
-    // Both kernel operations end in an RCU grace period (nf_tables flushes its destroy
-    // work when the netlink socket closes; unregistering a netdev waits too): overlapping
-    // them nearly halves detach time.
-    let (rules, veth) = std::thread::scope(|s| {
-        let rules = s.spawn(|| -> Result<(), NetError> {
-            if !link.ports.is_empty() {
-                Firewall::open()?.remove_ports(&link.ports)?;
-            }
-            Ok(())
+/// Removes the attachment's veth pair and published ports, running `meanwhile` while the
+/// kernel works on them.
+pub(super) fn remove(link: &Link, meanwhile: impl FnOnce() + Send) -> Result<(), NetError> {
+    // Both kernel operations end in an RCU wait: unregistering a netdev runs rcu_barrier
+    // (most of detach's time), and nf_tables frees removed elements from a work item after
+    // synchronize_rcu, which closing its netlink socket flushes. So the veth deletion starts
+    // at once on this (already running) thread; a helper removes the rules meanwhile and
+    // keeps their socket open until the veth is gone, so one grace period serves both. The
+    // elements are out of the map when the batch is acknowledged; only their memory waits.
+    let (veth_gone, wait_veth) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let helper = s.spawn(move || {
+            let fw = remove_ports(link);
+            meanwhile();
+            // Ok or Err (the sender dropped): either way the veth deletion has returned.
+            let _ = wait_veth.recv();
+            fw.map(drop)
         });
         // Deleting the host end removes the pair; when the namespace is gone so is the pair.
         let veth = Netlink::open().and_then(|mut nl| nl.link_delete(&link.host_veth));
-        (rules.join(), veth)
-    });
-    rules.unwrap_or(Ok(()))?;
-    veth?;
-    Ok(())
+        drop(veth_gone);
+        let rules = helper
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        rules?;
+        veth?;
+        Ok(())
+    })
+}
+
+/// Removes the published ports; the returned context keeps the nftables socket open.
+fn remove_ports(link: &Link) -> Result<Option<Firewall>, NetError> {
+    if link.ports.is_empty() {
+        return Ok(None);
+    }
+    let mut fw = Firewall::open()?;
+    fw.remove_ports(&link.ports)?;
+    Ok(Some(fw))
 }

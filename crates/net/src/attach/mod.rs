@@ -12,6 +12,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::cidr::Ipv4Net;
+use crate::db;
 use crate::error::NetError;
 use crate::netns::{self, NetnsRef};
 use crate::network::{self, Network};
@@ -153,7 +154,12 @@ fn check_ports(ports: &[PortMapping]) -> Result<(), NetError> {
 
 /// Removes what an attachment made and its rows; parts already gone are skipped.
 pub(crate) fn undo(conn: &mut Connection, link: &Link) -> Result<(), NetError> {
-    kernel::remove(link)?;
+    // The kernel side ends in RCU waits (see kernel::remove) during which this process
+    // would sit idle: fold the WAL into the database meanwhile, so that the next hull
+    // process, which rebuilds the WAL index from every frame since the last checkpoint
+    // when it opens the file, finds a short WAL.
+    let lent = &mut *conn;
+    kernel::remove(link, move || db::checkpoint(lent))?;
     store::forget(conn, link)
 }
 
