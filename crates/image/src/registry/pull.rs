@@ -315,20 +315,31 @@ struct ChunkRead {
     blob: crate::store::TempBlob,
 }
 
-impl std::io::Read for ChunkRead {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl std::io::BufRead for ChunkRead {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
                 Some(b) => {
                     self.blob.write_all(&b)?;
                     self.cur = b;
                 }
-                None => return Ok(0),
+                None => break,
             }
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
+        Ok(&self.cur)
+    }
+
+    fn consume(&mut self, n: usize) {
+        bytes::Buf::advance(&mut self.cur, n);
+    }
+}
+
+impl std::io::Read for ChunkRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = std::io::BufRead::fill_buf(self)?;
+        let n = buf.len().min(avail.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        std::io::BufRead::consume(self, n);
         Ok(n)
     }
 }
