@@ -379,13 +379,17 @@ async fn download(
             cur: bytes::Bytes::new(),
             blob: tmp,
         };
-        let layer =
-            c.layers
-                .unpack_pending(&mut input, Some(&diff), &label, &UnpackOptions::default());
+        let opts = UnpackOptions {
+            start_writeback: true,
+            ..UnpackOptions::default()
+        };
+        let layer = c
+            .layers
+            .unpack_pending(&mut input, Some(&diff), &label, &opts);
         // Whatever the unpacker left unread still belongs to the blob.
         let rest = std::io::copy(&mut input, &mut std::io::sink())
             .and_then(|_| input.blob.flush())
-            .and_then(|()| c.layers.flush());
+            .map(|()| input.blob.start_writeback());
         (input.blob, layer, rest)
     });
     let mut failed = None;

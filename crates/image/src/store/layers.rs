@@ -118,14 +118,6 @@ impl LayerStore {
         })
     }
 
-    /// Starts and waits for the writeback of everything under the store's filesystem
-    /// (syncfs). A pull calls it on each layer's thread, so the flushing overlaps the other
-    /// downloads and the final flush before the records finds little left to do.
-    pub fn flush(&self) -> io::Result<()> {
-        let f = std::fs::File::open(&self.dir)?;
-        nix::unistd::syncfs(std::os::fd::AsFd::as_fd(&f)).map_err(io::Error::from)
-    }
-
     /// Removes a layer dir: renamed out of the way first, so it vanishes atomically.
     pub fn remove(&self, chain: &Digest) -> io::Result<()> {
         let tmp = super::temp_name(&self.tmp, "rm");

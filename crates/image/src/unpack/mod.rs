@@ -63,12 +63,16 @@ impl Compression {
 pub struct UnpackOptions {
     /// Create block and character devices (other than whiteouts); refused when false.
     pub allow_devices: bool,
+    /// Start each file's writeback as soon as it is written (the caller flushes the store
+    /// once at the end): a pull overlaps the disk writes with the rest of its work.
+    pub start_writeback: bool,
 }
 
 impl Default for UnpackOptions {
     fn default() -> Self {
         Self {
             allow_devices: true,
+            start_writeback: false,
         }
     }
 }
