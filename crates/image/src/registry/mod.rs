@@ -98,6 +98,43 @@ fn client(
     reference: &oci_client::Reference,
     opts: &RegistryOptions,
 ) -> Result<(oci_client::Client, oci_client::secrets::RegistryAuth), RegistryError> {
+    let registry = reference.resolve_registry().to_string();
+    let config = client_config(reference, opts)?;
+    let auth = credentials(&registry, opts.auth_file.as_deref())
+        .or_else(|_| credentials(reference.registry(), opts.auth_file.as_deref()))?;
+    Ok((oci_client::Client::new(config), auth))
+}
+
+/// The client for a pull's config and layers. oci-client caches tokens but not the absence
+/// of one, so with anonymous access to a registry that asks for no token it probes `/v2/`
+/// again before every blob; a client that holds no credentials at all asks straight away.
+/// Any other case keeps `client` and its credentials (or anonymous token).
+async fn blob_client(
+    client: &oci_client::Client,
+    auth: &oci_client::secrets::RegistryAuth,
+    reference: &oci_client::Reference,
+    opts: &RegistryOptions,
+) -> Result<oci_client::Client, RegistryError> {
+    if !matches!(auth, oci_client::secrets::RegistryAuth::Anonymous) {
+        return Ok(client.clone());
+    }
+    let token = client
+        .auth(reference, auth, oci_client::RegistryOperation::Pull)
+        .await
+        .map_err(|err| RegistryError::Registry {
+            what: format!("authenticating to {}", reference.resolve_registry()),
+            err,
+        })?;
+    match token {
+        None => Ok(oci_client::Client::new(client_config(reference, opts)?)),
+        Some(_) => Ok(client.clone()),
+    }
+}
+
+fn client_config(
+    reference: &oci_client::Reference,
+    opts: &RegistryOptions,
+) -> Result<oci_client::client::ClientConfig, RegistryError> {
     // Installing twice (a second pull in one process) is harmless: the first provider stays.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let registry = reference.resolve_registry().to_string();
@@ -119,9 +156,7 @@ fn client(
         user_agent: "hull",
         ..Default::default()
     };
-    let auth = credentials(&registry, opts.auth_file.as_deref())
-        .or_else(|_| credentials(reference.registry(), opts.auth_file.as_deref()))?;
-    Ok((oci_client::Client::new(config), auth))
+    Ok(config)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, RegistryError> {

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use super::{client, parse_ref, runtime, Progress, RegistryError, RegistryOptions};
+use super::{blob_client, client, parse_ref, runtime, Progress, RegistryError, RegistryOptions};
 use crate::digest::Digest;
 use crate::manifest::{self, Descriptor, Document};
 use crate::store::{BlobStore, ImageStore, LayerStore};
@@ -68,6 +68,7 @@ pub fn pull(
             ))
         }
     };
+    let client = rt.block_on(blob_client(&client, &auth, &reference, opts))?;
     let diff_ids = rt.block_on(fetch_config(store, &client, &reference, &m))?;
     let (jobs, skipped) = plan(store, &m, diff_ids, progress)?;
     let downloaded = jobs.iter().filter(|j| j.download).count();
