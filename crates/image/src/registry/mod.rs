@@ -118,16 +118,14 @@ async fn blob_client(
     if !matches!(auth, oci_client::secrets::RegistryAuth::Anonymous) {
         return Ok(client.clone());
     }
-    let token = client
+    // A registry whose probe fails keeps the old client, and answers for itself on the
+    // requests that follow.
+    match client
         .auth(reference, auth, oci_client::RegistryOperation::Pull)
         .await
-        .map_err(|err| RegistryError::Registry {
-            what: format!("authenticating to {}", reference.resolve_registry()),
-            err,
-        })?;
-    match token {
-        None => Ok(oci_client::Client::new(client_config(reference, opts)?)),
-        Some(_) => Ok(client.clone()),
+    {
+        Ok(None) => Ok(oci_client::Client::new(client_config(reference, opts)?)),
+        Ok(Some(_)) | Err(_) => Ok(client.clone()),
     }
 }
 
