@@ -1,5 +1,6 @@
 //! Unpacked layers by chain id under `layers/`: unpacked into a temp dir, checked against the
-//! expected diff id, flushed with one syncfs, then renamed into place.
+//! expected diff id, then renamed into place; the store flushes once (syncfs) before its
+//! database records the layer, and an unrecorded dir is never trusted.
 
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
