@@ -10,7 +10,10 @@ use futures_util::StreamExt;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use super::{blob_client, client, parse_ref, runtime, Progress, RegistryError, RegistryOptions};
+use super::{
+    auth_for, blob_client, client_config, parse_ref, runtime, spare_client, Progress,
+    RegistryError, RegistryOptions,
+};
 use crate::digest::Digest;
 use crate::manifest::{self, Descriptor, Document};
 use crate::store::{BlobStore, ImageStore, LayerStore};
@@ -53,7 +56,9 @@ pub fn pull(
     progress: &dyn Progress,
 ) -> Result<PullReport, RegistryError> {
     let reference = parse_ref(name)?;
-    let (client, auth) = client(&reference, opts)?;
+    let auth = auth_for(&reference, opts)?;
+    let spare = spare_client(&reference, &auth, opts);
+    let client = Client::new(client_config(&reference, opts)?);
     let rt = runtime()?;
     let lock = store.lock_shared()?;
     let (bytes, digest) = rt.block_on(fetch_manifest(&client, &auth, &reference))?;
@@ -68,7 +73,9 @@ pub fn pull(
             ))
         }
     };
-    let client = rt.block_on(blob_client(&client, &auth, &reference, opts))?;
+    // A spare that failed to build leaves the first client in charge.
+    let spare = spare.and_then(|h| h.join().ok()).and_then(Result::ok);
+    let client = rt.block_on(blob_client(&client, spare, &auth, &reference));
     let diff_ids = rt.block_on(fetch_config(store, &client, &reference, &m))?;
     let (jobs, skipped) = plan(store, &m, diff_ids, progress)?;
     let downloaded = jobs.iter().filter(|j| j.download).count();
