@@ -255,6 +255,7 @@ fn devices_refused_when_not_allowed() {
         &dest,
         &UnpackOptions {
             allow_devices: false,
+            ..Default::default()
         },
     );
     rejected(r, "dev/sda");

@@ -98,6 +98,69 @@ fn client(
     reference: &oci_client::Reference,
     opts: &RegistryOptions,
 ) -> Result<(oci_client::Client, oci_client::secrets::RegistryAuth), RegistryError> {
+    let auth = auth_for(reference, opts)?;
+    Ok((
+        oci_client::Client::new(client_config(reference, opts)?),
+        auth,
+    ))
+}
+
+/// The credentials for the registry of `reference` (anonymous when none are configured).
+fn auth_for(
+    reference: &oci_client::Reference,
+    opts: &RegistryOptions,
+) -> Result<oci_client::secrets::RegistryAuth, RegistryError> {
+    let registry = reference.resolve_registry().to_string();
+    credentials(&registry, opts.auth_file.as_deref())
+        .or_else(|_| credentials(reference.registry(), opts.auth_file.as_deref()))
+}
+
+/// A second client for a pull's config and layers, built on its own thread while the first
+/// one is built and fetches the manifest, when the pull is anonymous (see [`blob_client`]).
+fn spare_client(
+    reference: &oci_client::Reference,
+    auth: &oci_client::secrets::RegistryAuth,
+    opts: &RegistryOptions,
+) -> Option<SpareClient> {
+    if !matches!(auth, oci_client::secrets::RegistryAuth::Anonymous) {
+        return None;
+    }
+    let (reference, opts) = (reference.clone(), opts.clone());
+    Some(std::thread::spawn(move || {
+        client_config(&reference, &opts).map(oci_client::Client::new)
+    }))
+}
+
+type SpareClient = std::thread::JoinHandle<Result<oci_client::Client, RegistryError>>;
+
+/// The client for a pull's config and layers. oci-client caches tokens but not the absence
+/// of one, so with anonymous access to a registry that asks for no token it probes `/v2/`
+/// again before every blob; the spare client, which holds no credentials at all, asks
+/// straight away. Any other case keeps `client` and its credentials (or anonymous token);
+/// so does a registry whose probe fails, and it answers for itself on the requests that
+/// follow.
+async fn blob_client(
+    client: &oci_client::Client,
+    spare: Option<oci_client::Client>,
+    auth: &oci_client::secrets::RegistryAuth,
+    reference: &oci_client::Reference,
+) -> oci_client::Client {
+    let Some(spare) = spare else {
+        return client.clone();
+    };
+    match client
+        .auth(reference, auth, oci_client::RegistryOperation::Pull)
+        .await
+    {
+        Ok(None) => spare,
+        Ok(Some(_)) | Err(_) => client.clone(),
+    }
+}
+
+fn client_config(
+    reference: &oci_client::Reference,
+    opts: &RegistryOptions,
+) -> Result<oci_client::client::ClientConfig, RegistryError> {
     // Installing twice (a second pull in one process) is harmless: the first provider stays.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let registry = reference.resolve_registry().to_string();
@@ -119,9 +182,7 @@ fn client(
         user_agent: "hull",
         ..Default::default()
     };
-    let auth = credentials(&registry, opts.auth_file.as_deref())
-        .or_else(|_| credentials(reference.registry(), opts.auth_file.as_deref()))?;
-    Ok((oci_client::Client::new(config), auth))
+    Ok(config)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, RegistryError> {

@@ -10,7 +10,10 @@ use futures_util::StreamExt;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use super::{client, parse_ref, runtime, Progress, RegistryError, RegistryOptions};
+use super::{
+    auth_for, blob_client, client_config, parse_ref, runtime, spare_client, Progress,
+    RegistryError, RegistryOptions,
+};
 use crate::digest::Digest;
 use crate::manifest::{self, Descriptor, Document};
 use crate::store::{BlobStore, ImageStore, LayerStore};
@@ -53,7 +56,9 @@ pub fn pull(
     progress: &dyn Progress,
 ) -> Result<PullReport, RegistryError> {
     let reference = parse_ref(name)?;
-    let (client, auth) = client(&reference, opts)?;
+    let auth = auth_for(&reference, opts)?;
+    let spare = spare_client(&reference, &auth, opts);
+    let client = Client::new(client_config(&reference, opts)?);
     let rt = runtime()?;
     let lock = store.lock_shared()?;
     let (bytes, digest) = rt.block_on(fetch_manifest(&client, &auth, &reference))?;
@@ -68,6 +73,9 @@ pub fn pull(
             ))
         }
     };
+    // A spare that failed to build leaves the first client in charge.
+    let spare = spare.and_then(|h| h.join().ok()).and_then(Result::ok);
+    let client = rt.block_on(blob_client(&client, spare, &auth, &reference));
     let diff_ids = rt.block_on(fetch_config(store, &client, &reference, &m))?;
     let (jobs, skipped) = plan(store, &m, diff_ids, progress)?;
     let downloaded = jobs.iter().filter(|j| j.download).count();
@@ -315,20 +323,31 @@ struct ChunkRead {
     blob: crate::store::TempBlob,
 }
 
-impl std::io::Read for ChunkRead {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl std::io::BufRead for ChunkRead {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
                 Some(b) => {
                     self.blob.write_all(&b)?;
                     self.cur = b;
                 }
-                None => return Ok(0),
+                None => break,
             }
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
+        Ok(&self.cur)
+    }
+
+    fn consume(&mut self, n: usize) {
+        bytes::Buf::advance(&mut self.cur, n);
+    }
+}
+
+impl std::io::Read for ChunkRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = std::io::BufRead::fill_buf(self)?;
+        let n = buf.len().min(avail.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        std::io::BufRead::consume(self, n);
         Ok(n)
     }
 }
@@ -368,13 +387,17 @@ async fn download(
             cur: bytes::Bytes::new(),
             blob: tmp,
         };
-        let layer =
-            c.layers
-                .unpack_pending(&mut input, Some(&diff), &label, &UnpackOptions::default());
+        let opts = UnpackOptions {
+            start_writeback: true,
+            ..UnpackOptions::default()
+        };
+        let layer = c
+            .layers
+            .unpack_pending(&mut input, Some(&diff), &label, &opts);
         // Whatever the unpacker left unread still belongs to the blob.
         let rest = std::io::copy(&mut input, &mut std::io::sink())
             .and_then(|_| input.blob.flush())
-            .and_then(|()| c.layers.flush());
+            .map(|()| input.blob.start_writeback());
         (input.blob, layer, rest)
     });
     let mut failed = None;

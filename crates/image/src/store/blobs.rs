@@ -200,6 +200,16 @@ fn closed() -> io::Error {
     io::Error::other("temp blob already committed")
 }
 
+impl TempBlob {
+    /// Starts the writeback of what was written so far (see [`crate::sys::start_writeback`]);
+    /// only a hint, so a filesystem that refuses it loses nothing.
+    pub fn start_writeback(&self) {
+        if let Some(w) = &self.writer {
+            let _ = crate::sys::start_writeback(w.get_ref());
+        }
+    }
+}
+
 impl Write for TempBlob {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.writer.as_mut().ok_or_else(closed)?.write(buf)

@@ -1,7 +1,8 @@
 //! Unpacked layers by chain id under `layers/`: unpacked into a temp dir, checked against the
-//! expected diff id, flushed with one syncfs, then renamed into place.
+//! expected diff id, then renamed into place; the store flushes once (syncfs) before its
+//! database records the layer, and an unrecorded dir is never trusted.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
@@ -56,21 +57,23 @@ impl LayerStore {
         opts: &UnpackOptions,
     ) -> Result<(Digest, UnpackStats), LayerError> {
         // Callers unpack only layers the database does not record.
-        self.unpack_pending(input, expected, blob, opts)?
+        self.pending_with(expected, blob, |dir| unpack::unpack(input, dir, opts))?
             .commit(parent, |_| false)
     }
 
     /// Unpacks into a temp dir and checks the diff id, but does not put the layer in place:
     /// a registry pull unpacks while the blob downloads, and commits only once the blob's
-    /// digest is verified.
+    /// digest is verified. Runs on the calling thread alone ([`unpack::unpack_inline`]).
     pub fn unpack_pending(
         &self,
-        input: impl Read + Send,
+        input: impl BufRead + Send,
         expected: Option<&Digest>,
         blob: &str,
         opts: &UnpackOptions,
     ) -> Result<PendingLayer, LayerError> {
-        self.pending_with(expected, blob, |dir| unpack::unpack(input, dir, opts))
+        self.pending_with(expected, blob, |dir| {
+            unpack::unpack_inline(input, dir, opts)
+        })
     }
 
     /// [`LayerStore::unpack`] from a blob file: a plain tar is copied in the kernel.
@@ -114,14 +117,6 @@ impl LayerStore {
             stats,
             layers: self.dir.clone(),
         })
-    }
-
-    /// Starts and waits for the writeback of everything under the store's filesystem
-    /// (syncfs). A pull calls it on each layer's thread, so the flushing overlaps the other
-    /// downloads and the final flush before the records finds little left to do.
-    pub fn flush(&self) -> io::Result<()> {
-        let f = std::fs::File::open(&self.dir)?;
-        nix::unistd::syncfs(std::os::fd::AsFd::as_fd(&f)).map_err(io::Error::from)
     }
 
     /// Removes a layer dir: renamed out of the way first, so it vanishes atomically.

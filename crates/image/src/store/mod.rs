@@ -91,6 +91,11 @@ impl ImageStore {
             std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o700))
                 .map_err(io_err(format!("restricting {}", p.display())))?;
         }
+        // Layers are unpacked in tmp/: a placement hint only, so a filesystem without
+        // inode flags loses nothing.
+        if let Ok(d) = File::open(&tmp) {
+            let _ = crate::sys::set_topdir(&d);
+        }
         let db = Db::open(&root.join("hull.db"))?;
         let lock_path = root.join("image.lock");
         File::options()

@@ -87,8 +87,9 @@ pub fn write<R: Read>(
                     name,
                     Data::<tar::Entry<'_, R>>::Range(r.0, r.1, r.2),
                     &meta,
+                    opts,
                 ),
-                None => regular(dir, name, Data::Reader(e), &meta),
+                None => regular(dir, name, Data::Reader(e), &meta, opts),
             }
             .map_err(io_err(&raw))
         }
@@ -241,6 +242,7 @@ fn regular<R: Read>(
     name: &[u8],
     data: Data<'_, R>,
     meta: &Meta,
+    opts: &UnpackOptions,
 ) -> io::Result<()> {
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -256,6 +258,11 @@ fn regular<R: Read>(
     match data {
         Data::Reader(r) => copy(r, &mut file)?,
         Data::Range(src, off, len) => copy_range(src, off, len, &file)?,
+    }
+    if opts.start_writeback {
+        // Only a hint: durability comes from the store's syncfs, so a filesystem that
+        // refuses it loses nothing.
+        let _ = sys::start_writeback(&file);
     }
     set_meta_fd(file.as_fd(), meta)?;
     nix::sys::stat::futimens(file.as_fd(), &meta.mtime, &meta.mtime).map_err(errno)
