@@ -77,7 +77,34 @@ CREATE TABLE IF NOT EXISTS net_ports (
 ";
 
 /// Opens (creating if needed) `<root>/hull.db` and applies the `net_` schema.
+///
+/// Setting up a connection can meet SQLITE_BUSY that SQLite's busy handler does not wait out
+/// (another process switching a new database to WAL, or recovering its WAL index): those are
+/// retried with a short backoff for as long as the busy timeout would have waited.
 pub fn open(root: &Path) -> Result<Connection, DbError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match open_once(root) {
+            Err(DbError::Open { source, .. })
+                if is_busy(&source) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn open_once(root: &Path) -> Result<Connection, DbError> {
     std::fs::create_dir_all(root).map_err(|source| DbError::Dir {
         path: root.display().to_string(),
         source,
