@@ -77,21 +77,62 @@ impl Drop for CgroupParent {
         let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
             return;
         };
-        for h in hierarchies.flatten() {
-            let dir = h.path().join(self.path.trim_start_matches('/'));
-            if dir.exists() {
-                let _ = Command::new("find")
-                    .arg(&dir)
-                    .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
-                    .status();
+        let roots: Vec<PathBuf> = hierarchies
+            .flatten()
+            .map(|h| h.path().join(self.path.trim_start_matches('/')))
+            .filter(|d| d.exists())
+            .collect();
+        // If podman or containerd failed to stop something, its processes are still in here:
+        // they are this test's, and a cgroup with processes cannot be removed.
+        for _ in 0..50 {
+            let mut dirs = Vec::new();
+            for root in &roots {
+                collect_dirs(root, &mut dirs);
             }
+            if dirs.is_empty() {
+                break;
+            }
+            for dir in &dirs {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            // Deepest first: a parent goes once its children are gone.
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            for dir in &dirs {
+                let _ = std::fs::remove_dir(dir);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         self.created
             .sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for dir in &self.created {
             let _ = std::fs::remove_dir(dir);
         }
+        let left = common::leaked_cgroups(self.path.rsplit('/').next().unwrap_or_default());
+        assert!(
+            std::thread::panicking() || left.is_empty(),
+            "cgroups left behind: {left:?}"
+        );
     }
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    if !dir.is_dir() {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_dirs(&entry.path(), out);
+            }
+        }
+    }
+    out.push(dir.to_path_buf());
 }
 
 /// A busybox image tarball (the rootfs as one layer), made once per test.
