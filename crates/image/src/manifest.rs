@@ -97,6 +97,19 @@ pub struct Manifest {
     pub annotations: Option<std::collections::BTreeMap<String, String>>,
 }
 
+impl Manifest {
+    /// An OCI image manifest for a config blob of `config_len` bytes and its layers.
+    pub fn oci(config_digest: &Digest, config_len: u64, layers: Vec<Descriptor>) -> Manifest {
+        Manifest {
+            schema_version: 2,
+            media_type: Some(MT_OCI_MANIFEST.into()),
+            config: Descriptor::new(MT_OCI_CONFIG, config_digest, config_len),
+            layers,
+            annotations: None,
+        }
+    }
+}
+
 /// An image index (OCI) or manifest list (Docker).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{invalid, Files, SourceError};
 use crate::digest::Digest;
-use crate::manifest::{Descriptor, Manifest, MT_OCI_CONFIG, MT_OCI_MANIFEST};
+use crate::manifest::{Descriptor, Manifest};
 use crate::store::ImageStore;
 use crate::unpack::Compression;
 
@@ -66,13 +66,7 @@ pub(super) fn load_from(
             }
             layers.push(Descriptor::new(kind.oci_media_type(), &d, size));
         }
-        let m = Manifest {
-            schema_version: 2,
-            media_type: Some(MT_OCI_MANIFEST.into()),
-            config: Descriptor::new(MT_OCI_CONFIG, &config_digest, config.len() as u64),
-            layers,
-            annotations: None,
-        };
+        let m = Manifest::oci(&config_digest, config.len() as u64, layers);
         let bytes = serde_json::to_vec(&m).map_err(|e| invalid(path, e.to_string()))?;
         let names = e
             .repo_tags

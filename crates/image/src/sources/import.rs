@@ -5,7 +5,7 @@ use std::io::{Read, Seek};
 
 use super::SourceError;
 use crate::digest::Digest;
-use crate::manifest::{self, Descriptor, Manifest, MT_OCI_CONFIG, MT_OCI_MANIFEST};
+use crate::manifest::{self, Descriptor, Manifest};
 use crate::store::{ImageStore, StoreError};
 use crate::unpack::{Compression, UnpackOptions};
 
@@ -82,13 +82,7 @@ pub(crate) fn finish_image(
     let config = serde_json::to_vec(&config)
         .map_err(|e| crate::store::io_err("image config")(std::io::Error::other(e)))?;
     let config_digest = store.blobs().put_bytes(&config, None)?;
-    let m = Manifest {
-        schema_version: 2,
-        media_type: Some(MT_OCI_MANIFEST.into()),
-        config: Descriptor::new(MT_OCI_CONFIG, &config_digest, config.len() as u64),
-        layers,
-        annotations: None,
-    };
+    let m = Manifest::oci(&config_digest, config.len() as u64, layers);
     let bytes = serde_json::to_vec(&m)
         .map_err(|e| crate::store::io_err("manifest")(std::io::Error::other(e)))?;
     store.record(&bytes, None, names)

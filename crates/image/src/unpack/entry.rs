@@ -422,7 +422,7 @@ fn hardlink(
     let Some((tname, tparent)) = tcomps.split_last() else {
         return Err(reject(raw, "hard link to the layer root"));
     };
-    let tdir = root.existing_dir(tparent).map_err(|e| {
+    let target_err = |e: &dyn std::fmt::Display| {
         reject(
             raw,
             format!(
@@ -430,16 +430,10 @@ fn hardlink(
                 String::from_utf8_lossy(target)
             ),
         )
-    })?;
-    let st = fstatat(tdir.as_fd(), *tname, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| {
-        reject(
-            raw,
-            format!(
-                "hard link target {:?}: {e}",
-                String::from_utf8_lossy(target)
-            ),
-        )
-    })?;
+    };
+    let tdir = root.existing_dir(tparent).map_err(|e| target_err(&e))?;
+    let st =
+        fstatat(tdir.as_fd(), *tname, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| target_err(&e))?;
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         return Err(reject(raw, "hard link to a directory"));
     }

@@ -55,9 +55,7 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
             )))
         }
     }
-    let spec = container
-        .config()
-        .map_err(|e| ProcessError::Invalid(e.to_string()))?;
+    let spec = container.dir.load_config()?;
     if opts.process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.detach {
         return Err(ProcessError::Invalid(
             "cannot allocate tty if hull-runtime will detach without setting console socket".into(),

@@ -116,10 +116,28 @@ impl TestContainer {
         self.command(args).output().expect("run hull-runtime")
     }
 
-    /// `run` in the foreground with the current config: (exit code, stdout, stderr).
+    /// `run` in the foreground with the current config: (exit code, stdout, stderr). A run that
+    /// has not returned after 60 s fails the test rather than hanging the suite.
     pub fn run(&self) -> (i32, String, String) {
         self.write_config();
-        let out = self.runtime(&["run", "--bundle", self.bundle.to_str().unwrap(), &self.id]);
+        let child = self
+            .command(&["run", "--bundle", self.bundle.to_str().unwrap(), &self.id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run hull-runtime");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(out) => out.expect("wait for hull-runtime"),
+            Err(_) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                panic!("hull-runtime run {} did not return within 60 s", self.id);
+            }
+        };
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
