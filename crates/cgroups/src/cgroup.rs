@@ -58,13 +58,7 @@ fn joins_v1(controllers: &[String]) -> bool {
 }
 
 fn check_id(id: &str) -> Result<(), CgroupError> {
-    if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
-        return Err(CgroupError::invalid(
-            "container id",
-            format!("{id:?} cannot name a cgroup (empty, \".\", \"..\", or contains '/')"),
-        ));
-    }
-    Ok(())
+    hull_sys::id::validate_id(id).map_err(|e| CgroupError::invalid("container id", e.to_string()))
 }
 
 /// The relative part of a cgroups path; rejects ".." so a config cannot climb out of the hierarchy.

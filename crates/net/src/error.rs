@@ -32,8 +32,8 @@ pub enum NetError {
     Sysctl(#[from] SysctlError),
     #[error(transparent)]
     Etc(#[from] EtcError),
-    #[error("container id {0:?} is invalid: use letters, digits, '-', '_' or '.' (1-128)")]
-    BadContainerId(String),
+    #[error(transparent)]
+    BadContainerId(#[from] hull_sys::id::IdError),
     #[error("hostname {0:?} is invalid: use 1-253 letters, digits, '-' and '.'")]
     BadHostname(String),
     #[error("interface {0} exists and is not a bridge")]

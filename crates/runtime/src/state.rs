@@ -24,8 +24,8 @@ pub enum StateError {
     Exists,
     #[error("container does not exist")]
     NotExist,
-    #[error("invalid container id format: {0:?}")]
-    InvalidId(String),
+    #[error("invalid container id format: {0}")]
+    InvalidId(#[from] hull_sys::id::IdError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -149,18 +149,7 @@ impl Store {
 
 /// runc's rule: letters, digits, `_ + - .`, and not `.` or `..`.
 pub fn validate_id(id: &str) -> Result<(), StateError> {
-    let ok = !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id.len() <= 1024
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StateError::InvalidId(id.to_string()))
-    }
+    Ok(hull_sys::id::validate_id(id)?)
 }
 
 /// One container's directory, held under its exclusive lock for the life of this value.

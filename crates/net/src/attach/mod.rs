@@ -71,16 +71,7 @@ pub struct Link {
 
 /// Checks an id used in names and rows.
 pub fn check_container_id(id: &str) -> Result<(), NetError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(NetError::BadContainerId(id.to_string()))
-    }
+    Ok(hull_sys::id::validate_id(id)?)
 }
 
 /// `hull` + 7 characters of the id + 4 hex digits of a hash of (id, ifname, network): short
