@@ -1,0 +1,77 @@
+//! Opening hull.db: the connection settings every hull process uses, and the retry of the
+//! SQLITE_BUSY that connection setup can meet while another process creates or recovers the
+//! file.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::{migrations, DbError};
+
+/// How long a statement waits for another process's lock, and how long opening retries.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens (creating it and its directory if needed) `<root>/hull.db`, and applies the schema
+/// migrations it lacks.
+///
+/// Setting up a connection can meet SQLITE_BUSY that SQLite's busy handler does not wait out
+/// (another process switching a new database to WAL, or recovering its WAL index): those are
+/// retried with a short backoff for as long as the busy timeout would have waited.
+pub fn open(root: &Path) -> Result<Connection, DbError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match open_once(root) {
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(err: &DbError) -> bool {
+    let (DbError::Open { err, .. } | DbError::Migrate { err, .. }) = err else {
+        return false;
+    };
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn open_once(root: &Path) -> Result<Connection, DbError> {
+    let path = crate::path(root);
+    let shown = || path.display().to_string();
+    std::fs::create_dir_all(root).map_err(|err| DbError::Dir { path: shown(), err })?;
+    let open_err = |err| DbError::Open { path: shown(), err };
+    let mut conn = Connection::open(&path).map_err(open_err)?;
+    // Many hull processes (and hull-cni invocations) write at once: wait, don't fail.
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    // Most hull processes are short-lived (each hull-cni call, each CLI command):
+    // checkpointing (and fsyncing) on every close would dominate their run time; SQLite's
+    // auto-checkpoint and `checkpoint` keep the WAL bounded.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map_err(open_err)?;
+    // The first writer after a checkpoint truncates the WAL to what it writes, so the file's
+    // size is what the next connection has to read (see `checkpoint`).
+    conn.pragma_update(None, "journal_size_limit", 0)
+        .map_err(open_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open_err)?;
+    migrations::migrate(&mut conn, &path)?;
+    Ok(conn)
+}
+
+/// Starts a write transaction that takes the write lock at once, so two processes never
+/// both read "free" and then both write.
+pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
