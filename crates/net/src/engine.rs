@@ -109,7 +109,7 @@ impl Net {
 
     pub fn open_with(root: &Path, opts: NetOptions) -> Result<Net, NetError> {
         Ok(Net {
-            conn: db::open(root)?,
+            conn: hull_db::open(root).map_err(db::DbError::from)?,
             opts,
         })
     }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::db::{self, DbError};
+use crate::db::DbError;
 use crate::network::{self, Network, NetworkError};
 
 /// Errors of address allocation.
@@ -60,7 +60,7 @@ pub fn allocate(
     ifname: &str,
     wanted: Option<Ipv4Addr>,
 ) -> Result<Ipv4Addr, IpamError> {
-    let tx = db::write_tx(conn)?;
+    let tx = hull_db::write_tx(conn)?;
     let ip = allocate_in(&tx, net, container, ifname, wanted)?;
     tx.commit()?;
     Ok(ip)
@@ -217,7 +217,7 @@ mod tests {
             std::process::id(),
             gateway.map_or(0, u32::from)
         ));
-        let mut conn = db::open(&dir).unwrap();
+        let mut conn = hull_db::open(&dir).unwrap();
         let mut spec = NetworkSpec::new("n", "10.0.0.0/29");
         spec.gateway = gateway;
         let net = create(&mut conn, &spec).unwrap();

@@ -222,7 +222,7 @@ pub fn random_id() -> String {
 
 /// Stores a new network after checking it against every existing one, atomically.
 pub fn create(conn: &mut Connection, spec: &NetworkSpec) -> Result<Network, NetworkError> {
-    let tx = db::write_tx(conn)?;
+    let tx = hull_db::write_tx(conn)?;
     let existing = list_in(&tx)?;
     let bridge = match &spec.bridge {
         Some(b) => b.clone(),
@@ -349,7 +349,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<Option<Network>, NetworkErro
 /// Removes a network's row, refusing while a container is attached. Kernel objects (the
 /// bridge, its nftables entries) are the caller's to remove first.
 pub fn delete(conn: &mut Connection, name: &str) -> Result<Network, NetworkError> {
-    let tx = db::write_tx(conn)?;
+    let tx = hull_db::write_tx(conn)?;
     let net = get(&tx, name)?.ok_or_else(|| NetworkError::NotFound(name.to_string()))?;
     let user: Option<String> = tx
         .query_row(

@@ -1,17 +1,16 @@
-//! The image tables of the engine's SQLite database (`hull.db`, shared with other crates, so
-//! every table here is prefixed `image_`). WAL mode and a busy timeout let several hull
-//! processes use it at once.
+//! The queries on the image tables of the engine's SQLite file (`hull.db`, shared with other
+//! crates, so every table here is prefixed `image_`). hull-db opens the file and its
+//! migrations create these tables.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Errors from the metadata database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("image database {path}: {err}")]
-    Open { path: String, err: rusqlite::Error },
+    #[error(transparent)]
+    Open(#[from] hull_db::DbError),
     #[error("image database: {0}")]
     Query(rusqlite::Error),
 }
@@ -22,43 +21,6 @@ impl From<rusqlite::Error> for DbError {
         DbError::Query(e)
     }
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS image_manifests (
-    digest TEXT PRIMARY KEY,
-    config_digest TEXT NOT NULL,
-    media_type TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created TEXT,
-    added INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS image_manifest_layers (
-    manifest TEXT NOT NULL REFERENCES image_manifests(digest) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    blob TEXT NOT NULL,
-    media_type TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    diff_id TEXT NOT NULL,
-    chain_id TEXT NOT NULL,
-    PRIMARY KEY (manifest, idx)
-);
-CREATE INDEX IF NOT EXISTS image_manifest_layers_chain ON image_manifest_layers(chain_id);
-CREATE TABLE IF NOT EXISTS image_layers (
-    chain_id TEXT PRIMARY KEY,
-    diff_id TEXT NOT NULL,
-    parent TEXT,
-    tar_size INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS image_tags (
-    name TEXT PRIMARY KEY,
-    manifest TEXT NOT NULL REFERENCES image_manifests(digest)
-);
-CREATE TABLE IF NOT EXISTS image_holders (
-    manifest TEXT NOT NULL REFERENCES image_manifests(digest),
-    holder TEXT NOT NULL,
-    PRIMARY KEY (manifest, holder)
-);
-";
 
 /// One row of `image_manifest_layers`.
 #[derive(Debug, Clone)]
@@ -106,21 +68,11 @@ fn to_u64(v: i64) -> u64 {
 }
 
 impl Db {
-    pub fn open(path: &Path) -> Result<Self, DbError> {
-        let wrap = |source| DbError::Open {
-            path: path.display().to_string(),
-            err: source,
-        };
-        let conn = Connection::open(path).map_err(wrap)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(wrap)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(wrap)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(wrap)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(wrap)?;
-        conn.execute_batch(SCHEMA).map_err(wrap)?;
-        Ok(Self { conn })
+    /// Opens (creating if needed) `<root>/hull.db`.
+    pub fn open(root: &Path) -> Result<Self, DbError> {
+        Ok(Self {
+            conn: hull_db::open(root)?,
+        })
     }
 
     pub fn has_layer(&self, chain: &str) -> Result<bool, DbError> {

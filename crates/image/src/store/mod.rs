@@ -96,7 +96,7 @@ impl ImageStore {
         if let Ok(d) = File::open(&tmp) {
             let _ = crate::sys::set_topdir(&d);
         }
-        let db = Db::open(&root.join("hull.db"))?;
+        let db = Db::open(root)?;
         let lock_path = root.join("image.lock");
         File::options()
             .create(true)

@@ -12,7 +12,6 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::cidr::Ipv4Net;
-use crate::db;
 use crate::error::NetError;
 use crate::netns::{self, NetnsRef};
 use crate::network::{self, Network};
@@ -150,7 +149,7 @@ pub(crate) fn undo(conn: &mut Connection, link: &Link) -> Result<(), NetError> {
     // process, which rebuilds the WAL index from every frame since the last checkpoint
     // when it opens the file, finds a short WAL.
     let lent = &mut *conn;
-    kernel::remove(link, move || db::checkpoint(lent))?;
+    kernel::remove(link, move || hull_db::checkpoint(lent))?;
     store::forget(conn, link)
 }
 

@@ -17,7 +17,7 @@ pub(super) fn record(
     plan: &Plan<'_>,
     netns_id: (u64, u64),
 ) -> Result<Link, NetError> {
-    let tx = db::write_tx(conn)?;
+    let tx = hull_db::write_tx(conn)?;
     let existing: Option<String> = tx
         .query_row(
             "SELECT network FROM net_attachments WHERE container_id = ?1 AND ifname = ?2",
@@ -125,7 +125,7 @@ fn insert_port(
 
 /// Deletes the attachment's lease, port and attachment rows in one transaction.
 pub(super) fn forget(conn: &mut Connection, link: &Link) -> Result<(), NetError> {
-    let tx = db::write_tx(conn)?;
+    let tx = hull_db::write_tx(conn)?;
     ipam::release(&tx, &link.network, &link.container_id, &link.ifname)?;
     tx.execute(
         "DELETE FROM net_ports WHERE container_id = ?1 AND ifname = ?2",
