@@ -65,8 +65,7 @@ fn tree(root: &std::path::Path) -> Vec<String> {
 #[test]
 fn every_entry_kind() {
     if !is_root() {
-        eprintln!("SKIP: needs root for ownership and device nodes");
-        return;
+        hull_testkit::skip!("needs root for ownership and device nodes");
     }
     let t = TestDir::new("kinds");
     let tar = TarBuilder::new()
@@ -126,8 +125,7 @@ fn xattr(p: &std::path::Path, key: &str) -> Option<Vec<u8>> {
 #[test]
 fn whiteouts_become_overlay_whiteouts() {
     if !is_root() {
-        eprintln!("SKIP: needs root for whiteout device nodes and trusted xattrs");
-        return;
+        hull_testkit::skip!("needs root for whiteout device nodes and trusted xattrs");
     }
     let t = TestDir::new("wh");
     let tar = TarBuilder::new()
@@ -288,8 +286,7 @@ fn truncated_layer_is_an_error() {
 #[test]
 fn pax_ids_and_long_names() {
     if !is_root() {
-        eprintln!("SKIP: needs root to chown");
-        return;
+        hull_testkit::skip!("needs root to chown");
     }
     let t = TestDir::new("pax");
     let mut b = tar::Builder::new(Vec::new());
