@@ -47,12 +47,15 @@ fn tree(root: &std::path::Path) -> Vec<String> {
             .map(|l| l.display().to_string())
             .unwrap_or_default();
         let size = if md.is_file() { md.len() } else { 0 };
+        // The root and whiteout nodes are made by the unpacker, not taken from an entry: their
+        // mtime is the clock's, which differs between the two unpacks across a second boundary.
+        let made_here = rel.is_empty() || (md.file_type().is_char_device() && md.rdev() == 0);
+        let mtime = if made_here { 0 } else { md.mtime() };
         out.push(format!(
-            "{rel} {:o} {}:{} {size} {link} {}",
+            "{rel} {:o} {}:{} {size} {link} {mtime}",
             md.mode(),
             md.uid(),
             md.gid(),
-            md.mtime()
         ));
         if md.is_dir() {
             stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
