@@ -47,9 +47,10 @@ fn tree(root: &std::path::Path) -> Vec<String> {
             .map(|l| l.display().to_string())
             .unwrap_or_default();
         let size = if md.is_file() { md.len() } else { 0 };
-        // The root and whiteout nodes are made by the unpacker, not taken from an entry: their
-        // mtime is the clock's, which differs between the two unpacks across a second boundary.
-        let made_here = rel.is_empty() || (md.file_type().is_char_device() && md.rdev() == 0);
+        // Parent dirs without an entry of their own and whiteout nodes are made by the unpacker:
+        // their mtime is the clock's, which differs between the two unpacks across a second
+        // boundary. Directory mtimes from entries are checked by every_entry_kind.
+        let made_here = md.is_dir() || (md.file_type().is_char_device() && md.rdev() == 0);
         let mtime = if made_here { 0 } else { md.mtime() };
         out.push(format!(
             "{rel} {:o} {}:{} {size} {link} {mtime}",
