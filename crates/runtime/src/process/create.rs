@@ -18,6 +18,7 @@ use crate::oci_state::{now_rfc3339, OciState};
 use crate::process::error::{io, sys, ProcessError};
 use crate::process::handoff::{required, route_console};
 use crate::process::init::{self, InitContext};
+use crate::process::stdio::{Console, Stdio};
 use crate::procfs;
 use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan};
 use crate::security::{PlanOptions, SecurityPlan};
@@ -29,13 +30,12 @@ pub struct CreateOptions {
     pub id: String,
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
-    pub console_socket: Option<PathBuf>,
+    pub stdio: Stdio,
+    /// Where the pty master goes when the process has a terminal; none refuses a terminal.
+    pub console: Option<Console>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
-    /// `run` in the foreground: a terminal's master comes back to the caller instead of going to a
-    /// console socket.
-    pub foreground: bool,
     /// The signal mask the container's program must start with.
     pub sigmask: SigSet,
 }
@@ -44,7 +44,6 @@ pub struct CreateOptions {
 pub struct Created {
     pub dir: ContainerDir,
     pub state: ContainerState,
-    pub spec: Spec,
     /// The pty master, when the process has a terminal and the caller keeps it.
     pub console: Option<OwnedFd>,
     /// What the config asked for that was skipped, as runc skips it (unknown syscall names...).
@@ -72,14 +71,13 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, ProcessErr
     };
     let result = launch(opts, plans, &mut undo);
     match result {
-        Ok((state, spec, console, warnings)) => {
+        Ok((state, console, warnings)) => {
             let dir = undo.dir.take().expect("dir kept until success");
             undo.cgroup = None;
             undo.child = None;
             Ok(Created {
                 dir,
                 state,
-                spec,
                 console,
                 warnings,
             })
@@ -97,12 +95,9 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
     let spec = crate::spec::load(&bundle)?;
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref().expect("validated");
-    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && !opts.foreground {
-        return Err(ProcessError::Invalid(
-            "cannot allocate tty if hull-runtime will detach without setting console socket".into(),
-        ));
-    }
-    if !process.terminal().unwrap_or(false) && opts.console_socket.is_some() {
+    let terminal = process.terminal().unwrap_or(false);
+    crate::process::stdio::check(terminal, &opts.stdio, opts.console.as_ref())?;
+    if !terminal && Console::socket(opts.console.as_ref()).is_some() {
         return Err(ProcessError::Invalid(
             "cannot use console socket if hull-runtime will not detach or allocate tty".into(),
         ));
@@ -152,7 +147,7 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
     })
 }
 
-type Launched = (ContainerState, Spec, Option<OwnedFd>, Vec<String>);
+type Launched = (ContainerState, Option<OwnedFd>, Vec<String>);
 
 fn launch(
     opts: &CreateOptions,
@@ -195,6 +190,7 @@ fn launch(
             channel: &child,
             close: vec![parent.raw_fd(), dir.lock_fd()],
             fifo: &fifo,
+            stdio: &opts.stdio,
             no_new_keyring: opts.no_new_keyring,
             preserve_fds: opts.preserve_fds,
             sigmask: opts.sigmask,
@@ -213,7 +209,7 @@ fn launch(
         write_pid_file(pid_file, pid.as_raw())?;
     }
     let warnings = plans.security.warnings();
-    Ok((state, plans.spec, console, warnings))
+    Ok((state, console, warnings))
 }
 
 /// Drives the child through namespaces, cgroup placement and the runtime's hooks. Returns the pid
@@ -286,7 +282,9 @@ fn receive_ready(
         let (message, fd) = channel.recv()?;
         match message {
             Message::Ready => return Ok(console),
-            Message::Console => console = route_console(opts.console_socket.as_deref(), fd)?,
+            Message::Console => {
+                console = route_console(Console::socket(opts.console.as_ref()), fd)?
+            }
             Message::SeccompListener => {
                 send_listener(plans, state, required(fd, "seccomp listener")?)?
             }

@@ -18,6 +18,7 @@ use crate::namespaces::{clone_flag, proc_name};
 use crate::process::error::{io, sys, ProcessError};
 use crate::process::handoff::{self, required, route_console};
 use crate::process::program::Program;
+use crate::process::stdio::{Console, Stdio};
 use crate::security::{PlanOptions, SecurityPlan};
 use crate::state::Status;
 use crate::sync::{Channel, Message};
@@ -25,10 +26,11 @@ use crate::sys::clone::{clone_process, Forked};
 
 pub struct ExecOptions {
     pub process: Process,
-    pub console_socket: Option<PathBuf>,
+    pub stdio: Stdio,
+    /// Where the pty master goes when the process has a terminal; none refuses a terminal.
+    pub console: Option<Console>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
-    pub detach: bool,
     pub sigmask: SigSet,
 }
 
@@ -56,11 +58,8 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
         }
     }
     let spec = container.dir.load_config()?;
-    if opts.process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.detach {
-        return Err(ProcessError::Invalid(
-            "cannot allocate tty if hull-runtime will detach without setting console socket".into(),
-        ));
-    }
+    let terminal = opts.process.terminal().unwrap_or(false);
+    crate::process::stdio::check(terminal, &opts.stdio, opts.console.as_ref())?;
     let target = open_namespaces(&spec, container.state.pid)?;
     let user_ns = target
         .others
@@ -181,7 +180,9 @@ fn guide(
             other => other?,
         };
         match message {
-            Message::Console => console = route_console(opts.console_socket.as_deref(), fd)?,
+            Message::Console => {
+                console = route_console(Console::socket(opts.console.as_ref()), fd)?
+            }
             Message::SeccompListener => {
                 let listener = required(fd, "seccomp listener")?;
                 let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
@@ -249,6 +250,7 @@ fn child_setup(
         ..
     } = *child;
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    opts.stdio.install()?;
     for (kind, file) in &target.others {
         setns(file.as_fd(), clone_flag(*kind))
             .map_err(sys(format!("joining the {} namespace", proc_name(*kind))))?;

@@ -8,5 +8,7 @@ pub mod foreground;
 pub mod handoff;
 pub mod init;
 pub mod program;
+pub mod stdio;
 
 pub use error::ProcessError;
+pub use stdio::{Console, Stdio};
