@@ -51,11 +51,16 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let parked = std::thread::spawn(move || rx.recv());
         let count = super::thread_count().expect("/proc/self/stat");
-        let tasks = std::fs::read_dir("/proc/self/task").expect("task dir").count();
+        let tasks = std::fs::read_dir("/proc/self/task")
+            .expect("task dir")
+            .count();
         drop(tx);
         let _ = parked.join();
         assert!(count >= 2, "{count} threads with one parked");
         // Other tests' threads may come and go between the two reads.
-        assert!(count.abs_diff(tasks as u64) <= 8, "{count} vs {tasks} tasks");
+        assert!(
+            count.abs_diff(tasks as u64) <= 8,
+            "{count} vs {tasks} tasks"
+        );
     }
 }

@@ -178,10 +178,7 @@ impl ContainerDir {
         if !path.exists() {
             return Err(StateError::NotExist);
         }
-        Ok(ContainerDir {
-            path,
-            lock,
-        })
+        Ok(ContainerDir { path, lock })
     }
 
     pub fn lock_fd(&self) -> i32 {

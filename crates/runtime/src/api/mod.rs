@@ -95,9 +95,7 @@ impl Runtime {
         // Other commands (state, kill, exec...) must reach the container while it runs.
         drop(container);
         let result = match started {
-            Ok(()) => foreground
-                .wait(pid, created.console)
-                .map_err(Error::from),
+            Ok(()) => foreground.wait(pid, created.console).map_err(Error::from),
             Err(err) => Err(err),
         };
         if !keep {

@@ -31,7 +31,10 @@ pub fn events(runtime: &Runtime, args: EventsArgs) -> anyhow::Result<()> {
     let watch = container.watch();
     let print_stats = || -> anyhow::Result<()> {
         let stats = watch.stats()?;
-        println!("{}", json!({"type": "stats", "id": watch.id(), "data": stats}));
+        println!(
+            "{}",
+            json!({"type": "stats", "id": watch.id(), "data": stats})
+        );
         Ok(())
     };
     if args.stats {

@@ -16,7 +16,10 @@ pub struct SpecArgs {
 }
 
 pub fn spec(args: SpecArgs) -> anyhow::Result<()> {
-    Ok(hull_runtime::write_default_spec(&args.bundle, args.rootless)?)
+    Ok(hull_runtime::write_default_spec(
+        &args.bundle,
+        args.rootless,
+    )?)
 }
 
 pub fn features() -> anyhow::Result<()> {

@@ -65,7 +65,6 @@ pub(crate) fn check(
 }
 
 impl Stdio {
-
     /// In the container process: makes the given descriptors its 0, 1 and 2.
     pub(crate) fn install(&self) -> Result<(), ProcessError> {
         let Stdio::Fds {
@@ -88,7 +87,8 @@ impl Stdio {
 }
 
 fn above_stdio(fd: BorrowedFd) -> Result<OwnedFd, ProcessError> {
-    let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3)).map_err(sys("duplicating a given stdio fd"))?;
+    let raw =
+        fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3)).map_err(sys("duplicating a given stdio fd"))?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
