@@ -3,7 +3,24 @@
 //! (create, start, kill, delete) and command line.
 //!
 //! The public API is the facade below ([`Runtime`], [`Container`] and their options); the
-//! modules behind it are private.
+//! modules behind it are private. Run a container to exit, its output into a log file:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use hull_runtime::{CreateOptions, Runtime, Stdio};
+//!
+//! let log = std::fs::File::create("/tmp/web.log")?;
+//! let mut opts = CreateOptions::new("web", "/tmp/bundle");
+//! opts.stdio = Stdio::Fds {
+//!     stdin: std::fs::File::open("/dev/null")?.into(),
+//!     stdout: log.try_clone()?.into(),
+//!     stderr: log.into(),
+//! };
+//! let status = Runtime::new("/run/hull-runtime").run(opts, false, &mut |w| eprintln!("{w}"))?;
+//! # let _ = status;
+//! # Ok(())
+//! # }
+//! ```
 
 mod api;
 mod cgroup_rules;
@@ -23,10 +40,9 @@ mod sync;
 mod sys;
 
 pub use api::{
-    features, override_user, write_default_spec, Container, CreateOptions, Created, Error,
-    ExecOptions, Executed, Runtime, Watch,
+    features, override_user, write_default_spec, Container, Created, Error, Runtime, Watch,
 };
 pub use container::parse_signal;
 pub use oci_state::{now_rfc3339, OciState, OCI_VERSION};
-pub use process::{Console, Stdio};
+pub use process::{Console, CreateOptions, ExecOptions, Executed, Stdio};
 pub use state::Status;

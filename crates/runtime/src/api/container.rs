@@ -8,9 +8,10 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
-use super::{single_threaded, Error, ExecOptions};
+use super::{single_threaded, Error};
 use crate::oci_state::OciState;
 use crate::process::foreground::{self, Foreground};
+use crate::process::{ExecOptions, Executed};
 use crate::state::Status;
 
 /// A container, locked for the caller until dropped.
@@ -36,15 +37,6 @@ pub struct Created {
     pub console: Option<OwnedFd>,
     /// What config.json asked for that was skipped, as runc skips it (unknown syscall names...).
     pub warnings: Vec<String>,
-}
-
-/// A process started by [`Container::exec`].
-#[derive(Debug)]
-pub struct Executed {
-    /// In the caller's pid namespace.
-    pub pid: i32,
-    /// The pty master, for a terminal with [`Console::Return`](crate::Console::Return).
-    pub console: Option<OwnedFd>,
 }
 
 impl Container {
@@ -100,11 +92,14 @@ impl Container {
         Ok(self.inner.state.cgroup.pids()?)
     }
 
-    /// Starts a new process in the container and returns at its execve.
+    /// Starts a new process in the container and returns at its execve. When the container
+    /// has its own pid namespace, the caller's later children are born in it too (exec joins
+    /// it for its clone, and a process cannot leave): exec from a process that ends after, as
+    /// the hull-runtime binary does.
     pub fn exec(&self, opts: ExecOptions) -> Result<Executed, Error> {
         single_threaded("exec in a container")?;
         let sigmask = SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
-        self.exec_with(opts, sigmask)
+        Ok(crate::process::exec::exec(&self.inner, &opts, sigmask)?)
     }
 
     /// `exec` in the foreground: forwards the caller's signals to the process, relays a returned
@@ -113,27 +108,9 @@ impl Container {
     pub fn exec_to_exit(self, opts: ExecOptions) -> Result<i32, Error> {
         single_threaded("exec in a container")?;
         let foreground = Foreground::new()?;
-        let executed = self.exec_with(opts, foreground.original_mask)?;
+        let executed = crate::process::exec::exec(&self.inner, &opts, foreground.original_mask)?;
         drop(self);
         Ok(foreground.wait(Pid::from_raw(executed.pid), executed.console)?)
-    }
-
-    fn exec_with(&self, opts: ExecOptions, sigmask: SigSet) -> Result<Executed, Error> {
-        let executed = crate::process::exec::exec(
-            &self.inner,
-            &crate::process::exec::ExecOptions {
-                process: opts.process,
-                stdio: opts.stdio,
-                console: opts.console,
-                pid_file: opts.pid_file,
-                preserve_fds: i32::from(opts.preserve_fds),
-                sigmask,
-            },
-        )?;
-        Ok(Executed {
-            pid: executed.pid.as_raw(),
-            console: executed.console,
-        })
     }
 
     /// Releases the lock and waits until the container's first process has exited. Its exit

@@ -9,20 +9,19 @@
 mod container;
 mod error;
 mod info;
-mod options;
 
 use std::path::Path;
 
 use nix::sys::signal::SigSet;
 use nix::unistd::Pid;
 
-pub use container::{Container, Created, Executed, Watch};
+pub use container::{Container, Created, Watch};
 pub use error::Error;
 pub use info::{features, override_user, write_default_spec};
-pub use options::{CreateOptions, ExecOptions};
 
 use crate::container::ContainerError;
 use crate::process::foreground::Foreground;
+use crate::process::CreateOptions;
 use crate::state::{StateError, Store};
 
 /// The containers under one state directory.
@@ -33,9 +32,9 @@ pub struct Runtime {
 
 impl Runtime {
     /// The state directory `root` (made on the first create).
-    pub fn new(root: &Path) -> Runtime {
+    pub fn new(root: impl AsRef<Path>) -> Runtime {
         Runtime {
-            store: Store::new(root),
+            store: Store::new(root.as_ref()),
         }
     }
 
@@ -47,20 +46,7 @@ impl Runtime {
     }
 
     fn create_with(&self, opts: CreateOptions, sigmask: SigSet) -> Result<Created, Error> {
-        let created = crate::process::create::create(
-            &self.store,
-            &crate::process::create::CreateOptions {
-                id: opts.id,
-                bundle: opts.bundle,
-                pid_file: opts.pid_file,
-                stdio: opts.stdio,
-                console: opts.console,
-                no_pivot: opts.no_pivot,
-                no_new_keyring: opts.no_new_keyring,
-                preserve_fds: i32::from(opts.preserve_fds),
-                sigmask,
-            },
-        )?;
+        let created = crate::process::create::create(&self.store, &opts, sigmask)?;
         Ok(Created {
             container: Container {
                 inner: crate::container::Container::from_parts(created.dir, created.state),
@@ -74,6 +60,8 @@ impl Runtime {
     /// process and relay a returned terminal to the caller's stdin and stdout until it exits,
     /// then delete the container unless `keep`. The process's exit status (128+N for a signal).
     /// `on_warning` hears what the config asked for that was skipped, once it is created.
+    /// The caller becomes a child subreaper for good (a process in a joined pid namespace is a
+    /// grandchild); its signal mask is restored on return.
     pub fn run(
         &self,
         opts: CreateOptions,

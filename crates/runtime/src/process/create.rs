@@ -26,18 +26,43 @@ use crate::state::{write_atomic, ContainerDir, ContainerState, Status, Store};
 use crate::sync::{Channel, Message};
 use crate::sys::clone::{clone_process, Forked};
 
+/// A container to create from an OCI bundle: the bundle, and the runtime's own choices that
+/// runc takes as flags.
+#[derive(Debug)]
 pub struct CreateOptions {
+    /// The container id (runc's rule: letters, digits, `_+-.`).
     pub id: String,
+    /// The directory holding config.json.
     pub bundle: PathBuf,
-    pub pid_file: Option<PathBuf>,
+    /// Stdio of a process without a terminal.
     pub stdio: Stdio,
-    /// Where the pty master goes when the process has a terminal; none refuses a terminal.
+    /// Where the pty master goes when config.json asks for a terminal. None refuses a terminal;
+    /// a socket for a process without one is refused too, as runc does.
     pub console: Option<Console>,
+    /// Write the pid of the container's process here (by rename).
+    pub pid_file: Option<PathBuf>,
+    /// MS_MOVE + chroot instead of pivot_root (a rootfs on a ramdisk).
     pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of a new one.
     pub no_new_keyring: bool,
-    pub preserve_fds: i32,
-    /// The signal mask the container's program must start with.
-    pub sigmask: SigSet,
+    /// Pass the caller's descriptors 3 .. 3+N on to the process.
+    pub preserve_fds: u16,
+}
+
+impl CreateOptions {
+    /// Container `id` from `bundle`, with the caller's stdio and no terminal.
+    pub fn new(id: impl Into<String>, bundle: impl Into<PathBuf>) -> CreateOptions {
+        CreateOptions {
+            id: id.into(),
+            bundle: bundle.into(),
+            stdio: Stdio::Inherit,
+            console: None,
+            pid_file: None,
+            no_pivot: false,
+            no_new_keyring: false,
+            preserve_fds: 0,
+        }
+    }
 }
 
 /// A container whose first process waits for `start`.
@@ -60,7 +85,12 @@ struct Plans {
     cgroup: hull_cgroups::Cgroup,
 }
 
-pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, ProcessError> {
+/// `sigmask`: the signal mask the container's program starts with.
+pub fn create(
+    store: &Store,
+    opts: &CreateOptions,
+    sigmask: SigSet,
+) -> Result<Created, ProcessError> {
     crate::state::validate_id(&opts.id)?;
     let plans = plan(opts)?;
     let dir = store.create(&opts.id)?;
@@ -69,7 +99,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, ProcessErr
         cgroup: None,
         child: None,
     };
-    let result = launch(opts, plans, &mut undo);
+    let result = launch(opts, sigmask, plans, &mut undo);
     match result {
         Ok((state, console, warnings)) => {
             let dir = undo.dir.take().expect("dir kept until success");
@@ -151,6 +181,7 @@ type Launched = (ContainerState, Option<OwnedFd>, Vec<String>);
 
 fn launch(
     opts: &CreateOptions,
+    sigmask: SigSet,
     mut plans: Plans,
     undo: &mut Undo,
 ) -> Result<Launched, ProcessError> {
@@ -192,8 +223,8 @@ fn launch(
             fifo: &fifo,
             stdio: &opts.stdio,
             no_new_keyring: opts.no_new_keyring,
-            preserve_fds: opts.preserve_fds,
-            sigmask: opts.sigmask,
+            preserve_fds: i32::from(opts.preserve_fds),
+            sigmask,
         }),
         Forked::Parent(pid) => pid,
     };

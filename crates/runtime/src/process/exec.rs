@@ -24,19 +24,40 @@ use crate::state::Status;
 use crate::sync::{Channel, Message};
 use crate::sys::clone::{clone_process, Forked};
 
+/// A new process in a running container.
+#[derive(Debug)]
 pub struct ExecOptions {
+    /// The whole process, as config.json's `process` object.
     pub process: Process,
+    /// Stdio of a process without a terminal.
     pub stdio: Stdio,
-    /// Where the pty master goes when the process has a terminal; none refuses a terminal.
+    /// Where the pty master goes when `process.terminal` is set; None refuses a terminal.
     pub console: Option<Console>,
+    /// Write the pid of the process here (by rename).
     pub pid_file: Option<PathBuf>,
-    pub preserve_fds: i32,
-    pub sigmask: SigSet,
+    /// Pass the caller's descriptors 3 .. 3+N on to the process.
+    pub preserve_fds: u16,
 }
 
-/// The started process: its pid, and its pty master when the caller relays the terminal.
+impl ExecOptions {
+    /// `process`, with the caller's stdio and no terminal.
+    pub fn new(process: Process) -> ExecOptions {
+        ExecOptions {
+            process,
+            stdio: Stdio::Inherit,
+            console: None,
+            pid_file: None,
+            preserve_fds: 0,
+        }
+    }
+}
+
+/// A process started in a container.
+#[derive(Debug)]
 pub struct Executed {
-    pub pid: Pid,
+    /// In the caller's pid namespace.
+    pub pid: i32,
+    /// The pty master, for a terminal with [`Console::Return`].
     pub console: Option<OwnedFd>,
 }
 
@@ -48,7 +69,12 @@ struct Target {
     cgroup_ns: Option<File>,
 }
 
-pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, ProcessError> {
+/// `sigmask`: the signal mask the program starts with.
+pub fn exec(
+    container: &Container,
+    opts: &ExecOptions,
+    sigmask: SigSet,
+) -> Result<Executed, ProcessError> {
     match container.status() {
         Status::Running | Status::Created => {}
         status => {
@@ -96,6 +122,7 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
                 channel: &child,
                 affinity: &affinity,
                 close: [parent.raw_fd(), container.dir.lock_fd()],
+                sigmask,
             },
             opts,
         ),
@@ -107,7 +134,10 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
             if let Some(path) = &opts.pid_file {
                 crate::process::create::write_pid_file(path, pid.as_raw())?;
             }
-            Ok(Executed { pid, console })
+            Ok(Executed {
+                pid: pid.as_raw(),
+                console,
+            })
         }
         Err(err) => {
             let _ = kill(pid, Signal::SIGKILL);
@@ -222,6 +252,7 @@ struct Child<'a> {
     affinity: &'a (Option<CpuSet>, Option<CpuSet>),
     /// The runtime's descriptors the child must not keep (its channel end, the state lock).
     close: [RawFd; 2],
+    sigmask: SigSet,
 }
 
 fn child_main(child: Child, opts: &ExecOptions) -> ! {
@@ -272,8 +303,8 @@ fn child_setup(
         setsid().map_err(sys("setsid"))?;
         handoff::send_terminal(channel, process, false)?;
     }
-    let program = Program::prepare(process, opts.preserve_fds)?;
+    let program = Program::prepare(process, i32::from(opts.preserve_fds))?;
     handoff::lock_down(security, channel)?;
     channel.send(&Message::Ready)?;
-    Ok(program.exec(&opts.sigmask)?)
+    Ok(program.exec(&child.sigmask)?)
 }
