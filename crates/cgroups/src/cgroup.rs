@@ -85,29 +85,68 @@ fn relative_part(p: &Path) -> Result<PathBuf, CgroupError> {
     Ok(rel)
 }
 
+/// A validated `linux.cgroupsPath` (or the default `hull-<id>`): the dirs to create, and whether
+/// they go under each mount point (absolute) or under our own cgroup (relative).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Placement {
+    pub rel: PathBuf,
+    pub absolute: bool,
+}
+
+impl Placement {
+    pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Placement, CgroupError> {
+        check_id(id)?;
+        let default = PathBuf::from(format!("hull-{id}"));
+        let given = cgroups_path.unwrap_or(&default);
+        Ok(Placement {
+            rel: relative_part(given)?,
+            absolute: given.is_absolute(),
+        })
+    }
+}
+
+impl Dir {
+    /// The dirs from `base` (exclusive) down to `path` (inclusive), outermost first: what
+    /// creating this cgroup makes when none of them exists yet.
+    pub(crate) fn chain(&self) -> Vec<PathBuf> {
+        let rel = self.path.strip_prefix(&self.base).unwrap_or(&self.path);
+        let mut cur = self.base.clone();
+        rel.components()
+            .map(|c| {
+                cur.push(c);
+                cur.clone()
+            })
+            .collect()
+    }
+}
+
 impl Cgroup {
     /// `cgroups_path` as in config.json; None => `hull-<id>` relative. Relative paths go under the
     /// calling process's own cgroup in each hierarchy (on a pure v2 host under its parent, as runc
     /// does, since a cgroup with processes cannot delegate controllers); absolute ones are relative
     /// to each mount point.
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup, CgroupError> {
-        check_id(id)?;
-        let default = PathBuf::from(format!("hull-{id}"));
-        let given = cgroups_path.unwrap_or(&default);
-        let absolute = given.is_absolute();
-        let rel = relative_part(given)?;
+        let placement = Placement::new(cgroups_path, id)?;
         let sys = System::read()?;
+        let v2_controllers = match sys.mounts.iter().find(|(m, _)| m.version == 2) {
+            Some((m, _)) => fs::read(&m.mount_point.join("cgroup.controllers"))?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Cgroup::place(sys, v2_controllers, &placement))
+    }
+
+    /// Where `placement` puts the container on the host `sys` describes, whose cgroup2 mount
+    /// offers `v2_controllers`. Reads and touches nothing, so layouts are testable from texts.
+    pub(crate) fn place(sys: System, v2_controllers: Vec<String>, placement: &Placement) -> Cgroup {
         let mut dirs = Vec::new();
-        let mut v2_controllers = Vec::new();
         for (m, own) in sys.mounts {
             if m.version == 1 && !joins_v1(&m.controllers) {
                 continue;
             }
-            if m.version == 2 {
-                let root = fs::read(&m.mount_point.join("cgroup.controllers"))?;
-                v2_controllers = root.split_whitespace().map(str::to_string).collect();
-            }
-            let base = if absolute {
+            let base = if placement.absolute {
                 m.mount_point.clone()
             } else if m.version == 2 && sys.layout == Layout::Unified && own != m.mount_point {
                 // As runc: on cgroup v2 our own cgroup holds this process, and a cgroup with
@@ -119,17 +158,17 @@ impl Cgroup {
             dirs.push(Dir {
                 version: m.version,
                 controllers: m.controllers,
-                path: base.join(&rel),
+                path: base.join(&placement.rel),
                 mount_point: m.mount_point,
                 base,
                 created: Vec::new(),
             });
         }
-        Ok(Cgroup {
+        Cgroup {
             layout: sys.layout,
             dirs,
             v2_controllers,
-        })
+        }
     }
 
     /// The host layout this cgroup was placed for.
@@ -185,16 +224,9 @@ impl Cgroup {
 
     fn make_dirs(&mut self) -> Result<(), CgroupError> {
         for d in &mut self.dirs {
-            let rel = d
-                .path
-                .strip_prefix(&d.base)
-                .unwrap_or(&d.path)
-                .to_path_buf();
-            let mut cur = d.base.clone();
-            for c in rel.components() {
-                cur.push(c);
+            for cur in d.chain() {
                 match std::fs::create_dir(&cur) {
-                    Ok(()) => d.created.push(cur.clone()),
+                    Ok(()) => d.created.push(cur),
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(source) => {
                         return Err(CgroupError::Create { path: cur, source });

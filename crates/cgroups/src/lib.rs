@@ -23,6 +23,8 @@ mod fs;
 mod layout;
 mod oom;
 mod plan;
+#[cfg(test)]
+mod plan_tests;
 mod stats;
 mod sys;
 

@@ -165,14 +165,9 @@ pub(crate) fn enable_v2(cg: &Cgroup, plan: &Plan) -> Result<(), CgroupError> {
         return Ok(());
     }
     let d = cg.dir(i);
-    let rel = d.path.strip_prefix(&d.base).unwrap_or(&d.path);
-    let mut chain = vec![d.base.clone()];
-    let mut cur = d.base.clone();
-    let comps: Vec<_> = rel.components().collect();
-    for c in comps.iter().take(comps.len().saturating_sub(1)) {
-        cur.push(c);
-        chain.push(cur.clone());
-    }
+    let mut chain = d.chain();
+    chain.pop();
+    chain.insert(0, d.base.clone());
     for dir in chain {
         let ctl = dir.join("cgroup.subtree_control");
         let have = fs::read(&ctl)?;

@@ -30,7 +30,7 @@ impl Loop {
             Ok(dev) => Some(Loop { dev, file }),
             Err(why) => {
                 let _ = std::fs::remove_file(&file);
-                eprintln!("SKIP: cannot set up a loop device: {why}");
+                hull_testkit::skip(format!("cannot set up a loop device: {why}"));
                 None
             }
         }

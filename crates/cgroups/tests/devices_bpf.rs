@@ -61,8 +61,7 @@ fn bpf_device_filter_denies_and_allows_and_replaces() {
         return;
     }
     let Some(base) = own_v2_dir() else {
-        eprintln!("SKIP: no cgroup2 mount");
-        return;
+        hull_testkit::skip!("no cgroup2 mount");
     };
     let dir = Dir(base.join(format!("{}{}-bpf", common::PREFIX, std::process::id())));
     std::fs::create_dir(&dir.0).unwrap();

@@ -90,8 +90,7 @@ fn hugepage_limit_is_enforced_where_hugetlb_lives() {
         return;
     }
     if let Err(why) = hugetlb_usable() {
-        eprintln!("SKIP: {why}");
-        return;
+        hull_testkit::skip!("{why}");
     }
     let r = res(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2 * HUGE}]}));
     let cg = CgGuard::create("hugetlb", Some(&r));

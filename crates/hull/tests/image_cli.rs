@@ -94,8 +94,7 @@ fn rootfs_tgz(dir: &Path) -> PathBuf {
 #[test]
 fn image_commands_end_to_end() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: image mounts need root");
-        return;
+        hull_testkit::skip!("image mounts need root");
     }
     let d = Dir::new("e2e");
     let root = d.0.join("root");
@@ -185,8 +184,7 @@ fn pull_and_push_with_a_loopback_registry() {
         .map(PathBuf::from)
         .find(|p| p.exists())
     else {
-        eprintln!("SKIP: docker-registry is not installed (apt-get install docker-registry)");
-        return;
+        hull_testkit::skip!("docker-registry is not installed (apt-get install docker-registry)");
     };
     let d = Dir::new("reg");
     let port = std::net::TcpListener::bind("127.0.0.1:0")

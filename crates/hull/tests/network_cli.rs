@@ -20,8 +20,7 @@ fn hull(root: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 #[test]
 fn network_create_ls_inspect_rm() {
     if !nix_is_root() {
-        eprintln!("SKIP: needs root (reads host interfaces over netlink)");
-        return;
+        hull_testkit::skip!("needs root (reads host interfaces over netlink)");
     }
     let root = std::env::temp_dir().join(format!("hull-cli-net-{}", std::process::id()));
     let (ok, out, err) = hull(

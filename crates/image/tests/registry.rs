@@ -20,13 +20,13 @@ fn insecure() -> RegistryOptions {
 /// when the tools are missing.
 fn setup(t: &TestDir) -> Option<(Registry, ImageStore)> {
     if tool("skopeo").is_none() {
-        eprintln!("SKIP: skopeo is not installed (apt-get install skopeo)");
+        hull_testkit::skip("skopeo is not installed (apt-get install skopeo)");
         return None;
     }
     let reg = match Registry::start(&t.path) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("SKIP: {e}");
+            hull_testkit::skip(e);
             return None;
         }
     };
@@ -181,8 +181,7 @@ fn push_is_read_back_by_skopeo() {
 fn umoci_image_through_the_registry() {
     let t = TestDir::new("umoci");
     if tool("umoci").is_none() {
-        eprintln!("SKIP: umoci is not installed (apt-get install umoci)");
-        return;
+        hull_testkit::skip!("umoci is not installed (apt-get install umoci)");
     }
     let Some((reg, _)) = setup(&t) else { return };
     let layout = t.join("umoci-layout");
@@ -315,8 +314,7 @@ fn basic_auth_from_a_docker_config_file() {
     let reg = match Registry::start_with_auth(&t.path, "hull", "s3cret") {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("SKIP: {e}");
-            return;
+            hull_testkit::skip!("{e}");
         }
     };
     let mut s = ImageStore::open(&t.join("root")).unwrap();
@@ -458,8 +456,7 @@ fn bearer_token_auth_through_a_token_server() {
     let (reg, _tokens) = match Registry::start_with_token(&t.path, "hull", "t0ken-pw") {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("SKIP: {e}");
-            return;
+            hull_testkit::skip!("{e}");
         }
     };
     let mut s = ImageStore::open(&t.join("root")).unwrap();

@@ -35,8 +35,7 @@ fn store_with_base(t: &TestDir) -> ImageStore {
 #[test]
 fn import_then_mount_read_only() {
     if !is_root() {
-        eprintln!("SKIP: overlay mounts need root");
-        return;
+        hull_testkit::skip!("overlay mounts need root");
     }
     let t = TestDir::new("importmount");
     let mut s = store_with_base(&t);
@@ -89,8 +88,7 @@ fn container_overlay(s: &ImageStore, t: &TestDir, image: &str, name: &str) -> (P
 #[test]
 fn commit_turns_an_upper_dir_into_a_layer() {
     if !is_root() {
-        eprintln!("SKIP: overlay mounts need root");
-        return;
+        hull_testkit::skip!("overlay mounts need root");
     }
     let t = TestDir::new("commit");
     let mut s = store_with_base(&t);
@@ -164,8 +162,7 @@ fn commit_turns_an_upper_dir_into_a_layer() {
 #[test]
 fn many_lowers_beyond_the_option_size_limit() {
     if !is_root() {
-        eprintln!("SKIP: overlay mounts need root");
-        return;
+        hull_testkit::skip!("overlay mounts need root");
     }
     let t = TestDir::new("manylowers");
     // 120 lowers with ~200-byte paths: ~24 KiB of lowerdir, far over one page.
@@ -382,8 +379,7 @@ fn leftovers_of_dead_processes_are_removed() {
 #[test]
 fn full_disk_leaves_nothing_and_retry_works() {
     if !is_root() {
-        eprintln!("SKIP: mounting a small tmpfs needs root");
-        return;
+        hull_testkit::skip!("mounting a small tmpfs needs root");
     }
     let t = TestDir::new("fulldisk");
     let small = t.join("small");

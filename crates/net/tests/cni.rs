@@ -189,8 +189,7 @@ fn delegated_ipam_host_local() {
         return;
     }
     if !Path::new("/usr/lib/cni/host-local").exists() {
-        eprintln!("SKIP: /usr/lib/cni/host-local missing (containernetworking-plugins)");
-        return;
+        hull_testkit::skip!("/usr/lib/cni/host-local missing (containernetworking-plugins)");
     }
     let dir = TempDir::new();
     let _cleanup = common::Cleanup(dir.path().join("root"));

@@ -254,3 +254,7 @@ fn write_map(pid: i32, what: &'static str, maps: &[LinuxIdMapping]) -> Result<()
         source,
     })
 }
+
+#[cfg(test)]
+#[path = "namespaces_tests.rs"]
+mod tests;

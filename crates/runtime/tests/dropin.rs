@@ -240,8 +240,7 @@ fn podman_run_exec_pause_tty() {
         return;
     }
     if !have("podman") {
-        eprintln!("SKIP: podman is not installed (apt-get install podman)");
-        return;
+        hull_testkit::skip!("podman is not installed (apt-get install podman)");
     }
     let _serial = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
     let podman = Podman::new("all");
@@ -308,7 +307,7 @@ fn podman_run_exec_pause_tty() {
             text(&out)
         );
     } else {
-        eprintln!("SKIP: podman -it needs script(1) from util-linux");
+        hull_testkit::skip("podman -it needs script(1) from bsdutils");
     }
 }
 
@@ -405,12 +404,12 @@ fn containerd_shim_runs_execs_and_kills() {
         return;
     }
     if !have("containerd") || !have("ctr") {
-        eprintln!("SKIP: containerd is not installed (apt-get install containerd)");
-        return;
+        hull_testkit::skip!("containerd is not installed (apt-get install containerd)");
     }
     if !have("podman") {
-        eprintln!("SKIP: the containerd test builds its image archive with podman");
-        return;
+        hull_testkit::skip!(
+            "the containerd test builds its image archive with podman (apt-get install podman)"
+        );
     }
     // containerd imports docker/OCI archives; podman makes one from the busybox rootfs.
     let _serial = PODMAN.lock().unwrap_or_else(|e| e.into_inner());

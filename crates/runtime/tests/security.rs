@@ -45,8 +45,7 @@ fn unknown_or_unavailable_capability_is_an_error_naming_it() {
     let bounding = std::fs::read_to_string("/proc/self/status").unwrap();
     let bnd = u64::from_str_radix(&status_field(&bounding, "CapBnd:"), 16).unwrap();
     if bnd & (1 << 24) != 0 {
-        eprintln!("SKIP: CAP_SYS_RESOURCE is in this host's bounding set");
-        return;
+        hull_testkit::skip!("CAP_SYS_RESOURCE is in this host's bounding set");
     }
     c.config["process"]["capabilities"]["bounding"] = json!(["CAP_SYS_RESOURCE"]);
     let (code, _, err) = c.run();

@@ -20,7 +20,7 @@ pub fn id(test: &str) -> String {
 /// True (after printing why) when the test cannot run here.
 pub fn skip_unless_root() -> bool {
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIP: cgroup tests need root");
+        hull_testkit::skip("cgroup tests need root");
         return true;
     }
     false
@@ -134,6 +134,6 @@ pub fn busybox_present() -> bool {
     if Path::new("/bin/busybox").exists() {
         return true;
     }
-    eprintln!("SKIP: /bin/busybox missing (apt-get install busybox-static)");
+    hull_testkit::skip("/bin/busybox missing (apt-get install busybox-static)");
     false
 }

@@ -3,13 +3,15 @@
 # (unified: pure cgroup2; hybrid: v1 controllers + cgroup2 at /sys/fs/cgroup/unified holding what v1
 # does not, i.e. hugetlb; legacy: v1 only), runs every test binary and reports over the serial port.
 /bin/busybox --install -s /bin
-export PATH=/bin HOME=/ HULL_CGTEST_OWN_HOST=1 RUST_BACKTRACE=1
+export PATH=/bin HOME=/ HULL_CGTEST_OWN_HOST=1 RUST_BACKTRACE=1 HULL_ALLOWED_SKIPS=/allowed-skips.txt
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 insmod /lib/loop.ko 2>/dev/null
 layout=$(sed -n 's/.*hull\.layout=\([a-z]*\).*/\1/p' /proc/cmdline)
+# run.sh's strictness: under HULL_STRICT=1 a skip not in the allow-list fails its test.
+export HULL_STRICT=$(sed -n 's/.*hull\.strict=\([01]\).*/\1/p' /proc/cmdline)
 v1() {
   mount -t tmpfs cgroup /sys/fs/cgroup
   for c in cpu,cpuacct cpuset memory devices freezer blkio pids "$@"; do
@@ -27,6 +29,7 @@ case $layout in
 esac
 echo 8 > /proc/sys/vm/nr_hugepages
 echo "HULL-LAYOUT $layout"
+echo "HULL-STRICT ${HULL_STRICT:-0}"
 grep cgroup /proc/self/mountinfo
 cd /tmp
 for t in /tests/*; do

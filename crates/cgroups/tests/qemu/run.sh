@@ -2,7 +2,10 @@
 # Runs the hull-cgroups integration tests inside a qemu guest (TCG: this host's /dev/kvm boots no stock
 # kernel) on Debian's cloud kernel, once per cgroup layout: unified (pure v2), hybrid, legacy. This is
 # how the cgroup v2 paths (cgroup.subtree_control, io.max, memory.events, eBPF device filter,
-# cgroup.freeze) are tested on a hybrid host. Needs root, qemu-system-x86, busybox-static.
+# cgroup.freeze) are tested on a hybrid host.
+# Needs root, qemu-system-x86, busybox-static.
+# Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run, and the guest's
+# tests run with HULL_STRICT=1 against tests/allowed-skips.txt.
 # usage: crates/cgroups/tests/qemu/run.sh [unified|hybrid|legacy ...]   (default: all three)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,8 +13,16 @@ cd "$here/../../../.."
 layouts=("$@")
 [ ${#layouts[@]} -gt 0 ] || layouts=(unified hybrid legacy)
 
-command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing (apt-get install qemu-system-x86)"; exit 0; }
-[ -x /bin/busybox ] || { echo "SKIP: /bin/busybox missing (apt-get install busybox-static)"; exit 0; }
+strict=0
+case ${HULL_STRICT:-0} in 0 | "") ;; *) strict=1 ;; esac
+[ "${CI:-}" != true ] || strict=1
+skip() {
+  if [ $strict = 1 ]; then echo "FAIL: $1 (a skip fails under HULL_STRICT=1 or CI=true)"; exit 1; fi
+  echo "SKIP: $1"; exit 0
+}
+
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
+[ -x /bin/busybox ] || skip "/bin/busybox missing (apt-get install busybox-static)"
 
 # Debian's cloud kernel, unpacked once into a cache.
 cache=${HULL_QEMU_CACHE:-/var/cache/hull-qemu}
@@ -19,8 +30,8 @@ mkdir -p "$cache"
 vmlinuz=$(ls "$cache"/x/boot/vmlinuz-* 2>/dev/null | head -1 || true)
 if [ -z "$vmlinuz" ]; then
   pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
-  [ -n "$pkg" ] || { echo "SKIP: no linux-image-cloud-amd64 in apt's lists (apt-get update)"; exit 0; }
-  (cd "$cache" && apt-get download "$pkg" >/dev/null 2>&1) || { echo "SKIP: apt-get download $pkg failed"; exit 0; }
+  [ -n "$pkg" ] || skip "no linux-image-cloud-amd64 in apt's lists (apt-get update)"
+  (cd "$cache" && apt-get download "$pkg" >/dev/null 2>&1) || skip "apt-get download $pkg failed"
   dpkg-deb -x "$cache"/"$pkg"_*.deb "$cache/x"
   vmlinuz=$(ls "$cache"/x/boot/vmlinuz-* | head -1)
 fi
@@ -37,6 +48,8 @@ root=$work/root
 mkdir -p "$root"/{bin,tests,lib,proc,sys,dev,tmp}
 cp /bin/busybox "$root/bin/"
 install -m 755 "$here/init.sh" "$root/init"
+# The guest has no checkout: hull-testkit reads the allow-list where init.sh points it.
+cp tests/allowed-skips.txt "$root/allowed-skips.txt"
 case "$loop_ko" in
   *.xz) xz -dc "$loop_ko" > "$root/lib/loop.ko" ;;
   *.zst) zstd -qdc "$loop_ko" > "$root/lib/loop.ko" ;;
@@ -59,10 +72,14 @@ for layout in "${layouts[@]}"; do
   echo "== cgroup layout: $layout (qemu TCG, $(basename "$vmlinuz"))"
   timeout 900 qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
     -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
-    -append "console=ttyS0 quiet panic=-1 hull.layout=$layout" > "$log" 2>&1 || true
-  tr -d '\r' < "$log" | grep -E '^(HULL-|test |SKIP|test result|---- |thread |  left|  right|.*panicked)' || true
+    -append "console=ttyS0 quiet panic=-1 hull.layout=$layout hull.strict=$strict" > "$log" 2>&1 || true
+  # A skip's line may follow "test name ... " (--nocapture), so SKIP is matched anywhere; under
+  # strict an unlisted skip panics with "HULL_STRICT=1: ..." and fails its binary (rc below).
+  tr -d '\r' < "$log" | grep -E '^(HULL-|test |test result|---- |thread |  left|  right|.*panicked)|SKIP|HULL_STRICT=1:' || true
   if ! grep -q HULL-DONE "$log"; then
     echo "FAIL: guest ($layout) did not finish; last lines:"; tail -20 "$log"; failed=1
+  elif ! tr -d '\r' < "$log" | grep -qx "HULL-STRICT $strict"; then
+    echo "FAIL: guest ($layout) did not take hull.strict=$strict"; failed=1
   elif tr -d '\r' < "$log" | grep -E '^HULL-TEST-END .* rc=[1-9]' ; then
     failed=1
   fi

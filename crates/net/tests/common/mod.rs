@@ -14,7 +14,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// Returns false (after printing why) when the test cannot run here.
 pub fn can_run() -> bool {
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIP: needs root");
+        hull_testkit::skip("needs root");
         return false;
     }
     true

@@ -423,3 +423,7 @@ fn absolute_paths(field: &str, paths: &Option<Vec<String>>) -> Result<Vec<PathBu
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

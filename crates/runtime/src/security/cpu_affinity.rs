@@ -88,8 +88,7 @@ mod tests {
             .args(["sleep", "30"])
             .spawn();
         let Ok(child) = child.as_mut() else {
-            eprintln!("SKIP: /bin/busybox is missing");
-            return;
+            hull_testkit::skip!("/bin/busybox is missing (apt-get install busybox-static)");
         };
         let pid = i32::try_from(child.id()).expect("pid");
         let set = parse_cpu_list("f", "0").expect("list");

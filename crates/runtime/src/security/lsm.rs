@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn absent_lsm_is_a_named_error() {
         if apparmor_enabled() {
-            eprintln!("SKIP: AppArmor is enabled here");
+            hull_testkit::skip("AppArmor is enabled here");
         } else {
             let err = LsmPlan::new(Some("docker-default"), None).unwrap_err();
             assert_eq!(
@@ -106,7 +106,7 @@ mod tests {
             );
         }
         if selinux_enabled() {
-            eprintln!("SKIP: SELinux is enabled here");
+            hull_testkit::skip("SELinux is enabled here");
         } else {
             let err = LsmPlan::new(None, Some("system_u:system_r:container_t:s0")).unwrap_err();
             assert!(err.to_string().starts_with("process.selinuxLabel"), "{err}");

@@ -148,8 +148,9 @@ mod tests {
         let (_, host_hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
         let has_cap = capset::capget().expect("capget").effective & CAP_SYS_RESOURCE != 0;
         if has_cap || host_hard == u64::MAX {
-            eprintln!("SKIP: this process can raise RLIMIT_NOFILE (CAP_SYS_RESOURCE or no limit)");
-            return;
+            hull_testkit::skip!(
+                "this process can raise RLIMIT_NOFILE (CAP_SYS_RESOURCE or no limit)"
+            );
         }
         let err = RlimitPlan::new(&[limit(PosixRlimitType::RlimitNofile, 1024, host_hard + 1)])
             .unwrap_err();

@@ -23,7 +23,7 @@ fn have_busybox() -> bool {
     if std::path::Path::new(BUSYBOX).exists() {
         return true;
     }
-    eprintln!("SKIP: {BUSYBOX} (busybox-static) is missing");
+    hull_testkit::skip(format!("{BUSYBOX} (busybox-static) is missing"));
     false
 }
 
@@ -184,8 +184,7 @@ fn rlimit_above_host_hard_limit_is_a_clear_error() {
     let status = std::fs::read_to_string("/proc/self/status").expect("status");
     let eff = u64::from_str_radix(&status_field(&status, "CapEff"), 16).expect("hex");
     if eff & (1 << 24) != 0 || host_hard == u64::MAX {
-        eprintln!("SKIP: this process may raise RLIMIT_NOFILE");
-        return;
+        hull_testkit::skip!("this process may raise RLIMIT_NOFILE");
     }
     let err = plan(
         json!({"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]}),
@@ -638,8 +637,7 @@ fn scheduler_deadline_reads_back() {
     let err = String::from_utf8_lossy(&out.stderr);
     if err.contains("APPLY: process.scheduler") {
         // Admission control (bandwidth, an affinity narrower than the root domain) may refuse.
-        eprintln!("SKIP: this host refused SCHED_DEADLINE: {err}");
-        return;
+        hull_testkit::skip!("this host refused SCHED_DEADLINE: {err}");
     }
     let attr = attr.expect("sched_getattr");
     assert_eq!(attr.sched_policy, 6);
@@ -669,8 +667,7 @@ fn oom_score_adj_raise_and_refused_lowering() {
     let status = std::fs::read_to_string("/proc/self/status").expect("status");
     let eff = u64::from_str_radix(&status_field(&status, "CapEff"), 16).expect("hex");
     if eff & (1 << 24) != 0 {
-        eprintln!("SKIP: this process has CAP_SYS_RESOURCE, lowering is allowed");
-        return;
+        hull_testkit::skip!("this process has CAP_SYS_RESOURCE, lowering is allowed");
     }
     assert_eq!(
         lowered.unwrap_err().to_string(),
@@ -683,8 +680,7 @@ fn capability_outside_bounding_set_is_named() {
     let status = std::fs::read_to_string("/proc/self/status").expect("status");
     let bnd = u64::from_str_radix(&status_field(&status, "CapBnd"), 16).expect("hex");
     if bnd & (1 << 24) != 0 {
-        eprintln!("SKIP: CAP_SYS_RESOURCE is in this host's bounding set");
-        return;
+        hull_testkit::skip!("CAP_SYS_RESOURCE is in this host's bounding set");
     }
     let err = plan(
         json!({"capabilities": {"effective": ["CAP_SYS_RESOURCE"], "permitted": ["CAP_SYS_RESOURCE"]}}),
@@ -909,8 +905,7 @@ fn user_namespace_with_setgroups_denied() {
     };
     let out = spawn(mk(json!([])));
     if out.status.code() == Some(95) {
-        eprintln!("SKIP: cannot create a user namespace here");
-        return;
+        hull_testkit::skip!("cannot create a user namespace here");
     }
     let status = stdout(&out);
     assert_eq!(status_field(&status, "CapBnd"), "0000000000000001");
@@ -935,7 +930,7 @@ fn user_namespace_with_setgroups_denied() {
 fn podman_default_profile() -> Option<Value> {
     let path = "/usr/share/containers/seccomp.json";
     let Ok(text) = std::fs::read_to_string(path) else {
-        eprintln!("SKIP: {path} (podman's containers-common) is missing");
+        hull_testkit::skip(format!("{path} (podman's containers-common) is missing"));
         return None;
     };
     let profile: Value = serde_json::from_str(&text).expect("profile json");
@@ -1007,8 +1002,7 @@ fn runc_spec_default_config_applies() {
     let config = std::fs::read_to_string(dir.join("config.json"));
     std::fs::remove_dir_all(&dir).expect("cleanup");
     let (Ok(s), Ok(config)) = (made, config) else {
-        eprintln!("SKIP: runc is missing (its `runc spec` is the reference config)");
-        return;
+        hull_testkit::skip!("runc is missing (its `runc spec` is the reference config)");
     };
     assert!(s.success());
     let spec: oci_spec::runtime::Spec = serde_json::from_str(&config).expect("config.json");

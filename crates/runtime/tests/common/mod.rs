@@ -19,11 +19,13 @@ pub fn runtime_bin() -> &'static str {
 /// Returns false (after saying why) when the host cannot run these tests.
 pub fn can_run() -> bool {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: the runtime tests need root");
+        hull_testkit::skip("the runtime tests need root");
         return false;
     }
     if !Path::new(BUSYBOX).exists() {
-        eprintln!("SKIP: {BUSYBOX} is missing (apt-get install busybox-static)");
+        hull_testkit::skip(format!(
+            "{BUSYBOX} is missing (apt-get install busybox-static)"
+        ));
         return false;
     }
     true

@@ -80,8 +80,7 @@ fn is_root() -> bool {
 macro_rules! require_root {
     () => {
         if !is_root() {
-            eprintln!("SKIP: needs root (mounts, mknod, namespaces)");
-            return;
+            hull_testkit::skip!("needs root (mounts, mknod, namespaces)");
         }
     };
 }
@@ -542,8 +541,7 @@ fn idmapped_bind_mount() {
     let out = b.run(&config(script, Value::Array(mounts), json!({})), &[]);
     let (stdout, stderr) = text(&out);
     if stderr.contains("does its file system support idmapped mounts") {
-        eprintln!("SKIP: kernel refuses idmapped tmpfs mounts: {stderr}");
-        return;
+        hull_testkit::skip!("kernel refuses idmapped tmpfs mounts: {stderr}");
     }
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.starts_with("0:0\n1000:2000\n"), "{stdout}");
