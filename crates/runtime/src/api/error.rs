@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
