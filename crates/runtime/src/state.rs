@@ -86,6 +86,7 @@ pub struct ContainerState {
 }
 
 /// The `--root` directory.
+#[derive(Debug)]
 pub struct Store {
     root: PathBuf,
 }
@@ -95,10 +96,6 @@ impl Store {
         Store {
             root: root.to_path_buf(),
         }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// Claims `id` for a new container: the directory's creation is the atomic test for a duplicate.
@@ -117,7 +114,7 @@ impl Store {
             }
             Err(err) => return Err(io_err(&path)(err)),
         }
-        ContainerDir::locked(id, path)
+        ContainerDir::locked(path)
     }
 
     /// An existing container, locked for the caller's command.
@@ -127,7 +124,7 @@ impl Store {
         if !path.join(LOCK_FILE).exists() {
             return Err(StateError::NotExist);
         }
-        ContainerDir::locked(id, path)
+        ContainerDir::locked(path)
     }
 
     /// Ids of every container under the root, sorted.
@@ -154,13 +151,12 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
 
 /// One container's directory, held under its exclusive lock for the life of this value.
 pub struct ContainerDir {
-    pub id: String,
     path: PathBuf,
     lock: Flock<File>,
 }
 
 impl ContainerDir {
-    fn locked(id: &str, path: PathBuf) -> Result<ContainerDir, StateError> {
+    fn locked(path: PathBuf) -> Result<ContainerDir, StateError> {
         let lock_path = path.join(LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
@@ -182,15 +178,7 @@ impl ContainerDir {
         if !path.exists() {
             return Err(StateError::NotExist);
         }
-        Ok(ContainerDir {
-            id: id.to_string(),
-            path,
-            lock,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(ContainerDir { path, lock })
     }
 
     pub fn lock_fd(&self) -> i32 {

@@ -3,11 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use hull_runtime::container::Container;
-use hull_runtime::process::create::{create as create_container, CreateOptions, Created};
-use hull_runtime::process::foreground::Foreground;
-use hull_runtime::state::Store;
-use nix::sys::signal::SigSet;
+use hull_runtime::{Console, CreateOptions, Created, Runtime};
 
 use super::log::Logger;
 
@@ -47,70 +43,40 @@ pub struct RunArgs {
     keep: bool,
 }
 
-fn options(args: &CreateArgs, foreground: bool, sigmask: SigSet) -> CreateOptions {
-    CreateOptions {
-        id: args.id.clone(),
-        bundle: args.bundle.clone(),
-        pid_file: args.pid_file.clone(),
-        console_socket: args.console_socket.clone(),
-        no_pivot: args.no_pivot,
-        no_new_keyring: args.no_new_keyring,
-        preserve_fds: i32::from(args.preserve_fds),
-        foreground,
-        sigmask,
+impl CreateArgs {
+    /// `console`: where a terminal's master goes when no socket is given (none: refused).
+    fn options(self, console: Option<Console>) -> CreateOptions {
+        let mut opts = CreateOptions::new(self.id, self.bundle);
+        opts.console = self.console_socket.map(Console::Socket).or(console);
+        opts.pid_file = self.pid_file;
+        opts.no_pivot = self.no_pivot;
+        opts.no_new_keyring = self.no_new_keyring;
+        opts.preserve_fds = self.preserve_fds;
+        opts
     }
 }
 
-fn current_sigmask() -> SigSet {
-    SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty())
-}
-
-fn created(store: &Store, opts: &CreateOptions, logger: &Logger) -> anyhow::Result<Created> {
-    let created = create_container(store, opts)?;
+fn created(runtime: &Runtime, opts: CreateOptions, logger: &Logger) -> anyhow::Result<Created> {
+    let created = runtime.create(opts)?;
     for warning in &created.warnings {
         logger.warn(warning);
     }
     Ok(created)
 }
 
-pub fn create(store: &Store, args: CreateArgs, logger: &Logger) -> anyhow::Result<()> {
-    created(store, &options(&args, false, current_sigmask()), logger)?;
+pub fn create(runtime: &Runtime, args: CreateArgs, logger: &Logger) -> anyhow::Result<()> {
+    created(runtime, args.options(None), logger)?;
     Ok(())
 }
 
-pub fn run(store: &Store, args: RunArgs, logger: &Logger) -> anyhow::Result<i32> {
+pub fn run(runtime: &Runtime, args: RunArgs, logger: &Logger) -> anyhow::Result<i32> {
     if args.detach {
-        let created = created(
-            store,
-            &options(&args.create, false, current_sigmask()),
-            logger,
-        )?;
-        Container::from_parts(created.dir, created.state).start()?;
+        created(runtime, args.create.options(None), logger)?
+            .container
+            .start()?;
         return Ok(0);
     }
-    // The process may be a grandchild (joined pid namespace): adopt it to be able to wait.
-    nix::sys::prctl::set_child_subreaper(true)?;
-    let foreground = Foreground::new()?;
-    let created = created(
-        store,
-        &options(&args.create, true, foreground.original_mask),
-        logger,
-    )?;
-    let console = created.console;
-    let container = Container::from_parts(created.dir, created.state);
-    let pid = container.pid();
-    let id = container.state.id.clone();
-    let started = container.start();
-    // Other commands (state, kill, exec...) must reach the container while it runs.
-    drop(container);
-    let result = match started {
-        Ok(()) => foreground.wait(pid, console).map_err(anyhow::Error::from),
-        Err(err) => Err(err.into()),
-    };
-    if !args.keep {
-        if let Ok(container) = Container::load(store, &id) {
-            container.delete(true)?;
-        }
-    }
-    result
+    // In the foreground, a terminal is relayed to this process's own stdio.
+    let opts = args.create.options(Some(Console::Return));
+    Ok(runtime.run(opts, args.keep, &mut |warning| logger.warn(warning))?)
 }

@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use hull_runtime::container::Container;
-use hull_runtime::state::{Status, Store};
+use hull_runtime::{Runtime, Status};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde_json::json;
 
@@ -21,28 +20,27 @@ pub struct EventsArgs {
     id: String,
 }
 
-pub fn events(store: &Store, args: EventsArgs) -> anyhow::Result<()> {
+pub fn events(runtime: &Runtime, args: EventsArgs) -> anyhow::Result<()> {
     let interval = parse_duration(&args.interval)
         .with_context(|| format!("--interval: invalid duration {:?}", args.interval))?;
-    let container = Container::load(store, &args.id)?;
+    let container = runtime.open(&args.id)?;
     if container.status() == Status::Stopped {
         anyhow::bail!("container with id {} is not running", args.id);
     }
-    let cgroup = container.state.cgroup.clone();
-    let id = container.state.id.clone();
+    // Only the lock of this command is released: the container stays as it is.
+    let watch = container.watch();
     let print_stats = || -> anyhow::Result<()> {
-        let stats = cgroup.stats()?;
-        println!("{}", json!({"type": "stats", "id": id, "data": stats}));
+        let stats = watch.stats()?;
+        println!(
+            "{}",
+            json!({"type": "stats", "id": watch.id(), "data": stats})
+        );
         Ok(())
     };
     if args.stats {
         return print_stats();
     }
-    // Only the lock of this command is released: the container stays as it is.
-    let pid = container.state.pid;
-    let start = container.state.pid_start;
-    drop(container);
-    let mut oom = match cgroup.oom_events() {
+    let mut oom = match watch.oom_events() {
         Ok(events) => Some(events),
         Err(err) => {
             eprintln!("hull-runtime: warning: no OOM events: {err}");
@@ -50,7 +48,7 @@ pub fn events(store: &Store, args: EventsArgs) -> anyhow::Result<()> {
         }
     };
     let mut next = Instant::now();
-    while hull_runtime::procfs::is_alive(pid, start) {
+    while watch.is_alive() {
         if Instant::now() >= next {
             print_stats()?;
             next += interval;
@@ -64,13 +62,13 @@ pub fn events(store: &Store, args: EventsArgs) -> anyhow::Result<()> {
             let _ = poll(&mut fds, timeout);
             // The counter is the truth: the v1 eventfd is only a wake-up, and not every kernel
             // sends it for every kill.
-            report_oom(events, &id);
+            report_oom(events, watch.id());
         } else {
             std::thread::sleep(wait);
         }
     }
     if let Some(events) = oom.as_mut() {
-        report_oom(events, &id);
+        report_oom(events, watch.id());
     }
     Ok(())
 }

@@ -5,11 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use hull_runtime::container::Container;
-use hull_runtime::process::exec::{exec as exec_process, ExecOptions};
-use hull_runtime::process::foreground::Foreground;
-use hull_runtime::state::Store;
-use nix::sys::signal::SigSet;
+use hull_runtime::{Console, Container, ExecOptions, Runtime};
 use oci_spec::runtime::{Capability, Process};
 
 #[derive(Debug, Args)]
@@ -59,33 +55,20 @@ pub struct ExecArgs {
     command: Vec<String>,
 }
 
-pub fn exec(store: &Store, args: ExecArgs) -> anyhow::Result<i32> {
-    let container = Container::load(store, &args.id)?;
-    let process = build_process(&container, &args)?;
-    let foreground = if args.detach {
-        None
-    } else {
-        Some(Foreground::new()?)
-    };
-    let sigmask = foreground
-        .as_ref()
-        .map(|f| f.original_mask)
-        .unwrap_or_else(|| SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty()));
-    let opts = ExecOptions {
-        process,
-        console_socket: args.console_socket.clone(),
-        pid_file: args.pid_file.clone(),
-        preserve_fds: i32::from(args.preserve_fds),
-        detach: args.detach,
-        sigmask,
-    };
-    let executed = exec_process(&container, &opts)?;
-    // Other commands on this container may run while the process does.
-    drop(container);
-    match foreground {
-        None => Ok(0),
-        Some(fg) => Ok(fg.wait(executed.pid, executed.console)?),
+pub fn exec(runtime: &Runtime, args: ExecArgs) -> anyhow::Result<i32> {
+    let container = runtime.open(&args.id)?;
+    let mut opts = ExecOptions::new(build_process(&container, &args)?);
+    opts.pid_file = args.pid_file;
+    opts.preserve_fds = args.preserve_fds;
+    let socket = args.console_socket.map(Console::Socket);
+    if args.detach {
+        opts.console = socket;
+        container.exec(opts)?;
+        return Ok(0);
     }
+    // In the foreground, a terminal is relayed to this process's own stdio.
+    opts.console = socket.or(Some(Console::Return));
+    Ok(container.exec_to_exit(opts)?)
 }
 
 fn build_process(container: &Container, args: &ExecArgs) -> anyhow::Result<Process> {
@@ -133,7 +116,7 @@ fn build_process(container: &Container, args: &ExecArgs) -> anyhow::Result<Proce
     env.extend(args.env.iter().cloned());
     process.set_env(Some(env));
     if let Some(user) = &args.user {
-        let mut parsed = hull_runtime::security::override_user(process.user(), user)?;
+        let mut parsed = hull_runtime::override_user(process.user(), user)?;
         if !args.additional_gids.is_empty() {
             parsed.set_additional_gids(Some(args.additional_gids.clone()));
         }

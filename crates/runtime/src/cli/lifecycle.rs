@@ -2,8 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use hull_runtime::container::{parse_signal, Container, ContainerError};
-use hull_runtime::state::{StateError, Store};
+use hull_runtime::{parse_signal, Runtime};
 use nix::sys::signal::Signal;
 
 #[derive(Debug, Args)]
@@ -31,41 +30,28 @@ pub struct DeleteArgs {
     id: String,
 }
 
-pub fn start(store: &Store, id: &str) -> anyhow::Result<()> {
-    Container::load(store, id)?.start()?;
+pub fn start(runtime: &Runtime, id: &str) -> anyhow::Result<()> {
+    runtime.open(id)?.start()?;
     Ok(())
 }
 
-pub fn kill(store: &Store, args: KillArgs) -> anyhow::Result<()> {
+pub fn kill(runtime: &Runtime, args: KillArgs) -> anyhow::Result<()> {
     let signal: Signal =
         parse_signal(&args.signal).with_context(|| format!("invalid signal {:?}", args.signal))?;
-    Container::load(store, &args.id)?.kill(signal, args.all)?;
+    runtime.open(&args.id)?.kill(signal, args.all)?;
     Ok(())
 }
 
-pub fn delete(store: &Store, args: DeleteArgs) -> anyhow::Result<()> {
-    match Container::load(store, &args.id) {
-        Ok(container) => Ok(container.delete(args.force)?),
-        // A runtime killed before it recorded anything leaves a directory without state: nothing
-        // else of it exists yet, so the directory is all there is to remove.
-        Err(ContainerError::State(StateError::NotExist)) if args.force => {
-            match store.open(&args.id) {
-                Ok(dir) => Ok(dir.remove()?),
-                // runc: deleting what does not exist is fine with --force.
-                Err(StateError::NotExist) => Ok(()),
-                Err(err) => Err(err.into()),
-            }
-        }
-        Err(err) => Err(err.into()),
-    }
+pub fn delete(runtime: &Runtime, args: DeleteArgs) -> anyhow::Result<()> {
+    Ok(runtime.delete(&args.id, args.force)?)
 }
 
-pub fn pause(store: &Store, id: &str) -> anyhow::Result<()> {
-    Container::load(store, id)?.pause()?;
+pub fn pause(runtime: &Runtime, id: &str) -> anyhow::Result<()> {
+    runtime.open(id)?.pause()?;
     Ok(())
 }
 
-pub fn resume(store: &Store, id: &str) -> anyhow::Result<()> {
-    Container::load(store, id)?.resume()?;
+pub fn resume(runtime: &Runtime, id: &str) -> anyhow::Result<()> {
+    runtime.open(id)?.resume()?;
     Ok(())
 }

@@ -49,7 +49,7 @@ impl Logger {
     }
 
     fn write(&self, level: &str, msg: &str) {
-        let time = hull_runtime::oci_state::now_rfc3339();
+        let time = hull_runtime::now_rfc3339();
         let line = match self.format {
             LogFormat::Json => {
                 serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use hull_runtime::state::Store;
+use hull_runtime::Runtime;
 use log::{LogFormat, Logger};
 
 #[derive(Debug, Parser)]
@@ -104,20 +104,20 @@ fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
         };
         anyhow::bail!("--systemd-cgroup is not supported: {why}");
     }
-    let store = Store::new(&cli.root);
+    let runtime = Runtime::new(&cli.root);
     match cli.command {
-        Command::Create(args) => create::create(&store, args, logger).map(|()| 0),
-        Command::Run(args) => create::run(&store, args, logger),
-        Command::Start(args) => lifecycle::start(&store, &args.id).map(|()| 0),
-        Command::State(args) => query::state(&store, &args.id).map(|()| 0),
-        Command::List(args) => query::list(&store, args).map(|()| 0),
-        Command::Kill(args) => lifecycle::kill(&store, args).map(|()| 0),
-        Command::Delete(args) => lifecycle::delete(&store, args).map(|()| 0),
-        Command::Ps(args) => query::ps(&store, args).map(|()| 0),
-        Command::Exec(args) => exec::exec(&store, args),
-        Command::Pause(args) => lifecycle::pause(&store, &args.id).map(|()| 0),
-        Command::Resume(args) => lifecycle::resume(&store, &args.id).map(|()| 0),
-        Command::Events(args) => events::events(&store, args).map(|()| 0),
+        Command::Create(args) => create::create(&runtime, args, logger).map(|()| 0),
+        Command::Run(args) => create::run(&runtime, args, logger),
+        Command::Start(args) => lifecycle::start(&runtime, &args.id).map(|()| 0),
+        Command::State(args) => query::state(&runtime, &args.id).map(|()| 0),
+        Command::List(args) => query::list(&runtime, args).map(|()| 0),
+        Command::Kill(args) => lifecycle::kill(&runtime, args).map(|()| 0),
+        Command::Delete(args) => lifecycle::delete(&runtime, args).map(|()| 0),
+        Command::Ps(args) => query::ps(&runtime, args).map(|()| 0),
+        Command::Exec(args) => exec::exec(&runtime, args),
+        Command::Pause(args) => lifecycle::pause(&runtime, &args.id).map(|()| 0),
+        Command::Resume(args) => lifecycle::resume(&runtime, &args.id).map(|()| 0),
+        Command::Events(args) => events::events(&runtime, args).map(|()| 0),
         Command::Spec(args) => spec::spec(args).map(|()| 0),
         Command::Features => spec::features().map(|()| 0),
     }

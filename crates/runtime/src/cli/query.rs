@@ -5,8 +5,7 @@ use std::process::Command;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use hull_runtime::container::Container;
-use hull_runtime::state::Store;
+use hull_runtime::Runtime;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -33,38 +32,31 @@ pub struct PsArgs {
     ps_args: Vec<String>,
 }
 
-pub fn state(store: &Store, id: &str) -> anyhow::Result<()> {
-    let container = Container::load(store, id)?;
-    let state = container.oci_state(container.status());
-    println!("{}", serde_json::to_string_pretty(&state)?);
+pub fn state(runtime: &Runtime, id: &str) -> anyhow::Result<()> {
+    let container = runtime.open(id)?;
+    println!("{}", serde_json::to_string_pretty(&container.state())?);
     Ok(())
 }
 
-pub fn list(store: &Store, args: ListArgs) -> anyhow::Result<()> {
-    let mut containers = Vec::new();
-    for id in store.ids()? {
-        // A container deleted while we list is simply not listed.
-        if let Ok(container) = Container::load(store, &id) {
-            containers.push(container);
-        }
-    }
+pub fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<()> {
+    let containers = runtime.list()?;
     let mut out = std::io::stdout().lock();
     if args.quiet {
         for c in &containers {
-            writeln!(out, "{}", c.state.id)?;
+            writeln!(out, "{}", c.id())?;
         }
         return Ok(());
     }
     match args.format {
         Format::Json => {
-            let states: Vec<_> = containers.iter().map(|c| c.oci_state(c.status())).collect();
+            let states: Vec<_> = containers.iter().map(|c| c.state()).collect();
             writeln!(out, "{}", serde_json::to_string(&states)?)?;
         }
         Format::Table => {
             let rows: Vec<[String; 6]> = containers
                 .iter()
                 .map(|c| {
-                    let s = c.oci_state(c.status());
+                    let s = c.state();
                     [
                         s.id.to_string(),
                         s.pid.to_string(),
@@ -93,9 +85,8 @@ pub fn list(store: &Store, args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn ps(store: &Store, args: PsArgs) -> anyhow::Result<()> {
-    let container = Container::load(store, &args.id)?;
-    let pids = container.state.cgroup.pids()?;
+pub fn ps(runtime: &Runtime, args: PsArgs) -> anyhow::Result<()> {
+    let pids = runtime.open(&args.id)?.pids()?;
     if let Format::Json = args.format {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(());

@@ -18,6 +18,7 @@ use crate::oci_state::{now_rfc3339, OciState};
 use crate::process::error::{io, sys, ProcessError};
 use crate::process::handoff::{required, route_console};
 use crate::process::init::{self, InitContext};
+use crate::process::stdio::{Console, Stdio};
 use crate::procfs;
 use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan};
 use crate::security::{PlanOptions, SecurityPlan};
@@ -25,26 +26,49 @@ use crate::state::{write_atomic, ContainerDir, ContainerState, Status, Store};
 use crate::sync::{Channel, Message};
 use crate::sys::clone::{clone_process, Forked};
 
+/// A container to create from an OCI bundle: the bundle, and the runtime's own choices that
+/// runc takes as flags.
+#[derive(Debug)]
 pub struct CreateOptions {
+    /// The container id (runc's rule: letters, digits, `_+-.`).
     pub id: String,
+    /// The directory holding config.json.
     pub bundle: PathBuf,
+    /// Stdio of a process without a terminal.
+    pub stdio: Stdio,
+    /// Where the pty master goes when config.json asks for a terminal. None refuses a terminal;
+    /// a socket for a process without one is refused too, as runc does.
+    pub console: Option<Console>,
+    /// Write the pid of the container's process here (by rename).
     pub pid_file: Option<PathBuf>,
-    pub console_socket: Option<PathBuf>,
+    /// MS_MOVE + chroot instead of pivot_root (a rootfs on a ramdisk).
     pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of a new one.
     pub no_new_keyring: bool,
-    pub preserve_fds: i32,
-    /// `run` in the foreground: a terminal's master comes back to the caller instead of going to a
-    /// console socket.
-    pub foreground: bool,
-    /// The signal mask the container's program must start with.
-    pub sigmask: SigSet,
+    /// Pass the caller's descriptors 3 .. 3+N on to the process.
+    pub preserve_fds: u16,
+}
+
+impl CreateOptions {
+    /// Container `id` from `bundle`, with the caller's stdio and no terminal.
+    pub fn new(id: impl Into<String>, bundle: impl Into<PathBuf>) -> CreateOptions {
+        CreateOptions {
+            id: id.into(),
+            bundle: bundle.into(),
+            stdio: Stdio::Inherit,
+            console: None,
+            pid_file: None,
+            no_pivot: false,
+            no_new_keyring: false,
+            preserve_fds: 0,
+        }
+    }
 }
 
 /// A container whose first process waits for `start`.
 pub struct Created {
     pub dir: ContainerDir,
     pub state: ContainerState,
-    pub spec: Spec,
     /// The pty master, when the process has a terminal and the caller keeps it.
     pub console: Option<OwnedFd>,
     /// What the config asked for that was skipped, as runc skips it (unknown syscall names...).
@@ -61,7 +85,12 @@ struct Plans {
     cgroup: hull_cgroups::Cgroup,
 }
 
-pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, ProcessError> {
+/// `sigmask`: the signal mask the container's program starts with.
+pub fn create(
+    store: &Store,
+    opts: &CreateOptions,
+    sigmask: SigSet,
+) -> Result<Created, ProcessError> {
     crate::state::validate_id(&opts.id)?;
     let plans = plan(opts)?;
     let dir = store.create(&opts.id)?;
@@ -70,16 +99,15 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, ProcessErr
         cgroup: None,
         child: None,
     };
-    let result = launch(opts, plans, &mut undo);
+    let result = launch(opts, sigmask, plans, &mut undo);
     match result {
-        Ok((state, spec, console, warnings)) => {
+        Ok((state, console, warnings)) => {
             let dir = undo.dir.take().expect("dir kept until success");
             undo.cgroup = None;
             undo.child = None;
             Ok(Created {
                 dir,
                 state,
-                spec,
                 console,
                 warnings,
             })
@@ -97,12 +125,9 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
     let spec = crate::spec::load(&bundle)?;
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref().expect("validated");
-    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && !opts.foreground {
-        return Err(ProcessError::Invalid(
-            "cannot allocate tty if hull-runtime will detach without setting console socket".into(),
-        ));
-    }
-    if !process.terminal().unwrap_or(false) && opts.console_socket.is_some() {
+    let terminal = process.terminal().unwrap_or(false);
+    crate::process::stdio::check(terminal, &opts.stdio, opts.console.as_ref())?;
+    if !terminal && Console::socket(opts.console.as_ref()).is_some() {
         return Err(ProcessError::Invalid(
             "cannot use console socket if hull-runtime will not detach or allocate tty".into(),
         ));
@@ -152,10 +177,11 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
     })
 }
 
-type Launched = (ContainerState, Spec, Option<OwnedFd>, Vec<String>);
+type Launched = (ContainerState, Option<OwnedFd>, Vec<String>);
 
 fn launch(
     opts: &CreateOptions,
+    sigmask: SigSet,
     mut plans: Plans,
     undo: &mut Undo,
 ) -> Result<Launched, ProcessError> {
@@ -195,9 +221,10 @@ fn launch(
             channel: &child,
             close: vec![parent.raw_fd(), dir.lock_fd()],
             fifo: &fifo,
+            stdio: &opts.stdio,
             no_new_keyring: opts.no_new_keyring,
-            preserve_fds: opts.preserve_fds,
-            sigmask: opts.sigmask,
+            preserve_fds: i32::from(opts.preserve_fds),
+            sigmask,
         }),
         Forked::Parent(pid) => pid,
     };
@@ -213,7 +240,7 @@ fn launch(
         write_pid_file(pid_file, pid.as_raw())?;
     }
     let warnings = plans.security.warnings();
-    Ok((state, plans.spec, console, warnings))
+    Ok((state, console, warnings))
 }
 
 /// Drives the child through namespaces, cgroup placement and the runtime's hooks. Returns the pid
@@ -286,7 +313,9 @@ fn receive_ready(
         let (message, fd) = channel.recv()?;
         match message {
             Message::Ready => return Ok(console),
-            Message::Console => console = route_console(opts.console_socket.as_deref(), fd)?,
+            Message::Console => {
+                console = route_console(Console::socket(opts.console.as_ref()), fd)?
+            }
             Message::SeccompListener => {
                 send_listener(plans, state, required(fd, "seccomp listener")?)?
             }

@@ -18,23 +18,46 @@ use crate::namespaces::{clone_flag, proc_name};
 use crate::process::error::{io, sys, ProcessError};
 use crate::process::handoff::{self, required, route_console};
 use crate::process::program::Program;
+use crate::process::stdio::{Console, Stdio};
 use crate::security::{PlanOptions, SecurityPlan};
 use crate::state::Status;
 use crate::sync::{Channel, Message};
 use crate::sys::clone::{clone_process, Forked};
 
+/// A new process in a running container.
+#[derive(Debug)]
 pub struct ExecOptions {
+    /// The whole process, as config.json's `process` object.
     pub process: Process,
-    pub console_socket: Option<PathBuf>,
+    /// Stdio of a process without a terminal.
+    pub stdio: Stdio,
+    /// Where the pty master goes when `process.terminal` is set; None refuses a terminal.
+    pub console: Option<Console>,
+    /// Write the pid of the process here (by rename).
     pub pid_file: Option<PathBuf>,
-    pub preserve_fds: i32,
-    pub detach: bool,
-    pub sigmask: SigSet,
+    /// Pass the caller's descriptors 3 .. 3+N on to the process.
+    pub preserve_fds: u16,
 }
 
-/// The started process: its pid, and its pty master when the caller relays the terminal.
+impl ExecOptions {
+    /// `process`, with the caller's stdio and no terminal.
+    pub fn new(process: Process) -> ExecOptions {
+        ExecOptions {
+            process,
+            stdio: Stdio::Inherit,
+            console: None,
+            pid_file: None,
+            preserve_fds: 0,
+        }
+    }
+}
+
+/// A process started in a container.
+#[derive(Debug)]
 pub struct Executed {
-    pub pid: Pid,
+    /// In the caller's pid namespace.
+    pub pid: i32,
+    /// The pty master, for a terminal with [`Console::Return`].
     pub console: Option<OwnedFd>,
 }
 
@@ -46,7 +69,12 @@ struct Target {
     cgroup_ns: Option<File>,
 }
 
-pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, ProcessError> {
+/// `sigmask`: the signal mask the program starts with.
+pub fn exec(
+    container: &Container,
+    opts: &ExecOptions,
+    sigmask: SigSet,
+) -> Result<Executed, ProcessError> {
     match container.status() {
         Status::Running | Status::Created => {}
         status => {
@@ -56,11 +84,8 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
         }
     }
     let spec = container.dir.load_config()?;
-    if opts.process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.detach {
-        return Err(ProcessError::Invalid(
-            "cannot allocate tty if hull-runtime will detach without setting console socket".into(),
-        ));
-    }
+    let terminal = opts.process.terminal().unwrap_or(false);
+    crate::process::stdio::check(terminal, &opts.stdio, opts.console.as_ref())?;
     let target = open_namespaces(&spec, container.state.pid)?;
     let user_ns = target
         .others
@@ -97,6 +122,7 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
                 channel: &child,
                 affinity: &affinity,
                 close: [parent.raw_fd(), container.dir.lock_fd()],
+                sigmask,
             },
             opts,
         ),
@@ -108,7 +134,10 @@ pub fn exec(container: &Container, opts: &ExecOptions) -> Result<Executed, Proce
             if let Some(path) = &opts.pid_file {
                 crate::process::create::write_pid_file(path, pid.as_raw())?;
             }
-            Ok(Executed { pid, console })
+            Ok(Executed {
+                pid: pid.as_raw(),
+                console,
+            })
         }
         Err(err) => {
             let _ = kill(pid, Signal::SIGKILL);
@@ -181,7 +210,9 @@ fn guide(
             other => other?,
         };
         match message {
-            Message::Console => console = route_console(opts.console_socket.as_deref(), fd)?,
+            Message::Console => {
+                console = route_console(Console::socket(opts.console.as_ref()), fd)?
+            }
             Message::SeccompListener => {
                 let listener = required(fd, "seccomp listener")?;
                 let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
@@ -221,6 +252,7 @@ struct Child<'a> {
     affinity: &'a (Option<CpuSet>, Option<CpuSet>),
     /// The runtime's descriptors the child must not keep (its channel end, the state lock).
     close: [RawFd; 2],
+    sigmask: SigSet,
 }
 
 fn child_main(child: Child, opts: &ExecOptions) -> ! {
@@ -249,6 +281,7 @@ fn child_setup(
         ..
     } = *child;
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    opts.stdio.install()?;
     for (kind, file) in &target.others {
         setns(file.as_fd(), clone_flag(*kind))
             .map_err(sys(format!("joining the {} namespace", proc_name(*kind))))?;
@@ -270,8 +303,8 @@ fn child_setup(
         setsid().map_err(sys("setsid"))?;
         handoff::send_terminal(channel, process, false)?;
     }
-    let program = Program::prepare(process, opts.preserve_fds)?;
+    let program = Program::prepare(process, i32::from(opts.preserve_fds))?;
     handoff::lock_down(security, channel)?;
     channel.send(&Message::Ready)?;
-    Ok(program.exec(&opts.sigmask)?)
+    Ok(program.exec(&child.sigmask)?)
 }

@@ -106,16 +106,49 @@ impl Drop for Foreground {
 fn reap(pid: Pid) -> Result<Option<i32>, ProcessError> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(Some(code)),
-            Ok(WaitStatus::Signaled(p, signal, _)) if p == pid => {
-                return Ok(Some(128 + signal as i32))
-            }
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(None),
+            Ok(status) if status.pid() == Some(pid) => {
+                if let Some(code) = exit_code(status) {
+                    return Ok(Some(code));
+                }
+            }
             Ok(_) => continue,
             Err(Errno::EINTR) => continue,
             Err(err) => return Err(sys("waitpid")(err)),
         }
     }
+}
+
+/// A shell's exit status: the code, or 128+N for a signal.
+fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, signal, _) => Some(128 + signal as i32),
+        _ => None,
+    }
+}
+
+/// Waits, without touching signals, until `pid` (started at `start`) has exited. Its exit status
+/// when it is a child of the caller (or the caller is its subreaper), else None: only a parent
+/// can learn it.
+pub fn wait_exit(pid: Pid, start: u64) -> Result<Option<i32>, ProcessError> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(status) => match exit_code(status) {
+                Some(code) => return Ok(Some(code)),
+                None => continue,
+            },
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => break,
+            Err(err) => return Err(sys("waitpid")(err)),
+        }
+    }
+    let mut pause = std::time::Duration::from_millis(1);
+    while crate::procfs::is_alive(pid.as_raw(), start) {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+    }
+    Ok(None)
 }
 
 /// Copies between the runtime's stdio and a pty master, with our terminal in raw mode.

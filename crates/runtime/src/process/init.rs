@@ -16,6 +16,7 @@ use crate::namespaces::NamespacePlan;
 use crate::process::error::{sys, ProcessError};
 use crate::process::handoff;
 use crate::process::program::Program;
+use crate::process::stdio::Stdio;
 use crate::rootfs::RootfsPlan;
 use crate::security::SecurityPlan;
 use crate::sync::{Channel, Message, SyncError};
@@ -34,6 +35,7 @@ pub struct InitContext<'a> {
     pub close: Vec<RawFd>,
     /// The exec FIFO, opened read-write so that opening it never blocks; `start` writes one byte.
     pub fifo: &'a OwnedFd,
+    pub stdio: &'a Stdio,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
     pub sigmask: SigSet,
@@ -58,6 +60,7 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
     for fd in &ctx.close {
         let _ = close(*fd);
     }
+    ctx.stdio.install()?;
     enter_namespaces(ctx)?;
     let state_json = build_root(ctx)?;
     let process = ctx

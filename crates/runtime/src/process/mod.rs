@@ -8,5 +8,9 @@ pub mod foreground;
 pub mod handoff;
 pub mod init;
 pub mod program;
+pub mod stdio;
 
+pub use create::CreateOptions;
 pub use error::ProcessError;
+pub use exec::{ExecOptions, Executed};
+pub use stdio::{Console, Stdio};

@@ -23,6 +23,9 @@ mod propagation;
 mod resolve;
 mod sysctl;
 
+#[cfg(test)]
+mod kernel_tests;
+
 use std::path::PathBuf;
 
 pub use error::RootfsError;

@@ -21,12 +21,14 @@ mod seccomp_enosys;
 mod seccomp_features;
 mod user;
 
+#[cfg(test)]
+mod tests;
+
 pub use capabilities::known_capabilities;
-pub use cpu_affinity::{parse_cpu_list, parse_exec_cpu_affinity, set_cpu_affinity};
+pub use cpu_affinity::{parse_exec_cpu_affinity, set_cpu_affinity};
 pub use error::SecurityError;
-pub use lsm::{apparmor_enabled, selinux_enabled};
 pub use oom::set_oom_score_adj;
 pub use plan::{PlanOptions, SecurityPlan};
 pub use seccomp_agent::send_seccomp_listener;
 pub use seccomp_features::seccomp_features;
-pub use user::{override_user, parse_user};
+pub use user::override_user;

@@ -2,7 +2,6 @@
 //! in runc's order as the last steps before execve.
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 
 use oci_spec::runtime::{Linux, Process};
 
@@ -134,11 +133,13 @@ impl SecurityPlan {
     }
 
     /// Where the runtime sends the seccomp listener (`linux.seccomp.listenerPath`).
-    pub fn seccomp_listener_path(&self) -> Option<&PathBuf> {
+    #[cfg(test)]
+    pub fn seccomp_listener_path(&self) -> Option<&std::path::PathBuf> {
         self.seccomp.as_ref().and_then(SeccompPlan::listener_path)
     }
 
     /// `linux.seccomp.listenerMetadata`, sent along with the listener.
+    #[cfg(test)]
     pub fn seccomp_listener_metadata(&self) -> Option<&str> {
         self.seccomp
             .as_ref()

@@ -40,6 +40,7 @@ impl std::fmt::Debug for SeccompPlan {
             .field("instructions", &self.filter.len())
             .field("flags", &self.flags)
             .field("listener_path", &self.listener_path)
+            .field("listener_metadata", &self.listener_metadata)
             .field("ignored_syscalls", &self.ignored_syscalls)
             .finish()
     }
@@ -355,10 +356,12 @@ impl SeccompPlan {
         })
     }
 
+    #[cfg(test)]
     pub(super) fn listener_path(&self) -> Option<&PathBuf> {
         self.listener_path.as_ref()
     }
 
+    #[cfg(test)]
     pub(super) fn listener_metadata(&self) -> Option<&str> {
         self.listener_metadata.as_deref()
     }

@@ -14,7 +14,8 @@ pub enum Forked {
 /// Clones the calling process with `flags` (namespace flags only) and SIGCHLD as exit signal.
 ///
 /// The caller must be single-threaded, as for `fork(2)`: the child gets a copy of the address space
-/// with only the calling thread in it.
+/// with only the calling thread in it (and other threads' locks held forever). The facade checks
+/// the thread count before every create and exec, the only paths that get here.
 pub fn clone_process(flags: CloneFlags) -> Result<Forked, Errno> {
     let raw_flags =
         libc::c_ulong::try_from(flags.bits() | libc::SIGCHLD).map_err(|_| Errno::EINVAL)?;

@@ -21,6 +21,7 @@ pub fn ioprio_set(pid: i32, value: u32) -> io::Result<()> {
 }
 
 /// Reads the I/O priority of `pid` (0: the caller) as (class, level).
+#[cfg(test)]
 pub fn ioprio_get(pid: i32) -> io::Result<(u32, u32)> {
     // SAFETY: ioprio_get takes integers only.
     let rc = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, pid) };

@@ -37,6 +37,7 @@ pub fn sched_setattr(pid: i32, attr: &SchedAttr) -> io::Result<()> {
 }
 
 /// Reads the scheduling attributes of `pid` (0: the calling thread).
+#[cfg(test)]
 pub fn sched_getattr(pid: i32) -> io::Result<SchedAttr> {
     let mut attr = SchedAttr::default();
     let size = attr_size();

@@ -1,8 +1,8 @@
-//! Test helper for the rootfs module (tests/rootfs.rs): builds the container's root file system of
-//! a bundle in private namespaces and execs its process, standing in for the process code.
+//! Stands in for the process code in the rootfs tests: in a child forked from the test (so
+//! single-threaded), builds the container's root file system of a bundle in private namespaces
+//! and execs its process.
 //!
-//! Usage: rootfs_probe BUNDLE [--no-pivot] [--userns-devices] [--userns] [--only-unified]
-//!        [--fake-cgroup DIR:CTRL,CTRL]
+//! Flags: [--no-pivot] [--userns-devices] [--userns] [--only-unified] [--fake-cgroup DIR:CTRL,CTRL]
 //! --userns runs the container in a user namespace mapping 0..65536 to host 100000..165536,
 //! with the idmapped trees opened before, in the host user namespace, as the process code does.
 //! --only-unified shows the container only the cgroup2 hierarchy (a pure v2 host);
@@ -12,17 +12,39 @@
 //! Exit 2 with "error: ..." when RootfsPlan::new refuses the config, 3 when a later phase fails.
 
 use std::ffi::CString;
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use hull_runtime::rootfs::{CgroupMount, RootfsOptions, RootfsPlan};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{execvpe, fork, ForkResult};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let bundle = PathBuf::from(args.get(1).expect("usage: rootfs_probe BUNDLE [flags]"));
+use crate::rootfs::{CgroupMount, RootfsError, RootfsOptions, RootfsPlan};
+
+/// Runs the probe on `bundle` with `flags`; its output as a command's.
+pub fn run(bundle: &Path, flags: &[&str]) -> Output {
+    let bundle = bundle.to_path_buf();
+    let args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    let timing = std::env::var_os("HULL_PROBE_TIMING").is_some();
+    let mut cmd = Command::new("/bin/busybox");
+    // SAFETY: the closure runs in the child forked from the (multi-threaded) test and never
+    // returns: it uses no lock another thread could hold (no std stdio, no environment), only
+    // syscalls (close_range takes integers only) and glibc's fork-safe malloc, and leaves with
+    // _exit.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Without std's exec-status pipe, spawn returns at once and the output is drained
+            // while the probe runs.
+            libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0);
+            probe(&bundle, &args, timing)
+        });
+    }
+    cmd.output().expect("fork the probe")
+}
+
+fn probe(bundle: &Path, args: &[String], timing: bool) -> ! {
     let spec = match Spec::load(bundle.join("config.json")) {
         Ok(s) => s,
         Err(e) => fail(2, &format!("config.json: {e}")),
@@ -42,9 +64,9 @@ fn main() {
             .iter()
             .any(|a| a == "--userns-devices" || a == "--userns"),
         cgroup_namespace: namespaces.contains(&LinuxNamespaceType::Cgroup),
-        cgroups: cgroups(&args),
+        cgroups: cgroups(args),
     };
-    let plan = RootfsPlan::new(&spec, &bundle, opts).unwrap_or_else(|e| fail(2, &e.to_string()));
+    let plan = RootfsPlan::new(&spec, bundle, opts).unwrap_or_else(|e| fail(2, &e.to_string()));
     let mut flags = CloneFlags::CLONE_NEWNS;
     for (t, f) in [
         (LinuxNamespaceType::Pid, CloneFlags::CLONE_NEWPID),
@@ -60,25 +82,25 @@ fn main() {
     if args.iter().any(|a| a == "--userns") {
         plan.open_idmap_sources()
             .unwrap_or_else(|e| fail(3, &format!("open_idmap_sources: {e}")));
-        in_user_namespace(|| start(&plan, &spec, flags));
+        in_user_namespace(|| start(&plan, &spec, flags, timing));
     }
-    start(&plan, &spec, flags)
+    start(&plan, &spec, flags, timing)
 }
 
 /// Unshare the namespaces, fork the container process (pid 1 of a new pid namespace) and exit
 /// with its status.
-fn start(plan: &RootfsPlan, spec: &Spec, flags: CloneFlags) -> ! {
+fn start(plan: &RootfsPlan, spec: &Spec, flags: CloneFlags, timing: bool) -> ! {
     unshare(flags).unwrap_or_else(|e| fail(3, &format!("unshare: {e}")));
-    // SAFETY: this process is single-threaded.
+    // SAFETY: this process is single-threaded (a forked child of the test).
     match unsafe { fork() }.unwrap_or_else(|e| fail(3, &format!("fork: {e}"))) {
-        ForkResult::Child => container(plan, spec),
+        ForkResult::Child => container(plan, spec, timing),
         ForkResult::Parent { child } => wait_exit(child),
     }
 }
 
 fn wait_exit(child: nix::unistd::Pid) -> ! {
     match waitpid(child, None) {
-        Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+        Ok(WaitStatus::Exited(_, code)) => leave(code),
         other => fail(3, &format!("container process: {other:?}")),
     }
 }
@@ -87,7 +109,7 @@ fn wait_exit(child: nix::unistd::Pid) -> ! {
 fn in_user_namespace(f: impl FnOnce()) -> ! {
     let (ready_r, ready_w) = nix::unistd::pipe().expect("pipe");
     let (go_r, go_w) = nix::unistd::pipe().expect("pipe");
-    // SAFETY: this process is single-threaded.
+    // SAFETY: this process is single-threaded (a forked child of the test).
     match unsafe { fork() }.unwrap_or_else(|e| fail(3, &format!("fork: {e}"))) {
         ForkResult::Child => {
             drop((ready_r, go_w));
@@ -117,8 +139,8 @@ fn in_user_namespace(f: impl FnOnce()) -> ! {
     }
 }
 
-fn container(plan: &RootfsPlan, spec: &Spec) -> ! {
-    let step = |name: &str, r: Result<(), hull_runtime::rootfs::RootfsError>| {
+fn container(plan: &RootfsPlan, spec: &Spec, timing: bool) -> ! {
+    let step = |name: &str, r: Result<(), RootfsError>| {
         if let Err(e) = r {
             fail(3, &format!("{name}: {e}"));
         }
@@ -129,15 +151,15 @@ fn container(plan: &RootfsPlan, spec: &Spec) -> ! {
     step("pivot", plan.pivot());
     let t2 = std::time::Instant::now();
     step("finalize", plan.finalize());
-    if std::env::var_os("HULL_PROBE_TIMING").is_some() {
+    if timing {
         let us = |a: std::time::Instant, b: std::time::Instant| (b - a).as_micros();
         let t3 = std::time::Instant::now();
-        eprintln!(
-            "prepare {}us pivot {}us finalize {}us",
+        write_stderr(&format!(
+            "prepare {}us pivot {}us finalize {}us\n",
             us(t0, t1),
             us(t1, t2),
             us(t2, t3)
-        );
+        ));
     }
     let process = spec.process().as_ref().expect("process");
     let args: Vec<CString> = process
@@ -158,8 +180,20 @@ fn container(plan: &RootfsPlan, spec: &Spec) -> ! {
 }
 
 fn fail(code: i32, msg: &str) -> ! {
-    eprintln!("error: {msg}");
-    std::process::exit(code)
+    write_stderr(&format!("error: {msg}\n"));
+    leave(code)
+}
+
+/// Straight to fd 2: std's stderr is behind a lock, and captured per test thread.
+fn write_stderr(text: &str) {
+    // SAFETY: write(2) reads `text`, which outlives the call.
+    unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
+}
+
+/// _exit: a forked child of the test must not run the test process's exit handlers.
+fn leave(code: i32) -> ! {
+    // SAFETY: _exit ends this process at once; nothing of it is needed after.
+    unsafe { libc::_exit(code) }
 }
 
 fn cgroups(args: &[String]) -> Vec<CgroupMount> {

@@ -1,10 +1,12 @@
-//! The rootfs module against the real kernel: a busybox bundle is set up by the rootfs_probe
-//! example in private namespaces, and what the container sees is checked from inside it.
-//! Needs root; skips otherwise.
+//! The rootfs module against the real kernel: a busybox bundle is set up by the probe (a forked
+//! child of the test, see probe.rs) in private namespaces, and what the container sees is
+//! checked from inside it. Needs root; skips otherwise.
+
+mod probe;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
@@ -49,11 +51,7 @@ impl Bundle {
     /// Run the probe on this bundle; returns its output.
     fn run(&self, config: &Value, flags: &[&str]) -> Output {
         self.write_config(config);
-        let out = Command::new(probe())
-            .arg(&self.dir)
-            .args(flags)
-            .output()
-            .unwrap();
+        let out = probe::run(&self.dir, flags);
         assert_no_leak(&self.dir);
         out
     }
@@ -63,38 +61,6 @@ impl Drop for Bundle {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The probe binary, built once per test run (`cargo test --test rootfs` alone would not
-/// rebuild examples).
-fn probe() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "-q",
-                    "-p",
-                    "hull-runtime",
-                    "--example",
-                    "rootfs_probe",
-                ])
-                .status()
-                .unwrap();
-            assert!(status.success(), "building the rootfs_probe example failed");
-            let exe = std::env::current_exe().unwrap();
-            let p = exe
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .join("examples/rootfs_probe");
-            assert!(p.exists(), "{} missing", p.display());
-            p
-        })
-        .clone()
 }
 
 /// The probe's namespaces die with it: nothing of the bundle stays in the host mount table.
@@ -623,7 +589,7 @@ fn invalid_configs_name_the_field() {
     for (linux, want) in cases {
         let spec: oci_spec::runtime::Spec =
             serde_json::from_value(config("true", minimal_mounts(), linux)).unwrap();
-        let err = hull_runtime::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
+        let err = crate::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains(want), "{err:?} lacks {want:?}");
@@ -637,7 +603,7 @@ fn invalid_configs_name_the_field() {
     );
     cfg["linux"]["namespaces"] = json!([{"type": "mount"}]);
     let spec: oci_spec::runtime::Spec = serde_json::from_value(cfg).unwrap();
-    let err = hull_runtime::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
+    let err = crate::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains("host's net namespace"), "{err}");
@@ -674,7 +640,7 @@ fn invalid_configs_name_the_field() {
     for (m, want) in mounts_cases {
         let spec: oci_spec::runtime::Spec =
             serde_json::from_value(config("true", json!([m]), json!({}))).unwrap();
-        let err = hull_runtime::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
+        let err = crate::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
             .unwrap_err()
             .to_string();
         assert!(
@@ -685,7 +651,7 @@ fn invalid_configs_name_the_field() {
     let mut cfg = config("true", minimal_mounts(), json!({}));
     cfg["root"]["path"] = json!("missing-rootfs");
     let spec: oci_spec::runtime::Spec = serde_json::from_value(cfg).unwrap();
-    let err = hull_runtime::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
+    let err = crate::rootfs::RootfsPlan::new(&spec, &b.dir, Default::default())
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("root.path missing-rootfs: "), "{err}");

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Output, Stdio};
 
-use hull_runtime::security::{
+use super::{
     known_capabilities, seccomp_features, set_oom_score_adj, PlanOptions, SecurityError,
     SecurityPlan,
 };
@@ -478,7 +478,7 @@ fn relay_through_agent_socket(listener: OwnedFd, pid: u32) -> OwnedFd {
     let _ = std::fs::remove_file(&path);
     let agent = std::os::unix::net::UnixListener::bind(&path).expect("bind agent socket");
     let state = json!({"ociVersion": "1.2.0", "id": "hull-test", "status": "creating", "pid": pid, "bundle": "/"});
-    hull_runtime::security::send_seccomp_listener(
+    super::send_seccomp_listener(
         &path,
         std::os::fd::AsFd::as_fd(&listener),
         i32::try_from(pid).expect("pid"),
@@ -607,8 +607,8 @@ fn scheduler_and_io_priority_read_back() {
             .spawn()
             .expect("spawn");
         let pid = i32::try_from(child.id()).expect("pid");
-        let attr = hull_runtime::sys::sched::sched_getattr(pid);
-        let io = hull_runtime::sys::ioprio::ioprio_get(pid);
+        let attr = crate::sys::sched::sched_getattr(pid);
+        let io = crate::sys::ioprio::ioprio_get(pid);
         child.kill().expect("kill");
         child.wait().expect("wait");
         let attr = attr.expect("sched_getattr");
@@ -631,7 +631,7 @@ fn scheduler_deadline_reads_back() {
         .spawn()
         .expect("spawn");
     let pid = i32::try_from(child.id()).expect("pid");
-    let attr = hull_runtime::sys::sched::sched_getattr(pid);
+    let attr = crate::sys::sched::sched_getattr(pid);
     child.kill().expect("kill");
     let out = child.wait_with_output().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -1,0 +1,162 @@
+//! A container that exists, as the facade hands it out: held under its lock while the value lives
+//! (so commands on one id never interleave), released by `wait`, `watch` or a drop so that others
+//! can reach the container while it runs.
+
+use std::os::fd::OwnedFd;
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use super::{single_threaded, Error};
+use crate::oci_state::OciState;
+use crate::process::foreground::{self, Foreground};
+use crate::process::{ExecOptions, Executed};
+use crate::state::Status;
+
+/// A container, locked for the caller until dropped.
+pub struct Container {
+    pub(super) inner: crate::container::Container,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("id", &self.inner.state.id)
+            .field("pid", &self.inner.state.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A container just created: its process waits for [`Container::start`].
+#[derive(Debug)]
+pub struct Created {
+    pub container: Container,
+    /// The pty master, when the process has a terminal and the caller asked for
+    /// [`Console::Return`](crate::Console::Return).
+    pub console: Option<OwnedFd>,
+    /// What config.json asked for that was skipped, as runc skips it (unknown syscall names...).
+    pub warnings: Vec<String>,
+}
+
+impl Container {
+    pub fn id(&self) -> &str {
+        &self.inner.state.id
+    }
+
+    /// The container's first process, in the caller's pid namespace.
+    pub fn pid(&self) -> i32 {
+        self.inner.state.pid
+    }
+
+    pub fn status(&self) -> Status {
+        self.inner.status()
+    }
+
+    /// The runtime-spec state, as `state` prints it and hooks read it.
+    pub fn state(&self) -> OciState<'_> {
+        self.inner.oci_state(self.inner.status())
+    }
+
+    /// The config.json the container was created from.
+    pub fn config(&self) -> Result<Spec, Error> {
+        Ok(self.inner.config()?)
+    }
+
+    /// Lets the created process go on to execve; returns once it has (and poststart hooks ran).
+    pub fn start(&self) -> Result<(), Error> {
+        Ok(self.inner.start()?)
+    }
+
+    /// Sends `signal` to the first process, or with `all` to every process of the container.
+    pub fn kill(&self, signal: Signal, all: bool) -> Result<(), Error> {
+        Ok(self.inner.kill(signal, all)?)
+    }
+
+    pub fn pause(&self) -> Result<(), Error> {
+        Ok(self.inner.pause()?)
+    }
+
+    pub fn resume(&self) -> Result<(), Error> {
+        Ok(self.inner.resume()?)
+    }
+
+    /// Removes a stopped container (with `force`, kills it first): processes, cgroup, state,
+    /// then the poststop hooks.
+    pub fn delete(self, force: bool) -> Result<(), Error> {
+        Ok(self.inner.delete(force)?)
+    }
+
+    /// Pids of every process in the container's cgroup.
+    pub fn pids(&self) -> Result<Vec<i32>, Error> {
+        Ok(self.inner.state.cgroup.pids()?)
+    }
+
+    /// Starts a new process in the container and returns at its execve. When the container
+    /// has its own pid namespace, the caller's later children are born in it too (exec joins
+    /// it for its clone, and a process cannot leave): exec from a process that ends after, as
+    /// the hull-runtime binary does.
+    pub fn exec(&self, opts: ExecOptions) -> Result<Executed, Error> {
+        single_threaded("exec in a container")?;
+        let sigmask = SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
+        Ok(crate::process::exec::exec(&self.inner, &opts, sigmask)?)
+    }
+
+    /// `exec` in the foreground: forwards the caller's signals to the process, relays a returned
+    /// terminal to the caller's stdin and stdout, and returns its exit status (128+N for a
+    /// signal). The container's lock is released while the process runs.
+    pub fn exec_to_exit(self, opts: ExecOptions) -> Result<i32, Error> {
+        single_threaded("exec in a container")?;
+        let foreground = Foreground::new()?;
+        let executed = crate::process::exec::exec(&self.inner, &opts, foreground.original_mask)?;
+        drop(self);
+        Ok(foreground.wait(Pid::from_raw(executed.pid), executed.console)?)
+    }
+
+    /// Releases the lock and waits until the container's first process has exited. Its exit
+    /// status (128+N for a signal) when the caller is its parent or subreaper, else None.
+    pub fn wait(self) -> Result<Option<i32>, Error> {
+        let (pid, start) = (self.inner.pid(), self.inner.state.pid_start);
+        drop(self);
+        Ok(foreground::wait_exit(pid, start)?)
+    }
+
+    /// Releases the lock, keeping what `events` reads while the container runs.
+    pub fn watch(self) -> Watch {
+        let state = self.inner.state;
+        Watch {
+            id: state.id,
+            pid: state.pid,
+            pid_start: state.pid_start,
+            cgroup: state.cgroup,
+        }
+    }
+}
+
+/// A container observed without its lock: its resource use and OOM kills while it lives.
+#[derive(Debug)]
+pub struct Watch {
+    id: String,
+    pid: i32,
+    pid_start: u64,
+    cgroup: hull_cgroups::Cgroup,
+}
+
+impl Watch {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// True until the container's first process has exited.
+    pub fn is_alive(&self) -> bool {
+        crate::procfs::is_alive(self.pid, self.pid_start)
+    }
+
+    pub fn stats(&self) -> Result<hull_cgroups::Stats, Error> {
+        Ok(self.cgroup.stats()?)
+    }
+
+    pub fn oom_events(&self) -> Result<hull_cgroups::OomEvents, Error> {
+        Ok(self.cgroup.oom_events()?)
+    }
+}

@@ -1,0 +1,141 @@
+//! The library's facade, all that its callers (the hull-runtime binary, the engine's
+//! per-container monitor) use: a [`Runtime`] is one state directory (runc's `--root`); it
+//! creates containers from OCI bundles with the stdio the caller hands in, runs them to exit,
+//! and opens existing ones as [`Container`]s to start, signal, exec in, pause, observe and delete.
+//!
+//! Creating a container and exec clone the calling process as fork(2) does, which is only sound
+//! when it has one thread: the facade checks and refuses otherwise ([`Error::MultiThreaded`]).
+
+mod container;
+mod error;
+mod info;
+
+use std::path::Path;
+
+use nix::sys::signal::SigSet;
+use nix::unistd::Pid;
+
+pub use container::{Container, Created, Watch};
+pub use error::Error;
+pub use info::{features, override_user, write_default_spec};
+
+use crate::container::ContainerError;
+use crate::process::foreground::Foreground;
+use crate::process::CreateOptions;
+use crate::state::{StateError, Store};
+
+/// The containers under one state directory.
+#[derive(Debug)]
+pub struct Runtime {
+    store: Store,
+}
+
+impl Runtime {
+    /// The state directory `root` (made on the first create).
+    pub fn new(root: impl AsRef<Path>) -> Runtime {
+        Runtime {
+            store: Store::new(root.as_ref()),
+        }
+    }
+
+    /// Creates a container whose process waits for [`Container::start`].
+    pub fn create(&self, opts: CreateOptions) -> Result<Created, Error> {
+        single_threaded("create a container")?;
+        let sigmask = SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
+        self.create_with(opts, sigmask)
+    }
+
+    fn create_with(&self, opts: CreateOptions, sigmask: SigSet) -> Result<Created, Error> {
+        let created = crate::process::create::create(&self.store, &opts, sigmask)?;
+        Ok(Created {
+            container: Container {
+                inner: crate::container::Container::from_parts(created.dir, created.state),
+            },
+            console: created.console,
+            warnings: created.warnings,
+        })
+    }
+
+    /// runc's `run` in the foreground: create, start, forward the caller's signals to the
+    /// process and relay a returned terminal to the caller's stdin and stdout until it exits,
+    /// then delete the container unless `keep`. The process's exit status (128+N for a signal).
+    /// `on_warning` hears what the config asked for that was skipped, once it is created.
+    /// The caller becomes a child subreaper for good (a process in a joined pid namespace is a
+    /// grandchild); its signal mask is restored on return.
+    pub fn run(
+        &self,
+        opts: CreateOptions,
+        keep: bool,
+        on_warning: &mut dyn FnMut(&str),
+    ) -> Result<i32, Error> {
+        single_threaded("create a container")?;
+        // The process may be a grandchild (joined pid namespace): adopt it to be able to wait.
+        nix::sys::prctl::set_child_subreaper(true).map_err(Error::Subreaper)?;
+        let foreground = Foreground::new()?;
+        let created = self.create_with(opts, foreground.original_mask)?;
+        for warning in &created.warnings {
+            on_warning(warning);
+        }
+        let container = created.container;
+        let pid = Pid::from_raw(container.pid());
+        let id = container.id().to_string();
+        let started = container.start();
+        // Other commands (state, kill, exec...) must reach the container while it runs.
+        drop(container);
+        let result = match started {
+            Ok(()) => foreground.wait(pid, created.console).map_err(Error::from),
+            Err(err) => Err(err),
+        };
+        if !keep {
+            if let Ok(container) = self.open(id.as_str()) {
+                container.delete(true)?;
+            }
+        }
+        result
+    }
+
+    /// An existing container, locked for the caller.
+    pub fn open(&self, id: &str) -> Result<Container, Error> {
+        Ok(Container {
+            inner: crate::container::Container::load(&self.store, id)?,
+        })
+    }
+
+    /// Every container under the root, sorted by id, each locked. One deleted meanwhile is
+    /// left out.
+    pub fn list(&self) -> Result<Vec<Container>, Error> {
+        Ok(self
+            .store
+            .ids()?
+            .iter()
+            .filter_map(|id| self.open(id).ok())
+            .collect())
+    }
+
+    /// Deletes container `id` (see [`Container::delete`]). With `force`, one that does not
+    /// exist is no error, and the directory of one whose runtime died before it recorded
+    /// anything is removed.
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
+        match crate::container::Container::load(&self.store, id) {
+            Ok(container) => Ok(container.delete(force)?),
+            // Nothing else of such a container exists yet: the directory is all there is.
+            Err(ContainerError::State(StateError::NotExist)) if force => {
+                match self.store.open(id) {
+                    Ok(dir) => Ok(dir.remove()?),
+                    Err(StateError::NotExist) => Ok(()),
+                    Err(err) => Err(err.into()),
+                }
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// Refuses to clone from a process with more than one thread (see the module doc).
+fn single_threaded(op: &'static str) -> Result<(), Error> {
+    match crate::procfs::thread_count() {
+        Some(threads) if threads > 1 => Err(Error::MultiThreaded { op, threads }),
+        // Without /proc nothing can be checked; the clone goes on as it always did.
+        _ => Ok(()),
+    }
+}

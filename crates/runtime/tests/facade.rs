@@ -1,0 +1,183 @@
+//! The library facade as a caller uses it. A test process is multi-threaded, so the facade must
+//! refuse to clone from it (create, run, exec); the rest (state, list, kill, delete) works from
+//! here on a container the CLI created, and a child forked from the test (single-threaded, as
+//! the engine's monitor will be) runs a container to exit with the stdio it hands in.
+
+mod common;
+
+use std::os::fd::OwnedFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use common::{can_run, TestContainer};
+use hull_runtime::{CreateOptions, Error, ExecOptions, Runtime, Status, Stdio};
+use nix::sys::signal::Signal;
+
+/// A second thread, parked until the value is dropped: the test process is multi-threaded
+/// however the harness runs it.
+struct ExtraThread(Option<(mpsc::Sender<()>, JoinHandle<()>)>);
+
+impl ExtraThread {
+    fn start() -> ExtraThread {
+        let (tx, rx) = mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            let _ = rx.recv();
+        });
+        ExtraThread(Some((tx, handle)))
+    }
+}
+
+impl Drop for ExtraThread {
+    fn drop(&mut self) {
+        if let Some((tx, handle)) = self.0.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn assert_multi_threaded(err: Error, op: &str) {
+    assert!(matches!(err, Error::MultiThreaded { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("cannot {op} from a multi-threaded process (")),
+        "{text}"
+    );
+    assert!(text.contains(" threads)"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[test]
+fn create_and_run_refuse_a_multi_threaded_caller() {
+    if !can_run() {
+        return;
+    }
+    let c = TestContainer::new("facade-mt");
+    c.write_config();
+    let _thread = ExtraThread::start();
+    let runtime = Runtime::new(&c.root);
+    let err = runtime
+        .create(CreateOptions::new(&c.id, &c.bundle))
+        .unwrap_err();
+    assert_multi_threaded(err, "create a container");
+    let err = runtime
+        .run(CreateOptions::new(&c.id, &c.bundle), false, &mut |_| {})
+        .unwrap_err();
+    assert_multi_threaded(err, "create a container");
+    // Refused before anything existed: no state, no cgroup.
+    assert!(!c.root.join(&c.id).exists());
+    assert!(common::leaked_cgroups(&c.id).is_empty());
+}
+
+#[test]
+fn queries_kill_and_delete_work_but_exec_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("facade-ops");
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    let _thread = ExtraThread::start();
+    let runtime = Runtime::new(&c.root);
+    let ids: Vec<String> = runtime
+        .list()
+        .unwrap()
+        .iter()
+        .map(|c| c.id().to_string())
+        .collect();
+    assert_eq!(ids, [c.id.clone()]);
+    let container = runtime.open(&c.id).unwrap();
+    assert_eq!(container.status(), Status::Created);
+    assert_eq!(container.state().id, c.id);
+    let process = container.config().unwrap().process().clone().unwrap();
+    let err = container.exec(ExecOptions::new(process)).unwrap_err();
+    assert_multi_threaded(err, "exec in a container");
+    container.start().unwrap();
+    assert_eq!(container.status(), Status::Running);
+    container.kill(Signal::SIGKILL, false).unwrap();
+    // Not our child: wait learns that it exited, not how.
+    assert_eq!(container.wait().unwrap(), None);
+    runtime.delete(&c.id, false).unwrap();
+    assert!(runtime.list().unwrap().is_empty());
+    // runc: deleting what does not exist is fine with --force, an error without.
+    runtime.delete(&c.id, true).unwrap();
+    let err = runtime.delete(&c.id, false).unwrap_err();
+    assert_eq!(err.to_string(), "container does not exist");
+}
+
+/// In a child forked from the test (single-threaded, so the facade may clone): runs the
+/// container to exit with its stdout and stderr on `log`, and exits with its status.
+fn run_in_single_threaded_child(root: PathBuf, id: String, bundle: PathBuf, log: PathBuf) -> i32 {
+    let mut cmd = Command::new("/bin/busybox");
+    // SAFETY: the closure runs in the child forked from the test and never returns: it calls
+    // the facade (syscalls, glibc's fork-safe malloc, no std stdio or environment) and leaves
+    // with _exit; close_range takes integers only.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Without std's exec-status pipe, spawn returns while the child runs.
+            libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0);
+            let code = match run_with_log(&root, &id, &bundle, &log) {
+                Ok(code) => code,
+                Err(err) => {
+                    let msg = format!("run: {err}\n");
+                    libc::write(2, msg.as_ptr().cast(), msg.len());
+                    99
+                }
+            };
+            libc::_exit(code)
+        });
+    }
+    let out = cmd.output().expect("fork");
+    assert!(
+        out.stdout.is_empty(),
+        "the container wrote to the caller's stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.signal().is_none(), "{:?} {stderr}", out.status);
+    let code = out.status.code().unwrap_or(-1);
+    assert_ne!(code, 99, "{stderr}");
+    code
+}
+
+fn run_with_log(root: &Path, id: &str, bundle: &Path, log: &Path) -> Result<i32, Error> {
+    let file = |path: &Path, write: bool| -> OwnedFd {
+        let file = if write {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+        } else {
+            std::fs::File::open(path)
+        };
+        file.expect("open").into()
+    };
+    let mut opts = CreateOptions::new(id, bundle);
+    opts.stdio = Stdio::Fds {
+        stdin: file(Path::new("/dev/null"), false),
+        stdout: file(log, true),
+        stderr: file(log, true),
+    };
+    Runtime::new(root).run(opts, false, &mut |_| {})
+}
+
+#[test]
+fn a_single_threaded_caller_runs_a_container_with_the_stdio_it_hands_in() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("facade-run");
+    c.script("echo out; echo err >&2; read line; echo \"stdin:$line.\"; exit 7");
+    c.write_config();
+    let log = c.dir.join("container.log");
+    let code =
+        run_in_single_threaded_child(c.root.clone(), c.id.clone(), c.bundle.clone(), log.clone());
+    assert_eq!(code, 7);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text, "out\nerr\nstdin:.\n");
+    // Run deletes the container once it has exited.
+    assert!(!c.root.join(&c.id).exists());
+}
