@@ -2,6 +2,7 @@
 //! every container start and delete. Prints one duration in microseconds per line.
 //!
 //! usage: cgroup-bench <iterations> <resources.json|-> ("-": create with no resources)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::time::Instant;
 

@@ -12,12 +12,14 @@ use crate::error::CgroupError;
 use crate::fs;
 use crate::sys;
 
+#[derive(Debug)]
 enum Source {
     V1(EventFd),
     V2(OwnedFd),
 }
 
 /// Pollable OOM notifications for one cgroup; see `read`.
+#[derive(Debug)]
 pub struct OomEvents {
     source: Source,
     /// memory.oom_control (v1) or memory.events (v2): holds the "oom_kill N" counter.

@@ -1,5 +1,6 @@
 //! Every supported field lands in the right kernel file with the right conversion, for the host's
 //! layout (v1 names and units on legacy/hybrid, v2 names and runc's conversions on unified).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Bad input: a clear error naming the field, and no cgroup dir left behind in any hierarchy.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Block I/O throttling measured on a loop device that the test creates and removes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 
@@ -90,9 +91,7 @@ fn write_bps_throttle_on_loop_device_direct_io() {
     sh.go();
     assert!(sh.wait().success(), "dd failed");
     let secs = t0.elapsed().as_secs_f64();
-    #[allow(clippy::cast_precision_loss)]
     let measured = total as f64 / secs;
-    #[allow(clippy::cast_precision_loss)]
     let limit = rate as f64;
     eprintln!("write bps limit {limit} B/s: measured {measured:.0} B/s over {secs:.2} s");
     assert!(

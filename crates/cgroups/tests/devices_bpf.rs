@@ -1,5 +1,6 @@
 //! The cgroup v2 device filter (eBPF) on this kernel. Needs a cgroup2 mount; on a hybrid host it
 //! is attached to a dir on the cgroup2 mount, where the kernel runs it in addition to v1 rules.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! hugepageLimits enforced: a process touching more huge pages than its cgroup allows gets SIGBUS.
 //! On a hybrid host hugetlb may exist only on the cgroup2 mount, and the limit must land there.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

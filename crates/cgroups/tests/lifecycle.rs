@@ -1,4 +1,5 @@
 //! Create / persist / reload / update / list / remove, as the runtime uses them across commands.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Each limit is shown enforced by the kernel on this host, not only written to a file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 
@@ -26,7 +27,6 @@ fn cpu_quota_half_a_cpu() {
     let (t0, u0) = (Instant::now(), cpu_ns(&cg.0));
     std::thread::sleep(Duration::from_secs(2));
     let (dt, du) = (t0.elapsed(), cpu_ns(&cg.0) - u0);
-    #[allow(clippy::cast_precision_loss)]
     let cpus = du as f64 / dt.as_nanos() as f64;
     eprintln!("cpu quota 0.5: measured {cpus:.3} CPU over {dt:?}");
     assert!((0.40..=0.60).contains(&cpus), "measured {cpus:.3} CPU");

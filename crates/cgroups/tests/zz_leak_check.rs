@@ -1,5 +1,6 @@
 //! Runs after the other test binaries (cargo runs them in name order): nothing the suite created
 //! may remain: no hull-cgtest-* cgroup in any hierarchy, loop device or temp file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

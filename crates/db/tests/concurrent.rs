@@ -2,6 +2,7 @@
 //! migrate it) and write to it in a loop, reopening it as they go: none may fail, and every
 //! row must be there. The processes are this test binary run again, told by the environment
 //! which child it is.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Opening hull.db: a fresh file, one made before hull-db kept a schema version, and one made
 //! by a newer hull.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

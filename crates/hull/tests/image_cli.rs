@@ -1,6 +1,7 @@
 //! The `hull` image commands as a user runs them: import, images, tag, image mount (a real
 //! read-only overlay), save, load, rmi, prune, system df; pull and push against a real
 //! loopback docker-registry when it is installed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,6 @@
 //! `hull network` end to end: create, ls, inspect, rm, and bad input with a non-zero exit
 //! and a one-line error. Only the database is touched (no attach), so no kernel objects.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::process::Command;
 

@@ -1,6 +1,7 @@
 //! Sets up N container root filesystems of one image (image lookup, upper + work + merged
 //! dirs, overlay mount), times each setup and the mount alone, prints the medians, then
 //! unmounts and removes them (after a line on stdin with `keep`) (benches/image-rootfs.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::path::PathBuf;
 use std::time::Instant;

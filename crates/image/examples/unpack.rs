@@ -1,4 +1,5 @@
 //! Unpacks one layer tar into a dir with hull's safe unpacker (for benches/image-unpack.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

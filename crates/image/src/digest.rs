@@ -89,6 +89,7 @@ impl serde::Serialize for Digest {
 }
 
 /// Hashes everything read through it, counting bytes.
+#[derive(Debug)]
 pub struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
@@ -121,6 +122,7 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// Hashes everything written through it, counting bytes.
+#[derive(Debug)]
 pub struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
@@ -162,7 +164,7 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// Incremental digest for data arriving in chunks (registry streams).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Hasher(Sha256);
 
 impl Hasher {

@@ -121,6 +121,7 @@ pub struct Index {
 }
 
 /// A top-level document, classified by its media type.
+#[derive(Debug)]
 pub enum Document {
     Manifest(Manifest),
     Index(Index),

@@ -1,6 +1,7 @@
 //! Pull and push against a real registry (Debian's docker-registry on loopback), images put
 //! there by skopeo and made by umoci, hull's pushes read back by skopeo, and bad input
 //! (500s, cut streams, corrupt blobs, non-JSON manifests, unknown media types).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The image store end to end on a real filesystem: import, image mounts (real overlayfs),
 //! commit, save/load, docker archives, removal, and crash leftovers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

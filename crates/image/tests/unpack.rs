@@ -1,4 +1,5 @@
 //! Layer unpacking on a real filesystem: every entry kind, whiteouts, and hostile layers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -96,6 +96,7 @@ pub struct GcReport {
 }
 
 /// hull-net bound to one engine root.
+#[derive(Debug)]
 pub struct Net {
     conn: Connection,
     opts: NetOptions,

@@ -1,6 +1,7 @@
 //! `hull-cni` against the CNI contract: ADD twice, DEL of the unknown, CHECK noticing a
 //! removed address, prevResult kept when chained, delegated IPAM, 50 parallel ADDs from
 //! separate processes, bad input; and nothing left afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The engine API against the real kernel: attach two namespaces to one network and talk
 //! over TCP, reach the gateway, published ports from the host's 127.0.0.1 (TCP and UDP),
 //! internal networks, modes, bad input, and that detach and gc leave nothing behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The netlink layer against the real kernel: bridge, veth into a netns, addresses, routes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

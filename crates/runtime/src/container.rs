@@ -129,7 +129,7 @@ impl Container {
         drop(fd);
         let spec = self.config()?;
         if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
-            let state = self.oci_state(Status::Running).to_json();
+            let state = self.oci_state(Status::Running).to_json()?;
             hooks::run("poststart", list, &state)?;
         }
         Ok(())
@@ -206,7 +206,7 @@ impl Container {
         }
         self.state.cgroup.remove()?;
         let spec = self.config().ok();
-        let state_json = self.oci_state(Status::Stopped).to_json();
+        let state_json = self.oci_state(Status::Stopped).to_json()?;
         self.dir.remove()?;
         if let Some(list) = spec
             .as_ref()

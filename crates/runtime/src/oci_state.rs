@@ -27,8 +27,8 @@ pub struct OciState<'a> {
 }
 
 impl OciState<'_> {
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("state serializes")
+    pub fn to_json(&self) -> Result<Vec<u8>, crate::state::StateError> {
+        serde_json::to_vec(self).map_err(crate::state::encode("OCI state"))
     }
 }
 

@@ -36,6 +36,16 @@ pub enum StateError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("cannot encode the {what} as JSON: {source}")]
+    Encode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+/// `map_err(encode("what"))` for a value that did not serialize.
+pub fn encode(what: &'static str) -> impl FnOnce(serde_json::Error) -> StateError {
+    move |source| StateError::Encode { what, source }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -202,12 +212,12 @@ impl ContainerDir {
     }
 
     pub fn save(&self, state: &ContainerState) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(state).expect("state serializes");
+        let bytes = serde_json::to_vec(state).map_err(encode("container state"))?;
         write_atomic(&self.path.join(STATE_FILE), &bytes, 0o600)
     }
 
     pub fn save_config(&self, spec: &Spec) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(spec).expect("spec serializes");
+        let bytes = serde_json::to_vec(spec).map_err(encode("config"))?;
         write_atomic(&self.path.join(CONFIG_FILE), &bytes, 0o600)
     }
 

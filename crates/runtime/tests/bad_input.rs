@@ -1,5 +1,6 @@
 //! Bad bundles: each fails with one line naming the problem, exit status 1, and leaves no state,
 //! cgroup or mount behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! A terminal process: its pty master arrives over --console-socket (SCM_RIGHTS), and the
 //! process sees a tty on its stdio with the configured size.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! hull-runtime behind the tools that drive runc: podman (through conmon and the console socket)
 //! and containerd (through its runc v2 shim). Each test uses private storage, a private
 //! containerd, and a cgroup parent under the test's own cgroup, and removes all of it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

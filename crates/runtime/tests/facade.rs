@@ -2,6 +2,7 @@
 //! refuse to clone from it (create, run, exec); the rest (state, list, kill, delete) works from
 //! here on a container the CLI created, and a child forked from the test (single-threaded, as
 //! the engine's monitor will be) runs a container to exit with the stdio it hands in.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The container's file system as its process sees it: mounts, masked and read-only paths, the
 //! read-only root, default and configured devices.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The one container-id rule: the runtime (state dir), cgroups (`hull-<id>`) and net (attachment
 //! rows, veth names) accept and refuse the same ids, so an id that passes `create` never fails
 //! later at network attach.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::process::Command;
 

@@ -1,5 +1,6 @@
 //! The lifecycle through the command line: run's exit codes, create/start, kill and delete in
 //! each state, exec, pause/resume, list, ps, events, and runc's errors for unknown or taken ids.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Each namespace of the config, seen from inside the container: new ones differ from the host's,
 //! joined ones equal the joined, the user namespace maps ids, the time namespace has its offsets.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

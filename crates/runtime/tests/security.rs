@@ -1,5 +1,6 @@
 //! What the process may do, seen from inside: capabilities, rlimits, user and groups,
 //! no_new_privs, seccomp.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

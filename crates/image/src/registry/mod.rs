@@ -59,6 +59,7 @@ pub trait Progress: Send + Sync {
 }
 
 /// Progress that shows nothing.
+#[derive(Debug)]
 pub struct Quiet;
 
 impl Progress for Quiet {

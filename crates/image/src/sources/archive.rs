@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use super::SourceError;
 use crate::unpack::{decompress, Compression};
 
+#[derive(Debug)]
 pub struct TarIndex {
     file: File,
     members: HashMap<String, (u64, u64)>,
@@ -19,6 +20,7 @@ pub struct TarIndex {
     _temp: Option<TempFile>,
 }
 
+#[derive(Debug)]
 struct TempFile(PathBuf);
 
 impl Drop for TempFile {

@@ -49,6 +49,7 @@ impl From<SourceError> for StoreError {
 }
 
 /// The files of an image err: source, whether it is a directory or a tar of one.
+#[derive(Debug)]
 pub enum Files {
     Dir(PathBuf),
     Tar(TarIndex),

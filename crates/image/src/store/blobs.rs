@@ -23,7 +23,7 @@ pub enum BlobError {
     Missing(Digest),
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
     tmp: PathBuf,
@@ -191,6 +191,7 @@ impl BlobStore {
 }
 
 /// A blob being written; removed on drop unless committed.
+#[derive(Debug)]
 pub struct TempBlob {
     path: PathBuf,
     writer: Option<HashingWriter<File>>,

@@ -33,7 +33,7 @@ pub struct LayerRow {
 }
 
 /// An image record to add.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct NewImage<'a> {
     pub manifest: &'a str,
     pub config: &'a str,
@@ -55,6 +55,7 @@ pub struct ImageRow {
     pub names: Vec<String>,
 }
 
+#[derive(Debug)]
 pub struct Db {
     pub(crate) conn: Connection,
 }

@@ -23,7 +23,7 @@ pub enum LayerError {
     Io { path: String, err: io::Error },
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct LayerStore {
     dir: PathBuf,
     tmp: PathBuf,
@@ -131,6 +131,7 @@ impl LayerStore {
 }
 
 /// A fully unpacked, verified layer waiting in a temp dir; dropped, it is removed.
+#[derive(Debug)]
 pub struct PendingLayer {
     dir: TempDir,
     stats: UnpackStats,
@@ -171,6 +172,7 @@ impl PendingLayer {
 }
 
 /// Removes a temp dir on drop (error paths), unless forgotten.
+#[derive(Debug)]
 struct TempDir(PathBuf);
 
 impl Drop for TempDir {

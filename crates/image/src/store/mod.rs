@@ -59,6 +59,7 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Store
 }
 
 /// The image store of one engine root.
+#[derive(Debug)]
 pub struct ImageStore {
     root: PathBuf,
     pub(crate) db: Db,
@@ -68,6 +69,7 @@ pub struct ImageStore {
 }
 
 /// A held store lock: shared while adding content, exclusive while deleting it.
+#[derive(Debug)]
 pub struct StoreLock(#[allow(dead_code)] Flock<File>);
 
 impl ImageStore {

@@ -12,6 +12,7 @@ use nix::sys::time::TimeSpec;
 use super::UnpackError;
 
 /// A layer dir opened once; every lookup is relative to it and cannot escape it.
+#[derive(Debug)]
 pub struct LayerRoot {
     root: OwnedFd,
     /// The last parent dir resolved, as tar entries come grouped by directory.

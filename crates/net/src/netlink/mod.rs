@@ -44,6 +44,7 @@ impl NetlinkError {
 }
 
 /// A NETLINK_ROUTE socket in the namespace where it was opened.
+#[derive(Debug)]
 pub struct Netlink {
     socket: Socket,
     seq: u32,

@@ -22,6 +22,7 @@ extern "C" {
 }
 
 /// An owned libnftables context with buffered output and error streams.
+#[derive(Debug)]
 pub struct Ctx(NonNull<NftCtx>);
 
 impl Ctx {

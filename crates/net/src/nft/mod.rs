@@ -51,6 +51,7 @@ table ip hull {
 ";
 
 /// A libnftables context bound to hull's table.
+#[derive(Debug)]
 pub struct Firewall {
     ctx: ffi::Ctx,
 }

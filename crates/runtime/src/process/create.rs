@@ -95,14 +95,12 @@ pub fn create(
     let plans = plan(opts)?;
     let dir = store.create(&opts.id)?;
     let mut undo = Undo {
-        dir: Some(dir),
         cgroup: None,
         child: None,
     };
-    let result = launch(opts, sigmask, plans, &mut undo);
+    let result = launch(opts, sigmask, plans, &dir, &mut undo);
     match result {
         Ok((state, console, warnings)) => {
-            let dir = undo.dir.take().expect("dir kept until success");
             undo.cgroup = None;
             undo.child = None;
             Ok(Created {
@@ -114,6 +112,7 @@ pub fn create(
         }
         Err(err) => {
             undo.run();
+            let _ = dir.remove();
             Err(err)
         }
     }
@@ -124,7 +123,7 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
         .map_err(io(format!("bundle {}", opts.bundle.display())))?;
     let spec = crate::spec::load(&bundle)?;
     let linux = spec.linux().as_ref();
-    let process = spec.process().as_ref().expect("validated");
+    let process = spec_process(&spec)?;
     let terminal = process.terminal().unwrap_or(false);
     crate::process::stdio::check(terminal, &opts.stdio, opts.console.as_ref())?;
     if !terminal && Console::socket(opts.console.as_ref()).is_some() {
@@ -183,9 +182,9 @@ fn launch(
     opts: &CreateOptions,
     sigmask: SigSet,
     mut plans: Plans,
+    dir: &ContainerDir,
     undo: &mut Undo,
 ) -> Result<Launched, ProcessError> {
-    let dir = undo.dir.as_ref().expect("dir present while launching");
     dir.save_config(&plans.spec)?;
     let fifo_path = dir.fifo_path();
     mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(sys("mkfifo exec.fifo"))?;
@@ -265,7 +264,7 @@ fn guide(
         // The grandchild, if anything fails from here, dies with the cgroup's processes.
         let _ = waitpid(first, None);
     }
-    let process = plans.spec.process().as_ref().expect("validated");
+    let process = spec_process(&plans.spec)?;
     if let Some(score) = process.oom_score_adj() {
         crate::security::set_oom_score_adj(pid.as_raw(), score)?;
     }
@@ -285,7 +284,7 @@ fn guide(
         owner: "",
         annotations: &annotations,
     }
-    .to_json();
+    .to_json()?;
     if let Some(h) = plans.spec.hooks() {
         #[allow(deprecated)]
         if let Some(list) = h.prestart() {
@@ -296,7 +295,7 @@ fn guide(
         }
     }
     channel.send(&Message::ProceedWithState(
-        String::from_utf8(state).expect("json is utf-8"),
+        String::from_utf8_lossy(&state).into_owned(),
     ))?;
     Ok(pid)
 }
@@ -350,7 +349,7 @@ fn send_listener(
         owner: "",
         annotations: &state.annotations,
     };
-    let value = serde_json::to_value(&oci).expect("state serializes");
+    let value = serde_json::to_value(&oci).map_err(crate::state::encode("OCI state"))?;
     crate::security::send_seccomp_listener(
         path,
         listener.as_fd(),
@@ -390,9 +389,8 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), ProcessError> {
     Ok(())
 }
 
-/// What a failed create must take down again, in reverse order of making.
+/// What a failed create removes, newest first; the state dir goes last, by the caller.
 struct Undo {
-    dir: Option<ContainerDir>,
     cgroup: Option<hull_cgroups::Cgroup>,
     child: Option<Pid>,
 }
@@ -412,8 +410,12 @@ impl Undo {
             }
             let _ = cgroup.remove();
         }
-        if let Some(dir) = self.dir.take() {
-            let _ = dir.remove();
-        }
     }
+}
+
+/// The process to run; `spec::load` has refused a config without one.
+fn spec_process(spec: &Spec) -> Result<&oci_spec::runtime::Process, ProcessError> {
+    spec.process()
+        .as_ref()
+        .ok_or_else(|| ProcessError::Invalid("config.json has no process".into()))
 }

@@ -218,7 +218,7 @@ fn guide(
                 let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
                 if let Some(path) = seccomp.and_then(|s| s.listener_path().as_ref()) {
                     let state = serde_json::to_value(container.oci_state(Status::Running))
-                        .expect("state serializes");
+                        .map_err(crate::state::encode("OCI state"))?;
                     crate::security::send_seccomp_listener(
                         path,
                         listener.as_fd(),
