@@ -1,5 +1,6 @@
 //! runc's command line: global options, one subcommand per lifecycle operation, errors reported
-//! as one line (and to `--log`), exit status 1 on failure.
+//! as one log line as runc writes them (see `log`), exit status 1 on failure (255 for `exec`, whose
+//! own status is the process's, and whose errors read "exec failed: ...", as runc's).
 
 mod create;
 mod events;
@@ -61,7 +62,7 @@ enum Command {
     /// List the processes of a container.
     Ps(query::PsArgs),
     /// Run a new process in a running container.
-    Exec(exec::ExecArgs),
+    Exec(Box<exec::ExecArgs>),
     /// Freeze all processes of a container.
     Pause(lifecycle::IdArg),
     /// Thaw a paused container.
@@ -86,13 +87,33 @@ pub fn main() -> i32 {
     };
     let logger = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
     logger.debug(&format!("{:?}", std::env::args().collect::<Vec<_>>()));
+    let exec = matches!(cli.command, Command::Exec(_));
     match dispatch(cli, &logger) {
         Ok(code) => code,
+        Err(err) if exec => {
+            logger.error(&format!("exec failed: {}", message(&err)));
+            255
+        }
         Err(err) => {
-            logger.error(&format!("{err:#}"));
+            logger.error(&message(&err));
             1
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: most errors already name their
+/// cause in their own text.
+fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+    }
+    text
 }
 
 fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
@@ -104,7 +125,9 @@ fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
         };
         anyhow::bail!("--systemd-cgroup is not supported: {why}");
     }
-    let runtime = Runtime::new(&cli.root);
+    // Hook failures the runtime spec makes warnings go where runc's warnings go.
+    let warn = logger.clone();
+    let runtime = Runtime::new(&cli.root).with_warnings(move |w| warn.warn(w));
     match cli.command {
         Command::Create(args) => create::create(&runtime, args, logger).map(|()| 0),
         Command::Run(args) => create::run(&runtime, args, logger),
@@ -114,7 +137,7 @@ fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
         Command::Kill(args) => lifecycle::kill(&runtime, args).map(|()| 0),
         Command::Delete(args) => lifecycle::delete(&runtime, args).map(|()| 0),
         Command::Ps(args) => query::ps(&runtime, args).map(|()| 0),
-        Command::Exec(args) => exec::exec(&runtime, args),
+        Command::Exec(args) => exec::exec(&runtime, *args),
         Command::Pause(args) => lifecycle::pause(&runtime, &args.id).map(|()| 0),
         Command::Resume(args) => lifecycle::resume(&runtime, &args.id).map(|()| 0),
         Command::Events(args) => events::events(&runtime, args).map(|()| 0),
