@@ -4,11 +4,13 @@
 pub mod capset;
 pub mod clone;
 pub mod creds;
-pub mod fds;
 pub mod ioprio;
 pub mod keyring;
-pub mod mount_api;
 pub mod pty;
 pub mod sched;
 pub mod seccomp;
 pub mod uts;
+
+/// The close-on-exec helpers live in hull-sys (the engine and the VMM need them too); the process
+/// code names them by this path.
+pub use hull_sys::fd as fds;
