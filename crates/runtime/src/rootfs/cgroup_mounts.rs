@@ -6,15 +6,16 @@
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use hull_sys::fd::proc_self_fd;
+use hull_sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 
 use super::bind;
 use super::error::{Context, RootfsError};
 use super::plan::PlannedMount;
-use super::resolve::{proc_fd_path, Create, Root};
+use super::resolve::{Create, Root};
 use super::{CgroupMount, RootfsOptions};
-use crate::sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY};
 
 pub(super) fn mount_cgroup(
     root: &Root,
@@ -42,7 +43,7 @@ fn mount_v2(root: &Root, m: &PlannedMount, cg: &CgroupMount) -> Result<(), Rootf
     let flags = m.opts.flags;
     let res = mount(
         Some("cgroup2"),
-        &proc_fd_path(target.as_fd()),
+        &proc_self_fd(target.as_fd()),
         Some("cgroup2"),
         flags,
         None::<&str>,
@@ -79,7 +80,7 @@ fn mount_v1_view(
     tmpfs_flags.remove(MsFlags::MS_RDONLY);
     nix::mount::mount(
         Some("tmpfs"),
-        &proc_fd_path(target.as_fd()),
+        &proc_self_fd(target.as_fd()),
         Some("tmpfs"),
         tmpfs_flags,
         Some("mode=755"),
@@ -105,7 +106,7 @@ fn mount_v1_view(
             };
             mount(
                 Some(fstype),
-                &proc_fd_path(fd.as_fd()),
+                &proc_self_fd(fd.as_fd()),
                 Some(fstype),
                 m.opts.flags,
                 (!data.is_empty()).then_some(data.as_str()),
