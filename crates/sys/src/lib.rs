@@ -6,4 +6,5 @@ pub mod fd;
 pub mod id;
 pub mod mount_api;
 pub mod mountinfo;
+pub mod pidfd;
 pub mod resolve;
