@@ -127,11 +127,13 @@ impl Store {
         ContainerDir::locked(path)
     }
 
-    /// An existing container, locked for the caller's command.
+    /// An existing container, locked for the caller's command. A directory without its lock
+    /// file yet is one whose `create` died right after claiming the id (or is claiming it now:
+    /// the lock then orders the two).
     pub fn open(&self, id: &str) -> Result<ContainerDir, StateError> {
         validate_id(id)?;
         let path = self.root.join(id);
-        if !path.join(LOCK_FILE).exists() {
+        if !path.is_dir() {
             return Err(StateError::NotExist);
         }
         ContainerDir::locked(path)
@@ -175,7 +177,11 @@ impl ContainerDir {
             .custom_flags(libc::O_CLOEXEC)
             .mode(0o600)
             .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
+            .map_err(|err| match err.kind() {
+                // Removed by a `delete` since the caller looked.
+                std::io::ErrorKind::NotFound => StateError::NotExist,
+                _ => io_err(&lock_path)(err),
+            })?;
         let mut file = lock;
         let lock = loop {
             match Flock::lock(file, FlockArg::LockExclusive) {
