@@ -203,7 +203,11 @@ fn a_claim_saved_before_create_removes_what_create_made_and_no_more() {
     found.remove().unwrap();
     common::assert_gone(&inner);
     for h in outer.0.hierarchies() {
-        assert!(h.path.join("a").symlink_metadata().is_err(), "{}", h.path.display());
+        assert!(
+            h.path.join("a").symlink_metadata().is_err(),
+            "{}",
+            h.path.display()
+        );
         assert!(h.path.is_dir(), "{} was not claimed", h.path.display());
     }
     outer.finish();
