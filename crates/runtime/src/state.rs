@@ -83,7 +83,8 @@ impl std::fmt::Display for Status {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerState {
     pub id: String,
-    /// The container's first process, in the runtime's pid namespace.
+    /// The container's first process, in the runtime's pid namespace; 0 until `create` has it
+    /// ready (a `create` that died before leaves a stopped container whose cgroup holds the rest).
     pub pid: i32,
     /// Its start time in clock ticks (/proc/PID/stat field 22), so a reused pid is not mistaken for it.
     pub pid_start: u64,
