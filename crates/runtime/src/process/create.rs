@@ -190,9 +190,10 @@ fn launch(
     mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(sys("mkfifo exec.fifo"))?;
     let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(sys("opening exec.fifo"))?;
-    let resources = crate::cgroup_rules::resources(&plans.spec);
-    plans.cgroup.create(Some(&resources))?;
-    undo.cgroup = Some(plans.cgroup.clone());
+    // The intent first: recorded before any cgroup dir or process exists, so that if this
+    // runtime dies from here on the container reads as "stopped" (pid 0) and `delete` finds every
+    // cgroup dir it may have made.
+    plans.cgroup.claim();
     let mut state = ContainerState {
         id: opts.id.clone(),
         pid: 0,
@@ -203,9 +204,12 @@ fn launch(
         annotations: plans.spec.annotations().clone().unwrap_or_default(),
         cgroup: plans.cgroup.clone(),
     };
-    // Recorded before any process exists: if this runtime dies from here on, the container is
-    // "stopped" and `delete` finds its cgroup to remove.
     dir.save(&state)?;
+    let resources = crate::cgroup_rules::resources(&plans.spec);
+    plans.cgroup.create(Some(&resources))?;
+    undo.cgroup = Some(plans.cgroup.clone());
+    // The dirs made, exactly; saved with the pid.
+    state.cgroup = plans.cgroup.clone();
 
     let (parent, child) = Channel::pair()?;
     let forked = clone_process(plans.namespaces.first_clone_flags())
