@@ -158,3 +158,23 @@ fn time_namespace_offsets_apply_before_the_process_starts() {
         .unwrap();
     assert!(inside >= host + 8640000, "uptime {inside} vs host {host}");
 }
+
+#[test]
+fn time_namespace_offsets_with_a_user_namespace() {
+    if !can_run() {
+        return;
+    }
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        hull_testkit::skip!("this kernel has no time namespaces");
+    }
+    let mut c = TestContainer::new("timens-user");
+    with_namespaces(&mut c, &["mount", "pid", "ipc", "network", "time", "user"]);
+    user_mapping(&mut c);
+    c.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 86400, "nanosecs": 0}});
+    c.script("cat /proc/self/timens_offsets");
+    let out = c.run_ok();
+    assert!(
+        out.lines().any(|l| l.split_whitespace().eq(["monotonic", "86400", "0"])),
+        "{out}"
+    );
+}
