@@ -115,3 +115,22 @@ fn bind_mounts_read_only_and_tmpfs_options() {
     assert!(out.trim_end().ends_with("1777"), "{out}");
     assert!(!host.join("new").exists());
 }
+
+#[test]
+fn bind_mount_with_file_system_data_runs_as_under_runc() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("binddata");
+    let host = c.dir.join("data");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("file"), "from-host").unwrap();
+    // runc hands `mode=755` to mount(2) with MS_BIND, which ignores data for a bind.
+    c.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "bind", "source": host, "options": ["rbind", "mode=755", "ro"]
+    }));
+    c.script("cat /data/file; echo; grep ' /data ' /proc/self/mounts");
+    let out = c.run_ok();
+    assert!(out.starts_with("from-host\n"), "{out}");
+    assert!(out.contains(" ro,"), "{out}");
+}
