@@ -157,6 +157,7 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
         &bundle,
         RootfsOptions {
             no_pivot: opts.no_pivot,
+            terminal,
             user_namespace: namespaces.is_private(LinuxNamespaceType::User),
             cgroup_namespace: namespaces.is_private(LinuxNamespaceType::Cgroup),
             cgroups: cgroup_mounts,

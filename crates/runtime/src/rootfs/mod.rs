@@ -43,6 +43,9 @@ pub struct RootfsOptions {
     /// The container has its own cgroup namespace: cgroup views are fresh cgroup mounts rather
     /// than binds of the container's host cgroup directories.
     pub cgroup_namespace: bool,
+    /// The process has a terminal: /dev/console is made for the pty to be bound on (runc makes
+    /// none otherwise).
+    pub terminal: bool,
     /// The container's cgroup hierarchies, for `cgroup` entries of `mounts`.
     pub cgroups: Vec<CgroupMount>,
 }

@@ -13,7 +13,7 @@ use crate::sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_
 impl RootfsPlan {
     /// Phase 1, in the container's new mount namespace, before pivot: / made rslave (or
     /// rootfsPropagation), the rootfs bound onto itself, every entry of `mounts` in order, then
-    /// /dev (devices, ptmx, links, shm, an empty /dev/console).
+    /// /dev (devices, ptmx, links, shm, an empty /dev/console for a terminal).
     pub fn prepare(&self) -> Result<(), RootfsError> {
         propagation::prepare_root(&self.rootfs, self.root_propagation)?;
         let root = Root::open(&self.rootfs)?;
