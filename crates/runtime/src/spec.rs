@@ -106,9 +106,6 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, names_uts: bool) -> Result<(
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(SpecError::Unsupported("linux.netDevices"));
     }
-    if linux.memory_policy().is_some() {
-        return Err(SpecError::Unsupported("linux.memoryPolicy"));
-    }
     let mut seen = HashSet::new();
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
     if !namespaces

@@ -174,7 +174,8 @@ fn time_namespace_offsets_with_a_user_namespace() {
     c.script("cat /proc/self/timens_offsets");
     let out = c.run_ok();
     assert!(
-        out.lines().any(|l| l.split_whitespace().eq(["monotonic", "86400", "0"])),
+        out.lines()
+            .any(|l| l.split_whitespace().eq(["monotonic", "86400", "0"])),
         "{out}"
     );
 }
