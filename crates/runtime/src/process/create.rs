@@ -20,7 +20,7 @@ use crate::process::handoff::{required, route_console};
 use crate::process::init::{self, InitContext};
 use crate::process::stdio::{Console, Stdio};
 use crate::procfs;
-use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan};
+use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan, SharedRootfs};
 use crate::security::{PlanOptions, SecurityPlan};
 use crate::state::{write_atomic, ContainerDir, ContainerState, Status, Store};
 use crate::sync::{Channel, Message};
@@ -97,12 +97,14 @@ pub fn create(
     let mut undo = Undo {
         cgroup: None,
         child: None,
+        shared_rootfs: None,
     };
     let result = launch(opts, sigmask, plans, &dir, &mut undo);
     match result {
         Ok((state, console, warnings)) => {
             undo.cgroup = None;
             undo.child = None;
+            undo.shared_rootfs = None;
             Ok(Created {
                 dir,
                 state,
@@ -203,7 +205,13 @@ fn launch(
         created: now_rfc3339(),
         annotations: plans.spec.annotations().clone().unwrap_or_default(),
         cgroup: plans.cgroup.clone(),
+        shared_rootfs: None,
     };
+    if plans.rootfs.inherited_mount_ns() {
+        let shared = SharedRootfs::record(plans.rootfs.rootfs())?;
+        undo.shared_rootfs = Some(shared.clone());
+        state.shared_rootfs = Some(shared);
+    }
     // Recorded before any process exists: if this runtime dies from here on, the container is
     // "stopped" and `delete` finds its cgroup to remove.
     dir.save(&state)?;
@@ -394,6 +402,7 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), ProcessError> {
 struct Undo {
     cgroup: Option<hull_cgroups::Cgroup>,
     child: Option<Pid>,
+    shared_rootfs: Option<SharedRootfs>,
 }
 
 impl Undo {
@@ -410,6 +419,9 @@ impl Undo {
                 }
             }
             let _ = cgroup.remove();
+        }
+        if let Some(shared) = self.shared_rootfs.take() {
+            let _ = shared.release();
         }
     }
 }

@@ -1,0 +1,95 @@
+//! A rootfs in the caller's mount namespace (the config lists none, which the spec says is
+//! shared with the caller): runc sets it up there and enters it by chroot. The rootfs is bound
+//! onto itself and made rprivate, so what the container mounts under it reaches no other
+//! namespace; the caller's / and the rootfs's parent keep their propagation (runc makes the
+//! caller's / rslave, which would change the host's table); pivot_root, which would move every
+//! process of the namespace, is not used, nor --no-pivot's MS_MOVE. `delete` detaches that bind
+//! and all under it, so the caller's mount table ends as it began.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::unistd::{chdir, chroot};
+use serde::{Deserialize, Serialize};
+
+use super::error::{Context, RootfsError};
+use super::propagation::unescape;
+
+const NONE: Option<&str> = None;
+
+/// In the container's init, before any mount: the rootfs bound onto itself, privately.
+pub(super) fn bind_rootfs(rootfs: &Path) -> Result<(), RootfsError> {
+    mount(
+        Some(rootfs),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .ctx(|| format!("bind rootfs {} onto itself", rootfs.display()))?;
+    mount(
+        NONE,
+        rootfs,
+        NONE,
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        NONE,
+    )
+    .ctx(|| format!("make rootfs {} rprivate", rootfs.display()))
+}
+
+/// In the container's init, in place of pivot_root.
+pub(super) fn enter(rootfs: &Path) -> Result<(), RootfsError> {
+    chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
+    chroot(".").ctx(|| "chroot to the rootfs")?;
+    chdir("/").ctx(|| "chdir /")
+}
+
+/// What `delete` needs to take the container's mounts out of the caller's namespace, recorded
+/// in the state before the container's init exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedRootfs {
+    pub rootfs: PathBuf,
+    /// The mount on top at the rootfs before the container (None: it was no mount point).
+    pub below: Option<u64>,
+}
+
+impl SharedRootfs {
+    /// In the runtime, before the clone.
+    pub fn record(rootfs: &Path) -> Result<SharedRootfs, RootfsError> {
+        Ok(SharedRootfs {
+            rootfs: rootfs.to_path_buf(),
+            below: top_mount(rootfs)?,
+        })
+    }
+
+    /// Detaches the container's bind of the rootfs, and every mount under it, if it was made.
+    pub fn release(&self) -> Result<(), RootfsError> {
+        let top = top_mount(&self.rootfs)?;
+        if top.is_none() || top == self.below {
+            return Ok(());
+        }
+        umount2(&self.rootfs, MntFlags::MNT_DETACH)
+            .ctx(|| format!("unmount the container's rootfs {}", self.rootfs.display()))
+    }
+}
+
+/// The id of the topmost mount at `path` in this namespace: the one at `path` that no other
+/// mount at `path` is stacked on.
+fn top_mount(path: &Path) -> Result<Option<u64>, RootfsError> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let at_path: Vec<(u64, u64)> = info
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let id = f.next()?.parse().ok()?;
+            let parent = f.next()?.parse().ok()?;
+            let point = f.nth(2)?;
+            (unescape(point) == path).then_some((id, parent))
+        })
+        .collect();
+    Ok(at_path
+        .iter()
+        .map(|&(id, _)| id)
+        .find(|&id| !at_path.iter().any(|&(_, parent)| parent == id)))
+}
