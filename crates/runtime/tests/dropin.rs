@@ -384,16 +384,15 @@ impl Drop for Containerd {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
         // Snapshot mounts of containers that did not finish cleanly.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let prefix = self.dir.to_string_lossy().into_owned();
-        let mut targets: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|t| t.starts_with(&prefix))
+        let mounts = hull_sys::mountinfo::read_self().unwrap_or_default();
+        let mut targets: Vec<PathBuf> = hull_sys::mountinfo::parse(&mounts)
+            .filter_map(Result::ok)
+            .map(|m| m.mount_point().into_owned())
+            .filter(|t| t.starts_with(&self.dir))
             .collect();
-        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        targets.sort_by_key(|t| std::cmp::Reverse(t.as_os_str().len()));
         for target in targets {
-            let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+            let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

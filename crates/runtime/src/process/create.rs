@@ -193,9 +193,10 @@ fn launch(
     mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(sys("mkfifo exec.fifo"))?;
     let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(sys("opening exec.fifo"))?;
-    let resources = crate::cgroup_rules::resources(&plans.spec);
-    plans.cgroup.create(Some(&resources))?;
-    undo.cgroup = Some(plans.cgroup.clone());
+    // The intent first: recorded before any cgroup dir or process exists, so that if this
+    // runtime dies from here on the container reads as "stopped" (pid 0) and `delete` finds every
+    // cgroup dir it may have made.
+    plans.cgroup.claim();
     let mut state = ContainerState {
         id: opts.id.clone(),
         pid: 0,
@@ -207,14 +208,18 @@ fn launch(
         cgroup: plans.cgroup.clone(),
         shared_rootfs: None,
     };
+    // The rootfs mounts made in the caller's namespace, too.
     if plans.rootfs.inherited_mount_ns() {
         let shared = SharedRootfs::record(plans.rootfs.rootfs())?;
         undo.shared_rootfs = Some(shared.clone());
         state.shared_rootfs = Some(shared);
     }
-    // Recorded before any process exists: if this runtime dies from here on, the container is
-    // "stopped" and `delete` finds its cgroup to remove.
     dir.save(&state)?;
+    let resources = crate::cgroup_rules::resources(&plans.spec);
+    plans.cgroup.create(Some(&resources))?;
+    undo.cgroup = Some(plans.cgroup.clone());
+    // The dirs made, exactly; saved with the pid.
+    state.cgroup = plans.cgroup.clone();
 
     let (parent, child) = Channel::pair()?;
     let forked = clone_process(plans.namespaces.first_clone_flags())

@@ -74,9 +74,9 @@ impl Program {
             .map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
         let env = process.env().clone().unwrap_or_default();
         let program = Program::resolve(&process.args().clone().unwrap_or_default(), &env)?;
-        crate::sys::fds::cloexec_from(3 + preserve_fds).map_err(sys("close_range"))?;
+        hull_sys::fd::cloexec_from(3 + preserve_fds).map_err(sys("close_range"))?;
         for fd in 3..3 + preserve_fds {
-            crate::sys::fds::clear_cloexec(fd).map_err(sys(format!("preserving fd {fd}")))?;
+            hull_sys::fd::clear_cloexec(fd).map_err(sys(format!("preserving fd {fd}")))?;
         }
         Ok(program)
     }

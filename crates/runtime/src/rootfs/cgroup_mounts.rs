@@ -8,13 +8,14 @@
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use hull_sys::fd::proc_self_fd;
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 
 use super::bind;
 use super::error::{Context, RootfsError};
 use super::plan::PlannedMount;
-use super::resolve::{proc_fd_path, Create, Root};
+use super::resolve::{Create, Root};
 use super::{CgroupMount, RootfsOptions};
 
 pub(super) fn mount_cgroup(
@@ -48,7 +49,7 @@ fn mount_v2(
     let flags = m.opts.flags;
     let res = mount(
         Some("cgroup2"),
-        &proc_fd_path(target.as_fd()),
+        &proc_self_fd(target.as_fd()),
         Some("cgroup2"),
         flags,
         None::<&str>,
@@ -92,7 +93,7 @@ fn mount_v1_view(
     tmpfs_flags.remove(MsFlags::MS_RDONLY);
     nix::mount::mount(
         Some("tmpfs"),
-        &proc_fd_path(target.as_fd()),
+        &proc_self_fd(target.as_fd()),
         Some("tmpfs"),
         tmpfs_flags,
         Some("mode=755"),
@@ -120,7 +121,7 @@ fn mount_v1_view(
             };
             mount(
                 Some(source),
-                &proc_fd_path(fd.as_fd()),
+                &proc_self_fd(fd.as_fd()),
                 Some("cgroup"),
                 m.opts.flags,
                 (!data.is_empty()).then_some(data.as_str()),

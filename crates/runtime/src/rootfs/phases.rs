@@ -4,11 +4,12 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use hull_sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY};
+
 use super::error::{Context, RootfsError};
 use super::plan::RootfsPlan;
 use super::resolve::Root;
 use super::{devices, masked, mounts, pivot, propagation, shared, sysctl};
-use crate::sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY};
 
 impl RootfsPlan {
     /// Phase 1, in the container's mount namespace, before pivot: / made rslave (or

@@ -8,12 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
+use hull_sys::mountinfo;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, chroot};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Context, RootfsError};
-use super::propagation::unescape;
 
 const NONE: Option<&str> = None;
 
@@ -50,7 +50,7 @@ pub(super) fn enter(rootfs: &Path) -> Result<(), RootfsError> {
 pub struct SharedRootfs {
     pub rootfs: PathBuf,
     /// The mount on top at the rootfs before the container (None: it was no mount point).
-    pub below: Option<u64>,
+    pub below: Option<u32>,
 }
 
 impl SharedRootfs {
@@ -75,18 +75,12 @@ impl SharedRootfs {
 
 /// The id of the topmost mount at `path` in this namespace: the one at `path` that no other
 /// mount at `path` is stacked on.
-fn top_mount(path: &Path) -> Result<Option<u64>, RootfsError> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
-    let at_path: Vec<(u64, u64)> = info
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let id = f.next()?.parse().ok()?;
-            let parent = f.next()?.parse().ok()?;
-            let point = f.nth(2)?;
-            (unescape(point) == path).then_some((id, parent))
-        })
+fn top_mount(path: &Path) -> Result<Option<u32>, RootfsError> {
+    let info = mountinfo::read_self().ctx(|| "read /proc/self/mountinfo")?;
+    let at_path: Vec<(u32, u32)> = mountinfo::parse(&info)
+        .filter_map(Result::ok)
+        .filter(|m| m.mount_point() == path)
+        .map(|m| (m.mount_id, m.parent_id))
         .collect();
     Ok(at_path
         .iter()

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use hull_sys::mountinfo::MountInfo;
 use serde_json::{json, Value};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -120,31 +121,28 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// The mountinfo line whose mount point is `mp` (the last one: the top of a stack).
+/// The mountinfo line whose mount point is `mp` (the last one: the top of a stack); the text
+/// may hold other output between the mountinfo lines.
 fn mount_line<'a>(info: &'a str, mp: &str) -> Option<&'a str> {
-    info.lines().rfind(|l| l.split(' ').nth(4) == Some(mp))
+    info.lines()
+        .rfind(|l| MountInfo::parse(l).is_ok_and(|m| m.mount_point() == Path::new(mp)))
+}
+
+fn mount_entry<'a>(info: &'a str, mp: &str) -> MountInfo<'a> {
+    let line = mount_line(info, mp).unwrap_or_else(|| panic!("no mount at {mp} in\n{info}"));
+    MountInfo::parse(line).unwrap()
 }
 
 /// Per-mount options of mount point `mp`.
 fn mount_opts(info: &str, mp: &str) -> Vec<String> {
-    let line = mount_line(info, mp).unwrap_or_else(|| panic!("no mount at {mp} in\n{info}"));
-    line.split(' ')
-        .nth(5)
-        .unwrap()
-        .split(',')
+    mount_entry(info, mp)
+        .mount_opts()
         .map(str::to_string)
         .collect()
 }
 
 fn fstype(info: &str, mp: &str) -> String {
-    let line = mount_line(info, mp).unwrap_or_else(|| panic!("no mount at {mp}"));
-    line.split(" - ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string()
+    mount_entry(info, mp).fs_type.to_string()
 }
 
 /// The output between "== name" and the next "== " marker.
