@@ -14,19 +14,13 @@ use nix::unistd::{chdir, chroot};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Context, RootfsError};
+use super::propagation;
 
 const NONE: Option<&str> = None;
 
 /// In the container's init, before any mount: the rootfs bound onto itself, privately.
 pub(super) fn bind_rootfs(rootfs: &Path) -> Result<(), RootfsError> {
-    mount(
-        Some(rootfs),
-        rootfs,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    )
-    .ctx(|| format!("bind rootfs {} onto itself", rootfs.display()))?;
+    propagation::bind_onto_itself(rootfs)?;
     mount(
         NONE,
         rootfs,
