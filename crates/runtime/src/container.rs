@@ -26,6 +26,8 @@ pub enum ContainerError {
     Cgroup(#[from] hull_cgroups::CgroupError),
     #[error(transparent)]
     Hook(#[from] hooks::HookError),
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
     #[error("cannot {op} a container that is {status}")]
     InvalidState { op: &'static str, status: Status },
     #[error("cannot delete container {id} that is not stopped: {status}")]
@@ -200,6 +202,9 @@ impl Container {
         // being set up.
         self.kill_all_and_wait()?;
         self.state.cgroup.remove()?;
+        if let Some(shared) = &self.state.shared_rootfs {
+            shared.release()?;
+        }
         let spec = self.config().ok();
         let state_json = self.oci_state(Status::Stopped).to_json()?;
         self.dir.remove()?;

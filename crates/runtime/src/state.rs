@@ -94,6 +94,10 @@ pub struct ContainerState {
     #[serde(default)]
     pub annotations: HashMap<String, String>,
     pub cgroup: hull_cgroups::Cgroup,
+    /// The config listed no mount namespace: the rootfs mounts live in the caller's, and
+    /// `delete` takes them out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_rootfs: Option<crate::rootfs::SharedRootfs>,
 }
 
 /// The `--root` directory.

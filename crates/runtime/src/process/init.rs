@@ -111,6 +111,7 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
             ForkResult::Child => {}
         }
     }
+    let time_offsets = ns.open_time_offsets()?;
     if ns.is_new(LinuxNamespaceType::User) {
         // The creator of a user namespace has all capabilities in it but no mapped ids: become
         // root of it, as the rest of the setup expects.
@@ -119,7 +120,7 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .map_err(sys("setresuid(0)"))?;
     }
-    ns.finish()?;
+    ns.finish(time_offsets)?;
     setsid().map_err(sys("setsid"))?;
     if !ctx.no_new_keyring {
         match sys::keyring::join_new_session_keyring(&format!("_ses.{}", ctx.id)) {

@@ -19,6 +19,11 @@ pub(super) fn prepare_root(rootfs: &Path, propagation: Option<MsFlags>) -> Resul
     let parent = mount_point_of(rootfs)?;
     mount(NONE, &parent, NONE, MsFlags::MS_PRIVATE, NONE)
         .ctx(|| format!("make {} private", parent.display()))?;
+    bind_onto_itself(rootfs)
+}
+
+/// The rootfs made a mount point, with the mounts below it.
+pub(super) fn bind_onto_itself(rootfs: &Path) -> Result<(), RootfsError> {
     mount(
         Some(rootfs),
         rootfs,

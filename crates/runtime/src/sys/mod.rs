@@ -6,6 +6,7 @@ pub mod clone;
 pub mod creds;
 pub mod ioprio;
 pub mod keyring;
+pub mod mempolicy;
 pub mod pty;
 pub mod sched;
 pub mod seccomp;

@@ -65,6 +65,7 @@ fn probe(bundle: &Path, args: &[String], timing: bool) -> ! {
             .any(|a| a == "--userns-devices" || a == "--userns"),
         cgroup_namespace: namespaces.contains(&LinuxNamespaceType::Cgroup),
         cgroups: cgroups(args),
+        ..RootfsOptions::default()
     };
     let plan = RootfsPlan::new(&spec, bundle, opts).unwrap_or_else(|e| fail(2, &e.to_string()));
     let mut flags = CloneFlags::CLONE_NEWNS;
