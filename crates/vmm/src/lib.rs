@@ -1,0 +1,12 @@
+//! hull-vmm: hull's own KVM microVM. Guest memory, vCPUs with Firecracker-style CPUID, the Linux
+//! 64-bit boot protocol, ACPI tables, a 16550 console and an i8042 for reset; the vCPU exits are
+//! handled by a free function over exit data (`exits`), tested without a guest.
+
+pub mod acpi;
+pub mod boot;
+pub mod cpuid;
+pub mod gdt;
+pub mod layout;
+pub mod memory;
+pub mod paging;
+pub mod regs;
