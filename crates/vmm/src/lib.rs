@@ -2,11 +2,21 @@
 //! 64-bit boot protocol, ACPI tables, a 16550 console and an i8042 for reset; the vCPU exits are
 //! handled by a free function over exit data (`exits`), tested without a guest.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod acpi;
 pub mod boot;
 pub mod cpuid;
+pub mod devices;
+pub mod exits;
 pub mod gdt;
 pub mod layout;
 pub mod memory;
 pub mod paging;
 pub mod regs;
+pub mod vcpu;
+pub mod vm;
+
+pub use boot::BootSource;
+pub use exits::{ExitCounters, StopReason};
+pub use vm::{host_kvm, HostKvm, RunReport, Vm, VmConfig, VmError};

@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(b[0x210], 0xff); // type_of_loader
         assert_eq!(le32(b, 0x218), 0x700_0000); // ramdisk_image
         assert_eq!(le32(b, 0x21c), 0x10_0000); // ramdisk_size
-        assert_eq!(le32(b, 0x228), CMDLINE_START as u32); // cmd_line_ptr
+        assert_eq!(u64::from(le32(b, 0x228)), CMDLINE_START); // cmd_line_ptr
         assert_eq!(le32(b, 0x238), 42); // cmdline_size
                                         // e820_table at 0x2d0, 20 bytes an entry: the third is high RAM.
         assert_eq!(le64(b, 0x2d0 + 40), HIMEM_START);
