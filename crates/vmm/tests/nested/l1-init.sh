@@ -1,0 +1,25 @@
+#!/bin/busybox sh
+# PID 1 of the L1 guest (qemu TCG, -cpu max): loads KVM from Debian's kernel, then boots the L2
+# guest with `hull vm run` as many times as asked, and powers off. The harness (run.sh) reads the
+# HULL-* lines on the console.
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo "HULL-L1-UP uptime=$(cut -d' ' -f1 /proc/uptime)"
+for m in irqbypass kvm kvm-amd; do
+  insmod /lib/$m.ko || echo "HULL-L1-INSMOD-FAILED $m"
+done
+[ -c /dev/kvm ] || { echo "HULL-L1-NOKVM"; poweroff -f; }
+boots=$(sed -n 's/.*hull\.boots=\([0-9]*\).*/\1/p' /proc/cmdline)
+vcpus=$(sed -n 's/.*hull\.vcpus=\([0-9]*\).*/\1/p' /proc/cmdline)
+i=0
+while [ "$i" -lt "${boots:-1}" ]; do
+  i=$((i + 1))
+  echo "HULL-L2-START $i"
+  /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/initrd.gz --mem 256M --vcpus "${vcpus:-2}" --stats \
+    --cmdline "$(cat /l2/cmdline)" 2>&1
+  echo "HULL-L2-RC $i $?"
+done
+echo "HULL-L1-DONE"
+poweroff -f
