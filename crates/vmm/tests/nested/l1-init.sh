@@ -21,5 +21,16 @@ while [ "$i" -lt "${boots:-1}" ]; do
     --cmdline "$(cat /l2/cmdline)" 2>&1
   echo "HULL-L2-RC $i $?"
 done
+# The same L2 under qemu -M microvm on the same KVM, for comparison (when the harness put qemu in).
+qboots=$(sed -n 's/.*hull\.qemu=\([0-9]*\).*/\1/p' /proc/cmdline)
+i=0
+while [ -x /usr/bin/qemu-system-x86_64 ] && [ "$i" -lt "${qboots:-0}" ]; do
+  i=$((i + 1))
+  echo "HULL-QEMU-START $i"
+  qemu-system-x86_64 -M microvm -accel kvm -cpu host -m 256 -smp "${vcpus:-2}" -nographic \
+    -no-reboot -nodefaults -serial stdio -kernel /l2/vmlinux -initrd /l2/initrd.gz \
+    -append "$(sed 's/reboot=k/reboot=t/' /l2/cmdline)" 2>&1
+  echo "HULL-QEMU-RC $i $?"
+done
 echo "HULL-L1-DONE"
 poweroff -f

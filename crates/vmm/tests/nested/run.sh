@@ -8,7 +8,7 @@
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
 #        HULL_NESTED_TIMEOUT (s, 300), HULL_NESTED_PROFILE (debug|release),
-#        HULL_NESTED_L2_CMDLINE, HULL_QEMU_KEEP_LOGS
+#        HULL_NESTED_L2_CMDLINE, HULL_NESTED_QEMU (qemu -M microvm boots to compare, 0), HULL_QEMU_KEEP_LOGS
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../../.."
@@ -101,11 +101,24 @@ done
 cp "$vmlinux" "$root/l2/vmlinux"
 cp "$work/l2-initrd.gz" "$root/l2/initrd.gz"
 echo "${HULL_NESTED_L2_CMDLINE:-console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nokbd quiet}" > "$root/l2/cmdline"
+qboots=${HULL_NESTED_QEMU:-0}
+if [ "$qboots" -gt 0 ]; then
+  # qemu -M microvm for comparison: the binary, its libraries, and the firmware microvm loads.
+  cp /usr/bin/qemu-system-x86_64 "$root/usr/bin/" 2>/dev/null || { mkdir -p "$root/usr/bin"; cp /usr/bin/qemu-system-x86_64 "$root/usr/bin/"; }
+  ldd /usr/bin/qemu-system-x86_64 | grep -o '/[^ ]*' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  mkdir -p "$root/usr/share/qemu"
+  for f in bios-microvm.bin qboot.rom pvh.bin linuxboot_dma.bin kvmvapic.bin; do
+    cp -L "/usr/share/qemu/$f" "$root/usr/share/qemu/"
+  done
+fi
 (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | lz4 -l -q -c) > "$work/l1-initrd.lz4"
 
 # A periodic tick in L1 (nohz=off highres=off): without it L1 froze in ~3% of runs while an L2 ran.
 # tsc_early_khz: TCG's TSC calibration otherwise hangs some boots.
-append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus"
+append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots"
 boot_l1() {
   local log=$1 start
   start=$(date +%s.%N)
@@ -130,7 +143,8 @@ fi
 lines() { cut -d' ' -f2- "$log"; }
 lines | grep -E '^(HULL-|hull vm:|hull:)' || true
 # Host wall time from each `hull vm run` start to its L2's marker: the L2 boot time.
-awk '$2 == "HULL-L2-START" { s = $1 } $2 == "HULL-L2-MARKER" && s { printf "L2 boot to marker (host clock): %.2f s\n", $1 - s; s = 0 }' "$log"
+awk '$2 == "HULL-L2-START" { s = $1; who = "hull-vmm" } $2 == "HULL-QEMU-START" { s = $1; who = "qemu microvm" }
+  $2 == "HULL-L2-MARKER" && s { printf "L2 boot to marker by %s (host clock): %.2f s\n", who, $1 - s; s = 0 }' "$log"
 
 failed=0
 if grep -q HULL-L1-NOKVM "$log"; then
@@ -143,7 +157,8 @@ else
       echo "FAIL: hull vm run (boot $i) did not exit 0"; failed=1
     fi
   done
-  markers=$(lines | grep -c "^HULL-L2-MARKER cpus=$vcpus " || true)
+  markers=$(lines | awk -v want="cpus=$vcpus" '$1 == "HULL-L2-START" { h = 1 } $1 == "HULL-QEMU-START" { h = 0 }
+    $1 == "HULL-L2-MARKER" && h && $2 == want { n++ } END { print n + 0 }')
   if [ "$markers" != "$boots" ]; then
     echo "FAIL: $markers of $boots L2 boots printed the marker with $vcpus CPUs"; failed=1
   fi
