@@ -8,7 +8,8 @@
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
 #        HULL_NESTED_TIMEOUT (s, 300), HULL_NESTED_PROFILE (debug|release),
-#        HULL_NESTED_L2_CMDLINE, HULL_NESTED_QEMU (qemu -M microvm boots to compare, 0), HULL_QEMU_KEEP_LOGS
+#        HULL_NESTED_L2_CMDLINE, HULL_NESTED_QEMU (qemu -M microvm boots to compare, 0),
+#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../../.."
@@ -98,7 +99,8 @@ ldd "$hull" | grep -o '/[^ ]*' | while read -r lib; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
-cp "$vmlinux" "$root/l2/vmlinux"
+# The L2 kernel: the ELF vmlinux (default) or, with HULL_NESTED_KERNEL=bzimage, the bzImage itself.
+if [ "${HULL_NESTED_KERNEL:-vmlinux}" = bzimage ]; then cp "$vmlinuz" "$root/l2/vmlinux"; else cp "$vmlinux" "$root/l2/vmlinux"; fi
 cp "$work/l2-initrd.gz" "$root/l2/initrd.gz"
 echo "${HULL_NESTED_L2_CMDLINE:-console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nokbd quiet}" > "$root/l2/cmdline"
 qboots=${HULL_NESTED_QEMU:-0}
