@@ -13,6 +13,7 @@ use acpi_tables::xsdt::XSDT;
 use acpi_tables::{aml, Aml};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use crate::devices::virtio::mmio::MMIO_WINDOW;
 use crate::layout::{ACPI_END, ACPI_START, APIC_ADDR, IOAPIC_ADDR};
 
 const OEM_ID: [u8; 6] = *b"HULLVM";
@@ -32,6 +33,8 @@ pub enum AcpiError {
     TooManyVcpus(usize),
     #[error("the ACPI tables ({0} bytes) do not fit 0xe0000..0x100000")]
     TooLarge(u64),
+    #[error("virtio-mmio window at {0:#x} is above 4 GiB")]
+    VirtioAbove4G(u64),
     #[error("cannot write the ACPI tables to guest memory: {0}")]
     Memory(#[from] vm_memory::GuestMemoryError),
 }
@@ -42,7 +45,40 @@ fn bytes(table: &dyn Aml) -> Vec<u8> {
     v
 }
 
-fn dsdt() -> Vec<u8> {
+/// A virtio-mmio device as the DSDT announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtioMmio {
+    pub base: u64,
+    pub gsi: u32,
+}
+
+/// `LNRO0005`, the ACPI id Linux's virtio_mmio driver binds to: one device per register window.
+fn virtio_device(
+    index: usize,
+    dev: &VirtioMmio,
+    sink: &mut dyn acpi_tables::AmlSink,
+) -> Result<(), AcpiError> {
+    let base = u32::try_from(dev.base).map_err(|_| AcpiError::VirtioAbove4G(dev.base))?;
+    let window = u32::try_from(MMIO_WINDOW).unwrap_or(u32::MAX);
+    let uid = u32::try_from(index).unwrap_or(u32::MAX);
+    let name = format!("_SB_.V{index:03X}");
+    let hid: aml::AmlStr = "LNRO0005";
+    let mem = aml::Memory32Fixed::new(true, base, window);
+    let irq = aml::Interrupt::new(true, true, false, false, dev.gsi);
+    let crs = aml::ResourceTemplate::new(vec![&mem, &irq]);
+    let hid_name = aml::Name::new("_HID".into(), &hid);
+    let uid_name = aml::Name::new("_UID".into(), &uid);
+    let cca_name = aml::Name::new("_CCA".into(), &aml::ONE);
+    let crs_name = aml::Name::new("_CRS".into(), &crs);
+    aml::Device::new(
+        name.as_str().into(),
+        vec![&hid_name, &uid_name, &cca_name, &crs_name],
+    )
+    .to_aml_bytes(sink);
+    Ok(())
+}
+
+fn dsdt(virtio: &[VirtioMmio]) -> Result<Vec<u8>, AcpiError> {
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     let hid = aml::EISAName::new("PNP0501");
     let io = aml::IO::new(COM1_PORT, COM1_PORT, 1, 8);
@@ -53,7 +89,10 @@ fn dsdt() -> Vec<u8> {
     let crs_name = aml::Name::new("_CRS".into(), &crs);
     let com1 = aml::Device::new("_SB_.COM1".into(), vec![&hid_name, &uid_name, &crs_name]);
     com1.to_aml_bytes(&mut dsdt);
-    dsdt.as_slice().to_vec()
+    for (i, dev) in virtio.iter().enumerate() {
+        virtio_device(i, dev, &mut dsdt)?;
+    }
+    Ok(dsdt.as_slice().to_vec())
 }
 
 fn fadt(dsdt_addr: u64) -> Vec<u8> {
@@ -91,7 +130,7 @@ fn align16(x: u64) -> u64 {
 }
 
 /// Every table and the guest address it goes to; the RSDP first, at `ACPI_START`.
-pub fn build_tables(vcpus: usize) -> Result<Vec<(u64, Vec<u8>)>, AcpiError> {
+pub fn build_tables(vcpus: usize, virtio: &[VirtioMmio]) -> Result<Vec<(u64, Vec<u8>)>, AcpiError> {
     let mut out = Vec::new();
     let mut next = align16(ACPI_START + Rsdp::len() as u64);
     let mut place = |table: Vec<u8>, out: &mut Vec<(u64, Vec<u8>)>| {
@@ -100,7 +139,7 @@ pub fn build_tables(vcpus: usize) -> Result<Vec<(u64, Vec<u8>)>, AcpiError> {
         out.push((addr, table));
         addr
     };
-    let dsdt_addr = place(dsdt(), &mut out);
+    let dsdt_addr = place(dsdt(virtio)?, &mut out);
     let fadt_addr = place(fadt(dsdt_addr), &mut out);
     let madt_addr = place(madt(vcpus)?, &mut out);
     let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
@@ -114,9 +153,13 @@ pub fn build_tables(vcpus: usize) -> Result<Vec<(u64, Vec<u8>)>, AcpiError> {
     Ok(out)
 }
 
-/// Writes the tables for `vcpus` vCPUs into guest memory.
-pub fn write_tables(mem: &GuestMemoryMmap, vcpus: usize) -> Result<(), AcpiError> {
-    for (addr, table) in build_tables(vcpus)? {
+/// Writes the tables for `vcpus` vCPUs and the `virtio` devices into guest memory.
+pub fn write_tables(
+    mem: &GuestMemoryMmap,
+    vcpus: usize,
+    virtio: &[VirtioMmio],
+) -> Result<(), AcpiError> {
+    for (addr, table) in build_tables(vcpus, virtio)? {
         mem.write_slice(&table, GuestAddress(addr))?;
     }
     Ok(())
@@ -147,7 +190,7 @@ mod tests {
 
     #[test]
     fn every_table_sums_to_zero_and_states_its_length() {
-        let tables = build_tables(2).expect("tables");
+        let tables = build_tables(2, &[]).expect("tables");
         let (rsdp_addr, rsdp) = &tables[0];
         assert_eq!((*rsdp_addr, &rsdp[..8]), (ACPI_START, &b"RSD PTR "[..]));
         assert_eq!(sum(&rsdp[..20]), 0, "RSDP v1 checksum");
@@ -166,7 +209,7 @@ mod tests {
 
     #[test]
     fn pointers_chain_rsdp_xsdt_fadt_dsdt() {
-        let tables = build_tables(1).expect("tables");
+        let tables = build_tables(1, &[]).expect("tables");
         let xsdt_addr = le64(&tables[0].1, 24);
         let (addr, xsdt) = table(&tables, b"XSDT");
         assert_eq!(*addr, xsdt_addr);
@@ -181,8 +224,41 @@ mod tests {
     }
 
     #[test]
+    fn dsdt_announces_virtio_mmio_devices() {
+        let devs = [
+            VirtioMmio {
+                base: 0xd000_0000,
+                gsi: 5,
+            },
+            VirtioMmio {
+                base: 0xd000_1000,
+                gsi: 6,
+            },
+        ];
+        let tables = build_tables(1, &devs).expect("tables");
+        let (_, dsdt) = table(&tables, b"DSDT");
+        assert_eq!(sum(dsdt), 0);
+        let hids = dsdt.windows(8).filter(|w| w == b"LNRO0005").count();
+        assert_eq!(hids, 2);
+        assert!(dsdt.windows(4).any(|w| w == b"V001"));
+        // Memory32Fixed descriptor (0x86, length 9, read-write) with the second window's base.
+        let mut fixed = vec![0x86, 9, 0, 1];
+        fixed.extend_from_slice(&0xd000_1000u32.to_le_bytes());
+        fixed.extend_from_slice(&0x1000u32.to_le_bytes());
+        assert!(dsdt.windows(fixed.len()).any(|w| w == fixed.as_slice()));
+        let err = build_tables(
+            1,
+            &[VirtioMmio {
+                base: 1 << 32,
+                gsi: 5,
+            }],
+        );
+        assert!(matches!(err, Err(AcpiError::VirtioAbove4G(_))));
+    }
+
+    #[test]
     fn madt_has_a_local_apic_per_vcpu_and_an_ioapic() {
-        let tables = build_tables(3).expect("tables");
+        let tables = build_tables(3, &[]).expect("tables");
         let (_, madt) = table(&tables, b"APIC");
         assert_eq!(le32(madt, 36), APIC_ADDR);
         let mut off = 44;
@@ -206,14 +282,14 @@ mod tests {
     #[test]
     fn vcpu_limit() {
         assert!(matches!(
-            build_tables(255),
+            build_tables(255, &[]),
             Err(AcpiError::TooManyVcpus(255))
         ));
     }
 
     #[test]
     fn tables_fit_below_1mib() {
-        let tables = build_tables(254).expect("tables");
+        let tables = build_tables(254, &[]).expect("tables");
         let (addr, last) = tables.last().expect("table");
         assert!(addr + last.len() as u64 <= ACPI_END);
     }

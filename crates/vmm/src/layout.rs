@@ -32,3 +32,7 @@ pub const IOAPIC_ADDR: u32 = 0xfec0_0000;
 pub const APIC_ADDR: u32 = 0xfee0_0000;
 /// KVM on Intel needs three pages for the real-mode TSS; put them at the top of the gap.
 pub const KVM_TSS_ADDRESS: u64 = 0xfffb_d000;
+/// virtio-mmio register windows, one 4 KiB page each, from the start of the MMIO gap.
+pub const VIRTIO_MMIO_START: u64 = MMIO_GAP_START;
+/// GSIs of the virtio-mmio devices: after the legacy ISA ones in use (COM1 is 4).
+pub const VIRTIO_GSI_START: u32 = 5;

@@ -19,4 +19,4 @@ pub mod vm;
 
 pub use boot::BootSource;
 pub use exits::{ExitCounters, StopReason};
-pub use vm::{host_kvm, HostKvm, RunReport, Vm, VmConfig, VmError};
+pub use vm::{host_kvm, Consoles, HostKvm, RunReport, Vm, VmConfig, VmError};

@@ -16,12 +16,17 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestM
 use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
+use crate::acpi::VirtioMmio;
 use crate::boot::{self, BootError, BootSource, LoadedKernel};
-use crate::devices::serial::COM1_GSI;
+use crate::devices::serial::{IrqTrigger, COM1_GSI};
+use crate::devices::virtio::console::Console;
+use crate::devices::virtio::mmio::{MmioTransport, MMIO_WINDOW};
 use crate::devices::{DeviceError, Devices};
 use crate::exits::{ExitCounters, StopReason};
 use crate::gdt::BOOT_GDT;
-use crate::layout::{BOOT_GDT_START, BOOT_IDT_START, KVM_TSS_ADDRESS};
+use crate::layout::{
+    BOOT_GDT_START, BOOT_IDT_START, KVM_TSS_ADDRESS, VIRTIO_GSI_START, VIRTIO_MMIO_START,
+};
 use crate::memory::{create_guest_memory, MemoryError};
 use crate::vcpu::{Vcpu, VcpuError};
 use crate::{acpi, cpuid, paging};
@@ -59,6 +64,8 @@ pub enum VmError {
     Vcpu(#[from] VcpuError),
     #[error("cannot write the boot GDT: {0}")]
     Gdt(vm_memory::GuestMemoryError),
+    #[error("cannot create the virtio console: {0}")]
+    Virtio(String),
     #[error("cannot install the vCPU kick signal handler: {0}")]
     Signal(vmm_sys_util::errno::Error),
     #[error("cannot start a vCPU thread: {0}")]
@@ -95,6 +102,22 @@ pub struct VmConfig {
     pub boot: BootSource,
 }
 
+/// Where the guest's consoles go.
+pub struct Consoles {
+    /// COM1 (ttyS0).
+    pub serial: Box<dyn Write + Send>,
+    /// A virtio-console (hvc0) on virtio-mmio, when wanted.
+    pub virtio: Option<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for Consoles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consoles")
+            .field("virtio", &self.virtio.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunReport {
@@ -111,7 +134,7 @@ pub struct Vm {
     vcpus: Vec<Vcpu>,
     devices: Arc<Mutex<Devices>>,
     counters: Arc<ExitCounters>,
-    _serial_irq: EventFd,
+    _irqs: Vec<EventFd>,
     fd: VmFd,
     _kvm: Kvm,
     mem: GuestMemoryMmap,
@@ -157,7 +180,7 @@ fn write_gdt(mem: &GuestMemoryMmap) -> Result<(), VmError> {
 
 impl Vm {
     /// Creates the VM and loads the guest; the console goes to `console`.
-    pub fn new(cfg: &VmConfig, console: Box<dyn Write + Send>) -> Result<Self, VmError> {
+    pub fn new(cfg: &VmConfig, consoles: Consoles) -> Result<Self, VmError> {
         let start = Instant::now();
         let count = u8::try_from(cfg.vcpus)
             .ok()
@@ -185,11 +208,35 @@ impl Vm {
         let kernel = boot::load(&mem, &cfg.boot)?;
         write_gdt(&mem)?;
         paging::write_page_tables(&mem)?;
-        acpi::write_tables(&mem, cfg.vcpus)?;
 
-        let (devices, serial_irq) = Devices::new(console)?;
+        let (mut devices, serial_irq) = Devices::new(consoles.serial)?;
         fd.register_irqfd(&serial_irq, COM1_GSI)
             .map_err(kvm_err("connect the serial interrupt"))?;
+        let mut irqs = vec![serial_irq];
+        let mut announced = Vec::new();
+        if let Some(out) = consoles.virtio {
+            let (base, gsi) = (VIRTIO_MMIO_START, VIRTIO_GSI_START);
+            let irq = EventFd::new(libc::EFD_NONBLOCK)
+                .map_err(|e| VmError::Device(DeviceError::EventFd(e)))?;
+            let trigger = irq
+                .try_clone()
+                .map_err(|e| VmError::Device(DeviceError::EventFd(e)))?;
+            fd.register_irqfd(&irq, gsi)
+                .map_err(kvm_err("connect the virtio console interrupt"))?;
+            let transport = MmioTransport::new(
+                Box::new(Console::new(out)),
+                mem.clone(),
+                IrqTrigger(trigger),
+            )
+            .map_err(|e| VmError::Virtio(e.to_string()))?;
+            devices.virtio.push((base, transport));
+            announced.push(VirtioMmio { base, gsi });
+            irqs.push(irq);
+        }
+        debug_assert!(announced
+            .iter()
+            .all(|d| d.base + MMIO_WINDOW <= crate::layout::IOAPIC_ADDR.into()));
+        acpi::write_tables(&mem, cfg.vcpus, &announced)?;
 
         let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -204,7 +251,7 @@ impl Vm {
             vcpus,
             devices: Arc::new(Mutex::new(devices)),
             counters: Arc::new(ExitCounters::default()),
-            _serial_irq: serial_irq,
+            _irqs: irqs,
             fd,
             _kvm: kvm,
             mem,

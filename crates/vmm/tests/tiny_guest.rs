@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use hull_vmm::{host_kvm, BootSource, HostKvm, StopReason, Vm, VmConfig};
+use hull_vmm::{host_kvm, BootSource, Consoles, HostKvm, StopReason, Vm, VmConfig};
 
 #[derive(Clone, Default)]
 struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -24,7 +24,8 @@ impl Write for Sink {
 const LOAD: u64 = 0x100_0000;
 
 /// 64-bit code: writes "hull\n" to COM1 (reading the line status before each byte, as a driver
-/// does), checks the stack works, then resets through the i8042.
+/// does), checks the stack works, reads and writes MMIO where no device is, then resets through
+/// the i8042.
 fn guest_code() -> Vec<u8> {
     let mut c = Vec::new();
     for b in b"hull\n" {
@@ -37,6 +38,12 @@ fn guest_code() -> Vec<u8> {
         c.extend_from_slice(&[0x88, 0xd8]); // mov al, bl
         c.push(0xee); // out dx, al
     }
+    // MMIO where no device is (the boot page tables map the first GiB only; the virtio window
+    // at 0xd000_0000 is for the guest kernel's own tables): reads 0, so COM1 gets a NUL.
+    c.extend_from_slice(&[0x48, 0xbb, 0, 0, 0, 0x30, 0, 0, 0, 0]); // mov rbx, 0x3000_0000
+    c.extend_from_slice(&[0x8b, 0x03]); // mov eax, [rbx]
+    c.push(0xee); // out dx, al
+    c.extend_from_slice(&[0xc7, 0x43, 0x70, 1, 0, 0, 0]); // mov dword [rbx + 0x70], 1
     c.extend_from_slice(&[0xe4, 0x71]); // in al, 0x71 (no device: reads 0)
     c.extend_from_slice(&[0xb0, 0xfe, 0xe6, 0x64]); // mov al, 0xfe; out 0x64, al
     c.extend_from_slice(&[0xf4, 0xeb, 0xfd]); // hlt; jmp hlt
@@ -96,16 +103,22 @@ fn long_mode_guest_prints_and_resets() {
             cmdline: "console=ttyS0".into(),
         },
     };
-    let result = Vm::new(&cfg, Box::new(sink.clone())).and_then(|mut vm| vm.run());
+    let consoles = Consoles {
+        serial: Box::new(sink.clone()),
+        virtio: Some(Box::new(std::io::sink())),
+    };
+    let result = Vm::new(&cfg, consoles).and_then(|mut vm| vm.run());
     std::fs::remove_dir_all(&dir).unwrap();
     let report = result.expect("the guest runs");
 
-    assert_eq!(String::from_utf8_lossy(&sink.0.lock().unwrap()), "hull\n");
-    assert_eq!(report.reason, StopReason::Reset);
     let c: std::collections::HashMap<_, _> = report.counters.snapshot().into_iter().collect();
-    assert_eq!(c["io_out"], 6, "{c:?}");
+    let out = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    assert_eq!(out, "hull\n\0", "{c:?}");
+    assert_eq!(report.reason, StopReason::Reset);
+    assert_eq!(c["io_out"], 7, "{c:?}");
+    assert_eq!((c["mmio_read"], c["mmio_write"]), (1, 1), "{c:?}");
     assert_eq!(c["io_in"], 6, "{c:?}");
-    assert_eq!(c["unhandled"], 1, "{c:?}");
+    assert_eq!(c["unhandled"], 3, "{c:?}");
 }
 
 #[test]
@@ -119,6 +132,10 @@ fn bad_vcpu_count_is_refused() {
             cmdline: String::new(),
         },
     };
-    let err = Vm::new(&cfg, Box::new(std::io::sink())).expect_err("0 vCPUs");
+    let consoles = Consoles {
+        serial: Box::new(std::io::sink()),
+        virtio: None,
+    };
+    let err = Vm::new(&cfg, consoles).expect_err("0 vCPUs");
     assert_eq!(err.to_string(), "0 vCPUs requested: between 1 and 254");
 }

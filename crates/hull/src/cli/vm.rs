@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use hull_vmm::{host_kvm, BootSource, HostKvm, StopReason, Vm, VmConfig};
+use hull_vmm::{host_kvm, BootSource, Consoles, HostKvm, StopReason, Vm, VmConfig};
 
 /// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
 /// a microVM's guest ends) through the i8042, no PCI bus to probe, no keyboard or mouse.
@@ -83,7 +83,13 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
             cmdline,
         },
     };
-    let mut vm = Vm::new(&cfg, Box::new(std::io::stdout())).context("cannot create the microVM")?;
+    // The serial console and the virtio console (hvc0, once the guest loads virtio_mmio and
+    // virtio_console) both print here.
+    let consoles = Consoles {
+        serial: Box::new(std::io::stdout()),
+        virtio: Some(Box::new(std::io::stdout())),
+    };
+    let mut vm = Vm::new(&cfg, consoles).context("cannot create the microVM")?;
     let setup = vm.setup_time;
     let report = vm.run().context("the microVM failed")?;
     if stats {

@@ -2,6 +2,7 @@
 
 pub mod i8042;
 pub mod serial;
+pub mod virtio;
 
 use std::io::Write;
 
@@ -9,6 +10,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use i8042::{I8042, I8042_COMMAND, I8042_DATA};
 use serial::{ConsoleSerial, COM1_BASE, COM1_LEN};
+use virtio::mmio::{MmioTransport, MMIO_WINDOW};
 
 /// What a device access did, beyond the data it moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub enum DeviceError {
 pub struct Devices {
     pub serial: ConsoleSerial,
     pub i8042: I8042,
+    /// virtio-mmio devices by the base address of their register window.
+    pub virtio: Vec<(u64, MmioTransport)>,
     /// Set when the UART could not write to the console; the guest carries on.
     pub console_error: Option<String>,
 }
@@ -51,9 +55,18 @@ impl Devices {
         let devices = Self {
             serial: serial::com1(irq2, console),
             i8042: i8042::i8042(),
+            virtio: Vec::new(),
             console_error: None,
         };
         Ok((devices, irq))
+    }
+
+    /// The virtio device whose window holds `addr`, and the offset in it.
+    fn virtio_at(&mut self, addr: u64) -> Option<(&mut MmioTransport, u64)> {
+        self.virtio.iter_mut().find_map(|(base, dev)| {
+            let off = addr.checked_sub(*base).filter(|o| *o < MMIO_WINDOW)?;
+            Some((dev, off))
+        })
     }
 
     /// Writes out the console's last partial line.
@@ -119,12 +132,24 @@ impl Bus for Devices {
         }
     }
 
-    fn mmio_read(&mut self, _addr: u64, data: &mut [u8]) -> Access {
+    fn mmio_read(&mut self, addr: u64, data: &mut [u8]) -> Access {
         data.fill(0);
-        Access::Unhandled
+        match self.virtio_at(addr) {
+            Some((dev, off)) => {
+                dev.read(off, data);
+                Access::Handled
+            }
+            None => Access::Unhandled,
+        }
     }
 
-    fn mmio_write(&mut self, _addr: u64, _data: &[u8]) -> Access {
-        Access::Unhandled
+    fn mmio_write(&mut self, addr: u64, data: &[u8]) -> Access {
+        match self.virtio_at(addr) {
+            Some((dev, off)) => {
+                dev.write(off, data);
+                Access::Handled
+            }
+            None => Access::Unhandled,
+        }
     }
 }

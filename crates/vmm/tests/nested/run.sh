@@ -2,8 +2,10 @@
 # The nested test bed of hull-vmm. This host's /dev/kvm is kvm-pvm, which boots no stock kernel; so
 # an L1 qemu TCG guest (-cpu max: emulated AMD SVM with nested paging) loads kvm/kvm_amd from
 # Debian's cloud kernel, and in it `hull vm run` boots the same kernel (L2, its ELF vmlinux) with a
-# tiny initramfs whose /init prints a marker and resets the VM. The L1 console is checked for the
-# marker of every L2 boot and `hull vm run`'s exit code; a silent L1 (TCG freezes) is retried once.
+# tiny initramfs whose /init prints a marker, writes to the virtio console (virtio-mmio, announced
+# in hull-vmm's ACPI DSDT) and resets the VM. The L1 console is checked for the marker and the
+# hvc0 line of every L2 boot and `hull vm run`'s exit code; a silent L1 (TCG freezes) is retried
+# once.
 # Needs root; installs qemu-system-x86, busybox-static and lz4 through apt when missing.
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
@@ -83,8 +85,11 @@ trap 'rm -rf "$work"' EXIT
 
 # L2: busybox and an /init that prints the marker and resets.
 l2=$work/l2root
-mkdir -p "$l2"/{bin,proc}
+mkdir -p "$l2"/{bin,proc,dev,lib}
 cp /bin/busybox "$l2/bin/"
+for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_mmio drivers/char/virtio_console; do
+  cp "$mods/$m.ko" "$l2/lib/"
+done
 install -m 755 "$here/l2-init.sh" "$l2/init"
 (cd "$l2" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/l2-initrd.gz"
 
@@ -163,6 +168,11 @@ else
     $1 == "HULL-L2-MARKER" && h && $2 == want { n++ } END { print n + 0 }')
   if [ "$markers" != "$boots" ]; then
     echo "FAIL: $markers of $boots L2 boots printed the marker with $vcpus CPUs"; failed=1
+  fi
+  hvc=$(lines | awk '$1 == "HULL-L2-START" { h = 1 } $1 == "HULL-QEMU-START" { h = 0 }
+    $1 == "HULL-L2-HVC" && h { n++ } END { print n + 0 }')
+  if [ "$hvc" != "$boots" ]; then
+    echo "FAIL: $hvc of $boots L2 boots wrote to the virtio console (hvc0)"; failed=1
   fi
 fi
 [ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed" || { echo "FAIL"; exit 1; }
