@@ -168,6 +168,7 @@ pub fn write_tables(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{le32, le64};
 
     fn sum(b: &[u8]) -> u8 {
         b.iter().fold(0u8, |a, x| a.wrapping_add(*x))
@@ -178,14 +179,6 @@ mod tests {
             .iter()
             .find(|(_, t)| &t[..sig.len()] == sig)
             .expect("table")
-    }
-
-    fn le32(b: &[u8], off: usize) -> u32 {
-        u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
-    }
-
-    fn le64(b: &[u8], off: usize) -> u64 {
-        u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
     }
 
     #[test]

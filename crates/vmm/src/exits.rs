@@ -223,20 +223,7 @@ mod tests {
     use crate::devices::i8042::I8042_COMMAND;
     use crate::devices::serial::COM1_BASE;
     use crate::devices::Devices;
-    use std::io::Write;
-    use std::sync::Arc;
-
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl Write for Sink {
-        fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(d);
-            Ok(d.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_util::SharedBuf as Sink;
 
     fn vm() -> (Mutex<Devices>, Sink, ExitCounters) {
         let sink = Sink::default();
@@ -270,7 +257,7 @@ mod tests {
         for b in b"hello\n" {
             assert_eq!(out(COM1_BASE, *b, &bus, &c), ExitAction::Continue);
         }
-        assert_eq!(&*sink.0.lock().expect("lock"), b"hello\n");
+        assert_eq!(sink.bytes(), b"hello\n");
         assert_eq!(count(&c, "io_out"), 6);
         assert_eq!(count(&c, "unhandled"), 0);
     }

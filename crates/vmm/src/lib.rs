@@ -20,3 +20,5 @@ pub mod vm;
 pub use boot::BootSource;
 pub use exits::{ExitCounters, StopReason};
 pub use vm::{host_kvm, Consoles, HostKvm, RunReport, Vm, VmConfig, VmError};
+#[cfg(test)]
+mod test_util;

@@ -94,14 +94,8 @@ pub fn boot_params(cfg: &BootParamsConfig) -> Result<boot_params, ParamsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{le32, le64};
     use vm_memory::ByteValued;
-
-    fn le32(b: &[u8], off: usize) -> u32 {
-        u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
-    }
-    fn le64(b: &[u8], off: usize) -> u64 {
-        u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-    }
 
     #[test]
     fn e820_for_small_guest() {

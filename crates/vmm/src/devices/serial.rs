@@ -85,30 +85,18 @@ pub fn com1(irq: EventFd, out: Box<dyn Write + Send>) -> ConsoleSerial {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    pub struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, d: &[u8]) -> io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(d);
-            Ok(d.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_util::SharedBuf;
 
     #[test]
     fn lines_are_written_whole() {
-        let sink = Shared::default();
+        let sink = SharedBuf::default();
         let mut out = LineOut::new(Box::new(sink.clone()));
         out.write_all(b"ab").expect("write");
         out.flush().expect("flush");
-        assert!(sink.0.lock().expect("lock").is_empty());
+        assert!(sink.bytes().is_empty());
         out.write_all(b"c\nd").expect("write");
-        assert_eq!(&*sink.0.lock().expect("lock"), b"abc\n");
+        assert_eq!(sink.bytes(), b"abc\n");
         out.drain().expect("drain");
-        assert_eq!(&*sink.0.lock().expect("lock"), b"abc\nd");
+        assert_eq!(sink.bytes(), b"abc\nd");
     }
 }

@@ -20,13 +20,8 @@ vcpus=${HULL_NESTED_VCPUS:-2}
 limit=${HULL_NESTED_TIMEOUT:-300}
 profile=${HULL_NESTED_PROFILE:-debug}
 
-strict=0
-case ${HULL_STRICT:-0} in 0 | "") ;; *) strict=1 ;; esac
-[ "${CI:-}" != true ] || strict=1
-skip() {
-  if [ $strict = 1 ]; then echo "FAIL: $1 (a skip fails under HULL_STRICT=1 or CI=true)"; exit 1; fi
-  echo "SKIP: $1"; exit 0
-}
+# strict, skip, debian_cloud_kernel, copy_libs.
+. scripts/qemu-guest-lib.sh
 
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
@@ -39,16 +34,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # Debian's cloud kernel, unpacked once into the cache crates/cgroups/tests/qemu/run.sh shares.
-cache=${HULL_QEMU_CACHE:-/var/cache/hull-qemu}
-mkdir -p "$cache"
-vmlinuz=$(ls "$cache"/x/boot/vmlinuz-* 2>/dev/null | head -1 || true)
-if [ -z "$vmlinuz" ]; then
-  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
-  [ -n "$pkg" ] || skip "no linux-image-cloud-amd64 in apt's lists (apt-get update)"
-  (cd "$cache" && apt-get download "$pkg" >/dev/null 2>&1) || skip "apt-get download $pkg failed"
-  dpkg-deb -x "$cache"/"$pkg"_*.deb "$cache/x"
-  vmlinuz=$(ls "$cache"/x/boot/vmlinuz-* | head -1)
-fi
+debian_cloud_kernel
 release=${vmlinuz##*/vmlinuz-}
 mods=$cache/x/lib/modules/$release/kernel
 
@@ -100,10 +86,7 @@ cp /bin/busybox "$root/bin/"
 install -m 755 "$here/l1-init.sh" "$root/init"
 cp "$mods/virt/lib/irqbypass.ko" "$mods/arch/x86/kvm/kvm.ko" "$mods/arch/x86/kvm/kvm-amd.ko" "$root/lib/"
 strip -o "$root/bin/hull" "$hull"
-ldd "$hull" | grep -o '/[^ ]*' | while read -r lib; do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
-done
+copy_libs "$hull" "$root"
 # The L2 kernel: the ELF vmlinux (default) or, with HULL_NESTED_KERNEL=bzimage, the bzImage itself.
 if [ "${HULL_NESTED_KERNEL:-vmlinux}" = bzimage ]; then cp "$vmlinuz" "$root/l2/vmlinux"; else cp "$vmlinux" "$root/l2/vmlinux"; fi
 cp "$work/l2-initrd.gz" "$root/l2/initrd.gz"
@@ -111,11 +94,9 @@ echo "${HULL_NESTED_L2_CMDLINE:-console=ttyS0 reboot=k panic=-1 pci=off i8042.no
 qboots=${HULL_NESTED_QEMU:-0}
 if [ "$qboots" -gt 0 ]; then
   # qemu -M microvm for comparison: the binary, its libraries, and the firmware microvm loads.
-  cp /usr/bin/qemu-system-x86_64 "$root/usr/bin/" 2>/dev/null || { mkdir -p "$root/usr/bin"; cp /usr/bin/qemu-system-x86_64 "$root/usr/bin/"; }
-  ldd /usr/bin/qemu-system-x86_64 | grep -o '/[^ ]*' | while read -r lib; do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-  done
+  mkdir -p "$root/usr/bin"
+  cp /usr/bin/qemu-system-x86_64 "$root/usr/bin/"
+  copy_libs /usr/bin/qemu-system-x86_64 "$root"
   mkdir -p "$root/usr/share/qemu"
   for f in bios-microvm.bin qboot.rom pvh.bin linuxboot_dma.bin kvmvapic.bin; do
     cp -L "/usr/share/qemu/$f" "$root/usr/share/qemu/"

@@ -271,22 +271,9 @@ impl MmioTransport {
 mod tests {
     use super::*;
     use crate::devices::virtio::console::{Console, VIRTIO_ID_CONSOLE};
-    use std::io::Write;
-    use std::sync::Mutex;
+    use crate::test_util::SharedBuf as Sink;
     use vm_memory::{Bytes, GuestAddress};
     use vmm_sys_util::eventfd::EventFd;
-
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl Write for Sink {
-        fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(d);
-            Ok(d.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     const DESC: u64 = 0x1000;
     const AVAIL: u64 = 0x2000;
@@ -385,7 +372,7 @@ mod tests {
         mem.write_obj(1u16, GuestAddress(AVAIL + 2)).expect("idx");
         wr(&mut t, REG_QUEUE_NOTIFY, 1);
 
-        assert_eq!(&*sink.0.lock().expect("lock"), b"hi\n");
+        assert_eq!(sink.bytes(), b"hi\n");
         let used_idx: u16 = mem.read_obj(GuestAddress(USED + 2)).expect("used idx");
         assert_eq!(used_idx, 1);
         assert_eq!(rd(&mut t, REG_INTERRUPT_STATUS), INT_USED_RING);
@@ -411,7 +398,7 @@ mod tests {
         let (mut t, sink, irq, _) = console();
         negotiate(&mut t, super::super::VIRTIO_F_VERSION_1);
         wr(&mut t, REG_QUEUE_NOTIFY, 1);
-        assert!(sink.0.lock().expect("lock").is_empty());
+        assert!(sink.bytes().is_empty());
         assert!(irq.read().is_err(), "no interrupt");
     }
 }
