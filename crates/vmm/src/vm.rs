@@ -72,6 +72,8 @@ pub enum VmError {
     Thread(std::io::Error),
     #[error("a vCPU thread panicked")]
     Panicked,
+    #[error("this VM has already run")]
+    AlreadyRan,
 }
 
 /// Which KVM this host has.
@@ -125,6 +127,8 @@ pub struct RunReport {
     /// From the first KVM_RUN to the stop.
     pub run_time: Duration,
     pub counters: Arc<ExitCounters>,
+    /// Why the serial console stopped reaching its output, if it did.
+    pub console_error: Option<String>,
 }
 
 /// A created, not yet running, microVM.
@@ -271,6 +275,9 @@ impl Vm {
     /// Runs every vCPU on its own thread until one of them stops the VM, then kicks the others
     /// out of KVM_RUN and joins them.
     pub fn run(&mut self) -> Result<RunReport, VmError> {
+        if self.vcpus.is_empty() {
+            return Err(VmError::AlreadyRan);
+        }
         extern "C" fn kicked(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
         let kick = SIGRTMIN();
         register_signal_handler(kick, kicked).map_err(VmError::Signal)?;
@@ -320,11 +327,14 @@ impl Vm {
         for t in threads {
             panicked |= t.join().is_err();
         }
-        let _ = self
-            .devices
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .flush_console();
+        let console_error = {
+            let mut devices = self
+                .devices
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let flushed = devices.flush_console().map_err(|e| e.to_string());
+            devices.console_error.clone().or(flushed.err())
+        };
         let reason = match first? {
             Ok(Some(reason)) => reason,
             Ok(None) => return Err(VmError::Panicked),
@@ -337,6 +347,7 @@ impl Vm {
             reason,
             run_time,
             counters: Arc::clone(&self.counters),
+            console_error,
         })
     }
 

@@ -107,7 +107,11 @@ fn long_mode_guest_prints_and_resets() {
         serial: Box::new(sink.clone()),
         virtio: Some(Box::new(std::io::sink())),
     };
-    let result = Vm::new(&cfg, consoles).and_then(|mut vm| vm.run());
+    let result = Vm::new(&cfg, consoles).and_then(|mut vm| {
+        let report = vm.run()?;
+        assert!(matches!(vm.run(), Err(hull_vmm::VmError::AlreadyRan)));
+        Ok(report)
+    });
     std::fs::remove_dir_all(&dir).unwrap();
     let report = result.expect("the guest runs");
 
@@ -115,6 +119,7 @@ fn long_mode_guest_prints_and_resets() {
     let out = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
     assert_eq!(out, "hull\n\0", "{c:?}");
     assert_eq!(report.reason, StopReason::Reset);
+    assert_eq!(report.console_error, None);
     assert_eq!(c["io_out"], 7, "{c:?}");
     assert_eq!((c["mmio_read"], c["mmio_write"]), (1, 1), "{c:?}");
     assert_eq!(c["io_in"], 6, "{c:?}");

@@ -108,6 +108,9 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
             counts.join(" ")
         );
     }
+    if let Some(e) = &report.console_error {
+        eprintln!("hull vm: the guest console could not be written: {e}");
+    }
     if report.reason == StopReason::Crash {
         bail!("the guest crashed");
     }
