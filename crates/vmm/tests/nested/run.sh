@@ -114,7 +114,7 @@ boot_l1() {
   { timeout "$limit" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1 -nographic -no-reboot \
     -nic none -kernel "$vmlinuz" -initrd "$work/l1-initrd.lz4" -append "$append" 2>&1 || true; } |
     while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "${line%$'\r'}"; done > "$log"
-  echo "L1 wall time: $(echo "$(date +%s.%N) - $start" | bc) s"
+  echo "L1 wall time: $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 }
 
 log=$work/l1.log
