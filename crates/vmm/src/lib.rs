@@ -20,6 +20,7 @@ pub mod vcpu;
 pub mod vm;
 
 pub use boot::BootSource;
+pub use devices::input::SerialInput;
 pub use exits::{ExitCounters, StopReason};
 pub use vm::{host_kvm, Consoles, HostKvm, RunReport, Vm, VmConfig, VmError};
 

@@ -18,6 +18,7 @@ use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::acpi::VirtioMmio;
 use crate::boot::{self, BootError, BootSource, LoadedKernel};
+use crate::devices::input::SerialInput;
 use crate::devices::serial::{IrqTrigger, COM1_GSI};
 use crate::devices::virtio::console::Console;
 use crate::devices::virtio::mmio::{MmioTransport, MMIO_WINDOW};
@@ -262,6 +263,11 @@ impl Vm {
             kernel,
             setup_time: start.elapsed(),
         })
+    }
+
+    /// A handle that types into the guest's serial console (ttyS0).
+    pub fn serial_input(&self) -> SerialInput {
+        SerialInput(Arc::clone(&self.devices))
     }
 
     pub fn kernel(&self) -> &LoadedKernel {

@@ -90,6 +90,20 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
         virtio: Some(Box::new(std::io::stdout())),
     };
     let mut vm = Vm::new(&cfg, consoles).context("cannot create the microVM")?;
+    // stdin types into ttyS0. The thread ends at end of input; at the VM's end it is left
+    // blocked in read(2), and the process exit ends it.
+    let input = vm.serial_input();
+    let _ = std::thread::Builder::new()
+        .name("hull-vm-stdin".into())
+        .spawn(move || {
+            let mut buf = [0u8; 256];
+            let mut stdin = std::io::stdin().lock();
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdin, &mut buf) {
+                if input.send(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
     let setup = vm.setup_time;
     let report = vm.run().context("the microVM failed")?;
     if stats {

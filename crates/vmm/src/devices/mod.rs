@@ -1,6 +1,7 @@
 //! The emulated devices and the port I/O / MMIO bus the exit handler routes to.
 
 pub mod i8042;
+pub mod input;
 pub mod serial;
 pub mod virtio;
 

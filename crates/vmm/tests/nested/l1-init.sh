@@ -17,9 +17,19 @@ i=0
 while [ "$i" -lt "${boots:-1}" ]; do
   i=$((i + 1))
   echo "HULL-L2-START $i"
-  /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/initrd.gz --mem 256M --vcpus "${vcpus:-2}" --stats \
-    --cmdline "$(cat /l2/cmdline)" 2>&1
-  echo "HULL-L2-RC $i $?"
+  # hull's stdin types into the guest's ttyS0: a line once the guest is up (its 8250 driver
+  # clears the FIFO when it starts). The shell loop passes hull's output on and answers the
+  # marker, without polling (forks are dear under TCG).
+  rm -f /tmp/in
+  mkfifo /tmp/in
+  exec 3<>/tmp/in
+  { /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/initrd.gz --mem 256M --vcpus "${vcpus:-2}" \
+      --stats --cmdline "$(cat /l2/cmdline)" <&3 2>&1
+    echo "HULL-L2-RC $i $?"; } | while IFS= read -r line; do
+    echo "$line"
+    case "$line" in HULL-L2-MARKER*) echo "typed-into-ttyS0" >&3 ;; esac
+  done
+  exec 3>&-
 done
 # The same L2 under qemu -M microvm on the same KVM, for comparison (when the harness put qemu in).
 qboots=$(sed -n 's/.*hull\.qemu=\([0-9]*\).*/\1/p' /proc/cmdline)

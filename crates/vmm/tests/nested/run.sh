@@ -2,7 +2,8 @@
 # The nested test bed of hull-vmm. This host's /dev/kvm is kvm-pvm, which boots no stock kernel; so
 # an L1 qemu TCG guest (-cpu max: emulated AMD SVM with nested paging) loads kvm/kvm_amd from
 # Debian's cloud kernel, and in it `hull vm run` boots the same kernel (L2, its ELF vmlinux) with a
-# tiny initramfs whose /init prints a marker, writes to the virtio console (virtio-mmio, announced
+# tiny initramfs whose /init prints a marker, echoes a line typed into `hull vm run`'s stdin,
+# writes to the virtio console (virtio-mmio, announced
 # in hull-vmm's ACPI DSDT) and resets the VM. The L1 console is checked for the marker and the
 # hvc0 line of every L2 boot and `hull vm run`'s exit code; a silent L1 (TCG freezes) is retried
 # once.
@@ -149,6 +150,10 @@ else
     $1 == "HULL-L2-MARKER" && h && $2 == want { n++ } END { print n + 0 }')
   if [ "$markers" != "$boots" ]; then
     echo "FAIL: $markers of $boots L2 boots printed the marker with $vcpus CPUs"; failed=1
+  fi
+  typed=$(lines | grep -c "^HULL-L2-STDIN typed-into-ttyS0" || true)
+  if [ "$typed" != "$boots" ]; then
+    echo "FAIL: $typed of $boots L2 boots read the line typed into hull vm run's stdin"; failed=1
   fi
   hvc=$(lines | awk '$1 == "HULL-L2-START" { h = 1 } $1 == "HULL-QEMU-START" { h = 0 }
     $1 == "HULL-L2-HVC" && h { n++ } END { print n + 0 }')
