@@ -1,5 +1,6 @@
 //! `hull vm run` as a user runs it on this host: the clear one-line errors before any guest
 //! runs. Booting a stock kernel is tested in the nested test bed (crates/vmm/tests/nested).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::process::Command;
 

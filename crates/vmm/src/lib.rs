@@ -4,8 +4,6 @@
 //! exit data (`exits`), tested without a guest. `Vm::new` + `Vm::run` is the whole API a caller
 //! needs; the nested test bed (tests/nested/run.sh) boots Debian's kernel with it.
 
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
-
 pub mod acpi;
 pub mod boot;
 pub mod cpuid;
