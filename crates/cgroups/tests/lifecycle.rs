@@ -183,3 +183,38 @@ fn remove_waits_bounded_while_busy_then_succeeds() {
     drop(sh);
     cg.finish();
 }
+
+#[test]
+fn parent_another_create_just_made_gets_cpus_and_mems() {
+    if skip_unless_root() || !common::busybox_present() {
+        return;
+    }
+    let parent_name = format!("{}{}-parent", common::PREFIX, std::process::id());
+    let rel = format!("{parent_name}/child");
+    let mut cg = Cgroup::new(Some(Path::new(&rel)), &id("parent")).unwrap();
+    let Some(cpuset) = cg
+        .hierarchies()
+        .into_iter()
+        .find(|h| h.version == 1 && h.controllers.iter().any(|c| c == "cpuset"))
+    else {
+        hull_testkit::skip!("no v1 cpuset hierarchy: a v2 cpuset inherits its parent's");
+    };
+    // As a parallel create leaves it an instant after its mkdir: there, but no cpus or mems yet.
+    let parent = cpuset.path.parent().unwrap().to_path_buf();
+    std::fs::create_dir(&parent).unwrap();
+    let result = cg.create(None);
+    let placed = result.as_ref().ok().map(|_| {
+        let mut sh = Sh::spawn("exit 0");
+        let placed = cg.add_process(sh.pid());
+        sh.go();
+        sh.wait();
+        placed
+    });
+    common::kill_all(&cg);
+    let _ = cg.remove();
+    let _ = std::fs::remove_dir(&parent);
+    result.unwrap();
+    placed.unwrap().unwrap();
+    assert!(!parent.exists(), "{} left behind", parent.display());
+    common::assert_gone(&cg);
+}
