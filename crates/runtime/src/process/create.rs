@@ -191,7 +191,7 @@ fn launch(
     let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(sys("opening exec.fifo"))?;
     let resources = crate::cgroup_rules::resources(&plans.spec);
-    plans.cgroup.create(Some(&resources))?;
+    let mut warnings = plans.cgroup.create(Some(&resources))?;
     undo.cgroup = Some(plans.cgroup.clone());
     let mut state = ContainerState {
         id: opts.id.clone(),
@@ -238,7 +238,7 @@ fn launch(
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid.as_raw())?;
     }
-    let warnings = plans.security.warnings();
+    warnings.extend(plans.security.warnings());
     Ok((state, console, warnings))
 }
 
