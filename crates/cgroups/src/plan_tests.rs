@@ -717,7 +717,9 @@ fn dropped_fields_are_ignored_once_and_the_rest_applied() {
             files.contains(&"memory.max") || files.contains(&"memory.limit_in_bytes"),
             "{host:?}: {files:?}"
         );
-        assert!(!files.iter().any(|f| f.contains("kmem.limit") || f.contains("leaf")));
+        assert!(!files
+            .iter()
+            .any(|f| f.contains("kmem.limit") || f.contains("leaf")));
         // No tcp file in these made-up hierarchies: kernelTCP is skipped too, and said so.
         assert_eq!(
             p.ignored,
@@ -752,14 +754,19 @@ fn zero_weights_are_unset() {
             json!({"blockIO": {"weight": 0, "leafWeight": 0, "weightDevice": [{"major": 1, "minor": 0, "weight": 0}]}}),
         )
         .unwrap();
-        assert!(p.writes.is_empty() && p.ignored.is_empty(), "{host:?}: {p:?}");
+        assert!(
+            p.writes.is_empty() && p.ignored.is_empty(),
+            "{host:?}: {p:?}"
+        );
     }
 }
 
 #[test]
 fn update_keeps_what_is_zero() {
     let cg = cgroup(Host::Legacy);
-    let r = resources(json!({"pids": {"limit": 0}, "memory": {"limit": 0}, "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": ""}, "blockIO": {"weight": 0}}));
+    let r = resources(
+        json!({"pids": {"limit": 0}, "memory": {"limit": 0}, "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": ""}, "blockIO": {"weight": 0}}),
+    );
     let p = plan::build(&cg, &r, Mode::Update).unwrap();
     assert!(p.writes.is_empty(), "{p:?}");
 }
