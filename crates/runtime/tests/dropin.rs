@@ -516,8 +516,12 @@ struct Docker {
     /// /run/docker(/plugins), which dockerd makes whatever its exec root: removed after if the
     /// test made it.
     made_run_docker: bool,
+    /// Whether the host's own trust key existed before (dockerd must not write one).
+    had_key: bool,
     ctrd: Containerd,
 }
+
+const HOST_KEY: &str = "/etc/docker/key.json";
 
 impl Docker {
     fn start(name: &str) -> Docker {
@@ -529,6 +533,7 @@ impl Docker {
         let config = serde_json::json!({"deprecated-key-path": dir.join("key.json")});
         std::fs::write(dir.join("daemon.json"), config.to_string()).unwrap();
         let made_run_docker = !Path::new("/run/docker").exists();
+        let had_key = Path::new(HOST_KEY).exists();
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
         let daemon = Command::new("/usr/sbin/dockerd")
             .arg("--config-file")
@@ -565,6 +570,7 @@ impl Docker {
             dir,
             daemon: Some(daemon),
             made_run_docker,
+            had_key,
             ctrd,
         };
         for _ in 0..300 {
@@ -675,6 +681,10 @@ impl Docker {
                 !self.made_run_docker || !Path::new("/run/docker").exists(),
                 "/run/docker left behind"
             );
+            assert!(
+                self.had_key || !Path::new(HOST_KEY).exists(),
+                "dockerd wrote {HOST_KEY}"
+            );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -706,7 +716,13 @@ fn docker_runs_execs_updates_and_resizes() {
     // run --rm: output and exit code; docker 20.10 writes `"blockIO": {"weight": 0}` into each
     // config. (A death by signal is checked with `stop` below: pid 1 ignores its own kill -9.)
     let mut args = run.to_vec();
-    args.extend(["--rm", image, "sh", "-c", "echo hello-docker; ulimit -n; exit 3"]);
+    args.extend([
+        "--rm",
+        image,
+        "sh",
+        "-c",
+        "echo hello-docker; ulimit -n; exit 3",
+    ]);
     let out = docker.cmd(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello-docker\n4096\n");
