@@ -31,6 +31,57 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Runs `cmd` (`what` names it in a failure) and returns its stdout, asserting success.
+fn checked(mut cmd: Command, what: &str) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{what}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `probe` until it succeeds (a daemon came up), for up to 15 s; else fails with `log`.
+fn wait_ready(daemon: &str, log: &Path, probe: impl Fn() -> Command) {
+    for _ in 0..300 {
+        if probe().output().is_ok_and(|o| o.status.success()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "{daemon} did not come up: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Mount points under `dir`, deepest first.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut targets: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|t| t.starts_with(&prefix))
+        .map(String::from)
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    targets
+}
+
+/// Runs the shell command `line` under a new pty from script(1); its output after asserting
+/// success, or None (after a skip notice) without script(1).
+fn in_pty(tool: &str, line: &str) -> Option<String> {
+    if !have("script") {
+        hull_testkit::skip(format!("{tool} -it needs script(1) from bsdutils"));
+        return None;
+    }
+    let out = Command::new("script")
+        .args(["-qec", line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The deepest cgroup the test process is in (v1 controllers may differ): a parent under it is
 /// under the test's cgroup in every hierarchy.
 fn own_cgroup() -> String {
@@ -220,9 +271,7 @@ impl Podman {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(out.status.success(), "podman {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        checked(self.cmd(args), &format!("podman {args:?}"))
     }
 }
 
@@ -282,34 +331,24 @@ fn podman_run_exec_pause_tty() {
     podman.ok(&["rm", &name]);
 
     // -it: the console socket path, under a real pty from script(1).
-    if have("script") {
-        let mut line = format!(
-            "podman --root {} --runroot {} --tmpdir {} --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime {} run -it --rm",
-            podman.dir.join("storage").display(),
-            podman.dir.join("run").display(),
-            podman.dir.join("tmp").display(),
-            runtime_bin()
-        );
-        for a in &extra {
-            line.push(' ');
-            line.push_str(a);
-        }
-        // podman's attach races a process that is done at once (runc loses its output too).
-        line.push_str(&format!(" {image} sh -c 'sleep 1; tty; echo it-ok'"));
-        let out = Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", text(&out));
+    let mut line = format!(
+        "podman --root {} --runroot {} --tmpdir {} --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime {} run -it --rm",
+        podman.dir.join("storage").display(),
+        podman.dir.join("run").display(),
+        podman.dir.join("tmp").display(),
+        runtime_bin()
+    );
+    for a in &extra {
+        line.push(' ');
+        line.push_str(a);
+    }
+    // podman's attach races a process that is done at once (runc loses its output too).
+    line.push_str(&format!(" {image} sh -c 'sleep 1; tty; echo it-ok'"));
+    if let Some(stdout) = in_pty("podman", &line) {
         assert!(
             stdout.contains("/dev/pts/0") && stdout.contains("it-ok"),
-            "{stdout:?} {}",
-            text(&out)
+            "{stdout:?}"
         );
-    } else {
-        hull_testkit::skip("podman -it needs script(1) from bsdutils");
     }
 }
 
@@ -347,21 +386,10 @@ impl Containerd {
             daemon,
             cgroup_parent,
         };
-        for _ in 0..200 {
-            if ctrd
-                .ctr(&["version"])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-            {
-                return ctrd;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
-            "containerd did not come up: {}",
-            std::fs::read_to_string(ctrd.dir.join("containerd.log")).unwrap_or_default()
-        );
+        wait_ready("containerd", &ctrd.dir.join("containerd.log"), || {
+            ctrd.ctr(&["version"])
+        });
+        ctrd
     }
 
     fn ctr(&self, args: &[&str]) -> Command {
@@ -374,9 +402,7 @@ impl Containerd {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctr(args).output().unwrap();
-        assert!(out.status.success(), "ctr {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        checked(self.ctr(args), &format!("ctr {args:?}"))
     }
 }
 
@@ -385,16 +411,8 @@ impl Drop for Containerd {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
         // Snapshot mounts of containers that did not finish cleanly.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let prefix = self.dir.to_string_lossy().into_owned();
-        let mut targets: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|t| t.starts_with(&prefix))
-            .collect();
-        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
-        for target in targets {
-            let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+        for target in mounts_under(&self.dir) {
+            let _ = nix::mount::umount2(target.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -573,21 +591,10 @@ impl Docker {
             had_key,
             ctrd,
         };
-        for _ in 0..300 {
-            if docker
-                .cmd(&["version"])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-            {
-                return docker;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
-            "dockerd did not come up: {}",
-            std::fs::read_to_string(docker.dir.join("dockerd.log")).unwrap_or_default()
-        );
+        wait_ready("dockerd", &docker.dir.join("dockerd.log"), || {
+            docker.cmd(&["version"])
+        });
+        docker
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -601,9 +608,7 @@ impl Docker {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        checked(self.cmd(args), &format!("docker {args:?}"))
     }
 
     /// Host processes started for this test (dockerd, containerd, shims, containers' inits
@@ -662,13 +667,7 @@ impl Docker {
             let _ = std::fs::remove_dir("/run/docker/plugins");
             let _ = std::fs::remove_dir("/run/docker");
         }
-        let prefix = self.dir.to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let left: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|t| t.starts_with(&prefix))
-            .collect();
+        let left = mounts_under(&self.dir);
         let processes = self.processes();
         if !std::thread::panicking() {
             assert!(stopped, "dockerd did not stop on SIGTERM within 15 s");
@@ -798,26 +797,16 @@ fn docker_runs_execs_updates_and_resizes() {
     assert!(common::leaked_cgroups(id.trim()).is_empty());
 
     // -it under a real pty from script(1), whose size docker passes on with a resize.
-    if have("script") {
-        let line = format!(
-            "stty rows 41 cols 97; DOCKER_CONFIG={} {DOCKER} -H unix://{} run -it --rm --runtime hull --network none {image} sh -c 'sleep 1; stty size; tty; echo it-ok'",
-            docker.dir.join("cli").display(),
-            docker.dir.join("docker.sock").display(),
-        );
-        let out = Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", text(&out));
+    let line = format!(
+        "stty rows 41 cols 97; DOCKER_CONFIG={} {DOCKER} -H unix://{} run -it --rm --runtime hull --network none {image} sh -c 'sleep 1; stty size; tty; echo it-ok'",
+        docker.dir.join("cli").display(),
+        docker.dir.join("docker.sock").display(),
+    );
+    if let Some(stdout) = in_pty("docker", &line) {
         assert!(
             stdout.contains("41 97") && stdout.contains("/dev/pts/0") && stdout.contains("it-ok"),
-            "{stdout:?} {}",
-            text(&out)
+            "{stdout:?}"
         );
-    } else {
-        hull_testkit::skip("docker -it needs script(1) from bsdutils");
     }
     docker.stop();
 }
