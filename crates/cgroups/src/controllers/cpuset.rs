@@ -53,9 +53,11 @@ pub(crate) fn init_v1(cg: &Cgroup) -> Result<(), CgroupError> {
     };
     let d = cg.dir(i);
     for dir in d.chain() {
+        // A dir this cgroup just made is empty: no need to read it (create is timed).
+        let ours = d.created.contains(&dir);
         let parent = dir.parent().unwrap_or(Path::new("/"));
         for file in ["cpuset.cpus", "cpuset.mems"] {
-            if !fs::read(&dir.join(file))?.trim().is_empty() {
+            if !ours && !fs::read(&dir.join(file))?.trim().is_empty() {
                 continue;
             }
             let value = fs::read(&parent.join(file))?;
