@@ -199,6 +199,16 @@ impl Cgroup {
         &self.dirs[i]
     }
 
+    /// Records as created the dirs that [`create`](Self::create) will make: those of each chain
+    /// that do not exist yet. A caller persists this value before `create`, so that a crash at
+    /// any moment of it leaves a record from which [`remove`](Self::remove) finds every dir
+    /// made; one that another process makes in between is claimed too, a race of creators only.
+    pub fn claim(&mut self) {
+        for d in &mut self.dirs {
+            d.created = d.chain().into_iter().filter(|p| !p.exists()).collect();
+        }
+    }
+
     /// Validates `resources` fully before touching the disk, then creates the dirs and applies the
     /// limits; on any error removes what it created. Returns the fields skipped because the
     /// kernel dropped them (deprecated in the runtime spec), one line each, for the caller to log.
@@ -228,6 +238,8 @@ impl Cgroup {
 
     fn make_dirs(&mut self) -> Result<(), CgroupError> {
         for d in &mut self.dirs {
+            // What exists now is known exactly: it replaces a claim.
+            d.created.clear();
             for cur in d.chain() {
                 match std::fs::create_dir(&cur) {
                     Ok(()) => d.created.push(cur),

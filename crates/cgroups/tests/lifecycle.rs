@@ -222,3 +222,32 @@ fn parent_another_create_just_made_gets_cpus_and_mems() {
     }
     common::assert_gone(&cg);
 }
+
+#[test]
+fn a_claim_saved_before_create_removes_what_create_made_and_no_more() {
+    if skip_unless_root() {
+        return;
+    }
+    let outer_path = format!("{}{}-claim", common::PREFIX, std::process::id());
+    let mut outer = Cgroup::new(Some(Path::new(&outer_path)), &id("claim")).unwrap();
+    outer.create(None).unwrap();
+    let outer = CgGuard(outer);
+    let inner_path = Path::new(&outer_path).join("a/b");
+    let mut inner = Cgroup::new(Some(&inner_path), &id("claim")).unwrap();
+    inner.claim();
+    // What a runtime records before creating, and finds again after it was killed mid-create.
+    let saved = serde_json::to_string(&inner).unwrap();
+    inner.create(None).unwrap();
+    let found: Cgroup = serde_json::from_str(&saved).unwrap();
+    found.remove().unwrap();
+    common::assert_gone(&inner);
+    for h in outer.0.hierarchies() {
+        assert!(
+            h.path.join("a").symlink_metadata().is_err(),
+            "{}",
+            h.path.display()
+        );
+        assert!(h.path.is_dir(), "{} was not claimed", h.path.display());
+    }
+    outer.finish();
+}

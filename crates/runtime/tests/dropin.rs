@@ -53,16 +53,14 @@ fn wait_ready(daemon: &str, log: &Path, probe: impl Fn() -> Command) {
 }
 
 /// Mount points under `dir`, deepest first.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let prefix = dir.to_string_lossy().into_owned();
-    let mut targets: Vec<String> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|t| t.starts_with(&prefix))
-        .map(String::from)
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let mounts = hull_sys::mountinfo::read_self().unwrap_or_default();
+    let mut targets: Vec<PathBuf> = hull_sys::mountinfo::parse(&mounts)
+        .filter_map(Result::ok)
+        .map(|m| m.mount_point().into_owned())
+        .filter(|t| t.starts_with(dir))
         .collect();
-    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    targets.sort_by_key(|t| std::cmp::Reverse(t.as_os_str().len()));
     targets
 }
 
@@ -412,7 +410,7 @@ impl Drop for Containerd {
         let _ = self.daemon.wait();
         // Snapshot mounts of containers that did not finish cleanly.
         for target in mounts_under(&self.dir) {
-            let _ = nix::mount::umount2(target.as_str(), nix::mount::MntFlags::MNT_DETACH);
+            let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
