@@ -210,8 +210,12 @@ impl Cgroup {
     }
 
     /// Validates `resources` fully before touching the disk, then creates the dirs and applies the
-    /// limits; on any error removes what it created.
-    pub fn create(&mut self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+    /// limits; on any error removes what it created. Returns the fields skipped because the
+    /// kernel dropped them (deprecated in the runtime spec), one line each, for the caller to log.
+    pub fn create(
+        &mut self,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Vec<String>, CgroupError> {
         let plan = match resources {
             Some(r) => plan::build(self, r, Mode::Create)?,
             None => plan::Plan::default(),
@@ -229,7 +233,7 @@ impl Cgroup {
             }
             return Err(e);
         }
-        Ok(())
+        Ok(plan.ignored)
     }
 
     fn make_dirs(&mut self) -> Result<(), CgroupError> {
@@ -249,11 +253,13 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Applies new limits to an existing cgroup (`runc update`).
-    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+    /// Applies new limits to an existing cgroup (`runc update`); a field left out or zero keeps
+    /// the value in force. Returns the skipped fields, as `create` does.
+    pub fn update(&self, resources: &LinuxResources) -> Result<Vec<String>, CgroupError> {
         let plan = plan::build(self, resources, Mode::Update)?;
         plan::enable_v2(self, &plan)?;
-        plan.apply(self)
+        plan.apply(self)?;
+        Ok(plan.ignored)
     }
 
     /// Moves `pid` into this container's cgroup in every hierarchy.

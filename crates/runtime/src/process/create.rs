@@ -216,7 +216,7 @@ fn launch(
     }
     dir.save(&state)?;
     let resources = crate::cgroup_rules::resources(&plans.spec);
-    plans.cgroup.create(Some(&resources))?;
+    let mut warnings = plans.cgroup.create(Some(&resources))?;
     undo.cgroup = Some(plans.cgroup.clone());
     // The dirs made, exactly; saved with the pid.
     state.cgroup = plans.cgroup.clone();
@@ -252,7 +252,7 @@ fn launch(
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid.as_raw())?;
     }
-    let warnings = plans.security.warnings();
+    warnings.extend(plans.security.warnings());
     Ok((state, console, warnings))
 }
 
