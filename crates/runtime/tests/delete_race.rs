@@ -25,18 +25,11 @@ fn processes_of(id: &str) -> Vec<i32> {
             continue;
         };
         let names_id = cmdline.split(|b| *b == 0).any(|arg| arg == id.as_bytes());
-        if names_id && alive(pid) {
+        if names_id && !common::gone(i64::from(pid)) {
             found.push(pid);
         }
     }
     found
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        let state = s.rsplit(')').next().unwrap_or("").trim_start();
-        !state.starts_with('Z') && !state.starts_with('X')
-    })
 }
 
 fn spawn_create(c: &TestContainer) -> Child {
@@ -119,7 +112,7 @@ fn delete_force_while_a_prestart_hook_runs_waits_and_kills() {
         let pid = i32::try_from(state["pid"].as_i64().unwrap()).unwrap();
         assert!(created, "round {round}: the create was disturbed");
         assert!(
-            !alive(pid),
+            common::gone(i64::from(pid)),
             "round {round}: the container's process {pid} lives on"
         );
         assert!(
@@ -143,7 +136,7 @@ fn delete_force_right_after_create_returns() {
         let pid = i32::try_from(c.state()["pid"].as_i64().unwrap()).unwrap();
         delete_force(&c);
         assert!(
-            !alive(pid),
+            common::gone(i64::from(pid)),
             "round {round}: the container's process {pid} lives on"
         );
         assert!(

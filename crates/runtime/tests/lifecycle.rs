@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{can_run, TestContainer};
+use common::{can_run, gone, TestContainer};
 use serde_json::{json, Value};
 
 #[test]
@@ -71,6 +71,23 @@ fn run_passes_stdout_and_environment() {
     c.config["process"]["env"] = json!(["PATH=/bin", "GREETING=hello"]);
     c.script("echo $GREETING from $(pwd)");
     assert_eq!(c.run_ok().trim(), "hello from /");
+}
+
+#[test]
+fn the_program_starts_with_sigpipe_not_ignored() {
+    if !can_run() {
+        return;
+    }
+    // The runtime itself ignores SIGPIPE (Rust's start-up); an ignored signal survives execve.
+    let mut c = TestContainer::new("sigpipe");
+    c.script("grep SigIgn /proc/self/status");
+    let out = c.run_ok();
+    let mask = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn line in {out:?}"));
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SigIgn {mask:#x}");
 }
 
 #[test]
@@ -148,11 +165,6 @@ fn deleting_a_created_container_needs_force() {
     assert!(gone(pid));
     assert!(!c.root.join(&c.id).exists());
     assert!(common::leaked_cgroups(&c.id).is_empty());
-}
-
-/// True once `pid` has exited (a zombie has).
-fn gone(pid: i64) -> bool {
-    !std::path::Path::new(&format!("/proc/{pid}/stat")).exists() || zombie(pid)
 }
 
 #[test]
@@ -337,18 +349,6 @@ fn kill_all_signals_every_process() {
     c.ok(&["kill", "--all", &c.id, "9"]);
     c.wait_status("stopped");
     c.ok(&["delete", &c.id]);
-}
-
-fn zombie(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(true)
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod image;
 mod network;
 mod progress;
 mod system;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -38,6 +39,11 @@ pub enum Command {
         #[command(subcommand)]
         command: system::SystemCommand,
     },
+    /// Run a bare microVM (hull-vmm)
+    Vm {
+        #[command(subcommand)]
+        command: vm::VmCommand,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,5 +51,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Network(cmd) => network::run(&cli.root, cmd),
         Command::Image(c) => image::run(&cli.root, c),
         Command::System { command } => system::run(&cli.root, command),
+        Command::Vm { command } => vm::run(command),
     }
 }

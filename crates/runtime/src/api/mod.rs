@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use nix::sys::signal::SigSet;
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
 
 pub use container::{Container, Created, Watch};
 pub use error::Error;
@@ -179,6 +180,12 @@ impl Runtime {
             Err(err) => Err(ContainerError::from(err).into()),
         }
     }
+}
+
+/// Parses a `linux.resources` object, as runc's `update -r` file holds it, for
+/// [`Container::update`]; unknown fields are refused, as in a config.
+pub fn parse_resources(json: &[u8]) -> Result<LinuxResources, Error> {
+    Ok(crate::resource_update::parse(json)?)
 }
 
 /// Refuses to clone from a process with more than one thread (see the module doc).
