@@ -107,6 +107,9 @@ pub fn main() -> i32 {
     let exec = matches!(cli.command, Command::Exec(_));
     match dispatch(cli, &logger) {
         Ok(code) => code,
+        // The reader of our output went away (`hull-runtime list | head -1`): end as SIGPIPE
+        // ends runc, quietly, with the shell's status for it.
+        Err(err) if is_broken_pipe(&err) => 128 + libc::SIGPIPE,
         Err(err) if exec => {
             logger.error(&format!("exec failed: {}", message(&err)));
             255
@@ -116,6 +119,21 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Writes one line to stdout. Rust ignores SIGPIPE, so a closed pipe is an error here
+/// (`println!` would panic on it); `main` ends quietly on it.
+pub(crate) fn print_line(line: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The error and its causes on one line, each cause once: most errors already name their
