@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use std::os::fd::{AsFd, OwnedFd};
 
+use hull_sys::pidfd::PidFd;
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -167,6 +168,9 @@ impl Container {
 
     /// Sends `signal` to the first process, or with `all` to every process of the container.
     pub fn kill(&self, signal: Signal, all: bool) -> Result<(), ContainerError> {
+        // Opened before the liveness check, the pidfd pins the process that check sees: a pid
+        // recycled after it cannot receive the signal.
+        let pidfd = PidFd::open(self.pid()).ok();
         let status = self.status();
         if status == Status::Stopped && !all {
             return Err(ContainerError::NotRunning);
@@ -181,10 +185,13 @@ impl Container {
             }
             return Ok(());
         }
-        kill(self.pid(), signal).map_err(|source| ContainerError::Sys {
-            what: "kill",
-            source,
-        })?;
+        let pidfd = pidfd.ok_or(ContainerError::NotRunning)?;
+        pidfd
+            .send_signal(signal)
+            .map_err(|source| ContainerError::Sys {
+                what: "kill",
+                source,
+            })?;
         if status == Status::Paused && signal == Signal::SIGKILL {
             self.state.cgroup.thaw()?;
         }
