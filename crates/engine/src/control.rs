@@ -40,7 +40,13 @@ impl Engine {
                 op: "start",
             });
         }
-        monitor::spawn(&self.root, &record.id, attach)
+        // SQLite keeps per-process state about the files it has open (locks, descriptors to
+        // reuse); a forked child that opens hull.db again would trust the parent's copy. So no
+        // connection is open across the fork; the parent reopens after it.
+        drop(std::mem::replace(&mut self.conn, rusqlite::Connection::open_in_memory()?));
+        let spawned = monitor::spawn(&self.root, &record.id, attach);
+        self.conn = hull_db::open(&self.root)?;
+        spawned
     }
 
     /// Stays with a container started with an [`Attach`]: passes the caller's signals on to it
