@@ -79,9 +79,12 @@ impl EngineError {
 /// The exit code docker gives when the runtime could not run the command: its message says
 /// whether the program was missing or not executable (the runtime's own error type is private).
 pub fn exec_code(message: &str) -> Option<i32> {
-    if message.contains("executable file not found") || message.contains("No such file or directory") && message.contains("exec") {
+    if !message.starts_with("exec") && !message.contains(": exec") {
+        return None;
+    }
+    if message.contains("executable file not found") || message.contains("no such file or directory") {
         Some(EXIT_NOT_FOUND)
-    } else if message.contains("exec") && message.contains("EACCES") || message.contains("Permission denied") && message.contains("exec") {
+    } else if message.contains("permission denied") {
         Some(EXIT_CANNOT_INVOKE)
     } else {
         None
@@ -95,7 +98,8 @@ mod tests {
     #[test]
     fn exec_failures_map_to_docker_codes() {
         assert_eq!(exec_code("exec: \"nope\": executable file not found in $PATH"), Some(127));
-        assert_eq!(exec_code("exec /etc/passwd: EACCES: Permission denied"), Some(126));
+        assert_eq!(exec_code("exec: \"/etc/passwd\": permission denied"), Some(126));
+        assert_eq!(exec_code("exec: \"/nope\": no such file or directory"), Some(127));
         assert_eq!(exec_code("cgroup: no such controller"), None);
     }
 }

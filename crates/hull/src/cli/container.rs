@@ -2,7 +2,6 @@
 //! `inspect`): flags parsed as docker's, everything else done by hull-engine. Each returns the
 //! process's exit status (docker's: the container's own for a foreground `run`).
 
-use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +32,9 @@ pub enum ContainerCommand {
         /// Print ids only
         #[arg(short, long)]
         quiet: bool,
+        /// Print whole ids
+        #[arg(long)]
+        no_trunc: bool,
         /// Output format: table (default) or json
         #[arg(long, default_value = "table")]
         format: String,
@@ -187,7 +189,12 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
                 println!("{c}");
             }
         }
-        ContainerCommand::Ps { all, quiet, format } => ps(&engine, all, quiet, &format)?,
+        ContainerCommand::Ps {
+            all,
+            quiet,
+            no_trunc,
+            format,
+        } => ps(&engine, all, quiet, no_trunc, &format)?,
         ContainerCommand::Logs { follow, container } => {
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
             engine.logs(&container, follow, &mut out, &mut err)?;
@@ -276,16 +283,24 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
             return Err(e.into());
         }
     };
-    if args.detach {
+    let result = if args.detach {
         let mut monitor = monitor;
-        started(monitor.next(), &id)?;
-        println!("{id}");
-        return Ok(0);
+        started(monitor.next(), &id).map(|()| {
+            println!("{id}");
+            0
+        })
+    } else {
+        engine.wait_attached(monitor, &id)
+    };
+    if result.is_err() && opts.rm {
+        // A monitor that failed before it owned the container left it to its starter.
+        let _ = engine.remove(&id, true);
     }
-    Ok(engine.wait_attached(monitor, &id)?)
+    Ok(result?)
 }
 
-fn ps(engine: &Engine, all: bool, quiet: bool, format: &str) -> anyhow::Result<()> {
+fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: &str) -> anyhow::Result<()> {
+    let short = |id: &str| if no_trunc { id.to_string() } else { id[..12].to_string() };
     let list: Vec<Record> = engine
         .list()?
         .into_iter()
@@ -293,7 +308,7 @@ fn ps(engine: &Engine, all: bool, quiet: bool, format: &str) -> anyhow::Result<(
         .collect();
     if quiet {
         for r in &list {
-            println!("{}", &r.id[..12]);
+            println!("{}", short(&r.id));
         }
         return Ok(());
     }
@@ -308,7 +323,7 @@ fn ps(engine: &Engine, all: bool, quiet: bool, format: &str) -> anyhow::Result<(
                         command = command.chars().take(19).collect::<String>() + "…\"";
                     }
                     vec![
-                        r.id[..12].to_string(),
+                        short(&r.id),
                         r.image.clone(),
                         command,
                         format::age(Some(&r.created)),
@@ -322,7 +337,6 @@ fn ps(engine: &Engine, all: bool, quiet: bool, format: &str) -> anyhow::Result<(
         }
         other => anyhow::bail!("unknown --format {other:?}: use table or json"),
     }
-    let _ = std::io::stdout().is_terminal();
     Ok(())
 }
 
