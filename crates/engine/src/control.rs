@@ -31,7 +31,11 @@ const FORWARDED: [Signal; 6] = [
 
 impl Engine {
     /// Starts a created (or exited) container: forks its monitor, which reports back.
-    pub fn start(&mut self, reference: &str, attach: Option<Attach>) -> Result<Monitor, EngineError> {
+    pub fn start(
+        &mut self,
+        reference: &str,
+        attach: Option<Attach>,
+    ) -> Result<Monitor, EngineError> {
         let record = self.find(reference)?;
         if record.state.is_live() {
             return Err(EngineError::BadState {
@@ -43,7 +47,10 @@ impl Engine {
         // SQLite keeps per-process state about the files it has open (locks, descriptors to
         // reuse); a forked child that opens hull.db again would trust the parent's copy. So no
         // connection is open across the fork; the parent reopens after it.
-        drop(std::mem::replace(&mut self.conn, rusqlite::Connection::open_in_memory()?));
+        drop(std::mem::replace(
+            &mut self.conn,
+            rusqlite::Connection::open_in_memory()?,
+        ));
         let spawned = monitor::spawn(&self.root, &record.id, attach);
         self.conn = hull_db::open(&self.root)?;
         spawned
@@ -57,7 +64,8 @@ impl Engine {
             set.add(s);
         }
         // Blocked here, after the fork: the monitor (and so the container) keeps the mask it had.
-        set.thread_block().map_err(EngineError::sys("sigprocmask"))?;
+        set.thread_block()
+            .map_err(EngineError::sys("sigprocmask"))?;
         let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(EngineError::sys("signalfd"))?;
         let runtime = Runtime::new(paths::runtime_root(&self.root));
@@ -76,7 +84,9 @@ impl Engine {
             let (report_ready, signal_ready) = (ready(0), ready(1));
             if signal_ready {
                 while let Ok(Some(info)) = signals.read_signal() {
-                    let signal = i32::try_from(info.ssi_signo).ok().and_then(|n| Signal::try_from(n).ok());
+                    let signal = i32::try_from(info.ssi_signo)
+                        .ok()
+                        .and_then(|n| Signal::try_from(n).ok());
                     if let (Some(signal), Ok(container)) = (signal, runtime.open(id)) {
                         let _ = container.kill(signal, false);
                     }
@@ -86,7 +96,9 @@ impl Engine {
                 match monitor.next() {
                     Some(Report::Started(_)) => {}
                     Some(Report::Exited(code)) => return Ok(code),
-                    Some(Report::Failed { code, message }) => return Err(EngineError::Exec { code, message }),
+                    Some(Report::Failed { code, message }) => {
+                        return Err(EngineError::Exec { code, message })
+                    }
                     None => {
                         return Err(EngineError::Monitor {
                             id: id.to_string(),
@@ -118,7 +130,8 @@ impl Engine {
             return Ok(record);
         }
         let runtime = Runtime::new(paths::runtime_root(&self.root));
-        let signal = hull_runtime::parse_signal(&record.settings.stop_signal).unwrap_or(Signal::SIGTERM);
+        let signal =
+            hull_runtime::parse_signal(&record.settings.stop_signal).unwrap_or(Signal::SIGTERM);
         if let Ok(container) = runtime.open(&record.id) {
             let _ = container.kill(signal, false);
         }
@@ -164,16 +177,26 @@ impl Engine {
             wait_monitor(&record, Duration::MAX);
             self.reconcile()?;
         }
-        let now = store::get(&self.conn, &record.id)?.ok_or(EngineError::NoSuchContainer(record.id))?;
+        let now =
+            store::get(&self.conn, &record.id)?.ok_or(EngineError::NoSuchContainer(record.id))?;
         Ok(now.exit_code.unwrap_or(0))
     }
 
     /// Copies the container's log to `out` and `err`; with `follow`, until it stops.
-    pub fn logs(&self, reference: &str, follow: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), EngineError> {
+    pub fn logs(
+        &self,
+        reference: &str,
+        follow: bool,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<(), EngineError> {
         let record = self.find(reference)?;
         let path = paths::log_file(&self.root, &record.id);
         let mut running = || {
-            record.monitor_pid.zip(record.monitor_start).is_some_and(|(p, s)| procfs::is_alive(p, s))
+            record
+                .monitor_pid
+                .zip(record.monitor_start)
+                .is_some_and(|(p, s)| procfs::is_alive(p, s))
         };
         crate::logs::copy(&path, follow, out, err, &mut running)
     }
@@ -239,7 +262,10 @@ impl Engine {
             if !r.state.is_live() {
                 continue;
             }
-            let alive = r.monitor_pid.zip(r.monitor_start).is_some_and(|(p, s)| procfs::is_alive(p, s));
+            let alive = r
+                .monitor_pid
+                .zip(r.monitor_start)
+                .is_some_and(|(p, s)| procfs::is_alive(p, s));
             if alive {
                 continue;
             }
@@ -253,7 +279,13 @@ impl Engine {
             if !leftovers.is_empty() {
                 reason.push_str(&format!("; teardown: {}", leftovers.join("; ")));
             }
-            store::set_exited(&self.conn, &r.id, 137, &hull_runtime::now_rfc3339(), Some(&reason))?;
+            store::set_exited(
+                &self.conn,
+                &r.id,
+                137,
+                &hull_runtime::now_rfc3339(),
+                Some(&reason),
+            )?;
         }
         Ok(())
     }

@@ -47,12 +47,15 @@ impl Engine {
             )),
             e => e.into(),
         })?;
-        let image_config = rootfs
-            .config()
-            .map_err(|e| EngineError::Invalid(format!("image {image}: its config is invalid: {e}")))?;
+        let image_config = rootfs.config().map_err(|e| {
+            EngineError::Invalid(format!("image {image}: its config is invalid: {e}"))
+        })?;
         let config = image_config.config().as_ref();
         let id = hull_net::network::random_id();
-        let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+        let hostname = opts
+            .hostname
+            .clone()
+            .unwrap_or_else(|| id[..12].to_string());
         let user_spec = opts
             .user
             .clone()
@@ -66,8 +69,12 @@ impl Engine {
         let env = options::collect_env(opts)?;
         let seccomp = match std::fs::read_to_string(seccomp::DEFAULT_PROFILE) {
             Ok(text) => Some(
-                seccomp::from_docker_profile(&text, seccomp::DEFAULT_PROFILE, &bundle::defaults::CAPABILITIES)
-                    .map_err(|e| EngineError::Invalid(e.to_string()))?,
+                seccomp::from_docker_profile(
+                    &text,
+                    seccomp::DEFAULT_PROFILE,
+                    &bundle::defaults::CAPABILITIES,
+                )
+                .map_err(|e| EngineError::Invalid(e.to_string()))?,
             ),
             Err(_) => {
                 warnings.push(format!(
@@ -93,7 +100,10 @@ impl Engine {
         options::ensure_host_paths(&opts.volumes)?;
         let record = Record {
             id: id.clone(),
-            name: opts.name.clone().unwrap_or_else(|| format!("hull_{}", &id[..12])),
+            name: opts
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("hull_{}", &id[..12])),
             image: image.to_string(),
             image_id: rootfs.id.to_string(),
             command: generated.args.clone(),
@@ -119,15 +129,18 @@ impl Engine {
         store::insert(&mut self.conn, &record)?;
         let written = (|| {
             store.hold(&rootfs.manifest, &id)?;
-            std::fs::create_dir_all(&etc).map_err(EngineError::io(format!("creating {}", etc.display())))?;
+            std::fs::create_dir_all(&etc)
+                .map_err(EngineError::io(format!("creating {}", etc.display())))?;
             for name in ["hostname", "hosts", "resolv.conf"] {
                 let path = etc.join(name);
-                std::fs::write(&path, "").map_err(EngineError::io(format!("writing {}", path.display())))?;
+                std::fs::write(&path, "")
+                    .map_err(EngineError::io(format!("writing {}", path.display())))?;
             }
             let text = serde_json::to_string_pretty(&generated.config)
                 .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
             let path = dir.join("config.json");
-            std::fs::write(&path, text).map_err(EngineError::io(format!("writing {}", path.display())))
+            std::fs::write(&path, text)
+                .map_err(EngineError::io(format!("writing {}", path.display())))
         })();
         if let Err(e) = written {
             let _ = teardown::files(&self.root, &id);

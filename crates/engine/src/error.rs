@@ -82,7 +82,9 @@ pub fn exec_code(message: &str) -> Option<i32> {
     if !message.starts_with("exec") && !message.contains(": exec") {
         return None;
     }
-    if message.contains("executable file not found") || message.contains("no such file or directory") {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
         Some(EXIT_NOT_FOUND)
     } else if message.contains("permission denied") {
         Some(EXIT_CANNOT_INVOKE)
@@ -97,9 +99,18 @@ mod tests {
 
     #[test]
     fn exec_failures_map_to_docker_codes() {
-        assert_eq!(exec_code("exec: \"nope\": executable file not found in $PATH"), Some(127));
-        assert_eq!(exec_code("exec: \"/etc/passwd\": permission denied"), Some(126));
-        assert_eq!(exec_code("exec: \"/nope\": no such file or directory"), Some(127));
+        assert_eq!(
+            exec_code("exec: \"nope\": executable file not found in $PATH"),
+            Some(127)
+        );
+        assert_eq!(
+            exec_code("exec: \"/etc/passwd\": permission denied"),
+            Some(126)
+        );
+        assert_eq!(
+            exec_code("exec: \"/nope\": no such file or directory"),
+            Some(127)
+        );
         assert_eq!(exec_code("cgroup: no such controller"), None);
     }
 }

@@ -110,26 +110,40 @@ pub fn copy(
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !follow => return Ok(()),
-        Err(e) => return Err(EngineError::io(format!("opening log {}", path.display()))(e)),
+        Err(e) => {
+            return Err(EngineError::io(format!("opening log {}", path.display()))(
+                e,
+            ))
+        }
     };
     let mut reader = BufReader::new(file);
     let mut line = String::new();
     // Set once the writer has ended: one more pass reads what it wrote last.
     let mut last_pass = false;
     loop {
-        let pos = reader.stream_position().map_err(EngineError::io("reading log"))?;
+        let pos = reader
+            .stream_position()
+            .map_err(EngineError::io("reading log"))?;
         line.clear();
-        let n = reader.read_line(&mut line).map_err(EngineError::io("reading log"))?;
+        let n = reader
+            .read_line(&mut line)
+            .map_err(EngineError::io("reading log"))?;
         if n > 0 && line.ends_with('\n') {
             if let Ok(entry) = serde_json::from_str::<Entry<'_>>(&line) {
-                let sink: &mut dyn Write = if entry.stream == "stderr" { &mut *err } else { &mut *out };
+                let sink: &mut dyn Write = if entry.stream == "stderr" {
+                    &mut *err
+                } else {
+                    &mut *out
+                };
                 let _ = sink.write_all(entry.log.as_bytes());
                 let _ = sink.flush();
             }
             continue;
         }
         // At the end, or a line still being written: read it again later.
-        reader.seek(SeekFrom::Start(pos)).map_err(EngineError::io("reading log"))?;
+        reader
+            .seek(SeekFrom::Start(pos))
+            .map_err(EngineError::io("reading log"))?;
         if !follow || last_pass {
             return Ok(());
         }
@@ -156,7 +170,11 @@ mod tests {
         w.flush();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 3);
-        assert!(text.lines().next().unwrap().contains(r#""stream":"stderr""#));
+        assert!(text
+            .lines()
+            .next()
+            .unwrap()
+            .contains(r#""stream":"stderr""#));
         let (mut out, mut err) = (Vec::new(), Vec::new());
         copy(&path, false, &mut out, &mut err, &mut || false).unwrap();
         assert_eq!(out, b"hello\nwor");

@@ -66,7 +66,9 @@ impl Volume {
             _ => return Err(bad("use HOST:CONTAINER[:ro|rw]")),
         };
         if !host.starts_with('/') {
-            return Err(bad("named volumes are not supported yet; the host path must be absolute"));
+            return Err(bad(
+                "named volumes are not supported yet; the host path must be absolute",
+            ));
         }
         if !container.starts_with('/') {
             return Err(bad("the container path must be absolute"));
@@ -160,18 +162,29 @@ pub fn parse_memory(text: &str) -> Result<i64, EngineError> {
 
 /// `--cpus 0.5`: thousandths of a CPU (docker's precision).
 pub fn parse_cpus(text: &str) -> Result<u64, EngineError> {
-    let bad = || EngineError::Invalid(format!("invalid --cpus {text:?}: use a positive number such as 0.5"));
+    let bad = || {
+        EngineError::Invalid(format!(
+            "invalid --cpus {text:?}: use a positive number such as 0.5"
+        ))
+    };
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
     if frac.len() > 3 || (whole.is_empty() && frac.is_empty()) {
         return Err(bad());
     }
-    let w: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let w: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
     let f: u64 = if frac.is_empty() {
         0
     } else {
         format!("{frac:0<3}").parse().map_err(|_| bad())?
     };
-    let milli = w.checked_mul(1000).and_then(|w| w.checked_add(f)).ok_or_else(bad)?;
+    let milli = w
+        .checked_mul(1000)
+        .and_then(|w| w.checked_add(f))
+        .ok_or_else(bad)?;
     if milli == 0 {
         return Err(bad());
     }
@@ -180,9 +193,9 @@ pub fn parse_cpus(text: &str) -> Result<u64, EngineError> {
 
 /// `--pids-limit N` (0 or -1: unlimited, as docker).
 pub fn parse_pids_limit(text: &str) -> Result<Option<i64>, EngineError> {
-    let n: i64 = text
-        .parse()
-        .map_err(|_| EngineError::Invalid(format!("invalid --pids-limit {text:?}: use an integer")))?;
+    let n: i64 = text.parse().map_err(|_| {
+        EngineError::Invalid(format!("invalid --pids-limit {text:?}: use an integer"))
+    })?;
     Ok((n > 0).then_some(n))
 }
 
@@ -209,7 +222,9 @@ pub fn collect_env(opts: &RunOptions) -> Result<Vec<String>, EngineError> {
     let mut out = Vec::new();
     for e in entries {
         if e.starts_with('=') {
-            return Err(EngineError::Invalid(format!("invalid environment variable {e:?}")));
+            return Err(EngineError::Invalid(format!(
+                "invalid environment variable {e:?}"
+            )));
         }
         match e.split_once('=') {
             Some(_) => out.push(e),
@@ -277,7 +292,10 @@ mod tests {
     #[test]
     fn volumes() {
         let v = Volume::parse("/srv:/data:ro").unwrap();
-        assert_eq!((v.host.to_str(), v.container.as_str(), v.readonly), (Some("/srv"), "/data", true));
+        assert_eq!(
+            (v.host.to_str(), v.container.as_str(), v.readonly),
+            (Some("/srv"), "/data", true)
+        );
         assert!(!Volume::parse("/srv:/data").unwrap().readonly);
         assert!(Volume::parse("name:/data").is_err());
         assert!(Volume::parse("/srv:data").is_err());
@@ -286,12 +304,18 @@ mod tests {
 
     #[test]
     fn env_file_and_names() {
-        assert_eq!(parse_env_file("# c\n\nA=1\n  B=2\nC\n"), ["A=1", "B=2", "C"]);
+        assert_eq!(
+            parse_env_file("# c\n\nA=1\n  B=2\nC\n"),
+            ["A=1", "B=2", "C"]
+        );
         assert!(check_name("web-1.a_b").is_ok());
         assert!(check_name("-web").is_err());
         assert!(check_name("a b").is_err());
         assert_eq!(Network::parse("none").unwrap(), Network::None);
-        assert_eq!(Network::parse("mynet").unwrap(), Network::Named("mynet".into()));
+        assert_eq!(
+            Network::parse("mynet").unwrap(),
+            Network::Named("mynet".into())
+        );
         assert!(Network::parse("container:x").is_err());
     }
 }

@@ -97,14 +97,19 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Record> {
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<String, EngineError> {
-    serde_json::to_string(v).map_err(|e| EngineError::Invalid(format!("encoding a container record: {e}")))
+    serde_json::to_string(v)
+        .map_err(|e| EngineError::Invalid(format!("encoding a container record: {e}")))
 }
 
 /// Adds a new container; a name already taken is refused.
 pub fn insert(conn: &mut Connection, r: &Record) -> Result<(), EngineError> {
     let tx = hull_db::write_tx(conn)?;
     let taken: Option<String> = tx
-        .query_row("SELECT id FROM engine_containers WHERE name = ?1", [&r.name], |row| row.get(0))
+        .query_row(
+            "SELECT id FROM engine_containers WHERE name = ?1",
+            [&r.name],
+            |row| row.get(0),
+        )
         .optional()?;
     if let Some(id) = taken {
         return Err(EngineError::NameInUse {
@@ -122,13 +127,19 @@ pub fn insert(conn: &mut Connection, r: &Record) -> Result<(), EngineError> {
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Record>, EngineError> {
     Ok(conn
-        .query_row(&format!("SELECT {COLUMNS} FROM engine_containers WHERE id = ?1"), [id], from_row)
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM engine_containers WHERE id = ?1"),
+            [id],
+            from_row,
+        )
         .optional()?)
 }
 
 /// All containers, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<Record>, EngineError> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM engine_containers ORDER BY created, id"))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM engine_containers ORDER BY created, id"
+    ))?;
     let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -139,7 +150,11 @@ pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
         return Ok(r);
     }
     if let Some(r) = conn
-        .query_row(&format!("SELECT {COLUMNS} FROM engine_containers WHERE name = ?1"), [reference], from_row)
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM engine_containers WHERE name = ?1"),
+            [reference],
+            from_row,
+        )
         .optional()?
     {
         return Ok(r);
@@ -150,10 +165,21 @@ pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
             "SELECT {COLUMNS} FROM engine_containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2"
         ))?;
         let found: Vec<Record> = stmt
-            .query_map(params![reference, i64::try_from(reference.len()).unwrap_or(i64::MAX)], from_row)?
+            .query_map(
+                params![
+                    reference,
+                    i64::try_from(reference.len()).unwrap_or(i64::MAX)
+                ],
+                from_row,
+            )?
             .collect::<Result<_, _>>()?;
         match found.len() {
-            1 => return Ok(found.into_iter().next().ok_or_else(|| EngineError::NoSuchContainer(reference.into()))?),
+            1 => {
+                return Ok(found
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| EngineError::NoSuchContainer(reference.into()))?)
+            }
             0 => {}
             _ => return Err(EngineError::Ambiguous(reference.to_string())),
         }
@@ -162,7 +188,12 @@ pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
 }
 
 /// A monitor takes the container (created or exited) over: intent, before it makes anything.
-pub fn claim(conn: &mut Connection, id: &str, monitor_pid: i32, monitor_start: u64) -> Result<bool, EngineError> {
+pub fn claim(
+    conn: &mut Connection,
+    id: &str,
+    monitor_pid: i32,
+    monitor_start: u64,
+) -> Result<bool, EngineError> {
     let start = i64::try_from(monitor_start).unwrap_or(i64::MAX);
     let n = conn.execute(
         "UPDATE engine_containers SET state = 'starting', monitor_pid = ?2, monitor_start = ?3,
@@ -173,7 +204,12 @@ pub fn claim(conn: &mut Connection, id: &str, monitor_pid: i32, monitor_start: u
     Ok(n == 1)
 }
 
-pub fn set_running(conn: &Connection, id: &str, pid: i32, started: &str) -> Result<(), EngineError> {
+pub fn set_running(
+    conn: &Connection,
+    id: &str,
+    pid: i32,
+    started: &str,
+) -> Result<(), EngineError> {
     conn.execute(
         "UPDATE engine_containers SET state = 'running', pid = ?2, started = ?3 WHERE id = ?1",
         params![id, pid, started],
@@ -182,7 +218,13 @@ pub fn set_running(conn: &Connection, id: &str, pid: i32, started: &str) -> Resu
 }
 
 /// Records the end; `reason` says why when it was not the process's own doing.
-pub fn set_exited(conn: &Connection, id: &str, code: i32, finished: &str, reason: Option<&str>) -> Result<(), EngineError> {
+pub fn set_exited(
+    conn: &Connection,
+    id: &str,
+    code: i32,
+    finished: &str,
+    reason: Option<&str>,
+) -> Result<(), EngineError> {
     conn.execute(
         "UPDATE engine_containers SET state = 'exited', exit_code = ?2, finished = ?3, reason = ?4,
            monitor_pid = NULL, monitor_start = NULL WHERE id = ?1",

@@ -28,9 +28,11 @@ fn busybox_tar(dir: &Path) -> PathBuf {
     dirs.set_mode(0o755);
     dirs.set_size(0);
     for d in ["bin/", "etc/", "tmp/", "root/"] {
-        b.append_data(&mut dirs.clone(), d, std::io::empty()).unwrap();
+        b.append_data(&mut dirs.clone(), d, std::io::empty())
+            .unwrap();
     }
-    b.append_path_with_name("/bin/busybox", "bin/busybox").unwrap();
+    b.append_path_with_name("/bin/busybox", "bin/busybox")
+        .unwrap();
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet == "busybox" {
@@ -40,10 +42,14 @@ fn busybox_tar(dir: &Path) -> PathBuf {
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_mode(0o777);
         h.set_size(0);
-        b.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
     }
     for (name, text) in [
-        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        ),
         ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
     ] {
         let mut h = tar::Header::new_gnu();
@@ -66,7 +72,10 @@ impl Root {
         let path = std::env::temp_dir().join(format!("hull-ctr-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
-        let root = Root { path, ids: Vec::new() };
+        let root = Root {
+            path,
+            ids: Vec::new(),
+        };
         let tar = busybox_tar(&root.path);
         root.ok(&["import", tar.to_str().unwrap(), "busybox"]);
         Some(root)
@@ -84,7 +93,11 @@ impl Root {
 
     fn ok(&self, args: &[&str]) -> String {
         let o = self.hull(args);
-        assert!(o.status.success(), "hull {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "hull {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
@@ -94,7 +107,11 @@ impl Root {
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(125), "hull {args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
-        assert_eq!(self.ok(&["ps", "-a", "-q"]), "", "hull {args:?} left a container");
+        assert_eq!(
+            self.ok(&["ps", "-a", "-q"]),
+            "",
+            "hull {args:?} left a container"
+        );
         err
     }
 
@@ -133,20 +150,34 @@ impl Root {
         assert_eq!(self.ok(&["ps", "-a", "-q"]), "", "rows left");
         // Monitors are forked `hull --root ROOT ...` processes: their command line names the root.
         for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else { continue };
+            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+                continue;
+            };
             let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             if text.contains(&me) && text.contains("hull") {
                 let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
                 assert!(stat.contains(") Z"), "process left: {text}");
             }
         }
-        let links = String::from_utf8_lossy(&Command::new("ip").args(["-o", "link"]).output().unwrap().stdout).into_owned();
+        let links = String::from_utf8_lossy(
+            &Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned();
         for id in &self.ids {
             for ctl in ["pids", "memory", "cpu", "freezer", "devices"] {
-                let cg = Path::new("/sys/fs/cgroup").join(ctl).join(format!("hull-{id}"));
+                let cg = Path::new("/sys/fs/cgroup")
+                    .join(ctl)
+                    .join(format!("hull-{id}"));
                 assert!(!cg.exists(), "cgroup left: {}", cg.display());
             }
-            assert!(!links.contains(&format!("hull{}", &id[..7])), "veth of {id} left");
+            assert!(
+                !links.contains(&format!("hull{}", &id[..7])),
+                "veth of {id} left"
+            );
         }
     }
 }
@@ -179,17 +210,46 @@ fn code(o: &Output) -> Option<i32> {
 #[test]
 fn foreground_output_and_exit_codes() {
     let r = root!("fg");
-    let o = r.hull(&["run", "--rm", "--network", "none", "busybox", "echo", "hello from hull"]);
+    let o = r.hull(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "echo",
+        "hello from hull",
+    ]);
     assert_eq!(code(&o), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from hull\n");
-    let o = r.hull(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo oops >&2; exit 3"]);
+    let o = r.hull(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo oops >&2; exit 3",
+    ]);
     assert_eq!(code(&o), Some(3));
     assert_eq!(String::from_utf8_lossy(&o.stderr), "oops\n");
-    let o = r.hull(&["run", "--rm", "--network", "none", "busybox", "no-such-command"]);
+    let o = r.hull(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "no-such-command",
+    ]);
     assert_eq!(code(&o), Some(127));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-command"));
     let o = r.hull(&["run", "--rm", "--network", "none", "busybox", "/etc/passwd"]);
-    assert_eq!(code(&o), Some(126), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        code(&o),
+        Some(126),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     r.assert_clean();
 }
 
@@ -204,7 +264,15 @@ fn killed_by_signal_is_128_plus_n() {
     // handles, as any pid namespace's init: SIGKILL from `hull kill` ends it regardless.)
     let mut child = r
         .cmd(&[
-            "run", "--rm", "--name", "fg", "--network", "none", "busybox", "sh", "-c",
+            "run",
+            "--rm",
+            "--name",
+            "fg",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
             "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
         ])
         .stdout(Stdio::piped())
@@ -220,7 +288,18 @@ fn killed_by_signal_is_128_plus_n() {
     out.read_to_string(&mut rest).unwrap();
     assert_eq!((status.code(), rest.as_str()), (Some(7), "got TERM\n"));
     let mut child = r
-        .cmd(&["run", "--rm", "--name", "fg2", "--network", "none", "busybox", "sh", "-c", "echo ready; sleep 1000"])
+        .cmd(&[
+            "run",
+            "--rm",
+            "--name",
+            "fg2",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ready; sleep 1000",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -235,11 +314,20 @@ fn killed_by_signal_is_128_plus_n() {
 fn detached_logs_stop_rm() {
     let mut r = root!("detach");
     let id = r.detach(&[
-        "--name", "web", "--network", "none", "busybox", "sh", "-c",
+        "--name",
+        "web",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
         "echo out; echo err >&2; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
     ]);
     let ps = r.ok(&["ps"]);
-    assert!(ps.contains(&id[..12]) && ps.contains("Up") && ps.contains("web"), "{ps}");
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("Up") && ps.contains("web"),
+        "{ps}"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !r.ok(&["logs", "web"]).contains("out") {
         assert!(Instant::now() < deadline, "no output logged");
@@ -254,14 +342,22 @@ fn detached_logs_stop_rm() {
     let ps = r.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited (0)"), "{ps}");
     assert_eq!(r.ok(&["logs", "web"]), "out\nbye\n");
-    let line = std::fs::read_to_string(r.path.join("containers").join(&id).join("ctr.log")).unwrap();
+    let line =
+        std::fs::read_to_string(r.path.join("containers").join(&id).join("ctr.log")).unwrap();
     let first: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     assert_eq!(first["stream"], "stdout");
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(r.ok(&["ps", "-q"]), "");
     r.ok(&["rm", "web"]);
     // logs -f follows until the container ends.
-    let id = r.detach(&["--network", "none", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done"]);
+    let id = r.detach(&[
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.2; done",
+    ]);
     assert_eq!(r.ok(&["logs", "-f", &id]), "1\n2\n3\n");
     r.ok(&["rm", &id]);
     r.assert_clean();
@@ -287,15 +383,51 @@ fn env_workdir_user_hostname() {
     let envfile = r.path.join("env");
     std::fs::write(&envfile, "# comment\nFROM_FILE=f\nB=from-file\n").unwrap();
     let out = r.ok(&[
-        "run", "--rm", "--network", "none", "-e", "A=1", "--env-file", envfile.to_str().unwrap(), "-e", "B=2",
-        "-w", "/tmp", "-u", "nobody", "--hostname", "box", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-e",
+        "A=1",
+        "--env-file",
+        envfile.to_str().unwrap(),
+        "-e",
+        "B=2",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "--hostname",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
         "echo $A $B $FROM_FILE $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname) $HOME",
     ]);
     assert_eq!(out, "1 2 f /tmp 65534:65534 box box /nonexistent\n");
-    let out = r.ok(&["run", "--rm", "--network", "none", "-u", "123:456", "--entrypoint", "/bin/id", "busybox"]);
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-u",
+        "123:456",
+        "--entrypoint",
+        "/bin/id",
+        "busybox",
+    ]);
     assert!(out.starts_with("uid=123 gid=456"), "{out}");
     // podman's defaults: its capability set and masked paths.
-    let out = r.ok(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "grep CapBnd /proc/self/status; cat /proc/kcore | wc -c"]);
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "grep CapBnd /proc/self/status; cat /proc/kcore | wc -c",
+    ]);
     assert!(out.contains("00000000800405fb"), "{out}");
     assert!(out.ends_with("0\n"), "{out}");
     r.assert_clean();
@@ -307,10 +439,20 @@ fn published_port_from_loopback() {
     // A network of this test's own, so nothing is shared with other tests or the host.
     let subnet = format!("10.239.{}.0/24", std::process::id() % 200 + 20);
     r.ok(&["network", "create", "ctrtest", "--subnet", &subnet]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let publish = format!("127.0.0.1:{port}:8080");
     let id = r.detach(&[
-        "--network", "ctrtest", "-p", &publish, "busybox", "sh", "-c",
+        "--network",
+        "ctrtest",
+        "-p",
+        &publish,
+        "busybox",
+        "sh",
+        "-c",
         "echo hello-from-nc > /tmp/msg; nc -l -p 8080 < /tmp/msg",
     ]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -337,16 +479,35 @@ fn published_port_from_loopback() {
 #[test]
 fn bad_input_is_one_line_and_leaves_nothing() {
     let r = root!("bad");
-    assert!(r.bad(&["run", "--rm", "no-such-image", "true"]).contains("no-such-image"));
-    assert!(r.bad(&["run", "--bogus-flag", "busybox", "true"]).contains("--bogus-flag"));
-    assert!(r.bad(&["run", "--memory", "lots", "busybox", "true"]).contains("memory"));
+    assert!(r
+        .bad(&["run", "--rm", "no-such-image", "true"])
+        .contains("no-such-image"));
+    assert!(r
+        .bad(&["run", "--bogus-flag", "busybox", "true"])
+        .contains("--bogus-flag"));
+    assert!(r
+        .bad(&["run", "--memory", "lots", "busybox", "true"])
+        .contains("memory"));
     assert!(r.bad(&["run", "-t", "busybox", "true"]).contains("-t"));
-    assert!(r.bad(&["run", "--network", "container:x", "busybox", "true"]).contains("container:"));
-    let id = r.ok(&["create", "--name", "taken", "--network", "none", "busybox", "true"]);
+    assert!(r
+        .bad(&["run", "--network", "container:x", "busybox", "true"])
+        .contains("container:"));
+    let id = r.ok(&[
+        "create",
+        "--name",
+        "taken",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     let o = r.hull(&["run", "--name", "taken", "busybox", "true"]);
     assert_eq!(code(&o), Some(125));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("already in use") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("already in use") && err.trim().lines().count() == 1,
+        "{err}"
+    );
     assert_eq!(r.ok(&["ps", "-a", "-q", "--no-trunc"]), id);
     // The created container runs on start.
     r.ok(&["start", "taken"]);
@@ -363,20 +524,32 @@ fn killed_monitor_is_found_and_cleaned() {
     let monitor = v["State"]["MonitorPid"].as_i64().unwrap();
     let pid = v["State"]["Pid"].as_i64().unwrap();
     assert!(monitor > 0 && pid > 0);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(monitor).unwrap()), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(monitor).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Path::new(&format!("/proc/{monitor}/cmdline")).exists()
-        && !std::fs::read_to_string(format!("/proc/{monitor}/stat")).unwrap_or_default().contains(") Z")
+        && !std::fs::read_to_string(format!("/proc/{monitor}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
     {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(10));
     }
     let ps = r.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited (137)"), "{ps}");
-    assert!(r.inspect(&id)["State"]["Error"].as_str().unwrap().contains("monitor died"));
+    assert!(r.inspect(&id)["State"]["Error"]
+        .as_str()
+        .unwrap()
+        .contains("monitor died"));
     // The container's process went with the teardown.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z"), "container process {pid} still runs");
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "container process {pid} still runs"
+    );
     r.ok(&["rm", &id]);
     r.assert_clean();
 }

@@ -52,7 +52,9 @@ pub struct Bundle {
 /// The command: `--entrypoint` (or the image's Entrypoint) followed by the command given after
 /// the image (or the image's Cmd; an `--entrypoint` drops the image's Cmd, as docker does).
 pub fn command(image: Option<&ImageConfig>, opts: &RunOptions) -> Result<Vec<String>, EngineError> {
-    let image_entrypoint = image.and_then(|c| c.entrypoint().clone()).unwrap_or_default();
+    let image_entrypoint = image
+        .and_then(|c| c.entrypoint().clone())
+        .unwrap_or_default();
     let image_cmd = image.and_then(|c| c.cmd().clone()).unwrap_or_default();
     let entrypoint = match &opts.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
@@ -69,7 +71,8 @@ pub fn command(image: Option<&ImageConfig>, opts: &RunOptions) -> Result<Vec<Str
     let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if args.is_empty() {
         return Err(EngineError::Invalid(
-            "no command specified: the image has no Entrypoint or Cmd; give one after the image".into(),
+            "no command specified: the image has no Entrypoint or Cmd; give one after the image"
+                .into(),
         ));
     }
     Ok(args)
@@ -77,12 +80,20 @@ pub fn command(image: Option<&ImageConfig>, opts: &RunOptions) -> Result<Vec<Str
 
 /// The environment: PATH and HOSTNAME, then the image's, then the flags' (a later value of a
 /// variable replaces an earlier one in place), then HOME from the user's passwd entry.
-pub fn environment(image: Option<&ImageConfig>, flags: &[String], hostname: &str, home: &str) -> Vec<String> {
+pub fn environment(
+    image: Option<&ImageConfig>,
+    flags: &[String],
+    hostname: &str,
+    home: &str,
+) -> Vec<String> {
     let mut env: Vec<String> = vec![DEFAULT_PATH.to_string(), format!("HOSTNAME={hostname}")];
     let image_env = image.and_then(|c| c.env().clone()).unwrap_or_default();
     for entry in image_env.into_iter().chain(flags.iter().cloned()) {
         let key = entry.split('=').next().unwrap_or_default().to_string();
-        match env.iter_mut().find(|e| e.split('=').next() == Some(key.as_str())) {
+        match env
+            .iter_mut()
+            .find(|e| e.split('=').next() == Some(key.as_str()))
+        {
             Some(slot) => *slot = entry,
             None => env.push(entry),
         }
@@ -239,7 +250,10 @@ mod tests {
     fn entrypoint_and_cmd() {
         let img = image(r#"{"Entrypoint": ["/init"], "Cmd": ["serve", "-v"]}"#);
         let none = RunOptions::default();
-        assert_eq!(command(Some(&img), &none).unwrap(), ["/init", "serve", "-v"]);
+        assert_eq!(
+            command(Some(&img), &none).unwrap(),
+            ["/init", "serve", "-v"]
+        );
         let cmd = RunOptions {
             command: vec!["sh".into()],
             ..Default::default()
@@ -263,7 +277,17 @@ mod tests {
     fn env_merges_in_order() {
         let img = image(r#"{"Env": ["PATH=/opt/bin", "A=1", "B=2"]}"#);
         let env = environment(Some(&img), &["B=3".into(), "C=4".into()], "h", "/root");
-        assert_eq!(env, ["PATH=/opt/bin", "HOSTNAME=h", "A=1", "B=3", "C=4", "HOME=/root"]);
+        assert_eq!(
+            env,
+            [
+                "PATH=/opt/bin",
+                "HOSTNAME=h",
+                "A=1",
+                "B=3",
+                "C=4",
+                "HOME=/root"
+            ]
+        );
         let env = environment(None, &["HOME=/x".into()], "h", "/root");
         assert_eq!(env[0], DEFAULT_PATH);
         assert_eq!(env.last().map(String::as_str), Some("HOME=/x"));
@@ -271,7 +295,9 @@ mod tests {
 
     #[test]
     fn config_has_podman_defaults_and_flags() {
-        let img = image(r#"{"Cmd": ["sh"], "WorkingDir": "/srv", "StopSignal": "SIGQUIT", "ExposedPorts": {"80/tcp": {}}}"#);
+        let img = image(
+            r#"{"Cmd": ["sh"], "WorkingDir": "/srv", "StopSignal": "SIGQUIT", "ExposedPorts": {"80/tcp": {}}}"#,
+        );
         let opts = RunOptions {
             memory: Some(64 << 20),
             millicpus: Some(500),
@@ -287,18 +313,52 @@ mod tests {
         let c = &b.config;
         assert_eq!(b.stop_signal, "SIGQUIT");
         assert_eq!(c["process"]["cwd"], "/srv");
-        assert_eq!(c["process"]["capabilities"]["bounding"].as_array().unwrap().len(), 11);
+        assert_eq!(
+            c["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            11
+        );
         assert_eq!(c["process"]["rlimits"][0]["hard"], 20000);
         assert_eq!(c["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(c["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(c["linux"]["resources"]["pids"]["limit"], 100);
-        assert!(c["linux"]["maskedPaths"].as_array().unwrap().contains(&json!("/proc/kcore")));
-        let dests: Vec<&str> = c["mounts"].as_array().unwrap().iter().filter_map(|m| m["destination"].as_str()).collect();
-        for d in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/mnt"] {
+        assert!(c["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/proc/kcore")));
+        let dests: Vec<&str> = c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["destination"].as_str())
+            .collect();
+        for d in [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/sys/fs/cgroup",
+            "/etc/hosts",
+            "/etc/hostname",
+            "/etc/resolv.conf",
+            "/mnt",
+        ] {
             assert!(dests.contains(&d), "{d} missing");
         }
-        assert_eq!(c["mounts"].as_array().unwrap().last().unwrap()["options"], json!(["rbind", "rprivate", "ro"]));
-        let ns: Vec<&str> = c["linux"]["namespaces"].as_array().unwrap().iter().filter_map(|n| n["type"].as_str()).collect();
+        assert_eq!(
+            c["mounts"].as_array().unwrap().last().unwrap()["options"],
+            json!(["rbind", "rprivate", "ro"])
+        );
+        let ns: Vec<&str> = c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
         assert!(ns.contains(&"network"));
         let host = RunOptions {
             network: Network::Host,
@@ -306,7 +366,11 @@ mod tests {
             ..Default::default()
         };
         let b = gen(None, &host, &[]);
-        assert!(!b.config["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "network"));
+        assert!(!b.config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "network"));
         assert_eq!(b.stop_signal, "SIGTERM");
         assert_eq!(b.config["process"]["cwd"], "/");
     }

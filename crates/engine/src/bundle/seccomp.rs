@@ -38,7 +38,12 @@ pub fn from_docker_profile(text: &str, path: &str, caps: &[&str]) -> Result<Valu
         .ok_or_else(|| bad("no defaultAction".into()))?;
     let arch = docker_arch();
     let mut architectures = Vec::new();
-    for entry in profile.get("archMap").and_then(Value::as_array).into_iter().flatten() {
+    for entry in profile
+        .get("archMap")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if arch_matches(entry.get("architecture"), arch) {
             architectures.push(entry["architecture"].clone());
             if let Some(sub) = entry.get("subArchitectures").and_then(Value::as_array) {
@@ -47,17 +52,34 @@ pub fn from_docker_profile(text: &str, path: &str, caps: &[&str]) -> Result<Valu
         }
     }
     let mut syscalls = Vec::new();
-    for rule in profile.get("syscalls").and_then(Value::as_array).into_iter().flatten() {
+    for rule in profile
+        .get("syscalls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if !applies(rule, arch, caps) {
             continue;
         }
         let mut out = Map::new();
-        out.insert("names".into(), rule.get("names").cloned().unwrap_or_else(|| json!([])));
-        out.insert("action".into(), rule.get("action").cloned().unwrap_or_else(|| json!("SCMP_ACT_ALLOW")));
+        out.insert(
+            "names".into(),
+            rule.get("names").cloned().unwrap_or_else(|| json!([])),
+        );
+        out.insert(
+            "action".into(),
+            rule.get("action")
+                .cloned()
+                .unwrap_or_else(|| json!("SCMP_ACT_ALLOW")),
+        );
         if let Some(errno) = rule.get("errnoRet").filter(|v| !v.is_null()) {
             out.insert("errnoRet".into(), errno.clone());
         }
-        if let Some(args) = rule.get("args").and_then(Value::as_array).filter(|a| !a.is_empty()) {
+        if let Some(args) = rule
+            .get("args")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+        {
             out.insert("args".into(), Value::Array(args.clone()));
         }
         syscalls.push(Value::Object(out));
@@ -89,7 +111,12 @@ fn applies(rule: &Value, arch: &str, caps: &[&str]) -> bool {
         rule.get(section)
             .and_then(|s| s.get(key))
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let has_cap = |c: &String| caps.contains(&c.as_str());
@@ -130,15 +157,28 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| format!("{}:{}", r["names"][0].as_str().unwrap(), r["action"].as_str().unwrap()))
+            .map(|r| {
+                format!(
+                    "{}:{}",
+                    r["names"][0].as_str().unwrap(),
+                    r["action"].as_str().unwrap()
+                )
+            })
             .collect();
         assert_eq!(
             names,
-            ["read:SCMP_ACT_ALLOW", "chroot:SCMP_ACT_ALLOW", "personality:SCMP_ACT_ALLOW"]
+            [
+                "read:SCMP_ACT_ALLOW",
+                "chroot:SCMP_ACT_ALLOW",
+                "personality:SCMP_ACT_ALLOW"
+            ]
         );
         assert_eq!(s["syscalls"][2]["args"][0]["value"], 8);
         if std::env::consts::ARCH == "x86_64" {
-            assert_eq!(s["architectures"], json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]));
+            assert_eq!(
+                s["architectures"],
+                json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])
+            );
         }
         // Valid OCI.
         let _: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(s).unwrap();
@@ -149,13 +189,24 @@ mod tests {
         let Ok(text) = std::fs::read_to_string(DEFAULT_PROFILE) else {
             hull_testkit::skip!("no {DEFAULT_PROFILE} (podman's containers-common) to convert");
         };
-        let s = from_docker_profile(&text, DEFAULT_PROFILE, &super::super::defaults::CAPABILITIES).unwrap();
+        let s = from_docker_profile(
+            &text,
+            DEFAULT_PROFILE,
+            &super::super::defaults::CAPABILITIES,
+        )
+        .unwrap();
         let all: Vec<&str> = s["syscalls"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
-            .flat_map(|r| r["names"].as_array().unwrap().iter().filter_map(Value::as_str))
+            .flat_map(|r| {
+                r["names"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_str)
+            })
             .collect();
         assert!(all.contains(&"read") && all.contains(&"chroot"));
         // podman's profile refuses kexec_load outright.

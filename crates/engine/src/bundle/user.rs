@@ -79,7 +79,9 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, En
 }
 
 fn bad_file(file: &str, user: &str) -> EngineError {
-    EngineError::Invalid(format!("the image's {file} file has a malformed entry for {user}"))
+    EngineError::Invalid(format!(
+        "the image's {file} file has a malformed entry for {user}"
+    ))
 }
 
 #[cfg(test)]
@@ -94,7 +96,10 @@ mod tests {
         let r = resolve("", PASSWD, GROUP).unwrap();
         assert_eq!((r.uid, r.gid, r.home.as_str()), (0, 0, "/root"));
         let w = resolve("web", PASSWD, GROUP).unwrap();
-        assert_eq!((w.uid, w.gid, w.additional_gids.clone(), w.home.as_str()), (1000, 1000, vec![10], "/home/web"));
+        assert_eq!(
+            (w.uid, w.gid, w.additional_gids.clone(), w.home.as_str()),
+            (1000, 1000, vec![10], "/home/web")
+        );
         let n = resolve("nobody:web", PASSWD, GROUP).unwrap();
         assert_eq!((n.uid, n.gid), (65534, 1000));
         let x = resolve("4242:4343", "", "").unwrap();

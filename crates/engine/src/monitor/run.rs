@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use hull_net::engine::{AttachRequest, NetMode, Net};
+use hull_net::engine::{AttachRequest, Net, NetMode};
 use hull_net::etc::EtcFiles;
 use hull_net::netns::NetnsRef;
 use hull_runtime::{CreateOptions, Runtime, Stdio};
@@ -39,20 +39,28 @@ pub(super) fn main(root: &Path, id: &str, reporter: &mut Reporter, attach: Optio
     }
 }
 
-fn monitor(root: &Path, id: &str, reporter: &mut Reporter, attach: Option<Attach>) -> Result<(), EngineError> {
+fn monitor(
+    root: &Path,
+    id: &str,
+    reporter: &mut Reporter,
+    attach: Option<Attach>,
+) -> Result<(), EngineError> {
     let mut conn = hull_db::open(root)?;
     let me = own_pid();
     let start = procfs::start_time(me).unwrap_or(0);
     // Intent first: from here the row names this monitor as the owner of whatever exists.
     if !store::claim(&mut conn, id, me, start)? {
-        let state = store::get(&conn, id)?.map(|r| r.state.as_str()).unwrap_or("removed");
+        let state = store::get(&conn, id)?
+            .map(|r| r.state.as_str())
+            .unwrap_or("removed");
         return Err(EngineError::BadState {
             id: id.to_string(),
             state: state.to_string(),
             op: "start",
         });
     }
-    let record = store::get(&conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
+    let record =
+        store::get(&conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
     let outcome = run_container(root, &conn, &record, reporter, attach);
     let leftovers = teardown::kernel_objects(root, id);
     let (code, reason) = match &outcome {
@@ -63,12 +71,21 @@ fn monitor(root: &Path, id: &str, reporter: &mut Reporter, attach: Option<Attach
         (r, true) => r,
         (r, false) => Some(
             r.into_iter()
-                .chain(std::iter::once(format!("teardown: {}", leftovers.join("; "))))
+                .chain(std::iter::once(format!(
+                    "teardown: {}",
+                    leftovers.join("; ")
+                )))
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
     };
-    store::set_exited(&conn, id, code, &hull_runtime::now_rfc3339(), reason.as_deref())?;
+    store::set_exited(
+        &conn,
+        id,
+        code,
+        &hull_runtime::now_rfc3339(),
+        reason.as_deref(),
+    )?;
     if record.settings.rm {
         teardown::files(root, id)?;
         store::delete(&conn, id)?;
@@ -105,7 +122,9 @@ fn run_container(
     };
     let stdin = match stdin {
         Some(fd) if record.settings.interactive => fd,
-        _ => File::open("/dev/null").map_err(EngineError::io("/dev/null"))?.into(),
+        _ => File::open("/dev/null")
+            .map_err(EngineError::io("/dev/null"))?
+            .into(),
     };
     let mut opts = CreateOptions::new(id, &dir);
     opts.stdio = Stdio::Fds {
@@ -176,9 +195,14 @@ fn write_etc(root: &Path, record: &Record, pid: i32) -> Result<(), EngineError> 
         hosts,
         resolv_conf,
     } = attachment.etc;
-    for (name, text) in [("hostname", hostname), ("hosts", hosts), ("resolv.conf", resolv_conf)] {
+    for (name, text) in [
+        ("hostname", hostname),
+        ("hosts", hosts),
+        ("resolv.conf", resolv_conf),
+    ] {
         let path = etc.join(name);
-        std::fs::write(&path, text).map_err(EngineError::io(format!("writing {}", path.display())))?;
+        std::fs::write(&path, text)
+            .map_err(EngineError::io(format!("writing {}", path.display())))?;
     }
     Ok(())
 }
@@ -201,7 +225,10 @@ fn relay(out: &OwnedFd, err: &OwnedFd, log: &mut LogWriter, attach: &mut Option<
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return,
         }
-        let ready: Vec<bool> = polls.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = polls
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         let mut r = ready.into_iter();
         for (i, fd) in fds.iter().enumerate() {
             if !open[i] || !r.next().unwrap_or(false) {
@@ -216,7 +243,11 @@ fn relay(out: &OwnedFd, err: &OwnedFd, log: &mut LogWriter, attach: &mut Option<
                 Ok(n) => n,
             };
             let data = &buf[..n];
-            let stream = if i == 0 { Stream::Stdout } else { Stream::Stderr };
+            let stream = if i == 0 {
+                Stream::Stdout
+            } else {
+                Stream::Stderr
+            };
             log.write(stream, data);
             if let Some((o, e)) = attach.as_mut() {
                 let sink = if i == 0 { o } else { e };

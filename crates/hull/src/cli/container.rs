@@ -137,14 +137,20 @@ pub struct RunArgs {
     #[arg(short, long)]
     tty: bool,
     /// The image, then the command and its arguments
-    #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE [COMMAND [ARG...]]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        value_name = "IMAGE [COMMAND [ARG...]]"
+    )]
     args: Vec<String>,
 }
 
 impl RunArgs {
     fn options(&self) -> Result<(String, RunOptions), EngineError> {
         if self.tty {
-            return Err(EngineError::Unsupported("-t (a terminal for the container)"));
+            return Err(EngineError::Unsupported(
+                "-t (a terminal for the container)",
+            ));
         }
         let (image, command) = self
             .args
@@ -159,12 +165,34 @@ impl RunArgs {
             workdir: self.workdir.clone(),
             user: self.user.clone(),
             hostname: self.hostname.clone(),
-            network: self.network.as_deref().map(Network::parse).transpose()?.unwrap_or_default(),
-            ports: self.publish.iter().map(|p| p.parse()).collect::<Result<_, _>>()?,
-            memory: self.memory.as_deref().map(options::parse_memory).transpose()?,
+            network: self
+                .network
+                .as_deref()
+                .map(Network::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            ports: self
+                .publish
+                .iter()
+                .map(|p| p.parse())
+                .collect::<Result<_, _>>()?,
+            memory: self
+                .memory
+                .as_deref()
+                .map(options::parse_memory)
+                .transpose()?,
             millicpus: self.cpus.as_deref().map(options::parse_cpus).transpose()?,
-            pids_limit: self.pids_limit.as_deref().map(options::parse_pids_limit).transpose()?.flatten(),
-            volumes: self.volume.iter().map(|v| hull_engine::Volume::parse(v)).collect::<Result<_, _>>()?,
+            pids_limit: self
+                .pids_limit
+                .as_deref()
+                .map(options::parse_pids_limit)
+                .transpose()?
+                .flatten(),
+            volumes: self
+                .volume
+                .iter()
+                .map(|v| hull_engine::Volume::parse(v))
+                .collect::<Result<_, _>>()?,
             rm: self.rm,
             interactive: self.interactive,
         };
@@ -231,7 +259,11 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
                     Ok(doc) => docs.push(doc),
                     Err(EngineError::NoSuchContainer(_)) => {
                         let store = hull_image::ImageStore::open(root)?;
-                        docs.push(store.inspect(n).with_context(|| format!("no such container or image: {n}"))?);
+                        docs.push(
+                            store
+                                .inspect(n)
+                                .with_context(|| format!("no such container or image: {n}"))?,
+                        );
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -268,9 +300,14 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     let attach = if args.detach {
         None
     } else {
-        let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().context("duplicating stdio");
+        let dup =
+            |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().context("duplicating stdio");
         Some(Attach {
-            stdin: if args.interactive { Some(dup(std::io::stdin().as_fd())?) } else { None },
+            stdin: if args.interactive {
+                Some(dup(std::io::stdin().as_fd())?)
+            } else {
+                None
+            },
             stdout: dup(std::io::stdout().as_fd())?,
             stderr: dup(std::io::stderr().as_fd())?,
         })
@@ -300,7 +337,13 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
 }
 
 fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: &str) -> anyhow::Result<()> {
-    let short = |id: &str| if no_trunc { id.to_string() } else { id[..12].to_string() };
+    let short = |id: &str| {
+        if no_trunc {
+            id.to_string()
+        } else {
+            id[..12].to_string()
+        }
+    };
     let list: Vec<Record> = engine
         .list()?
         .into_iter()
@@ -328,12 +371,28 @@ fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: &str) -> 
                         command,
                         format::age(Some(&r.created)),
                         status(r),
-                        r.settings.ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                        r.settings
+                            .ports
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         r.name.clone(),
                     ]
                 })
                 .collect();
-            format::table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows);
+            format::table(
+                &[
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "PORTS",
+                    "NAMES",
+                ],
+                &rows,
+            );
         }
         other => anyhow::bail!("unknown --format {other:?}: use table or json"),
     }
