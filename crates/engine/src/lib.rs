@@ -22,6 +22,7 @@ pub mod bundle;
 mod control;
 mod create;
 mod error;
+mod exec;
 pub mod logs;
 pub mod monitor;
 pub mod options;
@@ -35,6 +36,7 @@ use rusqlite::Connection;
 
 pub use create::Created;
 pub use error::{EngineError, EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
+pub use exec::ExecRequest;
 pub use monitor::{Attach, Monitor, Report};
 pub use options::{Network, RunOptions, Settings, Volume};
 pub use store::{Record, State};

@@ -335,6 +335,29 @@ fn detached_logs_stop_rm() {
     }
     let o = r.hull(&["logs", &id[..8]]);
     assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    // exec runs in it with the container's settings and the caller's overrides.
+    let out = r.ok(&[
+        "exec",
+        "-e",
+        "X=5",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "web",
+        "sh",
+        "-c",
+        "echo $X $(pwd) $(id -u) $HOSTNAME",
+    ]);
+    assert_eq!(out, format!("5 /tmp 65534 {}\n", &id[..12]));
+    assert_eq!(
+        code(&r.hull(&["exec", "web", "sh", "-c", "exit 4"])),
+        Some(4)
+    );
+    assert_eq!(
+        code(&r.hull(&["exec", "web", "no-such-command"])),
+        Some(127)
+    );
     // A running container is not removed without -f.
     let o = r.hull(&["rm", "web"]);
     assert_eq!(code(&o), Some(125));
@@ -455,6 +478,9 @@ fn published_port_from_loopback() {
         "-c",
         "echo hello-from-nc > /tmp/msg; nc -l -p 8080 < /tmp/msg",
     ]);
+    // While it serves (nc exits after one connection, and the network goes with it).
+    let v = r.inspect(&id);
+    assert_eq!(v["NetworkSettings"][0]["network"], "ctrtest");
     let deadline = Instant::now() + Duration::from_secs(10);
     let got = loop {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -469,8 +495,6 @@ fn published_port_from_loopback() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(got, "hello-from-nc\n");
-    let v = r.inspect(&id);
-    assert_eq!(v["NetworkSettings"][0]["network"], "ctrtest");
     r.ok(&["rm", "-f", &id]);
     r.assert_clean();
     r.ok(&["network", "rm", "ctrtest"]);

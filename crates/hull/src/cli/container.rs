@@ -75,6 +75,30 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Run a command in a running container
+    Exec {
+        /// Keep stdin open: the process reads this command's stdin
+        #[arg(short, long)]
+        interactive: bool,
+        /// Allocate a terminal (not supported yet)
+        #[arg(short, long)]
+        tty: bool,
+        /// Run in the background (not supported yet)
+        #[arg(short, long)]
+        detach: bool,
+        /// Set an environment variable (K=V)
+        #[arg(short, long = "env")]
+        env: Vec<String>,
+        /// Working directory inside the container
+        #[arg(short, long = "workdir")]
+        workdir: Option<String>,
+        /// User (name or uid, optionally :group or :gid)
+        #[arg(short, long)]
+        user: Option<String>,
+        /// The container, then the command and its arguments
+        #[arg(required = true, num_args = 2.., trailing_var_arg = true, value_name = "CONTAINER COMMAND [ARG...]")]
+        args: Vec<String>,
+    },
     /// Show containers' details as JSON (images too, when no container has the name)
     Inspect {
         #[arg(required = true)]
@@ -251,6 +275,31 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             for c in containers {
                 println!("{}", engine.wait(&c)?);
             }
+        }
+        ContainerCommand::Exec {
+            interactive,
+            tty,
+            detach,
+            env,
+            workdir,
+            user,
+            args,
+        } => {
+            if tty {
+                return Err(EngineError::Unsupported("exec -t (a terminal)").into());
+            }
+            if detach {
+                return Err(EngineError::Unsupported("exec -d").into());
+            }
+            let (container, command) = args.split_first().context("a container is required")?;
+            let req = hull_engine::ExecRequest {
+                command: command.to_vec(),
+                env,
+                workdir,
+                user,
+                interactive,
+            };
+            return Ok(engine.exec(container, &req)?);
         }
         ContainerCommand::Inspect { names } => {
             let mut docs = Vec::new();
