@@ -93,7 +93,7 @@ impl Engine {
                 }
             }
             if report_ready {
-                match monitor.next() {
+                match monitor.next_report() {
                     Some(Report::Started(_)) => {}
                     Some(Report::Exited(code)) => return Ok(code),
                     Some(Report::Failed { code, message }) => {

@@ -13,7 +13,7 @@
 //! let opts = RunOptions { command: vec!["echo".into(), "hi".into()], rm: true, ..Default::default() };
 //! let created = engine.create("busybox", &opts)?;
 //! let mut monitor = engine.start(&created.record.id, None)?;
-//! let _ = monitor.next(); // Started, Failed or Exited
+//! let _ = monitor.next_report(); // Started, Failed or Exited
 //! # Ok(())
 //! # }
 //! ```

@@ -175,10 +175,10 @@ pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
             .collect::<Result<_, _>>()?;
         match found.len() {
             1 => {
-                return Ok(found
+                return found
                     .into_iter()
                     .next()
-                    .ok_or_else(|| EngineError::NoSuchContainer(reference.into()))?)
+                    .ok_or_else(|| EngineError::NoSuchContainer(reference.into()))
             }
             0 => {}
             _ => return Err(EngineError::Ambiguous(reference.to_string())),

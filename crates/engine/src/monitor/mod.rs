@@ -88,7 +88,7 @@ pub struct Monitor {
 
 impl Monitor {
     /// The next report; None once the monitor has exited without another.
-    pub fn next(&mut self) -> Option<Report> {
+    pub fn next_report(&mut self) -> Option<Report> {
         let mut line = String::new();
         match self.reports.read_line(&mut line) {
             Ok(n) if n > 0 => Report::decode(&line),
@@ -141,6 +141,9 @@ fn child_main(root: &Path, id: &str, report: OwnedFd, attach: Option<Attach>) ->
     // Its own session: the terminal's ^C goes to the `hull` command, which forwards it to the
     // container, and never straight to the monitor.
     let _ = setsid();
+    // Named for ps(1); and out of the starter's working directory, which it must not keep busy.
+    let _ = nix::sys::prctl::set_name(c"hull-monitor");
+    let _ = nix::unistd::chdir("/");
     let mut keep: Vec<RawFd> = vec![report.as_raw_fd()];
     if let Some(a) = &attach {
         keep.extend([a.stdout.as_raw_fd(), a.stderr.as_raw_fd()]);

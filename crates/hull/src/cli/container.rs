@@ -16,9 +16,9 @@ use super::format;
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
     /// Create and run a container from an image
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create a container from an image without running it
-    Create(RunArgs),
+    Create(Box<RunArgs>),
     /// Start created or exited containers (in the background)
     Start {
         #[arg(required = true)]
@@ -237,7 +237,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
         ContainerCommand::Start { containers } => {
             for c in containers {
                 let mut monitor = engine.start(&c, None)?;
-                started(monitor.next(), &c)?;
+                started(monitor.next_report(), &c)?;
                 println!("{c}");
             }
         }
@@ -371,7 +371,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     };
     let result = if args.detach {
         let mut monitor = monitor;
-        started(monitor.next(), &id).map(|()| {
+        started(monitor.next_report(), &id).map(|()| {
             println!("{id}");
             0
         })
