@@ -1,11 +1,17 @@
 //! Where the engine keeps things under its root: `containers/<id>/` (config.json, the overlay's
 //! `merged` root, `upper`, `work`, `etc/` with hosts, hostname and resolv.conf, `ctr.log`), and
-//! the runtime's state directory.
+//! the runtime's state directory, and `trash/` (removed containers' files, deleted off the
+//! foreground path).
 
 use std::path::{Path, PathBuf};
 
 pub fn container_dir(root: &Path, id: &str) -> PathBuf {
     root.join("containers").join(id)
+}
+
+/// Directories of removed containers whose files are still being deleted.
+pub fn trash_dir(root: &Path) -> PathBuf {
+    root.join("trash")
 }
 
 /// hull-runtime's state (its `--root`) for the engine's containers.

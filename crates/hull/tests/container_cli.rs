@@ -148,17 +148,24 @@ impl Root {
             .unwrap_or_default();
         assert!(containers.is_empty(), "container dirs left: {containers:?}");
         assert_eq!(self.ok(&["ps", "-a", "-q"]), "", "rows left");
-        // Monitors are forked `hull --root ROOT ...` processes: their command line names the root.
-        for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(&me) && text.contains("hull") {
-                let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
-                assert!(stat.contains(") Z"), "process left: {text}");
+        // Monitors are forked `hull --root ROOT ...` processes: their command line names the
+        // root. One may still be deleting a removed container's files after its last report.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = processes_naming(&me);
+            if left.is_empty() {
+                break;
             }
+            assert!(Instant::now() < deadline, "processes left: {left:?}");
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let trash: Vec<_> = std::fs::read_dir(self.path.join("trash"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            trash.is_empty(),
+            "removed containers' files left: {trash:?}"
+        );
         let links = String::from_utf8_lossy(
             &Command::new("ip")
                 .args(["-o", "link"])
@@ -180,6 +187,22 @@ impl Root {
             );
         }
     }
+}
+
+/// Live (not zombie) hull processes whose command line contains `text`.
+fn processes_naming(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        if line.contains(text) && line.contains("hull") && !stat.contains(") Z") {
+            found.push(line);
+        }
+    }
+    found
 }
 
 impl Drop for Root {

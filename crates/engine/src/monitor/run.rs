@@ -87,16 +87,21 @@ fn monitor(
         reason.as_deref(),
     )?;
     if record.settings.rm {
-        teardown::files(root, id)?;
+        teardown::to_trash(root, id)?;
         store::delete(&conn, id)?;
     }
-    match outcome {
+    let result = match outcome {
         Ok(code) => {
             reporter.send(&Report::Exited(code));
             Ok(())
         }
         Err(e) => Err(e),
-    }
+    };
+    // After the report, off the starter's path: the removed files, and a short WAL that keeps
+    // every next hull command fast.
+    teardown::empty_trash(root);
+    hull_db::checkpoint(&conn);
+    result
 }
 
 /// Makes and runs the container; its exit status.

@@ -32,12 +32,35 @@ pub(crate) fn kernel_objects(root: &Path, id: &str) -> Vec<String> {
 
 /// Removes the container's directory (bundle, upper layer, logs) and its hold on the image.
 pub(crate) fn files(root: &Path, id: &str) -> Result<(), EngineError> {
+    to_trash(root, id)?;
+    empty_trash(root);
+    Ok(())
+}
+
+/// Takes the container's directory out of `containers/` in one rename (into `trash/`) and drops
+/// its hold on the image; [`empty_trash`] deletes the files, which takes a while for an upper
+/// layer, later (the monitor does it after its final report).
+pub(crate) fn to_trash(root: &Path, id: &str) -> Result<(), EngineError> {
     let dir = paths::container_dir(root, id);
-    match std::fs::remove_dir_all(&dir) {
+    let trash = paths::trash_dir(root);
+    std::fs::create_dir_all(&trash)
+        .map_err(EngineError::io(format!("creating {}", trash.display())))?;
+    match std::fs::rename(&dir, trash.join(id)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(EngineError::io(format!("removing {}", dir.display()))(e)),
     }
     hull_image::ImageStore::open(root)?.release(id)?;
     Ok(())
+}
+
+/// Deletes what [`to_trash`] set aside, also what a process killed meanwhile left there. Best
+/// effort: what cannot be deleted now is tried again by the next one.
+pub(crate) fn empty_trash(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(paths::trash_dir(root)) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
 }
