@@ -13,6 +13,8 @@ struct Root {
     path: PathBuf,
     /// Every container id the test saw, for the cgroup and veth checks.
     ids: Vec<String>,
+    /// Networks the test made, removed also when it fails.
+    networks: Vec<String>,
 }
 
 fn is_root() -> bool {
@@ -212,6 +214,9 @@ impl Drop for Root {
             for id in String::from_utf8_lossy(&o.stdout).lines() {
                 let _ = self.cmd(&["rm", "-f", id]).output();
             }
+        }
+        for n in &self.networks {
+            let _ = self.cmd(&["network", "rm", n]).output();
         }
         let _ = std::fs::remove_dir_all(&self.path);
     }
@@ -485,6 +490,7 @@ fn published_port_from_loopback() {
     // A network of this test's own, so nothing is shared with other tests or the host.
     let subnet = format!("10.239.{}.0/24", std::process::id() % 200 + 20);
     r.ok(&["network", "create", "ctrtest", "--subnet", &subnet]);
+    r.networks.push("ctrtest".into());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -520,7 +526,6 @@ fn published_port_from_loopback() {
     assert_eq!(got, "hello-from-nc\n");
     r.ok(&["rm", "-f", &id]);
     r.assert_clean();
-    r.ok(&["network", "rm", "ctrtest"]);
 }
 
 #[test]
