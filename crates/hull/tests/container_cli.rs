@@ -77,6 +77,7 @@ impl Root {
         let root = Root {
             path,
             ids: Vec::new(),
+            networks: Vec::new(),
         };
         let tar = busybox_tar(&root.path);
         root.ok(&["import", tar.to_str().unwrap(), "busybox"]);
@@ -238,46 +239,29 @@ fn code(o: &Output) -> Option<i32> {
 #[test]
 fn foreground_output_and_exit_codes() {
     let r = root!("fg");
-    let o = r.hull(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "echo",
-        "hello from hull",
-    ]);
-    assert_eq!(code(&o), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from hull\n");
-    let o = r.hull(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
-        "echo oops >&2; exit 3",
-    ]);
-    assert_eq!(code(&o), Some(3));
-    assert_eq!(String::from_utf8_lossy(&o.stderr), "oops\n");
-    let o = r.hull(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "no-such-command",
-    ]);
-    assert_eq!(code(&o), Some(127));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-command"));
-    let o = r.hull(&["run", "--rm", "--network", "none", "busybox", "/etc/passwd"]);
+    let run = |cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none", "busybox"];
+        args.extend_from_slice(cmd);
+        let o = r.hull(&args);
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        (code(&o), out, err)
+    };
     assert_eq!(
-        code(&o),
-        Some(126),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+        run(&["echo", "hello from hull"]),
+        (Some(0), "hello from hull\n".into(), String::new())
     );
+    assert_eq!(
+        run(&["sh", "-c", "echo oops >&2; exit 3"]),
+        (Some(3), String::new(), "oops\n".into())
+    );
+    let (status, _, err) = run(&["no-such-command"]);
+    assert_eq!(status, Some(127), "{err}");
+    assert!(err.contains("no-such-command"), "{err}");
+    let (status, _, err) = run(&["/etc/passwd"]);
+    assert_eq!(status, Some(126), "{err}");
     r.assert_clean();
 }
 
