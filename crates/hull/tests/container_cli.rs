@@ -178,10 +178,7 @@ impl Root {
         )
         .into_owned();
         for id in &self.ids {
-            for ctl in ["pids", "memory", "cpu", "freezer", "devices"] {
-                let cg = Path::new("/sys/fs/cgroup")
-                    .join(ctl)
-                    .join(format!("hull-{id}"));
+            for cg in cgroup_candidates(id) {
                 assert!(!cg.exists(), "cgroup left: {}", cg.display());
             }
             assert!(
@@ -190,6 +187,31 @@ impl Root {
             );
         }
     }
+}
+
+/// Where the runtime may have made container `id`'s cgroup in each v1 hierarchy: at its root,
+/// or under this process's own cgroup (a nested host places some hierarchies there).
+fn cgroup_candidates(id: &str) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut out = Vec::new();
+    for ctl in [
+        "pids", "memory", "cpu", "freezer", "devices", "blkio", "cpuset",
+    ] {
+        let base = Path::new("/sys/fs/cgroup").join(ctl);
+        out.push(base.join(format!("hull-{id}")));
+        let nested = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, p) = (f.next()?, f.next()?, f.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == ctl)
+                .then(|| p.trim_start_matches('/').to_string())
+        });
+        if let Some(p) = nested.filter(|p| !p.is_empty()) {
+            out.push(base.join(p).join(format!("hull-{id}")));
+        }
+    }
+    out
 }
 
 /// Live (not zombie) hull processes whose command line contains `text`.
@@ -452,6 +474,34 @@ fn env_workdir_user_hostname() {
         "busybox",
     ]);
     assert!(out.starts_with("uid=123 gid=456"), "{out}");
+    // -v: a read-only bind and a writable one (its missing host directory made, as docker does).
+    let ro = r.path.join("vol-ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("in"), "from host\n").unwrap();
+    let rw = r.path.join("vol-rw/new");
+    let (vro, vrw) = (
+        format!("{}:/ro:ro", ro.display()),
+        format!("{}:/rw", rw.display()),
+    );
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &vro,
+        "-v",
+        &vrw,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /ro/in; touch /ro/x 2>/dev/null || echo ro refused; echo written > /rw/out",
+    ]);
+    assert_eq!(out, "from host\nro refused\n");
+    assert_eq!(
+        std::fs::read_to_string(rw.join("out")).unwrap(),
+        "written\n"
+    );
     // podman's defaults: its capability set and masked paths.
     let out = r.ok(&[
         "run",
@@ -587,5 +637,67 @@ fn killed_monitor_is_found_and_cleaned() {
         "container process {pid} still runs"
     );
     r.ok(&["rm", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn memory_cpus_pids_limits_reach_the_cgroups() {
+    let mut r = root!("limits");
+    let id = r.detach(&[
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let pid = r.inspect(&id)["State"]["Pid"].as_i64().unwrap();
+    // The container's cgroup in each v1 hierarchy, as its process sees it from the host.
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = |controller: &str| -> Option<PathBuf> {
+        cgroups.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, p) = (f.next()?, f.next()?, f.next()?);
+            ctrls.split(',').any(|c| c == controller).then(|| {
+                let mount = if ctrls.contains(',') {
+                    ctrls.replace("cpu,cpuacct", "cpu")
+                } else {
+                    ctrls.to_string()
+                };
+                Path::new("/sys/fs/cgroup")
+                    .join(mount)
+                    .join(p.trim_start_matches('/'))
+            })
+        })
+    };
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
+    };
+    match (path("memory"), path("pids"), path("cpu")) {
+        (Some(mem), Some(pids), Some(cpu)) => {
+            assert_eq!(
+                read(mem.join("memory.limit_in_bytes")),
+                (64u64 << 20).to_string()
+            );
+            assert_eq!(read(pids.join("pids.max")), "50");
+            assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
+            assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
+        }
+        _ => {
+            r.ok(&["rm", "-f", &id]);
+            hull_testkit::skip!(
+                "no cgroup v1 memory, pids and cpu hierarchies to read limits from"
+            );
+        }
+    }
+    r.ok(&["rm", "-f", &id]);
     r.assert_clean();
 }
