@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 cargo build --release -q -p hull
-hull() { target/release/hull --root "${HULL_ROOT:-/var/lib/hull}" "$@"; }
+hull() { "${CARGO_TARGET_DIR:-target}/release/hull" --root "${HULL_ROOT:-/var/lib/hull}" "$@"; }
 if ! hull image inspect busybox >/dev/null 2>&1; then
   rootfs=$(mktemp -d /tmp/hull-demo.XXXXXX)
   trap 'rm -rf "$rootfs"' EXIT
