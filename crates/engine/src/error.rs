@@ -65,6 +65,15 @@ impl EngineError {
         }
     }
 
+    /// A runtime error, as docker reports it: 126 or 127 when the command could not be run.
+    pub(crate) fn from_runtime(e: hull_runtime::Error) -> EngineError {
+        let message = e.to_string();
+        match exec_code(&message) {
+            Some(code) => EngineError::Exec { code, message },
+            None => EngineError::Runtime(e),
+        }
+    }
+
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
         let what = what.into();
         move |err| EngineError::Io { what, err }

@@ -75,12 +75,8 @@ impl Engine {
             stdout: dup(std::io::stdout().as_fd())?,
             stderr: dup(std::io::stderr().as_fd())?,
         };
-        container.exec_to_exit(opts).map_err(|e| {
-            let message = e.to_string();
-            match crate::error::exec_code(&message) {
-                Some(code) => EngineError::Exec { code, message },
-                None => EngineError::Runtime(e),
-            }
-        })
+        container
+            .exec_to_exit(opts)
+            .map_err(EngineError::from_runtime)
     }
 }

@@ -19,7 +19,7 @@ use nix::unistd::pipe2;
 use rusqlite::Connection;
 
 use super::{own_pid, teardown, Attach, Report, Reporter};
-use crate::error::{exec_code, EngineError, EXIT_ENGINE};
+use crate::error::{EngineError, EXIT_ENGINE};
 use crate::logs::{LogWriter, Stream};
 use crate::options::Network;
 use crate::store::{self, Record};
@@ -145,13 +145,7 @@ fn run_container(
     let created = runtime.create(opts);
     // SAFETY: as above.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.map_err(EngineError::sys("signal"))?;
-    let created = created.map_err(|e| {
-        let message = e.to_string();
-        match exec_code(&message) {
-            Some(code) => EngineError::Exec { code, message },
-            None => EngineError::Runtime(e),
-        }
-    })?;
+    let created = created.map_err(EngineError::from_runtime)?;
     let container = created.container;
     let pid = container.pid();
     write_etc(root, record, pid)?;
