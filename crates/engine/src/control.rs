@@ -237,6 +237,7 @@ impl Engine {
             "Config": {
                 "Hostname": r.settings.hostname,
                 "StopSignal": r.settings.stop_signal,
+                "ExposedPorts": r.settings.exposed_ports,
                 "Env": config["process"]["env"],
                 "WorkingDir": config["process"]["cwd"],
                 "User": config["process"]["user"],

@@ -117,6 +117,9 @@ impl Engine {
                 hostname,
                 stop_signal: generated.stop_signal.clone(),
                 interactive: opts.interactive,
+                exposed_ports: config
+                    .and_then(|c| c.exposed_ports().clone())
+                    .unwrap_or_default(),
             },
             monitor_pid: None,
             monitor_start: None,

@@ -124,6 +124,9 @@ pub struct Settings {
     pub hostname: String,
     pub stop_signal: String,
     pub interactive: bool,
+    /// The image's ExposedPorts (`80/tcp`), shown by inspect; `-P` will publish them.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
 }
 
 /// `--memory 64m`: bytes, with docker's b/k/m/g suffixes (powers of 1024); at least 6 MiB as
