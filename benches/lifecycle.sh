@@ -8,6 +8,8 @@
 # timed on the plain host as well.
 #
 #   benches/lifecycle.sh [RUNS]      (default 40, as root)
+#   HULL_BASE=/path/to/older/hull-runtime benches/lifecycle.sh   adds an older build to both runs
+#   (before/after figures of a change, measured side by side)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-40}
@@ -18,6 +20,8 @@ for p in runc crun busybox-static time; do
 done
 ./scripts/build-runtime.sh
 hull=$PWD/target/release/hull-runtime
+base=()
+[ -n "${HULL_BASE:-}" ] && base=("hull-base=$HULL_BASE")
 work=$(mktemp -d /tmp/hull-bench-lifecycle.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bundle/rootfs/bin"
@@ -37,8 +41,8 @@ echo "runtimes: $("$hull" --version | head -1), $(runc --version | head -1), $(c
 echo "runs: $runs each after 5 warm-up runs; bundle: busybox-static, /bin/true"
 echo
 echo "== plain host (hybrid cgroups)"
-python3 benches/lifecycle_timer.py "$work" "$runs" "hull-runtime=$hull"
+python3 benches/lifecycle_timer.py "$work" "$runs" "hull-runtime=$hull" "${base[@]}"
 echo
 echo "== private mount namespace, /sys/fs/cgroup/unified unmounted (all three)"
 unshare -m --propagation private sh -c "umount /sys/fs/cgroup/unified 2>/dev/null; \
-  python3 benches/lifecycle_timer.py '$work' '$runs' 'hull-runtime=$hull' runc=$(command -v runc) crun=$(command -v crun)"
+  python3 benches/lifecycle_timer.py '$work' '$runs' 'hull-runtime=$hull' ${base[*]} runc=$(command -v runc) crun=$(command -v crun)"

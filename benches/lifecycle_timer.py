@@ -49,7 +49,7 @@ for name, (times, rss) in results.items():
     medians[name] = statistics.median(times)
     p90 = times[int(len(times) * 0.9) - 1]
     print(f"{name:<14}{medians[name] * 1000:>10.2f}{p90 * 1000:>9.2f}{max(rss) / 1024:>13.1f}")
-for peer in ("runc", "crun"):
+for peer in ("hull-base", "runc", "crun"):
     if peer in medians:
         rss_ratio = max(results["hull-runtime"][1]) / max(results[peer][1])
         print(f"hull/{peer}: time {medians['hull-runtime'] / medians[peer]:.2f}x, peak RSS {rss_ratio:.2f}x")

@@ -9,6 +9,7 @@ packages=(
   containernetworking-plugins   # hull-cni delegating IPAM to a reference plugin
   runc crun                     # peers for benchmarks and cross-checks
   podman containerd bsdutils    # drop-in tests: hull-runtime behind podman and containerd (script(1) for -it)
+  docker.io                     # drop-in test: dockerd 20.10 on hull-runtime (/usr/bin/docker, /usr/sbin/dockerd)
   qemu-system-x86               # cgroup v2 tests in a guest (this host is hybrid)
   docker-registry skopeo umoci  # image tests: a real registry on 127.0.0.1, images made by other tools
   openssl python3               # registry auth tests (htpasswd hash, token server)
@@ -20,6 +21,13 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Tests start private daemons (containerd, dockerd) of their own: the packages' services
+  # must not start system-wide ones (docker.io's postinst would).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -10,5 +10,8 @@ export HULL_STRICT=${HULL_STRICT:-0}
 echo "HULL_STRICT=$HULL_STRICT"
 # The cgroup v2 code paths, in a qemu guest per cgroup layout (this host is hybrid).
 crates/cgroups/tests/qemu/run.sh
+# hull-vmm boots Debian's kernel in a qemu TCG guest with nested KVM (this host's kvm-pvm boots no
+# stock kernel): three `hull vm run` boots, 30-70 s here.
+crates/vmm/tests/nested/run.sh
 # Two test threads: the machine has two cores, and the tests start real containers.
 cargo test --workspace -- --test-threads=2

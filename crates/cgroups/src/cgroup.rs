@@ -199,9 +199,23 @@ impl Cgroup {
         &self.dirs[i]
     }
 
+    /// Records as created the dirs that [`create`](Self::create) will make: those of each chain
+    /// that do not exist yet. A caller persists this value before `create`, so that a crash at
+    /// any moment of it leaves a record from which [`remove`](Self::remove) finds every dir
+    /// made; one that another process makes in between is claimed too, a race of creators only.
+    pub fn claim(&mut self) {
+        for d in &mut self.dirs {
+            d.created = d.chain().into_iter().filter(|p| !p.exists()).collect();
+        }
+    }
+
     /// Validates `resources` fully before touching the disk, then creates the dirs and applies the
-    /// limits; on any error removes what it created.
-    pub fn create(&mut self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+    /// limits; on any error removes what it created. Returns the fields skipped because the
+    /// kernel dropped them (deprecated in the runtime spec), one line each, for the caller to log.
+    pub fn create(
+        &mut self,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Vec<String>, CgroupError> {
         let plan = match resources {
             Some(r) => plan::build(self, r, Mode::Create)?,
             None => plan::Plan::default(),
@@ -219,11 +233,13 @@ impl Cgroup {
             }
             return Err(e);
         }
-        Ok(())
+        Ok(plan.ignored)
     }
 
     fn make_dirs(&mut self) -> Result<(), CgroupError> {
         for d in &mut self.dirs {
+            // What exists now is known exactly: it replaces a claim.
+            d.created.clear();
             for cur in d.chain() {
                 match std::fs::create_dir(&cur) {
                     Ok(()) => d.created.push(cur),
@@ -237,11 +253,13 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Applies new limits to an existing cgroup (`runc update`).
-    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+    /// Applies new limits to an existing cgroup (`runc update`); a field left out or zero keeps
+    /// the value in force. Returns the skipped fields, as `create` does.
+    pub fn update(&self, resources: &LinuxResources) -> Result<Vec<String>, CgroupError> {
         let plan = plan::build(self, resources, Mode::Update)?;
         plan::enable_v2(self, &plan)?;
-        plan.apply(self)
+        plan.apply(self)?;
+        Ok(plan.ignored)
     }
 
     /// Moves `pid` into this container's cgroup in every hierarchy.

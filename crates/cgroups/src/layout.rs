@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use hull_sys::mountinfo;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CgroupError;
@@ -48,63 +49,29 @@ const V1_CONTROLLERS: &[&str] = &[
     "misc",
 ];
 
-/// Undoes mountinfo's octal escapes (\040 for space and so on).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            if let Some(v) = s
-                .get(i + 1..i + 4)
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parses mountinfo text into the cgroup mounts it lists.
+/// Parses mountinfo text into the cgroup mounts it lists (lines that are not mountinfo entries
+/// are passed over).
 pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
     let mut mounts: Vec<Mount> = Vec::new();
-    for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let (root, mount_point) = (unescape(pre[3]), unescape(pre[4]));
-        let m = match post[0] {
-            "cgroup2" => Mount {
-                version: 2,
-                controllers: Vec::new(),
-                mount_point: mount_point.into(),
-                root: root.into(),
-            },
+    for e in mountinfo::parse(text).filter_map(Result::ok) {
+        let (version, controllers) = match e.fs_type {
+            "cgroup2" => (2, Vec::new()),
             "cgroup" => {
-                let mut controllers: Vec<String> = post[2]
-                    .split(',')
+                let mut controllers: Vec<String> = e
+                    .super_opts()
                     .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
                     .map(str::to_string)
                     .collect();
                 controllers.sort();
-                Mount {
-                    version: 1,
-                    controllers,
-                    mount_point: mount_point.into(),
-                    root: root.into(),
-                }
+                (1, controllers)
             }
             _ => continue,
+        };
+        let m = Mount {
+            version,
+            controllers,
+            mount_point: e.mount_point().into_owned(),
+            root: e.root().into_owned(),
         };
         // The same hierarchy may be bind-mounted again elsewhere; the first mount is the host's.
         if !mounts
@@ -261,6 +228,9 @@ mod tests {
             host_path(&m, Path::new("/ns/a/b")),
             Path::new("/sys/fs/cgroup/memory/a/b")
         );
-        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
+        let e = "90 80 0:32 /a\\040b /mnt/a\\040b rw - cgroup cgroup rw,memory\n";
+        let m = parse_mountinfo(e);
+        assert_eq!(m[0].root, Path::new("/a b"));
+        assert_eq!(m[0].mount_point, Path::new("/mnt/a b"));
     }
 }

@@ -9,7 +9,9 @@
 //! 1. `Cgroup::new(config.linux.cgroupsPath, id)` (reads the mounts, touches nothing);
 //! 2. `create(resources)` with `resources.devices` set to [`runc_device_rules`] (or
 //!    [`default_device_rules`] when the config has none): everything is validated first, and a
-//!    failure leaves nothing behind; then persist the `Cgroup` (serde) in the container state;
+//!    failure leaves nothing behind; it returns the fields skipped because the kernel dropped
+//!    them (`memory.kernel`, leaf weights), for the runtime to log; then persist the `Cgroup`
+//!    (serde) in the container state;
 //! 3. `add_process(pid)` before the container process runs user code;
 //! 4. later commands reload it: `freeze`/`thaw`, `update`, `stats`, `oom_events`, `pids`;
 //! 5. `remove()` after the processes are gone (it retries for about a second while they exit).

@@ -46,6 +46,8 @@ pub(crate) struct Plan {
     pub devices: Option<DeviceRules>,
     /// Controllers to enable in the cgroup2 subtree_control of every dir above the container's.
     pub enable_v2: Vec<String>,
+    /// Fields skipped because the kernel dropped what they set, one line each.
+    pub ignored: Vec<String>,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -77,6 +79,14 @@ impl Ctx<'_> {
             value: value.to_string(),
             field: field.to_string(),
         });
+    }
+
+    /// Skips `field`, which the spec lets a runtime ignore; said once per field.
+    pub fn ignore(&mut self, field: &str, reason: &str) {
+        let line = format!("{field}: ignored: {reason}");
+        if !self.plan.ignored.contains(&line) {
+            self.plan.ignored.push(line);
+        }
     }
 
     /// Full path of a file in the container's dir (for reads while planning an update).

@@ -399,10 +399,6 @@ fn memory_v2_conversions_and_refusals() {
         (json!({"memory": {"swap": 300_000_000}}), "memory.swap"),
         (json!({"memory": {"swappiness": 10}}), "memory.swappiness"),
         (
-            json!({"memory": {"kernelTCP": 1_000_000}}),
-            "memory.kernelTCP",
-        ),
-        (
             json!({"memory": {"disableOOMKiller": true}}),
             "memory.disableOOMKiller",
         ),
@@ -705,4 +701,72 @@ fn empty_resources_plan_nothing() {
         let p = build(&cgroup(host), json!({})).unwrap();
         assert!(p.writes.is_empty() && p.devices.is_none() && p.enable_v2.is_empty());
     }
+}
+
+#[test]
+fn dropped_fields_are_ignored_once_and_the_rest_applied() {
+    let r = json!({
+        "memory": {"limit": 100_000_000, "kernel": 50_000_000, "kernelTCP": 1_000_000},
+        "blockIO": {"weight": 0, "leafWeight": 300,
+                    "weightDevice": [{"major": 1, "minor": 0, "leafWeight": 200}, {"major": 1, "minor": 1, "leafWeight": 100}]},
+    });
+    for host in HOSTS {
+        let p = build(&cgroup(host), r.clone()).unwrap();
+        let files: Vec<&str> = p.writes.iter().map(|w| w.file.as_str()).collect();
+        assert!(
+            files.contains(&"memory.max") || files.contains(&"memory.limit_in_bytes"),
+            "{host:?}: {files:?}"
+        );
+        assert!(!files
+            .iter()
+            .any(|f| f.contains("kmem.limit") || f.contains("leaf")));
+        // No tcp file in these made-up hierarchies: kernelTCP is skipped too, and said so.
+        assert_eq!(
+            p.ignored,
+            [
+                "linux.resources.memory.kernel: ignored: kernel memory limits were removed from the kernel (5.16+, and cgroup v2 never had them)",
+                "linux.resources.memory.kernelTCP: ignored: this kernel has no memory.kmem.tcp.limit_in_bytes (cgroup v2 charges TCP memory to memory.max)",
+                "linux.resources.blockIO.leafWeight: ignored: leaf weights were removed from the kernel with the cfq scheduler",
+            ],
+            "{host:?}"
+        );
+    }
+    let p = build(
+        &cgroup(Host::Hybrid),
+        json!({"blockIO": {"weightDevice": [{"major": 1, "minor": 0, "leafWeight": 200}]}}),
+    )
+    .unwrap();
+    assert_eq!(p.ignored.len(), 1);
+    assert!(
+        p.ignored[0].starts_with("linux.resources.blockIO.weightDevice[0].leafWeight: ignored: "),
+        "{:?}",
+        p.ignored
+    );
+    assert!(p.writes.is_empty());
+}
+
+#[test]
+fn zero_weights_are_unset() {
+    // docker 20.10 writes `"blockIO": {"weight": 0}` into every config.
+    for host in HOSTS {
+        let p = build(
+            &cgroup(host),
+            json!({"blockIO": {"weight": 0, "leafWeight": 0, "weightDevice": [{"major": 1, "minor": 0, "weight": 0}]}}),
+        )
+        .unwrap();
+        assert!(
+            p.writes.is_empty() && p.ignored.is_empty(),
+            "{host:?}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn update_keeps_what_is_zero() {
+    let cg = cgroup(Host::Legacy);
+    let r = resources(
+        json!({"pids": {"limit": 0}, "memory": {"limit": 0}, "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": ""}, "blockIO": {"weight": 0}}),
+    );
+    let p = plan::build(&cg, &r, Mode::Update).unwrap();
+    assert!(p.writes.is_empty(), "{p:?}");
 }

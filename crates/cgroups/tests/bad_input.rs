@@ -121,12 +121,6 @@ fn unknown_or_unsupported_controllers() {
         assert!(e.contains("not mounted"), "{e}");
     }
     let e = rejected(
-        "kmem",
-        json!({"memory": {"kernel": 1 << 26}}),
-        "linux.resources.memory.kernel",
-    );
-    assert!(e.contains("removed"), "{e}");
-    let e = rejected(
         "use-hierarchy",
         json!({"memory": {"useHierarchy": false}}),
         "linux.resources.memory.useHierarchy",

@@ -11,12 +11,12 @@ use hull_cgroups::devices::{bpf, check_rule, default_device_rules, Rule};
 use serde_json::json;
 
 fn own_v2_dir() -> Option<PathBuf> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mp = mi.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        post.starts_with("cgroup2 ")
-            .then(|| pre.split(' ').nth(4).map(PathBuf::from))?
-    })?;
+    let mi = hull_sys::mountinfo::read_self().ok()?;
+    let mp = hull_sys::mountinfo::parse(&mi)
+        .filter_map(Result::ok)
+        .find(|m| m.fs_type == "cgroup2")?
+        .mount_point()
+        .into_owned();
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     Some(mp.join(rel.trim_start_matches('/')))

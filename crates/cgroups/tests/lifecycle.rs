@@ -183,3 +183,71 @@ fn remove_waits_bounded_while_busy_then_succeeds() {
     drop(sh);
     cg.finish();
 }
+
+#[test]
+fn parent_another_create_just_made_gets_cpus_and_mems() {
+    if skip_unless_root() || !common::busybox_present() {
+        return;
+    }
+    let parent_name = format!("{}{}-parent", common::PREFIX, std::process::id());
+    let rel = format!("{parent_name}/child");
+    let mut cg = Cgroup::new(Some(Path::new(&rel)), &id("parent")).unwrap();
+    // As a parallel create leaves it an instant after its mkdir: there, but on v1 with no cpus
+    // or mems yet.
+    let parents: Vec<_> = cg
+        .hierarchies()
+        .iter()
+        .map(|h| h.path.parent().unwrap().to_path_buf())
+        .collect();
+    for p in &parents {
+        std::fs::create_dir(p).unwrap();
+    }
+    let result = cg.create(None);
+    let placed = result.as_ref().ok().map(|_| {
+        let mut sh = Sh::spawn("exit 0");
+        let placed = cg.add_process(sh.pid());
+        sh.go();
+        sh.wait();
+        placed
+    });
+    common::kill_all(&cg);
+    let _ = cg.remove();
+    for p in &parents {
+        let _ = std::fs::remove_dir(p);
+    }
+    result.unwrap();
+    placed.unwrap().unwrap();
+    for p in &parents {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+    common::assert_gone(&cg);
+}
+
+#[test]
+fn a_claim_saved_before_create_removes_what_create_made_and_no_more() {
+    if skip_unless_root() {
+        return;
+    }
+    let outer_path = format!("{}{}-claim", common::PREFIX, std::process::id());
+    let mut outer = Cgroup::new(Some(Path::new(&outer_path)), &id("claim")).unwrap();
+    outer.create(None).unwrap();
+    let outer = CgGuard(outer);
+    let inner_path = Path::new(&outer_path).join("a/b");
+    let mut inner = Cgroup::new(Some(&inner_path), &id("claim")).unwrap();
+    inner.claim();
+    // What a runtime records before creating, and finds again after it was killed mid-create.
+    let saved = serde_json::to_string(&inner).unwrap();
+    inner.create(None).unwrap();
+    let found: Cgroup = serde_json::from_str(&saved).unwrap();
+    found.remove().unwrap();
+    common::assert_gone(&inner);
+    for h in outer.0.hierarchies() {
+        assert!(
+            h.path.join("a").symlink_metadata().is_err(),
+            "{}",
+            h.path.display()
+        );
+        assert!(h.path.is_dir(), "{} was not claimed", h.path.display());
+    }
+    outer.finish();
+}

@@ -29,14 +29,11 @@ fn nothing_left_behind() {
         return;
     }
     let mut leaks = Vec::new();
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for l in mi.lines() {
-        let Some((pre, post)) = l.split_once(" - ") else {
-            continue;
-        };
-        if post.starts_with("cgroup ") || post.starts_with("cgroup2 ") {
+    let mi = hull_sys::mountinfo::read_self().unwrap();
+    for m in hull_sys::mountinfo::parse(&mi).map(Result::unwrap) {
+        if matches!(m.fs_type, "cgroup" | "cgroup2") {
             // Our dirs sit a few levels down at most (memory is under /process_api/<hash> here).
-            find(Path::new(pre.split(' ').nth(4).unwrap()), 3, &mut leaks);
+            find(&m.mount_point(), 3, &mut leaks);
         }
     }
     let tmp = std::env::temp_dir();

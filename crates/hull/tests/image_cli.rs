@@ -16,13 +16,11 @@ impl Dir {
         Self(p)
     }
 
-    fn mounts(&self) -> Vec<String> {
-        let me = self.0.display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&me))
-            .map(String::from)
+    /// Mount points under this dir (there must be none when a test ends).
+    fn mounts(&self) -> Vec<PathBuf> {
+        hull_image::overlay::mount_points()
+            .into_iter()
+            .filter(|m| m.starts_with(&self.0))
             .collect()
     }
 }
@@ -30,10 +28,8 @@ impl Dir {
 impl Drop for Dir {
     fn drop(&mut self) {
         let leaked = self.mounts();
-        for l in &leaked {
-            if let Some(mp) = l.split(' ').nth(4) {
-                let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
-            }
+        for mp in &leaked {
+            let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.0);
         if !leaked.is_empty() && !std::thread::panicking() {

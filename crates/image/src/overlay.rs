@@ -4,8 +4,14 @@
 //! it get mount(2) with paths relative to the layers' common parent.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use hull_sys::mount_api::{
+    move_mount_to, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+};
+use hull_sys::mountinfo;
 
 use crate::sys;
 
@@ -112,24 +118,24 @@ pub fn mount(ov: &Overlay, api: MountApi) -> Result<MountApi, OverlayError> {
 
 fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
     let target = ov.target.display().to_string();
-    let fs = sys::fsopen("overlay").map_err(|source| OverlayError::Mount {
+    let fs = FsContext::open("overlay").map_err(|source| OverlayError::Mount {
         target: target.clone(),
         step: "fsopen",
-        err: source,
+        err: source.into(),
         kernel: None,
     })?;
-    let fail = |step: &'static str, fs: &std::os::fd::OwnedFd| {
+    let fail = |step: &'static str, fs: &FsContext| {
         let target = target.clone();
-        let kernel = sys::fs_context_message(fs);
-        move |source| OverlayError::Mount {
+        let kernel = fs.message();
+        move |source: nix::errno::Errno| OverlayError::Mount {
             target,
             step,
-            err: source,
+            err: source.into(),
             kernel,
         }
     };
     let set = |key: &'static str, step: &'static str, v: &[u8]| {
-        sys::fsconfig_set_string(&fs, key, v).map_err(|e| fail(step, &fs)(e))
+        fs.set_string(key, v).map_err(|e| fail(step, &fs)(e))
     };
     set("source", "fsconfig source", ov.source.as_bytes())?;
     for l in &ov.lowers {
@@ -143,20 +149,19 @@ fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
         )?;
         set("workdir", "fsconfig workdir", work.as_os_str().as_bytes())?;
     }
-    sys::fsconfig_create(&fs).map_err(|e| fail("create", &fs)(e))?;
+    fs.create().map_err(|e| fail("create", &fs)(e))?;
     let mut attrs: u64 = 0;
     if ov.readonly {
-        attrs |= libc::MOUNT_ATTR_RDONLY;
+        attrs |= MOUNT_ATTR_RDONLY;
     }
     if ov.inert {
-        attrs |= libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
+        attrs |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     }
-    let attrs = libc::c_uint::try_from(attrs).unwrap_or(libc::c_uint::MAX);
-    let mnt = sys::fsmount(&fs, attrs).map_err(|e| fail("fsmount", &fs)(e))?;
-    sys::move_mount(&mnt, ov.target.as_os_str().as_bytes()).map_err(|source| OverlayError::Mount {
+    let mnt = fs.fsmount(attrs).map_err(|e| fail("fsmount", &fs)(e))?;
+    move_mount_to(mnt.as_fd(), &ov.target).map_err(|source| OverlayError::Mount {
         target: target.clone(),
         step: "move_mount",
-        err: source,
+        err: source.into(),
         kernel: None,
     })
 }
@@ -241,32 +246,13 @@ pub fn is_mounted(target: &Path) -> bool {
 
 /// Every mount point of this mount namespace, unescaped.
 pub fn mount_points() -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let Ok(text) = mountinfo::read_self() else {
         return Vec::new();
     };
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(m))))
+    mountinfo::parse(&text)
+        .filter_map(Result::ok)
+        .map(|m| m.mount_point().into_owned())
         .collect()
-}
-
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// A container's root: `dir/upper` and `dir/work` (created if missing) over `lowers`

@@ -1,10 +1,12 @@
-//! The few raw syscalls nix 0.32 lacks: extended attributes, the new mount API,
-//! sync_file_range and inode flags.
+//! The few raw syscalls nix 0.32 lacks that only the image code needs: extended attributes,
+//! sync_file_range, inode flags and a legacy overlay mount(2) in a helper child (the new mount
+//! API, mountinfo and openat2 lookups are hull-sys's).
 //! Each wrapper is small, returns `io::Result`, and documents why its `unsafe` is sound.
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStringExt;
 
 fn cstr(s: &[u8]) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
@@ -21,7 +23,8 @@ fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
 /// Path through /proc that names `name` inside the directory `dir` without following a
 /// final symlink once used with an `l*xattr` call; the directory itself is already resolved.
 fn proc_path(dir: impl AsFd, name: &[u8]) -> io::Result<CString> {
-    let mut p = format!("/proc/self/fd/{}/", dir.as_fd().as_raw_fd()).into_bytes();
+    let mut p = hull_sys::fd::proc_self_fd(dir).into_os_string().into_vec();
+    p.push(b'/');
     p.extend_from_slice(name);
     cstr(&p)
 }
@@ -132,95 +135,6 @@ pub fn lgetxattr(path: &CStr, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
             Err(e) => return Err(e),
         }
     }
-}
-
-/// `fsopen(2)`: a filesystem context for `fstype`.
-pub fn fsopen(fstype: &str) -> io::Result<OwnedFd> {
-    let t = cstr(fstype.as_bytes())?;
-    // SAFETY: t is NUL-terminated; the syscall returns a new fd or -1.
-    let fd = check(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), libc::FSOPEN_CLOEXEC) })?;
-    // SAFETY: fsopen returned a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(to_fd(fd)?) })
-}
-
-/// `fsconfig(2)` with `FSCONFIG_SET_STRING`.
-pub fn fsconfig_set_string(fs: impl AsFd, key: &str, value: &[u8]) -> io::Result<()> {
-    let k = cstr(key.as_bytes())?;
-    let v = cstr(value)?;
-    // SAFETY: k and v are NUL-terminated strings that outlive the call.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_fd().as_raw_fd(),
-            libc::FSCONFIG_SET_STRING,
-            k.as_ptr(),
-            v.as_ptr(),
-            0,
-        )
-    })
-    .map(drop)
-}
-
-/// `fsconfig(2)` with `FSCONFIG_CMD_CREATE`: builds the superblock.
-pub fn fsconfig_create(fs: impl AsFd) -> io::Result<()> {
-    // SAFETY: the command takes no pointers.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_fd().as_raw_fd(),
-            libc::FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    })
-    .map(drop)
-}
-
-/// `fsmount(2)`: a detached mount of the configured superblock.
-pub fn fsmount(fs: impl AsFd, attrs: libc::c_uint) -> io::Result<OwnedFd> {
-    // SAFETY: plain integer arguments; returns a new fd or -1.
-    let fd = check(unsafe {
-        libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_fd().as_raw_fd(),
-            libc::FSMOUNT_CLOEXEC,
-            attrs,
-        )
-    })?;
-    // SAFETY: fsmount returned a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(to_fd(fd)?) })
-}
-
-/// `move_mount(2)`: attaches the detached mount `mnt` at `target`.
-pub fn move_mount(mnt: impl AsFd, target: &[u8]) -> io::Result<()> {
-    let empty = cstr(b"")?;
-    let t = cstr(target)?;
-    // SAFETY: both strings are NUL-terminated and outlive the call.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_fd().as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })
-    .map(drop)
-}
-
-fn to_fd(v: libc::c_long) -> io::Result<RawFd> {
-    RawFd::try_from(v).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
-}
-
-/// Text of the last error the kernel logged on a filesystem context (overlayfs explains
-/// its refusals there), read from the context fd.
-pub fn fs_context_message(fs: impl AsFd) -> Option<String> {
-    let mut buf = [0u8; 1024];
-    let n = nix::unistd::read(fs.as_fd(), &mut buf).ok()?;
-    let msg = String::from_utf8_lossy(&buf[..n]).trim().to_string();
-    (!msg.is_empty()).then_some(msg)
 }
 
 /// mount(2) run in a forked child that first changes into `dir`, so relative paths in `data`

@@ -26,6 +26,8 @@ pub enum ContainerError {
     Cgroup(#[from] hull_cgroups::CgroupError),
     #[error(transparent)]
     Hook(#[from] hooks::HookError),
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
     #[error("cannot {op} a container that is {status}")]
     InvalidState { op: &'static str, status: Status },
     #[error("cannot delete container {id} that is not stopped: {status}")]
@@ -195,16 +197,14 @@ impl Container {
                 })
             }
         }
-        if status != Status::Stopped {
-            self.kill_all_and_wait()?;
-        } else {
-            // Processes the first one left behind (it may have died with children in the
-            // cgroup) must go with it.
-            for pid in self.state.cgroup.pids().unwrap_or_default() {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
+        // Even a stopped container may have processes in its cgroup: children its first process
+        // left, or, when the runtime died during `create` (no pid recorded), the process that was
+        // being set up.
+        self.kill_all_and_wait()?;
         self.state.cgroup.remove()?;
+        if let Some(shared) = &self.state.shared_rootfs {
+            shared.release()?;
+        }
         let spec = self.config().ok();
         let state_json = self.oci_state(Status::Stopped).to_json()?;
         self.dir.remove()?;
@@ -220,11 +220,18 @@ impl Container {
     }
 
     fn kill_all_and_wait(&self) -> Result<(), ContainerError> {
-        let _ = self.kill(Signal::SIGKILL, true);
-        let _ = kill(self.pid(), Signal::SIGKILL);
+        if self.is_alive() {
+            let _ = kill(self.pid(), Signal::SIGKILL);
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut pause = Duration::from_micros(100);
-        while self.is_alive() || !self.state.cgroup.pids().unwrap_or_default().is_empty() {
+        loop {
+            let pids = self.state.cgroup.pids().unwrap_or_default();
+            if pids.is_empty() && !self.is_alive() {
+                break;
+            }
+            // Again each round: a process caught mid-setup may fork after the first kill.
+            let _ = self.kill(Signal::SIGKILL, true);
             if Instant::now() > deadline {
                 break;
             }

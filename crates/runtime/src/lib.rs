@@ -32,6 +32,7 @@ mod oci_state;
 mod process;
 mod procfs;
 mod resource_keys;
+mod resource_update;
 mod rootfs;
 mod security;
 mod spec;
@@ -40,7 +41,8 @@ mod sync;
 mod sys;
 
 pub use api::{
-    features, override_user, write_default_spec, Container, Created, Error, Runtime, Watch,
+    features, override_user, parse_resources, write_default_spec, Container, Created, Error,
+    Runtime, Watch,
 };
 pub use container::parse_signal;
 pub use oci_state::{now_rfc3339, OciState, OCI_VERSION};

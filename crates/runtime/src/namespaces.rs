@@ -3,6 +3,7 @@
 //! (time), and the user namespace's id maps.
 
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -190,9 +191,25 @@ impl NamespacePlan {
         self.is_private(LinuxNamespaceType::Pid)
     }
 
+    /// The offsets file, opened while this process still has the ids it was cloned with: the
+    /// process is not dumpable, so its /proc files belong to the host's root, whom a root mapped
+    /// from another id in a new user namespace may not open (runc has its parent write them).
+    /// The kernel checks CAP_SYS_TIME against the opener, who owns the time namespace to come.
+    pub fn open_time_offsets(&self) -> Result<Option<File>, NamespaceError> {
+        if !self.is_new(LinuxNamespaceType::Time) || self.time_offsets.is_empty() {
+            return Ok(None);
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/self/timens_offsets")
+            .map(Some)
+            .map_err(NamespaceError::TimeOffsets)
+    }
+
     /// In the container process, once it is in its cgroup: the cgroup namespace, then the time
-    /// namespace with its offsets written before the process enters it.
-    pub fn finish(&self) -> Result<(), NamespaceError> {
+    /// namespace with its offsets (`offsets` from `open_time_offsets`) written before the process
+    /// enters it.
+    pub fn finish(&self, offsets: Option<File>) -> Result<(), NamespaceError> {
         if self.is_new(LinuxNamespaceType::Cgroup) {
             unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|source| NamespaceError::Create {
                 kind: "cgroup",
@@ -218,8 +235,9 @@ impl NamespacePlan {
                 kind: "time",
                 source,
             })?;
-            if !self.time_offsets.is_empty() {
-                std::fs::write("/proc/self/timens_offsets", self.time_offsets.join("\n"))
+            if let Some(mut file) = offsets {
+                // One write: the kernel parses the offsets of a write as a whole.
+                file.write_all(self.time_offsets.join("\n").as_bytes())
                     .map_err(NamespaceError::TimeOffsets)?;
             }
             let for_children = File::open("/proc/self/ns/time_for_children")

@@ -215,16 +215,6 @@ fn config_errors_are_caught_before_the_plan() {
             "must be absolute",
         ),
         (
-            json!({"namespaces": [{"type": "pid"}]}),
-            None,
-            "a new mount namespace is required",
-        ),
-        (
-            json!({"namespaces": [{"type": "mount", "path": "/proc/self/ns/mnt"}]}),
-            None,
-            "a new mount namespace is required",
-        ),
-        (
             json!({"namespaces": [{"type": "mount"}, {"type": "user"}]}),
             None,
             "a new user namespace needs linux.uidMappings and linux.gidMappings",

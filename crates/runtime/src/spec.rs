@@ -106,19 +106,8 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, names_uts: bool) -> Result<(
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(SpecError::Unsupported("linux.netDevices"));
     }
-    if linux.memory_policy().is_some() {
-        return Err(SpecError::Unsupported("linux.memoryPolicy"));
-    }
     let mut seen = HashSet::new();
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
-    if !namespaces
-        .iter()
-        .any(|ns| ns.typ() == LinuxNamespaceType::Mount && ns.path().is_none())
-    {
-        return Err(invalid(
-            "linux.namespaces: a new mount namespace is required",
-        ));
-    }
     for ns in namespaces {
         if !seen.insert(ns.typ()) {
             return Err(invalid(format!("namespace {} is listed twice", ns.typ())));

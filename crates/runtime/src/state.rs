@@ -83,7 +83,8 @@ impl std::fmt::Display for Status {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerState {
     pub id: String,
-    /// The container's first process, in the runtime's pid namespace.
+    /// The container's first process, in the runtime's pid namespace; 0 until `create` has it
+    /// ready (a `create` that died before leaves a stopped container whose cgroup holds the rest).
     pub pid: i32,
     /// Its start time in clock ticks (/proc/PID/stat field 22), so a reused pid is not mistaken for it.
     pub pid_start: u64,
@@ -93,6 +94,10 @@ pub struct ContainerState {
     #[serde(default)]
     pub annotations: HashMap<String, String>,
     pub cgroup: hull_cgroups::Cgroup,
+    /// The config listed no mount namespace: the rootfs mounts live in the caller's, and
+    /// `delete` takes them out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_rootfs: Option<crate::rootfs::SharedRootfs>,
 }
 
 /// The `--root` directory.
@@ -127,11 +132,13 @@ impl Store {
         ContainerDir::locked(path)
     }
 
-    /// An existing container, locked for the caller's command.
+    /// An existing container, locked for the caller's command. A directory without its lock
+    /// file yet is one whose `create` died right after claiming the id (or is claiming it now:
+    /// the lock then orders the two).
     pub fn open(&self, id: &str) -> Result<ContainerDir, StateError> {
         validate_id(id)?;
         let path = self.root.join(id);
-        if !path.join(LOCK_FILE).exists() {
+        if !path.is_dir() {
             return Err(StateError::NotExist);
         }
         ContainerDir::locked(path)
@@ -175,7 +182,11 @@ impl ContainerDir {
             .custom_flags(libc::O_CLOEXEC)
             .mode(0o600)
             .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
+            .map_err(|err| match err.kind() {
+                // Removed by a `delete` since the caller looked.
+                std::io::ErrorKind::NotFound => StateError::NotExist,
+                _ => io_err(&lock_path)(err),
+            })?;
         let mut file = lock;
         let lock = loop {
             match Flock::lock(file, FlockArg::LockExclusive) {

@@ -20,7 +20,7 @@ fn console_socket_receives_the_pty_master() {
     let mut c = TestContainer::new("console");
     c.config["process"]["terminal"] = json!(true);
     c.config["process"]["consoleSize"] = json!({"height": 33, "width": 111});
-    c.script("tty; stty size; echo tty-done");
+    c.script("tty; stty size; test -c /dev/console && echo console-is-a-tty; echo tty-done");
     let socket_path = c.dir.join("console.sock");
     let listener = UnixListener::bind(&socket_path).unwrap();
     let receiver = std::thread::spawn(move || -> OwnedFd {
@@ -70,6 +70,7 @@ fn console_socket_receives_the_pty_master() {
     }
     assert!(text.contains("/dev/pts/0"), "{text:?}");
     assert!(text.contains("33 111"), "{text:?}");
+    assert!(text.contains("console-is-a-tty"), "{text:?}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! hull-runtime behind the tools that drive runc: podman (through conmon and the console socket)
-//! and containerd (through its runc v2 shim). Each test uses private storage, a private
-//! containerd, and a cgroup parent under the test's own cgroup, and removes all of it.
+//! hull-runtime behind the tools that drive runc: podman (through conmon and the console socket),
+//! containerd (through its runc v2 shim) and docker (dockerd on containerd). Each test uses
+//! private storage, a private containerd and dockerd, and a cgroup parent under the test's own
+//! cgroup, and removes all of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
@@ -28,6 +29,55 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Runs `cmd` (`what` names it in a failure) and returns its stdout, asserting success.
+fn checked(mut cmd: Command, what: &str) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{what}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `probe` until it succeeds (a daemon came up), for up to 15 s; else fails with `log`.
+fn wait_ready(daemon: &str, log: &Path, probe: impl Fn() -> Command) {
+    for _ in 0..300 {
+        if probe().output().is_ok_and(|o| o.status.success()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "{daemon} did not come up: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Mount points under `dir`, deepest first.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let mounts = hull_sys::mountinfo::read_self().unwrap_or_default();
+    let mut targets: Vec<PathBuf> = hull_sys::mountinfo::parse(&mounts)
+        .filter_map(Result::ok)
+        .map(|m| m.mount_point().into_owned())
+        .filter(|t| t.starts_with(dir))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.as_os_str().len()));
+    targets
+}
+
+/// Runs the shell command `line` under a new pty from script(1); its output after asserting
+/// success, or None (after a skip notice) without script(1).
+fn in_pty(tool: &str, line: &str) -> Option<String> {
+    if !have("script") {
+        hull_testkit::skip(format!("{tool} -it needs script(1) from bsdutils"));
+        return None;
+    }
+    let out = Command::new("script")
+        .args(["-qec", line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The deepest cgroup the test process is in (v1 controllers may differ): a parent under it is
@@ -219,9 +269,7 @@ impl Podman {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(out.status.success(), "podman {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        checked(self.cmd(args), &format!("podman {args:?}"))
     }
 }
 
@@ -281,34 +329,24 @@ fn podman_run_exec_pause_tty() {
     podman.ok(&["rm", &name]);
 
     // -it: the console socket path, under a real pty from script(1).
-    if have("script") {
-        let mut line = format!(
-            "podman --root {} --runroot {} --tmpdir {} --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime {} run -it --rm",
-            podman.dir.join("storage").display(),
-            podman.dir.join("run").display(),
-            podman.dir.join("tmp").display(),
-            runtime_bin()
-        );
-        for a in &extra {
-            line.push(' ');
-            line.push_str(a);
-        }
-        // podman's attach races a process that is done at once (runc loses its output too).
-        line.push_str(&format!(" {image} sh -c 'sleep 1; tty; echo it-ok'"));
-        let out = Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", text(&out));
+    let mut line = format!(
+        "podman --root {} --runroot {} --tmpdir {} --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime {} run -it --rm",
+        podman.dir.join("storage").display(),
+        podman.dir.join("run").display(),
+        podman.dir.join("tmp").display(),
+        runtime_bin()
+    );
+    for a in &extra {
+        line.push(' ');
+        line.push_str(a);
+    }
+    // podman's attach races a process that is done at once (runc loses its output too).
+    line.push_str(&format!(" {image} sh -c 'sleep 1; tty; echo it-ok'"));
+    if let Some(stdout) = in_pty("podman", &line) {
         assert!(
             stdout.contains("/dev/pts/0") && stdout.contains("it-ok"),
-            "{stdout:?} {}",
-            text(&out)
+            "{stdout:?}"
         );
-    } else {
-        hull_testkit::skip("podman -it needs script(1) from bsdutils");
     }
 }
 
@@ -346,21 +384,10 @@ impl Containerd {
             daemon,
             cgroup_parent,
         };
-        for _ in 0..200 {
-            if ctrd
-                .ctr(&["version"])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-            {
-                return ctrd;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
-            "containerd did not come up: {}",
-            std::fs::read_to_string(ctrd.dir.join("containerd.log")).unwrap_or_default()
-        );
+        wait_ready("containerd", &ctrd.dir.join("containerd.log"), || {
+            ctrd.ctr(&["version"])
+        });
+        ctrd
     }
 
     fn ctr(&self, args: &[&str]) -> Command {
@@ -373,9 +400,7 @@ impl Containerd {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctr(args).output().unwrap();
-        assert!(out.status.success(), "ctr {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        checked(self.ctr(args), &format!("ctr {args:?}"))
     }
 }
 
@@ -384,16 +409,8 @@ impl Drop for Containerd {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
         // Snapshot mounts of containers that did not finish cleanly.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let prefix = self.dir.to_string_lossy().into_owned();
-        let mut targets: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|t| t.starts_with(&prefix))
-            .collect();
-        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
-        for target in targets {
-            let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+        for target in mounts_under(&self.dir) {
+            let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -502,4 +519,292 @@ fn containerd_shim_runs_execs_and_kills() {
     ctrd.ok(&["task", "rm", "hull-ctr-two"]);
     ctrd.ok(&["containers", "rm", "hull-ctr-two"]);
     assert!(common::leaked_cgroups("hull-ctr-two").is_empty());
+}
+
+const DOCKER: &str = "/usr/bin/docker";
+
+/// A private dockerd (docker.io 20.10; /usr/local/bin/docker may be an unrelated newer CLI) on
+/// its own containerd: its own data and exec roots, socket, pidfile and key, no bridge and no
+/// firewall rules, containers under the test's cgroup parent, hull-runtime as runtime `hull`.
+struct Docker {
+    dir: PathBuf,
+    daemon: Option<Child>,
+    /// /run/docker(/plugins), which dockerd makes whatever its exec root: removed after if the
+    /// test made it.
+    made_run_docker: bool,
+    /// Whether the host's own trust key existed before (dockerd must not write one).
+    had_key: bool,
+    ctrd: Containerd,
+}
+
+const HOST_KEY: &str = "/etc/docker/key.json";
+
+impl Docker {
+    fn start(name: &str) -> Docker {
+        let ctrd = Containerd::start(&format!("docker-{name}"));
+        let dir = std::env::temp_dir().join(format!("hull-docker-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Only the config file can move the trust key, which defaults to /etc/docker/key.json.
+        let config = serde_json::json!({"deprecated-key-path": dir.join("key.json")});
+        std::fs::write(dir.join("daemon.json"), config.to_string()).unwrap();
+        let made_run_docker = !Path::new("/run/docker").exists();
+        let had_key = Path::new(HOST_KEY).exists();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let daemon = Command::new("/usr/sbin/dockerd")
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.join("docker.sock").display()))
+            .arg("--containerd")
+            .arg(ctrd.dir.join("containerd.sock"))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+                "--userland-proxy=false",
+                "--storage-driver=vfs",
+                // This host's hard RLIMIT_NOFILE is below docker's defaults, and raising it needs
+                // CAP_SYS_RESOURCE.
+                "--default-ulimit=nofile=4096:4096",
+            ])
+            .arg(format!("--cgroup-parent={}", ctrd.cgroup_parent.path))
+            .arg(format!("--add-runtime=hull={}", runtime_bin()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let docker = Docker {
+            dir,
+            daemon: Some(daemon),
+            made_run_docker,
+            had_key,
+            ctrd,
+        };
+        wait_ready("dockerd", &docker.dir.join("dockerd.log"), || {
+            docker.cmd(&["version"])
+        });
+        docker
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(DOCKER);
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.dir.join("docker.sock").display()))
+            .args(args)
+            .env("DOCKER_CONFIG", self.dir.join("cli"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        checked(self.cmd(args), &format!("docker {args:?}"))
+    }
+
+    /// Host processes started for this test (dockerd, containerd, shims, containers' inits
+    /// hold the private paths on their command lines).
+    fn processes(&self) -> Vec<String> {
+        let dirs = [
+            self.dir.to_string_lossy().into_owned(),
+            self.ctrd.dir.to_string_lossy().into_owned(),
+        ];
+        let me = std::process::id().to_string();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if dirs.iter().any(|d| cmdline.contains(d.as_str())) {
+                found.push(format!("{name}: {cmdline}"));
+            }
+        }
+        found
+    }
+
+    /// Removes the containers and the image, stops dockerd by its pid and checks that nothing
+    /// of them is left: processes, mounts, /run/docker.
+    fn stop(&mut self) {
+        let ids = self
+            .cmd(&["ps", "-aq"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for id in ids.split_whitespace() {
+            let _ = self.cmd(&["rm", "--force", id]).output();
+        }
+        let _ = self.cmd(&["rmi", "--force", "hull-busybox:test"]).output();
+        let Some(mut daemon) = self.daemon.take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(daemon.id()).unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let mut stopped = false;
+        for _ in 0..300 {
+            if daemon.try_wait().ok().flatten().is_some() {
+                stopped = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if !stopped {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
+        if self.made_run_docker {
+            let _ = std::fs::remove_dir("/run/docker/plugins");
+            let _ = std::fs::remove_dir("/run/docker");
+        }
+        let left = mounts_under(&self.dir);
+        let processes = self.processes();
+        if !std::thread::panicking() {
+            assert!(stopped, "dockerd did not stop on SIGTERM within 15 s");
+            assert!(left.is_empty(), "mounts left behind: {left:?}");
+            assert!(
+                processes.iter().all(|p| p.contains("containerd --config")),
+                "processes left behind: {processes:?}"
+            );
+            assert!(
+                !self.made_run_docker || !Path::new("/run/docker").exists(),
+                "/run/docker left behind"
+            );
+            assert!(
+                self.had_key || !Path::new(HOST_KEY).exists(),
+                "dockerd wrote {HOST_KEY}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn docker_runs_execs_updates_and_resizes() {
+    if !can_run() {
+        return;
+    }
+    if !Path::new(DOCKER).exists() || !Path::new("/usr/sbin/dockerd").exists() {
+        hull_testkit::skip!("docker.io is not installed (apt-get install docker.io)");
+    }
+    if !have("containerd") || !have("ctr") {
+        hull_testkit::skip!("containerd is not installed (apt-get install containerd)");
+    }
+    let mut docker = Docker::start("all");
+    let tar = rootfs_tar(&docker.dir);
+    docker.ok(&["import", tar.to_str().unwrap(), "hull-busybox:test"]);
+    let image = "hull-busybox:test";
+    let run = ["run", "--runtime", "hull", "--network", "none"];
+
+    // run --rm: output and exit code; docker 20.10 writes `"blockIO": {"weight": 0}` into each
+    // config. (A death by signal is checked with `stop` below: pid 1 ignores its own kill -9.)
+    let mut args = run.to_vec();
+    args.extend([
+        "--rm",
+        image,
+        "sh",
+        "-c",
+        "echo hello-docker; ulimit -n; exit 3",
+    ]);
+    let out = docker.cmd(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello-docker\n4096\n");
+
+    // -d, exec, top, stats, update, pause/unpause, stop, rm.
+    let name = format!("hull-docker-d-{}", std::process::id());
+    let mut args = run.to_vec();
+    args.extend(["-d", "--name", &name, image, "sleep", "1000"]);
+    docker.ok(&args);
+    let out = docker.ok(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo exec-ok; cat /proc/1/cmdline",
+    ]);
+    assert!(out.starts_with("exec-ok\nsleep"), "{out:?}");
+    let out = docker
+        .cmd(&["exec", &name, "sh", "-c", "exit 7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let top = docker.ok(&["top", &name]);
+    assert!(top.contains("sleep 1000"), "{top}");
+    let pids = docker.ok(&["stats", "--no-stream", "--format", "{{.PIDs}}", &name]);
+    assert_eq!(pids.trim(), "1");
+    docker.ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--pids-limit",
+        "77",
+        "--cpu-shares",
+        "512",
+        &name,
+    ]);
+    let id = docker.ok(&["inspect", "--format", "{{.Id}}", &name]);
+    let cgroup = |hierarchy: &str, file: &str| {
+        let path = format!(
+            "/sys/fs/cgroup/{hierarchy}{}/{}/{file}",
+            docker.ctrd.cgroup_parent.path,
+            id.trim()
+        );
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .trim()
+            .to_string()
+    };
+    if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        assert_eq!(cgroup("memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(cgroup("memory", "memory.memsw.limit_in_bytes"), "134217728");
+        assert_eq!(cgroup("pids", "pids.max"), "77");
+        assert_eq!(cgroup("cpu", "cpu.shares"), "512");
+    } else {
+        assert_eq!(cgroup("", "memory.max"), "67108864");
+        assert_eq!(cgroup("", "pids.max"), "77");
+    }
+    let usage = docker.ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", &name]);
+    assert!(usage.trim().ends_with("/ 64MiB"), "{usage}");
+    docker.ok(&["pause", &name]);
+    let status = docker.ok(&["inspect", "--format", "{{.State.Status}}", &name]);
+    assert_eq!(status.trim(), "paused");
+    docker.ok(&["unpause", &name]);
+    let status = docker.ok(&["inspect", "--format", "{{.State.Status}}", &name]);
+    assert_eq!(status.trim(), "running");
+    // sleep as pid 1 ignores SIGTERM: docker kills it after the timeout.
+    docker.ok(&["stop", "--time", "1", &name]);
+    let code = docker.ok(&["inspect", "--format", "{{.State.ExitCode}}", &name]);
+    assert_eq!(code.trim(), "137");
+    docker.ok(&["rm", &name]);
+    assert!(common::leaked_cgroups(id.trim()).is_empty());
+
+    // -it under a real pty from script(1), whose size docker passes on with a resize.
+    let line = format!(
+        "stty rows 41 cols 97; DOCKER_CONFIG={} {DOCKER} -H unix://{} run -it --rm --runtime hull --network none {image} sh -c 'sleep 1; stty size; tty; echo it-ok'",
+        docker.dir.join("cli").display(),
+        docker.dir.join("docker.sock").display(),
+    );
+    if let Some(stdout) = in_pty("docker", &line) {
+        assert!(
+            stdout.contains("41 97") && stdout.contains("/dev/pts/0") && stdout.contains("it-ok"),
+            "{stdout:?}"
+        );
+    }
+    docker.stop();
 }

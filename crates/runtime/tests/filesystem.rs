@@ -115,3 +115,82 @@ fn bind_mounts_read_only_and_tmpfs_options() {
     assert!(out.trim_end().ends_with("1777"), "{out}");
     assert!(!host.join("new").exists());
 }
+
+#[test]
+fn bind_mount_with_file_system_data_runs_as_under_runc() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("binddata");
+    let host = c.dir.join("data");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("file"), "from-host").unwrap();
+    // runc hands `mode=755` to mount(2) with MS_BIND, which ignores data for a bind.
+    c.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "bind", "source": host, "options": ["rbind", "mode=755", "ro"]
+    }));
+    c.script("cat /data/file; echo; grep ' /data ' /proc/self/mounts");
+    let out = c.run_ok();
+    assert!(out.starts_with("from-host\n"), "{out}");
+    assert!(out.contains(" ro,"), "{out}");
+}
+
+/// The mounts at /dev and /sys/fs/cgroup as (mount point, mount options, type, source, super
+/// options, root with the container's cgroup name as ID), sorted; then the names in /dev.
+fn dev_and_cgroup_view(out: &str, cgroup_name: &str) -> (Vec<String>, String) {
+    let (info, dev) = out.split_once("==\n").unwrap();
+    let mut mounts: Vec<String> = info
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(" - ")?;
+            let a: Vec<&str> = a.split(' ').collect();
+            let mp = a[4];
+            (mp.starts_with("/dev") || mp.starts_with("/sys/fs/cgroup"))
+                .then(|| format!("{mp} {} {b} {}", a[5], a[3].replace(cgroup_name, "ID")))
+        })
+        .collect();
+    mounts.sort();
+    (mounts, dev.to_string())
+}
+
+#[test]
+fn dev_and_cgroup_mounts_are_as_runc_makes_them() {
+    if !can_run() {
+        return;
+    }
+    let runc = "/usr/sbin/runc";
+    if !std::path::Path::new(runc).exists() {
+        hull_testkit::skip!("runc is not installed (apt-get install runc)");
+    }
+    for cgroupns in [false, true] {
+        let mut c = TestContainer::new("runc-view");
+        let namespaces = c.config["linux"]["namespaces"].as_array_mut().unwrap();
+        namespaces.retain(|n| n["type"] != "cgroup");
+        if cgroupns {
+            namespaces.push(json!({"type": "cgroup"}));
+        }
+        c.script("cat /proc/self/mountinfo; echo ==; ls -a /dev");
+        let hull = c.run_ok();
+        let runc_id = format!("{}-runc", c.id);
+        let out = std::process::Command::new(runc)
+            .arg("--root")
+            .arg(c.dir.join("runc-state"))
+            .args(["run", "--bundle", c.bundle.to_str().unwrap(), &runc_id])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let _ = std::process::Command::new(runc)
+            .arg("--root")
+            .arg(c.dir.join("runc-state"))
+            .args(["delete", "--force", &runc_id])
+            .output();
+        assert!(
+            out.status.success(),
+            "runc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs = dev_and_cgroup_view(&String::from_utf8_lossy(&out.stdout), &runc_id);
+        let ours = dev_and_cgroup_view(&hull, &format!("hull-{}", c.id));
+        assert_eq!(ours, theirs, "cgroupns={cgroupns}");
+    }
+}

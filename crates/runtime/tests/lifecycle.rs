@@ -74,6 +74,23 @@ fn run_passes_stdout_and_environment() {
 }
 
 #[test]
+fn the_program_starts_with_sigpipe_not_ignored() {
+    if !can_run() {
+        return;
+    }
+    // The runtime itself ignores SIGPIPE (Rust's start-up); an ignored signal survives execve.
+    let mut c = TestContainer::new("sigpipe");
+    c.script("grep SigIgn /proc/self/status");
+    let out = c.run_ok();
+    let mask = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn line in {out:?}"));
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SigIgn {mask:#x}");
+}
+
+#[test]
 fn create_waits_for_start_then_kill_and_delete() {
     if !can_run() {
         return;

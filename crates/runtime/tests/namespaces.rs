@@ -158,3 +158,144 @@ fn time_namespace_offsets_apply_before_the_process_starts() {
         .unwrap();
     assert!(inside >= host + 8640000, "uptime {inside} vs host {host}");
 }
+
+#[test]
+fn time_namespace_offsets_with_a_user_namespace() {
+    if !can_run() {
+        return;
+    }
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        hull_testkit::skip!("this kernel has no time namespaces");
+    }
+    let mut c = TestContainer::new("timens-user");
+    with_namespaces(&mut c, &["mount", "pid", "ipc", "network", "time", "user"]);
+    user_mapping(&mut c);
+    c.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 86400, "nanosecs": 0}});
+    c.script("cat /proc/self/timens_offsets");
+    let out = c.run_ok();
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().eq(["monotonic", "86400", "0"])),
+        "{out}"
+    );
+}
+
+/// Runs `script` with sh in a private mount namespace of its own (`unshare -m`), so that what the
+/// runtime mounts in its caller's namespace never reaches the host's; `$RT` runs the runtime for
+/// `c`, `$DIR` is the test's directory. The script's stdout, after asserting it succeeded.
+fn in_private_mount_ns(c: &TestContainer, script: &str) -> String {
+    c.write_config();
+    let rt = format!(
+        "{} --root {} run --bundle {} {}",
+        common::runtime_bin(),
+        c.root.display(),
+        c.bundle.display(),
+        c.id
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env("RT", rt)
+        .env("DIR", &c.dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = c.dir.to_str().unwrap();
+    assert!(
+        !host.lines().any(|l| l.contains(dir)),
+        "a mount reached the host: {host}"
+    );
+    stdout
+}
+
+/// The namespace's mount table before and after the container, and the container's output.
+const BEFORE_RUN_AFTER: &str = r#"cat /proc/self/mountinfo > "$DIR/before"
+$RT > "$DIR/out" || { cat "$DIR/out"; exit 1; }
+cat /proc/self/mountinfo > "$DIR/after"
+cat "$DIR/out"
+cmp -s "$DIR/before" "$DIR/after" && echo table-unchanged || diff "$DIR/before" "$DIR/after""#;
+
+#[test]
+fn an_omitted_mount_namespace_is_the_callers() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("mntns-inherited");
+    c.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    // Masking would change the caller's own paths: runc refuses it without a mount namespace.
+    let linux = c.config["linux"].as_object_mut().unwrap();
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+    c.script("readlink /proc/self/ns/mnt; awk '$5 == \"/proc\"' /proc/self/mountinfo | wc -l; ls /bin/busybox; sleep 1");
+    // `exec` gets the container's root too: no mount namespace gives it one.
+    std::fs::write(c.bundle.join("rootfs/only-in-the-container"), "").unwrap();
+    let exec = format!(
+        "(sleep 0.5; {} --root {} exec {} ls /only-in-the-container > \"$DIR/exec\" 2>&1) &",
+        common::runtime_bin(),
+        c.root.display(),
+        c.id
+    );
+    let out = in_private_mount_ns(
+        &c,
+        &format!("readlink /proc/self/ns/mnt\n{exec}\n{BEFORE_RUN_AFTER}\nwait; cat \"$DIR/exec\""),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(
+        lines[0], lines[1],
+        "the container has a mount namespace of its own: {out}"
+    );
+    assert_eq!(
+        lines[2..],
+        [
+            "1",
+            "/bin/busybox",
+            "table-unchanged",
+            "/only-in-the-container"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn a_mount_namespace_joined_by_path_holds_the_rootfs() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("mntns-joined");
+    // A symlink to /proc/PID/ns/mnt of a process the script starts in a new mount namespace.
+    let ns_file = c.dir.join("mntns");
+    for n in c.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "mount" {
+            *n = json!({"type": "mount", "path": ns_file});
+        }
+    }
+    c.script("readlink /proc/self/ns/mnt; awk '$5 == \"/\"' /proc/self/mountinfo | wc -l");
+    let out = in_private_mount_ns(
+        &c,
+        &format!(
+            "unshare --mount --propagation private sleep 100 &\n\
+             while [ \"$(readlink /proc/$!/ns/mnt)\" = \"$(readlink /proc/self/ns/mnt)\" ]; do sleep 0.01; done\n\
+             ln -s /proc/$!/ns/mnt \"$DIR/mntns\"\n\
+             readlink /proc/$!/ns/mnt\n\
+             {BEFORE_RUN_AFTER}\nkill $!"
+        ),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(
+        lines[0], lines[1],
+        "the container is not in the joined namespace: {out}"
+    );
+    // pivot_root there: the rootfs is its / and the old root is gone.
+    assert_eq!(lines[2..], ["1", "table-unchanged"], "{out}");
+}

@@ -254,3 +254,71 @@ fn seccomp_notify_listener_gets_the_fd_and_state() {
     assert!(out.contains("Function not implemented"), "{out}");
     assert!(out.contains("after-mkdir"), "{out}");
 }
+
+#[test]
+fn memory_policy_is_the_process_numa_policy() {
+    if !can_run() {
+        return;
+    }
+    if !std::path::Path::new("/proc/self/numa_maps").exists() {
+        hull_testkit::skip!("this kernel has no NUMA support (CONFIG_NUMA)");
+    }
+    // (memoryPolicy, what numa_maps shows for the process's own mappings). This host has one
+    // node, 0: nodes that do not exist are left to the kernel, which uses those that do.
+    let cases = [
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0-3", "flags": ["MPOL_F_STATIC_NODES"]}),
+            "bind=static:0",
+        ),
+        (
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0,7"}),
+            "interleave:0",
+        ),
+        (
+            json!({"mode": "MPOL_PREFERRED_MANY", "nodes": "1", "flags": ["MPOL_F_RELATIVE_NODES"]}),
+            "prefer (many)=relative:0",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_NUMA_BALANCING"]}),
+            "bind=balancing:0",
+        ),
+        // No nodes: MPOL_PREFERRED means local allocation.
+        (json!({"mode": "MPOL_PREFERRED"}), "local"),
+        (json!({"mode": "MPOL_DEFAULT"}), "default"),
+    ];
+    for (policy, want) in cases {
+        let mut c = TestContainer::new("mempolicy");
+        c.config["linux"]["memoryPolicy"] = policy.clone();
+        c.script("grep Mems_allowed_list /proc/self/status; head -n1 /proc/self/numa_maps");
+        let out = c.run_ok();
+        assert_eq!(status_field(&out, "Mems_allowed_list:"), "0", "{out}");
+        let maps = out.lines().nth(1).unwrap_or_default();
+        // "ADDRESS POLICY file=..."; the policy itself may hold a space ("prefer (many)").
+        assert!(maps.contains(&format!(" {want} ")), "{policy}: {out}");
+    }
+    let refused = [
+        (json!({"mode": "MPOL_BIND"}), "needs at least one node"),
+        (
+            json!({"mode": "MPOL_LOCAL", "nodes": "0"}),
+            "takes no nodes",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
+            "exclude each other",
+        ),
+        (json!({"mode": "MPOL_BIND", "nodes": "3-1"}), "\"3-1\""),
+        (json!({"mode": "MPOL_BIND", "nodes": "40-50"}), "none of"),
+    ];
+    for (policy, want) in refused {
+        let mut c = TestContainer::new("mempolicy-bad");
+        c.config["linux"]["memoryPolicy"] = policy.clone();
+        let (code, _, err) = c.run();
+        assert_ne!(code, 0, "{policy}");
+        assert!(
+            err.contains("linux.memoryPolicy")
+                && err.contains(want)
+                && err.trim().lines().count() == 1,
+            "{policy}: {err}"
+        );
+    }
+}

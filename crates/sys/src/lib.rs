@@ -1,4 +1,10 @@
 //! hull-sys: the one home of the raw kernel wrappers that more than one hull crate needs, and of
-//! the rules every crate must agree on (the container-id rule). Crates above it keep no copies.
+//! the rules every crate must agree on (the container-id rule). Crates above it keep no copies;
+//! what only one crate calls stays in that crate's own `sys` module.
 
+pub mod fd;
 pub mod id;
+pub mod mount_api;
+pub mod mountinfo;
+pub mod pidfd;
+pub mod resolve;

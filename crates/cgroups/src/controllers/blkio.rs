@@ -145,9 +145,23 @@ pub(crate) fn plan(cx: &mut Ctx, b: &LinuxBlockIo) -> Result<(), CgroupError> {
             b.throttle_write_iops_device(),
         ),
     ];
-    let any = b.weight().is_some()
-        || b.leaf_weight().is_some()
-        || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
+    // 0 is "not set" (runc reads it so, and docker 20.10 writes `"weight": 0` into every config).
+    let weight = b.weight().filter(|w| *w != 0);
+    let device_weights = || {
+        b.weight_device()
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, d)| d.weight().filter(|w| *w != 0).map(|w| (i, d, w)))
+    };
+    if let Some(f) = leaf_weight_field(b) {
+        cx.ignore(
+            &f,
+            "leaf weights were removed from the kernel with the cfq scheduler",
+        );
+    }
+    let any = weight.is_some()
+        || device_weights().next().is_some()
         || throttles
             .iter()
             .any(|(_, _, v)| v.as_ref().is_some_and(|v| !v.is_empty()));
@@ -160,18 +174,7 @@ pub(crate) fn plan(cx: &mut Ctx, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         "io"
     };
     let t = cx.target(controller, F)?;
-    if b.leaf_weight().is_some()
-        || b.weight_device()
-            .iter()
-            .flatten()
-            .any(|d| d.leaf_weight().is_some())
-    {
-        return Err(CgroupError::invalid(
-            field("leafWeight"),
-            "leaf weights were removed from the kernel with the cfq scheduler",
-        ));
-    }
-    if let Some(w) = b.weight() {
+    if let Some(w) = weight {
         let f = field("weight");
         let v = check_weight(&f, w)?;
         let file = weight_file(cx, t, &f, None)?;
@@ -182,10 +185,9 @@ pub(crate) fn plan(cx: &mut Ctx, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         };
         cx.write(t, file, value, &f);
     }
-    for (i, d) in b.weight_device().iter().flatten().enumerate() {
+    for (i, d, w) in device_weights() {
         let f = format!("{F}.weightDevice[{i}]");
         check_dev(&f, d.major(), d.minor())?;
-        let Some(w) = d.weight() else { continue };
         let v = check_weight(&f, w)?;
         let file = weight_file(cx, t, &f, Some((d.major(), d.minor())))?;
         // v1 has a separate per-device file; v2's io.bfq.weight takes "MAJ:MIN W" lines too.
@@ -219,6 +221,18 @@ pub(crate) fn plan(cx: &mut Ctx, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         }
         Ok(())
     }
+}
+
+/// The first leaf weight set (0 is "not set"), as a config path: the kernel has none to write.
+fn leaf_weight_field(b: &LinuxBlockIo) -> Option<String> {
+    if b.leaf_weight().is_some_and(|w| w != 0) {
+        return Some(field("leafWeight"));
+    }
+    b.weight_device()
+        .iter()
+        .flatten()
+        .position(|d| d.leaf_weight().is_some_and(|w| w != 0))
+        .map(|i| format!("{F}.weightDevice[{i}].leafWeight"))
 }
 
 /// v2 puts every throttle of a device on one io.max line: "8:0 rbps=N wbps=N riops=N wiops=N".

@@ -43,22 +43,26 @@ pub(crate) fn plan(cx: &mut Ctx, c: &LinuxCpu) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// Fills cpuset.cpus and cpuset.mems of every v1 cpuset dir we just created from the dir above it,
-/// since the kernel refuses tasks in a cpuset with no cpus or mems.
+/// Fills cpuset.cpus and cpuset.mems of every v1 cpuset dir from the base down that has none,
+/// from the dir above it, since the kernel refuses tasks in a cpuset with no cpus or mems. Not
+/// only the dirs this cgroup created: a parent that another create made an instant ago may
+/// still be empty (its creator fills it too; both write the same values).
 pub(crate) fn init_v1(cg: &Cgroup) -> Result<(), CgroupError> {
     let Some(i) = cg.v1("cpuset") else {
         return Ok(());
     };
     let d = cg.dir(i);
-    let Some(first) = d.created.first() else {
-        return Ok(());
-    };
-    let parent = first.parent().unwrap_or(Path::new("/"));
-    let cpus = fs::read(&parent.join("cpuset.cpus"))?;
-    let mems = fs::read(&parent.join("cpuset.mems"))?;
-    for dir in &d.created {
-        fs::write_file(&dir.join("cpuset.cpus"), cpus.trim())?;
-        fs::write_file(&dir.join("cpuset.mems"), mems.trim())?;
+    for dir in d.chain() {
+        // A dir this cgroup just made is empty: no need to read it (create is timed).
+        let ours = d.created.contains(&dir);
+        let parent = dir.parent().unwrap_or(Path::new("/"));
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if !ours && !fs::read(&dir.join(file))?.trim().is_empty() {
+                continue;
+            }
+            let value = fs::read(&parent.join(file))?;
+            fs::write_file(&dir.join(file), value.trim())?;
+        }
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! memory: limit, reservation, swap, swappiness, OOM killer, kernel/kernelTCP, hierarchy.
+//! memory: limit, reservation, swap, swappiness, OOM killer, kernelTCP (kernel is ignored),
+//! hierarchy.
 
 use std::path::Path;
 
@@ -26,19 +27,6 @@ fn bytes(name: &str, v: Option<i64>) -> Result<Option<i64>, CgroupError> {
     }
 }
 
-/// Kernel 5.16 dropped kernel memory limits: memory.kmem.limit_in_bytes is accepted and ignored.
-fn kmem_limit_dropped() -> bool {
-    let Ok(rel) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
-        return true;
-    };
-    let mut it = rel
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
-    (major, minor) >= (5, 16)
-}
-
 struct Values {
     limit: Option<i64>,
     reservation: Option<i64>,
@@ -46,19 +34,13 @@ struct Values {
     kernel_tcp: Option<i64>,
 }
 
-fn check(m: &LinuxMemory, v2: bool) -> Result<Values, CgroupError> {
+fn check(m: &LinuxMemory) -> Result<Values, CgroupError> {
     let v = Values {
         limit: bytes("limit", m.limit())?,
         reservation: bytes("reservation", m.reservation())?,
         swap: bytes("swap", m.swap())?,
         kernel_tcp: bytes("kernelTCP", m.kernel_tcp())?,
     };
-    if bytes("kernel", m.kernel())?.is_some() && (v2 || kmem_limit_dropped()) {
-        return Err(CgroupError::invalid(
-            field("kernel"),
-            "kernel memory limits were removed from the kernel (5.16+ and cgroup v2 ignore them)",
-        ));
-    }
     if let (Some(l), Some(s)) = (v.limit, v.swap) {
         if l > 0 && s >= 0 && s < l {
             return Err(CgroupError::invalid(
@@ -85,8 +67,21 @@ fn check(m: &LinuxMemory, v2: bool) -> Result<Values, CgroupError> {
 }
 
 pub(crate) fn plan(cx: &mut Ctx, m: &LinuxMemory) -> Result<(), CgroupError> {
-    let host = cx.cg.host_of("memory").map(|i| cx.cg.dir(i).version == 2);
-    let v = check(m, host == Some(true))?;
+    let mut v = check(m)?;
+    if bytes("kernel", m.kernel())?.is_some() {
+        // As runc 1.2: the kernel (5.16+) takes the value and enforces nothing; v2 never had it.
+        cx.ignore(
+            &field("kernel"),
+            "kernel memory limits were removed from the kernel (5.16+, and cgroup v2 never had them)",
+        );
+    }
+    if v.kernel_tcp.is_some() && !kernel_tcp_file(cx) {
+        cx.ignore(
+            &field("kernelTCP"),
+            "this kernel has no memory.kmem.tcp.limit_in_bytes (cgroup v2 charges TCP memory to memory.max)",
+        );
+        v.kernel_tcp = None;
+    }
     let any = v.limit.is_some()
         || v.reservation.is_some()
         || v.swap.is_some()
@@ -105,6 +100,14 @@ pub(crate) fn plan(cx: &mut Ctx, m: &LinuxMemory) -> Result<(), CgroupError> {
     } else {
         v1(cx, t, m, &v)
     }
+}
+
+/// Whether the hierarchy hosting memory still offers the v1 TCP memory limit.
+fn kernel_tcp_file(cx: &Ctx) -> bool {
+    cx.cg.host_of("memory").is_some_and(|i| {
+        let d = cx.cg.dir(i);
+        d.version == 1 && d.base.join("memory.kmem.tcp.limit_in_bytes").exists()
+    })
 }
 
 /// runc's checkBeforeUpdate: refuse a limit below what the cgroup already uses.
@@ -174,12 +177,6 @@ fn v1(cx: &mut Ctx, t: Target, m: &LinuxMemory, v: &Values) -> Result<(), Cgroup
 }
 
 fn v2(cx: &mut Ctx, t: Target, m: &LinuxMemory, v: &Values) -> Result<(), CgroupError> {
-    if v.kernel_tcp.is_some() {
-        return Err(CgroupError::invalid(
-            field("kernelTCP"),
-            "has no cgroup v2 interface (TCP memory is charged to memory.max)",
-        ));
-    }
     if m.swappiness().is_some() {
         return Err(CgroupError::invalid(
             field("swappiness"),

@@ -3,7 +3,7 @@
 use oci_spec::runtime::LinuxPids;
 
 use crate::error::CgroupError;
-use crate::plan::Ctx;
+use crate::plan::{Ctx, Mode};
 
 const F: &str = "linux.resources.pids.limit";
 
@@ -15,6 +15,8 @@ pub(crate) fn plan(cx: &mut Ctx, p: &LinuxPids) -> Result<(), CgroupError> {
                 format!("{l} must be -1 (unlimited) or a positive count"),
             ))
         }
+        // runc update: 0 is "not given", and keeps the limit in force.
+        0 if cx.mode == Mode::Update => return Ok(()),
         // runc: 0 and -1 both mean no limit.
         -1 | 0 => "max".to_string(),
         l => l.to_string(),

@@ -13,28 +13,14 @@ cd "$here/../../../.."
 layouts=("$@")
 [ ${#layouts[@]} -gt 0 ] || layouts=(unified hybrid legacy)
 
-strict=0
-case ${HULL_STRICT:-0} in 0 | "") ;; *) strict=1 ;; esac
-[ "${CI:-}" != true ] || strict=1
-skip() {
-  if [ $strict = 1 ]; then echo "FAIL: $1 (a skip fails under HULL_STRICT=1 or CI=true)"; exit 1; fi
-  echo "SKIP: $1"; exit 0
-}
+# strict, skip, debian_cloud_kernel, copy_libs.
+. scripts/qemu-guest-lib.sh
 
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
 [ -x /bin/busybox ] || skip "/bin/busybox missing (apt-get install busybox-static)"
 
 # Debian's cloud kernel, unpacked once into a cache.
-cache=${HULL_QEMU_CACHE:-/var/cache/hull-qemu}
-mkdir -p "$cache"
-vmlinuz=$(ls "$cache"/x/boot/vmlinuz-* 2>/dev/null | head -1 || true)
-if [ -z "$vmlinuz" ]; then
-  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
-  [ -n "$pkg" ] || skip "no linux-image-cloud-amd64 in apt's lists (apt-get update)"
-  (cd "$cache" && apt-get download "$pkg" >/dev/null 2>&1) || skip "apt-get download $pkg failed"
-  dpkg-deb -x "$cache"/"$pkg"_*.deb "$cache/x"
-  vmlinuz=$(ls "$cache"/x/boot/vmlinuz-* | head -1)
-fi
+debian_cloud_kernel
 loop_ko=$(find "$cache/x/lib/modules" -name 'loop.ko*' | head -1)
 
 # The test binaries, exactly as `cargo test` builds them.
@@ -59,10 +45,7 @@ for b in $bins; do
   name=$(basename "$b" | sed 's/-[0-9a-f]*$//')
   strip -o "$root/tests/$name" "$b"
   # glibc and friends, at the paths the dynamic loader expects.
-  ldd "$b" | grep -o '/[^ ]*' | while read -r lib; do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-  done
+  copy_libs "$b" "$root"
 done
 (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
 

@@ -14,7 +14,6 @@ use hull_net::netns::NetnsRef;
 use hull_runtime::{CreateOptions, Runtime, Stdio};
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::unistd::pipe2;
 use rusqlite::Connection;
 
@@ -138,14 +137,7 @@ fn run_container(
         stderr: err_w,
     };
     let runtime = Runtime::new(paths::runtime_root(root));
-    // The container's program must get SIGPIPE's default action; this process ignores it (so a
-    // gone reader is an error, not death), and a clone copies dispositions.
-    // SAFETY: SIG_DFL and SIG_IGN install no handler code.
-    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(EngineError::sys("signal"))?;
-    let created = runtime.create(opts);
-    // SAFETY: as above.
-    unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.map_err(EngineError::sys("signal"))?;
-    let created = created.map_err(EngineError::from_runtime)?;
+    let created = runtime.create(opts).map_err(EngineError::from_runtime)?;
     let container = created.container;
     let pid = container.pid();
     write_etc(root, record, pid)?;

@@ -6,6 +6,7 @@ mod image;
 mod network;
 mod progress;
 mod system;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,11 @@ pub enum Command {
         #[command(subcommand)]
         command: system::SystemCommand,
     },
+    /// Run a bare microVM (hull-vmm)
+    Vm {
+        #[command(subcommand)]
+        command: vm::VmCommand,
+    },
 }
 
 /// Runs the command; the process's exit status (a foreground `run` exits with its container's).
@@ -50,5 +56,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Network(cmd) => network::run(&cli.root, cmd).map(|()| 0),
         Command::Image(c) => image::run(&cli.root, c).map(|()| 0),
         Command::System { command } => system::run(&cli.root, command).map(|()| 0),
+        Command::Vm { command } => vm::run(command).map(|()| 0),
     }
 }

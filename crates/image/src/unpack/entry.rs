@@ -219,13 +219,11 @@ fn clear(dir: BorrowedFd<'_>, name: &[u8], keep_dir: bool) -> io::Result<()> {
         if keep_dir {
             return Ok(());
         }
-        let mut p =
-            format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(&dir)).into_bytes();
-        p.extend_from_slice(name);
+        let mut p = hull_sys::fd::proc_self_fd(dir).into_os_string();
+        p.push("/");
+        p.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name));
         // remove_dir_all never follows symlinks inside the tree it removes.
-        return std::fs::remove_dir_all(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&p),
-        );
+        return std::fs::remove_dir_all(p);
     }
     unlinkat(dir, name, UnlinkatFlags::NoRemoveDir).map_err(errno)
 }

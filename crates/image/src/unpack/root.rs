@@ -4,8 +4,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use hull_sys::resolve::open_in_root;
 use nix::errno::Errno;
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{utimensat, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
@@ -19,12 +20,6 @@ pub struct LayerRoot {
     cached: Option<(Vec<u8>, OwnedFd)>,
     /// Directory mtimes, applied last because creating children changes them.
     dir_times: Vec<(Vec<u8>, TimeSpec)>,
-}
-
-fn how(flags: OFlag) -> OpenHow {
-    OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY);
@@ -66,7 +61,7 @@ impl LayerRoot {
         let fd = if comps.is_empty() {
             self.root.try_clone()?
         } else {
-            match openat2(self.root.as_fd(), key.as_slice(), how(DIR_FLAGS)) {
+            match open_in_root(self.root.as_fd(), key.as_slice(), DIR_FLAGS) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => self.create_path(comps)?,
                 Err(e) => return Err(e.into()),
@@ -85,10 +80,10 @@ impl LayerRoot {
         if comps.is_empty() {
             return self.root.try_clone();
         }
-        Ok(openat2(
+        Ok(open_in_root(
             self.root.as_fd(),
             comps.join(&b'/').as_slice(),
-            how(DIR_FLAGS),
+            DIR_FLAGS,
         )?)
     }
 
@@ -97,7 +92,7 @@ impl LayerRoot {
         for i in 0..comps.len() {
             // Each prefix resolves inside the root again, so a symlink met here stays inside.
             let prefix = comps[..=i].join(&b'/');
-            parent = match openat2(self.root.as_fd(), prefix.as_slice(), how(DIR_FLAGS)) {
+            parent = match open_in_root(self.root.as_fd(), prefix.as_slice(), DIR_FLAGS) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
                     match nix::sys::stat::mkdirat(
@@ -108,7 +103,7 @@ impl LayerRoot {
                         Ok(()) | Err(Errno::EEXIST) => {}
                         Err(e) => return Err(e.into()),
                     }
-                    openat2(self.root.as_fd(), prefix.as_slice(), how(DIR_FLAGS))?
+                    open_in_root(self.root.as_fd(), prefix.as_slice(), DIR_FLAGS)?
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -129,7 +124,7 @@ impl LayerRoot {
             let fd = if path.is_empty() {
                 self.root.try_clone()
             } else {
-                openat2(self.root.as_fd(), path.as_slice(), how(DIR_FLAGS)).map_err(io::Error::from)
+                open_in_root(self.root.as_fd(), path.as_slice(), DIR_FLAGS).map_err(io::Error::from)
             };
             let res = fd.and_then(|fd| {
                 utimensat(fd.as_fd(), ".", &t, &t, UtimensatFlags::NoFollowSymlink)

@@ -26,13 +26,10 @@ impl TestDir {
     }
 
     /// Mount points under this dir (there must be none when a test ends).
-    pub fn mounts(&self) -> Vec<String> {
-        let me = self.path.display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&me))
-            .map(String::from)
+    pub fn mounts(&self) -> Vec<PathBuf> {
+        hull_image::overlay::mount_points()
+            .into_iter()
+            .filter(|m| m.starts_with(&self.path))
             .collect()
     }
 }
@@ -40,10 +37,8 @@ impl TestDir {
 impl Drop for TestDir {
     fn drop(&mut self) {
         let leaked = self.mounts();
-        for l in &leaked {
-            if let Some(mp) = l.split(' ').nth(4) {
-                let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
-            }
+        for mp in &leaked {
+            let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.path);
         if !leaked.is_empty() && !std::thread::panicking() {

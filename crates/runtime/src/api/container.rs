@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxResources, Spec};
 
 use super::{single_threaded, Error};
 use crate::oci_state::OciState;
@@ -85,6 +85,13 @@ impl Container {
     /// then the poststop hooks.
     pub fn delete(self, force: bool) -> Result<(), Error> {
         Ok(self.inner.delete(force)?)
+    }
+
+    /// runc's `update`: new limits for the container's cgroup, kept in its saved config too. A
+    /// field left out or zero keeps the limit in force; device rules are not updated. Refused
+    /// for a stopped container. Returns the fields skipped because the kernel dropped them.
+    pub fn update(&self, resources: &LinuxResources) -> Result<Vec<String>, Error> {
+        Ok(self.inner.update(resources)?)
     }
 
     /// Pids of every process in the container's cgroup.

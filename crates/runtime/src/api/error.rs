@@ -18,6 +18,8 @@ pub enum Error {
     Security(#[from] crate::security::SecurityError),
     #[error(transparent)]
     Cgroup(#[from] hull_cgroups::CgroupError),
+    #[error(transparent)]
+    Resources(#[from] crate::resource_update::ResourcesError),
     /// clone(2) used as fork is only sound with one thread: the child would get the caller's
     /// memory with other threads' locks held forever.
     #[error(

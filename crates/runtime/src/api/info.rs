@@ -30,6 +30,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
+            "memoryPolicy": crate::security::memory_policy_features(),
             "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {

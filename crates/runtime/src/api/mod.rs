@@ -14,6 +14,7 @@ use std::path::Path;
 
 use nix::sys::signal::SigSet;
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
 
 pub use container::{Container, Created, Watch};
 pub use error::Error;
@@ -116,19 +117,24 @@ impl Runtime {
     /// exist is no error, and the directory of one whose runtime died before it recorded
     /// anything is removed.
     pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
-        match crate::container::Container::load(&self.store, id) {
-            Ok(container) => Ok(container.delete(force)?),
+        // One lock for the look and the removal: a `create` of the same id cannot slip between.
+        let dir = match self.store.open(id) {
+            Err(StateError::NotExist) if force => return Ok(()),
+            dir => dir.map_err(ContainerError::from)?,
+        };
+        match dir.load() {
+            Ok(state) => Ok(crate::container::Container::from_parts(dir, state).delete(force)?),
             // Nothing else of such a container exists yet: the directory is all there is.
-            Err(ContainerError::State(StateError::NotExist)) if force => {
-                match self.store.open(id) {
-                    Ok(dir) => Ok(dir.remove()?),
-                    Err(StateError::NotExist) => Ok(()),
-                    Err(err) => Err(err.into()),
-                }
-            }
-            Err(err) => Err(err.into()),
+            Err(StateError::NotExist) if force => Ok(dir.remove().map_err(ContainerError::from)?),
+            Err(err) => Err(ContainerError::from(err).into()),
         }
     }
+}
+
+/// Parses a `linux.resources` object, as runc's `update -r` file holds it, for
+/// [`Container::update`]; unknown fields are refused, as in a config.
+pub fn parse_resources(json: &[u8]) -> Result<LinuxResources, Error> {
+    Ok(crate::resource_update::parse(json)?)
 }
 
 /// Refuses to clone from a process with more than one thread (see the module doc).

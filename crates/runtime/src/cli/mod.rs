@@ -8,6 +8,7 @@ mod lifecycle;
 mod log;
 mod query;
 mod spec;
+mod update;
 
 use std::path::PathBuf;
 
@@ -68,6 +69,8 @@ enum Command {
     Resume(lifecycle::IdArg),
     /// Print container events and resource statistics.
     Events(events::EventsArgs),
+    /// Change the resource limits of a running container.
+    Update(update::UpdateArgs),
     /// Write a default config.json.
     Spec(spec::SpecArgs),
     /// Print the features this runtime implements, as JSON.
@@ -78,10 +81,24 @@ enum Command {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(err) if err.use_stderr() => {
+            // One line, as every other error: callers keep the last line of a runtime's stderr.
+            let text = err.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!(
+                "hull-runtime: {}",
+                message.join(" ").trim_start_matches("error: ")
+            );
+            return 1;
+        }
         Err(err) => {
-            let code = if err.use_stderr() { 1 } else { 0 };
+            // --help, --version: clap's own text on stdout.
             let _ = err.print();
-            return code;
+            return 0;
         }
     };
     let logger = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
@@ -118,6 +135,7 @@ fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
         Command::Pause(args) => lifecycle::pause(&runtime, &args.id).map(|()| 0),
         Command::Resume(args) => lifecycle::resume(&runtime, &args.id).map(|()| 0),
         Command::Events(args) => events::events(&runtime, args).map(|()| 0),
+        Command::Update(args) => update::update(&runtime, args, logger).map(|()| 0),
         Command::Spec(args) => spec::spec(args).map(|()| 0),
         Command::Features => spec::features().map(|()| 0),
     }

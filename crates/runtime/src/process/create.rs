@@ -20,7 +20,7 @@ use crate::process::handoff::{required, route_console};
 use crate::process::init::{self, InitContext};
 use crate::process::stdio::{Console, Stdio};
 use crate::procfs;
-use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan};
+use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan, SharedRootfs};
 use crate::security::{PlanOptions, SecurityPlan};
 use crate::state::{write_atomic, ContainerDir, ContainerState, Status, Store};
 use crate::sync::{Channel, Message};
@@ -97,12 +97,14 @@ pub fn create(
     let mut undo = Undo {
         cgroup: None,
         child: None,
+        shared_rootfs: None,
     };
     let result = launch(opts, sigmask, plans, &dir, &mut undo);
     match result {
         Ok((state, console, warnings)) => {
             undo.cgroup = None;
             undo.child = None;
+            undo.shared_rootfs = None;
             Ok(Created {
                 dir,
                 state,
@@ -157,6 +159,7 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
         &bundle,
         RootfsOptions {
             no_pivot: opts.no_pivot,
+            terminal,
             user_namespace: namespaces.is_private(LinuxNamespaceType::User),
             cgroup_namespace: namespaces.is_private(LinuxNamespaceType::Cgroup),
             cgroups: cgroup_mounts,
@@ -190,9 +193,10 @@ fn launch(
     mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(sys("mkfifo exec.fifo"))?;
     let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(sys("opening exec.fifo"))?;
-    let resources = crate::cgroup_rules::resources(&plans.spec);
-    plans.cgroup.create(Some(&resources))?;
-    undo.cgroup = Some(plans.cgroup.clone());
+    // The intent first: recorded before any cgroup dir or process exists, so that if this
+    // runtime dies from here on the container reads as "stopped" (pid 0) and `delete` finds every
+    // cgroup dir it may have made.
+    plans.cgroup.claim();
     let mut state = ContainerState {
         id: opts.id.clone(),
         pid: 0,
@@ -202,10 +206,20 @@ fn launch(
         created: now_rfc3339(),
         annotations: plans.spec.annotations().clone().unwrap_or_default(),
         cgroup: plans.cgroup.clone(),
+        shared_rootfs: None,
     };
-    // Recorded before any process exists: if this runtime dies from here on, the container is
-    // "stopped" and `delete` finds its cgroup to remove.
+    // The rootfs mounts made in the caller's namespace, too.
+    if plans.rootfs.inherited_mount_ns() {
+        let shared = SharedRootfs::record(plans.rootfs.rootfs())?;
+        undo.shared_rootfs = Some(shared.clone());
+        state.shared_rootfs = Some(shared);
+    }
     dir.save(&state)?;
+    let resources = crate::cgroup_rules::resources(&plans.spec);
+    let mut warnings = plans.cgroup.create(Some(&resources))?;
+    undo.cgroup = Some(plans.cgroup.clone());
+    // The dirs made, exactly; saved with the pid.
+    state.cgroup = plans.cgroup.clone();
 
     let (parent, child) = Channel::pair()?;
     let forked = clone_process(plans.namespaces.first_clone_flags())
@@ -238,7 +252,7 @@ fn launch(
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid.as_raw())?;
     }
-    let warnings = plans.security.warnings();
+    warnings.extend(plans.security.warnings());
     Ok((state, console, warnings))
 }
 
@@ -393,6 +407,7 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), ProcessError> {
 struct Undo {
     cgroup: Option<hull_cgroups::Cgroup>,
     child: Option<Pid>,
+    shared_rootfs: Option<SharedRootfs>,
 }
 
 impl Undo {
@@ -409,6 +424,9 @@ impl Undo {
                 }
             }
             let _ = cgroup.remove();
+        }
+        if let Some(shared) = self.shared_rootfs.take() {
+            let _ = shared.release();
         }
     }
 }

@@ -67,6 +67,9 @@ struct Target {
     /// In join order: user first (it grants the rights for the rest), mount last.
     others: Vec<(LinuxNamespaceType, File)>,
     cgroup_ns: Option<File>,
+    /// The first process's root, when the container has no mount namespace to give it (its
+    /// rootfs is a chroot in the caller's).
+    root: Option<File>,
 }
 
 /// `sigmask`: the signal mask the program starts with.
@@ -152,6 +155,7 @@ fn open_namespaces(spec: &Spec, pid: i32) -> Result<Target, ProcessError> {
         pid_ns: None,
         others: Vec::new(),
         cgroup_ns: None,
+        root: None,
     };
     let private: Vec<LinuxNamespaceType> = spec
         .linux()
@@ -177,6 +181,11 @@ fn open_namespaces(spec: &Spec, pid: i32) -> Result<Target, ProcessError> {
             LinuxNamespaceType::Cgroup => target.cgroup_ns = Some(file),
             _ => target.others.push((kind, file)),
         }
+    }
+    if !private.contains(&LinuxNamespaceType::Mount) {
+        let path = PathBuf::from(format!("/proc/{pid}/root"));
+        let file = File::open(&path).map_err(io(format!("opening {}", path.display())))?;
+        target.root = Some(file);
     }
     Ok(target)
 }
@@ -285,6 +294,10 @@ fn child_setup(
     for (kind, file) in &target.others {
         setns(file.as_fd(), clone_flag(*kind))
             .map_err(sys(format!("joining the {} namespace", proc_name(*kind))))?;
+    }
+    if let Some(root) = &target.root {
+        nix::unistd::fchdir(root).map_err(sys("chdir to the container's root"))?;
+        nix::unistd::chroot(".").map_err(sys("chroot to the container's root"))?;
     }
     if let Some(cpus) = &affinity.0 {
         crate::security::set_cpu_affinity(0, cpus)?;

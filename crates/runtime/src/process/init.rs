@@ -54,6 +54,11 @@ pub fn run(ctx: InitContext) -> ! {
 }
 
 fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
+    // Until the runtime has put this process in the container's cgroup, nothing else leads a
+    // `delete` to it: it dies with the runtime. (A runtime killed before this line closes the
+    // channel, and the first message ends this process as well.)
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     // Not dumpable while it holds host resources: other processes of the container cannot ptrace
     // it or open its /proc files (runc's CVE-2016-9962). execve resets this.
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
@@ -92,6 +97,9 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
     }
     ctx.channel.send(&Message::Created)?;
     ctx.channel.expect_proceed()?;
+    // In the cgroup now, where `delete` finds it; the runtime's normal exit after `create` must
+    // not kill it.
+    nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     if ns.needs_intermediate() && ns.intermediate_forks() {
         // SAFETY: this process is single-threaded (it is a fresh clone of a single-threaded runtime).
         match unsafe { fork() }.map_err(sys("fork into the pid namespace"))? {
@@ -103,6 +111,7 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
             ForkResult::Child => {}
         }
     }
+    let time_offsets = ns.open_time_offsets()?;
     if ns.is_new(LinuxNamespaceType::User) {
         // The creator of a user namespace has all capabilities in it but no mapped ids: become
         // root of it, as the rest of the setup expects.
@@ -111,7 +120,7 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .map_err(sys("setresuid(0)"))?;
     }
-    ns.finish()?;
+    ns.finish(time_offsets)?;
     setsid().map_err(sys("setsid"))?;
     if !ctx.no_new_keyring {
         match sys::keyring::join_new_session_keyring(&format!("_ses.{}", ctx.id)) {

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::unistd::execve;
 use oci_spec::runtime::Process;
 
@@ -84,15 +84,21 @@ impl Program {
             .map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
         let env = process.env().clone().unwrap_or_default();
         let program = Program::resolve(&process.args().clone().unwrap_or_default(), &env)?;
-        crate::sys::fds::cloexec_from(3 + preserve_fds).map_err(sys("close_range"))?;
+        hull_sys::fd::cloexec_from(3 + preserve_fds).map_err(sys("close_range"))?;
         for fd in 3..3 + preserve_fds {
-            crate::sys::fds::clear_cloexec(fd).map_err(sys(format!("preserving fd {fd}")))?;
+            hull_sys::fd::clear_cloexec(fd).map_err(sys(format!("preserving fd {fd}")))?;
         }
         Ok(program)
     }
 
-    /// Restores `sigmask` (the runtime blocks signals while it forwards them) and executes.
+    /// Restores `sigmask` (the runtime blocks signals while it forwards them) and SIGPIPE's
+    /// default action, and executes.
     pub fn exec(&self, sigmask: &SigSet) -> Result<Infallible, ProgramError> {
+        // Rust's start-up code ignores SIGPIPE in the runtime, and an ignored signal stays ignored
+        // across execve: without this, `yes | head` in the container would never end by SIGPIPE,
+        // unlike under runc.
+        // SAFETY: SIG_DFL installs no handler; this single-threaded process executes next.
+        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
         let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(sigmask), None);
         execve(&self.path, &self.argv, &self.envp).map_err(|source| ProgramError::Exec {
             path: self.path.to_string_lossy().into_owned(),

@@ -6,13 +6,13 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use hull_sys::mount_api::{
+    mount_setattr, move_mount_fd, open_tree, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLONE,
+};
 use nix::mount::MsFlags;
 
 use super::error::{Context, RootfsError};
 use super::options::bind_attr;
-use crate::sys::mount_api::{
-    mount_setattr, move_mount_fd, open_tree, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLONE,
-};
 
 /// A detached copy of the mount (tree, when `recursive`) at host path `source`.
 pub(super) fn clone_tree(source: &Path, recursive: bool) -> nix::Result<OwnedFd> {

@@ -1,20 +1,22 @@
-//! `cgroup` entries of `mounts`: the container's view of its cgroups. Pure cgroup v2: a cgroup2
-//! mount (a bind of the container's cgroup when a fresh mount is refused). v1 and hybrid: a tmpfs
-//! holding one directory per hierarchy, each a bind of the container's host cgroup directory
-//! (or, in a cgroup namespace, a fresh cgroup mount), plus runc's cpu -> cpu,cpuacct symlinks.
+//! `cgroup` entries of `mounts`: the container's view of its cgroups, laid out as runc lays it.
+//! Pure cgroup v2: a cgroup2 mount (when a fresh mount is refused, a bind of the hierarchy, or of
+//! the container's cgroup in a cgroup namespace). v1 and hybrid: a writable tmpfs holding one
+//! directory per v1 hierarchy (the hybrid's cgroup2 is left out), each a bind of the container's
+//! host cgroup directory (or, in a cgroup namespace, a fresh cgroup mount) with the entry's flags,
+//! plus the cpu -> cpu,cpuacct symlinks.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use hull_sys::fd::proc_self_fd;
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 
 use super::bind;
 use super::error::{Context, RootfsError};
 use super::plan::PlannedMount;
-use super::resolve::{proc_fd_path, Create, Root};
+use super::resolve::{Create, Root};
 use super::{CgroupMount, RootfsOptions};
-use crate::sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY};
 
 pub(super) fn mount_cgroup(
     root: &Root,
@@ -22,7 +24,7 @@ pub(super) fn mount_cgroup(
     opts: &RootfsOptions,
 ) -> Result<(), RootfsError> {
     match opts.cgroups.as_slice() {
-        [only] if only.version == 2 => mount_v2(root, m, only),
+        [only] if only.version == 2 => mount_v2(root, m, only, opts.cgroup_namespace),
         all => mount_v1_view(root, m, all, opts.cgroup_namespace),
     }
 }
@@ -37,12 +39,17 @@ fn host_dir(cg: &CgroupMount) -> PathBuf {
     }
 }
 
-fn mount_v2(root: &Root, m: &PlannedMount, cg: &CgroupMount) -> Result<(), RootfsError> {
+fn mount_v2(
+    root: &Root,
+    m: &PlannedMount,
+    cg: &CgroupMount,
+    cgroupns: bool,
+) -> Result<(), RootfsError> {
     let target = root.create(&m.destination, Create::Dir)?;
     let flags = m.opts.flags;
     let res = mount(
         Some("cgroup2"),
-        &proc_fd_path(target.as_fd()),
+        &proc_self_fd(target.as_fd()),
         Some("cgroup2"),
         flags,
         None::<&str>,
@@ -50,20 +57,27 @@ fn mount_v2(root: &Root, m: &PlannedMount, cg: &CgroupMount) -> Result<(), Rootf
     match res {
         Ok(()) => Ok(()),
         // In a user namespace without its own cgroup namespace the kernel refuses a fresh
-        // cgroup2 mount: show the container's own cgroup directory instead, as runc does.
-        Err(Errno::EPERM | Errno::EBUSY) => bind_host_dir(m, target.as_fd(), cg, flags),
+        // cgroup2 mount: runc binds the whole hierarchy then, or the container's own cgroup
+        // when a cgroup namespace is asked for (which the bind emulates).
+        Err(Errno::EPERM | Errno::EBUSY) => {
+            let src = if cgroupns {
+                host_dir(cg)
+            } else {
+                cg.mount_point.clone()
+            };
+            bind_dir(m, target.as_fd(), &src, flags)
+        }
         Err(e) => Err(e).ctx(|| format!("{}: mount cgroup2", m.field)),
     }
 }
 
-fn bind_host_dir(
+fn bind_dir(
     m: &PlannedMount,
     target: std::os::fd::BorrowedFd<'_>,
-    cg: &CgroupMount,
+    src: &Path,
     flags: MsFlags,
 ) -> Result<(), RootfsError> {
-    let src = host_dir(cg);
-    let tree = bind::clone_tree(&src, false)
+    let tree = bind::clone_tree(src, false)
         .ctx(|| format!("{}: open cgroup {}", m.field, src.display()))?;
     bind::attach(tree, target, flags, MsFlags::empty(), &m.field)
 }
@@ -79,13 +93,14 @@ fn mount_v1_view(
     tmpfs_flags.remove(MsFlags::MS_RDONLY);
     nix::mount::mount(
         Some("tmpfs"),
-        &proc_fd_path(target.as_fd()),
+        &proc_self_fd(target.as_fd()),
         Some("tmpfs"),
         tmpfs_flags,
         Some("mode=755"),
     )
     .ctx(|| format!("{}: mount tmpfs for the cgroup view", m.field))?;
-    for cg in cgroups {
+    // runc lists the v1 hierarchies only: on a hybrid host the cgroup2 one is not shown.
+    for cg in cgroups.iter().filter(|cg| cg.version == 1) {
         let name = cg.mount_point.file_name().ok_or_else(|| {
             RootfsError::invalid(
                 m.field.clone(),
@@ -98,34 +113,24 @@ fn mount_v1_view(
         let sub = m.destination.join(name);
         let fd = root.create(&sub, Create::Dir)?;
         if cgroupns {
-            let (fstype, data) = if cg.version == 2 {
-                ("cgroup2", String::new())
-            } else {
-                ("cgroup", cg.controllers.join(","))
+            let data = cg.controllers.join(",");
+            // The source names a named hierarchy (name=systemd) by its name, as runc does.
+            let source = match cg.controllers.as_slice() {
+                [only] => only.strip_prefix("name=").unwrap_or("cgroup"),
+                _ => "cgroup",
             };
             mount(
-                Some(fstype),
-                &proc_fd_path(fd.as_fd()),
-                Some(fstype),
+                Some(source),
+                &proc_self_fd(fd.as_fd()),
+                Some("cgroup"),
                 m.opts.flags,
                 (!data.is_empty()).then_some(data.as_str()),
             )
-            .ctx(|| format!("{}: mount {fstype} {}", m.field, sub.display()))?;
+            .ctx(|| format!("{}: mount cgroup {}", m.field, sub.display()))?;
         } else {
-            bind_host_dir(m, fd.as_fd(), cg, m.opts.flags)?;
+            bind_dir(m, fd.as_fd(), &host_dir(cg), m.opts.flags)?;
         }
         symlink_controllers(root, m, cg, name)?;
-    }
-    if m.opts.flags.contains(MsFlags::MS_RDONLY) {
-        let fd = root
-            .resolve(&m.destination)
-            .ctx(|| format!("{}: resolve", m.field))?;
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_RDONLY,
-            ..MountAttr::default()
-        };
-        mount_setattr(fd.as_fd(), "", AT_EMPTY_PATH, &attr)
-            .ctx(|| format!("{}: make the cgroup view read-only", m.field))?;
     }
     Ok(())
 }

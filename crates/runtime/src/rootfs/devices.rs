@@ -1,6 +1,7 @@
 //! /dev: the default devices and linux.devices (mknod with mode and owner; in a user namespace,
 //! where mknod is refused, a bind of the host's node), /dev/ptmx -> pts/ptmx, the fd/stdin/
-//! stdout/stderr links, /dev/shm, and an empty /dev/console for the console code to cover.
+//! stdout/stderr links, /dev/shm, and, for a process with a terminal, an empty /dev/console for
+//! the console code to cover.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
@@ -43,7 +44,9 @@ pub(super) fn setup_dev(plan: &RootfsPlan, root: &Root) -> Result<(), RootfsErro
         link(dev.as_fd(), "/proc/kcore", "core")?;
     }
     root.create(Path::new("/dev/shm"), Create::Dir)?;
-    root.create(Path::new("/dev/console"), Create::File)?;
+    if plan.opts.terminal {
+        root.create(Path::new("/dev/console"), Create::File)?;
+    }
     Ok(())
 }
 

@@ -9,6 +9,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Mutex;
 
+use hull_sys::mount_api::{
+    mount_setattr, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_IDMAP,
+};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult};
@@ -17,9 +20,6 @@ use oci_spec::runtime::LinuxIdMapping;
 use super::bind::clone_tree;
 use super::error::{Context, RootfsError};
 use super::plan::{IdmapSpec, MountKind, PlannedMount, RootfsPlan};
-use crate::sys::mount_api::{
-    mount_setattr, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_IDMAP,
-};
 
 /// Detached, already idmapped trees made before clone, by mount index.
 #[derive(Debug, Default)]

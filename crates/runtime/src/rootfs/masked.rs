@@ -6,16 +6,16 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use hull_sys::mount_api::{
+    mount_setattr, move_mount_fd, FsContext, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE,
+    MOUNT_ATTR_RDONLY,
+};
 use nix::errno::Errno;
 use nix::sys::stat::{fstat, major, minor, SFlag};
 
 use super::bind::clone_fd;
 use super::error::{Context, RootfsError};
 use super::resolve::{file_type, Root};
-use crate::sys::mount_api::{
-    mount_setattr, move_mount_fd, FsContext, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE,
-    MOUNT_ATTR_RDONLY,
-};
 
 /// The path's descriptor, or None when it does not exist (skipped, as runc does).
 fn existing(root: &Root, path: &Path) -> Result<Option<OwnedFd>, RootfsError> {

@@ -3,7 +3,8 @@
 //! pivot_root and the final read-only / masking steps. Every path inside the rootfs is resolved
 //! with openat2(RESOLVE_IN_ROOT) and mounted on through its descriptor.
 //!
-//! Order in the container's init (single-threaded, in its new mount namespace):
+//! Order in the container's init (single-threaded, in its new or joined mount namespace, or the
+//! caller's when the config lists none):
 //! `prepare()` -> (createRuntime/createContainer hook sync) -> `pivot()` -> console setup
 //! (bind the pty onto /dev/console) -> `finalize()` -> exec.
 
@@ -21,6 +22,7 @@ mod pivot;
 mod plan;
 mod propagation;
 mod resolve;
+mod shared;
 mod sysctl;
 
 #[cfg(test)]
@@ -31,6 +33,7 @@ use std::path::PathBuf;
 pub use error::RootfsError;
 pub use options::supported_mount_options;
 pub use plan::RootfsPlan;
+pub use shared::SharedRootfs;
 
 /// What the process code knows that config.json does not say.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +46,9 @@ pub struct RootfsOptions {
     /// The container has its own cgroup namespace: cgroup views are fresh cgroup mounts rather
     /// than binds of the container's host cgroup directories.
     pub cgroup_namespace: bool,
+    /// The process has a terminal: /dev/console is made for the pty to be bound on (runc makes
+    /// none otherwise).
+    pub terminal: bool,
     /// The container's cgroup hierarchies, for `cgroup` entries of `mounts`.
     pub cgroups: Vec<CgroupMount>,
 }

@@ -4,13 +4,14 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
+use hull_sys::fd::proc_self_fd;
+use hull_sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE};
 use nix::mount::{mount, MsFlags};
 
 use super::error::{Context, RootfsError};
 use super::plan::{MountKind, PlannedMount, RootfsPlan};
-use super::resolve::{file_type, proc_fd_path, Create, Root};
+use super::resolve::{file_type, Create, Root};
 use super::{bind, cgroup_mounts, copyup, idmap};
-use crate::sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE};
 
 /// Files under /proc that a bind mount may cover (lxcfs and the like), as runc allows.
 const PROC_BIND_ALLOWED: &[&str] = &[
@@ -56,7 +57,7 @@ fn mount_fs(root: &Root, m: &PlannedMount, fstype: &str, source: &str) -> Result
     let data = m.opts.data.join(",");
     mount(
         Some(source),
-        &proc_fd_path(target.as_fd()),
+        &proc_self_fd(target.as_fd()),
         Some(fstype),
         flags,
         (!data.is_empty()).then_some(data.as_str()),
@@ -122,7 +123,7 @@ fn finish(root: &Root, m: &PlannedMount) -> Result<(), RootfsError> {
     for &flags in &m.opts.propagation {
         mount(
             None::<&str>,
-            &proc_fd_path(fd.as_fd()),
+            &proc_self_fd(fd.as_fd()),
             None::<&str>,
             flags,
             None::<&str>,

@@ -3,7 +3,7 @@
 
 use nix::mount::MsFlags;
 
-use crate::sys::mount_api::{
+use hull_sys::mount_api::{
     MountAttr, MOUNT_ATTR_ATIME_MASK, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME,
     MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
     MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME,
@@ -125,7 +125,6 @@ const FS_DATA: &[(&str, &[&str])] = &[
     ("mqueue", &[]),
     ("sysfs", &[]),
     ("cgroup", &[]),
-    ("bind", &[]),
 ];
 
 /// Every option name `mounts[].options` accepts besides file-system data (`key=value` and the
@@ -231,7 +230,9 @@ fn add_rec_attr(p: &mut ParsedOptions, clear: bool, attr: u64) {
 }
 
 /// Whether `opt` is a data option of `fstype`; types outside the table (overlay, ext4, ...)
-/// take `key=value` data, which the kernel itself validates at mount time.
+/// take `key=value` data, which the kernel itself validates at mount time. So do binds: runc
+/// hands their data (`mode=755`, from callers that reuse one option list) to mount(2), which
+/// ignores it for MS_BIND; hull's bind path (open_tree) takes no data at all.
 fn data_option_known(fstype: &str, opt: &str) -> bool {
     let key = opt.split_once('=').map_or(opt, |(k, _)| k);
     match FS_DATA.iter().find(|(t, _)| *t == fstype) {

@@ -157,6 +157,7 @@ fn data_options_per_file_system() {
         ),
         ("overlay", &["lowerdir=/a:/b", "userxattr", "volatile"]),
         ("ext4", &["errors=remount-ro"]),
+        ("bind", &["mode=755", "size=1m"]),
     ];
     for (fstype, words) in ok {
         let raw: Vec<String> = words.iter().map(|w| (*w).to_string()).collect();
@@ -168,7 +169,7 @@ fn data_options_per_file_system() {
         ("mqueue", "size=1"),
         ("proc", "size=1"),
         ("devpts", "hidepid=2"),
-        ("bind", "mode=755"),
+        ("bind", "bogus"),
         ("cgroup", "nsdelegate"),
         ("overlay", "bogus"),
     ];

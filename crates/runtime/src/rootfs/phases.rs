@@ -4,26 +4,35 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use hull_sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY};
+
 use super::error::{Context, RootfsError};
 use super::plan::RootfsPlan;
 use super::resolve::Root;
-use super::{devices, masked, mounts, pivot, propagation, sysctl};
-use crate::sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY};
+use super::{devices, masked, mounts, pivot, propagation, shared, sysctl};
 
 impl RootfsPlan {
-    /// Phase 1, in the container's new mount namespace, before pivot: / made rslave (or
-    /// rootfsPropagation), the rootfs bound onto itself, every entry of `mounts` in order, then
-    /// /dev (devices, ptmx, links, shm, an empty /dev/console).
+    /// Phase 1, in the container's mount namespace, before pivot: / made rslave (or
+    /// rootfsPropagation) and the rootfs bound onto itself (in the caller's: only the bind),
+    /// every entry of `mounts` in order, then /dev (devices, ptmx, links, shm, an empty
+    /// /dev/console for a terminal).
     pub fn prepare(&self) -> Result<(), RootfsError> {
-        propagation::prepare_root(&self.rootfs, self.root_propagation)?;
+        if self.inherited_mount_ns {
+            shared::bind_rootfs(&self.rootfs)?;
+        } else {
+            propagation::prepare_root(&self.rootfs, self.root_propagation)?;
+        }
         let root = Root::open(&self.rootfs)?;
         mounts::mount_all(self, &root)?;
         devices::setup_dev(self, &root)
     }
 
-    /// Phase 2: pivot_root (or MS_MOVE + chroot with no_pivot); the cwd ends at the new /.
+    /// Phase 2: pivot_root (or MS_MOVE + chroot with no_pivot, or chroot in the caller's mount
+    /// namespace); the cwd ends at the new /.
     pub fn pivot(&self) -> Result<(), RootfsError> {
-        if self.opts.no_pivot {
+        if self.inherited_mount_ns {
+            shared::enter(&self.rootfs)?;
+        } else if self.opts.no_pivot {
             pivot::move_root(&self.rootfs)?;
         } else {
             pivot::pivot_root(&self.rootfs)?;

@@ -2,15 +2,16 @@
 //! lazily unmounted, or, for --no-pivot, MS_MOVE onto / and chroot after unmounting what lies
 //! outside the rootfs.
 
-use std::path::{Path, PathBuf};
+use std::borrow::Cow;
+use std::path::Path;
 
+use hull_sys::mountinfo;
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir};
 
 use super::error::{Context, RootfsError};
-use super::propagation::unescape;
 
 const NONE: Option<&str> = None;
 
@@ -42,18 +43,16 @@ pub(super) fn move_root(rootfs: &Path) -> Result<(), RootfsError> {
 /// Without pivot_root the host's mounts stay in this namespace under the moved rootfs: detach
 /// every one that is neither the rootfs's ancestor nor inside it, deepest first.
 fn unmount_outside(rootfs: &Path) -> Result<(), RootfsError> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
+    let info = mountinfo::read_self().ctx(|| "read /proc/self/mountinfo")?;
+    let mut points: Vec<Cow<'_, Path>> = mountinfo::parse(&info)
+        .filter_map(Result::ok)
+        .map(|m| m.mount_point())
         .filter(|p| !rootfs.starts_with(p) && !p.starts_with(rootfs))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     points.dedup();
     for p in points {
-        match umount2(&p, MntFlags::MNT_DETACH) {
+        match umount2(&*p, MntFlags::MNT_DETACH) {
             // Already gone with a parent, or not a mount point any more.
             Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
             Err(e) => return Err(e).ctx(|| format!("--no-pivot: unmount {}", p.display())),

@@ -28,6 +28,9 @@ pub struct RootfsPlan {
     pub(super) masked_paths: Vec<PathBuf>,
     pub(super) readonly_paths: Vec<PathBuf>,
     pub(super) sysctl: Vec<(String, String)>,
+    /// The config lists no mount namespace: the rootfs is set up in the caller's, and entered
+    /// by chroot, as runc does.
+    pub(super) inherited_mount_ns: bool,
     pub(super) opts: RootfsOptions,
     pub(super) idmap_sources: IdmapSources,
 }
@@ -100,7 +103,12 @@ impl RootfsPlan {
             .map_err(|e| RootfsError::invalid("bundle", format!("{}: {e}", bundle.display())))?;
         let rootfs = resolve_rootfs(root.path(), bundle)?;
         let linux = spec.linux().clone().unwrap_or_default();
-        check_mount_namespace(&linux)?;
+        // Joined by path or new, the namespace is the container's: only an omitted one is shared.
+        let inherited_mount_ns = !linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::Mount);
         if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
             return Err(RootfsError::invalid(
                 "linux.mountLabel",
@@ -140,6 +148,9 @@ impl RootfsPlan {
         let masked_paths = absolute_paths("linux.maskedPaths", linux.masked_paths())?;
         let readonly_paths = absolute_paths("linux.readonlyPaths", linux.readonly_paths())?;
         let sysctl = sysctl::validate(spec, &linux)?;
+        if inherited_mount_ns {
+            refuse_restricted_paths(&masked_paths, &readonly_paths)?;
+        }
         Ok(Self {
             rootfs,
             readonly: root.readonly().unwrap_or(false),
@@ -150,6 +161,7 @@ impl RootfsPlan {
             masked_paths,
             readonly_paths,
             sysctl,
+            inherited_mount_ns,
             opts,
             idmap_sources: IdmapSources::default(),
         })
@@ -158,6 +170,11 @@ impl RootfsPlan {
     /// Canonical host path of the container's rootfs.
     pub fn rootfs(&self) -> &Path {
         &self.rootfs
+    }
+
+    /// The rootfs is set up in the caller's mount namespace.
+    pub fn inherited_mount_ns(&self) -> bool {
+        self.inherited_mount_ns
     }
 }
 
@@ -193,23 +210,21 @@ fn resolve_rootfs(path: &Path, bundle: &Path) -> Result<PathBuf, RootfsError> {
     Ok(canonical)
 }
 
-fn check_mount_namespace(linux: &oci_spec::runtime::Linux) -> Result<(), RootfsError> {
-    let ns = linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .find(|n| n.typ() == LinuxNamespaceType::Mount);
-    match ns {
-        Some(n) if n.path().is_none() => Ok(()),
-        Some(_) => Err(RootfsError::invalid(
-            "linux.namespaces",
-            "joining an existing mount namespace is not supported: the rootfs needs a new one",
-        )),
-        None => Err(RootfsError::invalid(
-            "linux.namespaces",
-            "a new mount namespace is required to set up the rootfs",
-        )),
+/// Masking or making read-only a path of the caller's own mount namespace would change the
+/// caller's view: runc refuses it too.
+fn refuse_restricted_paths(masked: &[PathBuf], readonly: &[PathBuf]) -> Result<(), RootfsError> {
+    for (field, paths) in [
+        ("linux.maskedPaths", masked),
+        ("linux.readonlyPaths", readonly),
+    ] {
+        if !paths.is_empty() {
+            return Err(RootfsError::invalid(
+                field,
+                "needs a mount namespace of the container's own (linux.namespaces has none)",
+            ));
+        }
     }
+    Ok(())
 }
 
 /// File-system types this kernel knows (/proc/filesystems).

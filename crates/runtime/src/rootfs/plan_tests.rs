@@ -127,15 +127,18 @@ fn root_path_checks() {
 #[test]
 fn mount_namespace_label_and_propagation() {
     let b = Bundle::new();
+    // A mount namespace omitted (the caller's) or joined is set up there, as runc does; the
+    // caller's own paths are not masked.
     let mut c = mounts(json!([]));
     c["linux"]["namespaces"] = json!([{"type": "pid"}]);
-    assert!(b
-        .refused(c.clone())
-        .starts_with("linux.namespaces: a new mount namespace is required"));
+    assert!(b.plan(c.clone()).unwrap().inherited_mount_ns());
+    c["linux"]["maskedPaths"] = json!(["/proc/kcore"]);
+    assert_eq!(
+        b.refused(c.clone()),
+        "linux.maskedPaths: needs a mount namespace of the container's own (linux.namespaces has none)"
+    );
     c["linux"]["namespaces"] = json!([{"type": "mount", "path": "/proc/self/ns/mnt"}]);
-    assert!(b
-        .refused(c)
-        .contains("joining an existing mount namespace is not supported"));
+    assert!(!b.plan(c).unwrap().inherited_mount_ns());
 
     let e = b.refused(config(
         json!([]),

@@ -2,8 +2,10 @@
 //! container mounts reaches the host, the rootfs's parent mount made private (pivot_root refuses
 //! a shared one) and the rootfs bind-mounted onto itself so it is a mount point.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use hull_sys::mountinfo;
 use nix::mount::{mount, MsFlags};
 
 use super::error::{Context, RootfsError};
@@ -17,6 +19,11 @@ pub(super) fn prepare_root(rootfs: &Path, propagation: Option<MsFlags>) -> Resul
     let parent = mount_point_of(rootfs)?;
     mount(NONE, &parent, NONE, MsFlags::MS_PRIVATE, NONE)
         .ctx(|| format!("make {} private", parent.display()))?;
+    bind_onto_itself(rootfs)
+}
+
+/// The rootfs made a mount point, with the mounts below it.
+pub(super) fn bind_onto_itself(rootfs: &Path) -> Result<(), RootfsError> {
     mount(
         Some(rootfs),
         rootfs,
@@ -38,35 +45,11 @@ pub(super) fn after_pivot(propagation: Option<MsFlags>) -> Result<(), RootfsErro
 
 /// The mount point (from /proc/self/mountinfo) of the mount that contains `path`.
 fn mount_point_of(path: &Path) -> Result<PathBuf, RootfsError> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
-    let best = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
+    let info = mountinfo::read_self().ctx(|| "read /proc/self/mountinfo")?;
+    let best = mountinfo::parse(&info)
+        .filter_map(Result::ok)
+        .map(|m| m.mount_point())
         .filter(|mp| path.starts_with(mp))
         .max_by_key(|mp| mp.as_os_str().len());
-    Ok(best.unwrap_or_else(|| PathBuf::from("/")))
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-pub(super) fn unescape(s: &str) -> PathBuf {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    use std::os::unix::ffi::OsStringExt;
-    PathBuf::from(std::ffi::OsString::from_vec(out))
+    Ok(best.map_or_else(|| PathBuf::from("/"), Cow::into_owned))
 }

@@ -5,35 +5,17 @@
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use hull_sys::fd::proc_self_fd;
+use hull_sys::resolve::open_in_root;
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, Mode, SFlag};
 
 use super::error::{Context, RootfsError};
-
-const RESOLVE: ResolveFlag = ResolveFlag::RESOLVE_IN_ROOT.union(ResolveFlag::RESOLVE_NO_MAGICLINKS);
-
-/// openat2, retried on EAGAIN (a concurrent rename raced with a scoped lookup).
-pub(crate) fn openat2(
-    dirfd: BorrowedFd<'_>,
-    path: &Path,
-    flags: OFlag,
-    resolve: ResolveFlag,
-) -> nix::Result<OwnedFd> {
-    let how = OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(resolve);
-    loop {
-        match nix::fcntl::openat2(dirfd, path, how) {
-            Err(Errno::EAGAIN | Errno::EINTR) => continue,
-            other => return other,
-        }
-    }
-}
 
 /// The root directory every container path is resolved in.
 pub(crate) struct Root {
@@ -77,7 +59,7 @@ impl Root {
     }
 
     pub fn open_in(&self, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
-        openat2(self.fd.as_fd(), &relative(path), flags, RESOLVE)
+        open_in_root(self.fd.as_fd(), &relative(path), flags)
     }
 
     /// Resolve `path`, creating missing directories on the way and, if missing, the last
@@ -133,7 +115,7 @@ impl Root {
     /// The container path of `fd` (a descriptor inside this root), from /proc/self/fd, or
     /// None when it lies outside the root.
     pub fn container_path(&self, fd: BorrowedFd<'_>) -> Result<Option<PathBuf>, RootfsError> {
-        let real = std::fs::read_link(proc_fd_path(fd)).ctx(|| "readlink /proc/self/fd")?;
+        let real = std::fs::read_link(proc_self_fd(fd)).ctx(|| "readlink /proc/self/fd")?;
         Ok(real
             .strip_prefix(&self.host_path)
             .ok()
@@ -190,11 +172,6 @@ fn components(path: &Path) -> VecDeque<OsString> {
             _ => None,
         })
         .collect()
-}
-
-/// "/proc/self/fd/N": the path mount(2) is given so it acts on the already-resolved descriptor.
-pub(crate) fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// `path` without its leading "/", as openat2 wants it relative to the root descriptor.

@@ -3,16 +3,15 @@
 //! namespace), written under the container's /proc/sys after pivot_root.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
+use hull_sys::resolve::openat2;
+use nix::fcntl::{OFlag, ResolveFlag};
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
 use super::error::{Context, RootfsError};
-use super::resolve::openat2;
-use nix::fcntl::ResolveFlag;
-use std::os::fd::AsFd;
 
 const IPC_SYSCTLS: &[&str] = &[
     "kernel.msgmax",

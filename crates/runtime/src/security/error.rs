@@ -63,6 +63,11 @@ pub enum SecurityError {
     #[error("process.execCPUAffinity: sched_setaffinity({pid}): {source}")]
     CpuAffinityApply { pid: i32, source: io::Error },
 
+    #[error("{field}: {why}")]
+    MemoryPolicy { field: String, why: String },
+    #[error("linux.memoryPolicy: set_mempolicy({mode}): {source}")]
+    MemoryPolicyApply { mode: String, source: io::Error },
+
     #[error("linux.personality.flags: {0:?} is not a personality flag")]
     PersonalityFlag(String),
     #[error("linux.personality: personality({domain}): {source}")]

@@ -1,5 +1,5 @@
 //! The container process's security settings: everything the OCI `process` object and
-//! `linux.seccomp` / `linux.personality` say about what the process may do and as whom it runs.
+//! `linux.seccomp` / `linux.personality` / `linux.memoryPolicy` say about what the process may do and as whom it runs.
 //!
 //! [`SecurityPlan::new`] runs in the runtime before clone: it validates every name and value
 //! against this host and compiles the seccomp filter, so a bad config fails before anything
@@ -10,6 +10,7 @@ mod capabilities;
 mod cpu_affinity;
 mod error;
 mod lsm;
+mod memory_policy;
 mod oom;
 mod personality;
 mod plan;
@@ -27,6 +28,7 @@ mod tests;
 pub use capabilities::known_capabilities;
 pub use cpu_affinity::{parse_exec_cpu_affinity, set_cpu_affinity};
 pub use error::SecurityError;
+pub use memory_policy::memory_policy_features;
 pub use oom::set_oom_score_adj;
 pub use plan::{PlanOptions, SecurityPlan};
 pub use seccomp_agent::send_seccomp_listener;

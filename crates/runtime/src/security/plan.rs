@@ -8,6 +8,7 @@ use oci_spec::runtime::{Linux, Process};
 use super::capabilities::CapabilityPlan;
 use super::error::SecurityError;
 use super::lsm::LsmPlan;
+use super::memory_policy::MemoryPolicyPlan;
 use super::personality::PersonalityPlan;
 use super::rlimits::RlimitPlan;
 use super::scheduling::{IoPriorityPlan, SchedulerPlan};
@@ -32,6 +33,7 @@ pub struct SecurityPlan {
     io_priority: Option<IoPriorityPlan>,
     scheduler: Option<SchedulerPlan>,
     personality: Option<PersonalityPlan>,
+    memory_policy: Option<MemoryPolicyPlan>,
     lsm: LsmPlan,
     no_new_privileges: bool,
     seccomp: Option<SeccompPlan>,
@@ -63,6 +65,10 @@ impl SecurityPlan {
                 .and_then(|l| l.personality().as_ref())
                 .map(PersonalityPlan::new)
                 .transpose()?,
+            memory_policy: linux
+                .and_then(|l| l.memory_policy().as_ref())
+                .map(MemoryPolicyPlan::new)
+                .transpose()?,
             lsm: LsmPlan::new(
                 process.apparmor_profile().as_deref(),
                 process.selinux_label().as_deref(),
@@ -79,7 +85,7 @@ impl SecurityPlan {
 
     /// The last steps before execve, in the container process (single-threaded, after
     /// pivot_root, with the container's /proc): rlimits, ioPriority, scheduler, personality,
-    /// LSM labels, no_new_privs, seccomp (here if noNewPrivileges is false: it needs
+    /// memory policy, LSM labels, no_new_privs, seccomp (here if noNewPrivileges is false: it needs
     /// CAP_SYS_ADMIN), bounding set, user ids, umask, capabilities, seccomp (here if
     /// noNewPrivileges is true: as late as possible). Returns the seccomp listener when a rule
     /// uses SCMP_ACT_NOTIFY; the caller passes it to the runtime for `listener_path()`.
@@ -92,6 +98,9 @@ impl SecurityPlan {
             s.apply()?;
         }
         if let Some(p) = &self.personality {
+            p.apply()?;
+        }
+        if let Some(p) = &self.memory_policy {
             p.apply()?;
         }
         self.lsm.apply()?;

@@ -4,12 +4,9 @@
 pub mod capset;
 pub mod clone;
 pub mod creds;
-pub mod fds;
 pub mod ioprio;
 pub mod keyring;
-// Not all of the mount API is used here; hull-sys is to own it for every crate.
-#[allow(dead_code)]
-pub mod mount_api;
+pub mod mempolicy;
 pub mod pty;
 pub mod sched;
 pub mod seccomp;

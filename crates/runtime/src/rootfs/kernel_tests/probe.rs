@@ -65,6 +65,7 @@ fn probe(bundle: &Path, args: &[String], timing: bool) -> ! {
             .any(|a| a == "--userns-devices" || a == "--userns"),
         cgroup_namespace: namespaces.contains(&LinuxNamespaceType::Cgroup),
         cgroups: cgroups(args),
+        ..RootfsOptions::default()
     };
     let plan = RootfsPlan::new(&spec, bundle, opts).unwrap_or_else(|e| fail(2, &e.to_string()));
     let mut flags = CloneFlags::CLONE_NEWNS;
@@ -218,25 +219,18 @@ fn cgroups(args: &[String]) -> Vec<CgroupMount> {
 /// the container is shown the probe's own cgroups, so the test creates none.
 fn host_cgroups() -> Vec<CgroupMount> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let info = hull_sys::mountinfo::read_self().unwrap_or_default();
     let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut r = right.split(' ');
-        let fstype = r.next().unwrap_or("");
-        let super_opts = r.nth(1).unwrap_or("");
-        let mount_point = PathBuf::from(left.split(' ').nth(4).unwrap_or(""));
+    for m in hull_sys::mountinfo::parse(&info).filter_map(Result::ok) {
+        let mount_point = m.mount_point().into_owned();
         if !mount_point.starts_with("/sys/fs/cgroup") {
             continue;
         }
-        let (version, controllers): (u8, Vec<String>) = match fstype {
+        let (version, controllers): (u8, Vec<String>) = match m.fs_type {
             "cgroup2" => (2, Vec::new()),
             "cgroup" => (
                 1,
-                super_opts
-                    .split(',')
+                m.super_opts()
                     .filter(|o| {
                         !matches!(*o, "rw" | "ro") && !o.contains("release_agent") && *o != "xattr"
                     })

@@ -1,0 +1,147 @@
+//! `hull vm`: the bare microVM (hull-vmm) without images: boot a kernel, show its console.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use hull_vmm::{host_kvm, BootSource, Consoles, HostKvm, StopReason, Vm, VmConfig};
+
+/// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
+/// a microVM's guest ends) through the i8042, no PCI bus to probe, no keyboard or mouse.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nokbd";
+const NESTED_TEST_BED: &str = "crates/vmm/tests/nested/run.sh";
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Boot a Linux kernel in a microVM; the guest console goes to stdout
+    Run {
+        /// Kernel: an ELF vmlinux or a bzImage
+        #[arg(long)]
+        kernel: PathBuf,
+        /// Initial ramdisk (cpio, optionally compressed)
+        #[arg(long)]
+        initrd: Option<PathBuf>,
+        /// Kernel command line
+        #[arg(long, default_value = DEFAULT_CMDLINE)]
+        cmdline: String,
+        /// Guest memory: a number with a K, M or G suffix (MiB without one)
+        #[arg(long, default_value = "256M", value_parser = parse_size)]
+        mem: u64,
+        /// Number of vCPUs
+        #[arg(long, default_value_t = 2)]
+        vcpus: usize,
+        /// Print the exit counters and timings to stderr when the VM stops
+        #[arg(long)]
+        stats: bool,
+        /// Run even on kvm-pvm (which boots purpose-built guests, not a stock kernel)
+        #[arg(long, hide = true)]
+        allow_pvm: bool,
+    },
+}
+
+/// "256M", "1G", "65536K", or "256" (MiB).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, shift) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
+        _ => (s, 20),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (like 256M or 1G)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
+    let VmCommand::Run {
+        kernel,
+        initrd,
+        cmdline,
+        mem,
+        vcpus,
+        stats,
+        allow_pvm,
+    } = cmd;
+    match host_kvm() {
+        HostKvm::Missing => {
+            bail!("/dev/kvm is missing: this host has no KVM, so hull cannot run a microVM")
+        }
+        HostKvm::Pvm if !allow_pvm => bail!(
+            "this host's /dev/kvm is kvm-pvm, which does not boot a stock Linux kernel (it spins \
+             without exits); run `hull vm run` in the nested test bed instead: {NESTED_TEST_BED}"
+        ),
+        _ => {}
+    }
+    let cfg = VmConfig {
+        mem_size: mem,
+        vcpus,
+        boot: BootSource {
+            kernel,
+            initrd,
+            cmdline,
+        },
+    };
+    // The serial console and the virtio console (hvc0, once the guest loads virtio_mmio and
+    // virtio_console) both print here.
+    let consoles = Consoles {
+        serial: Box::new(std::io::stdout()),
+        virtio: Some(Box::new(std::io::stdout())),
+    };
+    let mut vm = Vm::new(&cfg, consoles).context("cannot create the microVM")?;
+    // stdin types into ttyS0. The thread ends at end of input; at the VM's end it is left
+    // blocked in read(2), and the process exit ends it.
+    let input = vm.serial_input();
+    let _ = std::thread::Builder::new()
+        .name("hull-vm-stdin".into())
+        .spawn(move || {
+            let mut buf = [0u8; 256];
+            let mut stdin = std::io::stdin().lock();
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdin, &mut buf) {
+                if input.send(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+    let setup = vm.setup_time;
+    let report = vm.run().context("the microVM failed")?;
+    if stats {
+        let counts: Vec<String> = report
+            .counters
+            .snapshot()
+            .into_iter()
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
+        eprintln!(
+            "hull vm: stopped by {}; setup {:.1} ms, run {:.1} ms; {} exits: {}",
+            report.reason,
+            setup.as_secs_f64() * 1e3,
+            report.run_time.as_secs_f64() * 1e3,
+            report.counters.total(),
+            counts.join(" ")
+        );
+    }
+    if let Some(e) = &report.console_error {
+        eprintln!("hull vm: the guest console could not be written: {e}");
+    }
+    if report.reason == StopReason::Crash {
+        bail!("the guest crashed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("65536k"), Ok(64 << 20));
+        assert_eq!(parse_size("128"), Ok(128 << 20));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+}

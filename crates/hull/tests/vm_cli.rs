@@ -1,0 +1,40 @@
+//! `hull vm run` as a user runs it on this host: the clear one-line errors before any guest
+//! runs. Booting a stock kernel is tested in the nested test bed (crates/vmm/tests/nested).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::process::Command;
+
+use hull_vmm::{host_kvm, HostKvm};
+
+fn hull(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hull"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn refuses_what_it_cannot_boot() {
+    let (rc, err) = hull(&["vm", "run", "--kernel", "/nonexistent/vmlinux"]);
+    assert_eq!(rc, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    match host_kvm() {
+        HostKvm::Missing => assert!(err.contains("/dev/kvm is missing"), "{err}"),
+        HostKvm::Pvm => {
+            assert!(err.contains("kvm-pvm"), "{err}");
+            assert!(err.contains("crates/vmm/tests/nested/run.sh"), "{err}");
+        }
+        HostKvm::Hardware => assert!(err.contains("cannot open /nonexistent/vmlinux"), "{err}"),
+    }
+}
+
+#[test]
+fn bad_sizes_are_refused() {
+    let (rc, err) = hull(&["vm", "run", "--kernel", "k", "--mem", "lots"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("\"lots\" is not a size"), "{err}");
+}

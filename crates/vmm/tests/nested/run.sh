@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The nested test bed of hull-vmm. This host's /dev/kvm is kvm-pvm, which boots no stock kernel; so
+# an L1 qemu TCG guest (-cpu max: emulated AMD SVM with nested paging) loads kvm/kvm_amd from
+# Debian's cloud kernel, and in it `hull vm run` boots the same kernel (L2, its ELF vmlinux) with a
+# tiny initramfs whose /init prints a marker, echoes a line typed into `hull vm run`'s stdin,
+# writes to the virtio console (virtio-mmio, announced
+# in hull-vmm's ACPI DSDT) and resets the VM. The L1 console is checked for the marker and the
+# hvc0 line of every L2 boot and `hull vm run`'s exit code; a silent L1 (TCG freezes) is retried
+# once.
+# Needs root; installs qemu-system-x86, busybox-static and lz4 through apt when missing.
+# Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
+# usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
+#        HULL_NESTED_TIMEOUT (s, 300), HULL_NESTED_PROFILE (debug|release),
+#        HULL_NESTED_L2_CMDLINE, HULL_NESTED_QEMU (qemu -M microvm boots to compare, 0),
+#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../../../.."
+boots=${HULL_NESTED_BOOTS:-3}
+vcpus=${HULL_NESTED_VCPUS:-2}
+limit=${HULL_NESTED_TIMEOUT:-300}
+profile=${HULL_NESTED_PROFILE:-debug}
+
+# strict, skip, debian_cloud_kernel, copy_libs.
+. scripts/qemu-guest-lib.sh
+
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v lz4 >/dev/null || need+=(lz4)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get install -y -q "${need[@]}" >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "${need[@]}" >/dev/null 2>&1; } ||
+    skip "cannot install ${need[*]} with apt-get"
+fi
+
+# Debian's cloud kernel, unpacked once into the cache crates/cgroups/tests/qemu/run.sh shares.
+debian_cloud_kernel
+release=${vmlinuz##*/vmlinuz-}
+mods=$cache/x/lib/modules/$release/kernel
+
+# The ELF vmlinux inside the bzImage, found as scripts/extract-vmlinux does: try each compressed
+# stream's magic until one decompresses to an ELF file.
+vmlinux=$cache/vmlinux-$release
+is_elf() { [ "$(head -c4 "$1" | od -An -c | tr -d ' ')" = 177ELF ]; }
+try_decompress() { # magic, tr-replacement, decompressor
+  local pos
+  for pos in $(tr "$1\n$2" "\n$2=" < "$vmlinuz" | grep -abo "^$2" | cut -d: -f1); do
+    tail -c+"$pos" "$vmlinuz" | $3 > "$vmlinux.tmp" 2>/dev/null || true
+    if is_elf "$vmlinux.tmp"; then mv "$vmlinux.tmp" "$vmlinux"; return 0; fi
+  done
+  rm -f "$vmlinux.tmp"
+  return 1
+}
+if [ ! -s "$vmlinux" ]; then
+  try_decompress '\002!L\030' xxx 'lz4 -dc' || try_decompress '\037\213\010' xy 'gunzip -c' ||
+    try_decompress '\3757zXZ\000' abcde 'xz -dc' || try_decompress '(\265/\375' xxx 'zstd -dc' ||
+    skip "cannot extract vmlinux from $vmlinuz"
+fi
+
+# hull as cargo builds it, with the shared libraries it links (libnftables has no static build).
+if [ "$profile" = release ]; then
+  cargo build -q --release -p hull
+else
+  cargo build -q -p hull
+fi
+hull=${CARGO_TARGET_DIR:-target}/$profile/hull
+[ -x "$hull" ] || { echo "FAIL: cargo built no $hull"; exit 1; }
+
+work=$(mktemp -d /tmp/hull-vmm-nested.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# L2: busybox and an /init that prints the marker and resets.
+l2=$work/l2root
+mkdir -p "$l2"/{bin,proc,dev,lib}
+cp /bin/busybox "$l2/bin/"
+for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_mmio drivers/char/virtio_console; do
+  cp "$mods/$m.ko" "$l2/lib/"
+done
+install -m 755 "$here/l2-init.sh" "$l2/init"
+(cd "$l2" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/l2-initrd.gz"
+
+# L1: busybox, the KVM modules, hull and the L2 kernel + initrd.
+root=$work/root
+mkdir -p "$root"/{bin,lib,l2,proc,sys,dev,tmp}
+cp /bin/busybox "$root/bin/"
+install -m 755 "$here/l1-init.sh" "$root/init"
+cp "$mods/virt/lib/irqbypass.ko" "$mods/arch/x86/kvm/kvm.ko" "$mods/arch/x86/kvm/kvm-amd.ko" "$root/lib/"
+strip -o "$root/bin/hull" "$hull"
+copy_libs "$hull" "$root"
+# The L2 kernel: the ELF vmlinux (default) or, with HULL_NESTED_KERNEL=bzimage, the bzImage itself.
+if [ "${HULL_NESTED_KERNEL:-vmlinux}" = bzimage ]; then cp "$vmlinuz" "$root/l2/vmlinux"; else cp "$vmlinux" "$root/l2/vmlinux"; fi
+cp "$work/l2-initrd.gz" "$root/l2/initrd.gz"
+echo "${HULL_NESTED_L2_CMDLINE:-console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nokbd quiet}" > "$root/l2/cmdline"
+qboots=${HULL_NESTED_QEMU:-0}
+if [ "$qboots" -gt 0 ]; then
+  # qemu -M microvm for comparison: the binary, its libraries, and the firmware microvm loads.
+  mkdir -p "$root/usr/bin"
+  cp /usr/bin/qemu-system-x86_64 "$root/usr/bin/"
+  copy_libs /usr/bin/qemu-system-x86_64 "$root"
+  mkdir -p "$root/usr/share/qemu"
+  for f in bios-microvm.bin qboot.rom pvh.bin linuxboot_dma.bin kvmvapic.bin; do
+    cp -L "/usr/share/qemu/$f" "$root/usr/share/qemu/"
+  done
+fi
+(cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | lz4 -l -q -c) > "$work/l1-initrd.lz4"
+
+# A periodic tick in L1 (nohz=off highres=off): without it L1 froze in ~3% of runs while an L2 ran.
+# tsc_early_khz: TCG's TSC calibration otherwise hangs some boots.
+append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots"
+boot_l1() {
+  local log=$1 start
+  start=$(date +%s.%N)
+  # Each console line gets the host's clock: the guests' own clocks run on TCG's virtual TSC.
+  { timeout "$limit" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1 -nographic -no-reboot \
+    -nic none -kernel "$vmlinuz" -initrd "$work/l1-initrd.lz4" -append "$append" 2>&1 || true; } |
+    while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "${line%$'\r'}"; done > "$log"
+  echo "L1 wall time: $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+}
+
+log=$work/l1.log
+echo "== nested: L1 qemu TCG ($release), $boots L2 boot(s) of its vmlinux by hull vm run, $vcpus vCPUs"
+boot_l1 "$log"
+if ! grep -q HULL-L1-DONE "$log"; then
+  echo "L1 did not finish (last lines below); retrying once"
+  tail -5 "$log"
+  cp "$log" "$work/l1-first.log"
+  boot_l1 "$log"
+fi
+[ -z "${HULL_QEMU_KEEP_LOGS:-}" ] || cp "$log" /tmp/hull-vmm-nested.log
+# The log's lines are "<host time> <console line>".
+lines() { cut -d' ' -f2- "$log"; }
+lines | grep -E '^(HULL-|hull vm:|hull:)' || true
+# Host wall time from each `hull vm run` start to its L2's marker: the L2 boot time.
+awk '$2 == "HULL-L2-START" { s = $1; who = "hull-vmm" } $2 == "HULL-QEMU-START" { s = $1; who = "qemu microvm" }
+  $2 == "HULL-L2-MARKER" && s { printf "L2 boot to marker by %s (host clock): %.2f s\n", who, $1 - s; s = 0 }' "$log"
+
+failed=0
+if grep -q HULL-L1-NOKVM "$log"; then
+  echo "FAIL: L1 has no /dev/kvm after loading kvm_amd"; failed=1
+elif ! grep -q HULL-L1-DONE "$log"; then
+  echo "FAIL: L1 did not finish twice; last lines:"; tail -20 "$log"; failed=1
+else
+  for i in $(seq 1 "$boots"); do
+    if ! lines | grep -qx "HULL-L2-RC $i 0"; then
+      echo "FAIL: hull vm run (boot $i) did not exit 0"; failed=1
+    fi
+  done
+  markers=$(lines | awk -v want="cpus=$vcpus" '$1 == "HULL-L2-START" { h = 1 } $1 == "HULL-QEMU-START" { h = 0 }
+    $1 == "HULL-L2-MARKER" && h && $2 == want { n++ } END { print n + 0 }')
+  if [ "$markers" != "$boots" ]; then
+    echo "FAIL: $markers of $boots L2 boots printed the marker with $vcpus CPUs"; failed=1
+  fi
+  typed=$(lines | grep -c "^HULL-L2-STDIN typed-into-ttyS0" || true)
+  if [ "$typed" != "$boots" ]; then
+    echo "FAIL: $typed of $boots L2 boots read the line typed into hull vm run's stdin"; failed=1
+  fi
+  hvc=$(lines | awk '$1 == "HULL-L2-START" { h = 1 } $1 == "HULL-QEMU-START" { h = 0 }
+    $1 == "HULL-L2-HVC" && h { n++ } END { print n + 0 }')
+  if [ "$hvc" != "$boots" ]; then
+    echo "FAIL: $hvc of $boots L2 boots wrote to the virtio console (hvc0)"; failed=1
+  fi
+fi
+[ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed" || { echo "FAIL"; exit 1; }
