@@ -1,5 +1,5 @@
 //! Operations on a container that exists: its status, `start`, `kill`, `pause`/`resume` and
-//! `delete`, each under the container's lock.
+//! `delete`, each under the container's lock. Refusals read as runc's (callers match on them).
 
 use std::time::{Duration, Instant};
 
@@ -28,12 +28,25 @@ pub enum ContainerError {
     Hook(#[from] hooks::HookError),
     #[error(transparent)]
     Rootfs(#[from] crate::rootfs::RootfsError),
-    #[error("cannot {op} a container that is {status}")]
-    InvalidState { op: &'static str, status: Status },
+    #[error("cannot start an already running container")]
+    AlreadyRunning,
+    #[error("cannot start a container that has stopped")]
+    HasStopped,
+    #[error("cannot start a container in the {0} state")]
+    CannotStart(Status),
+    /// The spec requires `process` for start only: create took the config without one.
+    #[error("cannot start container {0}: its config.json has no process")]
+    NoProcess(String),
+    /// A startContainer hook failed, or the program could not be executed: the container
+    /// process reported it and exited.
+    #[error("{0}")]
+    StartFailed(String),
     #[error("cannot delete container {id} that is not stopped: {status}")]
     NotStopped { id: String, status: Status },
     #[error("container not running")]
     NotRunning,
+    #[error("container not paused")]
+    NotPaused,
     #[error("{what}: {source}")]
     Sys { what: &'static str, source: Errno },
 }
@@ -98,14 +111,19 @@ impl Container {
         Ok(self.dir.load_config()?)
     }
 
-    /// Lets the waiting process go on to execve, then runs the poststart hooks.
-    pub fn start(&self) -> Result<(), ContainerError> {
-        let status = self.status();
-        if status != Status::Created {
-            return Err(ContainerError::InvalidState {
-                op: "start",
-                status,
-            });
+    /// Lets the waiting process go on to execve, then runs the poststart hooks; their failures
+    /// are returned as warnings. If the process reports a failure instead (a startContainer
+    /// hook, its execve), the container is stopped and that is the error.
+    pub fn start(&self) -> Result<Vec<String>, ContainerError> {
+        match self.status() {
+            Status::Created => {}
+            Status::Running => return Err(ContainerError::AlreadyRunning),
+            Status::Stopped => return Err(ContainerError::HasStopped),
+            status => return Err(ContainerError::CannotStart(status)),
+        }
+        let spec = self.config()?;
+        if spec.process().is_none() {
+            return Err(ContainerError::NoProcess(self.state.id.clone()));
         }
         let fifo = self.dir.fifo_path();
         // Non-blocking: if the process died, there is no reader and this fails with ENXIO
@@ -128,13 +146,23 @@ impl Container {
         })?;
         let _ = std::fs::remove_file(&fifo);
         wait_until_executed(&fd);
+        let failure = read_failure(&fd);
         drop(fd);
-        let spec = self.config()?;
-        if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
-            let state = self.oci_state(Status::Running).to_json()?;
-            hooks::run("poststart", list, &state)?;
+        if let Some(msg) = failure {
+            // The spec: stop the container. Its process has exited; anything it left goes too.
+            self.kill_all_and_wait()?;
+            return Err(ContainerError::StartFailed(msg));
         }
-        Ok(())
+        let mut warnings = Vec::new();
+        if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+            // runtime-spec 1.0.2 to 1.2.1: "the runtime MUST log a warning, but the remaining
+            // hooks and lifecycle continue as if the hook had succeeded". (1.3.0 makes it an
+            // error that stops the container, as runc does.)
+            let state = self.oci_state(Status::Running).to_json()?;
+            let failed = hooks::run_all("poststart", list, &state, &hooks::Context::default());
+            warnings.extend(failed.iter().map(ToString::to_string));
+        }
+        Ok(warnings)
     }
 
     /// Sends `signal` to the first process, or with `all` to every process of the container.
@@ -166,36 +194,28 @@ impl Container {
     pub fn pause(&self) -> Result<(), ContainerError> {
         match self.status() {
             Status::Running | Status::Created => Ok(self.state.cgroup.freeze()?),
-            status => Err(ContainerError::InvalidState {
-                op: "pause",
-                status,
-            }),
+            _ => Err(ContainerError::NotRunning),
         }
     }
 
     pub fn resume(&self) -> Result<(), ContainerError> {
         match self.status() {
             Status::Paused => Ok(self.state.cgroup.thaw()?),
-            status => Err(ContainerError::InvalidState {
-                op: "resume",
-                status,
-            }),
+            _ => Err(ContainerError::NotPaused),
         }
     }
 
-    /// Removes a stopped container (or, with `force`, kills it first): its processes, cgroup,
-    /// state directory, then the poststop hooks.
-    pub fn delete(self, force: bool) -> Result<(), ContainerError> {
+    /// Removes a stopped container (or, with `force`, one in any state, killed first): its
+    /// processes, cgroup, state directory, then the poststop hooks, whose failures are returned
+    /// as warnings. The spec: deleting a container that is not stopped is an error, `created`
+    /// included (runc deletes a created one).
+    pub fn delete(self, force: bool) -> Result<Vec<String>, ContainerError> {
         let status = self.status();
-        match status {
-            Status::Stopped | Status::Created => {}
-            _ if force => {}
-            _ => {
-                return Err(ContainerError::NotStopped {
-                    id: self.state.id.clone(),
-                    status,
-                })
-            }
+        if status != Status::Stopped && !force {
+            return Err(ContainerError::NotStopped {
+                id: self.state.id.clone(),
+                status,
+            });
         }
         // Even a stopped container may have processes in its cgroup: children its first process
         // left, or, when the runtime died during `create` (no pid recorded), the process that was
@@ -208,15 +228,7 @@ impl Container {
         let spec = self.config().ok();
         let state_json = self.oci_state(Status::Stopped).to_json()?;
         self.dir.remove()?;
-        if let Some(list) = spec
-            .as_ref()
-            .and_then(|s| s.hooks().as_ref())
-            .and_then(|h| h.poststop().as_ref())
-        {
-            // The container is gone whatever the hooks do; their failure is still reported.
-            hooks::run("poststop", list, &state_json)?;
-        }
-        Ok(())
+        Ok(run_poststop(spec.as_ref(), &state_json))
     }
 
     fn kill_all_and_wait(&self) -> Result<(), ContainerError> {
@@ -240,6 +252,44 @@ impl Container {
         }
         Ok(())
     }
+}
+
+/// Runs every poststop hook of `spec`; their failures, as warnings (the spec: "the runtime MUST
+/// log a warning, but the remaining hooks and lifecycle continue as if the hook had succeeded").
+pub fn run_poststop(spec: Option<&Spec>, state_json: &[u8]) -> Vec<String> {
+    let Some(list) = spec
+        .and_then(|s| s.hooks().as_ref())
+        .and_then(|h| h.poststop().as_ref())
+    else {
+        return Vec::new();
+    };
+    hooks::run_all("poststop", list, state_json, &hooks::Context::default())
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// What the container process wrote into the FIFO before it exited instead of executing its
+/// program (see `init`), read through a new read end of the same pipe: its buffer outlives the
+/// process while this write end is open. None once it executed.
+fn read_failure(fifo: &OwnedFd) -> Option<String> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let reader = open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut buf = vec![0u8; crate::sync::FIFO_REPORT_MAX];
+    let len = loop {
+        match nix::unistd::read(&reader, &mut buf) {
+            Err(Errno::EINTR) => continue,
+            Ok(len) if len > 0 => break len,
+            _ => return None,
+        }
+    };
+    Some(String::from_utf8_lossy(&buf[..len]).into_owned())
 }
 
 /// The process holds the FIFO's read end until its execve (close-on-exec) or its death: the write

@@ -1,8 +1,14 @@
 //! OCI hooks: programs run at points of the lifecycle with the container's state JSON on stdin,
 //! their own args and env, and a timeout after which they are killed.
+//!
+//! A hook without `env` gets what runc gives it: a hook the runtime runs on the host (prestart,
+//! createRuntime, poststart, poststop) inherits the runtime's environment; one run in the
+//! container (createContainer, startContainer) gets the container process's environment, which
+//! is runc's init's own. An `env`, even an empty one, is the whole environment.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,26 +37,67 @@ pub enum HookError {
     },
 }
 
-/// Runs `hooks` in order; the first failure stops the sequence.
-pub fn run(stage: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
+/// Where hooks run beyond what each hook says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The environment of a hook without `env`: None inherits the runtime's own.
+    pub env: Option<&'a [String]>,
+    /// The working directory (None: the runtime's own). runc runs the create-time hooks in the
+    /// bundle (it changes to it) and the createContainer hooks in the root file system.
+    pub cwd: Option<&'a Path>,
+}
+
+/// Runs `hooks` in order; the first failure stops the sequence (prestart, createRuntime,
+/// createContainer, startContainer: the operation fails).
+pub fn run(
+    stage: &'static str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    ctx: &Context,
+) -> Result<(), HookError> {
     for hook in hooks {
-        run_one(stage, hook, state_json)?;
+        run_one(stage, hook, state_json, ctx)?;
     }
     Ok(())
 }
 
-fn run_one(stage: &'static str, hook: &Hook, state_json: &[u8]) -> Result<(), HookError> {
+/// Runs every hook of `hooks` whatever the others do, and returns the failures (poststart,
+/// poststop: "the runtime MUST log a warning, but the remaining hooks and lifecycle continue as
+/// if the hook had succeeded").
+pub fn run_all(
+    stage: &'static str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    ctx: &Context,
+) -> Vec<HookError> {
+    hooks
+        .iter()
+        .filter_map(|hook| run_one(stage, hook, state_json, ctx).err())
+        .collect()
+}
+
+fn run_one(
+    stage: &'static str,
+    hook: &Hook,
+    state_json: &[u8],
+    ctx: &Context,
+) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
     let mut command = Command::new(hook.path());
     let args = hook.args().as_deref().unwrap_or_default();
     if let Some((argv0, rest)) = args.split_first() {
         command.arg0(argv0).args(rest);
     }
-    command.env_clear();
-    for entry in hook.env().as_deref().unwrap_or_default() {
-        if let Some((key, value)) = entry.split_once('=') {
-            command.env(key, value);
+    if let Some(env) = hook.env().as_deref().or(ctx.env) {
+        command.env_clear();
+        for entry in env {
+            if let Some((key, value)) = entry.split_once('=') {
+                command.env(key, value);
+            }
         }
+    }
+    if let Some(cwd) = ctx.cwd {
+        command.current_dir(cwd);
     }
     command
         .stdin(Stdio::piped())

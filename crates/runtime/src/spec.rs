@@ -57,21 +57,9 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             "ociVersion {version:?} is not supported (1.x is)"
         )));
     }
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| invalid("process is required"))?;
-    if process.args().as_ref().is_none_or(|args| args.is_empty()) {
-        return Err(invalid("process.args must not be empty"));
-    }
-    if !process.cwd().is_absolute() {
-        return Err(invalid(format!(
-            "process.cwd {:?} must be an absolute path",
-            process.cwd()
-        )));
-    }
-    if process.command_line().is_some() {
-        return Err(SpecError::Unsupported("process.commandLine (Windows only)"));
+    // `process` is optional: the spec requires it only for `start`, which refuses without one.
+    if let Some(process) = spec.process() {
+        validate_process(process)?;
     }
     if spec.root().is_none() {
         return Err(invalid("root is required"));
@@ -95,6 +83,22 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         ),
         None => Err(invalid("linux is required")),
     }
+}
+
+fn validate_process(process: &oci_spec::runtime::Process) -> Result<(), SpecError> {
+    if process.args().as_ref().is_none_or(|args| args.is_empty()) {
+        return Err(invalid("process.args must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid(format!(
+            "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        )));
+    }
+    if process.command_line().is_some() {
+        return Err(SpecError::Unsupported("process.commandLine (Windows only)"));
+    }
+    Ok(())
 }
 
 fn validate_linux(linux: &oci_spec::runtime::Linux, names_uts: bool) -> Result<(), SpecError> {

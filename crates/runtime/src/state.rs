@@ -17,6 +17,8 @@ const STATE_FILE: &str = "state.json";
 const CONFIG_FILE: &str = "config.json";
 const LOCK_FILE: &str = "lock";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// The end of the private name a create gives the directory before it is in place.
+const CLAIM_SUFFIX: &str = ".creating";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -113,7 +115,12 @@ impl Store {
         }
     }
 
-    /// Claims `id` for a new container: the directory's creation is the atomic test for a duplicate.
+    /// Claims `id` for a new container. The directory is made under a private name with its
+    /// lock file, locked, and renamed into place (the rename is the atomic test for a
+    /// duplicate): whoever sees the directory finds its lock already held, and waits until the
+    /// create has finished, failed or died. (A lock file made in place could be taken between
+    /// its creation and create's flock by a `delete` sent right after `create`: that delete
+    /// found no state and removed the directory of a container still being made.)
     pub fn create(&self, id: &str) -> Result<ContainerDir, StateError> {
         validate_id(id)?;
         std::fs::DirBuilder::new()
@@ -122,14 +129,26 @@ impl Store {
             .create(&self.root)
             .map_err(io_err(&self.root))?;
         let path = self.root.join(id);
-        match std::fs::DirBuilder::new().mode(0o711).create(&path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(StateError::Exists)
-            }
-            Err(err) => return Err(io_err(&path)(err)),
+        if path.exists() {
+            return Err(StateError::Exists);
         }
-        ContainerDir::locked(path)
+        // `ids` never lists it: the state is written only once it has its final name.
+        let private = self
+            .root
+            .join(format!(".{}.{id}{CLAIM_SUFFIX}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o711)
+            .create(&private)
+            .map_err(io_err(&private))?;
+        let claimed = ContainerDir::locked(private.clone()).and_then(|mut dir| {
+            rename_new(&private, &path)?;
+            dir.path = path;
+            Ok(dir)
+        });
+        if claimed.is_err() {
+            let _ = std::fs::remove_dir_all(&private);
+        }
+        claimed
     }
 
     /// An existing container, locked for the caller's command. A directory without its lock
@@ -142,6 +161,37 @@ impl Store {
             return Err(StateError::NotExist);
         }
         ContainerDir::locked(path)
+    }
+
+    /// Removes what creates of `id` killed before they renamed their directory into place left
+    /// (a private directory whose lock nobody holds); nothing else of them exists yet.
+    pub fn remove_abandoned_claims(&self, id: &str) -> Result<(), StateError> {
+        validate_id(id)?;
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Ok(());
+        };
+        let suffix = format!(".{id}{CLAIM_SUFFIX}");
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let is_claim = name.to_str().is_some_and(|n| {
+                n.strip_suffix(&suffix)
+                    .and_then(|pid| pid.strip_prefix('.'))
+                    .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            });
+            if !is_claim {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(file) = File::open(path.join(LOCK_FILE)) else {
+                continue;
+            };
+            // Held: its create is alive, and will rename or remove it.
+            if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                let _ = std::fs::remove_dir_all(&path);
+                drop(lock);
+            }
+        }
+        Ok(())
     }
 
     /// Ids of every container under the root, sorted.
@@ -158,6 +208,25 @@ impl Store {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+}
+
+/// Renames directory `from` to `to`, which must not exist: Exists if it does.
+fn rename_new(from: &Path, to: &Path) -> Result<(), StateError> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EEXIST) => Err(StateError::Exists),
+        // A file system without RENAME_NOREPLACE: rename(2) refuses a non-empty directory (every
+        // container's has its lock file), and nothing else is ever created under the root.
+        Err(nix::errno::Errno::EINVAL) => match std::fs::rename(from, to) {
+            Ok(()) => Ok(()),
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) => {
+                Err(StateError::Exists)
+            }
+            Err(err) => Err(io_err(to)(err)),
+        },
+        Err(err) => Err(io_err(to)(err.into())),
     }
 }
 
@@ -200,6 +269,23 @@ impl ContainerDir {
             return Err(StateError::NotExist);
         }
         Ok(ContainerDir { path, lock })
+    }
+
+    /// Runs `f` without the lock, and takes it again after: for a wait that only another
+    /// command on the container can end (an exec into a paused container waits for `resume`).
+    pub fn without_lock<T>(&self, f: impl FnOnce() -> T) -> Result<T, StateError> {
+        let lock_path = self.path.join(LOCK_FILE);
+        #[allow(deprecated)] // Flock has relock but no unlock that keeps the file
+        nix::fcntl::flock(self.lock.as_raw_fd(), FlockArg::Unlock)
+            .map_err(|err| io_err(&lock_path)(err.into()))?;
+        let result = f();
+        loop {
+            match self.lock.relock(FlockArg::LockExclusive) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(err) => return Err(io_err(&lock_path)(err.into())),
+                Ok(()) => return Ok(result),
+            }
+        }
     }
 
     pub fn lock_fd(&self) -> i32 {
@@ -265,4 +351,85 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateErr
         let _ = std::fs::remove_file(&tmp);
         io_err(path)(err)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// Whoever sees a container's directory finds its lock held by the create that made it:
+    /// a `delete` that could take it first found no state and removed a container being made.
+    #[test]
+    fn a_claimed_directory_is_never_seen_unlocked() {
+        let root = std::env::temp_dir().join(format!("hull-state-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Store::new(&root);
+        let lock = root.join("c1").join(LOCK_FILE);
+        let done = Arc::new(AtomicBool::new(false));
+        let unlocked = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(AtomicUsize::new(0));
+        let watcher = {
+            let (done, unlocked, held, lock) =
+                (done.clone(), unlocked.clone(), held.clone(), lock.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let Ok(file) = File::open(&lock) else {
+                        continue;
+                    };
+                    if let Ok(taken) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                        // Seen unlocked: unless its create already removed it.
+                        if lock.exists() {
+                            unlocked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        drop(taken);
+                    } else {
+                        held.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        for _ in 0..2000 {
+            let dir = store.create("c1").expect("create");
+            dir.remove().expect("remove");
+        }
+        done.store(true, Ordering::Relaxed);
+        watcher.join().expect("watcher");
+        let left: Vec<_> = std::fs::read_dir(&root).expect("root").collect();
+        let _ = std::fs::remove_dir_all(&root);
+        assert_eq!(unlocked.load(Ordering::Relaxed), 0, "seen unlocked");
+        assert!(
+            held.load(Ordering::Relaxed) > 0,
+            "the watcher never saw a claim"
+        );
+        assert!(left.is_empty(), "left in the root: {left:?}");
+    }
+
+    #[test]
+    fn a_taken_id_is_refused_and_an_abandoned_claim_is_removed() {
+        let root = std::env::temp_dir().join(format!("hull-state-dup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Store::new(&root);
+        let first = store.create("c1").expect("create");
+        assert!(matches!(store.create("c1"), Err(StateError::Exists)));
+        drop(first);
+        // A create killed before its rename left this; one alive holds its lock.
+        let dead = root.join(format!(".4194305.c1{CLAIM_SUFFIX}"));
+        std::fs::create_dir(&dead).expect("mkdir");
+        std::fs::write(dead.join(LOCK_FILE), "").expect("lock file");
+        let alive = root.join(format!(".4194306.c1{CLAIM_SUFFIX}"));
+        std::fs::create_dir(&alive).expect("mkdir");
+        let held = ContainerDir::locked(alive.clone()).expect("lock");
+        let other = root.join(format!(".4194307.c10{CLAIM_SUFFIX}"));
+        std::fs::create_dir(&other).expect("mkdir");
+        std::fs::write(other.join(LOCK_FILE), "").expect("lock file");
+        store.remove_abandoned_claims("c1").expect("sweep");
+        assert!(!dead.exists());
+        assert!(alive.exists(), "a live create's claim was removed");
+        assert!(other.exists(), "another id's claim was removed");
+        drop(held);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

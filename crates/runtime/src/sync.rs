@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 // Error messages are one line; 16 KiB keeps the runtime's heap small on the start path.
 const MAX_MESSAGE: usize = 16 * 1024;
 
+/// The most a container process reports to `start` through the exec FIFO when it fails after
+/// start instead of executing its program: PIPE_BUF, so the write is one piece.
+pub const FIFO_REPORT_MAX: usize = 4096;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("sync socket: {0}")]

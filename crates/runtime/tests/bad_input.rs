@@ -128,3 +128,19 @@ fn unknown_resource_field_and_bad_values() {
     c.write_config();
     create_fails(&c, "throttleWriteBpsDevice");
 }
+
+#[test]
+fn a_reader_that_went_away_ends_the_command_quietly() {
+    // `hull-runtime features | head -0`: the pipe is closed before anything is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(common::runtime_bin())
+        .arg("features")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + libc::SIGPIPE), "{err}");
+    assert!(err.is_empty(), "no panic, no message: {err:?}");
+}

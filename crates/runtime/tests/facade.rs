@@ -182,3 +182,40 @@ fn a_single_threaded_caller_runs_a_container_with_the_stdio_it_hands_in() {
     // Run deletes the container once it has exited.
     assert!(!c.root.join(&c.id).exists());
 }
+
+/// Hook failures the runtime spec makes warnings reach the sink a caller gives the runtime,
+/// and do not fail start or delete.
+#[test]
+fn hook_warnings_reach_the_runtimes_sink() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("facade-warn");
+    let failing = |stage: &str| serde_json::json!([{"path": "/bin/busybox", "args": ["sh", "-c", format!("echo {stage} says no >&2; exit 1")]}]);
+    c.config["hooks"] = serde_json::json!({
+        "poststart": failing("poststart"),
+        "poststop": failing("poststop"),
+    });
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = heard.clone();
+    let runtime = Runtime::new(&c.root).with_warnings(move |w| sink.lock().unwrap().push(w.into()));
+    runtime.open(&c.id).unwrap().start().unwrap();
+    let container = runtime.open(&c.id).unwrap();
+    container.kill(Signal::SIGKILL, false).unwrap();
+    assert_eq!(container.wait().unwrap(), None);
+    runtime.delete(&c.id, false).unwrap();
+    let heard = heard.lock().unwrap();
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert!(
+        heard[0].starts_with("poststart hook /bin/busybox failed")
+            && heard[0].ends_with("poststart says no"),
+        "{heard:?}"
+    );
+    assert!(
+        heard[1].starts_with("poststop hook /bin/busybox failed")
+            && heard[1].ends_with("poststop says no"),
+        "{heard:?}"
+    );
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{can_run, TestContainer};
+use common::{can_run, gone, TestContainer};
 use serde_json::{json, Value};
 
 #[test]
@@ -138,8 +138,10 @@ fn create_waits_for_start_then_kill_and_delete() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
 
+/// The spec: deleting a container that is not stopped is an error, `created` included (runc
+/// deletes a created one); with --force it is killed and removed.
 #[test]
-fn created_container_can_be_deleted_without_force() {
+fn deleting_a_created_container_needs_force() {
     if !can_run() {
         return;
     }
@@ -147,8 +149,22 @@ fn created_container_can_be_deleted_without_force() {
     c.set_args(&["sleep", "100"]);
     c.create();
     let pid = c.state()["pid"].as_i64().unwrap();
-    c.ok(&["delete", &c.id]);
-    assert!(!std::path::Path::new(&format!("/proc/{pid}/stat")).exists() || zombie(pid));
+    let out = c.runtime(&["delete", &c.id]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot delete container {} that is not stopped: created",
+            c.id
+        )),
+        "{err}"
+    );
+    assert_eq!(c.status(), "created", "a refused delete must not touch it");
+    assert!(!gone(pid));
+    c.ok(&["delete", "--force", &c.id]);
+    assert!(gone(pid));
+    assert!(!c.root.join(&c.id).exists());
+    assert!(common::leaked_cgroups(&c.id).is_empty());
 }
 
 #[test]
@@ -335,18 +351,6 @@ fn kill_all_signals_every_process() {
     c.ok(&["delete", &c.id]);
 }
 
-fn zombie(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(true)
-}
-
 #[test]
 fn events_reports_an_oom_kill() {
     if !can_run() {
@@ -423,4 +427,49 @@ fn a_runtime_killed_mid_create_leaves_a_container_delete_removes() {
         "cgroup left after delete"
     );
     assert!(!c.root.join(&c.id).exists());
+}
+
+/// The spec requires `process` only for start: create takes a config without one, and start
+/// refuses it, leaving the container as it was.
+#[test]
+fn a_config_without_process_creates_and_refuses_to_start() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("noprocess");
+    c.config.as_object_mut().unwrap().remove("process");
+    c.create();
+    assert_eq!(c.status(), "created");
+    let pid = c.state()["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    let out = c.runtime(&["start", &c.id]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot start container {}: its config.json has no process",
+            c.id
+        )),
+        "{err}"
+    );
+    assert_eq!(c.status(), "created");
+    assert!(!gone(pid));
+    // Its namespaces are there to join.
+    let out = c.ok(&["exec", "--process", &write_process(&c), &c.id]);
+    assert_eq!(out.trim(), "joined");
+    c.ok(&["delete", "--force", &c.id]);
+    assert!(gone(pid));
+}
+
+fn write_process(c: &TestContainer) -> String {
+    let path = c.dir.join("process.json");
+    let process = json!({
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh", "-c", "echo joined"],
+        "env": ["PATH=/bin"],
+        "cwd": "/"
+    });
+    std::fs::write(&path, process.to_string()).unwrap();
+    path.to_str().unwrap().to_string()
 }

@@ -17,6 +17,7 @@ use crate::state::Status;
 /// A container, locked for the caller until dropped.
 pub struct Container {
     pub(super) inner: crate::container::Container,
+    pub(super) warnings: super::Warnings,
 }
 
 impl std::fmt::Debug for Container {
@@ -63,9 +64,15 @@ impl Container {
         Ok(self.inner.config()?)
     }
 
-    /// Lets the created process go on to execve; returns once it has (and poststart hooks ran).
+    /// Lets the created process go on to execve; returns once it has and the poststart hooks
+    /// ran (their failures are warnings). A failing startContainer hook, or an execve that
+    /// fails, is the error, and the container is stopped. A config without `process` cannot
+    /// start.
     pub fn start(&self) -> Result<(), Error> {
-        Ok(self.inner.start()?)
+        for warning in self.inner.start()? {
+            self.warnings.emit(&warning);
+        }
+        Ok(())
     }
 
     /// Sends `signal` to the first process, or with `all` to every process of the container.
@@ -81,10 +88,14 @@ impl Container {
         Ok(self.inner.resume()?)
     }
 
-    /// Removes a stopped container (with `force`, kills it first): processes, cgroup, state,
-    /// then the poststop hooks.
+    /// Removes a stopped container (with `force`, one in any state, killed first; without,
+    /// one not stopped is an error): processes, cgroup, state, then the poststop hooks (their
+    /// failures are warnings).
     pub fn delete(self, force: bool) -> Result<(), Error> {
-        Ok(self.inner.delete(force)?)
+        for warning in self.inner.delete(force)? {
+            self.warnings.emit(&warning);
+        }
+        Ok(())
     }
 
     /// runc's `update`: new limits for the container's cgroup, kept in its saved config too. A

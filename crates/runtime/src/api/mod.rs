@@ -11,6 +11,7 @@ mod error;
 mod info;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use nix::sys::signal::SigSet;
 use nix::unistd::Pid;
@@ -29,6 +30,31 @@ use crate::state::{StateError, Store};
 #[derive(Debug)]
 pub struct Runtime {
     store: Store,
+    warnings: Warnings,
+}
+
+/// Where a runtime's warnings go (see [`Runtime::with_warnings`]); nowhere by default.
+#[derive(Clone, Default)]
+pub(crate) struct Warnings(Option<Arc<Sink>>);
+
+type Sink = dyn Fn(&str) + Send + Sync;
+
+impl Warnings {
+    pub(crate) fn emit(&self, warning: &str) {
+        if let Some(sink) = &self.0 {
+            sink(warning);
+        }
+    }
+}
+
+impl std::fmt::Debug for Warnings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Warnings(sink)"
+        } else {
+            "Warnings(none)"
+        })
+    }
 }
 
 impl Runtime {
@@ -36,6 +62,24 @@ impl Runtime {
     pub fn new(root: impl AsRef<Path>) -> Runtime {
         Runtime {
             store: Store::new(root.as_ref()),
+            warnings: Warnings::default(),
+        }
+    }
+
+    /// Sends this runtime's warnings, and those of the containers it opens, to `sink`: what the
+    /// runtime spec makes a warning rather than an error, the lifecycle going on (a failing
+    /// poststart or poststop hook, including the poststop hooks run after a failed create).
+    /// Without a sink they are dropped. (What a config asks for that is skipped comes with
+    /// [`Created::warnings`] and [`Runtime::run`]'s `on_warning`.)
+    pub fn with_warnings(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Runtime {
+        self.warnings = Warnings(Some(Arc::new(sink)));
+        self
+    }
+
+    fn container(&self, inner: crate::container::Container) -> Container {
+        Container {
+            inner,
+            warnings: self.warnings.clone(),
         }
     }
 
@@ -47,11 +91,15 @@ impl Runtime {
     }
 
     fn create_with(&self, opts: CreateOptions, sigmask: SigSet) -> Result<Created, Error> {
-        let created = crate::process::create::create(&self.store, &opts, sigmask)?;
+        let created =
+            crate::process::create::create(&self.store, &opts, sigmask, &mut |warning| {
+                self.warnings.emit(warning)
+            })?;
         Ok(Created {
-            container: Container {
-                inner: crate::container::Container::from_parts(created.dir, created.state),
-            },
+            container: self.container(crate::container::Container::from_parts(
+                created.dir,
+                created.state,
+            )),
             console: created.console,
             warnings: created.warnings,
         })
@@ -97,9 +145,7 @@ impl Runtime {
 
     /// An existing container, locked for the caller.
     pub fn open(&self, id: &str) -> Result<Container, Error> {
-        Ok(Container {
-            inner: crate::container::Container::load(&self.store, id)?,
-        })
+        Ok(self.container(crate::container::Container::load(&self.store, id)?))
     }
 
     /// Every container under the root, sorted by id, each locked. One deleted meanwhile is
@@ -115,17 +161,22 @@ impl Runtime {
 
     /// Deletes container `id` (see [`Container::delete`]). With `force`, one that does not
     /// exist is no error, and the directory of one whose runtime died before it recorded
-    /// anything is removed.
+    /// anything is removed. One being created is waited for (its create holds its lock).
     pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
-        // One lock for the look and the removal: a `create` of the same id cannot slip between.
         let dir = match self.store.open(id) {
-            Err(StateError::NotExist) if force => return Ok(()),
-            dir => dir.map_err(ContainerError::from)?,
+            Ok(dir) => dir,
+            Err(StateError::NotExist) if force => {
+                return Ok(self.store.remove_abandoned_claims(id)?)
+            }
+            Err(err) => return Err(err.into()),
         };
+        // Under the lock: a live create holds it until its state is recorded, so a directory
+        // without one is a create that died first. Nothing else of it exists yet.
         match dir.load() {
-            Ok(state) => Ok(crate::container::Container::from_parts(dir, state).delete(force)?),
-            // Nothing else of such a container exists yet: the directory is all there is.
-            Err(StateError::NotExist) if force => Ok(dir.remove().map_err(ContainerError::from)?),
+            Ok(state) => self
+                .container(crate::container::Container::from_parts(dir, state))
+                .delete(force),
+            Err(StateError::NotExist) if force => Ok(dir.remove()?),
             Err(err) => Err(ContainerError::from(err).into()),
         }
     }

@@ -31,10 +31,7 @@ pub fn events(runtime: &Runtime, args: EventsArgs) -> anyhow::Result<()> {
     let watch = container.watch();
     let print_stats = || -> anyhow::Result<()> {
         let stats = watch.stats()?;
-        println!(
-            "{}",
-            json!({"type": "stats", "id": watch.id(), "data": stats})
-        );
+        super::print_line(json!({"type": "stats", "id": watch.id(), "data": stats}))?;
         Ok(())
     };
     if args.stats {
@@ -62,21 +59,22 @@ pub fn events(runtime: &Runtime, args: EventsArgs) -> anyhow::Result<()> {
             let _ = poll(&mut fds, timeout);
             // The counter is the truth: the v1 eventfd is only a wake-up, and not every kernel
             // sends it for every kill.
-            report_oom(events, watch.id());
+            report_oom(events, watch.id())?;
         } else {
             std::thread::sleep(wait);
         }
     }
     if let Some(events) = oom.as_mut() {
-        report_oom(events, watch.id());
+        report_oom(events, watch.id())?;
     }
     Ok(())
 }
 
-fn report_oom(events: &mut hull_cgroups::OomEvents, id: &str) {
+fn report_oom(events: &mut hull_cgroups::OomEvents, id: &str) -> std::io::Result<()> {
     if events.read().unwrap_or(0) > 0 {
-        println!("{}", json!({"type": "oom", "id": id}));
+        super::print_line(json!({"type": "oom", "id": id}))?;
     }
+    Ok(())
 }
 
 /// Go-style durations as runc takes them: a number and a unit (ns, us, ms, s, m, h).

@@ -15,7 +15,7 @@ pub struct ExecArgs {
     /// Working directory in the container.
     #[arg(long)]
     cwd: Option<PathBuf>,
-    /// Extra environment variables (KEY=VALUE).
+    /// Set an environment variable (KEY=VALUE), replacing one of the process's.
     #[arg(long, short = 'e')]
     env: Vec<String>,
     /// Allocate a pseudo-terminal.
@@ -49,6 +49,12 @@ pub struct ExecArgs {
     cap: Vec<String>,
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u16,
+    /// Run the process in an existing sub-cgroup of the container's: [CONTROLLER[,...]:]PATH.
+    #[arg(long)]
+    cgroup: Vec<String>,
+    /// Allow exec in a paused container (the process is frozen with it until resume).
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
     id: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -60,6 +66,8 @@ pub fn exec(runtime: &Runtime, args: ExecArgs) -> anyhow::Result<i32> {
     let mut opts = ExecOptions::new(build_process(&container, &args)?);
     opts.pid_file = args.pid_file;
     opts.preserve_fds = args.preserve_fds;
+    opts.ignore_paused = args.ignore_paused;
+    opts.sub_cgroups = args.cgroup;
     let socket = args.console_socket.map(Console::Socket);
     if args.detach {
         opts.console = socket;
@@ -112,6 +120,8 @@ fn build_process(container: &Container, args: &ExecArgs) -> anyhow::Result<Proce
     if let Some(cwd) = &args.cwd {
         process.set_cwd(cwd.clone());
     }
+    // Appended: the process's environment keeps each name once, the last value winning (as
+    // runc's init sets it), so `--env K=V` replaces a K of the container's process.
     let mut env = process.env().clone().unwrap_or_default();
     env.extend(args.env.iter().cloned());
     process.set_env(Some(env));

@@ -1,5 +1,6 @@
 //! runc's command line: global options, one subcommand per lifecycle operation, errors reported
-//! as one line (and to `--log`), exit status 1 on failure.
+//! as one log line as runc writes them (see `log`), exit status 1 on failure (255 for `exec`, whose
+//! own status is the process's, and whose errors read "exec failed: ...", as runc's).
 
 mod create;
 mod events;
@@ -62,7 +63,7 @@ enum Command {
     /// List the processes of a container.
     Ps(query::PsArgs),
     /// Run a new process in a running container.
-    Exec(exec::ExecArgs),
+    Exec(Box<exec::ExecArgs>),
     /// Freeze all processes of a container.
     Pause(lifecycle::IdArg),
     /// Thaw a paused container.
@@ -70,7 +71,7 @@ enum Command {
     /// Print container events and resource statistics.
     Events(events::EventsArgs),
     /// Change the resource limits of a running container.
-    Update(update::UpdateArgs),
+    Update(Box<update::UpdateArgs>),
     /// Write a default config.json.
     Spec(spec::SpecArgs),
     /// Print the features this runtime implements, as JSON.
@@ -103,13 +104,51 @@ pub fn main() -> i32 {
     };
     let logger = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
     logger.debug(&format!("{:?}", std::env::args().collect::<Vec<_>>()));
+    let exec = matches!(cli.command, Command::Exec(_));
     match dispatch(cli, &logger) {
         Ok(code) => code,
+        // The reader of our output went away (`hull-runtime list | head -1`): end as SIGPIPE
+        // ends runc, quietly, with the shell's status for it.
+        Err(err) if is_broken_pipe(&err) => 128 + libc::SIGPIPE,
+        Err(err) if exec => {
+            logger.error(&format!("exec failed: {}", message(&err)));
+            255
+        }
         Err(err) => {
-            logger.error(&format!("{err:#}"));
+            logger.error(&message(&err));
             1
         }
     }
+}
+
+/// Writes one line to stdout. Rust ignores SIGPIPE, so a closed pipe is an error here
+/// (`println!` would panic on it); `main` ends quietly on it.
+pub(crate) fn print_line(line: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes on one line, each cause once: most errors already name their
+/// cause in their own text.
+fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+    }
+    text
 }
 
 fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
@@ -121,7 +160,9 @@ fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
         };
         anyhow::bail!("--systemd-cgroup is not supported: {why}");
     }
-    let runtime = Runtime::new(&cli.root);
+    // Hook failures the runtime spec makes warnings go where runc's warnings go.
+    let warn = logger.clone();
+    let runtime = Runtime::new(&cli.root).with_warnings(move |w| warn.warn(w));
     match cli.command {
         Command::Create(args) => create::create(&runtime, args, logger).map(|()| 0),
         Command::Run(args) => create::run(&runtime, args, logger),
@@ -131,11 +172,11 @@ fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
         Command::Kill(args) => lifecycle::kill(&runtime, args).map(|()| 0),
         Command::Delete(args) => lifecycle::delete(&runtime, args).map(|()| 0),
         Command::Ps(args) => query::ps(&runtime, args).map(|()| 0),
-        Command::Exec(args) => exec::exec(&runtime, args),
+        Command::Exec(args) => exec::exec(&runtime, *args),
         Command::Pause(args) => lifecycle::pause(&runtime, &args.id).map(|()| 0),
         Command::Resume(args) => lifecycle::resume(&runtime, &args.id).map(|()| 0),
         Command::Events(args) => events::events(&runtime, args).map(|()| 0),
-        Command::Update(args) => update::update(&runtime, args, logger).map(|()| 0),
+        Command::Update(args) => update::update(&runtime, *args, logger).map(|()| 0),
         Command::Spec(args) => spec::spec(args).map(|()| 0),
         Command::Features => spec::features().map(|()| 0),
     }

@@ -34,7 +34,7 @@ pub struct PsArgs {
 
 pub fn state(runtime: &Runtime, id: &str) -> anyhow::Result<()> {
     let container = runtime.open(id)?;
-    println!("{}", serde_json::to_string_pretty(&container.state())?);
+    super::print_line(serde_json::to_string_pretty(&container.state())?)?;
     Ok(())
 }
 
@@ -88,7 +88,7 @@ pub fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<()> {
 pub fn ps(runtime: &Runtime, args: PsArgs) -> anyhow::Result<()> {
     let pids = runtime.open(&args.id)?.pids()?;
     if let Format::Json = args.format {
-        println!("{}", serde_json::to_string(&pids)?);
+        super::print_line(serde_json::to_string(&pids)?)?;
         return Ok(());
     }
     let ps_args = if args.ps_args.is_empty() {
@@ -113,14 +113,14 @@ pub fn ps(runtime: &Runtime, args: PsArgs) -> anyhow::Result<()> {
         .split_whitespace()
         .position(|h| h == "PID")
         .context("ps output has no PID column")?;
-    println!("{header}");
+    super::print_line(header)?;
     for line in lines {
         let pid = line
             .split_whitespace()
             .nth(pid_column)
             .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
+            super::print_line(line)?;
         }
     }
     Ok(())

@@ -23,9 +23,6 @@ pub fn spec(args: SpecArgs) -> anyhow::Result<()> {
 }
 
 pub fn features() -> anyhow::Result<()> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&hull_runtime::features())?
-    );
+    super::print_line(serde_json::to_string_pretty(&hull_runtime::features())?)?;
     Ok(())
 }

@@ -80,20 +80,24 @@ struct Plans {
     spec: Spec,
     bundle: PathBuf,
     namespaces: NamespacePlan,
-    security: SecurityPlan,
+    /// None for a config without `process` (the spec requires it only for `start`).
+    security: Option<SecurityPlan>,
     rootfs: RootfsPlan,
     cgroup: hull_cgroups::Cgroup,
 }
 
-/// `sigmask`: the signal mask the container's program starts with.
+/// `sigmask`: the signal mask the container's program starts with. `on_warning` hears the
+/// failures of poststop hooks run after a failed create.
 pub fn create(
     store: &Store,
     opts: &CreateOptions,
     sigmask: SigSet,
+    on_warning: &mut dyn FnMut(&str),
 ) -> Result<Created, ProcessError> {
     crate::state::validate_id(&opts.id)?;
     let plans = plan(opts)?;
     let dir = store.create(&opts.id)?;
+    let poststop = poststop_on_failure(opts, &plans);
     let mut undo = Undo {
         cgroup: None,
         child: None,
@@ -115,9 +119,40 @@ pub fn create(
         Err(err) => {
             undo.run();
             let _ = dir.remove();
+            // The spec (a failing prestart, createRuntime or createContainer hook), and runc
+            // for any failure: the lifecycle goes on at destroy, then the poststop hooks.
+            if let Some((list, state)) = &poststop {
+                let ctx = hooks::Context::default();
+                for failed in hooks::run_all("poststop", list, state, &ctx) {
+                    on_warning(&failed.to_string());
+                }
+            }
             Err(err)
         }
     }
+}
+
+/// The poststop hooks, with the stopped state they get, for a create that fails.
+fn poststop_on_failure(
+    opts: &CreateOptions,
+    plans: &Plans,
+) -> Option<(Vec<oci_spec::runtime::Hook>, Vec<u8>)> {
+    let list = plans.spec.hooks().as_ref()?.poststop().clone()?;
+    let annotations = plans.spec.annotations().clone().unwrap_or_default();
+    let state = OciState {
+        oci_version: crate::oci_state::OCI_VERSION,
+        id: &opts.id,
+        pid: 0,
+        status: Status::Stopped,
+        bundle: &plans.bundle,
+        rootfs: plans.rootfs.rootfs(),
+        created: &now_rfc3339(),
+        owner: "",
+        annotations: &annotations,
+    }
+    .to_json()
+    .ok()?;
+    Some((list, state))
 }
 
 fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
@@ -125,8 +160,8 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
         .map_err(io(format!("bundle {}", opts.bundle.display())))?;
     let spec = crate::spec::load(&bundle)?;
     let linux = spec.linux().as_ref();
-    let process = spec_process(&spec)?;
-    let terminal = process.terminal().unwrap_or(false);
+    let process = spec.process().as_ref();
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     crate::process::stdio::check(terminal, &opts.stdio, opts.console.as_ref())?;
     if !terminal && Console::socket(opts.console.as_ref()).is_some() {
         return Err(ProcessError::Invalid(
@@ -134,14 +169,18 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
         ));
     }
     let namespaces = NamespacePlan::new(linux)?;
-    let security = SecurityPlan::new(
-        process,
-        linux,
-        PlanOptions {
-            in_user_namespace: namespaces.is_private(LinuxNamespaceType::User),
-            extra_caps: Vec::new(),
-        },
-    )?;
+    let security = process
+        .map(|process| {
+            SecurityPlan::new(
+                process,
+                linux,
+                PlanOptions {
+                    in_user_namespace: namespaces.is_private(LinuxNamespaceType::User),
+                    extra_caps: Vec::new(),
+                },
+            )
+        })
+        .transpose()?;
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
     let cgroup = hull_cgroups::Cgroup::new(cgroups_path, &opts.id)?;
     let cgroup_mounts = cgroup
@@ -230,7 +269,7 @@ fn launch(
             spec: &plans.spec,
             namespaces: &plans.namespaces,
             rootfs: &plans.rootfs,
-            security: &plans.security,
+            security: plans.security.as_ref(),
             channel: &child,
             close: vec![parent.raw_fd(), dir.lock_fd()],
             fifo: &fifo,
@@ -244,7 +283,7 @@ fn launch(
     undo.child = Some(first);
     drop(child);
     drop(fifo);
-    let pid = guide(opts, &plans, &parent, first)?;
+    let pid = guide(opts, &plans, &parent, first, &state.created)?;
     state.pid = pid.as_raw();
     state.pid_start = procfs::start_time(pid.as_raw()).unwrap_or(0);
     let console = receive_ready(opts, &plans, &parent, &state)?;
@@ -252,7 +291,9 @@ fn launch(
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid.as_raw())?;
     }
-    warnings.extend(plans.security.warnings());
+    if let Some(security) = &plans.security {
+        warnings.extend(security.warnings());
+    }
     Ok((state, console, warnings))
 }
 
@@ -263,6 +304,7 @@ fn guide(
     plans: &Plans,
     channel: &Channel,
     first: Pid,
+    created: &str,
 ) -> Result<Pid, ProcessError> {
     expect(channel, "Created", |m| matches!(m, Message::Created))?;
     plans.namespaces.write_id_maps(first.as_raw())?;
@@ -278,15 +320,18 @@ fn guide(
         // The grandchild, if anything fails from here, dies with the cgroup's processes.
         let _ = waitpid(first, None);
     }
-    let process = spec_process(&plans.spec)?;
-    if let Some(score) = process.oom_score_adj() {
+    if let Some(score) = plans
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.oom_score_adj())
+    {
         crate::security::set_oom_score_adj(pid.as_raw(), score)?;
     }
     expect(channel, "CreateRuntimeHooks", |m| {
         matches!(m, Message::CreateRuntimeHooks)
     })?;
     let annotations = plans.spec.annotations().clone().unwrap_or_default();
-    let created = now_rfc3339();
     let state = OciState {
         oci_version: crate::oci_state::OCI_VERSION,
         id: &opts.id,
@@ -294,18 +339,23 @@ fn guide(
         status: Status::Creating,
         bundle: &plans.bundle,
         rootfs: plans.rootfs.rootfs(),
-        created: &created,
+        created,
         owner: "",
         annotations: &annotations,
     }
     .to_json()?;
     if let Some(h) = plans.spec.hooks() {
+        // runc runs them in the bundle, with its own environment.
+        let at_bundle = hooks::Context {
+            env: None,
+            cwd: Some(&plans.bundle),
+        };
         #[allow(deprecated)]
         if let Some(list) = h.prestart() {
-            hooks::run("prestart", list, &state)?;
+            hooks::run("prestart", list, &state, &at_bundle)?;
         }
         if let Some(list) = h.create_runtime() {
-            hooks::run("createRuntime", list, &state)?;
+            hooks::run("createRuntime", list, &state, &at_bundle)?;
         }
     }
     channel.send(&Message::ProceedWithState(
@@ -429,11 +479,4 @@ impl Undo {
             let _ = shared.release();
         }
     }
-}
-
-/// The process to run; `spec::load` has refused a config without one.
-fn spec_process(spec: &Spec) -> Result<&oci_spec::runtime::Process, ProcessError> {
-    spec.process()
-        .as_ref()
-        .ok_or_else(|| ProcessError::Invalid("config.json has no process".into()))
 }

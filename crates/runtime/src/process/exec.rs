@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use nix::sched::{setns, CloneFlags, CpuSet};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -37,6 +37,13 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     /// Pass the caller's descriptors 3 .. 3+N on to the process.
     pub preserve_fds: u16,
+    /// Exec in a paused container too (runc's `--ignore-paused`): the process joins the frozen
+    /// cgroup and is frozen with the rest, so the exec returns once the container is resumed.
+    pub ignore_paused: bool,
+    /// runc's `--cgroup`: existing cgroups under the container's that the process joins
+    /// instead of the container's own, each `CONTROLLER[,CONTROLLER...]:PATH`, or one `PATH`
+    /// for every hierarchy.
+    pub sub_cgroups: Vec<String>,
 }
 
 impl ExecOptions {
@@ -48,6 +55,8 @@ impl ExecOptions {
             console: None,
             pid_file: None,
             preserve_fds: 0,
+            ignore_paused: false,
+            sub_cgroups: Vec::new(),
         }
     }
 }
@@ -78,14 +87,23 @@ pub fn exec(
     opts: &ExecOptions,
     sigmask: SigSet,
 ) -> Result<Executed, ProcessError> {
-    match container.status() {
+    // runc's words. (Under the container's lock: only this process could change the status.)
+    let status = container.status();
+    match status {
         Status::Running | Status::Created => {}
+        Status::Paused if opts.ignore_paused => {}
+        Status::Paused => {
+            return Err(ProcessError::Invalid(
+                "cannot exec in a paused container (use --ignore-paused to override)".into(),
+            ))
+        }
         status => {
             return Err(ProcessError::Invalid(format!(
                 "cannot exec in a {status} container"
             )))
         }
     }
+    let cgroups = cgroup_targets(&container.state.cgroup, &opts.sub_cgroups)?;
     let spec = container.dir.load_config()?;
     let terminal = opts.process.terminal().unwrap_or(false);
     crate::process::stdio::check(terminal, &opts.stdio, opts.console.as_ref())?;
@@ -132,7 +150,8 @@ pub fn exec(
         Forked::Parent(pid) => pid,
     };
     drop(child);
-    match guide(container, &spec, &parent, pid, opts) {
+    let paused = status == Status::Paused;
+    match guide(container, &spec, &parent, pid, opts, &cgroups, paused) {
         Ok(console) => {
             if let Some(path) = &opts.pid_file {
                 crate::process::create::write_pid_file(path, pid.as_raw())?;
@@ -190,14 +209,97 @@ fn open_namespaces(spec: &Spec, pid: i32) -> Result<Target, ProcessError> {
     Ok(target)
 }
 
-/// Places the child in the cgroup, passes its terminal and seccomp listener on, and waits until
-/// it has executed (its end of the channel closes on exec) or failed.
+/// Where the process goes in each of the container's hierarchies: its own cgroup, or the
+/// sub-cgroup `--cgroup` names there. runc's rules: one PATH alone applies to every hierarchy;
+/// else each names its controllers, each controller at most once; PATH is taken relative to the
+/// container's cgroup and must stay under it.
+fn cgroup_targets(
+    cgroup: &hull_cgroups::Cgroup,
+    args: &[String],
+) -> Result<Vec<PathBuf>, ProcessError> {
+    let bad = |arg: &str, why: &str| {
+        ProcessError::Invalid(format!("invalid --cgroup argument: {arg}{why}"))
+    };
+    let hierarchies = cgroup.hierarchies();
+    let mut targets: Vec<PathBuf> = hierarchies.iter().map(|h| h.path.clone()).collect();
+    let mut given: Vec<Option<(&str, PathBuf)>> = vec![None; hierarchies.len()];
+    let mut seen = std::collections::HashSet::new();
+    for arg in args {
+        let (controllers, sub) = match arg.split_once(':') {
+            Some((_, rest)) if rest.contains(':') => return Err(bad(arg, "")),
+            Some((controllers, sub)) => (Some(controllers), sub),
+            None if args.len() != 1 => return Err(bad(arg, " (missing <controller>: prefix)")),
+            None => (None, arg.as_str()),
+        };
+        let sub = sub_path(sub).ok_or_else(|| {
+            ProcessError::Invalid(format!("--cgroup: {sub} is not a sub cgroup path"))
+        })?;
+        let Some(controllers) = controllers else {
+            for target in &mut targets {
+                *target = target.join(&sub);
+            }
+            continue;
+        };
+        for controller in controllers.split(',') {
+            if controller.is_empty() {
+                return Err(bad(arg, " (empty <controller> prefix)"));
+            }
+            if !seen.insert(controller) {
+                return Err(ProcessError::Invalid(format!(
+                    "invalid --cgroup argument(s): controller {controller} specified multiple times"
+                )));
+            }
+            let at = hierarchies
+                .iter()
+                .position(|h| h.controllers.iter().any(|c| c == controller))
+                .ok_or_else(|| {
+                    ProcessError::Invalid(format!(
+                        "--cgroup: unknown controller {controller} in the container's cgroups"
+                    ))
+                })?;
+            // Controllers mounted together (cpu,cpuacct) are one cgroup: one path for both.
+            if let Some((name, other)) = &given[at] {
+                if *other != sub {
+                    return Err(ProcessError::Invalid(format!(
+                        "--cgroup: controllers {name} and {controller} share a hierarchy but were given different paths"
+                    )));
+                }
+            }
+            given[at] = Some((controller, sub.clone()));
+            targets[at] = hierarchies[at].path.join(&sub);
+        }
+    }
+    Ok(targets)
+}
+
+/// `sub` as a path relative to the container's cgroup, cleaned as Go's path.Join does; None
+/// if it leaves it.
+fn sub_path(sub: &str) -> Option<PathBuf> {
+    let mut clean = PathBuf::new();
+    for part in Path::new(sub).components() {
+        match part {
+            Component::Normal(name) => clean.push(name),
+            Component::ParentDir => {
+                if !clean.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Some(clean)
+}
+
+/// Places the child in its cgroups, passes its terminal and seccomp listener on, and waits
+/// until it has executed (its end of the channel closes on exec) or failed.
 fn guide(
     container: &Container,
     spec: &Spec,
     channel: &Channel,
     pid: Pid,
     opts: &ExecOptions,
+    cgroups: &[PathBuf],
+    paused: bool,
 ) -> Result<Option<OwnedFd>, ProcessError> {
     match channel.recv()?.0 {
         Message::Created => {}
@@ -210,8 +312,33 @@ fn guide(
             .into())
         }
     }
-    container.state.cgroup.add_process(pid.as_raw())?;
+    if opts.sub_cgroups.is_empty() {
+        container.state.cgroup.add_process(pid.as_raw())?;
+    } else {
+        for path in cgroups {
+            std::fs::write(path.join("cgroup.procs"), pid.to_string())
+                .map_err(io(format!("joining cgroup {}", path.display())))?;
+        }
+    }
     channel.send(&Message::Proceed)?;
+    if paused {
+        // `--ignore-paused`: the process is frozen with the container from its cgroup join on,
+        // until a `resume`, which needs the container's lock. runc's exec waits for it too.
+        return container
+            .dir
+            .without_lock(|| await_exec(container, spec, channel, pid, opts))?;
+    }
+    await_exec(container, spec, channel, pid, opts)
+}
+
+/// Takes the terminal and seccomp listener as they come, until the process has executed.
+fn await_exec(
+    container: &Container,
+    spec: &Spec,
+    channel: &Channel,
+    pid: Pid,
+    opts: &ExecOptions,
+) -> Result<Option<OwnedFd>, ProcessError> {
     let mut console = None;
     loop {
         let (message, fd) = match channel.recv() {
@@ -320,4 +447,106 @@ fn child_setup(
     handoff::lock_down(security, channel)?;
     channel.send(&Message::Ready)?;
     Ok(program.exec(&child.sigmask)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use serde_json::json;
+
+    use super::{cgroup_targets, sub_path};
+
+    /// A container's cgroup on a hybrid host: cpu,cpuacct and pids hierarchies, and cgroup2.
+    fn hybrid() -> hull_cgroups::Cgroup {
+        let dir = |controllers: &[&str], version: u8, mount: &str| {
+            json!({
+                "version": version,
+                "controllers": controllers,
+                "mount_point": mount,
+                "base": mount,
+                "path": format!("{mount}/c1"),
+            })
+        };
+        serde_json::from_value(json!({
+            "layout": "Hybrid",
+            "dirs": [
+                dir(&["cpu", "cpuacct"], 1, "/sys/fs/cgroup/cpu,cpuacct"),
+                dir(&["pids"], 1, "/sys/fs/cgroup/pids"),
+                dir(&[], 2, "/sys/fs/cgroup/unified"),
+            ],
+            "v2_controllers": [],
+        }))
+        .unwrap()
+    }
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    fn paths(list: &[&str]) -> Vec<PathBuf> {
+        list.iter().map(PathBuf::from).collect()
+    }
+
+    #[test]
+    fn no_argument_is_the_containers_own_cgroup() {
+        assert_eq!(
+            cgroup_targets(&hybrid(), &[]).unwrap(),
+            paths(&[
+                "/sys/fs/cgroup/cpu,cpuacct/c1",
+                "/sys/fs/cgroup/pids/c1",
+                "/sys/fs/cgroup/unified/c1"
+            ])
+        );
+    }
+
+    #[test]
+    fn a_path_alone_applies_to_every_hierarchy() {
+        assert_eq!(
+            cgroup_targets(&hybrid(), &args(&["/sub/x"])).unwrap(),
+            paths(&[
+                "/sys/fs/cgroup/cpu,cpuacct/c1/sub/x",
+                "/sys/fs/cgroup/pids/c1/sub/x",
+                "/sys/fs/cgroup/unified/c1/sub/x"
+            ])
+        );
+    }
+
+    #[test]
+    fn controllers_name_their_hierarchies_the_rest_stay() {
+        assert_eq!(
+            cgroup_targets(&hybrid(), &args(&["pids:p", "cpu,cpuacct:c"])).unwrap(),
+            paths(&[
+                "/sys/fs/cgroup/cpu,cpuacct/c1/c",
+                "/sys/fs/cgroup/pids/c1/p",
+                "/sys/fs/cgroup/unified/c1"
+            ])
+        );
+    }
+
+    #[test]
+    fn runcs_refusals() {
+        let err = |list: &[&str]| {
+            cgroup_targets(&hybrid(), &args(list))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&["a", "b"]).contains("missing <controller>: prefix"));
+        assert!(err(&[":x"]).contains("empty <controller> prefix"));
+        assert!(err(&["pids:a:b"]).contains("invalid --cgroup argument"));
+        assert!(err(&["pids:a", "pids:b"]).contains("specified multiple times"));
+        assert!(err(&["cpu,cpuacct:c", "cpu:c"]).contains("specified multiple times"));
+        assert!(err(&["cpu:a", "cpuacct:b"]).contains("share a hierarchy"));
+        assert!(err(&["memory:a"]).contains("unknown controller memory"));
+        assert!(err(&["../escape"]).contains("is not a sub cgroup path"));
+        assert!(err(&["pids:a/../../b"]).contains("is not a sub cgroup path"));
+    }
+
+    #[test]
+    fn sub_paths_are_cleaned_like_go_path_join() {
+        assert_eq!(sub_path("a/./b/../c"), Some(PathBuf::from("a/c")));
+        assert_eq!(sub_path("/abs"), Some(PathBuf::from("abs")));
+        assert_eq!(sub_path(".."), None);
+        assert_eq!(sub_path(""), Some(PathBuf::new()));
+    }
 }

@@ -1,6 +1,7 @@
 //! The container's first process, from the clone to the execve of the user's program: it finishes
 //! its namespaces, builds its root file system, runs the container's own hooks, locks itself down,
-//! and waits on the exec FIFO until `start`.
+//! and waits on the exec FIFO until `start`. A failure after that (a startContainer hook, the
+//! execve) goes back to `start` through the FIFO: the runtime that created the process is gone.
 
 use std::convert::Infallible;
 use std::os::fd::{OwnedFd, RawFd};
@@ -19,6 +20,7 @@ use crate::process::program::Program;
 use crate::process::stdio::Stdio;
 use crate::rootfs::RootfsPlan;
 use crate::security::SecurityPlan;
+use crate::state::Status;
 use crate::sync::{Channel, Message, SyncError};
 use crate::sys;
 
@@ -28,7 +30,8 @@ pub struct InitContext<'a> {
     pub spec: &'a Spec,
     pub namespaces: &'a NamespacePlan,
     pub rootfs: &'a RootfsPlan,
-    pub security: &'a SecurityPlan,
+    /// None without a `process`: such a container waits for a `start` that refuses it.
+    pub security: Option<&'a SecurityPlan>,
     pub channel: &'a Channel,
     /// Descriptors of the runtime's that the child must not hold (the other end of the channel,
     /// the state lock).
@@ -67,25 +70,81 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
     }
     ctx.stdio.install()?;
     enter_namespaces(ctx)?;
-    let state_json = build_root(ctx)?;
-    let process = ctx
-        .spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| ProcessError::Invalid("process is required".into()))?;
-    if process.terminal().unwrap_or(false) {
+    let env = process_env(ctx.spec);
+    let state_json = build_root(ctx, &env)?;
+    let process = ctx.spec.process().as_ref();
+    if let Some(process) = process.filter(|p| p.terminal().unwrap_or(false)) {
         handoff::send_terminal(ctx.channel, process, true)?;
     }
     ctx.rootfs.finalize()?;
-    let program = Program::prepare(process, ctx.preserve_fds)?;
-    handoff::lock_down(ctx.security, ctx.channel)?;
+    let program = match (process, ctx.security) {
+        (Some(process), Some(security)) => {
+            let program = Program::prepare(process, ctx.preserve_fds)?;
+            handoff::lock_down(security, ctx.channel)?;
+            Some(program)
+        }
+        _ => None,
+    };
     ctx.channel.send(&Message::Ready)?;
     wait_for_start(ctx.fifo)?;
+    let err = match start_program(ctx, program.as_ref(), &state_json, &env) {
+        Ok(never) => match never {},
+        Err(err) => err,
+    };
+    report_to_start(ctx.fifo, &err);
+    Err(err)
+}
+
+/// After `start`: the startContainer hooks, then the program.
+fn start_program(
+    ctx: &InitContext,
+    program: Option<&Program>,
+    state_json: &str,
+    env: &[String],
+) -> Result<Infallible, ProcessError> {
+    // `start` refuses a config without a process before it writes to the FIFO.
+    let program =
+        program.ok_or_else(|| ProcessError::Invalid("config.json has no process".into()))?;
     let hooks = ctx.spec.hooks().as_ref();
     if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
-        hooks::run("startContainer", list, state_json.as_bytes())?;
+        // The spec's status for this point: the program has not run yet.
+        let state = with_status(state_json, Status::Created);
+        let in_container = hooks::Context {
+            env: Some(env),
+            cwd: None,
+        };
+        hooks::run("startContainer", list, state.as_bytes(), &in_container)?;
     }
     Ok(program.exec(&ctx.sigmask)?)
+}
+
+/// Tells `start`, which waits for the FIFO's last reader to go, why this process exits
+/// instead of executing its program: the message stays in the pipe for it to read.
+fn report_to_start(fifo: &OwnedFd, err: &ProcessError) {
+    let text = err.to_string();
+    let mut end = text.len().min(crate::sync::FIFO_REPORT_MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let _ = nix::unistd::write(fifo, &text.as_bytes()[..end]);
+}
+
+/// The environment a hook run in the container gets when it has none of its own: the
+/// process's, as runc's init has it (each name once, the last value winning).
+fn process_env(spec: &Spec) -> Vec<String> {
+    let env = spec.process().as_ref().and_then(|p| p.env().as_deref());
+    crate::process::program::dedup_env(env.unwrap_or_default())
+}
+
+/// `state_json` with another status.
+fn with_status(state_json: &str, status: Status) -> String {
+    match serde_json::from_str::<serde_json::Value>(state_json) {
+        Ok(mut value) => {
+            value["status"] = serde_json::Value::String(status.to_string());
+            value.to_string()
+        }
+        Err(_) => state_json.to_string(),
+    }
 }
 
 /// Joins and creates namespaces, with the runtime mapping ids and placing the process in its
@@ -134,7 +193,7 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
 
 /// Mounts, the runtime's hooks, the container's createContainer hooks, pivot_root. Returns the
 /// state JSON the runtime sent for the container's own hooks.
-fn build_root(ctx: &InitContext) -> Result<String, ProcessError> {
+fn build_root(ctx: &InitContext, env: &[String]) -> Result<String, ProcessError> {
     ctx.rootfs.prepare()?;
     ctx.channel.send(&Message::CreateRuntimeHooks)?;
     let state_json = match ctx.channel.recv()?.0 {
@@ -149,7 +208,17 @@ fn build_root(ctx: &InitContext) -> Result<String, ProcessError> {
     };
     let hooks = ctx.spec.hooks().as_ref();
     if let Some(list) = hooks.and_then(|h| h.create_container().as_ref()) {
-        hooks::run("createContainer", list, state_json.as_bytes())?;
+        // runc's init runs them in the root file system, before pivot_root.
+        let in_container = hooks::Context {
+            env: Some(env),
+            cwd: Some(ctx.rootfs.rootfs()),
+        };
+        hooks::run(
+            "createContainer",
+            list,
+            state_json.as_bytes(),
+            &in_container,
+        )?;
     }
     ctx.rootfs.pivot()?;
     Ok(state_json)

@@ -82,7 +82,7 @@ impl Program {
     pub fn prepare(process: &Process, preserve_fds: i32) -> Result<Program, ProcessError> {
         nix::unistd::chdir(process.cwd())
             .map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
-        let env = process.env().clone().unwrap_or_default();
+        let env = dedup_env(process.env().as_deref().unwrap_or_default());
         let program = Program::resolve(&process.args().clone().unwrap_or_default(), &env)?;
         hull_sys::fd::cloexec_from(3 + preserve_fds).map_err(sys("close_range"))?;
         for fd in 3..3 + preserve_fds {
@@ -107,8 +107,58 @@ impl Program {
     }
 }
 
+/// `env` with each name once, as runc's init sets it (Go's Setenv, one entry at a time): the
+/// last value of a name, at the place of its first entry. `exec --env K=V` thus replaces a K of
+/// the process spec. An entry without `=` is a name without a value.
+pub fn dedup_env(env: &[String]) -> Vec<String> {
+    let name = |entry: &str| entry.split_once('=').map_or(entry, |(n, _)| n).to_string();
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    let mut index = std::collections::HashMap::with_capacity(env.len());
+    for entry in env {
+        match index.entry(name(entry)) {
+            std::collections::hash_map::Entry::Occupied(at) => out[*at.get()] = entry.clone(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(out.len());
+                out.push(entry.clone());
+            }
+        }
+    }
+    out
+}
+
 fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedup_env;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn the_last_value_of_a_name_wins_at_its_first_place() {
+        assert_eq!(
+            dedup_env(&strings(&[
+                "PATH=/bin",
+                "X=1",
+                "TERM=xterm",
+                "X=2",
+                "Y=",
+                "X=3"
+            ])),
+            strings(&["PATH=/bin", "X=3", "TERM=xterm", "Y="])
+        );
+        // A value may hold '='; only the name before the first one counts.
+        assert_eq!(dedup_env(&strings(&["A=b=c", "A=d"])), strings(&["A=d"]));
+        assert_eq!(
+            dedup_env(&strings(&["NOVALUE", "NOVALUE"])),
+            strings(&["NOVALUE"])
+        );
+        assert!(dedup_env(&[]).is_empty());
+    }
 }

@@ -282,6 +282,14 @@ pub fn make_rootfs(rootfs: &Path) {
     std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
+/// True once `pid` has exited: no such process, or a zombie.
+pub fn gone(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        let state = s.rsplit(')').next().unwrap_or("").trim_start();
+        state.starts_with('Z') || state.starts_with('X')
+    })
+}
+
 /// The inode of a namespace of the calling (host) process.
 pub fn host_ns(name: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{name}"))
