@@ -30,6 +30,10 @@ const MIGRATIONS: &[Migration] = &[
         subsystem: "net",
         sql: include_str!("migrations/0002_net.sql"),
     },
+    Migration {
+        subsystem: "engine",
+        sql: include_str!("migrations/0003_engine.sql"),
+    },
 ];
 
 /// The schema version this binary brings databases to: the number of migrations it knows.

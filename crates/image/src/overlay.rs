@@ -281,6 +281,18 @@ pub fn mount_container(lowers: &[PathBuf], dir: &Path, id: &str) -> Result<PathB
 }
 
 /// Unmounts `dir/merged` of [`mount_container`]; the upper dir (the container's changes) stays.
+/// Detached (lazily): the container's processes are gone, so nothing else holds it, and a
+/// synchronous unmount waits out an RCU grace period (tens of ms) that a detached one defers.
 pub fn unmount_container(dir: &Path) -> Result<bool, OverlayError> {
-    unmount(&dir.join("merged"))
+    let target = dir.join("merged");
+    if !is_mounted(&target) {
+        return Ok(false);
+    }
+    nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
+        OverlayError::Unmount {
+            target: target.display().to_string(),
+            err: e.into(),
+        }
+    })?;
+    Ok(true)
 }

@@ -1,5 +1,6 @@
 //! The command line of `hull`: global options and one module per command group.
 
+mod container;
 mod format;
 mod image;
 mod network;
@@ -33,6 +34,8 @@ pub enum Command {
     #[command(subcommand)]
     Network(network::NetworkCommand),
     #[command(flatten)]
+    Container(container::ContainerCommand),
+    #[command(flatten)]
     Image(image::ImageCommand),
     /// Engine-wide information
     System {
@@ -46,11 +49,13 @@ pub enum Command {
     },
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; the process's exit status (a foreground `run` exits with its container's).
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Network(cmd) => network::run(&cli.root, cmd),
-        Command::Image(c) => image::run(&cli.root, c),
-        Command::System { command } => system::run(&cli.root, command),
-        Command::Vm { command } => vm::run(command),
+        Command::Container(c) => container::run(&cli.root, c),
+        Command::Network(cmd) => network::run(&cli.root, cmd).map(|()| 0),
+        Command::Image(c) => image::run(&cli.root, c).map(|()| 0),
+        Command::System { command } => system::run(&cli.root, command).map(|()| 0),
+        Command::Vm { command } => vm::run(command).map(|()| 0),
     }
 }

@@ -21,6 +21,11 @@ pub enum ProgramError {
     NotFound(String),
     #[error("exec: {0:?}: argument or environment contains a NUL byte")]
     Nul(String),
+    /// Found before `start`, as runc does: after it, an execve failure has no one to tell.
+    #[error("exec: {0:?}: no such file or directory")]
+    Missing(String),
+    #[error("exec: {0:?}: permission denied")]
+    NotExecutable(String),
     #[error("exec {path}: {source}")]
     Exec {
         path: String,
@@ -41,7 +46,12 @@ impl Program {
     pub fn resolve(args: &[String], env: &[String]) -> Result<Program, ProgramError> {
         let name = args.first().cloned().unwrap_or_default();
         let path = if name.contains('/') {
-            PathBuf::from(&name)
+            let path = PathBuf::from(&name);
+            match std::fs::metadata(&path) {
+                Err(_) => return Err(ProgramError::Missing(name)),
+                Ok(_) if !is_executable(&path) => return Err(ProgramError::NotExecutable(name)),
+                Ok(_) => path,
+            }
         } else {
             let search = env
                 .iter()

@@ -1,0 +1,308 @@
+//! What `hull` does to containers that exist: start one (fork its monitor), stay with a
+//! foreground one, stop, kill, wait, remove, read logs, inspect; and settle those whose monitor
+//! died.
+
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use hull_runtime::Runtime;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use serde_json::{json, Value};
+
+use crate::monitor::{self, teardown, Attach, Monitor, Report};
+use crate::store::{self, Record, State};
+use crate::{paths, procfs, Engine, EngineError};
+
+/// How often a waiting command looks at a monitor.
+const POLL: Duration = Duration::from_millis(10);
+
+/// The signals a foreground `run` passes on to its container.
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+impl Engine {
+    /// Starts a created (or exited) container: forks its monitor, which reports back.
+    pub fn start(
+        &mut self,
+        reference: &str,
+        attach: Option<Attach>,
+    ) -> Result<Monitor, EngineError> {
+        let record = self.find(reference)?;
+        if record.state.is_live() {
+            return Err(EngineError::BadState {
+                id: record.id,
+                state: record.state.as_str().to_string(),
+                op: "start",
+            });
+        }
+        // SQLite keeps per-process state about the files it has open (locks, descriptors to
+        // reuse); a forked child that opens hull.db again would trust the parent's copy. So no
+        // connection is open across the fork; the parent reopens after it.
+        drop(std::mem::replace(
+            &mut self.conn,
+            rusqlite::Connection::open_in_memory()?,
+        ));
+        let spawned = monitor::spawn(&self.root, &record.id, attach);
+        self.conn = hull_db::open(&self.root)?;
+        spawned
+    }
+
+    /// Stays with a container started with an [`Attach`]: passes the caller's signals on to it
+    /// and returns its exit status once its monitor has cleaned up.
+    pub fn wait_attached(&self, mut monitor: Monitor, id: &str) -> Result<i32, EngineError> {
+        let mut set = SigSet::empty();
+        for s in FORWARDED {
+            set.add(s);
+        }
+        // Blocked here, after the fork: the monitor (and so the container) keeps the mask it had.
+        set.thread_block()
+            .map_err(EngineError::sys("sigprocmask"))?;
+        let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(EngineError::sys("signalfd"))?;
+        let runtime = Runtime::new(paths::runtime_root(&self.root));
+        loop {
+            // SAFETY: the report pipe lives in `monitor` for the whole poll.
+            let report_fd = unsafe { BorrowedFd::borrow_raw(monitor.fd()) };
+            let mut fds = [
+                PollFd::new(report_fd, PollFlags::POLLIN),
+                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(EngineError::sys("poll")(e)),
+            }
+            let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+            let (report_ready, signal_ready) = (ready(0), ready(1));
+            if signal_ready {
+                while let Ok(Some(info)) = signals.read_signal() {
+                    let signal = i32::try_from(info.ssi_signo)
+                        .ok()
+                        .and_then(|n| Signal::try_from(n).ok());
+                    if let (Some(signal), Ok(container)) = (signal, runtime.open(id)) {
+                        let _ = container.kill(signal, false);
+                    }
+                }
+            }
+            if report_ready {
+                match monitor.next_report() {
+                    Some(Report::Started(_)) => {}
+                    Some(Report::Exited(code)) => return Ok(code),
+                    Some(Report::Failed { code, message }) => {
+                        return Err(EngineError::Exec { code, message })
+                    }
+                    None => {
+                        return Err(EngineError::Monitor {
+                            id: id.to_string(),
+                            message: "exited without reporting the container's status".into(),
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` to a running container's process.
+    pub fn kill(&self, reference: &str, signal: Signal) -> Result<Record, EngineError> {
+        let record = self.find(reference)?;
+        if record.state != State::Running {
+            return Err(EngineError::NotRunning(record.id));
+        }
+        Runtime::new(paths::runtime_root(&self.root))
+            .open(&record.id)?
+            .kill(signal, false)?;
+        Ok(record)
+    }
+
+    /// Its stop signal, then SIGKILL to every process after `timeout`; returns once its monitor
+    /// has recorded the exit and cleaned up. Stopping a container that is not running is no error.
+    pub fn stop(&mut self, reference: &str, timeout: Duration) -> Result<Record, EngineError> {
+        let record = self.find(reference)?;
+        if !record.state.is_live() {
+            return Ok(record);
+        }
+        let runtime = Runtime::new(paths::runtime_root(&self.root));
+        let signal =
+            hull_runtime::parse_signal(&record.settings.stop_signal).unwrap_or(Signal::SIGTERM);
+        if let Ok(container) = runtime.open(&record.id) {
+            let _ = container.kill(signal, false);
+        }
+        if !wait_monitor(&record, timeout) {
+            if let Ok(container) = runtime.open(&record.id) {
+                let _ = container.kill(Signal::SIGKILL, true);
+            }
+            wait_monitor(&record, Duration::from_secs(30));
+        }
+        self.reconcile()?;
+        Ok(record)
+    }
+
+    /// Removes a container that is not running (with `force`, kills it first).
+    pub fn remove(&mut self, reference: &str, force: bool) -> Result<Record, EngineError> {
+        let record = self.find(reference)?;
+        if record.state.is_live() {
+            if !force {
+                return Err(EngineError::Running(record.id));
+            }
+            if let Ok(container) = Runtime::new(paths::runtime_root(&self.root)).open(&record.id) {
+                let _ = container.kill(Signal::SIGKILL, true);
+            }
+            wait_monitor(&record, Duration::from_secs(30));
+            self.reconcile()?;
+        }
+        let leftovers = teardown::kernel_objects(&self.root, &record.id);
+        if !leftovers.is_empty() {
+            return Err(EngineError::Monitor {
+                id: record.id,
+                message: format!("cannot remove: {}", leftovers.join("; ")),
+            });
+        }
+        teardown::files(&self.root, &record.id)?;
+        store::delete(&self.conn, &record.id)?;
+        Ok(record)
+    }
+
+    /// Waits until the container is no longer running; its exit code.
+    pub fn wait(&mut self, reference: &str) -> Result<i32, EngineError> {
+        let record = self.find(reference)?;
+        if record.state.is_live() {
+            wait_monitor(&record, Duration::MAX);
+            self.reconcile()?;
+        }
+        let now =
+            store::get(&self.conn, &record.id)?.ok_or(EngineError::NoSuchContainer(record.id))?;
+        Ok(now.exit_code.unwrap_or(0))
+    }
+
+    /// Copies the container's log to `out` and `err`; with `follow`, until it stops.
+    pub fn logs(
+        &self,
+        reference: &str,
+        follow: bool,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<(), EngineError> {
+        let record = self.find(reference)?;
+        let path = paths::log_file(&self.root, &record.id);
+        let mut running = || {
+            record
+                .monitor_pid
+                .zip(record.monitor_start)
+                .is_some_and(|(p, s)| procfs::is_alive(p, s))
+        };
+        crate::logs::copy(&path, follow, out, err, &mut running)
+    }
+
+    /// docker-style details of a container, with its config.json and network attachments.
+    pub fn inspect(&self, reference: &str) -> Result<Value, EngineError> {
+        let r = self.find(reference)?;
+        let dir = paths::container_dir(&self.root, &r.id);
+        let config: Value = std::fs::read_to_string(dir.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let links = hull_net::engine::Net::open(&self.root)?.attachments(Some(&r.id))?;
+        let running = r.state == State::Running;
+        Ok(json!({
+            "Id": r.id,
+            "Name": r.name,
+            "Created": r.created,
+            "Image": r.image_id,
+            "ImageName": r.image,
+            "Path": r.command.first(),
+            "Args": r.command.get(1..).unwrap_or_default(),
+            "State": {
+                "Status": r.state.as_str(),
+                "Running": running,
+                "Pid": if running { r.pid.unwrap_or(0) } else { 0 },
+                "ExitCode": r.exit_code.unwrap_or(0),
+                "Error": r.reason.clone().unwrap_or_default(),
+                "StartedAt": r.started,
+                "FinishedAt": r.finished,
+                "MonitorPid": r.monitor_pid,
+            },
+            "HostConfig": {
+                "AutoRemove": r.settings.rm,
+                "NetworkMode": r.settings.network.name(),
+                "PortBindings": r.settings.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            },
+            "Config": {
+                "Hostname": r.settings.hostname,
+                "StopSignal": r.settings.stop_signal,
+                "ExposedPorts": r.settings.exposed_ports,
+                "Env": config["process"]["env"],
+                "WorkingDir": config["process"]["cwd"],
+                "User": config["process"]["user"],
+            },
+            "GraphDriver": {
+                "Name": "overlay",
+                "Data": {
+                    "MergedDir": dir.join("merged"),
+                    "UpperDir": dir.join("upper"),
+                    "WorkDir": dir.join("work"),
+                },
+            },
+            "LogPath": paths::log_file(&self.root, &r.id),
+            "NetworkSettings": links,
+            "Spec": config,
+        }))
+    }
+
+    /// Containers whose monitor is gone while hull.db says one owns them: their kernel objects
+    /// are removed and they are recorded as exited, with the reason.
+    pub(crate) fn reconcile(&mut self) -> Result<(), EngineError> {
+        for r in store::list(&self.conn)? {
+            if !r.state.is_live() {
+                continue;
+            }
+            let alive = r
+                .monitor_pid
+                .zip(r.monitor_start)
+                .is_some_and(|(p, s)| procfs::is_alive(p, s));
+            if alive {
+                continue;
+            }
+            // The row may have moved on meanwhile (its monitor finished as we looked).
+            match store::get(&self.conn, &r.id)? {
+                Some(now) if now.state.is_live() && now.monitor_pid == r.monitor_pid => {}
+                _ => continue,
+            }
+            let leftovers = teardown::kernel_objects(&self.root, &r.id);
+            let mut reason = "its monitor died; the container was killed".to_string();
+            if !leftovers.is_empty() {
+                reason.push_str(&format!("; teardown: {}", leftovers.join("; ")));
+            }
+            store::set_exited(
+                &self.conn,
+                &r.id,
+                137,
+                &hull_runtime::now_rfc3339(),
+                Some(&reason),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Waits up to `timeout` for the container's monitor to exit; whether it did.
+fn wait_monitor(record: &Record, timeout: Duration) -> bool {
+    let Some((pid, start)) = record.monitor_pid.zip(record.monitor_start) else {
+        return true;
+    };
+    let deadline = Instant::now().checked_add(timeout);
+    while procfs::is_alive(pid, start) {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+    true
+}

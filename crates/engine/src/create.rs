@@ -1,0 +1,164 @@
+//! `create`: everything a container needs before it runs, checked first and written in order:
+//! the row (intent, and the name claimed), the hold on its image, then its directory with
+//! config.json and the files its network will fill in. No kernel object exists yet; its monitor
+//! makes them on `start`.
+
+use std::path::{Path, PathBuf};
+
+use hull_image::StoreError;
+
+use crate::bundle::{self, defaults::HostLimits, seccomp, user, BundleInput};
+use crate::monitor::teardown;
+use crate::options::{self, Network, RunOptions, Settings};
+use crate::store::{self, Record, State};
+use crate::{paths, Engine, EngineError};
+
+/// A container just created.
+#[derive(Debug)]
+pub struct Created {
+    pub record: Record,
+    /// What the user should know (a default that could not be applied).
+    pub warnings: Vec<String>,
+}
+
+impl Engine {
+    /// Creates a container of `image` with `opts`; nothing runs until [`Engine::start`].
+    pub fn create(&mut self, image: &str, opts: &RunOptions) -> Result<Created, EngineError> {
+        let mut warnings = Vec::new();
+        if let Some(name) = &opts.name {
+            options::check_name(name)?;
+        }
+        match &opts.network {
+            Network::Named(name) => {
+                hull_net::engine::Net::open(&self.root)?.network(name)?;
+            }
+            Network::None | Network::Host if !opts.ports.is_empty() => {
+                return Err(EngineError::Invalid(format!(
+                    "-p needs a bridge network, not --network {}",
+                    opts.network.name()
+                )))
+            }
+            _ => {}
+        }
+        let store = hull_image::ImageStore::open(&self.root)?;
+        let rootfs = store.rootfs_for(image).map_err(|e| match e {
+            StoreError::NotFound(_) => EngineError::Invalid(format!(
+                "image {image:?} not found in the store (hull pull {image}, or hull import)"
+            )),
+            e => e.into(),
+        })?;
+        let image_config = rootfs.config().map_err(|e| {
+            EngineError::Invalid(format!("image {image}: its config is invalid: {e}"))
+        })?;
+        let config = image_config.config().as_ref();
+        let id = hull_net::network::random_id();
+        let hostname = opts
+            .hostname
+            .clone()
+            .unwrap_or_else(|| id[..12].to_string());
+        let user_spec = opts
+            .user
+            .clone()
+            .or_else(|| config.and_then(|c| c.user().clone()))
+            .unwrap_or_default();
+        let user = user::resolve(
+            &user_spec,
+            &read_image_file(&rootfs.lowers, "etc/passwd"),
+            &read_image_file(&rootfs.lowers, "etc/group"),
+        )?;
+        let env = options::collect_env(opts)?;
+        let seccomp = match std::fs::read_to_string(seccomp::DEFAULT_PROFILE) {
+            Ok(text) => Some(
+                seccomp::from_docker_profile(
+                    &text,
+                    seccomp::DEFAULT_PROFILE,
+                    &bundle::defaults::CAPABILITIES,
+                )
+                .map_err(|e| EngineError::Invalid(e.to_string()))?,
+            ),
+            Err(_) => {
+                warnings.push(format!(
+                    "no seccomp profile at {} (podman's containers-common): the container runs without seccomp",
+                    seccomp::DEFAULT_PROFILE
+                ));
+                None
+            }
+        };
+        let dir = paths::container_dir(&self.root, &id);
+        let etc = paths::etc_dir(&self.root, &id);
+        let generated = bundle::generate(&BundleInput {
+            image: config,
+            opts,
+            env: &env,
+            user: &user,
+            hostname: &hostname,
+            rootfs: "merged",
+            etc_dir: &etc,
+            host: HostLimits::current(),
+            seccomp,
+        })?;
+        options::ensure_host_paths(&opts.volumes)?;
+        let record = Record {
+            id: id.clone(),
+            name: opts
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("hull_{}", &id[..12])),
+            image: image.to_string(),
+            image_id: rootfs.id.to_string(),
+            command: generated.args.clone(),
+            created: hull_runtime::now_rfc3339(),
+            state: State::Created,
+            settings: Settings {
+                manifest: rootfs.manifest.to_string(),
+                rm: opts.rm,
+                network: opts.network.clone(),
+                ports: opts.ports.clone(),
+                hostname,
+                stop_signal: generated.stop_signal.clone(),
+                interactive: opts.interactive,
+                exposed_ports: config
+                    .and_then(|c| c.exposed_ports().clone())
+                    .unwrap_or_default(),
+            },
+            monitor_pid: None,
+            monitor_start: None,
+            pid: None,
+            started: None,
+            finished: None,
+            exit_code: None,
+            reason: None,
+        };
+        store::insert(&mut self.conn, &record)?;
+        let written = (|| {
+            store.hold(&rootfs.manifest, &id)?;
+            std::fs::create_dir_all(&etc)
+                .map_err(EngineError::io(format!("creating {}", etc.display())))?;
+            for name in ["hostname", "hosts", "resolv.conf"] {
+                let path = etc.join(name);
+                std::fs::write(&path, "")
+                    .map_err(EngineError::io(format!("writing {}", path.display())))?;
+            }
+            let text = serde_json::to_string_pretty(&generated.config)
+                .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
+            let path = dir.join("config.json");
+            std::fs::write(&path, text)
+                .map_err(EngineError::io(format!("writing {}", path.display())))
+        })();
+        if let Err(e) = written {
+            let _ = teardown::files(&self.root, &id);
+            let _ = store::delete(&self.conn, &id);
+            return Err(e);
+        }
+        Ok(Created { record, warnings })
+    }
+}
+
+/// A file of the image (its top-most layer that has it), or "" when none has.
+fn read_image_file(lowers: &[PathBuf], rel: &str) -> String {
+    lowers
+        .iter()
+        .map(|l| Path::new(l).join(rel))
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default()
+}

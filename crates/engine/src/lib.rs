@@ -1,0 +1,77 @@
+//! hull-engine: containers from images, as podman's libpod makes them without a daemon. Every
+//! `hull` command is a short-lived process over this library; each running container has its own
+//! small monitor process ([`monitor`]) that outlives the command; hull.db holds their state.
+//!
+//! Data flows one way: the engine asks hull-image for a root (an overlay of the image's layers
+//! with an upper dir per container), hull-net for a network (a veth on a bridge, or none),
+//! and hull-runtime's facade for the container itself (which makes its cgroups).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), hull_engine::EngineError> {
+//! use hull_engine::{Engine, RunOptions};
+//! let mut engine = Engine::open(std::path::Path::new("/var/lib/hull"))?;
+//! let opts = RunOptions { command: vec!["echo".into(), "hi".into()], rm: true, ..Default::default() };
+//! let created = engine.create("busybox", &opts)?;
+//! let mut monitor = engine.start(&created.record.id, None)?;
+//! let _ = monitor.next_report(); // Started, Failed or Exited
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod bundle;
+mod control;
+mod create;
+mod error;
+mod exec;
+pub mod logs;
+pub mod monitor;
+pub mod options;
+pub mod paths;
+mod procfs;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+pub use create::Created;
+pub use error::{EngineError, EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
+pub use exec::ExecRequest;
+pub use monitor::{Attach, Monitor, Report};
+pub use options::{Network, RunOptions, Settings, Volume};
+pub use store::{Record, State};
+
+/// The engine bound to one root (`--root`, default /var/lib/hull).
+#[derive(Debug)]
+pub struct Engine {
+    root: PathBuf,
+    conn: Connection,
+}
+
+impl Engine {
+    /// Opens the engine's state under `root`, and settles containers whose monitor died
+    /// (killed, out of memory, a reboot): they are torn down and shown as exited.
+    pub fn open(root: &Path) -> Result<Engine, EngineError> {
+        let conn = hull_db::open(root)?;
+        let mut engine = Engine {
+            root: root.to_path_buf(),
+            conn,
+        };
+        engine.reconcile()?;
+        Ok(engine)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every container, oldest first.
+    pub fn list(&self) -> Result<Vec<Record>, EngineError> {
+        store::list(&self.conn)
+    }
+
+    /// A container by id, name or unique id prefix.
+    pub fn find(&self, reference: &str) -> Result<Record, EngineError> {
+        store::find(&self.conn, reference)
+    }
+}

@@ -1,0 +1,207 @@
+//! The per-container monitor (podman's conmon): one small single-threaded process per running
+//! container that outlives the `hull` command. It is forked, not exec'd: the `hull` process
+//! that starts it is single-threaded (checked; nothing on the run path starts a thread), so the
+//! child may go on running Rust code, and it skips loading and relocating a second copy of the
+//! `hull` binary. It reports to its starter over a pipe: started, failed, exited.
+
+mod run;
+pub(crate) mod teardown;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
+
+use crate::error::EngineError;
+use crate::procfs;
+
+/// What a foreground `run` lends the monitor: its own descriptors, so the container's output
+/// reaches the user's terminal (and, with `-i`, the user's input reaches the container).
+#[derive(Debug)]
+pub struct Attach {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// A line the monitor sends its starter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// The container's process runs (its pid on the host).
+    Started(i32),
+    /// It could not be started; the code is docker's (125, 126, 127).
+    Failed { code: i32, message: String },
+    /// It exited with this status (128+N for signal N), and its monitor cleaned up.
+    Exited(i32),
+}
+
+impl Report {
+    fn encode(&self) -> String {
+        match self {
+            Report::Started(pid) => format!("started {pid}\n"),
+            Report::Failed { code, message } => {
+                format!("failed {code} {}\n", message.replace('\n', " "))
+            }
+            Report::Exited(code) => format!("exited {code}\n"),
+        }
+    }
+
+    fn decode(line: &str) -> Option<Report> {
+        let mut words = line.trim_end().splitn(3, ' ');
+        let kind = words.next()?;
+        let n: i32 = words.next()?.parse().ok()?;
+        match kind {
+            "started" => Some(Report::Started(n)),
+            "exited" => Some(Report::Exited(n)),
+            "failed" => Some(Report::Failed {
+                code: n,
+                message: words.next().unwrap_or_default().to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The monitor's side of the report pipe; writes to a starter that is gone are dropped.
+#[derive(Debug)]
+pub(crate) struct Reporter(Option<File>);
+
+impl Reporter {
+    pub(crate) fn send(&mut self, report: &Report) {
+        if let Some(f) = self.0.as_mut() {
+            if f.write_all(report.encode().as_bytes()).is_err() {
+                self.0 = None;
+            }
+        }
+    }
+}
+
+/// The starter's side: the monitor's pid and its reports.
+#[derive(Debug)]
+pub struct Monitor {
+    pub pid: i32,
+    reports: BufReader<File>,
+}
+
+impl Monitor {
+    /// The next report; None once the monitor has exited without another.
+    pub fn next_report(&mut self) -> Option<Report> {
+        let mut line = String::new();
+        match self.reports.read_line(&mut line) {
+            Ok(n) if n > 0 => Report::decode(&line),
+            _ => None,
+        }
+    }
+
+    /// The report pipe, to poll together with other descriptors.
+    pub fn fd(&self) -> RawFd {
+        self.reports.get_ref().as_raw_fd()
+    }
+}
+
+/// Forks the monitor of container `id` under engine root `root`.
+pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, EngineError> {
+    let threads = procfs::thread_count();
+    if threads > 1 {
+        return Err(EngineError::Monitor {
+            id: id.to_string(),
+            message: format!(
+                "cannot fork it from a process with {threads} threads: a forked child of a \
+                 multi-threaded process may find locks held forever"
+            ),
+        });
+    }
+    let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+    // SAFETY: this process is single-threaded (checked above), so the child gets a consistent
+    // copy of its memory and may run Rust code; it leaves with _exit, never returning into the
+    // caller's frames.
+    match unsafe { fork() }.map_err(EngineError::sys("fork of the monitor"))? {
+        ForkResult::Parent { child } => {
+            drop(write);
+            drop(attach);
+            Ok(Monitor {
+                pid: child.as_raw(),
+                reports: BufReader::new(File::from(read)),
+            })
+        }
+        ForkResult::Child => {
+            drop(read);
+            let code = child_main(root, id, write, attach);
+            // SAFETY: leaving without running the starter's exit handlers or destructors of the
+            // copies of its objects (its database connection among them).
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+fn child_main(root: &Path, id: &str, report: OwnedFd, attach: Option<Attach>) -> i32 {
+    // Its own session: the terminal's ^C goes to the `hull` command, which forwards it to the
+    // container, and never straight to the monitor.
+    let _ = setsid();
+    // Named for ps(1); and out of the starter's working directory, which it must not keep busy.
+    let _ = nix::sys::prctl::set_name(c"hull-monitor");
+    let _ = nix::unistd::chdir("/");
+    let mut keep: Vec<RawFd> = vec![report.as_raw_fd()];
+    if let Some(a) = &attach {
+        keep.extend([a.stdout.as_raw_fd(), a.stderr.as_raw_fd()]);
+        keep.extend(a.stdin.as_ref().map(AsRawFd::as_raw_fd));
+    }
+    close_inherited(&keep);
+    let mut reporter = Reporter(Some(File::from(report)));
+    run::main(root, id, &mut reporter, attach)
+}
+
+/// Points 0, 1 and 2 at /dev/null and closes every other descriptor the starter had (its
+/// database, its caller's pipes) but `keep`, so the monitor holds nothing it does not own.
+fn close_inherited(keep: &[RawFd]) {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto a standard descriptor this process owns.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in open {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: closing a descriptor inherited from the starter, which no object of this
+            // process will use again (the monitor only runs code that opens its own).
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// The pid of this process.
+pub(crate) fn own_pid() -> i32 {
+    Pid::this().as_raw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip() {
+        for r in [
+            Report::Started(42),
+            Report::Exited(137),
+            Report::Failed {
+                code: 127,
+                message: "exec: \"x\": not found".into(),
+            },
+        ] {
+            assert_eq!(Report::decode(&r.encode()), Some(r));
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The monitor's life: claim the container in hull.db, make its root, create it through the
+//! runtime facade with pipes as its stdout and stderr, give it its network, start it, copy its
+//! output to the log (and to an attached `hull run`), wait for it, record the exit, tear down,
+//! and with `--rm` remove it.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use hull_net::engine::{AttachRequest, Net, NetMode};
+use hull_net::etc::EtcFiles;
+use hull_net::netns::NetnsRef;
+use hull_runtime::{CreateOptions, Runtime, Stdio};
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::pipe2;
+use rusqlite::Connection;
+
+use super::{own_pid, teardown, Attach, Report, Reporter};
+use crate::error::{EngineError, EXIT_ENGINE};
+use crate::logs::{LogWriter, Stream};
+use crate::options::Network;
+use crate::store::{self, Record};
+use crate::{paths, procfs};
+
+/// The monitor's exit status (its starter reads reports, not this).
+pub(super) fn main(root: &Path, id: &str, reporter: &mut Reporter, attach: Option<Attach>) -> i32 {
+    match monitor(root, id, reporter, attach) {
+        Ok(()) => 0,
+        Err(e) => {
+            reporter.send(&Report::Failed {
+                code: e.exit_code(),
+                message: e.to_string(),
+            });
+            1
+        }
+    }
+}
+
+fn monitor(
+    root: &Path,
+    id: &str,
+    reporter: &mut Reporter,
+    attach: Option<Attach>,
+) -> Result<(), EngineError> {
+    let mut conn = hull_db::open(root)?;
+    let me = own_pid();
+    let start = procfs::start_time(me).unwrap_or(0);
+    // Intent first: from here the row names this monitor as the owner of whatever exists.
+    if !store::claim(&mut conn, id, me, start)? {
+        let state = store::get(&conn, id)?
+            .map(|r| r.state.as_str())
+            .unwrap_or("removed");
+        return Err(EngineError::BadState {
+            id: id.to_string(),
+            state: state.to_string(),
+            op: "start",
+        });
+    }
+    let record =
+        store::get(&conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
+    let outcome = run_container(root, &conn, &record, reporter, attach);
+    let leftovers = teardown::kernel_objects(root, id);
+    let (code, reason) = match &outcome {
+        Ok(code) => (*code, None),
+        Err(e) => (e.exit_code(), Some(e.to_string())),
+    };
+    let reason = match (reason, leftovers.is_empty()) {
+        (r, true) => r,
+        (r, false) => Some(
+            r.into_iter()
+                .chain(std::iter::once(format!(
+                    "teardown: {}",
+                    leftovers.join("; ")
+                )))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    };
+    store::set_exited(
+        &conn,
+        id,
+        code,
+        &hull_runtime::now_rfc3339(),
+        reason.as_deref(),
+    )?;
+    if record.settings.rm {
+        teardown::to_trash(root, id)?;
+        store::delete(&conn, id)?;
+    }
+    let result = match outcome {
+        Ok(code) => {
+            reporter.send(&Report::Exited(code));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    // After the report, off the starter's path: the removed files, and a short WAL that keeps
+    // every next hull command fast.
+    teardown::empty_trash(root);
+    hull_db::checkpoint(&conn);
+    result
+}
+
+/// Makes and runs the container; its exit status.
+fn run_container(
+    root: &Path,
+    conn: &Connection,
+    record: &Record,
+    reporter: &mut Reporter,
+    attach: Option<Attach>,
+) -> Result<i32, EngineError> {
+    let id = record.id.as_str();
+    let dir = paths::container_dir(root, id);
+    let image = hull_image::ImageStore::open(root)?;
+    let rootfs = image.rootfs_for(&record.settings.manifest)?;
+    drop(image);
+    hull_image::overlay::mount_container(&rootfs.lowers, &dir, id)?;
+
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+    let (stdin, mut attach_out) = match attach {
+        Some(a) => (a.stdin, Some((File::from(a.stdout), File::from(a.stderr)))),
+        None => (None, None),
+    };
+    let stdin = match stdin {
+        Some(fd) if record.settings.interactive => fd,
+        _ => File::open("/dev/null")
+            .map_err(EngineError::io("/dev/null"))?
+            .into(),
+    };
+    let mut opts = CreateOptions::new(id, &dir);
+    opts.stdio = Stdio::Fds {
+        stdin,
+        stdout: out_w,
+        stderr: err_w,
+    };
+    let runtime = Runtime::new(paths::runtime_root(root));
+    let created = runtime.create(opts).map_err(EngineError::from_runtime)?;
+    let container = created.container;
+    let pid = container.pid();
+    write_etc(root, record, pid)?;
+    store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
+    container.start()?;
+    // Others (stop, kill) reach the container through the runtime's lock while it runs.
+    drop(container);
+    reporter.send(&Report::Started(pid));
+
+    let mut log = LogWriter::create(&paths::log_file(root, id))?;
+    relay(&out_r, &err_r, &mut log, &mut attach_out);
+    log.flush();
+    drop((out_r, err_r));
+    let code = runtime.open(id)?.wait()?;
+    Ok(code.unwrap_or(EXIT_ENGINE))
+}
+
+/// Gives the container its network and writes its hosts, hostname and resolv.conf in place
+/// (they are bind-mounted into it already, so they must keep their inodes).
+fn write_etc(root: &Path, record: &Record, pid: i32) -> Result<(), EngineError> {
+    let settings = &record.settings;
+    let mode = match &settings.network {
+        Network::Default => NetMode::Bridge {
+            network: None,
+            ip: None,
+            ports: settings.ports.clone(),
+        },
+        Network::Named(name) => NetMode::Bridge {
+            network: Some(name.clone()),
+            ip: None,
+            ports: settings.ports.clone(),
+        },
+        Network::None => NetMode::None,
+        Network::Host => NetMode::Host,
+    };
+    let mut net = Net::open(root)?;
+    let attachment = net.attach(&AttachRequest {
+        container_id: record.id.clone(),
+        hostname: settings.hostname.clone(),
+        netns: NetnsRef::Pid(pid),
+        mode,
+    })?;
+    let etc = paths::etc_dir(root, &record.id);
+    let EtcFiles {
+        hostname,
+        hosts,
+        resolv_conf,
+    } = attachment.etc;
+    for (name, text) in [
+        ("hostname", hostname),
+        ("hosts", hosts),
+        ("resolv.conf", resolv_conf),
+    ] {
+        let path = etc.join(name);
+        std::fs::write(&path, text)
+            .map_err(EngineError::io(format!("writing {}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Copies the container's stdout and stderr to the log (and to the attached starter, while it
+/// reads) until both are closed.
+fn relay(out: &OwnedFd, err: &OwnedFd, log: &mut LogWriter, attach: &mut Option<(File, File)>) {
+    let mut open = [true, true];
+    let mut buf = vec![0u8; 64 * 1024];
+    while open.iter().any(|o| *o) {
+        let fds = [out, err];
+        let mut polls: Vec<PollFd<'_>> = fds
+            .iter()
+            .zip(open)
+            .filter(|(_, o)| *o)
+            .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        match poll(&mut polls, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+        let ready: Vec<bool> = polls
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        let mut r = ready.into_iter();
+        for (i, fd) in fds.iter().enumerate() {
+            if !open[i] || !r.next().unwrap_or(false) {
+                continue;
+            }
+            let n = match nix::unistd::read(fd.as_fd(), &mut buf) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(0) | Err(_) => {
+                    open[i] = false;
+                    continue;
+                }
+                Ok(n) => n,
+            };
+            let data = &buf[..n];
+            let stream = if i == 0 {
+                Stream::Stdout
+            } else {
+                Stream::Stderr
+            };
+            log.write(stream, data);
+            if let Some((o, e)) = attach.as_mut() {
+                let sink = if i == 0 { o } else { e };
+                if sink.write_all(data).is_err() {
+                    *attach = None;
+                }
+            }
+        }
+    }
+}

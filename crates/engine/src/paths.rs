@@ -1,0 +1,28 @@
+//! Where the engine keeps things under its root: `containers/<id>/` (config.json, the overlay's
+//! `merged` root, `upper`, `work`, `etc/` with hosts, hostname and resolv.conf, `ctr.log`), and
+//! the runtime's state directory, and `trash/` (removed containers' files, deleted off the
+//! foreground path).
+
+use std::path::{Path, PathBuf};
+
+pub fn container_dir(root: &Path, id: &str) -> PathBuf {
+    root.join("containers").join(id)
+}
+
+/// Directories of removed containers whose files are still being deleted.
+pub fn trash_dir(root: &Path) -> PathBuf {
+    root.join("trash")
+}
+
+/// hull-runtime's state (its `--root`) for the engine's containers.
+pub fn runtime_root(root: &Path) -> PathBuf {
+    root.join("runtime")
+}
+
+pub fn etc_dir(root: &Path, id: &str) -> PathBuf {
+    container_dir(root, id).join("etc")
+}
+
+pub fn log_file(root: &Path, id: &str) -> PathBuf {
+    container_dir(root, id).join("ctr.log")
+}

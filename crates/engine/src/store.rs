@@ -1,0 +1,239 @@
+//! The engine's rows in hull.db (`engine_containers`): one per container, written before any
+//! kernel object of it exists; each change of state is one statement, guarded by the state it
+//! expects, so two hull processes never both move one container.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::error::EngineError;
+use crate::options::Settings;
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Bundle written, nothing running (`create`).
+    Created,
+    /// A monitor owns it and is making its kernel objects.
+    Starting,
+    Running,
+    /// Its process exited and its kernel objects are gone (or being removed by its monitor).
+    Exited,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Exited => "exited",
+        }
+    }
+
+    fn parse(s: &str) -> State {
+        match s {
+            "created" => State::Created,
+            "starting" => State::Starting,
+            "running" => State::Running,
+            _ => State::Exited,
+        }
+    }
+
+    /// A monitor is responsible for the container.
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Starting | State::Running)
+    }
+}
+
+/// One container, as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub command: Vec<String>,
+    pub created: String,
+    pub state: State,
+    pub settings: Settings,
+    pub monitor_pid: Option<i32>,
+    pub monitor_start: Option<u64>,
+    pub pid: Option<i32>,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+const COLUMNS: &str = "id, name, image, image_id, command, created, state, settings, monitor_pid, \
+                       monitor_start, pid, started, finished, exit_code, reason";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Record> {
+    let json_err = |i, e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let command: String = r.get(4)?;
+    let settings: String = r.get(7)?;
+    let state: String = r.get(6)?;
+    let monitor_start: Option<i64> = r.get(9)?;
+    Ok(Record {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        image: r.get(2)?,
+        image_id: r.get(3)?,
+        command: serde_json::from_str(&command).map_err(|e| json_err(4, e))?,
+        created: r.get(5)?,
+        state: State::parse(&state),
+        settings: serde_json::from_str(&settings).map_err(|e| json_err(7, e))?,
+        monitor_pid: r.get(8)?,
+        monitor_start: monitor_start.and_then(|s| u64::try_from(s).ok()),
+        pid: r.get(10)?,
+        started: r.get(11)?,
+        finished: r.get(12)?,
+        exit_code: r.get(13)?,
+        reason: r.get(14)?,
+    })
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<String, EngineError> {
+    serde_json::to_string(v)
+        .map_err(|e| EngineError::Invalid(format!("encoding a container record: {e}")))
+}
+
+/// Adds a new container; a name already taken is refused.
+pub fn insert(conn: &mut Connection, r: &Record) -> Result<(), EngineError> {
+    let tx = hull_db::write_tx(conn)?;
+    let taken: Option<String> = tx
+        .query_row(
+            "SELECT id FROM engine_containers WHERE name = ?1",
+            [&r.name],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(id) = taken {
+        return Err(EngineError::NameInUse {
+            name: r.name.clone(),
+            id,
+        });
+    }
+    tx.execute(
+        &format!("INSERT INTO engine_containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"),
+        params![r.id, r.name, r.image, r.image_id, encode(&r.command)?, r.created, r.state.as_str(), encode(&r.settings)?],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Record>, EngineError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM engine_containers WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// All containers, oldest first.
+pub fn list(conn: &Connection) -> Result<Vec<Record>, EngineError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM engine_containers ORDER BY created, id"
+    ))?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A container by full id, name, or unique id prefix.
+pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
+    if let Some(r) = get(conn, reference)? {
+        return Ok(r);
+    }
+    if let Some(r) = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM engine_containers WHERE name = ?1"),
+            [reference],
+            from_row,
+        )
+        .optional()?
+    {
+        return Ok(r);
+    }
+    let is_hex = !reference.is_empty() && reference.chars().all(|c| c.is_ascii_hexdigit());
+    if is_hex {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM engine_containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2"
+        ))?;
+        let found: Vec<Record> = stmt
+            .query_map(
+                params![
+                    reference,
+                    i64::try_from(reference.len()).unwrap_or(i64::MAX)
+                ],
+                from_row,
+            )?
+            .collect::<Result<_, _>>()?;
+        match found.len() {
+            1 => {
+                return found
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| EngineError::NoSuchContainer(reference.into()))
+            }
+            0 => {}
+            _ => return Err(EngineError::Ambiguous(reference.to_string())),
+        }
+    }
+    Err(EngineError::NoSuchContainer(reference.to_string()))
+}
+
+/// A monitor takes the container (created or exited) over: intent, before it makes anything.
+pub fn claim(
+    conn: &mut Connection,
+    id: &str,
+    monitor_pid: i32,
+    monitor_start: u64,
+) -> Result<bool, EngineError> {
+    let start = i64::try_from(monitor_start).unwrap_or(i64::MAX);
+    let n = conn.execute(
+        "UPDATE engine_containers SET state = 'starting', monitor_pid = ?2, monitor_start = ?3,
+           pid = NULL, exit_code = NULL, finished = NULL, reason = NULL
+         WHERE id = ?1 AND state IN ('created', 'exited')",
+        params![id, monitor_pid, start],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn set_running(
+    conn: &Connection,
+    id: &str,
+    pid: i32,
+    started: &str,
+) -> Result<(), EngineError> {
+    conn.execute(
+        "UPDATE engine_containers SET state = 'running', pid = ?2, started = ?3 WHERE id = ?1",
+        params![id, pid, started],
+    )?;
+    Ok(())
+}
+
+/// Records the end; `reason` says why when it was not the process's own doing.
+pub fn set_exited(
+    conn: &Connection,
+    id: &str,
+    code: i32,
+    finished: &str,
+    reason: Option<&str>,
+) -> Result<(), EngineError> {
+    conn.execute(
+        "UPDATE engine_containers SET state = 'exited', exit_code = ?2, finished = ?3, reason = ?4,
+           monitor_pid = NULL, monitor_start = NULL WHERE id = ?1",
+        params![id, code, finished, reason],
+    )?;
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, id: &str) -> Result<(), EngineError> {
+    conn.execute("DELETE FROM engine_containers WHERE id = ?1", [id])?;
+    Ok(())
+}

@@ -1,0 +1,703 @@
+//! `hull run` and the container commands end to end, as a user runs them, as root: each test
+//! has its own `--root` with a busybox image imported from Debian's busybox-static, and checks
+//! on its way out that nothing of its containers is left (mounts, runtime state, monitors,
+//! cgroups, veths, rows).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Root {
+    path: PathBuf,
+    /// Every container id the test saw, for the cgroup and veth checks.
+    ids: Vec<String>,
+    /// Networks the test made, removed also when it fails.
+    networks: Vec<String>,
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A tar of a busybox root file system.
+fn busybox_tar(dir: &Path) -> PathBuf {
+    let path = dir.join("busybox.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    let mut dirs = tar::Header::new_gnu();
+    dirs.set_entry_type(tar::EntryType::Directory);
+    dirs.set_mode(0o755);
+    dirs.set_size(0);
+    for d in ["bin/", "etc/", "tmp/", "root/"] {
+        b.append_data(&mut dirs.clone(), d, std::io::empty())
+            .unwrap();
+    }
+    b.append_path_with_name("/bin/busybox", "bin/busybox")
+        .unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet == "busybox" {
+            continue;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    for (name, text) in [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        ),
+        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(text.len() as u64);
+        b.append_data(&mut h, name, text.as_bytes()).unwrap();
+    }
+    b.finish().unwrap();
+    path
+}
+
+impl Root {
+    fn new(tag: &str) -> Option<Root> {
+        if !is_root() {
+            return None;
+        }
+        if !Path::new("/bin/busybox").exists() {
+            return None;
+        }
+        let path = std::env::temp_dir().join(format!("hull-ctr-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        let root = Root {
+            path,
+            ids: Vec::new(),
+            networks: Vec::new(),
+        };
+        let tar = busybox_tar(&root.path);
+        root.ok(&["import", tar.to_str().unwrap(), "busybox"]);
+        Some(root)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hull"));
+        c.arg("--root").arg(&self.path).args(args);
+        c
+    }
+
+    fn hull(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.hull(args);
+        assert!(
+            o.status.success(),
+            "hull {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// A command that must fail with exit 125, one line on stderr, and nothing left behind.
+    fn bad(&self, args: &[&str]) -> String {
+        let o = self.hull(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(125), "hull {args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
+        assert_eq!(
+            self.ok(&["ps", "-a", "-q"]),
+            "",
+            "hull {args:?} left a container"
+        );
+        err
+    }
+
+    fn detach(&mut self, args: &[&str]) -> String {
+        let mut all = vec!["run", "-d"];
+        all.extend_from_slice(args);
+        let id = self.ok(&all).trim().to_string();
+        assert_eq!(id.len(), 64, "{id}");
+        self.ids.push(id.clone());
+        id
+    }
+
+    fn inspect(&self, id: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", id])).unwrap();
+        v[0].clone()
+    }
+
+    /// Nothing of this root's containers is left in the kernel or on disk.
+    fn assert_clean(&self) {
+        let me = self.path.display().to_string();
+        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&me))
+            .map(String::from)
+            .collect();
+        assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+        let state: Vec<_> = std::fs::read_dir(self.path.join("runtime"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(state.is_empty(), "runtime state left: {state:?}");
+        let containers: Vec<_> = std::fs::read_dir(self.path.join("containers"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(containers.is_empty(), "container dirs left: {containers:?}");
+        assert_eq!(self.ok(&["ps", "-a", "-q"]), "", "rows left");
+        // Monitors are forked `hull --root ROOT ...` processes: their command line names the
+        // root. One may still be deleting a removed container's files after its last report.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = processes_naming(&me);
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "processes left: {left:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let trash: Vec<_> = std::fs::read_dir(self.path.join("trash"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            trash.is_empty(),
+            "removed containers' files left: {trash:?}"
+        );
+        let links = String::from_utf8_lossy(
+            &Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned();
+        for id in &self.ids {
+            for cg in cgroup_candidates(id) {
+                assert!(!cg.exists(), "cgroup left: {}", cg.display());
+            }
+            assert!(
+                !links.contains(&format!("hull{}", &id[..7])),
+                "veth of {id} left"
+            );
+        }
+    }
+}
+
+/// Where the runtime may have made container `id`'s cgroup in each v1 hierarchy: at its root,
+/// or under this process's own cgroup (a nested host places some hierarchies there).
+fn cgroup_candidates(id: &str) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut out = Vec::new();
+    for ctl in [
+        "pids", "memory", "cpu", "freezer", "devices", "blkio", "cpuset",
+    ] {
+        let base = Path::new("/sys/fs/cgroup").join(ctl);
+        out.push(base.join(format!("hull-{id}")));
+        let nested = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, p) = (f.next()?, f.next()?, f.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == ctl)
+                .then(|| p.trim_start_matches('/').to_string())
+        });
+        if let Some(p) = nested.filter(|p| !p.is_empty()) {
+            out.push(base.join(p).join(format!("hull-{id}")));
+        }
+    }
+    out
+}
+
+/// Live (not zombie) hull processes whose command line contains `text`.
+fn processes_naming(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        if line.contains(text) && line.contains("hull") && !stat.contains(") Z") {
+            found.push(line);
+        }
+    }
+    found
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        // A failed test still removes what it made.
+        if let Ok(o) = self.cmd(&["ps", "-a", "-q", "--no-trunc"]).output() {
+            for id in String::from_utf8_lossy(&o.stdout).lines() {
+                let _ = self.cmd(&["rm", "-f", id]).output();
+            }
+        }
+        for n in &self.networks {
+            let _ = self.cmd(&["network", "rm", n]).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+macro_rules! root {
+    ($tag:expr) => {
+        match Root::new($tag) {
+            Some(r) => r,
+            None => hull_testkit::skip!("needs root and /bin/busybox (busybox-static)"),
+        }
+    };
+}
+
+fn code(o: &Output) -> Option<i32> {
+    o.status.code()
+}
+
+#[test]
+fn foreground_output_and_exit_codes() {
+    let r = root!("fg");
+    let run = |cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none", "busybox"];
+        args.extend_from_slice(cmd);
+        let o = r.hull(&args);
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        (code(&o), out, err)
+    };
+    assert_eq!(
+        run(&["echo", "hello from hull"]),
+        (Some(0), "hello from hull\n".into(), String::new())
+    );
+    assert_eq!(
+        run(&["sh", "-c", "echo oops >&2; exit 3"]),
+        (Some(3), String::new(), "oops\n".into())
+    );
+    let (status, _, err) = run(&["no-such-command"]);
+    assert_eq!(status, Some(127), "{err}");
+    assert!(err.contains("no-such-command"), "{err}");
+    let (status, _, err) = run(&["/etc/passwd"]);
+    assert_eq!(status, Some(126), "{err}");
+    r.assert_clean();
+}
+
+#[test]
+fn killed_by_signal_is_128_plus_n() {
+    let mut r = root!("sig");
+    // SIGKILL from outside (the container's init ignores it from inside its own namespace).
+    let id = r.detach(&["--network", "none", "busybox", "sleep", "1000"]);
+    r.ok(&["kill", "-s", "KILL", &id]);
+    assert_eq!(r.ok(&["wait", &id]).trim(), "137");
+    // A foreground run forwards the signals it gets. (The container's init gets only those it
+    // handles, as any pid namespace's init: SIGKILL from `hull kill` ends it regardless.)
+    let mut child = r
+        .cmd(&[
+            "run",
+            "--rm",
+            "--name",
+            "fg",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    out.read_exact(&mut ready).unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!((status.code(), rest.as_str()), (Some(7), "got TERM\n"));
+    let mut child = r
+        .cmd(&[
+            "run",
+            "--rm",
+            "--name",
+            "fg2",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ready; sleep 1000",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
+    r.ok(&["kill", "fg2"]);
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+    r.ok(&["rm", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn detached_logs_stop_rm() {
+    let mut r = root!("detach");
+    let id = r.detach(&[
+        "--name",
+        "web",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    let ps = r.ok(&["ps"]);
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("Up") && ps.contains("web"),
+        "{ps}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !r.ok(&["logs", "web"]).contains("out") {
+        assert!(Instant::now() < deadline, "no output logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = r.hull(&["logs", &id[..8]]);
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    // exec runs in it with the container's settings and the caller's overrides.
+    let out = r.ok(&[
+        "exec",
+        "-e",
+        "X=5",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "web",
+        "sh",
+        "-c",
+        "echo $X $(pwd) $(id -u) $HOSTNAME",
+    ]);
+    assert_eq!(out, format!("5 /tmp 65534 {}\n", &id[..12]));
+    assert_eq!(
+        code(&r.hull(&["exec", "web", "sh", "-c", "exit 4"])),
+        Some(4)
+    );
+    assert_eq!(
+        code(&r.hull(&["exec", "web", "no-such-command"])),
+        Some(127)
+    );
+    // A running container is not removed without -f.
+    let o = r.hull(&["rm", "web"]);
+    assert_eq!(code(&o), Some(125));
+    r.ok(&["stop", "web"]);
+    let ps = r.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (0)"), "{ps}");
+    assert_eq!(r.ok(&["logs", "web"]), "out\nbye\n");
+    let line =
+        std::fs::read_to_string(r.path.join("containers").join(&id).join("ctr.log")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(first["stream"], "stdout");
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(r.ok(&["ps", "-q"]), "");
+    r.ok(&["rm", "web"]);
+    // logs -f follows until the container ends.
+    let id = r.detach(&[
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.2; done",
+    ]);
+    assert_eq!(r.ok(&["logs", "-f", &id]), "1\n2\n3\n");
+    r.ok(&["rm", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn rm_flag_leaves_nothing() {
+    let mut r = root!("rm");
+    r.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    let id = r.detach(&["--rm", "--network", "none", "busybox", "sleep", "1000"]);
+    r.ok(&["stop", "-t", "1", &id]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !r.ok(&["ps", "-a", "-q"]).is_empty() {
+        assert!(Instant::now() < deadline, "--rm container still listed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    r.assert_clean();
+}
+
+#[test]
+fn env_workdir_user_hostname() {
+    let r = root!("env");
+    let envfile = r.path.join("env");
+    std::fs::write(&envfile, "# comment\nFROM_FILE=f\nB=from-file\n").unwrap();
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-e",
+        "A=1",
+        "--env-file",
+        envfile.to_str().unwrap(),
+        "-e",
+        "B=2",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "--hostname",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $B $FROM_FILE $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname) $HOME",
+    ]);
+    assert_eq!(out, "1 2 f /tmp 65534:65534 box box /nonexistent\n");
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-u",
+        "123:456",
+        "--entrypoint",
+        "/bin/id",
+        "busybox",
+    ]);
+    assert!(out.starts_with("uid=123 gid=456"), "{out}");
+    // -v: a read-only bind and a writable one (its missing host directory made, as docker does).
+    let ro = r.path.join("vol-ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("in"), "from host\n").unwrap();
+    let rw = r.path.join("vol-rw/new");
+    let (vro, vrw) = (
+        format!("{}:/ro:ro", ro.display()),
+        format!("{}:/rw", rw.display()),
+    );
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &vro,
+        "-v",
+        &vrw,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /ro/in; touch /ro/x 2>/dev/null || echo ro refused; echo written > /rw/out",
+    ]);
+    assert_eq!(out, "from host\nro refused\n");
+    assert_eq!(
+        std::fs::read_to_string(rw.join("out")).unwrap(),
+        "written\n"
+    );
+    // podman's defaults: its capability set and masked paths.
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "grep CapBnd /proc/self/status; cat /proc/kcore | wc -c",
+    ]);
+    assert!(out.contains("00000000800405fb"), "{out}");
+    assert!(out.ends_with("0\n"), "{out}");
+    r.assert_clean();
+}
+
+#[test]
+fn published_port_from_loopback() {
+    let mut r = root!("port");
+    // A network of this test's own, so nothing is shared with other tests or the host.
+    let subnet = format!("10.239.{}.0/24", std::process::id() % 200 + 20);
+    r.ok(&["network", "create", "ctrtest", "--subnet", &subnet]);
+    r.networks.push("ctrtest".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let id = r.detach(&[
+        "--network",
+        "ctrtest",
+        "-p",
+        &publish,
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello-from-nc > /tmp/msg; nc -l -p 8080 < /tmp/msg",
+    ]);
+    // While it serves (nc exits after one connection, and the network goes with it).
+    let v = r.inspect(&id);
+    assert_eq!(v["NetworkSettings"][0]["network"], "ctrtest");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            if !text.is_empty() {
+                break text;
+            }
+        }
+        assert!(Instant::now() < deadline, "port {port} never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(got, "hello-from-nc\n");
+    r.ok(&["rm", "-f", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn bad_input_is_one_line_and_leaves_nothing() {
+    let r = root!("bad");
+    assert!(r
+        .bad(&["run", "--rm", "no-such-image", "true"])
+        .contains("no-such-image"));
+    assert!(r
+        .bad(&["run", "--bogus-flag", "busybox", "true"])
+        .contains("--bogus-flag"));
+    assert!(r
+        .bad(&["run", "--memory", "lots", "busybox", "true"])
+        .contains("memory"));
+    assert!(r.bad(&["run", "-t", "busybox", "true"]).contains("-t"));
+    assert!(r
+        .bad(&["run", "--network", "container:x", "busybox", "true"])
+        .contains("container:"));
+    let id = r.ok(&[
+        "create",
+        "--name",
+        "taken",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let o = r.hull(&["run", "--name", "taken", "busybox", "true"]);
+    assert_eq!(code(&o), Some(125));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("already in use") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(r.ok(&["ps", "-a", "-q", "--no-trunc"]), id);
+    // The created container runs on start.
+    r.ok(&["start", "taken"]);
+    assert_eq!(r.ok(&["wait", "taken"]).trim(), "0");
+    r.ok(&["rm", "taken"]);
+    r.assert_clean();
+}
+
+#[test]
+fn killed_monitor_is_found_and_cleaned() {
+    let mut r = root!("monkill");
+    let id = r.detach(&["--network", "none", "busybox", "sleep", "1000"]);
+    let v = r.inspect(&id);
+    let monitor = v["State"]["MonitorPid"].as_i64().unwrap();
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    assert!(monitor > 0 && pid > 0);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(monitor).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{monitor}/cmdline")).exists()
+        && !std::fs::read_to_string(format!("/proc/{monitor}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ps = r.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    assert!(r.inspect(&id)["State"]["Error"]
+        .as_str()
+        .unwrap()
+        .contains("monitor died"));
+    // The container's process went with the teardown.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "container process {pid} still runs"
+    );
+    r.ok(&["rm", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn memory_cpus_pids_limits_reach_the_cgroups() {
+    let mut r = root!("limits");
+    let id = r.detach(&[
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let pid = r.inspect(&id)["State"]["Pid"].as_i64().unwrap();
+    // The container's cgroup in each v1 hierarchy, as its process sees it from the host.
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = |controller: &str| -> Option<PathBuf> {
+        cgroups.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, p) = (f.next()?, f.next()?, f.next()?);
+            ctrls.split(',').any(|c| c == controller).then(|| {
+                let mount = if ctrls.contains(',') {
+                    ctrls.replace("cpu,cpuacct", "cpu")
+                } else {
+                    ctrls.to_string()
+                };
+                Path::new("/sys/fs/cgroup")
+                    .join(mount)
+                    .join(p.trim_start_matches('/'))
+            })
+        })
+    };
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
+    };
+    match (path("memory"), path("pids"), path("cpu")) {
+        (Some(mem), Some(pids), Some(cpu)) => {
+            assert_eq!(
+                read(mem.join("memory.limit_in_bytes")),
+                (64u64 << 20).to_string()
+            );
+            assert_eq!(read(pids.join("pids.max")), "50");
+            assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
+            assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
+        }
+        _ => {
+            r.ok(&["rm", "-f", &id]);
+            hull_testkit::skip!(
+                "no cgroup v1 memory, pids and cpu hierarchies to read limits from"
+            );
+        }
+    }
+    r.ok(&["rm", "-f", &id]);
+    r.assert_clean();
+}
