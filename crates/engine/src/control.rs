@@ -13,6 +13,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde_json::{json, Value};
 
 use crate::monitor::{self, teardown, Attach, Monitor, Report};
+use crate::options::UserStop;
 use crate::store::{self, Record, State};
 use crate::{paths, procfs, Engine, EngineError};
 
@@ -110,12 +111,30 @@ impl Engine {
         }
     }
 
-    /// Sends `signal` to a running container's process.
-    pub fn kill(&self, reference: &str, signal: Signal) -> Result<Record, EngineError> {
+    /// Sends `signal` to a running container's process. As docker's: it ends the container's
+    /// restart policy when it is SIGKILL or the container's stop signal, and any signal keeps
+    /// an `unless-stopped` container from restarting.
+    pub fn kill(&mut self, reference: &str, signal: Signal) -> Result<Record, EngineError> {
         let record = self.find(reference)?;
+        if record.state == State::Restarting {
+            return Err(EngineError::Invalid(format!(
+                "container {} is restarting, wait until the container is running",
+                record.id
+            )));
+        }
         if record.state != State::Running {
             return Err(EngineError::NotRunning(record.id));
         }
+        let stop_signal =
+            hull_runtime::parse_signal(&record.settings.stop_signal).unwrap_or(Signal::SIGTERM);
+        store::note_user_stop(
+            &mut self.conn,
+            &record.id,
+            UserStop {
+                cancelled: signal == Signal::SIGKILL || signal == stop_signal,
+                signalled: true,
+            },
+        )?;
         Runtime::new(paths::runtime_root(&self.root))
             .open(&record.id)?
             .kill(signal, false)?;
@@ -129,6 +148,8 @@ impl Engine {
         if !record.state.is_live() {
             return Ok(record);
         }
+        // First, so that its monitor does not start it again (also while it waits to).
+        store::note_user_stop(&mut self.conn, &record.id, UserStop::STOPPED)?;
         let runtime = Runtime::new(paths::runtime_root(&self.root));
         let signal =
             hull_runtime::parse_signal(&record.settings.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -152,6 +173,7 @@ impl Engine {
             if !force {
                 return Err(EngineError::Running(record.id));
             }
+            store::note_user_stop(&mut self.conn, &record.id, UserStop::STOPPED)?;
             if let Ok(container) = Runtime::new(paths::runtime_root(&self.root)).open(&record.id) {
                 let _ = container.kill(Signal::SIGKILL, true);
             }
@@ -219,9 +241,11 @@ impl Engine {
             "ImageName": r.image,
             "Path": r.command.first(),
             "Args": r.command.get(1..).unwrap_or_default(),
+            "RestartCount": r.settings.restart_count,
             "State": {
                 "Status": r.state.as_str(),
                 "Running": running,
+                "Restarting": r.state == State::Restarting,
                 "Pid": if running { r.pid.unwrap_or(0) } else { 0 },
                 "ExitCode": r.exit_code.unwrap_or(0),
                 "Error": r.reason.clone().unwrap_or_default(),
@@ -231,6 +255,10 @@ impl Engine {
             },
             "HostConfig": {
                 "AutoRemove": r.settings.rm,
+                "RestartPolicy": {
+                    "Name": r.settings.restart.name(),
+                    "MaximumRetryCount": r.settings.restart.max_retries(),
+                },
                 "NetworkMode": r.settings.network.name(),
                 "PortBindings": r.settings.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
             },

@@ -38,7 +38,7 @@ pub use create::Created;
 pub use error::{EngineError, EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
 pub use exec::ExecRequest;
 pub use monitor::{Attach, Monitor, Report};
-pub use options::{Network, RunOptions, Settings, Volume};
+pub use options::{Network, PullPolicy, RestartPolicy, RunOptions, Settings, Volume};
 pub use store::{Record, State};
 
 /// The engine bound to one root (`--root`, default /var/lib/hull).

@@ -48,6 +48,146 @@ impl Network {
     }
 }
 
+/// `--restart`: what the monitor does when the container's process exits, as docker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart (the default).
+    #[default]
+    No,
+    /// Restart after a non-zero exit, at most this many times (0: no limit).
+    OnFailure(u32),
+    /// Restart after every exit, until a user stops it.
+    Always,
+    /// As `always`; also not after any signal a user sent (docker's "manually stopped").
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+    pub fn parse(text: &str) -> Result<RestartPolicy, EngineError> {
+        let bad = |why: &str| EngineError::Invalid(format!("invalid restart policy {text:?}: {why}"));
+        let (name, count) = match text.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (text, None),
+        };
+        let policy = match name {
+            "no" | "" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => {
+                let n = match count {
+                    None => 0,
+                    Some(c) => c
+                        .parse::<u32>()
+                        .map_err(|_| bad("the maximum retry count must be a number"))?,
+                };
+                return Ok(RestartPolicy::OnFailure(n));
+            }
+            _ => return Err(bad("use no, always, unless-stopped or on-failure[:max-retry]")),
+        };
+        if count.is_some() {
+            return Err(bad("maximum retry count can only be used with 'on-failure'"));
+        }
+        Ok(policy)
+    }
+
+    /// docker's `HostConfig.RestartPolicy.Name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure(_) => "on-failure",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
+
+    /// docker's `HostConfig.RestartPolicy.MaximumRetryCount`.
+    pub fn max_retries(self) -> u32 {
+        match self {
+            RestartPolicy::OnFailure(n) => n,
+            _ => 0,
+        }
+    }
+
+    /// Whether a process that exited with `code` is started again, after `restarts` restarts
+    /// already, given what the user did (docker's restart manager).
+    pub fn should_restart(self, code: i32, restarts: u32, user: UserStop) -> bool {
+        if user.cancelled {
+            return false;
+        }
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always => true,
+            RestartPolicy::UnlessStopped => !user.signalled,
+            RestartPolicy::OnFailure(max) => code != 0 && (max == 0 || restarts < max),
+        }
+    }
+}
+
+/// What a user did to a container that has a restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UserStop {
+    /// `stop`, or `kill` with SIGKILL or its stop signal: the policy ends for every kind.
+    pub cancelled: bool,
+    /// Any `kill`: an `unless-stopped` container is not restarted either.
+    pub signalled: bool,
+}
+
+impl UserStop {
+    /// `stop` or `rm -f`: no policy starts it again.
+    pub const STOPPED: UserStop = UserStop {
+        cancelled: true,
+        signalled: true,
+    };
+}
+
+/// docker's restart delay: 100 ms, doubled after each restart up to a minute, back to 100 ms
+/// after a run of at least 10 s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Backoff {
+    delay: std::time::Duration,
+}
+
+impl Backoff {
+    pub const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+    pub const MAX: std::time::Duration = std::time::Duration::from_secs(60);
+    pub const RESET_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The delay before the next start of a process that ran for `ran`.
+    pub fn next(&mut self, ran: std::time::Duration) -> std::time::Duration {
+        if ran >= Self::RESET_AFTER || self.delay.is_zero() {
+            self.delay = Self::FIRST;
+        } else {
+            self.delay = self.delay.saturating_mul(2).min(Self::MAX);
+        }
+        self.delay
+    }
+}
+
+/// `--pull`: when `run` and `create` pull the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// When it is not in the store (the default).
+    #[default]
+    Missing,
+    Always,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn parse(text: &str) -> Result<PullPolicy, EngineError> {
+        match text {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            _ => Err(EngineError::Invalid(format!(
+                "invalid pull option {text:?}: use missing, always or never"
+            ))),
+        }
+    }
+}
+
 /// A `-v HOST:CTR[:ro]` bind mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
@@ -111,6 +251,7 @@ pub struct RunOptions {
     pub rm: bool,
     /// `-i`: the container's stdin is the caller's.
     pub interactive: bool,
+    pub restart: RestartPolicy,
 }
 
 /// What the engine keeps of the flags, beside the bundle, for the container's later life.
@@ -127,6 +268,14 @@ pub struct Settings {
     /// The image's ExposedPorts (`80/tcp`), shown by inspect; `-P` will publish them.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// The restart policy's state: restarts since the user last started it (`RestartCount`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// The restart policy's state: what the user did since the last start.
+    #[serde(default)]
+    pub user_stop: UserStop,
 }
 
 /// `--memory 64m`: bytes, with docker's b/k/m/g suffixes (powers of 1024); at least 6 MiB as
@@ -320,5 +469,52 @@ mod tests {
             Network::Named("mynet".into())
         );
         assert!(Network::parse("container:x").is_err());
+    }
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!(RestartPolicy::parse("no").unwrap(), RestartPolicy::No);
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3").unwrap(),
+            RestartPolicy::OnFailure(3)
+        );
+        assert_eq!(
+            RestartPolicy::parse("on-failure").unwrap(),
+            RestartPolicy::OnFailure(0)
+        );
+        assert!(RestartPolicy::parse("always:2").is_err());
+        assert!(RestartPolicy::parse("on-failure:x").is_err());
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        let none = UserStop::default();
+        let p = RestartPolicy::OnFailure(2);
+        assert!(p.should_restart(1, 1, none));
+        assert!(!p.should_restart(1, 2, none));
+        assert!(!p.should_restart(0, 0, none));
+        assert!(RestartPolicy::Always.should_restart(0, 99, none));
+        let hup = UserStop {
+            cancelled: false,
+            signalled: true,
+        };
+        assert!(RestartPolicy::Always.should_restart(129, 0, hup));
+        assert!(!RestartPolicy::UnlessStopped.should_restart(129, 0, hup));
+        let stop = UserStop {
+            cancelled: true,
+            signalled: true,
+        };
+        assert!(!RestartPolicy::Always.should_restart(143, 0, stop));
+    }
+
+    #[test]
+    fn backoff_doubles_and_resets() {
+        let mut b = Backoff::default();
+        let short = std::time::Duration::from_millis(5);
+        assert_eq!(b.next(short).as_millis(), 100);
+        assert_eq!(b.next(short).as_millis(), 200);
+        assert_eq!(b.next(short).as_millis(), 400);
+        assert_eq!(b.next(Backoff::RESET_AFTER).as_millis(), 100);
+        for _ in 0..20 {
+            b.next(short);
+        }
+        assert_eq!(b.next(short), Backoff::MAX);
     }
 }

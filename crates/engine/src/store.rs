@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::error::EngineError;
-use crate::options::Settings;
+use crate::options::{Settings, UserStop};
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -17,6 +17,8 @@ pub enum State {
     /// A monitor owns it and is making its kernel objects.
     Starting,
     Running,
+    /// Its process exited; its monitor waits out the restart policy's delay to start it again.
+    Restarting,
     /// Its process exited and its kernel objects are gone (or being removed by its monitor).
     Exited,
 }
@@ -27,6 +29,7 @@ impl State {
             State::Created => "created",
             State::Starting => "starting",
             State::Running => "running",
+            State::Restarting => "restarting",
             State::Exited => "exited",
         }
     }
@@ -36,13 +39,14 @@ impl State {
             "created" => State::Created,
             "starting" => State::Starting,
             "running" => State::Running,
+            "restarting" => State::Restarting,
             _ => State::Exited,
         }
     }
 
     /// A monitor is responsible for the container.
     pub fn is_live(self) -> bool {
-        matches!(self, State::Starting | State::Running)
+        matches!(self, State::Starting | State::Running | State::Restarting)
     }
 }
 
@@ -188,6 +192,7 @@ pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
 }
 
 /// A monitor takes the container (created or exited) over: intent, before it makes anything.
+/// A start by the user begins the restart policy afresh (no restarts, no user stop).
 pub fn claim(
     conn: &mut Connection,
     id: &str,
@@ -195,13 +200,74 @@ pub fn claim(
     monitor_start: u64,
 ) -> Result<bool, EngineError> {
     let start = i64::try_from(monitor_start).unwrap_or(i64::MAX);
-    let n = conn.execute(
+    let tx = hull_db::write_tx(conn)?;
+    let Some(mut record) = get(&tx, id)? else {
+        return Ok(false);
+    };
+    if !matches!(record.state, State::Created | State::Exited) {
+        return Ok(false);
+    }
+    record.settings.restart_count = 0;
+    record.settings.user_stop = Default::default();
+    tx.execute(
         "UPDATE engine_containers SET state = 'starting', monitor_pid = ?2, monitor_start = ?3,
-           pid = NULL, exit_code = NULL, finished = NULL, reason = NULL
+           pid = NULL, exit_code = NULL, finished = NULL, reason = NULL, settings = ?4
          WHERE id = ?1 AND state IN ('created', 'exited')",
-        params![id, monitor_pid, start],
+        params![id, monitor_pid, start, encode(&record.settings)?],
     )?;
-    Ok(n == 1)
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Records what a user did to a container (stop, kill), for its monitor's restart policy; the
+/// flags only add up until the next start. Returns the row as it is now.
+pub fn note_user_stop(
+    conn: &mut Connection,
+    id: &str,
+    stop: UserStop,
+) -> Result<Option<Record>, EngineError> {
+    let tx = hull_db::write_tx(conn)?;
+    let Some(mut record) = get(&tx, id)? else {
+        return Ok(None);
+    };
+    let was = record.settings.user_stop;
+    record.settings.user_stop = UserStop {
+        cancelled: was.cancelled || stop.cancelled,
+        signalled: was.signalled || stop.signalled,
+    };
+    if record.settings.user_stop != was {
+        tx.execute(
+            "UPDATE engine_containers SET settings = ?2 WHERE id = ?1",
+            params![id, encode(&record.settings)?],
+        )?;
+        tx.commit()?;
+    }
+    Ok(Some(record))
+}
+
+/// The monitor waits to restart the container: its last exit, one more restart counted.
+/// Returns false (and changes nothing) when the user has stopped it meanwhile.
+pub fn set_restarting(
+    conn: &mut Connection,
+    id: &str,
+    code: i32,
+    finished: &str,
+) -> Result<bool, EngineError> {
+    let tx = hull_db::write_tx(conn)?;
+    let Some(mut record) = get(&tx, id)? else {
+        return Ok(false);
+    };
+    if record.settings.user_stop.cancelled {
+        return Ok(false);
+    }
+    record.settings.restart_count = record.settings.restart_count.saturating_add(1);
+    tx.execute(
+        "UPDATE engine_containers SET state = 'restarting', pid = NULL, exit_code = ?2,
+           finished = ?3, settings = ?4 WHERE id = ?1",
+        params![id, code, finished, encode(&record.settings)?],
+    )?;
+    tx.commit()?;
+    Ok(true)
 }
 
 pub fn set_running(

@@ -77,6 +77,11 @@ impl Reporter {
             }
         }
     }
+
+    /// Closes the pipe: the starter reads its end.
+    pub(crate) fn close(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// The starter's side: the monitor's pid and its reports.

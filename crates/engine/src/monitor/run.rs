@@ -5,8 +5,10 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use hull_net::engine::{AttachRequest, Net, NetMode};
 use hull_net::etc::EtcFiles;
@@ -20,7 +22,7 @@ use rusqlite::Connection;
 use super::{own_pid, teardown, Attach, Report, Reporter};
 use crate::error::{EngineError, EXIT_ENGINE};
 use crate::logs::{LogWriter, Stream};
-use crate::options::Network;
+use crate::options::{Backoff, Network};
 use crate::store::{self, Record};
 use crate::{paths, procfs};
 
@@ -60,7 +62,7 @@ fn monitor(
     }
     let record =
         store::get(&conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
-    let outcome = run_container(root, &conn, &record, reporter, attach);
+    let outcome = run_with_policy(root, &mut conn, &record, reporter, attach);
     let leftovers = teardown::kernel_objects(root, id);
     let (code, reason) = match &outcome {
         Ok(code) => (*code, None),
@@ -103,13 +105,16 @@ fn monitor(
     result
 }
 
-/// Makes and runs the container; its exit status.
-fn run_container(
+/// Mounts the container's root, then runs its process, and again after each exit as its restart
+/// policy says (with the same root and upper dir, and the same address on its network); the
+/// last exit status. The starter hears of the first start and the first exit only: a
+/// foreground `run` ends with the first exit, as docker's.
+fn run_with_policy(
     root: &Path,
-    conn: &Connection,
+    conn: &mut Connection,
     record: &Record,
     reporter: &mut Reporter,
-    attach: Option<Attach>,
+    mut attach: Option<Attach>,
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
     let dir = paths::container_dir(root, id);
@@ -117,7 +122,85 @@ fn run_container(
     let rootfs = image.rootfs_for(&record.settings.manifest)?;
     drop(image);
     hull_image::overlay::mount_container(&rootfs.lowers, &dir, id)?;
+    let mut backoff = Backoff::default();
+    let mut first = true;
+    let mut address = None;
+    loop {
+        let began = Instant::now();
+        let outcome = run_container(root, conn, record, reporter, attach.take(), address);
+        let code = match (&outcome, first) {
+            // A container that cannot start the first time is the user's error to see.
+            (Err(_), true) => return outcome,
+            (Err(e), false) => e.exit_code(),
+            (Ok(code), _) => *code,
+        };
+        first = false;
+        let now = store::get(conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.into()))?;
+        let restarts = now.settings.restart_count;
+        if !record
+            .settings
+            .restart
+            .should_restart(code, restarts, now.settings.user_stop)
+        {
+            return outcome;
+        }
+        // The process is gone; so are its namespaces. What the runtime and the network keep
+        // of it goes before the next one (the root stays mounted, with its upper dir).
+        let _ = Runtime::new(paths::runtime_root(root)).delete(id, true);
+        let mut net = Net::open(root)?;
+        address = net.attachments(Some(id))?.first().map(|l| l.ip);
+        net.detach(id)?;
+        drop(net);
+        if !store::set_restarting(conn, id, code, &hull_runtime::now_rfc3339())? {
+            return outcome;
+        }
+        if restarts == 0 {
+            // The starter (a foreground run) ends with this first exit; it reads no more.
+            reporter.send(&Report::Exited(code));
+            reporter.close();
+        }
+        let delay = backoff.next(began.elapsed());
+        if !sleep_unless_stopped(conn, id, delay)? {
+            return outcome;
+        }
+    }
+}
 
+/// Waits `delay` before a restart, looking in hull.db for a user's stop meanwhile; false when
+/// one came.
+fn sleep_unless_stopped(
+    conn: &Connection,
+    id: &str,
+    delay: Duration,
+) -> Result<bool, EngineError> {
+    let deadline = Instant::now() + delay;
+    loop {
+        let stopped = store::get(conn, id)?.is_none_or(|r| r.settings.user_stop.cancelled);
+        if stopped {
+            return Ok(false);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(true);
+        }
+        std::thread::sleep(left.min(STOP_POLL));
+    }
+}
+
+/// How often a monitor waiting to restart looks for a user's stop.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Makes and runs the container's process; its exit status.
+fn run_container(
+    root: &Path,
+    conn: &Connection,
+    record: &Record,
+    reporter: &mut Reporter,
+    attach: Option<Attach>,
+    address: Option<Ipv4Addr>,
+) -> Result<i32, EngineError> {
+    let id = record.id.as_str();
+    let dir = paths::container_dir(root, id);
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
     let (stdin, mut attach_out) = match attach {
@@ -140,7 +223,7 @@ fn run_container(
     let created = runtime.create(opts).map_err(EngineError::from_runtime)?;
     let container = created.container;
     let pid = container.pid();
-    write_etc(root, record, pid)?;
+    write_etc(root, record, pid, address)?;
     store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
     container.start()?;
     // Others (stop, kill) reach the container through the runtime's lock while it runs.
@@ -157,17 +240,22 @@ fn run_container(
 
 /// Gives the container its network and writes its hosts, hostname and resolv.conf in place
 /// (they are bind-mounted into it already, so they must keep their inodes).
-fn write_etc(root: &Path, record: &Record, pid: i32) -> Result<(), EngineError> {
+fn write_etc(
+    root: &Path,
+    record: &Record,
+    pid: i32,
+    address: Option<Ipv4Addr>,
+) -> Result<(), EngineError> {
     let settings = &record.settings;
     let mode = match &settings.network {
         Network::Default => NetMode::Bridge {
             network: None,
-            ip: None,
+            ip: address,
             ports: settings.ports.clone(),
         },
         Network::Named(name) => NetMode::Bridge {
             network: Some(name.clone()),
-            ip: None,
+            ip: address,
             ports: settings.ports.clone(),
         },
         Network::None => NetMode::None,

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hull_engine::options::{self, Network};
-use hull_engine::{Attach, Engine, EngineError, Record, Report, RunOptions, State};
+use hull_engine::{
+    Attach, Engine, EngineError, PullPolicy, Record, Report, RestartPolicy, RunOptions, State,
+};
 
 use super::format;
 
@@ -160,6 +162,12 @@ pub struct RunArgs {
     /// Allocate a terminal (not supported yet)
     #[arg(short, long)]
     tty: bool,
+    /// Restart policy when the container exits: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, default_value = "no")]
+    restart: String,
+    /// Pull the image before creating the container: missing (when not in the store), always, never
+    #[arg(long, default_value = "missing")]
+    pull: String,
     /// The image, then the command and its arguments
     #[arg(
         required = true,
@@ -219,6 +227,7 @@ impl RunArgs {
                 .collect::<Result<_, _>>()?,
             rm: self.rm,
             interactive: self.interactive,
+            restart: RestartPolicy::parse(&self.restart)?,
         };
         Ok((image.clone(), opts))
     }
@@ -227,9 +236,18 @@ impl RunArgs {
 pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
     let mut engine = Engine::open(root)?;
     match cmd {
-        ContainerCommand::Run(args) => return run_container(&mut engine, &args),
+        ContainerCommand::Run(args) => {
+            let (image, _) = args.options()?;
+            if !ensure_image(root, &image, &args.pull)? {
+                return Ok(EXIT_PULL_FAILED);
+            }
+            return run_container(&mut engine, &args);
+        }
         ContainerCommand::Create(args) => {
             let (image, opts) = args.options()?;
+            if !ensure_image(root, &image, &args.pull)? {
+                return Ok(EXIT_PULL_FAILED);
+            }
             let created = engine.create(&image, &opts)?;
             warn(&created.warnings);
             println!("{}", created.record.id);
@@ -321,6 +339,70 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The exit status of `run` and `create` when the pull of their image failed (the pull has
+/// said why, on stderr): docker's for an engine error.
+const EXIT_PULL_FAILED: i32 = hull_engine::EXIT_ENGINE;
+
+/// Pulls `image` as `--pull` says; false when the pull failed. The pull runs as a child `hull
+/// pull` (its progress bars on this command's stderr, its output too, so that stdout keeps only
+/// what `run` and `create` print): a registry client starts threads, and this process must stay
+/// single-threaded to fork the container's monitor.
+fn ensure_image(root: &Path, image: &str, pull: &str) -> anyhow::Result<bool> {
+    let policy = PullPolicy::parse(pull)?;
+    let present = match hull_image::ImageStore::open(root)?.resolve(image) {
+        Ok(_) => true,
+        Err(hull_image::StoreError::NotFound(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    match (policy, present) {
+        (PullPolicy::Never, false) => {
+            return Err(EngineError::Invalid(format!(
+                "no such image: {image} (not in the store, and --pull never)"
+            ))
+            .into())
+        }
+        (PullPolicy::Never, true) | (PullPolicy::Missing, true) => return Ok(true),
+        (PullPolicy::Always, _) | (PullPolicy::Missing, false) => {}
+    }
+    if !present {
+        eprintln!("Unable to find image '{image}' locally");
+    }
+    let exe = std::env::current_exe().context("finding the hull binary to pull with")?;
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stderr")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root").arg(root).arg("pull");
+    // docker's rule: a registry on the loopback is reached over plain http without asking.
+    if loopback_registry(image) {
+        cmd.arg("--insecure");
+    }
+    let status = cmd
+        .arg(image)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(stderr))
+        .status()
+        .context("running hull pull")?;
+    Ok(status.success())
+}
+
+/// Whether the reference names a registry on this host's loopback (`127.0.0.1:5000/x`,
+/// `localhost/x`, `[::1]:5000/x`).
+fn loopback_registry(image: &str) -> bool {
+    let Some((first, _)) = image.split_once('/') else {
+        return false;
+    };
+    let host = match first.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => first.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn warn(warnings: &[String]) {
@@ -457,6 +539,11 @@ fn status(r: &Record) -> String {
             let up = format::age(r.started.as_deref());
             format!("Up {}", up.strip_suffix(" ago").unwrap_or(&up))
         }
+        State::Restarting => format!(
+            "Restarting ({}) {}",
+            r.exit_code.unwrap_or(0),
+            format::age(r.finished.as_deref())
+        ),
         State::Exited => format!(
             "Exited ({}) {}",
             r.exit_code.unwrap_or(0),
