@@ -66,7 +66,8 @@ pub enum RestartPolicy {
 impl RestartPolicy {
     /// `no`, `on-failure[:N]`, `always`, `unless-stopped`.
     pub fn parse(text: &str) -> Result<RestartPolicy, EngineError> {
-        let bad = |why: &str| EngineError::Invalid(format!("invalid restart policy {text:?}: {why}"));
+        let bad =
+            |why: &str| EngineError::Invalid(format!("invalid restart policy {text:?}: {why}"));
         let (name, count) = match text.split_once(':') {
             Some((n, c)) => (n, Some(c)),
             None => (text, None),
@@ -84,10 +85,16 @@ impl RestartPolicy {
                 };
                 return Ok(RestartPolicy::OnFailure(n));
             }
-            _ => return Err(bad("use no, always, unless-stopped or on-failure[:max-retry]")),
+            _ => {
+                return Err(bad(
+                    "use no, always, unless-stopped or on-failure[:max-retry]",
+                ))
+            }
         };
         if count.is_some() {
-            return Err(bad("maximum retry count can only be used with 'on-failure'"));
+            return Err(bad(
+                "maximum retry count can only be used with 'on-failure'",
+            ));
         }
         Ok(policy)
     }

@@ -168,11 +168,7 @@ fn run_with_policy(
 
 /// Waits `delay` before a restart, looking in hull.db for a user's stop meanwhile; false when
 /// one came.
-fn sleep_unless_stopped(
-    conn: &Connection,
-    id: &str,
-    delay: Duration,
-) -> Result<bool, EngineError> {
+fn sleep_unless_stopped(conn: &Connection, id: &str, delay: Duration) -> Result<bool, EngineError> {
     let deadline = Instant::now() + delay;
     loop {
         let stopped = store::get(conn, id)?.is_none_or(|r| r.settings.user_stop.cancelled);

@@ -366,9 +366,6 @@ fn ensure_image(root: &Path, image: &str, pull: &str) -> anyhow::Result<bool> {
         (PullPolicy::Never, true) | (PullPolicy::Missing, true) => return Ok(true),
         (PullPolicy::Always, _) | (PullPolicy::Missing, false) => {}
     }
-    if !present {
-        eprintln!("Unable to find image '{image}' locally");
-    }
     let exe = std::env::current_exe().context("finding the hull binary to pull with")?;
     let stderr = std::io::stderr()
         .as_fd()
