@@ -9,7 +9,7 @@ use hull_image::StoreError;
 
 use crate::bundle::{self, defaults::HostLimits, seccomp, user, BundleInput};
 use crate::monitor::teardown;
-use crate::options::{self, Network, RestartPolicy, RunOptions, Settings};
+use crate::options::{self, Network, RunOptions, Settings};
 use crate::store::{self, Record, State};
 use crate::{paths, Engine, EngineError};
 
@@ -25,11 +25,7 @@ impl Engine {
     /// Creates a container of `image` with `opts`; nothing runs until [`Engine::start`].
     pub fn create(&mut self, image: &str, opts: &RunOptions) -> Result<Created, EngineError> {
         let mut warnings = Vec::new();
-        if opts.rm && opts.restart != RestartPolicy::No {
-            return Err(EngineError::Invalid(
-                "conflicting options: cannot specify both --restart and --rm".into(),
-            ));
-        }
+        opts.validate()?;
         if let Some(name) = &opts.name {
             options::check_name(name)?;
         }

@@ -261,6 +261,18 @@ pub struct RunOptions {
     pub restart: RestartPolicy,
 }
 
+impl RunOptions {
+    /// The checks of flags against each other, before anything is made (or pulled).
+    pub fn validate(&self) -> Result<(), EngineError> {
+        if self.rm && self.restart != RestartPolicy::No {
+            return Err(EngineError::Invalid(
+                "conflicting options: cannot specify both --restart and --rm".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What the engine keeps of the flags, beside the bundle, for the container's later life.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Settings {

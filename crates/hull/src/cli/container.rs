@@ -237,7 +237,8 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
     let mut engine = Engine::open(root)?;
     match cmd {
         ContainerCommand::Run(args) => {
-            let (image, _) = args.options()?;
+            let (image, opts) = args.options()?;
+            opts.validate()?;
             if !ensure_image(root, &image, &args.pull)? {
                 return Ok(EXIT_PULL_FAILED);
             }
@@ -245,6 +246,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
         }
         ContainerCommand::Create(args) => {
             let (image, opts) = args.options()?;
+            opts.validate()?;
             if !ensure_image(root, &image, &args.pull)? {
                 return Ok(EXIT_PULL_FAILED);
             }
@@ -546,5 +548,20 @@ fn status(r: &Record) -> String {
             r.exit_code.unwrap_or(0),
             format::age(r.finished.as_deref())
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_registry;
+
+    #[test]
+    fn loopback_registries() {
+        assert!(loopback_registry("127.0.0.1:5000/hull/busybox:1"));
+        assert!(loopback_registry("localhost/x"));
+        assert!(loopback_registry("[::1]:5000/x"));
+        assert!(!loopback_registry("busybox"));
+        assert!(!loopback_registry("library/busybox"));
+        assert!(!loopback_registry("registry.example:5000/x"));
     }
 }
