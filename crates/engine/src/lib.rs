@@ -27,11 +27,11 @@ pub mod logs;
 pub mod monitor;
 pub mod options;
 pub mod paths;
-mod procfs;
 pub mod store;
 
 use std::path::{Path, PathBuf};
 
+use hull_sys::procfs;
 use rusqlite::Connection;
 
 pub use create::Created;
