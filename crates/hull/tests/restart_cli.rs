@@ -64,7 +64,30 @@ fn on_failure_runs_n_plus_one_times_then_stays_exited() {
     ]);
     assert_eq!(r.ok(&["wait", &ok]).trim(), "0");
     assert_eq!(r.inspect(&ok)["RestartCount"], 0);
-    r.ok(&["rm", &id, &ok]);
+    // A foreground run ends with the first exit, its status; the monitor goes on with the policy.
+    let o = r.hull(&[
+        "run",
+        "--name",
+        "fg",
+        "--restart",
+        "on-failure:1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo fg; exit 4",
+    ]);
+    assert_eq!(
+        (code(&o), String::from_utf8_lossy(&o.stdout).into_owned()),
+        (Some(4), "fg\n".to_string())
+    );
+    let fg = r.inspect("fg")["Id"].as_str().unwrap().to_string();
+    r.ids.push(fg.clone());
+    assert_eq!(r.ok(&["wait", &fg]).trim(), "4");
+    assert_eq!(r.inspect(&fg)["RestartCount"], 1);
+    assert_eq!(r.ok(&["logs", &fg]), "fg\nfg\n");
+    r.ok(&["rm", &id, &ok, &fg]);
     r.assert_clean();
 }
 
