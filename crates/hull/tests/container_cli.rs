@@ -4,10 +4,14 @@
 //! cgroups, veths, rows).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{busybox_tar, is_root};
 
 struct Root {
     path: PathBuf,
@@ -15,52 +19,6 @@ struct Root {
     ids: Vec<String>,
     /// Networks the test made, removed also when it fails.
     networks: Vec<String>,
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// A tar of a busybox root file system.
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let path = dir.join("busybox.tar");
-    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
-    let mut dirs = tar::Header::new_gnu();
-    dirs.set_entry_type(tar::EntryType::Directory);
-    dirs.set_mode(0o755);
-    dirs.set_size(0);
-    for d in ["bin/", "etc/", "tmp/", "root/"] {
-        b.append_data(&mut dirs.clone(), d, std::io::empty())
-            .unwrap();
-    }
-    b.append_path_with_name("/bin/busybox", "bin/busybox")
-        .unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet == "busybox" {
-            continue;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_mode(0o777);
-        h.set_size(0);
-        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
-            .unwrap();
-    }
-    for (name, text) in [
-        (
-            "etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        ),
-        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_size(text.len() as u64);
-        b.append_data(&mut h, name, text.as_bytes()).unwrap();
-    }
-    b.finish().unwrap();
-    path
 }
 
 impl Root {
@@ -85,37 +43,20 @@ impl Root {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hull"));
-        c.arg("--root").arg(&self.path).args(args);
-        c
+        common::cmd(&self.path, args)
     }
 
     fn hull(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
+        common::hull(&self.path, args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.hull(args);
-        assert!(
-            o.status.success(),
-            "hull {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        common::ok(&self.path, args)
     }
 
     /// A command that must fail with exit 125, one line on stderr, and nothing left behind.
     fn bad(&self, args: &[&str]) -> String {
-        let o = self.hull(args);
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert_eq!(o.status.code(), Some(125), "hull {args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
-        assert_eq!(
-            self.ok(&["ps", "-a", "-q"]),
-            "",
-            "hull {args:?} left a container"
-        );
-        err
+        common::bad(&self.path, args)
     }
 
     fn detach(&mut self, args: &[&str]) -> String {
@@ -134,41 +75,7 @@ impl Root {
 
     /// Nothing of this root's containers is left in the kernel or on disk.
     fn assert_clean(&self) {
-        let me = self.path.display().to_string();
-        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&me))
-            .map(String::from)
-            .collect();
-        assert!(mounts.is_empty(), "mounts left: {mounts:?}");
-        let state: Vec<_> = std::fs::read_dir(self.path.join("runtime"))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(state.is_empty(), "runtime state left: {state:?}");
-        let containers: Vec<_> = std::fs::read_dir(self.path.join("containers"))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(containers.is_empty(), "container dirs left: {containers:?}");
-        assert_eq!(self.ok(&["ps", "-a", "-q"]), "", "rows left");
-        // Monitors are forked `hull --root ROOT ...` processes: their command line names the
-        // root. One may still be deleting a removed container's files after its last report.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = processes_naming(&me);
-            if left.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "processes left: {left:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let trash: Vec<_> = std::fs::read_dir(self.path.join("trash"))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(
-            trash.is_empty(),
-            "removed containers' files left: {trash:?}"
-        );
+        common::assert_engine_clean(&self.path);
         let links = String::from_utf8_lossy(
             &Command::new("ip")
                 .args(["-o", "link"])
@@ -212,22 +119,6 @@ fn cgroup_candidates(id: &str) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// Live (not zombie) hull processes whose command line contains `text`.
-fn processes_naming(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-            continue;
-        };
-        let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
-        if line.contains(text) && line.contains("hull") && !stat.contains(") Z") {
-            found.push(line);
-        }
-    }
-    found
 }
 
 impl Drop for Root {

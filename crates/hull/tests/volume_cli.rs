@@ -4,16 +4,15 @@
 //! left (mounts, runtime state, monitors, container dirs, rows, volumes).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+
+use common::{busybox_tar, is_root};
 
 struct Root {
     path: PathBuf,
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 fn dir_header() -> tar::Header {
@@ -31,32 +30,6 @@ fn file(b: &mut tar::Builder<std::fs::File>, name: &str, text: &str) {
     b.append_data(&mut h, name, text.as_bytes()).unwrap();
 }
 
-/// A tar of a busybox root file system.
-fn busybox_tar(path: &Path) {
-    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
-    for d in ["bin/", "etc/", "tmp/", "root/"] {
-        b.append_data(&mut dir_header(), d, std::io::empty())
-            .unwrap();
-    }
-    b.append_path_with_name("/bin/busybox", "bin/busybox")
-        .unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet == "busybox" {
-            continue;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_mode(0o777);
-        h.set_size(0);
-        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
-            .unwrap();
-    }
-    file(&mut b, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    file(&mut b, "etc/group", "root:x:0:\n");
-    b.finish().unwrap();
-}
-
 fn sha256(path: &Path) -> String {
     let o = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8_lossy(&o.stdout)
@@ -69,8 +42,7 @@ fn sha256(path: &Path) -> String {
 /// A docker archive of `voltest:1`: busybox, then a layer with /srv/data/seed.txt and
 /// /vdata/anon.txt; its config declares `Volumes: {"/vdata": {}}`.
 fn voltest_archive(dir: &Path) -> PathBuf {
-    let base = dir.join("layer1.tar");
-    busybox_tar(&base);
+    let base = busybox_tar(dir);
     let extra = dir.join("layer2.tar");
     {
         let mut b = tar::Builder::new(std::fs::File::create(&extra).unwrap());
@@ -120,8 +92,7 @@ impl Root {
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         let root = Root { path };
-        let tar = root.path.join("busybox.tar");
-        busybox_tar(&tar);
+        let tar = busybox_tar(&root.path);
         root.ok(&["import", tar.to_str().unwrap(), "busybox"]);
         Some(root)
     }
@@ -132,36 +103,16 @@ impl Root {
     }
 
     fn hull(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_hull"))
-            .arg("--root")
-            .arg(&self.path)
-            .args(args)
-            .output()
-            .unwrap()
+        common::hull(&self.path, args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.hull(args);
-        assert!(
-            o.status.success(),
-            "hull {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        common::ok(&self.path, args)
     }
 
     /// A command that must fail with exit 125, one line on stderr, and nothing left behind.
     fn bad(&self, args: &[&str]) -> String {
-        let o = self.hull(args);
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert_eq!(o.status.code(), Some(125), "hull {args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
-        assert_eq!(
-            self.ok(&["ps", "-a", "-q"]),
-            "",
-            "hull {args:?} left a container"
-        );
-        err
+        common::bad(&self.path, args)
     }
 
     fn volumes(&self) -> Vec<String> {
@@ -173,63 +124,19 @@ impl Root {
 
     /// Nothing of this root's containers and volumes is left in the kernel or on disk.
     fn assert_clean(&self) {
-        let me = self.path.display().to_string();
-        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&me))
-            .map(String::from)
-            .collect();
-        assert!(mounts.is_empty(), "mounts left: {mounts:?}");
-        for sub in ["runtime", "containers", "volumes"] {
-            let left: Vec<_> = std::fs::read_dir(self.path.join(sub))
-                .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-                .unwrap_or_default();
-            assert!(left.is_empty(), "{sub} left: {left:?}");
-        }
-        assert_eq!(self.ok(&["ps", "-a", "-q"]), "", "container rows left");
-        assert_eq!(self.volumes(), Vec::<String>::new(), "volume rows left");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = processes_naming(&me);
-            if left.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "processes left: {left:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let trash: Vec<_> = std::fs::read_dir(self.path.join("trash"))
+        common::assert_engine_clean(&self.path);
+        let left: Vec<_> = std::fs::read_dir(self.path.join("volumes"))
             .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
             .unwrap_or_default();
-        assert!(trash.is_empty(), "removed files left: {trash:?}");
+        assert!(left.is_empty(), "volume dirs left: {left:?}");
+        assert_eq!(self.volumes(), Vec::<String>::new(), "volume rows left");
     }
-}
-
-/// Live (not zombie) hull processes whose command line contains `text`.
-fn processes_naming(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-            continue;
-        };
-        let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
-        if line.contains(text) && line.contains("hull") && !stat.contains(") Z") {
-            found.push(line);
-        }
-    }
-    found
 }
 
 impl Drop for Root {
     fn drop(&mut self) {
         // A failed test still removes what it made.
-        if let Ok(o) = Command::new(env!("CARGO_BIN_EXE_hull"))
-            .arg("--root")
-            .arg(&self.path)
-            .args(["ps", "-a", "-q", "--no-trunc"])
-            .output()
-        {
+        if let Ok(o) = common::cmd(&self.path, &["ps", "-a", "-q", "--no-trunc"]).output() {
             for id in String::from_utf8_lossy(&o.stdout).lines() {
                 let _ = self.hull(&["rm", "-f", "-v", id]);
             }
@@ -349,36 +256,22 @@ fn image_content_is_copied_into_new_volumes() {
     let r = root!("copy");
     r.load_voltest();
     // A new named volume gets the image's content at its path.
-    assert_eq!(
-        run_ok(
-            &r,
-            &[
-                "-v",
-                "seeded:/srv/data",
-                "voltest:1",
-                "cat",
-                "/srv/data/seed.txt"
-            ]
-        ),
-        "from image\n"
-    );
+    let seed = || {
+        let args = [
+            "-v",
+            "seeded:/srv/data",
+            "voltest:1",
+            "cat",
+            "/srv/data/seed.txt",
+        ];
+        run_ok(&r, &args)
+    };
+    assert_eq!(seed(), "from image\n");
     let seeded = r.path.join("volumes/seeded/_data/seed.txt");
     assert_eq!(std::fs::read_to_string(&seeded).unwrap(), "from image\n");
     // Not into one that has content already.
     std::fs::write(&seeded, "changed\n").unwrap();
-    assert_eq!(
-        run_ok(
-            &r,
-            &[
-                "-v",
-                "seeded:/srv/data",
-                "voltest:1",
-                "cat",
-                "/srv/data/seed.txt"
-            ]
-        ),
-        "changed\n"
-    );
+    assert_eq!(seed(), "changed\n");
     // The image's Volumes entry: an anonymous volume, filled, removed by --rm ...
     assert_eq!(
         run_ok(&r, &["voltest:1", "cat", "/vdata/anon.txt"]),
