@@ -357,6 +357,13 @@ fn in_use_volume_is_refused_and_prune_takes_only_unused_ones() {
         r.hull(&["volume", "rm", "-f", "used1"]).status.code(),
         Some(1)
     );
+    let doc: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", "user"])).unwrap();
+    let mounts = doc[0]["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(mounts[0]["Type"], "volume");
+    assert_eq!(mounts[0]["Name"], "used1");
+    assert_eq!(mounts[0]["Destination"], "/u");
+    assert_eq!(mounts[0]["RW"], true);
     r.ok(&["rm", "user"]);
     r.ok(&["volume", "rm", "used1"]);
     r.assert_clean();

@@ -329,6 +329,60 @@ impl Plan {
     }
 }
 
+/// docker's `Mounts` of `inspect`: the user's and the image's mounts in a container's
+/// config.json (`spec`), leaving out the defaults every container has.
+pub(crate) fn inspect_mounts(root: &Path, spec: &Value) -> Value {
+    let defaults: Vec<Value> = crate::bundle::defaults::mounts()
+        .into_iter()
+        .map(|m| m["destination"].clone())
+        .chain(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].map(Value::from))
+        .collect();
+    let volumes = root.join("volumes");
+    let list: Vec<Value> = spec["mounts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| !defaults.contains(&m["destination"]))
+        .map(|m| {
+            let options: Vec<&str> = m["options"]
+                .as_array()
+                .map(|o| o.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let source = m["source"].as_str().unwrap_or_default();
+            let volume = Path::new(source)
+                .strip_prefix(&volumes)
+                .ok()
+                .and_then(|rest| rest.iter().next())
+                .and_then(|name| name.to_str());
+            let kind = match (m["type"].as_str(), volume) {
+                (Some("tmpfs"), _) => "tmpfs",
+                (_, Some(_)) => "volume",
+                _ => "bind",
+            };
+            let propagation = options
+                .iter()
+                .find(|o| spec::PROPAGATIONS.contains(o))
+                .copied()
+                .unwrap_or_default();
+            let mut doc = json!({
+                "Type": kind,
+                "Source": if kind == "tmpfs" { "" } else { source },
+                "Destination": m["destination"],
+                "Mode": "",
+                "RW": !options.contains(&"ro"),
+                "Propagation": if kind == "bind" { propagation } else { "" },
+            });
+            if let Some(name) = volume {
+                doc["Name"] = json!(name);
+                doc["Driver"] = json!("local");
+            }
+            doc
+        })
+        .collect();
+    Value::Array(list)
+}
+
 impl Engine {
     /// `volume create`: makes volume `name` (a random name when None) unless it exists.
     pub fn volume_create(

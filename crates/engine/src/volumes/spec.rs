@@ -37,7 +37,7 @@ pub struct MountSpec {
     pub readonly: bool,
 }
 
-const PROPAGATIONS: [&str; 6] = [
+pub(crate) const PROPAGATIONS: [&str; 6] = [
     "rprivate", "private", "rshared", "shared", "rslave", "slave",
 ];
 
