@@ -77,8 +77,7 @@ pub fn check_volume_name(name: &str) -> Result<(), EngineError> {
     } else {
         Err(EngineError::Invalid(format!(
             "{name:?} includes invalid characters for a local volume name, only \
-             [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed (at least 2 characters); to bind a host \
-             directory, give its absolute path"
+             [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed (at least 2 characters)"
         )))
     }
 }
@@ -160,7 +159,11 @@ impl MountSpec {
                 }
             }
             Some(s) => {
-                check_volume_name(s).map_err(|e| bad(&e.to_string()))?;
+                check_volume_name(s).map_err(|e| {
+                    bad(&format!(
+                        "{e}; to bind a host directory, give its absolute path"
+                    ))
+                })?;
                 if propagation.is_some() {
                     return Err(bad("a propagation applies to a host path, not to a volume"));
                 }
