@@ -267,6 +267,40 @@ fn image_content_is_copied_into_new_volumes() {
         run_ok(&r, &args)
     };
     assert_eq!(seed(), "from image\n");
+    // Several runs making one volume at once: one fills it, each sees it whole.
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            common::cmd(
+                &r.path,
+                &[
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "-v",
+                    "par:/srv/data",
+                    "voltest:1",
+                    "cat",
+                    "/srv/data/seed.txt",
+                ],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in runs {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "from image\n");
+    }
+    let par: Vec<_> = std::fs::read_dir(r.path.join("volumes/par"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(par, ["_data"], "fill dirs left");
+    r.ok(&["volume", "rm", "par"]);
     let seeded = r.path.join("volumes/seeded/_data/seed.txt");
     assert_eq!(std::fs::read_to_string(&seeded).unwrap(), "from image\n");
     // Not into one that has content already.

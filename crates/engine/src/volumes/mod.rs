@@ -319,10 +319,7 @@ impl Plan {
                 .map(|mut d| d.next().is_none())
                 .unwrap_or(false);
             if empty && !v.nocopy {
-                copy::image_path(lowers, &v.target, &data).map_err(EngineError::io(format!(
-                    "copying the image's {} into volume {}",
-                    v.target, v.name
-                )))?;
+                fill(root, &v.name, &v.target, lowers)?;
             }
         }
         Ok(())
@@ -381,6 +378,25 @@ pub(crate) fn inspect_mounts(root: &Path, spec: &Value) -> Value {
         })
         .collect();
     Value::Array(list)
+}
+
+/// Fills empty volume `name` with the image's content at `target`: copied beside `_data`,
+/// then renamed over it, which succeeds only while `_data` is still empty. So of several
+/// `hull run`s that make one volume at once, one fills it, and none sees a half-made copy.
+fn fill(root: &Path, name: &str, target: &str, lowers: &[PathBuf]) -> Result<(), EngineError> {
+    let tmp = volume_dir(root, name).join(format!(".fill-{}", hull_net::network::random_id()));
+    std::fs::create_dir(&tmp).map_err(EngineError::io(format!("creating {}", tmp.display())))?;
+    let copied = copy::image_path(lowers, target, &tmp);
+    let filled = std::fs::read_dir(&tmp)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if copied.is_ok() && filled && std::fs::rename(&tmp, data_dir(root, name)).is_ok() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    copied.map_err(EngineError::io(format!(
+        "copying the image's {target} into volume {name}"
+    )))
 }
 
 impl Engine {
