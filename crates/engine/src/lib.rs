@@ -27,12 +27,12 @@ pub mod logs;
 pub mod monitor;
 pub mod options;
 pub mod paths;
-mod procfs;
 pub mod store;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
+use hull_sys::procfs;
 use rusqlite::Connection;
 
 pub use create::Created;

@@ -35,6 +35,8 @@ fn refuses_what_it_cannot_boot() {
 #[test]
 fn bad_sizes_are_refused() {
     let (rc, err) = hull(&["vm", "run", "--kernel", "k", "--mem", "lots"]);
-    assert_eq!(rc, 2, "{err}");
+    // A usage error is docker's 125, as for every hull command.
+    assert_eq!(rc, 125, "{err}");
     assert!(err.contains("\"lots\" is not a size"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
 }

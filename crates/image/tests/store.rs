@@ -390,13 +390,15 @@ fn full_disk_leaves_nothing_and_retry_works() {
         &small,
         Some("tmpfs"),
         nix::mount::MsFlags::empty(),
-        Some("size=1m"),
+        // Room for hull.db with every subsystem's tables and its WAL (a few hundred KiB), and
+        // for the small image; not for the big one.
+        Some("size=2m"),
     )
     .unwrap();
     let res = std::panic::catch_unwind(|| {
         let root = small.join("root");
         let mut s = ImageStore::open(&root).unwrap();
-        let tar = TarBuilder::new().file("big", &vec![1u8; 3 << 20]).finish();
+        let tar = TarBuilder::new().file("big", &vec![1u8; 6 << 20]).finish();
         let err = sources::import_tar(&mut s, &mut &tar[..], Some("big:1")).unwrap_err();
         assert!(err.to_string().contains("No space left"), "{err}");
         assert!(s.list().unwrap().is_empty());

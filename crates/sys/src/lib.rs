@@ -7,4 +7,5 @@ pub mod id;
 pub mod mount_api;
 pub mod mountinfo;
 pub mod pidfd;
+pub mod procfs;
 pub mod resolve;

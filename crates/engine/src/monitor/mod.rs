@@ -104,7 +104,7 @@ impl Monitor {
 
 /// Forks the monitor of container `id` under engine root `root`.
 pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, EngineError> {
-    let threads = procfs::thread_count();
+    let threads = procfs::thread_count().unwrap_or(1);
     if threads > 1 {
         return Err(EngineError::Monitor {
             id: id.to_string(),

@@ -1,0 +1,61 @@
+//! What hull reads about processes from /proc: whether a recorded pid (with its start time) is
+//! still the same process, and how many threads the caller has (a fork-like clone is only sound
+//! in a single-threaded process).
+
+/// The start time (clock ticks since boot, field 22 of /proc/PID/stat) and state letter of `pid`,
+/// or None when there is no such process.
+pub fn stat(pid: i32) -> Option<(u64, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: parse after its last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    // `rest` starts at field 3, so field 22 is the 20th from here.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, state))
+}
+
+/// The start time of `pid`, for recording.
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat(pid).map(|(start, _)| start)
+}
+
+/// True while `pid` is the process that started at `start` and has not exited (a zombie has).
+pub fn is_alive(pid: i32, start: u64) -> bool {
+    pid > 0 && matches!(stat(pid), Some((s, state)) if s == start && state != 'Z' && state != 'X')
+}
+
+/// The number of threads of the calling process (field 20 of /proc/self/stat), or None if /proc
+/// cannot tell. On the container start path: one read into a stack buffer, no parsing of the rest.
+pub fn thread_count() -> Option<u64> {
+    // Fields 1 to 20 are at most a few hundred bytes (the command name is at most 16).
+    let mut buf = [0u8; 512];
+    let mut file = std::fs::File::open("/proc/self/stat").ok()?;
+    let len = std::io::Read::read(&mut file, &mut buf).ok()?;
+    let text = buf.get(..len)?;
+    let rest = text.get(text.iter().rposition(|&b| b == b')')? + 2..)?;
+    // `rest` starts at field 3, so field 20 is the 18th from here.
+    let field = rest.split(|&b| b == b' ').nth(17)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thread_count_counts_this_process() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let parked = std::thread::spawn(move || rx.recv());
+        let count = super::thread_count().expect("/proc/self/stat");
+        let tasks = std::fs::read_dir("/proc/self/task")
+            .expect("task dir")
+            .count();
+        drop(tx);
+        let _ = parked.join();
+        assert!(count >= 2, "{count} threads with one parked");
+        // Other tests' threads may come and go between the two reads.
+        assert!(
+            count.abs_diff(tasks as u64) <= 8,
+            "{count} vs {tasks} tasks"
+        );
+    }
+}
