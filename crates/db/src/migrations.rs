@@ -34,6 +34,10 @@ const MIGRATIONS: &[Migration] = &[
         subsystem: "engine",
         sql: include_str!("migrations/0003_engine.sql"),
     },
+    Migration {
+        subsystem: "engine",
+        sql: include_str!("migrations/0004_volumes.sql"),
+    },
 ];
 
 /// The schema version this binary brings databases to: the number of migrations it knows.

@@ -278,6 +278,7 @@ impl Engine {
                     "WorkDir": dir.join("work"),
                 },
             },
+            "Mounts": crate::volumes::inspect_mounts(&self.root, &config),
             "LogPath": paths::log_file(&self.root, &r.id),
             "NetworkSettings": links,
             "Spec": config,

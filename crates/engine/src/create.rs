@@ -11,7 +11,7 @@ use crate::bundle::{self, defaults::HostLimits, seccomp, user, BundleInput};
 use crate::monitor::teardown;
 use crate::options::{self, Network, RunOptions, Settings};
 use crate::store::{self, Record, State};
-use crate::{paths, Engine, EngineError};
+use crate::{paths, volumes, Engine, EngineError};
 
 /// A container just created.
 #[derive(Debug)]
@@ -85,6 +85,7 @@ impl Engine {
                 None
             }
         };
+        let volumes = volumes::plan(&self.root, config, &opts.mounts)?;
         let dir = paths::container_dir(&self.root, &id);
         let etc = paths::etc_dir(&self.root, &id);
         let generated = bundle::generate(&BundleInput {
@@ -97,8 +98,9 @@ impl Engine {
             etc_dir: &etc,
             host: HostLimits::current(),
             seccomp,
+            mounts: &volumes.mounts,
         })?;
-        options::ensure_host_paths(&opts.volumes)?;
+        volumes.make_bind_sources()?;
         let record = Record {
             id: id.clone(),
             name: opts
@@ -121,6 +123,8 @@ impl Engine {
                 exposed_ports: config
                     .and_then(|c| c.exposed_ports().clone())
                     .unwrap_or_default(),
+                volumes: volumes.named.clone(),
+                anonymous_volumes: volumes.anonymous.clone(),
                 restart: opts.restart,
                 ..Default::default()
             },
@@ -135,6 +139,8 @@ impl Engine {
         store::insert(&mut self.conn, &record)?;
         let written = (|| {
             store.hold(&rootfs.manifest, &id)?;
+            // After the row that names them: from here no `volume rm` takes them away.
+            volumes.make_volumes(&mut self.conn, &self.root, &rootfs.lowers)?;
             std::fs::create_dir_all(&etc)
                 .map_err(EngineError::io(format!("creating {}", etc.display())))?;
             for name in ["hostname", "hosts", "resolv.conf"] {
@@ -151,6 +157,7 @@ impl Engine {
         if let Err(e) = written {
             let _ = teardown::files(&self.root, &id);
             let _ = store::delete(&self.conn, &id);
+            volumes::remove_anonymous(&mut self.conn, &self.root, &volumes.anonymous);
             return Err(e);
         }
         Ok(Created { record, warnings })

@@ -35,6 +35,10 @@ pub enum EngineError {
     Invalid(String),
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
+    #[error("no such volume: {0}")]
+    NoSuchVolume(String),
+    #[error("remove {name}: volume is in use - [{containers}]")]
+    VolumeInUse { name: String, containers: String },
     #[error("container {0} is running: stop it first or use rm -f")]
     Running(String),
     #[error("container {0} is not running")]

@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod options;
 pub mod paths;
 pub mod store;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
@@ -38,8 +39,9 @@ pub use create::Created;
 pub use error::{EngineError, EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
 pub use exec::ExecRequest;
 pub use monitor::{Attach, Monitor, Report};
-pub use options::{Network, PullPolicy, RestartPolicy, RunOptions, Settings, Volume};
+pub use options::{Network, PullPolicy, RestartPolicy, RunOptions, Settings};
 pub use store::{Record, State};
+pub use volumes::{MountSpec, VolumeRecord};
 
 /// The engine bound to one root (`--root`, default /var/lib/hull).
 #[derive(Debug)]

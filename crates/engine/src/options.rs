@@ -1,7 +1,7 @@
 //! What a user asks of a new container (`hull run`/`create` flags), parsed and checked before
 //! anything is created, and the part of it the engine keeps with the container.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hull_net::ports::PortMapping;
 use serde::{Deserialize, Serialize};
@@ -195,44 +195,6 @@ impl PullPolicy {
     }
 }
 
-/// A `-v HOST:CTR[:ro]` bind mount.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Volume {
-    pub host: PathBuf,
-    pub container: String,
-    pub readonly: bool,
-}
-
-impl Volume {
-    pub fn parse(text: &str) -> Result<Volume, EngineError> {
-        let bad = |why: &str| EngineError::Invalid(format!("-v {text:?}: {why}"));
-        let parts: Vec<&str> = text.split(':').collect();
-        let (host, container, mode) = match parts.as_slice() {
-            [h, c] => (*h, *c, None),
-            [h, c, m] => (*h, *c, Some(*m)),
-            _ => return Err(bad("use HOST:CONTAINER[:ro|rw]")),
-        };
-        if !host.starts_with('/') {
-            return Err(bad(
-                "named volumes are not supported yet; the host path must be absolute",
-            ));
-        }
-        if !container.starts_with('/') {
-            return Err(bad("the container path must be absolute"));
-        }
-        let readonly = match mode {
-            None | Some("rw") => false,
-            Some("ro") => true,
-            Some(m) => return Err(bad(&format!("unknown option {m:?} (ro or rw)"))),
-        };
-        Ok(Volume {
-            host: PathBuf::from(host),
-            container: container.to_string(),
-            readonly,
-        })
-    }
-}
-
 /// The flags of `hull run` and `hull create`, parsed.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -254,7 +216,8 @@ pub struct RunOptions {
     /// CPU quota in thousandths of a CPU.
     pub millicpus: Option<u64>,
     pub pids_limit: Option<i64>,
-    pub volumes: Vec<Volume>,
+    /// `-v`, `--mount` and `--tmpfs`, in the order given.
+    pub mounts: Vec<crate::volumes::MountSpec>,
     pub rm: bool,
     /// `-i`: the container's stdin is the caller's.
     pub interactive: bool,
@@ -295,6 +258,12 @@ pub struct Settings {
     /// The restart policy's state: what the user did since the last start.
     #[serde(default)]
     pub user_stop: UserStop,
+    /// The named volumes it mounts: a volume is in use while a container row names it.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// The anonymous volumes made for it, removed with it by `rm -v` and `--rm`.
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
 }
 
 /// `--memory 64m`: bytes, with docker's b/k/m/g suffixes (powers of 1024); at least 6 MiB as
@@ -423,17 +392,6 @@ pub fn check_name(name: &str) -> Result<(), EngineError> {
     }
 }
 
-/// Makes a `-v` host path that does not exist, as docker does.
-pub(crate) fn ensure_host_paths(volumes: &[Volume]) -> Result<(), EngineError> {
-    for v in volumes {
-        if !Path::new(&v.host).exists() {
-            std::fs::create_dir_all(&v.host)
-                .map_err(EngineError::io(format!("creating {}", v.host.display())))?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,19 +416,6 @@ mod tests {
         assert!(parse_cpus("0").is_err());
         assert!(parse_cpus("0.0001").is_err());
         assert!(parse_cpus("x").is_err());
-    }
-
-    #[test]
-    fn volumes() {
-        let v = Volume::parse("/srv:/data:ro").unwrap();
-        assert_eq!(
-            (v.host.to_str(), v.container.as_str(), v.readonly),
-            (Some("/srv"), "/data", true)
-        );
-        assert!(!Volume::parse("/srv:/data").unwrap().readonly);
-        assert!(Volume::parse("name:/data").is_err());
-        assert!(Volume::parse("/srv:data").is_err());
-        assert!(Volume::parse("/srv:/data:zz").is_err());
     }
 
     #[test]

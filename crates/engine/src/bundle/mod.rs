@@ -38,6 +38,9 @@ pub struct BundleInput<'a> {
     pub host: HostLimits,
     /// The OCI `linux.seccomp` section (None: unconfined).
     pub seccomp: Option<Value>,
+    /// The user's and the image's mounts (`-v`, `--mount`, `--tmpfs`, `Volumes`), as
+    /// [`crate::volumes::plan`] resolved them, in order.
+    pub mounts: &'a [Value],
 }
 
 /// The generated config and what the engine keeps beside it.
@@ -143,18 +146,7 @@ pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
             "options": ["rbind", "rprivate", "nosuid", "nodev", "noexec"],
         }));
     }
-    for v in &opts.volumes {
-        let mut options = vec!["rbind", "rprivate"];
-        if v.readonly {
-            options.push("ro");
-        }
-        mounts.push(json!({
-            "destination": v.container,
-            "type": "bind",
-            "source": v.host,
-            "options": options,
-        }));
-    }
+    mounts.extend(input.mounts.iter().cloned());
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if let Some(limit) = opts.memory {
         resources["memory"] = json!({"limit": limit});
@@ -212,7 +204,6 @@ pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::Volume;
 
     fn image(json: &str) -> ImageConfig {
         serde_json::from_str(json).unwrap()
@@ -228,6 +219,15 @@ mod tests {
     }
 
     fn gen(img: Option<&ImageConfig>, opts: &RunOptions, env: &[String]) -> Bundle {
+        gen_with(img, opts, env, &[])
+    }
+
+    fn gen_with(
+        img: Option<&ImageConfig>,
+        opts: &RunOptions,
+        env: &[String],
+        mounts: &[Value],
+    ) -> Bundle {
         let user = root();
         generate(&BundleInput {
             image: img,
@@ -242,6 +242,7 @@ mod tests {
                 nproc_hard: u64::MAX,
             },
             seccomp: None,
+            mounts,
         })
         .unwrap()
     }
@@ -302,14 +303,13 @@ mod tests {
             memory: Some(64 << 20),
             millicpus: Some(500),
             pids_limit: Some(100),
-            volumes: vec![Volume {
-                host: "/data".into(),
-                container: "/mnt".into(),
-                readonly: true,
-            }],
             ..Default::default()
         };
-        let b = gen(Some(&img), &opts, &[]);
+        let mounts = [
+            json!({"destination": "/mnt", "type": "bind", "source": "/data",
+                             "options": ["rbind", "rprivate", "ro"]}),
+        ];
+        let b = gen_with(Some(&img), &opts, &[], &mounts);
         let c = &b.config;
         assert_eq!(b.stop_signal, "SIGQUIT");
         assert_eq!(c["process"]["cwd"], "/srv");
@@ -393,6 +393,7 @@ mod tests {
             etc_dir: Path::new("/x"),
             host: HostLimits::current(),
             seccomp: None,
+            mounts: &[],
         });
         assert!(r.is_err());
     }

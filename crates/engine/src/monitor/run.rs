@@ -90,6 +90,7 @@ fn monitor(
     if record.settings.rm {
         teardown::to_trash(root, id)?;
         store::delete(&conn, id)?;
+        crate::volumes::remove_anonymous(&mut conn, root, &record.settings.anonymous_volumes);
     }
     let result = match outcome {
         Ok(code) => {

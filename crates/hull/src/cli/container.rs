@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use hull_engine::options::{self, Network};
 use hull_engine::{
-    Attach, Engine, EngineError, PullPolicy, Record, Report, RestartPolicy, RunOptions, State,
+    Attach, Engine, EngineError, MountSpec, PullPolicy, Record, Report, RestartPolicy, RunOptions,
+    State,
 };
 
 use super::format;
@@ -69,6 +70,9 @@ pub enum ContainerCommand {
         /// Kill running containers first
         #[arg(short, long)]
         force: bool,
+        /// Also remove the containers' anonymous volumes
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -153,9 +157,15 @@ pub struct RunArgs {
     /// Replace the image's entrypoint ("" clears it)
     #[arg(long)]
     entrypoint: Option<String>,
-    /// Bind mount HOSTPATH:CONTAINERPATH[:ro]
+    /// Mount a host path or a volume: HOSTPATH:PATH[:ro], NAME:PATH[:ro], or PATH (anonymous)
     #[arg(short, long = "volume")]
     volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly][,tmpfs-size=..]...
+    #[arg(long = "mount")]
+    mount: Vec<String>,
+    /// Mount a tmpfs: PATH[:OPTIONS] (e.g. /run:size=64m,mode=1777)
+    #[arg(long = "tmpfs")]
+    tmpfs: Vec<String>,
     /// Keep stdin open: the container reads this command's stdin
     #[arg(short, long)]
     interactive: bool,
@@ -220,10 +230,12 @@ impl RunArgs {
                 .map(options::parse_pids_limit)
                 .transpose()?
                 .flatten(),
-            volumes: self
+            mounts: self
                 .volume
                 .iter()
-                .map(|v| hull_engine::Volume::parse(v))
+                .map(|v| MountSpec::parse_volume(v))
+                .chain(self.mount.iter().map(|m| MountSpec::parse_mount(m)))
+                .chain(self.tmpfs.iter().map(|t| MountSpec::parse_tmpfs(t)))
                 .collect::<Result<_, _>>()?,
             rm: self.rm,
             interactive: self.interactive,
@@ -285,9 +297,17 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
                 println!("{c}");
             }
         }
-        ContainerCommand::Rm { force, containers } => {
+        ContainerCommand::Rm {
+            force,
+            volumes,
+            containers,
+        } => {
             for c in containers {
-                engine.remove(&c, force)?;
+                if volumes {
+                    engine.remove_with_volumes(&c, force)?;
+                } else {
+                    engine.remove(&c, force)?;
+                }
                 println!("{c}");
             }
         }
@@ -446,7 +466,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
         Ok(m) => m,
         Err(e) => {
             // Nothing runs: a container the user never sees started is not left behind.
-            let _ = engine.remove(&id, true);
+            let _ = engine.remove_with_volumes(&id, true);
             return Err(e.into());
         }
     };
@@ -461,7 +481,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     };
     if result.is_err() && opts.rm {
         // A monitor that failed before it owned the container left it to its starter.
-        let _ = engine.remove(&id, true);
+        let _ = engine.remove_with_volumes(&id, true);
     }
     Ok(result?)
 }

@@ -7,6 +7,7 @@ mod network;
 mod progress;
 mod system;
 mod vm;
+mod volume;
 
 use std::path::PathBuf;
 
@@ -33,6 +34,9 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     #[command(flatten)]
     Container(container::ContainerCommand),
     #[command(flatten)]
@@ -54,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Container(c) => container::run(&cli.root, c),
         Command::Network(cmd) => network::run(&cli.root, cmd).map(|()| 0),
+        Command::Volume(cmd) => volume::run(&cli.root, cmd),
         Command::Image(c) => image::run(&cli.root, c).map(|()| 0),
         Command::System { command } => system::run(&cli.root, command).map(|()| 0),
         Command::Vm { command } => vm::run(command).map(|()| 0),

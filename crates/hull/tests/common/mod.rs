@@ -1,8 +1,8 @@
-//! What the engine's end-to-end tests share: a private `--root` per test with a busybox image
-//! imported from Debian's busybox-static, the `hull` binary run as a user runs it, and the check
-//! on the way out that nothing of the test's containers is left (mounts, runtime state,
-//! monitors, cgroups, veths, rows).
-#![allow(dead_code)] // each test file uses its part
+//! What the `hull` end-to-end tests share: a private `--root` with a busybox image imported from
+//! Debian's busybox-static, the `hull` binary run as a user runs it, and the check on the way out
+//! that nothing of the test's containers is left (mounts, runtime state, monitors, cgroups, veths,
+//! rows).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a part
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -62,6 +62,96 @@ pub fn busybox_tar(dir: &Path) -> PathBuf {
     path
 }
 
+/// Live (not zombie) hull processes whose command line contains `text`.
+pub fn processes_naming(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        if line.contains(text) && line.contains("hull") && !stat.contains(") Z") {
+            found.push(line);
+        }
+    }
+    found
+}
+
+pub fn cmd(path: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hull"));
+    c.arg("--root").arg(path).args(args);
+    c
+}
+
+pub fn hull(path: &Path, args: &[&str]) -> Output {
+    cmd(path, args).output().unwrap()
+}
+
+pub fn ok(path: &Path, args: &[&str]) -> String {
+    let o = hull(path, args);
+    assert!(
+        o.status.success(),
+        "hull {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command that must fail with exit 125, one line on stderr, and nothing left behind.
+pub fn bad(path: &Path, args: &[&str]) -> String {
+    let o = hull(path, args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(125), "hull {args:?}: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
+    assert_eq!(
+        ok(path, &["ps", "-a", "-q"]),
+        "",
+        "hull {args:?} left a container"
+    );
+    err
+}
+
+/// Nothing of the containers under `path` is left in the kernel or on disk: mounts, runtime
+/// state, container dirs, rows, monitors, removed files.
+pub fn assert_engine_clean(path: &Path) {
+    let me = path.display().to_string();
+    let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&me))
+        .map(String::from)
+        .collect();
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    let state: Vec<_> = std::fs::read_dir(path.join("runtime"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(state.is_empty(), "runtime state left: {state:?}");
+    let containers: Vec<_> = std::fs::read_dir(path.join("containers"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(containers.is_empty(), "container dirs left: {containers:?}");
+    assert_eq!(ok(path, &["ps", "-a", "-q"]), "", "rows left");
+    // Monitors are forked `hull --root ROOT ...` processes: their command line names the
+    // root. One may still be deleting a removed container's files after its last report.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = processes_naming(&me);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "processes left: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let trash: Vec<_> = std::fs::read_dir(path.join("trash"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        trash.is_empty(),
+        "removed containers' files left: {trash:?}"
+    );
+}
+
 impl Root {
     pub fn new(tag: &str) -> Option<Root> {
         if !is_root() {
@@ -84,37 +174,20 @@ impl Root {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hull"));
-        c.arg("--root").arg(&self.path).args(args);
-        c
+        cmd(&self.path, args)
     }
 
     pub fn hull(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
+        hull(&self.path, args)
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
-        let o = self.hull(args);
-        assert!(
-            o.status.success(),
-            "hull {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        ok(&self.path, args)
     }
 
     /// A command that must fail with exit 125, one line on stderr, and nothing left behind.
     pub fn bad(&self, args: &[&str]) -> String {
-        let o = self.hull(args);
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert_eq!(o.status.code(), Some(125), "hull {args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
-        assert_eq!(
-            self.ok(&["ps", "-a", "-q"]),
-            "",
-            "hull {args:?} left a container"
-        );
-        err
+        bad(&self.path, args)
     }
 
     pub fn detach(&mut self, args: &[&str]) -> String {
@@ -133,41 +206,7 @@ impl Root {
 
     /// Nothing of this root's containers is left in the kernel or on disk.
     pub fn assert_clean(&self) {
-        let me = self.path.display().to_string();
-        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&me))
-            .map(String::from)
-            .collect();
-        assert!(mounts.is_empty(), "mounts left: {mounts:?}");
-        let state: Vec<_> = std::fs::read_dir(self.path.join("runtime"))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(state.is_empty(), "runtime state left: {state:?}");
-        let containers: Vec<_> = std::fs::read_dir(self.path.join("containers"))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(containers.is_empty(), "container dirs left: {containers:?}");
-        assert_eq!(self.ok(&["ps", "-a", "-q"]), "", "rows left");
-        // Monitors are forked `hull --root ROOT ...` processes: their command line names the
-        // root. One may still be deleting a removed container's files after its last report.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = processes_naming(&me);
-            if left.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "processes left: {left:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let trash: Vec<_> = std::fs::read_dir(self.path.join("trash"))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(
-            trash.is_empty(),
-            "removed containers' files left: {trash:?}"
-        );
+        assert_engine_clean(&self.path);
         let links = String::from_utf8_lossy(
             &Command::new("ip")
                 .args(["-o", "link"])
@@ -213,22 +252,6 @@ pub fn cgroup_candidates(id: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Live (not zombie) hull processes whose command line contains `text`.
-pub fn processes_naming(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-            continue;
-        };
-        let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
-        if line.contains(text) && line.contains("hull") && !stat.contains(") Z") {
-            found.push(line);
-        }
-    }
-    found
-}
-
 impl Drop for Root {
     fn drop(&mut self) {
         // A failed test still removes what it made.
@@ -244,6 +267,7 @@ impl Drop for Root {
     }
 }
 
+#[allow(unused_macros)] // volume_cli keeps a root of its own
 macro_rules! root {
     ($tag:expr) => {
         match $crate::common::Root::new($tag) {
