@@ -94,9 +94,15 @@ fn on_failure_runs_n_plus_one_times_then_stays_exited() {
 #[test]
 fn always_restarts_after_exit_0_until_stopped() {
     let mut r = root!("always");
+    // A network of this test's own (the default one's bridge would outlive the test).
+    let subnet = format!("10.237.{}.0/24", std::process::id() % 200 + 20);
+    r.ok(&["network", "create", "rsttest", "--subnet", &subnet]);
+    r.networks.push("rsttest".into());
     let id = r.detach(&[
         "--restart",
         "always",
+        "--network",
+        "rsttest",
         "busybox",
         "sh",
         "-c",
