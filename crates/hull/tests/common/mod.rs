@@ -220,7 +220,7 @@ impl Root {
                 assert!(!cg.exists(), "cgroup left: {}", cg.display());
             }
             assert!(
-                !links.contains(&format!("hull{}", &id[..7])),
+                !links.contains(&format!("hull{}", &id[..5])),
                 "veth of {id} left"
             );
         }
