@@ -4,16 +4,13 @@
 //! left (mounts, runtime state, monitors, container dirs, rows, volumes).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{busybox_tar, is_root};
-
-struct Root {
-    path: PathBuf,
-}
+use common::{busybox_tar, Root};
 
 fn dir_header() -> tar::Header {
     let mut h = tar::Header::new_gnu();
@@ -83,75 +80,10 @@ fn voltest_archive(dir: &Path) -> PathBuf {
     out
 }
 
-impl Root {
-    fn new(tag: &str) -> Option<Root> {
-        if !is_root() || !Path::new("/bin/busybox").exists() {
-            return None;
-        }
-        let path = std::env::temp_dir().join(format!("hull-vol-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        let root = Root { path };
-        let tar = busybox_tar(&root.path);
-        root.ok(&["import", tar.to_str().unwrap(), "busybox"]);
-        Some(root)
-    }
-
-    fn load_voltest(&self) {
-        let archive = voltest_archive(&self.path);
-        self.ok(&["load", "-i", archive.to_str().unwrap()]);
-    }
-
-    fn hull(&self, args: &[&str]) -> Output {
-        common::hull(&self.path, args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        common::ok(&self.path, args)
-    }
-
-    /// A command that must fail with exit 125, one line on stderr, and nothing left behind.
-    fn bad(&self, args: &[&str]) -> String {
-        common::bad(&self.path, args)
-    }
-
-    fn volumes(&self) -> Vec<String> {
-        self.ok(&["volume", "ls", "-q"])
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    /// Nothing of this root's containers and volumes is left in the kernel or on disk.
-    fn assert_clean(&self) {
-        common::assert_engine_clean(&self.path);
-        let left: Vec<_> = std::fs::read_dir(self.path.join("volumes"))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "volume dirs left: {left:?}");
-        assert_eq!(self.volumes(), Vec::<String>::new(), "volume rows left");
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        // A failed test still removes what it made.
-        if let Ok(o) = common::cmd(&self.path, &["ps", "-a", "-q", "--no-trunc"]).output() {
-            for id in String::from_utf8_lossy(&o.stdout).lines() {
-                let _ = self.hull(&["rm", "-f", "-v", id]);
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-macro_rules! root {
-    ($tag:expr) => {
-        match Root::new($tag) {
-            Some(r) => r,
-            None => hull_testkit::skip!("needs root and /bin/busybox (busybox-static)"),
-        }
-    };
+/// Loads the image with content and a `Volumes` entry into `r`.
+fn load_voltest(r: &Root) {
+    let archive = voltest_archive(&r.path);
+    r.ok(&["load", "-i", archive.to_str().unwrap()]);
 }
 
 const NONET: [&str; 2] = ["--network", "none"];
@@ -254,7 +186,7 @@ fn named_volume_outlives_its_container_and_read_only_refuses_writes() {
 #[test]
 fn image_content_is_copied_into_new_volumes() {
     let r = root!("copy");
-    r.load_voltest();
+    load_voltest(&r);
     // A new named volume gets the image's content at its path.
     let seed = || {
         let args = [

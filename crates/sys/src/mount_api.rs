@@ -287,8 +287,7 @@ mod tests {
     #[test]
     fn a_tmpfs_is_built_cloned_made_read_only_and_attached() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIP: mounting needs root");
-            return;
+            hull_testkit::skip!("mounting needs root");
         }
         let dir = std::env::temp_dir().join(format!("hull-sys-mount-api-{}", std::process::id()));
         let scratch = Scratch(dir.clone());

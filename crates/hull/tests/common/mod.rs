@@ -204,9 +204,22 @@ impl Root {
         v[0].clone()
     }
 
-    /// Nothing of this root's containers is left in the kernel or on disk.
+    /// The names of this root's volumes.
+    pub fn volumes(&self) -> Vec<String> {
+        self.ok(&["volume", "ls", "-q"])
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Nothing of this root's containers and volumes is left in the kernel or on disk.
     pub fn assert_clean(&self) {
         assert_engine_clean(&self.path);
+        let left: Vec<_> = std::fs::read_dir(self.path.join("volumes"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "volume dirs left: {left:?}");
+        assert_eq!(self.volumes(), Vec::<String>::new(), "volume rows left");
         let links = String::from_utf8_lossy(
             &Command::new("ip")
                 .args(["-o", "link"])
@@ -257,7 +270,7 @@ impl Drop for Root {
         // A failed test still removes what it made.
         if let Ok(o) = self.cmd(&["ps", "-a", "-q", "--no-trunc"]).output() {
             for id in String::from_utf8_lossy(&o.stdout).lines() {
-                let _ = self.cmd(&["rm", "-f", id]).output();
+                let _ = self.cmd(&["rm", "-f", "-v", id]).output();
             }
         }
         for n in &self.networks {
@@ -267,7 +280,6 @@ impl Drop for Root {
     }
 }
 
-#[allow(unused_macros)] // volume_cli keeps a root of its own
 macro_rules! root {
     ($tag:expr) => {
         match $crate::common::Root::new($tag) {
