@@ -288,8 +288,16 @@ fn pause_freezes_and_resume_thaws() {
     );
     c.ok(&["resume", &c.id]);
     assert_eq!(c.status(), "running");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(read() > frozen, "counter did not advance after resume");
+    // The shell truncates the file before each write: a read may see it empty (0) once, so the
+    // counter is polled until it passes the frozen value.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while read() <= frozen {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counter did not advance after resume"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]
