@@ -314,14 +314,16 @@ impl ContainerDir {
     }
 
     pub fn save_config(&self, spec: &Spec) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(spec).map_err(encode("config"))?;
+        // Through a Value: the Spec's Serialize is instantiated once in the binary (see spec.rs).
+        let value = serde_json::to_value(spec).map_err(encode("config"))?;
+        let bytes = serde_json::to_vec(&value).map_err(encode("config"))?;
         write_atomic(&self.path.join(CONFIG_FILE), &bytes, 0o600)
     }
 
     pub fn load_config(&self) -> Result<Spec, StateError> {
         let path = self.path.join(CONFIG_FILE);
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-        serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path, source })
+        crate::spec::decode(&bytes).map_err(|source| StateError::Corrupt { path, source })
     }
 
     /// Removes the directory; the lock goes with it.
