@@ -108,7 +108,16 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// The directory of compiled seccomp filters in a state root. '@' is outside the id rule, so
+/// no container's directory can have this name.
+const SECCOMP_CACHE: &str = "@seccomp-cache";
+
 impl Store {
+    /// Compiled seccomp filters kept between runs (security::seccomp_cache).
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join(SECCOMP_CACHE)
+    }
+
     pub fn new(root: &Path) -> Store {
         Store {
             root: root.to_path_buf(),
@@ -242,6 +251,11 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
+    /// The seccomp filter cache of the store this directory is in.
+    pub fn seccomp_cache(&self) -> Option<PathBuf> {
+        Some(self.path.parent()?.join(SECCOMP_CACHE))
+    }
+
     fn locked(path: PathBuf) -> Result<ContainerDir, StateError> {
         let lock_path = path.join(LOCK_FILE);
         let lock = OpenOptions::new()
