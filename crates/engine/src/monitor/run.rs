@@ -226,6 +226,9 @@ fn run_container(
     // Others (stop, kill) reach the container through the runtime's lock while it runs.
     drop(container);
     reporter.send(&Report::Started(pid));
+    // Idle while the container runs: the moment to fold a long WAL into hull.db, since every
+    // new hull process reads the whole WAL when it opens the database.
+    hull_db::checkpoint(conn);
 
     let mut log = LogWriter::create(&paths::log_file(root, id))?;
     relay(&out_r, &err_r, &mut log, &mut attach_out);
