@@ -26,6 +26,10 @@ fn wait_gone(pid: i64) {
     }
 }
 
+fn detach_sh(r: &mut common::Root, script: &str) -> String {
+    r.detach(&["--network", "none", "busybox", "sh", "-c", script])
+}
+
 /// Polls `hull logs` until `enough` holds, returning the last output.
 fn logs_until(r: &common::Root, id: &str, enough: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -157,14 +161,7 @@ fn foreground_run_killed_at_any_moment_leaves_a_consistent_state() {
 #[test]
 fn killed_init_exits_137_and_keeps_its_logs() {
     let mut r = root!("initkill");
-    let id = r.detach(&[
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
-        "for i in 1 2 3; do echo line$i; done; sleep 600",
-    ]);
+    let id = detach_sh(&mut r, "for i in 1 2 3; do echo line$i; done; sleep 600");
     logs_until(&r, &id, |out| out.contains("line3"));
     let pid = r.inspect(&id)["State"]["Pid"].as_i64().unwrap();
     sigkill(pid);
@@ -179,14 +176,10 @@ fn killed_init_exits_137_and_keeps_its_logs() {
 #[test]
 fn killed_monitor_loses_no_written_log_line() {
     let mut r = root!("monlogs");
-    let id = r.detach(&[
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
+    let id = detach_sh(
+        &mut r,
         "i=0; while true; do echo n$i; i=$((i+1)); sleep 0.01; done",
-    ]);
+    );
     let before = logs_until(&r, &id, |out| out.lines().count() >= 20);
     let monitor = r.inspect(&id)["State"]["MonitorPid"].as_i64().unwrap();
     sigkill(monitor);
