@@ -141,31 +141,6 @@ impl Engine {
         Ok(record)
     }
 
-    /// Its stop signal, then SIGKILL to every process after `timeout`; returns once its monitor
-    /// has recorded the exit and cleaned up. Stopping a container that is not running is no error.
-    pub fn stop(&mut self, reference: &str, timeout: Duration) -> Result<Record, EngineError> {
-        let record = self.find(reference)?;
-        if !record.state.is_live() {
-            return Ok(record);
-        }
-        // First, so that its monitor does not start it again (also while it waits to).
-        store::note_user_stop(&mut self.conn, &record.id, UserStop::STOPPED)?;
-        let runtime = Runtime::new(paths::runtime_root(&self.root));
-        let signal =
-            hull_runtime::parse_signal(&record.settings.stop_signal).unwrap_or(Signal::SIGTERM);
-        if let Ok(container) = runtime.open(&record.id) {
-            let _ = container.kill(signal, false);
-        }
-        if !wait_monitor(&record, timeout) {
-            if let Ok(container) = runtime.open(&record.id) {
-                let _ = container.kill(Signal::SIGKILL, true);
-            }
-            wait_monitor(&record, Duration::from_secs(30));
-        }
-        self.reconcile()?;
-        Ok(record)
-    }
-
     /// Removes a container that is not running (with `force`, kills it first).
     pub fn remove(&mut self, reference: &str, force: bool) -> Result<Record, EngineError> {
         let record = self.find(reference)?;
@@ -322,7 +297,7 @@ impl Engine {
 }
 
 /// Waits up to `timeout` for the container's monitor to exit; whether it did.
-fn wait_monitor(record: &Record, timeout: Duration) -> bool {
+pub(crate) fn wait_monitor(record: &Record, timeout: Duration) -> bool {
     let Some((pid, start)) = record.monitor_pid.zip(record.monitor_start) else {
         return true;
     };

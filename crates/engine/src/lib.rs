@@ -27,6 +27,7 @@ pub mod logs;
 pub mod monitor;
 pub mod options;
 pub mod paths;
+mod stop;
 pub mod store;
 pub mod volumes;
 

@@ -284,9 +284,24 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             engine.logs(&container, follow, &mut out, &mut err)?;
         }
         ContainerCommand::Stop { time, containers } => {
-            for c in containers {
-                engine.stop(&c, Duration::from_secs(time))?;
-                println!("{c}");
+            // Together, as docker: one timeout for all; each name printed once stopped, an
+            // error for the others, and exit 1 if any failed.
+            let refs: Vec<&str> = containers.iter().map(String::as_str).collect();
+            let mut failed = false;
+            for (c, result) in containers
+                .iter()
+                .zip(engine.stop_many(&refs, Duration::from_secs(time))?)
+            {
+                match result {
+                    Ok(_) => println!("{c}"),
+                    Err(e) => {
+                        eprintln!("hull: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(1);
             }
         }
         ContainerCommand::Kill { signal, containers } => {
