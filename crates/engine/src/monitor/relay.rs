@@ -153,16 +153,16 @@ enum Slot {
     Client(usize),
 }
 
-/// The attached clients of one run of the container.
+/// The attach socket and its clients.
 #[derive(Debug)]
-pub(super) struct Relay<'a> {
-    listener: &'a OwnedFd,
+pub(super) struct Relay {
+    listener: OwnedFd,
     clients: Vec<Client>,
     interactive: bool,
 }
 
-impl<'a> Relay<'a> {
-    pub(super) fn new(listener: &'a OwnedFd, interactive: bool) -> Relay<'a> {
+impl Relay {
+    pub(super) fn new(listener: OwnedFd, interactive: bool) -> Relay {
         Relay {
             listener,
             clients: Vec::new(),
@@ -238,7 +238,7 @@ impl<'a> Relay<'a> {
 
     fn accept(&mut self) {
         while let Ok(conn) = accept4(
-            self.listener,
+            &self.listener,
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         ) {
             self.add(conn);
@@ -306,8 +306,8 @@ impl<'a> Relay<'a> {
     }
 
     /// Sends every client the exit status after what is left of the output, giving them a
-    /// while to read it; then lets them go.
-    pub(super) fn finish(mut self, code: i32) {
+    /// while to read it; then lets them go (the listener stays, for the next run).
+    pub(super) fn finish(&mut self, code: i32) {
         for c in &mut self.clients {
             c.push(attach::frame(EXIT, &code.to_le_bytes()));
         }
@@ -316,6 +316,7 @@ impl<'a> Relay<'a> {
             self.clients.retain(|c| !c.dead && !c.queue.is_empty());
             let left = deadline.saturating_duration_since(Instant::now());
             if self.clients.is_empty() || left.is_zero() {
+                self.clients.clear();
                 return;
             }
             let mut fds: Vec<PollFd<'_>> = self
@@ -325,6 +326,8 @@ impl<'a> Relay<'a> {
                 .collect();
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
             if poll(&mut fds, PollTimeout::from(ms)).is_err() {
+                drop(fds);
+                self.clients.clear();
                 return;
             }
             drop(fds);

@@ -62,7 +62,15 @@ fn monitor(
     }
     let record =
         store::get(&conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
-    let outcome = run_with_policy(root, &mut conn, &record, reporter, attach);
+    let mut relay = attach::listen_socket(root, id)
+        .map(|listener| Relay::new(listener, record.settings.interactive));
+    let outcome = match &mut relay {
+        Ok(relay) => run_with_policy(root, &mut conn, &record, reporter, relay, attach),
+        Err(e) => Err(EngineError::Monitor {
+            id: id.to_string(),
+            message: e.to_string(),
+        }),
+    };
     let leftovers = teardown::kernel_objects(root, id);
     let (code, reason) = match &outcome {
         Ok(code) => (*code, None),
@@ -87,6 +95,10 @@ fn monitor(
         &hull_runtime::now_rfc3339(),
         reason.as_deref(),
     )?;
+    // Attached clients hear of the exit once hull.db has it: what they run next sees it.
+    if let Ok(relay) = &mut relay {
+        relay.finish(code);
+    }
     if record.settings.rm {
         teardown::to_trash(root, id)?;
         store::delete(&conn, id)?;
@@ -115,6 +127,7 @@ fn run_with_policy(
     conn: &mut Connection,
     record: &Record,
     reporter: &mut Reporter,
+    relay: &mut Relay,
     mut attach: Option<Attach>,
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
@@ -123,21 +136,12 @@ fn run_with_policy(
     let rootfs = image.rootfs_for(&record.settings.manifest)?;
     drop(image);
     hull_image::overlay::mount_container(&rootfs.lowers, &dir, id)?;
-    let listener = attach::listen_socket(root, id)?;
     let mut backoff = Backoff::default();
     let mut first = true;
     let mut address = None;
     loop {
         let began = Instant::now();
-        let outcome = run_container(
-            root,
-            conn,
-            record,
-            reporter,
-            Relay::new(&listener, record.settings.interactive),
-            attach.take(),
-            address,
-        );
+        let outcome = run_container(root, conn, record, reporter, relay, attach.take(), address);
         let code = match (&outcome, first) {
             // A container that cannot start the first time is the user's error to see.
             (Err(_), true) => return outcome,
@@ -164,6 +168,7 @@ fn run_with_policy(
         if !store::set_restarting(conn, id, code, &hull_runtime::now_rfc3339())? {
             return outcome;
         }
+        relay.finish(code);
         if restarts == 0 {
             // The starter (a foreground run) ends with this first exit; it reads no more.
             reporter.send(&Report::Exited(code));
@@ -202,7 +207,7 @@ fn run_container(
     conn: &Connection,
     record: &Record,
     reporter: &mut Reporter,
-    mut relay: Relay<'_>,
+    relay: &mut Relay,
     attach: Option<Attach>,
     address: Option<Ipv4Addr>,
 ) -> Result<i32, EngineError> {
@@ -269,9 +274,7 @@ fn run_container(
     relay.run(&mut io, &mut log);
     log.flush();
     drop(io);
-    let code = runtime.open(id)?.wait()?.unwrap_or(EXIT_ENGINE);
-    relay.finish(code);
-    Ok(code)
+    Ok(runtime.open(id)?.wait()?.unwrap_or(EXIT_ENGINE))
 }
 
 /// Gives the container its network and writes its hosts, hostname and resolv.conf in place
