@@ -68,3 +68,32 @@ impl Drop for RawMode {
         let _ = tcsetattr(&self.tty, SetArg::TCSADRAIN, &self.saved);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::termios::LocalFlags;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn window_size_and_raw_mode_on_a_pty() {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        set_window_size(pty.master.as_fd(), 33, 101).unwrap();
+        assert_eq!(window_size(pty.slave.as_fd()), Some((33, 101)));
+        let canonical = |fd: BorrowedFd| {
+            tcgetattr(fd)
+                .unwrap()
+                .local_flags
+                .contains(LocalFlags::ICANON)
+        };
+        assert!(canonical(pty.slave.as_fd()));
+        let raw = RawMode::enter(pty.slave.as_fd()).unwrap().unwrap();
+        assert!(!canonical(pty.slave.as_fd()));
+        drop(raw);
+        assert!(canonical(pty.slave.as_fd()));
+
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(window_size(file.as_fd()), None);
+        assert!(RawMode::enter(file.as_fd()).unwrap().is_none());
+    }
+}
