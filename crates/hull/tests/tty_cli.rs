@@ -127,6 +127,16 @@ impl Term {
     }
 }
 
+/// `run -it FLAGS busybox sh` in a terminal of this size, at its first prompt.
+fn shell(r: &Root, flags: &[&str], rows: u16, cols: u16) -> Term {
+    let mut args = vec!["run", "-it", "--network", "none"];
+    args.extend_from_slice(flags);
+    args.extend(["busybox", "sh"]);
+    let mut t = Term::spawn(r, &args, rows, cols);
+    t.expect("/ # ");
+    t
+}
+
 fn state(r: &Root, name: &str) -> String {
     r.inspect(name)["State"]["Status"]
         .as_str()
@@ -138,22 +148,7 @@ fn state(r: &Root, name: &str) -> String {
 fn run_it_is_a_working_terminal_with_detach_and_attach() {
     let mut r = root!("tty-it");
     let name = format!("tty-it-{}", std::process::id());
-    let mut t = Term::spawn(
-        &r,
-        &[
-            "run",
-            "-it",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "busybox",
-            "sh",
-        ],
-        30,
-        100,
-    );
-    t.expect("/ # ");
+    let mut t = shell(&r, &["--name", &name], 30, 100);
     t.send("stty size\r");
     t.expect("30 100");
     // The computed value shows the command ran, not only that its line was echoed.
@@ -350,5 +345,53 @@ fn log_rotation_keeps_every_line_across_its_files() {
     let want: Vec<String> = (1..=400).map(|i| format!("line {i}\n")).collect();
     assert_eq!(lines, want);
     r.ok(&["rm", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn run_it_ends_with_the_shell_status_and_rm_removes_it() {
+    let r = root!("tty-exit");
+    let name = format!("tty-exit-{}", std::process::id());
+    let mut t = shell(&r, &["--rm", "--name", &name], 24, 80);
+    t.send("exit 3\r");
+    assert_eq!(t.wait(), Some(3));
+    assert_eq!(r.ok(&["ps", "-a", "-q"]), "");
+    r.assert_clean();
+}
+
+#[test]
+fn sig_proxy_false_leaves_the_signal_to_the_client() {
+    let mut r = root!("tty-sigproxy");
+    let name = format!("tty-sig-{}", std::process::id());
+    let mut child = r.spawn(
+        &[
+            "run",
+            "--sig-proxy=false",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo up; sleep 1000",
+        ],
+        Stdio::null(),
+    );
+    let mut up = [0u8; 3];
+    child.stdout.take().unwrap().read_exact(&mut up).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+    // The container did not get it.
+    let id = r.inspect(&name)["Id"].as_str().unwrap().to_string();
+    r.ids.push(id);
+    assert_eq!(state(&r, &name), "running");
+    r.ok(&["rm", "-f", &name]);
     r.assert_clean();
 }

@@ -36,6 +36,8 @@ pub struct SessionOptions {
     /// The container has a terminal: raw mode here, window sizes there.
     pub tty: bool,
     pub keys: DetachKeys,
+    /// Pass the signals this process gets on to the container (docker's `--sig-proxy`).
+    pub sig_proxy: bool,
 }
 
 /// How a session ended.
@@ -94,7 +96,7 @@ pub fn session(
     forward: &mut dyn FnMut(Signal),
 ) -> Result<Ended, EngineError> {
     let stdin = std::io::stdin();
-    let _raw = if opts.tty && opts.stdin {
+    let mut raw = if opts.tty && opts.stdin {
         RawMode::enter(stdin.as_fd()).map_err(EngineError::sys("raw mode of the terminal"))?
     } else {
         None
@@ -159,7 +161,17 @@ pub fn session(
                         outq.extend(terminal_size().map(|(r, c)| resize(r, c)))
                     }
                     Some(Signal::SIGWINCH) | None => {}
-                    Some(s) => forward(s),
+                    Some(s) if opts.sig_proxy => forward(s),
+                    // Not proxied: the signal does to this command what it would have done.
+                    Some(s) => {
+                        drop(raw.take());
+                        let _ = nix::sys::signal::sigprocmask(
+                            SigmaskHow::SIG_SETMASK,
+                            Some(&signals.old),
+                            None,
+                        );
+                        let _ = nix::sys::signal::raise(s);
+                    }
                 }
             }
         }

@@ -74,6 +74,7 @@ impl Engine {
         reference: &str,
         stdin: bool,
         keys: super::keys::DetachKeys,
+        sig_proxy: bool,
     ) -> Result<Attached, EngineError> {
         let record = self.find(reference)?;
         if record.state != State::Running {
@@ -88,6 +89,7 @@ impl Engine {
             stdin: stdin && record.settings.interactive,
             tty: record.settings.tty,
             keys,
+            sig_proxy,
         };
         let runtime = Runtime::new(paths::runtime_root(&self.root));
         let mut forward = |signal| {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{ArgAction, Args, Subcommand};
 use hull_engine::attach::client::{terminal_size, SessionOptions};
 use hull_engine::attach::keys::DetachKeys;
 use hull_engine::log_opts::LogOptions;
@@ -49,6 +49,9 @@ pub enum ContainerCommand {
         /// (default ctrl-p,ctrl-q)
         #[arg(long = "detach-keys")]
         detach_keys: Option<String>,
+        /// Pass the signals this command gets on to the container
+        #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set)]
+        sig_proxy: bool,
         container: String,
     },
     /// List containers (running ones; all with -a)
@@ -200,6 +203,9 @@ pub struct RunArgs {
     /// (default ctrl-p,ctrl-q)
     #[arg(long = "detach-keys")]
     detach_keys: Option<String>,
+    /// Pass the signals this command gets on to the container (foreground only)
+    #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set)]
+    sig_proxy: bool,
     /// Log driver option: max-size=SIZE (rotate the log at this size), max-file=N (files kept)
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
@@ -321,10 +327,12 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
         ContainerCommand::Attach {
             no_stdin,
             detach_keys,
+            sig_proxy,
             container,
         } => {
             let keys = DetachKeys::parse(detach_keys.as_deref().unwrap_or_default())?;
-            return Ok(exit_status(engine.attach(&container, !no_stdin, keys)?));
+            let attached = engine.attach(&container, !no_stdin, keys, sig_proxy)?;
+            return Ok(exit_status(attached));
         }
         ContainerCommand::Ps {
             all,
@@ -493,6 +501,9 @@ fn started(report: Option<Report>, id: &str) -> Result<(), EngineError> {
 
 fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     let (image, opts) = args.options()?;
+    if args.detach && !args.sig_proxy {
+        return Err(EngineError::Invalid("conflicting options: -d and --sig-proxy".into()).into());
+    }
     if args.detach && args.detach_keys.is_some() {
         return Err(
             EngineError::Unsupported("--detach-keys with -d (keys are given to attach)").into(),
@@ -523,6 +534,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
         stdin: args.interactive,
         tty: args.tty,
         keys,
+        sig_proxy: args.sig_proxy,
     };
     let result = attached(engine, &id, session);
     // Nothing runs: a container the user never saw started is not left behind; and a monitor
@@ -558,6 +570,7 @@ fn start_attached(
         stdin: interactive && record.settings.interactive,
         tty: record.settings.tty,
         keys,
+        sig_proxy: true,
     };
     Ok(attached(engine, &record.id, session)?)
 }
