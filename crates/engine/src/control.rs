@@ -195,10 +195,13 @@ impl Engine {
                 },
                 "NetworkMode": r.settings.network.name(),
                 "PortBindings": r.settings.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "LogConfig": log_config(&r.settings.log),
             },
             "Config": {
                 "Hostname": r.settings.hostname,
                 "StopSignal": r.settings.stop_signal,
+                "Tty": r.settings.tty,
+                "OpenStdin": r.settings.interactive,
                 "ExposedPorts": r.settings.exposed_ports,
                 "Env": config["process"]["env"],
                 "WorkingDir": config["process"]["cwd"],
@@ -253,6 +256,16 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// docker's `HostConfig.LogConfig` of a json-file log.
+fn log_config(log: &crate::log_opts::LogOptions) -> Value {
+    let mut config = serde_json::Map::new();
+    if let Some(size) = log.max_size {
+        config.insert("max-size".into(), json!(size.to_string()));
+        config.insert("max-file".into(), json!(log.max_file.to_string()));
+    }
+    json!({"Type": "json-file", "Config": config})
 }
 
 /// Waits up to `timeout` for the container's monitor to exit; whether it did.

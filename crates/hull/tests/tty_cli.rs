@@ -171,8 +171,10 @@ fn run_it_is_a_working_terminal_with_detach_and_attach() {
     // ^P^Q: the client leaves with 0, the container runs on.
     t.send("\x10\x11");
     assert_eq!(t.wait(), Some(0));
-    let id = r.inspect(&name)["Id"].as_str().unwrap().to_string();
-    r.ids.push(id);
+    let doc = r.inspect(&name);
+    r.ids.push(doc["Id"].as_str().unwrap().to_string());
+    assert_eq!(doc["Config"]["Tty"], true);
+    assert_eq!(doc["Config"]["OpenStdin"], true);
     assert_eq!(state(&r, &name), "running");
 
     let mut t = Term::spawn(&r, &["attach", &name], 30, 100);
@@ -322,6 +324,8 @@ fn log_rotation_keeps_every_line_across_its_files() {
         "for i in $(seq 1 400); do echo line $i; done",
     ]);
     assert_eq!(r.ok(&["wait", &id]).trim(), "0");
+    let config = &r.inspect(&id)["HostConfig"]["LogConfig"];
+    assert_eq!(config["Config"]["max-file"], "100", "{config}");
     let log = r.path.join("containers").join(&id).join("ctr.log");
     let rotated = |k: u32| std::path::PathBuf::from(format!("{}.{k}", log.display()));
     let mut files: Vec<std::path::PathBuf> =

@@ -77,6 +77,12 @@ impl Engine {
         sig_proxy: bool,
     ) -> Result<Attached, EngineError> {
         let record = self.find(reference)?;
+        if record.state == State::Restarting {
+            return Err(EngineError::Invalid(format!(
+                "you cannot attach to a restarting container {}, wait until it is running",
+                record.id
+            )));
+        }
         if record.state != State::Running {
             return Err(EngineError::Invalid(format!(
                 "you cannot attach to a stopped container {}, start it first",
