@@ -244,6 +244,14 @@ fn attach_keeps_stdout_and_stderr_apart_and_feeds_stdin() {
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 3];
     stdout.read_exact(&mut first).unwrap();
+    // `start -a` of a running container attaches to it, as docker's.
+    let mut again = r.spawn(&["start", "-a", &id], Stdio::null());
+    again
+        .stdout
+        .take()
+        .unwrap()
+        .read_exact(&mut [0u8; 3])
+        .unwrap();
     r.ok(&["exec", &id, "touch", "/tmp/stop"]);
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).unwrap();
@@ -253,6 +261,8 @@ fn attach_keeps_stdout_and_stderr_apart_and_feeds_stdin() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(out.contains("out") && !out.contains("err"), "stdout: {out}");
     assert!(err.contains("err") && !err.contains("out"), "stderr: {err}");
+    let o = again.wait_with_output().unwrap();
+    assert_eq!(code(&o), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     r.ok(&["rm", &id]);
 
     // A container made with -i reads what an attached client sends, until its stdin ends.

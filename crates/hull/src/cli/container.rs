@@ -566,6 +566,15 @@ fn start_attached(
 ) -> anyhow::Result<i32> {
     let keys = DetachKeys::parse(keys.unwrap_or_default())?;
     let record = engine.find(reference)?;
+    if record.state == State::Running {
+        // As docker's: a running container is attached to, not started again.
+        return Ok(exit_status(engine.attach(
+            &record.id,
+            interactive,
+            keys,
+            true,
+        )?));
+    }
     let session = SessionOptions {
         stdin: interactive && record.settings.interactive,
         tty: record.settings.tty,
