@@ -120,6 +120,8 @@ impl Engine {
                 hostname,
                 stop_signal: generated.stop_signal.clone(),
                 interactive: opts.interactive,
+                tty: opts.tty,
+                log: opts.log,
                 exposed_ports: config
                     .and_then(|c| c.exposed_ports().clone())
                     .unwrap_or_default(),

@@ -18,11 +18,13 @@
 //! # }
 //! ```
 
+pub mod attach;
 pub mod bundle;
 mod control;
 mod create;
 mod error;
 mod exec;
+pub mod log_opts;
 pub mod logs;
 pub mod monitor;
 pub mod options;
@@ -36,10 +38,11 @@ use std::path::{Path, PathBuf};
 use hull_sys::procfs;
 use rusqlite::Connection;
 
+pub use attach::{Attach, Attached};
 pub use create::Created;
 pub use error::{EngineError, EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
 pub use exec::ExecRequest;
-pub use monitor::{Attach, Monitor, Report};
+pub use monitor::{Monitor, Report};
 pub use options::{Network, PullPolicy, RestartPolicy, RunOptions, Settings};
 pub use store::{Record, State};
 pub use volumes::{MountSpec, VolumeRecord};

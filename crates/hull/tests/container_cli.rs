@@ -332,7 +332,12 @@ fn bad_input_is_one_line_and_leaves_nothing() {
     assert!(r
         .bad(&["run", "--memory", "lots", "busybox", "true"])
         .contains("memory"));
-    assert!(r.bad(&["run", "-t", "busybox", "true"]).contains("-t"));
+    assert!(r
+        .bad(&["run", "--log-opt", "compress=true", "busybox", "true"])
+        .contains("compress"));
+    assert!(r
+        .bad(&["run", "--detach-keys", "alt-x", "busybox", "true"])
+        .contains("alt-x"));
     assert!(r
         .bad(&["run", "--network", "container:x", "busybox", "true"])
         .contains("container:"));

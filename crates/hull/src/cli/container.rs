@@ -1,5 +1,5 @@
-//! The container commands (`run`, `create`, `start`, `ps`, `logs`, `stop`, `kill`, `rm`, `wait`,
-//! `inspect`): flags parsed as docker's, everything else done by hull-engine. Each returns the
+//! The container commands (`run`, `create`, `start`, `attach`, `ps`, `logs`, `stop`, `kill`,
+//! `rm`, `wait`, `exec`, `inspect`): flags parsed as docker's, everything else done by hull-engine. Each returns the
 //! process's exit status (docker's: the container's own for a foreground `run`).
 
 use std::os::fd::AsFd;
@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{ArgAction, Args, Subcommand};
+use hull_engine::attach::client::{terminal_size, SessionOptions};
+use hull_engine::attach::keys::DetachKeys;
+use hull_engine::log_opts::LogOptions;
 use hull_engine::options::{self, Network};
 use hull_engine::{
-    Attach, Engine, EngineError, MountSpec, PullPolicy, Record, Report, RestartPolicy, RunOptions,
-    State,
+    Attached, Engine, EngineError, MountSpec, PullPolicy, Record, Report, RestartPolicy,
+    RunOptions, State,
 };
 
 use super::format;
@@ -22,10 +25,34 @@ pub enum ContainerCommand {
     Run(Box<RunArgs>),
     /// Create a container from an image without running it
     Create(Box<RunArgs>),
-    /// Start created or exited containers (in the background)
+    /// Start created or exited containers (in the background, or attached with -a)
     Start {
+        /// Attach to the container's output (and with -i its input) and return its exit code
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach the container's stdin (it must have been made with -i)
+        #[arg(short, long)]
+        interactive: bool,
+        /// Keys that detach from the container: ctrl-X or a character, comma-separated
+        /// (default ctrl-p,ctrl-q)
+        #[arg(long = "detach-keys")]
+        detach_keys: Option<String>,
         #[arg(required = true)]
         containers: Vec<String>,
+    },
+    /// Attach to a running container's output and input
+    Attach {
+        /// Do not attach stdin
+        #[arg(long = "no-stdin")]
+        no_stdin: bool,
+        /// Keys that detach from the container: ctrl-X or a character, comma-separated
+        /// (default ctrl-p,ctrl-q)
+        #[arg(long = "detach-keys")]
+        detach_keys: Option<String>,
+        /// Pass the signals this command gets on to the container
+        #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set)]
+        sig_proxy: bool,
+        container: String,
     },
     /// List containers (running ones; all with -a)
     Ps {
@@ -86,10 +113,10 @@ pub enum ContainerCommand {
         /// Keep stdin open: the process reads this command's stdin
         #[arg(short, long)]
         interactive: bool,
-        /// Allocate a terminal (not supported yet)
+        /// Allocate a terminal for the process
         #[arg(short, long)]
         tty: bool,
-        /// Run in the background (not supported yet)
+        /// Run in the background: start the process and return (its output is dropped)
         #[arg(short, long)]
         detach: bool,
         /// Set an environment variable (K=V)
@@ -169,9 +196,19 @@ pub struct RunArgs {
     /// Keep stdin open: the container reads this command's stdin
     #[arg(short, long)]
     interactive: bool,
-    /// Allocate a terminal (not supported yet)
+    /// Allocate a terminal: the container's stdio is a pty
     #[arg(short, long)]
     tty: bool,
+    /// Keys that detach from the container: ctrl-X or a character, comma-separated
+    /// (default ctrl-p,ctrl-q)
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
+    /// Pass the signals this command gets on to the container (foreground only)
+    #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set)]
+    sig_proxy: bool,
+    /// Log driver option: max-size=SIZE (rotate the log at this size), max-file=N (files kept)
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
     /// Restart policy when the container exits: no, on-failure[:max-retries], always, unless-stopped
     #[arg(long, default_value = "no")]
     restart: String,
@@ -189,11 +226,6 @@ pub struct RunArgs {
 
 impl RunArgs {
     fn options(&self) -> Result<(String, RunOptions), EngineError> {
-        if self.tty {
-            return Err(EngineError::Unsupported(
-                "-t (a terminal for the container)",
-            ));
-        }
         let (image, command) = self
             .args
             .split_first()
@@ -239,7 +271,9 @@ impl RunArgs {
                 .collect::<Result<_, _>>()?,
             rm: self.rm,
             interactive: self.interactive,
+            tty: self.tty,
             restart: RestartPolicy::parse(&self.restart)?,
+            log: LogOptions::parse(&self.log_opt)?,
         };
         Ok((image.clone(), opts))
     }
@@ -266,12 +300,39 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             warn(&created.warnings);
             println!("{}", created.record.id);
         }
-        ContainerCommand::Start { containers } => {
+        ContainerCommand::Start {
+            attach,
+            interactive,
+            detach_keys,
+            containers,
+        } => {
+            if attach || interactive {
+                let [c] = containers.as_slice() else {
+                    return Err(EngineError::Invalid(
+                        "you cannot start and attach multiple containers at once".into(),
+                    )
+                    .into());
+                };
+                return start_attached(&mut engine, c, interactive, detach_keys.as_deref());
+            }
+            if detach_keys.is_some() {
+                return Err(EngineError::Invalid("--detach-keys needs -a or -i".into()).into());
+            }
             for c in containers {
                 let mut monitor = engine.start(&c, None)?;
                 started(monitor.next_report(), &c)?;
                 println!("{c}");
             }
+        }
+        ContainerCommand::Attach {
+            no_stdin,
+            detach_keys,
+            sig_proxy,
+            container,
+        } => {
+            let keys = DetachKeys::parse(detach_keys.as_deref().unwrap_or_default())?;
+            let attached = engine.attach(&container, !no_stdin, keys, sig_proxy)?;
+            return Ok(exit_status(attached));
         }
         ContainerCommand::Ps {
             all,
@@ -340,12 +401,6 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             user,
             args,
         } => {
-            if tty {
-                return Err(EngineError::Unsupported("exec -t (a terminal)").into());
-            }
-            if detach {
-                return Err(EngineError::Unsupported("exec -d").into());
-            }
             let (container, command) = args.split_first().context("a container is required")?;
             let req = hull_engine::ExecRequest {
                 command: command.to_vec(),
@@ -353,6 +408,8 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
                 workdir,
                 user,
                 interactive,
+                tty,
+                detach,
             };
             return Ok(engine.exec(container, &req)?);
         }
@@ -459,46 +516,95 @@ fn started(report: Option<Report>, id: &str) -> Result<(), EngineError> {
 
 fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     let (image, opts) = args.options()?;
+    if args.detach && !args.sig_proxy {
+        return Err(EngineError::Invalid("conflicting options: -d and --sig-proxy".into()).into());
+    }
+    if args.detach && args.detach_keys.is_some() {
+        return Err(
+            EngineError::Unsupported("--detach-keys with -d (keys are given to attach)").into(),
+        );
+    }
+    let keys = DetachKeys::parse(args.detach_keys.as_deref().unwrap_or_default())?;
     let created = engine.create(&image, &opts)?;
     warn(&created.warnings);
     let id = created.record.id;
-    let attach = if args.detach {
-        None
-    } else {
-        let dup =
-            |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().context("duplicating stdio");
-        Some(Attach {
-            stdin: if args.interactive {
-                Some(dup(std::io::stdin().as_fd())?)
-            } else {
-                None
-            },
-            stdout: dup(std::io::stdout().as_fd())?,
-            stderr: dup(std::io::stderr().as_fd())?,
-        })
-    };
-    let monitor = match engine.start(&id, attach) {
-        Ok(m) => m,
-        Err(e) => {
-            // Nothing runs: a container the user never sees started is not left behind.
+    if args.detach {
+        let mut monitor = match engine.start(&id, None) {
+            Ok(m) => m,
+            Err(e) => {
+                // Nothing runs: a container the user never sees started is not left behind.
+                let _ = engine.remove_with_volumes(&id, true);
+                return Err(e.into());
+            }
+        };
+        let result = started(monitor.next_report(), &id);
+        if result.is_err() && opts.rm {
             let _ = engine.remove_with_volumes(&id, true);
-            return Err(e.into());
         }
+        result?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let session = SessionOptions {
+        stdin: args.interactive,
+        tty: args.tty,
+        keys,
+        sig_proxy: args.sig_proxy,
     };
-    let result = if args.detach {
-        let mut monitor = monitor;
-        started(monitor.next_report(), &id).map(|()| {
-            println!("{id}");
-            0
-        })
-    } else {
-        engine.wait_attached(monitor, &id)
-    };
-    if result.is_err() && opts.rm {
-        // A monitor that failed before it owned the container left it to its starter.
+    let result = attached(engine, &id, session);
+    // Nothing runs: a container the user never saw started is not left behind; and a monitor
+    // that failed before it owned the container left it to its starter.
+    let never_ran = || engine.find(&id).is_ok_and(|r| r.state == State::Created);
+    if result.is_err() && (opts.rm || never_ran()) {
         let _ = engine.remove_with_volumes(&id, true);
     }
     Ok(result?)
+}
+
+/// Starts container `id` with this process attached (`run` in the foreground, `start -a`); the
+/// exit status to return.
+fn attached(engine: &mut Engine, id: &str, session: SessionOptions) -> Result<i32, EngineError> {
+    let size = if session.tty { terminal_size() } else { None };
+    let (conn, attach) = hull_engine::attach::pair(size)?;
+    let monitor = engine.start(id, Some(attach))?;
+    engine
+        .wait_attached(monitor, id, conn, session)
+        .map(exit_status)
+}
+
+/// `start -a [-i]`.
+fn start_attached(
+    engine: &mut Engine,
+    reference: &str,
+    interactive: bool,
+    keys: Option<&str>,
+) -> anyhow::Result<i32> {
+    let keys = DetachKeys::parse(keys.unwrap_or_default())?;
+    let record = engine.find(reference)?;
+    if record.state == State::Running {
+        // As docker's: a running container is attached to, not started again.
+        return Ok(exit_status(engine.attach(
+            &record.id,
+            interactive,
+            keys,
+            true,
+        )?));
+    }
+    let session = SessionOptions {
+        stdin: interactive && record.settings.interactive,
+        tty: record.settings.tty,
+        keys,
+        sig_proxy: true,
+    };
+    Ok(attached(engine, &record.id, session)?)
+}
+
+/// docker's exit status of an attached command: the container's, or 0 once detached.
+fn exit_status(attached: Attached) -> i32 {
+    match attached {
+        Attached::Exited(code) => code,
+        Attached::Detached => 0,
+    }
 }
 
 fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: &str) -> anyhow::Result<()> {

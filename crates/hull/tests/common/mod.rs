@@ -205,6 +205,26 @@ impl Root {
         id
     }
 
+    /// `hull create ARGS`: the new container's id (kept for the leak check).
+    pub fn create(&mut self, args: &[&str]) -> String {
+        let mut all = vec!["create"];
+        all.extend_from_slice(args);
+        let id = self.ok(&all).trim().to_string();
+        assert_eq!(id.len(), 64, "{id}");
+        self.ids.push(id.clone());
+        id
+    }
+
+    /// `hull ARGS` running, with `stdin` and piped stdout and stderr.
+    pub fn spawn(&self, args: &[&str], stdin: std::process::Stdio) -> std::process::Child {
+        self.cmd(args)
+            .stdin(stdin)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn inspect(&self, id: &str) -> serde_json::Value {
         let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", id])).unwrap();
         v[0].clone()
