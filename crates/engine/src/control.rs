@@ -12,6 +12,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde_json::{json, Value};
 
+use crate::log_read::LogQuery;
 use crate::monitor::{self, teardown, Attach, Monitor, Report};
 use crate::options::UserStop;
 use crate::store::{self, Record, State};
@@ -138,6 +139,9 @@ impl Engine {
         Runtime::new(paths::runtime_root(&self.root))
             .open(&record.id)?
             .kill(signal, false)?;
+        if signal == stop_signal {
+            self.thaw_after_signal(&record);
+        }
         Ok(record)
     }
 
@@ -156,6 +160,7 @@ impl Engine {
         if let Ok(container) = runtime.open(&record.id) {
             let _ = container.kill(signal, false);
         }
+        self.thaw_after_signal(&record);
         if !wait_monitor(&record, timeout) {
             if let Ok(container) = runtime.open(&record.id) {
                 let _ = container.kill(Signal::SIGKILL, true);
@@ -204,11 +209,18 @@ impl Engine {
         Ok(now.exit_code.unwrap_or(0))
     }
 
-    /// Copies the container's log to `out` and `err`; with `follow`, until it stops.
+    /// Stops the container (as [`Engine::stop`]) and starts it again in the background.
+    pub fn restart(&mut self, reference: &str, timeout: Duration) -> Result<Monitor, EngineError> {
+        let record = self.stop(reference, timeout)?;
+        self.start(&record.id, None)
+    }
+
+    /// Copies the container's log to `out` and `err` as `query` says; with `follow`, until it
+    /// stops.
     pub fn logs(
         &self,
         reference: &str,
-        follow: bool,
+        query: &LogQuery,
         out: &mut dyn Write,
         err: &mut dyn Write,
     ) -> Result<(), EngineError> {
@@ -220,7 +232,7 @@ impl Engine {
                 .zip(record.monitor_start)
                 .is_some_and(|(p, s)| procfs::is_alive(p, s))
         };
-        crate::logs::copy(&path, follow, out, err, &mut running)
+        crate::log_read::copy(&path, query, out, err, &mut running)
     }
 
     /// docker-style details of a container, with its config.json and network attachments.
@@ -266,6 +278,7 @@ impl Engine {
                 "Hostname": r.settings.hostname,
                 "StopSignal": r.settings.stop_signal,
                 "ExposedPorts": r.settings.exposed_ports,
+                "Labels": r.settings.labels,
                 "Env": config["process"]["env"],
                 "WorkingDir": config["process"]["cwd"],
                 "User": config["process"]["user"],

@@ -222,6 +222,12 @@ pub struct RunOptions {
     /// `-i`: the container's stdin is the caller's.
     pub interactive: bool,
     pub restart: RestartPolicy,
+    /// `--label K=V`, over the image's labels.
+    pub labels: Vec<(String, String)>,
+    /// `-P`: publish every exposed port to a free host port.
+    pub publish_all: bool,
+    /// `--expose PORT[/PROTO]` (or a range), beside the image's ExposedPorts.
+    pub expose: Vec<String>,
 }
 
 impl RunOptions {
@@ -247,7 +253,7 @@ pub struct Settings {
     pub hostname: String,
     pub stop_signal: String,
     pub interactive: bool,
-    /// The image's ExposedPorts (`80/tcp`), shown by inspect; `-P` will publish them.
+    /// The image's ExposedPorts and `--expose`s (`80/tcp`); `-P` publishes them.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
     #[serde(default)]
@@ -264,6 +270,9 @@ pub struct Settings {
     /// The anonymous volumes made for it, removed with it by `rm -v` and `--rm`.
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// The image's labels and `--label`s.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// `--memory 64m`: bytes, with docker's b/k/m/g suffixes (powers of 1024); at least 6 MiB as
