@@ -29,7 +29,11 @@ pub fn parse_rfc3339(s: &str) -> Option<Nanos> {
             .then(|| t.parse().ok())?
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if s.get(4..5)? != "-" || s.get(7..8)? != "-" || !(1..=12).contains(&mo) || d < 1 || d > 31 {
+    if s.get(4..5)? != "-"
+        || s.get(7..8)? != "-"
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+    {
         return None;
     }
     let days = days_from_civil(y, mo, d);
@@ -97,32 +101,47 @@ pub fn parse_duration(text: &str) -> Option<Nanos> {
     if s.is_empty() {
         return None;
     }
-    let mut total: f64 = 0.0;
+    let mut total: i128 = 0;
     while !s.is_empty() {
         let n = s
             .bytes()
             .take_while(|b| b.is_ascii_digit() || *b == b'.')
             .count();
-        let value: f64 = s[..n].parse().ok()?;
+        let (whole, frac) = s[..n].split_once('.').unwrap_or((&s[..n], ""));
+        if whole.is_empty() && frac.is_empty() {
+            return None;
+        }
+        let whole: i128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let frac_digits = frac.get(..frac.len().min(18))?;
+        let frac_value: i128 = if frac_digits.is_empty() {
+            0
+        } else {
+            frac_digits.parse().ok()?
+        };
         s = &s[n..];
         let u = s
             .bytes()
             .take_while(|b| b.is_ascii_alphabetic() || *b >= 0x80)
             .count();
-        let unit = match &s[..u] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
+        let unit: i128 = match &s[..u] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => NANOS,
+            "m" => 60 * NANOS,
+            "h" => 3600 * NANOS,
             _ => return None,
         };
         s = &s[u..];
-        total += value * unit;
+        let scale = 10i128.pow(u32::try_from(frac_digits.len()).ok()?);
+        total = total.checked_add(whole.checked_mul(unit)? + frac_value * unit / scale)?;
     }
     // Go's durations are bounded by i64 nanoseconds.
-    (total <= 9.2e18).then(|| i128::from(sign) * total as i128)
+    (total <= i128::from(i64::MAX)).then_some(i128::from(sign) * total)
 }
 
 /// docker's `--since`/`--until` value: a duration before now, unix seconds with an optional
@@ -190,7 +209,8 @@ mod tests {
             parse_point("--since", "42.25").unwrap(),
             42 * NANOS + 250_000_000
         );
-        let ago = now() - parse_point("--since", "10m").unwrap();
+        let point = parse_point("--since", "10m").unwrap();
+        let ago = now() - point;
         assert!((600 * NANOS..601 * NANOS).contains(&ago), "{ago}");
         assert!(parse_point("--since", "10 minutes").is_err());
         assert!(parse_point("--until", "soon").is_err());

@@ -86,11 +86,7 @@ fn ps_ef_row(pid: i32, clock: &HostClock, users: &str) -> Option<Vec<String>> {
     let cpu_secs = (field(14) + field(15)) / clock.ticks;
     let started = clock.boot + i128::from(field(22)) * 1_000_000_000 / i128::from(clock.ticks);
     let elapsed = u64::try_from((clock.now - started) / 1_000_000_000).unwrap_or(0);
-    let c = if elapsed == 0 {
-        0
-    } else {
-        (cpu_secs * 100 / elapsed).min(99)
-    };
+    let c = (cpu_secs * 100).checked_div(elapsed).unwrap_or(0).min(99);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let uid = status
         .lines()
