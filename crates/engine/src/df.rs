@@ -48,7 +48,8 @@ impl Engine {
             reclaimable: 0,
         };
         for c in &containers {
-            let size = du(&paths::container_dir(&self.root, &c.id).join("upper"));
+            // The whole directory, as a prune frees it (writable layer, log, etc files).
+            let size = du(&paths::container_dir(&self.root, &c.id));
             ctr_row.size += size;
             if c.state.is_live() {
                 ctr_row.active += 1;
