@@ -30,7 +30,7 @@ fn refused(r: &Root, args: &[&str], words: &str) {
 }
 
 fn pid(r: &Root, id: &str) -> i32 {
-    r.inspect(id)["State"]["Pid"].as_i64().unwrap() as i32
+    i32::try_from(r.inspect(id)["State"]["Pid"].as_i64().unwrap()).unwrap()
 }
 
 fn state_letter(pid: i32) -> char {
