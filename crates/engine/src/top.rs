@@ -129,31 +129,19 @@ fn stime(started: Nanos, now: Nanos) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let secs = i64::try_from(started / 1_000_000_000).unwrap_or(0);
-    let now_secs = i64::try_from(now / 1_000_000_000).unwrap_or(0);
-    let (y, m, d) = civil(secs.div_euclid(86_400));
-    if secs.div_euclid(86_400) == now_secs.div_euclid(86_400) {
-        let rem = secs.rem_euclid(86_400);
-        return format!("{:02}:{:02}", rem / 3600, rem % 3600 / 60);
+    let text = |t: Nanos| hull_image::time::rfc3339(u64::try_from(t / 1_000_000_000).unwrap_or(0));
+    let (at, today) = (text(started), text(now));
+    if at[..10] == today[..10] {
+        return at[11..16].to_string();
     }
-    if civil(now_secs.div_euclid(86_400)).0 == y {
-        let month = usize::try_from(m - 1).ok().and_then(|i| MONTHS.get(i));
-        return format!("{}{d:02}", month.unwrap_or(&"???"));
+    if at[..4] == today[..4] {
+        let month = at[5..7]
+            .parse::<usize>()
+            .ok()
+            .and_then(|m| MONTHS.get(m.wrapping_sub(1)));
+        return format!("{}{}", month.unwrap_or(&"???"), &at[8..10]);
     }
-    y.to_string()
-}
-
-/// (year, month, day) of a day count since 1970-01-01.
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    at[..4].to_string()
 }
 
 /// ps's TTY from the stat's tty_nr: `pts/N`, `ttyN`, `ttySN`, or `?`.
@@ -246,8 +234,6 @@ mod tests {
         assert_eq!(tty(0), "?");
         assert_eq!(tty((136 << 8) | 3), "pts/3");
         assert_eq!(tty((4 << 8) | 65), "ttyS1");
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(19_723), (2024, 1, 1));
         let day = 86_400 * 1_000_000_000i128;
         let t = 19_723 * day + 3_723 * 1_000_000_000;
         assert_eq!(stime(t, t + 1000), "01:02");
