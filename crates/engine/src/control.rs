@@ -245,6 +245,7 @@ impl Engine {
             .unwrap_or(Value::Null);
         let links = hull_net::engine::Net::open(&self.root)?.attachments(Some(&r.id))?;
         let running = r.state == State::Running;
+        let paused = self.is_paused(&r);
         Ok(json!({
             "Id": r.id,
             "Name": r.name,
@@ -255,8 +256,9 @@ impl Engine {
             "Args": r.command.get(1..).unwrap_or_default(),
             "RestartCount": r.settings.restart_count,
             "State": {
-                "Status": r.state.as_str(),
+                "Status": if paused { "paused" } else { r.state.as_str() },
                 "Running": running,
+                "Paused": paused,
                 "Restarting": r.state == State::Restarting,
                 "Pid": if running { r.pid.unwrap_or(0) } else { 0 },
                 "ExitCode": r.exit_code.unwrap_or(0),

@@ -207,13 +207,19 @@ pub fn copy(
                 return Ok(());
             }
         }
-        // Rotated under us: what the old file got last was read above; go on with the new one.
+        // Rotated under us: the writer is done with the old file, but may have added to it
+        // since the read above; read that, then go on with the new one.
         let now_ino = std::fs::metadata(path).ok().map(|m| m.ino());
         let open_ino = current
             .as_ref()
             .and_then(|r| r.get_ref().metadata().ok())
             .map(|m| m.ino());
         if now_ino.is_some() && now_ino != open_ino {
+            if let Some(reader) = current.as_mut() {
+                if drain(reader, &mut printer, true)?.is_break() {
+                    return Ok(());
+                }
+            }
             current = open(path)?;
             continue;
         }
@@ -278,6 +284,46 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(read(&path, &none), (String::new(), String::new()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_follower_goes_on_across_a_rotation() {
+        let dir = std::env::temp_dir().join(format!("hull-logfollow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctr.log");
+        std::fs::write(&path, line("a", "stdout", 1)).unwrap();
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let append = |text: String| {
+                    use std::io::Write as _;
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(&path)
+                        .unwrap();
+                    f.write_all(text.as_bytes()).unwrap();
+                };
+                std::thread::sleep(Duration::from_millis(150));
+                append(line("b", "stdout", 2));
+                // Rotated: the current file becomes .1, a new one starts.
+                let mut old = path.as_os_str().to_os_string();
+                old.push(".1");
+                std::fs::rename(&path, old).unwrap();
+                append(line("c", "stdout", 3));
+                std::thread::sleep(Duration::from_millis(150));
+                append(line("d", "stdout", 4));
+            })
+        };
+        let query = LogQuery {
+            follow: true,
+            ..Default::default()
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut running = || !writer.is_finished();
+        copy(&path, &query, &mut out, &mut err, &mut running).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a\nb\nc\nd\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -75,9 +75,15 @@ fn pause_freezes_and_stop_kill_rm_still_work() {
     let info: serde_json::Value =
         serde_json::from_str(&r.ok(&["info", "--format", "json"])).unwrap();
     assert_eq!(info["ContainersPaused"], 1, "{info:#}");
+    let state = &r.inspect(&id)["State"];
+    assert!(
+        state["Paused"] == true && state["Status"] == "paused",
+        "{state:#}"
+    );
     refused(&r, &["pause", &id], "already paused");
     r.ok(&["unpause", &id]);
-    until(5, "the counter moves again", || counter(&r, &id) > before);
+    // A read may meet the shell between its truncate and its write (None): poll.
+    until(10, "the counter moves again", || counter(&r, &id) > before);
     refused(&r, &["unpause", &id], "not paused");
     // stop thaws after its signal (as docker), so the stop signal and SIGKILL both land.
     r.ok(&["pause", &id]);
@@ -167,6 +173,19 @@ fn stats_shows_the_memory_limit_and_pids() {
         "{table}"
     );
     refused(&r, &["stats", "--no-stream", "nosuch"], "no such container");
+    // Without --no-stream it goes on, a table a second, until interrupted.
+    let mut stream = r
+        .cmd(&["stats", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2600));
+    stream.kill().unwrap();
+    let out = stream.wait_with_output().unwrap();
+    let tables = String::from_utf8_lossy(&out.stdout)
+        .matches("CONTAINER ID")
+        .count();
+    assert!(tables >= 2, "{tables} tables in 2.6 s");
     r.ok(&["rm", "-f", &id]);
     r.assert_clean();
 }
@@ -279,6 +298,21 @@ fn prune_removes_only_stopped_containers() {
     assert!(size.ends_with("kB") || size.ends_with("MB"), "{out}");
     let left = r.ok(&["ps", "-a", "-q", "--no-trunc"]);
     assert_eq!(left.trim(), running);
+    // until=: only containers created before that time.
+    let young = r
+        .ok(&["create", "--network", "none", "busybox", "true"])
+        .trim()
+        .to_string();
+    let out = r.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+    assert!(!out.contains(&young), "{out}");
+    let out = r.ok(&[
+        "container",
+        "prune",
+        "-f",
+        "--filter",
+        "until=2099-01-01T00:00:00Z",
+    ]);
+    assert!(out.contains(&young), "{out}");
     refused(
         &r,
         &["container", "prune", "-f", "--filter", "colour=red"],
