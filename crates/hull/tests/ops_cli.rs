@@ -385,6 +385,14 @@ fn port_shows_what_p_and_publish_all_published() {
         let _ = s.read_to_string(&mut reply);
         reply.starts_with("HTTP/1")
     });
+    // That request crossed the container's eth0: its netns's counters show it.
+    let stats: serde_json::Value = serde_json::from_str(
+        r.ok(&["stats", "--no-stream", "--format", "json", &id])
+            .trim(),
+    )
+    .unwrap();
+    let (rx, tx) = stats["NetIO"].as_str().unwrap().split_once(" / ").unwrap();
+    assert!(rx != "0B" && tx != "0B", "{stats}");
     assert!(r.inspect(&id)["Config"]["ExposedPorts"]
         .as_array()
         .unwrap()
