@@ -172,6 +172,19 @@ fn stats_shows_the_memory_limit_and_pids() {
         table.contains(&id[..12]) && table.contains("64MiB"),
         "{table}"
     );
+    // A busy loop's CPU % (two samples a second apart) is well above nothing.
+    let busy = r.detach(&[
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let out = r.ok(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", &busy]);
+    let cpu: f64 = out.trim().trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 5.0, "{out}");
+    r.ok(&["rm", "-f", &busy]);
     refused(&r, &["stats", "--no-stream", "nosuch"], "no such container");
     // Without --no-stream it goes on, a table a second, until interrupted.
     let mut stream = r
