@@ -235,14 +235,26 @@ fn stats(
     } else {
         containers.to_vec()
     };
-    let sample = |refs: &[String]| -> Result<Vec<StatsSample>, EngineError> {
-        refs.iter().map(|c| engine.stats(c)).collect()
-    };
-    let mut before = sample(&refs)?;
+    let mut before: Vec<StatsSample> = refs
+        .iter()
+        .map(|c| engine.stats(c))
+        .collect::<Result<_, _>>()?;
     let redraw = !no_stream && std::io::stdout().is_terminal();
     loop {
         std::thread::sleep(STATS_INTERVAL);
-        let after = sample(&refs)?;
+        // One removed meanwhile shows zeros, as docker's stream goes on with the others.
+        let after: Vec<StatsSample> = refs
+            .iter()
+            .zip(&before)
+            .map(|(c, prev)| {
+                engine.stats(c).unwrap_or_else(|_| StatsSample {
+                    id: prev.id.clone(),
+                    name: prev.name.clone(),
+                    at: prev.at,
+                    ..Default::default()
+                })
+            })
+            .collect();
         if redraw {
             print!("\x1b[2J\x1b[H");
         }
