@@ -142,6 +142,10 @@ fn ps_filters_and_formats() {
         v
     };
     assert_eq!(q(&[]), ["job", "web"]);
+    assert_eq!(
+        r.ok(&["container", "ls", "--format", "{{.Names}}"]).trim(),
+        "web"
+    );
     assert_eq!(q(&["--filter", "status=exited"]), ["job"]);
     assert_eq!(q(&["--filter", "status=running"]), ["web"]);
     assert_eq!(q(&["--filter", "exited=3"]), ["job"]);

@@ -75,9 +75,12 @@ pub enum OpsCommand {
     },
 }
 
-/// `hull container ...` only: prune.
+/// `hull container ...` only: ls (docker's name for ps in the group) and prune.
 #[derive(Debug, Subcommand)]
 pub enum GroupOnly {
+    /// List containers (as ps)
+    #[command(alias = "list")]
+    Ls(super::ps::PsArgs),
     /// Remove every stopped container
     Prune {
         /// Do not ask for confirmation
@@ -135,6 +138,7 @@ pub fn run(engine: &mut Engine, cmd: OpsCommand) -> anyhow::Result<i32> {
 
 pub fn run_group(engine: &mut Engine, cmd: GroupOnly) -> anyhow::Result<i32> {
     match cmd {
+        GroupOnly::Ls(args) => super::ps::ps(engine, &args)?,
         GroupOnly::Prune { force, filter } => {
             let filters = Filters::parse(&filter, &["until", "label"])?;
             if !force && !format::confirm("all stopped containers")? {
