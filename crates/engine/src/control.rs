@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::attach::Attach;
+use crate::log_read::LogQuery;
 use crate::monitor::{self, teardown, Monitor};
 use crate::options::UserStop;
 use crate::store::{self, Record, State};
@@ -72,6 +73,9 @@ impl Engine {
         Runtime::new(paths::runtime_root(&self.root))
             .open(&record.id)?
             .kill(signal, false)?;
+        if signal == stop_signal {
+            self.thaw_after_signal(&record);
+        }
         Ok(record)
     }
 
@@ -113,11 +117,18 @@ impl Engine {
         Ok(now.exit_code.unwrap_or(0))
     }
 
-    /// Copies the container's log to `out` and `err`; with `follow`, until it stops.
+    /// Stops the container (as [`Engine::stop`]) and starts it again in the background.
+    pub fn restart(&mut self, reference: &str, timeout: Duration) -> Result<Monitor, EngineError> {
+        let record = self.stop(reference, timeout)?;
+        self.start(&record.id, None)
+    }
+
+    /// Copies the container's log to `out` and `err` as `query` says; with `follow`, until it
+    /// stops.
     pub fn logs(
         &self,
         reference: &str,
-        follow: bool,
+        query: &LogQuery,
         out: &mut dyn Write,
         err: &mut dyn Write,
     ) -> Result<(), EngineError> {
@@ -129,7 +140,7 @@ impl Engine {
                 .zip(record.monitor_start)
                 .is_some_and(|(p, s)| procfs::is_alive(p, s))
         };
-        crate::logs::copy(&path, follow, out, err, &mut running)
+        crate::log_read::copy(&path, query, out, err, &mut running)
     }
 
     /// docker-style details of a container, with its config.json and network attachments.
@@ -142,6 +153,7 @@ impl Engine {
             .unwrap_or(Value::Null);
         let links = hull_net::engine::Net::open(&self.root)?.attachments(Some(&r.id))?;
         let running = r.state == State::Running;
+        let paused = self.is_paused(&r);
         Ok(json!({
             "Id": r.id,
             "Name": r.name,
@@ -152,8 +164,9 @@ impl Engine {
             "Args": r.command.get(1..).unwrap_or_default(),
             "RestartCount": r.settings.restart_count,
             "State": {
-                "Status": r.state.as_str(),
+                "Status": if paused { "paused" } else { r.state.as_str() },
                 "Running": running,
+                "Paused": paused,
                 "Restarting": r.state == State::Restarting,
                 "Pid": if running { r.pid.unwrap_or(0) } else { 0 },
                 "ExitCode": r.exit_code.unwrap_or(0),
@@ -178,6 +191,7 @@ impl Engine {
                 "Tty": r.settings.tty,
                 "OpenStdin": r.settings.interactive,
                 "ExposedPorts": r.settings.exposed_ports,
+                "Labels": r.settings.labels,
                 "Env": config["process"]["env"],
                 "WorkingDir": config["process"]["cwd"],
                 "User": config["process"]["user"],

@@ -6,9 +6,8 @@
 //! open reads every line written to it.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -158,62 +157,6 @@ fn open_append(path: &Path) -> Result<File, EngineError> {
         .map_err(EngineError::io(format!("opening log {}", path.display())))
 }
 
-/// Copies the log at `path` to `out`/`err` by stream; with `follow`, keeps reading new lines
-/// until `running()` says the writer is done and the end is reached.
-pub fn copy(
-    path: &Path,
-    follow: bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-    running: &mut dyn FnMut() -> bool,
-) -> Result<(), EngineError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !follow => return Ok(()),
-        Err(e) => {
-            return Err(EngineError::io(format!("opening log {}", path.display()))(
-                e,
-            ))
-        }
-    };
-    let mut reader = BufReader::new(file);
-    let mut line = String::new();
-    // Set once the writer has ended: one more pass reads what it wrote last.
-    let mut last_pass = false;
-    loop {
-        let pos = reader
-            .stream_position()
-            .map_err(EngineError::io("reading log"))?;
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(EngineError::io("reading log"))?;
-        if n > 0 && line.ends_with('\n') {
-            if let Ok(entry) = serde_json::from_str::<Entry<'_>>(&line) {
-                let sink: &mut dyn Write = if entry.stream == "stderr" {
-                    &mut *err
-                } else {
-                    &mut *out
-                };
-                let _ = sink.write_all(entry.log.as_bytes());
-                let _ = sink.flush();
-            }
-            continue;
-        }
-        // At the end, or a line still being written: read it again later.
-        reader
-            .seek(SeekFrom::Start(pos))
-            .map_err(EngineError::io("reading log"))?;
-        if !follow || last_pass {
-            return Ok(());
-        }
-        last_pass = !running();
-        if !last_pass {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,7 +179,14 @@ mod tests {
             .unwrap()
             .contains(r#""stream":"stderr""#));
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        copy(&path, false, &mut out, &mut err, &mut || false).unwrap();
+        crate::log_read::copy(
+            &path,
+            &crate::log_read::LogQuery::default(),
+            &mut out,
+            &mut err,
+            &mut || false,
+        )
+        .unwrap();
         assert_eq!(out, b"hello\nwor");
         assert_eq!(err, b"oops\n");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -227,6 +227,12 @@ pub struct RunOptions {
     pub restart: RestartPolicy,
     /// `--log-opt`: the rotation of its log.
     pub log: LogOptions,
+    /// `--label K=V`, over the image's labels.
+    pub labels: Vec<(String, String)>,
+    /// `-P`: publish every exposed port to a free host port.
+    pub publish_all: bool,
+    /// `--expose PORT[/PROTO]` (or a range), beside the image's ExposedPorts.
+    pub expose: Vec<String>,
 }
 
 impl RunOptions {
@@ -257,7 +263,7 @@ pub struct Settings {
     pub tty: bool,
     #[serde(default)]
     pub log: LogOptions,
-    /// The image's ExposedPorts (`80/tcp`), shown by inspect; `-P` will publish them.
+    /// The image's ExposedPorts and `--expose`s (`80/tcp`); `-P` publishes them.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
     #[serde(default)]
@@ -274,6 +280,9 @@ pub struct Settings {
     /// The anonymous volumes made for it, removed with it by `rm -v` and `--rm`.
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// The image's labels and `--label`s.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// `--memory 64m`: bytes, with docker's b/k/m/g suffixes (powers of 1024); at least 6 MiB as

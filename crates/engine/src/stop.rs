@@ -73,6 +73,7 @@ impl Engine {
         if let Ok(container) = runtime.open(&record.id) {
             let _ = container.kill(signal, false);
         }
+        self.thaw_after_signal(&record);
         Ok(record)
     }
 }

@@ -1,5 +1,5 @@
-//! The container commands (`run`, `create`, `start`, `attach`, `ps`, `logs`, `stop`, `kill`,
-//! `rm`, `wait`, `exec`, `inspect`): flags parsed as docker's, everything else done by hull-engine. Each returns the
+//! The container commands (`run`, `create`, `start`, `attach`, `logs`, `stop`, `kill`, `rm`,
+//! `wait`, `exec`, `inspect`; `ps` in ps.rs): flags parsed as docker's, everything else done by hull-engine. Each returns the
 //! process's exit status (docker's: the container's own for a foreground `run`).
 
 use std::os::fd::AsFd;
@@ -13,11 +13,9 @@ use hull_engine::attach::keys::DetachKeys;
 use hull_engine::log_opts::LogOptions;
 use hull_engine::options::{self, Network};
 use hull_engine::{
-    Attached, Engine, EngineError, MountSpec, PullPolicy, Record, Report, RestartPolicy,
+    Attached, Engine, EngineError, LogQuery, MountSpec, PullPolicy, Report, RestartPolicy,
     RunOptions, State,
 };
-
-use super::format;
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
@@ -55,25 +53,24 @@ pub enum ContainerCommand {
         container: String,
     },
     /// List containers (running ones; all with -a)
-    Ps {
-        /// Show every container, also created and exited ones
-        #[arg(short, long)]
-        all: bool,
-        /// Print ids only
-        #[arg(short, long)]
-        quiet: bool,
-        /// Print whole ids
-        #[arg(long)]
-        no_trunc: bool,
-        /// Output format: table (default) or json
-        #[arg(long, default_value = "table")]
-        format: String,
-    },
+    Ps(super::ps::PsArgs),
     /// Print a container's output
     Logs {
         /// Keep printing new output until the container stops
         #[arg(short, long)]
         follow: bool,
+        /// Only lines since this time: RFC 3339, unix seconds, or a duration before now (10m)
+        #[arg(long)]
+        since: Option<String>,
+        /// Only lines until this time: RFC 3339, unix seconds, or a duration before now (10m)
+        #[arg(long)]
+        until: Option<String>,
+        /// Only the last N lines ("all" for every line)
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
+        /// Prefix each line with its time
+        #[arg(short, long)]
+        timestamps: bool,
         container: String,
     },
     /// Stop containers: their stop signal, then SIGKILL after the timeout
@@ -172,6 +169,15 @@ pub struct RunArgs {
     /// Publish a port: [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]
     #[arg(short, long = "publish")]
     publish: Vec<String>,
+    /// Publish every exposed port (the image's and --expose's) to a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Expose a port or a range: PORT[/tcp|udp] or START-END[/tcp|udp]
+    #[arg(long)]
+    expose: Vec<String>,
+    /// Set a label (K=V)
+    #[arg(short, long = "label")]
+    label: Vec<String>,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -274,6 +280,13 @@ impl RunArgs {
             tty: self.tty,
             restart: RestartPolicy::parse(&self.restart)?,
             log: LogOptions::parse(&self.log_opt)?,
+            labels: self
+                .label
+                .iter()
+                .map(|l| super::volume::label(l))
+                .collect::<Result<_, _>>()?,
+            publish_all: self.publish_all,
+            expose: self.expose.clone(),
         };
         Ok((image.clone(), opts))
     }
@@ -334,15 +347,29 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             let attached = engine.attach(&container, !no_stdin, keys, sig_proxy)?;
             return Ok(exit_status(attached));
         }
-        ContainerCommand::Ps {
-            all,
-            quiet,
-            no_trunc,
-            format,
-        } => ps(&engine, all, quiet, no_trunc, &format)?,
-        ContainerCommand::Logs { follow, container } => {
+        ContainerCommand::Ps(args) => super::ps::ps(&engine, &args)?,
+        ContainerCommand::Logs {
+            follow,
+            since,
+            until,
+            tail,
+            timestamps,
+            container,
+        } => {
+            let point = |flag: &str, v: &Option<String>| {
+                v.as_deref()
+                    .map(|t| hull_engine::times::parse_point(flag, t))
+                    .transpose()
+            };
+            let query = LogQuery {
+                follow,
+                since: point("--since", &since)?,
+                until: point("--until", &until)?,
+                tail: parse_tail(&tail)?,
+                timestamps,
+            };
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-            engine.logs(&container, follow, &mut out, &mut err)?;
+            engine.logs(&container, &query, &mut out, &mut err)?;
         }
         ContainerCommand::Stop { time, containers } => {
             // Together, as docker: one timeout for all; each name printed once stopped, an
@@ -503,7 +530,7 @@ fn warn(warnings: &[String]) {
 }
 
 /// The first report of a monitor started in the background.
-fn started(report: Option<Report>, id: &str) -> Result<(), EngineError> {
+pub(super) fn started(report: Option<Report>, id: &str) -> Result<(), EngineError> {
     match report {
         Some(Report::Started(_) | Report::Exited(_)) => Ok(()),
         Some(Report::Failed { code, message }) => Err(EngineError::Exec { code, message }),
@@ -607,89 +634,16 @@ fn exit_status(attached: Attached) -> i32 {
     }
 }
 
-fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: &str) -> anyhow::Result<()> {
-    let short = |id: &str| {
-        if no_trunc {
-            id.to_string()
-        } else {
-            id[..12].to_string()
-        }
-    };
-    let list: Vec<Record> = engine
-        .list()?
-        .into_iter()
-        .filter(|r| all || r.state.is_live())
-        .collect();
-    if quiet {
-        for r in &list {
-            println!("{}", short(&r.id));
-        }
-        return Ok(());
+/// `--tail N` or `all`.
+fn parse_tail(text: &str) -> Result<Option<usize>, EngineError> {
+    if text == "all" {
+        return Ok(None);
     }
-    match format {
-        "json" => println!("{}", serde_json::to_string_pretty(&list)?),
-        "table" => {
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|r| {
-                    let mut command = format!("\"{}\"", r.command.join(" "));
-                    if command.chars().count() > 22 {
-                        command = command.chars().take(19).collect::<String>() + "…\"";
-                    }
-                    vec![
-                        short(&r.id),
-                        r.image.clone(),
-                        command,
-                        format::age(Some(&r.created)),
-                        status(r),
-                        r.settings
-                            .ports
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        r.name.clone(),
-                    ]
-                })
-                .collect();
-            format::table(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES",
-                ],
-                &rows,
-            );
-        }
-        other => anyhow::bail!("unknown --format {other:?}: use table or json"),
-    }
-    Ok(())
-}
-
-/// docker's STATUS column.
-fn status(r: &Record) -> String {
-    match r.state {
-        State::Created => "Created".into(),
-        State::Starting => "Starting".into(),
-        State::Running => {
-            let up = format::age(r.started.as_deref());
-            format!("Up {}", up.strip_suffix(" ago").unwrap_or(&up))
-        }
-        State::Restarting => format!(
-            "Restarting ({}) {}",
-            r.exit_code.unwrap_or(0),
-            format::age(r.finished.as_deref())
-        ),
-        State::Exited => format!(
-            "Exited ({}) {}",
-            r.exit_code.unwrap_or(0),
-            format::age(r.finished.as_deref())
-        ),
-    }
+    text.parse().map(Some).map_err(|_| {
+        EngineError::Invalid(format!(
+            "invalid --tail {text:?}: use a number of lines or all"
+        ))
+    })
 }
 
 #[cfg(test)]

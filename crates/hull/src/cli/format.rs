@@ -1,6 +1,10 @@
-//! Human-readable sizes and ages for tables, as docker prints them.
+//! What the commands print, as docker prints it: sizes, ages, aligned tables, `--format`
+//! templates (`{{.ID}}\t{{.Names}}`, `table ...`), and the prompt before a prune.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use hull_engine::EngineError;
 
 /// Bytes in SI units ("12.3MB").
 pub fn size(bytes: u64) -> String {
@@ -22,35 +26,42 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-/// Seconds since the epoch of an RFC 3339 time ("2024-01-02T03:04:05[.frac](Z|+hh:mm)").
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let (yy, mm) = if mo <= 2 {
-        (y - 1, mo + 9)
+/// Go's `%.{digits}g` of `v`: that many significant digits, trailing zeros dropped.
+fn significant(v: f64, digits: usize) -> String {
+    // Digits before the point (of the rounded value: 999.97 is "1000").
+    let whole = format!("{v:.0}").len();
+    let text = format!("{v:.*}", digits.saturating_sub(whole));
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut t = days * 86400 + h * 3600 + mi * 60 + se;
-    let rest = &s[19..];
-    let tz = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    if let Some(off) = tz.strip_prefix('+').or_else(|| tz.strip_prefix('-')) {
-        let oh: i64 = off.get(0..2)?.parse().ok()?;
-        let om: i64 = off.get(3..5)?.parse().ok()?;
-        let sign = if tz.starts_with('+') { 1 } else { -1 };
-        t -= sign * (oh * 3600 + om * 60);
+        text
     }
-    Some(t)
+}
+
+fn scaled(bytes: u64, base: f64, units: &[&str], digits: usize) -> String {
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= base && u < units.len() - 1 {
+        v /= base;
+        u += 1;
+    }
+    format!("{}{}", significant(v, digits), units[u])
+}
+
+/// docker's `units.BytesSize`: binary units, 4 significant digits ("1.5MiB").
+pub fn binary_size(bytes: u64) -> String {
+    scaled(bytes, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 4)
+}
+
+/// docker's `units.HumanSizeWithPrecision(bytes, 3)`: SI units ("1.23kB").
+pub fn si_size3(bytes: u64) -> String {
+    scaled(bytes, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], 3)
+}
+
+/// Seconds since the epoch of an RFC 3339 time.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    hull_engine::times::parse_rfc3339(s)
+        .and_then(|n| i64::try_from(n.div_euclid(1_000_000_000)).ok())
 }
 
 /// "3 minutes ago" for an RFC 3339 time; the raw text when it does not parse.
@@ -103,16 +114,128 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// A `--format` template: `{{.Field}}` placeholders in text, `\t` between columns; with the
+/// `table` prefix, printed as an aligned table under a header.
+#[derive(Debug)]
+pub struct Template {
+    pub table: bool,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Text(String),
+    Field(String),
+}
+
+impl Template {
+    /// Parses `text`; `fields` are the names the command knows.
+    pub fn parse(text: &str, fields: &[&str]) -> Result<Template, EngineError> {
+        let (table, body) = match text.strip_prefix("table") {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, text),
+        };
+        let body = body.replace("\\t", "\t").replace("\\n", "\n");
+        let mut parts = Vec::new();
+        let mut rest = body.as_str();
+        while let Some(open) = rest.find("{{") {
+            parts.push(Part::Text(rest[..open].to_string()));
+            let close = rest[open..].find("}}").ok_or_else(|| {
+                EngineError::Invalid(format!("template {text:?}: unclosed action"))
+            })? + open;
+            let action = rest[open + 2..close].trim();
+            let name = action
+                .strip_prefix('.')
+                .filter(|n| fields.contains(n))
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "template {text:?}: cannot evaluate {action:?}: use {}",
+                        fields
+                            .iter()
+                            .map(|f| format!("{{{{.{f}}}}}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ))
+                })?;
+            parts.push(Part::Field(name.to_string()));
+            rest = &rest[close + 2..];
+        }
+        parts.push(Part::Text(rest.to_string()));
+        Ok(Template { table, parts })
+    }
+
+    /// The template filled in by `value` of each field.
+    pub fn render(&self, value: &dyn Fn(&str) -> String) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.clone(),
+                Part::Field(f) => value(f),
+            })
+            .collect()
+    }
+
+    /// Prints one line per item, or with `table` an aligned table whose header names each
+    /// field by `title`.
+    pub fn print<F: Fn(&str) -> String>(&self, rows: &[F], title: &dyn Fn(&str) -> String) {
+        let lines: Vec<String> = rows.iter().map(|r| self.render(r)).collect();
+        if !self.table {
+            for l in lines {
+                println!("{l}");
+            }
+            return;
+        }
+        let header = self.render(title);
+        let cells = |l: &str| l.split('\t').map(String::from).collect::<Vec<_>>();
+        let head = cells(&header);
+        let head: Vec<&str> = head.iter().map(String::as_str).collect();
+        table(&head, &lines.iter().map(|l| cells(l)).collect::<Vec<_>>());
+    }
+}
+
+/// docker's prompt before a prune: `what` it removes; no answer (or no terminal to ask on) is
+/// no.
+pub fn confirm(what: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(EngineError::Invalid(format!(
+            "this removes {what}: confirm with -f (stdin is not a terminal to ask on)"
+        ))
+        .into());
+    }
+    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn sizes_and_times() {
         assert_eq!(super::size(999), "999B");
         assert_eq!(super::size(1_234_000), "1.234MB");
+        assert_eq!(super::binary_size(1536 * 1024), "1.5MiB");
+        assert_eq!(super::binary_size(64 << 20), "64MiB");
+        assert_eq!(super::binary_size(1000), "1000B");
+        assert_eq!(super::si_size3(1234), "1.23kB");
+        assert_eq!(super::si_size3(648), "648B");
         assert_eq!(super::parse_rfc3339("1970-01-02T00:00:00Z"), Some(86400));
         assert_eq!(
             super::parse_rfc3339("2000-02-29T01:00:00.5+01:00"),
             Some(951_782_400)
         );
+    }
+
+    #[test]
+    fn templates() {
+        let t = super::Template::parse("table {{.ID}}\\t{{ .Names }}", &["ID", "Names"]).unwrap();
+        assert!(t.table);
+        assert_eq!(t.render(&|f: &str| f.to_lowercase()), "id\tnames");
+        let t = super::Template::parse("{{.Names}}: {{.ID}}!", &["ID", "Names"]).unwrap();
+        assert!(!t.table);
+        assert_eq!(t.render(&|f: &str| f.into()), "Names: ID!");
+        assert!(super::Template::parse("{{.Nope}}", &["ID"]).is_err());
+        assert!(super::Template::parse("{{.ID", &["ID"]).is_err());
     }
 }
