@@ -198,3 +198,27 @@ fn killed_monitor_loses_no_written_log_line() {
     r.ok(&["rm", &id]);
     r.assert_clean();
 }
+
+#[test]
+fn a_closed_stdout_ends_hull_by_sigpipe_and_the_monitor_lives_on() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut r = root!("sigpipe");
+    let id = detach_sh(&mut r, "seq 1 20000; sleep 600");
+    logs_until(&r, &id, |out| out.ends_with("20000\n"));
+    // `hull logs ID | head -1`: the reader is gone before hull writes.
+    let mut child = r
+        .cmd(&["logs", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let monitor = r.inspect(&id)["State"]["MonitorPid"].as_i64().unwrap();
+    assert!(Path::new(&format!("/proc/{monitor}")).exists());
+    r.ok(&["rm", "-f", &id]);
+    r.assert_clean();
+}
