@@ -43,6 +43,10 @@ fn is_busy(err: &DbError) -> bool {
     )
 }
 
+/// The page cache of a long-lived connection ([`keep_small`]): the engine's tables of a few
+/// hundred containers fit.
+const LONG_LIVED_CACHE_KIB: i64 = 128;
+
 fn open_once(root: &Path) -> Result<Connection, DbError> {
     let path = crate::path(root);
     let shown = || path.display().to_string();
@@ -68,6 +72,17 @@ fn open_once(root: &Path) -> Result<Connection, DbError> {
         .map_err(open_err)?;
     migrations::migrate(&mut conn, &path)?;
     Ok(conn)
+}
+
+/// Bounds the page cache of a connection a process keeps for long (a container's monitor lives
+/// as long as its container, one per container): SQLite's default lets each one hold ~2 MB of
+/// pages it read once, e.g. while checkpointing, for the rest of its life.
+pub fn keep_small(conn: &Connection) -> Result<(), DbError> {
+    conn.pragma_update(None, "cache_size", -LONG_LIVED_CACHE_KIB)
+        .map_err(|err| DbError::Open {
+            path: conn.path().unwrap_or_default().to_string(),
+            err,
+        })
 }
 
 /// Starts a write transaction that takes the write lock at once, so two processes never

@@ -115,6 +115,11 @@ pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, E
         });
     }
     let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+    // The heap this command freed (what it parsed to create the container) goes back to the
+    // kernel first: otherwise the fork hands it to the monitor, which keeps it for as long as
+    // the container runs (a monitor per container: its memory is the engine's cost).
+    // SAFETY: malloc_trim only returns free memory of this process's allocator to the kernel.
+    unsafe { libc::malloc_trim(0) };
     // SAFETY: this process is single-threaded (checked above), so the child gets a consistent
     // copy of its memory and may run Rust code; it leaves with _exit, never returning into the
     // caller's frames.

@@ -47,6 +47,7 @@ fn monitor(
     attach: Option<Attach>,
 ) -> Result<(), EngineError> {
     let mut conn = hull_db::open(root)?;
+    hull_db::keep_small(&conn)?;
     let me = own_pid();
     let start = procfs::start_time(me).unwrap_or(0);
     // Intent first: from here the row names this monitor as the owner of whatever exists.
