@@ -19,8 +19,11 @@
 //! ```
 
 pub mod bundle;
+mod commit;
 mod control;
+pub mod cp;
 mod create;
+mod diff;
 mod error;
 mod exec;
 pub mod logs;
@@ -35,7 +38,10 @@ use std::path::{Path, PathBuf};
 use hull_sys::procfs;
 use rusqlite::Connection;
 
+pub use commit::CommitOptions;
+pub use cp::{CopyOptions, HostEnd};
 pub use create::Created;
+pub use diff::Change;
 pub use error::{EngineError, EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
 pub use exec::ExecRequest;
 pub use monitor::{Attach, Monitor, Report};

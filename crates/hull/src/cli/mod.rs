@@ -1,6 +1,7 @@
 //! The command line of `hull`: global options and one module per command group.
 
 mod container;
+mod files;
 mod format;
 mod image;
 mod network;
@@ -41,6 +42,8 @@ pub enum Command {
     Container(container::ContainerCommand),
     #[command(flatten)]
     Image(image::ImageCommand),
+    #[command(flatten)]
+    Files(files::FilesCommand),
     /// Engine-wide information
     System {
         #[command(subcommand)]
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Network(cmd) => network::run(&cli.root, cmd).map(|()| 0),
         Command::Volume(cmd) => volume::run(&cli.root, cmd),
         Command::Image(c) => image::run(&cli.root, c).map(|()| 0),
+        Command::Files(c) => files::run(&cli.root, c),
         Command::System { command } => system::run(&cli.root, command).map(|()| 0),
         Command::Vm { command } => vm::run(command).map(|()| 0),
     }

@@ -10,11 +10,38 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::import::{finish_image, unpack_blob};
 use super::SourceError;
 use crate::digest::{Digest, HashingWriter};
 use crate::store::{ImageStore, StoreError};
 use crate::sys;
+
+/// A change to an image config; its error says why the change cannot be made.
+pub type ConfigEdit<'a> = dyn Fn(&mut serde_json::Value) -> Result<(), String> + 'a;
+
+/// What a commit records beside the layer.
+#[derive(Default)]
+pub struct CommitSpec<'a> {
+    /// Names (REPO:TAG) the new image gets.
+    pub names: Vec<String>,
+    /// The history entry's `created_by` (docker puts the container's command there).
+    pub created_by: String,
+    /// `-a`: the image's author.
+    pub author: Option<String>,
+    /// `-m`: the history entry's comment.
+    pub comment: Option<String>,
+    /// Applied to the new image config (the parent's, with the new layer) before it is stored:
+    /// `commit -c` changes.
+    pub edit: Option<&'a ConfigEdit<'a>>,
+}
+
+impl std::fmt::Debug for CommitSpec<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitSpec")
+            .field("names", &self.names)
+            .field("created_by", &self.created_by)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Turns `upper` into a layer on top of `base` (an image name or id; `None` for a first
 /// layer) and records the new image under `name`.
@@ -24,7 +51,63 @@ pub fn commit(
     base: Option<&str>,
     name: Option<&str>,
 ) -> Result<Digest, SourceError> {
+    let spec = CommitSpec {
+        names: name.map(|n| vec![n.to_string()]).unwrap_or_default(),
+        created_by: "hull commit".into(),
+        ..Default::default()
+    };
+    commit_with(store, upper, base, &spec)
+}
+
+/// [`commit`] with everything a `hull commit` sets. All or nothing: the layer is archived,
+/// unpacked and checked and the config built before anything is recorded, and what was put
+/// in the store before a failure is taken out again, so a failed commit stores nothing.
+pub fn commit_with(
+    store: &mut ImageStore,
+    upper: &Path,
+    base: Option<&str>,
+    spec: &CommitSpec<'_>,
+) -> Result<Digest, SourceError> {
     let _lock = store.lock_shared()?;
+    let mut added = Added::default();
+    let result = commit_locked(store, upper, base, spec, &mut added);
+    if result.is_err() {
+        added.undo(store);
+    }
+    result
+}
+
+/// Blobs and the layer a commit put in the store, for [`Added::undo`].
+#[derive(Default)]
+struct Added {
+    blobs: Vec<Digest>,
+    layer: Option<Digest>,
+}
+
+impl Added {
+    /// Removes what no recorded image uses (a blob the same content already had stays).
+    fn undo(&self, store: &ImageStore) {
+        if let Some(chain) = &self.layer {
+            if store.db().forget_layer(&chain.to_string()).unwrap_or(false) {
+                let _ = store.layers().remove(chain);
+            }
+        }
+        let live = store.db().live_blobs().unwrap_or_default();
+        for b in &self.blobs {
+            if !live.contains(&b.to_string()) {
+                let _ = store.blobs().remove(b);
+            }
+        }
+    }
+}
+
+fn commit_locked(
+    store: &mut ImageStore,
+    upper: &Path,
+    base: Option<&str>,
+    spec: &CommitSpec<'_>,
+    added: &mut Added,
+) -> Result<Digest, SourceError> {
     let base = match base {
         Some(b) => {
             let m = store.resolve(b)?;
@@ -57,14 +140,99 @@ pub fn commit(
     let (gz, diff_id, _) = hashed.finish();
     let temp = gz.finish().map_err(io_err)?;
     let (blob, size) = store.blobs().commit(temp, None).map_err(StoreError::from)?;
+    added.blobs.push(blob.clone());
     let parent = match base.as_ref().and_then(|b| b.2.clone()) {
         Some(p) => Some(crate::store::dig_field(&p)?),
         None => None,
     };
-    let layer = unpack_blob(store, &blob, size, parent.as_ref(), Some(&diff_id))?;
-    let names: Vec<String> = name.map(|n| vec![n.to_string()]).unwrap_or_default();
-    let base_ref = base.as_ref().map(|(m, c, _)| (m, c.as_slice()));
-    Ok(finish_image(store, base_ref, layer, "hull commit", &names)?)
+    let file = store.blobs().open(&blob).map_err(StoreError::from)?;
+    let pending = store
+        .layers()
+        .unpack_pending(
+            std::io::BufReader::new(file),
+            Some(&diff_id),
+            &blob.to_string(),
+            &crate::unpack::UnpackOptions::default(),
+        )
+        .map_err(StoreError::from)?;
+    let mut layers = base
+        .as_ref()
+        .map(|b| b.0.layers.clone())
+        .unwrap_or_default();
+    let mut diff_ids = match &base {
+        Some((m, c, _)) => {
+            crate::manifest::parse_config(c, &m.config.digest, m.layers.len())
+                .map_err(StoreError::from)?
+                .1
+        }
+        None => Vec::new(),
+    };
+    layers.push(crate::manifest::Descriptor::new(
+        crate::manifest::MT_LAYER_GZIP,
+        &blob,
+        size,
+    ));
+    diff_ids.push(diff_id);
+    let config = config_for(base.as_ref().map(|b| b.1.as_slice()), &diff_ids, spec)?;
+    let config_digest = store
+        .blobs()
+        .put_bytes(&config, None)
+        .map_err(StoreError::from)?;
+    added.blobs.push(config_digest.clone());
+    let m = crate::manifest::Manifest::oci(&config_digest, config.len() as u64, layers);
+    let manifest = serde_json::to_vec(&m).map_err(|e| io_err(io::Error::other(e)))?;
+    added.blobs.push(Digest::of(&manifest));
+    let db = store.db();
+    let (chain, stats) = pending
+        .commit(parent.as_ref(), |c| {
+            db.has_layer(&c.to_string()).unwrap_or(false)
+        })
+        .map_err(StoreError::from)?;
+    if !db.has_layer(&chain.to_string()).map_err(StoreError::from)? {
+        added.layer = Some(chain.clone());
+    }
+    store.sync()?;
+    store
+        .db()
+        .add_layer(
+            &chain.to_string(),
+            &stats.diff_id.to_string(),
+            parent.map(|p| p.to_string()).as_deref(),
+            stats.tar_bytes,
+        )
+        .map_err(StoreError::from)?;
+    store.record(&manifest, None, &spec.names)?;
+    Ok(config_digest)
+}
+
+/// The parent's config with the new layer, a history entry and the commit's changes.
+fn config_for(
+    base: Option<&[u8]>,
+    diff_ids: &[Digest],
+    spec: &CommitSpec<'_>,
+) -> Result<Vec<u8>, SourceError> {
+    let mut config = crate::manifest::build_config(base, diff_ids, &spec.created_by);
+    if let Some(author) = &spec.author {
+        config["author"] = author.clone().into();
+    }
+    if let Some(entry) = config["history"].as_array_mut().and_then(|h| h.last_mut()) {
+        if let Some(author) = &spec.author {
+            entry["author"] = author.clone().into();
+        }
+        if let Some(comment) = &spec.comment {
+            entry["comment"] = comment.clone().into();
+        }
+    }
+    if let Some(edit) = spec.edit {
+        edit(&mut config).map_err(|reason| SourceError::Invalid {
+            path: "commit changes".into(),
+            reason,
+        })?;
+    }
+    serde_json::to_vec(&config).map_err(|e| SourceError::Io {
+        what: "image config".into(),
+        err: io::Error::other(e),
+    })
 }
 
 type Builder<W> = tar::Builder<HashingWriter<W>>;

@@ -60,7 +60,10 @@ pub fn write<R: Read>(
         return Ok(());
     }
     let comps = components(&raw).map_err(|r| reject(&raw, r))?;
-    let meta = meta(e, &raw)?;
+    let mut meta = meta(e, &raw)?;
+    if let Some((uid, gid)) = opts.owner {
+        (meta.uid, meta.gid) = (uid, gid);
+    }
     let Some((name, parent)) = comps.split_last() else {
         // The layer root itself ("./"): only its metadata applies.
         if kind != tar::EntryType::Directory {
@@ -71,7 +74,10 @@ pub fn write<R: Read>(
         root.defer_dir_time(&[], meta.mtime);
         return Ok(());
     };
-    if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+    if let Some(hidden) = name
+        .strip_prefix(WHITEOUT_PREFIX)
+        .filter(|_| opts.whiteouts)
+    {
         return whiteout(root, parent, name, hidden, &raw);
     }
     match kind {
