@@ -26,6 +26,7 @@ mod create;
 mod diff;
 mod error;
 mod exec;
+pub mod kernel;
 pub mod logs;
 pub mod monitor;
 pub mod options;

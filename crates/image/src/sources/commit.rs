@@ -44,7 +44,7 @@ impl std::fmt::Debug for CommitSpec<'_> {
 }
 
 /// Turns `upper` into a layer on top of `base` (an image name or id; `None` for a first
-/// layer) and records the new image under `name`.
+/// layer) and records the new image under `name`; returns its id (the config digest).
 pub fn commit(
     store: &mut ImageStore,
     upper: &Path,
