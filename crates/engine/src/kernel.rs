@@ -1,7 +1,8 @@
 //! The kernel's view of a container (`inspect --kernel`, and `Kernel` in `inspect`): the inode
 //! of each of its namespaces as /proc/PID/ns shows it, its cgroup paths with limits and usage
 //! (read by hull-cgroups through the runtime), its overlay (shared image layers below, its own
-//! upper and work dirs) and its network attachment (veth pair, bridge, address). For a
+//! upper and work dirs) and its network attachment (veth pair, bridge, address, and its
+//! elements in hull's nftables table: masquerade of its subnet, DNAT of its published ports). For a
 //! container that is not running only the paths that exist are shown, and `Live` is false.
 
 use std::os::unix::fs::MetadataExt;
@@ -37,25 +38,35 @@ impl Engine {
         });
         let mut net = hull_net::engine::Net::open(&self.root)?;
         let links = net.attachments(Some(&r.id))?;
-        view["Network"] = links
-            .iter()
-            .map(|l| {
-                let bridge = net
-                    .network(&l.network)
-                    .map(|n| n.bridge)
-                    .unwrap_or_default();
-                json!({
-                    "Network": l.network,
-                    "Bridge": bridge,
-                    "HostVeth": l.host_veth,
-                    "ContainerInterface": l.ifname,
-                    "Address": format!("{}/{}", l.ip, l.prefix),
-                    "Gateway": l.gateway,
-                    "Mac": l.mac,
-                    "NetnsPath": l.netns_path,
-                })
-            })
-            .collect();
+        let mut firewall = hull_net::nft::Firewall::open().ok();
+        let mut nets = Vec::new();
+        for l in &links {
+            let network = net.network(&l.network).ok();
+            let nft = match (&mut firewall, &network) {
+                (Some(fw), Some(n)) => json!({
+                    "Table": hull_net::nft::TABLE,
+                    "Subnet": n.subnet.to_string(),
+                    "Masquerade": fw.masquerades(n.subnet).ok(),
+                    "PublishedPorts": l.ports.iter().map(|p| json!({
+                        "Port": p.to_string(),
+                        "Dnat": fw.publishes(p).ok(),
+                    })).collect::<Vec<_>>(),
+                }),
+                _ => Value::Null,
+            };
+            nets.push(json!({
+                "Network": l.network,
+                "Bridge": network.map(|n| n.bridge).unwrap_or_default(),
+                "HostVeth": l.host_veth,
+                "ContainerInterface": l.ifname,
+                "Address": format!("{}/{}", l.ip, l.prefix),
+                "Gateway": l.gateway,
+                "Mac": l.mac,
+                "NetnsPath": l.netns_path,
+                "Nft": nft,
+            }));
+        }
+        view["Network"] = nets.into();
         if r.state != State::Running {
             return Ok(view);
         }
@@ -77,13 +88,11 @@ impl Engine {
             })
             .collect::<serde_json::Map<_, _>>()
             .into();
-        view["Cgroups"] = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        view["Cgroups"] = hull_cgroups::process_dirs(pid)
             .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.splitn(3, ':');
-                let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-                Some(json!({"Controllers": controllers, "Path": path}))
+            .into_iter()
+            .map(|(controllers, path, dir)| {
+                json!({"Controllers": controllers.join(","), "Path": path, "Dir": dir})
             })
             .collect();
         view["Resources"] = container
@@ -110,7 +119,7 @@ pub fn report(name: &str, v: &Value) -> String {
             let ctrl = if ctrl.is_empty() { "(v2)" } else { ctrl };
             out.push_str(&format!(
                 "    {ctrl:<12} {}\n",
-                c["Path"].as_str().unwrap_or_default()
+                c["Dir"].as_str().unwrap_or_default()
             ));
         }
         let res = &v["Resources"];
@@ -154,6 +163,31 @@ pub fn report(name: &str, v: &Value) -> String {
             n["Bridge"].as_str().unwrap_or_default(),
             n["Address"].as_str().unwrap_or_default(),
         ));
+        let nft = &n["Nft"];
+        if !nft.is_null() {
+            let ports: Vec<&str> = nft["PublishedPorts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["Dnat"].as_bool() == Some(true))
+                .filter_map(|p| p["Port"].as_str())
+                .collect();
+            out.push_str(&format!(
+                "    nft table {}: subnet {} masquerade {}, dnat {}\n",
+                nft["Table"].as_str().unwrap_or_default(),
+                nft["Subnet"].as_str().unwrap_or_default(),
+                if nft["Masquerade"].as_bool() == Some(true) {
+                    "on"
+                } else {
+                    "off"
+                },
+                if ports.is_empty() {
+                    "none".to_string()
+                } else {
+                    ports.join(", ")
+                },
+            ));
+        }
     }
     out
 }

@@ -25,6 +25,14 @@ fn wait_exec(r: &common::Root, id: &str, cmd: &[&str]) {
     }
 }
 
+/// A detached container that runs `sh -c SCRIPT`, touches /done, and sleeps; once /done exists.
+fn script(r: &mut common::Root, script: &str) -> String {
+    let line = format!("{script}; touch /done; sleep 1000");
+    let id = r.detach(&["--network", "none", "busybox", "sh", "-c", &line]);
+    wait_exec(r, &id, &["test", "-e", "/done"]);
+    id
+}
+
 /// A failing `cp`: docker's status 1 and one line.
 fn cp_fails(r: &common::Root, args: &[&str]) -> String {
     let mut all = vec!["cp"];
@@ -245,15 +253,10 @@ fn cp_with_created_and_exited_containers() {
 #[test]
 fn diff_lists_added_changed_and_deleted() {
     let mut r = root!("diff");
-    let id = r.detach(&[
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
-        "echo x >> /etc/passwd; rm /etc/group; mkdir -p /newdir/sub; echo n > /newdir/sub/f; touch /done; sleep 1000",
-    ]);
-    wait_exec(&r, &id, &["test", "-e", "/done"]);
+    let id = script(
+        &mut r,
+        "echo x >> /etc/passwd; rm /etc/group; mkdir -p /newdir/sub; echo n > /newdir/sub/f",
+    );
     let diff = r.ok(&["diff", &id]);
     assert_eq!(
         diff,
@@ -282,15 +285,7 @@ fn count(dir: &Path) -> usize {
 #[test]
 fn commit_then_run_the_new_image() {
     let mut r = root!("commit");
-    let id = r.detach(&[
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
-        "echo committed > /hello; rm /etc/group; touch /done; sleep 1000",
-    ]);
-    wait_exec(&r, &id, &["test", "-e", "/done"]);
+    let id = script(&mut r, "echo committed > /hello; rm /etc/group");
     let image = r
         .ok(&[
             "commit",
