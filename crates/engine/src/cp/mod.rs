@@ -9,10 +9,9 @@
 //! stopped one gets an overlay of its image layers and upper dir mounted for the copy alone
 //! and never attached anywhere (its descriptor is the only reference), so nothing is left
 //! mounted however `cp` ends; its volumes are not part of that view (docker mounts them too).
-//! Both directions go through one tar stream: [`archive`] writes it from descriptors,
+//! Both directions go through one tar stream: hull-image's archiver writes it from descriptors,
 //! hull-image's unpacker (the one layers go through) writes it out, confined to its target.
 
-mod archive;
 mod plan;
 
 use std::io::{Read, Write};
@@ -27,7 +26,7 @@ use nix::sys::stat::Mode;
 
 use crate::store::{Record, State};
 use crate::{paths, Engine, EngineError};
-use archive::TarWriter;
+use hull_image::archive::TarWriter;
 use plan::{Dest, Source};
 
 /// How `cp` copies.

@@ -1,7 +1,9 @@
 //! A tree as a tar stream, read through descriptors only: the top is an already resolved
 //! descriptor and every entry below is opened relative to its parent's with `O_NOFOLLOW`, so a
 //! symlink in the tree (a container's, which its processes may change meanwhile) is archived as
-//! a symlink and never followed out of it.
+//! a symlink and never followed out of it. `cp` archives files as they are; a layer (`commit`
+//! of an upper dir) also carries xattrs and turns overlay whiteouts into OCI ones (`.wh.NAME`
+//! for a 0:0 character device, `.wh..wh..opq` in an opaque directory).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -15,8 +17,10 @@ use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 
 /// Writes entries of the tree into a tar stream.
-pub(crate) struct TarWriter<W: Write> {
+pub struct TarWriter<W: Write> {
     builder: tar::Builder<W>,
+    /// Archiving an overlay upper dir as a layer.
+    layer: bool,
     /// First path of each multiply-linked inode, for hard link entries.
     links: HashMap<(u64, u64), PathBuf>,
 }
@@ -38,11 +42,22 @@ const READ: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_NONBLOCK);
 
 impl<W: Write> TarWriter<W> {
+    /// For files as they are (`cp`).
     pub fn new(out: W) -> Self {
+        Self::with(out, false)
+    }
+
+    /// For an overlay upper dir becoming an image layer.
+    pub fn layer(out: W) -> Self {
+        Self::with(out, true)
+    }
+
+    fn with(out: W, layer: bool) -> Self {
         let mut builder = tar::Builder::new(out);
         builder.follow_symlinks(false);
         TarWriter {
             builder,
+            layer,
             links: HashMap::new(),
         }
     }
@@ -107,11 +122,22 @@ impl<W: Write> TarWriter<W> {
             Err(nix::errno::Errno::ENOENT) => return Ok(()),
             Err(e) => return Err(errno(e)),
         };
+        if self.layer {
+            if kind(&st) == libc::S_IFCHR && st.st_rdev == 0 {
+                let mut wh = std::ffi::OsString::from(".wh.");
+                wh.push(name);
+                return self.append_marker(&st, &path.with_file_name(wh));
+            }
+            self.append_xattrs(dir, name)?;
+        }
         match kind(&st) {
             libc::S_IFDIR => {
                 let sub =
                     openat(dir, name, READ | OFlag::O_DIRECTORY, Mode::empty()).map_err(errno)?;
                 self.append_header(&st, path, tar::EntryType::Directory)?;
+                if self.layer && is_opaque(dir, name)? {
+                    self.append_marker(&st, &path.join(".wh..wh..opq"))?;
+                }
                 self.append_dir(sub, path)
             }
             libc::S_IFLNK => {
@@ -179,6 +205,50 @@ impl<W: Write> TarWriter<W> {
         let mut h = header(st, entry);
         self.builder.append_data(&mut h, path, io::empty())
     }
+}
+
+impl<W: Write> TarWriter<W> {
+    /// An empty marker file (`.wh.NAME`, `.wh..wh..opq`).
+    fn append_marker(&mut self, st: &FileStat, path: &Path) -> io::Result<()> {
+        let mut h = header(st, tar::EntryType::Regular);
+        h.set_mode(0o644);
+        self.builder.append_data(&mut h, path, io::empty())
+    }
+
+    /// The entry's xattrs (but overlayfs' own) as a PAX header before it.
+    fn append_xattrs(&mut self, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+        let at = at_path(dir, name)?;
+        let mut pax = Vec::new();
+        for k in crate::sys::llistxattr(&at)? {
+            if k.starts_with(b"trusted.overlay.") {
+                continue;
+            }
+            if let Some(v) = crate::sys::lgetxattr(&at, &k)? {
+                pax.push((format!("SCHILY.xattr.{}", String::from_utf8_lossy(&k)), v));
+            }
+        }
+        if pax.is_empty() {
+            return Ok(());
+        }
+        self.builder
+            .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+    }
+}
+
+/// A path for the `l*xattr` calls that names `name` in the already open `dir`: the /proc link
+/// leads to that very directory, and the last component is not followed.
+fn at_path(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<std::ffi::CString> {
+    let mut p = hull_sys::fd::proc_self_fd(dir).into_os_string();
+    p.push("/");
+    p.push(name);
+    std::ffi::CString::new(p.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<bool> {
+    Ok(
+        crate::sys::lgetxattr(&at_path(dir, name)?, b"trusted.overlay.opaque")?.as_deref()
+            == Some(b"y"),
+    )
 }
 
 fn kind(st: &FileStat) -> libc::mode_t {
