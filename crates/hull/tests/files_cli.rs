@@ -222,18 +222,47 @@ fn container_symlinks_never_reach_the_host() {
 #[test]
 fn cp_with_created_and_exited_containers() {
     let mut r = root!("cp-stopped");
+    // Its volumes are part of the view, as docker mounts them for a copy: an anonymous
+    // volume and a read-only host dir.
+    let host_dir = r.path.join("hostdir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("h"), "on the host\n").unwrap();
+    let bind = format!("{}:/hd:ro", host_dir.display());
     let id = r
-        .ok(&["create", "--network", "none", "busybox", "cat", "/etc/motd"])
+        .ok(&[
+            "create",
+            "--network",
+            "none",
+            "-v",
+            "/data",
+            "-v",
+            &bind,
+            "busybox",
+            "cat",
+            "/etc/motd",
+            "/data/v",
+            "/hd/h",
+        ])
         .trim()
         .to_string();
     r.ids.push(id.clone());
     let motd = r.path.join("motd");
     std::fs::write(&motd, "copied before start\n").unwrap();
     r.ok(&["cp", motd.to_str().unwrap(), &format!("{id}:/etc/motd")]);
+    r.ok(&["cp", motd.to_str().unwrap(), &format!("{id}:/data/v")]);
+    let err = cp_fails(&r, &[motd.to_str().unwrap(), &format!("{id}:/hd/")]);
+    assert!(err.contains("Read-only"), "{err}");
+    assert!(!host_dir.join("motd").exists());
+    let got = r.path.join("got");
+    r.ok(&["cp", &format!("{id}:/hd/h"), got.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "on the host\n");
     no_overlay_of(&id);
     r.ok(&["start", &id]);
     assert_eq!(r.ok(&["wait", &id]).trim(), "0");
-    assert_eq!(r.ok(&["logs", &id]), "copied before start\n");
+    assert_eq!(
+        r.ok(&["logs", &id]),
+        "copied before start\ncopied before start\non the host\n"
+    );
     // Exited: out again, a dir too.
     let back = r.path.join("back");
     r.ok(&["cp", &format!("{id}:/etc"), back.to_str().unwrap()]);
@@ -246,7 +275,7 @@ fn cp_with_created_and_exited_containers() {
         "the image's files are in the view"
     );
     no_overlay_of(&id);
-    r.ok(&["rm", &id]);
+    r.ok(&["rm", "-v", &id]);
     r.assert_clean();
 }
 

@@ -4,7 +4,7 @@
 //! it get mount(2) with paths relative to the layers' common parent.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -128,20 +128,17 @@ fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
     })
 }
 
-/// Mounts `ov` without attaching it anywhere: the returned descriptor is the overlay's root,
-/// and the mount goes away with the last descriptor, so no mount table ever shows it and a
-/// process killed while using it leaves nothing behind. Kernels without the new mount API get
-/// a mount on `ov.target` detached at once (`ov.target` must exist).
+/// Mounts `ov` without attaching it anywhere: the returned descriptor is the overlay's root
+/// (fsmount's, so more mounts can be attached inside the detached tree while it is open), and
+/// the mount goes away with the last descriptor, so no mount table ever shows it and a process
+/// killed while using it leaves nothing behind. Kernels without the new mount API get a mount
+/// on `ov.target` detached at once (`ov.target` must exist).
 pub fn mount_detached(ov: &Overlay) -> Result<OwnedFd, OverlayError> {
     ov.validate()?;
     let target = ov.target.display().to_string();
-    let open_root = |dir: Option<BorrowedFd<'_>>, at: &Path| {
+    let open_root = |at: &Path| {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        match dir {
-            Some(d) => nix::fcntl::openat(d, at, flags, Mode::empty()),
-            None => nix::fcntl::open(at, flags, Mode::empty()),
-        }
-        .map_err(|e| OverlayError::Mount {
+        nix::fcntl::open(at, flags, Mode::empty()).map_err(|e| OverlayError::Mount {
             target: target.clone(),
             step: "opening the overlay's root",
             err: e.into(),
@@ -149,13 +146,13 @@ pub fn mount_detached(ov: &Overlay) -> Result<OwnedFd, OverlayError> {
         })
     };
     match fsmount_new(ov) {
-        Ok(mnt) => open_root(Some(mnt.as_fd()), Path::new(".")),
+        Ok(mnt) => Ok(mnt),
         Err(OverlayError::Mount { err, step, .. })
             if err.raw_os_error() == Some(libc::ENOSYS)
                 || (step == "fsconfig lowerdir+" && err.raw_os_error() == Some(libc::EINVAL)) =>
         {
             mount_legacy(ov)?;
-            let fd = open_root(None, &ov.target);
+            let fd = open_root(&ov.target);
             let detached = nix::mount::umount2(&ov.target, nix::mount::MntFlags::MNT_DETACH)
                 .map_err(|e| OverlayError::Unmount {
                     target: target.clone(),

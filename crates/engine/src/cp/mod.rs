@@ -7,11 +7,13 @@
 //! to the host's files. A running container's root is `/proc/PID/root`: the view of its mount
 //! namespace, so its volumes and bind mounts are copied from and into as docker does. A
 //! stopped one gets an overlay of its image layers and upper dir mounted for the copy alone
-//! and never attached anywhere (its descriptor is the only reference), so nothing is left
-//! mounted however `cp` ends; its volumes are not part of that view (docker mounts them too).
+//! and never attached anywhere (its descriptor is the only reference), with its volumes and
+//! bind mounts attached inside that detached tree ([`binds`]), so nothing is left mounted
+//! however `cp` ends.
 //! Both directions go through one tar stream: hull-image's archiver writes it from descriptors,
 //! hull-image's unpacker (the one layers go through) writes it out, confined to its target.
 
+mod binds;
 mod plan;
 
 use std::io::{Read, Write};
@@ -226,7 +228,12 @@ fn unpack(input: impl Read, dir: OwnedFd, owner: Option<(u32, u32)>) -> Result<(
     };
     hull_image::unpack::unpack_at(input, dir, &opts)
         .map(drop)
-        .map_err(|e| EngineError::Invalid(e.to_string()))
+        .map_err(|e| match e {
+            hull_image::unpack::UnpackError::Entry { entry, err } => {
+                EngineError::Invalid(format!("copying {entry}: {err}"))
+            }
+            e => EngineError::Invalid(e.to_string()),
+        })
 }
 
 /// Container paths are relative to its root, as docker's.
@@ -307,6 +314,7 @@ impl ContainerRoot {
             readonly: false,
             inert: true,
         })?;
+        binds::attach(fd.as_fd(), &dir.join("config.json"))?;
         Ok(ContainerRoot { fd })
     }
 }
