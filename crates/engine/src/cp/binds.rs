@@ -56,8 +56,10 @@ fn binds(config: &Value) -> Vec<Bind<'_>> {
 
 /// Attaches the container's bind mounts (config.json at `config`) inside the tree of `root`.
 /// A destination the container's root does not have yet is created as a directory (the
-/// runtime would make it at start); a file destination that is missing is skipped.
-pub(super) fn attach(root: BorrowedFd<'_>, config: &Path) -> Result<(), EngineError> {
+/// runtime would make it at start); a file destination that is missing is skipped. A kernel
+/// that cannot mount inside a detached tree (before Linux 6.15) gets the copy without them,
+/// and a warning saying so.
+pub(super) fn attach(root: BorrowedFd<'_>, config: &Path) -> Result<Option<String>, EngineError> {
     let text = std::fs::read_to_string(config)
         .map_err(EngineError::io(format!("reading {}", config.display())))?;
     let config: Value = serde_json::from_str(&text)
@@ -113,7 +115,17 @@ pub(super) fn attach(root: BorrowedFd<'_>, config: &Path) -> Result<(), EngineEr
             mount_setattr(clone.as_fd(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr)
                 .map_err(fail("mount_setattr ro"))?;
         }
-        move_mount_fd(clone.as_fd(), target.as_fd()).map_err(fail("move_mount"))?;
+        match move_mount_fd(clone.as_fd(), target.as_fd()) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {
+                return Ok(Some(
+                    "this kernel cannot mount inside a detached mount tree (Linux 6.15 can): \
+                     the stopped container's volumes and bind mounts are not part of this copy"
+                        .into(),
+                ))
+            }
+            Err(e) => return Err(fail("move_mount")(e)),
+        }
     }
-    Ok(())
+    Ok(None)
 }

@@ -90,7 +90,9 @@ impl Tree {
 }
 
 impl Engine {
-    /// `hull cp SRC CTR:PATH` (`SRC` a host path, or a tar stream read from `stdin`).
+    /// `hull cp SRC CTR:PATH` (`SRC` a host path, or a tar stream read from `stdin`); returns a
+    /// warning when the copy could not see all of the container (a stopped one's volumes on an
+    /// older kernel).
     pub fn copy_into(
         &self,
         reference: &str,
@@ -98,7 +100,7 @@ impl Engine {
         src: &HostEnd<'_>,
         opts: CopyOptions,
         stdin: &mut (dyn Read + Send),
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<String>, EngineError> {
         let record = self.find(reference)?;
         let root = ContainerRoot::open(&self.root, &record)?;
         let ctr = Tree::Root(root.fd.try_clone().map_err(EngineError::io("dup"))?);
@@ -114,7 +116,7 @@ impl Engine {
                     })?;
                 let into = destination(&ctr, &source, &src, &ctr_path)
                     .map_err(|e| not_found(e, &ctr_path, &record))?;
-                stream(&top, into.1.as_deref(), into.0, owner)
+                stream(&top, into.1.as_deref(), into.0, owner)?;
             }
             HostEnd::Stream => {
                 let dir = ctr
@@ -122,9 +124,10 @@ impl Engine {
                     .map_err(|e| not_found(e.to_string(), &ctr_path, &record))?;
                 let (input, _) = hull_image::unpack::decompress(stdin)
                     .map_err(EngineError::io("reading the tar stream"))?;
-                unpack(input, dir, owner)
+                unpack(input, dir, owner)?;
             }
         }
+        Ok(root.warning)
     }
 
     /// `hull cp CTR:PATH DEST` (`DEST` a host path, or a tar stream written to `stdout`).
@@ -135,7 +138,7 @@ impl Engine {
         dest: &HostEnd<'_>,
         opts: CopyOptions,
         stdout: &mut dyn Write,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<String>, EngineError> {
         let record = self.find(reference)?;
         let root = ContainerRoot::open(&self.root, &record)?;
         let ctr = Tree::Root(root.fd.try_clone().map_err(EngineError::io("dup"))?);
@@ -154,16 +157,17 @@ impl Engine {
                         nix::unistd::getegid().as_raw(),
                     )
                 });
-                stream(&top, into.1.as_deref(), into.0, owner)
+                stream(&top, into.1.as_deref(), into.0, owner)?;
             }
             HostEnd::Stream => {
                 let name = (!source.contents_only).then(|| PathBuf::from(&source.base));
                 let mut w = TarWriter::new(stdout);
                 w.append_top(&top, name.as_deref())
                     .and_then(|()| w.finish().map(drop))
-                    .map_err(EngineError::io(format!("archiving {ctr_path}")))
+                    .map_err(EngineError::io(format!("archiving {ctr_path}")))?;
             }
         }
+        Ok(root.warning)
     }
 }
 
@@ -259,6 +263,8 @@ fn not_found(reason: String, path: &str, record: &Record) -> EngineError {
 /// A descriptor of a container's root for the length of a copy.
 struct ContainerRoot {
     fd: OwnedFd,
+    /// What of the container this view lacks.
+    warning: Option<String>,
 }
 
 impl ContainerRoot {
@@ -294,7 +300,7 @@ impl ContainerRoot {
         {
             return Err(EngineError::NotRunning(record.id.clone()));
         }
-        Ok(ContainerRoot { fd })
+        Ok(ContainerRoot { fd, warning: None })
     }
 
     /// An overlay of the image's layers and the container's upper dir, mounted only for us.
@@ -314,7 +320,7 @@ impl ContainerRoot {
             readonly: false,
             inert: true,
         })?;
-        binds::attach(fd.as_fd(), &dir.join("config.json"))?;
-        Ok(ContainerRoot { fd })
+        let warning = binds::attach(fd.as_fd(), &dir.join("config.json"))?;
+        Ok(ContainerRoot { fd, warning })
     }
 }

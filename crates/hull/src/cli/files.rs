@@ -131,12 +131,15 @@ fn cp(root: &Path, src: &str, dest: &str, opts: CopyOptions) -> anyhow::Result<(
     match (end(src), end(dest)) {
         (End::Host(src), End::Container(ctr, path)) => {
             let mut stdin = std::io::stdin();
-            Ok(engine.copy_into(ctr, path, &host_end(src), opts, &mut stdin)?)
+            let warning = engine.copy_into(ctr, path, &host_end(src), opts, &mut stdin)?;
+            warn(warning);
+            Ok(())
         }
         (End::Container(ctr, path), End::Host(dest)) => {
             let mut stdout = std::io::stdout().lock();
-            engine.copy_out(ctr, path, &host_end(dest), opts, &mut stdout)?;
+            let warning = engine.copy_out(ctr, path, &host_end(dest), opts, &mut stdout)?;
             stdout.flush()?;
+            warn(warning);
             Ok(())
         }
         (End::Container(..), End::Container(..)) => {
@@ -145,6 +148,12 @@ fn cp(root: &Path, src: &str, dest: &str, opts: CopyOptions) -> anyhow::Result<(
         (End::Host(_), End::Host(_)) => {
             anyhow::bail!("must specify at least one container source")
         }
+    }
+}
+
+fn warn(warning: Option<String>) {
+    if let Some(w) = warning {
+        eprintln!("hull: warning: {w}");
     }
 }
 
