@@ -116,11 +116,14 @@ impl<W: Write> TarWriter<W> {
     }
 
     fn append_child(&mut self, dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> io::Result<()> {
+        // This entry's own calls name it in their errors.
+        let at =
+            |e: nix::Error| io::Error::new(errno(e).kind(), format!("{}: {e}", path.display()));
         let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            // Removed meanwhile (a running container): as tar, skip it.
+            // Removed meanwhile (a running container's file, a /proc entry): as tar, skipped.
             Err(nix::errno::Errno::ENOENT) => return Ok(()),
-            Err(e) => return Err(errno(e)),
+            Err(e) => return Err(at(e)),
         };
         if self.layer {
             if kind(&st) == libc::S_IFCHR && st.st_rdev == 0 {
@@ -130,10 +133,14 @@ impl<W: Write> TarWriter<W> {
             }
             self.append_xattrs(dir, name)?;
         }
+        // Each open comes before anything of the entry is written, so one that finds the
+        // entry gone skips it whole.
         match kind(&st) {
             libc::S_IFDIR => {
-                let sub =
-                    openat(dir, name, READ | OFlag::O_DIRECTORY, Mode::empty()).map_err(errno)?;
+                let sub = match openat(dir, name, READ | OFlag::O_DIRECTORY, Mode::empty()) {
+                    Err(nix::errno::Errno::ENOENT) => return Ok(()),
+                    r => r.map_err(at)?,
+                };
                 self.append_header(&st, path, tar::EntryType::Directory)?;
                 if self.layer && is_opaque(dir, name)? {
                     self.append_marker(&st, &path.join(".wh..wh..opq"))?;
@@ -141,12 +148,18 @@ impl<W: Write> TarWriter<W> {
                 self.append_dir(sub, path)
             }
             libc::S_IFLNK => {
-                let target = readlinkat(dir, name).map_err(errno)?;
+                let target = match readlinkat(dir, name) {
+                    Err(nix::errno::Errno::ENOENT) => return Ok(()),
+                    r => r.map_err(at)?,
+                };
                 self.append_link(&st, path, Path::new(&target))
             }
             libc::S_IFREG => {
-                let fd = openat(dir, name, READ, Mode::empty()).map_err(errno)?;
-                let now = fstat(fd.as_fd()).map_err(errno)?;
+                let fd = match openat(dir, name, READ, Mode::empty()) {
+                    Err(nix::errno::Errno::ENOENT) => return Ok(()),
+                    r => r.map_err(at)?,
+                };
+                let now = fstat(fd.as_fd()).map_err(at)?;
                 if kind(&now) != libc::S_IFREG {
                     return Err(io::Error::other(format!(
                         "{}: changed while being copied",
