@@ -332,6 +332,9 @@ fn commit_then_run_the_new_image() {
         .trim()
         .to_string();
     assert!(image.starts_with("sha256:") && image.len() == 71, "{image}");
+    // Without pausing, and without a name: an id all the same.
+    let unnamed = r.ok(&["commit", "--pause=false", &id]);
+    assert!(unnamed.trim().starts_with("sha256:"), "{unnamed}");
     // The container ran on, unpaused.
     assert_eq!(r.ok(&["exec", &id, "cat", "/hello"]), "committed\n");
     let listed = r.ok(&["images", "-q"]);

@@ -38,7 +38,8 @@ pub enum FilesCommand {
         #[arg(short, long = "change")]
         change: Vec<String>,
         /// Pause the container while committing
-        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
+        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+            require_equals = true, default_missing_value = "true")]
         pause: bool,
         container: String,
         /// REPOSITORY[:TAG] of the new image
