@@ -1,6 +1,6 @@
 //! The kernel's view of a container (`inspect --kernel`, and `Kernel` in `inspect`): the inode
-//! of each of its namespaces as /proc/PID/ns shows it, its cgroup paths with limits and usage
-//! (read by hull-cgroups through the runtime), its overlay (shared image layers below, its own
+//! of each of its namespaces as /proc/PID/ns shows it, its cgroup paths (hull-cgroups), the
+//! limits it was given (its config.json's resources) and its usage (read through the runtime), its overlay (shared image layers below, its own
 //! upper and work dirs) and its network attachment (veth pair, bridge, address, and its
 //! elements in hull's nftables table: masquerade of its subnet, DNAT of its published ports). For a
 //! container that is not running only the paths that exist are shown, and `Live` is false.
@@ -26,8 +26,18 @@ impl Engine {
             .map(|f| f.lowers)
             .unwrap_or_default();
         let merged = dir.join("merged");
+        let config: Value = std::fs::read_to_string(dir.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let mut limits = config["linux"]["resources"].clone();
+        if let Some(l) = limits.as_object_mut() {
+            // The device rules are the cgroup's access list, not a resource limit.
+            l.remove("devices");
+        }
         let mut view = json!({
             "Live": false,
+            "Limits": limits,
             "Overlay": {
                 "LowerDirs": lowers,
                 "UpperDir": dir.join("upper"),
@@ -124,6 +134,10 @@ pub fn report(name: &str, v: &Value) -> String {
         }
         let res = &v["Resources"];
         let mem = &res["memory"]["usage"];
+        let cpu = &v["Limits"]["cpu"];
+        if let (Some(quota), Some(period)) = (cpu["quota"].as_i64(), cpu["period"].as_u64()) {
+            out.push_str(&format!("  cpu limit: {quota} us per {period} us\n"));
+        }
         out.push_str(&format!(
             "  memory: usage {} limit {}\n  pids: current {} limit {}\n  cpu: {} ns used\n",
             mem["usage"].as_u64().unwrap_or(0),

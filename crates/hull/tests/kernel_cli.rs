@@ -32,6 +32,8 @@ fn kernel_view_matches_proc_and_cgroup_files() {
         "64m",
         "--pids-limit",
         "50",
+        "--cpus",
+        "0.5",
         "busybox",
         "sleep",
         "1000",
@@ -70,6 +72,17 @@ fn kernel_view_matches_proc_and_cgroup_files() {
     assert_eq!(res["pids"]["limit"].as_u64(), Some(50));
     let usage = res["memory"]["usage"]["usage"].as_u64().unwrap();
     assert!(usage > 0 && usage < 64 << 20, "{usage}");
+    assert_eq!(k["Limits"]["cpu"]["quota"].as_i64(), Some(50_000));
+    let quota = cgroups
+        .iter()
+        .find_map(|c| {
+            let d = Path::new(c["Dir"].as_str().unwrap());
+            std::fs::read_to_string(d.join("cpu.cfs_quota_us"))
+                .or_else(|_| std::fs::read_to_string(d.join("cpu.max")))
+                .ok()
+        })
+        .unwrap();
+    assert!(quota.starts_with("50000"), "{quota}");
     let pids_dir = cgroups
         .iter()
         .map(|c| Path::new(c["Dir"].as_str().unwrap()).join("pids.max"))
