@@ -54,12 +54,11 @@ impl Engine {
         };
         let mut walk = Walk {
             lowers: &rootfs.lowers,
-            upper: &upper,
             mount_points: mount_points(&dir.join("config.json")),
             out: Vec::new(),
             hidden_mount_point: BTreeSet::new(),
         };
-        walk.dir(fd, Path::new("/"), true)
+        walk.dir(fd, Path::new("/"), true, false)
             .map_err(EngineError::io(format!("reading {}", upper.display())))?;
         Ok(walk.finish())
     }
@@ -67,7 +66,6 @@ impl Engine {
 
 struct Walk<'a> {
     lowers: &'a [PathBuf],
-    upper: &'a Path,
     mount_points: BTreeSet<PathBuf>,
     out: Vec<Change>,
     /// Directories that held a mount point left out: not changed for that alone.
@@ -77,7 +75,13 @@ struct Walk<'a> {
 impl Walk<'_> {
     /// The entries of the upper directory `fd`, which is `rel` in the container; `in_image`
     /// says whether the image has a directory there.
-    fn dir(&mut self, fd: OwnedFd, rel: &Path, in_image: bool) -> std::io::Result<()> {
+    fn dir(
+        &mut self,
+        fd: OwnedFd,
+        rel: &Path,
+        in_image: bool,
+        opaque: bool,
+    ) -> std::io::Result<()> {
         let mut d = Dir::from_fd(fd)?;
         let names: Vec<OsString> = d
             .iter()
@@ -85,7 +89,7 @@ impl Walk<'_> {
             .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
             .filter(|n| n != "." && n != "..")
             .collect();
-        let opaque = in_image && is_opaque(&self.upper.join(rel.strip_prefix("/").unwrap_or(rel)));
+        let opaque = in_image && opaque;
         if opaque {
             for gone in self.image_names(rel) {
                 if !names.contains(&gone) {
@@ -131,7 +135,13 @@ impl Walk<'_> {
         self.push(if image.is_some() { 'C' } else { 'A' }, path.to_path_buf());
         if is_dir {
             let sub = openat(dir, name, DIR, Mode::empty())?;
-            self.dir(sub, path, image.is_some_and(|m| m.is_dir()))?;
+            // By the parent's descriptor: a running container may have swapped a directory on
+            // the path for a symlink.
+            let mut at = hull_sys::fd::proc_self_fd(dir).into_os_string();
+            at.push("/");
+            at.push(name);
+            let opaque = is_opaque(Path::new(&at));
+            self.dir(sub, path, image.is_some_and(|m| m.is_dir()), opaque)?;
         }
         Ok(())
     }

@@ -303,7 +303,22 @@ fn diff_lists_added_changed_and_deleted() {
     r.ok(&["start", &fresh]);
     assert_eq!(r.ok(&["wait", &fresh]).trim(), "0");
     assert_eq!(r.ok(&["diff", &fresh]), "");
-    r.ok(&["rm", &id, &fresh]);
+    // A directory of the image removed and made again is opaque: what the image had in it
+    // is deleted, whatever is in it now is new.
+    let base = script(&mut r, "mkdir /data; echo a > /data/a; echo b > /data/b");
+    r.ok(&["commit", &base, "withdata:1"]);
+    r.ok(&["rm", "-f", &base]);
+    let mut args = vec!["run", "-d", "--network", "none", "withdata:1", "sh", "-c"];
+    args.push("rm -rf /data; mkdir /data; echo c > /data/c; touch /done; sleep 1000");
+    let opaque = r.ok(&args).trim().to_string();
+    r.ids.push(opaque.clone());
+    wait_exec(&r, &opaque, &["test", "-e", "/done"]);
+    assert_eq!(
+        r.ok(&["diff", &opaque]),
+        "C /data\nD /data/a\nD /data/b\nA /data/c\nC /done\n"
+    );
+    r.ok(&["rm", "-f", &id, &fresh, &opaque]);
+    r.ok(&["rmi", "withdata:1"]);
     r.assert_clean();
 }
 
