@@ -110,18 +110,18 @@ impl Engine {
             HostEnd::Path(src) => {
                 let src = src.to_string_lossy();
                 let (top, source) = source(&Tree::Host, &src, opts.follow)
-                    .map_err(|e| EngineError::Invalid(format!("lstat {src}: {e}")))?
+                    .map_err(|e| EngineError::Invalid(format!("lstat {src}: {}", e.desc())))?
                     .ok_or_else(|| {
                         EngineError::Invalid(format!("lstat {src}: no such file or directory"))
                     })?;
                 let into = destination(&ctr, &source, &src, &ctr_path)
-                    .map_err(|e| not_found(e, &ctr_path, &record))?;
+                    .map_err(|e| e.in_container(&ctr_path, &record))?;
                 stream(&top, into.1.as_deref(), into.0, owner)?;
             }
             HostEnd::Stream => {
                 let dir = ctr
                     .open(&ctr_path, DIR)
-                    .map_err(|e| not_found(e.to_string(), &ctr_path, &record))?;
+                    .map_err(|e| missing(e, &ctr_path, &record))?;
                 let (input, _) = hull_image::unpack::decompress(stdin)
                     .map_err(EngineError::io("reading the tar stream"))?;
                 unpack(input, dir, owner)?;
@@ -144,13 +144,13 @@ impl Engine {
         let ctr = Tree::Root(root.fd.try_clone().map_err(EngineError::io("dup"))?);
         let ctr_path = absolute(ctr_path);
         let (top, source) = source(&ctr, &ctr_path, opts.follow)
-            .map_err(|e| not_found(e.to_string(), &ctr_path, &record))?
-            .ok_or_else(|| not_found("missing".into(), &ctr_path, &record))?;
+            .map_err(|e| missing(e, &ctr_path, &record))?
+            .ok_or_else(|| missing(Errno::ENOENT, &ctr_path, &record))?;
         match dest {
             HostEnd::Path(dest) => {
                 let dest = dest.to_string_lossy();
                 let into = destination(&Tree::Host, &source, &ctr_path, &dest)
-                    .map_err(EngineError::Invalid)?;
+                    .map_err(|e| e.on_host(&dest))?;
                 let owner = (!opts.archive).then(|| {
                     (
                         nix::unistd::geteuid().as_raw(),
@@ -186,18 +186,53 @@ fn destination(
     src: &Source,
     src_path: &str,
     dest_path: &str,
-) -> Result<(OwnedFd, Option<PathBuf>), String> {
+) -> Result<(OwnedFd, Option<PathBuf>), Failure> {
     // A destination that is a symlink to a directory is that directory, as docker has it.
-    let dest = match tree.stat(dest_path, true).map_err(|e| e.to_string())? {
+    let dest = match tree.stat(dest_path, true)? {
         None => Dest::Missing,
         Some((_, true)) => Dest::Dir,
         Some((_, false)) => Dest::File,
     };
-    let plan = plan::plan(src, src_path, dest_path, dest)?;
+    let plan = plan::plan(src, src_path, dest_path, dest).map_err(Failure::Rule)?;
     let dir = tree
         .open(&plan.dir, DIR)
-        .map_err(|e| format!("{}: {e}", plan.dir))?;
+        .map_err(|e| Failure::At(plan.dir, e))?;
     Ok((dir, plan.name.map(PathBuf::from)))
+}
+
+/// Why a copy cannot go where it was asked to.
+enum Failure {
+    /// A path of the copy cannot be looked up.
+    Sys(Errno),
+    /// The parent directory (docker's rules name it) cannot be opened.
+    At(String, Errno),
+    /// docker's rules refuse the copy (a directory onto a file, a missing `dir/`).
+    Rule(String),
+}
+
+impl From<Errno> for Failure {
+    fn from(e: Errno) -> Self {
+        Failure::Sys(e)
+    }
+}
+
+impl Failure {
+    /// As the error of a copy into container `record` at `path`.
+    fn in_container(self, path: &str, record: &Record) -> EngineError {
+        match self {
+            Failure::Sys(e) | Failure::At(_, e) => missing(e, path, record),
+            Failure::Rule(r) => EngineError::Invalid(r),
+        }
+    }
+
+    /// As the error of a copy to the host's `path`.
+    fn on_host(self, path: &str) -> EngineError {
+        match self {
+            Failure::Sys(e) => EngineError::Invalid(format!("{path}: {}", e.desc())),
+            Failure::At(dir, e) => EngineError::Invalid(format!("{dir}: {}", e.desc())),
+            Failure::Rule(r) => EngineError::Invalid(r),
+        }
+    }
 }
 
 /// Archives `top` (named `name`) and unpacks the stream into `dir` at the same time.
@@ -249,14 +284,15 @@ fn absolute(path: &str) -> String {
     }
 }
 
-fn not_found(reason: String, path: &str, record: &Record) -> EngineError {
-    if reason.contains("ENOENT") || reason == "missing" {
+/// A container path that cannot be looked up, as docker words it when it is missing.
+fn missing(e: Errno, path: &str, record: &Record) -> EngineError {
+    if e == Errno::ENOENT || e == Errno::ENOTDIR {
         EngineError::Invalid(format!(
             "Could not find the file {path} in container {}",
             record.name
         ))
     } else {
-        EngineError::Invalid(format!("{path} in container {}: {reason}", record.name))
+        EngineError::Invalid(format!("{path} in container {}: {}", record.name, e.desc()))
     }
 }
 
