@@ -169,6 +169,23 @@ impl System {
     }
 }
 
+/// The cgroup dirs (host paths) of process `pid`, one per hierarchy it is in: (controllers,
+/// empty for v2; its path as /proc/PID/cgroup shows it; the dir under this process's mounts).
+pub fn process_dirs(pid: i32) -> Result<Vec<(Vec<String>, PathBuf, PathBuf)>, CgroupError> {
+    let mounts = parse_mountinfo(&fs::read(Path::new("/proc/self/mountinfo"))?);
+    let member = parse_proc_cgroup(&fs::read(Path::new(&format!("/proc/{pid}/cgroup")))?);
+    Ok(member
+        .into_iter()
+        .filter_map(|m| {
+            let mount = mounts
+                .iter()
+                .find(|x| x.version == m.version && x.controllers == m.controllers)?;
+            let dir = host_path(mount, &m.path);
+            Some((m.controllers, m.path, dir))
+        })
+        .collect())
+}
+
 /// Detects the host's cgroup layout from /proc/self/mountinfo.
 pub fn detect_layout() -> Result<Layout, CgroupError> {
     let mountinfo = fs::read(Path::new("/proc/self/mountinfo"))?;

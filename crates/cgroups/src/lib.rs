@@ -33,7 +33,7 @@ mod sys;
 pub use cgroup::{Cgroup, Hierarchy};
 pub use devices::{default_device_rules, runc_device_rules};
 pub use error::CgroupError;
-pub use layout::{detect_layout, Layout};
+pub use layout::{detect_layout, process_dirs, Layout};
 pub use oom::OomEvents;
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats,

@@ -207,6 +207,7 @@ impl Engine {
             "Mounts": crate::volumes::inspect_mounts(&self.root, &config),
             "LogPath": paths::log_file(&self.root, &r.id),
             "NetworkSettings": links,
+            "Kernel": self.kernel_view(&r.id)?,
             "Spec": config,
         }))
     }

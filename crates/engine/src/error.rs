@@ -78,6 +78,11 @@ impl EngineError {
         }
     }
 
+    /// The reader of this command's output went away (`hull logs -f | head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, EngineError::Io { err, .. } if err.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
         let what = what.into();
         move |err| EngineError::Io { what, err }

@@ -20,13 +20,17 @@
 
 pub mod attach;
 pub mod bundle;
+mod commit;
 mod control;
+pub mod cp;
 mod create;
 mod df;
+mod diff;
 mod error;
 mod exec;
 pub mod filter;
 mod info;
+pub mod kernel;
 pub mod log_opts;
 pub mod log_read;
 pub mod logs;
@@ -50,8 +54,11 @@ use hull_sys::procfs;
 use rusqlite::Connection;
 
 pub use attach::{Attach, Attached};
+pub use commit::CommitOptions;
+pub use cp::{CopyOptions, HostEnd};
 pub use create::Created;
 pub use df::DiskRow;
+pub use diff::Change;
 pub use error::{EngineError, EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
 pub use exec::ExecRequest;
 pub use log_read::LogQuery;

@@ -57,6 +57,8 @@ struct Printer<'a> {
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
     tail: Option<VecDeque<Line>>,
+    /// Why output stopped, if a write failed.
+    failed: Option<std::io::Error>,
 }
 
 impl Printer<'_> {
@@ -98,13 +100,20 @@ impl Printer<'_> {
         } else {
             &mut *self.out
         };
-        let _ = if self.query.timestamps {
+        let written = if self.query.timestamps {
             write!(sink, "{} {}", line.time, line.log)
         } else {
             sink.write_all(line.log.as_bytes())
-        };
-        let _ = sink.flush();
-        ControlFlow::Continue(())
+        }
+        .and_then(|()| sink.flush());
+        // A reader that went away (`hull logs -f | head`) ends the copy, also a follower's.
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                self.failed = Some(e);
+                ControlFlow::Break(())
+            }
+        }
     }
 }
 
@@ -176,7 +185,21 @@ pub fn copy(
         out,
         err,
         tail: None,
+        failed: None,
     };
+    let copied = copy_into(path, query, &mut printer, running);
+    match printer.failed.take() {
+        Some(err) => Err(EngineError::io("writing the log")(err)),
+        None => copied,
+    }
+}
+
+fn copy_into(
+    path: &Path,
+    query: &LogQuery,
+    printer: &mut Printer<'_>,
+    running: &mut dyn FnMut() -> bool,
+) -> Result<(), EngineError> {
     // The current file is opened first: while the writer rotates, `.1` and the current name
     // are briefly one file (a hard link, then a rename), which is then read once, as current.
     let mut current = open(path)?;
@@ -195,13 +218,13 @@ pub fn copy(
                 continue;
             }
             seen.push((meta.dev(), meta.ino()));
-            if drain(&mut reader, &mut printer, false)?.is_break() {
+            if drain(&mut reader, printer, false)?.is_break() {
                 return Ok(());
             }
         }
     }
     if let Some(reader) = current.as_mut() {
-        if drain(reader, &mut printer, false)?.is_break() {
+        if drain(reader, printer, false)?.is_break() {
             return Ok(());
         }
     }
@@ -212,7 +235,7 @@ pub fn copy(
     let mut last_pass = false;
     loop {
         if let Some(reader) = current.as_mut() {
-            if drain(reader, &mut printer, true)?.is_break() {
+            if drain(reader, printer, true)?.is_break() {
                 return Ok(());
             }
         }
@@ -225,7 +248,7 @@ pub fn copy(
             .map(|m| m.ino());
         if now_ino.is_some() && now_ino != open_ino {
             if let Some(reader) = current.as_mut() {
-                if drain(reader, &mut printer, true)?.is_break() {
+                if drain(reader, printer, true)?.is_break() {
                     return Ok(());
                 }
             }

@@ -8,15 +8,7 @@ use clap::Parser;
 const EXIT_ENGINE: i32 = 125;
 
 fn main() {
-    // As other command-line tools: `hull ps | head -1` ends hull by SIGPIPE rather than a panic
-    // in println! (Rust's start-up code ignores SIGPIPE). Monitors ignore it again.
-    // SAFETY: sets a signal disposition to SIG_DFL before any thread or handler exists.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    };
+    quiet_on_closed_stdout();
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
@@ -31,13 +23,35 @@ fn main() {
     match cli::run(args) {
         Ok(code) => exit(code),
         Err(err) => {
-            eprintln!("hull: {err:#}");
             let engine = err
                 .chain()
                 .find_map(|e| e.downcast_ref::<hull_engine::EngineError>());
+            if engine.is_some_and(hull_engine::EngineError::is_broken_pipe) {
+                exit(128 + nix::libc::SIGPIPE);
+            }
+            eprintln!("hull: {err:#}");
             exit(engine.map_or(1, hull_engine::EngineError::exit_code));
         }
     }
+}
+
+/// `hull ps | head -1`: once the reader is gone, println! panics with EPIPE (Rust ignores
+/// SIGPIPE, which hull keeps: its own pipes, in cp or an image unpack, must fail with an error,
+/// not kill it). Such a panic ends hull as a shell tool ends, quietly, with 128 + SIGPIPE.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            exit(128 + nix::libc::SIGPIPE);
+        }
+        default(info);
+    }));
 }
 
 #[allow(clippy::exit)] // the status is the command's result; nothing is left to drop

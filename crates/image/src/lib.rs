@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod archive;
 pub mod digest;
 pub mod manifest;
 pub mod overlay;

@@ -4,7 +4,7 @@
 //! it get mount(2) with paths relative to the layers' common parent.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +12,8 @@ use hull_sys::mount_api::{
     move_mount_to, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
 use hull_sys::mountinfo;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use crate::sys;
 
@@ -117,6 +119,55 @@ pub fn mount(ov: &Overlay, api: MountApi) -> Result<MountApi, OverlayError> {
 }
 
 fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
+    let mnt = fsmount_new(ov)?;
+    move_mount_to(mnt.as_fd(), &ov.target).map_err(|source| OverlayError::Mount {
+        target: ov.target.display().to_string(),
+        step: "move_mount",
+        err: source.into(),
+        kernel: None,
+    })
+}
+
+/// Mounts `ov` without attaching it anywhere: the returned descriptor is the overlay's root
+/// (fsmount's, so more mounts can be attached inside the detached tree while it is open), and
+/// the mount goes away with the last descriptor, so no mount table ever shows it and a process
+/// killed while using it leaves nothing behind. Kernels without the new mount API get a mount
+/// on `ov.target` detached at once (`ov.target` must exist).
+pub fn mount_detached(ov: &Overlay) -> Result<OwnedFd, OverlayError> {
+    ov.validate()?;
+    let target = ov.target.display().to_string();
+    let open_root = |at: &Path| {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        nix::fcntl::open(at, flags, Mode::empty()).map_err(|e| OverlayError::Mount {
+            target: target.clone(),
+            step: "opening the overlay's root",
+            err: e.into(),
+            kernel: None,
+        })
+    };
+    match fsmount_new(ov) {
+        Ok(mnt) => Ok(mnt),
+        Err(OverlayError::Mount { err, step, .. })
+            if err.raw_os_error() == Some(libc::ENOSYS)
+                || (step == "fsconfig lowerdir+" && err.raw_os_error() == Some(libc::EINVAL)) =>
+        {
+            mount_legacy(ov)?;
+            let fd = open_root(&ov.target);
+            let detached = nix::mount::umount2(&ov.target, nix::mount::MntFlags::MNT_DETACH)
+                .map_err(|e| OverlayError::Unmount {
+                    target: target.clone(),
+                    err: e.into(),
+                });
+            let fd = fd?;
+            detached?;
+            Ok(fd)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The overlay's mount, not yet attached to any place (fsopen, fsconfig, fsmount).
+fn fsmount_new(ov: &Overlay) -> Result<OwnedFd, OverlayError> {
     let target = ov.target.display().to_string();
     let fs = FsContext::open("overlay").map_err(|source| OverlayError::Mount {
         target: target.clone(),
@@ -157,13 +208,7 @@ fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
     if ov.inert {
         attrs |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     }
-    let mnt = fs.fsmount(attrs).map_err(|e| fail("fsmount", &fs)(e))?;
-    move_mount_to(mnt.as_fd(), &ov.target).map_err(|source| OverlayError::Mount {
-        target: target.clone(),
-        step: "move_mount",
-        err: source.into(),
-        kernel: None,
-    })
+    fs.fsmount(attrs).map_err(|e| fail("fsmount", &fs)(e))
 }
 
 /// The deepest directory containing every lower dir.

@@ -116,7 +116,7 @@ fn commit_turns_an_upper_dir_into_a_layer() {
     assert!(overlay::unmount_container(&base).unwrap());
     let id = sources::commit(&mut s, &base.join("upper"), Some("base:1"), Some("derived")).unwrap();
     let rootfs = s.rootfs_for("derived").unwrap();
-    assert_eq!(rootfs.manifest, id);
+    assert_eq!(rootfs.id, id, "the image id is the config digest");
     assert_eq!(rootfs.lowers.len(), 2);
     use std::os::unix::fs::MetadataExt;
     let top = &rootfs.lowers[0];

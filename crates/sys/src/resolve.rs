@@ -24,13 +24,24 @@ pub fn openat2<P: ?Sized + NixPath>(
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(resolve);
+    // Bounded: a scoped ".." fails with EAGAIN whenever any mount or rename happened on the
+    // system during the walk, which on a busy host (or for a path a hostile tree made long)
+    // can go on; the caller then gets EAGAIN rather than a spinning process.
+    let mut tries = 0;
     loop {
         match nix::fcntl::openat2(dirfd, path, how) {
-            Err(Errno::EAGAIN | Errno::EINTR) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) if tries < MAX_TRIES => {
+                tries += 1;
+                std::thread::yield_now();
+            }
             other => return other,
         }
     }
 }
+
+/// How many times a lookup that raced with a mount or rename is tried.
+const MAX_TRIES: u32 = 4096;
 
 /// `path` opened with `flags` inside the directory `root` ([`IN_ROOT`]).
 pub fn open_in_root<P: ?Sized + NixPath>(

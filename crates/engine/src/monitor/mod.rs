@@ -146,15 +146,6 @@ fn child_main(root: &Path, id: &str, report: OwnedFd, attach: Option<Attach>) ->
     // Its own session: the terminal's ^C goes to the `hull` command, which forwards it to the
     // container, and never straight to the monitor.
     let _ = setsid();
-    // A client that goes away must cost the monitor a failed write, never its life (the `hull`
-    // command it is forked from dies by SIGPIPE, as other command-line tools do).
-    // SAFETY: sets a signal disposition to SIG_IGN; no handler code runs.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigIgn,
-        )
-    };
     // Named for ps(1); and out of the starter's working directory, which it must not keep busy.
     let _ = nix::sys::prctl::set_name(c"hull-monitor");
     let _ = nix::unistd::chdir("/");

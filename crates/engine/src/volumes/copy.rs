@@ -10,11 +10,11 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A whiteout: a character device 0:0.
-fn is_whiteout(meta: &std::fs::Metadata) -> bool {
+pub(crate) fn is_whiteout(meta: &std::fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
-fn is_opaque(path: &Path) -> bool {
+pub(crate) fn is_opaque(path: &Path) -> bool {
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
@@ -33,7 +33,7 @@ fn is_opaque(path: &Path) -> bool {
 
 /// The layer directories that make up directory `rel` of the image, top-most first; empty when
 /// the image has no directory there.
-fn layers_of(lowers: &[PathBuf], rel: &Path) -> Vec<PathBuf> {
+pub(crate) fn layers_of(lowers: &[PathBuf], rel: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = lowers.to_vec();
     for comp in rel.components() {
         let std::path::Component::Normal(name) = comp else {

@@ -7,7 +7,7 @@
 //! makes its volumes after, and `volume rm` checks and deletes in one write transaction: a
 //! volume is never removed between the two.
 
-mod copy;
+pub(crate) mod copy;
 pub mod spec;
 
 use std::collections::BTreeMap;

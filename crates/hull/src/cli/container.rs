@@ -131,6 +131,10 @@ pub enum ContainerCommand {
     },
     /// Show containers' details as JSON (images too, when no container has the name)
     Inspect {
+        /// Print only what the kernel holds for each container (namespaces, cgroups, overlay,
+        /// network) as a short report
+        #[arg(long)]
+        kernel: bool,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -440,7 +444,19 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             };
             return Ok(engine.exec(container, &req)?);
         }
-        ContainerCommand::Inspect { names } => {
+        ContainerCommand::Inspect {
+            kernel: true,
+            names,
+        } => {
+            for n in &names {
+                let view = engine.kernel_view(n)?;
+                print!(
+                    "{}",
+                    hull_engine::kernel::report(&engine.find(n)?.name, &view)
+                );
+            }
+        }
+        ContainerCommand::Inspect { names, .. } => {
             let mut docs = Vec::new();
             for n in &names {
                 match engine.inspect(n) {

@@ -2,6 +2,7 @@
 
 mod container;
 mod container_ops;
+mod files;
 mod format;
 mod image;
 mod network;
@@ -64,6 +65,8 @@ pub enum Command {
     },
     #[command(flatten)]
     Image(image::ImageCommand),
+    #[command(flatten)]
+    Files(files::FilesCommand),
     /// Engine-wide information
     System {
         #[command(subcommand)]
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Network(cmd) => network::run(&cli.root, cmd).map(|()| 0),
         Command::Volume(cmd) => volume::run(&cli.root, cmd),
         Command::Image(c) => image::run(&cli.root, c).map(|()| 0),
+        Command::Files(c) => files::run(&cli.root, c),
         Command::System { command } => system::run(&cli.root, command).map(|()| 0),
         Command::Vm { command } => vm::run(command).map(|()| 0),
     }

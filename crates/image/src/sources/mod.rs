@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub use archive::TarIndex;
-pub use commit::commit;
+pub use commit::{commit, commit_with, CommitSpec, ConfigEdit};
 pub use docker::{load, load_docker_archive};
 pub use import::import_tar;
 pub use layout::load_layout;

@@ -264,6 +264,21 @@ impl Db {
         Ok(())
     }
 
+    /// Deletes the row of layer `chain` if no manifest uses it (a failed commit's own layer);
+    /// whether it did, so the caller removes the layer's dir only then.
+    pub fn forget_layer(&self, chain: &str) -> Result<bool, DbError> {
+        let n = self.conn.execute(
+            "DELETE FROM image_layers WHERE chain_id = ?1 AND chain_id NOT IN (SELECT chain_id FROM image_manifest_layers)",
+            [chain],
+        )?;
+        let used: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM image_manifest_layers WHERE chain_id = ?1)",
+            [chain],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0 || !used)
+    }
+
     /// Layers no manifest uses any more; their rows are deleted and their chain ids returned.
     pub fn take_unused_layers(&self) -> Result<Vec<String>, DbError> {
         let mut st = self.conn.prepare(

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::sys::stat::{fchmod, fchmodat, fstatat, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, mknodat, Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
@@ -60,7 +60,10 @@ pub fn write<R: Read>(
         return Ok(());
     }
     let comps = components(&raw).map_err(|r| reject(&raw, r))?;
-    let meta = meta(e, &raw)?;
+    let mut meta = meta(e, &raw)?;
+    if let Some((uid, gid)) = opts.owner {
+        (meta.uid, meta.gid) = (uid, gid);
+    }
     let Some((name, parent)) = comps.split_last() else {
         // The layer root itself ("./"): only its metadata applies.
         if kind != tar::EntryType::Directory {
@@ -71,7 +74,10 @@ pub fn write<R: Read>(
         root.defer_dir_time(&[], meta.mtime);
         return Ok(());
     };
-    if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+    if let Some(hidden) = name
+        .strip_prefix(WHITEOUT_PREFIX)
+        .filter(|_| opts.whiteouts)
+    {
         return whiteout(root, parent, name, hidden, &raw);
     }
     match kind {
@@ -375,14 +381,24 @@ fn set_meta_at(dir: BorrowedFd<'_>, name: &[u8], meta: &Meta, is_link: bool) -> 
     )
     .map_err(errno)?;
     if !is_link {
-        // The node was just created by us in a dir resolved inside the root: not a symlink.
-        fchmodat(
+        // Through a descriptor of the node itself: in a tree others write to (a running
+        // container's, for `cp`) the name may have become a symlink since we made it, and
+        // chmod by name would follow it out of the tree.
+        let node = openat(
             dir,
             name,
-            Mode::from_bits_truncate(meta.mode),
-            FchmodatFlags::FollowSymlink,
-        )
-        .map_err(errno)?;
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        if fstat(node.as_fd()).map_err(errno)?.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            return Err(io::Error::other(
+                "replaced by a symlink while being written",
+            ));
+        }
+        std::fs::set_permissions(
+            hull_sys::fd::proc_self_fd(node.as_fd()),
+            std::os::unix::fs::PermissionsExt::from_mode(meta.mode),
+        )?;
     }
     for (k, v) in &meta.xattrs {
         sys::lsetxattr_at(dir, name, k, v)?;

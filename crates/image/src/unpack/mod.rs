@@ -66,6 +66,11 @@ pub struct UnpackOptions {
     /// Start each file's writeback as soon as it is written (the caller flushes the store
     /// once at the end): a pull overlaps the disk writes with the rest of its work.
     pub start_writeback: bool,
+    /// Turn OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) into overlay ones; when false (a tar a
+    /// user copies into a container) they are plain files like any other.
+    pub whiteouts: bool,
+    /// Owner (uid, gid) given to every entry instead of the header's (`cp` without `-a`).
+    pub owner: Option<(u32, u32)>,
 }
 
 impl Default for UnpackOptions {
@@ -73,6 +78,8 @@ impl Default for UnpackOptions {
         Self {
             allow_devices: true,
             start_writeback: false,
+            whiteouts: true,
+            owner: None,
         }
     }
 }
@@ -169,6 +176,20 @@ fn write_entries(
         entry::write(root, &mut e, opts, None)?;
         entries += 1;
     }
+    Ok(entries)
+}
+
+/// Unpacks the plain tar `input` into the directory `dest` (an open directory, e.g. one
+/// resolved inside a container's root), with the same confinement as a layer: nothing lands
+/// outside `dest`. Returns the number of entries.
+pub fn unpack_at(
+    input: impl Read,
+    dest: std::os::fd::OwnedFd,
+    opts: &UnpackOptions,
+) -> Result<u64, UnpackError> {
+    let mut root = LayerRoot::from_fd(dest);
+    let entries = write_entries(input, &mut root, opts)?;
+    root.finish()?;
     Ok(entries)
 }
 

@@ -38,6 +38,15 @@ impl LayerRoot {
         })
     }
 
+    /// A directory already open (read-only, `O_DIRECTORY`).
+    pub fn from_fd(root: OwnedFd) -> Self {
+        Self {
+            root,
+            cached: None,
+            dir_times: Vec::new(),
+        }
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.root.as_fd()
     }
