@@ -64,12 +64,16 @@ fn import_then_mount_read_only() {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o700, "layers are private to root");
-    // Mounting twice returns the same mount.
+    // Mounting twice (by id prefix) returns the same mount, counted twice: the first
+    // unmount keeps it, the second unmounts.
     assert_eq!(s.mount_image(&list[0].id.to_string()[7..19]).unwrap(), mnt);
     let err = s.remove("base:1", false).unwrap_err();
     assert!(err.to_string().contains("image mount"), "{err}");
-    assert!(s.unmount_image("base:1").unwrap());
+    assert_eq!(s.unmount_image("base:1", false).unwrap(), Some(1));
+    assert!(overlay::is_mounted(&mnt));
+    assert_eq!(s.unmount_image("base:1", false).unwrap(), Some(0));
     assert!(!overlay::is_mounted(&mnt));
+    assert_eq!(s.unmount_image("base:1", false).unwrap(), None);
     assert!(t.mounts().is_empty());
 }
 
@@ -155,7 +159,7 @@ fn commit_turns_an_upper_dir_into_a_layer() {
         Ok(())
     };
     let res = check();
-    s.unmount_image("derived").unwrap();
+    s.unmount_image("derived", false).unwrap();
     res.unwrap();
     assert!(t.mounts().is_empty());
 }
@@ -222,7 +226,13 @@ fn save_then_load_round_trips() {
     let s = store_with_base(&t);
     let id = s.resolve("base:1").unwrap();
     let out = t.join("base.tar");
-    sources::save(&s, &["base:1".to_string()], &out).unwrap();
+    sources::save(
+        &s,
+        &["base:1".to_string()],
+        &out,
+        sources::SaveFormat::OciArchive,
+    )
+    .unwrap();
     let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
     let loaded = sources::load(&mut s2, &out, None).unwrap();
     assert_eq!(loaded.len(), 1);
@@ -319,7 +329,13 @@ fn corrupt_blob_leaves_nothing_and_retry_works() {
     let s = store_with_base(&t);
     let out = t.join("layout");
     let tarball = t.join("base.tar");
-    sources::save(&s, &["base:1".to_string()], &tarball).unwrap();
+    sources::save(
+        &s,
+        &["base:1".to_string()],
+        &tarball,
+        sources::SaveFormat::OciArchive,
+    )
+    .unwrap();
     std::fs::create_dir_all(&out).unwrap();
     let st = std::process::Command::new("tar")
         .arg("-xf")
@@ -457,7 +473,13 @@ fn unrecorded_leftovers_are_not_trusted() {
     let t = TestDir::new("unrecorded");
     let s = store_with_base(&t);
     let out = t.join("base.tar");
-    sources::save(&s, &["base:1".to_string()], &out).unwrap();
+    sources::save(
+        &s,
+        &["base:1".to_string()],
+        &out,
+        sources::SaveFormat::OciArchive,
+    )
+    .unwrap();
     let m = s.manifest(&s.resolve("base:1").unwrap()).unwrap();
     let blob = &m.layers[0].digest[7..];
     let lower = s.rootfs_for("base:1").unwrap().lowers[0].clone();

@@ -2,28 +2,42 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Bytes in SI units ("12.3MB").
+/// Bytes as docker prints them everywhere (`images`, `system df`, `ps -s`): decimal units and
+/// three significant digits ("4.26MB", "10.2kB", "999B"), as go-units'
+/// `HumanSizeWithPrecision(size, 3)`.
 pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut v = bytes as f64;
     let mut u = 0;
     while v >= 1000.0 && u < UNITS.len() - 1 {
         v /= 1000.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + UNITS[u]
+    // Three significant digits; a value that rounds up to 1000 moves to the next unit
+    // (Go's %g would print "1e+03").
+    let decimals = |v: f64| {
+        if v >= 100.0 {
+            0
+        } else if v >= 10.0 {
+            1
+        } else {
+            2
+        }
+    };
+    let mut text = format!("{v:.*}", decimals(v));
+    if text.parse::<f64>().is_ok_and(|r| r >= 1000.0) && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+        text = format!("{v:.*}", decimals(v));
     }
+    if text.contains('.') {
+        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    text + UNITS[u]
 }
 
 /// Seconds since the epoch of an RFC 3339 time ("2024-01-02T03:04:05[.frac](Z|+hh:mm)").
-fn parse_rfc3339(s: &str) -> Option<i64> {
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 19 {
         return None;
@@ -53,7 +67,36 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(t)
 }
 
-/// "3 minutes ago" for an RFC 3339 time; the raw text when it does not parse.
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A duration as docker words it (go-units' `HumanDuration`): "Less than a second",
+/// "About a minute", "47 hours", "2 weeks"...
+pub fn duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let hours = (s + 1800) / 3600;
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", s / 3600 / 24 / 365),
+    }
+}
+
+/// "2 hours ago" for an RFC 3339 time, as docker's CREATED column; the raw text when it
+/// does not parse.
 pub fn age(created: Option<&str>) -> String {
     let Some(c) = created else {
         return "N/A".into();
@@ -61,20 +104,41 @@ pub fn age(created: Option<&str>) -> String {
     let Some(t) = parse_rfc3339(c) else {
         return c.to_string();
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let s = (now - t).max(0);
-    let (n, unit) = match s {
-        0..=59 => (s, "second"),
-        60..=3599 => (s / 60, "minute"),
-        3600..=86399 => (s / 3600, "hour"),
-        86400..=2_591_999 => (s / 86400, "day"),
-        2_592_000..=31_535_999 => (s / 2_592_000, "month"),
-        _ => (s / 31_536_000, "year"),
-    };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+    format!("{} ago", duration(now() - t))
+}
+
+/// Renders a Go-template-ish `--format` for one row: `{{.Field}}` (also `{{ .Field }}`) is
+/// replaced by `field(name)`, `{{json .}}` by `json`, and `\t` / `\n` escapes are honoured as
+/// docker's. An unknown field is an error naming it.
+pub fn template(
+    tmpl: &str,
+    json: &str,
+    field: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = tmpl;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else {
+            return Err(format!("unclosed action in template {tmpl:?}"));
+        };
+        let action = after[..j].trim();
+        if action == "json ." {
+            out.push_str(json);
+        } else if let Some(name) = action.strip_prefix('.') {
+            out.push_str(
+                &field(name).ok_or_else(|| format!("template: no field {name:?} in {tmpl:?}"))?,
+            );
+        } else {
+            return Err(format!(
+                "template: unsupported action {{{{{action}}}}} (only {{{{.Field}}}} and {{{{json .}}}})"
+            ));
+        }
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    Ok(out.replace("\\t", "\t").replace("\\n", "\n"))
 }
 
 /// Prints rows as left-aligned columns separated by three spaces.
@@ -106,9 +170,51 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn sizes_and_times() {
+    fn sizes_as_docker() {
+        assert_eq!(super::size(0), "0B");
         assert_eq!(super::size(999), "999B");
-        assert_eq!(super::size(1_234_000), "1.234MB");
+        assert_eq!(super::size(10_240), "10.2kB");
+        assert_eq!(super::size(4_261_000), "4.26MB");
+        assert_eq!(super::size(1_234_000), "1.23MB");
+        assert_eq!(super::size(1_000_000), "1MB");
+        assert_eq!(super::size(77_800_000), "77.8MB");
+        assert_eq!(super::size(123_456_789), "123MB");
+        assert_eq!(super::size(999_600), "1MB", "rounds into the next unit");
+        assert_eq!(super::size(1_500_000_000), "1.5GB");
+    }
+
+    #[test]
+    fn durations_as_docker() {
+        assert_eq!(super::duration(0), "Less than a second");
+        assert_eq!(super::duration(5), "5 seconds");
+        assert_eq!(super::duration(90), "About a minute");
+        assert_eq!(super::duration(7200), "2 hours");
+        assert_eq!(super::duration(47 * 3600), "47 hours");
+        assert_eq!(super::duration(3 * 86400), "3 days");
+        assert_eq!(super::duration(21 * 86400), "3 weeks");
+        assert_eq!(super::duration(90 * 86400), "3 months");
+        assert_eq!(super::duration(3 * 365 * 86400), "3 years");
+    }
+
+    #[test]
+    fn templates() {
+        let f = |n: &str| (n == "Tag").then(|| "v1".to_string());
+        assert_eq!(
+            super::template("x:{{.Tag}}\\t{{ .Tag }}", "{}", &f).unwrap(),
+            "x:v1\tv1"
+        );
+        assert_eq!(
+            super::template("{{json .}}", "{\"a\":1}", &f).unwrap(),
+            "{\"a\":1}"
+        );
+        assert!(super::template("{{.Nope}}", "", &f)
+            .unwrap_err()
+            .contains("Nope"));
+        assert!(super::template("{{.Tag", "", &f).is_err());
+    }
+
+    #[test]
+    fn times() {
         assert_eq!(super::parse_rfc3339("1970-01-02T00:00:00Z"), Some(86400));
         assert_eq!(
             super::parse_rfc3339("2000-02-29T01:00:00.5+01:00"),

@@ -3,6 +3,7 @@
 mod container;
 mod format;
 mod image;
+mod images;
 mod network;
 mod progress;
 mod system;

@@ -1,5 +1,6 @@
-//! `save`: images to an OCI image layout tar (readable by `skopeo copy oci-archive:` and by
-//! `hull load`), written to a temp file and renamed into place.
+//! `save`: images to a docker archive (see `docker_save`) or an OCI image layout tar
+//! (readable by `skopeo copy oci-archive:` and by `hull load`), written to a temp file and
+//! renamed into place.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,7 +11,7 @@ use crate::digest::Digest;
 use crate::manifest::{Descriptor, Index, MT_OCI_INDEX};
 use crate::store::{ImageStore, StoreError};
 
-fn header(size: u64, dir: bool) -> tar::Header {
+pub(super) fn header(size: u64, dir: bool) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_size(size);
     h.set_mode(if dir { 0o755 } else { 0o644 });
@@ -23,36 +24,114 @@ fn header(size: u64, dir: bool) -> tar::Header {
     h
 }
 
-/// Writes `images` to `out` ("-" for stdout) as an OCI layout tar.
-pub fn save(store: &ImageStore, images: &[String], out: &Path) -> Result<(), SourceError> {
+/// What `save` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveFormat {
+    /// docker's archive (`docker save`, read by `docker load`): manifest.json, repositories,
+    /// the config and uncompressed layer tars.
+    DockerArchive,
+    /// An OCI image layout in a tar (`skopeo copy oci-archive:`).
+    OciArchive,
+}
+
+impl std::str::FromStr for SaveFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "docker-archive" => Ok(Self::DockerArchive),
+            "oci-archive" => Ok(Self::OciArchive),
+            other => Err(format!(
+                "unknown format {other:?}: expected docker-archive or oci-archive"
+            )),
+        }
+    }
+}
+
+/// One image to save: its manifest and the name it was asked by, if it is one of its names.
+pub(super) struct Saved {
+    pub digest: Digest,
+    pub manifest: crate::manifest::Manifest,
+    pub name: Option<String>,
+}
+
+fn resolve(store: &ImageStore, images: &[String]) -> Result<Vec<Saved>, SourceError> {
+    let mut out = Vec::new();
+    for name in images {
+        let digest = store.resolve(name)?;
+        let manifest = store.manifest(&digest)?;
+        let full = crate::reference::normalize_tag(name).ok().filter(|n| {
+            store.db().manifest_for_tag(n).ok().flatten().as_deref() == Some(&digest.to_string())
+        });
+        out.push(Saved {
+            digest,
+            manifest,
+            name: full,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes `images` to `out` ("-" for stdout) in `format`; a file is written under a temp
+/// name and renamed into place, so a failed save leaves no partial archive.
+pub fn save(
+    store: &ImageStore,
+    images: &[String],
+    out: &Path,
+    format: SaveFormat,
+) -> Result<(), SourceError> {
+    let saved = resolve(store, images)?;
+    let write = |w: &mut dyn Write| match format {
+        SaveFormat::OciArchive => write_oci(store, w, &saved),
+        SaveFormat::DockerArchive => super::docker_save::write(store, w, &saved),
+    };
+    if out == Path::new("-") {
+        return write(&mut std::io::stdout().lock());
+    }
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = crate::store::temp_name(dir, ".hull-save");
+    let io_err = |e| SourceError::Io {
+        what: out.display().to_string(),
+        err: e,
+    };
+    let file = std::fs::File::create_new(&tmp).map_err(io_err)?;
+    let res = write(&mut std::io::BufWriter::new(&file))
+        .and_then(|()| file.sync_all().map_err(io_err))
+        .and_then(|()| std::fs::rename(&tmp, out).map_err(io_err));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn write_oci(store: &ImageStore, w: &mut dyn Write, saved: &[Saved]) -> Result<(), SourceError> {
     let mut manifests = Vec::new();
     let mut blobs: Vec<Digest> = Vec::new();
-    for name in images {
-        let m = store.resolve(name)?;
-        let manifest = store.manifest(&m)?;
-        let size = store.blobs().read(&m).map_err(StoreError::from)?.len() as u64;
+    for s in saved {
+        let m = &s.digest;
+        let manifest = &s.manifest;
+        let size = store.blobs().read(m).map_err(StoreError::from)?.len() as u64;
         let mut desc = Descriptor::new(
             manifest
                 .media_type
                 .as_deref()
                 .unwrap_or(crate::manifest::MT_OCI_MANIFEST),
-            &m,
+            m,
             size,
         );
-        let full = crate::reference::normalize_tag(name).ok().filter(|n| {
-            store.db().manifest_for_tag(n).ok().flatten().as_deref() == Some(&m.to_string())
-        });
-        if let Some(full) = full {
+        if let Some(full) = &s.name {
             let mut ann = BTreeMap::new();
             ann.insert(
                 "org.opencontainers.image.ref.name".to_string(),
                 full.clone(),
             );
-            ann.insert("io.containerd.image.name".to_string(), full);
+            ann.insert("io.containerd.image.name".to_string(), full.clone());
             desc.annotations = Some(ann);
         }
         manifests.push(desc);
-        blobs.push(m);
+        blobs.push(m.clone());
         blobs.push(crate::store::dig_field(&manifest.config.digest)?);
         for l in &manifest.layers {
             blobs.push(crate::store::dig_field(&l.digest)?);
@@ -67,31 +146,12 @@ pub fn save(store: &ImageStore, images: &[String], out: &Path) -> Result<(), Sou
     };
     let index = serde_json::to_vec(&index)
         .map_err(|e| crate::store::io_err("index.json")(std::io::Error::other(e)))?;
-    if out == Path::new("-") {
-        return write_tar(store, std::io::stdout().lock(), &index, &blobs);
-    }
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = crate::store::temp_name(dir, ".hull-save");
-    let io_err = |e| SourceError::Io {
-        what: out.display().to_string(),
-        err: e,
-    };
-    let file = std::fs::File::create_new(&tmp).map_err(io_err)?;
-    let res = write_tar(store, std::io::BufWriter::new(&file), &index, &blobs)
-        .and_then(|()| file.sync_all().map_err(io_err))
-        .and_then(|()| std::fs::rename(&tmp, out).map_err(io_err));
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
+    write_tar(store, w, &index, &blobs)
 }
 
-fn write_tar<W: Write>(
+fn write_tar(
     store: &ImageStore,
-    w: W,
+    w: &mut dyn Write,
     index: &[u8],
     blobs: &[Digest],
 ) -> Result<(), SourceError> {

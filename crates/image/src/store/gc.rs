@@ -45,6 +45,18 @@ pub struct ImageUsage {
     pub unique: u64,
 }
 
+/// Stored names as users type them ("busybox:latest"), comma-separated.
+fn shown(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            let (r, t) = reference::display(n);
+            format!("{r}:{t}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Disk blocks used under `path` (hard links counted once, symlinks not followed).
 pub fn du(path: &Path) -> u64 {
     let mut seen = HashSet::new();
@@ -68,55 +80,84 @@ pub fn du(path: &Path) -> u64 {
 }
 
 impl ImageStore {
-    /// `rmi`: by name, removes that name (and the image when it was its last one); by id,
-    /// removes the image. Refuses an image a container holds unless `force`.
+    /// `rmi`, as docker's: by name, removes that name, and the image with its last name; by
+    /// id, removes the image, which must have at most one name unless `force`. An image a
+    /// container holds is refused unless `force`, which then only removes its names: the
+    /// container keeps its layers and the image stays, unnamed, until the container goes.
     pub fn remove(&mut self, image: &str, force: bool) -> Result<RemoveReport, StoreError> {
         let _lock = self.lock_exclusive()?;
-        let manifest = self.resolve(image)?;
-        let m = manifest.to_string();
-        let row = self
-            .db
-            .image(&m)?
-            .ok_or_else(|| StoreError::NotFound(image.to_string()))?;
-        let holders = self.db.holders(&m)?;
+        let manifests = self.resolve_all(image)?;
+        let mut rows = Vec::new();
+        for m in &manifests {
+            let m = m.to_string();
+            let row = self
+                .db
+                .image(&m)?
+                .ok_or_else(|| StoreError::NotFound(image.to_string()))?;
+            rows.push(row);
+        }
+        let names: Vec<String> = rows.iter().flat_map(|r| r.names.iter().cloned()).collect();
+        let mut holders = Vec::new();
+        for r in &rows {
+            holders.extend(self.db.holders(&r.manifest)?);
+        }
         let by_name = reference::normalize_tag(image)
             .ok()
-            .filter(|n| row.names.contains(n));
+            .filter(|n| names.contains(n));
         let mut report = RemoveReport::default();
         if let Some(name) = &by_name {
-            if row.names.len() > 1 {
+            if names.len() > 1 {
                 self.db.untag(name)?;
                 report.untagged.push(name.clone());
                 return Ok(report);
             }
-        } else if row.names.len() > 1 && !force {
+        } else if names.len() > 1 && !force {
             return Err(StoreError::MultipleNames {
                 image: image.to_string(),
-                names: row.names.join(", "),
+                names: shown(&names),
             });
         }
-        if !holders.is_empty() && !force {
-            return Err(StoreError::InUse {
-                image: image.to_string(),
-                holders: holders.join(", "),
-            });
-        }
-        let mnt = self.root().join("mounts").join(manifest.hex());
-        if crate::overlay::is_mounted(&mnt) {
+        if !holders.is_empty() {
             if !force {
                 return Err(StoreError::InUse {
                     image: image.to_string(),
-                    holders: "an image mount (hull image unmount)".into(),
+                    holders: holders.join(", "),
                 });
             }
-            crate::overlay::unmount(&mnt)?;
-            let _ = std::fs::remove_dir(&mnt);
+            for n in &names {
+                self.db.untag(n)?;
+            }
+            report.untagged = names;
+            return Ok(report);
         }
-        report.untagged.extend(row.names.iter().cloned());
-        self.db.delete_manifest(&m)?;
-        report.deleted.push(row.config.clone());
+        for r in &rows {
+            self.release_mount(image, &r.manifest, force)?;
+        }
+        for r in &rows {
+            self.db.delete_manifest(&r.manifest)?;
+        }
+        report.untagged = names;
+        report.deleted.push(rows[0].config.clone());
         self.collect()?;
         Ok(report)
+    }
+
+    /// Before an image is deleted: its `image mount` is refused, or unmounted with `force`.
+    fn release_mount(&self, image: &str, manifest: &str, force: bool) -> Result<(), StoreError> {
+        let Ok(d) = manifest.parse::<Digest>() else {
+            return Ok(());
+        };
+        let mnt = self.root().join("mounts").join(d.hex());
+        if !crate::overlay::is_mounted(&mnt) {
+            return Ok(());
+        }
+        if !force {
+            return Err(StoreError::InUse {
+                image: image.to_string(),
+                holders: "an image mount (hull image unmount)".into(),
+            });
+        }
+        self.force_unmount(&d)
     }
 
     /// `image prune`: removes images without a name (all unused ones with `all`) that no

@@ -56,23 +56,46 @@ fn dig(s: &str) -> Result<Digest, StoreError> {
 }
 
 impl ImageStore {
-    /// The manifest digest for a name (`busybox`, `repo:tag`), an id prefix or a digest.
+    /// The manifest digest for a name (`busybox`, `repo:tag`), an image id (the config
+    /// digest, as `images` shows it) or a manifest digest, or a unique prefix of either. An id
+    /// several manifests share (one image loaded from two sources) is one image: the newest
+    /// of them answers.
     pub fn resolve(&self, name: &str) -> Result<Digest, StoreError> {
+        let all = self.resolve_all(name)?;
+        all.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+
+    /// Every manifest `name` means, newest first: one for a name, all those sharing the image
+    /// id for an id. Errors when an id prefix matches several images.
+    pub fn resolve_all(&self, name: &str) -> Result<Vec<Digest>, StoreError> {
         if let Ok(n) = reference::normalize_tag(name) {
             if let Some(m) = self.db.manifest_for_tag(&n)? {
-                return dig(&m);
+                return Ok(vec![dig(&m)?]);
             }
         }
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
-        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hits = self.db.manifests_by_prefix(&hex.to_ascii_lowercase())?;
-            return match hits.as_slice() {
-                [one] => dig(one),
-                [] => Err(StoreError::NotFound(name.to_string())),
-                _ => Err(StoreError::Ambiguous(name.to_string())),
+            let Some((_, config)) = hits.first() else {
+                return Err(StoreError::NotFound(name.to_string()));
             };
+            if hits.iter().any(|(_, c)| c != config) {
+                return Err(StoreError::Ambiguous(name.to_string()));
+            }
+            return hits.iter().map(|(m, _)| dig(m)).collect();
         }
         Err(StoreError::NotFound(name.to_string()))
+    }
+
+    /// The image id (config digest) of a stored manifest: what `images` shows.
+    pub fn image_id(&self, manifest: &Digest) -> Result<Digest, StoreError> {
+        let row = self
+            .db
+            .image(&manifest.to_string())?
+            .ok_or_else(|| StoreError::NotFound(manifest.to_string()))?;
+        dig(&row.config)
     }
 
     /// Parses a stored manifest.
