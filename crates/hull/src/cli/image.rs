@@ -395,3 +395,36 @@ fn load(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Arguments and flags without help text, under `cmd`, as "cmd sub: arg".
+    fn missing_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path}: {}", a.get_id()));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            if s.get_about().is_none() {
+                out.push(format!("{path} {}: no about", s.get_name()));
+            }
+            missing_help(s, &format!("{path} {}", s.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_image_and_network_argument_has_help() {
+        let cli = crate::cli::Cli::command();
+        let mut missing = Vec::new();
+        for name in [
+            "pull", "push", "images", "rmi", "tag", "import", "load", "save", "image", "network",
+        ] {
+            let sub = cli.find_subcommand(name).expect(name);
+            missing_help(sub, name, &mut missing);
+        }
+        assert!(missing.is_empty(), "without help text: {missing:?}");
+    }
+}

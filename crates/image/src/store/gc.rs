@@ -86,7 +86,9 @@ impl ImageStore {
     /// container keeps its layers and the image stays, unnamed, until the container goes.
     pub fn remove(&mut self, image: &str, force: bool) -> Result<RemoveReport, StoreError> {
         let _lock = self.lock_exclusive()?;
-        let manifests = self.resolve_all(image)?;
+        // The image is the config: every manifest of it goes with its last name.
+        let first = self.resolve(image)?;
+        let manifests = self.resolve_all(&self.image_id(&first)?.to_string())?;
         let mut rows = Vec::new();
         for m in &manifests {
             let m = m.to_string();

@@ -304,11 +304,22 @@ impl ImageStore {
                 .map(|(k, v)| (k, u64::try_from(v).unwrap_or(0)))
                 .collect()
         };
-        let mut out = Vec::new();
+        // Manifests of one config (one image loaded from two sources) are one image, as
+        // docker keys images by config: their names and holders together, the newest
+        // manifest's digest.
+        let mut out: Vec<ImageInfo> = Vec::new();
         for row in self.db.images()? {
+            let id = dig(&row.config)?;
+            let holders = self.db.holders(&row.manifest)?;
+            if let Some(seen) = out.iter_mut().find(|i| i.id == id) {
+                seen.names.extend(row.names.iter().cloned());
+                seen.names.sort();
+                seen.holders.extend(holders);
+                continue;
+            }
             let layers = self.db.layers_of(&row.manifest)?;
             out.push(ImageInfo {
-                id: dig(&row.config)?,
+                id,
                 digest: dig(&row.manifest)?,
                 names: row.names.clone(),
                 created: row.created.clone(),
@@ -317,7 +328,7 @@ impl ImageStore {
                     .map(|l| sizes.get(&l.chain_id).copied().unwrap_or(0))
                     .sum(),
                 layers: layers.len(),
-                holders: self.db.holders(&row.manifest)?,
+                holders,
             });
         }
         Ok(out)
@@ -326,10 +337,11 @@ impl ImageStore {
     /// `image inspect`: the record, manifest and config of an image as one JSON document.
     pub fn inspect(&self, image: &str) -> Result<serde_json::Value, StoreError> {
         let m = self.resolve(image)?;
+        let id = self.image_id(&m)?;
         let info = self
             .list()?
             .into_iter()
-            .find(|i| i.digest == m)
+            .find(|i| i.id == id)
             .ok_or_else(|| StoreError::NotFound(image.to_string()))?;
         let manifest: serde_json::Value = serde_json::from_slice(&self.blobs.read(&m)?)
             .map_err(|e| io_err("stored manifest")(std::io::Error::other(e)))?;
@@ -348,7 +360,7 @@ impl ImageStore {
             .collect();
         Ok(serde_json::json!({
             "Id": info.id,
-            "Digest": info.digest,
+            "Digest": m.to_string(),
             "RepoTags": info.names,
             "Created": info.created,
             "Size": info.size,
