@@ -473,6 +473,87 @@ fn images_arguments_filters_and_formats() {
     assert_eq!(json["Size"], "2.56kB");
 }
 
+/// `save`'s default is the archive `docker load` reads. Its checks are made here as docker
+/// makes them (manifest.json names the config and the layers, each layer tar hashes to its
+/// diff id in the config, repositories names the top layer), and skopeo reads it as
+/// `docker-archive:` (a private dockerd, as crates/runtime/tests/dropin.rs starts, is more than
+/// this check needs).
+#[test]
+fn save_writes_a_docker_archive() {
+    if !nix::unistd::geteuid().is_root() {
+        hull_testkit::skip!("unpacking layers needs root");
+    }
+    let (d, root, tgz) = fresh("dsave");
+    let id = ok(&root, &["import", tgz.to_str().unwrap(), "test/img:1"]);
+    let id = id.trim();
+    let archive = d.0.join("d.tar");
+    ok(
+        &root,
+        &["save", "test/img:1", "-o", archive.to_str().unwrap()],
+    );
+    let mut members = std::collections::HashMap::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        members.insert(name, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
+    assert_eq!(manifest.as_array().unwrap().len(), 1);
+    let entry = &manifest[0];
+    assert_eq!(entry["RepoTags"], serde_json::json!(["test/img:1"]));
+    let config_bytes = &members[entry["Config"].as_str().unwrap()];
+    assert_eq!(hull_image::Digest::of(config_bytes).to_string(), id);
+    let config: serde_json::Value = serde_json::from_slice(config_bytes).unwrap();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    let layers = entry["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), diff_ids.len());
+    for (l, diff) in layers.iter().zip(diff_ids) {
+        let data = &members[l.as_str().unwrap()];
+        assert_eq!(
+            &hull_image::Digest::of(data).to_string(),
+            diff.as_str().unwrap(),
+            "layer {l} is the uncompressed tar its diff id names"
+        );
+    }
+    let repos: serde_json::Value = serde_json::from_slice(&members["repositories"]).unwrap();
+    let top = diff_ids.last().unwrap().as_str().unwrap();
+    assert_eq!(repos["test/img"]["1"], top.trim_start_matches("sha256:"));
+    // hull loads it back as the same image.
+    let root2 = d.0.join("root2");
+    assert_eq!(
+        ok(&root2, &["load", "-i", archive.to_str().unwrap()]),
+        "Loaded image: test/img:1\n"
+    );
+    assert_eq!(ok(&root2, &["images", "-q", "--no-trunc"]).trim(), id);
+    if !Path::new("/usr/bin/skopeo").exists() {
+        hull_testkit::skip!("skopeo is not installed: the archive was checked by hand only");
+    }
+    let out = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", archive.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Layers"][0], diff_ids[0]);
+    // A copy reads every blob and checks it against its digest.
+    let oci = d.0.join("oci");
+    let st = Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(format!("oci:{}:x", oci.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 #[test]
 fn bad_input_is_one_clear_line() {
     let d = Dir::new("bad");

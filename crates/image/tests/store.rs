@@ -295,6 +295,19 @@ fn docker_archive_with_several_images() {
     );
     let du = s.disk_usage().unwrap();
     assert_eq!(du.layers, 2);
+    // `system df` and `images` measure an image alike; the shared layer counts once in all.
+    let list = s.list().unwrap();
+    for u in &du.per_image {
+        let name = format!("docker.io/library/{}", u.image);
+        let i = list.iter().find(|i| i.names.contains(&name)).unwrap();
+        assert_eq!(u.size, i.size, "{}", u.image);
+    }
+    let shared = du.per_image.iter().map(|u| u.shared).max().unwrap();
+    assert!(shared > 0);
+    assert_eq!(
+        du.images_bytes,
+        du.per_image.iter().map(|u| u.size).sum::<u64>() - shared
+    );
     // Removing by one of two names only untags; refusing while held; prune reclaims.
     let r = s.remove("two:alias", false).unwrap();
     assert_eq!(r.untagged.len(), 1);

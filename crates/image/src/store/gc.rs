@@ -24,13 +24,17 @@ pub struct PruneReport {
     pub bytes: u64,
 }
 
-/// Disk used by images: shared layers are counted once.
+/// Disk used by images: shared layers are counted once. Per image sizes are those `images`
+/// shows.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct DiskUsage {
     pub images: usize,
     pub layers: usize,
-    /// Bytes of all unpacked layers.
+    /// Bytes of all unpacked layers, as the disk counts them.
     pub layers_bytes: u64,
+    /// Size of all images, each layer once, by the measure `images` shows (the layers'
+    /// uncompressed tar size, as docker's).
+    pub images_bytes: u64,
     /// Bytes of stored blobs (compressed layers, manifests, configs).
     pub blobs_bytes: u64,
     /// Per image: (name or id, total, shared with another image, unique).
@@ -250,16 +254,22 @@ impl ImageStore {
                 .unwrap_or_else(|| row.config.chars().skip(7).take(12).collect());
             per.push((label, chains));
         }
-        let mut sizes: HashMap<String, u64> = HashMap::new();
+        let tar_sizes = self.layer_sizes()?;
+        let mut disk = 0;
         for c in users.keys() {
             if let Ok(d) = c.parse::<Digest>() {
-                sizes.insert(c.clone(), du(&self.layers.path(&d)));
+                disk += du(&self.layers.path(&d));
             }
         }
+        let sizes: HashMap<String, u64> = users
+            .keys()
+            .map(|c| (c.clone(), tar_sizes.get(c).copied().unwrap_or(0)))
+            .collect();
         let mut usage = DiskUsage {
             images: images.len(),
             layers: sizes.len(),
-            layers_bytes: sizes.values().sum(),
+            layers_bytes: disk,
+            images_bytes: sizes.values().sum(),
             blobs_bytes: du(self.blobs.dir()),
             per_image: Vec::new(),
         };
