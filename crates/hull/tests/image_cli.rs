@@ -96,14 +96,21 @@ fn fresh(tag: &str) -> (Dir, PathBuf, PathBuf) {
     (d, root, tgz)
 }
 
+/// Imports the tarball as test/img:1; its id.
+fn import_test_img(root: &Path, tgz: &Path) -> String {
+    ok(root, &["import", tgz.to_str().unwrap(), "test/img:1"])
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn image_commands_end_to_end() {
     if !nix::unistd::geteuid().is_root() {
         hull_testkit::skip!("image mounts need root");
     }
     let (d, root, tgz) = fresh("e2e");
-    let id = ok(&root, &["import", tgz.to_str().unwrap(), "test/img:1"]);
-    let id = id.trim();
+    let id = import_test_img(&root, &tgz);
+    let id = id.as_str();
     assert!(id.starts_with("sha256:"));
     let table = ok(&root, &["images"]);
     assert!(table.lines().next().unwrap().starts_with("REPOSITORY"));
@@ -228,8 +235,7 @@ fn one_image_id_everywhere() {
         hull_testkit::skip!("unpacking layers needs root");
     }
     let (d, root, tgz) = fresh("ids");
-    let id = ok(&root, &["import", tgz.to_str().unwrap(), "test/img:1"]);
-    let id = id.trim().to_string();
+    let id = import_test_img(&root, &tgz);
     assert_eq!(ok(&root, &["images", "-q", "--no-trunc"]).trim(), id);
     assert_eq!(ok(&root, &["images", "-q"]).trim(), &id[7..19]);
     // The docker archive stores the layer uncompressed: loaded back into the same root it
@@ -484,8 +490,8 @@ fn save_writes_a_docker_archive() {
         hull_testkit::skip!("unpacking layers needs root");
     }
     let (d, root, tgz) = fresh("dsave");
-    let id = ok(&root, &["import", tgz.to_str().unwrap(), "test/img:1"]);
-    let id = id.trim();
+    let id = import_test_img(&root, &tgz);
+    let id = id.as_str();
     let archive = d.0.join("d.tar");
     ok(
         &root,

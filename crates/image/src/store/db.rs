@@ -252,6 +252,36 @@ impl Db {
         Ok(())
     }
 
+    /// Each layer's uncompressed tar size, by chain id.
+    pub fn layer_tar_sizes(&self) -> Result<std::collections::HashMap<String, u64>, DbError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT chain_id, tar_size FROM image_layers")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (k, v) = row?;
+            out.insert(k, to_u64(v));
+        }
+        Ok(out)
+    }
+
+    /// The chain ids some manifest uses.
+    pub fn used_layers(&self) -> Result<std::collections::HashSet<String>, DbError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT chain_id FROM image_manifest_layers")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets an unpacked layer's row.
+    pub fn forget_layer(&self, chain: &str) -> Result<(), DbError> {
+        self.conn
+            .execute("DELETE FROM image_layers WHERE chain_id = ?1", [chain])?;
+        Ok(())
+    }
+
     /// One more `image mount` of `manifest`.
     pub fn add_mount(&self, manifest: &str) -> Result<(), DbError> {
         self.conn.execute(

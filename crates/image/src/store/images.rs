@@ -292,18 +292,7 @@ impl ImageStore {
     /// The size of each layer (by chain id) as images count it: its uncompressed tar size,
     /// as docker's `images` and `system df` do. The one size rule of the store.
     pub(crate) fn layer_sizes(&self) -> Result<HashMap<String, u64>, StoreError> {
-        let mut st = self
-            .db
-            .conn
-            .prepare("SELECT chain_id, tar_size FROM image_layers")
-            .map_err(super::DbError::from)?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(super::DbError::from)?;
-        Ok(rows
-            .filter_map(Result::ok)
-            .map(|(k, v)| (k, u64::try_from(v).unwrap_or(0)))
-            .collect())
+        Ok(self.db.layer_tar_sizes()?)
     }
 
     /// All images, newest first.

@@ -51,18 +51,7 @@ impl ImageStore {
     fn remove_new(&self, before: &Snapshot) -> Result<(), StoreError> {
         let _lock = self.lock_exclusive()?;
         let after = self.snapshot();
-        let used: HashSet<String> = {
-            let mut st = self
-                .db
-                .conn
-                .prepare("SELECT chain_id FROM image_manifest_layers")
-                .map_err(super::DbError::from)?;
-            let rows = st
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(super::DbError::from)?;
-            rows.collect::<Result<_, _>>()
-                .map_err(super::DbError::from)?
-        };
+        let used = self.db.used_layers()?;
         for name in after.layers.difference(&before.layers) {
             let chain = format!("sha256:{name}");
             let Ok(d) = chain.parse::<Digest>() else {
@@ -71,10 +60,7 @@ impl ImageStore {
             if used.contains(&chain) {
                 continue;
             }
-            self.db
-                .conn
-                .execute("DELETE FROM image_layers WHERE chain_id = ?1", [&chain])
-                .map_err(super::DbError::from)?;
+            self.db.forget_layer(&chain)?;
             self.layers
                 .remove(&d)
                 .map_err(super::io_err(format!("removing layer {chain}")))?;
