@@ -391,6 +391,12 @@ fn image_mount_is_counted_across_processes() {
         b"hull-test\n"
     );
     fail(&root, &["rmi", "m:1"]);
+    ok(&root, &["image", "prune", "-a"]);
+    assert_eq!(
+        std::fs::read(mnt.join("etc/hostname")).unwrap(),
+        b"hull-test\n",
+        "prune spares a mounted image"
+    );
     ok(&root, &["image", "unmount", "m:1"]);
     assert!(d.mounts().is_empty(), "the last unmount unmounts");
     let err = fail(&root, &["image", "unmount", "m:1"]);

@@ -167,12 +167,19 @@ impl ImageStore {
     }
 
     /// `image prune`: removes images without a name (all unused ones with `all`) that no
-    /// container holds, then every layer and blob nothing references.
+    /// container holds and no `image mount` shows, then every layer and blob nothing references.
     pub fn prune(&mut self, all: bool) -> Result<PruneReport, StoreError> {
         let _lock = self.lock_exclusive()?;
         let mut report = PruneReport::default();
         for row in self.db.images()? {
-            if (all || row.names.is_empty()) && self.db.holders(&row.manifest)?.is_empty() {
+            // An `image mount` uses its layers as a container does.
+            let mounted = row.manifest.parse::<Digest>().is_ok_and(|d| {
+                crate::overlay::is_mounted(&self.root().join("mounts").join(d.hex()))
+            });
+            if (all || row.names.is_empty())
+                && !mounted
+                && self.db.holders(&row.manifest)?.is_empty()
+            {
                 self.db.delete_manifest(&row.manifest)?;
                 report.images.push(row.config);
             }
