@@ -555,6 +555,44 @@ fn save_writes_a_docker_archive() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Layers"][0], diff_ids[0]);
+    // As an OCI layout dir, which skopeo reads and hull loads back.
+    let dir = d.0.join("layout");
+    ok(
+        &root,
+        &[
+            "save",
+            "--format",
+            "oci-dir",
+            "test/img:1",
+            "-o",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let err = fail(
+        &root,
+        &[
+            "save",
+            "--format",
+            "oci-dir",
+            "test/img:1",
+            "-o",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("exists"), "{err}");
+    let root3 = d.0.join("root3");
+    assert_eq!(
+        ok(&root3, &["load", "-i", dir.to_str().unwrap()]),
+        "Loaded image: test/img:1\n"
+    );
+    assert_eq!(ok(&root3, &["images", "-q", "--no-trunc"]).trim(), id);
+    let st = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}", dir.display()))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
     // A copy reads every blob and checks it against its digest.
     let oci = d.0.join("oci");
     let st = Command::new("skopeo")

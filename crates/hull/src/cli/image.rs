@@ -91,7 +91,7 @@ pub enum ImageCommand {
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Save images to a docker archive (default, read by `docker load`) or an OCI layout tar
+    /// Save images to a docker archive (default, read by `docker load`) or an OCI layout
     Save {
         /// Images: names, ids or id prefixes
         #[arg(required = true)]
@@ -99,7 +99,8 @@ pub enum ImageCommand {
         /// Output file ("-" or absent: stdout)
         #[arg(short, long, default_value = "-")]
         output: PathBuf,
-        /// docker-archive or oci-archive
+        /// docker-archive, oci-archive (an OCI layout in a tar) or oci-dir (an OCI layout
+        /// directory, with -o DIR)
         #[arg(long, default_value = "docker-archive")]
         format: sources::SaveFormat,
     },

@@ -32,6 +32,8 @@ pub enum SaveFormat {
     DockerArchive,
     /// An OCI image layout in a tar (`skopeo copy oci-archive:`).
     OciArchive,
+    /// An OCI image layout as a directory (`skopeo copy oci:`).
+    OciDir,
 }
 
 impl std::str::FromStr for SaveFormat {
@@ -40,8 +42,9 @@ impl std::str::FromStr for SaveFormat {
         match s {
             "docker-archive" => Ok(Self::DockerArchive),
             "oci-archive" => Ok(Self::OciArchive),
+            "oci-dir" => Ok(Self::OciDir),
             other => Err(format!(
-                "unknown format {other:?}: expected docker-archive or oci-archive"
+                "unknown format {other:?}: expected docker-archive, oci-archive or oci-dir"
             )),
         }
     }
@@ -80,9 +83,15 @@ pub fn save(
     format: SaveFormat,
 ) -> Result<(), SourceError> {
     let saved = resolve(store, images)?;
+    if format == SaveFormat::OciDir {
+        return save_dir(store, &saved, out);
+    }
     let write = |w: &mut dyn Write| match format {
-        SaveFormat::OciArchive => write_oci(store, w, &saved),
         SaveFormat::DockerArchive => super::docker_save::write(store, w, &saved),
+        _ => {
+            let (index, blobs) = oci_index(store, &saved)?;
+            write_tar(store, w, &index, &blobs)
+        }
     };
     if out == Path::new("-") {
         return write(&mut std::io::stdout().lock());
@@ -106,7 +115,8 @@ pub fn save(
     res
 }
 
-fn write_oci(store: &ImageStore, w: &mut dyn Write, saved: &[Saved]) -> Result<(), SourceError> {
+/// The OCI layout's index.json for `saved`, and every blob it needs.
+fn oci_index(store: &ImageStore, saved: &[Saved]) -> Result<(Vec<u8>, Vec<Digest>), SourceError> {
     let mut manifests = Vec::new();
     let mut blobs: Vec<Digest> = Vec::new();
     for s in saved {
@@ -146,8 +156,51 @@ fn write_oci(store: &ImageStore, w: &mut dyn Write, saved: &[Saved]) -> Result<(
     };
     let index = serde_json::to_vec(&index)
         .map_err(|e| crate::store::io_err("index.json")(std::io::Error::other(e)))?;
-    write_tar(store, w, &index, &blobs)
+    Ok((index, blobs))
 }
+
+/// The OCI layout as a directory: written under a temp name beside `out`, then renamed, so
+/// `out` appears complete or not at all (an existing `out` is refused).
+fn save_dir(store: &ImageStore, saved: &[Saved], out: &Path) -> Result<(), SourceError> {
+    let io_err = |e| SourceError::Io {
+        what: out.display().to_string(),
+        err: e,
+    };
+    if out == Path::new("-") {
+        return Err(SourceError::Invalid {
+            path: "-".into(),
+            reason: "an oci-dir layout needs a directory: use -o DIR".into(),
+        });
+    }
+    if out.exists() {
+        return Err(io_err(std::io::ErrorKind::AlreadyExists.into()));
+    }
+    let (index, blobs) = oci_index(store, saved)?;
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = crate::store::temp_name(parent, ".hull-save");
+    let res = (|| {
+        std::fs::create_dir_all(tmp.join("blobs/sha256"))?;
+        std::fs::write(tmp.join("oci-layout"), OCI_LAYOUT)?;
+        std::fs::write(tmp.join("index.json"), &index)?;
+        for d in &blobs {
+            std::fs::copy(
+                store.blobs().path(d),
+                tmp.join("blobs/sha256").join(d.hex()),
+            )?;
+        }
+        std::fs::rename(&tmp, out)
+    })()
+    .map_err(io_err);
+    if res.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    res
+}
+
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 fn write_tar(
     store: &ImageStore,
@@ -160,11 +213,10 @@ fn write_tar(
         err: e,
     };
     let mut b = tar::Builder::new(w);
-    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
     b.append_data(
-        &mut header(layout.len() as u64, false),
+        &mut header(OCI_LAYOUT.len() as u64, false),
         "oci-layout",
-        &layout[..],
+        OCI_LAYOUT,
     )
     .map_err(err)?;
     b.append_data(&mut header(index.len() as u64, false), "index.json", index)
