@@ -557,28 +557,16 @@ fn save_writes_a_docker_archive() {
     assert_eq!(v["Layers"][0], diff_ids[0]);
     // As an OCI layout dir, which skopeo reads and hull loads back.
     let dir = d.0.join("layout");
-    ok(
-        &root,
-        &[
-            "save",
-            "--format",
-            "oci-dir",
-            "test/img:1",
-            "-o",
-            dir.to_str().unwrap(),
-        ],
-    );
-    let err = fail(
-        &root,
-        &[
-            "save",
-            "--format",
-            "oci-dir",
-            "test/img:1",
-            "-o",
-            dir.to_str().unwrap(),
-        ],
-    );
+    let save_dir = [
+        "save",
+        "--format",
+        "oci-dir",
+        "test/img:1",
+        "-o",
+        dir.to_str().unwrap(),
+    ];
+    ok(&root, &save_dir);
+    let err = fail(&root, &save_dir);
     assert!(err.contains("exists"), "{err}");
     let root3 = d.0.join("root3");
     assert_eq!(
