@@ -440,6 +440,18 @@ fn images_arguments_filters_and_formats() {
         ok(&root, &a)
     };
     assert_eq!(names(&["app"]), "app:v1\n");
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "images",
+                "--format",
+                "table {{.Repository}}\\t{{.Tag}}",
+                "app"
+            ]
+        ),
+        "REPOSITORY   TAG\napp          v1\n"
+    );
     assert_eq!(names(&["app:v2"]), "");
     assert_eq!(
         names(&["--filter", "reference=localhost:5000/*/*"]),

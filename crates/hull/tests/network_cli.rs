@@ -116,6 +116,18 @@ fn network_create_ls_inspect_rm() {
     );
     assert!(ok);
     assert!(out.contains("web=10.237.8.0/24\n"), "{out}");
+    let (ok, out, _) = hull(
+        &root,
+        &[
+            "network",
+            "ls",
+            "--format",
+            "table {{.Name}}\\t{{.Subnets}}",
+        ],
+    );
+    assert!(ok);
+    assert!(out.starts_with("NAME   SUBNETS\n"), "{out}");
+    assert!(out.contains("\nweb    10.237.8.0/24\n"), "{out}");
     let (ok, out, _) = hull(&root, &["network", "inspect", "web"]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -141,6 +141,61 @@ pub fn template(
     Ok(out.replace("\\t", "\t").replace("\\n", "\n"))
 }
 
+/// Prints `rows` (JSON objects, one per line of output) through a `--format` template, as
+/// docker's: `{{.Key}}` is the row's field (an array's items joined by ","), `{{json .}}` the
+/// row; a template that starts with `table ` gets a header line, from `headers` (field, title),
+/// and its `\t`-separated cells aligned.
+pub fn print_template(
+    tmpl: &str,
+    rows: &[serde_json::Value],
+    headers: &[(&str, &str)],
+) -> Result<(), String> {
+    let field_of = |r: &serde_json::Value, name: &str| match &r[name] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let (tmpl, aligned) = match tmpl.strip_prefix("table ") {
+        Some(t) => (t, true),
+        None => (tmpl, false),
+    };
+    let mut lines = Vec::new();
+    if aligned {
+        let title = |name: &str| {
+            headers
+                .iter()
+                .find(|(f, _)| *f == name)
+                .map(|(_, t)| (*t).to_string())
+                .or_else(|| Some(name.to_uppercase()))
+        };
+        lines.push(template(tmpl, "", &title)?);
+    }
+    for r in rows {
+        lines.push(template(tmpl, &r.to_string(), &|n| field_of(r, n))?);
+    }
+    if aligned {
+        let cells: Vec<Vec<String>> = lines
+            .iter()
+            .map(|l| l.split('\t').map(String::from).collect())
+            .collect();
+        if let Some((head, body)) = cells.split_first() {
+            let head: Vec<&str> = head.iter().map(String::as_str).collect();
+            table(&head, body);
+        }
+    } else {
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    Ok(())
+}
+
 /// Prints rows as left-aligned columns separated by three spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

@@ -33,6 +33,18 @@ pub struct ListArgs {
     format: String,
 }
 
+/// Titles of the fields for a `table ...` template, as docker's.
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedSince", "CREATED"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+];
+
 /// One line of the table: an image under one of its names (or `<none>`).
 struct Row<'a> {
     info: &'a ImageInfo,
@@ -223,13 +235,10 @@ pub fn list(store: Option<&ImageStore>, a: &ListArgs) -> anyhow::Result<()> {
             }
         }
         tmpl if tmpl.contains("{{") => {
-            for r in &rows {
-                let v = json_row(r, a.no_trunc);
-                let field = |name: &str| v.get(name).and_then(|x| x.as_str()).map(String::from);
-                let line = format::template(tmpl, &v.to_string(), &field)
-                    .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
-                println!("{line}");
-            }
+            let rows: Vec<serde_json::Value> =
+                rows.iter().map(|r| json_row(r, a.no_trunc)).collect();
+            format::print_template(tmpl, &rows, HEADERS)
+                .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
         }
         other => bail!("--format {other:?}: expected table, json or a template like '{{{{.ID}}}}'"),
     }

@@ -135,6 +135,15 @@ pub fn run(root: &Path, cmd: NetworkCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Titles of the fields for a `table ...` template, as docker's.
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("CreatedAt", "CREATED AT"),
+];
+
 /// A network's creation time in RFC 3339, as docker prints dates.
 fn created(n: &Network) -> String {
     hull_image::time::rfc3339(u64::try_from(n.created).unwrap_or(0))
@@ -191,21 +200,8 @@ fn list(nets: &[Network], quiet: bool, no_trunc: bool, fmt: &str) -> anyhow::Res
             }
         }
         tmpl if tmpl.contains("{{") => {
-            for r in &rows {
-                let field = |name: &str| match &r[name] {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Array(a) => Some(
-                        a.iter()
-                            .filter_map(|x| x.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    ),
-                    _ => None,
-                };
-                let line = format::template(tmpl, &r.to_string(), &field)
-                    .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
-                println!("{line}");
-            }
+            format::print_template(tmpl, &rows, HEADERS)
+                .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
         }
         other => anyhow::bail!(
             "--format {other:?}: expected table, json or a template like '{{{{.Name}}}}'"
