@@ -341,6 +341,10 @@ fn failed_import_or_load_stores_nothing() {
         );
         assert!(!outside.exists() && !d.0.join("escaped").exists());
     }
+    // A bad name is refused before anything is unpacked.
+    let err = fail(&root, &["import", tgz.to_str().unwrap(), "Bad:Name"]);
+    assert!(err.contains("Bad:Name"), "{err}");
+    assert_eq!(files(&root), before, "an import with a bad name left files");
     // A docker archive whose layer is not what its config says: the config and the layer
     // are stored before the check fails, and removed after.
     let layer = d.0.join("layer.tar");
