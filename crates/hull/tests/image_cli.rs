@@ -463,6 +463,11 @@ fn images_arguments_filters_and_formats() {
     );
     assert_eq!(names(&["--filter", "dangling=true"]), "<none>:<none>\n");
     assert_eq!(
+        names(&["app", "--filter", "reference=*/team/tool"]),
+        "localhost:5000/team/tool:2\napp:v1\n",
+        "references are alternatives"
+    );
+    assert_eq!(
         names(&["--filter", "dangling=false", "--filter", "since=app:v1"]),
         "localhost:5000/team/tool:2\n"
     );
@@ -483,6 +488,16 @@ fn images_arguments_filters_and_formats() {
             &["images", "-q", "--filter", "dangling=true", "--no-trunc"]
         ),
         dangling
+    );
+    let digests = ok(&root, &["images", "--digests", "app"]);
+    let digest = ok(&root, &["images", "--format", "{{.Digest}}", "app"]);
+    assert!(
+        digests.lines().next().unwrap().contains("TAG   DIGEST   "),
+        "{digests}"
+    );
+    assert!(
+        digests.contains(&format!("v1    {}", digest.trim())),
+        "{digests}"
     );
     let table = ok(&root, &["images", "app"]);
     let row = table.lines().nth(1).unwrap();

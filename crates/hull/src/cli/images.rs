@@ -23,8 +23,11 @@ pub struct ListArgs {
     /// Full image ids (sha256:...)
     #[arg(long)]
     no_trunc: bool,
+    /// A DIGEST column: the manifest digest (what `pull` printed, `repo@sha256:...` pulls)
+    #[arg(long)]
+    digests: bool,
     /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE,
-    /// label=KEY or label=KEY=VALUE (repeatable; all must match)
+    /// label=KEY or label=KEY=VALUE (repeatable; all must match, but any one reference does)
     #[arg(short, long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
     /// table (default), json (one object per line), or a template such as
@@ -135,12 +138,28 @@ fn matches_reference(pat: &str, repo: &str, tag: &str) -> bool {
     repo_ok && ptag.is_none_or(|t| glob(t.as_bytes(), tag.as_bytes()))
 }
 
+/// Whether `row` passes: every filter must, except that reference patterns (the `REPO[:TAG]`
+/// argument among them) are alternatives, as docker's.
 fn keep(store: Option<&ImageStore>, row: &Row<'_>, filters: &[Filter]) -> bool {
+    let patterns: Vec<&str> = filters
+        .iter()
+        .filter_map(|f| match f {
+            Filter::Reference(p) => Some(p.as_str()),
+            _ => None,
+        })
+        .collect();
+    let named = !row.info.names.is_empty();
+    if !patterns.is_empty()
+        && !(named
+            && patterns
+                .iter()
+                .any(|p| matches_reference(p, &row.repo, &row.tag)))
+    {
+        return false;
+    }
     filters.iter().all(|f| match f {
-        Filter::Dangling(d) => row.info.names.is_empty() == *d,
-        Filter::Reference(p) => {
-            !row.info.names.is_empty() && matches_reference(p, &row.repo, &row.tag)
-        }
+        Filter::Dangling(d) => !named == *d,
+        Filter::Reference(_) => true,
         Filter::Before(t) => created(row.info) < *t,
         Filter::Since(t) => created(row.info) > *t,
         Filter::Label(k, v) => {
@@ -212,22 +231,27 @@ pub fn list(store: Option<&ImageStore>, a: &ListArgs) -> anyhow::Result<()> {
     }
     match a.format.as_str() {
         "table" => {
+            let mut header = vec!["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
+            if a.digests {
+                header.insert(2, "DIGEST");
+            }
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
-                    vec![
+                    let mut c = vec![
                         r.repo.clone(),
                         r.tag.clone(),
                         short_id(r.info, a.no_trunc),
                         format::age(r.info.created.as_deref()),
                         format::size(r.info.size),
-                    ]
+                    ];
+                    if a.digests {
+                        c.insert(2, r.info.digest.to_string());
+                    }
+                    c
                 })
                 .collect();
-            format::table(
-                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-                &cells,
-            );
+            format::table(&header, &cells);
         }
         "json" => {
             for r in &rows {
