@@ -149,12 +149,11 @@ fn keep(store: Option<&ImageStore>, row: &Row<'_>, filters: &[Filter]) -> bool {
         })
         .collect();
     let named = !row.info.names.is_empty();
-    if !patterns.is_empty()
-        && !(named
-            && patterns
-                .iter()
-                .any(|p| matches_reference(p, &row.repo, &row.tag)))
-    {
+    let matched = named
+        && patterns
+            .iter()
+            .any(|p| matches_reference(p, &row.repo, &row.tag));
+    if !patterns.is_empty() && !matched {
         return false;
     }
     filters.iter().all(|f| match f {
