@@ -157,7 +157,7 @@ fn keep(store: Option<&ImageStore>, row: &Row<'_>, filters: &[Filter]) -> bool {
         return false;
     }
     filters.iter().all(|f| match f {
-        Filter::Dangling(d) => !named == *d,
+        Filter::Dangling(d) => named != *d,
         Filter::Reference(_) => true,
         Filter::Before(t) => created(row.info) < *t,
         Filter::Since(t) => created(row.info) > *t,
