@@ -165,20 +165,20 @@ fn existing(root: &Path) -> anyhow::Result<Option<ImageStore>> {
     }
 }
 
-/// `images` and `image inspect`, which must not create a root that does not exist.
+/// `images` and `image inspect`, which must not create a root that does not exist; `None`
+/// for the other commands.
 fn read_only(root: &Path, cmd: &ImageCommand) -> Option<anyhow::Result<()>> {
-    let store = match existing(root) {
-        Ok(s) => s,
-        Err(e) => return Some(Err(e)),
+    let run = |f: &dyn Fn(Option<&ImageStore>) -> anyhow::Result<()>| {
+        existing(root).and_then(|store| f(store.as_ref()))
     };
     match cmd {
         ImageCommand::Images(a)
         | ImageCommand::Image {
             command: ImageSub::Ls(a),
-        } => Some(images::list(store.as_ref(), a)),
+        } => Some(run(&|s| images::list(s, a))),
         ImageCommand::Image {
             command: ImageSub::Inspect { images },
-        } => Some(inspect(store.as_ref(), images)),
+        } => Some(run(&|s| inspect(s, images))),
         _ => None,
     }
 }
