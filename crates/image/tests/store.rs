@@ -516,3 +516,32 @@ fn unrecorded_leftovers_are_not_trusted() {
         m.layers[0].digest
     );
 }
+
+/// One image loaded from two sources (its gzip layer imported, then its docker archive with
+/// the layer uncompressed) is two manifests of one config: one image for `images`, `system
+/// df` and `rmi` by id.
+#[test]
+fn two_manifests_of_one_config_are_one_image() {
+    if !is_root() {
+        hull_testkit::skip!("unpacking layers needs root");
+    }
+    let t = TestDir::new("onecfg");
+    let mut s = ImageStore::open(&t.join("root")).unwrap();
+    let tgz = common::gzip(&busybox_rootfs());
+    sources::import_tar(&mut s, &mut &tgz[..], Some("base:1")).unwrap();
+    let archive = t.join("d.tar");
+    let docker = sources::SaveFormat::DockerArchive;
+    sources::save(&s, &["base:1".to_string()], &archive, docker).unwrap();
+    sources::load(&mut s, &archive, None).unwrap();
+    assert_eq!(s.db().images().unwrap().len(), 2, "two manifests");
+    let list = s.list().unwrap();
+    assert_eq!(list.len(), 1);
+    let du = s.disk_usage().unwrap();
+    assert_eq!((du.images, du.per_image.len()), (1, 1));
+    assert_eq!(du.per_image[0].shared, 0, "not shared with itself");
+    assert_eq!(du.per_image[0].size, list[0].size);
+    let id = list[0].id.to_string();
+    let r = s.remove(&id[7..19], false).unwrap();
+    assert_eq!(r.deleted, vec![id]);
+    assert!(s.db().images().unwrap().is_empty(), "both manifests went");
+}

@@ -239,7 +239,13 @@ impl ImageStore {
         let images = self.db.images()?;
         let mut users: HashMap<String, usize> = HashMap::new();
         let mut per: Vec<(String, Vec<String>)> = Vec::new();
+        // Manifests of one config are one image (as `images` lists them), with one set of
+        // layers: the newest stands for it.
+        let mut seen = HashSet::new();
         for row in &images {
+            if !seen.insert(row.config.as_str()) {
+                continue;
+            }
             let chains: Vec<String> = self
                 .db
                 .layers_of(&row.manifest)?
@@ -273,7 +279,7 @@ impl ImageStore {
             .map(|c| (c.clone(), tar_sizes.get(c).copied().unwrap_or(0)))
             .collect();
         let mut usage = DiskUsage {
-            images: images.len(),
+            images: per.len(),
             layers: sizes.len(),
             layers_bytes: disk,
             images_bytes: sizes.values().sum(),
