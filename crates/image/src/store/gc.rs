@@ -236,16 +236,14 @@ impl ImageStore {
     /// `system df` for images: each layer dir measured once, and attributed to the images
     /// that use it as shared (several images) or unique (one image).
     pub fn disk_usage(&self) -> Result<DiskUsage, StoreError> {
-        let images = self.db.images()?;
-        let mut users: HashMap<String, usize> = HashMap::new();
-        let mut per: Vec<(String, Vec<String>)> = Vec::new();
         // Manifests of one config are one image (as `images` lists them), with one set of
         // layers: the newest stands for it.
         let mut seen = HashSet::new();
+        let mut images = self.db.images()?;
+        images.retain(|row| seen.insert(row.config.clone()));
+        let mut users: HashMap<String, usize> = HashMap::new();
+        let mut per: Vec<(String, Vec<String>)> = Vec::new();
         for row in &images {
-            if !seen.insert(row.config.as_str()) {
-                continue;
-            }
             let chains: Vec<String> = self
                 .db
                 .layers_of(&row.manifest)?
@@ -279,7 +277,7 @@ impl ImageStore {
             .map(|c| (c.clone(), tar_sizes.get(c).copied().unwrap_or(0)))
             .collect();
         let mut usage = DiskUsage {
-            images: per.len(),
+            images: images.len(),
             layers: sizes.len(),
             layers_bytes: disk,
             images_bytes: sizes.values().sum(),
