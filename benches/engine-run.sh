@@ -1,43 +1,94 @@
 #!/usr/bin/env bash
-# `hull run --rm --network none busybox true` against bare `hull-runtime run` of the same
-# config.json (the one hull generated, on a plain copy of the image's root), median of N after
-# warm-up, and the resident set of a container's monitor. Needs root; leaves nothing behind.
+# hull's engine side by side with its peers in one run (benches/engine_peers.py says what is
+# measured): `run --rm` with no network and on a bridge, against podman (--runtime runc: its
+# crun refuses this hybrid host), pelagos and bare hull-runtime; then 100 detached containers,
+# 10 at a time. Needs root; leaves nothing behind (its roots, networks and cgroups are its own).
+#
+#   benches/engine-run.sh            N=30 runs per median (env N)
+#   PELAGOS=/path/to/pelagos benches/engine-run.sh   (default: pelagos on PATH or in
+#   /work/tools/pelagos/bin; `cargo install pelagos` makes one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${N:-40}
+[ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p hull -p hull-runtime
-hull="$target/release/hull"; runtime="$target/release/hull-runtime"
-work=$(mktemp -d /tmp/hull-bench.XXXXXX)
-trap '"$hull" --root "$work/root" ps -a -q --no-trunc | xargs -r "$hull" --root "$work/root" rm -f >/dev/null; rm -rf "$work"' EXIT
+cargo build --release -q -p hull
+./scripts/build-runtime.sh
+hull="$PWD/$target/release/hull"; runtime="$PWD/$target/release/hull-runtime"
+work=$(mktemp -d /tmp/hull-bench-engine.XXXXXX)
+tag=$$
+net=benchnet; podnet=hullbenchnet
+# Addresses for this run's two networks, outside podman's and docker's defaults.
+subnet=10.231.$((tag % 200)).0/24; podsubnet=10.232.$((tag % 200)).0/24
+own=$(cut -d: -f3 /proc/self/cgroup | awk '{ if (length($0) > length(m)) m = $0 } END { print m }')
+own=${own%/}
+parent="$own/hull-bench-$tag"
+# Intermediate cgroup directories a hierarchy lacks are made by podman's runtime; they are
+# removed after, and only those.
+made=()
+for h in /sys/fs/cgroup/*/; do
+  d=${h%/}
+  IFS=/ read -ra parts <<<"${own#/}"
+  for p in "${parts[@]}"; do
+    [ -n "$p" ] || continue
+    d="$d/$p"
+    [ -d "$d" ] || made+=("$d")
+  done
+done
+podman=(podman --root "$work/podman/storage" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
+        --storage-driver overlay --cgroup-manager cgroupfs --events-backend none --runtime runc)
+cleanup() {
+  set +e
+  "$hull" --root "$work/root" ps -a -q --no-trunc | xargs -r "$hull" --root "$work/root" rm -f >/dev/null
+  "$hull" --root "$work/root" network rm "$net" >/dev/null 2>&1
+  "${podman[@]}" rm -a -f -t 0 >/dev/null 2>&1
+  "${podman[@]}" network rm -f "$podnet" >/dev/null 2>&1
+  "${podman[@]}" rmi -a -f >/dev/null 2>&1
+  for h in /sys/fs/cgroup/*/; do
+    [ -d "$h${parent#/}" ] && find "$h${parent#/}" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  for ((i = ${#made[@]} - 1; i >= 0; i--)); do rmdir "${made[i]}" 2>/dev/null; done
+  umount -R "$work/podman/storage/overlay" 2>/dev/null
+  [ -n "$pelagos_made" ] && rm -rf /var/lib/pelagos
+  rm -rf "$work"
+}
+pelagos_made=
+trap cleanup EXIT
 ./scripts/mkrootfs.sh "$work/rootfs"
 tar -C "$work/rootfs" -c . | "$hull" --root "$work/root" import - busybox >/dev/null
+"$hull" --root "$work/root" network create --subnet "$subnet" "$net" >/dev/null
+# The floor: bare hull-runtime on the config.json hull generates, over a plain copy of the root
+# (its volumes and per-container /etc files left out: they belong to hull's container dir).
 id=$("$hull" --root "$work/root" create --network none busybox true)
 mkdir -p "$work/bundle"
 cp -a "$work/rootfs" "$work/bundle/rootfs"
-python3 - "$work/root/containers/$id/config.json" "$work/bundle/config.json" <<'PY'
+python3 - "$work/root/containers/$id/config.json" "$work/bundle/config.json" "$work/root" <<'PY'
 import json, sys
-c = json.load(open(sys.argv[1])); c["root"]["path"] = "rootfs"; json.dump(c, open(sys.argv[2], "w"))
+c = json.load(open(sys.argv[1])); c["root"]["path"] = "rootfs"
+c["mounts"] = [m for m in c["mounts"] if not m.get("source", "").startswith(sys.argv[3])]
+json.dump(c, open(sys.argv[2], "w"))
 PY
-python3 - "$n" "$hull" "$runtime" "$work" <<'PY'
-import statistics, subprocess, sys, time
-n, hull, runtime, work = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-def median(cmd):
-    for _ in range(5):
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-h = median([hull, "--root", f"{work}/root", "run", "--rm", "--network", "none", "busybox", "true"])
-r = median([runtime, "--root", f"{work}/rt", "run", "--bundle", f"{work}/bundle", "bench"])
-print(f"hull run --rm --network none busybox true   median {h:.1f} ms")
-print(f"hull-runtime run, same config.json          median {r:.1f} ms")
-print(f"ratio {h / r:.2f}")
-PY
+"$hull" --root "$work/root" rm "$id" >/dev/null
+if command -v podman >/dev/null; then
+  tar -C "$work/rootfs" -c . | "${podman[@]}" import - localhost/busybox >/dev/null
+  "${podman[@]}" network create --subnet "$podsubnet" "$podnet" >/dev/null 2>&1 ||
+    echo "podman network create failed: the bridge row shows podman as not run"
+fi
+pelagos=${PELAGOS:-$(command -v pelagos || echo /work/tools/pelagos/bin/pelagos)}
+pelagos_made=
+if [ -x "$pelagos" ]; then
+  [ -d /var/lib/pelagos ] || pelagos_made=1
+  # pelagos wants its state directories with mode 2775.
+  for d in images layers blobs build-cache volumes rootfs; do install -d -m 2775 "/var/lib/pelagos/$d"; done
+  export PELAGOS=$pelagos
+else
+  echo "pelagos not found (cargo install pelagos): its row is left out"
+  export PELAGOS=
+fi
+echo "hull $("$hull" --version | head -1); podman $(podman --version 2>/dev/null | awk '{print $3}'); runc $(runc --version | head -1 | awk '{print $3}'); pelagos ${PELAGOS:+$("$PELAGOS" --version 2>/dev/null | head -1)}"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores)"
+python3 benches/engine_peers.py "$work" "$hull" "$runtime" "$parent" "$subnet" "$podsubnet"
 ctr=$("$hull" --root "$work/root" run -d --network none busybox sleep 60)
 sleep 0.3
 monitor=$("$hull" --root "$work/root" inspect "$ctr" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["State"]["MonitorPid"])')
-grep -E 'VmRSS|RssAnon|RssFile' "/proc/$monitor/status" | sed 's/^/monitor /'
+echo
+grep -E 'VmRSS|RssAnon|RssFile' "/proc/$monitor/status" | sed 's/^/one hull monitor: /'

@@ -1,34 +1,23 @@
-//! What `hull` does to containers that exist: start one (fork its monitor), stay with a
-//! foreground one, stop, kill, wait, remove, read logs, inspect; and settle those whose monitor
-//! died.
+//! What `hull` does to containers that exist: start one (fork its monitor), stop, kill, wait,
+//! remove, read logs, inspect; and settle those whose monitor died. (Staying attached to one is
+//! [`crate::attach`]'s.)
 
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use hull_runtime::Runtime;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::monitor::{self, teardown, Attach, Monitor, Report};
+use crate::attach::Attach;
+use crate::log_read::LogQuery;
+use crate::monitor::{self, teardown, Monitor};
 use crate::options::UserStop;
 use crate::store::{self, Record, State};
 use crate::{paths, procfs, Engine, EngineError};
 
 /// How often a waiting command looks at a monitor.
 const POLL: Duration = Duration::from_millis(10);
-
-/// The signals a foreground `run` passes on to its container.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
 
 impl Engine {
     /// Starts a created (or exited) container: forks its monitor, which reports back.
@@ -55,60 +44,6 @@ impl Engine {
         let spawned = monitor::spawn(&self.root, &record.id, attach);
         self.conn = hull_db::open(&self.root)?;
         spawned
-    }
-
-    /// Stays with a container started with an [`Attach`]: passes the caller's signals on to it
-    /// and returns its exit status once its monitor has cleaned up.
-    pub fn wait_attached(&self, mut monitor: Monitor, id: &str) -> Result<i32, EngineError> {
-        let mut set = SigSet::empty();
-        for s in FORWARDED {
-            set.add(s);
-        }
-        // Blocked here, after the fork: the monitor (and so the container) keeps the mask it had.
-        set.thread_block()
-            .map_err(EngineError::sys("sigprocmask"))?;
-        let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(EngineError::sys("signalfd"))?;
-        let runtime = Runtime::new(paths::runtime_root(&self.root));
-        loop {
-            // SAFETY: the report pipe lives in `monitor` for the whole poll.
-            let report_fd = unsafe { BorrowedFd::borrow_raw(monitor.fd()) };
-            let mut fds = [
-                PollFd::new(report_fd, PollFlags::POLLIN),
-                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(EngineError::sys("poll")(e)),
-            }
-            let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
-            let (report_ready, signal_ready) = (ready(0), ready(1));
-            if signal_ready {
-                while let Ok(Some(info)) = signals.read_signal() {
-                    let signal = i32::try_from(info.ssi_signo)
-                        .ok()
-                        .and_then(|n| Signal::try_from(n).ok());
-                    if let (Some(signal), Ok(container)) = (signal, runtime.open(id)) {
-                        let _ = container.kill(signal, false);
-                    }
-                }
-            }
-            if report_ready {
-                match monitor.next_report() {
-                    Some(Report::Started(_)) => {}
-                    Some(Report::Exited(code)) => return Ok(code),
-                    Some(Report::Failed { code, message }) => {
-                        return Err(EngineError::Exec { code, message })
-                    }
-                    None => {
-                        return Err(EngineError::Monitor {
-                            id: id.to_string(),
-                            message: "exited without reporting the container's status".into(),
-                        })
-                    }
-                }
-            }
-        }
     }
 
     /// Sends `signal` to a running container's process. As docker's: it ends the container's
@@ -138,31 +73,9 @@ impl Engine {
         Runtime::new(paths::runtime_root(&self.root))
             .open(&record.id)?
             .kill(signal, false)?;
-        Ok(record)
-    }
-
-    /// Its stop signal, then SIGKILL to every process after `timeout`; returns once its monitor
-    /// has recorded the exit and cleaned up. Stopping a container that is not running is no error.
-    pub fn stop(&mut self, reference: &str, timeout: Duration) -> Result<Record, EngineError> {
-        let record = self.find(reference)?;
-        if !record.state.is_live() {
-            return Ok(record);
+        if signal == stop_signal {
+            self.thaw_after_signal(&record);
         }
-        // First, so that its monitor does not start it again (also while it waits to).
-        store::note_user_stop(&mut self.conn, &record.id, UserStop::STOPPED)?;
-        let runtime = Runtime::new(paths::runtime_root(&self.root));
-        let signal =
-            hull_runtime::parse_signal(&record.settings.stop_signal).unwrap_or(Signal::SIGTERM);
-        if let Ok(container) = runtime.open(&record.id) {
-            let _ = container.kill(signal, false);
-        }
-        if !wait_monitor(&record, timeout) {
-            if let Ok(container) = runtime.open(&record.id) {
-                let _ = container.kill(Signal::SIGKILL, true);
-            }
-            wait_monitor(&record, Duration::from_secs(30));
-        }
-        self.reconcile()?;
         Ok(record)
     }
 
@@ -204,11 +117,18 @@ impl Engine {
         Ok(now.exit_code.unwrap_or(0))
     }
 
-    /// Copies the container's log to `out` and `err`; with `follow`, until it stops.
+    /// Stops the container (as [`Engine::stop`]) and starts it again in the background.
+    pub fn restart(&mut self, reference: &str, timeout: Duration) -> Result<Monitor, EngineError> {
+        let record = self.stop(reference, timeout)?;
+        self.start(&record.id, None)
+    }
+
+    /// Copies the container's log to `out` and `err` as `query` says; with `follow`, until it
+    /// stops.
     pub fn logs(
         &self,
         reference: &str,
-        follow: bool,
+        query: &LogQuery,
         out: &mut dyn Write,
         err: &mut dyn Write,
     ) -> Result<(), EngineError> {
@@ -220,7 +140,7 @@ impl Engine {
                 .zip(record.monitor_start)
                 .is_some_and(|(p, s)| procfs::is_alive(p, s))
         };
-        crate::logs::copy(&path, follow, out, err, &mut running)
+        crate::log_read::copy(&path, query, out, err, &mut running)
     }
 
     /// docker-style details of a container, with its config.json and network attachments.
@@ -233,6 +153,7 @@ impl Engine {
             .unwrap_or(Value::Null);
         let links = hull_net::engine::Net::open(&self.root)?.attachments(Some(&r.id))?;
         let running = r.state == State::Running;
+        let paused = self.is_paused(&r);
         Ok(json!({
             "Id": r.id,
             "Name": r.name,
@@ -243,8 +164,9 @@ impl Engine {
             "Args": r.command.get(1..).unwrap_or_default(),
             "RestartCount": r.settings.restart_count,
             "State": {
-                "Status": r.state.as_str(),
+                "Status": if paused { "paused" } else { r.state.as_str() },
                 "Running": running,
+                "Paused": paused,
                 "Restarting": r.state == State::Restarting,
                 "Pid": if running { r.pid.unwrap_or(0) } else { 0 },
                 "ExitCode": r.exit_code.unwrap_or(0),
@@ -261,11 +183,15 @@ impl Engine {
                 },
                 "NetworkMode": r.settings.network.name(),
                 "PortBindings": r.settings.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "LogConfig": log_config(&r.settings.log),
             },
             "Config": {
                 "Hostname": r.settings.hostname,
                 "StopSignal": r.settings.stop_signal,
+                "Tty": r.settings.tty,
+                "OpenStdin": r.settings.interactive,
                 "ExposedPorts": r.settings.exposed_ports,
+                "Labels": r.settings.labels,
                 "Env": config["process"]["env"],
                 "WorkingDir": config["process"]["cwd"],
                 "User": config["process"]["user"],
@@ -321,8 +247,18 @@ impl Engine {
     }
 }
 
+/// docker's `HostConfig.LogConfig` of a json-file log.
+fn log_config(log: &crate::log_opts::LogOptions) -> Value {
+    let mut config = serde_json::Map::new();
+    if let Some(size) = log.max_size {
+        config.insert("max-size".into(), json!(size.to_string()));
+        config.insert("max-file".into(), json!(log.max_file.to_string()));
+    }
+    json!({"Type": "json-file", "Config": config})
+}
+
 /// Waits up to `timeout` for the container's monitor to exit; whether it did.
-fn wait_monitor(record: &Record, timeout: Duration) -> bool {
+pub(crate) fn wait_monitor(record: &Record, timeout: Duration) -> bool {
     let Some((pid, start)) = record.monitor_pid.zip(record.monitor_start) else {
         return true;
     };

@@ -11,7 +11,7 @@ use crate::bundle::{self, defaults::HostLimits, seccomp, user, BundleInput};
 use crate::monitor::teardown;
 use crate::options::{self, Network, RunOptions, Settings};
 use crate::store::{self, Record, State};
-use crate::{paths, volumes, Engine, EngineError};
+use crate::{paths, publish, volumes, Engine, EngineError};
 
 /// A container just created.
 #[derive(Debug)]
@@ -85,6 +85,33 @@ impl Engine {
                 None
             }
         };
+        let mut exposed: Vec<String> = config
+            .and_then(|c| c.exposed_ports().clone())
+            .unwrap_or_default();
+        for e in &opts.expose {
+            for port in publish::parse_expose(e)? {
+                if !exposed.contains(&port) {
+                    exposed.push(port);
+                }
+            }
+        }
+        let mut ports = opts.ports.clone();
+        if opts.publish_all {
+            let all = publish::publish_all(&exposed, &ports)?;
+            if !all.is_empty() && matches!(opts.network, Network::None | Network::Host) {
+                return Err(EngineError::Invalid(format!(
+                    "-P needs a bridge network, not --network {}",
+                    opts.network.name()
+                )));
+            }
+            ports.extend(all);
+        }
+        let mut labels: std::collections::BTreeMap<String, String> = config
+            .and_then(|c| c.labels().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        labels.extend(opts.labels.iter().cloned());
         let volumes = volumes::plan(&self.root, config, &opts.mounts)?;
         let dir = paths::container_dir(&self.root, &id);
         let etc = paths::etc_dir(&self.root, &id);
@@ -116,13 +143,14 @@ impl Engine {
                 manifest: rootfs.manifest.to_string(),
                 rm: opts.rm,
                 network: opts.network.clone(),
-                ports: opts.ports.clone(),
+                ports,
                 hostname,
                 stop_signal: generated.stop_signal.clone(),
                 interactive: opts.interactive,
-                exposed_ports: config
-                    .and_then(|c| c.exposed_ports().clone())
-                    .unwrap_or_default(),
+                tty: opts.tty,
+                log: opts.log,
+                exposed_ports: exposed,
+                labels,
                 volumes: volumes.named.clone(),
                 anonymous_volumes: volumes.anonymous.clone(),
                 restart: opts.restart,

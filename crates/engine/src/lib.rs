@@ -18,16 +18,30 @@
 //! # }
 //! ```
 
+pub mod attach;
 pub mod bundle;
 mod control;
 mod create;
+mod df;
 mod error;
 mod exec;
+pub mod filter;
+mod info;
+pub mod log_opts;
+pub mod log_read;
 pub mod logs;
 pub mod monitor;
 pub mod options;
 pub mod paths;
+mod pause;
+mod prune;
+mod publish;
+mod rename;
+mod stats;
+mod stop;
 pub mod store;
+pub mod times;
+mod top;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
@@ -35,12 +49,18 @@ use std::path::{Path, PathBuf};
 use hull_sys::procfs;
 use rusqlite::Connection;
 
+pub use attach::{Attach, Attached};
 pub use create::Created;
+pub use df::DiskRow;
 pub use error::{EngineError, EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND};
 pub use exec::ExecRequest;
-pub use monitor::{Attach, Monitor, Report};
+pub use log_read::LogQuery;
+pub use monitor::{Monitor, Report};
 pub use options::{Network, PullPolicy, RestartPolicy, RunOptions, Settings};
+pub use prune::Pruned;
+pub use stats::{cpu_percent, StatsSample};
 pub use store::{Record, State};
+pub use top::Top;
 pub use volumes::{MountSpec, VolumeRecord};
 
 /// The engine bound to one root (`--root`, default /var/lib/hull).

@@ -1,15 +1,18 @@
 //! A container's log: docker's json-file format, one JSON object per line
 //! (`{"log":"hello\n","stream":"stdout","time":"2026-...Z"}`), appended by its monitor and
-//! readable while written (`logs -f`).
+//! readable while written (`logs -f`). With `--log-opt max-size` the writer rotates it by
+//! rename: the current file is `ctr.log`, older ones `ctr.log.1` (the newest) .. `ctr.log.N-1`;
+//! the current name always exists and a rotated file keeps its inode, so a reader holding it
+//! open reads every line written to it.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
-use std::path::Path;
-use std::time::Duration;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
+use crate::log_opts::LogOptions;
 
 /// A line longer than this is written in parts (as docker splits at 16 KiB).
 const MAX_LINE: usize = 16 * 1024;
@@ -25,6 +28,10 @@ struct Entry<'a> {
 #[derive(Debug)]
 pub struct LogWriter {
     file: File,
+    path: PathBuf,
+    rotation: LogOptions,
+    /// Bytes in the current file.
+    size: u64,
     /// Partial lines of stdout and stderr.
     pending: [Vec<u8>; 2],
 }
@@ -46,14 +53,15 @@ impl Stream {
 }
 
 impl LogWriter {
-    pub fn create(path: &Path) -> Result<LogWriter, EngineError> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(EngineError::io(format!("opening log {}", path.display())))?;
+    /// Appends to the log at `path` (made if missing), rotated as `rotation` says.
+    pub fn create(path: &Path, rotation: LogOptions) -> Result<LogWriter, EngineError> {
+        let file = open_append(path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(LogWriter {
             file,
+            path: path.to_path_buf(),
+            rotation,
+            size,
             pending: [Vec::new(), Vec::new()],
         })
     }
@@ -92,66 +100,61 @@ impl LogWriter {
         };
         if let Ok(mut text) = serde_json::to_string(&entry) {
             text.push('\n');
+            let len = text.len() as u64;
+            if self
+                .rotation
+                .max_size
+                .is_some_and(|max| self.size > 0 && self.size + len > max)
+            {
+                // A log that cannot rotate goes on growing rather than losing lines.
+                let _ = self.rotate();
+            }
             // One write per line: a reader never sees half a line from the monitor's side.
-            let _ = self.file.write_all(text.as_bytes());
+            if self.file.write_all(text.as_bytes()).is_ok() {
+                self.size += len;
+            }
         }
+    }
+
+    /// Shifts `ctr.log.K` to `.K+1` (the last falls off), then makes the current file `.1` by a
+    /// hard link and a fresh empty file the current one by rename: the name never goes missing.
+    fn rotate(&mut self) -> Result<(), std::io::Error> {
+        let keep = self.rotation.max_file.saturating_sub(1);
+        let fresh = rotated(&self.path, "new");
+        let new_file = File::create(&fresh)?;
+        if keep > 0 {
+            match std::fs::remove_file(rotated(&self.path, keep)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            for k in (1..keep).rev() {
+                match std::fs::rename(rotated(&self.path, k), rotated(&self.path, k + 1)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::hard_link(&self.path, rotated(&self.path, 1))?;
+        }
+        std::fs::rename(&fresh, &self.path)?;
+        self.file = new_file;
+        self.size = 0;
+        Ok(())
     }
 }
 
-/// Copies the log at `path` to `out`/`err` by stream; with `follow`, keeps reading new lines
-/// until `running()` says the writer is done and the end is reached.
-pub fn copy(
-    path: &Path,
-    follow: bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-    running: &mut dyn FnMut() -> bool,
-) -> Result<(), EngineError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !follow => return Ok(()),
-        Err(e) => {
-            return Err(EngineError::io(format!("opening log {}", path.display()))(
-                e,
-            ))
-        }
-    };
-    let mut reader = BufReader::new(file);
-    let mut line = String::new();
-    // Set once the writer has ended: one more pass reads what it wrote last.
-    let mut last_pass = false;
-    loop {
-        let pos = reader
-            .stream_position()
-            .map_err(EngineError::io("reading log"))?;
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(EngineError::io("reading log"))?;
-        if n > 0 && line.ends_with('\n') {
-            if let Ok(entry) = serde_json::from_str::<Entry<'_>>(&line) {
-                let sink: &mut dyn Write = if entry.stream == "stderr" {
-                    &mut *err
-                } else {
-                    &mut *out
-                };
-                let _ = sink.write_all(entry.log.as_bytes());
-                let _ = sink.flush();
-            }
-            continue;
-        }
-        // At the end, or a line still being written: read it again later.
-        reader
-            .seek(SeekFrom::Start(pos))
-            .map_err(EngineError::io("reading log"))?;
-        if !follow || last_pass {
-            return Ok(());
-        }
-        last_pass = !running();
-        if !last_pass {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// The rotated log `<path>.<n>` (1 is the newest).
+pub fn rotated(path: &Path, n: impl std::fmt::Display) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+fn open_append(path: &Path) -> Result<File, EngineError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(EngineError::io(format!("opening log {}", path.display())))
 }
 
 #[cfg(test)]
@@ -163,7 +166,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hull-logs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ctr.log");
-        let mut w = LogWriter::create(&path).unwrap();
+        let mut w = LogWriter::create(&path, LogOptions::default()).unwrap();
         w.write(Stream::Stdout, b"hel");
         w.write(Stream::Stderr, b"oops\n");
         w.write(Stream::Stdout, b"lo\nwor");
@@ -176,9 +179,75 @@ mod tests {
             .unwrap()
             .contains(r#""stream":"stderr""#));
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        copy(&path, false, &mut out, &mut err, &mut || false).unwrap();
+        crate::log_read::copy(
+            &path,
+            &crate::log_read::LogQuery::default(),
+            &mut out,
+            &mut err,
+            &mut || false,
+        )
+        .unwrap();
         assert_eq!(out, b"hello\nwor");
         assert_eq!(err, b"oops\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_keeps_every_line_of_the_kept_files() {
+        let dir = std::env::temp_dir().join(format!("hull-logrot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctr.log");
+        let rotation = LogOptions {
+            max_size: Some(1024),
+            max_file: 50,
+        };
+        let mut w = LogWriter::create(&path, rotation).unwrap();
+        for i in 0..300 {
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes());
+        }
+        let mut lines = Vec::new();
+        for k in (1..50).rev() {
+            if let Ok(text) = std::fs::read_to_string(rotated(&path, k)) {
+                assert!(text.len() <= 1024, "file .{k} is {} bytes", text.len());
+                lines.extend(text.lines().map(String::from));
+            }
+        }
+        lines.extend(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+        let logged: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<Entry<'_>>(l)
+                    .unwrap()
+                    .log
+                    .into_owned()
+            })
+            .collect();
+        let want: Vec<String> = (0..300).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(logged, want);
+        assert!(rotated(&path, 2).exists());
+        assert!(!rotated(&path, "new").exists());
+
+        // Fewer files kept: the oldest lines fall off, the newest stay, never more files.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let rotation = LogOptions {
+            max_size: Some(1024),
+            max_file: 3,
+        };
+        let mut w = LogWriter::create(&path, rotation).unwrap();
+        for i in 0..300 {
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes());
+        }
+        assert!(rotated(&path, 2).exists());
+        assert!(!rotated(&path, 3).exists());
+        let last = std::fs::read_to_string(&path).unwrap();
+        assert!(last.lines().last().unwrap().contains("line 299"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

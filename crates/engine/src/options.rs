@@ -7,6 +7,7 @@ use hull_net::ports::PortMapping;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
+pub use crate::log_opts::LogOptions;
 
 /// How the container gets its network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -219,9 +220,19 @@ pub struct RunOptions {
     /// `-v`, `--mount` and `--tmpfs`, in the order given.
     pub mounts: Vec<crate::volumes::MountSpec>,
     pub rm: bool,
-    /// `-i`: the container's stdin is the caller's.
+    /// `-i`: the container's stdin is open to attached clients (the caller's, for `run -i`).
     pub interactive: bool,
+    /// `-t`: the container's process gets a terminal (a pty its monitor holds the master of).
+    pub tty: bool,
     pub restart: RestartPolicy,
+    /// `--log-opt`: the rotation of its log.
+    pub log: LogOptions,
+    /// `--label K=V`, over the image's labels.
+    pub labels: Vec<(String, String)>,
+    /// `-P`: publish every exposed port to a free host port.
+    pub publish_all: bool,
+    /// `--expose PORT[/PROTO]` (or a range), beside the image's ExposedPorts.
+    pub expose: Vec<String>,
 }
 
 impl RunOptions {
@@ -247,7 +258,12 @@ pub struct Settings {
     pub hostname: String,
     pub stop_signal: String,
     pub interactive: bool,
-    /// The image's ExposedPorts (`80/tcp`), shown by inspect; `-P` will publish them.
+    /// `-t`: a pty as its stdio.
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub log: LogOptions,
+    /// The image's ExposedPorts and `--expose`s (`80/tcp`); `-P` publishes them.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
     #[serde(default)]
@@ -264,12 +280,27 @@ pub struct Settings {
     /// The anonymous volumes made for it, removed with it by `rm -v` and `--rm`.
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// The image's labels and `--label`s.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// `--memory 64m`: bytes, with docker's b/k/m/g suffixes (powers of 1024); at least 6 MiB as
 /// docker requires, since less cannot start a container.
 pub fn parse_memory(text: &str) -> Result<i64, EngineError> {
-    let bad = |why: &str| EngineError::Invalid(format!("invalid memory size {text:?}: {why}"));
+    let bytes = parse_size(text, "memory size")?;
+    if bytes < 6 << 20 {
+        return Err(EngineError::Invalid(format!(
+            "invalid memory size {text:?}: the minimum is 6m"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A size as docker reads `--memory` and `--log-opt max-size`: bytes, with b/k/m/g/t suffixes
+/// (powers of 1024); `what` names it in the error.
+pub fn parse_size(text: &str, what: &str) -> Result<i64, EngineError> {
+    let bad = |why: &str| EngineError::Invalid(format!("invalid {what} {text:?}: {why}"));
     let t = text.trim().to_ascii_lowercase();
     // "64mb" is "64m"; a bare "b" after digits is bytes.
     let t = match t.strip_suffix('b') {
@@ -291,13 +322,7 @@ pub fn parse_memory(text: &str) -> Result<i64, EngineError> {
     let n: i64 = digits
         .parse()
         .map_err(|_| bad("use a number with an optional unit b, k, m or g"))?;
-    let bytes = n
-        .checked_mul(1i64 << shift)
-        .ok_or_else(|| bad("too large"))?;
-    if bytes < 6 << 20 {
-        return Err(bad("the minimum is 6m"));
-    }
-    Ok(bytes)
+    n.checked_mul(1i64 << shift).ok_or_else(|| bad("too large"))
 }
 
 /// `--cpus 0.5`: thousandths of a CPU (docker's precision).

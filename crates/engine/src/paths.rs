@@ -1,5 +1,5 @@
 //! Where the engine keeps things under its root: `containers/<id>/` (config.json, the overlay's
-//! `merged` root, `upper`, `work`, `etc/` with hosts, hostname and resolv.conf, `ctr.log`), and
+//! `merged` root, `upper`, `work`, `etc/` with hosts, hostname and resolv.conf, `ctr.log`, the `attach` socket), and
 //! the runtime's state directory, and `trash/` (removed containers' files, deleted off the
 //! foreground path).
 
@@ -25,4 +25,9 @@ pub fn etc_dir(root: &Path, id: &str) -> PathBuf {
 
 pub fn log_file(root: &Path, id: &str) -> PathBuf {
     container_dir(root, id).join("ctr.log")
+}
+
+/// The unix socket where the container's monitor serves attach clients.
+pub fn attach_socket(root: &Path, id: &str) -> PathBuf {
+    container_dir(root, id).join("attach")
 }

@@ -129,6 +129,33 @@ pub fn insert(conn: &mut Connection, r: &Record) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Renames a container; a name another container has is refused.
+pub fn rename(conn: &mut Connection, id: &str, name: &str) -> Result<(), EngineError> {
+    let tx = hull_db::write_tx(conn)?;
+    let taken: Option<String> = tx
+        .query_row(
+            "SELECT id FROM engine_containers WHERE name = ?1 AND id != ?2",
+            params![name, id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(other) = taken {
+        return Err(EngineError::NameInUse {
+            name: name.to_string(),
+            id: other,
+        });
+    }
+    if tx.execute(
+        "UPDATE engine_containers SET name = ?2 WHERE id = ?1",
+        params![id, name],
+    )? == 0
+    {
+        return Err(EngineError::NoSuchContainer(id.to_string()));
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Record>, EngineError> {
     Ok(conn
         .query_row(

@@ -8,6 +8,15 @@ use clap::Parser;
 const EXIT_ENGINE: i32 = 125;
 
 fn main() {
+    // As other command-line tools: `hull ps | head -1` ends hull by SIGPIPE rather than a panic
+    // in println! (Rust's start-up code ignores SIGPIPE). Monitors ignore it again.
+    // SAFETY: sets a signal disposition to SIG_DFL before any thread or handler exists.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version

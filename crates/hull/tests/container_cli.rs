@@ -332,7 +332,12 @@ fn bad_input_is_one_line_and_leaves_nothing() {
     assert!(r
         .bad(&["run", "--memory", "lots", "busybox", "true"])
         .contains("memory"));
-    assert!(r.bad(&["run", "-t", "busybox", "true"]).contains("-t"));
+    assert!(r
+        .bad(&["run", "--log-opt", "compress=true", "busybox", "true"])
+        .contains("compress"));
+    assert!(r
+        .bad(&["run", "--detach-keys", "alt-x", "busybox", "true"])
+        .contains("alt-x"));
     assert!(r
         .bad(&["run", "--network", "container:x", "busybox", "true"])
         .contains("container:"));
@@ -457,5 +462,40 @@ fn memory_cpus_pids_limits_reach_the_cgroups() {
         }
     }
     r.ok(&["rm", "-f", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn stop_of_several_shares_one_timeout_and_goes_past_an_unknown_one() {
+    let mut r = root!("stopmany");
+    // PID 1 of a pid namespace ignores SIGTERM without a handler: each needs the SIGKILL.
+    let ids: Vec<String> = (0..3)
+        .map(|_| r.detach(&["--network", "none", "busybox", "sleep", "600"]))
+        .collect();
+    let started = Instant::now();
+    let out = r
+        .cmd(&[
+            "stop",
+            "-t",
+            "2",
+            &ids[0],
+            "no-such-container",
+            &ids[1],
+            &ids[2],
+        ])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-container"), "{stderr}");
+    // Stopped one after another they would take at least 6 s.
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    for id in &ids {
+        assert_eq!(r.inspect(id)["State"]["Status"], "exited");
+    }
+    r.ok(&["rm", &ids[0], &ids[1], &ids[2]]);
     r.assert_clean();
 }

@@ -47,4 +47,6 @@ pub use api::{
 pub use container::parse_signal;
 pub use oci_state::{now_rfc3339, OciState, OCI_VERSION};
 pub use process::{Console, CreateOptions, ExecOptions, Executed, Stdio};
+/// The one way the runtime reads OCI JSON (a config, a process): see `spec::decode`.
+pub use spec::decode as decode_oci_json;
 pub use state::Status;

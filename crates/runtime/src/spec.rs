@@ -28,6 +28,15 @@ fn invalid(msg: impl Into<String>) -> SpecError {
     SpecError::Invalid(msg.into())
 }
 
+/// A Spec (or a part of one, like a Process) from JSON bytes, through a `serde_json::Value`.
+///
+/// Every (de)serialization of the OCI types in the runtime goes through a Value, so their large
+/// derived Serialize/Deserialize impls are instantiated once (for Value) rather than once per
+/// serde_json reader and writer: the static binary, and the pages each run faults in, shrink.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::from_slice(bytes)?)
+}
+
 /// Reads `BUNDLE/config.json` and validates it.
 pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let path = bundle.join("config.json");

@@ -108,7 +108,16 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// The directory of compiled seccomp filters in a state root. '@' is outside the id rule, so
+/// no container's directory can have this name.
+const SECCOMP_CACHE: &str = "@seccomp-cache";
+
 impl Store {
+    /// Compiled seccomp filters kept between runs (security::seccomp_cache).
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join(SECCOMP_CACHE)
+    }
+
     pub fn new(root: &Path) -> Store {
         Store {
             root: root.to_path_buf(),
@@ -242,6 +251,11 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
+    /// The seccomp filter cache of the store this directory is in.
+    pub fn seccomp_cache(&self) -> Option<PathBuf> {
+        Some(self.path.parent()?.join(SECCOMP_CACHE))
+    }
+
     fn locked(path: PathBuf) -> Result<ContainerDir, StateError> {
         let lock_path = path.join(LOCK_FILE);
         let lock = OpenOptions::new()
@@ -314,14 +328,16 @@ impl ContainerDir {
     }
 
     pub fn save_config(&self, spec: &Spec) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(spec).map_err(encode("config"))?;
+        // Through a Value: the Spec's Serialize is instantiated once in the binary (see spec.rs).
+        let value = serde_json::to_value(spec).map_err(encode("config"))?;
+        let bytes = serde_json::to_vec(&value).map_err(encode("config"))?;
         write_atomic(&self.path.join(CONFIG_FILE), &bytes, 0o600)
     }
 
     pub fn load_config(&self) -> Result<Spec, StateError> {
         let path = self.path.join(CONFIG_FILE);
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-        serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path, source })
+        crate::spec::decode(&bytes).map_err(|source| StateError::Corrupt { path, source })
     }
 
     /// Removes the directory; the lock goes with it.

@@ -121,12 +121,25 @@ fn seccomp_blocked_syscall_returns_the_errno() {
     });
     c.config["root"]["readonly"] = json!(false);
     c.script("mkdir /tmp/blocked 2>&1; echo done");
-    let out = c.run_ok();
-    assert!(
-        out.contains("Not supported") || out.contains("Operation not supported"),
-        "{out}"
-    );
-    assert!(!c.bundle.join("rootfs/tmp/blocked").exists());
+    // The first run compiles the filter and keeps it; the second loads the kept one; the third
+    // finds the kept file damaged, compiles again and replaces it.
+    let cache = c.root.join("@seccomp-cache");
+    for round in ["compiled", "cached", "damaged cache"] {
+        let out = c.run_ok();
+        assert!(
+            out.contains("Not supported") || out.contains("Operation not supported"),
+            "{round}: {out}"
+        );
+        assert!(!c.bundle.join("rootfs/tmp/blocked").exists(), "{round}");
+        let kept: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(kept.len(), 1, "{round}: {kept:?}");
+        if round == "cached" {
+            std::fs::write(&kept[0], b"hullbpf1 but not a filter").unwrap();
+        }
+    }
 }
 
 #[test]

@@ -8,4 +8,5 @@ pub mod mount_api;
 pub mod mountinfo;
 pub mod pidfd;
 pub mod procfs;
+pub mod pty;
 pub mod resolve;

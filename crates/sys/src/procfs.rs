@@ -5,14 +5,26 @@
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) and state letter of `pid`,
 /// or None when there is no such process.
 pub fn stat(pid: i32) -> Option<(u64, char)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: parse after its last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    // `rest` starts at field 3, so field 22 is the 20th from here.
-    let start = fields.nth(18)?.parse().ok()?;
+    let (_, fields) = stat_fields(pid)?;
+    let state = fields.first()?.chars().next()?;
+    // `fields` starts at field 3, so field 22 is at index 19.
+    let start = fields.get(19)?.parse().ok()?;
     Some((start, state))
+}
+
+/// The command name (field 2) of /proc/PID/stat, and its fields from field 3 (the state) on.
+pub fn stat_fields(pid: i32) -> Option<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: it ends at the last ')'.
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let fields = text
+        .get(close + 2..)?
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    Some((comm, fields))
 }
 
 /// The start time of `pid`, for recording.

@@ -111,7 +111,11 @@ pub fn environment(
 pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
     let opts = input.opts;
     let args = command(input.image, opts)?;
-    let env = environment(input.image, input.env, input.hostname, &input.user.home);
+    let mut env = environment(input.image, input.env, input.hostname, &input.user.home);
+    // A terminal's programs need to know its kind; docker and podman say xterm.
+    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     let cwd = opts
         .workdir
         .clone()
@@ -169,7 +173,7 @@ pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
     let config = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": opts.tty,
             "user": {
                 "uid": input.user.uid,
                 "gid": input.user.gid,

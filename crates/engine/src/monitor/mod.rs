@@ -2,8 +2,11 @@
 //! container that outlives the `hull` command. It is forked, not exec'd: the `hull` process
 //! that starts it is single-threaded (checked; nothing on the run path starts a thread), so the
 //! child may go on running Rust code, and it skips loading and relocating a second copy of the
-//! `hull` binary. It reports to its starter over a pipe: started, failed, exited.
+//! `hull` binary. It reports to its starter over a pipe: started, failed, exited. It holds the
+//! container's stdio (pipes, or a pty's master with `-t`) and serves it to attach clients
+//! ([`crate::attach`]) while writing the log.
 
+mod relay;
 mod run;
 pub(crate) mod teardown;
 
@@ -15,17 +18,9 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
 
+use crate::attach::Attach;
 use crate::error::EngineError;
 use crate::procfs;
-
-/// What a foreground `run` lends the monitor: its own descriptors, so the container's output
-/// reaches the user's terminal (and, with `-i`, the user's input reaches the container).
-#[derive(Debug)]
-pub struct Attach {
-    pub stdin: Option<OwnedFd>,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
-}
 
 /// A line the monitor sends its starter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,14 +141,20 @@ fn child_main(root: &Path, id: &str, report: OwnedFd, attach: Option<Attach>) ->
     // Its own session: the terminal's ^C goes to the `hull` command, which forwards it to the
     // container, and never straight to the monitor.
     let _ = setsid();
+    // A client that goes away must cost the monitor a failed write, never its life (the `hull`
+    // command it is forked from dies by SIGPIPE, as other command-line tools do).
+    // SAFETY: sets a signal disposition to SIG_IGN; no handler code runs.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    };
     // Named for ps(1); and out of the starter's working directory, which it must not keep busy.
     let _ = nix::sys::prctl::set_name(c"hull-monitor");
     let _ = nix::unistd::chdir("/");
     let mut keep: Vec<RawFd> = vec![report.as_raw_fd()];
-    if let Some(a) = &attach {
-        keep.extend([a.stdout.as_raw_fd(), a.stderr.as_raw_fd()]);
-        keep.extend(a.stdin.as_ref().map(AsRawFd::as_raw_fd));
-    }
+    keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
     close_inherited(&keep);
     let mut reporter = Reporter(Some(File::from(report)));
     run::main(root, id, &mut reporter, attach)

@@ -1,27 +1,27 @@
 //! The monitor's life: claim the container in hull.db, make its root, create it through the
-//! runtime facade with pipes as its stdout and stderr, give it its network, start it, copy its
-//! output to the log (and to an attached `hull run`), wait for it, record the exit, tear down,
+//! runtime facade with pipes as its stdio (or a pty with `-t`), give it its network, start it,
+//! relay its stdio to the log and to attach clients, wait for it, record the exit, tear down,
 //! and with `--rm` remove it.
 
 use std::fs::File;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hull_net::engine::{AttachRequest, Net, NetMode};
 use hull_net::etc::EtcFiles;
 use hull_net::netns::NetnsRef;
-use hull_runtime::{CreateOptions, Runtime, Stdio};
+use hull_runtime::{Console, CreateOptions, Runtime, Stdio};
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 use rusqlite::Connection;
 
-use super::{own_pid, teardown, Attach, Report, Reporter};
+use super::relay::{Io, Relay, Source};
+use super::{own_pid, teardown, Report, Reporter};
+use crate::attach::{self, Attach};
 use crate::error::{EngineError, EXIT_ENGINE};
-use crate::logs::{LogWriter, Stream};
+use crate::logs::LogWriter;
 use crate::options::{Backoff, Network};
 use crate::store::{self, Record};
 use crate::{paths, procfs};
@@ -62,7 +62,15 @@ fn monitor(
     }
     let record =
         store::get(&conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
-    let outcome = run_with_policy(root, &mut conn, &record, reporter, attach);
+    let mut relay = attach::listen_socket(root, id)
+        .map(|listener| Relay::new(listener, record.settings.interactive));
+    let outcome = match &mut relay {
+        Ok(relay) => run_with_policy(root, &mut conn, &record, reporter, relay, attach),
+        Err(e) => Err(EngineError::Monitor {
+            id: id.to_string(),
+            message: e.to_string(),
+        }),
+    };
     let leftovers = teardown::kernel_objects(root, id);
     let (code, reason) = match &outcome {
         Ok(code) => (*code, None),
@@ -87,6 +95,10 @@ fn monitor(
         &hull_runtime::now_rfc3339(),
         reason.as_deref(),
     )?;
+    // Attached clients hear of the exit once hull.db has it: what they run next sees it.
+    if let Ok(relay) = &mut relay {
+        relay.finish(code);
+    }
     if record.settings.rm {
         teardown::to_trash(root, id)?;
         store::delete(&conn, id)?;
@@ -115,6 +127,7 @@ fn run_with_policy(
     conn: &mut Connection,
     record: &Record,
     reporter: &mut Reporter,
+    relay: &mut Relay,
     mut attach: Option<Attach>,
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
@@ -128,7 +141,7 @@ fn run_with_policy(
     let mut address = None;
     loop {
         let began = Instant::now();
-        let outcome = run_container(root, conn, record, reporter, attach.take(), address);
+        let outcome = run_container(root, conn, record, reporter, relay, attach.take(), address);
         let code = match (&outcome, first) {
             // A container that cannot start the first time is the user's error to see.
             (Err(_), true) => return outcome,
@@ -155,6 +168,7 @@ fn run_with_policy(
         if !store::set_restarting(conn, id, code, &hull_runtime::now_rfc3339())? {
             return outcome;
         }
+        relay.finish(code);
         if restarts == 0 {
             // The starter (a foreground run) ends with this first exit; it reads no more.
             reporter.send(&Report::Exited(code));
@@ -193,31 +207,59 @@ fn run_container(
     conn: &Connection,
     record: &Record,
     reporter: &mut Reporter,
+    relay: &mut Relay,
     attach: Option<Attach>,
     address: Option<Ipv4Addr>,
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
     let dir = paths::container_dir(root, id);
-    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
-    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
-    let (stdin, mut attach_out) = match attach {
-        Some(a) => (a.stdin, Some((File::from(a.stdout), File::from(a.stderr)))),
-        None => (None, None),
-    };
-    let stdin = match stdin {
-        Some(fd) if record.settings.interactive => fd,
-        _ => File::open("/dev/null")
-            .map_err(EngineError::io("/dev/null"))?
-            .into(),
-    };
     let mut opts = CreateOptions::new(id, &dir);
-    opts.stdio = Stdio::Fds {
-        stdin,
-        stdout: out_w,
-        stderr: err_w,
+    let (pipes, stdin) = if record.settings.tty {
+        // The pty is the process's stdio; its master comes back to the monitor.
+        opts.console = Some(Console::Return);
+        (None, None)
+    } else {
+        let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+        let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+        let (stdin_r, stdin_w) = if record.settings.interactive {
+            let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+            (r, Some(w))
+        } else {
+            let null = File::open("/dev/null").map_err(EngineError::io("/dev/null"))?;
+            (null.into(), None)
+        };
+        opts.stdio = Stdio::Fds {
+            stdin: stdin_r,
+            stdout: out_w,
+            stderr: err_w,
+        };
+        (
+            Some(Source::Pipes {
+                out: out_r,
+                err: err_r,
+            }),
+            stdin_w,
+        )
     };
     let runtime = Runtime::new(paths::runtime_root(root));
     let created = runtime.create(opts).map_err(EngineError::from_runtime)?;
+    let source = match (pipes, created.console) {
+        (Some(pipes), _) => pipes,
+        (None, Some(master)) => Source::Pty(master),
+        (None, None) => {
+            return Err(EngineError::Monitor {
+                id: id.to_string(),
+                message: "the runtime returned no terminal for a container made with -t".into(),
+            })
+        }
+    };
+    if let Some(a) = attach {
+        // The size first, so that the process sees the starter's terminal from its first read.
+        if let (Source::Pty(master), Some((rows, cols))) = (&source, a.size) {
+            let _ = hull_sys::pty::set_window_size(master.as_fd(), rows, cols);
+        }
+        relay.add(a.conn);
+    }
     let container = created.container;
     let pid = container.pid();
     write_etc(root, record, pid, address)?;
@@ -226,13 +268,16 @@ fn run_container(
     // Others (stop, kill) reach the container through the runtime's lock while it runs.
     drop(container);
     reporter.send(&Report::Started(pid));
+    // Idle while the container runs: the moment to fold a long WAL into hull.db, since every
+    // new hull process reads the whole WAL when it opens the database.
+    hull_db::checkpoint(conn);
 
-    let mut log = LogWriter::create(&paths::log_file(root, id))?;
-    relay(&out_r, &err_r, &mut log, &mut attach_out);
+    let mut log = LogWriter::create(&paths::log_file(root, id), record.settings.log)?;
+    let mut io = Io::new(source, stdin);
+    relay.run(&mut io, &mut log);
     log.flush();
-    drop((out_r, err_r));
-    let code = runtime.open(id)?.wait()?;
-    Ok(code.unwrap_or(EXIT_ENGINE))
+    drop(io);
+    Ok(runtime.open(id)?.wait()?.unwrap_or(EXIT_ENGINE))
 }
 
 /// Gives the container its network and writes its hosts, hostname and resolv.conf in place
@@ -281,56 +326,4 @@ fn write_etc(
             .map_err(EngineError::io(format!("writing {}", path.display())))?;
     }
     Ok(())
-}
-
-/// Copies the container's stdout and stderr to the log (and to the attached starter, while it
-/// reads) until both are closed.
-fn relay(out: &OwnedFd, err: &OwnedFd, log: &mut LogWriter, attach: &mut Option<(File, File)>) {
-    let mut open = [true, true];
-    let mut buf = vec![0u8; 64 * 1024];
-    while open.iter().any(|o| *o) {
-        let fds = [out, err];
-        let mut polls: Vec<PollFd<'_>> = fds
-            .iter()
-            .zip(open)
-            .filter(|(_, o)| *o)
-            .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
-            .collect();
-        match poll(&mut polls, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return,
-        }
-        let ready: Vec<bool> = polls
-            .iter()
-            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        let mut r = ready.into_iter();
-        for (i, fd) in fds.iter().enumerate() {
-            if !open[i] || !r.next().unwrap_or(false) {
-                continue;
-            }
-            let n = match nix::unistd::read(fd.as_fd(), &mut buf) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Ok(0) | Err(_) => {
-                    open[i] = false;
-                    continue;
-                }
-                Ok(n) => n,
-            };
-            let data = &buf[..n];
-            let stream = if i == 0 {
-                Stream::Stdout
-            } else {
-                Stream::Stderr
-            };
-            log.write(stream, data);
-            if let Some((o, e)) = attach.as_mut() {
-                let sink = if i == 0 { o } else { e };
-                if sink.write_all(data).is_err() {
-                    *attach = None;
-                }
-            }
-        }
-    }
 }

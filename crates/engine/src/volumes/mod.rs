@@ -72,7 +72,7 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<VolumeRecord>, EngineError> 
 }
 
 /// The containers whose rows name volume `name`.
-fn users(conn: &Connection, name: &str) -> Result<Vec<String>, EngineError> {
+pub(crate) fn users(conn: &Connection, name: &str) -> Result<Vec<String>, EngineError> {
     Ok(store::list(conn)?
         .into_iter()
         .filter(|r| {
@@ -147,7 +147,7 @@ pub(crate) fn remove_anonymous(conn: &mut Connection, root: &Path, names: &[Stri
 }
 
 /// Bytes in files under `path`.
-fn size_of(path: &Path) -> u64 {
+pub(crate) fn size_of(path: &Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return 0;
     };

@@ -1,5 +1,5 @@
-//! The container commands (`run`, `create`, `start`, `ps`, `logs`, `stop`, `kill`, `rm`, `wait`,
-//! `inspect`): flags parsed as docker's, everything else done by hull-engine. Each returns the
+//! The container commands (`run`, `create`, `start`, `attach`, `logs`, `stop`, `kill`, `rm`,
+//! `wait`, `exec`, `inspect`; `ps` in ps.rs): flags parsed as docker's, everything else done by hull-engine. Each returns the
 //! process's exit status (docker's: the container's own for a foreground `run`).
 
 use std::os::fd::AsFd;
@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{ArgAction, Args, Subcommand};
+use hull_engine::attach::client::{terminal_size, SessionOptions};
+use hull_engine::attach::keys::DetachKeys;
+use hull_engine::log_opts::LogOptions;
 use hull_engine::options::{self, Network};
 use hull_engine::{
-    Attach, Engine, EngineError, MountSpec, PullPolicy, Record, Report, RestartPolicy, RunOptions,
-    State,
+    Attached, Engine, EngineError, LogQuery, MountSpec, PullPolicy, Report, RestartPolicy,
+    RunOptions, State,
 };
-
-use super::format;
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
@@ -22,31 +23,54 @@ pub enum ContainerCommand {
     Run(Box<RunArgs>),
     /// Create a container from an image without running it
     Create(Box<RunArgs>),
-    /// Start created or exited containers (in the background)
+    /// Start created or exited containers (in the background, or attached with -a)
     Start {
+        /// Attach to the container's output (and with -i its input) and return its exit code
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach the container's stdin (it must have been made with -i)
+        #[arg(short, long)]
+        interactive: bool,
+        /// Keys that detach from the container: ctrl-X or a character, comma-separated
+        /// (default ctrl-p,ctrl-q)
+        #[arg(long = "detach-keys")]
+        detach_keys: Option<String>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// List containers (running ones; all with -a)
-    Ps {
-        /// Show every container, also created and exited ones
-        #[arg(short, long)]
-        all: bool,
-        /// Print ids only
-        #[arg(short, long)]
-        quiet: bool,
-        /// Print whole ids
-        #[arg(long)]
-        no_trunc: bool,
-        /// Output format: table (default) or json
-        #[arg(long, default_value = "table")]
-        format: String,
+    /// Attach to a running container's output and input
+    Attach {
+        /// Do not attach stdin
+        #[arg(long = "no-stdin")]
+        no_stdin: bool,
+        /// Keys that detach from the container: ctrl-X or a character, comma-separated
+        /// (default ctrl-p,ctrl-q)
+        #[arg(long = "detach-keys")]
+        detach_keys: Option<String>,
+        /// Pass the signals this command gets on to the container
+        #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set)]
+        sig_proxy: bool,
+        container: String,
     },
+    /// List containers (running ones; all with -a)
+    Ps(super::ps::PsArgs),
     /// Print a container's output
     Logs {
         /// Keep printing new output until the container stops
         #[arg(short, long)]
         follow: bool,
+        /// Only lines since this time: RFC 3339, unix seconds, or a duration before now (10m)
+        #[arg(long)]
+        since: Option<String>,
+        /// Only lines until this time: RFC 3339, unix seconds, or a duration before now (10m)
+        #[arg(long)]
+        until: Option<String>,
+        /// Only the last N lines ("all" for every line)
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
+        /// Prefix each line with its time
+        #[arg(short, long)]
+        timestamps: bool,
         container: String,
     },
     /// Stop containers: their stop signal, then SIGKILL after the timeout
@@ -86,10 +110,10 @@ pub enum ContainerCommand {
         /// Keep stdin open: the process reads this command's stdin
         #[arg(short, long)]
         interactive: bool,
-        /// Allocate a terminal (not supported yet)
+        /// Allocate a terminal for the process
         #[arg(short, long)]
         tty: bool,
-        /// Run in the background (not supported yet)
+        /// Run in the background: start the process and return (its output is dropped)
         #[arg(short, long)]
         detach: bool,
         /// Set an environment variable (K=V)
@@ -145,6 +169,15 @@ pub struct RunArgs {
     /// Publish a port: [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]
     #[arg(short, long = "publish")]
     publish: Vec<String>,
+    /// Publish every exposed port (the image's and --expose's) to a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Expose a port or a range: PORT[/tcp|udp] or START-END[/tcp|udp]
+    #[arg(long)]
+    expose: Vec<String>,
+    /// Set a label (K=V)
+    #[arg(short, long = "label")]
+    label: Vec<String>,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -169,9 +202,19 @@ pub struct RunArgs {
     /// Keep stdin open: the container reads this command's stdin
     #[arg(short, long)]
     interactive: bool,
-    /// Allocate a terminal (not supported yet)
+    /// Allocate a terminal: the container's stdio is a pty
     #[arg(short, long)]
     tty: bool,
+    /// Keys that detach from the container: ctrl-X or a character, comma-separated
+    /// (default ctrl-p,ctrl-q)
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
+    /// Pass the signals this command gets on to the container (foreground only)
+    #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set)]
+    sig_proxy: bool,
+    /// Log driver option: max-size=SIZE (rotate the log at this size), max-file=N (files kept)
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
     /// Restart policy when the container exits: no, on-failure[:max-retries], always, unless-stopped
     #[arg(long, default_value = "no")]
     restart: String,
@@ -189,11 +232,6 @@ pub struct RunArgs {
 
 impl RunArgs {
     fn options(&self) -> Result<(String, RunOptions), EngineError> {
-        if self.tty {
-            return Err(EngineError::Unsupported(
-                "-t (a terminal for the container)",
-            ));
-        }
         let (image, command) = self
             .args
             .split_first()
@@ -239,7 +277,16 @@ impl RunArgs {
                 .collect::<Result<_, _>>()?,
             rm: self.rm,
             interactive: self.interactive,
+            tty: self.tty,
             restart: RestartPolicy::parse(&self.restart)?,
+            log: LogOptions::parse(&self.log_opt)?,
+            labels: self
+                .label
+                .iter()
+                .map(|l| super::volume::label(l))
+                .collect::<Result<_, _>>()?,
+            publish_all: self.publish_all,
+            expose: self.expose.clone(),
         };
         Ok((image.clone(), opts))
     }
@@ -266,27 +313,83 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             warn(&created.warnings);
             println!("{}", created.record.id);
         }
-        ContainerCommand::Start { containers } => {
+        ContainerCommand::Start {
+            attach,
+            interactive,
+            detach_keys,
+            containers,
+        } => {
+            if attach || interactive {
+                let [c] = containers.as_slice() else {
+                    return Err(EngineError::Invalid(
+                        "you cannot start and attach multiple containers at once".into(),
+                    )
+                    .into());
+                };
+                return start_attached(&mut engine, c, interactive, detach_keys.as_deref());
+            }
+            if detach_keys.is_some() {
+                return Err(EngineError::Invalid("--detach-keys needs -a or -i".into()).into());
+            }
             for c in containers {
                 let mut monitor = engine.start(&c, None)?;
                 started(monitor.next_report(), &c)?;
                 println!("{c}");
             }
         }
-        ContainerCommand::Ps {
-            all,
-            quiet,
-            no_trunc,
-            format,
-        } => ps(&engine, all, quiet, no_trunc, &format)?,
-        ContainerCommand::Logs { follow, container } => {
+        ContainerCommand::Attach {
+            no_stdin,
+            detach_keys,
+            sig_proxy,
+            container,
+        } => {
+            let keys = DetachKeys::parse(detach_keys.as_deref().unwrap_or_default())?;
+            let attached = engine.attach(&container, !no_stdin, keys, sig_proxy)?;
+            return Ok(exit_status(attached));
+        }
+        ContainerCommand::Ps(args) => super::ps::ps(&engine, &args)?,
+        ContainerCommand::Logs {
+            follow,
+            since,
+            until,
+            tail,
+            timestamps,
+            container,
+        } => {
+            let point = |flag: &str, v: &Option<String>| {
+                v.as_deref()
+                    .map(|t| hull_engine::times::parse_point(flag, t))
+                    .transpose()
+            };
+            let query = LogQuery {
+                follow,
+                since: point("--since", &since)?,
+                until: point("--until", &until)?,
+                tail: parse_tail(&tail)?,
+                timestamps,
+            };
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-            engine.logs(&container, follow, &mut out, &mut err)?;
+            engine.logs(&container, &query, &mut out, &mut err)?;
         }
         ContainerCommand::Stop { time, containers } => {
-            for c in containers {
-                engine.stop(&c, Duration::from_secs(time))?;
-                println!("{c}");
+            // Together, as docker: one timeout for all; each name printed once stopped, an
+            // error for the others, and exit 1 if any failed.
+            let refs: Vec<&str> = containers.iter().map(String::as_str).collect();
+            let mut failed = false;
+            for (c, result) in containers
+                .iter()
+                .zip(engine.stop_many(&refs, Duration::from_secs(time))?)
+            {
+                match result {
+                    Ok(_) => println!("{c}"),
+                    Err(e) => {
+                        eprintln!("hull: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(1);
             }
         }
         ContainerCommand::Kill { signal, containers } => {
@@ -325,12 +428,6 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             user,
             args,
         } => {
-            if tty {
-                return Err(EngineError::Unsupported("exec -t (a terminal)").into());
-            }
-            if detach {
-                return Err(EngineError::Unsupported("exec -d").into());
-            }
             let (container, command) = args.split_first().context("a container is required")?;
             let req = hull_engine::ExecRequest {
                 command: command.to_vec(),
@@ -338,6 +435,8 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
                 workdir,
                 user,
                 interactive,
+                tty,
+                detach,
             };
             return Ok(engine.exec(container, &req)?);
         }
@@ -431,7 +530,7 @@ fn warn(warnings: &[String]) {
 }
 
 /// The first report of a monitor started in the background.
-fn started(report: Option<Report>, id: &str) -> Result<(), EngineError> {
+pub(super) fn started(report: Option<Report>, id: &str) -> Result<(), EngineError> {
     match report {
         Some(Report::Started(_) | Report::Exited(_)) => Ok(()),
         Some(Report::Failed { code, message }) => Err(EngineError::Exec { code, message }),
@@ -444,131 +543,107 @@ fn started(report: Option<Report>, id: &str) -> Result<(), EngineError> {
 
 fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     let (image, opts) = args.options()?;
+    if args.detach && !args.sig_proxy {
+        return Err(EngineError::Invalid("conflicting options: -d and --sig-proxy".into()).into());
+    }
+    if args.detach && args.detach_keys.is_some() {
+        return Err(
+            EngineError::Unsupported("--detach-keys with -d (keys are given to attach)").into(),
+        );
+    }
+    let keys = DetachKeys::parse(args.detach_keys.as_deref().unwrap_or_default())?;
     let created = engine.create(&image, &opts)?;
     warn(&created.warnings);
     let id = created.record.id;
-    let attach = if args.detach {
-        None
-    } else {
-        let dup =
-            |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().context("duplicating stdio");
-        Some(Attach {
-            stdin: if args.interactive {
-                Some(dup(std::io::stdin().as_fd())?)
-            } else {
-                None
-            },
-            stdout: dup(std::io::stdout().as_fd())?,
-            stderr: dup(std::io::stderr().as_fd())?,
-        })
-    };
-    let monitor = match engine.start(&id, attach) {
-        Ok(m) => m,
-        Err(e) => {
-            // Nothing runs: a container the user never sees started is not left behind.
+    if args.detach {
+        let mut monitor = match engine.start(&id, None) {
+            Ok(m) => m,
+            Err(e) => {
+                // Nothing runs: a container the user never sees started is not left behind.
+                let _ = engine.remove_with_volumes(&id, true);
+                return Err(e.into());
+            }
+        };
+        let result = started(monitor.next_report(), &id);
+        if result.is_err() && opts.rm {
             let _ = engine.remove_with_volumes(&id, true);
-            return Err(e.into());
         }
+        result?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let session = SessionOptions {
+        stdin: args.interactive,
+        tty: args.tty,
+        keys,
+        sig_proxy: args.sig_proxy,
     };
-    let result = if args.detach {
-        let mut monitor = monitor;
-        started(monitor.next_report(), &id).map(|()| {
-            println!("{id}");
-            0
-        })
-    } else {
-        engine.wait_attached(monitor, &id)
-    };
-    if result.is_err() && opts.rm {
-        // A monitor that failed before it owned the container left it to its starter.
+    let result = attached(engine, &id, session);
+    // Nothing runs: a container the user never saw started is not left behind; and a monitor
+    // that failed before it owned the container left it to its starter.
+    let never_ran = || engine.find(&id).is_ok_and(|r| r.state == State::Created);
+    if result.is_err() && (opts.rm || never_ran()) {
         let _ = engine.remove_with_volumes(&id, true);
     }
     Ok(result?)
 }
 
-fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: &str) -> anyhow::Result<()> {
-    let short = |id: &str| {
-        if no_trunc {
-            id.to_string()
-        } else {
-            id[..12].to_string()
-        }
-    };
-    let list: Vec<Record> = engine
-        .list()?
-        .into_iter()
-        .filter(|r| all || r.state.is_live())
-        .collect();
-    if quiet {
-        for r in &list {
-            println!("{}", short(&r.id));
-        }
-        return Ok(());
-    }
-    match format {
-        "json" => println!("{}", serde_json::to_string_pretty(&list)?),
-        "table" => {
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|r| {
-                    let mut command = format!("\"{}\"", r.command.join(" "));
-                    if command.chars().count() > 22 {
-                        command = command.chars().take(19).collect::<String>() + "…\"";
-                    }
-                    vec![
-                        short(&r.id),
-                        r.image.clone(),
-                        command,
-                        format::age(Some(&r.created)),
-                        status(r),
-                        r.settings
-                            .ports
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        r.name.clone(),
-                    ]
-                })
-                .collect();
-            format::table(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES",
-                ],
-                &rows,
-            );
-        }
-        other => anyhow::bail!("unknown --format {other:?}: use table or json"),
-    }
-    Ok(())
+/// Starts container `id` with this process attached (`run` in the foreground, `start -a`); the
+/// exit status to return.
+fn attached(engine: &mut Engine, id: &str, session: SessionOptions) -> Result<i32, EngineError> {
+    let size = if session.tty { terminal_size() } else { None };
+    let (conn, attach) = hull_engine::attach::pair(size)?;
+    let monitor = engine.start(id, Some(attach))?;
+    engine
+        .wait_attached(monitor, id, conn, session)
+        .map(exit_status)
 }
 
-/// docker's STATUS column.
-fn status(r: &Record) -> String {
-    match r.state {
-        State::Created => "Created".into(),
-        State::Starting => "Starting".into(),
-        State::Running => {
-            let up = format::age(r.started.as_deref());
-            format!("Up {}", up.strip_suffix(" ago").unwrap_or(&up))
-        }
-        State::Restarting => format!(
-            "Restarting ({}) {}",
-            r.exit_code.unwrap_or(0),
-            format::age(r.finished.as_deref())
-        ),
-        State::Exited => format!(
-            "Exited ({}) {}",
-            r.exit_code.unwrap_or(0),
-            format::age(r.finished.as_deref())
-        ),
+/// `start -a [-i]`.
+fn start_attached(
+    engine: &mut Engine,
+    reference: &str,
+    interactive: bool,
+    keys: Option<&str>,
+) -> anyhow::Result<i32> {
+    let keys = DetachKeys::parse(keys.unwrap_or_default())?;
+    let record = engine.find(reference)?;
+    if record.state == State::Running {
+        // As docker's: a running container is attached to, not started again.
+        return Ok(exit_status(engine.attach(
+            &record.id,
+            interactive,
+            keys,
+            true,
+        )?));
     }
+    let session = SessionOptions {
+        stdin: interactive && record.settings.interactive,
+        tty: record.settings.tty,
+        keys,
+        sig_proxy: true,
+    };
+    Ok(attached(engine, &record.id, session)?)
+}
+
+/// docker's exit status of an attached command: the container's, or 0 once detached.
+fn exit_status(attached: Attached) -> i32 {
+    match attached {
+        Attached::Exited(code) => code,
+        Attached::Detached => 0,
+    }
+}
+
+/// `--tail N` or `all`.
+fn parse_tail(text: &str) -> Result<Option<usize>, EngineError> {
+    if text == "all" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        EngineError::Invalid(format!(
+            "invalid --tail {text:?}: use a number of lines or all"
+        ))
+    })
 }
 
 #[cfg(test)]

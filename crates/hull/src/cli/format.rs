@@ -1,70 +1,59 @@
-//! Human-readable sizes and ages for tables, as docker prints them.
+//! What the commands print, as docker prints it: sizes, ages, aligned tables, `--format`
+//! templates (`{{.ID}}\t{{.Names}}`, `table ...`), and the prompt before a prune.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Bytes as docker prints them everywhere (`images`, `system df`, `ps -s`): decimal units and
-/// three significant digits ("4.26MB", "10.2kB", "999B"), as go-units'
-/// `HumanSizeWithPrecision(size, 3)`.
+use hull_engine::EngineError;
+
+/// Bytes as docker prints them in `images`, `system df`, `stats`: decimal units and three
+/// significant digits ("4.26MB", "10.2kB", "999B"), go-units' `HumanSizeWithPrecision(n, 3)`.
 pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    // Three significant digits; a value that rounds up to 1000 moves to the next unit
-    // (Go's %g would print "1e+03").
-    let decimals = |v: f64| {
-        if v >= 100.0 {
-            0
-        } else if v >= 10.0 {
-            1
-        } else {
-            2
-        }
-    };
-    let mut text = format!("{v:.*}", decimals(v));
-    if text.parse::<f64>().is_ok_and(|r| r >= 1000.0) && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-        text = format!("{v:.*}", decimals(v));
-    }
-    if text.contains('.') {
-        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    text + UNITS[u]
+    si_size3(bytes)
 }
 
-/// Seconds since the epoch of an RFC 3339 time ("2024-01-02T03:04:05[.frac](Z|+hh:mm)").
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let (yy, mm) = if mo <= 2 {
-        (y - 1, mo + 9)
+/// Go's `%.{digits}g` of `v`: that many significant digits, trailing zeros dropped.
+fn significant(v: f64, digits: usize) -> String {
+    // Digits before the point (of the rounded value: 999.97 is "1000").
+    let whole = format!("{v:.0}").len();
+    let text = format!("{v:.*}", digits.saturating_sub(whole));
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut t = days * 86400 + h * 3600 + mi * 60 + se;
-    let rest = &s[19..];
-    let tz = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    if let Some(off) = tz.strip_prefix('+').or_else(|| tz.strip_prefix('-')) {
-        let oh: i64 = off.get(0..2)?.parse().ok()?;
-        let om: i64 = off.get(3..5)?.parse().ok()?;
-        let sign = if tz.starts_with('+') { 1 } else { -1 };
-        t -= sign * (oh * 3600 + om * 60);
+        text
     }
-    Some(t)
+}
+
+fn scaled(bytes: u64, base: f64, units: &[&str], digits: usize) -> String {
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= base && u < units.len() - 1 {
+        v /= base;
+        u += 1;
+    }
+    // A value that rounds to more digits than asked (999.6 at three) moves to the next unit,
+    // where Go's %g would print "1e+03".
+    if format!("{v:.0}").len() > digits && u < units.len() - 1 {
+        v /= base;
+        u += 1;
+    }
+    format!("{}{}", significant(v, digits), units[u])
+}
+
+/// docker's `units.BytesSize`: binary units, 4 significant digits ("1.5MiB").
+pub fn binary_size(bytes: u64) -> String {
+    scaled(bytes, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 4)
+}
+
+/// docker's `units.HumanSizeWithPrecision(bytes, 3)`: SI units ("1.23kB").
+pub fn si_size3(bytes: u64) -> String {
+    scaled(bytes, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], 3)
+}
+
+/// Seconds since the epoch of an RFC 3339 time.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    hull_engine::times::parse_rfc3339(s)
+        .and_then(|n| i64::try_from(n.div_euclid(1_000_000_000)).ok())
 }
 
 /// Seconds since the epoch, now.
@@ -107,95 +96,6 @@ pub fn age(created: Option<&str>) -> String {
     format!("{} ago", duration(now() - t))
 }
 
-/// Renders a Go-template-ish `--format` for one row: `{{.Field}}` (also `{{ .Field }}`) is
-/// replaced by `field(name)`, `{{json .}}` by `json`, and `\t` / `\n` escapes are honoured as
-/// docker's. An unknown field is an error naming it.
-pub fn template(
-    tmpl: &str,
-    json: &str,
-    field: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = tmpl;
-    while let Some(i) = rest.find("{{") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let Some(j) = after.find("}}") else {
-            return Err(format!("unclosed action in template {tmpl:?}"));
-        };
-        let action = after[..j].trim();
-        if action == "json ." {
-            out.push_str(json);
-        } else if let Some(name) = action.strip_prefix('.') {
-            out.push_str(
-                &field(name).ok_or_else(|| format!("template: no field {name:?} in {tmpl:?}"))?,
-            );
-        } else {
-            return Err(format!(
-                "template: unsupported action {{{{{action}}}}} (only {{{{.Field}}}} and {{{{json .}}}})"
-            ));
-        }
-        rest = &after[j + 2..];
-    }
-    out.push_str(rest);
-    Ok(out.replace("\\t", "\t").replace("\\n", "\n"))
-}
-
-/// Prints `rows` (JSON objects, one per line of output) through a `--format` template, as
-/// docker's: `{{.Key}}` is the row's field (an array's items joined by ","), `{{json .}}` the
-/// row; a template that starts with `table ` gets a header line, from `headers` (field, title),
-/// and its `\t`-separated cells aligned.
-pub fn print_template(
-    tmpl: &str,
-    rows: &[serde_json::Value],
-    headers: &[(&str, &str)],
-) -> Result<(), String> {
-    let field_of = |r: &serde_json::Value, name: &str| match &r[name] {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(a) => Some(
-            a.iter()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        serde_json::Value::Null => None,
-        other => Some(other.to_string()),
-    };
-    let (tmpl, aligned) = match tmpl.strip_prefix("table ") {
-        Some(t) => (t, true),
-        None => (tmpl, false),
-    };
-    let mut lines = Vec::new();
-    if aligned {
-        let title = |name: &str| {
-            headers
-                .iter()
-                .find(|(f, _)| *f == name)
-                .map(|(_, t)| (*t).to_string())
-                .or_else(|| Some(name.to_uppercase()))
-        };
-        lines.push(template(tmpl, "", &title)?);
-    }
-    for r in rows {
-        lines.push(template(tmpl, &r.to_string(), &|n| field_of(r, n))?);
-    }
-    if aligned {
-        let cells: Vec<Vec<String>> = lines
-            .iter()
-            .map(|l| l.split('\t').map(String::from).collect())
-            .collect();
-        if let Some((head, body)) = cells.split_first() {
-            let head: Vec<&str> = head.iter().map(String::as_str).collect();
-            table(&head, body);
-        }
-    } else {
-        for l in lines {
-            println!("{l}");
-        }
-    }
-    Ok(())
-}
-
 /// Prints rows as left-aligned columns separated by three spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -222,20 +122,163 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// A `--format` template: `{{.Field}}` placeholders in text, `\t` between columns; with the
+/// `table` prefix, printed as an aligned table under a header.
+#[derive(Debug)]
+pub struct Template {
+    pub table: bool,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Text(String),
+    Field(String),
+}
+
+impl Template {
+    /// Parses `text`; `fields` are the names the command knows.
+    pub fn parse(text: &str, fields: &[&str]) -> Result<Template, EngineError> {
+        let (table, body) = match text.strip_prefix("table") {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, text),
+        };
+        let body = body.replace("\\t", "\t").replace("\\n", "\n");
+        let mut parts = Vec::new();
+        let mut rest = body.as_str();
+        while let Some(open) = rest.find("{{") {
+            parts.push(Part::Text(rest[..open].to_string()));
+            let close = rest[open..].find("}}").ok_or_else(|| {
+                EngineError::Invalid(format!("template {text:?}: unclosed action"))
+            })? + open;
+            let action = rest[open + 2..close].trim();
+            let name = action
+                .strip_prefix('.')
+                .filter(|n| fields.contains(n))
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "template {text:?}: cannot evaluate {action:?}: use {}",
+                        fields
+                            .iter()
+                            .map(|f| format!("{{{{.{f}}}}}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ))
+                })?;
+            parts.push(Part::Field(name.to_string()));
+            rest = &rest[close + 2..];
+        }
+        parts.push(Part::Text(rest.to_string()));
+        Ok(Template { table, parts })
+    }
+
+    /// The template filled in by `value` of each field.
+    pub fn render(&self, value: &dyn Fn(&str) -> String) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.clone(),
+                Part::Field(f) => value(f),
+            })
+            .collect()
+    }
+
+    /// Prints one line per item, or with `table` an aligned table whose header names each
+    /// field by `title`.
+    pub fn print<F: Fn(&str) -> String>(&self, rows: &[F], title: &dyn Fn(&str) -> String) {
+        let lines: Vec<String> = rows.iter().map(|r| self.render(r)).collect();
+        if !self.table {
+            for l in lines {
+                println!("{l}");
+            }
+            return;
+        }
+        let header = self.render(title);
+        let cells = |l: &str| l.split('\t').map(String::from).collect::<Vec<_>>();
+        let head = cells(&header);
+        let head: Vec<&str> = head.iter().map(String::as_str).collect();
+        table(&head, &lines.iter().map(|l| cells(l)).collect::<Vec<_>>());
+    }
+}
+
+/// Prints JSON objects (one per item) through `--format` template `text`: `{{.Key}}` is the
+/// object's field (an array's items joined by ","); a `table` template titles each field by
+/// `titles` (field, title), else by its name in capitals.
+pub fn print_json_rows(
+    text: &str,
+    rows: &[serde_json::Value],
+    titles: &[(&str, &str)],
+) -> Result<(), EngineError> {
+    let fields: Vec<&str> = rows
+        .first()
+        .and_then(|r| r.as_object())
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_else(|| titles.iter().map(|(f, _)| *f).collect());
+    let t = Template::parse(text, &fields)?;
+    let value = |r: &serde_json::Value, name: &str| match &r[name] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let items: Vec<_> = rows.iter().map(|r| move |f: &str| value(r, f)).collect();
+    let title = |name: &str| {
+        titles
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map_or_else(|| name.to_uppercase(), |(_, t)| (*t).to_string())
+    };
+    t.print(&items, &title);
+    Ok(())
+}
+
+/// docker's prompt before a prune: `what` it removes; no answer (or no terminal to ask on) is
+/// no.
+pub fn confirm(what: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(EngineError::Invalid(format!(
+            "this removes {what}: confirm with -f (stdin is not a terminal to ask on)"
+        ))
+        .into());
+    }
+    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
-    fn sizes_as_docker() {
+    fn sizes_and_times() {
         assert_eq!(super::size(0), "0B");
         assert_eq!(super::size(999), "999B");
         assert_eq!(super::size(10_240), "10.2kB");
         assert_eq!(super::size(4_261_000), "4.26MB");
         assert_eq!(super::size(1_234_000), "1.23MB");
         assert_eq!(super::size(1_000_000), "1MB");
-        assert_eq!(super::size(77_800_000), "77.8MB");
         assert_eq!(super::size(123_456_789), "123MB");
         assert_eq!(super::size(999_600), "1MB", "rounds into the next unit");
-        assert_eq!(super::size(1_500_000_000), "1.5GB");
+        assert_eq!(
+            super::binary_size(1_048_575),
+            "1024KiB",
+            "four digits hold 1024"
+        );
+        assert_eq!(super::binary_size(1536 * 1024), "1.5MiB");
+        assert_eq!(super::binary_size(64 << 20), "64MiB");
+        assert_eq!(super::binary_size(1000), "1000B");
+        assert_eq!(super::si_size3(1234), "1.23kB");
+        assert_eq!(super::si_size3(648), "648B");
+        assert_eq!(super::parse_rfc3339("1970-01-02T00:00:00Z"), Some(86400));
+        assert_eq!(
+            super::parse_rfc3339("2000-02-29T01:00:00.5+01:00"),
+            Some(951_782_400)
+        );
     }
 
     #[test]
@@ -253,27 +296,13 @@ mod tests {
 
     #[test]
     fn templates() {
-        let f = |n: &str| (n == "Tag").then(|| "v1".to_string());
-        assert_eq!(
-            super::template("x:{{.Tag}}\\t{{ .Tag }}", "{}", &f).unwrap(),
-            "x:v1\tv1"
-        );
-        assert_eq!(
-            super::template("{{json .}}", "{\"a\":1}", &f).unwrap(),
-            "{\"a\":1}"
-        );
-        assert!(super::template("{{.Nope}}", "", &f)
-            .unwrap_err()
-            .contains("Nope"));
-        assert!(super::template("{{.Tag", "", &f).is_err());
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(super::parse_rfc3339("1970-01-02T00:00:00Z"), Some(86400));
-        assert_eq!(
-            super::parse_rfc3339("2000-02-29T01:00:00.5+01:00"),
-            Some(951_782_400)
-        );
+        let t = super::Template::parse("table {{.ID}}\\t{{ .Names }}", &["ID", "Names"]).unwrap();
+        assert!(t.table);
+        assert_eq!(t.render(&|f: &str| f.to_lowercase()), "id\tnames");
+        let t = super::Template::parse("{{.Names}}: {{.ID}}!", &["ID", "Names"]).unwrap();
+        assert!(!t.table);
+        assert_eq!(t.render(&|f: &str| f.into()), "Names: ID!");
+        assert!(super::Template::parse("{{.Nope}}", &["ID"]).is_err());
+        assert!(super::Template::parse("{{.ID", &["ID"]).is_err());
     }
 }

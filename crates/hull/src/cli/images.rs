@@ -260,8 +260,7 @@ pub fn list(store: Option<&ImageStore>, a: &ListArgs) -> anyhow::Result<()> {
         tmpl if tmpl.contains("{{") => {
             let rows: Vec<serde_json::Value> =
                 rows.iter().map(|r| json_row(r, a.no_trunc)).collect();
-            format::print_template(tmpl, &rows, HEADERS)
-                .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+            format::print_json_rows(tmpl, &rows, HEADERS)?;
         }
         other => bail!("--format {other:?}: expected table, json or a template like '{{{{.ID}}}}'"),
     }

@@ -1,11 +1,13 @@
 //! The command line of `hull`: global options and one module per command group.
 
 mod container;
+mod container_ops;
 mod format;
 mod image;
 mod images;
 mod network;
 mod progress;
+mod ps;
 mod system;
 mod vm;
 mod volume;
@@ -13,6 +15,7 @@ mod volume;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use hull_engine::Engine;
 
 /// Global options shared by every command.
 #[derive(Debug, Parser)]
@@ -41,6 +44,26 @@ pub enum Command {
     #[command(flatten)]
     Container(container::ContainerCommand),
     #[command(flatten)]
+    ContainerOps(container_ops::OpsCommand),
+    /// Manage containers (every container command, and prune)
+    #[command(name = "container")]
+    ContainerGroup {
+        #[command(subcommand)]
+        command: ContainerGroup,
+    },
+    /// Show engine-wide information
+    Info {
+        /// Output format: table (default, readable lines) or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+    },
+    /// Show the client's and the engine's versions
+    Version {
+        /// Output format: table (default) or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+    },
+    #[command(flatten)]
     Image(image::ImageCommand),
     /// Engine-wide information
     System {
@@ -54,10 +77,29 @@ pub enum Command {
     },
 }
 
+/// `hull container COMMAND`: the container commands again, under docker's group name.
+#[derive(Debug, Subcommand)]
+pub enum ContainerGroup {
+    #[command(flatten)]
+    Common(container::ContainerCommand),
+    #[command(flatten)]
+    Ops(container_ops::OpsCommand),
+    #[command(flatten)]
+    Only(container_ops::GroupOnly),
+}
+
 /// Runs the command; the process's exit status (a foreground `run` exits with its container's).
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Container(c) => container::run(&cli.root, c),
+        Command::ContainerOps(c) => container_ops::run(&mut Engine::open(&cli.root)?, c),
+        Command::ContainerGroup { command } => match command {
+            ContainerGroup::Common(c) => container::run(&cli.root, c),
+            ContainerGroup::Ops(c) => container_ops::run(&mut Engine::open(&cli.root)?, c),
+            ContainerGroup::Only(c) => container_ops::run_group(&mut Engine::open(&cli.root)?, c),
+        },
+        Command::Info { format } => system::info(&cli.root, &format).map(|()| 0),
+        Command::Version { format } => system::version(&cli.root, &format).map(|()| 0),
         Command::Network(cmd) => network::run(&cli.root, cmd).map(|()| 0),
         Command::Volume(cmd) => volume::run(&cli.root, cmd),
         Command::Image(c) => image::run(&cli.root, c).map(|()| 0),

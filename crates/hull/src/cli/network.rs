@@ -200,8 +200,7 @@ fn list(nets: &[Network], quiet: bool, no_trunc: bool, fmt: &str) -> anyhow::Res
             }
         }
         tmpl if tmpl.contains("{{") => {
-            format::print_template(tmpl, &rows, HEADERS)
-                .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+            format::print_json_rows(tmpl, &rows, HEADERS)?;
         }
         other => anyhow::bail!(
             "--format {other:?}: expected table, json or a template like '{{{{.Name}}}}'"

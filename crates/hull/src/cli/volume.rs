@@ -1,6 +1,5 @@
 //! `hull volume`: create, list, inspect, remove and prune volumes, as docker's commands do.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use clap::Subcommand;
@@ -53,7 +52,8 @@ pub enum VolumeCommand {
     },
 }
 
-fn label(text: &str) -> Result<(String, String), EngineError> {
+/// `--label K=V` (a bare K has an empty value).
+pub(super) fn label(text: &str) -> Result<(String, String), EngineError> {
     let (k, v) = text.split_once('=').unwrap_or((text, ""));
     if k.is_empty() {
         return Err(EngineError::Invalid(format!(
@@ -143,22 +143,11 @@ pub fn run(root: &Path, cmd: VolumeCommand) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// docker's prompt before a prune; no answer (or no terminal to ask on) is no.
+/// docker's prompt before `volume prune`.
 fn confirm(all: bool) -> anyhow::Result<bool> {
-    let what = if all {
+    format::confirm(if all {
         "all local volumes not used by at least one container"
     } else {
         "all anonymous local volumes not used by at least one container"
-    };
-    if !std::io::stdin().is_terminal() {
-        return Err(EngineError::Invalid(format!(
-            "volume prune removes {what}: confirm with -f (stdin is not a terminal to ask on)"
-        ))
-        .into());
-    }
-    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+    })
 }

@@ -44,6 +44,8 @@ pub struct DiskUsage {
 #[derive(Debug, Default, serde::Serialize)]
 pub struct ImageUsage {
     pub image: String,
+    /// The image's id (its config digest).
+    pub id: String,
     pub size: u64,
     pub shared: u64,
     pub unique: u64,
@@ -242,7 +244,7 @@ impl ImageStore {
         let mut images = self.db.images()?;
         images.retain(|row| seen.insert(row.config.clone()));
         let mut users: HashMap<String, usize> = HashMap::new();
-        let mut per: Vec<(String, Vec<String>)> = Vec::new();
+        let mut per: Vec<(String, String, Vec<String>)> = Vec::new();
         for row in &images {
             let chains: Vec<String> = self
                 .db
@@ -263,7 +265,7 @@ impl ImageStore {
                     format!("{r}:{t}")
                 })
                 .unwrap_or_else(|| row.config.chars().skip(7).take(12).collect());
-            per.push((label, chains));
+            per.push((label, row.config.clone(), chains));
         }
         let tar_sizes = self.layer_sizes()?;
         let mut disk = 0;
@@ -284,9 +286,10 @@ impl ImageStore {
             blobs_bytes: du(self.blobs.dir()),
             per_image: Vec::new(),
         };
-        for (image, chains) in per {
+        for (image, id, chains) in per {
             let mut u = ImageUsage {
                 image,
+                id,
                 ..Default::default()
             };
             for c in chains {

@@ -59,10 +59,12 @@ pub fn write_default_spec(bundle: &Path, rootless: bool) -> Result<(), Error> {
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(true));
     }
-    let text = serde_json::to_string_pretty(&spec).map_err(|e| Error::WriteSpec {
-        path: path.clone(),
-        source: crate::state::encode("default config")(e),
-    })?;
+    let text = serde_json::to_value(&spec)
+        .and_then(|value| serde_json::to_string_pretty(&value))
+        .map_err(|e| Error::WriteSpec {
+            path: path.clone(),
+            source: crate::state::encode("default config")(e),
+        })?;
     crate::state::write_atomic(&path, text.as_bytes(), 0o644)
         .map_err(|source| Error::WriteSpec { path, source })
 }

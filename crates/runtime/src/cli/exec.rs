@@ -102,7 +102,7 @@ fn build_process(container: &Container, args: &ExecArgs) -> anyhow::Result<Proce
         }
         let bytes =
             std::fs::read(path).with_context(|| format!("reading process {}", path.display()))?;
-        return serde_json::from_slice(&bytes)
+        return hull_runtime::decode_oci_json(&bytes)
             .with_context(|| format!("{}: invalid process", path.display()));
     }
     anyhow::ensure!(!args.command.is_empty(), "exec: no command given");

@@ -95,7 +95,7 @@ pub fn create(
     on_warning: &mut dyn FnMut(&str),
 ) -> Result<Created, ProcessError> {
     crate::state::validate_id(&opts.id)?;
-    let plans = plan(opts)?;
+    let plans = plan(store, opts)?;
     let dir = store.create(&opts.id)?;
     let poststop = poststop_on_failure(opts, &plans);
     let mut undo = Undo {
@@ -155,7 +155,7 @@ fn poststop_on_failure(
     Some((list, state))
 }
 
-fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
+fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(io(format!("bundle {}", opts.bundle.display())))?;
     let spec = crate::spec::load(&bundle)?;
@@ -177,6 +177,7 @@ fn plan(opts: &CreateOptions) -> Result<Plans, ProcessError> {
                 PlanOptions {
                     in_user_namespace: namespaces.is_private(LinuxNamespaceType::User),
                     extra_caps: Vec::new(),
+                    seccomp_cache: Some(store.seccomp_cache()),
                 },
             )
         })

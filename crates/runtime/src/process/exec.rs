@@ -118,6 +118,7 @@ pub fn exec(
         PlanOptions {
             in_user_namespace: user_ns,
             extra_caps: Vec::new(),
+            seccomp_cache: container.dir.seccomp_cache(),
         },
     )?;
     let affinity = match opts.process.exec_cpu_affinity() {

@@ -9,12 +9,12 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{read, write, Pid};
 
 use crate::process::error::{sys, ProcessError};
 use crate::sys::pty;
+use hull_sys::pty::RawMode;
 
 /// Signals blocked and readable from a signalfd, for as long as this lives.
 pub struct Foreground {
@@ -154,23 +154,17 @@ pub fn wait_exit(pid: Pid, start: u64) -> Result<Option<i32>, ProcessError> {
 /// Copies between the runtime's stdio and a pty master, with our terminal in raw mode.
 struct Relay {
     master: OwnedFd,
-    saved: Option<Termios>,
+    _raw: Option<RawMode>,
     stdin_open: bool,
     master_open: bool,
 }
 
 impl Relay {
     fn new(master: OwnedFd) -> Result<Relay, ProcessError> {
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(stdin.as_fd()).ok();
-        if let Some(termios) = &saved {
-            let mut raw = termios.clone();
-            cfmakeraw(&mut raw);
-            tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).map_err(sys("tcsetattr"))?;
-        }
+        let raw = RawMode::enter(std::io::stdin().as_fd()).map_err(sys("tcsetattr"))?;
         let relay = Relay {
             master,
-            saved,
+            _raw: raw,
             stdin_open: true,
             master_open: true,
         };
@@ -217,14 +211,6 @@ impl Relay {
                 }
                 _ => break,
             }
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(termios) = &self.saved {
-            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, termios);
         }
     }
 }

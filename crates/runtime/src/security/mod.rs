@@ -18,6 +18,7 @@ mod rlimits;
 mod scheduling;
 mod seccomp;
 mod seccomp_agent;
+mod seccomp_cache;
 mod seccomp_enosys;
 mod seccomp_features;
 mod user;

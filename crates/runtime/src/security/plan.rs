@@ -24,6 +24,8 @@ pub struct PlanOptions {
     /// `exec --cap` additions (added to bounding, effective, permitted, and to ambient where
     /// inheritable has them).
     pub extra_caps: Vec<String>,
+    /// Where compiled seccomp filters are kept between runs (None: compile every time).
+    pub seccomp_cache: Option<std::path::PathBuf>,
 }
 
 /// The validated, compiled security settings of one container process.
@@ -76,7 +78,7 @@ impl SecurityPlan {
             no_new_privileges: process.no_new_privileges().unwrap_or(false),
             seccomp: linux
                 .and_then(|l| l.seccomp().as_ref())
-                .map(SeccompPlan::new)
+                .map(|s| SeccompPlan::new(s, opts.seccomp_cache.as_deref()))
                 .transpose()?,
             capabilities: CapabilityPlan::new(process.capabilities().as_ref(), &opts.extra_caps)?,
             user: UserPlan::new(process.user(), linux, opts.in_user_namespace)?,

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Seek};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use libseccomp::{
@@ -15,6 +15,7 @@ use oci_spec::runtime::{
 };
 
 use super::error::{spec_name, SecurityError};
+use super::seccomp_cache::{Compiled, Entry};
 use super::seccomp_enosys::LastSyscalls;
 use crate::sys::seccomp as sys;
 
@@ -253,45 +254,79 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SecurityErr
         .collect())
 }
 
+/// The filter of `s` compiled with libseccomp; every rule is checked here.
+fn compile(s: &LinuxSeccomp) -> Result<Compiled, SecurityError> {
+    let default_act = s.default_action();
+    if default_act == LinuxSeccompAction::ScmpActNotify {
+        return Err(err(
+            "defaultAction",
+            "SCMP_ACT_NOTIFY cannot be the default action",
+        ));
+    }
+    let default = action("defaultAction", default_act, s.default_errno_ret())?;
+    let ctx = ScmpFilterContext::new(default).map_err(|e| err("defaultAction", e.to_string()))?;
+    let mut c = Compiler {
+        ctx,
+        default,
+        archs: vec![ScmpArch::native()],
+        last: LastSyscalls::default(),
+        notify: false,
+        ignored: Vec::new(),
+    };
+    for (i, arch) in s.architectures().iter().flatten().enumerate() {
+        let name = spec_name(arch);
+        let field = format!("architectures[{i}]");
+        let scmp = ScmpArch::from_str(&name)
+            .map_err(|_| err(&field, format!("{name} is not known to libseccomp")))?;
+        // libseccomp refuses an arch of the other byte order than the native one, or one
+        // it was built without; either way the filter could not hold it.
+        c.ctx.add_arch(scmp).map_err(|e| {
+            err(
+                &field,
+                format!("{name} cannot be added to a filter on this host (libseccomp: {e})"),
+            )
+        })?;
+        c.archs.push(scmp);
+    }
+    c.last = LastSyscalls::new(&c.archs);
+    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
+        c.add_syscalls(i, rule)?;
+    }
+    let mut filter = match default {
+        ScmpAction::Allow | ScmpAction::Log => Vec::new(),
+        _ => c.last.prologue(),
+    };
+    filter.extend(export(&c.ctx)?);
+    if filter.len() > BPF_MAXINSNS {
+        return Err(err(
+            "syscalls",
+            format!(
+                "the filter has {} BPF instructions, above the kernel's {BPF_MAXINSNS}",
+                filter.len()
+            ),
+        ));
+    }
+    Ok(Compiled {
+        filter,
+        notify: c.notify,
+        ignored: c.ignored,
+    })
+}
+
 impl SeccompPlan {
-    pub(super) fn new(s: &LinuxSeccomp) -> Result<Self, SecurityError> {
-        let default_act = s.default_action();
-        if default_act == LinuxSeccompAction::ScmpActNotify {
-            return Err(err(
-                "defaultAction",
-                "SCMP_ACT_NOTIFY cannot be the default action",
-            ));
-        }
-        let default = action("defaultAction", default_act, s.default_errno_ret())?;
-        let ctx =
-            ScmpFilterContext::new(default).map_err(|e| err("defaultAction", e.to_string()))?;
-        let mut c = Compiler {
-            ctx,
-            default,
-            archs: vec![ScmpArch::native()],
-            last: LastSyscalls::default(),
-            notify: false,
-            ignored: Vec::new(),
+    /// `cache`: the directory of compiled filters (see `seccomp_cache`), or None to compile.
+    pub(super) fn new(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Self, SecurityError> {
+        let entry = cache.and_then(|dir| Entry::new(dir, s));
+        let compiled = match entry.as_ref().and_then(Entry::load) {
+            Some(hit) => hit,
+            None => {
+                let compiled = compile(s)?;
+                if let Some(entry) = &entry {
+                    entry.store(&compiled);
+                }
+                compiled
+            }
         };
-        for (i, arch) in s.architectures().iter().flatten().enumerate() {
-            let name = spec_name(arch);
-            let field = format!("architectures[{i}]");
-            let scmp = ScmpArch::from_str(&name)
-                .map_err(|_| err(&field, format!("{name} is not known to libseccomp")))?;
-            // libseccomp refuses an arch of the other byte order than the native one, or one
-            // it was built without; either way the filter could not hold it.
-            c.ctx.add_arch(scmp).map_err(|e| {
-                err(
-                    &field,
-                    format!("{name} cannot be added to a filter on this host (libseccomp: {e})"),
-                )
-            })?;
-            c.archs.push(scmp);
-        }
-        c.last = LastSyscalls::new(&c.archs);
-        for (i, rule) in s.syscalls().iter().flatten().enumerate() {
-            c.add_syscalls(i, rule)?;
-        }
         let mut flags = 0;
         for (i, f) in s.flags().iter().flatten().enumerate() {
             let bit = flag_bit(*f);
@@ -303,13 +338,13 @@ impl SeccompPlan {
             }
             flags |= bit;
         }
-        if flags & sys::FLAG_WAIT_KILLABLE_RECV != 0 && !c.notify {
+        if flags & sys::FLAG_WAIT_KILLABLE_RECV != 0 && !compiled.notify {
             return Err(err(
                 "flags",
                 "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs an SCMP_ACT_NOTIFY rule",
             ));
         }
-        if c.notify {
+        if compiled.notify {
             if s.listener_path()
                 .as_ref()
                 .is_none_or(|p| p.as_os_str().is_empty())
@@ -323,26 +358,12 @@ impl SeccompPlan {
                 flags |= sys::FLAG_TSYNC_ESRCH;
             }
         }
-        let mut filter = match default {
-            ScmpAction::Allow | ScmpAction::Log => Vec::new(),
-            _ => c.last.prologue(),
-        };
-        filter.extend(export(&c.ctx)?);
-        if filter.len() > BPF_MAXINSNS {
-            return Err(err(
-                "syscalls",
-                format!(
-                    "the filter has {} BPF instructions, above the kernel's {BPF_MAXINSNS}",
-                    filter.len()
-                ),
-            ));
-        }
         Ok(Self {
-            filter,
+            filter: compiled.filter,
             flags,
             listener_path: s.listener_path().clone(),
             listener_metadata: s.listener_metadata().clone(),
-            ignored_syscalls: c.ignored,
+            ignored_syscalls: compiled.ignored,
         })
     }
 

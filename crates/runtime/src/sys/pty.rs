@@ -27,31 +27,4 @@ pub fn set_controlling_terminal(tty: BorrowedFd) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Sets the window size of a terminal.
-pub fn set_window_size(tty: BorrowedFd, rows: u16, cols: u16) -> Result<(), Errno> {
-    let size = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a winsize struct that lives for the whole call.
-    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &size) };
-    if ret < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
-}
-
-/// The window size of a terminal, or None if `tty` is not one.
-pub fn window_size(tty: BorrowedFd) -> Option<(u16, u16)> {
-    let mut size = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize struct into memory we own for the whole call.
-    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
-    (ret == 0).then_some((size.ws_row, size.ws_col))
-}
+pub use hull_sys::pty::{set_window_size, window_size};

@@ -1,0 +1,116 @@
+//! The engine's attach commands: staying with a container a starter attached to (`run` in the
+//! foreground, `start -a`), and `attach` to a running one.
+
+use std::os::fd::OwnedFd;
+
+use hull_runtime::Runtime;
+
+use super::client::{self, Ended, SessionOptions, Signals};
+use crate::monitor::{Monitor, Report};
+use crate::store::State;
+use crate::{paths, Engine, EngineError};
+
+/// How an attached command ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    /// The container exited with this status (and, for a starter, its monitor cleaned up).
+    Exited(i32),
+    /// The user detached; the container runs on.
+    Detached,
+}
+
+impl Engine {
+    /// Stays with a container whose monitor was given the other end of `conn`: its output here,
+    /// this process's input and signals there, until it exits (then its status, once its
+    /// monitor has cleaned up) or the user detaches.
+    pub fn wait_attached(
+        &self,
+        mut monitor: Monitor,
+        id: &str,
+        conn: OwnedFd,
+        mut opts: SessionOptions,
+    ) -> Result<Attached, EngineError> {
+        // Blocked here, after the fork: the monitor (and so the container) keeps the mask it had.
+        let signals = Signals::block()?;
+        let gone = || EngineError::Monitor {
+            id: id.to_string(),
+            message: "exited without reporting the container's status".into(),
+        };
+        match monitor.next_report() {
+            Some(Report::Started(_)) => {}
+            Some(Report::Exited(code)) => return Ok(Attached::Exited(code)),
+            Some(Report::Failed { code, message }) => {
+                return Err(EngineError::Exec { code, message })
+            }
+            None => return Err(gone()),
+        }
+        let runtime = Runtime::new(paths::runtime_root(&self.root));
+        let mut forward = |signal| {
+            if let Ok(container) = runtime.open(id) {
+                let _ = container.kill(signal, false);
+            }
+        };
+        if client::session(&conn, &mut opts, &signals, &mut forward)? == Ended::Detached {
+            return Ok(Attached::Detached);
+        }
+        drop(conn);
+        loop {
+            match monitor.next_report() {
+                Some(Report::Started(_)) => {}
+                Some(Report::Exited(code)) => return Ok(Attached::Exited(code)),
+                Some(Report::Failed { code, message }) => {
+                    return Err(EngineError::Exec { code, message })
+                }
+                None => return Err(gone()),
+            }
+        }
+    }
+
+    /// docker's `attach`: the running container's output (from now on) here, and with `stdin`
+    /// this process's input there (when it was made with `-i`), until it exits or the user
+    /// detaches.
+    pub fn attach(
+        &mut self,
+        reference: &str,
+        stdin: bool,
+        keys: super::keys::DetachKeys,
+        sig_proxy: bool,
+    ) -> Result<Attached, EngineError> {
+        let record = self.find(reference)?;
+        if record.state == State::Restarting {
+            return Err(EngineError::Invalid(format!(
+                "you cannot attach to a restarting container {}, wait until it is running",
+                record.id
+            )));
+        }
+        if record.state != State::Running {
+            return Err(EngineError::Invalid(format!(
+                "you cannot attach to a stopped container {}, start it first",
+                record.id
+            )));
+        }
+        let conn = super::connect_socket(&self.root, &record.id)?;
+        let signals = Signals::block()?;
+        let mut opts = SessionOptions {
+            stdin: stdin && record.settings.interactive,
+            tty: record.settings.tty,
+            keys,
+            sig_proxy,
+        };
+        let runtime = Runtime::new(paths::runtime_root(&self.root));
+        let mut forward = |signal| {
+            if let Ok(container) = runtime.open(&record.id) {
+                let _ = container.kill(signal, false);
+            }
+        };
+        match client::session(&conn, &mut opts, &signals, &mut forward)? {
+            Ended::Detached => Ok(Attached::Detached),
+            Ended::Exited(code) => Ok(Attached::Exited(code)),
+            // The monitor went first: hull.db has the status.
+            Ended::Closed => {
+                drop(signals);
+                self.wait(&record.id).map(Attached::Exited)
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `stop`: each container's stop signal, then SIGKILL to every process of those still running
+//! after the timeout. Several containers are stopped together, as docker and podman do: all
+//! are signalled first and share one timeout, so stopping 100 containers that ignore SIGTERM
+//! takes one timeout, not a hundred.
+
+use std::time::{Duration, Instant};
+
+use hull_runtime::Runtime;
+use nix::sys::signal::Signal;
+
+use crate::control::wait_monitor;
+use crate::options::UserStop;
+use crate::store::{self, Record};
+use crate::{paths, Engine, EngineError};
+
+/// How long a container's monitor gets to record the exit after SIGKILL.
+const AFTER_KILL: Duration = Duration::from_secs(30);
+
+impl Engine {
+    /// Stops one container; returns once its monitor has recorded the exit and cleaned up.
+    /// Stopping a container that is not running is no error.
+    pub fn stop(&mut self, reference: &str, timeout: Duration) -> Result<Record, EngineError> {
+        let mut results = self.stop_many(&[reference], timeout)?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(EngineError::NoSuchContainer(reference.to_string())))
+    }
+
+    /// Stops several containers together; one result per reference, in their order (an
+    /// unknown reference does not keep the others from stopping).
+    pub fn stop_many(
+        &mut self,
+        references: &[&str],
+        timeout: Duration,
+    ) -> Result<Vec<Result<Record, EngineError>>, EngineError> {
+        let runtime = Runtime::new(paths::runtime_root(&self.root));
+        let mut results = Vec::with_capacity(references.len());
+        for reference in references {
+            results.push(self.signal_stop(&runtime, reference));
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let mut late = Vec::new();
+        for record in results.iter().flatten() {
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if !wait_monitor(record, left) {
+                late.push(record);
+            }
+        }
+        for record in &late {
+            if let Ok(container) = runtime.open(&record.id) {
+                let _ = container.kill(Signal::SIGKILL, true);
+            }
+        }
+        for record in &late {
+            wait_monitor(record, AFTER_KILL);
+        }
+        self.reconcile()?;
+        Ok(results)
+    }
+
+    /// Marks the container stopped by the user (so that its monitor does not start it again,
+    /// also while it waits to) and sends its stop signal.
+    fn signal_stop(&mut self, runtime: &Runtime, reference: &str) -> Result<Record, EngineError> {
+        let record = self.find(reference)?;
+        if !record.state.is_live() {
+            return Ok(record);
+        }
+        store::note_user_stop(&mut self.conn, &record.id, UserStop::STOPPED)?;
+        let signal =
+            hull_runtime::parse_signal(&record.settings.stop_signal).unwrap_or(Signal::SIGTERM);
+        if let Ok(container) = runtime.open(&record.id) {
+            let _ = container.kill(signal, false);
+        }
+        self.thaw_after_signal(&record);
+        Ok(record)
+    }
+}

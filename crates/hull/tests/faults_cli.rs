@@ -1,0 +1,224 @@
+//! The engine under faults and load: many `hull run -d` at once, a foreground `hull run` killed
+//! at several moments, a container's init or monitor killed. After each, the next `hull`
+//! command shows a consistent state, removes what is left, and log lines already written stay.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+#[macro_use]
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+fn sigkill(pid: i64) {
+    kill(Pid::from_raw(i32::try_from(pid).unwrap()), Signal::SIGKILL).unwrap();
+}
+
+/// Waits until `pid` is gone or a zombie.
+fn wait_gone(pid: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z")) {
+        assert!(Instant::now() < deadline, "{pid} did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn detach_sh(r: &mut common::Root, script: &str) -> String {
+    r.detach(&["--network", "none", "busybox", "sh", "-c", script])
+}
+
+/// Polls `hull logs` until `enough` holds, returning the last output.
+fn logs_until(r: &common::Root, id: &str, enough: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = r.ok(&["logs", id]);
+        if enough(&out) {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "logs never had enough: {out}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn twenty_parallel_detached_runs_none_lost() {
+    let mut r = root!("par20");
+    let path = r.path.clone();
+    let runs: Vec<_> = (0..20)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let name = format!("par{i}");
+                let o = common::hull(
+                    &path,
+                    &[
+                        "run",
+                        "-d",
+                        "--name",
+                        &name,
+                        "--network",
+                        "none",
+                        "busybox",
+                        "sleep",
+                        "600",
+                    ],
+                );
+                (name, o)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for run in runs {
+        let (name, o) = run.join().unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        assert_eq!(id.len(), 64, "{name}: {id}");
+        ids.push(id);
+    }
+    r.ids.extend(ids.iter().cloned());
+    let mut listed: Vec<String> = r
+        .ok(&["ps", "-q", "--no-trunc"])
+        .lines()
+        .map(String::from)
+        .collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids, "every run is listed as running, once");
+    for id in &ids {
+        let pid = r.inspect(id)["State"]["Pid"].as_i64().unwrap();
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "{id}: pid {pid}"
+        );
+    }
+    // Removed in parallel as well.
+    let removals: Vec<_> = ids
+        .chunks(5)
+        .map(|chunk| {
+            let mut args = vec!["rm".to_string(), "-f".to_string()];
+            args.extend(chunk.iter().cloned());
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                common::hull(&path, &args)
+            })
+        })
+        .collect();
+    for rm in removals {
+        let o = rm.join().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    r.assert_clean();
+}
+
+#[test]
+fn foreground_run_killed_at_any_moment_leaves_a_consistent_state() {
+    let mut r = root!("fgkill");
+    for delay_ms in [0u64, 3, 8, 15, 30, 60, 120] {
+        let mut child = r
+            .cmd(&[
+                "run",
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+                "echo started; sleep 600",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        // What the next command sees is a container in a known state (its monitor outlives the
+        // killed command and goes on starting it), or none at all.
+        for id in r.ok(&["ps", "-a", "-q", "--no-trunc"]).lines() {
+            r.ids.push(id.to_string());
+            let state = r.inspect(id)["State"]["Status"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                ["created", "starting", "running", "exited"].contains(&state.as_str()),
+                "after {delay_ms} ms: {id} is {state:?}"
+            );
+            r.ok(&["rm", "-f", id]);
+        }
+        common::assert_engine_clean(&r.path);
+    }
+    r.assert_clean();
+}
+
+#[test]
+fn killed_init_exits_137_and_keeps_its_logs() {
+    let mut r = root!("initkill");
+    let id = detach_sh(&mut r, "for i in 1 2 3; do echo line$i; done; sleep 600");
+    logs_until(&r, &id, |out| out.contains("line3"));
+    let pid = r.inspect(&id)["State"]["Pid"].as_i64().unwrap();
+    sigkill(pid);
+    assert_eq!(r.ok(&["wait", &id]).trim(), "137");
+    let ps = r.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    assert_eq!(r.ok(&["logs", &id]), "line1\nline2\nline3\n");
+    r.ok(&["rm", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn killed_monitor_loses_no_written_log_line() {
+    let mut r = root!("monlogs");
+    let id = detach_sh(
+        &mut r,
+        "i=0; while true; do echo n$i; i=$((i+1)); sleep 0.01; done",
+    );
+    let before = logs_until(&r, &id, |out| out.lines().count() >= 20);
+    let monitor = r.inspect(&id)["State"]["MonitorPid"].as_i64().unwrap();
+    sigkill(monitor);
+    wait_gone(monitor);
+    let after = r.ok(&["logs", &id]);
+    assert!(
+        after.starts_with(&before),
+        "lines read before the kill are gone:\nbefore: {before}\nafter: {after}"
+    );
+    // Numbered without a gap: nothing in the middle was dropped either.
+    for (n, line) in after.lines().enumerate() {
+        assert_eq!(line, format!("n{n}"), "{after}");
+    }
+    let ps = r.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited"), "{ps}");
+    r.ok(&["rm", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn a_closed_stdout_ends_hull_by_sigpipe_and_the_monitor_lives_on() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut r = root!("sigpipe");
+    let id = detach_sh(&mut r, "seq 1 20000; sleep 600");
+    logs_until(&r, &id, |out| out.ends_with("20000\n"));
+    // `hull logs ID | head -1`: the reader is gone before hull writes.
+    let mut child = r
+        .cmd(&["logs", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let monitor = r.inspect(&id)["State"]["MonitorPid"].as_i64().unwrap();
+    assert!(Path::new(&format!("/proc/{monitor}")).exists());
+    r.ok(&["rm", "-f", &id]);
+    r.assert_clean();
+}
