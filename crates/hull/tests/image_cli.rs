@@ -96,20 +96,25 @@ fn fresh(tag: &str) -> (Dir, PathBuf, PathBuf) {
     (d, root, tgz)
 }
 
-/// Imports the tarball as test/img:1; its id.
-fn import_test_img(root: &Path, tgz: &Path) -> String {
-    ok(root, &["import", tgz.to_str().unwrap(), "test/img:1"])
+/// A test's dir, root and tarball, with the tarball imported as test/img:1 (and its id);
+/// `None`, after a skip that says why, when not root.
+fn with_test_img(tag: &str) -> Option<(Dir, PathBuf, PathBuf, String)> {
+    if !nix::unistd::geteuid().is_root() {
+        hull_testkit::skip("unpacking layers and image mounts need root");
+        return None;
+    }
+    let (d, root, tgz) = fresh(tag);
+    let id = ok(&root, &["import", tgz.to_str().unwrap(), "test/img:1"])
         .trim()
-        .to_string()
+        .to_string();
+    Some((d, root, tgz, id))
 }
 
 #[test]
 fn image_commands_end_to_end() {
-    if !nix::unistd::geteuid().is_root() {
-        hull_testkit::skip!("image mounts need root");
-    }
-    let (d, root, tgz) = fresh("e2e");
-    let id = import_test_img(&root, &tgz);
+    let Some((d, root, _, id)) = with_test_img("e2e") else {
+        return;
+    };
     let id = id.as_str();
     assert!(id.starts_with("sha256:"));
     let table = ok(&root, &["images"]);
@@ -233,11 +238,9 @@ fn tar_of(path: &Path, entries: &[(&str, tar::EntryType, &[u8])]) {
 
 #[test]
 fn one_image_id_everywhere() {
-    if !nix::unistd::geteuid().is_root() {
-        hull_testkit::skip!("unpacking layers needs root");
-    }
-    let (d, root, tgz) = fresh("ids");
-    let id = import_test_img(&root, &tgz);
+    let Some((d, root, tgz, id)) = with_test_img("ids") else {
+        return;
+    };
     assert_eq!(ok(&root, &["images", "-q", "--no-trunc"]).trim(), id);
     assert_eq!(ok(&root, &["images", "-q"]).trim(), &id[7..19]);
     // The docker archive stores the layer uncompressed: loaded back into the same root it
@@ -525,11 +528,9 @@ fn images_arguments_filters_and_formats() {
 /// this check needs).
 #[test]
 fn save_writes_a_docker_archive() {
-    if !nix::unistd::geteuid().is_root() {
-        hull_testkit::skip!("unpacking layers needs root");
-    }
-    let (d, root, tgz) = fresh("dsave");
-    let id = import_test_img(&root, &tgz);
+    let Some((d, root, _, id)) = with_test_img("dsave") else {
+        return;
+    };
     let id = id.as_str();
     let archive = d.0.join("d.tar");
     ok(

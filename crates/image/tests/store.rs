@@ -226,13 +226,7 @@ fn save_then_load_round_trips() {
     let s = store_with_base(&t);
     let id = s.resolve("base:1").unwrap();
     let out = t.join("base.tar");
-    sources::save(
-        &s,
-        &["base:1".to_string()],
-        &out,
-        sources::SaveFormat::OciArchive,
-    )
-    .unwrap();
+    common::save_oci(&s, &["base:1".to_string()], &out).unwrap();
     let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
     let loaded = sources::load(&mut s2, &out, None).unwrap();
     assert_eq!(loaded.len(), 1);
@@ -342,13 +336,7 @@ fn corrupt_blob_leaves_nothing_and_retry_works() {
     let s = store_with_base(&t);
     let out = t.join("layout");
     let tarball = t.join("base.tar");
-    sources::save(
-        &s,
-        &["base:1".to_string()],
-        &tarball,
-        sources::SaveFormat::OciArchive,
-    )
-    .unwrap();
+    common::save_oci(&s, &["base:1".to_string()], &tarball).unwrap();
     std::fs::create_dir_all(&out).unwrap();
     let st = std::process::Command::new("tar")
         .arg("-xf")
@@ -486,13 +474,7 @@ fn unrecorded_leftovers_are_not_trusted() {
     let t = TestDir::new("unrecorded");
     let s = store_with_base(&t);
     let out = t.join("base.tar");
-    sources::save(
-        &s,
-        &["base:1".to_string()],
-        &out,
-        sources::SaveFormat::OciArchive,
-    )
-    .unwrap();
+    common::save_oci(&s, &["base:1".to_string()], &out).unwrap();
     let m = s.manifest(&s.resolve("base:1").unwrap()).unwrap();
     let blob = &m.layers[0].digest[7..];
     let lower = s.rootfs_for("base:1").unwrap().lowers[0].clone();
