@@ -213,6 +213,21 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `skopeo inspect ARGS` as JSON.
+fn skopeo_inspect(args: &[&str]) -> serde_json::Value {
+    let out = Command::new("skopeo")
+        .arg("inspect")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A tar whose entries are (name, kind, data or link target).
 fn tar_of(path: &Path, entries: &[(&str, tar::EntryType, &[u8])]) {
     let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
@@ -577,17 +592,7 @@ fn save_writes_a_docker_archive() {
     if !Path::new("/usr/bin/skopeo").exists() {
         hull_testkit::skip!("skopeo is not installed: the archive was checked by hand only");
     }
-    let out = Command::new("skopeo")
-        .arg("inspect")
-        .arg(format!("docker-archive:{}", archive.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = skopeo_inspect(&[&format!("docker-archive:{}", archive.display())]);
     assert_eq!(v["Layers"][0], diff_ids[0]);
     // As an OCI layout dir, which skopeo reads and hull loads back.
     let dir = d.0.join("layout");
@@ -704,21 +709,7 @@ fn pull_and_push_with_a_loopback_registry() {
         tar_of(&plain, &[("etc/p", tar::EntryType::Regular, &[1u8; 5000])]);
         let pid = ok(&root, &["import", plain.to_str().unwrap(), "plain:1"]);
         let layer_type = |r: &str| -> String {
-            let out = Command::new("skopeo")
-                .args([
-                    "inspect",
-                    "--raw",
-                    "--tls-verify=false",
-                    &format!("docker://{r}"),
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let v = skopeo_inspect(&["--raw", "--tls-verify=false", &format!("docker://{r}")]);
             v["layers"][0]["mediaType"].as_str().unwrap().to_string()
         };
         for (flags, tag, want) in [
