@@ -38,6 +38,10 @@ const MIGRATIONS: &[Migration] = &[
         subsystem: "engine",
         sql: include_str!("migrations/0004_volumes.sql"),
     },
+    Migration {
+        subsystem: "image",
+        sql: include_str!("migrations/0005_image_mounts.sql"),
+    },
 ];
 
 /// The schema version this binary brings databases to: the number of migrations it knows.

@@ -24,13 +24,14 @@ fn user_version(conn: &Connection) -> usize {
     usize::try_from(v).unwrap()
 }
 
-const ALL_TABLES: [&str; 11] = [
+const ALL_TABLES: [&str; 12] = [
     "engine_containers",
     "engine_volumes",
     "image_holders",
     "image_layers",
     "image_manifest_layers",
     "image_manifests",
+    "image_mounts",
     "image_tags",
     "net_attachments",
     "net_leases",
@@ -44,7 +45,7 @@ fn fresh_db_gets_every_table_and_the_settings() {
     let conn = hull_db::open(&root.path().join("a/b")).unwrap();
     assert_eq!(tables(&conn), ALL_TABLES);
     assert_eq!(user_version(&conn), hull_db::schema_version());
-    assert_eq!(hull_db::schema_version(), 4);
+    assert_eq!(hull_db::schema_version(), 5);
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
@@ -91,8 +92,11 @@ fn db_of_the_previous_code_upgrades_keeping_its_rows() {
     assert_eq!(user_version(&conn), hull_db::schema_version());
     // net_schema, hull-net's own marker, is replaced by user_version.
     assert_eq!(tables(&conn), ALL_TABLES);
-    // The old schema had no engine tables: they are new and empty.
-    for table in ALL_TABLES.iter().filter(|t| !t.starts_with("engine_")) {
+    // The old schema had no engine tables nor image mount counts: they are new and empty.
+    for table in ALL_TABLES
+        .iter()
+        .filter(|t| !t.starts_with("engine_") && **t != "image_mounts")
+    {
         let n: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap();

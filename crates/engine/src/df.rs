@@ -37,8 +37,9 @@ impl Engine {
             kind: "Images",
             total: images.images,
             active: images.per_image.iter().filter(|u| in_use(&u.id)).count(),
-            size: images.layers_bytes,
-            reclaimable: images.layers_bytes.saturating_sub(used),
+            // The measure `images` shows, each shared layer once.
+            size: images.images_bytes,
+            reclaimable: images.images_bytes.saturating_sub(used),
         };
         let mut ctr_row = DiskRow {
             kind: "Containers",

@@ -10,6 +10,23 @@ use common::{TarBuilder, TestDir};
 use hull_image::registry::{self, Quiet, RegistryOptions};
 use hull_image::{sources, ImageStore};
 
+/// `push` as the CLI does by default (uncompressed layers gzipped), without progress.
+fn push(
+    s: &ImageStore,
+    image: &str,
+    dest: Option<&str>,
+    opts: &RegistryOptions,
+) -> Result<registry::PushReport, registry::RegistryError> {
+    registry::push(
+        s,
+        image,
+        dest,
+        opts,
+        registry::PushCompression::Gzip,
+        &Quiet,
+    )
+}
+
 fn insecure() -> RegistryOptions {
     RegistryOptions {
         insecure: true,
@@ -43,7 +60,7 @@ fn setup(t: &TestDir) -> Option<(Registry, ImageStore)> {
     std::fs::write(up.join("usr/bin/tool"), vec![42u8; 300_000]).unwrap();
     sources::commit(&mut s, &up, Some("base:0"), Some("base:1")).unwrap();
     let archive = t.join("base.tar");
-    sources::save(&s, &["base:1".into()], &archive).unwrap();
+    common::save_oci(&s, &["base:1".into()], &archive).unwrap();
     skopeo(&[
         "copy",
         "--quiet",
@@ -86,7 +103,7 @@ fn pull_skopeo_pushed_image_and_skip_present_layers() {
     let zst = zstd::encode_all(&ztar[..], 3).unwrap();
     sources::import_tar(&mut src2, &mut &zst[..], Some("zimg:1")).unwrap();
     let zarch = t.join("z.tar");
-    sources::save(&src2, &["zimg:1".into()], &zarch).unwrap();
+    common::save_oci(&src2, &["zimg:1".into()], &zarch).unwrap();
     let zname = format!("{}/hull/zimg:1", reg.addr());
     skopeo(&[
         "copy",
@@ -133,7 +150,7 @@ fn push_is_read_back_by_skopeo() {
     let t = TestDir::new("push");
     let Some((reg, s)) = setup(&t) else { return };
     let dest = format!("{}/hull/pushed:2", reg.addr());
-    let d = registry::push(&s, "base:1", Some(&dest), &insecure(), &Quiet).unwrap();
+    let d = push(&s, "base:1", Some(&dest), &insecure()).unwrap().digest;
     let info = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{dest}")]);
     let v: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(v["Digest"].as_str(), Some(d.to_string().as_str()));
@@ -323,7 +340,7 @@ fn basic_auth_from_a_docker_config_file() {
     sources::import_tar(&mut s, &mut &l[..], Some("a:1")).unwrap();
     let dest = format!("{}/hull/auth:1", reg.addr());
     // Anonymous: refused, and the error says so.
-    let err = registry::push(&s, "a:1", Some(&dest), &insecure(), &Quiet)
+    let err = push(&s, "a:1", Some(&dest), &insecure())
         .unwrap_err()
         .to_string();
     assert!(
@@ -347,9 +364,9 @@ fn basic_auth_from_a_docker_config_file() {
         jobs: None,
     };
     write_cfg("wrong");
-    assert!(registry::push(&s, "a:1", Some(&dest), &opts, &Quiet).is_err());
+    assert!(push(&s, "a:1", Some(&dest), &opts).is_err());
     write_cfg("s3cret");
-    let d = registry::push(&s, "a:1", Some(&dest), &opts, &Quiet).unwrap();
+    let d = push(&s, "a:1", Some(&dest), &opts).unwrap().digest;
     let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
     assert!(
         registry::pull(&mut s2, &dest, &insecure(), &Quiet).is_err(),
@@ -371,7 +388,7 @@ fn index_resolved_for_the_host_platform() {
     let dir = t.join("multi");
     std::fs::create_dir_all(&dir).unwrap();
     let tarball = t.join("base.tar");
-    sources::save(&src, &["base:1".into()], &tarball).unwrap();
+    common::save_oci(&src, &["base:1".into()], &tarball).unwrap();
     let st = std::process::Command::new("tar")
         .arg("-xf")
         .arg(&tarball)
@@ -416,14 +433,9 @@ fn index_resolved_for_the_host_platform() {
     // Through the registry: the other platform's entry is a real image (base:0) this time,
     // and the index is pushed with a raw HTTP PUT.
     let dest = format!("{}/hull/base", reg.addr());
-    let other_manifest = registry::push(
-        &src,
-        "base:0",
-        Some(&format!("{dest}:0")),
-        &insecure(),
-        &Quiet,
-    )
-    .unwrap();
+    let other_manifest = push(&src, "base:0", Some(&format!("{dest}:0")), &insecure())
+        .unwrap()
+        .digest;
     let other_size = src.blobs().read(&other_manifest).unwrap().len();
     let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [
@@ -464,7 +476,7 @@ fn bearer_token_auth_through_a_token_server() {
     let l = TarBuilder::new().file("f", b"bearer").finish();
     sources::import_tar(&mut s, &mut &l[..], Some("b:1")).unwrap();
     let dest = format!("{}/hull/bearer:1", reg.addr());
-    let err = registry::push(&s, "b:1", Some(&dest), &insecure(), &Quiet)
+    let err = push(&s, "b:1", Some(&dest), &insecure())
         .unwrap_err()
         .to_string();
     assert!(
@@ -485,7 +497,7 @@ fn bearer_token_auth_through_a_token_server() {
         auth_file: Some(cfg),
         jobs: None,
     };
-    let d = registry::push(&s, "b:1", Some(&dest), &opts, &Quiet).unwrap();
+    let d = push(&s, "b:1", Some(&dest), &opts).unwrap().digest;
     let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
     assert!(
         registry::pull(&mut s2, &dest, &insecure(), &Quiet).is_err(),

@@ -64,12 +64,16 @@ fn import_then_mount_read_only() {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o700, "layers are private to root");
-    // Mounting twice returns the same mount.
+    // Mounting twice (by id prefix) returns the same mount, counted twice: the first
+    // unmount keeps it, the second unmounts.
     assert_eq!(s.mount_image(&list[0].id.to_string()[7..19]).unwrap(), mnt);
     let err = s.remove("base:1", false).unwrap_err();
     assert!(err.to_string().contains("image mount"), "{err}");
-    assert!(s.unmount_image("base:1").unwrap());
+    assert_eq!(s.unmount_image("base:1", false).unwrap(), Some(1));
+    assert!(overlay::is_mounted(&mnt));
+    assert_eq!(s.unmount_image("base:1", false).unwrap(), Some(0));
     assert!(!overlay::is_mounted(&mnt));
+    assert_eq!(s.unmount_image("base:1", false).unwrap(), None);
     assert!(t.mounts().is_empty());
 }
 
@@ -155,7 +159,7 @@ fn commit_turns_an_upper_dir_into_a_layer() {
         Ok(())
     };
     let res = check();
-    s.unmount_image("derived").unwrap();
+    s.unmount_image("derived", false).unwrap();
     res.unwrap();
     assert!(t.mounts().is_empty());
 }
@@ -222,7 +226,7 @@ fn save_then_load_round_trips() {
     let s = store_with_base(&t);
     let id = s.resolve("base:1").unwrap();
     let out = t.join("base.tar");
-    sources::save(&s, &["base:1".to_string()], &out).unwrap();
+    common::save_oci(&s, &["base:1".to_string()], &out).unwrap();
     let mut s2 = ImageStore::open(&t.join("root2")).unwrap();
     let loaded = sources::load(&mut s2, &out, None).unwrap();
     assert_eq!(loaded.len(), 1);
@@ -285,6 +289,19 @@ fn docker_archive_with_several_images() {
     );
     let du = s.disk_usage().unwrap();
     assert_eq!(du.layers, 2);
+    // `system df` and `images` measure an image alike; the shared layer counts once in all.
+    let list = s.list().unwrap();
+    for u in &du.per_image {
+        let name = format!("docker.io/library/{}", u.image);
+        let i = list.iter().find(|i| i.names.contains(&name)).unwrap();
+        assert_eq!(u.size, i.size, "{}", u.image);
+    }
+    let shared = du.per_image.iter().map(|u| u.shared).max().unwrap();
+    assert!(shared > 0);
+    assert_eq!(
+        du.images_bytes,
+        du.per_image.iter().map(|u| u.size).sum::<u64>() - shared
+    );
     // Removing by one of two names only untags; refusing while held; prune reclaims.
     let r = s.remove("two:alias", false).unwrap();
     assert_eq!(r.untagged.len(), 1);
@@ -319,7 +336,7 @@ fn corrupt_blob_leaves_nothing_and_retry_works() {
     let s = store_with_base(&t);
     let out = t.join("layout");
     let tarball = t.join("base.tar");
-    sources::save(&s, &["base:1".to_string()], &tarball).unwrap();
+    common::save_oci(&s, &["base:1".to_string()], &tarball).unwrap();
     std::fs::create_dir_all(&out).unwrap();
     let st = std::process::Command::new("tar")
         .arg("-xf")
@@ -457,7 +474,7 @@ fn unrecorded_leftovers_are_not_trusted() {
     let t = TestDir::new("unrecorded");
     let s = store_with_base(&t);
     let out = t.join("base.tar");
-    sources::save(&s, &["base:1".to_string()], &out).unwrap();
+    common::save_oci(&s, &["base:1".to_string()], &out).unwrap();
     let m = s.manifest(&s.resolve("base:1").unwrap()).unwrap();
     let blob = &m.layers[0].digest[7..];
     let lower = s.rootfs_for("base:1").unwrap().lowers[0].clone();
@@ -480,4 +497,33 @@ fn unrecorded_leftovers_are_not_trusted() {
         hull_image::Digest::of(&data).to_string(),
         m.layers[0].digest
     );
+}
+
+/// One image loaded from two sources (its gzip layer imported, then its docker archive with
+/// the layer uncompressed) is two manifests of one config: one image for `images`, `system
+/// df` and `rmi` by id.
+#[test]
+fn two_manifests_of_one_config_are_one_image() {
+    if !is_root() {
+        hull_testkit::skip!("unpacking layers needs root");
+    }
+    let t = TestDir::new("onecfg");
+    let mut s = ImageStore::open(&t.join("root")).unwrap();
+    let tgz = common::gzip(&busybox_rootfs());
+    sources::import_tar(&mut s, &mut &tgz[..], Some("base:1")).unwrap();
+    let archive = t.join("d.tar");
+    let docker = sources::SaveFormat::DockerArchive;
+    sources::save(&s, &["base:1".to_string()], &archive, docker).unwrap();
+    sources::load(&mut s, &archive, None).unwrap();
+    assert_eq!(s.db().images().unwrap().len(), 2, "two manifests");
+    let list = s.list().unwrap();
+    assert_eq!(list.len(), 1);
+    let du = s.disk_usage().unwrap();
+    assert_eq!((du.images, du.per_image.len()), (1, 1));
+    assert_eq!(du.per_image[0].shared, 0, "not shared with itself");
+    assert_eq!(du.per_image[0].size, list[0].size);
+    let id = list[0].id.to_string();
+    let r = s.remove(&id[7..19], false).unwrap();
+    assert_eq!(r.deleted, vec![id]);
+    assert!(s.db().images().unwrap().is_empty(), "both manifests went");
 }

@@ -15,15 +15,16 @@ use crate::error::NetError;
 use crate::etc::{self, EtcFiles};
 use crate::netlink::Netlink;
 use crate::netns::{self, NetnsRef};
-use crate::network::{self, Network, NetworkSpec, DEFAULT_BRIDGE, DEFAULT_NETWORK, DEFAULT_SUBNET};
+use crate::network::{self, Network, NetworkSpec, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 use crate::nft::Firewall;
 use crate::ports::PortMapping;
 
 /// Settings that are not per container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetOptions {
-    /// Subnet of the default network `hull` (bridge hull0), used when it is first created.
-    pub default_subnet: String,
+    /// Subnet of the default network `hull` (bridge hull0), used when it is first created;
+    /// `None`: the first free /16 of hull's pool (see [`crate::pool`]).
+    pub default_subnet: Option<String>,
     /// Turn on net.ipv4.ip_forward when a masquerading network is used (podman does).
     pub ip_forward: bool,
     /// The host's resolv.conf.
@@ -35,7 +36,7 @@ pub struct NetOptions {
 impl Default for NetOptions {
     fn default() -> Self {
         NetOptions {
-            default_subnet: DEFAULT_SUBNET.to_string(),
+            default_subnet: None,
             ip_forward: true,
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             hosts: PathBuf::from("/etc/hosts"),
@@ -48,7 +49,7 @@ impl NetOptions {
     pub fn from_env() -> Self {
         let mut o = NetOptions::default();
         if let Ok(s) = std::env::var("HULL_DEFAULT_SUBNET") {
-            o.default_subnet = s;
+            o.default_subnet = Some(s);
         }
         o
     }
@@ -133,25 +134,30 @@ impl Net {
         Ok(network::create(&mut self.conn, spec)?)
     }
 
-    /// A free /24 for a network created without `--subnet`: the first 10.89.N.0/24 (as
-    /// podman picks) that overlaps neither a hull network nor a host interface address.
+    /// A free /24 for a network created without `--subnet` (see [`crate::pool`]).
     pub fn free_subnet(&mut self) -> Result<String, NetError> {
-        let taken: Vec<Ipv4Net> = self.networks()?.iter().map(|n| n.subnet).collect();
-        for n in 0..=255u8 {
-            let candidate = Ipv4Net::containing(Ipv4Addr::new(10, 89, n, 0), 24);
-            if taken.iter().any(|t| t.overlaps(&candidate)) {
-                continue;
-            }
-            if check_host_overlap(&candidate.to_string()).is_ok() {
-                return Ok(candidate.to_string());
-            }
-        }
-        Err(network::NetworkError::NoFreeSubnet.into())
+        self.free_block(24)
     }
 
-    /// The default network, created on first use.
+    fn free_block(&mut self, prefix: u8) -> Result<String, NetError> {
+        let mut taken: Vec<Ipv4Net> = self.networks()?.iter().map(|n| n.subnet).collect();
+        taken.extend(crate::pool::host_routes()?);
+        crate::pool::pick(crate::pool::pool(), prefix, &taken)
+            .map(|n| n.to_string())
+            .ok_or_else(|| network::NetworkError::NoFreeSubnet(prefix).into())
+    }
+
+    /// The default network, created on first use (on HULL_DEFAULT_SUBNET, or the first free
+    /// /16 of the pool).
     pub fn default_network(&mut self) -> Result<Network, NetError> {
-        let mut spec = NetworkSpec::new(DEFAULT_NETWORK, &self.opts.default_subnet);
+        let subnet = match &self.opts.default_subnet {
+            Some(s) => s.clone(),
+            None => match network::get(&self.conn, DEFAULT_NETWORK)? {
+                Some(n) => return Ok(n),
+                None => self.free_block(16)?,
+            },
+        };
+        let mut spec = NetworkSpec::new(DEFAULT_NETWORK, &subnet);
         spec.bridge = Some(DEFAULT_BRIDGE.to_string());
         Ok(network::ensure(&mut self.conn, &spec)?)
     }

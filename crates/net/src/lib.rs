@@ -14,5 +14,6 @@ pub mod netlink;
 pub mod netns;
 pub mod network;
 pub mod nft;
+pub mod pool;
 pub mod ports;
 pub mod sysctl;

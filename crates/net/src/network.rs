@@ -12,7 +12,6 @@ use crate::db::{self, DbError};
 /// Name of the default network, and its bridge.
 pub const DEFAULT_NETWORK: &str = "hull";
 pub const DEFAULT_BRIDGE: &str = "hull0";
-pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
 pub const DEFAULT_MTU: u32 = 1500;
 
 /// Errors about network definitions.
@@ -50,8 +49,8 @@ pub enum NetworkError {
     },
     #[error("bridge {bridge} is already used by network {network}")]
     BridgeTaken { bridge: String, network: String },
-    #[error("no free subnet left in 10.89.0.0/16; give one with --subnet")]
-    NoFreeSubnet,
+    #[error("no free /{0} left in hull's address pool 10.80.0.0/13 (taken by networks or host routes); give one with --subnet")]
+    NoFreeSubnet(u8),
     #[error("{0} is the default network and cannot be removed")]
     Default(String),
     #[error("no network named {0}")]

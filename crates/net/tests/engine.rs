@@ -21,7 +21,7 @@ fn open(dir: &Path) -> Net {
     let resolv = dir.join("resolv.conf");
     std::fs::write(&resolv, "nameserver 127.0.0.53\nsearch test\n").unwrap();
     let opts = NetOptions {
-        default_subnet: "10.239.0.0/16".to_string(),
+        default_subnet: Some("10.239.0.0/16".to_string()),
         ip_forward: false,
         resolv_conf: resolv,
         hosts: "/etc/hosts".into(),

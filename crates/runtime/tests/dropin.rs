@@ -521,7 +521,7 @@ fn containerd_shim_runs_execs_and_kills() {
     assert!(common::leaked_cgroups("hull-ctr-two").is_empty());
 }
 
-const DOCKER: &str = "/usr/bin/docker";
+use hull_testkit::dockerd::{DOCKER, DOCKERD};
 
 /// A private dockerd (docker.io 20.10; /usr/local/bin/docker may be an unrelated newer CLI) on
 /// its own containerd: its own data and exec roots, socket, pidfile and key, no bridge and no
@@ -545,39 +545,18 @@ impl Docker {
         let dir = std::env::temp_dir().join(format!("hull-docker-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        // Only the config file can move the trust key, which defaults to /etc/docker/key.json.
-        let config = serde_json::json!({"deprecated-key-path": dir.join("key.json")});
-        std::fs::write(dir.join("daemon.json"), config.to_string()).unwrap();
         let made_run_docker = !Path::new("/run/docker").exists();
         let had_key = Path::new(HOST_KEY).exists();
+        let mut cmd = hull_testkit::dockerd::dockerd(&dir).unwrap();
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let daemon = Command::new("/usr/sbin/dockerd")
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("docker.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", dir.join("docker.sock").display()))
+        let daemon = cmd
             .arg("--containerd")
             .arg(ctrd.dir.join("containerd.sock"))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--ip-forward=false",
-                "--userland-proxy=false",
-                "--storage-driver=vfs",
-                // This host's hard RLIMIT_NOFILE is below docker's defaults, and raising it needs
-                // CAP_SYS_RESOURCE.
-                "--default-ulimit=nofile=4096:4096",
-            ])
+            // This host's hard RLIMIT_NOFILE is below docker's defaults, and raising it needs
+            // CAP_SYS_RESOURCE.
+            .arg("--default-ulimit=nofile=4096:4096")
             .arg(format!("--cgroup-parent={}", ctrd.cgroup_parent.path))
             .arg(format!("--add-runtime=hull={}", runtime_bin()))
-            .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -596,13 +575,7 @@ impl Docker {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(DOCKER);
-        cmd.arg("-H")
-            .arg(format!("unix://{}", self.dir.join("docker.sock").display()))
-            .args(args)
-            .env("DOCKER_CONFIG", self.dir.join("cli"))
-            .stdin(Stdio::null());
-        cmd
+        hull_testkit::dockerd::docker(&self.dir, args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -698,7 +671,7 @@ fn docker_runs_execs_updates_and_resizes() {
     if !can_run() {
         return;
     }
-    if !Path::new(DOCKER).exists() || !Path::new("/usr/sbin/dockerd").exists() {
+    if !Path::new(DOCKER).exists() || !Path::new(DOCKERD).exists() {
         hull_testkit::skip!("docker.io is not installed (apt-get install docker.io)");
     }
     if !have("containerd") || !have("ctr") {

@@ -6,24 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hull_engine::EngineError;
 
-/// Bytes in SI units ("12.3MB").
+/// Bytes as docker prints them in `images`, `system df`, `stats`: decimal units and three
+/// significant digits ("4.26MB", "10.2kB", "999B"), go-units' `HumanSizeWithPrecision(n, 3)`.
 pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + UNITS[u]
-    }
+    si_size3(bytes)
 }
 
 /// Go's `%.{digits}g` of `v`: that many significant digits, trailing zeros dropped.
@@ -45,6 +31,12 @@ fn scaled(bytes: u64, base: f64, units: &[&str], digits: usize) -> String {
         v /= base;
         u += 1;
     }
+    // A value that rounds to more digits than asked (999.6 at three) moves to the next unit,
+    // where Go's %g would print "1e+03".
+    if format!("{v:.0}").len() > digits && u < units.len() - 1 {
+        v /= base;
+        u += 1;
+    }
     format!("{}{}", significant(v, digits), units[u])
 }
 
@@ -59,12 +51,41 @@ pub fn si_size3(bytes: u64) -> String {
 }
 
 /// Seconds since the epoch of an RFC 3339 time.
-fn parse_rfc3339(s: &str) -> Option<i64> {
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
     hull_engine::times::parse_rfc3339(s)
         .and_then(|n| i64::try_from(n.div_euclid(1_000_000_000)).ok())
 }
 
-/// "3 minutes ago" for an RFC 3339 time; the raw text when it does not parse.
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A duration as docker words it (go-units' `HumanDuration`): "Less than a second",
+/// "About a minute", "47 hours", "2 weeks"...
+pub fn duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let hours = (s + 1800) / 3600;
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", s / 3600 / 24 / 365),
+    }
+}
+
+/// "2 hours ago" for an RFC 3339 time, as docker's CREATED column; the raw text when it
+/// does not parse.
 pub fn age(created: Option<&str>) -> String {
     let Some(c) = created else {
         return "N/A".into();
@@ -72,20 +93,7 @@ pub fn age(created: Option<&str>) -> String {
     let Some(t) = parse_rfc3339(c) else {
         return c.to_string();
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let s = (now - t).max(0);
-    let (n, unit) = match s {
-        0..=59 => (s, "second"),
-        60..=3599 => (s / 60, "minute"),
-        3600..=86399 => (s / 3600, "hour"),
-        86400..=2_591_999 => (s / 86400, "day"),
-        2_592_000..=31_535_999 => (s / 2_592_000, "month"),
-        _ => (s / 31_536_000, "year"),
-    };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+    format!("{} ago", duration(now() - t))
 }
 
 /// Prints rows as left-aligned columns separated by three spaces.
@@ -193,6 +201,41 @@ impl Template {
     }
 }
 
+/// Prints JSON objects (one per item) through `--format` template `text`: `{{.Key}}` is the
+/// object's field (an array's items joined by ","); a `table` template titles each field by
+/// `titles` (field, title), else by its name in capitals.
+pub fn print_json_rows(
+    text: &str,
+    rows: &[serde_json::Value],
+    titles: &[(&str, &str)],
+) -> Result<(), EngineError> {
+    let fields: Vec<&str> = rows
+        .first()
+        .and_then(|r| r.as_object())
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_else(|| titles.iter().map(|(f, _)| *f).collect());
+    let t = Template::parse(text, &fields)?;
+    let value = |r: &serde_json::Value, name: &str| match &r[name] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let items: Vec<_> = rows.iter().map(|r| move |f: &str| value(r, f)).collect();
+    let title = |name: &str| {
+        titles
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map_or_else(|| name.to_uppercase(), |(_, t)| (*t).to_string())
+    };
+    t.print(&items, &title);
+    Ok(())
+}
+
 /// docker's prompt before a prune: `what` it removes; no answer (or no terminal to ask on) is
 /// no.
 pub fn confirm(what: &str) -> anyhow::Result<bool> {
@@ -213,8 +256,19 @@ pub fn confirm(what: &str) -> anyhow::Result<bool> {
 mod tests {
     #[test]
     fn sizes_and_times() {
+        assert_eq!(super::size(0), "0B");
         assert_eq!(super::size(999), "999B");
-        assert_eq!(super::size(1_234_000), "1.234MB");
+        assert_eq!(super::size(10_240), "10.2kB");
+        assert_eq!(super::size(4_261_000), "4.26MB");
+        assert_eq!(super::size(1_234_000), "1.23MB");
+        assert_eq!(super::size(1_000_000), "1MB");
+        assert_eq!(super::size(123_456_789), "123MB");
+        assert_eq!(super::size(999_600), "1MB", "rounds into the next unit");
+        assert_eq!(
+            super::binary_size(1_048_575),
+            "1024KiB",
+            "four digits hold 1024"
+        );
         assert_eq!(super::binary_size(1536 * 1024), "1.5MiB");
         assert_eq!(super::binary_size(64 << 20), "64MiB");
         assert_eq!(super::binary_size(1000), "1000B");
@@ -225,6 +279,19 @@ mod tests {
             super::parse_rfc3339("2000-02-29T01:00:00.5+01:00"),
             Some(951_782_400)
         );
+    }
+
+    #[test]
+    fn durations_as_docker() {
+        assert_eq!(super::duration(0), "Less than a second");
+        assert_eq!(super::duration(5), "5 seconds");
+        assert_eq!(super::duration(90), "About a minute");
+        assert_eq!(super::duration(7200), "2 hours");
+        assert_eq!(super::duration(47 * 3600), "47 hours");
+        assert_eq!(super::duration(3 * 86400), "3 days");
+        assert_eq!(super::duration(21 * 86400), "3 weeks");
+        assert_eq!(super::duration(90 * 86400), "3 months");
+        assert_eq!(super::duration(3 * 365 * 86400), "3 years");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod container_ops;
 mod files;
 mod format;
 mod image;
+mod images;
 mod network;
 mod progress;
 mod ps;

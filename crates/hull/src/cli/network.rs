@@ -6,7 +6,9 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Subcommand;
 use hull_net::engine::Net;
-use hull_net::network::NetworkSpec;
+use hull_net::network::{Network, NetworkSpec};
+
+use super::format;
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
@@ -14,7 +16,8 @@ pub enum NetworkCommand {
     Create {
         /// Network name.
         name: String,
-        /// IPv4 subnet in CIDR form, e.g. 10.89.0.0/24 (default: the first free 10.89.N.0/24).
+        /// IPv4 subnet in CIDR form, e.g. 10.80.5.0/24 (default: the first free /24 of
+        /// 10.80.0.0/13 that no network uses and the host does not route).
         #[arg(long)]
         subnet: Option<String>,
         /// Gateway address (default: the subnet's first address).
@@ -36,15 +39,24 @@ pub enum NetworkCommand {
         /// Print names only.
         #[arg(short, long)]
         quiet: bool,
+        /// Full network ids.
+        #[arg(long)]
+        no_trunc: bool,
+        /// table (default), json (one object per line, with subnets), or a template such as
+        /// '{{.Name}} {{.Subnets}}'.
+        #[arg(long, default_value = "table")]
+        format: String,
     },
     /// Show networks as JSON.
     Inspect {
+        /// Network names.
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Remove networks that no container uses.
     #[command(alias = "remove")]
     Rm {
+        /// Network names.
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -53,6 +65,20 @@ pub enum NetworkCommand {
 }
 
 pub fn run(root: &Path, cmd: NetworkCommand) -> anyhow::Result<()> {
+    // Read-only commands on a root that does not exist yet create nothing.
+    if !root.join("hull.db").exists() {
+        match &cmd {
+            NetworkCommand::Ls {
+                quiet,
+                no_trunc,
+                format,
+            } => return list(&[], *quiet, *no_trunc, format),
+            NetworkCommand::Inspect { names } => {
+                anyhow::bail!("no network named {}", names[0])
+            }
+            _ => {}
+        }
+    }
     let mut net = Net::open(root)?;
     match cmd {
         NetworkCommand::Create {
@@ -75,36 +101,23 @@ pub fn run(root: &Path, cmd: NetworkCommand) -> anyhow::Result<()> {
             let n = net.create_network(&spec)?;
             println!("{}", n.name);
         }
-        NetworkCommand::Ls { quiet } => {
+        NetworkCommand::Ls {
+            quiet,
+            no_trunc,
+            format,
+        } => {
             net.default_network()?;
-            let nets = net.networks()?;
-            if !quiet {
-                println!(
-                    "{:<20} {:<12} {:<18} {:<15} INTERNAL",
-                    "NAME", "BRIDGE", "SUBNET", "GATEWAY"
-                );
-            }
-            for n in nets {
-                if quiet {
-                    println!("{}", n.name);
-                } else {
-                    println!(
-                        "{:<20} {:<12} {:<18} {:<15} {}",
-                        n.name,
-                        n.bridge,
-                        n.subnet.to_string(),
-                        n.gateway.to_string(),
-                        n.internal
-                    );
-                }
-            }
+            list(&net.networks()?, quiet, no_trunc, &format)?;
         }
         NetworkCommand::Inspect { names } => {
-            let nets = names
-                .iter()
-                .map(|n| net.network(n))
-                .collect::<Result<Vec<_>, _>>()?;
-            println!("{}", serde_json::to_string_pretty(&nets)?);
+            let mut docs = Vec::new();
+            for n in &names {
+                let n = net.network(n)?;
+                let mut v = serde_json::to_value(&n)?;
+                v["created"] = created(&n).into();
+                docs.push(v);
+            }
+            println!("{}", serde_json::to_string_pretty(&docs)?);
         }
         NetworkCommand::Rm { names } => {
             for name in names {
@@ -118,6 +131,80 @@ pub fn run(root: &Path, cmd: NetworkCommand) -> anyhow::Result<()> {
                 println!("removed {id} {ifname}");
             }
         }
+    }
+    Ok(())
+}
+
+/// Titles of the fields for a `table ...` template, as docker's.
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("CreatedAt", "CREATED AT"),
+];
+
+/// A network's creation time in RFC 3339, as docker prints dates.
+fn created(n: &Network) -> String {
+    hull_image::time::rfc3339(u64::try_from(n.created).unwrap_or(0))
+}
+
+/// docker's `network ls --format json` object, with the subnets and gateway beside.
+fn json_row(n: &Network, no_trunc: bool) -> serde_json::Value {
+    let id = if no_trunc {
+        n.id.clone()
+    } else {
+        n.id.chars().take(12).collect()
+    };
+    serde_json::json!({
+        "ID": id,
+        "Name": n.name,
+        "Driver": "bridge",
+        "Scope": "local",
+        "IPv6": "false",
+        "Internal": n.internal.to_string(),
+        "CreatedAt": created(n),
+        "Subnets": [n.subnet.to_string()],
+        "Gateway": n.gateway.to_string(),
+        "Bridge": n.bridge,
+        "Labels": "",
+    })
+}
+
+/// `network ls`: docker's columns (NETWORK ID, NAME, DRIVER, SCOPE), json lines or a
+/// template.
+fn list(nets: &[Network], quiet: bool, no_trunc: bool, fmt: &str) -> anyhow::Result<()> {
+    if quiet {
+        for n in nets {
+            println!("{}", n.name);
+        }
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = nets.iter().map(|n| json_row(n, no_trunc)).collect();
+    match fmt {
+        "table" => {
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    ["ID", "Name", "Driver", "Scope"]
+                        .iter()
+                        .map(|k| r[*k].as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .collect();
+            format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &cells);
+        }
+        "json" => {
+            for r in &rows {
+                println!("{r}");
+            }
+        }
+        tmpl if tmpl.contains("{{") => {
+            format::print_json_rows(tmpl, &rows, HEADERS)?;
+        }
+        other => anyhow::bail!(
+            "--format {other:?}: expected table, json or a template like '{{{{.Name}}}}'"
+        ),
     }
     Ok(())
 }

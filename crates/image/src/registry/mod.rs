@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 pub use auth::{config_path, credentials};
 pub use pull::{pull, PullReport};
-pub use push::push;
+pub use push::{push, PushCompression, PushReport};
 
 use crate::store::StoreError;
 
@@ -184,6 +184,60 @@ fn client_config(
         ..Default::default()
     };
     Ok(config)
+}
+
+/// A failed https request to a registry that answers plain http is, almost always, a
+/// registry without TLS: the error says so, and how to reach it.
+pub(crate) fn plain_http_hint(
+    err: RegistryError,
+    reference: &oci_client::Reference,
+    opts: &RegistryOptions,
+) -> RegistryError {
+    if opts.insecure || !matches!(err, RegistryError::Registry { .. }) {
+        return err;
+    }
+    let registry = reference.resolve_registry().to_string();
+    if !speaks_plain_http(&registry) {
+        return err;
+    }
+    let advice = if is_loopback(reference.registry()) {
+        "add --insecure to use plain http"
+    } else {
+        "hull allows plain http (--insecure) only for a loopback registry"
+    };
+    RegistryError::Invalid {
+        what: format!("registry {registry}"),
+        reason: format!("server gave an HTTP response to an HTTPS client: {advice}"),
+    }
+}
+
+/// Whether `host:port` answers an HTTP/1.0 request in plain text (short timeouts: this only
+/// runs after a request already failed).
+fn speaks_plain_http(registry: &str) -> bool {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let addr = if registry
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        registry.to_string()
+    } else {
+        format!("{registry}:443")
+    };
+    let Some(sa) = addr.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+        return false;
+    };
+    let t = std::time::Duration::from_secs(2);
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&sa, t) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(t));
+    let _ = s.set_write_timeout(Some(t));
+    if s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).is_ok() && &head == b"HTTP/"
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, RegistryError> {

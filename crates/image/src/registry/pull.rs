@@ -31,6 +31,10 @@ const ATTEMPTS: u32 = 3;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PullReport {
     pub manifest: Digest,
+    /// The image id (config digest), as `images` shows it.
+    pub id: Digest,
+    /// The name already pointed at this manifest: nothing new was stored.
+    pub up_to_date: bool,
     pub name: Option<String>,
     pub downloaded: usize,
     pub skipped: usize,
@@ -61,7 +65,9 @@ pub fn pull(
     let client = Client::new(client_config(&reference, opts)?);
     let rt = runtime()?;
     let lock = store.lock_shared()?;
-    let (bytes, digest) = rt.block_on(fetch_manifest(&client, &auth, &reference))?;
+    let (bytes, digest) = rt
+        .block_on(fetch_manifest(&client, &auth, &reference))
+        .map_err(|e| super::plain_http_hint(e, &reference, opts))?;
     let m = match manifest::parse_document(&bytes, &digest.to_string(), None)
         .map_err(crate::StoreError::from)?
     {
@@ -104,10 +110,22 @@ pub fn pull(
         .transpose()
         .map_err(crate::StoreError::from)?;
     let names: Vec<String> = tag.iter().cloned().collect();
+    let had = match &tag {
+        Some(t) => store.db().manifest_for_tag(t),
+        None => store
+            .db()
+            .image(&digest.to_string())
+            .map(|r| r.map(|r| r.manifest)),
+    }
+    .map_err(crate::StoreError::from)?;
+    let up_to_date = had.as_deref() == Some(digest.to_string().as_str());
     let manifest = store.record(&bytes, Some(&digest), &names)?;
+    let id = store.image_id(&manifest)?;
     drop(lock);
     Ok(PullReport {
         manifest,
+        id,
+        up_to_date,
         name: tag,
         downloaded,
         skipped,

@@ -87,8 +87,21 @@ pub(super) fn load_from(
     Ok(out)
 }
 
-/// `load`: an OCI layout or a docker archive, told apart by their index files.
+/// `load`: an OCI layout or a docker archive, told apart by their index files. All or
+/// nothing: an archive with one bad member leaves nothing in the store.
 pub fn load(
+    store: &mut ImageStore,
+    path: &Path,
+    name: Option<&str>,
+) -> Result<Vec<(Digest, Vec<String>)>, SourceError> {
+    store.all_or_nothing(|store| {
+        // Held throughout: a docker archive's blobs are stored before its image is.
+        let _lock = store.lock_shared()?;
+        load_any(store, path, name)
+    })
+}
+
+fn load_any(
     store: &mut ImageStore,
     path: &Path,
     name: Option<&str>,

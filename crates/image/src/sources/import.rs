@@ -88,14 +88,22 @@ pub(crate) fn finish_image(
     store.record(&bytes, None, names)
 }
 
-/// Imports a rootfs tarball as a new one-layer image named `name` (if given).
+/// Imports a rootfs tarball as a new one-layer image named `name` (if given); returns the
+/// manifest digest. A rejected tarball leaves nothing in the store.
 pub fn import_tar(
     store: &mut ImageStore,
     r: &mut dyn Read,
     name: Option<&str>,
 ) -> Result<Digest, SourceError> {
-    let _lock = store.lock_shared()?;
-    let layer = add_layer(store, r, None, None)?;
-    let names: Vec<String> = name.map(|n| vec![n.to_string()]).unwrap_or_default();
-    Ok(finish_image(store, None, layer, "hull import", &names)?)
+    // Checked first, so that a bad name does not cost an unpack.
+    let names: Vec<String> = name
+        .map(|n| crate::reference::normalize_tag(n).map(|_| vec![n.to_string()]))
+        .transpose()
+        .map_err(StoreError::from)?
+        .unwrap_or_default();
+    store.all_or_nothing(|store| {
+        let _lock = store.lock_shared()?;
+        let layer = add_layer(store, r, None, None)?;
+        Ok(finish_image(store, None, layer, "hull import", &names)?)
+    })
 }

@@ -5,6 +5,7 @@
 mod archive;
 mod commit;
 mod docker;
+mod docker_save;
 mod import;
 mod layout;
 mod save;
@@ -17,7 +18,7 @@ pub use commit::{commit, commit_with, CommitSpec, ConfigEdit};
 pub use docker::{load, load_docker_archive};
 pub use import::import_tar;
 pub use layout::load_layout;
-pub use save::save;
+pub use save::{save, SaveFormat};
 
 use crate::store::{ImageStore, StoreError};
 

@@ -168,13 +168,15 @@ impl Db {
             .optional()?)
     }
 
-    /// Manifests whose manifest or config digest hex starts with `prefix`.
-    pub fn manifests_by_prefix(&self, prefix: &str) -> Result<Vec<String>, DbError> {
+    /// (manifest, config) of the images whose manifest or config digest hex starts with
+    /// `prefix`, newest first.
+    pub fn manifests_by_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, DbError> {
         let pat = format!("sha256:{prefix}%");
         let mut st = self.conn.prepare(
-            "SELECT digest FROM image_manifests WHERE digest LIKE ?1 OR config_digest LIKE ?1",
+            "SELECT digest, config_digest FROM image_manifests
+             WHERE digest LIKE ?1 OR config_digest LIKE ?1 ORDER BY added DESC, digest",
         )?;
-        let rows = st.query_map([pat], |r| r.get(0))?;
+        let rows = st.query_map([pat], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -250,11 +252,80 @@ impl Db {
         Ok(())
     }
 
+    /// Each layer's uncompressed tar size, by chain id.
+    pub fn layer_tar_sizes(&self) -> Result<std::collections::HashMap<String, u64>, DbError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT chain_id, tar_size FROM image_layers")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (k, v) = row?;
+            out.insert(k, to_u64(v));
+        }
+        Ok(out)
+    }
+
+    /// The chain ids some manifest uses.
+    pub fn used_layers(&self) -> Result<std::collections::HashSet<String>, DbError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT chain_id FROM image_manifest_layers")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets an unpacked layer's row.
+    pub fn forget_layer(&self, chain: &str) -> Result<(), DbError> {
+        self.conn
+            .execute("DELETE FROM image_layers WHERE chain_id = ?1", [chain])?;
+        Ok(())
+    }
+
+    /// One more `image mount` of `manifest`.
+    pub fn add_mount(&self, manifest: &str) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO image_mounts (manifest, count) VALUES (?1, 1)
+             ON CONFLICT(manifest) DO UPDATE SET count = count + 1",
+            [manifest],
+        )?;
+        Ok(())
+    }
+
+    /// Sets the mount count of `manifest`; zero forgets it.
+    pub fn set_mount(&self, manifest: &str, count: u64) -> Result<(), DbError> {
+        if count == 0 {
+            self.conn
+                .execute("DELETE FROM image_mounts WHERE manifest = ?1", [manifest])?;
+        } else {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO image_mounts (manifest, count) VALUES (?1, ?2)",
+                params![manifest, to_i64(count)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// How many `image mount`s of `manifest` are counted (one if the mount is older than the
+    /// count: it has at least its own).
+    pub fn mount_count(&self, manifest: &str) -> Result<u64, DbError> {
+        let n: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT count FROM image_mounts WHERE manifest = ?1",
+                [manifest],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(n.map_or(1, to_u64).max(1))
+    }
+
     /// Deletes a manifest row with its tags, holders and layer list.
     pub fn delete_manifest(&mut self, manifest: &str) -> Result<(), DbError> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM image_tags WHERE manifest = ?1", [manifest])?;
         tx.execute("DELETE FROM image_holders WHERE manifest = ?1", [manifest])?;
+        tx.execute("DELETE FROM image_mounts WHERE manifest = ?1", [manifest])?;
         tx.execute(
             "DELETE FROM image_manifest_layers WHERE manifest = ?1",
             [manifest],

@@ -24,13 +24,17 @@ pub struct PruneReport {
     pub bytes: u64,
 }
 
-/// Disk used by images: shared layers are counted once.
+/// Disk used by images: shared layers are counted once. Per image sizes are those `images`
+/// shows.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct DiskUsage {
     pub images: usize,
     pub layers: usize,
-    /// Bytes of all unpacked layers.
+    /// Bytes of all unpacked layers, as the disk counts them.
     pub layers_bytes: u64,
+    /// Size of all images, each layer once, by the measure `images` shows (the layers'
+    /// uncompressed tar size, as docker's).
+    pub images_bytes: u64,
     /// Bytes of stored blobs (compressed layers, manifests, configs).
     pub blobs_bytes: u64,
     /// Per image: (name or id, total, shared with another image, unique).
@@ -45,6 +49,18 @@ pub struct ImageUsage {
     pub size: u64,
     pub shared: u64,
     pub unique: u64,
+}
+
+/// Stored names as users type them ("busybox:latest"), comma-separated.
+fn shown(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            let (r, t) = reference::display(n);
+            format!("{r}:{t}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Disk blocks used under `path` (hard links counted once, symlinks not followed).
@@ -70,64 +86,102 @@ pub fn du(path: &Path) -> u64 {
 }
 
 impl ImageStore {
-    /// `rmi`: by name, removes that name (and the image when it was its last one); by id,
-    /// removes the image. Refuses an image a container holds unless `force`.
+    /// `rmi`, as docker's: by name, removes that name, and the image with its last name; by
+    /// id, removes the image, which must have at most one name unless `force`. An image a
+    /// container holds is refused unless `force`, which then only removes its names: the
+    /// container keeps its layers and the image stays, unnamed, until the container goes.
     pub fn remove(&mut self, image: &str, force: bool) -> Result<RemoveReport, StoreError> {
         let _lock = self.lock_exclusive()?;
-        let manifest = self.resolve(image)?;
-        let m = manifest.to_string();
-        let row = self
-            .db
-            .image(&m)?
-            .ok_or_else(|| StoreError::NotFound(image.to_string()))?;
-        let holders = self.db.holders(&m)?;
+        // The image is the config: every manifest of it goes with its last name.
+        let first = self.resolve(image)?;
+        let manifests = self.resolve_all(&self.image_id(&first)?.to_string())?;
+        let mut rows = Vec::new();
+        for m in &manifests {
+            let m = m.to_string();
+            let row = self
+                .db
+                .image(&m)?
+                .ok_or_else(|| StoreError::NotFound(image.to_string()))?;
+            rows.push(row);
+        }
+        let names: Vec<String> = rows.iter().flat_map(|r| r.names.iter().cloned()).collect();
+        let mut holders = Vec::new();
+        for r in &rows {
+            holders.extend(self.db.holders(&r.manifest)?);
+        }
         let by_name = reference::normalize_tag(image)
             .ok()
-            .filter(|n| row.names.contains(n));
+            .filter(|n| names.contains(n));
         let mut report = RemoveReport::default();
         if let Some(name) = &by_name {
-            if row.names.len() > 1 {
+            if names.len() > 1 {
                 self.db.untag(name)?;
                 report.untagged.push(name.clone());
                 return Ok(report);
             }
-        } else if row.names.len() > 1 && !force {
+        } else if names.len() > 1 && !force {
             return Err(StoreError::MultipleNames {
                 image: image.to_string(),
-                names: row.names.join(", "),
+                names: shown(&names),
             });
         }
-        if !holders.is_empty() && !force {
-            return Err(StoreError::InUse {
-                image: image.to_string(),
-                holders: holders.join(", "),
-            });
-        }
-        let mnt = self.root().join("mounts").join(manifest.hex());
-        if crate::overlay::is_mounted(&mnt) {
+        if !holders.is_empty() {
             if !force {
                 return Err(StoreError::InUse {
                     image: image.to_string(),
-                    holders: "an image mount (hull image unmount)".into(),
+                    holders: holders.join(", "),
                 });
             }
-            crate::overlay::unmount(&mnt)?;
-            let _ = std::fs::remove_dir(&mnt);
+            for n in &names {
+                self.db.untag(n)?;
+            }
+            report.untagged = names;
+            return Ok(report);
         }
-        report.untagged.extend(row.names.iter().cloned());
-        self.db.delete_manifest(&m)?;
-        report.deleted.push(row.config.clone());
+        for r in &rows {
+            self.release_mount(image, &r.manifest, force)?;
+        }
+        for r in &rows {
+            self.db.delete_manifest(&r.manifest)?;
+        }
+        report.untagged = names;
+        report.deleted.push(rows[0].config.clone());
         self.collect()?;
         Ok(report)
     }
 
+    /// Before an image is deleted: its `image mount` is refused, or unmounted with `force`.
+    fn release_mount(&self, image: &str, manifest: &str, force: bool) -> Result<(), StoreError> {
+        let Ok(d) = manifest.parse::<Digest>() else {
+            return Ok(());
+        };
+        let mnt = self.root().join("mounts").join(d.hex());
+        if !crate::overlay::is_mounted(&mnt) {
+            return Ok(());
+        }
+        if !force {
+            return Err(StoreError::InUse {
+                image: image.to_string(),
+                holders: "an image mount (hull image unmount)".into(),
+            });
+        }
+        self.force_unmount(&d)
+    }
+
     /// `image prune`: removes images without a name (all unused ones with `all`) that no
-    /// container holds, then every layer and blob nothing references.
+    /// container holds and no `image mount` shows, then every layer and blob nothing references.
     pub fn prune(&mut self, all: bool) -> Result<PruneReport, StoreError> {
         let _lock = self.lock_exclusive()?;
         let mut report = PruneReport::default();
         for row in self.db.images()? {
-            if (all || row.names.is_empty()) && self.db.holders(&row.manifest)?.is_empty() {
+            // An `image mount` uses its layers as a container does.
+            let mounted = row.manifest.parse::<Digest>().is_ok_and(|d| {
+                crate::overlay::is_mounted(&self.root().join("mounts").join(d.hex()))
+            });
+            if (all || row.names.is_empty())
+                && !mounted
+                && self.db.holders(&row.manifest)?.is_empty()
+            {
                 self.db.delete_manifest(&row.manifest)?;
                 report.images.push(row.config);
             }
@@ -184,7 +238,11 @@ impl ImageStore {
     /// `system df` for images: each layer dir measured once, and attributed to the images
     /// that use it as shared (several images) or unique (one image).
     pub fn disk_usage(&self) -> Result<DiskUsage, StoreError> {
-        let images = self.db.images()?;
+        // Manifests of one config are one image (as `images` lists them), with one set of
+        // layers: the newest stands for it.
+        let mut seen = HashSet::new();
+        let mut images = self.db.images()?;
+        images.retain(|row| seen.insert(row.config.clone()));
         let mut users: HashMap<String, usize> = HashMap::new();
         let mut per: Vec<(String, String, Vec<String>)> = Vec::new();
         for row in &images {
@@ -209,16 +267,22 @@ impl ImageStore {
                 .unwrap_or_else(|| row.config.chars().skip(7).take(12).collect());
             per.push((label, row.config.clone(), chains));
         }
-        let mut sizes: HashMap<String, u64> = HashMap::new();
+        let tar_sizes = self.layer_sizes()?;
+        let mut disk = 0;
         for c in users.keys() {
             if let Ok(d) = c.parse::<Digest>() {
-                sizes.insert(c.clone(), du(&self.layers.path(&d)));
+                disk += du(&self.layers.path(&d));
             }
         }
+        let sizes: HashMap<String, u64> = users
+            .keys()
+            .map(|c| (c.clone(), tar_sizes.get(c).copied().unwrap_or(0)))
+            .collect();
         let mut usage = DiskUsage {
             images: images.len(),
             layers: sizes.len(),
-            layers_bytes: sizes.values().sum(),
+            layers_bytes: disk,
+            images_bytes: sizes.values().sum(),
             blobs_bytes: du(self.blobs.dir()),
             per_image: Vec::new(),
         };

@@ -56,23 +56,46 @@ fn dig(s: &str) -> Result<Digest, StoreError> {
 }
 
 impl ImageStore {
-    /// The manifest digest for a name (`busybox`, `repo:tag`), an id prefix or a digest.
+    /// The manifest digest for a name (`busybox`, `repo:tag`), an image id (the config
+    /// digest, as `images` shows it) or a manifest digest, or a unique prefix of either. An id
+    /// several manifests share (one image loaded from two sources) is one image: the newest
+    /// of them answers.
     pub fn resolve(&self, name: &str) -> Result<Digest, StoreError> {
+        let all = self.resolve_all(name)?;
+        all.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+
+    /// Every manifest `name` means, newest first: one for a name, all those sharing the image
+    /// id for an id. Errors when an id prefix matches several images.
+    pub fn resolve_all(&self, name: &str) -> Result<Vec<Digest>, StoreError> {
         if let Ok(n) = reference::normalize_tag(name) {
             if let Some(m) = self.db.manifest_for_tag(&n)? {
-                return dig(&m);
+                return Ok(vec![dig(&m)?]);
             }
         }
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
-        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hits = self.db.manifests_by_prefix(&hex.to_ascii_lowercase())?;
-            return match hits.as_slice() {
-                [one] => dig(one),
-                [] => Err(StoreError::NotFound(name.to_string())),
-                _ => Err(StoreError::Ambiguous(name.to_string())),
+            let Some((_, config)) = hits.first() else {
+                return Err(StoreError::NotFound(name.to_string()));
             };
+            if hits.iter().any(|(_, c)| c != config) {
+                return Err(StoreError::Ambiguous(name.to_string()));
+            }
+            return hits.iter().map(|(m, _)| dig(m)).collect();
         }
         Err(StoreError::NotFound(name.to_string()))
+    }
+
+    /// The image id (config digest) of a stored manifest: what `images` shows.
+    pub fn image_id(&self, manifest: &Digest) -> Result<Digest, StoreError> {
+        let row = self
+            .db
+            .image(&manifest.to_string())?
+            .ok_or_else(|| StoreError::NotFound(manifest.to_string()))?;
+        dig(&row.config)
     }
 
     /// Parses a stored manifest.
@@ -266,26 +289,31 @@ impl ImageStore {
         Ok(self.db.release(holder)?)
     }
 
+    /// The size of each layer (by chain id) as images count it: its uncompressed tar size,
+    /// as docker's `images` and `system df` do. The one size rule of the store.
+    pub(crate) fn layer_sizes(&self) -> Result<HashMap<String, u64>, StoreError> {
+        Ok(self.db.layer_tar_sizes()?)
+    }
+
     /// All images, newest first.
     pub fn list(&self) -> Result<Vec<ImageInfo>, StoreError> {
-        let sizes: HashMap<String, u64> = {
-            let mut st = self
-                .db
-                .conn
-                .prepare("SELECT chain_id, tar_size FROM image_layers")
-                .map_err(super::DbError::from)?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(super::DbError::from)?;
-            rows.filter_map(Result::ok)
-                .map(|(k, v)| (k, u64::try_from(v).unwrap_or(0)))
-                .collect()
-        };
-        let mut out = Vec::new();
+        let sizes = self.layer_sizes()?;
+        // Manifests of one config (one image loaded from two sources) are one image, as
+        // docker keys images by config: their names and holders together, the newest
+        // manifest's digest.
+        let mut out: Vec<ImageInfo> = Vec::new();
         for row in self.db.images()? {
+            let id = dig(&row.config)?;
+            let holders = self.db.holders(&row.manifest)?;
+            if let Some(seen) = out.iter_mut().find(|i| i.id == id) {
+                seen.names.extend(row.names.iter().cloned());
+                seen.names.sort();
+                seen.holders.extend(holders);
+                continue;
+            }
             let layers = self.db.layers_of(&row.manifest)?;
             out.push(ImageInfo {
-                id: dig(&row.config)?,
+                id,
                 digest: dig(&row.manifest)?,
                 names: row.names.clone(),
                 created: row.created.clone(),
@@ -294,7 +322,7 @@ impl ImageStore {
                     .map(|l| sizes.get(&l.chain_id).copied().unwrap_or(0))
                     .sum(),
                 layers: layers.len(),
-                holders: self.db.holders(&row.manifest)?,
+                holders,
             });
         }
         Ok(out)
@@ -303,10 +331,11 @@ impl ImageStore {
     /// `image inspect`: the record, manifest and config of an image as one JSON document.
     pub fn inspect(&self, image: &str) -> Result<serde_json::Value, StoreError> {
         let m = self.resolve(image)?;
+        let id = self.image_id(&m)?;
         let info = self
             .list()?
             .into_iter()
-            .find(|i| i.digest == m)
+            .find(|i| i.id == id)
             .ok_or_else(|| StoreError::NotFound(image.to_string()))?;
         let manifest: serde_json::Value = serde_json::from_slice(&self.blobs.read(&m)?)
             .map_err(|e| io_err("stored manifest")(std::io::Error::other(e)))?;
@@ -325,7 +354,7 @@ impl ImageStore {
             .collect();
         Ok(serde_json::json!({
             "Id": info.id,
-            "Digest": info.digest,
+            "Digest": m.to_string(),
             "RepoTags": info.names,
             "Created": info.created,
             "Size": info.size,

@@ -7,6 +7,7 @@ mod gc;
 mod images;
 mod layers;
 mod mounts;
+mod undo;
 
 use std::fs::File;
 use std::io;
@@ -41,11 +42,11 @@ pub enum StoreError {
     Reference(#[from] ReferenceError),
     #[error("image {0:?} not found")]
     NotFound(String),
-    #[error("image id {0:?} is ambiguous")]
+    #[error("image id prefix {0:?} matches several images: give more digits")]
     Ambiguous(String),
-    #[error("image {image} is in use by {holders} (use --force to remove it anyway)")]
+    #[error("unable to remove image {image} (must be forced): it is in use by {holders}")]
     InUse { image: String, holders: String },
-    #[error("image {image} has several names ({names}); remove them by name or use --force")]
+    #[error("unable to delete image {image} (must be forced): it is referenced by several names ({names})")]
     MultipleNames { image: String, names: String },
     #[error("{what}: {err}")]
     Io { what: String, err: io::Error },

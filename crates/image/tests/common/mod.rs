@@ -152,3 +152,12 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 pub fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
+
+/// `save` of `images` as an OCI layout tar at `out`.
+pub fn save_oci(
+    s: &hull_image::ImageStore,
+    images: &[String],
+    out: &std::path::Path,
+) -> Result<(), hull_image::sources::SourceError> {
+    hull_image::sources::save(s, images, out, hull_image::sources::SaveFormat::OciArchive)
+}
