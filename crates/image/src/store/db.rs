@@ -275,13 +275,6 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Forgets an unpacked layer's row.
-    pub fn forget_layer(&self, chain: &str) -> Result<(), DbError> {
-        self.conn
-            .execute("DELETE FROM image_layers WHERE chain_id = ?1", [chain])?;
-        Ok(())
-    }
-
     /// One more `image mount` of `manifest`.
     pub fn add_mount(&self, manifest: &str) -> Result<(), DbError> {
         self.conn.execute(
@@ -335,7 +328,8 @@ impl Db {
         Ok(())
     }
 
-    /// Deletes the row of layer `chain` if no manifest uses it (a failed commit's own layer);
+    /// Deletes the row of layer `chain` if no manifest uses it (a failed commit's or import's own
+    /// layer);
     /// whether it did, so the caller removes the layer's dir only then.
     pub fn forget_layer(&self, chain: &str) -> Result<bool, DbError> {
         let n = self.conn.execute(
