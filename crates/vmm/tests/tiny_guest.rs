@@ -1,5 +1,5 @@
 //! A purpose-built long-mode guest, run through the whole VMM (ELF loading, long-mode vCPU setup,
-//! CPUID, MSRs, irqchip, vCPU threads, COM1, i8042 reset). It runs on any KVM, including this
+//! CPUID, MSRs, irqchip, vCPU threads, COM1, i8042 reset), and a 32-bit one through the PVH entry. It runs on any KVM, including this
 //! host's kvm-pvm, which does not boot a stock kernel.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use hull_vmm::boot::BootProtocol;
 use hull_vmm::{host_kvm, BootSource, Consoles, HostKvm, StopReason, Vm, VmConfig};
 
 #[derive(Clone, Default)]
@@ -50,11 +51,32 @@ fn guest_code() -> Vec<u8> {
     c
 }
 
-/// The smallest ELF64 executable with one PT_LOAD segment at `LOAD`.
-fn elf(code: &[u8]) -> Vec<u8> {
+/// 32-bit protected-mode code for the PVH entry: checks %ebx points at `hvm_start_info` (its
+/// magic), then prints "P", the first byte of the command line (through `cmdline_paddr`) and the
+/// first byte of module 0, the initrd (through `modlist_paddr`), and resets through the i8042.
+fn pvh_guest_code() -> Vec<u8> {
+    let mut c = Vec::new();
+    c.extend_from_slice(&[0x66, 0xba, 0xf8, 0x03]); // mov dx, 0x3f8
+    c.extend_from_slice(&[0x81, 0x3b, 0x78, 0xc5, 0x6e, 0x33]); // cmp dword [ebx], 0x336ec578
+    c.extend_from_slice(&[0x75, 0x03]); // jne +3
+    c.extend_from_slice(&[0xb0, b'P', 0xee]); // mov al, 'P'; out dx, al
+    c.extend_from_slice(&[0x8b, 0x73, 0x18]); // mov esi, [ebx + 24] (cmdline_paddr)
+    c.extend_from_slice(&[0x8a, 0x06, 0xee]); // mov al, [esi]; out dx, al
+    c.extend_from_slice(&[0x8b, 0x73, 0x10]); // mov esi, [ebx + 16] (modlist_paddr)
+    c.extend_from_slice(&[0x8b, 0x36]); // mov esi, [esi] (module 0's paddr)
+    c.extend_from_slice(&[0x8a, 0x06, 0xee]); // mov al, [esi]; out dx, al
+    c.extend_from_slice(&[0xb0, 0xfe, 0xe6, 0x64]); // mov al, 0xfe; out 0x64, al
+    c.extend_from_slice(&[0xf4, 0xeb, 0xfd]); // hlt; jmp hlt
+    c
+}
+
+/// The smallest ELF64 executable with one PT_LOAD segment at `LOAD` and, with `pvh`, a PT_NOTE
+/// holding the Xen PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) naming `LOAD`.
+fn elf(code: &[u8], pvh: bool) -> Vec<u8> {
     let mut f = Vec::new();
     let (ehsize, phsize) = (64u16, 56u16);
-    let off = u64::from(ehsize + phsize);
+    let phnum = if pvh { 2u16 } else { 1 };
+    let off = u64::from(ehsize + phnum * phsize);
     f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
     f.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
     f.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
@@ -65,7 +87,7 @@ fn elf(code: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&0u32.to_le_bytes());
     f.extend_from_slice(&ehsize.to_le_bytes());
     f.extend_from_slice(&phsize.to_le_bytes());
-    f.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
+    f.extend_from_slice(&phnum.to_le_bytes()); // e_phnum
     f.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
     f.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
     f.extend_from_slice(&5u32.to_le_bytes()); // R+X
@@ -76,20 +98,36 @@ fn elf(code: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&len.to_le_bytes());
     f.extend_from_slice(&len.to_le_bytes());
     f.extend_from_slice(&0x1000u64.to_le_bytes());
+    let mut note = Vec::new();
+    note.extend_from_slice(&4u32.to_le_bytes()); // n_namesz
+    note.extend_from_slice(&4u32.to_le_bytes()); // n_descsz
+    note.extend_from_slice(&18u32.to_le_bytes()); // XEN_ELFNOTE_PHYS32_ENTRY
+    note.extend_from_slice(b"Xen\0");
+    note.extend_from_slice(&u32::try_from(LOAD).unwrap().to_le_bytes());
+    if pvh {
+        f.extend_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+        f.extend_from_slice(&4u32.to_le_bytes()); // R
+        f.extend_from_slice(&(off + len).to_le_bytes()); // p_offset
+        f.extend_from_slice(&[0; 16]); // p_vaddr, p_paddr
+        let n = note.len() as u64;
+        f.extend_from_slice(&n.to_le_bytes());
+        f.extend_from_slice(&n.to_le_bytes());
+        f.extend_from_slice(&4u64.to_le_bytes());
+    }
     f.extend_from_slice(code);
+    if pvh {
+        f.extend_from_slice(&note);
+    }
     f
 }
 
-#[test]
-fn long_mode_guest_prints_and_resets() {
-    if host_kvm() == HostKvm::Missing {
-        hull_testkit::skip("no /dev/kvm");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("hull-vmm-tiny-{}", std::process::id()));
+/// Boots `image` with a 5000-byte initrd of 0x5a and the command line "console=ttyS0"; what
+/// COM1 got and the report.
+fn boot(name: &str, image: Vec<u8>, protocol: BootProtocol) -> (String, hull_vmm::RunReport) {
+    let dir = std::env::temp_dir().join(format!("hull-vmm-tiny-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kernel = dir.join("guest.elf");
-    std::fs::write(&kernel, elf(&guest_code())).unwrap();
+    std::fs::write(&kernel, image).unwrap();
     let initrd = dir.join("initrd");
     std::fs::write(&initrd, vec![0x5a; 5000]).unwrap();
 
@@ -101,6 +139,7 @@ fn long_mode_guest_prints_and_resets() {
             kernel,
             initrd: Some(initrd),
             cmdline: "console=ttyS0".into(),
+            protocol,
         },
     };
     let consoles = Consoles {
@@ -114,9 +153,18 @@ fn long_mode_guest_prints_and_resets() {
     });
     std::fs::remove_dir_all(&dir).unwrap();
     let report = result.expect("the guest runs");
-
-    let c: std::collections::HashMap<_, _> = report.counters.snapshot().into_iter().collect();
     let out = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    (out, report)
+}
+
+#[test]
+fn long_mode_guest_prints_and_resets() {
+    if host_kvm() == HostKvm::Missing {
+        hull_testkit::skip("no /dev/kvm");
+        return;
+    }
+    let (out, report) = boot("long", elf(&guest_code(), false), BootProtocol::Auto);
+    let c: std::collections::HashMap<_, _> = report.counters.snapshot().into_iter().collect();
     assert_eq!(out, "hull\n\0", "{c:?}");
     assert_eq!(report.reason, StopReason::Reset);
     assert_eq!(report.console_error, None);
@@ -124,6 +172,32 @@ fn long_mode_guest_prints_and_resets() {
     assert_eq!((c["mmio_read"], c["mmio_write"]), (1, 1), "{c:?}");
     assert_eq!(c["io_in"], 6, "{c:?}");
     assert_eq!(c["unhandled"], 3, "{c:?}");
+}
+
+/// A kernel with the PVH note enters at it in 32-bit protected mode with %ebx at a start info
+/// whose command line and initrd module the guest reads back.
+#[test]
+fn pvh_guest_reads_its_start_info() {
+    if host_kvm() == HostKvm::Missing {
+        hull_testkit::skip("no /dev/kvm");
+        return;
+    }
+    let (out, report) = boot("pvh", elf(&pvh_guest_code(), true), BootProtocol::Auto);
+    assert_eq!(out, "PcZ");
+    assert_eq!(report.reason, StopReason::Reset);
+}
+
+/// The same kernel with the 64-bit protocol forced enters in long mode at the ELF entry: the
+/// 32-bit code then runs as 64-bit code, so the run must not print the PVH guest's answer.
+#[test]
+fn pvh_note_is_ignored_when_linux64_is_asked() {
+    if host_kvm() == HostKvm::Missing {
+        hull_testkit::skip("no /dev/kvm");
+        return;
+    }
+    let (out, report) = boot("long-pvh", elf(&guest_code(), true), BootProtocol::Linux64);
+    assert_eq!(out, "hull\n\0");
+    assert_eq!(report.reason, StopReason::Reset);
 }
 
 #[test]
@@ -135,6 +209,7 @@ fn bad_vcpu_count_is_refused() {
             kernel: "/nonexistent".into(),
             initrd: None,
             cmdline: String::new(),
+            protocol: BootProtocol::Auto,
         },
     };
     let consoles = Consoles {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use hull_vmm::boot::{BootProtocol, Entry};
 use hull_vmm::{host_kvm, BootSource, Consoles, HostKvm, StopReason, Vm, VmConfig};
 
 /// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
@@ -30,6 +31,9 @@ pub enum VmCommand {
         /// Number of vCPUs
         #[arg(long, default_value_t = 2)]
         vcpus: usize,
+        /// Kernel entry: PVH when an ELF vmlinux has the Xen PVH note (auto), or forced
+        #[arg(long, value_enum, default_value = "auto")]
+        boot_protocol: Protocol,
         /// Print the exit counters and timings to stderr when the VM stops
         #[arg(long)]
         stats: bool,
@@ -37,6 +41,23 @@ pub enum VmCommand {
         #[arg(long, hide = true)]
         allow_pvm: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Protocol {
+    Auto,
+    Pvh,
+    Linux64,
+}
+
+impl From<Protocol> for BootProtocol {
+    fn from(p: Protocol) -> Self {
+        match p {
+            Protocol::Auto => BootProtocol::Auto,
+            Protocol::Pvh => BootProtocol::Pvh,
+            Protocol::Linux64 => BootProtocol::Linux64,
+        }
+    }
 }
 
 /// "256M", "1G", "65536K", or "256" (MiB).
@@ -61,6 +82,7 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
         cmdline,
         mem,
         vcpus,
+        boot_protocol,
         stats,
         allow_pvm,
     } = cmd;
@@ -81,6 +103,7 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
             kernel,
             initrd,
             cmdline,
+            protocol: boot_protocol.into(),
         },
     };
     // The serial console and the virtio console (hvc0, once the guest loads virtio_mmio and
@@ -105,6 +128,10 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
             }
         });
     let setup = vm.setup_time;
+    let entry = match vm.kernel().entry {
+        Entry::Pvh(_) => "PVH",
+        Entry::Linux64(_) => "64-bit boot protocol",
+    };
     let report = vm.run().context("the microVM failed")?;
     if stats {
         let counts: Vec<String> = report
@@ -114,7 +141,7 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
             .map(|(name, n)| format!("{name}={n}"))
             .collect();
         eprintln!(
-            "hull vm: stopped by {}; setup {:.1} ms, run {:.1} ms; {} exits: {}",
+            "hull vm: stopped by {}; entry {entry}; setup {:.1} ms, run {:.1} ms; {} exits: {}",
             report.reason,
             setup.as_secs_f64() * 1e3,
             report.run_time.as_secs_f64() * 1e3,
