@@ -14,6 +14,7 @@ pub mod layout;
 pub mod memory;
 pub mod paging;
 pub mod regs;
+pub mod seccomp;
 pub mod vcpu;
 pub mod vm;
 

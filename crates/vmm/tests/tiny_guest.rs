@@ -121,10 +121,48 @@ fn elf(code: &[u8], pvh: bool) -> Vec<u8> {
     f
 }
 
+/// Re-runs this test binary's test `name` in a child with `mode` in its environment; the child's
+/// exit status.
+fn in_child(name: &str, mode: &str) -> std::process::ExitStatus {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1", "--nocapture"])
+        .env(CHILD_MODE, mode)
+        .status()
+        .unwrap()
+}
+
+fn tiny_dir(name: &str, owner: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hull-vmm-tiny-{name}-{owner}"))
+}
+
+const CHILD_MODE: &str = "HULL_VMM_TEST_CHILD";
+
+/// Ends a child without running the test harness's exit path (which the filter need not allow).
+fn child_exit(code: i32) -> ! {
+    // SAFETY: _exit ends the process at once; nothing is left to run or drop.
+    unsafe { libc::_exit(code) }
+}
+
 /// Boots `image` with a 5000-byte initrd of 0x5a and the command line "console=ttyS0"; what
 /// COM1 got and the report.
 fn boot(name: &str, image: Vec<u8>, protocol: BootProtocol) -> (String, hull_vmm::RunReport) {
-    let dir = std::env::temp_dir().join(format!("hull-vmm-tiny-{name}-{}", std::process::id()));
+    boot_with(name, image, protocol, false)
+}
+
+/// `boot`, with the VMM's seccomp filter installed between building the VM and running it.
+fn boot_with(
+    name: &str,
+    image: Vec<u8>,
+    protocol: BootProtocol,
+    seccomp: bool,
+) -> (String, hull_vmm::RunReport) {
+    // A child under the filter cannot remove the directory; its parent (whose pid names it) does.
+    let owner = if seccomp {
+        std::os::unix::process::parent_id()
+    } else {
+        std::process::id()
+    };
+    let dir = tiny_dir(name, owner);
     std::fs::create_dir_all(&dir).unwrap();
     let kernel = dir.join("guest.elf");
     std::fs::write(&kernel, image).unwrap();
@@ -147,11 +185,16 @@ fn boot(name: &str, image: Vec<u8>, protocol: BootProtocol) -> (String, hull_vmm
         virtio: Some(Box::new(std::io::sink())),
     };
     let result = Vm::new(&cfg, consoles).and_then(|mut vm| {
+        if seccomp {
+            hull_vmm::seccomp::install().unwrap();
+        }
         let report = vm.run()?;
         assert!(matches!(vm.run(), Err(hull_vmm::VmError::AlreadyRan)));
         Ok(report)
     });
-    std::fs::remove_dir_all(&dir).unwrap();
+    if !seccomp {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
     let report = result.expect("the guest runs");
     let out = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
     (out, report)
@@ -198,6 +241,61 @@ fn pvh_note_is_ignored_when_linux64_is_asked() {
     let (out, report) = boot("long-pvh", elf(&guest_code(), true), BootProtocol::Linux64);
     assert_eq!(out, "hull\n\0");
     assert_eq!(report.reason, StopReason::Reset);
+}
+
+/// The whole run (vCPU threads, exits, the console, the kick and join at the end) works under
+/// the filter; in a child, since the filter stays with the process.
+#[test]
+fn guest_runs_under_the_seccomp_filter() {
+    if std::env::var(CHILD_MODE).as_deref() == Ok("vm") {
+        let (out, report) = boot_with(
+            "seccomp",
+            elf(&guest_code(), false),
+            BootProtocol::Auto,
+            true,
+        );
+        child_exit(i32::from(
+            !(out == "hull\n\0" && report.reason == StopReason::Reset),
+        ));
+    }
+    if host_kvm() == HostKvm::Missing {
+        hull_testkit::skip("no /dev/kvm");
+        return;
+    }
+    let status = in_child("guest_runs_under_the_seccomp_filter", "vm");
+    std::fs::remove_dir_all(tiny_dir("seccomp", std::process::id())).unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// What the filter leaves out kills the process (SIGSYS): here socket(2) and open(2).
+#[test]
+fn seccomp_filter_kills_on_other_syscalls() {
+    use std::os::unix::process::ExitStatusExt;
+    match std::env::var(CHILD_MODE).as_deref() {
+        Ok("socket") => {
+            hull_vmm::seccomp::install().unwrap();
+            // SAFETY: a plain system call; the filter ends the process at it.
+            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+            child_exit(0);
+        }
+        Ok("open") => {
+            hull_vmm::seccomp::install().unwrap();
+            let _ = std::fs::File::open("/etc/hostname");
+            child_exit(0);
+        }
+        Ok("write") => {
+            hull_vmm::seccomp::install().unwrap();
+            std::io::Write::write_all(&mut std::io::stderr(), b"allowed\n").unwrap();
+            child_exit(7);
+        }
+        _ => {}
+    }
+    let name = "seccomp_filter_kills_on_other_syscalls";
+    for mode in ["socket", "open"] {
+        let status = in_child(name, mode);
+        assert_eq!(status.signal(), Some(libc::SIGSYS), "{mode}: {status:?}");
+    }
+    assert_eq!(in_child(name, "write").code(), Some(7));
 }
 
 #[test]
