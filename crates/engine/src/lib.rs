@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod options;
 pub mod paths;
 pub mod store;
+pub mod vm_jail;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};

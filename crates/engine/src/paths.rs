@@ -1,7 +1,7 @@
 //! Where the engine keeps things under its root: `containers/<id>/` (config.json, the overlay's
 //! `merged` root, `upper`, `work`, `etc/` with hosts, hostname and resolv.conf, `ctr.log`), and
-//! the runtime's state directory, and `trash/` (removed containers' files, deleted off the
-//! foreground path).
+//! the runtime's state directory, `trash/` (removed containers' files, deleted off the
+//! foreground path), and `vm/` (the jails of `hull vm run`: their runtime state and bundles).
 
 use std::path::{Path, PathBuf};
 
@@ -25,4 +25,14 @@ pub fn etc_dir(root: &Path, id: &str) -> PathBuf {
 
 pub fn log_file(root: &Path, id: &str) -> PathBuf {
     container_dir(root, id).join("ctr.log")
+}
+
+/// hull-runtime's state for the jails of `hull vm run`'s VMMs.
+pub fn vm_runtime_root(root: &Path) -> PathBuf {
+    root.join("vm").join("runtime")
+}
+
+/// The jails' bundles, one directory per running VMM.
+pub fn vm_bundles_dir(root: &Path) -> PathBuf {
+    root.join("vm").join("bundles")
 }

@@ -3,6 +3,7 @@
 //! the reason is in the repo's allow-list of things this host cannot do (tests/allowed-skips.txt).
 
 pub mod allow;
+pub mod tiny_guest;
 
 use std::path::{Path, PathBuf};
 

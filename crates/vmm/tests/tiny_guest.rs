@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use hull_testkit::tiny_guest::elf as tiny_elf;
 use hull_vmm::boot::BootProtocol;
 use hull_vmm::{host_kvm, BootSource, Consoles, HostKvm, StopReason, Vm, VmConfig};
 
@@ -21,8 +22,6 @@ impl Write for Sink {
         Ok(())
     }
 }
-
-const LOAD: u64 = 0x100_0000;
 
 /// 64-bit code: writes "hull\n" to COM1 (reading the line status before each byte, as a driver
 /// does), checks the stack works, reads and writes MMIO where no device is, then resets through
@@ -68,57 +67,6 @@ fn pvh_guest_code() -> Vec<u8> {
     c.extend_from_slice(&[0xb0, 0xfe, 0xe6, 0x64]); // mov al, 0xfe; out 0x64, al
     c.extend_from_slice(&[0xf4, 0xeb, 0xfd]); // hlt; jmp hlt
     c
-}
-
-/// The smallest ELF64 executable with one PT_LOAD segment at `LOAD` and, with `pvh`, a PT_NOTE
-/// holding the Xen PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) naming `LOAD`.
-fn elf(code: &[u8], pvh: bool) -> Vec<u8> {
-    let mut f = Vec::new();
-    let (ehsize, phsize) = (64u16, 56u16);
-    let phnum = if pvh { 2u16 } else { 1 };
-    let off = u64::from(ehsize + phnum * phsize);
-    f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
-    f.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    f.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    f.extend_from_slice(&1u32.to_le_bytes());
-    f.extend_from_slice(&LOAD.to_le_bytes()); // e_entry
-    f.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
-    f.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
-    f.extend_from_slice(&0u32.to_le_bytes());
-    f.extend_from_slice(&ehsize.to_le_bytes());
-    f.extend_from_slice(&phsize.to_le_bytes());
-    f.extend_from_slice(&phnum.to_le_bytes()); // e_phnum
-    f.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
-    f.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    f.extend_from_slice(&5u32.to_le_bytes()); // R+X
-    f.extend_from_slice(&off.to_le_bytes()); // p_offset
-    f.extend_from_slice(&LOAD.to_le_bytes()); // p_vaddr
-    f.extend_from_slice(&LOAD.to_le_bytes()); // p_paddr
-    let len = code.len() as u64;
-    f.extend_from_slice(&len.to_le_bytes());
-    f.extend_from_slice(&len.to_le_bytes());
-    f.extend_from_slice(&0x1000u64.to_le_bytes());
-    let mut note = Vec::new();
-    note.extend_from_slice(&4u32.to_le_bytes()); // n_namesz
-    note.extend_from_slice(&4u32.to_le_bytes()); // n_descsz
-    note.extend_from_slice(&18u32.to_le_bytes()); // XEN_ELFNOTE_PHYS32_ENTRY
-    note.extend_from_slice(b"Xen\0");
-    note.extend_from_slice(&u32::try_from(LOAD).unwrap().to_le_bytes());
-    if pvh {
-        f.extend_from_slice(&4u32.to_le_bytes()); // PT_NOTE
-        f.extend_from_slice(&4u32.to_le_bytes()); // R
-        f.extend_from_slice(&(off + len).to_le_bytes()); // p_offset
-        f.extend_from_slice(&[0; 16]); // p_vaddr, p_paddr
-        let n = note.len() as u64;
-        f.extend_from_slice(&n.to_le_bytes());
-        f.extend_from_slice(&n.to_le_bytes());
-        f.extend_from_slice(&4u64.to_le_bytes());
-    }
-    f.extend_from_slice(code);
-    if pvh {
-        f.extend_from_slice(&note);
-    }
-    f
 }
 
 /// Re-runs this test binary's test `name` in a child with `mode` in its environment; the child's
@@ -206,7 +154,7 @@ fn long_mode_guest_prints_and_resets() {
         hull_testkit::skip("no /dev/kvm");
         return;
     }
-    let (out, report) = boot("long", elf(&guest_code(), false), BootProtocol::Auto);
+    let (out, report) = boot("long", tiny_elf(&guest_code(), false), BootProtocol::Auto);
     let c: std::collections::HashMap<_, _> = report.counters.snapshot().into_iter().collect();
     assert_eq!(out, "hull\n\0", "{c:?}");
     assert_eq!(report.reason, StopReason::Reset);
@@ -225,7 +173,7 @@ fn pvh_guest_reads_its_start_info() {
         hull_testkit::skip("no /dev/kvm");
         return;
     }
-    let (out, report) = boot("pvh", elf(&pvh_guest_code(), true), BootProtocol::Auto);
+    let (out, report) = boot("pvh", tiny_elf(&pvh_guest_code(), true), BootProtocol::Auto);
     assert_eq!(out, "PcZ");
     assert_eq!(report.reason, StopReason::Reset);
 }
@@ -238,7 +186,11 @@ fn pvh_note_is_ignored_when_linux64_is_asked() {
         hull_testkit::skip("no /dev/kvm");
         return;
     }
-    let (out, report) = boot("long-pvh", elf(&guest_code(), true), BootProtocol::Linux64);
+    let (out, report) = boot(
+        "long-pvh",
+        tiny_elf(&guest_code(), true),
+        BootProtocol::Linux64,
+    );
     assert_eq!(out, "hull\n\0");
     assert_eq!(report.reason, StopReason::Reset);
 }
@@ -250,7 +202,7 @@ fn guest_runs_under_the_seccomp_filter() {
     if std::env::var(CHILD_MODE).as_deref() == Ok("vm") {
         let (out, report) = boot_with(
             "seccomp",
-            elf(&guest_code(), false),
+            tiny_elf(&guest_code(), false),
             BootProtocol::Auto,
             true,
         );

@@ -61,6 +61,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Volume(cmd) => volume::run(&cli.root, cmd),
         Command::Image(c) => image::run(&cli.root, c).map(|()| 0),
         Command::System { command } => system::run(&cli.root, command).map(|()| 0),
-        Command::Vm { command } => vm::run(command).map(|()| 0),
+        Command::Vm { command } => vm::run(&cli.root, command),
     }
 }
