@@ -91,7 +91,8 @@ run_vm() {
 
 # What jails leave: bundles, runtime state, cgroups.
 leftovers() {
-  left=$(ls /var/lib/hull/vm/bundles /var/lib/hull/vm/runtime 2>/dev/null; ls -d /sys/fs/cgroup/hull-vm-* 2>/dev/null)
+  left=$(ls -A /var/lib/hull/vm/bundles 2>/dev/null; ls -A /var/lib/hull/vm/runtime 2>/dev/null
+    ls -d /sys/fs/cgroup/hull-vm-* 2>/dev/null)
   if [ -z "$left" ]; then echo "HULL-L1-JAIL-CLEAN"; else echo "HULL-L1-JAIL-LEFT $left" | tr '\n' ' '; echo; fi
 }
 
