@@ -44,7 +44,7 @@ def med(xs):
 print(f"== vm-boot: Debian {kernel} in L2 on L1's nested KVM (qemu TCG, -cpu max), {vcpus} vCPUs, "
       f"256 MiB, hull {profile} build; medians of {boots} boots (host clock)")
 base_boot, base_e2e = med(boot.get("hull-vmm", [])), med(e2e.get("hull-vmm", []))
-for name in ["hull-vmm", "hull-vmm-nojail", "qemu-microvm"]:
+for name in ["hull-vmm", "hull-vmm-nojail", "hull-vmm-linux64", "qemu-microvm"]:
     b, e = boot.get(name, []), e2e.get(name, [])
     if not b:
         continue

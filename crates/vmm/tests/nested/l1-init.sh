@@ -4,8 +4,8 @@
 # harness (run.sh) reads the HULL-* lines on the console.
 #   test mode: boot 1 inspects the VMM's jail at the L2 marker (namespaces, cgroup limits, /dev,
 #   memory); one more boot is killed (-9) at its marker; then nothing of either may be left.
-#   bench mode (hull.bench=1): L2 resets at its marker; N boots each by jailed hull-vmm, by
-#   hull-vmm --no-jail and by qemu -M microvm, then one of each held at the marker to measure the
+#   bench mode (hull.bench=1): L2 resets at its marker; N boots each by jailed hull-vmm (PVH),
+#   by hull-vmm --no-jail, by hull-vmm through the 64-bit boot protocol and by qemu -M microvm, then one of each held at the marker to measure the
 #   VMM's memory.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -103,6 +103,7 @@ if [ "${bench:-0}" = 1 ]; then
     i=$((i + 1))
     run_vm BENCH-hull-vmm "$i" none hull_vm "$b"
     run_vm BENCH-hull-vmm-nojail "$i" none hull_vm "$b" --no-jail
+    run_vm BENCH-hull-vmm-linux64 "$i" none hull_vm "$b" --boot-protocol linux64
     [ -x /usr/bin/qemu-system-x86_64 ] && run_vm BENCH-qemu-microvm "$i" none qemu_vm "$b"
   done
   run_vm MEM-hull 1 inspect hull_vm "$l2cmdline"
