@@ -27,8 +27,10 @@ for raw in open(log, errors="replace"):
         u = re.search(r"uptime=([\d.]+)", line)
         if u:
             uptime.setdefault(tag, []).append(float(u.group(1)))
-    elif tag and re.match(rf"HULL-BENCH-{re.escape(tag)}-RC \d+ 0$", line):
-        e2e.setdefault(tag, []).append(t - start)
+    elif tag and re.match(r"HULL-\S+-RC \d+ \d+$", line):
+        # A failed run counts in neither median.
+        if line.endswith(" 0"):
+            e2e.setdefault(tag, []).append(t - start)
         tag = None
     elif tag and line.startswith("hull vm: stopped"):
         s = re.search(r"setup ([\d.]+) ms, run ([\d.]+) ms; (\d+) exits", line)
