@@ -142,6 +142,11 @@ fn run_jailed(
     stats: bool,
     allow_pvm: bool,
 ) -> anyhow::Result<i32> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "the microVM's jail (namespaces, a cgroup) needs root: run as root, or pass --no-jail"
+        );
+    }
     let boot = &cfg.boot;
     let mut files = Vec::new();
     for (host, inside) in [
