@@ -46,6 +46,7 @@ mod stop;
 pub mod store;
 pub mod times;
 mod top;
+pub mod vm_jail;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};

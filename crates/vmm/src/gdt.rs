@@ -1,5 +1,6 @@
-//! The boot GDT and the KVM segment registers made from it: flat 64-bit code and data segments
-//! and a TSS, as the 64-bit boot protocol expects on entry.
+//! The boot GDTs and the KVM segment registers made from them: flat 64-bit code and data
+//! segments and a TSS, as the 64-bit boot protocol expects on entry, or their 32-bit
+//! protected-mode counterparts for the PVH entry.
 
 use kvm_bindings::kvm_segment;
 
@@ -9,6 +10,14 @@ pub const BOOT_GDT: [u64; 4] = [
     gdt_entry(0xa09b, 0, 0xfffff), // code: present, exec/read, long mode, 4 KiB granularity
     gdt_entry(0xc093, 0, 0xfffff), // data: present, read/write, 32-bit, 4 KiB granularity
     gdt_entry(0x808b, 0, 0xfffff), // TSS: present, 64-bit busy TSS
+];
+/// The PVH entry's: 32-bit flat code and data (base 0, limit 4 GiB), a 32-bit TSS of 0x68 bytes,
+/// at the same selectors.
+pub const PVH_GDT: [u64; 4] = [
+    gdt_entry(0, 0, 0),
+    gdt_entry(0xc09b, 0, 0xfffff), // code: present, exec/read, 32-bit, 4 KiB granularity
+    gdt_entry(0xc093, 0, 0xfffff), // data: present, read/write, 32-bit, 4 KiB granularity
+    gdt_entry(0x008b, 0, 0x67),    // TSS: present, 32-bit busy TSS, byte granularity
 ];
 pub const CODE_INDEX: u16 = 1;
 pub const DATA_INDEX: u16 = 2;
@@ -85,6 +94,14 @@ mod tests {
     fn tss_is_system_segment() {
         let tr = segment(BOOT_GDT[usize::from(TSS_INDEX)], TSS_INDEX);
         assert_eq!((tr.selector, tr.s, tr.type_, tr.present), (0x18, 0, 0xb, 1));
+    }
+
+    #[test]
+    fn pvh_segments_are_32_bit() {
+        let cs = segment(PVH_GDT[usize::from(CODE_INDEX)], CODE_INDEX);
+        assert_eq!((cs.l, cs.db, cs.type_, cs.limit), (0, 1, 0xb, 0xffff_ffff));
+        let tr = segment(PVH_GDT[usize::from(TSS_INDEX)], TSS_INDEX);
+        assert_eq!((tr.s, tr.type_, tr.limit, tr.g), (0, 0xb, 0x67, 0));
     }
 
     #[test]

@@ -5,6 +5,12 @@
 pub const BOOT_GDT_START: u64 = 0x500;
 /// An empty IDT: the kernel installs its own before enabling interrupts.
 pub const BOOT_IDT_START: u64 = 0x520;
+/// PVH boot: `struct hvm_start_info` (%ebx at the PVH entry), the module list (the initrd) and
+/// the memory map it points at, all below the zero page (which a PVH boot does not use).
+pub const PVH_INFO_START: u64 = 0x6000;
+pub const PVH_MODLIST_START: u64 = 0x6040;
+pub const PVH_MEMMAP_START: u64 = 0x6100;
+pub const PVH_MEMMAP_END: u64 = 0x7000;
 /// The zero page (`struct boot_params`) the 64-bit boot protocol hands over in %rsi.
 pub const ZERO_PAGE_START: u64 = 0x7000;
 /// Initial stack, below the zero page's page tables.

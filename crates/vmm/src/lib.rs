@@ -1,7 +1,8 @@
-//! hull-vmm: hull's own KVM microVM. Guest memory, vCPUs with Firecracker-style CPUID, the Linux
-//! 64-bit boot protocol (ELF vmlinux or bzImage), ACPI tables, a 16550 console, an i8042 for
-//! reset and a virtio-mmio virtio-console; the vCPU exits are handled by a free function over
-//! exit data (`exits`), tested without a guest. `Vm::new` + `Vm::run` is the whole API a caller
+//! hull-vmm: hull's own KVM microVM. Guest memory, vCPUs with Firecracker-style CPUID, Linux
+//! boot through PVH (an ELF vmlinux with the Xen PVH note) or the 64-bit boot protocol (ELF
+//! vmlinux or bzImage), ACPI tables, a 16550 console, an i8042 for reset and a virtio-mmio
+//! virtio-console; the vCPU exits are handled by a free function over exit data (`exits`),
+//! tested without a guest; the VMM's seccomp filter (`seccomp`). `Vm::new` + `Vm::run` is the whole API a caller
 //! needs; the nested test bed (tests/nested/run.sh) boots Debian's kernel with it.
 
 pub mod acpi;
@@ -14,6 +15,7 @@ pub mod layout;
 pub mod memory;
 pub mod paging;
 pub mod regs;
+pub mod seccomp;
 pub mod vcpu;
 pub mod vm;
 

@@ -1,12 +1,14 @@
-//! The boot vCPU state of the 64-bit boot protocol: long mode with paging on, flat segments from
-//! the boot GDT, %rsi pointing at the zero page; plus the FPU, boot MSRs and LAPIC LINT pins.
-//! Pure functions over KVM's structs, applied by `vcpu`.
+//! The boot vCPU state of the 64-bit boot protocol (long mode with paging on, flat segments from
+//! the boot GDT, %rsi pointing at the zero page) or of PVH (32-bit protected mode, paging off,
+//! %ebx pointing at `hvm_start_info`); plus the FPU, boot MSRs and LAPIC LINT pins. Pure
+//! functions over KVM's structs, applied by `vcpu`.
 
 use kvm_bindings::{kvm_fpu, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_sregs};
 
-use crate::gdt::{segment, BOOT_GDT, CODE_INDEX, DATA_INDEX, TSS_INDEX};
+use crate::boot::Entry;
+use crate::gdt::{segment, BOOT_GDT, CODE_INDEX, DATA_INDEX, PVH_GDT, TSS_INDEX};
 use crate::layout::{
-    BOOT_GDT_START, BOOT_IDT_START, BOOT_STACK_POINTER, PML4_START, ZERO_PAGE_START,
+    BOOT_GDT_START, BOOT_IDT_START, BOOT_STACK_POINTER, PML4_START, PVH_INFO_START, ZERO_PAGE_START,
 };
 
 const CR0_PE: u64 = 1;
@@ -15,24 +17,45 @@ const CR4_PAE: u64 = 1 << 5;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 
-/// General registers at the kernel's 64-bit entry.
-pub fn boot_regs(entry: u64) -> kvm_regs {
-    kvm_regs {
+/// General registers at the kernel's entry. IF, TF and VM are clear (rflags has only its
+/// always-set bit), as PVH asks.
+pub fn boot_regs(entry: Entry) -> kvm_regs {
+    let base = kvm_regs {
         rflags: 0x2, // bit 1 is reserved and always set
-        rip: entry,
-        rsp: BOOT_STACK_POINTER,
-        rbp: BOOT_STACK_POINTER,
-        rsi: ZERO_PAGE_START,
         ..Default::default()
+    };
+    match entry {
+        Entry::Linux64(rip) => kvm_regs {
+            rip,
+            rsp: BOOT_STACK_POINTER,
+            rbp: BOOT_STACK_POINTER,
+            rsi: ZERO_PAGE_START,
+            ..base
+        },
+        Entry::Pvh(rip) => kvm_regs {
+            rip,
+            rbx: PVH_INFO_START,
+            ..base
+        },
     }
 }
 
-/// Applies long mode to the special registers KVM reported for a fresh vCPU.
-pub fn set_long_mode(sregs: &mut kvm_sregs) {
-    let code = segment(BOOT_GDT[usize::from(CODE_INDEX)], CODE_INDEX);
-    let data = segment(BOOT_GDT[usize::from(DATA_INDEX)], DATA_INDEX);
+/// The GDT the boot vCPU's segments come from.
+pub fn boot_gdt(entry: Entry) -> [u64; 4] {
+    match entry {
+        Entry::Linux64(_) => BOOT_GDT,
+        Entry::Pvh(_) => PVH_GDT,
+    }
+}
+
+/// Applies the entry's CPU mode to the special registers KVM reported for a fresh vCPU: long
+/// mode for the 64-bit protocol; for PVH, CR0.PE only, CR4 and EFER.LME clear.
+pub fn set_boot_mode(sregs: &mut kvm_sregs, entry: Entry) {
+    let gdt = boot_gdt(entry);
+    let code = segment(gdt[usize::from(CODE_INDEX)], CODE_INDEX);
+    let data = segment(gdt[usize::from(DATA_INDEX)], DATA_INDEX);
     sregs.gdt.base = BOOT_GDT_START;
-    sregs.gdt.limit = u16::try_from(std::mem::size_of_val(&BOOT_GDT) - 1).unwrap_or(u16::MAX);
+    sregs.gdt.limit = u16::try_from(std::mem::size_of_val(&gdt) - 1).unwrap_or(u16::MAX);
     sregs.idt.base = BOOT_IDT_START;
     sregs.idt.limit = u16::try_from(std::mem::size_of::<u64>() - 1).unwrap_or(u16::MAX);
     sregs.cs = code;
@@ -41,11 +64,20 @@ pub fn set_long_mode(sregs: &mut kvm_sregs) {
     sregs.fs = data;
     sregs.gs = data;
     sregs.ss = data;
-    sregs.tr = segment(BOOT_GDT[usize::from(TSS_INDEX)], TSS_INDEX);
-    sregs.cr3 = PML4_START;
-    sregs.cr4 |= CR4_PAE;
-    sregs.cr0 |= CR0_PE | CR0_PG;
-    sregs.efer |= EFER_LME | EFER_LMA;
+    sregs.tr = segment(gdt[usize::from(TSS_INDEX)], TSS_INDEX);
+    match entry {
+        Entry::Linux64(_) => {
+            sregs.cr3 = PML4_START;
+            sregs.cr4 |= CR4_PAE;
+            sregs.cr0 |= CR0_PE | CR0_PG;
+            sregs.efer |= EFER_LME | EFER_LMA;
+        }
+        Entry::Pvh(_) => {
+            sregs.cr0 = CR0_PE;
+            sregs.cr4 = 0;
+            sregs.efer &= !(EFER_LME | EFER_LMA);
+        }
+    }
 }
 
 /// x87 control word and MXCSR at their reset values (all exceptions masked).
@@ -131,7 +163,7 @@ mod tests {
     #[test]
     fn long_mode_bits() {
         let mut s = kvm_sregs::default();
-        set_long_mode(&mut s);
+        set_boot_mode(&mut s, Entry::Linux64(0x100_0200));
         assert_eq!(s.cr0 & (CR0_PE | CR0_PG), CR0_PE | CR0_PG);
         assert_eq!(s.cr4 & CR4_PAE, CR4_PAE);
         assert_eq!(s.efer & (EFER_LME | EFER_LMA), EFER_LME | EFER_LMA);
@@ -144,8 +176,33 @@ mod tests {
 
     #[test]
     fn entry_registers() {
-        let r = boot_regs(0x100_0000);
+        let r = boot_regs(Entry::Linux64(0x100_0000));
         assert_eq!((r.rip, r.rsi, r.rflags), (0x100_0000, ZERO_PAGE_START, 2));
+        let r = boot_regs(Entry::Pvh(0x100_0000));
+        assert_eq!(
+            (r.rip, r.rbx, r.rsi, r.rflags),
+            (0x100_0000, PVH_INFO_START, 0, 2)
+        );
+    }
+
+    /// The PVH spec: CR0.PE set and PG clear, CR4 clear, EFER.LME clear, flat 32-bit cs/ds/ss,
+    /// a 32-bit TSS of 0x68 bytes. Starting from a vCPU state that had them set.
+    #[test]
+    fn pvh_protected_mode_bits() {
+        let mut s = kvm_sregs {
+            cr0: CR0_PG | 0x10,
+            cr4: CR4_PAE,
+            efer: EFER_LME | EFER_LMA,
+            ..Default::default()
+        };
+        set_boot_mode(&mut s, Entry::Pvh(0x100_0000));
+        assert_eq!((s.cr0, s.cr4, s.efer), (CR0_PE, 0, 0));
+        assert_eq!(
+            (s.cs.l, s.cs.db, s.cs.base, s.cs.limit),
+            (0, 1, 0, 0xffff_ffff)
+        );
+        assert_eq!((s.ss.db, s.ds.limit, s.ds.type_), (1, 0xffff_ffff, 3));
+        assert_eq!((s.tr.limit, s.tr.type_, s.tr.selector), (0x67, 0xb, 0x18));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use kvm_bindings::{CpuId, Msrs};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
+use crate::boot::Entry;
 use crate::cpuid;
 use crate::devices::Bus;
 use crate::exits::{handle_exit, Exit, ExitAction, ExitCounters, ExitError, StopReason};
@@ -58,14 +59,14 @@ fn exit_data<'a>(exit: VcpuExit<'a>) -> Exit<'a> {
 }
 
 impl Vcpu {
-    /// Creates vCPU `index` of `count` with the boot state of the 64-bit boot protocol. Only the
-    /// first one starts at `entry`; KVM holds the others until the guest sends them INIT/SIPI.
+    /// Creates vCPU `index` of `count` with the boot state of `entry`'s protocol. Only the first
+    /// one starts at `entry`; KVM holds the others until the guest sends them INIT/SIPI.
     pub fn new(
         vm: &VmFd,
         index: u8,
         count: u8,
         supported: &CpuId,
-        entry: u64,
+        entry: Entry,
     ) -> Result<Self, VcpuError> {
         let fd = vm
             .create_vcpu(u64::from(index))
@@ -94,7 +95,7 @@ impl Vcpu {
         fd.set_regs(&regs::boot_regs(entry))
             .map_err(setup("registers"))?;
         let mut sregs = fd.get_sregs().map_err(setup("special registers"))?;
-        regs::set_long_mode(&mut sregs);
+        regs::set_boot_mode(&mut sregs, entry);
         fd.set_sregs(&sregs).map_err(setup("special registers"))?;
         fd.set_fpu(&regs::boot_fpu()).map_err(setup("FPU"))?;
         let mut lapic = fd.get_lapic().map_err(setup("LAPIC"))?;

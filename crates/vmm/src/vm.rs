@@ -24,7 +24,6 @@ use crate::devices::virtio::console::Console;
 use crate::devices::virtio::mmio::{MmioTransport, MMIO_WINDOW};
 use crate::devices::{DeviceError, Devices};
 use crate::exits::{ExitCounters, StopReason};
-use crate::gdt::BOOT_GDT;
 use crate::layout::{
     BOOT_GDT_START, BOOT_IDT_START, KVM_TSS_ADDRESS, VIRTIO_GSI_START, VIRTIO_MMIO_START,
 };
@@ -174,8 +173,8 @@ fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), VmError> {
     Ok(())
 }
 
-fn write_gdt(mem: &GuestMemoryMmap) -> Result<(), VmError> {
-    for (i, entry) in (0u64..).zip(BOOT_GDT) {
+fn write_gdt(mem: &GuestMemoryMmap, gdt: [u64; 4]) -> Result<(), VmError> {
+    for (i, entry) in (0u64..).zip(gdt) {
         mem.write_obj(entry, GuestAddress(BOOT_GDT_START + 8 * i))
             .map_err(VmError::Gdt)?;
     }
@@ -211,7 +210,7 @@ impl Vm {
         let mem = create_guest_memory(cfg.mem_size)?;
         register_memory(&fd, &mem)?;
         let kernel = boot::load(&mem, &cfg.boot)?;
-        write_gdt(&mem)?;
+        write_gdt(&mem, crate::regs::boot_gdt(kernel.entry))?;
         paging::write_page_tables(&mem)?;
 
         let (mut devices, serial_irq) = Devices::new(consoles.serial)?;

@@ -1,5 +1,5 @@
 //! A purpose-built long-mode guest, run through the whole VMM (ELF loading, long-mode vCPU setup,
-//! CPUID, MSRs, irqchip, vCPU threads, COM1, i8042 reset). It runs on any KVM, including this
+//! CPUID, MSRs, irqchip, vCPU threads, COM1, i8042 reset), and a 32-bit one through the PVH entry. It runs on any KVM, including this
 //! host's kvm-pvm, which does not boot a stock kernel.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,6 +7,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use hull_testkit::tiny_guest::elf as tiny_elf;
+use hull_vmm::boot::BootProtocol;
 use hull_vmm::{host_kvm, BootSource, Consoles, HostKvm, StopReason, Vm, VmConfig};
 
 #[derive(Clone, Default)]
@@ -20,8 +22,6 @@ impl Write for Sink {
         Ok(())
     }
 }
-
-const LOAD: u64 = 0x100_0000;
 
 /// 64-bit code: writes "hull\n" to COM1 (reading the line status before each byte, as a driver
 /// does), checks the stack works, reads and writes MMIO where no device is, then resets through
@@ -50,46 +50,70 @@ fn guest_code() -> Vec<u8> {
     c
 }
 
-/// The smallest ELF64 executable with one PT_LOAD segment at `LOAD`.
-fn elf(code: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    let (ehsize, phsize) = (64u16, 56u16);
-    let off = u64::from(ehsize + phsize);
-    f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
-    f.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    f.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    f.extend_from_slice(&1u32.to_le_bytes());
-    f.extend_from_slice(&LOAD.to_le_bytes()); // e_entry
-    f.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
-    f.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
-    f.extend_from_slice(&0u32.to_le_bytes());
-    f.extend_from_slice(&ehsize.to_le_bytes());
-    f.extend_from_slice(&phsize.to_le_bytes());
-    f.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
-    f.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
-    f.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    f.extend_from_slice(&5u32.to_le_bytes()); // R+X
-    f.extend_from_slice(&off.to_le_bytes()); // p_offset
-    f.extend_from_slice(&LOAD.to_le_bytes()); // p_vaddr
-    f.extend_from_slice(&LOAD.to_le_bytes()); // p_paddr
-    let len = code.len() as u64;
-    f.extend_from_slice(&len.to_le_bytes());
-    f.extend_from_slice(&len.to_le_bytes());
-    f.extend_from_slice(&0x1000u64.to_le_bytes());
-    f.extend_from_slice(code);
-    f
+/// 32-bit protected-mode code for the PVH entry: checks %ebx points at `hvm_start_info` (its
+/// magic), then prints "P", the first byte of the command line (through `cmdline_paddr`) and the
+/// first byte of module 0, the initrd (through `modlist_paddr`), and resets through the i8042.
+fn pvh_guest_code() -> Vec<u8> {
+    let mut c = Vec::new();
+    c.extend_from_slice(&[0x66, 0xba, 0xf8, 0x03]); // mov dx, 0x3f8
+    c.extend_from_slice(&[0x81, 0x3b, 0x78, 0xc5, 0x6e, 0x33]); // cmp dword [ebx], 0x336ec578
+    c.extend_from_slice(&[0x75, 0x03]); // jne +3
+    c.extend_from_slice(&[0xb0, b'P', 0xee]); // mov al, 'P'; out dx, al
+    c.extend_from_slice(&[0x8b, 0x73, 0x18]); // mov esi, [ebx + 24] (cmdline_paddr)
+    c.extend_from_slice(&[0x8a, 0x06, 0xee]); // mov al, [esi]; out dx, al
+    c.extend_from_slice(&[0x8b, 0x73, 0x10]); // mov esi, [ebx + 16] (modlist_paddr)
+    c.extend_from_slice(&[0x8b, 0x36]); // mov esi, [esi] (module 0's paddr)
+    c.extend_from_slice(&[0x8a, 0x06, 0xee]); // mov al, [esi]; out dx, al
+    c.extend_from_slice(&[0xb0, 0xfe, 0xe6, 0x64]); // mov al, 0xfe; out 0x64, al
+    c.extend_from_slice(&[0xf4, 0xeb, 0xfd]); // hlt; jmp hlt
+    c
 }
 
-#[test]
-fn long_mode_guest_prints_and_resets() {
-    if host_kvm() == HostKvm::Missing {
-        hull_testkit::skip("no /dev/kvm");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("hull-vmm-tiny-{}", std::process::id()));
+/// Re-runs this test binary's test `name` in a child with `mode` in its environment; the child's
+/// exit status.
+fn in_child(name: &str, mode: &str) -> std::process::ExitStatus {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1", "--nocapture"])
+        .env(CHILD_MODE, mode)
+        .status()
+        .unwrap()
+}
+
+fn tiny_dir(name: &str, owner: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hull-vmm-tiny-{name}-{owner}"))
+}
+
+const CHILD_MODE: &str = "HULL_VMM_TEST_CHILD";
+
+/// Ends a child without running the test harness's exit path (which the filter need not allow).
+fn child_exit(code: i32) -> ! {
+    // SAFETY: _exit ends the process at once; nothing is left to run or drop.
+    unsafe { libc::_exit(code) }
+}
+
+/// Boots `image` with a 5000-byte initrd of 0x5a and the command line "console=ttyS0"; what
+/// COM1 got and the report.
+fn boot(name: &str, image: Vec<u8>, protocol: BootProtocol) -> (String, hull_vmm::RunReport) {
+    boot_with(name, image, protocol, false)
+}
+
+/// `boot`, with the VMM's seccomp filter installed between building the VM and running it.
+fn boot_with(
+    name: &str,
+    image: Vec<u8>,
+    protocol: BootProtocol,
+    seccomp: bool,
+) -> (String, hull_vmm::RunReport) {
+    // A child under the filter cannot remove the directory; its parent (whose pid names it) does.
+    let owner = if seccomp {
+        std::os::unix::process::parent_id()
+    } else {
+        std::process::id()
+    };
+    let dir = tiny_dir(name, owner);
     std::fs::create_dir_all(&dir).unwrap();
     let kernel = dir.join("guest.elf");
-    std::fs::write(&kernel, elf(&guest_code())).unwrap();
+    std::fs::write(&kernel, image).unwrap();
     let initrd = dir.join("initrd");
     std::fs::write(&initrd, vec![0x5a; 5000]).unwrap();
 
@@ -101,6 +125,7 @@ fn long_mode_guest_prints_and_resets() {
             kernel,
             initrd: Some(initrd),
             cmdline: "console=ttyS0".into(),
+            protocol,
         },
     };
     let consoles = Consoles {
@@ -108,15 +133,29 @@ fn long_mode_guest_prints_and_resets() {
         virtio: Some(Box::new(std::io::sink())),
     };
     let result = Vm::new(&cfg, consoles).and_then(|mut vm| {
+        if seccomp {
+            hull_vmm::seccomp::install().unwrap();
+        }
         let report = vm.run()?;
         assert!(matches!(vm.run(), Err(hull_vmm::VmError::AlreadyRan)));
         Ok(report)
     });
-    std::fs::remove_dir_all(&dir).unwrap();
+    if !seccomp {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
     let report = result.expect("the guest runs");
-
-    let c: std::collections::HashMap<_, _> = report.counters.snapshot().into_iter().collect();
     let out = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    (out, report)
+}
+
+#[test]
+fn long_mode_guest_prints_and_resets() {
+    if host_kvm() == HostKvm::Missing {
+        hull_testkit::skip("no /dev/kvm");
+        return;
+    }
+    let (out, report) = boot("long", tiny_elf(&guest_code(), false), BootProtocol::Auto);
+    let c: std::collections::HashMap<_, _> = report.counters.snapshot().into_iter().collect();
     assert_eq!(out, "hull\n\0", "{c:?}");
     assert_eq!(report.reason, StopReason::Reset);
     assert_eq!(report.console_error, None);
@@ -124,6 +163,91 @@ fn long_mode_guest_prints_and_resets() {
     assert_eq!((c["mmio_read"], c["mmio_write"]), (1, 1), "{c:?}");
     assert_eq!(c["io_in"], 6, "{c:?}");
     assert_eq!(c["unhandled"], 3, "{c:?}");
+}
+
+/// A kernel with the PVH note enters at it in 32-bit protected mode with %ebx at a start info
+/// whose command line and initrd module the guest reads back.
+#[test]
+fn pvh_guest_reads_its_start_info() {
+    if host_kvm() == HostKvm::Missing {
+        hull_testkit::skip("no /dev/kvm");
+        return;
+    }
+    let (out, report) = boot("pvh", tiny_elf(&pvh_guest_code(), true), BootProtocol::Auto);
+    assert_eq!(out, "PcZ");
+    assert_eq!(report.reason, StopReason::Reset);
+}
+
+/// The same kernel with the 64-bit protocol forced enters in long mode at the ELF entry: the
+/// 32-bit code then runs as 64-bit code, so the run must not print the PVH guest's answer.
+#[test]
+fn pvh_note_is_ignored_when_linux64_is_asked() {
+    if host_kvm() == HostKvm::Missing {
+        hull_testkit::skip("no /dev/kvm");
+        return;
+    }
+    let (out, report) = boot(
+        "long-pvh",
+        tiny_elf(&guest_code(), true),
+        BootProtocol::Linux64,
+    );
+    assert_eq!(out, "hull\n\0");
+    assert_eq!(report.reason, StopReason::Reset);
+}
+
+/// The whole run (vCPU threads, exits, the console, the kick and join at the end) works under
+/// the filter; in a child, since the filter stays with the process.
+#[test]
+fn guest_runs_under_the_seccomp_filter() {
+    if std::env::var(CHILD_MODE).as_deref() == Ok("vm") {
+        let (out, report) = boot_with(
+            "seccomp",
+            tiny_elf(&guest_code(), false),
+            BootProtocol::Auto,
+            true,
+        );
+        child_exit(i32::from(
+            !(out == "hull\n\0" && report.reason == StopReason::Reset),
+        ));
+    }
+    if host_kvm() == HostKvm::Missing {
+        hull_testkit::skip("no /dev/kvm");
+        return;
+    }
+    let status = in_child("guest_runs_under_the_seccomp_filter", "vm");
+    std::fs::remove_dir_all(tiny_dir("seccomp", std::process::id())).unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// What the filter leaves out kills the process (SIGSYS): here socket(2) and open(2).
+#[test]
+fn seccomp_filter_kills_on_other_syscalls() {
+    use std::os::unix::process::ExitStatusExt;
+    match std::env::var(CHILD_MODE).as_deref() {
+        Ok("socket") => {
+            hull_vmm::seccomp::install().unwrap();
+            // SAFETY: a plain system call; the filter ends the process at it.
+            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+            child_exit(0);
+        }
+        Ok("open") => {
+            hull_vmm::seccomp::install().unwrap();
+            let _ = std::fs::File::open("/etc/hostname");
+            child_exit(0);
+        }
+        Ok("write") => {
+            hull_vmm::seccomp::install().unwrap();
+            std::io::Write::write_all(&mut std::io::stderr(), b"allowed\n").unwrap();
+            child_exit(7);
+        }
+        _ => {}
+    }
+    let name = "seccomp_filter_kills_on_other_syscalls";
+    for mode in ["socket", "open"] {
+        let status = in_child(name, mode);
+        assert_eq!(status.signal(), Some(libc::SIGSYS), "{mode}: {status:?}");
+    }
+    assert_eq!(in_child(name, "write").code(), Some(7));
 }
 
 #[test]
@@ -135,6 +259,7 @@ fn bad_vcpu_count_is_refused() {
             kernel: "/nonexistent".into(),
             initrd: None,
             cmdline: String::new(),
+            protocol: BootProtocol::Auto,
         },
     };
     let consoles = Consoles {

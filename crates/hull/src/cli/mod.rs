@@ -108,6 +108,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(c) => image::run(&cli.root, c).map(|()| 0),
         Command::Files(c) => files::run(&cli.root, c),
         Command::System { command } => system::run(&cli.root, command).map(|()| 0),
-        Command::Vm { command } => vm::run(command).map(|()| 0),
+        Command::Vm { command } => vm::run(&cli.root, command),
     }
 }

@@ -1,9 +1,14 @@
-//! `hull vm`: the bare microVM (hull-vmm) without images: boot a kernel, show its console.
+//! `hull vm`: the bare microVM (hull-vmm) without images: boot a kernel, show its console. By
+//! default the VMM runs jailed (hull_engine::vm_jail): this process makes the jail, and the
+//! `hull` binary re-executed in it (`--in-jail`) is the VMM, which installs its seccomp filter
+//! once the VM is built.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use hull_engine::vm_jail::{self, Jail, JailFile};
+use hull_vmm::boot::{BootProtocol, Entry};
 use hull_vmm::{host_kvm, BootSource, Consoles, HostKvm, StopReason, Vm, VmConfig};
 
 /// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
@@ -30,13 +35,45 @@ pub enum VmCommand {
         /// Number of vCPUs
         #[arg(long, default_value_t = 2)]
         vcpus: usize,
+        /// Kernel entry: PVH when an ELF vmlinux has the Xen PVH note (auto), or forced
+        #[arg(long, value_enum, default_value = "auto")]
+        boot_protocol: Protocol,
         /// Print the exit counters and timings to stderr when the VM stops
         #[arg(long)]
         stats: bool,
+        /// Run the VMM in this process, without its jail (namespaces, cgroup, seccomp): for
+        /// debugging
+        #[arg(long)]
+        no_jail: bool,
         /// Run even on kvm-pvm (which boots purpose-built guests, not a stock kernel)
         #[arg(long, hide = true)]
         allow_pvm: bool,
+        /// This process is the VMM inside its jail (set by the jailing `hull vm run`)
+        #[arg(long, hide = true, conflicts_with = "no_jail")]
+        in_jail: bool,
     },
+}
+
+/// Where the jailed VMM finds the kernel and initrd.
+const JAILED_KERNEL: &str = "/vm/kernel";
+const JAILED_INITRD: &str = "/vm/initrd";
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "lower")]
+pub enum Protocol {
+    Auto,
+    Pvh,
+    Linux64,
+}
+
+impl From<Protocol> for BootProtocol {
+    fn from(p: Protocol) -> Self {
+        match p {
+            Protocol::Auto => BootProtocol::Auto,
+            Protocol::Pvh => BootProtocol::Pvh,
+            Protocol::Linux64 => BootProtocol::Linux64,
+        }
+    }
 }
 
 /// "256M", "1G", "65536K", or "256" (MiB).
@@ -54,15 +91,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
+pub fn run(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
     let VmCommand::Run {
         kernel,
         initrd,
         cmdline,
         mem,
         vcpus,
+        boot_protocol,
         stats,
+        no_jail,
         allow_pvm,
+        in_jail,
     } = cmd;
     match host_kvm() {
         HostKvm::Missing => {
@@ -81,15 +121,113 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
             kernel,
             initrd,
             cmdline,
+            protocol: boot_protocol.into(),
         },
     };
+    if in_jail {
+        jailed_vmm_setup()?;
+    }
+    if no_jail || in_jail {
+        run_vmm(&cfg, stats, in_jail)?;
+        return Ok(0);
+    }
+    run_jailed(root, &cfg, boot_protocol, stats, allow_pvm)
+}
+
+/// Makes the jail and runs this binary in it as the VMM; its exit status.
+fn run_jailed(
+    root: &Path,
+    cfg: &VmConfig,
+    protocol: Protocol,
+    stats: bool,
+    allow_pvm: bool,
+) -> anyhow::Result<i32> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "the microVM's jail (namespaces, a cgroup) needs root: run as root, or pass --no-jail"
+        );
+    }
+    let boot = &cfg.boot;
+    let mut files = Vec::new();
+    for (host, inside) in [
+        (Some(&boot.kernel), JAILED_KERNEL),
+        (boot.initrd.as_ref(), JAILED_INITRD),
+    ] {
+        let Some(host) = host else { continue };
+        // A missing file is the user's error, said before any jail exists.
+        std::fs::File::open(host).with_context(|| format!("cannot open {}", host.display()))?;
+        files.push(JailFile {
+            host: host.clone(),
+            inside: inside.into(),
+            writable: false,
+        });
+    }
+    let mut args: Vec<String> = ["vm", "run", "--in-jail", "--kernel", JAILED_KERNEL]
+        .map(String::from)
+        .into();
+    if boot.initrd.is_some() {
+        args.extend(["--initrd".into(), JAILED_INITRD.into()]);
+    }
+    let protocol = clap::ValueEnum::to_possible_value(&protocol)
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    args.extend([
+        "--cmdline".into(),
+        boot.cmdline.clone(),
+        "--mem".into(),
+        format!("{}K", cfg.mem_size >> 10),
+        "--vcpus".into(),
+        cfg.vcpus.to_string(),
+        "--boot-protocol".into(),
+        protocol,
+    ]);
+    args.extend(stats.then(|| "--stats".to_string()));
+    args.extend(allow_pvm.then(|| "--allow-pvm".to_string()));
+    let jail = Jail {
+        exe: std::env::current_exe().context("cannot find the hull binary")?,
+        args,
+        files,
+        mem_size: cfg.mem_size,
+        vcpus: cfg.vcpus,
+    };
+    let code = vm_jail::run(root, &jail, &mut |w| eprintln!("hull vm: {w}"))
+        .context("cannot run the microVM's jail")?;
+    Ok(code)
+}
+
+/// The first steps of the VMM in its jail: it dies with the `hull vm run` that made the jail
+/// (whose kill -9 would otherwise leave it running), and, being its pid namespace's init, which
+/// ignores signals it has no handler for, ends on SIGINT, SIGTERM and SIGHUP as a plain process
+/// would.
+fn jailed_vmm_setup() -> anyhow::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    extern "C" fn end(sig: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe and ends the process at once.
+        unsafe { libc::_exit(128 + sig) }
+    }
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .context("cannot set the parent-death signal")?;
+    let action = SigAction::new(SigHandler::Handler(end), SaFlags::empty(), SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only calls _exit.
+        unsafe { sigaction(sig, &action) }.context("cannot install a signal handler")?;
+    }
+    Ok(())
+}
+
+/// Builds and runs the VM in this process; with `seccomp`, under the VMM's filter from the
+/// moment the VM is built.
+fn run_vmm(cfg: &VmConfig, stats: bool, seccomp: bool) -> anyhow::Result<()> {
     // The serial console and the virtio console (hvc0, once the guest loads virtio_mmio and
     // virtio_console) both print here.
     let consoles = Consoles {
         serial: Box::new(std::io::stdout()),
         virtio: Some(Box::new(std::io::stdout())),
     };
-    let mut vm = Vm::new(&cfg, consoles).context("cannot create the microVM")?;
+    let mut vm = Vm::new(cfg, consoles).context("cannot create the microVM")?;
+    if seccomp {
+        hull_vmm::seccomp::install()?;
+    }
     // stdin types into ttyS0. The thread ends at end of input; at the VM's end it is left
     // blocked in read(2), and the process exit ends it.
     let input = vm.serial_input();
@@ -105,6 +243,10 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
             }
         });
     let setup = vm.setup_time;
+    let entry = match vm.kernel().entry {
+        Entry::Pvh(_) => "PVH",
+        Entry::Linux64(_) => "64-bit boot protocol",
+    };
     let report = vm.run().context("the microVM failed")?;
     if stats {
         let counts: Vec<String> = report
@@ -114,7 +256,7 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
             .map(|(name, n)| format!("{name}={n}"))
             .collect();
         eprintln!(
-            "hull vm: stopped by {}; setup {:.1} ms, run {:.1} ms; {} exits: {}",
+            "hull vm: stopped by {}; entry {entry}; setup {:.1} ms, run {:.1} ms; {} exits: {}",
             report.reason,
             setup.as_secs_f64() * 1e3,
             report.run_time.as_secs_f64() * 1e3,

@@ -47,6 +47,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// Pass the caller's descriptors 3 .. 3+N on to the process.
     pub preserve_fds: u16,
+    /// Make only the config's `linux.devices`, none of the default device nodes.
+    pub no_default_devices: bool,
 }
 
 impl CreateOptions {
@@ -61,6 +63,7 @@ impl CreateOptions {
             no_pivot: false,
             no_new_keyring: false,
             preserve_fds: 0,
+            no_default_devices: false,
         }
     }
 }
@@ -199,6 +202,7 @@ fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
         &bundle,
         RootfsOptions {
             no_pivot: opts.no_pivot,
+            no_default_devices: opts.no_default_devices,
             terminal,
             user_namespace: namespaces.is_private(LinuxNamespaceType::User),
             cgroup_namespace: namespaces.is_private(LinuxNamespaceType::Cgroup),

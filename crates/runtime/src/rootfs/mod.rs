@@ -49,6 +49,9 @@ pub struct RootfsOptions {
     /// The process has a terminal: /dev/console is made for the pty to be bound on (runc makes
     /// none otherwise).
     pub terminal: bool,
+    /// Create only the config's `linux.devices`, not the default /dev/null, zero, full,
+    /// random, urandom and tty (a jail whose only device is /dev/kvm).
+    pub no_default_devices: bool,
     /// The container's cgroup hierarchies, for `cgroup` entries of `mounts`.
     pub cgroups: Vec<CgroupMount>,
 }

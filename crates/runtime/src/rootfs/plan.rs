@@ -406,7 +406,12 @@ fn plan_devices(
         out.retain(|o| o.path != dev.path);
         out.push(dev);
     }
-    for &(path, major, minor) in DEFAULT_DEVICES {
+    let defaults = if opts.no_default_devices {
+        &[][..]
+    } else {
+        DEFAULT_DEVICES
+    };
+    for &(path, major, minor) in defaults {
         if !out.iter().any(|d| d.path == Path::new(path)) {
             out.push(PlannedDevice {
                 path: PathBuf::from(path),

@@ -71,6 +71,26 @@ fn maps() -> Value {
 }
 
 #[test]
+fn no_default_devices_leaves_only_the_configs() {
+    let b = Bundle::new();
+    let spec = config(
+        json!([]),
+        json!({"devices": [{"path": "/dev/kvm", "type": "c", "major": 10, "minor": 232, "fileMode": 0o600}]}),
+    );
+    let opts = RootfsOptions {
+        no_default_devices: true,
+        ..RootfsOptions::default()
+    };
+    let p = b.plan_with(spec, opts).unwrap();
+    let devs: Vec<_> = p
+        .devices
+        .iter()
+        .map(|d| (d.path.to_str().unwrap(), d.major, d.minor, d.mode))
+        .collect();
+    assert_eq!(devs, [("/dev/kvm", 10, 232, 0o600)]);
+}
+
+#[test]
 fn minimal_config() {
     let b = Bundle::new();
     let p = b.plan(mounts(json!([]))).unwrap();

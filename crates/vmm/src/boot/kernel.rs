@@ -1,15 +1,18 @@
 //! Places a kernel, its initrd and command line in guest memory and returns where the boot vCPU
-//! enters.
+//! enters: the PVH entry of an ELF vmlinux that names one (with `hvm_start_info`), else the
+//! 64-bit boot protocol's (with the zero page).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use linux_loader::cmdline::Cmdline;
+use linux_loader::loader::elf::PvhBootCapability;
 use linux_loader::loader::{load_cmdline, BzImage, Elf, KernelLoader};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use super::params::{boot_params, BootParamsConfig, ParamsError};
+use super::pvh::{self, PvhError};
 use crate::layout::{ACPI_START, CMDLINE_MAX_SIZE, CMDLINE_START, HIMEM_START, ZERO_PAGE_START};
 
 /// The 64-bit entry of a bzImage's protected-mode kernel is 0x200 past its load address.
@@ -35,6 +38,10 @@ pub enum BootError {
     InitrdTooLarge { size: u64, kernel_end: u64 },
     #[error(transparent)]
     Params(#[from] ParamsError),
+    #[error(transparent)]
+    Pvh(#[from] PvhError),
+    #[error("{0} has no PVH entry (no XEN_ELFNOTE_PHYS32_ENTRY note; a bzImage never has one)")]
+    NoPvhEntry(PathBuf),
     #[error("cannot write boot data to guest memory: {0}")]
     Memory(#[from] vm_memory::GuestMemoryError),
 }
@@ -45,13 +52,34 @@ pub struct BootSource {
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
     pub cmdline: String,
+    pub protocol: BootProtocol,
+}
+
+/// Which entry of the kernel to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BootProtocol {
+    /// PVH when the kernel has the note, else the 64-bit boot protocol.
+    #[default]
+    Auto,
+    /// PVH, or an error when the kernel has no PVH entry.
+    Pvh,
+    /// The 64-bit boot protocol, even for a kernel with a PVH entry.
+    Linux64,
+}
+
+/// Where, and in which CPU mode, the boot vCPU starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// Long mode, paging on, %rsi at the zero page.
+    Linux64(u64),
+    /// 32-bit protected mode, paging off, %ebx at `hvm_start_info`.
+    Pvh(u64),
 }
 
 /// Where the kernel landed.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadedKernel {
-    /// The 64-bit entry point the boot vCPU starts at.
-    pub entry: u64,
+    pub entry: Entry,
     pub kernel_end: u64,
     pub initrd: Option<(u64, u64)>,
     pub elf: bool,
@@ -73,6 +101,16 @@ fn is_elf(file: &mut File, path: &Path) -> Result<bool, BootError> {
     file.read_exact(&mut magic).map_err(read_err)?;
     file.seek(SeekFrom::Start(0)).map_err(read_err)?;
     Ok(&magic == b"\x7fELF")
+}
+
+/// The entry `src.protocol` asks for, given the 64-bit entry and the PVH one (if the kernel
+/// has it).
+fn choose_entry(src: &BootSource, linux64: u64, pvh: Option<u64>) -> Result<Entry, BootError> {
+    match (src.protocol, pvh) {
+        (BootProtocol::Auto | BootProtocol::Pvh, Some(addr)) => Ok(Entry::Pvh(addr)),
+        (BootProtocol::Pvh, None) => Err(BootError::NoPvhEntry(src.kernel.clone())),
+        (BootProtocol::Auto | BootProtocol::Linux64, _) => Ok(Entry::Linux64(linux64)),
+    }
 }
 
 /// The highest page-aligned address where `size` bytes end at or below the end of the first RAM
@@ -102,10 +140,15 @@ pub fn load(mem: &GuestMemoryMmap, src: &BootSource) -> Result<LoadedKernel, Boo
     let himem = Some(GuestAddress(HIMEM_START));
     let (entry, result) = if elf {
         let r = Elf::load(mem, None, &mut file, himem).map_err(kernel_err)?;
-        (r.kernel_load.0, r)
+        let pvh = match r.pvh_boot_cap {
+            PvhBootCapability::PvhEntryPresent(addr) => Some(addr.0),
+            _ => None,
+        };
+        (choose_entry(src, r.kernel_load.0, pvh)?, r)
     } else {
         let r = BzImage::load(mem, None, &mut file, himem).map_err(kernel_err)?;
-        (r.kernel_load.0 + BZIMAGE_64BIT_ENTRY_OFFSET, r)
+        let entry = r.kernel_load.0 + BZIMAGE_64BIT_ENTRY_OFFSET;
+        (choose_entry(src, entry, None)?, r)
     };
 
     let cmdline = Cmdline::try_from(&src.cmdline, CMDLINE_MAX_SIZE).map_err(BootError::Cmdline)?;
@@ -132,14 +175,20 @@ pub fn load(mem: &GuestMemoryMmap, src: &BootSource) -> Result<LoadedKernel, Boo
         }
     };
 
-    let params = boot_params(&BootParamsConfig {
-        mem_size: mem.iter().map(|r| r.len()).sum(),
-        cmdline_len: src.cmdline.len(),
-        initrd,
-        rsdp_addr: ACPI_START,
-        setup_header: result.setup_header,
-    })?;
-    mem.write_obj(params, GuestAddress(ZERO_PAGE_START))?;
+    let mem_size = mem.iter().map(|r| r.len()).sum();
+    match entry {
+        Entry::Pvh(_) => pvh::write(mem, &pvh::start_info(mem_size, initrd, ACPI_START)?)?,
+        Entry::Linux64(_) => {
+            let params = boot_params(&BootParamsConfig {
+                mem_size,
+                cmdline_len: src.cmdline.len(),
+                initrd,
+                rsdp_addr: ACPI_START,
+                setup_header: result.setup_header,
+            })?;
+            mem.write_obj(params, GuestAddress(ZERO_PAGE_START))?;
+        }
+    }
     Ok(LoadedKernel {
         entry,
         kernel_end: result.kernel_end,
@@ -169,12 +218,42 @@ mod tests {
     }
 
     #[test]
+    fn protocol_choice() {
+        let src = |protocol| BootSource {
+            kernel: "/k".into(),
+            initrd: None,
+            cmdline: String::new(),
+            protocol,
+        };
+        let pick = |p, pvh| choose_entry(&src(p), 0x100_0200, pvh).ok();
+        assert_eq!(
+            pick(BootProtocol::Auto, Some(0x100_0000)),
+            Some(Entry::Pvh(0x100_0000))
+        );
+        assert_eq!(
+            pick(BootProtocol::Auto, None),
+            Some(Entry::Linux64(0x100_0200))
+        );
+        assert_eq!(
+            pick(BootProtocol::Linux64, Some(0x100_0000)),
+            Some(Entry::Linux64(0x100_0200))
+        );
+        assert_eq!(pick(BootProtocol::Pvh, None), None);
+        let err = choose_entry(&src(BootProtocol::Pvh), 0, None).expect_err("no note");
+        assert_eq!(
+            err.to_string(),
+            "/k has no PVH entry (no XEN_ELFNOTE_PHYS32_ENTRY note; a bzImage never has one)"
+        );
+    }
+
+    #[test]
     fn missing_kernel_is_a_clear_error() {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 64 << 20)]).expect("mem");
         let src = BootSource {
             kernel: "/nonexistent/vmlinux".into(),
             initrd: None,
             cmdline: String::new(),
+            protocol: BootProtocol::Auto,
         };
         let err = load(&mem, &src).expect_err("no kernel");
         assert!(
@@ -195,6 +274,7 @@ mod tests {
             kernel: k,
             initrd: None,
             cmdline: String::new(),
+            protocol: BootProtocol::Auto,
         };
         let res = load(&mem, &src);
         std::fs::remove_dir_all(&dir).expect("cleanup");

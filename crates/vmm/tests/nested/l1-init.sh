@@ -1,46 +1,130 @@
 #!/bin/busybox sh
 # PID 1 of the L1 guest (qemu TCG, -cpu max): loads KVM from Debian's kernel, then boots the L2
-# guest with `hull vm run` as many times as asked, and powers off. The harness (run.sh) reads the
-# HULL-* lines on the console.
+# guest with `hull vm run` (jailed, as by default) as many times as asked, and powers off. The
+# harness (run.sh) reads the HULL-* lines on the console.
+#   test mode: boot 1 inspects the VMM's jail at the L2 marker (namespaces, cgroup limits, /dev,
+#   memory); one more boot is killed (-9) at its marker; then nothing of either may be left.
+#   bench mode (hull.bench=1): L2 resets at its marker; N boots each by jailed hull-vmm (PVH),
+#   by hull-vmm --no-jail, by hull-vmm through the 64-bit boot protocol and by qemu -M microvm, then one of each held at the marker to measure the
+#   VMM's memory.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# The jail's cgroup: cgroup v2 with the memory and pids controllers for children.
+mount -t cgroup2 cgroup2 /sys/fs/cgroup && echo "+memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
 echo "HULL-L1-UP uptime=$(cut -d' ' -f1 /proc/uptime)"
 for m in irqbypass kvm kvm-amd; do
   insmod /lib/$m.ko || echo "HULL-L1-INSMOD-FAILED $m"
 done
 [ -c /dev/kvm ] || { echo "HULL-L1-NOKVM"; poweroff -f; }
-boots=$(sed -n 's/.*hull\.boots=\([0-9]*\).*/\1/p' /proc/cmdline)
-vcpus=$(sed -n 's/.*hull\.vcpus=\([0-9]*\).*/\1/p' /proc/cmdline)
-i=0
-while [ "$i" -lt "${boots:-1}" ]; do
-  i=$((i + 1))
-  echo "HULL-L2-START $i"
-  # hull's stdin types into the guest's ttyS0: a line once the guest is up (its 8250 driver
-  # clears the FIFO when it starts). The shell loop passes hull's output on and answers the
-  # marker, without polling (forks are dear under TCG).
+arg() { sed -n "s/.*hull\.$1=\([0-9]*\).*/\1/p" /proc/cmdline; }
+boots=$(arg boots)
+vcpus=$(arg vcpus)
+qboots=$(arg qemu)
+bench=$(arg bench)
+l2cmdline=$(cat /l2/cmdline)
+
+# The pid of the process whose command line contains $1.
+pid_of() {
+  for p in /proc/[0-9]*; do
+    case "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" in *"$1"*) echo "${p#/proc/}"; return ;; esac
+  done
+}
+# RSS of pid $1 in KiB: all of it, the guest RAM mapping's (256 MiB, maybe rounded up), the rest.
+mem_of() {
+  awk '/^Size:/ { s = $2 } /^Rss:/ { t += $2; if (s >= 262144 && s < 266240) g += $2 }
+    END { printf "rss_kb=%d guest_kb=%d overhead_kb=%d", t, g, t - g }' "/proc/$1/smaps"
+}
+# The jailed VMM seen from L1: the namespaces it shares with L1 (none expected), its cgroup's
+# limits, the device nodes in its /dev, and its memory.
+jail_check() {
+  p=$(pid_of --in-jail)
+  [ -n "$p" ] || { echo "HULL-L1-JAIL-NOVMM"; return; }
+  for ns in pid mnt net ipc uts cgroup; do
+    [ "$(readlink /proc/$p/ns/$ns)" != "$(readlink /proc/1/ns/$ns)" ] || echo "HULL-L1-JAIL-SHARED $ns"
+  done
+  cg=$(sed -n 's/^0:://p' /proc/$p/cgroup)
+  devs=$(find /proc/$p/root/dev -type c -o -type b | sed "s|/proc/$p/root||" | tr '\n' ' ')
+  echo "HULL-L1-JAIL memory.max=$(cat /sys/fs/cgroup$cg/memory.max) pids.max=$(cat /sys/fs/cgroup$cg/pids.max) devices=$devs"
+  echo "HULL-MEM hull-vmm $(mem_of "$p")"
+}
+
+hull_vm() { # cmdline, extra flags...
+  c=$1
+  shift
+  /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/initrd.gz --mem 256M --vcpus "${vcpus:-2}" \
+    --stats --cmdline "$c" "$@"
+}
+qemu_vm() { # cmdline
+  qemu-system-x86_64 -M microvm -accel kvm -cpu host -m 256 -smp "${vcpus:-2}" -nographic \
+    -no-reboot -nodefaults -serial stdio -kernel /l2/vmlinux -initrd /l2/initrd.gz \
+    -append "$(echo "$1" | sed 's/reboot=k/reboot=t/')"
+}
+
+# run_vm TAG I ACTION CMD...: one VM; its stdin types into the guest's ttyS0 (a line once the
+# guest is up: its 8250 driver clears the FIFO when it starts). At the L2 marker, ACTION: type
+# (the line), inspect (jail_check, then type), kill (-9 the jailed VMM), mem-qemu (measure, type),
+# none. The loop passes the output on without polling (forks are dear under TCG).
+run_vm() {
+  tag=$1 i=$2 action=$3
+  shift 3
   rm -f /tmp/in
   mkfifo /tmp/in
   exec 3<>/tmp/in
-  { /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/initrd.gz --mem 256M --vcpus "${vcpus:-2}" \
-      --stats --cmdline "$(cat /l2/cmdline)" <&3 2>&1
-    echo "HULL-L2-RC $i $?"; } | while IFS= read -r line; do
+  echo "HULL-$tag-START $i"
+  { "$@" <&3 2>&1; echo "HULL-$tag-RC $i $?"; } | while IFS= read -r line; do
     echo "$line"
-    case "$line" in HULL-L2-MARKER*) echo "typed-into-ttyS0" >&3 ;; esac
+    case "$line" in
+    HULL-L2-MARKER*)
+      case $action in
+      type) echo "typed-into-ttyS0" >&3 ;;
+      inspect) jail_check; echo "typed-into-ttyS0" >&3 ;;
+      kill) kill -9 "$(pid_of --in-jail)" ;;
+      mem-qemu) echo "HULL-MEM qemu $(mem_of "$(pid_of qemu-system)")"; echo "typed-into-ttyS0" >&3 ;;
+      esac
+      ;;
+    esac
   done
   exec 3>&-
-done
-# The same L2 under qemu -M microvm on the same KVM, for comparison (when the harness put qemu in).
-qboots=$(sed -n 's/.*hull\.qemu=\([0-9]*\).*/\1/p' /proc/cmdline)
-i=0
-while [ -x /usr/bin/qemu-system-x86_64 ] && [ "$i" -lt "${qboots:-0}" ]; do
-  i=$((i + 1))
-  echo "HULL-QEMU-START $i"
-  qemu-system-x86_64 -M microvm -accel kvm -cpu host -m 256 -smp "${vcpus:-2}" -nographic \
-    -no-reboot -nodefaults -serial stdio -kernel /l2/vmlinux -initrd /l2/initrd.gz \
-    -append "$(sed 's/reboot=k/reboot=t/' /l2/cmdline)" 2>&1
-  echo "HULL-QEMU-RC $i $?"
-done
+}
+
+# What jails leave: bundles, runtime state, cgroups.
+leftovers() {
+  left=$(ls -A /var/lib/hull/vm/bundles 2>/dev/null; ls -A /var/lib/hull/vm/runtime 2>/dev/null
+    ls -d /sys/fs/cgroup/hull-vm-* 2>/dev/null)
+  if [ -z "$left" ]; then echo "HULL-L1-JAIL-CLEAN"; else echo "HULL-L1-JAIL-LEFT $left" | tr '\n' ' '; echo; fi
+}
+
+if [ "${bench:-0}" = 1 ]; then
+  b="$l2cmdline hull.bench=1"
+  i=0
+  while [ "$i" -lt "${boots:-1}" ]; do
+    i=$((i + 1))
+    run_vm BENCH-hull-vmm "$i" none hull_vm "$b"
+    run_vm BENCH-hull-vmm-nojail "$i" none hull_vm "$b" --no-jail
+    run_vm BENCH-hull-vmm-linux64 "$i" none hull_vm "$b" --boot-protocol linux64
+    [ -x /usr/bin/qemu-system-x86_64 ] && run_vm BENCH-qemu-microvm "$i" none qemu_vm "$b"
+  done
+  run_vm MEM-hull 1 inspect hull_vm "$l2cmdline"
+  [ -x /usr/bin/qemu-system-x86_64 ] && run_vm MEM-qemu 1 mem-qemu qemu_vm "$l2cmdline"
+else
+  i=0
+  while [ "$i" -lt "${boots:-1}" ]; do
+    i=$((i + 1))
+    if [ "$i" = 1 ]; then action=inspect; else action=type; fi
+    run_vm L2 "$i" "$action" hull_vm "$l2cmdline"
+  done
+  if [ "${boots:-1}" -gt 0 ]; then
+    run_vm L2KILL 1 kill hull_vm "$l2cmdline"
+    leftovers
+  fi
+  # The same L2 under qemu -M microvm on the same KVM, for comparison (when the harness put qemu in).
+  i=0
+  while [ -x /usr/bin/qemu-system-x86_64 ] && [ "$i" -lt "${qboots:-0}" ]; do
+    i=$((i + 1))
+    run_vm QEMU "$i" type qemu_vm "$l2cmdline"
+  done
+fi
 echo "HULL-L1-DONE"
 poweroff -f

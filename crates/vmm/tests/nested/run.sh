@@ -5,21 +5,30 @@
 # tiny initramfs whose /init prints a marker, echoes a line typed into `hull vm run`'s stdin,
 # writes to the virtio console (virtio-mmio, announced
 # in hull-vmm's ACPI DSDT) and resets the VM. The L1 console is checked for the marker and the
-# hvc0 line of every L2 boot and `hull vm run`'s exit code; a silent L1 (TCG freezes) is retried
-# once.
+# hvc0 line of every L2 boot and `hull vm run`'s exit code; the first boot's jail is inspected
+# from L1 (own namespaces, cgroup limits, /dev/kvm the only device) and one more boot is killed
+# (-9) at its marker, after which nothing of any jail may be left. A silent L1 (TCG freezes) is
+# retried once.
+# HULL_NESTED_MODE=bench (benches/vm-boot.sh) instead times N boots each of jailed hull-vmm,
+# hull-vmm --no-jail and qemu -M microvm to the L2's init, which resets at once, and measures
+# the VMMs' memory beyond guest RAM; it prints medians and ratios, and checks nothing.
 # Needs root; installs qemu-system-x86, busybox-static and lz4 through apt when missing.
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
 #        HULL_NESTED_TIMEOUT (s, 300), HULL_NESTED_PROFILE (debug|release),
 #        HULL_NESTED_L2_CMDLINE, HULL_NESTED_QEMU (qemu -M microvm boots to compare, 0),
-#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS
+#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS, HULL_NESTED_MODE (test|bench)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../../.."
+mode=${HULL_NESTED_MODE:-test}
+case $mode in test | bench) ;; *) echo "HULL_NESTED_MODE: test or bench, not $mode"; exit 2 ;; esac
+bench=0
+[ "$mode" = test ] || bench=1
 boots=${HULL_NESTED_BOOTS:-3}
 vcpus=${HULL_NESTED_VCPUS:-2}
 limit=${HULL_NESTED_TIMEOUT:-300}
-profile=${HULL_NESTED_PROFILE:-debug}
+if [ $bench = 1 ]; then profile=${HULL_NESTED_PROFILE:-release}; else profile=${HULL_NESTED_PROFILE:-debug}; fi
 
 # strict, skip, debian_cloud_kernel, copy_libs.
 . scripts/qemu-guest-lib.sh
@@ -93,6 +102,7 @@ if [ "${HULL_NESTED_KERNEL:-vmlinux}" = bzimage ]; then cp "$vmlinuz" "$root/l2/
 cp "$work/l2-initrd.gz" "$root/l2/initrd.gz"
 echo "${HULL_NESTED_L2_CMDLINE:-console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nokbd quiet}" > "$root/l2/cmdline"
 qboots=${HULL_NESTED_QEMU:-0}
+[ $bench = 0 ] || qboots=${HULL_NESTED_QEMU:-$boots}
 if [ "$qboots" -gt 0 ]; then
   # qemu -M microvm for comparison: the binary, its libraries, and the firmware microvm loads.
   mkdir -p "$root/usr/bin"
@@ -107,7 +117,7 @@ fi
 
 # A periodic tick in L1 (nohz=off highres=off): without it L1 froze in ~3% of runs while an L2 ran.
 # tsc_early_khz: TCG's TSC calibration otherwise hangs some boots.
-append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots"
+append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots hull.bench=$bench"
 boot_l1() {
   local log=$1 start
   start=$(date +%s.%N)
@@ -130,9 +140,15 @@ fi
 [ -z "${HULL_QEMU_KEEP_LOGS:-}" ] || cp "$log" /tmp/hull-vmm-nested.log
 # The log's lines are "<host time> <console line>".
 lines() { cut -d' ' -f2- "$log"; }
+if [ $bench = 1 ]; then
+  grep -q HULL-L1-DONE "$log" || { echo "FAIL: L1 did not finish; last lines:"; tail -20 "$log"; exit 1; }
+  python3 "$here/bench-report.py" "$log" "$boots" "$vcpus" "$release" "$profile"
+  exit 0
+fi
 lines | grep -E '^(HULL-|hull vm:|hull:)' || true
 # Host wall time from each `hull vm run` start to its L2's marker: the L2 boot time.
 awk '$2 == "HULL-L2-START" { s = $1; who = "hull-vmm" } $2 == "HULL-QEMU-START" { s = $1; who = "qemu microvm" }
+  $2 == "HULL-L2KILL-START" { s = 0 }
   $2 == "HULL-L2-MARKER" && s { printf "L2 boot to marker by %s (host clock): %.2f s\n", who, $1 - s; s = 0 }' "$log"
 
 failed=0
@@ -146,19 +162,34 @@ else
       echo "FAIL: hull vm run (boot $i) did not exit 0"; failed=1
     fi
   done
-  markers=$(lines | awk -v want="cpus=$vcpus" '$1 == "HULL-L2-START" { h = 1 } $1 == "HULL-QEMU-START" { h = 0 }
+  markers=$(lines | awk -v want="cpus=$vcpus" '$1 == "HULL-L2-START" { h = 1 } $1 ~ /^HULL-(QEMU|L2KILL)-START$/ { h = 0 }
     $1 == "HULL-L2-MARKER" && h && $2 == want { n++ } END { print n + 0 }')
   if [ "$markers" != "$boots" ]; then
     echo "FAIL: $markers of $boots L2 boots printed the marker with $vcpus CPUs"; failed=1
   fi
-  typed=$(lines | grep -c "^HULL-L2-STDIN typed-into-ttyS0" || true)
+  typed=$(lines | awk '$1 == "HULL-L2-START" { h = 1 } $1 ~ /^HULL-(QEMU|L2KILL)-START$/ { h = 0 }
+    $1 == "HULL-L2-STDIN" && $2 ~ /^typed-into-ttyS0/ && h { n++ } END { print n + 0 }')
   if [ "$typed" != "$boots" ]; then
     echo "FAIL: $typed of $boots L2 boots read the line typed into hull vm run's stdin"; failed=1
   fi
-  hvc=$(lines | awk '$1 == "HULL-L2-START" { h = 1 } $1 == "HULL-QEMU-START" { h = 0 }
+  jail=$(lines | grep -m1 '^HULL-L1-JAIL memory.max' || true)
+  want="HULL-L1-JAIL memory.max=$(((256 + 64) << 20)) pids.max=$((vcpus + 16)) devices=/dev/kvm "
+  if [ "$jail" != "$want" ]; then
+    echo "FAIL: the jail seen from L1 is not as configured: got \"$jail\", want \"$want\""; failed=1
+  fi
+  if lines | grep -qE '^HULL-L1-JAIL-(SHARED|NOVMM)'; then
+    echo "FAIL: the jailed VMM shares namespaces with L1 or was not found"; failed=1
+  fi
+  if ! lines | grep -qx 'HULL-L2KILL-RC 1 137'; then
+    echo "FAIL: hull vm run did not end with 137 after its VMM was killed (-9)"; failed=1
+  fi
+  if ! lines | grep -qx 'HULL-L1-JAIL-CLEAN'; then
+    echo "FAIL: jails left something behind: $(lines | grep '^HULL-L1-JAIL-LEFT' || true)"; failed=1
+  fi
+  hvc=$(lines | awk '$1 == "HULL-L2-START" { h = 1 } $1 ~ /^HULL-(QEMU|L2KILL)-START$/ { h = 0 }
     $1 == "HULL-L2-HVC" && h { n++ } END { print n + 0 }')
   if [ "$hvc" != "$boots" ]; then
     echo "FAIL: $hvc of $boots L2 boots wrote to the virtio console (hvc0)"; failed=1
   fi
 fi
-[ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed" || { echo "FAIL"; exit 1; }
+[ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed, jailed" || { echo "FAIL"; exit 1; }

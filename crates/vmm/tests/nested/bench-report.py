@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""The figures of the nested bed's bench mode, from L1's console log ("<host time> <line>"):
+per VMM, boot to the L2's init (its `hull vm run`/qemu start to the L2 marker) and end to end
+(start to the VMM's exit; the L2 resets at its marker), as medians over the boots, the ratios to
+jailed hull-vmm, the guest's own uptime at init, and each VMM's memory beyond guest RAM.
+
+usage: bench-report.py LOG BOOTS VCPUS KERNEL PROFILE"""
+import re
+import statistics
+import sys
+
+log, boots, vcpus, kernel, profile = sys.argv[1:6]
+boot, e2e, uptime, mem, stats = {}, {}, {}, {}, {}
+tag = start = None
+for raw in open(log, errors="replace"):
+    ts, _, line = raw.rstrip("\n").partition(" ")
+    try:
+        t = float(ts)
+    except ValueError:
+        continue
+    m = re.match(r"HULL-BENCH-(\S+)-START \d+$", line)
+    if m:
+        tag, start = m.group(1), t
+        continue
+    if line.startswith("HULL-L2-MARKER") and tag:
+        boot.setdefault(tag, []).append(t - start)
+        u = re.search(r"uptime=([\d.]+)", line)
+        if u:
+            uptime.setdefault(tag, []).append(float(u.group(1)))
+    elif tag and re.match(r"HULL-\S+-RC \d+ \d+$", line):
+        # A failed run counts in neither median.
+        if line.endswith(" 0"):
+            e2e.setdefault(tag, []).append(t - start)
+        tag = None
+    elif tag and line.startswith("hull vm: stopped"):
+        s = re.search(r"setup ([\d.]+) ms, run ([\d.]+) ms; (\d+) exits", line)
+        if s:
+            stats.setdefault(tag, []).append(tuple(float(x) for x in s.groups()))
+    m = re.match(r"HULL-MEM (\S+) rss_kb=(\d+) guest_kb=(\d+) overhead_kb=(\d+)", line)
+    if m:
+        mem[m.group(1)] = tuple(int(x) for x in m.groups()[1:])
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+print(f"== vm-boot: Debian {kernel} in L2 on L1's nested KVM (qemu TCG, -cpu max), {vcpus} vCPUs, "
+      f"256 MiB, hull {profile} build; medians of {boots} boots (host clock)")
+base_boot, base_e2e = med(boot.get("hull-vmm", [])), med(e2e.get("hull-vmm", []))
+for name in ["hull-vmm", "hull-vmm-nojail", "hull-vmm-linux64", "qemu-microvm"]:
+    b, e = boot.get(name, []), e2e.get(name, [])
+    if not b:
+        continue
+    row = (f"{name:16} boot to init {med(b):6.2f} s  (x{med(b) / base_boot:.2f})   "
+           f"end to end {med(e):6.2f} s  (x{med(e) / base_e2e:.2f})   "
+           f"guest uptime at init {med(uptime.get(name, [])):5.2f} s   n={len(b)}/{len(e)}")
+    if stats.get(name):
+        setup = med([s[0] for s in stats[name]])
+        exits = med([s[2] for s in stats[name]])
+        row += f"   setup {setup:.1f} ms, {exits:.0f} exits"
+    print(row)
+for name, (rss, guest, over) in mem.items():
+    print(f"memory {name:10} RSS {rss / 1024:7.1f} MiB, guest RAM touched {guest / 1024:7.1f} MiB, "
+          f"VMM beyond guest RAM {over / 1024:6.1f} MiB")
+if "qemu-microvm" in boot and "hull-vmm" in boot:
+    q = med(boot["qemu-microvm"])
+    print(f"qemu microvm / hull-vmm: boot to init x{q / base_boot:.2f}, "
+          f"end to end x{med(e2e['qemu-microvm']) / base_e2e:.2f}")
