@@ -102,6 +102,8 @@ fn long_mode_guest_prints_and_resets() {
             initrd: Some(initrd),
             cmdline: "console=ttyS0".into(),
         },
+        disks: vec![],
+        agent: false,
     };
     let consoles = Consoles {
         serial: Box::new(sink.clone()),
@@ -136,6 +138,8 @@ fn bad_vcpu_count_is_refused() {
             initrd: None,
             cmdline: String::new(),
         },
+        disks: vec![],
+        agent: false,
     };
     let consoles = Consoles {
         serial: Box::new(std::io::sink()),
