@@ -7,6 +7,7 @@ mod network;
 mod progress;
 mod system;
 mod vm;
+mod vm_agent;
 mod volume;
 
 use std::path::PathBuf;
@@ -61,6 +62,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Volume(cmd) => volume::run(&cli.root, cmd),
         Command::Image(c) => image::run(&cli.root, c).map(|()| 0),
         Command::System { command } => system::run(&cli.root, command).map(|()| 0),
-        Command::Vm { command } => vm::run(command).map(|()| 0),
+        Command::Vm { command } => vm::run(command),
     }
 }

@@ -1,10 +1,16 @@
-//! `hull vm`: the bare microVM (hull-vmm) without images: boot a kernel, show its console.
+//! `hull vm`: the bare microVM (hull-vmm) without images: boot a kernel and show its console, or
+//! (with a command after `--`) run that command through hull-guest (`vm_agent`).
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use hull_vmm::{host_kvm, BootSource, Consoles, HostKvm, StopReason, Vm, VmConfig};
+use hull_vmm::proto::{ProcessSpec, RootSpec, RunSpec};
+use hull_vmm::{
+    host_kvm, BootSource, Consoles, DiskConfig, HostKvm, RunReport, StopReason, Vm, VmConfig,
+};
+
+use super::vm_agent::{self, ConsoleTail};
 
 /// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
 /// a microVM's guest ends) through the i8042, no PCI bus to probe, no keyboard or mouse.
@@ -21,9 +27,29 @@ pub enum VmCommand {
         /// Initial ramdisk (cpio, optionally compressed)
         #[arg(long)]
         initrd: Option<PathBuf>,
-        /// Kernel command line
-        #[arg(long, default_value = DEFAULT_CMDLINE)]
-        cmdline: String,
+        /// Kernel command line [default: the console on ttyS0, reset through the i8042, no PCI;
+        /// `quiet` too when running a command]
+        #[arg(long)]
+        cmdline: Option<String>,
+        /// A disk image as a virtio-blk device (/dev/vda first), `:ro` for read-only; with a
+        /// command, the first disk (ext4 or erofs) is its root, under a tmpfs overlay if read-only
+        #[arg(long = "disk", value_name = "IMG[:ro]")]
+        disks: Vec<String>,
+        /// Keep the command's stdin open and pass hull's stdin to it
+        #[arg(short, long)]
+        interactive: bool,
+        /// The command's environment (NAME=value), more than once
+        #[arg(short, long = "env", value_name = "NAME=value")]
+        env: Vec<String>,
+        /// The command's working directory
+        #[arg(short = 'w', long, default_value = "/")]
+        workdir: String,
+        /// The command's user: UID[:GID] (numbers: the guest has no user database to look in)
+        #[arg(short, long, default_value = "0:0")]
+        user: String,
+        /// The guest's hostname
+        #[arg(long, default_value = "hull-vm")]
+        hostname: String,
         /// Guest memory: a number with a K, M or G suffix (MiB without one)
         #[arg(long, default_value = "256M", value_parser = parse_size)]
         mem: u64,
@@ -36,7 +62,85 @@ pub enum VmCommand {
         /// Run even on kvm-pvm (which boots purpose-built guests, not a stock kernel)
         #[arg(long, hide = true)]
         allow_pvm: bool,
+        /// The command to run in the VM (needs an --initrd with hull-guest as /init:
+        /// scripts/build-guest-initramfs.sh builds one)
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
     },
+}
+
+/// The PATH a command gets when --env sets none (docker's default).
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `IMG` or `IMG:ro`; the guest finds disk i by its serial `hull-disk<i>`.
+fn parse_disks(disks: &[String]) -> anyhow::Result<Vec<DiskConfig>> {
+    disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let (path, read_only) = match d.rsplit_once(':') {
+                Some((p, "ro")) => (p, true),
+                Some((p, "rw")) => (p, false),
+                Some((_, opt)) => bail!("--disk {d}: unknown option {opt:?} (ro or rw)"),
+                None => (d.as_str(), false),
+            };
+            if path.is_empty() {
+                bail!("--disk {d}: no image path");
+            }
+            Ok(DiskConfig {
+                path: path.into(),
+                read_only,
+                id: format!("hull-disk{i}"),
+            })
+        })
+        .collect()
+}
+
+/// `UID` or `UID:GID`, numbers only.
+fn parse_user(user: &str) -> anyhow::Result<(u32, u32)> {
+    let (u, g) = user.split_once(':').unwrap_or((user, "0"));
+    match (u.parse(), g.parse()) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => {
+            bail!("--user {user}: give UID[:GID] as numbers (the VM has no user names to look up)")
+        }
+    }
+}
+
+/// What the guest is told to run, from the flags.
+fn run_spec(
+    command: Vec<String>,
+    disks: &[DiskConfig],
+    env: Vec<String>,
+    workdir: String,
+    user: &str,
+    hostname: String,
+) -> anyhow::Result<RunSpec> {
+    let (uid, gid) = parse_user(user)?;
+    let mut env = env;
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.into());
+    }
+    if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
+        bail!("--env {bad}: give NAME=value");
+    }
+    Ok(RunSpec {
+        hostname,
+        root: disks.first().map(|d| RootSpec {
+            serial: d.id.clone(),
+            overlay: d.read_only,
+            read_only: d.read_only,
+        }),
+        process: ProcessSpec {
+            args: command,
+            env,
+            cwd: workdir,
+            uid,
+            gid,
+            additional_gids: Vec::new(),
+            terminal: false,
+        },
+    })
 }
 
 /// "256M", "1G", "65536K", or "256" (MiB).
@@ -54,16 +158,55 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
+fn print_stats(report: &RunReport, setup: std::time::Duration) {
+    let counts: Vec<String> = report
+        .counters
+        .snapshot()
+        .into_iter()
+        .map(|(name, n)| format!("{name}={n}"))
+        .collect();
+    eprintln!(
+        "hull vm: stopped by {}; setup {:.1} ms, run {:.1} ms; {} exits: {}",
+        report.reason,
+        setup.as_secs_f64() * 1e3,
+        report.run_time.as_secs_f64() * 1e3,
+        report.counters.total(),
+        counts.join(" ")
+    );
+}
+
+/// Runs `hull vm run`; returns hull's exit code (the command's, with a command).
+pub fn run(cmd: VmCommand) -> anyhow::Result<i32> {
     let VmCommand::Run {
         kernel,
         initrd,
         cmdline,
         mem,
         vcpus,
+        disks,
+        interactive,
+        env,
+        workdir,
+        user,
+        hostname,
         stats,
         allow_pvm,
+        command,
     } = cmd;
+    let agent = !command.is_empty();
+    if !agent && (interactive || !env.is_empty() || workdir != "/" || user != "0:0") {
+        bail!("-i, --env, --workdir and --user are for a command: give one after `--`");
+    }
+    if agent && initrd.is_none() {
+        bail!(
+            "a command needs --initrd with hull-guest as its /init \
+             (scripts/build-guest-initramfs.sh builds it)"
+        );
+    }
+    let disks = parse_disks(&disks)?;
+    let spec = agent
+        .then(|| run_spec(command, &disks, env, workdir, &user, hostname))
+        .transpose()?;
     match host_kvm() {
         HostKvm::Missing => {
             bail!("/dev/kvm is missing: this host has no KVM, so hull cannot run a microVM")
@@ -74,6 +217,13 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
         ),
         _ => {}
     }
+    let cmdline = cmdline.unwrap_or_else(|| {
+        if agent {
+            format!("{DEFAULT_CMDLINE} quiet")
+        } else {
+            DEFAULT_CMDLINE.into()
+        }
+    });
     let cfg = VmConfig {
         mem_size: mem,
         vcpus,
@@ -82,16 +232,44 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
             initrd,
             cmdline,
         },
+        disks,
+        agent,
     };
-    // The serial console and the virtio console (hvc0, once the guest loads virtio_mmio and
-    // virtio_console) both print here.
-    let consoles = Consoles {
-        serial: Box::new(std::io::stdout()),
-        virtio: Some(Box::new(std::io::stdout())),
+    let console = ConsoleTail::default();
+    // Without a command, the serial console and the virtio console (hvc0) both print here;
+    // with one, stdout is the command's and the console is kept for a failure report.
+    let consoles = match agent {
+        false => Consoles {
+            serial: Box::new(std::io::stdout()),
+            virtio: Some(Box::new(std::io::stdout())),
+        },
+        true => Consoles {
+            serial: Box::new(console.clone()),
+            virtio: Some(Box::new(console.clone())),
+        },
     };
-    let mut vm = Vm::new(&cfg, consoles).context("cannot create the microVM")?;
-    // stdin types into ttyS0. The thread ends at end of input; at the VM's end it is left
-    // blocked in read(2), and the process exit ends it.
+    let vm = Vm::new(&cfg, consoles).context("cannot create the microVM")?;
+    let setup = vm.setup_time;
+    if let Some(spec) = spec {
+        let (code, report, ready) = vm_agent::run(vm, spec, interactive, &console)?;
+        if stats {
+            print_stats(&report, setup);
+            if let Some(r) = ready {
+                eprintln!(
+                    "hull vm: agent ready {:.1} ms after the start",
+                    r.as_secs_f64() * 1e3
+                );
+            }
+        }
+        return Ok(code);
+    }
+    run_console(vm, stats, setup)
+}
+
+/// The bare VM: stdin types into ttyS0, the console prints on stdout.
+fn run_console(mut vm: Vm, stats: bool, setup: std::time::Duration) -> anyhow::Result<i32> {
+    // The thread ends at end of input; at the VM's end it is left blocked in read(2), and the
+    // process exit ends it.
     let input = vm.serial_input();
     let _ = std::thread::Builder::new()
         .name("hull-vm-stdin".into())
@@ -104,23 +282,9 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
                 }
             }
         });
-    let setup = vm.setup_time;
     let report = vm.run().context("the microVM failed")?;
     if stats {
-        let counts: Vec<String> = report
-            .counters
-            .snapshot()
-            .into_iter()
-            .map(|(name, n)| format!("{name}={n}"))
-            .collect();
-        eprintln!(
-            "hull vm: stopped by {}; setup {:.1} ms, run {:.1} ms; {} exits: {}",
-            report.reason,
-            setup.as_secs_f64() * 1e3,
-            report.run_time.as_secs_f64() * 1e3,
-            report.counters.total(),
-            counts.join(" ")
-        );
+        print_stats(&report, setup);
     }
     if let Some(e) = &report.console_error {
         eprintln!("hull vm: the guest console could not be written: {e}");
@@ -128,7 +292,7 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<()> {
     if report.reason == StopReason::Crash {
         bail!("the guest crashed");
     }
-    Ok(())
+    Ok(0)
 }
 
 #[cfg(test)]
@@ -143,5 +307,45 @@ mod tests {
         assert_eq!(parse_size("128"), Ok(128 << 20));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn disks_and_users() {
+        let d = parse_disks(&["a.img".into(), "/x/b.img:ro".into()]).unwrap();
+        assert_eq!((d[0].read_only, d[1].read_only), (false, true));
+        assert_eq!(d[1].path, PathBuf::from("/x/b.img"));
+        assert_eq!(d[1].id, "hull-disk1");
+        assert!(parse_disks(&["a.img:rx".into()]).is_err());
+        assert!(parse_disks(&[":ro".into()]).is_err());
+        assert_eq!(parse_user("1000").unwrap(), (1000, 0));
+        assert_eq!(parse_user("1000:100").unwrap(), (1000, 100));
+        assert!(parse_user("nobody").is_err());
+    }
+
+    #[test]
+    fn run_spec_roots_on_the_first_disk_with_an_overlay_when_read_only() {
+        let disks = parse_disks(&["r.img:ro".into(), "d.img".into()]).unwrap();
+        let s = run_spec(
+            vec!["true".into()],
+            &disks,
+            vec![],
+            "/".into(),
+            "0",
+            "h".into(),
+        )
+        .unwrap();
+        let root = s.root.unwrap();
+        assert_eq!(root.serial, "hull-disk0");
+        assert!(root.overlay && root.read_only);
+        assert!(s.process.env[0].starts_with("PATH="));
+        assert!(run_spec(
+            vec!["x".into()],
+            &[],
+            vec!["NOEQ".into()],
+            "/".into(),
+            "0",
+            "h".into()
+        )
+        .is_err());
     }
 }

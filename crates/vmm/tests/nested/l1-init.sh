@@ -31,6 +31,26 @@ while [ "$i" -lt "${boots:-1}" ]; do
   done
   exec 3>&-
 done
+# One command per VM through hull-guest: the root is the read-only ext4 disk under a tmpfs overlay.
+agent() { /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro \
+  --mem 256M --vcpus "${vcpus:-2}" "$@"; }
+echo "HULL-AGENT-START"
+agent -- sh -c 'echo out; echo err >&2; exit 3' >/tmp/out 2>/tmp/err
+echo "HULL-AGENT-RC $?"
+echo "HULL-AGENT-OUT $(cat /tmp/out)"
+echo "HULL-AGENT-ERR $(cat /tmp/err)"
+agent --stats -- sh -c 'echo written-on-ro-disk > /f && cat /f' >/tmp/out 2>/tmp/err
+echo "HULL-AGENT-RW $(cat /tmp/out)"
+grep '^hull vm:' /tmp/err
+# SIGTERM to hull reaches the command (sleep, killed by it: 128 + 15).
+rm -f /tmp/sig
+agent -- sh -c 'echo ready; exec sleep 60' >/tmp/sig 2>&1 &
+hpid=$!
+n=0
+while ! grep -q ready /tmp/sig 2>/dev/null && [ $n -lt 300 ]; do usleep 100000; n=$((n + 1)); done
+kill -TERM $hpid
+wait $hpid
+echo "HULL-AGENT-SIGNAL-RC $?"
 # The same L2 under qemu -M microvm on the same KVM, for comparison (when the harness put qemu in).
 qboots=$(sed -n 's/.*hull\.qemu=\([0-9]*\).*/\1/p' /proc/cmdline)
 i=0
