@@ -181,6 +181,7 @@ if grep -q HULL-L1-DONE "$log"; then
   lines | grep -qx "HULL-AGENT-OUT out" || { echo "FAIL: the command's stdout was not exactly 'out'"; failed=1; }
   lines | grep -qx "HULL-AGENT-ERR err" || { echo "FAIL: the command's stderr was not exactly 'err'"; failed=1; }
   lines | grep -qx "HULL-AGENT-RW written-on-ro-disk" || { echo "FAIL: the overlay on the read-only disk is not writable"; failed=1; }
+  lines | grep -qx "HULL-AGENT-DATA persisted" || { echo "FAIL: a write to the read-write disk did not reach its image"; failed=1; }
   lines | grep -qx "HULL-AGENT-SIGNAL-RC 143" || { echo "FAIL: SIGTERM to hull did not end the command with 143"; failed=1; }
 fi
 [ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed" || { echo "FAIL"; exit 1; }
