@@ -6,6 +6,8 @@
 //! Needs the initramfs of scripts/build-guest-initramfs.sh (scripts/test.sh builds it first)
 //! and Debian's cloud kernel in the qemu cache (scripts/qemu-guest-lib.sh).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
