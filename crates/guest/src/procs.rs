@@ -4,11 +4,13 @@
 //! has ended and its stdout and stderr are drained. The loop ends with the main process.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use anyhow::Context;
 use hull_vmproto::{ExitStatus, Message, ProcessSpec, RunSpec, MAIN_ID, MAX_CHUNK};
@@ -21,16 +23,36 @@ use nix::unistd::Pid;
 use crate::channel::Channel;
 use crate::setup::cstring;
 
-/// One process the host started.
+/// One process the host started. On a terminal, stdin and stdout are the pty master (two
+/// descriptors of it) and there is no stderr.
 #[derive(Debug)]
 struct Proc {
     pid: Pid,
-    stdin: Option<ChildStdin>,
+    stdin: Option<File>,
     stdin_buf: Vec<u8>,
     stdin_close: bool,
-    stdout: Option<ChildStdout>,
-    stderr: Option<ChildStderr>,
+    stdout: Option<File>,
+    stderr: Option<File>,
+    /// The pty master, for window sizes.
+    pty: Option<File>,
     status: Option<ExitStatus>,
+}
+
+/// Sets the terminal size of the pty whose master is `pty`.
+fn set_window_size(pty: &File, rows: u16, cols: u16) -> std::io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, valid for the call.
+    let rc = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
@@ -41,11 +63,21 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Starts `spec` inside `root`, with its user, groups, cwd and environment.
+/// The pty master and the three stdio ends of its slave.
+fn terminal_stdio() -> anyhow::Result<(File, [Stdio; 3])> {
+    let pty = nix::pty::openpty(None, None).context("cannot open a pseudo-terminal")?;
+    let slave = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
+    let stdio = [
+        slave(&pty.slave)?,
+        slave(&pty.slave)?,
+        Stdio::from(pty.slave),
+    ];
+    Ok((File::from(pty.master), stdio))
+}
+
+/// Starts `spec` inside `root`, with its user, groups, cwd and environment, on pipes or (with
+/// `terminal`) on a new pty that becomes its controlling terminal.
 fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
-    if spec.terminal {
-        anyhow::bail!("a terminal for the process is not supported by this guest agent yet");
-    }
     let (prog, args) = spec.args.split_first().context("the process has no args")?;
     let mut cmd = Command::new(prog);
     cmd.args(args).env_clear();
@@ -53,9 +85,17 @@ fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
         let (k, v) = e.split_once('=').unwrap_or((e, ""));
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let pty = if spec.terminal {
+        let (master, [i, o, e]) = terminal_stdio()?;
+        cmd.stdin(i).stdout(o).stderr(e);
+        Some(master)
+    } else {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        None
+    };
+    let terminal = spec.terminal;
     let chroot = (root != Path::new("/"))
         .then(|| cstring(&root.to_string_lossy()))
         .transpose()?;
@@ -72,6 +112,13 @@ fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
         // SAFETY: plain system calls between fork and exec, on C strings and a slice owned by
         // this closure.
         unsafe {
+            if terminal {
+                // A session of its own, with the pty (already its stdin) as controlling tty.
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
+            }
             if let Some(dir) = &chroot {
                 check(libc::chroot(dir.as_ptr()))?;
             }
@@ -87,8 +134,17 @@ fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot run {prog:?}"))?;
+    // The parent's copies of the slave went with `cmd`'s Stdio when it was spawned.
+    drop(cmd);
     let pid = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-    let stdin = child.stdin.take();
+    let (stdin, stdout, stderr) = match &pty {
+        Some(m) => (Some(m.try_clone()?), Some(m.try_clone()?), None),
+        None => (
+            child.stdin.take().map(|s| File::from(OwnedFd::from(s))),
+            child.stdout.take().map(|s| File::from(OwnedFd::from(s))),
+            child.stderr.take().map(|s| File::from(OwnedFd::from(s))),
+        ),
+    };
     if let Some(s) = &stdin {
         set_nonblocking(s.as_fd())?;
     }
@@ -97,8 +153,9 @@ fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
         stdin,
         stdin_buf: Vec::new(),
         stdin_close: false,
-        stdout: child.stdout.take(),
-        stderr: child.stderr.take(),
+        stdout,
+        stderr,
+        pty,
         status: None,
     })
 }
@@ -181,8 +238,14 @@ impl Agent {
                     let _ = kill(p.pid, sig);
                 }
             }
-            // Only a terminal has a size, and this agent gives none yet.
-            Message::Resize { .. } => {}
+            Message::Resize { id, rows, cols } => {
+                // Only a terminal has a size; a resize of another process means nothing.
+                let pty = self.procs.get(&id).and_then(|p| p.pty.as_ref());
+                if let Some(pty) = pty {
+                    // The process may have ended and taken the terminal with it.
+                    let _ = set_window_size(pty, rows, cols);
+                }
+            }
             other => {
                 self.chan.send(&Message::Error {
                     id: MAIN_ID,
@@ -230,6 +293,8 @@ impl Agent {
             p.stdout.as_mut().map(|s| s.read(&mut buf))
         };
         match n {
+            // A pty master shares its O_NONBLOCK with the stdin end: nothing there after all.
+            Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
             Some(Ok(0)) | Some(Err(_)) => {
                 if stderr {
                     p.stderr = None;

@@ -33,7 +33,15 @@ pub fn early_mounts() -> anyhow::Result<()> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs("proc", "/proc", "proc", nosuid, None)?;
     mount_fs("sysfs", "/sys", "sysfs", nosuid, None)?;
-    mount_fs("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, None)
+    mount_fs("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, None)?;
+    // Where openpty finds the terminals it makes for processes that want one.
+    mount_fs(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("ptmxmode=0666,mode=0620"),
+    )
 }
 
 fn load_module(path: &Path) -> anyhow::Result<()> {

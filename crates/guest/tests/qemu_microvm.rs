@@ -2,7 +2,8 @@
 //! virtio-mmio disk and virtio-serial port standing in for hull-vmm's, so the guest side is
 //! tested apart from the VMM: the test speaks hull-vmproto on the port's unix socket. One boot
 //! covers the main process's stdout and stderr apart, its stdin, exec of more processes, a
-//! signal, a command that does not exist, and the exit code, then the VM's power-off.
+//! signal, a command that does not exist, a terminal and its size, and the exit code, then
+//! the VM's power-off.
 //! Needs the initramfs of scripts/build-guest-initramfs.sh (scripts/test.sh builds it first)
 //! and Debian's cloud kernel in the qemu cache (scripts/qemu-guest-lib.sh).
 
@@ -309,6 +310,29 @@ fn exercise(host: &mut Host) {
         "{:?}",
         host.errors
     );
+
+    // A terminal: the size the host sets is the one the process reads; output in the pty's
+    // line discipline (\r\n), stdout and stderr one stream.
+    let mut tty = spec(&["sh", "-c", "read x; busybox stty size; echo e >&2"]);
+    tty.terminal = true;
+    host.send(&Message::Exec { id: 4, spec: tty });
+    host.until("Started 4", |m| *m == Message::Started { id: 4 });
+    host.send(&Message::Resize {
+        id: 4,
+        rows: 40,
+        cols: 100,
+    });
+    host.send(&Message::Stdin {
+        id: 4,
+        data: b"go\n".to_vec(),
+    });
+    assert_eq!(host.exit_of(4), ExitStatus::Code(0));
+    assert_eq!(
+        host.out(4),
+        "go\r\n40 100\r\ne\r\n",
+        "echo, then the size, then stderr"
+    );
+    assert!(!host.err.contains_key(&4));
 
     host.send(&Message::Stdin {
         id: 0,

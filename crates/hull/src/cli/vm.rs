@@ -38,6 +38,10 @@ pub enum VmCommand {
         /// Keep the command's stdin open and pass hull's stdin to it
         #[arg(short, long)]
         interactive: bool,
+        /// Run the command on a terminal (stdout and stderr are then one stream; hull's own
+        /// terminal, if stdin is one, goes raw and passes its size on)
+        #[arg(short, long)]
+        tty: bool,
         /// The command's environment (NAME=value), more than once
         #[arg(short, long = "env", value_name = "NAME=value")]
         env: Vec<String>,
@@ -185,6 +189,7 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<i32> {
         vcpus,
         disks,
         interactive,
+        tty,
         env,
         workdir,
         user,
@@ -194,8 +199,8 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<i32> {
         command,
     } = cmd;
     let agent = !command.is_empty();
-    if !agent && (interactive || !env.is_empty() || workdir != "/" || user != "0:0") {
-        bail!("-i, --env, --workdir and --user are for a command: give one after `--`");
+    if !agent && (interactive || tty || !env.is_empty() || workdir != "/" || user != "0:0") {
+        bail!("-i, -t, --env, --workdir and --user are for a command: give one after `--`");
     }
     if agent && initrd.is_none() {
         bail!(
@@ -206,7 +211,11 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<i32> {
     let disks = parse_disks(&disks)?;
     let spec = agent
         .then(|| run_spec(command, &disks, env, workdir, &user, hostname))
-        .transpose()?;
+        .transpose()?
+        .map(|mut s| {
+            s.process.terminal = tty;
+            s
+        });
     match host_kvm() {
         HostKvm::Missing => {
             bail!("/dev/kvm is missing: this host has no KVM, so hull cannot run a microVM")

@@ -83,12 +83,71 @@ fn forward_stdin(sender: AgentSender, interactive: bool) {
     }
 }
 
-/// Blocks the forwarded signals in this (still single) thread, so every thread started later
-/// has them blocked too and only the forwarding thread takes them, with sigwait.
-fn forward_signals(sender: AgentSender) -> anyhow::Result<()> {
+/// The size of hull's terminal (stdout's, else stdin's), if it has one.
+fn window_size() -> Option<(u16, u16)> {
+    [nix::libc::STDOUT_FILENO, nix::libc::STDIN_FILENO]
+        .into_iter()
+        .find_map(|fd| {
+            let mut ws = nix::libc::winsize {
+                ws_row: 0,
+                ws_col: 0,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCGWINSZ writes one winsize to the pointer, valid for the call.
+            let rc = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut ws) };
+            (rc == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+        })
+}
+
+fn send_window_size(sender: &AgentSender) {
+    if let Some((rows, cols)) = window_size() {
+        sender.send(&Message::Resize {
+            id: MAIN_ID,
+            rows,
+            cols,
+        });
+    }
+}
+
+/// hull's stdin terminal in raw mode for the run (keys go to the guest's terminal, which
+/// echoes and edits); restored on drop.
+struct RawTerminal(Option<nix::sys::termios::Termios>);
+
+impl RawTerminal {
+    fn new(tty: bool) -> anyhow::Result<Self> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        if !tty || !nix::unistd::isatty(&stdin).unwrap_or(false) {
+            return Ok(Self(None));
+        }
+        let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).context("cannot make the terminal raw")?;
+        Ok(Self(Some(saved)))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        if let Some(saved) = &self.0 {
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
+        }
+    }
+}
+
+/// Blocks the forwarded signals (and SIGWINCH, with a terminal) in this (still single) thread,
+/// so every thread started later has them blocked too and only the forwarding thread takes them,
+/// with sigwait. A new window size goes to the guest's terminal, the others to the command.
+fn forward_signals(sender: AgentSender, tty: bool) -> anyhow::Result<()> {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(s);
+    }
+    if tty {
+        set.add(Signal::SIGWINCH);
     }
     set.thread_block()
         .context("cannot block the signals to forward")?;
@@ -96,6 +155,10 @@ fn forward_signals(sender: AgentSender) -> anyhow::Result<()> {
         .name("hull-vm-signals".into())
         .spawn(move || {
             while let Ok(sig) = set.wait() {
+                if sig == Signal::SIGWINCH {
+                    send_window_size(&sender);
+                    continue;
+                }
                 sender.send(&Message::Signal {
                     id: MAIN_ID,
                     signal: sig as i32,
@@ -156,8 +219,13 @@ pub fn run(
     console: &ConsoleTail,
 ) -> anyhow::Result<(i32, RunReport, Option<Duration>)> {
     let agent = vm.take_agent().context("the VM has no agent channel")?;
-    forward_signals(agent.sender.clone())?;
+    let tty = spec.process.terminal;
+    forward_signals(agent.sender.clone(), tty)?;
+    let raw = RawTerminal::new(tty)?;
     agent.sender.send(&Message::Run(spec));
+    if tty {
+        send_window_size(&agent.sender);
+    }
     forward_stdin(agent.sender.clone(), interactive);
     let vm_done = Arc::new(AtomicBool::new(false));
     let done = Arc::clone(&vm_done);
@@ -171,6 +239,7 @@ pub fn run(
         })
         .context("cannot start the VM thread")?;
     let outcome = relay(&agent.events, &vm_done, start);
+    drop(raw);
     let report = vm_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the VM thread panicked"))?
