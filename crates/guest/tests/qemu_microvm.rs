@@ -124,12 +124,12 @@ fn make_disk(dir: &Path) -> Option<PathBuf> {
     for a in ["sh", "echo", "cat", "sleep", "hostname"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
     }
+    // erofs, lz4-compressed, as image layers will be (the nested test bed's disk is ext4).
     let img = dir.join("root.img");
-    let ok = Command::new("mkfs.ext4")
-        .args(["-q", "-d"])
-        .arg(&root)
+    let ok = Command::new("mkfs.erofs")
+        .arg("-zlz4")
         .arg(&img)
-        .arg("16M")
+        .arg(&root)
         .stdout(Stdio::null())
         .status()
         .ok()?
@@ -228,7 +228,7 @@ fn guest_runs_processes_over_the_agent_port() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let Some(disk) = make_disk(&dir) else {
-        skip!("cannot make an ext4 image with busybox (mkfs.ext4 -d, /bin/busybox)");
+        skip!("cannot make an erofs image with busybox (mkfs.erofs of erofs-utils, /bin/busybox)");
     };
     let (sock, log) = (dir.join("agent.sock"), dir.join("console.log"));
     let mut qemu = boot(&kernel, &initrd, &disk, &sock, &log);
@@ -277,7 +277,12 @@ fn exercise(host: &mut Host) {
             "echo out; echo err >&2; hostname; echo rw > /f; read x; echo got-$x; cat /f; exit 3",
         ]),
     }));
+    let start = Instant::now();
     host.until("Ready", |m| *m == Message::Ready);
+    eprintln!(
+        "guest agent ready {:.2} s after qemu connected",
+        start.elapsed().as_secs_f64()
+    );
     host.until("Started", |m| *m == Message::Started { id: 0 });
 
     host.send(&Message::Exec {

@@ -179,8 +179,22 @@ fn print_stats(report: &RunReport, setup: std::time::Duration) {
     );
 }
 
-/// Runs `hull vm run`; returns hull's exit code (the command's, with a command).
+/// Runs `hull vm run`; returns hull's exit code: the command's with a command, and docker's
+/// 125 when hull could not run the VM or it ended without the command's exit.
 pub fn run(cmd: VmCommand) -> anyhow::Result<i32> {
+    match run_vm(cmd) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("hull: {e:#}");
+            Ok(EXIT_VM_FAILED)
+        }
+    }
+}
+
+/// docker's status for a failure of the engine rather than of the command.
+const EXIT_VM_FAILED: i32 = 125;
+
+fn run_vm(cmd: VmCommand) -> anyhow::Result<i32> {
     let VmCommand::Run {
         kernel,
         initrd,
