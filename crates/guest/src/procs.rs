@@ -63,6 +63,29 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The resource of an OCI rlimit type.
+fn rlimit_resource(kind: &str) -> anyhow::Result<libc::__rlimit_resource_t> {
+    Ok(match kind {
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        other => anyhow::bail!("unknown rlimit type {other:?}"),
+    })
+}
+
 /// The pty master and the three stdio ends of its slave.
 fn terminal_stdio() -> anyhow::Result<(File, [Stdio; 3])> {
     let pty = nix::pty::openpty(None, None).context("cannot open a pseudo-terminal")?;
@@ -96,6 +119,12 @@ fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
         None
     };
     let terminal = spec.terminal;
+    let rlimits = spec
+        .rlimits
+        .iter()
+        .map(|r| Ok((rlimit_resource(&r.kind)?, r.soft, r.hard)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let no_new_privs = spec.no_new_privileges;
     let chroot = (root != Path::new("/"))
         .then(|| cstring(&root.to_string_lossy()))
         .transpose()?;
@@ -123,9 +152,19 @@ fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
                 check(libc::chroot(dir.as_ptr()))?;
             }
             check(libc::chdir(cwd.as_ptr()))?;
+            for (resource, soft, hard) in &rlimits {
+                let lim = libc::rlimit {
+                    rlim_cur: *soft,
+                    rlim_max: *hard,
+                };
+                check(libc::setrlimit(*resource, &lim))?;
+            }
             check(libc::setgroups(groups.len(), groups.as_ptr()))?;
             check(libc::setgid(gid))?;
             check(libc::setuid(uid))?;
+            if no_new_privs {
+                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+            }
         }
         Ok(())
     };

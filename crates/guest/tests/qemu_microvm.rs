@@ -17,7 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hull_testkit::skip;
-use hull_vmproto::{Decoder, ExitStatus, Message, ProcessSpec, RootSpec, RunSpec, PORT_NAME};
+use hull_vmproto::{
+    Decoder, ExitStatus, Message, ProcessSpec, Rlimit, RootSpec, RunSpec, PORT_NAME,
+};
 
 /// TCG on a loaded two-core machine: a boot takes seconds, sometimes tens.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -56,6 +58,8 @@ fn spec(args: &[&str]) -> ProcessSpec {
         gid: 0,
         additional_gids: vec![],
         terminal: false,
+        rlimits: vec![],
+        no_new_privileges: false,
     }
 }
 
@@ -184,8 +188,11 @@ fn boot(kernel: &Path, initrd: &Path, disk: &Path, sock: &Path, log: &Path) -> C
         .unwrap()
 }
 
+/// qemu starts once the shared qemu lock is free: other qemu jobs may hold it for minutes.
+const LOCK_WAIT: Duration = Duration::from_secs(900);
+
 fn connect(sock: &Path, qemu: &mut Child) -> UnixStream {
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + LOCK_WAIT;
     loop {
         if let Ok(s) = UnixStream::connect(sock) {
             s.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -304,6 +311,37 @@ fn exercise(host: &mut Host) {
     host.send(&Message::Signal { id: 2, signal: 9 });
     let status = host.exit_of(2);
     assert_eq!((status, status.code()), (ExitStatus::Signal(9), 137));
+
+    // The OCI settings beyond the user: rlimits and no_new_privs; and an unknown rlimit is an
+    // error, not ignored.
+    let mut limited = spec(&[
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn; busybox grep NoNewPrivs /proc/self/status",
+    ]);
+    limited.rlimits = vec![Rlimit {
+        kind: "RLIMIT_NOFILE".into(),
+        soft: 77,
+        hard: 88,
+    }];
+    limited.no_new_privileges = true;
+    host.send(&Message::Exec {
+        id: 5,
+        spec: limited.clone(),
+    });
+    assert_eq!(host.exit_of(5), ExitStatus::Code(0));
+    assert_eq!(host.out(5), "77\n88\nNoNewPrivs:\t1\n");
+    limited.rlimits[0].kind = "RLIMIT_BOGUS".into();
+    host.send(&Message::Exec {
+        id: 6,
+        spec: limited,
+    });
+    assert_eq!(host.exit_of(6), ExitStatus::Code(126));
+    assert!(
+        host.errors.iter().any(|e| e.contains("RLIMIT_BOGUS")),
+        "{:?}",
+        host.errors
+    );
 
     host.send(&Message::Exec {
         id: 3,

@@ -43,6 +43,21 @@ pub struct ProcessSpec {
     /// Run on a pseudo-terminal (stdout and stderr are then one stream, `Stdout`).
     #[serde(default)]
     pub terminal: bool,
+    /// OCI `process.rlimits`, set before the user changes.
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+    /// OCI `process.noNewPrivileges`.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+}
+
+/// One resource limit, as OCI writes it (`RLIMIT_NOFILE`, soft, hard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 /// The VM-wide settings and the main process, sent once.
@@ -292,6 +307,12 @@ mod tests {
             gid: 100,
             additional_gids: vec![10, 20],
             terminal: false,
+            rlimits: vec![Rlimit {
+                kind: "RLIMIT_NOFILE".into(),
+                soft: 64,
+                hard: 128,
+            }],
+            no_new_privileges: true,
         }
     }
 

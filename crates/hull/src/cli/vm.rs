@@ -143,6 +143,8 @@ fn run_spec(
             gid,
             additional_gids: Vec::new(),
             terminal: false,
+            rlimits: Vec::new(),
+            no_new_privileges: false,
         },
     })
 }
