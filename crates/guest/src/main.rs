@@ -7,6 +7,7 @@
 mod channel;
 mod procs;
 mod setup;
+mod spawn;
 
 use std::io::Write;
 
