@@ -269,6 +269,11 @@ pub fn serve(chan: Channel, root: PathBuf, spec: RunSpec) -> anyhow::Result<()> 
         procs: BTreeMap::new(),
     };
     agent.start(MAIN_ID, &spec.process)?;
+    // What the host sent right behind Run (stdin, a signal) may already be in the decoder, read
+    // with Run: no poll would ever report it.
+    while let Some(m) = agent.chan.buffered()? {
+        agent.on_message(m)?;
+    }
     while !agent.step(&sigfd)? {}
     Ok(())
 }

@@ -281,9 +281,16 @@ fn exercise(host: &mut Host) {
         process: spec(&[
             "sh",
             "-c",
-            "echo out; echo err >&2; hostname; echo rw > /f; read x; echo got-$x; cat /f; exit 3",
+            "echo out; echo err >&2; hostname; echo rw > /f; read x; echo got-$x; cat /f; \
+             read y || exit 3",
         ]),
     }));
+    // Stdin right behind Run reaches the agent in the same read as Run: it must not sit in
+    // the agent's buffer unseen (the main process reads it at once; its stdin ends last).
+    host.send(&Message::Stdin {
+        id: 0,
+        data: b"hi\n".to_vec(),
+    });
     let start = Instant::now();
     host.until("Ready", |m| *m == Message::Ready);
     eprintln!(
@@ -377,10 +384,6 @@ fn exercise(host: &mut Host) {
     );
     assert!(!host.err.contains_key(&4));
 
-    host.send(&Message::Stdin {
-        id: 0,
-        data: b"hi\n".to_vec(),
-    });
     host.send(&Message::StdinClose { id: 0 });
     assert_eq!(host.exit_of(0), ExitStatus::Code(3));
     assert_eq!(host.out(0), "out\nhull-test\ngot-hi\nrw\n");

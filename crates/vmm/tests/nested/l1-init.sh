@@ -42,9 +42,13 @@ echo "HULL-AGENT-ERR $(cat /tmp/err)"
 # A write on the overlay of the read-only root, and one through a read-write second disk
 # (/dev/vdb) that must reach its image file.
 dd if=/dev/zero of=/tmp/data.img bs=1M count=1 2>/dev/null
-agent --disk /tmp/data.img --stats -- sh -c 'echo written-on-ro-disk > /f && cat /f && echo persisted > /dev/vdb' >/tmp/out 2>/tmp/err
+# hull's stdin reaches the command with -i.
+echo fed | agent -i --disk /tmp/data.img --stats -- sh -c \
+  'echo written-on-ro-disk > /f && cat /f && echo persisted > /dev/vdb && read x && echo "stdin-$x" >&2' \
+  >/tmp/out 2>/tmp/err
 echo "HULL-AGENT-RW $(cat /tmp/out)"
 echo "HULL-AGENT-DATA $(head -c 9 /tmp/data.img)"
+echo "HULL-AGENT-STDIN $(grep '^stdin-' /tmp/err)"
 grep '^hull vm:' /tmp/err
 # SIGTERM to hull reaches the command (sleep, killed by it: 128 + 15).
 rm -f /tmp/sig

@@ -6,8 +6,8 @@
 # writes to the virtio console (virtio-mmio, announced
 # in hull-vmm's ACPI DSDT) and resets the VM. The L1 console is checked for the marker and the
 # hvc0 line of every L2 boot and `hull vm run`'s exit code; then `hull vm run --disk root.img:ro
-# -- CMD` runs commands through hull-guest (stdout and stderr apart, exit code, a forwarded
-# signal, a write on the overlay). A silent L1 (TCG freezes) is retried once.
+# -- CMD` runs commands through hull-guest (stdout and stderr apart, exit code, stdin with -i, a
+# forwarded signal, a write on the overlay, a write through a read-write disk). A silent L1 (TCG freezes) is retried once.
 # Needs root; installs qemu-system-x86, busybox-static and lz4 through apt when missing.
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
@@ -182,6 +182,7 @@ if grep -q HULL-L1-DONE "$log"; then
   lines | grep -qx "HULL-AGENT-ERR err" || { echo "FAIL: the command's stderr was not exactly 'err'"; failed=1; }
   lines | grep -qx "HULL-AGENT-RW written-on-ro-disk" || { echo "FAIL: the overlay on the read-only disk is not writable"; failed=1; }
   lines | grep -qx "HULL-AGENT-DATA persisted" || { echo "FAIL: a write to the read-write disk did not reach its image"; failed=1; }
+  lines | grep -qx "HULL-AGENT-STDIN stdin-fed" || { echo "FAIL: hull vm run -i did not pass stdin to the command"; failed=1; }
   lines | grep -qx "HULL-AGENT-SIGNAL-RC 143" || { echo "FAIL: SIGTERM to hull did not end the command with 143"; failed=1; }
 fi
 [ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed" || { echo "FAIL"; exit 1; }
