@@ -11,6 +11,7 @@ packages=(
   podman containerd bsdutils    # drop-in tests: hull-runtime behind podman and containerd (script(1) for -it)
   docker.io                     # drop-in test: dockerd 20.10 on hull-runtime (/usr/bin/docker, /usr/sbin/dockerd)
   qemu-system-x86               # cgroup v2 tests in a guest (this host is hybrid)
+  erofs-utils e2fsprogs         # microVM root disks (erofs, ext4) that the guest tests make
   docker-registry skopeo umoci  # image tests: a real registry on 127.0.0.1, images made by other tools
   openssl python3               # registry auth tests (htpasswd hash, token server)
 )

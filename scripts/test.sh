@@ -13,5 +13,7 @@ crates/cgroups/tests/qemu/run.sh
 # hull-vmm boots Debian's kernel in a qemu TCG guest with nested KVM (this host's kvm-pvm boots no
 # stock kernel): three `hull vm run` boots, 30-70 s here.
 crates/vmm/tests/nested/run.sh
+# hull-guest's initramfs, which its qemu -M microvm test (crates/guest/tests) boots.
+scripts/build-guest-initramfs.sh >/dev/null
 # Two test threads: the machine has two cores, and the tests start real containers.
 cargo test --workspace -- --test-threads=2

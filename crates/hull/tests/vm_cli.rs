@@ -20,7 +20,8 @@ fn hull(args: &[&str]) -> (i32, String) {
 #[test]
 fn refuses_what_it_cannot_boot() {
     let (rc, err) = hull(&["vm", "run", "--kernel", "/nonexistent/vmlinux"]);
-    assert_eq!(rc, 1, "{err}");
+    // hull failing to run the VM is docker's 125, apart from any command's own codes.
+    assert_eq!(rc, 125, "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     match host_kvm() {
         HostKvm::Missing => assert!(err.contains("/dev/kvm is missing"), "{err}"),
@@ -321,5 +322,33 @@ mod jail {
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
         assert!(!bed.dir.join("root/vm").exists(), "--no-jail made a jail");
+    }
+}
+
+#[test]
+fn command_flags_are_checked_before_any_vm() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["--", "true"], "a command needs --initrd"),
+        (&["-i"], "are for a command"),
+        (
+            &["--initrd", "i", "--disk", "r.img:rx", "--", "true"],
+            "unknown option \"rx\"",
+        ),
+        (
+            &["--initrd", "i", "-u", "nobody", "--", "true"],
+            "UID[:GID] as numbers",
+        ),
+        (
+            &["--initrd", "i", "-e", "NOVALUE", "--", "true"],
+            "NAME=value",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["vm", "run", "--kernel", "k"];
+        all.extend_from_slice(args);
+        let (rc, err) = hull(&all);
+        assert_eq!(rc, 125, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     }
 }

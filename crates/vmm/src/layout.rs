@@ -42,3 +42,5 @@ pub const KVM_TSS_ADDRESS: u64 = 0xfffb_d000;
 pub const VIRTIO_MMIO_START: u64 = MMIO_GAP_START;
 /// GSIs of the virtio-mmio devices: after the legacy ISA ones in use (COM1 is 4).
 pub const VIRTIO_GSI_START: u32 = 5;
+/// The in-kernel IOAPIC's pins: GSIs above these have no pin to raise.
+pub const IOAPIC_PINS: u32 = 24;

@@ -78,6 +78,8 @@ pub const ALLOWED: &[&str] = &[
     // Signals: the vCPU kick (a real-time signal to a thread) and its handler.
     "rt_sigaction",
     "rt_sigprocmask",
+    // `hull vm run -- CMD`: the thread that forwards hull's signals to the command waits in it.
+    "rt_sigtimedwait",
     "rt_sigreturn",
     "tgkill",
     "tkill",
@@ -93,7 +95,8 @@ pub const ALLOWED: &[&str] = &[
 const CLONE_THREAD: u64 = 0x0001_0000;
 
 /// The ioctl requests a running VM makes: KVM_RUN and the interrupt and eventfd wiring devices
-/// may do on activation; and what a terminal on stdin asks (is it one, its size, non-blocking).
+/// may do on activation; and what a terminal on stdin asks (is it one, its size, non-blocking,
+/// raw mode for `hull vm run -t` and its restoring).
 pub fn ioctl_requests() -> Vec<u64> {
     vec![
         KVM_RUN(),
@@ -103,6 +106,7 @@ pub fn ioctl_requests() -> Vec<u64> {
         KVM_IOEVENTFD(),
         KVM_SIGNAL_MSI(),
         libc::TCGETS,
+        libc::TCSETS,
         libc::TIOCGWINSZ,
         libc::FIONBIO,
     ]

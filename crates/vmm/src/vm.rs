@@ -17,19 +17,26 @@ use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::acpi::VirtioMmio;
+use crate::agent::{self, Agent};
 use crate::boot::{self, BootError, BootSource, LoadedKernel};
 use crate::devices::input::SerialInput;
 use crate::devices::serial::{IrqTrigger, COM1_GSI};
-use crate::devices::virtio::console::Console;
+use crate::devices::virtio::block::{Block, BlockError};
+use crate::devices::virtio::console::{Console, Inbox, Port};
+use crate::devices::virtio::input::PortInput;
 use crate::devices::virtio::mmio::{MmioTransport, MMIO_WINDOW};
+use crate::devices::virtio::VirtioDevice;
 use crate::devices::{DeviceError, Devices};
 use crate::exits::{ExitCounters, StopReason};
 use crate::layout::{
-    BOOT_GDT_START, BOOT_IDT_START, KVM_TSS_ADDRESS, VIRTIO_GSI_START, VIRTIO_MMIO_START,
+    BOOT_GDT_START, BOOT_IDT_START, IOAPIC_PINS, KVM_TSS_ADDRESS, VIRTIO_GSI_START,
+    VIRTIO_MMIO_START,
 };
 use crate::memory::{create_guest_memory, MemoryError};
 use crate::vcpu::{Vcpu, VcpuError};
 use crate::{acpi, cpuid, paging};
+
+use hull_vmproto::PORT_NAME;
 
 /// Where KVM lives; a module of this name means the software "pagetable-based" KVM.
 const KVM_DEVICE: &str = "/dev/kvm";
@@ -64,8 +71,10 @@ pub enum VmError {
     Vcpu(#[from] VcpuError),
     #[error("cannot write the boot GDT: {0}")]
     Gdt(vm_memory::GuestMemoryError),
-    #[error("cannot create the virtio console: {0}")]
+    #[error("cannot create a virtio device: {0}")]
     Virtio(String),
+    #[error(transparent)]
+    Disk(#[from] BlockError),
     #[error("cannot install the vCPU kick signal handler: {0}")]
     Signal(vmm_sys_util::errno::Error),
     #[error("cannot start a vCPU thread: {0}")]
@@ -102,13 +111,66 @@ pub struct VmConfig {
     pub mem_size: u64,
     pub vcpus: usize,
     pub boot: BootSource,
+    /// virtio-blk disks, /dev/vda first in the order the guest probes them.
+    pub disks: Vec<DiskConfig>,
+    /// Give the guest the agent channel (a virtio-console port named `hull_vmproto::PORT_NAME`).
+    pub agent: bool,
+}
+
+/// A disk image the guest sees as a virtio-blk device.
+#[derive(Debug, Clone)]
+pub struct DiskConfig {
+    pub path: std::path::PathBuf,
+    pub read_only: bool,
+    /// The serial the guest reads (VIRTIO_BLK_T_GET_ID, /sys/block/vdX/serial), 20 bytes at most.
+    pub id: String,
+}
+
+/// Adds virtio-mmio devices one after another: a register window, a GSI and an irqfd each.
+struct VirtioSetup<'a> {
+    fd: &'a VmFd,
+    mem: &'a GuestMemoryMmap,
+    devices: &'a mut Devices,
+    irqs: &'a mut Vec<EventFd>,
+    announced: Vec<VirtioMmio>,
+}
+
+impl VirtioSetup<'_> {
+    /// Returns the device's index in `Devices::virtio`.
+    fn add(&mut self, device: Box<dyn VirtioDevice>) -> Result<usize, VmError> {
+        let index = self.devices.virtio.len();
+        let n = u32::try_from(index).map_err(|_| VmError::Virtio("too many devices".into()))?;
+        let (base, gsi) = (
+            VIRTIO_MMIO_START + u64::from(n) * MMIO_WINDOW,
+            VIRTIO_GSI_START + n,
+        );
+        if gsi >= IOAPIC_PINS {
+            return Err(VmError::Virtio(format!(
+                "{} virtio devices do not fit the IOAPIC's pins",
+                index + 1
+            )));
+        }
+        let event = |e| VmError::Device(DeviceError::EventFd(e));
+        let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(event)?;
+        let trigger = irq.try_clone().map_err(event)?;
+        self.fd
+            .register_irqfd(&irq, gsi)
+            .map_err(kvm_err("connect a virtio interrupt"))?;
+        let transport = MmioTransport::new(device, self.mem.clone(), IrqTrigger(trigger))
+            .map_err(|e| VmError::Virtio(e.to_string()))?;
+        self.devices.virtio.push((base, transport));
+        self.announced.push(VirtioMmio { base, gsi });
+        self.irqs.push(irq);
+        Ok(index)
+    }
 }
 
 /// Where the guest's consoles go.
 pub struct Consoles {
     /// COM1 (ttyS0).
     pub serial: Box<dyn Write + Send>,
-    /// A virtio-console (hvc0) on virtio-mmio, when wanted.
+    /// A virtio-console (hvc0) on virtio-mmio, when wanted (with the agent channel, hvc0 is
+    /// there anyway, and goes nowhere without this).
     pub virtio: Option<Box<dyn Write + Send>>,
 }
 
@@ -137,6 +199,7 @@ pub struct Vm {
     // Field order is drop order: vCPUs and devices before the VM fd, memory last.
     vcpus: Vec<Vcpu>,
     devices: Arc<Mutex<Devices>>,
+    agent: Option<Agent>,
     counters: Arc<ExitCounters>,
     _irqs: Vec<EventFd>,
     fd: VmFd,
@@ -217,26 +280,36 @@ impl Vm {
         fd.register_irqfd(&serial_irq, COM1_GSI)
             .map_err(kvm_err("connect the serial interrupt"))?;
         let mut irqs = vec![serial_irq];
-        let mut announced = Vec::new();
-        if let Some(out) = consoles.virtio {
-            let (base, gsi) = (VIRTIO_MMIO_START, VIRTIO_GSI_START);
-            let irq = EventFd::new(libc::EFD_NONBLOCK)
-                .map_err(|e| VmError::Device(DeviceError::EventFd(e)))?;
-            let trigger = irq
-                .try_clone()
-                .map_err(|e| VmError::Device(DeviceError::EventFd(e)))?;
-            fd.register_irqfd(&irq, gsi)
-                .map_err(kvm_err("connect the virtio console interrupt"))?;
-            let transport = MmioTransport::new(
-                Box::new(Console::new(out)),
-                mem.clone(),
-                IrqTrigger(trigger),
-            )
-            .map_err(|e| VmError::Virtio(e.to_string()))?;
-            devices.virtio.push((base, transport));
-            announced.push(VirtioMmio { base, gsi });
-            irqs.push(irq);
+        let mut virtio = VirtioSetup {
+            fd: &fd,
+            mem: &mem,
+            devices: &mut devices,
+            irqs: &mut irqs,
+            announced: Vec::new(),
+        };
+        for disk in &cfg.disks {
+            let block = Block::open(&disk.path, disk.read_only, &disk.id)?;
+            virtio.add(Box::new(block))?;
         }
+        let mut agent_port = None;
+        let mut agent_channel = None;
+        if consoles.virtio.is_some() || cfg.agent {
+            let console_out = consoles.virtio.unwrap_or_else(|| Box::new(std::io::sink()));
+            let mut ports = vec![Port::new(None, console_out, None)];
+            if cfg.agent {
+                let (sink, events) = agent::FrameSink::new();
+                let inbox = Inbox::default();
+                ports.push(Port::new(
+                    Some(PORT_NAME.into()),
+                    Box::new(sink),
+                    Some(inbox.clone()),
+                ));
+                agent_channel = Some((inbox, events));
+            }
+            let index = virtio.add(Box::new(Console::with_ports(ports)))?;
+            agent_port = agent_channel.map(|(inbox, events)| (index, inbox, events));
+        }
+        let announced = virtio.announced;
         debug_assert!(announced
             .iter()
             .all(|d| d.base + MMIO_WINDOW <= crate::layout::IOAPIC_ADDR.into()));
@@ -251,9 +324,19 @@ impl Vm {
         let vcpus = (0..count)
             .map(|i| Vcpu::new(&fd, i, count, &supported, kernel.entry))
             .collect::<Result<Vec<_>, _>>()?;
+        let devices = Arc::new(Mutex::new(devices));
+        let agent = agent_port.map(|(index, inbox, events)| {
+            let input = PortInput {
+                devices: Arc::clone(&devices),
+                index,
+                inbox,
+            };
+            Agent::new(input, events)
+        });
         Ok(Self {
             vcpus,
-            devices: Arc::new(Mutex::new(devices)),
+            devices,
+            agent,
             counters: Arc::new(ExitCounters::default()),
             _irqs: irqs,
             fd,
@@ -262,6 +345,11 @@ impl Vm {
             kernel,
             setup_time: start.elapsed(),
         })
+    }
+
+    /// The host end of the agent channel (once; `None` without `VmConfig::agent`).
+    pub fn take_agent(&mut self) -> Option<Agent> {
+        self.agent.take()
     }
 
     /// A handle that types into the guest's serial console (ttyS0).

@@ -127,6 +127,8 @@ fn boot_with(
             cmdline: "console=ttyS0".into(),
             protocol,
         },
+        disks: vec![],
+        agent: false,
     };
     let consoles = Consoles {
         serial: Box::new(sink.clone()),
@@ -261,6 +263,8 @@ fn bad_vcpu_count_is_refused() {
             cmdline: String::new(),
             protocol: BootProtocol::Auto,
         },
+        disks: vec![],
+        agent: false,
     };
     let consoles = Consoles {
         serial: Box::new(std::io::sink()),
@@ -268,4 +272,60 @@ fn bad_vcpu_count_is_refused() {
     };
     let err = Vm::new(&cfg, consoles).expect_err("0 vCPUs");
     assert_eq!(err.to_string(), "0 vCPUs requested: between 1 and 254");
+}
+
+#[test]
+fn disks_and_the_agent_channel_are_attached() {
+    if host_kvm() == HostKvm::Missing {
+        hull_testkit::skip("no /dev/kvm");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hull-vmm-disks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kernel = dir.join("guest.elf");
+    std::fs::write(&kernel, tiny_elf(&guest_code(), false)).unwrap();
+    let (ro, rw) = (dir.join("ro.img"), dir.join("rw.img"));
+    std::fs::write(&ro, vec![0u8; 4096]).unwrap();
+    std::fs::write(&rw, vec![0u8; 4096]).unwrap();
+    let disk = |path: &std::path::Path, read_only, id: &str| hull_vmm::DiskConfig {
+        path: path.to_path_buf(),
+        read_only,
+        id: id.into(),
+    };
+    let mut cfg = VmConfig {
+        mem_size: 64 << 20,
+        vcpus: 1,
+        boot: BootSource {
+            kernel,
+            initrd: None,
+            cmdline: "console=ttyS0".into(),
+            protocol: BootProtocol::Auto,
+        },
+        disks: vec![
+            disk(&ro, true, "hull-disk0"),
+            disk(&rw, false, "hull-disk1"),
+        ],
+        agent: true,
+    };
+    let consoles = || Consoles {
+        serial: Box::new(std::io::sink()),
+        virtio: None,
+    };
+    let vm = Vm::new(&cfg, consoles()).map(|mut vm| vm.take_agent().is_some());
+    cfg.disks
+        .push(disk(&dir.join("missing.img"), true, "hull-disk2"));
+    let missing = Vm::new(&cfg, consoles()).map(|_| ());
+    cfg.disks.pop();
+    cfg.disks
+        .push(disk(&rw, true, "an-id-longer-than-20-bytes"));
+    let long_id = Vm::new(&cfg, consoles()).map(|_| ());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        vm.expect("a VM with two disks and the agent port"),
+        "the agent is there once"
+    );
+    let err = missing.expect_err("a missing image").to_string();
+    assert!(err.contains("missing.img"), "{err}");
+    let err = long_id.expect_err("a long id").to_string();
+    assert!(err.contains("longer than 20 bytes"), "{err}");
 }

@@ -11,6 +11,8 @@ mod progress;
 mod ps;
 mod system;
 mod vm;
+mod vm_agent;
+mod vm_jailed;
 mod volume;
 
 use std::path::PathBuf;

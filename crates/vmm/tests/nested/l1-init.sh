@@ -117,6 +117,38 @@ else
   done
   if [ "${boots:-1}" -gt 0 ]; then
     run_vm L2KILL 1 kill hull_vm "$l2cmdline"
+  fi
+  # One command per VM through hull-guest: the root is the read-only ext4 disk under a tmpfs overlay.
+  agent() { /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro \
+    --mem 256M --vcpus "${vcpus:-2}" "$@"; }
+  echo "HULL-AGENT-START"
+  agent -- sh -c 'echo out; echo err >&2; exit 3' >/tmp/out 2>/tmp/err
+  echo "HULL-AGENT-RC $?"
+  echo "HULL-AGENT-OUT $(cat /tmp/out)"
+  echo "HULL-AGENT-ERR $(cat /tmp/err)"
+  # A write on the overlay of the read-only root, and one through a read-write second disk
+  # (/dev/vdb) that must reach its image file.
+  dd if=/dev/zero of=/tmp/data.img bs=1M count=1 2>/dev/null
+  # hull's stdin reaches the command with -i.
+  echo fed | agent -i --disk /tmp/data.img --stats -- sh -c \
+    'echo written-on-ro-disk > /f && cat /f && echo persisted > /dev/vdb && read x && echo "stdin-$x" >&2' \
+    >/tmp/out 2>/tmp/err
+  echo "HULL-AGENT-RW $(cat /tmp/out)"
+  echo "HULL-AGENT-DATA $(head -c 9 /tmp/data.img)"
+  echo "HULL-AGENT-STDIN $(grep '^stdin-' /tmp/err)"
+  grep '^hull vm:' /tmp/err
+  # SIGTERM to hull reaches the command (sleep, killed by it: 128 + 15).
+  rm -f /tmp/sig
+  # Not through the function: a backgrounded function is a subshell, whose pid $! would be.
+  /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro \
+    --mem 256M --vcpus "${vcpus:-2}" -- sh -c 'echo ready; exec sleep 60' >/tmp/sig 2>&1 &
+  hpid=$!
+  n=0
+  while ! grep -q ready /tmp/sig 2>/dev/null && [ $n -lt 300 ]; do usleep 100000; n=$((n + 1)); done
+  kill -TERM $hpid
+  wait $hpid
+  echo "HULL-AGENT-SIGNAL-RC $?"
+  if [ "${boots:-1}" -gt 0 ]; then
     leftovers
   fi
   # The same L2 under qemu -M microvm on the same KVM, for comparison (when the harness put qemu in).

@@ -7,11 +7,13 @@
 # in hull-vmm's ACPI DSDT) and resets the VM. The L1 console is checked for the marker and the
 # hvc0 line of every L2 boot and `hull vm run`'s exit code; the first boot's jail is inspected
 # from L1 (own namespaces, cgroup limits, /dev/kvm the only device) and one more boot is killed
-# (-9) at its marker, after which nothing of any jail may be left. A silent L1 (TCG freezes) is
-# retried once.
+# (-9) at its marker, after which nothing of any jail may be left. 
 # HULL_NESTED_MODE=bench (benches/vm-boot.sh) instead times N boots each of jailed hull-vmm,
 # hull-vmm --no-jail and qemu -M microvm to the L2's init, which resets at once, and measures
 # the VMMs' memory beyond guest RAM; it prints medians and ratios, and checks nothing.
+# Then `hull vm run --disk root.img:ro -- CMD` runs commands through hull-guest, jailed (stdout
+# and stderr apart, exit code, stdin with -i, a forwarded signal, a write on the overlay, a write
+# through a read-write disk). A silent L1 (TCG freezes) is retried once.
 # Needs root; installs qemu-system-x86, busybox-static and lz4 through apt when missing.
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
@@ -37,6 +39,7 @@ need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v lz4 >/dev/null || need+=(lz4)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -q "${need[@]}" >/dev/null 2>&1 ||
     { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "${need[@]}" >/dev/null 2>&1; } ||
@@ -79,6 +82,16 @@ hull=${CARGO_TARGET_DIR:-target}/$profile/hull
 work=$(mktemp -d /tmp/hull-vmm-nested.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
+# The agent runs: hull-guest's initramfs (built and cached by its script) and a root disk, an
+# ext4 image with busybox that the test makes.
+guest_initrd=$(scripts/build-guest-initramfs.sh | tail -1)
+[ -s "$guest_initrd" ] || { echo "FAIL: no guest initramfs"; exit 1; }
+disk=$work/disk
+mkdir -p "$disk"/{bin,proc,sys,dev,tmp,etc}
+cp /bin/busybox "$disk/bin/"
+for a in sh echo cat sleep true false ls; do ln -s busybox "$disk/bin/$a"; done
+mkfs.ext4 -q -d "$disk" "$work/root.img" 16M
+
 # L2: busybox and an /init that prints the marker and resets.
 l2=$work/l2root
 mkdir -p "$l2"/{bin,proc,dev,lib}
@@ -100,6 +113,8 @@ copy_libs "$hull" "$root"
 # The L2 kernel: the ELF vmlinux (default) or, with HULL_NESTED_KERNEL=bzimage, the bzImage itself.
 if [ "${HULL_NESTED_KERNEL:-vmlinux}" = bzimage ]; then cp "$vmlinuz" "$root/l2/vmlinux"; else cp "$vmlinux" "$root/l2/vmlinux"; fi
 cp "$work/l2-initrd.gz" "$root/l2/initrd.gz"
+cp "$guest_initrd" "$root/l2/guest.gz"
+cp "$work/root.img" "$root/l2/root.img"
 echo "${HULL_NESTED_L2_CMDLINE:-console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nokbd quiet}" > "$root/l2/cmdline"
 qboots=${HULL_NESTED_QEMU:-0}
 [ $bench = 0 ] || qboots=${HULL_NESTED_QEMU:-$boots}
@@ -191,5 +206,15 @@ else
   if [ "$hvc" != "$boots" ]; then
     echo "FAIL: $hvc of $boots L2 boots wrote to the virtio console (hvc0)"; failed=1
   fi
+fi
+# The agent: stdout and stderr apart, the exit code, and a forwarded signal (128 + SIGTERM).
+if grep -q HULL-L1-DONE "$log"; then
+  lines | grep -qx "HULL-AGENT-RC 3" || { echo "FAIL: hull vm run -- sh -c '...; exit 3' did not exit 3"; failed=1; }
+  lines | grep -qx "HULL-AGENT-OUT out" || { echo "FAIL: the command's stdout was not exactly 'out'"; failed=1; }
+  lines | grep -qx "HULL-AGENT-ERR err" || { echo "FAIL: the command's stderr was not exactly 'err'"; failed=1; }
+  lines | grep -qx "HULL-AGENT-RW written-on-ro-disk" || { echo "FAIL: the overlay on the read-only disk is not writable"; failed=1; }
+  lines | grep -qx "HULL-AGENT-DATA persisted" || { echo "FAIL: a write to the read-write disk did not reach its image"; failed=1; }
+  lines | grep -qx "HULL-AGENT-STDIN stdin-fed" || { echo "FAIL: hull vm run -i did not pass stdin to the command"; failed=1; }
+  lines | grep -qx "HULL-AGENT-SIGNAL-RC 143" || { echo "FAIL: SIGTERM to hull did not end the command with 143"; failed=1; }
 fi
 [ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed, jailed" || { echo "FAIL"; exit 1; }

@@ -156,17 +156,28 @@ impl MmioTransport {
         let Ok(i) = usize::try_from(index) else {
             return;
         };
-        let Some(queue) = self.queues.get_mut(i) else {
-            return;
-        };
-        if !queue.ready() {
+        if !self.queues.get(i).is_some_and(|q| q.ready()) {
             return;
         }
-        if self.device.process_queue(i, queue, &self.mem) {
-            self.interrupt_status
-                .fetch_or(INT_USED_RING, Ordering::SeqCst);
-            // A lost interrupt leaves the used buffers for the driver's next look.
-            let _ = self.irq.trigger();
+        if self.device.process_queue(i, &mut self.queues, &self.mem) {
+            self.interrupt();
+        }
+    }
+
+    fn interrupt(&mut self) {
+        self.interrupt_status
+            .fetch_or(INT_USED_RING, Ordering::SeqCst);
+        // A lost interrupt leaves the used buffers for the driver's next look.
+        let _ = self.irq.trigger();
+    }
+
+    /// The host queued input for the device: let it deliver, once the driver is up.
+    pub fn host_input(&mut self) {
+        if self.status & STATUS_DRIVER_OK == 0 {
+            return;
+        }
+        if self.device.process_host(&mut self.queues, &self.mem) {
+            self.interrupt();
         }
     }
 

@@ -2,7 +2,9 @@
 //! virtio-queue crate). A device only says what it is and what to do with a notified queue; the
 //! transport (`mmio`) owns the registers, feature negotiation, queues and interrupt.
 
+pub mod block;
 pub mod console;
+pub mod input;
 pub mod mmio;
 
 use std::fmt::Debug;
@@ -23,7 +25,13 @@ pub trait VirtioDevice: Debug + Send {
     fn queue_max_sizes(&self) -> &[u16];
     /// Reads the device-specific configuration space.
     fn read_config(&self, offset: u64, data: &mut [u8]);
-    /// The driver notified queue `index`: consume it. Returns whether used buffers were added,
-    /// so the guest must be interrupted.
-    fn process_queue(&mut self, index: usize, queue: &mut Queue, mem: &GuestMemoryMmap) -> bool;
+    /// The driver notified queue `index` (one of `queues`, all of the device's, since a device
+    /// may answer on another queue): consume it. Returns whether used buffers were added, so
+    /// the guest must be interrupted.
+    fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap) -> bool;
+    /// The host has something for the guest (input a handle queued): deliver what the queues
+    /// take. Returns whether used buffers were added.
+    fn process_host(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap) -> bool {
+        false
+    }
 }

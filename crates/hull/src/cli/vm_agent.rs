@@ -1,0 +1,261 @@
+//! `hull vm run ... -- CMD`: one command in a microVM through hull-guest. The command's stdout
+//! and stderr come back apart over the agent channel and go to hull's; hull's stdin (with -i)
+//! and the signals hull gets go to the command; hull exits with the command's code. The kernel's
+//! serial console is kept (its last lines) and shown only when the VM ends without an exit.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hull_vmm::proto::{Message, RunSpec, MAIN_ID, MAX_CHUNK};
+use hull_vmm::{AgentEvent, AgentSender, RunReport, Vm};
+use nix::sys::signal::{SigSet, Signal};
+
+/// How much of the serial console is kept for a failure report.
+const CONSOLE_TAIL: usize = 16 * 1024;
+/// Signals hull passes on to the command, as `docker run` (its sig-proxy) does.
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// The last bytes of the guest's serial console.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleTail(Arc<Mutex<VecDeque<u8>>>);
+
+impl ConsoleTail {
+    fn text(&self) -> String {
+        let mut buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(buf.make_contiguous()).into_owned()
+    }
+}
+
+impl Write for ConsoleTail {
+    fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
+        let mut buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        buf.extend(d);
+        let excess = buf.len().saturating_sub(CONSOLE_TAIL);
+        buf.drain(..excess);
+        Ok(d.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the relay saw.
+#[derive(Debug, Default)]
+struct Outcome {
+    exit: Option<i32>,
+    ready_after: Option<Duration>,
+    errors: Vec<String>,
+}
+
+fn forward_stdin(sender: AgentSender, interactive: bool) {
+    if !interactive {
+        sender.send(&Message::StdinClose { id: MAIN_ID });
+        return;
+    }
+    // The thread ends at end of input; at the VM's end it is left blocked in read(2), and the
+    // process exit ends it.
+    let spawned = std::thread::Builder::new()
+        .name("hull-vm-stdin".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; MAX_CHUNK];
+            let mut stdin = std::io::stdin().lock();
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdin, &mut buf) {
+                sender.send(&Message::Stdin {
+                    id: MAIN_ID,
+                    data: buf[..n].to_vec(),
+                });
+            }
+            sender.send(&Message::StdinClose { id: MAIN_ID });
+        });
+    if spawned.is_err() {
+        eprintln!("hull vm: cannot start the stdin thread; the command's stdin is closed");
+    }
+}
+
+/// The size of hull's terminal (stdout's, else stdin's), if it has one.
+fn window_size() -> Option<(u16, u16)> {
+    [nix::libc::STDOUT_FILENO, nix::libc::STDIN_FILENO]
+        .into_iter()
+        .find_map(|fd| {
+            let mut ws = nix::libc::winsize {
+                ws_row: 0,
+                ws_col: 0,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCGWINSZ writes one winsize to the pointer, valid for the call.
+            let rc = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut ws) };
+            (rc == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+        })
+}
+
+fn send_window_size(sender: &AgentSender) {
+    if let Some((rows, cols)) = window_size() {
+        sender.send(&Message::Resize {
+            id: MAIN_ID,
+            rows,
+            cols,
+        });
+    }
+}
+
+/// hull's stdin terminal in raw mode for the run (keys go to the guest's terminal, which
+/// echoes and edits); restored on drop.
+struct RawTerminal(Option<nix::sys::termios::Termios>);
+
+impl RawTerminal {
+    fn new(tty: bool) -> anyhow::Result<Self> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        if !tty || !nix::unistd::isatty(&stdin).unwrap_or(false) {
+            return Ok(Self(None));
+        }
+        let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).context("cannot make the terminal raw")?;
+        Ok(Self(Some(saved)))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        if let Some(saved) = &self.0 {
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
+        }
+    }
+}
+
+/// Blocks the forwarded signals (and SIGWINCH, with a terminal) in this (still single) thread,
+/// so every thread started later has them blocked too and only the forwarding thread takes them,
+/// with sigwait. A new window size goes to the guest's terminal, the others to the command.
+fn forward_signals(sender: AgentSender, tty: bool) -> anyhow::Result<()> {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    if tty {
+        set.add(Signal::SIGWINCH);
+    }
+    set.thread_block()
+        .context("cannot block the signals to forward")?;
+    std::thread::Builder::new()
+        .name("hull-vm-signals".into())
+        .spawn(move || {
+            while let Ok(sig) = set.wait() {
+                if sig == Signal::SIGWINCH {
+                    send_window_size(&sender);
+                    continue;
+                }
+                sender.send(&Message::Signal {
+                    id: MAIN_ID,
+                    signal: sig as i32,
+                });
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+fn relay(
+    events: &std::sync::mpsc::Receiver<AgentEvent>,
+    vm_done: &AtomicBool,
+    start: Instant,
+) -> Outcome {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut out = Outcome::default();
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    loop {
+        let ev = match events.recv_timeout(Duration::from_millis(20)) {
+            Ok(ev) => ev,
+            Err(RecvTimeoutError::Timeout) if vm_done.load(Ordering::SeqCst) => {
+                match events.try_recv() {
+                    Ok(ev) => ev,
+                    Err(_) => return out,
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return out,
+        };
+        match ev {
+            AgentEvent::Message(Message::Stdout { data, .. }) => {
+                // A closed stdout (hull ... | head) is the reader's choice; the VM goes on.
+                let _ = stdout.write_all(&data).and_then(|()| stdout.flush());
+            }
+            AgentEvent::Message(Message::Stderr { data, .. }) => {
+                let _ = stderr.write_all(&data).and_then(|()| stderr.flush());
+            }
+            AgentEvent::Message(Message::Exit {
+                id: MAIN_ID,
+                status,
+            }) => {
+                out.exit = Some(status.code());
+            }
+            AgentEvent::Message(Message::Ready) => out.ready_after = Some(start.elapsed()),
+            AgentEvent::Message(Message::Error { message, .. }) => out.errors.push(message),
+            AgentEvent::Message(_) => {}
+            AgentEvent::Broken(e) => out.errors.push(format!("the agent channel broke: {e}")),
+        }
+    }
+}
+
+/// Runs the VM with `spec`; returns the command's exit code, and the run report for --stats.
+pub fn run(
+    mut vm: Vm,
+    spec: RunSpec,
+    interactive: bool,
+    console: &ConsoleTail,
+) -> anyhow::Result<(i32, RunReport, Option<Duration>)> {
+    let agent = vm.take_agent().context("the VM has no agent channel")?;
+    let tty = spec.process.terminal;
+    forward_signals(agent.sender.clone(), tty)?;
+    let raw = RawTerminal::new(tty)?;
+    agent.sender.send(&Message::Run(spec));
+    if tty {
+        send_window_size(&agent.sender);
+    }
+    forward_stdin(agent.sender.clone(), interactive);
+    let vm_done = Arc::new(AtomicBool::new(false));
+    let done = Arc::clone(&vm_done);
+    let start = Instant::now();
+    let vm_thread = std::thread::Builder::new()
+        .name("hull-vm".into())
+        .spawn(move || {
+            let report = vm.run();
+            done.store(true, Ordering::SeqCst);
+            report
+        })
+        .context("cannot start the VM thread")?;
+    let outcome = relay(&agent.events, &vm_done, start);
+    drop(raw);
+    let report = vm_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the VM thread panicked"))?
+        .context("the microVM failed")?;
+    for e in &outcome.errors {
+        eprintln!("hull vm: {e}");
+    }
+    match outcome.exit {
+        Some(code) => Ok((code, report, outcome.ready_after)),
+        None => {
+            let tail = console.text();
+            eprintln!("hull vm: the guest's console ended with:\n{tail}");
+            anyhow::bail!(
+                "the VM stopped ({}) before the command reported its exit",
+                report.reason
+            )
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The protocol between the host (hull-vmm's `agent` side) and hull-guest, the microVM's PID 1,
+//! over one virtio-console port: a stream of frames, each `len: u32 LE` then `kind: u8`,
+//! `id: u32 LE` (the process it is about; 0 is the VM's main process) and a payload. Process
+//! specs travel as JSON, stream data as raw bytes. Both sides use this one module, so they
+//! cannot disagree on the bytes.
+
+use serde::{Deserialize, Serialize};
+
+/// The name the VMM gives the agent's virtio-console port; the guest looks it up in
+/// /sys/class/virtio-ports/*/name.
+pub const PORT_NAME: &str = "org.hull.agent";
+/// The id of the process `Run` starts; `Exec` processes take ids the host chooses, above it.
+pub const MAIN_ID: u32 = 0;
+/// Frames larger than this are a protocol error (a desynchronised stream, not a real frame).
+pub const MAX_FRAME: usize = 1 << 20;
+/// The largest data chunk a sender puts in one frame.
+pub const MAX_CHUNK: usize = 64 * 1024;
+const HEADER: usize = 4 + 1 + 4;
+
+/// The root file system the guest mounts for the processes: a virtio-blk disk found by its
+/// serial (VIRTIO_BLK_T_GET_ID), ext4 or erofs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootSpec {
+    pub serial: String,
+    /// Mount the disk read-only under an overlay whose upper layer is a tmpfs, so the process
+    /// can write and the disk stays as it was.
+    pub overlay: bool,
+    /// The disk itself is read-only (mount it `ro`; without `overlay` the root is read-only).
+    pub read_only: bool,
+}
+
+/// One process, with the OCI `process` fields the guest applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    pub args: Vec<String>,
+    /// `NAME=value` entries; PATH from here decides how args[0] is found.
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    /// Run on a pseudo-terminal (stdout and stderr are then one stream, `Stdout`).
+    #[serde(default)]
+    pub terminal: bool,
+    /// OCI `process.rlimits`, set before the user changes.
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+    /// OCI `process.noNewPrivileges`.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+}
+
+/// One resource limit, as OCI writes it (`RLIMIT_NOFILE`, soft, hard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The VM-wide settings and the main process, sent once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub hostname: String,
+    pub root: Option<RootSpec>,
+    pub process: ProcessSpec,
+}
+
+/// How a process ended, as a shell reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// The exit code docker reports: the code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => 128 + s,
+        }
+    }
+}
+
+/// One frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// host -> guest: the settings and main process (id 0).
+    Run(RunSpec),
+    /// host -> guest: start another process in the running VM, under `id`.
+    Exec { id: u32, spec: ProcessSpec },
+    /// host -> guest: bytes for the process's stdin.
+    Stdin { id: u32, data: Vec<u8> },
+    /// host -> guest: the process's stdin reached its end.
+    StdinClose { id: u32 },
+    /// host -> guest: deliver signal `signal` to the process.
+    Signal { id: u32, signal: i32 },
+    /// host -> guest: the terminal's new size.
+    Resize { id: u32, rows: u16, cols: u16 },
+    /// guest -> host: the agent is up and read its port (the end of the boot).
+    Ready,
+    /// guest -> host: the process runs.
+    Started { id: u32 },
+    /// guest -> host: output on the process's stdout (or terminal).
+    Stdout { id: u32, data: Vec<u8> },
+    /// guest -> host: output on the process's stderr.
+    Stderr { id: u32, data: Vec<u8> },
+    /// guest -> host: the process ended; its output was all sent before.
+    Exit { id: u32, status: ExitStatus },
+    /// guest -> host: the process could not be started (or the VM not set up, id 0).
+    Error { id: u32, message: String },
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ProtoError {
+    #[error("frame of {0} bytes is larger than the protocol's limit")]
+    TooLarge(usize),
+    #[error("frame shorter than its header")]
+    Short,
+    #[error("unknown frame kind {0}")]
+    Kind(u8),
+    #[error("bad {what} payload: {why}")]
+    Payload { what: &'static str, why: String },
+}
+
+const K_RUN: u8 = 1;
+const K_EXEC: u8 = 2;
+const K_STDIN: u8 = 3;
+const K_STDIN_CLOSE: u8 = 4;
+const K_SIGNAL: u8 = 5;
+const K_RESIZE: u8 = 6;
+const K_READY: u8 = 64;
+const K_STARTED: u8 = 65;
+const K_STDOUT: u8 = 66;
+const K_STDERR: u8 = 67;
+const K_EXIT: u8 = 68;
+const K_ERROR: u8 = 69;
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising plain structs of strings and numbers cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn i32_at(p: &[u8], what: &'static str) -> Result<i32, ProtoError> {
+    let b: [u8; 4] = p
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(ProtoError::Payload {
+            what,
+            why: "shorter than 4 bytes".into(),
+        })?;
+    Ok(i32::from_le_bytes(b))
+}
+
+impl Message {
+    fn parts(&self) -> (u8, u32, Vec<u8>) {
+        match self {
+            Message::Run(spec) => (K_RUN, MAIN_ID, json(spec)),
+            Message::Exec { id, spec } => (K_EXEC, *id, json(spec)),
+            Message::Stdin { id, data } => (K_STDIN, *id, data.clone()),
+            Message::StdinClose { id } => (K_STDIN_CLOSE, *id, Vec::new()),
+            Message::Signal { id, signal } => (K_SIGNAL, *id, signal.to_le_bytes().to_vec()),
+            Message::Resize { id, rows, cols } => {
+                let mut p = rows.to_le_bytes().to_vec();
+                p.extend_from_slice(&cols.to_le_bytes());
+                (K_RESIZE, *id, p)
+            }
+            Message::Ready => (K_READY, MAIN_ID, Vec::new()),
+            Message::Started { id } => (K_STARTED, *id, Vec::new()),
+            Message::Stdout { id, data } => (K_STDOUT, *id, data.clone()),
+            Message::Stderr { id, data } => (K_STDERR, *id, data.clone()),
+            Message::Exit { id, status } => {
+                let (kind, n) = match status {
+                    ExitStatus::Code(c) => (0u8, *c),
+                    ExitStatus::Signal(s) => (1u8, *s),
+                };
+                let mut p = vec![kind];
+                p.extend_from_slice(&n.to_le_bytes());
+                (K_EXIT, *id, p)
+            }
+            Message::Error { id, message } => (K_ERROR, *id, message.as_bytes().to_vec()),
+        }
+    }
+
+    /// The frame's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let (kind, id, payload) = self.parts();
+        let len = u32::try_from(1 + 4 + payload.len()).unwrap_or(u32::MAX);
+        let mut out = Vec::with_capacity(HEADER + payload.len());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.push(kind);
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    fn decode(kind: u8, id: u32, p: &[u8]) -> Result<Self, ProtoError> {
+        let from_json = |what| {
+            move |e: serde_json::Error| ProtoError::Payload {
+                what,
+                why: e.to_string(),
+            }
+        };
+        Ok(match kind {
+            K_RUN => Message::Run(serde_json::from_slice(p).map_err(from_json("run"))?),
+            K_EXEC => Message::Exec {
+                id,
+                spec: serde_json::from_slice(p).map_err(from_json("exec"))?,
+            },
+            K_STDIN => Message::Stdin {
+                id,
+                data: p.to_vec(),
+            },
+            K_STDIN_CLOSE => Message::StdinClose { id },
+            K_SIGNAL => Message::Signal {
+                id,
+                signal: i32_at(p, "signal")?,
+            },
+            K_RESIZE => {
+                let n = i32_at(p, "resize")?.to_le_bytes();
+                Message::Resize {
+                    id,
+                    rows: u16::from_le_bytes([n[0], n[1]]),
+                    cols: u16::from_le_bytes([n[2], n[3]]),
+                }
+            }
+            K_READY => Message::Ready,
+            K_STARTED => Message::Started { id },
+            K_STDOUT => Message::Stdout {
+                id,
+                data: p.to_vec(),
+            },
+            K_STDERR => Message::Stderr {
+                id,
+                data: p.to_vec(),
+            },
+            K_EXIT => {
+                let n = i32_at(p.get(1..).unwrap_or_default(), "exit")?;
+                let status = match p.first() {
+                    Some(0) => ExitStatus::Code(n),
+                    Some(1) => ExitStatus::Signal(n),
+                    _ => {
+                        return Err(ProtoError::Payload {
+                            what: "exit",
+                            why: "unknown status kind".into(),
+                        })
+                    }
+                };
+                Message::Exit { id, status }
+            }
+            K_ERROR => Message::Error {
+                id,
+                message: String::from_utf8_lossy(p).into_owned(),
+            },
+            k => return Err(ProtoError::Kind(k)),
+        })
+    }
+}
+
+/// Gathers a byte stream into messages: `push` what arrived, then `next` until `None`.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+}
+
+impl Decoder {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete message, `None` while a frame is incomplete. After an error the stream
+    /// cannot be resynchronised.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Message>, ProtoError> {
+        let Some(len) = self.buf.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if len > MAX_FRAME {
+            return Err(ProtoError::TooLarge(len));
+        }
+        if len < 5 {
+            return Err(ProtoError::Short);
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let frame: Vec<u8> = self.buf.drain(..4 + len).collect();
+        let id = u32::from_le_bytes([frame[5], frame[6], frame[7], frame[8]]);
+        Message::decode(frame[4], id, &frame[HEADER..]).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ProcessSpec {
+        ProcessSpec {
+            args: vec!["sh".into(), "-c".into(), "echo hi".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            uid: 1000,
+            gid: 100,
+            additional_gids: vec![10, 20],
+            terminal: false,
+            rlimits: vec![Rlimit {
+                kind: "RLIMIT_NOFILE".into(),
+                soft: 64,
+                hard: 128,
+            }],
+            no_new_privileges: true,
+        }
+    }
+
+    fn all() -> Vec<Message> {
+        vec![
+            Message::Run(RunSpec {
+                hostname: "vm".into(),
+                root: Some(RootSpec {
+                    serial: "hull0".into(),
+                    overlay: true,
+                    read_only: true,
+                }),
+                process: spec(),
+            }),
+            Message::Exec {
+                id: 7,
+                spec: spec(),
+            },
+            Message::Stdin {
+                id: 0,
+                data: b"in".to_vec(),
+            },
+            Message::StdinClose { id: 3 },
+            Message::Signal { id: 0, signal: 15 },
+            Message::Resize {
+                id: 1,
+                rows: 50,
+                cols: 132,
+            },
+            Message::Ready,
+            Message::Started { id: 2 },
+            Message::Stdout {
+                id: 0,
+                data: vec![0, 255, 10],
+            },
+            Message::Stderr {
+                id: 0,
+                data: b"err\n".to_vec(),
+            },
+            Message::Exit {
+                id: 0,
+                status: ExitStatus::Code(3),
+            },
+            Message::Exit {
+                id: 9,
+                status: ExitStatus::Signal(9),
+            },
+            Message::Error {
+                id: 0,
+                message: "no such file".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_through_a_byte_at_a_time_stream() {
+        let stream: Vec<u8> = all().iter().flat_map(Message::encode).collect();
+        let mut d = Decoder::default();
+        let mut got = Vec::new();
+        for b in stream {
+            d.push(&[b]);
+            while let Some(m) = d.next().expect("valid") {
+                got.push(m);
+            }
+        }
+        assert_eq!(got, all());
+    }
+
+    #[test]
+    fn frame_layout_is_length_kind_id_payload() {
+        let f = Message::Stderr {
+            id: 2,
+            data: b"x".to_vec(),
+        }
+        .encode();
+        assert_eq!(f, [6, 0, 0, 0, K_STDERR, 2, 0, 0, 0, b'x']);
+        let f = Message::Exit {
+            id: 0,
+            status: ExitStatus::Signal(15),
+        }
+        .encode();
+        assert_eq!(&f[9..], [1, 15, 0, 0, 0]);
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        let mut d = Decoder::default();
+        d.push(&(u32::try_from(MAX_FRAME + 1).unwrap()).to_le_bytes());
+        assert_eq!(d.next(), Err(ProtoError::TooLarge(MAX_FRAME + 1)));
+        let mut d = Decoder::default();
+        d.push(&[2, 0, 0, 0, 1, 0]);
+        assert_eq!(d.next(), Err(ProtoError::Short));
+        let mut d = Decoder::default();
+        d.push(&[5, 0, 0, 0, 200, 0, 0, 0, 0]);
+        assert_eq!(d.next(), Err(ProtoError::Kind(200)));
+        let mut d = Decoder::default();
+        d.push(&[7, 0, 0, 0, K_SIGNAL, 0, 0, 0, 0, 1, 2]);
+        assert!(matches!(
+            d.next(),
+            Err(ProtoError::Payload { what: "signal", .. })
+        ));
+        let mut d = Decoder::default();
+        d.push(&[6, 0, 0, 0, K_RUN, 0, 0, 0, 0, b'{']);
+        assert!(matches!(
+            d.next(),
+            Err(ProtoError::Payload { what: "run", .. })
+        ));
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(ExitStatus::Code(3).code(), 3);
+        assert_eq!(ExitStatus::Signal(9).code(), 137);
+    }
+}
