@@ -78,7 +78,7 @@ pelagos_made=
 if [ -x "$pelagos" ]; then
   [ -d /var/lib/pelagos ] || pelagos_made=1
   # pelagos wants its state directories with mode 2775.
-  for d in images layers blobs build-cache volumes rootfs; do install -d -m 2775 "/var/lib/pelagos/$d"; done
+  for d in images layers blobs build-cache volumes rootfs networks; do install -d -m 2775 "/var/lib/pelagos/$d"; done
   export PELAGOS=$pelagos
 else
   echo "pelagos not found (cargo install pelagos): its row is left out"
