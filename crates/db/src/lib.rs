@@ -14,7 +14,7 @@ mod wal;
 use std::path::{Path, PathBuf};
 
 pub use migrations::schema_version;
-pub use open::{keep_small, open, write_tx};
+pub use open::{keep_small, open, open_existing, write_tx};
 pub use wal::checkpoint;
 
 /// The database's file name under an engine root.

@@ -33,6 +33,22 @@ pub fn open(root: &Path) -> Result<Connection, DbError> {
     }
 }
 
+/// hull.db of `root` if it exists; otherwise an empty database of the same schema in memory,
+/// so a read-only command on a root that was never used sees nothing, and creates nothing.
+pub fn open_existing(root: &Path) -> Result<Connection, DbError> {
+    let path = crate::path(root);
+    if path.exists() {
+        return open(root);
+    }
+    let open_err = |err| DbError::Open {
+        path: path.display().to_string(),
+        err,
+    };
+    let mut conn = Connection::open_in_memory().map_err(open_err)?;
+    migrations::migrate(&mut conn, &path)?;
+    Ok(conn)
+}
+
 fn is_busy(err: &DbError) -> bool {
     let (DbError::Open { err, .. } | DbError::Migrate { err, .. }) = err else {
         return false;

@@ -91,6 +91,18 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The engine for a read-only command: on a root that was never used, an empty one that
+    /// creates nothing (docker's `ps` on a fresh host prints an empty table).
+    pub fn open_existing(root: &Path) -> Result<Engine, EngineError> {
+        if hull_db::path(root).exists() {
+            return Engine::open(root);
+        }
+        Ok(Engine {
+            root: root.to_path_buf(),
+            conn: hull_db::open_existing(root)?,
+        })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -197,6 +197,27 @@ fn read_only_commands_create_no_root() {
     let (ok, _, err) = hull(&root, &["image", "inspect", "busybox"]);
     assert!(!ok);
     assert!(err.contains("not found"), "{err}");
+    for args in [
+        &["ps", "-a"][..],
+        &["ps", "-q"],
+        &["volume", "ls"],
+        &["volume", "ls", "-q"],
+    ] {
+        let (ok, _, err) = hull(&root, args);
+        assert!(ok, "{args:?}: {err}");
+    }
+    for args in [
+        &["inspect", "web"][..],
+        &["logs", "web"],
+        &["volume", "inspect", "data"],
+    ] {
+        let (ok, _, err) = hull(&root, args);
+        assert!(!ok, "{args:?}");
+        assert!(
+            err.contains("web") || err.contains("data"),
+            "{args:?}: {err}"
+        );
+    }
     assert!(
         !root.exists(),
         "a read-only command created {}",

@@ -297,7 +297,15 @@ impl RunArgs {
 }
 
 pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
-    let mut engine = Engine::open(root)?;
+    let reads_only = matches!(
+        cmd,
+        ContainerCommand::Ps(_) | ContainerCommand::Inspect { .. } | ContainerCommand::Logs { .. }
+    );
+    let mut engine = if reads_only {
+        Engine::open_existing(root)?
+    } else {
+        Engine::open(root)?
+    };
     match cmd {
         ContainerCommand::Run(args) => {
             let (image, opts) = args.options()?;
@@ -461,6 +469,9 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             for n in &names {
                 match engine.inspect(n) {
                     Ok(doc) => docs.push(doc),
+                    Err(EngineError::NoSuchContainer(_)) if !hull_db::path(root).exists() => {
+                        anyhow::bail!("no such container or image: {n}")
+                    }
                     Err(EngineError::NoSuchContainer(_)) => {
                         let store = hull_image::ImageStore::open(root)?;
                         docs.push(

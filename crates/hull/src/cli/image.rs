@@ -158,7 +158,7 @@ pub enum ImageSub {
 /// The store of an existing root; `None` when the root has none yet, so that read-only
 /// commands create nothing.
 fn existing(root: &Path) -> anyhow::Result<Option<ImageStore>> {
-    if root.join("hull.db").exists() {
+    if hull_db::path(root).exists() {
         Ok(Some(ImageStore::open(root)?))
     } else {
         Ok(None)

@@ -66,7 +66,7 @@ pub enum NetworkCommand {
 
 pub fn run(root: &Path, cmd: NetworkCommand) -> anyhow::Result<()> {
     // Read-only commands on a root that does not exist yet create nothing.
-    if !root.join("hull.db").exists() {
+    if !hull_db::path(root).exists() {
         match &cmd {
             NetworkCommand::Ls {
                 quiet,

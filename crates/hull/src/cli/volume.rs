@@ -64,7 +64,10 @@ pub(super) fn label(text: &str) -> Result<(String, String), EngineError> {
 }
 
 pub fn run(root: &Path, cmd: VolumeCommand) -> anyhow::Result<i32> {
-    let mut engine = Engine::open(root)?;
+    let mut engine = match cmd {
+        VolumeCommand::Ls { .. } | VolumeCommand::Inspect { .. } => Engine::open_existing(root)?,
+        _ => Engine::open(root)?,
+    };
     match cmd {
         VolumeCommand::Create { name, labels } => {
             let labels: Vec<(String, String)> =
