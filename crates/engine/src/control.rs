@@ -118,7 +118,11 @@ impl Engine {
     }
 
     /// Stops the container (as [`Engine::stop`]) and starts it again in the background.
-    pub fn restart(&mut self, reference: &str, timeout: Duration) -> Result<Monitor, EngineError> {
+    pub fn restart(
+        &mut self,
+        reference: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Monitor, EngineError> {
         let record = self.stop(reference, timeout)?;
         self.start(&record.id, None)
     }

@@ -317,6 +317,14 @@ fn write_etc(
         hosts,
         resolv_conf,
     } = attachment.etc;
+    let user = &settings.etc;
+    let hosts = hull_net::etc::add_hosts(&hosts, &user.hosts);
+    let resolv_conf = hull_net::etc::override_resolv(
+        &resolv_conf,
+        &user.dns,
+        &user.dns_search,
+        &user.dns_options,
+    );
     for (name, text) in [
         ("hostname", hostname),
         ("hosts", hosts),
