@@ -230,6 +230,19 @@ pub fn blkio_controller_dir() -> PathBuf {
     Path::new("/sys/fs/cgroup").join(rel)
 }
 
+/// Whether the block I/O controller at `controller` has a weight file (blkio.weight, or bfq's
+/// when a device uses that scheduler).
+pub fn weight_honoured(controller: &Path) -> bool {
+    [
+        "blkio.weight",
+        "blkio.bfq.weight",
+        "io.weight",
+        "io.bfq.weight",
+    ]
+    .iter()
+    .any(|f| controller.join(f).exists())
+}
+
 /// `--blkio-weight N` (10 to 1000), refused when nothing on this host would honour it: the
 /// v1 blkio controller needs blkio.weight or bfq's blkio.bfq.weight.
 pub fn parse_blkio_weight(text: &str, controller: &Path) -> Result<u16, EngineError> {
@@ -241,15 +254,7 @@ pub fn parse_blkio_weight(text: &str, controller: &Path) -> Result<u16, EngineEr
             )))
         }
     };
-    let honoured = [
-        "blkio.weight",
-        "blkio.bfq.weight",
-        "io.weight",
-        "io.bfq.weight",
-    ]
-    .iter()
-    .any(|f| controller.join(f).exists());
-    if !honoured {
+    if !weight_honoured(controller) {
         return Err(invalid(format!(
             "--blkio-weight: this host's kernel has no I/O weight control ({} has no blkio.weight nor bfq weight: no device uses the bfq scheduler)",
             controller.display()
