@@ -52,6 +52,7 @@ pub fn parse_memory_swap(text: &str, memory: Option<i64>) -> Result<i64, EngineE
             "--memory-swap needs --memory: set a memory limit too".into(),
         ));
     };
+
     if text.trim() == "-1" {
         return Ok(-1);
     }
@@ -64,10 +65,30 @@ pub fn parse_memory_swap(text: &str, memory: Option<i64>) -> Result<i64, EngineE
     Ok(swap)
 }
 
-/// `--cpu-shares N`: the relative CPU weight (the kernel's range, 2 to 262144).
-pub fn parse_cpu_shares(text: &str) -> Result<u64, EngineError> {
+/// Refuses `--memory-swap` where the kernel does not account swap (v1 memsw files; v2
+/// memory.swap.max, not shown in the root cgroup, where the runtime's own check has to tell).
+pub fn require_swap_accounting() -> Result<(), EngineError> {
+    let dir = controller_dir("memory");
+    let accounted = if dir.ends_with("memory") {
+        dir.join("memory.memsw.limit_in_bytes").exists()
+    } else {
+        dir == Path::new("/sys/fs/cgroup") || dir.join("memory.swap.max").exists()
+    };
+    if accounted {
+        Ok(())
+    } else {
+        Err(invalid(
+            "--memory-swap: this kernel does not account swap (boot with swapaccount=1)".into(),
+        ))
+    }
+}
+
+/// `--cpu-shares N`: the relative CPU weight (the kernel's range, 2 to 262144; 0 is docker's
+/// "the default").
+pub fn parse_cpu_shares(text: &str) -> Result<Option<u64>, EngineError> {
     match text.parse::<u64>() {
-        Ok(n) if (2..=262_144).contains(&n) => Ok(n),
+        Ok(0) => Ok(None),
+        Ok(n) if (2..=262_144).contains(&n) => Ok(Some(n)),
         _ => Err(invalid(format!(
             "invalid --cpu-shares {text:?}: use an integer from 2 to 262144"
         ))),
@@ -217,7 +238,12 @@ pub fn parse_throttle(flag: &str, text: &str) -> Result<Throttle, EngineError> {
 /// Where this host's block I/O weights would be: the v1 blkio hierarchy, else (v2) this
 /// process's own cgroup.
 pub fn blkio_controller_dir() -> PathBuf {
-    let v1 = PathBuf::from("/sys/fs/cgroup/blkio");
+    controller_dir("blkio")
+}
+
+/// A v1 controller's hierarchy, else (v2) this process's own cgroup.
+fn controller_dir(v1_name: &str) -> PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup").join(v1_name);
     if v1.is_dir() {
         return v1;
     }
@@ -493,7 +519,8 @@ mod tests {
         );
         assert!(parse_memory_swap("32m", Some(64 << 20)).is_err());
         assert!(parse_memory_swap("128m", None).is_err());
-        assert!(parse_cpu_shares("512").is_ok());
+        assert_eq!(parse_cpu_shares("512").unwrap(), Some(512));
+        assert_eq!(parse_cpu_shares("0").unwrap(), None);
         assert!(parse_cpu_shares("1").is_err());
         assert_eq!(
             parse_cpuset("--cpuset-cpus", "0,1", "0-1\n").unwrap(),

@@ -142,6 +142,15 @@ fn resource_flags_reach_the_cgroup() {
         "at least --memory",
     );
     refused(&r, &["--cpu-shares", "1"], "--cpu-shares");
+    // 0 is docker's "the default" (1024).
+    if !v2 {
+        let out = inside(
+            &r,
+            &["--cpu-shares", "0"],
+            "cat /sys/fs/cgroup/cpu/cpu.shares",
+        );
+        assert_eq!(out, "1024\n");
+    }
     refused(&r, &["--cpuset-cpus", "4096"], "not available");
     refused(&r, &["--cpuset-cpus", "zero"], "--cpuset-cpus");
     refused(&r, &["--cpuset-mems", "77"], "not available");
@@ -416,5 +425,35 @@ fn init_stop_signal_and_stop_timeout_shape_stop() {
     refused(&r, &["--stop-signal", "SIGNOPE"], "--stop-signal");
     let o = r.hull(&["run", "--stop-timeout", "x", "busybox", "true"]);
     assert_ne!(code(&o), Some(0));
+    r.assert_clean();
+}
+
+#[test]
+fn init_reaps_orphans() {
+    let mut r = root!("flags-reap");
+    // PID 1 `sleep` never waits: the orphaned `sleep 0.1` stays a zombie, unless an init reaps it.
+    let script = "(sleep 0.1 &); exec sleep 30";
+    let mut zombies = Vec::new();
+    for init in [false, true] {
+        let mut args = vec!["--network", "none"];
+        if init {
+            args.push("--init");
+        }
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        let id = r.detach(&args);
+        std::thread::sleep(Duration::from_millis(800));
+        let ps = r.ok(&["exec", &id, "ps", "-o", "stat,args"]);
+        r.ok(&["rm", "-f", &id]);
+        zombies.push(
+            ps.lines()
+                .filter(|l| l.trim_start().starts_with('Z'))
+                .count(),
+        );
+    }
+    assert_eq!(
+        zombies,
+        [1, 0],
+        "PID 1 sleep leaves the zombie, the init reaps it"
+    );
     r.assert_clean();
 }

@@ -94,11 +94,15 @@ impl ExtraRunArgs {
             .as_deref()
             .map(|s| flags::parse_memory_swap(s, opts.memory))
             .transpose()?;
+        if opts.memory_swap.is_some() {
+            flags::require_swap_accounting()?;
+        }
         opts.cpu_shares = self
             .cpu_shares
             .as_deref()
             .map(flags::parse_cpu_shares)
-            .transpose()?;
+            .transpose()?
+            .flatten();
         opts.cpuset_cpus = self
             .cpuset_cpus
             .as_deref()
