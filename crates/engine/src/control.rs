@@ -192,6 +192,12 @@ impl Engine {
                 "Dns": r.settings.etc.dns,
                 "DnsSearch": r.settings.etc.dns_search,
                 "DnsOptions": r.settings.etc.dns_options,
+                "Privileged": r.settings.security.privileged,
+                "ReadonlyRootfs": r.settings.security.read_only,
+                "CapAdd": r.settings.security.cap_add,
+                "CapDrop": r.settings.security.cap_drop,
+                "SecurityOpt": r.settings.security.security_opt,
+                "Init": r.settings.security.init,
             },
             "Config": {
                 "Hostname": r.settings.hostname,

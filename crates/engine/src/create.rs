@@ -149,6 +149,7 @@ impl Engine {
                 restart: opts.restart,
                 etc: opts.etc.clone(),
                 stop_timeout: opts.stop_timeout,
+                security: options::SecurityFlags::of(opts),
                 ..Default::default()
             },
             monitor_pid: None,

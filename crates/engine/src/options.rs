@@ -334,6 +334,44 @@ pub struct Settings {
     /// `--stop-timeout`: `stop`'s wait before SIGKILL when not given one (None: 10 s).
     #[serde(default)]
     pub stop_timeout: Option<u64>,
+    /// The security flags, for `inspect` (the config holds their effect).
+    #[serde(default)]
+    pub security: SecurityFlags,
+}
+
+/// The security flags as docker's `inspect` shows them in HostConfig.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityFlags {
+    pub privileged: bool,
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `seccomp=...`, `no-new-privileges` as given.
+    pub security_opt: Vec<String>,
+    pub init: bool,
+}
+
+impl SecurityFlags {
+    pub fn of(opts: &RunOptions) -> SecurityFlags {
+        use crate::run_flags::Seccomp;
+        let mut security_opt = Vec::new();
+        match &opts.seccomp {
+            Seccomp::Default => {}
+            Seccomp::Unconfined => security_opt.push("seccomp=unconfined".to_string()),
+            Seccomp::File(p) => security_opt.push(format!("seccomp={}", p.display())),
+        }
+        if opts.no_new_privileges {
+            security_opt.push("no-new-privileges".into());
+        }
+        SecurityFlags {
+            privileged: opts.privileged,
+            read_only: opts.read_only,
+            cap_add: opts.cap_add.clone(),
+            cap_drop: opts.cap_drop.clone(),
+            security_opt,
+            init: opts.init,
+        }
+    }
 }
 
 /// `--memory 64m`: bytes, with docker's b/k/m/g suffixes (powers of 1024); at least 6 MiB as

@@ -383,7 +383,38 @@ fn init_stop_signal_and_stop_timeout_shape_stop() {
     let t = Instant::now();
     r.ok(&["stop", "-t", "20", &id]);
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    assert_eq!(r.inspect(&id)["State"]["ExitCode"], 143);
+    let inspect = r.inspect(&id);
+    assert_eq!(inspect["State"]["ExitCode"], 143);
+    assert_eq!(inspect["HostConfig"]["Init"], true);
+    assert_eq!(inspect["HostConfig"]["Privileged"], false);
+    r.ok(&["rm", &id]);
+    let id = r.create(&[
+        "--network",
+        "none",
+        "--read-only",
+        "--cap-add",
+        "net_admin",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--add-host",
+        "db:10.0.0.5",
+        "--dns",
+        "10.1.1.1",
+        "busybox",
+        "true",
+    ]);
+    let host = &r.inspect(&id)["HostConfig"];
+    assert_eq!(host["ReadonlyRootfs"], true);
+    assert_eq!(host["CapAdd"], serde_json::json!(["CAP_NET_ADMIN"]));
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        host["SecurityOpt"],
+        serde_json::json!(["no-new-privileges"])
+    );
+    assert_eq!(host["ExtraHosts"], serde_json::json!(["db:10.0.0.5"]));
+    assert_eq!(host["Dns"], serde_json::json!(["10.1.1.1"]));
     r.ok(&["rm", &id]);
     let ignores = "trap '' TERM; while true; do sleep 1; done";
     let id = r.detach(&[
