@@ -177,7 +177,30 @@ pub struct DeviceSpec {
     pub node: DeviceNode,
 }
 
-pub fn parse_device(text: &str) -> Result<DeviceSpec, EngineError> {
+/// Every device node under `dir`, recursively, symlinks skipped.
+pub fn nodes_under(dir: &Path) -> Vec<(PathBuf, DeviceNode)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => out.extend(nodes_under(&path)),
+            Ok(t) if t.is_char_device() || t.is_block_device() => {
+                if let Ok(node) = device_node(&path) {
+                    out.push((path, node));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `--device HOST[:CTR[:PERMS]]`; a directory (as /dev/snd) gives every node under it, at the
+/// same place under CTR, as docker does.
+pub fn parse_device(text: &str) -> Result<Vec<DeviceSpec>, EngineError> {
     let bad = |why: &str| invalid(format!("invalid --device {text:?}: {why}"));
     let mut parts = text.split(':');
     let host = parts.next().unwrap_or_default();
@@ -197,12 +220,30 @@ pub fn parse_device(text: &str) -> Result<DeviceSpec, EngineError> {
     if !is_access(access) {
         return Err(bad("permissions are a combination of r, w and m"));
     }
-    Ok(DeviceSpec {
+    if Path::new(host).is_dir() {
+        let nodes = nodes_under(Path::new(host));
+        if nodes.is_empty() {
+            return Err(bad("the directory has no device nodes"));
+        }
+        return Ok(nodes
+            .into_iter()
+            .filter_map(|(path, node)| {
+                let rel = path.strip_prefix(host).ok()?;
+                Some(DeviceSpec {
+                    host_path: path.to_str()?.to_string(),
+                    container_path: Path::new(ctr).join(rel).to_str()?.to_string(),
+                    access: access.to_string(),
+                    node,
+                })
+            })
+            .collect());
+    }
+    Ok(vec![DeviceSpec {
         host_path: host.to_string(),
         container_path: ctr.to_string(),
         access: access.to_string(),
         node: device_node(Path::new(host))?,
-    })
+    }])
 }
 
 fn is_access(s: &str) -> bool {
@@ -576,13 +617,13 @@ mod tests {
 
     #[test]
     fn devices() {
-        let d = parse_device("/dev/null:/dev/mynull:r").unwrap();
+        let d = parse_device("/dev/null:/dev/mynull:r").unwrap().remove(0);
         assert_eq!((d.node.kind, d.node.major, d.node.minor), ('c', 1, 3));
         assert_eq!(
             (d.container_path.as_str(), d.access.as_str()),
             ("/dev/mynull", "r")
         );
-        let d = parse_device("/dev/null:rw").unwrap();
+        let d = parse_device("/dev/null:rw").unwrap().remove(0);
         assert_eq!(
             (d.container_path.as_str(), d.access.as_str()),
             ("/dev/null", "rw")

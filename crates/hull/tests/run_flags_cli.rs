@@ -338,7 +338,17 @@ fn devices_are_made_and_allowed() {
         // 10:229, written to: refused by the device cgroup's read-only rule.
         assert_eq!(out, "a e5\nw=1\n");
     }
+    if std::path::Path::new("/dev/net/tun").exists() {
+        // A directory: every node under it, at the same place under the container's path.
+        let out = inside(
+            &r,
+            &["--device", "/dev/net:/dev/n"],
+            "stat -c '%F %t %T' /dev/n/tun",
+        );
+        assert_eq!(out, "character special file a c8\n");
+    }
     refused(&r, &["--device", "/etc/passwd"], "not a device node");
+    refused(&r, &["--device", "/dev/shm"], "no device nodes");
     refused(&r, &["--device", "/dev/nope"], "/dev/nope");
     refused(&r, &["--device", "/dev/null:/dev/x:rwq"], "permissions");
     refused(&r, &["--device", "dev/null"], "absolute");

@@ -26,41 +26,24 @@ pub fn capabilities(opts: &RunOptions, grantable: &[String]) -> Vec<String> {
 /// Every device node under the host's /dev (docker gives them all to a privileged container),
 /// except the per-container ones the runtime makes (pts, shm, mqueue) and the console.
 pub fn host_devices() -> Vec<DeviceSpec> {
-    let mut out = Vec::new();
-    walk(Path::new("/dev"), &mut out);
-    out
-}
-
-fn walk(dir: &Path, out: &mut Vec<DeviceSpec>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            if !matches!(
-                path.to_str(),
-                Some("/dev/pts" | "/dev/shm" | "/dev/mqueue" | "/dev/.lxc" | "/dev/.udev")
-            ) {
-                walk(&path, out);
-            }
-            continue;
-        }
-        if kind.is_symlink() || path == Path::new("/dev/console") {
-            continue;
-        }
-        if let (Ok(node), Some(p)) = (run_flags::device_node(&path), path.to_str()) {
-            out.push(DeviceSpec {
-                host_path: p.to_string(),
-                container_path: p.to_string(),
+    run_flags::nodes_under(Path::new("/dev"))
+        .into_iter()
+        .filter(|(path, _)| {
+            !path.starts_with("/dev/pts")
+                && !path.starts_with("/dev/shm")
+                && !path.starts_with("/dev/mqueue")
+                && path != Path::new("/dev/console")
+        })
+        .filter_map(|(path, node)| {
+            let p = path.to_str()?.to_string();
+            Some(DeviceSpec {
+                host_path: p.clone(),
+                container_path: p,
                 access: "rwm".into(),
                 node,
-            });
-        }
-    }
+            })
+        })
+        .collect()
 }
 
 /// Sets capabilities, no-new-privileges, the root's read-only flag, the devices and, for a

@@ -124,7 +124,10 @@ impl ExtraRunArgs {
             .as_deref()
             .map(|w| flags::parse_blkio_weight(w, &flags::blkio_controller_dir()))
             .transpose()?;
-        opts.devices = each(&self.device, flags::parse_device)?;
+        opts.devices = each(&self.device, flags::parse_device)?
+            .into_iter()
+            .flatten()
+            .collect();
         let known = hull_runtime::known_capabilities();
         opts.cap_add = flags::normalize_caps("--cap-add", &self.cap_add, &known)?;
         opts.cap_drop = flags::normalize_caps("--cap-drop", &self.cap_drop, &known)?;
