@@ -41,6 +41,16 @@ impl Engine {
             }
             _ => {}
         }
+        let gateway = opts
+            .etc
+            .hosts
+            .iter()
+            .any(|(_, ip)| ip == hull_net::etc::HOST_GATEWAY);
+        if gateway && opts.network == Network::None {
+            return Err(EngineError::Invalid(
+                "--add-host HOST:host-gateway: --network none has no way to the host".into(),
+            ));
+        }
         let store = hull_image::ImageStore::open(&self.root)?;
         let rootfs = store.rootfs_for(image).map_err(|e| match e {
             StoreError::NotFound(_) => EngineError::Invalid(format!(

@@ -14,7 +14,8 @@ fn invalid(text: String) -> EngineError {
     EngineError::Invalid(text)
 }
 
-/// `--add-host HOST:IP` (docker also takes `HOST=IP`; an IPv6 address keeps its colons).
+/// `--add-host HOST:IP|host-gateway` (docker also takes `HOST=IP`; an IPv6 address keeps its
+/// colons).
 pub fn parse_add_host(text: &str) -> Result<(String, String), EngineError> {
     let (host, ip) = text
         .split_once('=')
@@ -26,13 +27,10 @@ pub fn parse_add_host(text: &str) -> Result<(String, String), EngineError> {
             "invalid --add-host {text:?}: no host name"
         )));
     }
-    if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+    if ip != hull_net::etc::HOST_GATEWAY && ip.parse::<std::net::IpAddr>().is_err() {
         return Err(invalid(format!(
-            "invalid --add-host {text:?}: {ip:?} is not an IP address"
+            "invalid --add-host {text:?}: {ip:?} is not an IP address nor host-gateway"
         )));
-    }
-    if ip == "host-gateway" {
-        return Err(EngineError::Unsupported("--add-host HOST:host-gateway"));
     }
     Ok((host.to_string(), ip.to_string()))
 }
@@ -547,6 +545,7 @@ mod tests {
         );
         assert!(parse_add_host("db").is_err());
         assert!(parse_add_host("db:nope").is_err());
+        assert_eq!(parse_add_host("h:host-gateway").unwrap().1, "host-gateway");
         assert!(parse_dns("1.1.1.1").is_ok());
         assert!(parse_dns("dns.example").is_err());
     }

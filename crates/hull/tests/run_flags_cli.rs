@@ -92,6 +92,41 @@ fn add_host_and_dns_fill_the_etc_files() {
     refused(&r, &["--add-host", "db"], "--add-host");
     refused(&r, &["--add-host", "db:not-an-ip"], "not an IP address");
     refused(&r, &["--dns", "dns.example"], "--dns");
+    refused(&r, &["--add-host", "h:host-gateway"], "--network none");
+    r.assert_clean();
+}
+
+#[test]
+fn add_host_gateway_is_the_bridge_address() {
+    let mut r = root!("flags-gw");
+    let net = format!("gw{}", std::process::id() % 100_000);
+    let third = std::process::id() % 200 + 30;
+    r.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.238.{third}.0/24"),
+        &net,
+    ]);
+    r.networks.push(net.clone());
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--add-host",
+        "host.docker.internal:host-gateway",
+        "busybox",
+        "sh",
+        "-c",
+        "grep host.docker.internal /etc/hosts; ip route | grep default",
+    ]);
+    let gw = format!("10.238.{third}.1");
+    assert!(
+        out.contains(&format!("{gw}\thost.docker.internal\n")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("default via {gw}")), "{out}");
     r.assert_clean();
 }
 

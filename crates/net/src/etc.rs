@@ -123,10 +123,21 @@ pub fn container_resolv_conf(host: &str) -> String {
     out
 }
 
-/// `--add-host`: a line per (name, address) after the generated ones, as docker appends them.
-pub fn add_hosts(hosts: &str, extra: &[(String, String)]) -> String {
+/// docker's `--add-host NAME:host-gateway`: the address at which the container reaches the host.
+pub const HOST_GATEWAY: &str = "host-gateway";
+
+/// `--add-host`: a line per (name, address) after the generated ones, as docker appends them;
+/// [`HOST_GATEWAY`] becomes `gateway` (lines naming it are left out when there is none).
+pub fn add_hosts(hosts: &str, extra: &[(String, String)], gateway: Option<&str>) -> String {
     let mut out = hosts.to_string();
     for (name, ip) in extra {
+        let ip = match ip.as_str() {
+            HOST_GATEWAY => match gateway {
+                Some(g) => g,
+                None => continue,
+            },
+            ip => ip,
+        };
         out.push_str(&format!("{ip}\t{name}\n"));
     }
     out

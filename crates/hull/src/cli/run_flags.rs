@@ -8,7 +8,8 @@ use hull_engine::{EngineError, RunOptions};
 
 #[derive(Debug, Args)]
 pub struct ExtraRunArgs {
-    /// Add a line to the container's /etc/hosts: HOST:IP
+    /// Add a line to the container's /etc/hosts: HOST:IP (host-gateway: the host's address on
+    /// the container's network)
     #[arg(long = "add-host", value_name = "HOST:IP")]
     add_host: Vec<String>,
     /// Set a nameserver in the container's /etc/resolv.conf (replaces the host's)
