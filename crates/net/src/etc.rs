@@ -200,11 +200,13 @@ mod tests {
             &["ndots:2".into()],
         );
         assert_eq!(r, "search a.org\nnameserver 10.1.1.1\noptions ndots:2\n");
-        let h = add_hosts(
-            "127.0.0.1\tlocalhost\n",
-            &[("db".into(), "10.0.0.5".into())],
-        );
-        assert!(h.ends_with("10.0.0.5\tdb\n"));
+        let extra = [
+            ("db".to_string(), "10.0.0.5".to_string()),
+            ("gw".to_string(), HOST_GATEWAY.to_string()),
+        ];
+        let h = add_hosts("127.0.0.1\tlocalhost\n", &extra, Some("10.9.0.1"));
+        assert!(h.ends_with("10.0.0.5\tdb\n10.9.0.1\tgw\n"), "{h}");
+        assert!(!add_hosts("", &extra, None).contains("gw"));
     }
 
     #[test]
