@@ -355,6 +355,17 @@ pub fn normalize_caps(
         .collect()
 }
 
+/// Refuses an added capability this host's bounding set lacks: the runtime could not give it,
+/// and it is better said before a container exists.
+pub fn check_grantable(add: &[String], grantable: &[String]) -> Result<(), EngineError> {
+    match add.iter().find(|c| *c != "ALL" && !grantable.contains(c)) {
+        Some(c) => Err(invalid(format!(
+            "--cap-add {c}: not in this host's capability bounding set, so no process here can hold it"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// docker's capability rule: `--cap-drop ALL` starts from none, `--cap-add ALL` from every
 /// one; otherwise the defaults, plus the added, minus the dropped.
 pub fn capabilities(
@@ -580,6 +591,8 @@ mod tests {
         let add = normalize_caps("--cap-add", &["net_admin".into()], &known).unwrap();
         assert_eq!(add, ["CAP_NET_ADMIN"]);
         assert!(normalize_caps("--cap-add", &["bogus".into()], &known).is_err());
+        assert!(check_grantable(&add, &known).is_ok());
+        assert!(check_grantable(&add, &known[..2]).is_err());
         let drop = vec!["CAP_KILL".to_string()];
         let defaults = ["CAP_CHOWN", "CAP_KILL"];
         assert_eq!(

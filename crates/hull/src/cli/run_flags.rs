@@ -132,6 +132,7 @@ impl ExtraRunArgs {
         let known = hull_runtime::known_capabilities();
         opts.cap_add = flags::normalize_caps("--cap-add", &self.cap_add, &known)?;
         opts.cap_drop = flags::normalize_caps("--cap-drop", &self.cap_drop, &known)?;
+        flags::check_grantable(&opts.cap_add, &hull_runtime::grantable_capabilities())?;
         opts.privileged = self.privileged;
         opts.read_only = self.read_only;
         for s in &self.security_opt {
