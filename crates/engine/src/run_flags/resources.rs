@@ -30,11 +30,13 @@ pub fn parse_memory_swap(text: &str, memory: Option<i64>) -> Result<i64, EngineE
 /// Refuses `--memory-swap` where the kernel does not account swap (v1 memsw files; v2
 /// memory.swap.max, not shown in the root cgroup, where the runtime's own check has to tell).
 pub fn require_swap_accounting() -> Result<(), EngineError> {
-    let dir = controller_dir("memory");
-    let accounted = if dir.ends_with("memory") {
-        dir.join("memory.memsw.limit_in_bytes").exists()
-    } else {
-        dir == Path::new("/sys/fs/cgroup") || dir.join("memory.swap.max").exists()
+    let accounted = match own_dir("memory") {
+        Some(dir) => {
+            dir.join("memory.memsw.limit_in_bytes").exists()
+                || dir.join("memory.swap.max").exists()
+                || dir == Path::new("/sys/fs/cgroup")
+        }
+        None => false,
     };
     if accounted {
         Ok(())
@@ -86,13 +88,36 @@ pub fn parse_cpuset(flag: &str, text: &str, online: &str) -> Result<String, Engi
     Ok(text.trim().to_string())
 }
 
-/// The host's online CPUs or memory nodes (a host without NUMA has node 0).
+/// The CPUs (`what` = "cpus") or memory nodes ("mems") a container here may get: those of this
+/// process's own cpuset, under which its cgroup is made, else the host's online ones (a host
+/// without NUMA has node 0).
 pub fn host_online(what: &str) -> String {
-    let path = match what {
+    let own = own_dir("cpuset").and_then(|dir| {
+        [
+            format!("cpuset.effective_{what}"),
+            format!("cpuset.{what}.effective"),
+            format!("cpuset.{what}"),
+        ]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        .find(|t| !t.trim().is_empty())
+    });
+    let online = match what {
         "cpus" => "/sys/devices/system/cpu/online",
         _ => "/sys/devices/system/node/online",
     };
-    std::fs::read_to_string(path).unwrap_or_else(|_| "0".into())
+    own.or_else(|| std::fs::read_to_string(online).ok())
+        .unwrap_or_else(|| "0".into())
+}
+
+/// This process's cgroup dir in the hierarchy of `controller` (v1), else its v2 one.
+fn own_dir(controller: &str) -> Option<PathBuf> {
+    let pid = i32::try_from(std::process::id()).ok()?;
+    let dirs = hull_cgroups::process_dirs(pid).ok()?;
+    dirs.iter()
+        .find(|(c, _, _)| c.iter().any(|x| x == controller))
+        .or_else(|| dirs.iter().find(|(c, _, _)| c.is_empty()))
+        .map(|(_, _, dir)| dir.clone())
 }
 
 /// `--device-read-bps/--device-write-bps DEV:RATE`: the block device's numbers and bytes/s.
@@ -121,25 +146,10 @@ pub fn parse_throttle(flag: &str, text: &str) -> Result<Throttle, EngineError> {
     })
 }
 
-/// Where this host's block I/O weights would be: the v1 blkio hierarchy, else (v2) this
-/// process's own cgroup.
+/// Where this host's block I/O weights would be: this process's own blkio (v1) or v2 cgroup,
+/// under which the container's is made.
 pub fn blkio_controller_dir() -> PathBuf {
-    controller_dir("blkio")
-}
-
-/// A v1 controller's hierarchy, else (v2) this process's own cgroup.
-fn controller_dir(v1_name: &str) -> PathBuf {
-    let v1 = Path::new("/sys/fs/cgroup").join(v1_name);
-    if v1.is_dir() {
-        return v1;
-    }
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let rel = own
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .unwrap_or("/")
-        .trim_start_matches('/');
-    Path::new("/sys/fs/cgroup").join(rel)
+    own_dir("blkio").unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup/blkio"))
 }
 
 /// Whether the block I/O controller at `controller` has a weight file (blkio.weight, or bfq's
