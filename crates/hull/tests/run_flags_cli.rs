@@ -161,8 +161,14 @@ fn resource_flags_reach_the_cgroup() {
     } else {
         assert_eq!(v, ["512", "0", &mib(64), &mib(96)], "{out}");
     }
-    // -1: swap without limit.
+    // Unset: as much swap as memory (docker's default); -1: swap without limit.
     if !v2 {
+        let out = inside(
+            &r,
+            &["--memory", "64m"],
+            "cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+        );
+        assert_eq!(out.trim(), mib(128));
         let out = inside(
             &r,
             &["--memory", "64m", "--memory-swap", "-1"],

@@ -21,7 +21,7 @@ pub struct ExtraRunArgs {
     /// Set a resolver option in the container's /etc/resolv.conf (e.g. ndots:2)
     #[arg(long = "dns-option", value_name = "OPTION")]
     dns_option: Vec<String>,
-    /// Memory plus swap limit (needs --memory; -1: unlimited swap)
+    /// Memory plus swap limit (needs --memory; -1: unlimited swap; default: twice --memory)
     #[arg(long = "memory-swap", allow_hyphen_values = true)]
     memory_swap: Option<String>,
     /// CPU shares: the relative weight against other containers (default 1024)
@@ -97,6 +97,11 @@ impl ExtraRunArgs {
             .transpose()?;
         if opts.memory_swap.is_some() {
             flags::require_swap_accounting()?;
+        } else if let Some(memory) = opts.memory {
+            // docker's and podman's default: as much swap as memory, where swap is accounted.
+            if flags::require_swap_accounting().is_ok() {
+                opts.memory_swap = memory.checked_mul(2);
+            }
         }
         opts.cpu_shares = self
             .cpu_shares
