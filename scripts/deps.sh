@@ -14,6 +14,7 @@ packages=(
   erofs-utils e2fsprogs         # microVM root disks (erofs, ext4) that the guest tests make
   docker-registry skopeo umoci  # image tests: a real registry on 127.0.0.1, images made by other tools
   openssl python3               # registry auth tests (htpasswd hash, token server)
+  tini                          # `hull run --init`: tini-static bound in as PID 1 (as docker-init)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -118,7 +118,11 @@ impl Engine {
     }
 
     /// Stops the container (as [`Engine::stop`]) and starts it again in the background.
-    pub fn restart(&mut self, reference: &str, timeout: Duration) -> Result<Monitor, EngineError> {
+    pub fn restart(
+        &mut self,
+        reference: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Monitor, EngineError> {
         let record = self.stop(reference, timeout)?;
         self.start(&record.id, None)
     }
@@ -184,10 +188,21 @@ impl Engine {
                 "NetworkMode": r.settings.network.name(),
                 "PortBindings": r.settings.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "LogConfig": log_config(&r.settings.log),
+                "ExtraHosts": r.settings.etc.hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
+                "Dns": r.settings.etc.dns,
+                "DnsSearch": r.settings.etc.dns_search,
+                "DnsOptions": r.settings.etc.dns_options,
+                "Privileged": r.settings.security.privileged,
+                "ReadonlyRootfs": r.settings.security.read_only,
+                "CapAdd": r.settings.security.cap_add,
+                "CapDrop": r.settings.security.cap_drop,
+                "SecurityOpt": r.settings.security.security_opt,
+                "Init": r.settings.security.init,
             },
             "Config": {
                 "Hostname": r.settings.hostname,
                 "StopSignal": r.settings.stop_signal,
+                "StopTimeout": r.settings.stop_timeout,
                 "Tty": r.settings.tty,
                 "OpenStdin": r.settings.interactive,
                 "ExposedPorts": r.settings.exposed_ports,

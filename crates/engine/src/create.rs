@@ -11,7 +11,7 @@ use crate::bundle::{self, defaults::HostLimits, seccomp, user, BundleInput};
 use crate::monitor::teardown;
 use crate::options::{self, Network, RunOptions, Settings};
 use crate::store::{self, Record, State};
-use crate::{paths, publish, volumes, Engine, EngineError};
+use crate::{paths, publish, run_flags, volumes, Engine, EngineError};
 
 /// A container just created.
 #[derive(Debug)]
@@ -41,6 +41,16 @@ impl Engine {
             }
             _ => {}
         }
+        let gateway = opts
+            .etc
+            .hosts
+            .iter()
+            .any(|(_, ip)| ip == hull_net::etc::HOST_GATEWAY);
+        if gateway && opts.network == Network::None {
+            return Err(EngineError::Invalid(
+                "--add-host HOST:host-gateway: --network none has no way to the host".into(),
+            ));
+        }
         let store = hull_image::ImageStore::open(&self.root)?;
         let rootfs = store.rootfs_for(image).map_err(|e| match e {
             StoreError::NotFound(_) => EngineError::Invalid(format!(
@@ -68,23 +78,13 @@ impl Engine {
             &read_image_file(&rootfs.lowers, "etc/group"),
         )?;
         let env = options::collect_env(opts)?;
-        let seccomp = match std::fs::read_to_string(seccomp::DEFAULT_PROFILE) {
-            Ok(text) => Some(
-                seccomp::from_docker_profile(
-                    &text,
-                    seccomp::DEFAULT_PROFILE,
-                    &bundle::defaults::CAPABILITIES,
-                )
-                .map_err(|e| EngineError::Invalid(e.to_string()))?,
-            ),
-            Err(_) => {
-                warnings.push(format!(
-                    "no seccomp profile at {} (podman's containers-common): the container runs without seccomp",
-                    seccomp::DEFAULT_PROFILE
-                ));
-                None
-            }
-        };
+        let caps = bundle::security::capabilities(opts, &hull_runtime::grantable_capabilities());
+        let seccomp = seccomp_section(opts, &caps, &mut warnings)?;
+        let mut devices = opts.devices.clone();
+        if opts.privileged {
+            devices.extend(bundle::security::host_devices());
+        }
+        let init = opts.init.then(run_flags::find_init).transpose()?;
         let mut exposed: Vec<String> = config
             .and_then(|c| c.exposed_ports().clone())
             .unwrap_or_default();
@@ -125,6 +125,9 @@ impl Engine {
             etc_dir: &etc,
             host: HostLimits::current(),
             seccomp,
+            caps: &caps,
+            devices: &devices,
+            init: init.as_deref(),
             mounts: &volumes.mounts,
         })?;
         volumes.make_bind_sources()?;
@@ -154,6 +157,9 @@ impl Engine {
                 volumes: volumes.named.clone(),
                 anonymous_volumes: volumes.anonymous.clone(),
                 restart: opts.restart,
+                etc: opts.etc.clone(),
+                stop_timeout: opts.stop_timeout,
+                security: options::SecurityFlags::of(opts),
                 ..Default::default()
             },
             monitor_pid: None,
@@ -190,6 +196,41 @@ impl Engine {
         }
         Ok(Created { record, warnings })
     }
+}
+
+/// The OCI seccomp section: none when privileged or unconfined (as docker), else the default
+/// profile or the user's, each resolved for the container's capabilities.
+fn seccomp_section(
+    opts: &RunOptions,
+    caps: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Option<serde_json::Value>, EngineError> {
+    let path = match &opts.seccomp {
+        _ if opts.privileged => return Ok(None),
+        run_flags::Seccomp::Unconfined => return Ok(None),
+        run_flags::Seccomp::File(p) => p.clone(),
+        run_flags::Seccomp::Default => PathBuf::from(seccomp::DEFAULT_PROFILE),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(_) if opts.seccomp == run_flags::Seccomp::Default => {
+            warnings.push(format!(
+                "no seccomp profile at {} (podman's containers-common): the container runs without seccomp",
+                seccomp::DEFAULT_PROFILE
+            ));
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(EngineError::Invalid(format!(
+                "--security-opt seccomp={}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+    seccomp::from_docker_profile(&text, &path.to_string_lossy(), &caps)
+        .map(Some)
+        .map_err(|e| EngineError::Invalid(e.to_string()))
 }
 
 /// A file of the image (its top-most layer that has it), or "" when none has.

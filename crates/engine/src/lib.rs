@@ -41,6 +41,7 @@ mod pause;
 mod prune;
 mod publish;
 mod rename;
+pub mod run_flags;
 mod stats;
 mod stop;
 pub mod store;

@@ -233,6 +233,51 @@ pub struct RunOptions {
     pub publish_all: bool,
     /// `--expose PORT[/PROTO]` (or a range), beside the image's ExposedPorts.
     pub expose: Vec<String>,
+    /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`: the container's /etc files.
+    pub etc: EtcOverrides,
+    /// `--memory-swap`: memory plus swap in bytes (-1: unlimited swap).
+    pub memory_swap: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub device_read_bps: Vec<crate::run_flags::Throttle>,
+    pub device_write_bps: Vec<crate::run_flags::Throttle>,
+    pub blkio_weight: Option<u16>,
+    /// `--device`: host device nodes made in the container and allowed by its cgroup.
+    pub devices: Vec<crate::run_flags::DeviceSpec>,
+    /// `--cap-add`/`--cap-drop`, as `CAP_X` or `ALL`.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    /// `--read-only`: the root file system is mounted read-only.
+    pub read_only: bool,
+    pub seccomp: crate::run_flags::Seccomp,
+    pub no_new_privileges: bool,
+    /// `--ulimit`, over the defaults.
+    pub ulimits: Vec<crate::run_flags::Ulimit>,
+    /// `--init`: a tiny init as PID 1 that reaps and forwards signals.
+    pub init: bool,
+    /// `--stop-signal` (over the image's StopSignal).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not given -t.
+    pub stop_timeout: Option<u64>,
+}
+
+/// What the user adds to the container's /etc/hosts and replaces in its /etc/resolv.conf.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcOverrides {
+    /// `--add-host`: (name, address), appended to /etc/hosts.
+    #[serde(default)]
+    pub hosts: Vec<(String, String)>,
+    /// `--dns`: replaces the nameservers.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// `--dns-search`: replaces the search domains.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`: replaces the options.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
 }
 
 impl RunOptions {
@@ -283,6 +328,50 @@ pub struct Settings {
     /// The image's labels and `--label`s.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--add-host`, `--dns*`: applied when its network writes the /etc files.
+    #[serde(default)]
+    pub etc: EtcOverrides,
+    /// `--stop-timeout`: `stop`'s wait before SIGKILL when not given one (None: 10 s).
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
+    /// The security flags, for `inspect` (the config holds their effect).
+    #[serde(default)]
+    pub security: SecurityFlags,
+}
+
+/// The security flags as docker's `inspect` shows them in HostConfig.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityFlags {
+    pub privileged: bool,
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `seccomp=...`, `no-new-privileges` as given.
+    pub security_opt: Vec<String>,
+    pub init: bool,
+}
+
+impl SecurityFlags {
+    pub fn of(opts: &RunOptions) -> SecurityFlags {
+        use crate::run_flags::Seccomp;
+        let mut security_opt = Vec::new();
+        match &opts.seccomp {
+            Seccomp::Default => {}
+            Seccomp::Unconfined => security_opt.push("seccomp=unconfined".to_string()),
+            Seccomp::File(p) => security_opt.push(format!("seccomp={}", p.display())),
+        }
+        if opts.no_new_privileges {
+            security_opt.push("no-new-privileges".into());
+        }
+        SecurityFlags {
+            privileged: opts.privileged,
+            read_only: opts.read_only,
+            cap_add: opts.cap_add.clone(),
+            cap_drop: opts.cap_drop.clone(),
+            security_opt,
+            init: opts.init,
+        }
+    }
 }
 
 /// `--memory 64m`: bytes, with docker's b/k/m/g suffixes (powers of 1024); at least 6 MiB as

@@ -13,13 +13,20 @@ use crate::options::UserStop;
 use crate::store::{self, Record};
 use crate::{paths, Engine, EngineError};
 
+/// docker's wait before SIGKILL for a container made without `--stop-timeout`.
+pub const DEFAULT_TIMEOUT: u64 = 10;
+
 /// How long a container's monitor gets to record the exit after SIGKILL.
 const AFTER_KILL: Duration = Duration::from_secs(30);
 
 impl Engine {
     /// Stops one container; returns once its monitor has recorded the exit and cleaned up.
     /// Stopping a container that is not running is no error.
-    pub fn stop(&mut self, reference: &str, timeout: Duration) -> Result<Record, EngineError> {
+    pub fn stop(
+        &mut self,
+        reference: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Record, EngineError> {
         let mut results = self.stop_many(&[reference], timeout)?;
         results
             .pop()
@@ -27,20 +34,25 @@ impl Engine {
     }
 
     /// Stops several containers together; one result per reference, in their order (an
-    /// unknown reference does not keep the others from stopping).
+    /// unknown reference does not keep the others from stopping). Without a `timeout`, each
+    /// waits its own `--stop-timeout` (docker's 10 s when it has none).
     pub fn stop_many(
         &mut self,
         references: &[&str],
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> Result<Vec<Result<Record, EngineError>>, EngineError> {
         let runtime = Runtime::new(paths::runtime_root(&self.root));
         let mut results = Vec::with_capacity(references.len());
         for reference in references {
             results.push(self.signal_stop(&runtime, reference));
         }
-        let deadline = Instant::now().checked_add(timeout);
+        let signalled = Instant::now();
         let mut late = Vec::new();
         for record in results.iter().flatten() {
+            let wait = timeout.unwrap_or_else(|| {
+                Duration::from_secs(record.settings.stop_timeout.unwrap_or(DEFAULT_TIMEOUT))
+            });
+            let deadline = signalled.checked_add(wait);
             let left = deadline.map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             });

@@ -123,6 +123,56 @@ pub fn container_resolv_conf(host: &str) -> String {
     out
 }
 
+/// docker's `--add-host NAME:host-gateway`: the address at which the container reaches the host.
+pub const HOST_GATEWAY: &str = "host-gateway";
+
+/// `--add-host`: a line per (name, address) after the generated ones, as docker appends them;
+/// [`HOST_GATEWAY`] becomes `gateway` (lines naming it are left out when there is none).
+pub fn add_hosts(hosts: &str, extra: &[(String, String)], gateway: Option<&str>) -> String {
+    let mut out = hosts.to_string();
+    for (name, ip) in extra {
+        let ip = match ip.as_str() {
+            HOST_GATEWAY => match gateway {
+                Some(g) => g,
+                None => continue,
+            },
+            ip => ip,
+        };
+        out.push_str(&format!("{ip}\t{name}\n"));
+    }
+    out
+}
+
+/// `--dns`, `--dns-search`, `--dns-option`: each given kind replaces the file's lines of it.
+pub fn override_resolv(
+    resolv: &str,
+    dns: &[String],
+    search: &[String],
+    options: &[String],
+) -> String {
+    let replaced = |word: &str| match word {
+        "nameserver" => !dns.is_empty(),
+        "search" | "domain" => !search.is_empty(),
+        "options" => !options.is_empty(),
+        _ => false,
+    };
+    let mut out: String = resolv
+        .lines()
+        .filter(|l| !l.split_whitespace().next().is_some_and(replaced))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for s in dns {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
 /// The host's resolv.conf: systemd-resolved's real upstream list when the stub is in use.
 pub fn read_host_resolv_conf(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -140,6 +190,24 @@ pub fn read_host_resolv_conf(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_overrides() {
+        let r = override_resolv(
+            "search a.org\nnameserver 192.0.2.1\noptions edns0\n",
+            &["10.1.1.1".into()],
+            &[],
+            &["ndots:2".into()],
+        );
+        assert_eq!(r, "search a.org\nnameserver 10.1.1.1\noptions ndots:2\n");
+        let extra = [
+            ("db".to_string(), "10.0.0.5".to_string()),
+            ("gw".to_string(), HOST_GATEWAY.to_string()),
+        ];
+        let h = add_hosts("127.0.0.1\tlocalhost\n", &extra, Some("10.9.0.1"));
+        assert!(h.ends_with("10.0.0.5\tdb\n10.9.0.1\tgw\n"), "{h}");
+        assert!(!add_hosts("", &extra, None).contains("gw"));
+    }
 
     #[test]
     fn loopback_resolvers_replaced() {

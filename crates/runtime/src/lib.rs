@@ -47,6 +47,9 @@ pub use api::{
 pub use container::parse_signal;
 pub use oci_state::{now_rfc3339, OciState, OCI_VERSION};
 pub use process::{Console, CreateOptions, ExecOptions, Executed, Stdio};
+/// The capability names this kernel knows, and those of them this process can still grant
+/// (what `--cap-add ALL` and `--privileged` give).
+pub use security::{grantable_capabilities, known_capabilities};
 /// The one way the runtime reads OCI JSON (a config, a process): see `spec::decode`.
 pub use spec::decode as decode_oci_json;
 pub use state::Status;

@@ -2,7 +2,9 @@
 //! function (no file system, no root), so each rule docker and podman follow is unit-tested.
 
 pub mod defaults;
+pub mod resources;
 pub mod seccomp;
+pub mod security;
 pub mod user;
 
 use std::path::Path;
@@ -17,9 +19,6 @@ use user::ResolvedUser;
 
 /// The PATH a container gets when its image sets none (docker's).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The CFS period docker uses for `--cpus`.
-const CPU_PERIOD: u64 = 100_000;
 
 /// Everything the config is made from.
 #[derive(Debug)]
@@ -38,6 +37,12 @@ pub struct BundleInput<'a> {
     pub host: HostLimits,
     /// The OCI `linux.seccomp` section (None: unconfined).
     pub seccomp: Option<Value>,
+    /// Its capabilities ([`security::capabilities`]).
+    pub caps: &'a [String],
+    /// The device nodes it gets (`--device`, or the host's with `--privileged`).
+    pub devices: &'a [crate::run_flags::DeviceSpec],
+    /// `--init`: the host's init binary, run as PID 1 in front of the command.
+    pub init: Option<&'a Path>,
     /// The user's and the image's mounts (`-v`, `--mount`, `--tmpfs`, `Volumes`), as
     /// [`crate::volumes::plan`] resolved them, in order.
     pub mounts: &'a [Value],
@@ -127,11 +132,11 @@ pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
             "the working directory {cwd:?} is invalid: it needs to be an absolute path"
         )));
     }
-    let stop_signal = input
-        .image
-        .and_then(|c| c.stop_signal().clone())
+    let stop_signal = opts
+        .stop_signal
+        .clone()
+        .or_else(|| input.image.and_then(|c| c.stop_signal().clone()))
         .unwrap_or_else(|| "SIGTERM".to_string());
-    let caps = defaults::CAPABILITIES.to_vec();
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -151,26 +156,30 @@ pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
         }));
     }
     mounts.extend(input.mounts.iter().cloned());
-    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
-    if let Some(limit) = opts.memory {
-        resources["memory"] = json!({"limit": limit});
-    }
-    if let Some(milli) = opts.millicpus {
-        resources["cpu"] = json!({"quota": milli * CPU_PERIOD / 1000, "period": CPU_PERIOD});
-    }
-    if let Some(limit) = opts.pids_limit {
-        resources["pids"] = json!({"limit": limit});
+    let mut process_args = args.clone();
+    if let Some(init) = input.init {
+        // As docker's docker-init: `init -- CMD`, the binary bound read-only from the host.
+        mounts.push(json!({
+            "destination": crate::run_flags::INIT_PATH,
+            "type": "bind",
+            "source": init,
+            "options": ["rbind", "rprivate", "ro", "nosuid", "nodev"],
+        }));
+        process_args = [crate::run_flags::INIT_PATH.to_string(), "--".into()]
+            .into_iter()
+            .chain(args.iter().cloned())
+            .collect();
     }
     let mut linux = json!({
         "namespaces": namespaces,
-        "resources": resources,
+        "resources": resources::resources(opts),
         "maskedPaths": defaults::MASKED_PATHS,
         "readonlyPaths": defaults::READONLY_PATHS,
     });
     if let Some(seccomp) = &input.seccomp {
         linux["seccomp"] = seccomp.clone();
     }
-    let config = json!({
+    let mut config = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": opts.tty,
@@ -179,22 +188,17 @@ pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
                 "gid": input.user.gid,
                 "additionalGids": input.user.additional_gids,
             },
-            "args": args,
+            "args": process_args,
             "env": env,
             "cwd": cwd,
-            "capabilities": {
-                "bounding": caps,
-                "effective": caps,
-                "permitted": caps,
-            },
-            "rlimits": defaults::rlimits(input.host),
-            "noNewPrivileges": false,
+            "rlimits": resources::rlimits(input.host, opts),
         },
         "root": {"path": input.rootfs, "readonly": false},
         "hostname": input.hostname,
         "mounts": mounts,
         "linux": linux,
     });
+    security::apply(&mut config, opts, input.caps, input.devices);
     // The runtime reads it as a Spec: a config it would refuse is an engine bug, caught here.
     serde_json::from_value::<oci_spec::runtime::Spec>(config.clone())
         .map_err(|e| EngineError::Invalid(format!("generated config.json is invalid: {e}")))?;
@@ -222,6 +226,13 @@ mod tests {
         }
     }
 
+    fn caps() -> Vec<String> {
+        defaults::CAPABILITIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
+
     fn gen(img: Option<&ImageConfig>, opts: &RunOptions, env: &[String]) -> Bundle {
         gen_with(img, opts, env, &[])
     }
@@ -246,6 +257,9 @@ mod tests {
                 nproc_hard: u64::MAX,
             },
             seccomp: None,
+            caps: &caps(),
+            devices: &[],
+            init: None,
             mounts,
         })
         .unwrap()
@@ -397,6 +411,9 @@ mod tests {
             etc_dir: Path::new("/x"),
             host: HostLimits::current(),
             seccomp: None,
+            caps: &caps(),
+            devices: &[],
+            init: None,
             mounts: &[],
         });
         assert!(r.is_err());

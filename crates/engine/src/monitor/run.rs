@@ -317,6 +317,21 @@ fn write_etc(
         hosts,
         resolv_conf,
     } = attachment.etc;
+    let user = &settings.etc;
+    // The host as the container reaches it: its bridge's address, or the host's own loopback
+    // when it shares the host's namespace.
+    let gateway = match (&attachment.link, &settings.network) {
+        (_, Network::Host) => Some("127.0.0.1".to_string()),
+        (Some(link), _) => link.gateway.map(|g| g.to_string()),
+        (None, _) => None,
+    };
+    let hosts = hull_net::etc::add_hosts(&hosts, &user.hosts, gateway.as_deref());
+    let resolv_conf = hull_net::etc::override_resolv(
+        &resolv_conf,
+        &user.dns,
+        &user.dns_search,
+        &user.dns_options,
+    );
     for (name, text) in [
         ("hostname", hostname),
         ("hosts", hosts),

@@ -75,9 +75,9 @@ pub enum ContainerCommand {
     },
     /// Stop containers: their stop signal, then SIGKILL after the timeout
     Stop {
-        /// Seconds to wait before SIGKILL
-        #[arg(short = 't', long = "time", default_value_t = 10)]
-        time: u64,
+        /// Seconds to wait before SIGKILL (default: the container's --stop-timeout, else 10)
+        #[arg(short = 't', long = "time")]
+        time: Option<u64>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -225,6 +225,8 @@ pub struct RunArgs {
     /// Pull the image before creating the container: missing (when not in the store), always, never
     #[arg(long, default_value = "missing")]
     pull: String,
+    #[command(flatten)]
+    extra: super::run_flags::ExtraRunArgs,
     /// The image, then the command and its arguments
     #[arg(
         required = true,
@@ -240,7 +242,7 @@ impl RunArgs {
             .args
             .split_first()
             .ok_or_else(|| EngineError::Invalid("an image is required".into()))?;
-        let opts = RunOptions {
+        let mut opts = RunOptions {
             name: self.name.clone(),
             command: command.to_vec(),
             entrypoint: self.entrypoint.clone(),
@@ -291,7 +293,9 @@ impl RunArgs {
                 .collect::<Result<_, _>>()?,
             publish_all: self.publish_all,
             expose: self.expose.clone(),
+            ..Default::default()
         };
+        self.extra.apply(&mut opts)?;
         Ok((image.clone(), opts))
     }
 }
@@ -390,7 +394,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             let mut failed = false;
             for (c, result) in containers
                 .iter()
-                .zip(engine.stop_many(&refs, Duration::from_secs(time))?)
+                .zip(engine.stop_many(&refs, time.map(Duration::from_secs))?)
             {
                 match result {
                     Ok(_) => println!("{c}"),

@@ -26,9 +26,10 @@ pub enum OpsCommand {
     },
     /// Stop containers and start them again
     Restart {
-        /// Seconds to wait for the stop before SIGKILL
-        #[arg(short = 't', long = "time", default_value_t = 10)]
-        time: u64,
+        /// Seconds to wait for the stop before SIGKILL (default: the container's
+        /// --stop-timeout, else 10)
+        #[arg(short = 't', long = "time")]
+        time: Option<u64>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -108,7 +109,7 @@ pub fn run(engine: &mut Engine, cmd: OpsCommand) -> anyhow::Result<i32> {
         }
         OpsCommand::Restart { time, containers } => {
             for c in containers {
-                let mut monitor = engine.restart(&c, Duration::from_secs(time))?;
+                let mut monitor = engine.restart(&c, time.map(Duration::from_secs))?;
                 started(monitor.next_report(), &c)?;
                 println!("{c}");
             }

@@ -9,6 +9,7 @@ mod images;
 mod network;
 mod progress;
 mod ps;
+mod run_flags;
 mod system;
 mod vm;
 mod vm_agent;

@@ -64,6 +64,21 @@ pub fn known_capabilities() -> Vec<String> {
     known.into_iter().map(|c| c.to_string()).collect()
 }
 
+/// The capabilities this kernel knows that this process's bounding set still has: what a
+/// container can be given here (`--privileged` in a container that lost some gets the rest).
+pub fn grantable_capabilities() -> Vec<String> {
+    let bounding = host_bounding().unwrap_or(u64::MAX);
+    let known = known_capabilities();
+    caps::all()
+        .into_iter()
+        .filter(|c| c.index() < 64 && bounding & (1u64 << c.index()) != 0)
+        .map(|c| c.to_string())
+        .filter(|c| known.contains(c))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// Checks one capability name (with or without the CAP_ prefix, any case) and returns its bit.
 struct Checker {
     last: u8,

@@ -26,7 +26,7 @@ mod user;
 #[cfg(test)]
 mod tests;
 
-pub use capabilities::known_capabilities;
+pub use capabilities::{grantable_capabilities, known_capabilities};
 pub use cpu_affinity::{parse_exec_cpu_affinity, set_cpu_affinity};
 pub use error::SecurityError;
 pub use memory_policy::memory_policy_features;
