@@ -334,25 +334,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             interactive,
             detach_keys,
             containers,
-        } => {
-            if attach || interactive {
-                let [c] = containers.as_slice() else {
-                    return Err(EngineError::Invalid(
-                        "you cannot start and attach multiple containers at once".into(),
-                    )
-                    .into());
-                };
-                return start_attached(&mut engine, c, interactive, detach_keys.as_deref());
-            }
-            if detach_keys.is_some() {
-                return Err(EngineError::Invalid("--detach-keys needs -a or -i".into()).into());
-            }
-            for c in containers {
-                let mut monitor = engine.start(&c, None)?;
-                started(monitor.next_report(), &c)?;
-                println!("{c}");
-            }
-        }
+        } => return start(&mut engine, attach, interactive, detach_keys, &containers),
         ContainerCommand::Attach {
             no_stdin,
             detach_keys,
@@ -372,41 +354,12 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             timestamps,
             container,
         } => {
-            let point = |flag: &str, v: &Option<String>| {
-                v.as_deref()
-                    .map(|t| hull_engine::times::parse_point(flag, t))
-                    .transpose()
-            };
-            let query = LogQuery {
-                follow,
-                since: point("--since", &since)?,
-                until: point("--until", &until)?,
-                tail: parse_tail(&tail)?,
-                timestamps,
-            };
+            let query = log_query(follow, since, until, &tail, timestamps)?;
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
             engine.logs(&container, &query, &mut out, &mut err)?;
         }
         ContainerCommand::Stop { time, containers } => {
-            // Together, as docker: one timeout for all; each name printed once stopped, an
-            // error for the others, and exit 1 if any failed.
-            let refs: Vec<&str> = containers.iter().map(String::as_str).collect();
-            let mut failed = false;
-            for (c, result) in containers
-                .iter()
-                .zip(engine.stop_many(&refs, time.map(Duration::from_secs))?)
-            {
-                match result {
-                    Ok(_) => println!("{c}"),
-                    Err(e) => {
-                        eprintln!("hull: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                return Ok(1);
-            }
+            return stop(&mut engine, time.map(Duration::from_secs), &containers)
         }
         ContainerCommand::Kill { signal, containers } => {
             let sig = hull_runtime::parse_signal(&signal)
@@ -456,41 +409,114 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             };
             return Ok(engine.exec(container, &req)?);
         }
-        ContainerCommand::Inspect {
-            kernel: true,
-            names,
-        } => {
-            for n in &names {
-                let view = engine.kernel_view(n)?;
-                print!(
-                    "{}",
-                    hull_engine::kernel::report(&engine.find(n)?.name, &view)
-                );
-            }
-        }
-        ContainerCommand::Inspect { names, .. } => {
-            let mut docs = Vec::new();
-            for n in &names {
-                match engine.inspect(n) {
-                    Ok(doc) => docs.push(doc),
-                    Err(EngineError::NoSuchContainer(_)) if !hull_db::path(root).exists() => {
-                        anyhow::bail!("no such container or image: {n}")
-                    }
-                    Err(EngineError::NoSuchContainer(_)) => {
-                        let store = hull_image::ImageStore::open(root)?;
-                        docs.push(
-                            store
-                                .inspect(n)
-                                .with_context(|| format!("no such container or image: {n}"))?,
-                        );
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            println!("{}", serde_json::to_string_pretty(&docs)?);
-        }
+        ContainerCommand::Inspect { kernel, names } => inspect(root, &engine, kernel, &names)?,
     }
     Ok(0)
+}
+
+/// `start`: in the background, or attached (`-a`, `-i`) to one container.
+fn start(
+    engine: &mut Engine,
+    attach: bool,
+    interactive: bool,
+    detach_keys: Option<String>,
+    containers: &[String],
+) -> anyhow::Result<i32> {
+    if attach || interactive {
+        let [c] = containers else {
+            return Err(EngineError::Invalid(
+                "you cannot start and attach multiple containers at once".into(),
+            )
+            .into());
+        };
+        return start_attached(engine, c, interactive, detach_keys.as_deref());
+    }
+    if detach_keys.is_some() {
+        return Err(EngineError::Invalid("--detach-keys needs -a or -i".into()).into());
+    }
+    for c in containers {
+        let mut monitor = engine.start(c, None)?;
+        started(monitor.next_report(), c)?;
+        println!("{c}");
+    }
+    Ok(0)
+}
+
+/// What `logs` flags ask for.
+fn log_query(
+    follow: bool,
+    since: Option<String>,
+    until: Option<String>,
+    tail: &str,
+    timestamps: bool,
+) -> anyhow::Result<LogQuery> {
+    let point = |flag: &str, v: Option<String>| {
+        v.as_deref()
+            .map(|t| hull_engine::times::parse_point(flag, t))
+            .transpose()
+    };
+    Ok(LogQuery {
+        follow,
+        since: point("--since", since)?,
+        until: point("--until", until)?,
+        tail: parse_tail(tail)?,
+        timestamps,
+    })
+}
+
+/// `stop`: together, as docker: one timeout for all; each name printed once stopped, an error
+/// for the others, and exit 1 if any failed.
+fn stop(
+    engine: &mut Engine,
+    timeout: Option<Duration>,
+    containers: &[String],
+) -> anyhow::Result<i32> {
+    let refs: Vec<&str> = containers.iter().map(String::as_str).collect();
+    let mut failed = false;
+    for (c, result) in containers.iter().zip(engine.stop_many(&refs, timeout)?) {
+        match result {
+            Ok(_) => println!("{c}"),
+            Err(e) => {
+                eprintln!("hull: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+/// `inspect`: containers (and images, as docker's), or with `--kernel` the kernel's report.
+fn inspect(root: &Path, engine: &Engine, kernel: bool, names: &[String]) -> anyhow::Result<()> {
+    if kernel {
+        for n in names {
+            let view = engine.kernel_view(n)?;
+            print!(
+                "{}",
+                hull_engine::kernel::report(&engine.find(n)?.name, &view)
+            );
+        }
+        return Ok(());
+    }
+    let mut docs = Vec::new();
+    for n in names {
+        match engine.inspect(n) {
+            Ok(doc) => docs.push(doc),
+            Err(EngineError::NoSuchContainer(_)) if !hull_db::path(root).exists() => {
+                anyhow::bail!("no such container or image: {n}")
+            }
+            Err(EngineError::NoSuchContainer(_)) => {
+                let store = hull_image::ImageStore::open(root)?;
+                docs.push(
+                    store
+                        .inspect(n)
+                        .with_context(|| format!("no such container or image: {n}"))?,
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&docs)?);
+    Ok(())
 }
 
 /// The exit status of `run` and `create` when the pull of their image failed (the pull has
