@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use hull_image::StoreError;
+use hull_net::ports::PortMapping;
 
 use crate::bundle::{self, defaults::HostLimits, seccomp, user, BundleInput};
 use crate::monitor::teardown;
@@ -29,28 +30,7 @@ impl Engine {
         if let Some(name) = &opts.name {
             options::check_name(name)?;
         }
-        match &opts.network {
-            Network::Named(name) => {
-                hull_net::engine::Net::open(&self.root)?.network(name)?;
-            }
-            Network::None | Network::Host if !opts.ports.is_empty() => {
-                return Err(EngineError::Invalid(format!(
-                    "-p needs a bridge network, not --network {}",
-                    opts.network.name()
-                )))
-            }
-            _ => {}
-        }
-        let gateway = opts
-            .etc
-            .hosts
-            .iter()
-            .any(|(_, ip)| ip == hull_net::etc::HOST_GATEWAY);
-        if gateway && opts.network == Network::None {
-            return Err(EngineError::Invalid(
-                "--add-host HOST:host-gateway: --network none has no way to the host".into(),
-            ));
-        }
+        self.check_network(opts)?;
         let store = hull_image::ImageStore::open(&self.root)?;
         let rootfs = store.rootfs_for(image).map_err(|e| match e {
             StoreError::NotFound(_) => EngineError::Invalid(format!(
@@ -85,27 +65,7 @@ impl Engine {
             devices.extend(bundle::security::host_devices());
         }
         let init = opts.init.then(run_flags::find_init).transpose()?;
-        let mut exposed: Vec<String> = config
-            .and_then(|c| c.exposed_ports().clone())
-            .unwrap_or_default();
-        for e in &opts.expose {
-            for port in publish::parse_expose(e)? {
-                if !exposed.contains(&port) {
-                    exposed.push(port);
-                }
-            }
-        }
-        let mut ports = opts.ports.clone();
-        if opts.publish_all {
-            let all = publish::publish_all(&exposed, &ports)?;
-            if !all.is_empty() && matches!(opts.network, Network::None | Network::Host) {
-                return Err(EngineError::Invalid(format!(
-                    "-P needs a bridge network, not --network {}",
-                    opts.network.name()
-                )));
-            }
-            ports.extend(all);
-        }
+        let (exposed, ports) = exposed_and_published(config, opts)?;
         let mut labels: std::collections::BTreeMap<String, String> = config
             .and_then(|c| c.labels().clone())
             .unwrap_or_default()
@@ -175,18 +135,7 @@ impl Engine {
             store.hold(&rootfs.manifest, &id)?;
             // After the row that names them: from here no `volume rm` takes them away.
             volumes.make_volumes(&mut self.conn, &self.root, &rootfs.lowers)?;
-            std::fs::create_dir_all(&etc)
-                .map_err(EngineError::io(format!("creating {}", etc.display())))?;
-            for name in ["hostname", "hosts", "resolv.conf"] {
-                let path = etc.join(name);
-                std::fs::write(&path, "")
-                    .map_err(EngineError::io(format!("writing {}", path.display())))?;
-            }
-            let text = serde_json::to_string_pretty(&generated.config)
-                .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
-            let path = dir.join("config.json");
-            std::fs::write(&path, text)
-                .map_err(EngineError::io(format!("writing {}", path.display())))
+            write_bundle(&dir, &etc, &generated.config)
         })();
         if let Err(e) = written {
             let _ = teardown::files(&self.root, &id);
@@ -231,6 +180,78 @@ fn seccomp_section(
     seccomp::from_docker_profile(&text, &path.to_string_lossy(), &caps)
         .map(Some)
         .map_err(|e| EngineError::Invalid(e.to_string()))
+}
+
+impl Engine {
+    /// What the flags ask of the network, checked before anything is written.
+    fn check_network(&self, opts: &RunOptions) -> Result<(), EngineError> {
+        match &opts.network {
+            Network::Named(name) => {
+                hull_net::engine::Net::open(&self.root)?.network(name)?;
+            }
+            Network::None | Network::Host if !opts.ports.is_empty() => {
+                return Err(EngineError::Invalid(format!(
+                    "-p needs a bridge network, not --network {}",
+                    opts.network.name()
+                )))
+            }
+            _ => {}
+        }
+        let gateway = opts
+            .etc
+            .hosts
+            .iter()
+            .any(|(_, ip)| ip == hull_net::etc::HOST_GATEWAY);
+        if gateway && opts.network == Network::None {
+            return Err(EngineError::Invalid(
+                "--add-host HOST:host-gateway: --network none has no way to the host".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The image's ExposedPorts with `--expose`'s, and `-p` with what `-P` publishes of them.
+fn exposed_and_published(
+    config: Option<&oci_spec::image::Config>,
+    opts: &RunOptions,
+) -> Result<(Vec<String>, Vec<PortMapping>), EngineError> {
+    let mut exposed: Vec<String> = config
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default();
+    for e in &opts.expose {
+        for port in publish::parse_expose(e)? {
+            if !exposed.contains(&port) {
+                exposed.push(port);
+            }
+        }
+    }
+    let mut ports = opts.ports.clone();
+    if opts.publish_all {
+        let all = publish::publish_all(&exposed, &ports)?;
+        if !all.is_empty() && matches!(opts.network, Network::None | Network::Host) {
+            return Err(EngineError::Invalid(format!(
+                "-P needs a bridge network, not --network {}",
+                opts.network.name()
+            )));
+        }
+        ports.extend(all);
+    }
+    Ok((exposed, ports))
+}
+
+/// The container's directory: config.json, and the empty /etc files its monitor fills in.
+fn write_bundle(dir: &Path, etc: &Path, config: &serde_json::Value) -> Result<(), EngineError> {
+    std::fs::create_dir_all(etc).map_err(EngineError::io(format!("creating {}", etc.display())))?;
+    for name in ["hostname", "hosts", "resolv.conf"] {
+        let path = etc.join(name);
+        std::fs::write(&path, "")
+            .map_err(EngineError::io(format!("writing {}", path.display())))?;
+    }
+    let text = serde_json::to_string_pretty(config)
+        .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
+    let path = dir.join("config.json");
+    std::fs::write(&path, text).map_err(EngineError::io(format!("writing {}", path.display())))
 }
 
 /// A file of the image (its top-most layer that has it), or "" when none has.
