@@ -199,48 +199,36 @@ fn killed_monitor_loses_no_written_log_line() {
     r.assert_clean();
 }
 
+/// Runs hull with its stdout's reader already gone; it must end as 128 + SIGPIPE. Its stderr.
+fn with_closed_stdout(r: &common::Root, args: &[&str]) -> String {
+    let mut child = r
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGPIPE),
+        "{args:?}: {:?}",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_closed_stdout_ends_hull_quietly_and_the_monitor_lives_on() {
     let mut r = root!("sigpipe");
     let id = detach_sh(&mut r, "seq 1 20000; sleep 600");
     logs_until(&r, &id, |out| out.ends_with("20000\n"));
     // `hull logs ID | head -1`: the reader is gone before hull writes.
-    let mut child = r
-        .cmd(&["logs", &id])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(128 + libc::SIGPIPE),
-        "{:?}",
-        out.status
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = with_closed_stdout(&r, &["logs", &id]);
     assert!(!stderr.contains("panicked"), "{stderr}");
     // `hull ps -a | head -0`: a table printed with println!.
-    let mut child = r
-        .cmd(&["ps", "-a"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(128 + libc::SIGPIPE),
-        "{:?}",
-        out.status
-    );
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = with_closed_stdout(&r, &["ps", "-a"]);
+    assert!(stderr.is_empty(), "{stderr}");
     let monitor = r.inspect(&id)["State"]["MonitorPid"].as_i64().unwrap();
     assert!(Path::new(&format!("/proc/{monitor}")).exists());
     r.ok(&["rm", "-f", &id]);
