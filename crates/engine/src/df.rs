@@ -22,8 +22,10 @@ impl Engine {
     /// Images (shared layers counted once), containers (their writable layers), local volumes
     /// and the build cache (hull has none).
     pub fn disk_usage(&self) -> Result<Vec<DiskRow>, EngineError> {
-        let store = hull_image::ImageStore::open(&self.root)?;
-        let images = store.disk_usage()?;
+        let images = match self.image_store()? {
+            Some(store) => store.disk_usage()?,
+            None => hull_image::store::DiskUsage::default(),
+        };
         let containers = self.list()?;
         let in_use = |image_id: &str| containers.iter().any(|c| c.image_id == image_id);
         // docker's rule: what a prune could free is all but the unique part of images in use.

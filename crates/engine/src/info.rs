@@ -22,7 +22,10 @@ impl Engine {
                 State::Created | State::Exited => stopped += 1,
             }
         }
-        let images = hull_image::ImageStore::open(&self.root)?.list()?.len();
+        let images = match self.image_store()? {
+            Some(store) => store.list()?.len(),
+            None => 0,
+        };
         let layout = hull_cgroups::detect_layout().ok();
         let uname = nix::sys::utsname::uname().map_err(EngineError::sys("uname"))?;
         let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();

@@ -68,6 +68,7 @@ pub use monitor::{Monitor, Report};
 pub use options::{Network, PullPolicy, RestartPolicy, RunOptions, Settings};
 pub use prune::Pruned;
 pub use stats::{cpu_percent, StatsSample};
+pub use stop::stop_wait;
 pub use store::{Record, State};
 pub use top::Top;
 pub use volumes::{MountSpec, VolumeRecord};
@@ -106,6 +107,16 @@ impl Engine {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The image store of this root, or `None` on a root that was never used (opened by
+    /// [`Engine::open_existing`]): opening the store makes its directories, which a read-only
+    /// command must not.
+    pub fn image_store(&self) -> Result<Option<hull_image::ImageStore>, EngineError> {
+        if !hull_db::path(&self.root).exists() {
+            return Ok(None);
+        }
+        Ok(Some(hull_image::ImageStore::open(&self.root)?))
     }
 
     /// Every container, oldest first.

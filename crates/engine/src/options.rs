@@ -259,8 +259,9 @@ pub struct RunOptions {
     pub init: bool,
     /// `--stop-signal` (over the image's StopSignal).
     pub stop_signal: Option<String>,
-    /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not given -t.
-    pub stop_timeout: Option<u64>,
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not given -t; negative:
+    /// until the container exits (docker's -1).
+    pub stop_timeout: Option<i64>,
 }
 
 /// What the user adds to the container's /etc/hosts and replaces in its /etc/resolv.conf.
@@ -331,9 +332,10 @@ pub struct Settings {
     /// `--add-host`, `--dns*`: applied when its network writes the /etc files.
     #[serde(default)]
     pub etc: EtcOverrides,
-    /// `--stop-timeout`: `stop`'s wait before SIGKILL when not given one (None: 10 s).
+    /// `--stop-timeout`: `stop`'s wait before SIGKILL when not given one (None: 10 s;
+    /// negative: no SIGKILL).
     #[serde(default)]
-    pub stop_timeout: Option<u64>,
+    pub stop_timeout: Option<i64>,
     /// The security flags, for `inspect` (the config holds their effect).
     #[serde(default)]
     pub security: SecurityFlags,

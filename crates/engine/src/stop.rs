@@ -14,7 +14,13 @@ use crate::store::{self, Record};
 use crate::{paths, Engine, EngineError};
 
 /// docker's wait before SIGKILL for a container made without `--stop-timeout`.
-pub const DEFAULT_TIMEOUT: u64 = 10;
+pub const DEFAULT_TIMEOUT: i64 = 10;
+
+/// The wait before SIGKILL of a timeout in seconds as docker takes it (`stop -t`,
+/// `--stop-timeout`): a negative one waits until the container exits, never killing it.
+pub fn stop_wait(secs: i64) -> Duration {
+    u64::try_from(secs).map_or(Duration::MAX, Duration::from_secs)
+}
 
 /// How long a container's monitor gets to record the exit after SIGKILL.
 const AFTER_KILL: Duration = Duration::from_secs(30);
@@ -35,7 +41,8 @@ impl Engine {
 
     /// Stops several containers together; one result per reference, in their order (an
     /// unknown reference does not keep the others from stopping). Without a `timeout`, each
-    /// waits its own `--stop-timeout` (docker's 10 s when it has none).
+    /// waits its own `--stop-timeout` (docker's 10 s when it has none); `Duration::MAX` waits
+    /// until they exit ([`stop_wait`]).
     pub fn stop_many(
         &mut self,
         references: &[&str],
@@ -50,7 +57,7 @@ impl Engine {
         let mut late = Vec::new();
         for record in results.iter().flatten() {
             let wait = timeout.unwrap_or_else(|| {
-                Duration::from_secs(record.settings.stop_timeout.unwrap_or(DEFAULT_TIMEOUT))
+                stop_wait(record.settings.stop_timeout.unwrap_or(DEFAULT_TIMEOUT))
             });
             let deadline = signalled.checked_add(wait);
             let left = deadline.map_or(Duration::MAX, |d| {
@@ -87,5 +94,18 @@ impl Engine {
         }
         self.thaw_after_signal(&record);
         Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_timeout_never_kills() {
+        assert_eq!(stop_wait(0), Duration::ZERO);
+        assert_eq!(stop_wait(7), Duration::from_secs(7));
+        assert_eq!(stop_wait(-1), Duration::MAX);
+        assert!(Instant::now().checked_add(stop_wait(-1)).is_none());
     }
 }

@@ -80,12 +80,7 @@ fn network_create_ls_inspect_rm() {
     assert_eq!(out, "auto\nhull\nweb\n");
     // The default network took a /16 of the pool the host does not route either, and
     // neither podman's nor docker's default.
-    let (ok, out, err) = hull(&root, &["network", "ls", "--format", "json"]);
-    assert!(ok, "{err}");
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&root, &["network", "ls", "--format", "json"]);
     let default = rows.iter().find(|r| r["Name"] == "hull").unwrap();
     let sub = default["Subnets"][0].as_str().unwrap().to_string();
     assert!(sub.ends_with("/16"), "{default}");
@@ -173,6 +168,15 @@ fn assert_not_routed(subnet: &str) {
     }
 }
 
+/// The objects a `--format json` command prints, one a line.
+fn json_lines(root: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let (ok, out, err) = hull(root, args);
+    assert!(ok, "{args:?}: {err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// Read-only commands on a root that does not exist yet leave it not existing.
 #[test]
 fn read_only_commands_create_no_root() {
@@ -206,6 +210,20 @@ fn read_only_commands_create_no_root() {
         let (ok, _, err) = hull(&root, args);
         assert!(ok, "{args:?}: {err}");
     }
+    for args in [&["system", "df", "-v"][..], &["info"]] {
+        let (ok, _, err) = hull(&root, args);
+        assert!(ok, "{args:?}: {err}");
+    }
+    let rows = json_lines(&root, &["system", "df", "--format", "json"]);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r["TotalCount"] == "0"), "{rows:?}");
+    let (ok, out, err) = hull(&root, &["info", "--format", "json"]);
+    assert!(ok, "{err}");
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&info["Containers"], &info["Images"]),
+        (&0.into(), &0.into())
+    );
     for args in [
         &["inspect", "web"][..],
         &["logs", "web"],

@@ -516,6 +516,37 @@ fn init_stop_signal_and_stop_timeout_shape_stop() {
     r.assert_clean();
 }
 
+/// docker's `--stop-timeout -1` and `stop -t -1`: the stop signal, then a wait as long as the
+/// container takes, never SIGKILL.
+#[test]
+fn a_negative_stop_timeout_waits_for_the_exit() {
+    let mut r = root!("flags-stopwait");
+    // Exits 3 a while after SIGTERM: SIGKILL would make it 137.
+    let slow = "trap 'sleep 2; exit 3' TERM; while true; do sleep 0.2; done";
+    let run = |r: &mut Root, flags: &[&str]| {
+        let mut args = vec!["--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "sh", "-c", slow]);
+        r.detach(&args)
+    };
+    let forever = run(&mut r, &["--stop-timeout", "-1"]);
+    assert_eq!(r.inspect(&forever)["Config"]["StopTimeout"], -1);
+    let plain = run(&mut r, &[]);
+    for stop in [
+        &["stop", forever.as_str()][..],
+        &["stop", "-t", "-1", plain.as_str()],
+    ] {
+        let t = Instant::now();
+        r.ok(stop);
+        let took = t.elapsed();
+        let id = stop[stop.len() - 1];
+        assert_eq!(r.inspect(id)["State"]["ExitCode"], 3, "{stop:?}");
+        assert!(took >= Duration::from_millis(1500), "{stop:?}: {took:?}");
+        r.ok(&["rm", id]);
+    }
+    r.assert_clean();
+}
+
 #[test]
 fn init_reaps_orphans() {
     let mut r = root!("flags-reap");

@@ -75,9 +75,10 @@ pub enum ContainerCommand {
     },
     /// Stop containers: their stop signal, then SIGKILL after the timeout
     Stop {
-        /// Seconds to wait before SIGKILL (default: the container's --stop-timeout, else 10)
-        #[arg(short = 't', long = "time")]
-        time: Option<u64>,
+        /// Seconds to wait before SIGKILL (default: the container's --stop-timeout, else 10;
+        /// -1: wait until it exits)
+        #[arg(short = 't', long = "time", allow_negative_numbers = true)]
+        time: Option<i64>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -359,7 +360,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             engine.logs(&container, &query, &mut out, &mut err)?;
         }
         ContainerCommand::Stop { time, containers } => {
-            return stop(&mut engine, time.map(Duration::from_secs), &containers)
+            return stop(&mut engine, time.map(hull_engine::stop_wait), &containers)
         }
         ContainerCommand::Kill { signal, containers } => {
             let sig = hull_runtime::parse_signal(&signal)

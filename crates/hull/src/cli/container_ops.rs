@@ -27,9 +27,9 @@ pub enum OpsCommand {
     /// Stop containers and start them again
     Restart {
         /// Seconds to wait for the stop before SIGKILL (default: the container's
-        /// --stop-timeout, else 10)
-        #[arg(short = 't', long = "time")]
-        time: Option<u64>,
+        /// --stop-timeout, else 10; -1: wait until it exits)
+        #[arg(short = 't', long = "time", allow_negative_numbers = true)]
+        time: Option<i64>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -109,7 +109,7 @@ pub fn run(engine: &mut Engine, cmd: OpsCommand) -> anyhow::Result<i32> {
         }
         OpsCommand::Restart { time, containers } => {
             for c in containers {
-                let mut monitor = engine.restart(&c, time.map(Duration::from_secs))?;
+                let mut monitor = engine.restart(&c, time.map(hull_engine::stop_wait))?;
                 started(monitor.next_report(), &c)?;
                 println!("{c}");
             }

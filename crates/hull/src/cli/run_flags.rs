@@ -69,9 +69,9 @@ pub struct ExtraRunArgs {
     /// Signal that stops the container (default: the image's StopSignal, else SIGTERM)
     #[arg(long = "stop-signal")]
     stop_signal: Option<String>,
-    /// Seconds `stop` waits before SIGKILL (default 10)
-    #[arg(long = "stop-timeout")]
-    stop_timeout: Option<u64>,
+    /// Seconds `stop` waits before SIGKILL (default 10; -1: wait until it exits)
+    #[arg(long = "stop-timeout", allow_negative_numbers = true)]
+    stop_timeout: Option<i64>,
 }
 
 fn each<T>(

@@ -55,7 +55,8 @@ pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<()> {
 }
 
 fn df(root: &Path, fmt: &str, verbose: bool) -> anyhow::Result<()> {
-    let rows = Engine::open(root)?.disk_usage()?;
+    let engine = Engine::open_existing(root)?;
+    let rows = engine.disk_usage()?;
     let reclaimable = |r: &hull_engine::DiskRow| {
         let pct = r
             .reclaimable
@@ -98,7 +99,10 @@ fn df(root: &Path, fmt: &str, verbose: bool) -> anyhow::Result<()> {
                 .collect();
             format::table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &table);
             if verbose {
-                let du = ImageStore::open(root)?.disk_usage()?;
+                let du = match engine.image_store()? {
+                    Some(store) => store.disk_usage()?,
+                    None => hull_image::store::DiskUsage::default(),
+                };
                 println!();
                 let per: Vec<Vec<String>> = du
                     .per_image
@@ -169,7 +173,7 @@ fn prune(root: &Path, all: bool, force: bool, volumes: bool) -> anyhow::Result<(
 }
 
 pub fn info(root: &Path, fmt: &str) -> anyhow::Result<()> {
-    let doc = Engine::open(root)?.info()?;
+    let doc = Engine::open_existing(root)?.info()?;
     match fmt {
         "json" => println!("{}", serde_json::to_string_pretty(&doc)?),
         "table" => print_info(&doc),
