@@ -1,13 +1,19 @@
 //! `exec`: another process in a running container, with the container's own process settings
 //! (environment, capabilities, rlimits) and the caller's overrides, run from the `hull` process
 //! itself (single-threaded, as the runtime facade requires): in the foreground, with a pty whose
-//! master the runtime relays to this terminal with `-t`, or left running with `-d`.
+//! master the runtime relays to this terminal with `-t`, or left running with `-d`. With `-it`
+//! the detach keys leave the process running, its terminal held by a small child of this
+//! command.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use hull_runtime::{Console, ExecOptions, Runtime, Stdio};
+use hull_runtime::{Console, ExecOptions, Runtime, Stdio, Waited};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::unistd::{fork, pipe2, setsid, ForkResult};
 
+use crate::attach::keys::DetachKeys;
 use crate::bundle::user;
 use crate::store::State;
 use crate::{paths, Engine, EngineError};
@@ -26,6 +32,8 @@ pub struct ExecRequest {
     pub tty: bool,
     /// `-d`: started and left running; its output is dropped, as docker's.
     pub detach: bool,
+    /// With `-it`: the keys that leave the process running and end this command.
+    pub keys: DetachKeys,
 }
 
 impl Engine {
@@ -92,9 +100,20 @@ impl Engine {
         if req.tty {
             // The runtime relays the master to this process's terminal, in raw mode.
             opts.console = Some(Console::Return);
-            return container
-                .exec_to_exit(opts)
-                .map_err(EngineError::from_runtime);
+            if !req.interactive {
+                return container
+                    .exec_to_exit(opts)
+                    .map_err(EngineError::from_runtime);
+            }
+            let mut keys = req.keys.clone();
+            let mut spot = |input: &[u8]| keys.feed(input);
+            return match container
+                .exec_or_detach(opts, &mut spot)
+                .map_err(EngineError::from_runtime)?
+            {
+                Waited::Exited(code) => Ok(code),
+                Waited::Detached(master) => hold_terminal(master).map(|()| 0),
+            };
         }
         let stdin = if req.interactive && !req.detach {
             std::io::stdin().as_fd().try_clone_to_owned()
@@ -132,5 +151,45 @@ impl Engine {
         container
             .exec_to_exit(opts)
             .map_err(EngineError::from_runtime)
+    }
+}
+
+/// After a detach, keeps the process's terminal open (its last close would hang the process
+/// up, as closing a terminal window does) and drains its output, which nobody reads any more
+/// (docker drops it too): in a child of its own session that outlives this command and exits
+/// once the process and its children have closed the terminal.
+fn hold_terminal(master: OwnedFd) -> Result<(), EngineError> {
+    let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+    // SAFETY: the runtime facade ran the exec only because this process is single-threaded, so
+    // the child gets a consistent copy of its memory; it leaves with _exit, never returning
+    // into the caller's frames.
+    match unsafe { fork() }.map_err(EngineError::sys("fork of the exec's terminal holder"))? {
+        ForkResult::Parent { .. } => {
+            // This command may lead the user's terminal session: its exit hangs up the
+            // session's processes, which the child must have left first. It has once the
+            // pipe's write end is closed (EOF).
+            drop(write);
+            let _ = nix::unistd::read(read.as_fd(), &mut [0u8; 1]);
+            Ok(())
+        }
+        ForkResult::Child => {
+            let _ = setsid();
+            drop(write);
+            let _ = nix::sys::prctl::set_name(c"hull-exec-tty");
+            let _ = nix::unistd::chdir("/");
+            crate::monitor::close_inherited(&[master.as_raw_fd()]);
+            let mut buf = [0u8; 4096];
+            loop {
+                match nix::unistd::read(master.as_fd(), &mut buf) {
+                    Ok(0) => break,
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    // EIO: every holder of the terminal's other end is gone.
+                    Err(_) => break,
+                }
+            }
+            // SAFETY: leaving without running destructors of the copies of the command's
+            // objects (its database connection among them).
+            unsafe { libc::_exit(0) }
+        }
     }
 }

@@ -318,6 +318,41 @@ fn exec_it_has_a_terminal_and_exec_d_returns_at_once() {
     r.assert_clean();
 }
 
+/// `exec -it`'s detach keys (^P^Q, or `--detach-keys`): the command ends with 0 and the exec'd
+/// process runs on, its terminal still open, until the container goes.
+#[test]
+fn exec_it_detaches_and_the_process_runs_on() {
+    let mut r = root!("tty-execdetach");
+    let id = r.detach(&["--network", "none", "busybox", "sleep", "1000"]);
+    for (keys, typed) in [(None, "\x10\x11"), (Some("ctrl-a,x"), "\x01x")] {
+        let mut args = vec!["exec", "-it"];
+        args.extend(keys.map(|k| ["--detach-keys", k]).into_iter().flatten());
+        args.extend([id.as_str(), "sh"]);
+        let mut t = Term::spawn(&r, &args, 24, 80);
+        t.expect("/ # ");
+        let mark = format!("/tmp/shell{}", typed.len());
+        t.send(&format!("echo $$ > {mark}; echo $((6*7))up\r"));
+        t.expect("42up");
+        if keys.is_some() {
+            // The default keys are input like any other under other keys.
+            t.send("\x10\x11echo still$((1+1))\r");
+            t.expect("still2");
+        }
+        t.send(typed);
+        assert_eq!(t.wait(), Some(0), "{keys:?}");
+        // A hung-up shell would be gone by now.
+        std::thread::sleep(Duration::from_millis(500));
+        let alive = format!("kill -0 $(cat {mark}) && ls -l /proc/$(cat {mark})/fd/0");
+        let shown = r.ok(&["exec", &id, "sh", "-c", &alive]);
+        assert!(shown.contains("/dev/pts/"), "{keys:?}: {shown}");
+    }
+    let o = r.hull(&["exec", "--detach-keys", "ctrl-a", &id, "true"]);
+    assert_eq!(code(&o), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--detach-keys"));
+    r.ok(&["rm", "-f", &id]);
+    r.assert_clean();
+}
+
 #[test]
 fn log_rotation_keeps_every_line_across_its_files() {
     let mut r = root!("tty-logrot");

@@ -158,7 +158,7 @@ fn child_main(root: &Path, id: &str, report: OwnedFd, attach: Option<Attach>) ->
 
 /// Points 0, 1 and 2 at /dev/null and closes every other descriptor the starter had (its
 /// database, its caller's pipes) but `keep`, so the monitor holds nothing it does not own.
-fn close_inherited(keep: &[RawFd]) {
+pub(crate) fn close_inherited(keep: &[RawFd]) {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

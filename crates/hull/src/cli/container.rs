@@ -117,6 +117,10 @@ pub enum ContainerCommand {
         /// Run in the background: start the process and return (its output is dropped)
         #[arg(short, long)]
         detach: bool,
+        /// Keys that detach from the process with -it: ctrl-X or a character, comma-separated
+        /// (default ctrl-p,ctrl-q)
+        #[arg(long = "detach-keys")]
+        detach_keys: Option<String>,
         /// Set an environment variable (K=V)
         #[arg(short, long = "env")]
         env: Vec<String>,
@@ -393,12 +397,16 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             interactive,
             tty,
             detach,
+            detach_keys,
             env,
             workdir,
             user,
             args,
         } => {
             let (container, command) = args.split_first().context("a container is required")?;
+            if detach_keys.is_some() && !(interactive && tty) {
+                return Err(EngineError::Invalid("--detach-keys needs -i and -t".into()).into());
+            }
             let req = hull_engine::ExecRequest {
                 command: command.to_vec(),
                 env,
@@ -407,6 +415,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
                 interactive,
                 tty,
                 detach,
+                keys: DetachKeys::parse(detach_keys.as_deref().unwrap_or_default())?,
             };
             return Ok(engine.exec(container, &req)?);
         }

@@ -16,6 +16,21 @@ use crate::process::error::{sys, ProcessError};
 use crate::sys::pty;
 use hull_sys::pty::RawMode;
 
+/// Spots the caller's detach keys in what it types to the process's terminal: takes the input
+/// and returns what goes on to the terminal, and whether the keys are complete.
+pub type DetachFilter<'a> = &'a mut KeyFn<'a>;
+type KeyFn<'a> = dyn FnMut(&[u8]) -> (Vec<u8>, bool) + 'a;
+
+/// How staying with a process ended.
+#[derive(Debug)]
+pub enum Waited {
+    /// It exited with this status (128+N for a signal).
+    Exited(i32),
+    /// The caller typed its detach keys: the process runs on, and its terminal's master is the
+    /// caller's to keep open (the process gets SIGHUP once the last one is closed).
+    Detached(OwnedFd),
+}
+
 /// Signals blocked and readable from a signalfd, for as long as this lives.
 pub struct Foreground {
     signals: SignalFd,
@@ -40,13 +55,28 @@ impl Foreground {
 
     /// Waits for `pid` to exit, forwarding signals and relaying `console`. Returns its exit code.
     pub fn wait(&self, pid: Pid, console: Option<OwnedFd>) -> Result<i32, ProcessError> {
+        match self.wait_or_detach(pid, console, None)? {
+            Waited::Exited(code) => Ok(code),
+            // Without keys the relay never detaches.
+            Waited::Detached(_) => Ok(0),
+        }
+    }
+
+    /// Waits as [`Foreground::wait`] does; also ends when `keys` spots the detach keys in the
+    /// input relayed to `console`.
+    pub fn wait_or_detach(
+        &self,
+        pid: Pid,
+        console: Option<OwnedFd>,
+        mut keys: Option<DetachFilter<'_>>,
+    ) -> Result<Waited, ProcessError> {
         let mut relay = console.map(Relay::new).transpose()?;
         loop {
             if let Some(code) = reap(pid)? {
                 if let Some(relay) = relay.as_mut() {
                     relay.drain();
                 }
-                return Ok(code);
+                return Ok(Waited::Exited(code));
             }
             let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
             if let Some(relay) = &relay {
@@ -64,8 +94,12 @@ impl Foreground {
             if ready[0] {
                 self.forward(pid, relay.as_ref())?;
             }
-            if let Some(relay) = relay.as_mut() {
-                relay.pump(&ready[1..]);
+            if let Some(r) = relay.as_mut() {
+                if r.pump(&ready[1..], keys.as_deref_mut()) {
+                    if let Some(r) = relay.take() {
+                        return Ok(Waited::Detached(r.master));
+                    }
+                }
             }
         }
     }
@@ -192,13 +226,26 @@ impl Relay {
         fds.push(PollFd::new(stdin, flags(self.stdin_open)));
     }
 
-    fn pump(&mut self, ready: &[bool]) {
+    /// Copies what is ready; whether `keys` spotted the detach keys in the input (what was
+    /// typed before them has reached the terminal).
+    fn pump(&mut self, ready: &[bool], keys: Option<&mut KeyFn<'_>>) -> bool {
         if ready.first() == Some(&true) && self.master_open {
             self.master_open = copy(self.master.as_fd(), std::io::stdout().as_fd());
         }
         if ready.get(1) == Some(&true) && self.stdin_open {
-            self.stdin_open = copy(stdin_fd(), self.master.as_fd());
+            let mut buf = [0u8; 8192];
+            let Some(n) = read_some(stdin_fd(), &mut buf) else {
+                self.stdin_open = false;
+                return false;
+            };
+            let (pass, detached) = match keys {
+                Some(keys) => keys(&buf[..n]),
+                None => (buf[..n].to_vec(), false),
+            };
+            self.stdin_open = write_all(self.master.as_fd(), &pass);
+            return detached;
         }
+        false
     }
 
     /// Output the process wrote just before exiting.
@@ -224,13 +271,25 @@ fn stdin_fd() -> BorrowedFd<'static> {
 /// slave is gone).
 fn copy(from: BorrowedFd, to: BorrowedFd) -> bool {
     let mut buf = [0u8; 8192];
-    let n = match read(from, &mut buf) {
-        Ok(0) => return false,
-        Ok(n) => n,
-        Err(Errno::EINTR) | Err(Errno::EAGAIN) => return true,
-        Err(_) => return false,
-    };
-    let mut rest = &buf[..n];
+    match read_some(from, &mut buf) {
+        Some(n) => write_all(to, &buf[..n]),
+        None => false,
+    }
+}
+
+/// One read: how many bytes (0 when interrupted), or None once the source is closed.
+fn read_some(from: BorrowedFd, buf: &mut [u8]) -> Option<usize> {
+    match read(from, buf) {
+        Ok(0) => None,
+        Ok(n) => Some(n),
+        Err(Errno::EINTR) | Err(Errno::EAGAIN) => Some(0),
+        Err(_) => None,
+    }
+}
+
+/// Writes all of `data`; false once the destination is closed.
+fn write_all(to: BorrowedFd, data: &[u8]) -> bool {
+    let mut rest = data;
     while !rest.is_empty() {
         match write(to, rest) {
             Ok(written) => rest = &rest[written..],
