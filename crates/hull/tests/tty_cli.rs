@@ -353,6 +353,70 @@ fn exec_it_detaches_and_the_process_runs_on() {
     r.assert_clean();
 }
 
+/// docker's client rule: `-it` needs a terminal for stdin ("the input device is not a TTY",
+/// exit 1, nothing made) in `run`, `exec`, `start -ai` and `attach`; `-t` alone does not; and
+/// `run -i` passes a pipe's data and its end through.
+#[test]
+fn it_needs_a_terminal_and_i_takes_a_pipe() {
+    let mut r = root!("tty-notty");
+    // Output's stdin is /dev/null: no terminal.
+    let refused = |r: &Root, args: &[&str]| {
+        let o = r.hull(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(code(&o), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("the input device is not a TTY"),
+            "{args:?}: {err}"
+        );
+    };
+    refused(
+        &r,
+        &["run", "-it", "--rm", "--network", "none", "busybox", "true"],
+    );
+    refused(
+        &r,
+        &["run", "-i", "-t", "--network", "none", "busybox", "true"],
+    );
+    assert_eq!(
+        r.ok(&["ps", "-a", "-q"]),
+        "",
+        "a refused run made a container"
+    );
+    let o = r.hull(&[
+        "run",
+        "-t",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(code(&o), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\r\n");
+    let id = r.detach(&["-it", "--network", "none", "busybox", "sh"]);
+    refused(&r, &["exec", "-it", &id, "true"]);
+    refused(&r, &["attach", &id]);
+    r.ok(&["stop", "-t", "0", &id]);
+    refused(&r, &["start", "-a", "-i", &id]);
+    assert_eq!(r.inspect(&id)["State"]["Status"], "exited");
+    r.ok(&["rm", &id]);
+
+    // A MiB through a pipe, then its end: cat ends and the script goes on.
+    let mut args: Vec<&str> = "run -i --rm --network none busybox sh -c"
+        .split(' ')
+        .collect();
+    args.push("wc -c; echo eof-seen; exit 4");
+    let mut child = r.spawn(&args, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&vec![b'x'; 1 << 20]).unwrap());
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(code(&o), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1048576\neof-seen\n");
+    r.assert_clean();
+}
+
 #[test]
 fn log_rotation_keeps_every_line_across_its_files() {
     let mut r = root!("tty-logrot");

@@ -183,7 +183,9 @@ impl Relay {
 
     /// Relays until the container's output is closed (its processes are gone).
     pub(super) fn run(&mut self, io: &mut Io, log: &mut LogWriter) {
-        let mut buf = vec![0u8; CHUNK];
+        // A client's message is a kind byte and up to CHUNK bytes: a smaller buffer would cut
+        // the datagram short, silently (SOCK_SEQPACKET drops what does not fit).
+        let mut buf = vec![0u8; CHUNK + 1];
         while io.open.iter().any(|o| *o) {
             let held = self.clients.iter().any(|c| c.queued >= QUEUE_CAP);
             let mut slots = vec![Slot::Listener];
@@ -246,7 +248,7 @@ impl Relay {
     }
 
     fn output(&mut self, io: &mut Io, i: usize, log: &mut LogWriter, buf: &mut [u8]) {
-        let n = match nix::unistd::read(io.output(i), buf) {
+        let n = match nix::unistd::read(io.output(i), &mut buf[..CHUNK]) {
             Err(Errno::EINTR | Errno::EAGAIN) => return,
             // EOF, or EIO from a master whose slave is closed everywhere.
             Ok(0) | Err(_) => {

@@ -2,6 +2,7 @@
 //! `wait`, `exec`, `inspect`; `ps` in ps.rs): flags parsed as docker's, everything else done by hull-engine. Each returns the
 //! process's exit status (docker's: the container's own for a foreground `run`).
 
+use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -347,6 +348,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             container,
         } => {
             let keys = DetachKeys::parse(detach_keys.as_deref().unwrap_or_default())?;
+            terminal_for_stdin(!no_stdin && engine.find(&container)?.settings.tty)?;
             let attached = engine.attach(&container, !no_stdin, keys, sig_proxy)?;
             return Ok(exit_status(attached));
         }
@@ -407,6 +409,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             if detach_keys.is_some() && !(interactive && tty) {
                 return Err(EngineError::Invalid("--detach-keys needs -i and -t".into()).into());
             }
+            terminal_for_stdin(!detach && interactive && tty)?;
             let req = hull_engine::ExecRequest {
                 command: command.to_vec(),
                 env,
@@ -619,6 +622,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
         );
     }
     let keys = DetachKeys::parse(args.detach_keys.as_deref().unwrap_or_default())?;
+    terminal_for_stdin(!args.detach && args.interactive && args.tty)?;
     let created = engine.create(&image, &opts)?;
     warn(&created.warnings);
     let id = created.record.id;
@@ -675,6 +679,7 @@ fn start_attached(
 ) -> anyhow::Result<i32> {
     let keys = DetachKeys::parse(keys.unwrap_or_default())?;
     let record = engine.find(reference)?;
+    terminal_for_stdin(interactive && record.settings.tty)?;
     if record.state == State::Running {
         // As docker's: a running container is attached to, not started again.
         return Ok(exit_status(engine.attach(
@@ -691,6 +696,16 @@ fn start_attached(
         sig_proxy: true,
     };
     Ok(attached(engine, &record.id, session)?)
+}
+
+/// docker's check before a session that gives this command's stdin to a terminal (`-it`):
+/// a pipe or a file can neither be put in raw mode nor have a window size. Its words and its
+/// exit status 1 are docker's (a client error, before anything is made).
+fn terminal_for_stdin(needed: bool) -> anyhow::Result<()> {
+    if needed && !std::io::stdin().is_terminal() {
+        anyhow::bail!("the input device is not a TTY");
+    }
+    Ok(())
 }
 
 /// docker's exit status of an attached command: the container's, or 0 once detached.
