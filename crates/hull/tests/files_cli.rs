@@ -279,6 +279,69 @@ fn cp_with_created_and_exited_containers() {
     r.assert_clean();
 }
 
+/// `cp` into a container while it starts: the copy lands in the root the container sees, or
+/// fails with one line; never in a second overlay of its upper dir whose files the container's
+/// own overlay does not show (it looks each name up while the copy writes them), nor on the
+/// host.
+#[test]
+fn cp_racing_start_lands_in_the_container_or_fails() {
+    let mut r = root!("cp-race");
+    let src = r.path.join("data");
+    std::fs::create_dir_all(&src).unwrap();
+    // Large enough that the copy lasts while the container starts.
+    for i in 0..200 {
+        std::fs::write(
+            src.join(format!("f{i}")),
+            format!("{i:07}\n").repeat(1 << 15),
+        )
+        .unwrap();
+    }
+    let host_twin = Path::new("/").join(format!("hull-cp-race-{}", std::process::id()));
+    let target = host_twin.to_str().unwrap().to_string();
+    let each = format!("i=0; while [ $i -lt 200 ]; do cat {target}/f$i; i=$((i+1)); done");
+    let watch = format!("while :; do ({each}) >/dev/null 2>&1; done");
+    let (mut landed, mut refused) = (0, 0);
+    for round in 0..8 {
+        let id = r.create(&["--network", "none", "busybox", "sh", "-c", &watch]);
+        let dest = format!("{id}:{target}");
+        // Each first in turn, the other at once or later into it.
+        let (copy_first, later) = (round % 2 == 0, Duration::from_millis(round / 2 * 30));
+        let (started, copied) = std::thread::scope(|s| {
+            let copy = s.spawn(|| {
+                if !copy_first {
+                    std::thread::sleep(later);
+                }
+                r.hull(&["cp", src.to_str().unwrap(), &dest])
+            });
+            if copy_first {
+                std::thread::sleep(later);
+            }
+            let started = r.hull(&["start", &id]);
+            (started, copy.join().unwrap())
+        });
+        let err = String::from_utf8_lossy(&started.stderr);
+        assert_eq!(code(&started), Some(0), "start beside a cp: {err}");
+        assert!(!host_twin.exists(), "the copy reached the host's /");
+        if code(&copied) == Some(0) {
+            landed += 1;
+            let lines = r.ok(&["exec", &id, "sh", "-c", &format!("({each}) | wc -l")]);
+            assert_eq!(
+                lines.trim(),
+                "6553600",
+                "round {round}: the container sees {lines}"
+            );
+        } else {
+            refused += 1;
+            let err = String::from_utf8_lossy(&copied.stderr);
+            assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
+        }
+        r.ok(&["rm", "-f", &id]);
+        no_overlay_of(&id);
+    }
+    println!("{landed} copies landed, {refused} refused");
+    r.assert_clean();
+}
+
 #[test]
 fn diff_lists_added_changed_and_deleted() {
     let mut r = root!("diff");

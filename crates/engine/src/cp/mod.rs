@@ -9,21 +9,26 @@
 //! stopped one gets an overlay of its image layers and upper dir mounted for the copy alone
 //! and never attached anywhere (its descriptor is the only reference), with its volumes and
 //! bind mounts attached inside that detached tree ([`binds`]), so nothing is left mounted
-//! however `cp` ends.
+//! however `cp` ends. Such a copy holds the container's overlay lock ([`overlay_lock`]), which
+//! its monitor takes to mount the container's own overlay: two overlays over one upper dir do
+//! not see each other's changes (a name one has looked up stays missing in it), so a start
+//! waits for the copy, and a copy that finds the container starting waits until it runs.
 //! Both directions go through one tar stream: hull-image's archiver writes it from descriptors,
 //! hull-image's unpacker (the one layers go through) writes it out, confined to its target.
 
 mod binds;
 mod plan;
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use hull_runtime::Runtime;
 use hull_sys::resolve::open_in_root;
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
 
 use crate::store::{Record, State};
@@ -101,8 +106,7 @@ impl Engine {
         opts: CopyOptions,
         stdin: &mut (dyn Read + Send),
     ) -> Result<Option<String>, EngineError> {
-        let record = self.find(reference)?;
-        let root = ContainerRoot::open(&self.root, &record)?;
+        let (record, root) = ContainerRoot::open(self, reference)?;
         let ctr = Tree::Root(root.fd.try_clone().map_err(EngineError::io("dup"))?);
         let ctr_path = absolute(ctr_path);
         let owner = (!opts.archive).then_some((0, 0));
@@ -139,8 +143,7 @@ impl Engine {
         opts: CopyOptions,
         stdout: &mut dyn Write,
     ) -> Result<Option<String>, EngineError> {
-        let record = self.find(reference)?;
-        let root = ContainerRoot::open(&self.root, &record)?;
+        let (record, root) = ContainerRoot::open(self, reference)?;
         let ctr = Tree::Root(root.fd.try_clone().map_err(EngineError::io("dup"))?);
         let ctr_path = absolute(ctr_path);
         let (top, source) = source(&ctr, &ctr_path, opts.follow)
@@ -296,23 +299,58 @@ fn missing(e: Errno, path: &str, record: &Record) -> EngineError {
     }
 }
 
+/// How long a copy waits for a container that is starting to run.
+const STARTING: Duration = Duration::from_secs(30);
+
+/// The lock of container dir `dir`'s overlay, held exclusively by whoever mounts an overlay of
+/// its upper dir: `cp` of a stopped container for its copy, the monitor while it mounts the
+/// container's root. (An flock of the directory itself: nothing to create or remove.)
+pub(crate) fn overlay_lock(dir: &Path) -> Result<Flock<File>, EngineError> {
+    let file = File::open(dir).map_err(EngineError::io(format!("opening {}", dir.display())))?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| EngineError::sys(format!("locking {}", dir.display()))(e))
+}
+
 /// A descriptor of a container's root for the length of a copy.
 struct ContainerRoot {
     fd: OwnedFd,
     /// What of the container this view lacks.
     warning: Option<String>,
+    /// A stopped container's overlay lock: no start mounts its root while this copies.
+    _lock: Option<Flock<File>>,
 }
 
 impl ContainerRoot {
-    fn open(root: &Path, record: &Record) -> Result<ContainerRoot, EngineError> {
-        match record.state {
-            State::Running => Self::running(root, record),
-            State::Created | State::Exited => Self::stopped(root, record),
-            state => Err(EngineError::BadState {
-                id: record.id.clone(),
-                state: state.as_str().to_string(),
-                op: "copy files of",
-            }),
+    /// Container `reference` and its root: a running one's, or (under its overlay lock) a
+    /// stopped one's. One that is starting is waited for.
+    fn open(engine: &Engine, reference: &str) -> Result<(Record, ContainerRoot), EngineError> {
+        let deadline = Instant::now() + STARTING;
+        loop {
+            let record = engine.find(reference)?;
+            if record.state == State::Running {
+                let root = Self::running(&engine.root, &record)?;
+                return Ok((record, root));
+            }
+            let lock = overlay_lock(&paths::container_dir(&engine.root, &record.id))?;
+            // What it is now that no start can mount its root.
+            let record = engine.find(&record.id)?;
+            match record.state {
+                State::Created | State::Exited => {
+                    let root = Self::stopped(&engine.root, &record, lock)?;
+                    return Ok((record, root));
+                }
+                State::Starting | State::Running if Instant::now() < deadline => {
+                    drop(lock);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                state => {
+                    return Err(EngineError::BadState {
+                        id: record.id.clone(),
+                        state: state.as_str().to_string(),
+                        op: "copy files of",
+                    })
+                }
+            }
         }
     }
 
@@ -336,11 +374,19 @@ impl ContainerRoot {
         {
             return Err(EngineError::NotRunning(record.id.clone()));
         }
-        Ok(ContainerRoot { fd, warning: None })
+        Ok(ContainerRoot {
+            fd,
+            warning: None,
+            _lock: None,
+        })
     }
 
     /// An overlay of the image's layers and the container's upper dir, mounted only for us.
-    fn stopped(root: &Path, record: &Record) -> Result<ContainerRoot, EngineError> {
+    fn stopped(
+        root: &Path,
+        record: &Record,
+        lock: Flock<File>,
+    ) -> Result<ContainerRoot, EngineError> {
         let rootfs = hull_image::ImageStore::open(root)?.rootfs_for(&record.settings.manifest)?;
         let dir = paths::container_dir(root, &record.id);
         let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
@@ -357,6 +403,10 @@ impl ContainerRoot {
             inert: true,
         })?;
         let warning = binds::attach(fd.as_fd(), &dir.join("config.json"))?;
-        Ok(ContainerRoot { fd, warning })
+        Ok(ContainerRoot {
+            fd,
+            warning,
+            _lock: Some(lock),
+        })
     }
 }

@@ -136,7 +136,11 @@ fn run_with_policy(
     let image = hull_image::ImageStore::open(root)?;
     let rootfs = image.rootfs_for(&record.settings.manifest)?;
     drop(image);
+    // A `cp` into the stopped container finishes first: its overlay of the upper dir and this
+    // one would not see each other's changes.
+    let copying = crate::cp::overlay_lock(&dir)?;
     hull_image::overlay::mount_container(&rootfs.lowers, &dir, id)?;
+    drop(copying);
     let mut backoff = Backoff::default();
     let mut first = true;
     let mut address = None;
