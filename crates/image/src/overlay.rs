@@ -105,17 +105,22 @@ pub fn mount(ov: &Overlay, api: MountApi) -> Result<MountApi, OverlayError> {
         MountApi::Legacy => mount_legacy(ov).map(|()| MountApi::Legacy),
         MountApi::Auto => match mount_new(ov) {
             Ok(()) => Ok(MountApi::New),
-            Err(OverlayError::Mount {
-                err: source, step, ..
-            }) if source.raw_os_error() == Some(libc::ENOSYS)
-                || (step == "fsconfig lowerdir+"
-                    && source.raw_os_error() == Some(libc::EINVAL)) =>
-            {
-                mount_legacy(ov).map(|()| MountApi::Legacy)
-            }
+            Err(e) if needs_legacy(&e) => mount_legacy(ov).map(|()| MountApi::Legacy),
             Err(e) => Err(e),
         },
     }
+}
+
+/// Whether the new mount API cannot make an overlay that mount(2) can: no fsopen (ENOSYS), or a
+/// kernel before 6.8, which has no `lowerdir+`: refused by fsconfig, or (overlayfs's legacy
+/// parameter parsing, as in 6.1) taken by fsconfig and refused when the superblock is created.
+fn needs_legacy(e: &OverlayError) -> bool {
+    let OverlayError::Mount { err, step, .. } = e else {
+        return false;
+    };
+    err.raw_os_error() == Some(libc::ENOSYS)
+        || (matches!(*step, "fsconfig lowerdir+" | "create")
+            && err.raw_os_error() == Some(libc::EINVAL))
 }
 
 fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
@@ -147,10 +152,7 @@ pub fn mount_detached(ov: &Overlay) -> Result<OwnedFd, OverlayError> {
     };
     match fsmount_new(ov) {
         Ok(mnt) => Ok(mnt),
-        Err(OverlayError::Mount { err, step, .. })
-            if err.raw_os_error() == Some(libc::ENOSYS)
-                || (step == "fsconfig lowerdir+" && err.raw_os_error() == Some(libc::EINVAL)) =>
-        {
+        Err(e) if needs_legacy(&e) => {
             mount_legacy(ov)?;
             let fd = open_root(&ov.target);
             let detached = nix::mount::umount2(&ov.target, nix::mount::MntFlags::MNT_DETACH)
@@ -340,4 +342,28 @@ pub fn unmount_container(dir: &Path) -> Result<bool, OverlayError> {
         }
     })?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(step: &'static str, errno: i32) -> OverlayError {
+        OverlayError::Mount {
+            target: "/m".into(),
+            step,
+            err: io::Error::from_raw_os_error(errno),
+            kernel: None,
+        }
+    }
+
+    #[test]
+    fn kernels_without_lowerdir_plus_fall_back_to_mount() {
+        assert!(needs_legacy(&failed("fsopen", libc::ENOSYS)));
+        assert!(needs_legacy(&failed("fsconfig lowerdir+", libc::EINVAL)));
+        // Linux 6.1 takes the key and refuses it at create.
+        assert!(needs_legacy(&failed("create", libc::EINVAL)));
+        assert!(!needs_legacy(&failed("create", libc::EPERM)));
+        assert!(!needs_legacy(&failed("move_mount", libc::EINVAL)));
+    }
 }

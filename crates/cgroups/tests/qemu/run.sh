@@ -2,7 +2,8 @@
 # Runs the hull-cgroups integration tests inside a qemu guest (TCG: this host's /dev/kvm boots no stock
 # kernel) on Debian's cloud kernel, once per cgroup layout: unified (pure v2), hybrid, legacy. This is
 # how the cgroup v2 paths (cgroup.subtree_control, io.max, memory.events, eBPF device filter,
-# cgroup.freeze) are tested on a hybrid host.
+# cgroup.freeze) are tested on a hybrid host. Beside them, hull-run-flags.sh runs the `hull` binary
+# with the resource flags of `hull run` and checks the container's cgroup files in each layout.
 # Needs root, qemu-system-x86, busybox-static.
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run, and the guest's
 # tests run with HULL_STRICT=1 against tests/allowed-skips.txt.
@@ -21,32 +22,52 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (ap
 
 # Debian's cloud kernel, unpacked once into a cache.
 debian_cloud_kernel
-loop_ko=$(find "$cache/x/lib/modules" -name 'loop.ko*' | head -1)
 
 # The test binaries, exactly as `cargo test` builds them.
 bins=$(cargo test -q -p hull-cgroups --tests --no-run --message-format=json 2>/dev/null |
   grep -o '"executable":"[^"]*"' | sed 's/"executable":"//; s/"$//' | grep '/deps/' | sort -u)
 [ -n "$bins" ] || { echo "FAIL: cargo built no test binaries"; exit 1; }
+hull_bin=$(cargo build -q -p hull --message-format=json 2>/dev/null |
+  grep -o '"executable":"[^"]*/hull"' | sed 's/"executable":"//; s/"$//' | head -1)
+[ -n "$hull_bin" ] || { echo "FAIL: cargo built no hull binary"; exit 1; }
 
 work=$(mktemp -d /tmp/hull-qemu-cgroups.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
-mkdir -p "$root"/{bin,tests,lib,proc,sys,dev,tmp}
+mkdir -p "$root"/{bin,tests,lib,proc,sys,dev,tmp,hull}
 cp /bin/busybox "$root/bin/"
 install -m 755 "$here/init.sh" "$root/init"
 # The guest has no checkout: hull-testkit reads the allow-list where init.sh points it.
 cp tests/allowed-skips.txt "$root/allowed-skips.txt"
-case "$loop_ko" in
-  *.xz) xz -dc "$loop_ko" > "$root/lib/loop.ko" ;;
-  *.zst) zstd -qdc "$loop_ko" > "$root/lib/loop.ko" ;;
-  ?*) cp "$loop_ko" "$root/lib/loop.ko" ;;
-esac
+# Modules init.sh loads: loop (block devices for the io tests), overlay (hull's container roots).
+for m in loop overlay; do
+  ko=$(find "$cache/x/lib/modules" -name "$m.ko*" | head -1)
+  case "$ko" in
+    *.xz) xz -dc "$ko" > "$root/lib/$m.ko" ;;
+    *.zst) zstd -qdc "$ko" > "$root/lib/$m.ko" ;;
+    ?*) cp "$ko" "$root/lib/$m.ko" ;;
+  esac
+done
 for b in $bins; do
   name=$(basename "$b" | sed 's/-[0-9a-f]*$//')
   strip -o "$root/tests/$name" "$b"
   # glibc and friends, at the paths the dynamic loader expects.
   copy_libs "$b" "$root"
 done
+# `hull` and a busybox image to import (bin/busybox, its applets, root in /etc/passwd).
+strip -o "$root/hull/hull" "$hull_bin"
+copy_libs "$hull_bin" "$root"
+install -m 755 "$here/hull-run-flags.sh" "$root/tests/hull-run-flags"
+# The default seccomp profile hull takes from podman's containers-common, when this host has it.
+seccomp=/usr/share/containers/seccomp.json
+[ ! -f $seccomp ] || { mkdir -p "$root${seccomp%/*}" && cp $seccomp "$root$seccomp"; }
+img=$work/image
+mkdir -p "$img"/{bin,etc,tmp,root}
+cp /bin/busybox "$img/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$img/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$img/etc/passwd"
+echo 'root:x:0:' > "$img/etc/group"
+tar -C "$img" -cf "$root/hull/busybox.tar" .
 (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
 
 failed=0
@@ -58,7 +79,7 @@ for layout in "${layouts[@]}"; do
     -append "console=ttyS0 quiet panic=-1 hull.layout=$layout hull.strict=$strict" > "$log" 2>&1 || true
   # A skip's line may follow "test name ... " (--nocapture), so SKIP is matched anywhere; under
   # strict an unlisted skip panics with "HULL_STRICT=1: ..." and fails its binary (rc below).
-  tr -d '\r' < "$log" | grep -E '^(HULL-|test |test result|---- |thread |  left|  right|.*panicked)|SKIP|HULL_STRICT=1:' || true
+  tr -d '\r' < "$log" | grep -E '^(HULL-|test |test result|---- |thread |  left|  right|FAILED: |.*panicked)|SKIP|HULL_STRICT=1:' || true
   if ! grep -q HULL-DONE "$log"; then
     echo "FAIL: guest ($layout) did not finish; last lines:"; tail -20 "$log"; failed=1
   elif ! tr -d '\r' < "$log" | grep -qx "HULL-STRICT $strict"; then

@@ -27,15 +27,25 @@ pub fn parse_memory_swap(text: &str, memory: Option<i64>) -> Result<i64, EngineE
     Ok(swap)
 }
 
-/// Refuses `--memory-swap` where the kernel does not account swap (v1 memsw files; v2
-/// memory.swap.max, not shown in the root cgroup, where the runtime's own check has to tell).
+/// Refuses `--memory-swap` where the kernel does not account swap: v1 has memsw files in this
+/// process's memory cgroup. v2 shows memory.swap.max only in cgroups whose parent enabled the
+/// memory controller, which this process's own (a leaf with processes) may not be: the nearest
+/// ancestor with it tells, and up to the root (which never shows it) with the memory controller
+/// available, the runtime's own check has to.
 pub fn require_swap_accounting() -> Result<(), EngineError> {
     let accounted = match own_dir("memory") {
-        Some(dir) => {
-            dir.join("memory.memsw.limit_in_bytes").exists()
-                || dir.join("memory.swap.max").exists()
-                || dir == Path::new("/sys/fs/cgroup")
+        Some(dir) if dir.join("cgroup.controllers").exists() => {
+            let v2: Vec<&Path> = dir
+                .ancestors()
+                .take_while(|d| d.join("cgroup.controllers").exists())
+                .collect();
+            v2.iter().any(|d| d.join("memory.swap.max").exists())
+                || v2.last().is_some_and(|root| {
+                    std::fs::read_to_string(root.join("cgroup.controllers"))
+                        .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
+                })
         }
+        Some(dir) => dir.join("memory.memsw.limit_in_bytes").exists(),
         None => false,
     };
     if accounted {
