@@ -210,7 +210,12 @@ fn read_only_commands_create_no_root() {
         let (ok, _, err) = hull(&root, args);
         assert!(ok, "{args:?}: {err}");
     }
-    for args in [&["system", "df", "-v"][..], &["info"]] {
+    for args in [
+        &["system", "df", "-v"][..],
+        &["info"],
+        &["container", "ls", "-a"],
+        &["stats", "--no-stream"],
+    ] {
         let (ok, _, err) = hull(&root, args);
         assert!(ok, "{args:?}: {err}");
     }
@@ -227,6 +232,11 @@ fn read_only_commands_create_no_root() {
     for args in [
         &["inspect", "web"][..],
         &["logs", "web"],
+        &["top", "web"],
+        &["port", "web"],
+        &["diff", "web"],
+        &["cp", "web:/etc/hosts", "-"],
+        &["cp", "/etc/hosts", "web:/tmp"],
         &["volume", "inspect", "data"],
     ] {
         let (ok, _, err) = hull(&root, args);

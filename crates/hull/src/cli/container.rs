@@ -311,11 +311,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
         cmd,
         ContainerCommand::Ps(_) | ContainerCommand::Inspect { .. } | ContainerCommand::Logs { .. }
     );
-    let mut engine = if reads_only {
-        Engine::open_existing(root)?
-    } else {
-        Engine::open(root)?
-    };
+    let mut engine = super::engine(root, reads_only)?;
     match cmd {
         ContainerCommand::Run(args) => {
             let (image, opts) = args.options()?;

@@ -93,6 +93,16 @@ pub enum GroupOnly {
     },
 }
 
+impl OpsCommand {
+    /// Whether it only reads: then it creates no root that does not exist.
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            OpsCommand::Top { .. } | OpsCommand::Stats { .. } | OpsCommand::Port { .. }
+        )
+    }
+}
+
 pub fn run(engine: &mut Engine, cmd: OpsCommand) -> anyhow::Result<i32> {
     match cmd {
         OpsCommand::Pause { containers } => {

@@ -68,7 +68,7 @@ pub fn run(root: &Path, cmd: FilesCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         FilesCommand::Diff { container } => {
-            let engine = Engine::open(root)?;
+            let engine = super::engine(root, true)?;
             let mut out = std::io::stdout().lock();
             for change in engine.diff(&container)? {
                 writeln!(out, "{change}")?;
@@ -128,7 +128,8 @@ fn host_end(path: &str) -> HostEnd<'_> {
 }
 
 fn cp(root: &Path, src: &str, dest: &str, opts: CopyOptions) -> anyhow::Result<()> {
-    let engine = Engine::open(root)?;
+    // Either way the container must exist: a root never used has none, and stays unmade.
+    let engine = super::engine(root, true)?;
     match (end(src), end(dest)) {
         (End::Host(src), End::Container(ctr, path)) => {
             let mut stdin = std::io::stdin();

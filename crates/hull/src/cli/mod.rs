@@ -98,11 +98,16 @@ pub enum ContainerGroup {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Container(c) => container::run(&cli.root, c),
-        Command::ContainerOps(c) => container_ops::run(&mut Engine::open(&cli.root)?, c),
+        Command::ContainerOps(c) => container_ops::run(&mut engine(&cli.root, c.reads_only())?, c),
         Command::ContainerGroup { command } => match command {
             ContainerGroup::Common(c) => container::run(&cli.root, c),
-            ContainerGroup::Ops(c) => container_ops::run(&mut Engine::open(&cli.root)?, c),
-            ContainerGroup::Only(c) => container_ops::run_group(&mut Engine::open(&cli.root)?, c),
+            ContainerGroup::Ops(c) => {
+                container_ops::run(&mut engine(&cli.root, c.reads_only())?, c)
+            }
+            ContainerGroup::Only(c) => {
+                let reads_only = matches!(c, container_ops::GroupOnly::Ls(_));
+                container_ops::run_group(&mut engine(&cli.root, reads_only)?, c)
+            }
         },
         Command::Info { format } => system::info(&cli.root, &format).map(|()| 0),
         Command::Version { format } => system::version(&cli.root, &format).map(|()| 0),
@@ -112,5 +117,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Files(c) => files::run(&cli.root, c),
         Command::System { command } => system::run(&cli.root, command).map(|()| 0),
         Command::Vm { command } => vm::run(&cli.root, command),
+    }
+}
+
+/// The engine of `root`; for a command that only reads, one that creates nothing on a root
+/// never used (docker's `ps` on a fresh host prints an empty table and makes no state).
+fn engine(root: &std::path::Path, reads_only: bool) -> Result<Engine, hull_engine::EngineError> {
+    if reads_only {
+        Engine::open_existing(root)
+    } else {
+        Engine::open(root)
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use clap::Subcommand;
-use hull_engine::{Engine, EngineError};
+use hull_engine::EngineError;
 
 use super::format;
 
@@ -64,10 +64,11 @@ pub(super) fn label(text: &str) -> Result<(String, String), EngineError> {
 }
 
 pub fn run(root: &Path, cmd: VolumeCommand) -> anyhow::Result<i32> {
-    let mut engine = match cmd {
-        VolumeCommand::Ls { .. } | VolumeCommand::Inspect { .. } => Engine::open_existing(root)?,
-        _ => Engine::open(root)?,
-    };
+    let reads_only = matches!(
+        cmd,
+        VolumeCommand::Ls { .. } | VolumeCommand::Inspect { .. }
+    );
+    let mut engine = super::engine(root, reads_only)?;
     match cmd {
         VolumeCommand::Create { name, labels } => {
             let labels: Vec<(String, String)> =
