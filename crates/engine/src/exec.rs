@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use hull_runtime::{Console, ExecOptions, Runtime, Stdio, Waited};
+use hull_runtime::{Console, ExecOptions, Input, Runtime, Stdio, Waited};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::unistd::{fork, pipe2, setsid, ForkResult};
@@ -100,15 +100,16 @@ impl Engine {
         if req.tty {
             // The runtime relays the master to this process's terminal, in raw mode.
             opts.console = Some(Console::Return);
-            if !req.interactive {
-                return container
-                    .exec_to_exit(opts)
-                    .map_err(EngineError::from_runtime);
-            }
             let mut keys = req.keys.clone();
             let mut spot = |input: &[u8]| keys.feed(input);
+            // Without -i this command's stdin is not the process's, as docker's.
+            let input = if req.interactive {
+                Input::Keys(&mut spot)
+            } else {
+                Input::Closed
+            };
             return match container
-                .exec_or_detach(opts, &mut spot)
+                .exec_attached(opts, input)
                 .map_err(EngineError::from_runtime)?
             {
                 Waited::Exited(code) => Ok(code),

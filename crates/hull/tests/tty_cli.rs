@@ -300,6 +300,13 @@ fn exec_it_has_a_terminal_and_exec_d_returns_at_once() {
     t.expect("25 90");
     t.send("exit 7\r");
     assert_eq!(t.wait(), Some(7));
+    // -t without -i: a terminal, but what the user types is not the process's input.
+    let script = "tty; if read -t 3 x; then echo got-$x; else echo no-input; fi";
+    let mut t = Term::spawn(&r, &["exec", "-t", &id, "sh", "-c", script], 25, 90);
+    t.expect("/dev/pts/");
+    t.send("typed\r");
+    t.expect("no-input");
+    assert_eq!(t.wait(), Some(0));
 
     let started = Instant::now();
     let o = r.hull(&["exec", "-d", &id, "sh", "-c", "sleep 2; touch /tmp/late"]);

@@ -10,7 +10,7 @@ use oci_spec::runtime::{LinuxResources, Spec};
 
 use super::{single_threaded, Error};
 use crate::oci_state::OciState;
-use crate::process::foreground::{self, DetachFilter, Foreground, Waited};
+use crate::process::foreground::{self, Foreground, Input, Waited};
 use crate::process::{ExecOptions, Executed};
 use crate::state::Status;
 
@@ -124,34 +124,23 @@ impl Container {
     /// terminal to the caller's stdin and stdout, and returns its exit status (128+N for a
     /// signal). The container's lock is released while the process runs.
     pub fn exec_to_exit(self, opts: ExecOptions) -> Result<i32, Error> {
-        match self.exec_foreground(opts, None)? {
+        match self.exec_attached(opts, Input::All)? {
             Waited::Exited(code) => Ok(code),
             // Without keys the relay never detaches; should it, the process is left running.
             Waited::Detached(_) => Ok(0),
         }
     }
 
-    /// [`Container::exec_to_exit`] that also ends when `keys` spots the caller's detach keys in
-    /// what it types to the process's terminal: the process runs on, and the caller gets the
-    /// terminal's master, to hold open for as long as the process should live.
-    pub fn exec_or_detach(
-        self,
-        opts: ExecOptions,
-        keys: DetachFilter<'_>,
-    ) -> Result<Waited, Error> {
-        self.exec_foreground(opts, Some(keys))
-    }
-
-    fn exec_foreground(
-        self,
-        opts: ExecOptions,
-        keys: Option<DetachFilter<'_>>,
-    ) -> Result<Waited, Error> {
+    /// [`Container::exec_to_exit`] with a returned terminal fed `input` of the caller's stdin.
+    /// With [`Input::Keys`] it also ends when the caller types its detach keys: the process runs
+    /// on, and the caller gets the terminal's master, to hold open for as long as the process
+    /// should live.
+    pub fn exec_attached(self, opts: ExecOptions, input: Input<'_>) -> Result<Waited, Error> {
         single_threaded("exec in a container")?;
         let foreground = Foreground::new()?;
         let executed = crate::process::exec::exec(&self.inner, &opts, foreground.original_mask)?;
         drop(self);
-        Ok(foreground.wait_or_detach(Pid::from_raw(executed.pid), executed.console, keys)?)
+        Ok(foreground.wait_or_detach(Pid::from_raw(executed.pid), executed.console, input)?)
     }
 
     /// Releases the lock and waits until the container's first process has exited. Its exit

@@ -21,6 +21,26 @@ use hull_sys::pty::RawMode;
 pub type DetachFilter<'a> = &'a mut KeyFn<'a>;
 type KeyFn<'a> = dyn FnMut(&[u8]) -> (Vec<u8>, bool) + 'a;
 
+/// What the caller's stdin gives the process's terminal.
+pub enum Input<'a> {
+    /// All of it, the caller's terminal in raw mode (runc's `exec -t`).
+    All,
+    /// What the filter passes, until it spots the caller's detach keys.
+    Keys(DetachFilter<'a>),
+    /// Nothing, and the caller's terminal is left as it is (docker's `exec -t` without `-i`).
+    Closed,
+}
+
+impl std::fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Input::All => "All",
+            Input::Keys(_) => "Keys",
+            Input::Closed => "Closed",
+        })
+    }
+}
+
 /// How staying with a process ended.
 #[derive(Debug)]
 pub enum Waited {
@@ -55,22 +75,23 @@ impl Foreground {
 
     /// Waits for `pid` to exit, forwarding signals and relaying `console`. Returns its exit code.
     pub fn wait(&self, pid: Pid, console: Option<OwnedFd>) -> Result<i32, ProcessError> {
-        match self.wait_or_detach(pid, console, None)? {
+        match self.wait_or_detach(pid, console, Input::All)? {
             Waited::Exited(code) => Ok(code),
             // Without keys the relay never detaches.
             Waited::Detached(_) => Ok(0),
         }
     }
 
-    /// Waits as [`Foreground::wait`] does; also ends when `keys` spots the detach keys in the
-    /// input relayed to `console`.
+    /// Waits as [`Foreground::wait`] does, relaying to `console` the caller's `input`; also ends
+    /// when its filter spots the detach keys.
     pub fn wait_or_detach(
         &self,
         pid: Pid,
         console: Option<OwnedFd>,
-        mut keys: Option<DetachFilter<'_>>,
+        mut input: Input<'_>,
     ) -> Result<Waited, ProcessError> {
-        let mut relay = console.map(Relay::new).transpose()?;
+        let stdin = !matches!(input, Input::Closed);
+        let mut relay = console.map(|m| Relay::new(m, stdin)).transpose()?;
         loop {
             if let Some(code) = reap(pid)? {
                 if let Some(relay) = relay.as_mut() {
@@ -95,7 +116,11 @@ impl Foreground {
                 self.forward(pid, relay.as_ref())?;
             }
             if let Some(r) = relay.as_mut() {
-                if r.pump(&ready[1..], keys.as_deref_mut()) {
+                let keys = match &mut input {
+                    Input::Keys(keys) => Some(&mut **keys),
+                    Input::All | Input::Closed => None,
+                };
+                if r.pump(&ready[1..], keys) {
                     if let Some(r) = relay.take() {
                         return Ok(Waited::Detached(r.master));
                     }
@@ -194,12 +219,17 @@ struct Relay {
 }
 
 impl Relay {
-    fn new(master: OwnedFd) -> Result<Relay, ProcessError> {
-        let raw = RawMode::enter(std::io::stdin().as_fd()).map_err(sys("tcsetattr"))?;
+    /// The relay of `master`, with the caller's stdin (in raw mode) when `stdin`.
+    fn new(master: OwnedFd, stdin: bool) -> Result<Relay, ProcessError> {
+        let raw = if stdin {
+            RawMode::enter(std::io::stdin().as_fd()).map_err(sys("tcsetattr"))?
+        } else {
+            None
+        };
         let relay = Relay {
             master,
             _raw: raw,
-            stdin_open: true,
+            stdin_open: stdin,
             master_open: true,
         };
         relay.resize();
