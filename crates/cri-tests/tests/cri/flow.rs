@@ -1,0 +1,587 @@
+//! The kubelet flow on one runtime handler, every step checked, and what each step showed
+//! recorded (ids, addresses and the handler's name normalized away) so that the flows on
+//! `hull` and `runc` can be compared.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1 as cri;
+
+use crate::client::{image_spec, Cri};
+use crate::image::APP_IMAGE;
+use crate::node::{Node, SUBNET_PREFIX};
+
+/// What a flow showed, by step; equal for two handlers when hull is a drop-in for runc.
+pub type Observations = BTreeMap<String, String>;
+
+const MIB: i64 = 1024 * 1024;
+const PAGE: &str = "hello from pod a";
+
+/// What kubelet sends for an unprivileged container (its own lists, which the CRI carries
+/// to the runtime as they are): masked and read-only paths.
+const MASKED: [&str; 10] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// One flow: the node, the CRI client, the handler, and what was seen, with the strings to
+/// normalize (ids, addresses) collected on the way.
+pub struct Flow<'a> {
+    node: &'a mut Node,
+    cri: Cri,
+    handler: String,
+    pub seen: Observations,
+    normalize: Vec<(String, String)>,
+    /// Every pod and container id of the flow (for the leak checks).
+    ids: Vec<String>,
+}
+
+fn namespaces() -> cri::NamespaceOption {
+    cri::NamespaceOption {
+        network: cri::NamespaceMode::Pod as i32,
+        pid: cri::NamespaceMode::Container as i32,
+        ipc: cri::NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The memory-hierarchy cgroup of `pid`, from the host.
+fn memory_cgroup(pid: i64) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()))
+        .unwrap_or_default()
+}
+
+/// /proc/mounts as mount point, type and the options that are flags (no host paths).
+fn mount_shape(mounts: &str) -> String {
+    let mut lines: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let opts: Vec<&str> = f.get(3)?.split(',').filter(|o| !o.contains('=')).collect();
+            Some(format!("{} {} {}", f.get(1)?, f.get(2)?, opts.join(",")))
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+impl<'a> Flow<'a> {
+    pub fn new(node: &'a mut Node, handler: &str) -> Flow<'a> {
+        let cri = Cri::connect(&node.sock()).unwrap();
+        Flow {
+            node,
+            cri,
+            handler: handler.to_string(),
+            seen: Observations::new(),
+            normalize: vec![(handler.to_string(), "<handler>".to_string())],
+            ids: Vec::new(),
+        }
+    }
+
+    fn see(&mut self, key: &str, value: impl ToString) {
+        let mut v = value.to_string();
+        for (from, to) in &self.normalize {
+            v = v.replace(from, to);
+        }
+        self.seen.insert(key.to_string(), v);
+    }
+
+    fn name(&mut self, real: &str, label: &str) {
+        self.normalize.push((real.to_string(), label.to_string()));
+        self.ids.push(real.to_string());
+    }
+
+    fn pod_config(&self, name: &str, ports: Vec<cri::PortMapping>) -> cri::PodSandboxConfig {
+        let uid = format!("{}-{name}-uid", self.handler);
+        let logs = self.node.dir.join("logs").join(&self.handler).join(name);
+        std::fs::create_dir_all(&logs).unwrap();
+        cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: name.to_string(),
+                uid: uid.clone(),
+                namespace: "default".to_string(),
+                attempt: 0,
+            }),
+            hostname: name.to_string(),
+            log_directory: logs.display().to_string(),
+            port_mappings: ports,
+            linux: Some(cri::LinuxPodSandboxConfig {
+                cgroup_parent: format!("{}/pod{uid}", self.node.kubepods.path),
+                security_context: Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: Some(namespaces()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn container_config(
+        &self,
+        pod: &cri::PodSandboxConfig,
+        name: &str,
+        command: &[&str],
+    ) -> cri::ContainerConfig {
+        std::fs::create_dir_all(Path::new(&pod.log_directory).join(name)).unwrap();
+        cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata {
+                name: name.to_string(),
+                attempt: 0,
+            }),
+            image: Some(image_spec(APP_IMAGE)),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            log_path: format!("{name}/0.log"),
+            linux: Some(cri::LinuxContainerConfig {
+                resources: Some(cri::LinuxContainerResources::default()),
+                security_context: Some(cri::LinuxContainerSecurityContext {
+                    namespace_options: Some(namespaces()),
+                    masked_paths: MASKED.iter().map(|s| s.to_string()).collect(),
+                    readonly_paths: READONLY.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// RunPodSandbox and its checks: READY, an address of hull-cni's subnet, the handler.
+    fn run_pod(&mut self, label: &str, config: &cri::PodSandboxConfig) -> (String, String) {
+        let id = self
+            .cri
+            .run_pod(config, &self.handler)
+            .unwrap_or_else(|e| panic!("RunPodSandbox {label}: {e}\n{}", self.node.log()));
+        let st = self.cri.pod_status(&id).unwrap();
+        let status = st.status.clone().unwrap();
+        let ip = status.network.clone().unwrap_or_default().ip;
+        assert!(ip.starts_with(SUBNET_PREFIX), "{label}: pod IP {ip:?}");
+        assert_eq!(status.state, cri::PodSandboxState::SandboxReady as i32);
+        assert_eq!(status.runtime_handler, self.handler);
+        self.name(&id, &format!("<{label}-id>"));
+        self.name(&ip, &format!("<{label}-ip>"));
+        // The sandbox's state is the handler's: hull-runtime's root for `hull`.
+        let state = self
+            .node
+            .runtime_root(&self.handler)
+            .join("k8s.io")
+            .join(&id);
+        assert!(state.is_dir(), "{label}: no state in {}", state.display());
+        self.see(&format!("{label}.runtime-state"), state.is_dir());
+        self.see(&format!("{label}.status"), format!("{:?}", status.state));
+        // The netns and host veth hull-cni made, for the leak checks.
+        let mut net = hull_net::engine::Net::open(&self.node.hull_root).unwrap();
+        let links = net.attachments(Some(&id)).unwrap();
+        assert_eq!(links.len(), 1, "{label}: hull-cni attachments {links:?}");
+        self.see(
+            &format!("{label}.cni"),
+            format!("{} {}/{}", links[0].ifname, links[0].ip, links[0].prefix),
+        );
+        self.node.netns.push(PathBuf::from(&links[0].netns_path));
+        self.node.veths.push(links[0].host_veth.clone());
+        (id, ip)
+    }
+
+    fn start_container(
+        &mut self,
+        label: &str,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        config: &cri::ContainerConfig,
+    ) -> String {
+        let id = self
+            .cri
+            .create(pod, config, pod_config)
+            .unwrap_or_else(|e| panic!("CreateContainer {label}: {e}\n{}", self.node.log()));
+        self.name(&id, &format!("<{label}-id>"));
+        self.cri
+            .start(&id)
+            .unwrap_or_else(|e| panic!("StartContainer {label}: {e}\n{}", self.node.log()));
+        id
+    }
+
+    /// ExecSync `cmd` in `id`, recorded under `key` as "exit=N out=.. err=..".
+    fn exec(&mut self, id: &str, key: &str, cmd: &[&str]) -> (i32, String) {
+        let (code, out, err) = self
+            .cri
+            .exec(id, cmd)
+            .unwrap_or_else(|e| panic!("ExecSync {cmd:?}: {e}"));
+        self.see(
+            key,
+            format!("exit={code} out={} err={}", out.trim(), err.trim()),
+        );
+        (code, out)
+    }
+
+    fn pid(&mut self, id: &str) -> i64 {
+        let info = self.cri.status_info(id).unwrap();
+        info["pid"].as_i64().unwrap_or_default()
+    }
+
+    /// The whole flow; panics at the first step that fails.
+    pub fn run(&mut self, host_port: u16) {
+        let pod_a_config = self.pod_config(
+            "pod-a",
+            vec![cri::PortMapping {
+                protocol: cri::Protocol::Tcp as i32,
+                container_port: 8080,
+                host_port: i32::from(host_port),
+                host_ip: "127.0.0.1".to_string(),
+            }],
+        );
+        let img = self.cri.image_status(APP_IMAGE).unwrap();
+        assert!(img.is_some(), "the imported image is not seen by CRI");
+        let (pod_a, ip_a) = self.run_pod("pod-a", &pod_a_config);
+        let app = self.app(&pod_a, &pod_a_config);
+        self.app_checks(&app, &pod_a);
+        self.logs(&app, &pod_a_config);
+
+        let pod_b_config = self.pod_config("pod-b", Vec::new());
+        let (pod_b, _) = self.run_pod("pod-b", &pod_b_config);
+        let mut client = self.container_config(
+            &pod_b_config,
+            "client",
+            &["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+        );
+        client.image = Some(image_spec(APP_IMAGE));
+        let client = self.start_container("client", &pod_b, &pod_b_config, &client);
+        let url = format!("http://{ip_a}:8080/");
+        let (code, out) = self.exec(
+            &client,
+            "pod-b.wget-pod-a",
+            &["timeout", "5", "wget", "-qO-", &url],
+        );
+        assert!(code == 0 && out.contains(PAGE), "pod to pod: {code} {out}");
+        let page = http_get(host_port);
+        assert!(
+            page.contains(PAGE),
+            "hostPort 127.0.0.1:{host_port}: {page}"
+        );
+        self.see("host.hostport", page.contains(PAGE));
+
+        self.oom(&pod_b, &pod_b_config);
+        // StopContainer with a grace period on a process that ignores TERM: SIGKILL after it.
+        let t = Instant::now();
+        self.cri.stop(&client, 2).unwrap();
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
+            "StopContainer(grace 2 s) took {took:?}"
+        );
+        let st = self.cri.status(&client).unwrap();
+        self.see(
+            "client.stopped",
+            format!("{:?} {} {}", st.state(), st.exit_code, st.reason),
+        );
+        assert_eq!(st.exit_code, 137, "{st:?}");
+
+        self.cri.stop(&app, 0).unwrap();
+        for c in self.cri.containers().unwrap() {
+            self.cri.remove(&c.id).unwrap();
+        }
+        for pod in [&pod_a, &pod_b] {
+            self.cri.stop_pod(pod).unwrap();
+            let st = self.cri.pod_status(pod).unwrap().status.unwrap();
+            self.see("pod.stopped", format!("{:?}", st.state()));
+            self.cri.remove_pod(pod).unwrap();
+        }
+        self.nothing_left();
+    }
+
+    /// The app container of pod A: resources, env, a mount, a security context, a web server.
+    fn app(&mut self, pod: &str, pod_config: &cri::PodSandboxConfig) -> String {
+        let data = self.node.dir.join(format!("data-{}", self.handler));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(data.join("index.html"), format!("{PAGE}\n")).unwrap();
+        let mut config = self.container_config(
+            pod_config,
+            "app",
+            &[
+                "sh",
+                "-c",
+                "echo started; httpd -p 8080 -h /data; while :; do echo tick; sleep 0.2; done",
+            ],
+        );
+        config.envs = vec![cri::KeyValue {
+            key: "HULL_K8S".to_string(),
+            value: "yes".to_string(),
+        }];
+        config.mounts = vec![cri::Mount {
+            container_path: "/data".to_string(),
+            host_path: data.display().to_string(),
+            ..Default::default()
+        }];
+        let linux = config.linux.as_mut().unwrap();
+        linux.resources = Some(cri::LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_quota: 50_000,
+            cpu_shares: 512,
+            memory_limit_in_bytes: 64 * MIB,
+            ..Default::default()
+        });
+        let sc = linux.security_context.as_mut().unwrap();
+        sc.capabilities = Some(cri::Capability {
+            add_capabilities: vec!["NET_RAW".to_string()],
+            drop_capabilities: vec!["CHOWN".to_string(), "MKNOD".to_string()],
+            ..Default::default()
+        });
+        sc.run_as_user = Some(cri::Int64Value { value: 1000 });
+        sc.run_as_group = Some(cri::Int64Value { value: 1000 });
+        sc.readonly_rootfs = true;
+        sc.no_new_privs = true;
+        sc.seccomp = Some(cri::SecurityProfile {
+            profile_type: cri::security_profile::ProfileType::RuntimeDefault as i32,
+            ..Default::default()
+        });
+        let id = self.start_container("app", pod, pod_config, &config);
+        let (code, out) = self.exec(&id, "app.wait-httpd", &["sh", "-c", "sleep 0.3; echo ok"]);
+        assert_eq!((code, out.trim()), (0, "ok"));
+        id
+    }
+
+    fn app_checks(&mut self, app: &str, pod: &str) {
+        let (_, out) = self.exec(app, "app.id", &["id"]);
+        assert!(out.starts_with("uid=1000 gid=1000"), "{out}");
+        let (_, out) = self.exec(app, "app.env", &["sh", "-c", "echo $HULL_K8S"]);
+        assert_eq!(out.trim(), "yes");
+        self.exec(
+            app,
+            "app.caps",
+            &["grep", "^Cap\\|Seccomp:\\|NoNewPrivs", "/proc/self/status"],
+        );
+        let (code, _) = self.exec(app, "app.ro-root", &["touch", "/written"]);
+        assert_ne!(code, 0, "the read-only root was written");
+        let (code, _) = self.exec(app, "app.mount", &["sh", "-c", "echo w > /data/from-ctr"]);
+        assert_eq!(code, 0, "the mount is not writable");
+        self.exec(app, "app.hostname", &["hostname"]);
+        self.exec(app, "app.pid1", &["cat", "/proc/1/cmdline"]);
+        self.exec(app, "app.dev", &["ls", "/dev"]);
+        self.exec(
+            app,
+            "app.masked",
+            &[
+                "sh",
+                "-c",
+                "wc -c < /proc/kcore; ls /proc/acpi | wc -l; echo 1 > /proc/sys/vm/drop_caches",
+            ],
+        );
+        let (_, out) = self.exec(
+            app,
+            "app.memory-limit",
+            &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"],
+        );
+        assert_eq!(out.trim(), (64 * MIB).to_string());
+        self.exec(
+            app,
+            "app.cpu",
+            &[
+                "cat",
+                "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
+                "/sys/fs/cgroup/cpu/cpu.shares",
+            ],
+        );
+        self.exec(
+            app,
+            "app.net",
+            &[
+                "sh",
+                "-c",
+                "ip -o -4 addr | cut -d' ' -f2,7; netstat -ltn | tail -n +3",
+            ],
+        );
+        let (code, out) = self.exec(
+            app,
+            "app.liveness",
+            &["timeout", "5", "wget", "-qO-", "http://127.0.0.1:8080/"],
+        );
+        assert!(code == 0 && out.contains(PAGE), "liveness: {code} {out}");
+        let (_, mounts, _) = self.cri.exec(app, &["cat", "/proc/mounts"]).unwrap();
+        self.see("app.mounts", mount_shape(&mounts));
+        assert!(Path::new(&self.node.dir)
+            .join(format!("data-{}/from-ctr", self.handler))
+            .exists());
+
+        let st = self.cri.status(app).unwrap();
+        assert_eq!(st.state(), cri::ContainerState::ContainerRunning);
+        self.see(
+            "app.status",
+            format!(
+                "{:?} mounts={} log={}",
+                st.state(),
+                st.mounts.len(),
+                st.log_path
+                    .rsplit('/')
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join("<")
+            ),
+        );
+        let stats = self.cri.stats(app).unwrap();
+        let cpu = stats
+            .cpu
+            .and_then(|c| c.usage_core_nano_seconds)
+            .map(|v| v.value)
+            .unwrap_or(0);
+        let mem = stats
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .map(|v| v.value)
+            .unwrap_or(0);
+        assert!(cpu > 0 && mem > 0, "ContainerStats: cpu {cpu} memory {mem}");
+        self.see("app.stats", format!("cpu>0 {} mem>0 {}", cpu > 0, mem > 0));
+
+        // Pod-level cgroups: the sandbox and the container under the pod's parent, the limit
+        // set there as the host sees it.
+        let pod_dir = format!("{}/pod{}-pod-a-uid", self.node.kubepods.path, self.handler);
+        let app_pid = self.pid(app);
+        let sandbox_pid = self
+            .cri
+            .pod_status(pod)
+            .unwrap()
+            .info
+            .get("info")
+            .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+            .and_then(|v| v["pid"].as_i64())
+            .unwrap_or_default();
+        assert_eq!(memory_cgroup(app_pid), format!("{pod_dir}/{app}"));
+        assert_eq!(memory_cgroup(sandbox_pid), format!("{pod_dir}/{pod}"));
+        let limit = std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/memory{pod_dir}/{app}/memory.limit_in_bytes"
+        ))
+        .unwrap();
+        assert_eq!(limit.trim(), (64 * MIB).to_string());
+        self.see("app.cgroup", "under the pod parent");
+    }
+
+    /// The container log where kubelet reads it, and ReopenContainerLog after a rotation.
+    fn logs(&mut self, app: &str, pod_config: &cri::PodSandboxConfig) {
+        let log = Path::new(&pod_config.log_directory).join("app/0.log");
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        wait_for("the container log", Duration::from_secs(5), || {
+            let text = read(&log);
+            text.contains(" stdout F started\n") && text.contains(" stdout F tick\n")
+        });
+        let rotated = log.with_extension("log.1");
+        std::fs::rename(&log, &rotated).unwrap();
+        self.cri.reopen_log(app).unwrap();
+        wait_for("the reopened log", Duration::from_secs(5), || {
+            read(&log).contains(" stdout F tick\n")
+        });
+        self.see("app.log", "started, tick; reopened");
+    }
+
+    /// A container over its memory limit: OOMKilled, as kubelet reads it.
+    fn oom(&mut self, pod: &str, pod_config: &cri::PodSandboxConfig) {
+        let mut config = self.container_config(
+            pod_config,
+            "hog",
+            &["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"],
+        );
+        config.linux.as_mut().unwrap().resources = Some(cri::LinuxContainerResources {
+            memory_limit_in_bytes: 32 * MIB,
+            ..Default::default()
+        });
+        let hog = self.start_container("hog", pod, pod_config, &config);
+        let mut st = cri::ContainerStatus::default();
+        wait_for("the hog to exit", Duration::from_secs(15), || {
+            st = self.cri.status(&hog).unwrap();
+            st.state() == cri::ContainerState::ContainerExited
+        });
+        self.see("hog.exit", format!("{} {}", st.exit_code, st.reason));
+        assert_eq!(st.reason, "OOMKilled", "{st:?}");
+    }
+
+    /// After the pods are removed: nothing of them in CRI, the runtime's state, cgroups,
+    /// mounts, network namespaces, veths or hull-cni's leases; no shim left.
+    fn nothing_left(&mut self) {
+        assert!(self.cri.containers().unwrap().is_empty());
+        assert!(self.cri.pods().unwrap().is_empty());
+        let root = self.node.runtime_root(&self.handler).join("k8s.io");
+        // hull-runtime keeps compiled seccomp filters in `@seccomp-cache` ('@' is outside the
+        // id rule): a bounded cache of the root, no container's state.
+        let states: Vec<_> = std::fs::read_dir(&root)
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<PathBuf>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p: &PathBuf| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('@'))
+            })
+            .collect();
+        assert!(states.is_empty(), "runtime state left: {states:?}");
+        let mut dirs = Vec::new();
+        for d in self.node.kubepods.dirs() {
+            hull_testkit::host::collect_dirs(&d, &mut dirs);
+        }
+        let left: Vec<_> = dirs
+            .iter()
+            .filter(|d| self.ids.iter().any(|id| d.ends_with(id)))
+            .collect();
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+        let mounts: Vec<_> = hull_testkit::host::mounts_under(Path::new("/"))
+            .into_iter()
+            .filter(|m| {
+                self.ids
+                    .iter()
+                    .any(|id| m.to_string_lossy().contains(id.as_str()))
+            })
+            .collect();
+        assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+        for ns in &self.node.netns {
+            assert!(!ns.exists(), "netns left: {}", ns.display());
+        }
+        for veth in &self.node.veths {
+            assert!(
+                !Path::new("/sys/class/net").join(veth).exists(),
+                "veth left: {veth}"
+            );
+        }
+        let mut net = hull_net::engine::Net::open(&self.node.hull_root).unwrap();
+        let links = net.attachments(None).unwrap();
+        assert!(links.is_empty(), "hull-cni attachments left: {links:?}");
+        wait_for("the shims to exit", Duration::from_secs(10), || {
+            self.node.shims().is_empty()
+        });
+        self.see("after", "nothing left");
+    }
+}
+
+/// GET / from 127.0.0.1:`port` (the pod's hostPort), as a client outside the pod network.
+fn http_get(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
