@@ -46,8 +46,8 @@ const READONLY: [&str; 5] = [
 /// normalize (ids, addresses) collected on the way.
 pub struct Flow<'a> {
     node: &'a mut Node,
-    cri: Cri,
-    handler: String,
+    pub cri: Cri,
+    pub handler: String,
     pub seen: Observations,
     normalize: Vec<(String, String)>,
     /// Every pod and container id of the flow (for the leak checks).
@@ -120,7 +120,7 @@ impl<'a> Flow<'a> {
         self.ids.push(real.to_string());
     }
 
-    fn pod_config(&self, name: &str, ports: Vec<cri::PortMapping>) -> cri::PodSandboxConfig {
+    pub fn pod_config(&self, name: &str, ports: Vec<cri::PortMapping>) -> cri::PodSandboxConfig {
         let uid = format!("{}-{name}-uid", self.handler);
         let logs = self.node.dir.join("logs").join(&self.handler).join(name);
         std::fs::create_dir_all(&logs).unwrap();
@@ -146,7 +146,7 @@ impl<'a> Flow<'a> {
         }
     }
 
-    fn container_config(
+    pub fn container_config(
         &self,
         pod: &cri::PodSandboxConfig,
         name: &str,
@@ -197,17 +197,37 @@ impl<'a> Flow<'a> {
         assert!(state.is_dir(), "{label}: no state in {}", state.display());
         self.see(&format!("{label}.runtime-state"), state.is_dir());
         self.see(&format!("{label}.status"), format!("{:?}", status.state));
-        // The netns and host veth hull-cni made, for the leak checks.
+        let cni = self.track_pod(&id);
+        self.see(&format!("{label}.cni"), cni);
+        (id, ip)
+    }
+
+    /// Notes the netns and host veth hull-cni made for pod `id`, for the leak checks; returns
+    /// the pod's interface and address.
+    pub fn track_pod(&mut self, id: &str) -> String {
         let mut net = hull_net::engine::Net::open(&self.node.hull_root).unwrap();
-        let links = net.attachments(Some(&id)).unwrap();
-        assert_eq!(links.len(), 1, "{label}: hull-cni attachments {links:?}");
-        self.see(
-            &format!("{label}.cni"),
-            format!("{} {}/{}", links[0].ifname, links[0].ip, links[0].prefix),
-        );
+        let links = net.attachments(Some(id)).unwrap();
+        assert_eq!(links.len(), 1, "pod {id}: hull-cni attachments {links:?}");
         self.node.netns.push(PathBuf::from(&links[0].netns_path));
         self.node.veths.push(links[0].host_veth.clone());
-        (id, ip)
+        if !self.ids.iter().any(|i| i == id) {
+            self.ids.push(id.to_string());
+        }
+        let cni = format!("{} {}/{}", links[0].ifname, links[0].ip, links[0].prefix);
+        cni.replace(&links[0].ip.to_string(), "<ip>")
+    }
+
+    /// Stops and removes every container and pod, then checks that nothing is left.
+    pub fn remove_all(&mut self) {
+        for c in self.cri.containers().unwrap() {
+            self.cri.stop(&c.id, 0).unwrap();
+            self.cri.remove(&c.id).unwrap();
+        }
+        for p in self.cri.pods().unwrap() {
+            self.cri.stop_pod(&p.id).unwrap();
+            self.cri.remove_pod(&p.id).unwrap();
+        }
+        self.nothing_left();
     }
 
     fn start_container(

@@ -4,6 +4,7 @@
 //! failure, since hull must be a drop-in.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+mod bench;
 mod client;
 mod flow;
 mod image;
@@ -92,4 +93,20 @@ fn kubelet_flow_on_hull_matches_runc() {
         "hull differs from runc:\n{}",
         diff.join("\n")
     );
+}
+
+/// The benchmark: `benches/cri.sh` runs it (release binaries, `--ignored`).
+#[test]
+#[ignore = "a benchmark: benches/cri.sh"]
+fn bench_cri_pod_start() {
+    if !can_run() {
+        return;
+    }
+    let rounds = std::env::var("N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let handler = node::documented_handler();
+    let mut node = Node::start("bench");
+    bench::run(&mut node, &handler, rounds);
 }

@@ -22,10 +22,17 @@ pub const NETWORK: &str = "hull-pods";
 /// The built binary `name` of another workspace package (cargo builds every workspace binary
 /// for `cargo test --workspace`; `cargo test -p hull-cri-tests` alone needs
 /// `cargo build -p hull-runtime -p hull-net` first).
+/// `HULL_CRI_BIN_DIR` names another directory (benches/cri.sh: the release binaries).
 fn built_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/cri-<hash> -> target/<profile>/<name>
-    let bin = exe.parent().and_then(Path::parent).unwrap().join(name);
+    let dir = match std::env::var_os("HULL_CRI_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        // target/<profile>/deps/cri-<hash> -> target/<profile>
+        None => {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+        }
+    };
+    let bin = dir.join(name);
     assert!(
         bin.is_file(),
         "{} is not built: run `cargo build -p hull-runtime -p hull-net` first",
