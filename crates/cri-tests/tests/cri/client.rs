@@ -197,6 +197,18 @@ impl Cri {
             .map(|r| r.into_inner().stats.unwrap_or_default())
     }
 
+    pub fn update(&mut self, id: &str, linux: cri::LinuxContainerResources) -> CriResult<()> {
+        let rs = &mut self.rs;
+        let req = cri::UpdateContainerResourcesRequest {
+            container_id: id.to_string(),
+            linux: Some(linux),
+            ..Default::default()
+        };
+        self.rt
+            .block_on(rs.update_container_resources(req))
+            .map(|_| ())
+    }
+
     pub fn reopen_log(&mut self, id: &str) -> CriResult<()> {
         let rs = &mut self.rs;
         let req = cri::ReopenContainerLogRequest {

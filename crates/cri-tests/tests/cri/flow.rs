@@ -164,7 +164,12 @@ impl<'a> Flow<'a> {
             linux: Some(cri::LinuxContainerConfig {
                 resources: Some(cri::LinuxContainerResources::default()),
                 security_context: Some(cri::LinuxContainerSecurityContext {
-                    namespace_options: Some(namespaces()),
+                    // As kubelet: the pod's namespace modes (pid POD for a shared one).
+                    namespace_options: pod
+                        .linux
+                        .as_ref()
+                        .and_then(|l| l.security_context.as_ref())
+                        .and_then(|s| s.namespace_options.clone()),
                     masked_paths: MASKED.iter().map(|s| s.to_string()).collect(),
                     readonly_paths: READONLY.iter().map(|s| s.to_string()).collect(),
                     ..Default::default()
@@ -268,7 +273,7 @@ impl<'a> Flow<'a> {
 
     /// The whole flow; panics at the first step that fails.
     pub fn run(&mut self, host_port: u16) {
-        let pod_a_config = self.pod_config(
+        let mut pod_a_config = self.pod_config(
             "pod-a",
             vec![cri::PortMapping {
                 protocol: cri::Protocol::Tcp as i32,
@@ -277,6 +282,19 @@ impl<'a> Flow<'a> {
                 host_ip: "127.0.0.1".to_string(),
             }],
         );
+        let linux = pod_a_config.linux.as_mut().unwrap();
+        linux.sysctls = [
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+            ("kernel.shm_rmid_forced", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        pod_a_config.dns_config = Some(cri::DnsConfig {
+            servers: vec!["10.217.0.53".to_string()],
+            searches: vec!["default.svc.cluster.local".to_string()],
+            options: vec!["ndots:5".to_string()],
+        });
         let img = self.cri.image_status(APP_IMAGE).unwrap();
         assert!(img.is_some(), "the imported image is not seen by CRI");
         let (pod_a, ip_a) = self.run_pod("pod-a", &pod_a_config);
@@ -284,7 +302,13 @@ impl<'a> Flow<'a> {
         self.app_checks(&app, &pod_a);
         self.logs(&app, &pod_a_config);
 
-        let pod_b_config = self.pod_config("pod-b", Vec::new());
+        // Pod B shares one PID namespace between its containers (shareProcessNamespace).
+        let mut pod_b_config = self.pod_config("pod-b", Vec::new());
+        let ns = pod_b_config
+            .linux
+            .as_mut()
+            .and_then(|l| l.security_context.as_mut());
+        ns.and_then(|s| s.namespace_options.as_mut()).unwrap().pid = cri::NamespaceMode::Pod as i32;
         let (pod_b, _) = self.run_pod("pod-b", &pod_b_config);
         let mut client = self.container_config(
             &pod_b_config,
@@ -293,6 +317,12 @@ impl<'a> Flow<'a> {
         );
         client.image = Some(image_spec(APP_IMAGE));
         let client = self.start_container("client", &pod_b, &pod_b_config, &client);
+        let (_, out) = self.exec(&client, "pod-b.pid1", &["cat", "/proc/1/cmdline"]);
+        assert!(
+            out.starts_with("/bin/sleep"),
+            "shared PID namespace: pid 1 is {out:?}"
+        );
+        self.tty(&pod_b, &pod_b_config);
         let url = format!("http://{ip_a}:8080/");
         let (code, out) = self.exec(
             &client,
@@ -348,7 +378,8 @@ impl<'a> Flow<'a> {
             &[
                 "sh",
                 "-c",
-                "echo started; httpd -p 8080 -h /data; while :; do echo tick; sleep 0.2; done",
+                "echo started; echo started-err >&2; httpd -p 8080 -h /data; \
+                 while :; do echo tick; sleep 0.2; done",
             ],
         );
         config.envs = vec![cri::KeyValue {
@@ -376,6 +407,7 @@ impl<'a> Flow<'a> {
         });
         sc.run_as_user = Some(cri::Int64Value { value: 1000 });
         sc.run_as_group = Some(cri::Int64Value { value: 1000 });
+        sc.supplemental_groups = vec![2000];
         sc.readonly_rootfs = true;
         sc.no_new_privs = true;
         sc.seccomp = Some(cri::SecurityProfile {
@@ -390,7 +422,10 @@ impl<'a> Flow<'a> {
 
     fn app_checks(&mut self, app: &str, pod: &str) {
         let (_, out) = self.exec(app, "app.id", &["id"]);
-        assert!(out.starts_with("uid=1000 gid=1000"), "{out}");
+        assert!(
+            out.starts_with("uid=1000 gid=1000 groups=1000,2000"),
+            "{out}"
+        );
         let (_, out) = self.exec(app, "app.env", &["sh", "-c", "echo $HULL_K8S"]);
         assert_eq!(out.trim(), "yes");
         self.exec(
@@ -403,6 +438,17 @@ impl<'a> Flow<'a> {
         let (code, _) = self.exec(app, "app.mount", &["sh", "-c", "echo w > /data/from-ctr"]);
         assert_eq!(code, 0, "the mount is not writable");
         self.exec(app, "app.hostname", &["hostname"]);
+        self.exec(app, "app.resolv", &["cat", "/etc/resolv.conf"]);
+        let (_, out) = self.exec(
+            app,
+            "app.sysctls",
+            &[
+                "cat",
+                "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+                "/proc/sys/kernel/shm_rmid_forced",
+            ],
+        );
+        assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "1"]);
         self.exec(app, "app.pid1", &["cat", "/proc/1/cmdline"]);
         self.exec(app, "app.dev", &["ls", "/dev"]);
         self.exec(
@@ -501,6 +547,56 @@ impl<'a> Flow<'a> {
         .unwrap();
         assert_eq!(limit.trim(), (64 * MIB).to_string());
         self.see("app.cgroup", "under the pod parent");
+        self.update(app);
+    }
+
+    /// UpdateContainerResources (kubelet's in-place resize): the runtime's `update`.
+    fn update(&mut self, app: &str) {
+        let new = cri::LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_quota: 20_000,
+            cpu_shares: 256,
+            memory_limit_in_bytes: 96 * MIB,
+            ..Default::default()
+        };
+        self.cri.update(app, new).unwrap();
+        let (_, out) = self.exec(
+            app,
+            "app.updated",
+            &[
+                "cat",
+                "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                "/sys/fs/cgroup/cpu/cpu.shares",
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            ],
+        );
+        let want = ["20000", "256", &(96 * MIB).to_string()].map(String::from);
+        assert_eq!(out.split_whitespace().collect::<Vec<_>>(), want);
+    }
+
+    /// A container with a terminal (`tty: true`): the shim's console socket, the log.
+    fn tty(&mut self, pod: &str, pod_config: &cri::PodSandboxConfig) {
+        let mut config = self.container_config(
+            pod_config,
+            "tty",
+            &["sh", "-c", "tty; stty size; while :; do sleep 1; done"],
+        );
+        config.tty = true;
+        let id = self.start_container("tty", pod, pod_config, &config);
+        let log = Path::new(&pod_config.log_directory).join("tty/0.log");
+        let mut text = String::new();
+        wait_for("the tty container's log", Duration::from_secs(5), || {
+            text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines().count() >= 2
+        });
+        // The log lines without their timestamps.
+        let lines: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, r)| r))
+            .collect();
+        self.see("tty.log", format!("{lines:?}"));
+        assert!(text.contains(" stdout F /dev/pts/0"), "{text:?}");
+        self.cri.stop(&id, 0).unwrap();
     }
 
     /// The container log where kubelet reads it, and ReopenContainerLog after a rotation.
@@ -509,7 +605,9 @@ impl<'a> Flow<'a> {
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         wait_for("the container log", Duration::from_secs(5), || {
             let text = read(&log);
-            text.contains(" stdout F started\n") && text.contains(" stdout F tick\n")
+            text.contains(" stdout F started\n")
+                && text.contains(" stderr F started-err\n")
+                && text.contains(" stdout F tick\n")
         });
         let rotated = log.with_extension("log.1");
         std::fs::rename(&log, &rotated).unwrap();
