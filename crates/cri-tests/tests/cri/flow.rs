@@ -14,6 +14,8 @@ use crate::client::{image_spec, Cri};
 use crate::image::APP_IMAGE;
 use crate::node::{Node, SUBNET_PREFIX};
 
+mod edges;
+
 /// What a flow showed, by step; equal for two handlers when hull is a drop-in for runc.
 pub type Observations = BTreeMap<String, String>;
 
@@ -338,6 +340,7 @@ impl<'a> Flow<'a> {
         self.see("host.hostport", page.contains(PAGE));
 
         self.oom(&pod_b, &pod_b_config);
+        self.endings(&pod_b, &pod_b_config);
         // StopContainer with a grace period on a process that ignores TERM: SIGKILL after it.
         let t = Instant::now();
         self.cri.stop(&client, 2).unwrap();
@@ -354,14 +357,15 @@ impl<'a> Flow<'a> {
         assert_eq!(st.exit_code, 137, "{st:?}");
 
         self.cri.stop(&app, 0).unwrap();
+        self.privileged();
         for c in self.cri.containers().unwrap() {
             self.cri.remove(&c.id).unwrap();
         }
-        for pod in [&pod_a, &pod_b] {
-            self.cri.stop_pod(pod).unwrap();
-            let st = self.cri.pod_status(pod).unwrap().status.unwrap();
+        for pod in self.cri.pods().unwrap() {
+            self.cri.stop_pod(&pod.id).unwrap();
+            let st = self.cri.pod_status(&pod.id).unwrap().status.unwrap();
             self.see("pod.stopped", format!("{:?}", st.state()));
-            self.cri.remove_pod(pod).unwrap();
+            self.cri.remove_pod(&pod.id).unwrap();
         }
         self.nothing_left();
     }
@@ -596,7 +600,7 @@ impl<'a> Flow<'a> {
             .collect();
         self.see("tty.log", format!("{lines:?}"));
         assert!(text.contains(" stdout F /dev/pts/0"), "{text:?}");
-        self.cri.stop(&id, 0).unwrap();
+        self.stop_on_term(&id, "tty");
     }
 
     /// The container log where kubelet reads it, and ReopenContainerLog after a rotation.

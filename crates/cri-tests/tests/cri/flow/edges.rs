@@ -1,0 +1,137 @@
+//! The flow's edges, each compared with runc: how containers end (exit codes, kubelet's
+//! reasons, a command that does not exist), a TERM-handling stop, and a privileged container
+//! in a host-network pod.
+
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1 as cri;
+
+use super::{mount_shape, wait_for, Flow};
+
+impl Flow<'_> {
+    /// Runs `command` in `pod` until it exits; records exit code and reason under `label`.
+    fn exited(
+        &mut self,
+        label: &str,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        command: &[&str],
+    ) -> cri::ContainerStatus {
+        let config = self.container_config(pod_config, label, command);
+        let id = self.start_container(label, pod, pod_config, &config);
+        let mut st = cri::ContainerStatus::default();
+        wait_for(label, Duration::from_secs(10), || {
+            st = self.cri.status(&id).unwrap();
+            st.state() == cri::ContainerState::ContainerExited
+        });
+        self.see(
+            &format!("{label}.exit"),
+            format!("{} {}", st.exit_code, st.reason),
+        );
+        st
+    }
+
+    /// Exit codes and reasons as kubelet reads them, and a start that fails.
+    pub(super) fn endings(&mut self, pod: &str, pod_config: &cri::PodSandboxConfig) {
+        let st = self.exited("done", pod, pod_config, &["true"]);
+        assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"));
+        let st = self.exited("three", pod, pod_config, &["sh", "-c", "exit 3"]);
+        assert_eq!((st.exit_code, st.reason.as_str()), (3, "Error"));
+        // A command the image does not have: StartContainer fails, the container is exited.
+        let config = self.container_config(pod_config, "missing", &["/no/such/binary"]);
+        let id = self.cri.create(pod, &config, pod_config).unwrap();
+        self.name(&id, "<missing-id>");
+        let err = self
+            .cri
+            .start(&id)
+            .expect_err("StartContainer of a missing binary");
+        let st = self.cri.status(&id).unwrap();
+        assert!(
+            err.message().contains("/no/such/binary"),
+            "the start error does not name the binary: {}",
+            err.message()
+        );
+        self.see(
+            "missing.start",
+            format!(
+                "{:?} {:?} {} {}",
+                err.code(),
+                st.state(),
+                st.exit_code,
+                st.reason
+            ),
+        );
+    }
+
+    /// StopContainer on a process that ends on TERM: done well within the grace period.
+    pub(super) fn stop_on_term(&mut self, id: &str, label: &str) {
+        let t = Instant::now();
+        self.cri.stop(id, 10).unwrap();
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "{label}: StopContainer took {took:?}"
+        );
+        let st = self.cri.status(id).unwrap();
+        self.see(
+            &format!("{label}.stopped"),
+            format!("{} {}", st.exit_code, st.reason),
+        );
+    }
+
+    /// A host-network pod (no CNI) with a privileged container.
+    pub(super) fn privileged(&mut self) {
+        let mut config = self.pod_config("pod-c", Vec::new());
+        // kubelet names only pods of their own network; a host-network pod has the host's
+        // UTS namespace, where a runtime may not set a name (runc and hull refuse alike).
+        config.hostname.clear();
+        let sc = config
+            .linux
+            .as_mut()
+            .and_then(|l| l.security_context.as_mut())
+            .unwrap();
+        sc.privileged = true;
+        sc.namespace_options.as_mut().unwrap().network = cri::NamespaceMode::Node as i32;
+        let pod = self.cri.run_pod(&config, &self.handler.clone()).unwrap();
+        self.name(&pod, "<pod-c-id>");
+        let st = self.cri.pod_status(&pod).unwrap().status.unwrap();
+        self.see("pod-c.network", format!("{:?}", st.network.map(|n| n.ip)));
+        let mut ctr = self.container_config(&config, "priv", &["sleep", "2147483647"]);
+        let csc = ctr
+            .linux
+            .as_mut()
+            .and_then(|l| l.security_context.as_mut())
+            .unwrap();
+        csc.privileged = true;
+        csc.masked_paths.clear();
+        csc.readonly_paths.clear();
+        let id = self.start_container("priv", &pod, &config, &ctr);
+        let host_name = nix::unistd::gethostname()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let (_, out) = self.exec(
+            &id,
+            "priv.status",
+            &["grep", "^CapEff\\|Seccomp:", "/proc/self/status"],
+        );
+        assert!(out.contains("Seccomp:\t0"), "{out}");
+        let (_, out, _) = self.cri.exec(&id, &["hostname"]).unwrap();
+        assert_eq!(
+            out.trim(),
+            host_name,
+            "a host-network pod has the host's name"
+        );
+        let (_, mounts, _) = self.cri.exec(&id, &["cat", "/proc/mounts"]).unwrap();
+        self.see("priv.mounts", mount_shape(&mounts));
+        let (code, _, _) = self
+            .cri
+            .exec(
+                &id,
+                &["sh", "-c", "echo 0 > /proc/sys/kernel/shm_rmid_forced"],
+            )
+            .unwrap();
+        self.see("priv.proc-sys-writable", code == 0);
+        self.cri.stop(&id, 0).unwrap();
+    }
+}
