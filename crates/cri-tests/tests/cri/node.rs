@@ -4,6 +4,7 @@
 //! bridge and subnet of the test's, pod cgroups under a kubepods-like parent under the test's
 //! own cgroup. Dropping it removes everything, also after a failure.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ use crate::image;
 /// The pod subnet (no other test or hull default uses it) and its first three octets.
 pub const SUBNET: &str = "10.217.0.0/24";
 pub const SUBNET_PREFIX: &str = "10.217.0.";
+/// A node's directory in the temp dir: `<prefix><name>-<pid of the test process>`.
+const NODE_PREFIX: &str = "hull-cri-";
 /// The network name in docs/kubernetes/10-hull.conflist.
 pub const NETWORK: &str = "hull-pods";
 
@@ -87,12 +90,10 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn start(name: &str) -> Node {
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("hull-cri-{name}-{pid}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut node = Node {
+    /// The node `name` of the test process `pid`: its paths and names, nothing started.
+    fn at(name: &str, pid: u32) -> Node {
+        let dir = std::env::temp_dir().join(format!("{NODE_PREFIX}{name}-{pid}"));
+        Node {
             hull_root: dir.join("hull"),
             bridge: format!("hk8s{:x}", pid % 0xffffff),
             kubepods: CgroupParent::new(&format!("hull-kubepods-{name}-{pid}")),
@@ -100,20 +101,55 @@ impl Node {
             daemon: None,
             netns: Vec::new(),
             veths: Vec::new(),
+        }
+    }
+
+    /// Removes what nodes of test processes killed before their cleanup ran (kill -9) left.
+    fn reap_stale() {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
         };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(NODE_PREFIX)) else {
+                continue;
+            };
+            let Some((name, pid)) = rest.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                drop(Node::at(name, pid));
+            }
+        }
+    }
+
+    pub fn start(name: &str) -> Node {
+        Node::reap_stale();
+        let mut node = Node::at(name, std::process::id());
+        let _ = std::fs::remove_dir_all(&node.dir);
+        std::fs::create_dir_all(&node.dir).unwrap();
         node.write_cni();
         node.write_config();
         let log = std::fs::File::create(node.dir.join("containerd.log")).unwrap();
-        node.daemon = Some(
-            Command::new("containerd")
-                .arg("--config")
-                .arg(node.dir.join("config.toml"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
+        let mut daemon = Command::new("containerd");
+        daemon
+            .arg("--config")
+            .arg(node.dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; the closure touches nothing else. containerd
+        // ends with the test's thread even when the test is killed before its cleanup.
+        unsafe {
+            daemon.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        node.daemon = Some(daemon.spawn().unwrap());
         node.wait_ready();
         node.import_images();
         node
@@ -298,20 +334,22 @@ impl Drop for Node {
             );
         }
         self.kubepods.clear();
+        for target in mounts_under(&self.dir) {
+            let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
+        }
+        // hull-cni's attachments name the pods' netns too (also a killed run's).
+        if let Ok(mut net) = hull_net::engine::Net::open(&self.hull_root) {
+            for link in net.attachments(None).unwrap_or_default() {
+                self.netns.push(PathBuf::from(&link.netns_path));
+                let _ = net.detach(&link.container_id);
+            }
+            let _ = net.remove_network(NETWORK);
+        }
         for ns in &self.netns {
             if ns.exists() {
                 let _ = nix::mount::umount2(ns, nix::mount::MntFlags::MNT_DETACH);
                 let _ = std::fs::remove_file(ns);
             }
-        }
-        for target in mounts_under(&self.dir) {
-            let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
-        }
-        if let Ok(mut net) = hull_net::engine::Net::open(&self.hull_root) {
-            for link in net.attachments(None).unwrap_or_default() {
-                let _ = net.detach(&link.container_id);
-            }
-            let _ = net.remove_network(NETWORK);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
