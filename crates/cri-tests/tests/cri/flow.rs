@@ -341,6 +341,7 @@ impl<'a> Flow<'a> {
 
         self.oom(&pod_b, &pod_b_config);
         self.endings(&pod_b, &pod_b_config);
+        self.propagation(&pod_b, &pod_b_config);
         // StopContainer with a grace period on a process that ignores TERM: SIGKILL after it.
         let t = Instant::now();
         self.cri.stop(&client, 2).unwrap();

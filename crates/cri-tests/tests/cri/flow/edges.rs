@@ -134,4 +134,53 @@ impl Flow<'_> {
         self.see("priv.proc-sys-writable", code == 0);
         self.cri.stop(&id, 0).unwrap();
     }
+
+    /// A volume with HostToContainer propagation (rslave): a mount made on the host after
+    /// the start shows in the container, and its unmount too.
+    pub(super) fn propagation(&mut self, pod: &str, pod_config: &cri::PodSandboxConfig) {
+        use nix::mount::{mount, umount2, MntFlags, MsFlags};
+        let dir = self.node.dir.join(format!("prop-{}", self.handler));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        // containerd wants the source on a shared (or slave) mount for this propagation.
+        mount(
+            Some(&dir),
+            &dir,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        mount(
+            None::<&str>,
+            &dir,
+            None::<&str>,
+            MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .unwrap();
+        let mut config = self.container_config(pod_config, "prop", &["sleep", "2147483647"]);
+        config.mounts = vec![cri::Mount {
+            container_path: "/prop".to_string(),
+            host_path: dir.display().to_string(),
+            propagation: cri::MountPropagation::PropagationHostToContainer as i32,
+            ..Default::default()
+        }];
+        let id = self.start_container("prop", pod, pod_config, &config);
+        let sub = dir.join("sub");
+        mount(
+            Some("tmpfs"),
+            &sub,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        std::fs::write(sub.join("from-host"), "x").unwrap();
+        let (_, out) = self.exec(&id, "prop.mounted", &["ls", "/prop/sub"]);
+        umount2(&sub, MntFlags::MNT_DETACH).unwrap();
+        assert_eq!(out.trim(), "from-host", "a host mount made after the start");
+        let (_, out) = self.exec(&id, "prop.unmounted", &["ls", "/prop/sub"]);
+        assert_eq!(out.trim(), "", "a host unmount after the start");
+        self.cri.stop(&id, 0).unwrap();
+    }
 }
