@@ -1,6 +1,7 @@
 //! `exec` as runc's: `--env K=V` replaces a K of the process, `--ignore-paused` execs into a
 //! paused container (the process runs once it is resumed), `--cgroup` places the process in an
-//! existing sub-cgroup of the container's, per controller or in every hierarchy.
+//! existing sub-cgroup of the container's, per controller or in every hierarchy; the process
+//! gets the container's oomScoreAdj.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
@@ -194,4 +195,27 @@ fn exec_cgroup_joins_a_sub_cgroup_per_controller_or_everywhere() {
         );
     }
     // The sub-cgroups go with the container's (the drop checks that none is left).
+}
+
+/// runc gives an exec'd process the container's `process.oomScoreAdj` (containerd's CRI sets
+/// kubelet's score there), not the runtime caller's.
+#[test]
+fn exec_gets_the_containers_oom_score_adj() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("execoom");
+    // Raising it needs no privilege, so the check holds on hosts without CAP_SYS_RESOURCE.
+    c.config["process"]["oomScoreAdj"] = json!(700);
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    c.ok(&["start", &c.id]);
+    let score = |args: &[&str]| {
+        c.ok(&[&["exec"], args].concat())
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(score(&[&c.id, "cat", "/proc/1/oom_score_adj"]), "700");
+    assert_eq!(score(&[&c.id, "cat", "/proc/self/oom_score_adj"]), "700");
 }

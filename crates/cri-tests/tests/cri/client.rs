@@ -197,6 +197,16 @@ impl Cri {
             .map(|r| r.into_inner().stats.unwrap_or_default())
     }
 
+    pub fn pod_stats(&mut self, id: &str) -> CriResult<cri::PodSandboxStats> {
+        let rs = &mut self.rs;
+        let req = cri::PodSandboxStatsRequest {
+            pod_sandbox_id: id.to_string(),
+        };
+        self.rt
+            .block_on(rs.pod_sandbox_stats(req))
+            .map(|r| r.into_inner().stats.unwrap_or_default())
+    }
+
     pub fn update(&mut self, id: &str, linux: cri::LinuxContainerResources) -> CriResult<()> {
         let rs = &mut self.rs;
         let req = cri::UpdateContainerResourcesRequest {

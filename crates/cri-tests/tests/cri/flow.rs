@@ -402,6 +402,9 @@ impl<'a> Flow<'a> {
             cpu_quota: 50_000,
             cpu_shares: 512,
             memory_limit_in_bytes: 64 * MIB,
+            // kubelet's for a BestEffort pod, and a CPU set.
+            oom_score_adj: 1000,
+            cpuset_cpus: "0".to_string(),
             ..Default::default()
         });
         let sc = linux.security_context.as_mut().unwrap();
@@ -530,6 +533,28 @@ impl<'a> Flow<'a> {
             .unwrap_or(0);
         assert!(cpu > 0 && mem > 0, "ContainerStats: cpu {cpu} memory {mem}");
         self.see("app.stats", format!("cpu>0 {} mem>0 {}", cpu > 0, mem > 0));
+        // kubelet's CRI stats provider: the pod's usage, network included.
+        let pod_stats = self.cri.pod_stats(pod).unwrap().linux.unwrap_or_default();
+        self.see(
+            "pod-a.stats",
+            format!(
+                "cpu {} memory {} network {} containers {}",
+                pod_stats.cpu.is_some(),
+                pod_stats.memory.is_some(),
+                pod_stats.network.is_some(),
+                pod_stats.containers.len()
+            ),
+        );
+        let (_, out) = self.exec(
+            app,
+            "app.oom-adj-cpuset",
+            &[
+                "cat",
+                "/proc/self/oom_score_adj",
+                "/sys/fs/cgroup/cpuset/cpuset.cpus",
+            ],
+        );
+        assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1000", "0"]);
 
         // Pod-level cgroups: the sandbox and the container under the pod's parent, the limit
         // set there as the host sees it.
