@@ -229,11 +229,21 @@ impl Cri {
 
     /// ExecSync with a 10 s timeout: (exit code, stdout, stderr).
     pub fn exec(&mut self, id: &str, cmd: &[&str]) -> CriResult<(i32, String, String)> {
+        self.exec_timeout(id, cmd, 10)
+    }
+
+    /// ExecSync with a timeout in seconds (kubelet's probe timeoutSeconds).
+    pub fn exec_timeout(
+        &mut self,
+        id: &str,
+        cmd: &[&str],
+        timeout: i64,
+    ) -> CriResult<(i32, String, String)> {
         let rs = &mut self.rs;
         let req = cri::ExecSyncRequest {
             container_id: id.to_string(),
             cmd: cmd.iter().map(|s| s.to_string()).collect(),
-            timeout: 10,
+            timeout,
         };
         self.rt.block_on(rs.exec_sync(req)).map(|r| {
             let r = r.into_inner();

@@ -324,7 +324,7 @@ impl<'a> Flow<'a> {
             out.starts_with("/bin/sleep"),
             "shared PID namespace: pid 1 is {out:?}"
         );
-        self.tty(&pod_b, &pod_b_config);
+        let tty = self.tty(&pod_b, &pod_b_config);
         let url = format!("http://{ip_a}:8080/");
         let (code, out) = self.exec(
             &client,
@@ -342,6 +342,7 @@ impl<'a> Flow<'a> {
         self.oom(&pod_b, &pod_b_config);
         self.endings(&pod_b, &pod_b_config);
         self.propagation(&pod_b, &pod_b_config);
+        self.exec_timeout_and_reopen(&client, &tty);
         // StopContainer with a grace period on a process that ignores TERM: SIGKILL after it.
         let t = Instant::now();
         self.cri.stop(&client, 2).unwrap();
@@ -605,7 +606,7 @@ impl<'a> Flow<'a> {
     }
 
     /// A container with a terminal (`tty: true`): the shim's console socket, the log.
-    fn tty(&mut self, pod: &str, pod_config: &cri::PodSandboxConfig) {
+    fn tty(&mut self, pod: &str, pod_config: &cri::PodSandboxConfig) -> String {
         let mut config = self.container_config(
             pod_config,
             "tty",
@@ -627,6 +628,7 @@ impl<'a> Flow<'a> {
         self.see("tty.log", format!("{lines:?}"));
         assert!(text.contains(" stdout F /dev/pts/0"), "{text:?}");
         self.stop_on_term(&id, "tty");
+        id
     }
 
     /// The container log where kubelet reads it, and ReopenContainerLog after a rotation.

@@ -63,6 +63,32 @@ impl Flow<'_> {
         );
     }
 
+    /// ExecSync past its timeout (a probe that hangs): an error, the process killed; and
+    /// ReopenContainerLog of a stopped container, refused.
+    pub(super) fn exec_timeout_and_reopen(&mut self, running: &str, stopped: &str) {
+        let t = Instant::now();
+        let res = self.cri.exec_timeout(running, &["sleep", "30"], 1);
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(10),
+            "ExecSync(timeout 1 s) took {took:?}"
+        );
+        let count = ["sh", "-c", "ps -o args | grep -c '^sleep 30'"];
+        let (code, out, _) = self.cri.exec(running, &count).unwrap();
+        let res = res.map(|r| r.0).map_err(|e| e.code());
+        self.see("exec-timeout", format!("{res:?} left={}", out.trim()));
+        assert_eq!(
+            (code, out.trim()),
+            (1, "0"),
+            "the timed-out exec's process runs on"
+        );
+        let err = self
+            .cri
+            .reopen_log(stopped)
+            .expect_err("reopen of a stopped container");
+        self.see("reopen-stopped", format!("{:?}", err.code()));
+    }
+
     /// StopContainer on a process that ends on TERM: done well within the grace period.
     pub(super) fn stop_on_term(&mut self, id: &str, label: &str) {
         let t = Instant::now();
@@ -91,7 +117,10 @@ impl Flow<'_> {
             .and_then(|l| l.security_context.as_mut())
             .unwrap();
         sc.privileged = true;
-        sc.namespace_options.as_mut().unwrap().network = cri::NamespaceMode::Node as i32;
+        let ns = sc.namespace_options.as_mut().unwrap();
+        ns.network = cri::NamespaceMode::Node as i32;
+        ns.pid = cri::NamespaceMode::Node as i32;
+        ns.ipc = cri::NamespaceMode::Node as i32;
         let pod = self.cri.run_pod(&config, &self.handler.clone()).unwrap();
         self.name(&pod, "<pod-c-id>");
         let st = self.cri.pod_status(&pod).unwrap().status.unwrap();
@@ -132,6 +161,20 @@ impl Flow<'_> {
             )
             .unwrap();
         self.see("priv.proc-sys-writable", code == 0);
+        // hostPID: the test process is in sight; hostIPC: the host's IPC namespace.
+        let me = format!("/proc/{}", std::process::id());
+        let (code, _, _) = self.cri.exec(&id, &["test", "-d", &me]).unwrap();
+        assert_eq!(
+            code, 0,
+            "a hostPID container does not see the host's processes"
+        );
+        let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+        let (_, out, _) = self
+            .cri
+            .exec(&id, &["readlink", "/proc/self/ns/ipc"])
+            .unwrap();
+        assert_eq!(out.trim(), host_ipc.to_string_lossy(), "hostIPC");
+        self.see("priv.host-pid-ipc", true);
         self.cri.stop(&id, 0).unwrap();
     }
 
