@@ -1,7 +1,7 @@
 //! `exec` as runc's: `--env K=V` replaces a K of the process, `--ignore-paused` execs into a
 //! paused container (the process runs once it is resumed), `--cgroup` places the process in an
 //! existing sub-cgroup of the container's, per controller or in every hierarchy; the process
-//! gets the container's oomScoreAdj.
+//! gets the container's oomScoreAdj, and HOME when its environment has none.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
@@ -40,13 +40,25 @@ fn exec_env_replaces_a_variable_of_the_process() {
     };
     assert_eq!(
         environ(&["--env", "X=from-exec", "--env", "Z=new"]),
-        ["PATH=/bin", "X=from-exec", "Y=kept", "Z=new"]
+        ["PATH=/bin", "X=from-exec", "Y=kept", "Z=new", "HOME=/root"]
     );
     // The last of two wins, as runc's init sets them one by one.
     assert_eq!(
         environ(&["-e", "X=1", "-e", "X=2"]),
-        ["PATH=/bin", "X=2", "Y=kept"]
+        ["PATH=/bin", "X=2", "Y=kept", "HOME=/root"]
     );
+    // HOME as runc's init sets it when the environment has none: the user's home in the
+    // container's /etc/passwd, else "/"; one that is set stays.
+    assert_eq!(
+        environ(&["--user", "1000"]),
+        ["PATH=/bin", "X=from-spec", "Y=kept", "HOME=/"]
+    );
+    assert_eq!(
+        environ(&["-e", "HOME=/mine"]),
+        ["PATH=/bin", "X=from-spec", "Y=kept", "HOME=/mine"]
+    );
+    let init = c.ok(&["exec", &c.id, "cat", "/proc/1/environ"]);
+    assert!(init.split('\0').any(|e| e == "HOME=/root"), "{init:?}");
 }
 
 #[test]

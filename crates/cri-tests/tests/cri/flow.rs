@@ -82,13 +82,13 @@ fn memory_cgroup(pid: i64) -> String {
         .unwrap_or_default()
 }
 
-/// /proc/mounts as mount point, type and the options that are flags (no host paths).
+/// /proc/mounts as mount point, type and options (those naming host paths left out).
 fn mount_shape(mounts: &str) -> String {
     let mut lines: Vec<String> = mounts
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let opts: Vec<&str> = f.get(3)?.split(',').filter(|o| !o.contains('=')).collect();
+            let opts: Vec<&str> = f.get(3)?.split(',').filter(|o| !o.contains('/')).collect();
             Some(format!("{} {} {}", f.get(1)?, f.get(2)?, opts.join(",")))
         })
         .collect();
@@ -459,7 +459,49 @@ impl<'a> Flow<'a> {
         );
         assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "1"]);
         self.exec(app, "app.pid1", &["cat", "/proc/1/cmdline"]);
-        self.exec(app, "app.dev", &["ls", "/dev"]);
+        self.exec(
+            app,
+            "app.dev",
+            &[
+                "sh",
+                "-c",
+                "ls -ln /dev | awk '{print $1, $3, $4, $5, $6, $NF}'",
+            ],
+        );
+        self.exec(app, "app.env-exec", &["sh", "-c", "env | sort"]);
+        self.exec(
+            app,
+            "app.env-init",
+            &["sh", "-c", "tr '\\0' '\\n' < /proc/1/environ | sort"],
+        );
+        self.exec(app, "app.cgroups", &["cat", "/proc/self/cgroup"]);
+        self.exec(
+            app,
+            "app.devices",
+            &["sort", "/sys/fs/cgroup/devices/devices.list"],
+        );
+        self.exec(
+            app,
+            "app.limits",
+            &["sh", "-c", "cat /proc/1/limits; ulimit -a"],
+        );
+        self.exec(
+            app,
+            "app.modes",
+            &[
+                "stat",
+                "-c",
+                "%n %a %u %g",
+                "/",
+                "/tmp",
+                "/dev",
+                "/dev/shm",
+                "/dev/pts",
+                "/proc",
+                "/sys",
+                "/data",
+            ],
+        );
         self.exec(
             app,
             "app.masked",

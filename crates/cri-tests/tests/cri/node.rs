@@ -96,7 +96,7 @@ impl Node {
         Node {
             hull_root: dir.join("hull"),
             bridge: format!("hk8s{:x}", pid % 0xffffff),
-            kubepods: CgroupParent::new(&format!("hull-kubepods-{name}-{pid}")),
+            kubepods: CgroupParent::new(&format!("kubepods-cri-{name}-{pid}")),
             dir,
             daemon: None,
             netns: Vec::new(),

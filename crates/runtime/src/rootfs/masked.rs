@@ -51,9 +51,8 @@ pub(super) fn mask_path(
         return Ok(());
     };
     let tree = if file_type(fd.as_fd()).ctx(|| format!("{}: stat", what()))? == SFlag::S_IFDIR {
+        // No options, as runc's: read-only and empty, it needs no size limit.
         let ctx = FsContext::open("tmpfs").ctx(|| format!("{}: fsopen tmpfs", what()))?;
-        ctx.set("size=0")
-            .ctx(|| format!("{}: configure tmpfs", what()))?;
         ctx.mount(MOUNT_ATTR_RDONLY)
             .ctx(|| format!("{}: create tmpfs", what()))?
     } else {
