@@ -397,6 +397,7 @@ impl<'a> Flow<'a> {
             host_path: data.display().to_string(),
             ..Default::default()
         }];
+        config.mounts.extend(self.kubelet_mounts());
         let linux = config.linux.as_mut().unwrap();
         linux.resources = Some(cri::LinuxContainerResources {
             cpu_period: 100_000,
@@ -448,6 +449,16 @@ impl<'a> Flow<'a> {
         assert_eq!(code, 0, "the mount is not writable");
         self.exec(app, "app.hostname", &["hostname"]);
         self.exec(app, "app.resolv", &["cat", "/etc/resolv.conf"]);
+        let (_, out) = self.exec(app, "app.kubelet-mounts", &["sh", "-c", "cat /etc/hosts /var/run/secrets/kubernetes.io/serviceaccount/token; echo bye > /dev/termination-log; touch /var/run/secrets/kubernetes.io/serviceaccount/x"]);
+        assert!(
+            out.contains("# kubelet's") && out.contains("a-token"),
+            "{out}"
+        );
+        let log = self
+            .node
+            .dir
+            .join(format!("kubelet-{}/termination-log", self.handler));
+        assert_eq!(std::fs::read_to_string(log).unwrap(), "bye\n");
         let (_, out) = self.exec(
             app,
             "app.sysctls",
@@ -621,6 +632,31 @@ impl<'a> Flow<'a> {
         assert_eq!(limit.trim(), (64 * MIB).to_string());
         self.see("app.cgroup", "under the pod parent");
         self.update(app);
+    }
+
+    /// The mounts kubelet gives every container of a pod network: its /etc/hosts, a
+    /// termination-log file in /dev, a service account token directory (read-only, its mount
+    /// point made in a read-only root).
+    fn kubelet_mounts(&self) -> Vec<cri::Mount> {
+        let dir = self.node.dir.join(format!("kubelet-{}", self.handler));
+        let token = dir.join("token");
+        std::fs::create_dir_all(&token).unwrap();
+        std::fs::write(token.join("token"), "a-token\n").unwrap();
+        std::fs::write(dir.join("etc-hosts"), "127.0.0.1\tlocalhost\n# kubelet's\n").unwrap();
+        let log = dir.join("termination-log");
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let mount = |ctr: &str, host: PathBuf, readonly: bool| cri::Mount {
+            container_path: ctr.to_string(),
+            host_path: host.display().to_string(),
+            readonly,
+            ..Default::default()
+        };
+        vec![
+            mount("/etc/hosts", dir.join("etc-hosts"), false),
+            mount("/dev/termination-log", log, false),
+            mount("/var/run/secrets/kubernetes.io/serviceaccount", token, true),
+        ]
     }
 
     /// UpdateContainerResources (kubelet's in-place resize): the runtime's `update`.
