@@ -343,6 +343,7 @@ impl<'a> Flow<'a> {
         self.endings(&pod_b, &pod_b_config);
         self.propagation(&pod_b, &pod_b_config);
         self.exec_timeout_and_reopen(&client, &tty);
+        self.parallel_execs(&client);
         // StopContainer with a grace period on a process that ignores TERM: SIGKILL after it.
         let t = Instant::now();
         self.cri.stop(&client, 2).unwrap();

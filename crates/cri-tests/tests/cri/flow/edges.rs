@@ -89,6 +89,32 @@ impl Flow<'_> {
         self.see("reopen-stopped", format!("{:?}", err.code()));
     }
 
+    /// Probes run side by side (kubelet's liveness and readiness, each on its own worker):
+    /// ten ExecSync of `sleep 1` at once take about a second, not ten.
+    pub(super) fn parallel_execs(&mut self, id: &str) {
+        let sock = self.node.sock();
+        let t = Instant::now();
+        let codes: Vec<i32> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..10)
+                .map(|_| {
+                    let sock = &sock;
+                    s.spawn(move || {
+                        let mut cri = crate::client::Cri::connect(sock).unwrap();
+                        cri.exec(id, &["sleep", "1"]).unwrap().0
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let took = t.elapsed();
+        assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "10 parallel 1 s execs took {took:?}"
+        );
+        self.see("parallel-execs", "10 in parallel");
+    }
+
     /// StopContainer on a process that ends on TERM: done well within the grace period.
     pub(super) fn stop_on_term(&mut self, id: &str, label: &str) {
         let t = Instant::now();
