@@ -37,6 +37,24 @@ impl Flow<'_> {
         assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"));
         let st = self.exited("three", pod, pod_config, &["sh", "-c", "exit 3"]);
         assert_eq!((st.exit_code, st.reason.as_str()), (3, "Error"));
+        // A workingDir the image does not have (kubelet passes it as written in the pod).
+        let mut config = self.container_config(pod_config, "cwd", &["pwd"]);
+        config.working_dir = "/work/not/in/image".to_string();
+        let id = self.start_container("cwd", pod, pod_config, &config);
+        wait_for("cwd", Duration::from_secs(10), || {
+            self.cri.status(&id).unwrap().state() == cri::ContainerState::ContainerExited
+        });
+        let st = self.cri.status(&id).unwrap();
+        let log = std::path::Path::new(&pod_config.log_directory).join("cwd/0.log");
+        let out = std::fs::read_to_string(log).unwrap_or_default();
+        let out: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, r)| r))
+            .collect();
+        self.see(
+            "cwd.exit",
+            format!("{} {} {out:?}", st.exit_code, st.reason),
+        );
         // A command the image does not have: StartContainer fails, the container is exited.
         let config = self.container_config(pod_config, "missing", &["/no/such/binary"]);
         let id = self.cri.create(pod, &config, pod_config).unwrap();
