@@ -133,6 +133,34 @@ impl Flow<'_> {
         self.see("parallel-execs", "10 in parallel");
     }
 
+    /// In a shared PID namespace a container's main process may exit leaving children; the
+    /// shim then kills what is left in its cgroup (the runtime's `kill --all`).
+    pub(super) fn leftovers_killed(
+        &mut self,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        peer: &str,
+    ) {
+        let st = self.exited(
+            "forker",
+            pod,
+            pod_config,
+            &["sh", "-c", "sleep 1234 & exit 0"],
+        );
+        assert_eq!(st.exit_code, 0);
+        let count = ["sh", "-c", "ps -o args | grep -c '^sleep 1234'"];
+        let mut left = String::new();
+        wait_for(
+            "the forker's child to be killed",
+            Duration::from_secs(5),
+            || {
+                left = self.cri.exec(peer, &count).unwrap().1.trim().to_string();
+                left == "0"
+            },
+        );
+        self.see("forker.children-left", left);
+    }
+
     /// StopContainer on a process that ends on TERM: done well within the grace period.
     pub(super) fn stop_on_term(&mut self, id: &str, label: &str) {
         let t = Instant::now();
