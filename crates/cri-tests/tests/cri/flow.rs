@@ -345,6 +345,7 @@ impl<'a> Flow<'a> {
         self.exec_timeout_and_reopen(&client, &tty);
         self.parallel_execs(&client);
         self.leftovers_killed(&pod_b, &pod_b_config, &client);
+        self.containerd_restart(&client);
         // StopContainer with a grace period on a process that ignores TERM: SIGKILL after it.
         let t = Instant::now();
         self.cri.stop(&client, 2).unwrap();

@@ -133,11 +133,27 @@ impl Node {
         std::fs::create_dir_all(&node.dir).unwrap();
         node.write_cni();
         node.write_config();
-        let log = std::fs::File::create(node.dir.join("containerd.log")).unwrap();
+        node.spawn_daemon();
+        node.import_images();
+        node
+    }
+
+    /// Restarts containerd (as an upgrade does): pods and shims stay, containerd finds them.
+    pub fn restart(&mut self) {
+        self.stop_daemon();
+        self.spawn_daemon();
+    }
+
+    fn spawn_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("containerd.log"))
+            .unwrap();
         let mut daemon = Command::new("containerd");
         daemon
             .arg("--config")
-            .arg(node.dir.join("config.toml"))
+            .arg(self.dir.join("config.toml"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -149,10 +165,8 @@ impl Node {
                     .map_err(std::io::Error::from)
             });
         }
-        node.daemon = Some(daemon.spawn().unwrap());
-        node.wait_ready();
-        node.import_images();
-        node
+        self.daemon = Some(daemon.spawn().unwrap());
+        self.wait_ready();
     }
 
     pub fn sock(&self) -> PathBuf {

@@ -161,6 +161,17 @@ impl Flow<'_> {
         self.see("forker.children-left", left);
     }
 
+    /// containerd restarted under running pods (an upgrade): it finds them through their
+    /// shims and the runtime's `state`, and serves them as before.
+    pub(super) fn containerd_restart(&mut self, running: &str) {
+        self.node.restart();
+        self.cri = crate::client::Cri::connect(&self.node.sock()).unwrap();
+        let st = self.cri.status(running).unwrap();
+        let (code, out, _) = self.cri.exec(running, &["echo", "still"]).unwrap();
+        assert_eq!((code, out.trim()), (0, "still"));
+        self.see("restart.status", format!("{:?}", st.state()));
+    }
+
     /// StopContainer on a process that ends on TERM: done well within the grace period.
     pub(super) fn stop_on_term(&mut self, id: &str, label: &str) {
         let t = Instant::now();
