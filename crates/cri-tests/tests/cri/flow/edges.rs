@@ -100,6 +100,10 @@ impl Flow<'_> {
             (1, "0"),
             "the timed-out exec's process runs on"
         );
+        // A probe whose command the image lacks.
+        let res = self.cri.exec(running, &["/no/such/probe"]);
+        let res = res.map(|r| r.0).map_err(|e| e.code());
+        self.see("exec-missing", format!("{res:?}"));
         let err = self
             .cri
             .reopen_log(stopped)
