@@ -303,6 +303,7 @@ impl<'a> Flow<'a> {
         let app = self.app(&pod_a, &pod_a_config);
         self.app_checks(&app, &pod_a);
         self.logs(&app, &pod_a_config);
+        self.debug_and_seccomp(&pod_a, &pod_a_config, &app);
 
         // Pod B shares one PID namespace between its containers (shareProcessNamespace).
         let mut pod_b_config = self.pod_config("pod-b", Vec::new());

@@ -176,6 +176,42 @@ impl Flow<'_> {
         self.see("restart.status", format!("{:?}", st.state()));
     }
 
+    /// An ephemeral container (kubectl debug --target): it joins the target container's PID
+    /// namespace; and a Localhost seccomp profile of the node's.
+    pub(super) fn debug_and_seccomp(
+        &mut self,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        target: &str,
+    ) {
+        let mut config = self.container_config(pod_config, "debug", &["sleep", "2147483647"]);
+        let sc = config
+            .linux
+            .as_mut()
+            .and_then(|l| l.security_context.as_mut())
+            .unwrap();
+        let ns = sc.namespace_options.as_mut().unwrap();
+        ns.pid = cri::NamespaceMode::Target as i32;
+        ns.target_id = target.to_string();
+        let profile = self.node.dir.join(format!("seccomp-{}.json", self.handler));
+        let rules = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#;
+        std::fs::write(&profile, rules).unwrap();
+        sc.seccomp = Some(cri::SecurityProfile {
+            profile_type: cri::security_profile::ProfileType::Localhost as i32,
+            localhost_ref: profile.display().to_string(),
+        });
+        let id = self.start_container("debug", pod, pod_config, &config);
+        let (_, out) = self.exec(&id, "debug.pid1", &["cat", "/proc/1/cmdline"]);
+        assert!(
+            out.starts_with("sh\0-c\0echo started"),
+            "debug --target: pid 1 is {out:?}"
+        );
+        let (code, _) = self.exec(&id, "debug.seccomp", &["mkdir", "/tmp/denied"]);
+        assert_ne!(code, 0, "the Localhost seccomp profile let mkdir through");
+        self.cri.stop(&id, 0).unwrap();
+    }
+
     /// StopContainer on a process that ends on TERM: done well within the grace period.
     pub(super) fn stop_on_term(&mut self, id: &str, label: &str) {
         let t = Instant::now();
