@@ -201,7 +201,17 @@ impl Flow<'_> {
             profile_type: cri::security_profile::ProfileType::Localhost as i32,
             localhost_ref: profile.display().to_string(),
         });
+        // A host device, as a device plugin hands one out.
+        config.devices = vec![cri::Device {
+            container_path: "/dev/xnull".to_string(),
+            host_path: "/dev/null".to_string(),
+            permissions: "rw".to_string(),
+        }];
         let id = self.start_container("debug", pod, pod_config, &config);
+        let dev = "echo x > /dev/xnull && stat -c '%A %u %g %t:%T' /dev/xnull && \
+                   grep -c '^c 1:3 rw' /sys/fs/cgroup/devices/devices.list";
+        let (code, _) = self.exec(&id, "debug.device", &["sh", "-c", dev]);
+        assert_eq!(code, 0, "the device is not usable");
         let (_, out) = self.exec(&id, "debug.pid1", &["cat", "/proc/1/cmdline"]);
         assert!(
             out.starts_with("sh\0-c\0echo started"),
