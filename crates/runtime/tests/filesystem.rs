@@ -47,9 +47,15 @@ fn readonly_root_masked_and_readonly_paths() {
     c.script(
         "touch /rootfile 2>/dev/null || echo root-ro; \
          echo meminfo=$(wc -c < /proc/meminfo); echo driver=$(ls /proc/driver | wc -l); \
-         (echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo sys-ro",
+         (echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo sys-ro; \
+         grep ' /proc/driver ' /proc/mounts",
     );
     let out = c.run_ok();
+    // A masked directory's tmpfs as runc mounts it: read-only, no options (no size=0).
+    assert!(
+        out.contains("tmpfs /proc/driver tmpfs ro,relatime 0 0\n"),
+        "masked /proc/driver mount: {out}"
+    );
     assert!(out.contains("root-ro\n"), "root is writable: {out}");
     assert!(
         out.contains("meminfo=0\n"),

@@ -82,14 +82,15 @@ fn memory_cgroup(pid: i64) -> String {
         .unwrap_or_default()
 }
 
-/// /proc/mounts as mount point, type and options (those naming host paths left out).
+/// /proc/mounts as mount point, type, source and options (those naming host paths left out).
 fn mount_shape(mounts: &str) -> String {
     let mut lines: Vec<String> = mounts
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let opts: Vec<&str> = f.get(3)?.split(',').filter(|o| !o.contains('/')).collect();
-            Some(format!("{} {} {}", f.get(1)?, f.get(2)?, opts.join(",")))
+            let (source, at, fs) = (f.first()?, f.get(1)?, f.get(2)?);
+            Some(format!("{at} {fs} {source} {}", opts.join(",")))
         })
         .collect();
     lines.sort();
