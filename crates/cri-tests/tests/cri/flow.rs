@@ -97,6 +97,26 @@ fn mount_shape(mounts: &str) -> String {
     lines.join("\n")
 }
 
+/// /proc/self/mountinfo as mount point, per-mount options and propagation (peer group
+/// numbers left out), sorted.
+fn propagation_shape(mountinfo: &str) -> String {
+    let mut lines: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, _) = l.split_once(" - ")?;
+            let f: Vec<&str> = pre.split_whitespace().collect();
+            let tags: Vec<&str> = f
+                .get(6..)?
+                .iter()
+                .map(|t| t.split(':').next().unwrap_or(t))
+                .collect();
+            Some(format!("{} {} [{}]", f.get(4)?, f.get(5)?, tags.join(" ")))
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
 impl<'a> Flow<'a> {
     pub fn new(node: &'a mut Node, handler: &str) -> Flow<'a> {
         let cri = Cri::connect(&node.sock()).unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_cri::v1 as cri;
 
-use super::{memory_cgroup, mount_shape, wait_for, Flow, MIB, PAGE};
+use super::{memory_cgroup, mount_shape, propagation_shape, wait_for, Flow, MIB, PAGE};
 
 /// Reads kubelet's /etc/hosts and token, writes the termination log, tries the read-only
 /// token directory.
@@ -199,6 +199,11 @@ impl Flow<'_> {
         }
         let (_, mounts, _) = self.cri.exec(app, &["cat", "/proc/mounts"]).unwrap();
         self.see("app.mounts", mount_shape(&mounts));
+        let (_, info, _) = self
+            .cri
+            .exec(app, &["cat", "/proc/self/mountinfo"])
+            .unwrap();
+        self.see("app.propagation", propagation_shape(&info));
         self.app_status(app, pod);
         self.pod_cgroups(app, pod);
         self.update(app);

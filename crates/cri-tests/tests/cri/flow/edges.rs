@@ -352,6 +352,11 @@ impl Flow<'_> {
         )
         .unwrap();
         std::fs::write(sub.join("from-host"), "x").unwrap();
+        let (_, info, _) = self
+            .cri
+            .exec(&id, &["cat", "/proc/self/mountinfo"])
+            .unwrap();
+        self.see("prop.propagation", super::propagation_shape(&info));
         let (_, out) = self.exec(&id, "prop.mounted", &["ls", "/prop/sub"]);
         umount2(&sub, MntFlags::MNT_DETACH).unwrap();
         assert_eq!(out.trim(), "from-host", "a host mount made after the start");
