@@ -97,6 +97,63 @@ fn mount_shape(mounts: &str) -> String {
     lines.join("\n")
 }
 
+/// The pod's cgroup as kubelet makes it before RunPodSandbox (its cgroupfs driver): a
+/// directory in every hierarchy, the pod's memory and PID limits set. The runtimes make their
+/// containers' cgroups under it and must leave it to kubelet.
+const POD_MEMORY: &str = "536870912";
+const POD_PIDS: &str = "200";
+
+fn pod_cgroup_dirs(config: &cri::PodSandboxConfig) -> Vec<PathBuf> {
+    let parent = config
+        .linux
+        .as_ref()
+        .map(|l| l.cgroup_parent.clone())
+        .unwrap_or_default();
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Vec::new();
+    };
+    hierarchies
+        .flatten()
+        .map(|h| h.path().join(parent.trim_start_matches('/')))
+        .collect()
+}
+
+fn kubelet_pod_cgroup(config: &cri::PodSandboxConfig) {
+    for dir in pod_cgroup_dirs(config) {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, value) in [
+            ("memory.limit_in_bytes", POD_MEMORY),
+            ("pids.max", POD_PIDS),
+        ] {
+            if dir.join(file).exists() {
+                std::fs::write(dir.join(file), value).unwrap();
+            }
+        }
+    }
+}
+
+/// The pod's cgroup after its pod is gone: still there, its limits as kubelet set them.
+pub(crate) fn kubelet_pod_cgroup_kept(config: &cri::PodSandboxConfig) -> String {
+    let mut seen = Vec::new();
+    for dir in pod_cgroup_dirs(config) {
+        assert!(
+            dir.is_dir(),
+            "the runtime removed kubelet's pod cgroup {}",
+            dir.display()
+        );
+        for (file, value) in [
+            ("memory.limit_in_bytes", POD_MEMORY),
+            ("pids.max", POD_PIDS),
+        ] {
+            if let Ok(now) = std::fs::read_to_string(dir.join(file)) {
+                assert_eq!(now.trim(), value, "{}/{file}", dir.display());
+                seen.push(file);
+            }
+        }
+    }
+    format!("kept, {seen:?}")
+}
+
 /// /proc/self/mountinfo as mount point, per-mount options and propagation (peer group
 /// numbers left out), sorted.
 fn propagation_shape(mountinfo: &str) -> String {
@@ -204,6 +261,7 @@ impl<'a> Flow<'a> {
 
     /// RunPodSandbox and its checks: READY, an address of hull-cni's subnet, the handler.
     fn run_pod(&mut self, label: &str, config: &cri::PodSandboxConfig) -> (String, String) {
+        kubelet_pod_cgroup(config);
         let id = self
             .cri
             .run_pod(config, &self.handler)
@@ -394,6 +452,8 @@ impl<'a> Flow<'a> {
             self.see("pod.stopped", format!("{:?}", st.state()));
             self.cri.remove_pod(&pod.id).unwrap();
         }
+        let kept = kubelet_pod_cgroup_kept(&pod_a_config);
+        self.see("pod-a.cgroup-after", kept);
         self.nothing_left();
     }
 
