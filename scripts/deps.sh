@@ -9,6 +9,7 @@ packages=(
   containernetworking-plugins   # hull-cni delegating IPAM to a reference plugin
   runc crun                     # peers for benchmarks and cross-checks
   podman containerd bsdutils    # drop-in tests: hull-runtime behind podman and containerd (script(1) for -it)
+  protobuf-compiler             # protoc: the k8s-cri crate's CRI gRPC bindings (crates/cri-tests)
   docker.io                     # drop-in test: dockerd 20.10 on hull-runtime (/usr/bin/docker, /usr/sbin/dockerd)
   qemu-system-x86               # cgroup v2 tests in a guest (this host is hybrid)
   erofs-utils e2fsprogs         # microVM root disks (erofs, ext4) that the guest tests make

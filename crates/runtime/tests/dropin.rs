@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use common::{can_run, make_rootfs, runtime_bin};
+use hull_testkit::host::{mounts_under, CgroupParent};
 
 /// podman instances share host-wide state (/dev/shm locks) even with private roots: one at a time.
 static PODMAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -52,18 +53,6 @@ fn wait_ready(daemon: &str, log: &Path, probe: impl Fn() -> Command) {
     );
 }
 
-/// Mount points under `dir`, deepest first.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let mounts = hull_sys::mountinfo::read_self().unwrap_or_default();
-    let mut targets: Vec<PathBuf> = hull_sys::mountinfo::parse(&mounts)
-        .filter_map(Result::ok)
-        .map(|m| m.mount_point().into_owned())
-        .filter(|t| t.starts_with(dir))
-        .collect();
-    targets.sort_by_key(|t| std::cmp::Reverse(t.as_os_str().len()));
-    targets
-}
-
 /// Runs the shell command `line` under a new pty from script(1); its output after asserting
 /// success, or None (after a skip notice) without script(1).
 fn in_pty(tool: &str, line: &str) -> Option<String> {
@@ -78,112 +67,6 @@ fn in_pty(tool: &str, line: &str) -> Option<String> {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The deepest cgroup the test process is in (v1 controllers may differ): a parent under it is
-/// under the test's cgroup in every hierarchy.
-fn own_cgroup() -> String {
-    std::fs::read_to_string("/proc/self/cgroup")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.splitn(3, ':').nth(2))
-        .max_by_key(|p| p.len())
-        .unwrap_or("/")
-        .trim_end_matches('/')
-        .to_string()
-}
-
-/// A cgroup parent for the containers of one test: `<own cgroup>/<name>`. Hierarchies where
-/// the test runs at the root get the intermediate directories too; those are recorded so that
-/// only what the test created is removed.
-struct CgroupParent {
-    path: String,
-    created: Vec<PathBuf>,
-}
-
-impl CgroupParent {
-    fn new(name: &str) -> CgroupParent {
-        let own = own_cgroup();
-        let mut created = Vec::new();
-        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
-            for h in hierarchies.flatten() {
-                let mut dir = h.path();
-                for part in own.split('/').filter(|p| !p.is_empty()) {
-                    dir.push(part);
-                    if !dir.exists() {
-                        created.push(dir.clone());
-                    }
-                }
-            }
-        }
-        CgroupParent {
-            path: format!("{own}/{name}"),
-            created,
-        }
-    }
-}
-
-impl Drop for CgroupParent {
-    fn drop(&mut self) {
-        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return;
-        };
-        let roots: Vec<PathBuf> = hierarchies
-            .flatten()
-            .map(|h| h.path().join(self.path.trim_start_matches('/')))
-            .filter(|d| d.exists())
-            .collect();
-        // If podman or containerd failed to stop something, its processes are still in here:
-        // they are this test's, and a cgroup with processes cannot be removed.
-        for _ in 0..50 {
-            let mut dirs = Vec::new();
-            for root in &roots {
-                collect_dirs(root, &mut dirs);
-            }
-            if dirs.is_empty() {
-                break;
-            }
-            for dir in &dirs {
-                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-            // Deepest first: a parent goes once its children are gone.
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-            for dir in &dirs {
-                let _ = std::fs::remove_dir(dir);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        self.created
-            .sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for dir in &self.created {
-            let _ = std::fs::remove_dir(dir);
-        }
-        let left = common::leaked_cgroups(self.path.rsplit('/').next().unwrap_or_default());
-        assert!(
-            std::thread::panicking() || left.is_empty(),
-            "cgroups left behind: {left:?}"
-        );
-    }
-}
-
-fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    if !dir.is_dir() {
-        return;
-    }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                collect_dirs(&entry.path(), out);
-            }
-        }
-    }
-    out.push(dir.to_path_buf());
 }
 
 /// A busybox image tarball (the rootfs as one layer), made once per test.

@@ -1,6 +1,7 @@
 //! `exec` as runc's: `--env K=V` replaces a K of the process, `--ignore-paused` execs into a
 //! paused container (the process runs once it is resumed), `--cgroup` places the process in an
-//! existing sub-cgroup of the container's, per controller or in every hierarchy.
+//! existing sub-cgroup of the container's, per controller or in every hierarchy; the process
+//! gets the container's oomScoreAdj, and HOME when its environment has none.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
@@ -39,13 +40,25 @@ fn exec_env_replaces_a_variable_of_the_process() {
     };
     assert_eq!(
         environ(&["--env", "X=from-exec", "--env", "Z=new"]),
-        ["PATH=/bin", "X=from-exec", "Y=kept", "Z=new"]
+        ["PATH=/bin", "X=from-exec", "Y=kept", "Z=new", "HOME=/root"]
     );
     // The last of two wins, as runc's init sets them one by one.
     assert_eq!(
         environ(&["-e", "X=1", "-e", "X=2"]),
-        ["PATH=/bin", "X=2", "Y=kept"]
+        ["PATH=/bin", "X=2", "Y=kept", "HOME=/root"]
     );
+    // HOME as runc's init sets it when the environment has none: the user's home in the
+    // container's /etc/passwd, else "/"; one that is set stays.
+    assert_eq!(
+        environ(&["--user", "1000"]),
+        ["PATH=/bin", "X=from-spec", "Y=kept", "HOME=/"]
+    );
+    assert_eq!(
+        environ(&["-e", "HOME=/mine"]),
+        ["PATH=/bin", "X=from-spec", "Y=kept", "HOME=/mine"]
+    );
+    let init = c.ok(&["exec", &c.id, "cat", "/proc/1/environ"]);
+    assert!(init.split('\0').any(|e| e == "HOME=/root"), "{init:?}");
 }
 
 #[test]
@@ -194,4 +207,27 @@ fn exec_cgroup_joins_a_sub_cgroup_per_controller_or_everywhere() {
         );
     }
     // The sub-cgroups go with the container's (the drop checks that none is left).
+}
+
+/// runc gives an exec'd process the container's `process.oomScoreAdj` (containerd's CRI sets
+/// kubelet's score there), not the runtime caller's.
+#[test]
+fn exec_gets_the_containers_oom_score_adj() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("execoom");
+    // Raising it needs no privilege, so the check holds on hosts without CAP_SYS_RESOURCE.
+    c.config["process"]["oomScoreAdj"] = json!(700);
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    c.ok(&["start", &c.id]);
+    let score = |args: &[&str]| {
+        c.ok(&[&["exec"], args].concat())
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(score(&[&c.id, "cat", "/proc/1/oom_score_adj"]), "700");
+    assert_eq!(score(&[&c.id, "cat", "/proc/self/oom_score_adj"]), "700");
 }

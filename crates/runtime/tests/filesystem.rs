@@ -1,5 +1,5 @@
 //! The container's file system as its process sees it: mounts, masked and read-only paths, the
-//! read-only root, default and configured devices.
+//! read-only root, default and configured devices, a cwd made when missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
@@ -47,9 +47,15 @@ fn readonly_root_masked_and_readonly_paths() {
     c.script(
         "touch /rootfile 2>/dev/null || echo root-ro; \
          echo meminfo=$(wc -c < /proc/meminfo); echo driver=$(ls /proc/driver | wc -l); \
-         (echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo sys-ro",
+         (echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo sys-ro; \
+         grep ' /proc/driver ' /proc/mounts",
     );
     let out = c.run_ok();
+    // A masked directory's tmpfs as runc mounts it: read-only, no options (no size=0).
+    assert!(
+        out.contains("tmpfs /proc/driver tmpfs ro,relatime 0 0\n"),
+        "masked /proc/driver mount: {out}"
+    );
     assert!(out.contains("root-ro\n"), "root is writable: {out}");
     assert!(
         out.contains("meminfo=0\n"),
@@ -193,4 +199,22 @@ fn dev_and_cgroup_mounts_are_as_runc_makes_them() {
         let ours = dev_and_cgroup_view(&hull, &format!("hull-{}", c.id));
         assert_eq!(ours, theirs, "cgroupns={cgroupns}");
     }
+}
+
+/// A process.cwd the root file system lacks is made (0755), as runc's init does, also when
+/// the root is read-only (kubelet passes a pod's workingDir as written).
+#[test]
+fn a_missing_cwd_is_made_before_the_root_goes_read_only() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("mkcwd");
+    c.config["process"]["cwd"] = json!("/work/not/in/image");
+    c.config["root"]["readonly"] = json!(true);
+    c.script("pwd; stat -c %a /work/not/in/image /work");
+    let out = c.run_ok();
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["/work/not/in/image", "755", "755"]
+    );
 }

@@ -4,6 +4,8 @@
 
 pub mod allow;
 pub mod dockerd;
+pub mod host;
+pub mod rootfs;
 pub mod tiny_guest;
 
 use std::path::{Path, PathBuf};

@@ -94,14 +94,19 @@ pub struct HullIpam {
     pub routes: Option<Vec<RouteCfg>>,
 }
 
-/// A port mapping as portmap takes it.
+/// A port mapping as portmap takes it. containerd's CRI (go-cni's PortMapping has no JSON
+/// tags) sends the Go field names, `HostPort`...; portmap reads them through Go's
+/// case-insensitive decoding, so hull-cni takes both spellings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortMappingCfg {
+    #[serde(alias = "HostPort")]
     pub host_port: u16,
+    #[serde(alias = "ContainerPort")]
     pub container_port: u16,
+    #[serde(alias = "Protocol")]
     pub protocol: Option<String>,
-    #[serde(rename = "hostIP")]
+    #[serde(rename = "hostIP", alias = "HostIP")]
     pub host_ip: Option<String>,
 }
 
@@ -240,5 +245,24 @@ impl Config {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// containerd 1.6's CRI sends runtimeConfig.portMappings with Go's field names.
+    #[test]
+    fn port_mappings_as_containerd_sends_them() {
+        let raw = br#"{"cniVersion":"1.0.0","name":"n","type":"hull-cni",
+            "ipam":{"subnet":"10.1.0.0/24"},
+            "runtimeConfig":{"portMappings":[
+              {"HostPort":8080,"ContainerPort":80,"Protocol":"tcp","HostIP":"127.0.0.1"},
+              {"hostPort":53,"containerPort":5353,"protocol":"udp"}]}}"#;
+        let cfg = Config::parse(raw).unwrap();
+        let ports = cfg.port_mappings().unwrap();
+        assert_eq!(ports[0].to_string(), "127.0.0.1:8080->80/tcp");
+        assert_eq!(ports[1].to_string(), "0.0.0.0:53->5353/udp");
     }
 }

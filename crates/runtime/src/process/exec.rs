@@ -321,6 +321,11 @@ fn guide(
                 .map_err(io(format!("joining cgroup {}", path.display())))?;
         }
     }
+    // As runc: an exec'd process gets the container's oomScoreAdj, not the one of whoever
+    // runs the runtime (containerd's shim, whose score kubelet's is not).
+    if let Some(score) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        crate::security::set_oom_score_adj(pid.as_raw(), score)?;
+    }
     channel.send(&Message::Proceed)?;
     if paused {
         // `--ignore-paused`: the process is frozen with the container from its cgroup join on,

@@ -76,6 +76,9 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
     if let Some(process) = process.filter(|p| p.terminal().unwrap_or(false)) {
         handoff::send_terminal(ctx.channel, process, true)?;
     }
+    if let Some(process) = process {
+        make_cwd(process)?;
+    }
     ctx.rootfs.finalize()?;
     let program = match (process, ctx.security) {
         (Some(process), Some(security)) => {
@@ -93,6 +96,24 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
     };
     report_to_start(ctx.fifo, &err);
     Err(err)
+}
+
+/// As runc's init: a cwd the root file system lacks is made (0755), as root and before the
+/// root goes read-only. Inside the container's root, so the path resolves there.
+fn make_cwd(process: &oci_spec::runtime::Process) -> Result<(), ProcessError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let cwd = process.cwd();
+    if cwd.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(cwd)
+        .map_err(crate::process::error::io(format!(
+            "process.cwd {}: creating it",
+            cwd.display()
+        )))
 }
 
 /// After `start`: the startContainer hooks, then the program.

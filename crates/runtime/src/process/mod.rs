@@ -6,6 +6,7 @@ pub mod error;
 pub mod exec;
 pub mod foreground;
 pub mod handoff;
+mod home;
 pub mod init;
 pub mod program;
 pub mod stdio;

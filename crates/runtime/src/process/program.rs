@@ -83,6 +83,7 @@ impl Program {
         nix::unistd::chdir(process.cwd())
             .map_err(sys(format!("chdir to cwd {:?}", process.cwd())))?;
         let env = dedup_env(process.env().as_deref().unwrap_or_default());
+        let env = super::home::with_home(env, || super::home::home_of(process.user().uid()));
         let program = Program::resolve(&process.args().clone().unwrap_or_default(), &env)?;
         hull_sys::fd::cloexec_from(3 + preserve_fds).map_err(sys("close_range"))?;
         for fd in 3..3 + preserve_fds {

@@ -51,8 +51,9 @@ pub(super) fn mask_path(
         return Ok(());
     };
     let tree = if file_type(fd.as_fd()).ctx(|| format!("{}: stat", what()))? == SFlag::S_IFDIR {
+        // As runc's: source "tmpfs" and no options (read-only and empty, it needs no size).
         let ctx = FsContext::open("tmpfs").ctx(|| format!("{}: fsopen tmpfs", what()))?;
-        ctx.set("size=0")
+        ctx.set_string("source", "tmpfs")
             .ctx(|| format!("{}: configure tmpfs", what()))?;
         ctx.mount(MOUNT_ATTR_RDONLY)
             .ctx(|| format!("{}: create tmpfs", what()))?

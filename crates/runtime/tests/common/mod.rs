@@ -263,23 +263,7 @@ fn find_named(dir: &Path, needle: &str, depth: u32, found: &mut Vec<PathBuf>) {
 
 /// A busybox root file system: /bin/busybox plus its applets as symlinks, and a few dirs.
 pub fn make_rootfs(rootfs: &Path) {
-    for d in ["bin", "dev", "proc", "sys", "etc", "tmp", "root"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
-    let out = Command::new(BUSYBOX).arg("--list").output().unwrap();
-    assert!(out.status.success());
-    for applet in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-    }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-    )
-    .unwrap();
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    hull_testkit::rootfs::busybox(rootfs).unwrap();
 }
 
 /// True once `pid` has exited: no such process, or a zombie.
