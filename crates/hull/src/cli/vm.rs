@@ -173,10 +173,7 @@ fn run_spec(
             cwd: workdir,
             uid,
             gid,
-            additional_gids: Vec::new(),
-            terminal: false,
-            rlimits: Vec::new(),
-            no_new_privileges: false,
+            ..ProcessSpec::default()
         },
     })
 }
