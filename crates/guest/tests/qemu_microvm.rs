@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use hull_testkit::skip;
 use hull_vmproto::{
     Capabilities, Decoder, ExitStatus, Message, ProcessSpec, Rlimit, RootSpec, RunSpec,
-    SeccompFilter, PORT_NAME,
+    SeccompFilter, MAX_CHUNK, PORT_NAME, STDIN_WINDOW,
 };
 
 /// TCG on a loaded two-core machine: a boot takes seconds, sometimes tens.
@@ -66,6 +66,8 @@ struct Host {
     out: HashMap<u32, Vec<u8>>,
     err: HashMap<u32, Vec<u8>>,
     errors: Vec<String>,
+    /// Stdin bytes the guest acknowledged, per process.
+    acked: HashMap<u32, usize>,
 }
 
 impl Host {
@@ -82,6 +84,9 @@ impl Host {
                     Message::Stdout { id, data } => self.out.entry(*id).or_default().extend(data),
                     Message::Stderr { id, data } => self.err.entry(*id).or_default().extend(data),
                     Message::Error { message, .. } => self.errors.push(message.clone()),
+                    Message::StdinConsumed { id, bytes } => {
+                        *self.acked.entry(*id).or_default() += *bytes as usize;
+                    }
                     _ => {}
                 }
                 if want(&m) {
@@ -126,7 +131,16 @@ fn make_disk(dir: &Path) -> Option<PathBuf> {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).ok()?;
-    for a in ["sh", "echo", "cat", "sleep", "hostname", "id", "mkdir"] {
+    for a in [
+        "sh",
+        "echo",
+        "cat",
+        "sleep",
+        "hostname",
+        "id",
+        "mkdir",
+        "sha256sum",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
     }
     // The root's own user database, where `user` names are looked up.
@@ -251,6 +265,7 @@ fn guest_runs_processes_over_the_agent_port() {
         out: HashMap::new(),
         err: HashMap::new(),
         errors: vec![],
+        acked: HashMap::new(),
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         exercise(&mut host);
@@ -356,6 +371,7 @@ fn exercise(host: &mut Host) {
     );
 
     users_capabilities_and_seccomp(host);
+    stdin_flow_control(host);
 
     host.send(&Message::Exec {
         id: 3,
@@ -494,4 +510,44 @@ fn users_capabilities_and_seccomp(host: &mut Host) {
 
 fn tempdir_for_runtime() -> PathBuf {
     std::env::temp_dir().join(format!("hull-guest-seccomp-{}", std::process::id()))
+}
+
+/// Stdin larger than the window arrives whole, the host sending only on the guest's credit,
+/// and every byte is acknowledged.
+fn stdin_flow_control(host: &mut Host) {
+    let mut data = vec![0u8; 4 << 20];
+    let mut x: u32 = 1;
+    for b in &mut data {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *b = x.to_le_bytes()[2];
+    }
+    let mut sum = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sum.stdin.take().unwrap().write_all(&data).unwrap();
+    let want = String::from_utf8(sum.wait_with_output().unwrap().stdout).unwrap();
+    let id = 20;
+    host.send(&Message::Exec {
+        id,
+        spec: spec(&["sha256sum"]),
+    });
+    let mut sent = 0;
+    for chunk in data.chunks(MAX_CHUNK) {
+        while sent + chunk.len() - host.acked.get(&id).copied().unwrap_or(0) > STDIN_WINDOW {
+            host.until("a stdin acknowledgement", |m| {
+                matches!(m, Message::StdinConsumed { .. })
+            });
+        }
+        host.send(&Message::Stdin {
+            id,
+            data: chunk.to_vec(),
+        });
+        sent += chunk.len();
+    }
+    host.send(&Message::StdinClose { id });
+    assert_eq!(host.exit_of(id), ExitStatus::Code(0));
+    assert_eq!(host.out(id), want);
+    assert_eq!(host.acked.get(&id).copied(), Some(data.len()));
 }

@@ -201,7 +201,15 @@ pub enum Message {
     Exit { id: u32, status: ExitStatus },
     /// guest -> host: the process could not be started (or the VM not set up, id 0).
     Error { id: u32, message: String },
+    /// guest -> host: `bytes` of the process's stdin left the agent (written to the process,
+    /// or dropped when it closed its stdin or ended): the host's credit to send that much more.
+    /// A host keeps at most [`STDIN_WINDOW`] bytes of a process's stdin unacknowledged, so
+    /// neither side buffers more however fast the input and however slow the reader.
+    StdinConsumed { id: u32, bytes: u32 },
 }
+
+/// The most stdin bytes of one process in flight between host and guest.
+pub const STDIN_WINDOW: usize = 1 << 20;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProtoError {
@@ -227,6 +235,7 @@ const K_STDOUT: u8 = 66;
 const K_STDERR: u8 = 67;
 const K_EXIT: u8 = 68;
 const K_ERROR: u8 = 69;
+const K_STDIN_CONSUMED: u8 = 70;
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising plain structs of strings and numbers cannot fail.
@@ -271,6 +280,9 @@ impl Message {
                 (K_EXIT, *id, p)
             }
             Message::Error { id, message } => (K_ERROR, *id, message.as_bytes().to_vec()),
+            Message::StdinConsumed { id, bytes } => {
+                (K_STDIN_CONSUMED, *id, bytes.to_le_bytes().to_vec())
+            }
         }
     }
 
@@ -343,6 +355,10 @@ impl Message {
             K_ERROR => Message::Error {
                 id,
                 message: String::from_utf8_lossy(p).into_owned(),
+            },
+            K_STDIN_CONSUMED => Message::StdinConsumed {
+                id,
+                bytes: u32::from_le_bytes(i32_at(p, "stdin consumed")?.to_le_bytes()),
             },
             k => return Err(ProtoError::Kind(k)),
         })
@@ -459,6 +475,10 @@ mod tests {
             Message::Error {
                 id: 0,
                 message: "no such file".into(),
+            },
+            Message::StdinConsumed {
+                id: 4,
+                bytes: 0xfff0_0001,
             },
         ]
     }
