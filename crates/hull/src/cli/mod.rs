@@ -13,6 +13,8 @@ mod run_flags;
 mod system;
 mod vm;
 mod vm_agent;
+mod vm_api;
+mod vm_exec;
 mod vm_jailed;
 mod volume;
 

@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use hull_vmm::boot::{BootProtocol, Entry};
-use hull_vmm::proto::{ProcessSpec, RootSpec, RunSpec};
+use hull_vmm::proto::{RootSpec, RunSpec};
 use hull_vmm::{
     host_kvm, BootSource, Consoles, DiskConfig, HostKvm, RunReport, StopReason, Vm, VmConfig,
 };
 
 use super::vm_agent::{self, ConsoleTail};
+use super::vm_api;
+use super::vm_exec::{self, ProcessFlags};
 use super::vm_jailed;
 
 /// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
@@ -39,22 +41,8 @@ pub enum VmCommand {
         /// command, the first disk (ext4 or erofs) is its root, under a tmpfs overlay if read-only
         #[arg(long = "disk", value_name = "IMG[:ro]")]
         disks: Vec<String>,
-        /// Keep the command's stdin open and pass hull's stdin to it
-        #[arg(short, long)]
-        interactive: bool,
-        /// Run the command on a terminal (stdout and stderr are then one stream; hull's own
-        /// terminal, if stdin is one, goes raw and passes its size on)
-        #[arg(short, long)]
-        tty: bool,
-        /// The command's environment (NAME=value), more than once
-        #[arg(short, long = "env", value_name = "NAME=value")]
-        env: Vec<String>,
-        /// The command's working directory
-        #[arg(short = 'w', long, default_value = "/")]
-        workdir: String,
-        /// The command's user: UID[:GID] (numbers: the guest has no user database to look in)
-        #[arg(short, long, default_value = "0:0")]
-        user: String,
+        #[command(flatten)]
+        process: ProcessFlags,
         /// The guest's hostname
         #[arg(long, default_value = "hull-vm")]
         hostname: String,
@@ -80,9 +68,25 @@ pub enum VmCommand {
         /// This process is the VMM inside its jail (set by the jailing `hull vm run`)
         #[arg(long, hide = true, conflicts_with = "no_jail")]
         in_jail: bool,
+        /// Name the VM, so `hull vm exec NAME` can run more processes in it (needs a command)
+        #[arg(long)]
+        name: Option<String>,
+        /// Where the VMM makes its API socket (set by the jailing `hull vm run`)
+        #[arg(long, hide = true, requires = "in_jail")]
+        api_dir: Option<PathBuf>,
         /// The command to run in the VM (needs an --initrd with hull-guest as /init:
         /// scripts/build-guest-initramfs.sh builds one)
         #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Run another command in a microVM started with `hull vm run --name`
+    Exec {
+        #[command(flatten)]
+        process: ProcessFlags,
+        /// The VM: its --name, or the path of its API socket
+        vm: String,
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
 }
@@ -104,9 +108,6 @@ impl From<Protocol> for BootProtocol {
         }
     }
 }
-
-/// The PATH a command gets when --env sets none (docker's default).
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `IMG` or `IMG:ro`; the guest finds disk i by its serial `hull-disk<i>`.
 fn parse_disks(disks: &[String]) -> anyhow::Result<Vec<DiskConfig>> {
@@ -132,34 +133,14 @@ fn parse_disks(disks: &[String]) -> anyhow::Result<Vec<DiskConfig>> {
         .collect()
 }
 
-/// `UID` or `UID:GID`, numbers only.
-fn parse_user(user: &str) -> anyhow::Result<(u32, u32)> {
-    let (u, g) = user.split_once(':').unwrap_or((user, "0"));
-    match (u.parse(), g.parse()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => {
-            bail!("--user {user}: give UID[:GID] as numbers (the VM has no user names to look up)")
-        }
-    }
-}
-
-/// What the guest is told to run, from the flags.
+/// What the guest is told to run, from the flags: rooted on the first disk, under an overlay
+/// when it is read-only.
 fn run_spec(
     command: Vec<String>,
     disks: &[DiskConfig],
-    env: Vec<String>,
-    workdir: String,
-    user: &str,
+    process: &ProcessFlags,
     hostname: String,
 ) -> anyhow::Result<RunSpec> {
-    let (uid, gid) = parse_user(user)?;
-    let mut env = env;
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, DEFAULT_PATH.into());
-    }
-    if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
-        bail!("--env {bad}: give NAME=value");
-    }
     Ok(RunSpec {
         hostname,
         root: disks.first().map(|d| RootSpec {
@@ -167,14 +148,7 @@ fn run_spec(
             overlay: d.read_only,
             read_only: d.read_only,
         }),
-        process: ProcessSpec {
-            args: command,
-            env,
-            cwd: workdir,
-            uid,
-            gid,
-            ..ProcessSpec::default()
-        },
+        process: process.spec(command)?,
     })
 }
 
@@ -213,7 +187,15 @@ fn print_stats(report: &RunReport, setup: std::time::Duration, entry: &str) {
 /// Runs `hull vm run`; returns hull's exit code: the command's with a command, and docker's
 /// 125 when hull could not run the VM or it ended without the command's exit.
 pub fn run(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
-    match run_vm(root, cmd) {
+    let result = match cmd {
+        VmCommand::Exec {
+            process,
+            vm,
+            command,
+        } => vm_exec::exec(root, &vm, &process, command),
+        run => run_vm(root, run),
+    };
+    match result {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("hull: {e:#}");
@@ -233,22 +215,26 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         mem,
         vcpus,
         disks,
-        interactive,
-        tty,
-        env,
-        workdir,
-        user,
+        process,
         hostname,
         stats,
         allow_pvm,
         boot_protocol,
         no_jail,
         in_jail,
+        name,
+        api_dir,
         command,
-    } = cmd;
+    } = cmd
+    else {
+        bail!("not a run command");
+    };
     let agent = !command.is_empty();
-    if !agent && (interactive || tty || !env.is_empty() || workdir != "/" || user != "0:0") {
-        bail!("-i, -t, --env, --workdir and --user are for a command: give one after `--`");
+    if !agent && (process.given() || name.is_some()) {
+        bail!("-i, -t, --env, --workdir, --user and --name are for a command: give one after `--`");
+    }
+    if let Some(n) = &name {
+        vm_api::check_name(n)?;
     }
     if agent && initrd.is_none() {
         bail!(
@@ -258,21 +244,8 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
     }
     let disks = parse_disks(&disks)?;
     let spec = agent
-        .then(|| {
-            run_spec(
-                command.clone(),
-                &disks,
-                env.clone(),
-                workdir.clone(),
-                &user,
-                hostname.clone(),
-            )
-        })
-        .transpose()?
-        .map(|mut s| {
-            s.process.terminal = tty;
-            s
-        });
+        .then(|| run_spec(command.clone(), &disks, &process, hostname.clone()))
+        .transpose()?;
     match host_kvm() {
         HostKvm::Missing => {
             bail!("/dev/kvm is missing: this host has no KVM, so hull cannot run a microVM")
@@ -302,24 +275,73 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         disks,
         agent,
     };
-    if !no_jail && !in_jail {
-        let spec = vm_jailed::Passed {
-            protocol: boot_protocol,
-            stats,
-            allow_pvm,
-            interactive,
-            tty,
-            env: &env,
-            workdir: &workdir,
-            user: &user,
-            hostname: &hostname,
-            command: &command,
-        };
-        return vm_jailed::run(root, &cfg, &spec);
+    // The API directory is this process's to make and remove; in the jail, the VMM's to use.
+    let owned_api = match (&name, in_jail) {
+        (Some(n), false) => Some(vm_api::claim(root, n)?),
+        _ => None,
+    };
+    let result = run_vmm(VmmRun {
+        root,
+        cfg: &cfg,
+        spec,
+        process: &process,
+        hostname: &hostname,
+        command: &command,
+        stats,
+        allow_pvm,
+        boot_protocol,
+        no_jail,
+        in_jail,
+        api_dir: api_dir.or(owned_api.clone()),
+    });
+    if let Some(dir) = owned_api {
+        let _ = std::fs::remove_dir_all(dir);
     }
-    if in_jail {
+    result
+}
+
+/// One `hull vm run`, its flags parsed.
+struct VmmRun<'a> {
+    root: &'a Path,
+    cfg: &'a VmConfig,
+    spec: Option<RunSpec>,
+    process: &'a ProcessFlags,
+    hostname: &'a str,
+    command: &'a [String],
+    stats: bool,
+    allow_pvm: bool,
+    boot_protocol: Protocol,
+    no_jail: bool,
+    in_jail: bool,
+    api_dir: Option<PathBuf>,
+}
+
+fn run_vmm(r: VmmRun<'_>) -> anyhow::Result<i32> {
+    let (cfg, agent, stats) = (r.cfg, r.spec.is_some(), r.stats);
+    if !r.no_jail && !r.in_jail {
+        let passed = vm_jailed::Passed {
+            protocol: r.boot_protocol,
+            stats,
+            allow_pvm: r.allow_pvm,
+            process: r.process,
+            hostname: r.hostname,
+            api_dir: r.api_dir.as_deref(),
+            command: r.command,
+        };
+        return vm_jailed::run(r.root, cfg, &passed);
+    }
+    if r.in_jail {
         vm_jailed::vmm_setup(agent)?;
     }
+    // Bound before the seccomp filter, which allows accept4 but not socket or bind.
+    let api = r
+        .api_dir
+        .map(|dir| {
+            let path = dir.join(vm_api::SOCKET);
+            std::os::unix::net::UnixListener::bind(&path)
+                .with_context(|| format!("cannot make the API socket {}", path.display()))
+        })
+        .transpose()?;
     let console = ConsoleTail::default();
     // Without a command, the serial console and the virtio console (hvc0) both print here;
     // with one, stdout is the command's and the console is kept for a failure report.
@@ -333,8 +355,8 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
             virtio: Some(Box::new(console.clone())),
         },
     };
-    let vm = Vm::new(&cfg, consoles).context("cannot create the microVM")?;
-    if in_jail {
+    let vm = Vm::new(cfg, consoles).context("cannot create the microVM")?;
+    if r.in_jail {
         hull_vmm::seccomp::install()?;
     }
     let setup = vm.setup_time;
@@ -342,8 +364,9 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         Entry::Pvh(_) => "PVH",
         Entry::Linux64(_) => "64-bit boot protocol",
     };
-    if let Some(spec) = spec {
-        let (code, report, ready) = vm_agent::run(vm, spec, interactive, &console)?;
+    if let Some(spec) = r.spec {
+        let interactive = r.process.interactive;
+        let (code, report, ready) = vm_agent::run(vm, spec, interactive, &console, api)?;
         if stats {
             print_stats(&report, setup, entry);
             if let Some(r) = ready {
@@ -407,16 +430,23 @@ mod tests {
     }
 
     #[test]
-    fn disks_and_users() {
+    fn disks() {
         let d = parse_disks(&["a.img".into(), "/x/b.img:ro".into()]).unwrap();
         assert_eq!((d[0].read_only, d[1].read_only), (false, true));
         assert_eq!(d[1].path, PathBuf::from("/x/b.img"));
         assert_eq!(d[1].id, "hull-disk1");
         assert!(parse_disks(&["a.img:rx".into()]).is_err());
         assert!(parse_disks(&[":ro".into()]).is_err());
-        assert_eq!(parse_user("1000").unwrap(), (1000, 0));
-        assert_eq!(parse_user("1000:100").unwrap(), (1000, 100));
-        assert!(parse_user("nobody").is_err());
+    }
+
+    fn flags(env: Vec<String>, user: &str) -> ProcessFlags {
+        ProcessFlags {
+            interactive: false,
+            tty: true,
+            env,
+            workdir: "/w".into(),
+            user: user.into(),
+        }
     }
 
     #[test]
@@ -425,9 +455,7 @@ mod tests {
         let s = run_spec(
             vec!["true".into()],
             &disks,
-            vec![],
-            "/".into(),
-            "0",
+            &flags(vec![], "web:10"),
             "h".into(),
         )
         .unwrap();
@@ -435,14 +463,12 @@ mod tests {
         assert_eq!(root.serial, "hull-disk0");
         assert!(root.overlay && root.read_only);
         assert!(s.process.env[0].starts_with("PATH="));
-        assert!(run_spec(
-            vec!["x".into()],
-            &[],
-            vec!["NOEQ".into()],
-            "/".into(),
-            "0",
-            "h".into()
-        )
-        .is_err());
+        // Names go to the guest, which has the root's /etc/passwd.
+        assert_eq!(s.process.user.as_deref(), Some("web:10"));
+        assert!(s.process.terminal);
+        assert_eq!(s.process.cwd, "/w");
+        let bad = flags(vec!["NOEQ".into()], "0");
+        assert!(run_spec(vec!["x".into()], &[], &bad, "h".into()).is_err());
+        assert!(run_spec(vec!["x".into()], &[], &flags(vec![], ""), "h".into()).is_err());
     }
 }

@@ -2,17 +2,23 @@
 //! and stderr come back apart over the agent channel and go to hull's; hull's stdin (with -i)
 //! and the signals hull gets go to the command; hull exits with the command's code. The kernel's
 //! serial console is kept (its last lines) and shown only when the VM ends without an exit.
+//! With an API socket, `hull vm exec` clients run more processes (`vm_api`); their output goes
+//! to them. The stdin, signal and terminal helpers serve both ends.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use std::os::unix::net::UnixListener;
+
 use anyhow::Context;
-use hull_vmm::proto::{Message, RunSpec, MAIN_ID, MAX_CHUNK};
+use hull_vmm::proto::{Message, RunSpec, MAIN_ID, MAX_CHUNK, STDIN_WINDOW};
 use hull_vmm::{AgentEvent, AgentSender, RunReport, Vm};
 use nix::sys::signal::{SigSet, Signal};
+
+use super::vm_api::{self, Routes};
 
 /// How much of the serial console is kept for a failure report.
 const CONSOLE_TAIL: usize = 16 * 1024;
@@ -58,9 +64,60 @@ struct Outcome {
     errors: Vec<String>,
 }
 
-fn forward_stdin(sender: AgentSender, interactive: bool) {
+/// Where messages to the guest go: the agent port itself, or the socket of `hull vm exec`.
+pub type ToGuest = Arc<dyn Fn(&Message) + Send + Sync>;
+
+/// The stdin bytes of each process sent to the guest and not yet acknowledged
+/// (`StdinConsumed`); a sender waits while a process has a whole window in flight, so the
+/// VMM's buffers hold at most a window per process, whatever the input's size.
+#[derive(Debug, Clone, Default)]
+pub struct StdinWindows(Arc<(Mutex<HashMap<u32, usize>>, Condvar)>);
+
+impl StdinWindows {
+    /// Waits until `id` may have `n` more bytes in flight, and counts them.
+    fn reserve(&self, id: u32, n: usize) {
+        let (lock, cond) = &*self.0;
+        let mut flight = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while flight.get(&id).copied().unwrap_or(0) + n > STDIN_WINDOW.max(n) {
+            flight = cond.wait(flight).unwrap_or_else(PoisonError::into_inner);
+        }
+        *flight.entry(id).or_default() += n;
+    }
+
+    /// The guest took `n` bytes of `id`'s stdin.
+    fn release(&self, id: u32, n: usize) {
+        let (lock, cond) = &*self.0;
+        let mut flight = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = flight.get_mut(&id) {
+            *f = f.saturating_sub(n);
+        }
+        cond.notify_all();
+    }
+
+    /// `id` ended: nothing of its is in flight any more (the guest drops what it had).
+    fn forget(&self, id: u32) {
+        let (lock, cond) = &*self.0;
+        lock.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        cond.notify_all();
+    }
+}
+
+/// The agent port as a [`ToGuest`], with stdin held to each process's window.
+pub fn to_agent(sender: AgentSender, windows: StdinWindows) -> ToGuest {
+    Arc::new(move |m| {
+        if let Message::Stdin { id, data } = m {
+            windows.reserve(*id, data.len());
+        }
+        sender.send(m)
+    })
+}
+
+/// Passes hull's stdin (with `interactive`) to process `id`, then closes its stdin.
+pub fn forward_stdin(to: ToGuest, id: u32, interactive: bool) {
     if !interactive {
-        sender.send(&Message::StdinClose { id: MAIN_ID });
+        to(&Message::StdinClose { id });
         return;
     }
     // The thread ends at end of input; at the VM's end it is left blocked in read(2), and the
@@ -71,12 +128,12 @@ fn forward_stdin(sender: AgentSender, interactive: bool) {
             let mut buf = vec![0u8; MAX_CHUNK];
             let mut stdin = std::io::stdin().lock();
             while let Ok(n @ 1..) = std::io::Read::read(&mut stdin, &mut buf) {
-                sender.send(&Message::Stdin {
-                    id: MAIN_ID,
+                to(&Message::Stdin {
+                    id,
                     data: buf[..n].to_vec(),
                 });
             }
-            sender.send(&Message::StdinClose { id: MAIN_ID });
+            to(&Message::StdinClose { id });
         });
     if spawned.is_err() {
         eprintln!("hull vm: cannot start the stdin thread; the command's stdin is closed");
@@ -100,22 +157,18 @@ fn window_size() -> Option<(u16, u16)> {
         })
 }
 
-fn send_window_size(sender: &AgentSender) {
+pub fn send_window_size(to: &ToGuest, id: u32) {
     if let Some((rows, cols)) = window_size() {
-        sender.send(&Message::Resize {
-            id: MAIN_ID,
-            rows,
-            cols,
-        });
+        to(&Message::Resize { id, rows, cols });
     }
 }
 
 /// hull's stdin terminal in raw mode for the run (keys go to the guest's terminal, which
 /// echoes and edits); restored on drop.
-struct RawTerminal(Option<nix::sys::termios::Termios>);
+pub struct RawTerminal(Option<nix::sys::termios::Termios>);
 
 impl RawTerminal {
-    fn new(tty: bool) -> anyhow::Result<Self> {
+    pub fn new(tty: bool) -> anyhow::Result<Self> {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
         let stdin = std::io::stdin();
         if !tty || !nix::unistd::isatty(&stdin).unwrap_or(false) {
@@ -141,7 +194,7 @@ impl Drop for RawTerminal {
 /// Blocks the forwarded signals (and SIGWINCH, with a terminal) in this (still single) thread,
 /// so every thread started later has them blocked too and only the forwarding thread takes them,
 /// with sigwait. A new window size goes to the guest's terminal, the others to the command.
-fn forward_signals(sender: AgentSender, tty: bool) -> anyhow::Result<()> {
+pub fn forward_signals(to: ToGuest, id: u32, tty: bool) -> anyhow::Result<()> {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(s);
@@ -156,11 +209,11 @@ fn forward_signals(sender: AgentSender, tty: bool) -> anyhow::Result<()> {
         .spawn(move || {
             while let Ok(sig) = set.wait() {
                 if sig == Signal::SIGWINCH {
-                    send_window_size(&sender);
+                    send_window_size(&to, id);
                     continue;
                 }
-                sender.send(&Message::Signal {
-                    id: MAIN_ID,
+                to(&Message::Signal {
+                    id,
                     signal: sig as i32,
                 });
             }
@@ -173,6 +226,8 @@ fn relay(
     events: &std::sync::mpsc::Receiver<AgentEvent>,
     vm_done: &AtomicBool,
     start: Instant,
+    routes: &Routes,
+    windows: &StdinWindows,
 ) -> Outcome {
     use std::sync::mpsc::RecvTimeoutError;
     let mut out = Outcome::default();
@@ -188,6 +243,22 @@ fn relay(
             }
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return out,
+        };
+        match &ev {
+            AgentEvent::Message(Message::StdinConsumed { id, bytes }) => {
+                windows.release(*id, *bytes as usize);
+                continue;
+            }
+            AgentEvent::Message(Message::Exit { id, .. }) => windows.forget(*id),
+            _ => {}
+        }
+        let ev = match ev {
+            // The processes of `hull vm exec` clients: theirs to print.
+            AgentEvent::Message(m) => match routes.deliver(m) {
+                Some(m) => AgentEvent::Message(m),
+                None => continue,
+            },
+            broken => broken,
         };
         match ev {
             AgentEvent::Message(Message::Stdout { data, .. }) => {
@@ -217,16 +288,23 @@ pub fn run(
     spec: RunSpec,
     interactive: bool,
     console: &ConsoleTail,
+    api: Option<UnixListener>,
 ) -> anyhow::Result<(i32, RunReport, Option<Duration>)> {
     let agent = vm.take_agent().context("the VM has no agent channel")?;
     let tty = spec.process.terminal;
-    forward_signals(agent.sender.clone(), tty)?;
+    let windows = StdinWindows::default();
+    let to = to_agent(agent.sender.clone(), windows.clone());
+    forward_signals(to.clone(), MAIN_ID, tty)?;
     let raw = RawTerminal::new(tty)?;
     agent.sender.send(&Message::Run(spec));
     if tty {
-        send_window_size(&agent.sender);
+        send_window_size(&to, MAIN_ID);
     }
-    forward_stdin(agent.sender.clone(), interactive);
+    forward_stdin(to.clone(), MAIN_ID, interactive);
+    let routes = Routes::default();
+    if let Some(listener) = api {
+        vm_api::serve(listener, to, routes.clone())?;
+    }
     let vm_done = Arc::new(AtomicBool::new(false));
     let done = Arc::clone(&vm_done);
     let start = Instant::now();
@@ -238,7 +316,7 @@ pub fn run(
             report
         })
         .context("cannot start the VM thread")?;
-    let outcome = relay(&agent.events, &vm_done, start);
+    let outcome = relay(&agent.events, &vm_done, start, &routes, &windows);
     drop(raw);
     let report = vm_thread
         .join()
@@ -257,5 +335,36 @@ pub fn run(
                 report.reason
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_waits_while_a_window_is_in_flight_and_goes_on_when_acknowledged() {
+        let w = StdinWindows::default();
+        w.reserve(1, STDIN_WINDOW);
+        // Another process has a window of its own.
+        w.reserve(2, 10);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w2 = w.clone();
+        let t = std::thread::spawn(move || {
+            w2.reserve(1, 100);
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "sent beyond the window"
+        );
+        w.release(1, 99);
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        w.release(1, 1);
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+        // An ended process's window is gone: a late sender is not held.
+        w.forget(1);
+        w.reserve(1, STDIN_WINDOW);
     }
 }

@@ -10,11 +10,14 @@ use hull_engine::vm_jail::{self, Jail, JailFile};
 use hull_vmm::VmConfig;
 
 use super::vm::Protocol;
+use super::vm_exec::ProcessFlags;
 
 /// Where the jailed VMM finds the kernel, the initrd and disk N.
 const JAILED_KERNEL: &str = "/vm/kernel";
 const JAILED_INITRD: &str = "/vm/initrd";
 const JAILED_DISK: &str = "/vm/disk";
+/// Where the VMM makes its API socket: the host's API directory of the VM, shared writable.
+const JAILED_API: &str = "/vm/api";
 
 /// The flags the jailed `hull vm run` gets again, beside what the VmConfig holds.
 #[derive(Debug)]
@@ -22,12 +25,10 @@ pub struct Passed<'a> {
     pub protocol: Protocol,
     pub stats: bool,
     pub allow_pvm: bool,
-    pub interactive: bool,
-    pub tty: bool,
-    pub env: &'a [String],
-    pub workdir: &'a str,
-    pub user: &'a str,
+    pub process: &'a ProcessFlags,
     pub hostname: &'a str,
+    /// The host directory of the VM's API socket (`--name`).
+    pub api_dir: Option<&'a Path>,
     pub command: &'a [String],
 }
 
@@ -81,17 +82,22 @@ pub fn run(root: &Path, cfg: &VmConfig, passed: &Passed<'_>) -> anyhow::Result<i
     ]);
     args.extend(passed.stats.then(|| "--stats".to_string()));
     args.extend(passed.allow_pvm.then(|| "--allow-pvm".to_string()));
+    if let Some(dir) = passed.api_dir {
+        share(dir, JAILED_API.into(), true)?;
+        args.extend(["--api-dir".into(), JAILED_API.into()]);
+    }
     if !passed.command.is_empty() {
-        args.extend(passed.interactive.then(|| "--interactive".to_string()));
-        args.extend(passed.tty.then(|| "--tty".to_string()));
-        for e in passed.env {
+        let p = passed.process;
+        args.extend(p.interactive.then(|| "--interactive".to_string()));
+        args.extend(p.tty.then(|| "--tty".to_string()));
+        for e in &p.env {
             args.extend(["--env".into(), e.clone()]);
         }
         args.extend([
             "--workdir".into(),
-            passed.workdir.into(),
+            p.workdir.clone(),
             "--user".into(),
-            passed.user.into(),
+            p.user.clone(),
             "--hostname".into(),
             passed.hostname.into(),
             "--".into(),

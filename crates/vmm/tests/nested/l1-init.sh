@@ -92,6 +92,7 @@ run_vm() {
 # What jails leave: bundles, runtime state, cgroups.
 leftovers() {
   left=$(ls -A /var/lib/hull/vm/bundles 2>/dev/null; ls -A /var/lib/hull/vm/runtime 2>/dev/null
+    ls -A /var/lib/hull/vm/api 2>/dev/null
     ls -d /sys/fs/cgroup/hull-vm-* 2>/dev/null)
   if [ -z "$left" ]; then echo "HULL-L1-JAIL-CLEAN"; else echo "HULL-L1-JAIL-LEFT $left" | tr '\n' ' '; echo; fi
 }
@@ -137,14 +138,31 @@ else
   echo "HULL-AGENT-DATA $(head -c 9 /tmp/data.img)"
   echo "HULL-AGENT-STDIN $(grep '^stdin-' /tmp/err)"
   grep '^hull vm:' /tmp/err
-  # SIGTERM to hull reaches the command (sleep, killed by it: 128 + 15).
+  # SIGTERM to hull reaches the command (sleep, killed by it: 128 + 15). Before that, the VM
+  # (named) runs more processes through `hull vm exec`.
   rm -f /tmp/sig
   # Not through the function: a backgrounded function is a subshell, whose pid $! would be.
-  /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro \
+  /bin/hull vm run --name t1 --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro \
     --mem 256M --vcpus "${vcpus:-2}" -- sh -c 'echo ready; exec sleep 60' >/tmp/sig 2>&1 &
   hpid=$!
   n=0
   while ! grep -q ready /tmp/sig 2>/dev/null && [ $n -lt 300 ]; do usleep 100000; n=$((n + 1)); done
+  /bin/hull vm exec t1 sh -c 'echo exec-out; echo exec-err >&2; exit 4' >/tmp/out 2>/tmp/err
+  echo "HULL-EXEC-RC $?"
+  echo "HULL-EXEC-OUT $(cat /tmp/out)"
+  echo "HULL-EXEC-ERR $(cat /tmp/err)"
+  echo "HULL-EXEC-USER $(/bin/hull vm exec -u nobody t1 sh -c 'echo $(id -u):$(id -g)' 2>&1)"
+  # 50 MB of stdin through the VMM arrive whole, and the VMM's memory does not grow with them.
+  head -c 50000000 /dev/urandom > /tmp/big
+  want=$(sha256sum < /tmp/big | cut -d' ' -f1)
+  vmm=$(pid_of --in-jail)
+  echo "HULL-EXEC-MEM-BEFORE $(mem_of "$vmm") $(grep VmHWM /proc/$vmm/status | tr -s ' \t' ' ')"
+  s=$(cut -d' ' -f1 /proc/uptime)
+  got=$(/bin/hull vm exec -i t1 sha256sum < /tmp/big | cut -d' ' -f1)
+  echo "HULL-EXEC-STDIN-TIME $s $(cut -d' ' -f1 /proc/uptime)"
+  echo "HULL-EXEC-MEM-AFTER $(mem_of "$vmm") $(grep VmHWM /proc/$vmm/status | tr -s ' \t' ' ')"
+  if [ "$got" = "$want" ]; then echo "HULL-EXEC-STDIN intact"; else echo "HULL-EXEC-STDIN differs $got $want"; fi
+  rm -f /tmp/big
   kill -TERM $hpid
   wait $hpid
   echo "HULL-AGENT-SIGNAL-RC $?"

@@ -13,7 +13,9 @@
 # the VMMs' memory beyond guest RAM; it prints medians and ratios, and checks nothing.
 # Then `hull vm run --disk root.img:ro -- CMD` runs commands through hull-guest, jailed (stdout
 # and stderr apart, exit code, stdin with -i, a forwarded signal, a write on the overlay, a write
-# through a read-write disk). A silent L1 (TCG freezes) is retried once.
+# through a read-write disk), and `hull vm exec` into a VM run with --name (output apart, exit
+# code, -u by name, 50 MB of stdin intact without the VMM's memory growing). A silent L1 (TCG
+# freezes) is retried once.
 # Needs root; installs qemu-system-x86, busybox-static and lz4 through apt when missing.
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
@@ -89,7 +91,9 @@ guest_initrd=$(scripts/build-guest-initramfs.sh | tail -1)
 disk=$work/disk
 mkdir -p "$disk"/{bin,proc,sys,dev,tmp,etc}
 cp /bin/busybox "$disk/bin/"
-for a in sh echo cat sleep true false ls; do ln -s busybox "$disk/bin/$a"; done
+for a in sh echo cat sleep true false ls id sha256sum; do ln -s busybox "$disk/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$disk/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$disk/etc/group"
 mkfs.ext4 -q -d "$disk" "$work/root.img" 16M
 
 # L2: busybox and an /init that prints the marker and resets.
@@ -216,5 +220,15 @@ if grep -q HULL-L1-DONE "$log"; then
   lines | grep -qx "HULL-AGENT-DATA persisted" || { echo "FAIL: a write to the read-write disk did not reach its image"; failed=1; }
   lines | grep -qx "HULL-AGENT-STDIN stdin-fed" || { echo "FAIL: hull vm run -i did not pass stdin to the command"; failed=1; }
   lines | grep -qx "HULL-AGENT-SIGNAL-RC 143" || { echo "FAIL: SIGTERM to hull did not end the command with 143"; failed=1; }
+  # hull vm exec into the named VM: output apart, exit code, a user by name, 50 MB of stdin
+  # intact with the VMM's memory beyond guest RAM not growing with it (by less than 8 MiB).
+  lines | grep -qx "HULL-EXEC-RC 4" || { echo "FAIL: hull vm exec ... exit 4 did not exit 4"; failed=1; }
+  lines | grep -qx "HULL-EXEC-OUT exec-out" || { echo "FAIL: hull vm exec's stdout was not exactly 'exec-out'"; failed=1; }
+  lines | grep -qx "HULL-EXEC-ERR exec-err" || { echo "FAIL: hull vm exec's stderr was not exactly 'exec-err'"; failed=1; }
+  lines | grep -qx "HULL-EXEC-USER 65534:65534" || { echo "FAIL: hull vm exec -u nobody did not run as 65534:65534"; failed=1; }
+  lines | grep -qx "HULL-EXEC-STDIN intact" || { echo "FAIL: 50 MB of stdin through hull vm exec -i did not arrive intact"; failed=1; }
+  grown=$(lines | awk '$1 == "HULL-EXEC-MEM-BEFORE" { split($4, a, "="); b = a[2] } $1 == "HULL-EXEC-MEM-AFTER" { split($4, a, "="); print a[2] - b }')
+  echo "VMM memory beyond guest RAM grew by ${grown:-?} KiB over 50 MB of stdin"
+  [ -n "$grown" ] && [ "$grown" -lt 8192 ] || { echo "FAIL: the VMM's memory grew with the stdin it passed on"; failed=1; }
 fi
 [ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed, jailed" || { echo "FAIL"; exit 1; }
