@@ -12,7 +12,6 @@ mod ps;
 mod run_flags;
 mod system;
 mod vm;
-mod vm_agent;
 mod vm_api;
 mod vm_exec;
 mod vm_jailed;

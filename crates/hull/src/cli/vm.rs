@@ -1,19 +1,19 @@
 //! `hull vm`: the bare microVM (hull-vmm) without images: boot a kernel and show its console, or
-//! (with a command after `--`) run that command through hull-guest (`vm_agent`). By default the
-//! VMM runs jailed (`vm_jailed`): this process makes the jail, and the `hull` binary re-executed
-//! in it (`--in-jail`) is the VMM, which installs its seccomp filter once the VM is built.
+//! (with a command after `--`) run that command through hull-guest; `hull vm exec` runs more in
+//! a named one (`vm_exec`). The VMM is the small `hull-vmm` binary, given its orders as JSON
+//! (hull_vmm::launch): by default jailed (`vm_jailed`: this process makes the jail, hull-vmm
+//! runs in it and installs its seccomp filter once the VM is built), with --no-jail in place of
+//! this process.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use hull_vmm::boot::{BootProtocol, Entry};
+use hull_vmm::boot::BootProtocol;
+use hull_vmm::launch::Launch;
 use hull_vmm::proto::{RootSpec, RunSpec};
-use hull_vmm::{
-    host_kvm, BootSource, Consoles, DiskConfig, HostKvm, RunReport, StopReason, Vm, VmConfig,
-};
+use hull_vmm::{host_kvm, BootSource, DiskConfig, HostKvm, VmConfig};
 
-use super::vm_agent::{self, ConsoleTail};
 use super::vm_api;
 use super::vm_exec::{self, ProcessFlags};
 use super::vm_jailed;
@@ -65,15 +65,9 @@ pub enum VmCommand {
         /// debugging
         #[arg(long)]
         no_jail: bool,
-        /// This process is the VMM inside its jail (set by the jailing `hull vm run`)
-        #[arg(long, hide = true, conflicts_with = "no_jail")]
-        in_jail: bool,
         /// Name the VM, so `hull vm exec NAME` can run more processes in it (needs a command)
         #[arg(long)]
         name: Option<String>,
-        /// Where the VMM makes its API socket (set by the jailing `hull vm run`)
-        #[arg(long, hide = true, requires = "in_jail")]
-        api_dir: Option<PathBuf>,
         /// The command to run in the VM (needs an --initrd with hull-guest as /init:
         /// scripts/build-guest-initramfs.sh builds one)
         #[arg(last = true, value_name = "CMD")]
@@ -167,23 +161,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-fn print_stats(report: &RunReport, setup: std::time::Duration, entry: &str) {
-    let counts: Vec<String> = report
-        .counters
-        .snapshot()
-        .into_iter()
-        .map(|(name, n)| format!("{name}={n}"))
-        .collect();
-    eprintln!(
-        "hull vm: stopped by {}; entry {entry}; setup {:.1} ms, run {:.1} ms; {} exits: {}",
-        report.reason,
-        setup.as_secs_f64() * 1e3,
-        report.run_time.as_secs_f64() * 1e3,
-        report.counters.total(),
-        counts.join(" ")
-    );
-}
-
 /// Runs `hull vm run`; returns hull's exit code: the command's with a command, and docker's
 /// 125 when hull could not run the VM or it ended without the command's exit.
 pub fn run(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
@@ -221,9 +198,7 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         allow_pvm,
         boot_protocol,
         no_jail,
-        in_jail,
         name,
-        api_dir,
         command,
     } = cmd
     else {
@@ -275,144 +250,59 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         disks,
         agent,
     };
-    // The API directory is this process's to make and remove; in the jail, the VMM's to use.
-    let owned_api = match (&name, in_jail) {
-        (Some(n), false) => Some(vm_api::claim(root, n)?),
-        _ => None,
-    };
-    let result = run_vmm(VmmRun {
-        root,
-        cfg: &cfg,
+    let launch = Launch {
+        vm: cfg,
         spec,
-        process: &process,
-        hostname: &hostname,
-        command: &command,
+        interactive: process.interactive,
         stats,
-        allow_pvm,
-        boot_protocol,
-        no_jail,
-        in_jail,
-        api_dir: api_dir.or(owned_api.clone()),
-    });
-    if let Some(dir) = owned_api {
+        api_dir: None,
+        remove_api_dir: false,
+    };
+    let vmm = vmm_binary()?;
+    if no_jail {
+        return exec_vmm(&vmm, root, launch, name.as_deref());
+    }
+    // The API directory is this process's to make and remove; the jail shares it with the VMM.
+    let api_dir = name
+        .as_deref()
+        .map(|n| vm_api::claim(root, n))
+        .transpose()?;
+    let result = vm_jailed::run(root, &vmm, launch, api_dir.as_deref());
+    if let Some(dir) = api_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
     result
 }
 
-/// One `hull vm run`, its flags parsed.
-struct VmmRun<'a> {
-    root: &'a Path,
-    cfg: &'a VmConfig,
-    spec: Option<RunSpec>,
-    process: &'a ProcessFlags,
-    hostname: &'a str,
-    command: &'a [String],
-    stats: bool,
-    allow_pvm: bool,
-    boot_protocol: Protocol,
-    no_jail: bool,
-    in_jail: bool,
-    api_dir: Option<PathBuf>,
+/// The VMM binary, installed beside `hull`.
+fn vmm_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the hull binary")?;
+    let vmm = exe.with_file_name("hull-vmm");
+    if !vmm.is_file() {
+        bail!(
+            "no hull-vmm beside {} (it is built and installed with hull)",
+            exe.display()
+        );
+    }
+    Ok(vmm)
 }
 
-fn run_vmm(r: VmmRun<'_>) -> anyhow::Result<i32> {
-    let (cfg, agent, stats) = (r.cfg, r.spec.is_some(), r.stats);
-    if !r.no_jail && !r.in_jail {
-        let passed = vm_jailed::Passed {
-            protocol: r.boot_protocol,
-            stats,
-            allow_pvm: r.allow_pvm,
-            process: r.process,
-            hostname: r.hostname,
-            api_dir: r.api_dir.as_deref(),
-            command: r.command,
-        };
-        return vm_jailed::run(r.root, cfg, &passed);
-    }
-    if r.in_jail {
-        vm_jailed::vmm_setup(agent)?;
-    }
-    // Bound before the seccomp filter, which allows accept4 but not socket or bind.
-    let api = r
-        .api_dir
-        .map(|dir| {
-            let path = dir.join(vm_api::SOCKET);
-            std::os::unix::net::UnixListener::bind(&path)
-                .with_context(|| format!("cannot make the API socket {}", path.display()))
-        })
-        .transpose()?;
-    let console = ConsoleTail::default();
-    // Without a command, the serial console and the virtio console (hvc0) both print here;
-    // with one, stdout is the command's and the console is kept for a failure report.
-    let consoles = match agent {
-        false => Consoles {
-            serial: Box::new(std::io::stdout()),
-            virtio: Some(Box::new(std::io::stdout())),
-        },
-        true => Consoles {
-            serial: Box::new(console.clone()),
-            virtio: Some(Box::new(console.clone())),
-        },
-    };
-    let vm = Vm::new(cfg, consoles).context("cannot create the microVM")?;
-    if r.in_jail {
-        hull_vmm::seccomp::install()?;
-    }
-    let setup = vm.setup_time;
-    let entry = match vm.kernel().entry {
-        Entry::Pvh(_) => "PVH",
-        Entry::Linux64(_) => "64-bit boot protocol",
-    };
-    if let Some(spec) = r.spec {
-        let interactive = r.process.interactive;
-        let (code, report, ready) = vm_agent::run(vm, spec, interactive, &console, api)?;
-        if stats {
-            print_stats(&report, setup, entry);
-            if let Some(r) = ready {
-                eprintln!(
-                    "hull vm: agent ready {:.1} ms after the start",
-                    r.as_secs_f64() * 1e3
-                );
-            }
-        }
-        return Ok(code);
-    }
-    run_console(vm, stats, setup, entry)
-}
-
-/// The bare VM: stdin types into ttyS0, the console prints on stdout.
-fn run_console(
-    mut vm: Vm,
-    stats: bool,
-    setup: std::time::Duration,
-    entry: &str,
+/// --no-jail: this process becomes the VMM, which then removes the API directory itself.
+fn exec_vmm(
+    vmm: &Path,
+    root: &Path,
+    mut launch: Launch,
+    name: Option<&str>,
 ) -> anyhow::Result<i32> {
-    // The thread ends at end of input; at the VM's end it is left blocked in read(2), and the
-    // process exit ends it.
-    let input = vm.serial_input();
-    let _ = std::thread::Builder::new()
-        .name("hull-vm-stdin".into())
-        .spawn(move || {
-            let mut buf = [0u8; 256];
-            let mut stdin = std::io::stdin().lock();
-            while let Ok(n @ 1..) = std::io::Read::read(&mut stdin, &mut buf) {
-                if input.send(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
-    let report = vm.run().context("the microVM failed")?;
-    if stats {
-        print_stats(&report, setup, entry);
+    use std::os::unix::process::CommandExt;
+    launch.api_dir = name.map(|n| vm_api::claim(root, n)).transpose()?;
+    launch.remove_api_dir = true;
+    let json = serde_json::to_string(&launch).context("cannot encode the VM's launch")?;
+    let err = std::process::Command::new(vmm).arg(json).exec();
+    if let Some(dir) = &launch.api_dir {
+        let _ = std::fs::remove_dir_all(dir);
     }
-    if let Some(e) = &report.console_error {
-        eprintln!("hull vm: the guest console could not be written: {e}");
-    }
-    if report.reason == StopReason::Crash {
-        bail!("the guest crashed");
-    }
-    Ok(0)
+    Err(err).with_context(|| format!("cannot run {}", vmm.display()))
 }
 
 #[cfg(test)]

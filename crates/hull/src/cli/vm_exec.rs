@@ -12,7 +12,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use hull_vmm::proto::{Decoder, Message, ProcessSpec};
 
-use super::vm_agent::{forward_signals, forward_stdin, send_window_size, RawTerminal, ToGuest};
+use hull_vmm::launch::API_SOCKET;
+use hull_vmm::stdio::{forward_signals, forward_stdin, raw_terminal, send_window_size, ToGuest};
+
 use super::vm_api;
 
 /// The PATH a command gets when --env sets none (docker's default).
@@ -78,7 +80,7 @@ fn socket(root: &Path, vm: &str) -> PathBuf {
     if vm.contains('/') {
         PathBuf::from(vm)
     } else {
-        vm_api::socket_dir(root, vm).join(vm_api::SOCKET)
+        vm_api::socket_dir(root, vm).join(API_SOCKET)
     }
 }
 
@@ -109,13 +111,13 @@ pub fn exec(
             .write_all(&m.encode());
     });
     // The id is the VMM's to choose; 0 here stands for "this connection's process".
-    forward_signals(to.clone(), 0, flags.tty)?;
-    let raw = RawTerminal::new(flags.tty)?;
+    forward_signals(to.clone(), 0, flags.tty).context("cannot forward signals")?;
+    let raw = raw_terminal(flags.tty).context("cannot make the terminal raw")?;
     to(&Message::Exec { id: 0, spec });
     if flags.tty {
         send_window_size(&to, 0);
     }
-    forward_stdin(to, 0, flags.interactive);
+    forward_stdin(to, 0, flags.interactive).context("cannot start the stdin thread")?;
     let code = relay(stream);
     drop(raw);
     code

@@ -143,7 +143,7 @@ else
   rm -f /tmp/sig
   # Not through the function: a backgrounded function is a subshell, whose pid $! would be.
   /bin/hull vm run --name t1 --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro \
-    --mem 256M --vcpus "${vcpus:-2}" -- sh -c 'echo ready; exec sleep 60' >/tmp/sig 2>&1 &
+    --mem 256M --vcpus "${vcpus:-2}" -- sh -c 'echo ready; exec sleep 3600' >/tmp/sig 2>&1 &
   hpid=$!
   n=0
   while ! grep -q ready /tmp/sig 2>/dev/null && [ $n -lt 300 ]; do usleep 100000; n=$((n + 1)); done
@@ -162,6 +162,9 @@ else
   echo "HULL-EXEC-STDIN-TIME $s $(cut -d' ' -f1 /proc/uptime)"
   echo "HULL-EXEC-MEM-AFTER $(mem_of "$vmm") $(grep VmHWM /proc/$vmm/status | tr -s ' \t' ' ')"
   if [ "$got" = "$want" ]; then echo "HULL-EXEC-STDIN intact"; else echo "HULL-EXEC-STDIN differs $got $want"; fi
+  # A VMM killed by its seccomp filter is in the kernel's audit log: which system call.
+  dmesg | grep -o 'type=1326.*syscall=[0-9]*' | sed 's/^/HULL-SECCOMP-KILL /'
+
   rm -f /tmp/big
   kill -TERM $hpid
   wait $hpid

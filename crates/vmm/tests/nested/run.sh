@@ -79,7 +79,7 @@ else
   cargo build -q -p hull
 fi
 hull=${CARGO_TARGET_DIR:-target}/$profile/hull
-[ -x "$hull" ] || { echo "FAIL: cargo built no $hull"; exit 1; }
+[ -x "$hull" ] && [ -x "$hull-vmm" ] || { echo "FAIL: cargo built no $hull or $hull-vmm"; exit 1; }
 
 work=$(mktemp -d /tmp/hull-vmm-nested.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -113,6 +113,7 @@ cp /bin/busybox "$root/bin/"
 install -m 755 "$here/l1-init.sh" "$root/init"
 cp "$mods/virt/lib/irqbypass.ko" "$mods/arch/x86/kvm/kvm.ko" "$mods/arch/x86/kvm/kvm-amd.ko" "$root/lib/"
 strip -o "$root/bin/hull" "$hull"
+strip -o "$root/bin/hull-vmm" "${hull}-vmm"
 copy_libs "$hull" "$root"
 # The L2 kernel: the ELF vmlinux (default) or, with HULL_NESTED_KERNEL=bzimage, the bzImage itself.
 if [ "${HULL_NESTED_KERNEL:-vmlinux}" = bzimage ]; then cp "$vmlinuz" "$root/l2/vmlinux"; else cp "$vmlinux" "$root/l2/vmlinux"; fi

@@ -2,8 +2,8 @@
 //! and stderr come back apart over the agent channel and go to hull's; hull's stdin (with -i)
 //! and the signals hull gets go to the command; hull exits with the command's code. The kernel's
 //! serial console is kept (its last lines) and shown only when the VM ends without an exit.
-//! With an API socket, `hull vm exec` clients run more processes (`vm_api`); their output goes
-//! to them. The stdin, signal and terminal helpers serve both ends.
+//! With an API socket, `hull vm exec` clients run more processes (`api`); their output goes
+//! to them. Each process's stdin is held to its window (`StdinWindows`).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -14,24 +14,14 @@ use std::time::{Duration, Instant};
 use std::os::unix::net::UnixListener;
 
 use anyhow::Context;
-use hull_vmm::proto::{Message, RunSpec, MAIN_ID, MAX_CHUNK, STDIN_WINDOW};
+use hull_vmm::proto::{Message, RunSpec, MAIN_ID, STDIN_WINDOW};
+use hull_vmm::stdio::{forward_signals, forward_stdin, raw_terminal, send_window_size, ToGuest};
 use hull_vmm::{AgentEvent, AgentSender, RunReport, Vm};
-use nix::sys::signal::{SigSet, Signal};
 
-use super::vm_api::{self, Routes};
+use crate::api::{self, Routes};
 
 /// How much of the serial console is kept for a failure report.
 const CONSOLE_TAIL: usize = 16 * 1024;
-/// Signals hull passes on to the command, as `docker run` (its sig-proxy) does.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 /// The last bytes of the guest's serial console.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleTail(Arc<Mutex<VecDeque<u8>>>);
@@ -63,9 +53,6 @@ struct Outcome {
     ready_after: Option<Duration>,
     errors: Vec<String>,
 }
-
-/// Where messages to the guest go: the agent port itself, or the socket of `hull vm exec`.
-pub type ToGuest = Arc<dyn Fn(&Message) + Send + Sync>;
 
 /// The stdin bytes of each process sent to the guest and not yet acknowledged
 /// (`StdinConsumed`); a sender waits while a process has a whole window in flight, so the
@@ -112,114 +99,6 @@ pub fn to_agent(sender: AgentSender, windows: StdinWindows) -> ToGuest {
         }
         sender.send(m)
     })
-}
-
-/// Passes hull's stdin (with `interactive`) to process `id`, then closes its stdin.
-pub fn forward_stdin(to: ToGuest, id: u32, interactive: bool) {
-    if !interactive {
-        to(&Message::StdinClose { id });
-        return;
-    }
-    // The thread ends at end of input; at the VM's end it is left blocked in read(2), and the
-    // process exit ends it.
-    let spawned = std::thread::Builder::new()
-        .name("hull-vm-stdin".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; MAX_CHUNK];
-            let mut stdin = std::io::stdin().lock();
-            while let Ok(n @ 1..) = std::io::Read::read(&mut stdin, &mut buf) {
-                to(&Message::Stdin {
-                    id,
-                    data: buf[..n].to_vec(),
-                });
-            }
-            to(&Message::StdinClose { id });
-        });
-    if spawned.is_err() {
-        eprintln!("hull vm: cannot start the stdin thread; the command's stdin is closed");
-    }
-}
-
-/// The size of hull's terminal (stdout's, else stdin's), if it has one.
-fn window_size() -> Option<(u16, u16)> {
-    [nix::libc::STDOUT_FILENO, nix::libc::STDIN_FILENO]
-        .into_iter()
-        .find_map(|fd| {
-            let mut ws = nix::libc::winsize {
-                ws_row: 0,
-                ws_col: 0,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            // SAFETY: TIOCGWINSZ writes one winsize to the pointer, valid for the call.
-            let rc = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut ws) };
-            (rc == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
-        })
-}
-
-pub fn send_window_size(to: &ToGuest, id: u32) {
-    if let Some((rows, cols)) = window_size() {
-        to(&Message::Resize { id, rows, cols });
-    }
-}
-
-/// hull's stdin terminal in raw mode for the run (keys go to the guest's terminal, which
-/// echoes and edits); restored on drop.
-pub struct RawTerminal(Option<nix::sys::termios::Termios>);
-
-impl RawTerminal {
-    pub fn new(tty: bool) -> anyhow::Result<Self> {
-        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-        let stdin = std::io::stdin();
-        if !tty || !nix::unistd::isatty(&stdin).unwrap_or(false) {
-            return Ok(Self(None));
-        }
-        let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(&stdin, SetArg::TCSANOW, &raw).context("cannot make the terminal raw")?;
-        Ok(Self(Some(saved)))
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        use nix::sys::termios::{tcsetattr, SetArg};
-        if let Some(saved) = &self.0 {
-            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
-        }
-    }
-}
-
-/// Blocks the forwarded signals (and SIGWINCH, with a terminal) in this (still single) thread,
-/// so every thread started later has them blocked too and only the forwarding thread takes them,
-/// with sigwait. A new window size goes to the guest's terminal, the others to the command.
-pub fn forward_signals(to: ToGuest, id: u32, tty: bool) -> anyhow::Result<()> {
-    let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(s);
-    }
-    if tty {
-        set.add(Signal::SIGWINCH);
-    }
-    set.thread_block()
-        .context("cannot block the signals to forward")?;
-    std::thread::Builder::new()
-        .name("hull-vm-signals".into())
-        .spawn(move || {
-            while let Ok(sig) = set.wait() {
-                if sig == Signal::SIGWINCH {
-                    send_window_size(&to, id);
-                    continue;
-                }
-                to(&Message::Signal {
-                    id,
-                    signal: sig as i32,
-                });
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(())
 }
 
 fn relay(
@@ -294,16 +173,19 @@ pub fn run(
     let tty = spec.process.terminal;
     let windows = StdinWindows::default();
     let to = to_agent(agent.sender.clone(), windows.clone());
-    forward_signals(to.clone(), MAIN_ID, tty)?;
-    let raw = RawTerminal::new(tty)?;
+    forward_signals(to.clone(), MAIN_ID, tty).context("cannot forward signals")?;
+    let raw = raw_terminal(tty).context("cannot make the terminal raw")?;
     agent.sender.send(&Message::Run(spec));
     if tty {
         send_window_size(&to, MAIN_ID);
     }
-    forward_stdin(to.clone(), MAIN_ID, interactive);
+    if forward_stdin(to.clone(), MAIN_ID, interactive).is_err() {
+        eprintln!("hull vm: cannot start the stdin thread; the command's stdin is closed");
+        to(&Message::StdinClose { id: MAIN_ID });
+    }
     let routes = Routes::default();
     if let Some(listener) = api {
-        vm_api::serve(listener, to, routes.clone())?;
+        api::serve(listener, to, routes.clone())?;
     }
     let vm_done = Arc::new(AtomicBool::new(false));
     let done = Arc::clone(&vm_done);
