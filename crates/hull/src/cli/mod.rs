@@ -15,6 +15,7 @@ mod vm;
 mod vm_api;
 mod vm_exec;
 mod vm_jailed;
+mod vm_security;
 mod volume;
 
 use std::path::PathBuf;

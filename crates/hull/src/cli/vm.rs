@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use hull_vmm::boot::BootProtocol;
 use hull_vmm::launch::Launch;
 use hull_vmm::proto::{RootSpec, RunSpec};
@@ -17,6 +17,7 @@ use hull_vmm::{host_kvm, BootSource, DiskConfig, HostKvm, VmConfig};
 use super::vm_api;
 use super::vm_exec::{self, ProcessFlags};
 use super::vm_jailed;
+use super::vm_security::SecurityFlags;
 
 /// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
 /// a microVM's guest ends) through the i8042, no PCI bus to probe, no keyboard or mouse.
@@ -26,53 +27,7 @@ const NESTED_TEST_BED: &str = "crates/vmm/tests/nested/run.sh";
 #[derive(Debug, Subcommand)]
 pub enum VmCommand {
     /// Boot a Linux kernel in a microVM; the guest console goes to stdout
-    Run {
-        /// Kernel: an ELF vmlinux or a bzImage
-        #[arg(long)]
-        kernel: PathBuf,
-        /// Initial ramdisk (cpio, optionally compressed)
-        #[arg(long)]
-        initrd: Option<PathBuf>,
-        /// Kernel command line [default: the console on ttyS0, reset through the i8042, no PCI;
-        /// `quiet` too when running a command]
-        #[arg(long)]
-        cmdline: Option<String>,
-        /// A disk image as a virtio-blk device (/dev/vda first), `:ro` for read-only; with a
-        /// command, the first disk (ext4 or erofs) is its root, under a tmpfs overlay if read-only
-        #[arg(long = "disk", value_name = "IMG[:ro]")]
-        disks: Vec<String>,
-        #[command(flatten)]
-        process: ProcessFlags,
-        /// The guest's hostname
-        #[arg(long, default_value = "hull-vm")]
-        hostname: String,
-        /// Guest memory: a number with a K, M or G suffix (MiB without one)
-        #[arg(long, default_value = "256M", value_parser = parse_size)]
-        mem: u64,
-        /// Number of vCPUs
-        #[arg(long, default_value_t = 2)]
-        vcpus: usize,
-        /// Print the exit counters and timings to stderr when the VM stops
-        #[arg(long)]
-        stats: bool,
-        /// Run even on kvm-pvm (which boots purpose-built guests, not a stock kernel)
-        #[arg(long, hide = true)]
-        allow_pvm: bool,
-        /// Kernel entry: PVH when an ELF vmlinux has the Xen PVH note (auto), or forced
-        #[arg(long, value_enum, default_value = "auto")]
-        boot_protocol: Protocol,
-        /// Run the VMM in this process, without its jail (namespaces, cgroup, seccomp): for
-        /// debugging
-        #[arg(long)]
-        no_jail: bool,
-        /// Name the VM, so `hull vm exec NAME` can run more processes in it (needs a command)
-        #[arg(long)]
-        name: Option<String>,
-        /// The command to run in the VM (needs an --initrd with hull-guest as /init:
-        /// scripts/build-guest-initramfs.sh builds one)
-        #[arg(last = true, value_name = "CMD")]
-        command: Vec<String>,
-    },
+    Run(Box<RunArgs>),
     /// Run another command in a microVM started with `hull vm run --name`
     Exec {
         #[command(flatten)]
@@ -83,6 +38,58 @@ pub enum VmCommand {
         #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+}
+
+/// The flags of `hull vm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Kernel: an ELF vmlinux or a bzImage
+    #[arg(long)]
+    kernel: PathBuf,
+    /// Initial ramdisk (cpio, optionally compressed)
+    #[arg(long)]
+    initrd: Option<PathBuf>,
+    /// Kernel command line [default: the console on ttyS0, reset through the i8042, no PCI;
+    /// `quiet` too when running a command]
+    #[arg(long)]
+    cmdline: Option<String>,
+    /// A disk image as a virtio-blk device (/dev/vda first), `:ro` for read-only; with a
+    /// command, the first disk (ext4 or erofs) is its root, under a tmpfs overlay if read-only
+    #[arg(long = "disk", value_name = "IMG[:ro]")]
+    disks: Vec<String>,
+    #[command(flatten)]
+    process: ProcessFlags,
+    #[command(flatten)]
+    security: SecurityFlags,
+    /// The guest's hostname
+    #[arg(long, default_value = "hull-vm")]
+    hostname: String,
+    /// Guest memory: a number with a K, M or G suffix (MiB without one)
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    mem: u64,
+    /// Number of vCPUs
+    #[arg(long, default_value_t = 2)]
+    vcpus: usize,
+    /// Print the exit counters and timings to stderr when the VM stops
+    #[arg(long)]
+    stats: bool,
+    /// Run even on kvm-pvm (which boots purpose-built guests, not a stock kernel)
+    #[arg(long, hide = true)]
+    allow_pvm: bool,
+    /// Kernel entry: PVH when an ELF vmlinux has the Xen PVH note (auto), or forced
+    #[arg(long, value_enum, default_value = "auto")]
+    boot_protocol: Protocol,
+    /// Run the VMM in this process, without its jail (namespaces, cgroup, seccomp): for
+    /// debugging
+    #[arg(long)]
+    no_jail: bool,
+    /// Name the VM, so `hull vm exec NAME` can run more processes in it (needs a command)
+    #[arg(long)]
+    name: Option<String>,
+    /// The command to run in the VM (needs an --initrd with hull-guest as /init:
+    /// scripts/build-guest-initramfs.sh builds one)
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -185,7 +192,10 @@ pub fn run(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
 const EXIT_VM_FAILED: i32 = 125;
 
 fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
-    let VmCommand::Run {
+    let VmCommand::Run(args) = cmd else {
+        bail!("not a run command");
+    };
+    let RunArgs {
         kernel,
         initrd,
         cmdline,
@@ -193,6 +203,7 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         vcpus,
         disks,
         process,
+        security,
         hostname,
         stats,
         allow_pvm,
@@ -200,13 +211,13 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         no_jail,
         name,
         command,
-    } = cmd
-    else {
-        bail!("not a run command");
-    };
+    } = *args;
     let agent = !command.is_empty();
-    if !agent && (process.given() || name.is_some()) {
-        bail!("-i, -t, --env, --workdir, --user and --name are for a command: give one after `--`");
+    if !agent && (process.given() || security.given() || name.is_some()) {
+        bail!(
+            "-i, -t, --env, --workdir, --user, --cap-add, --cap-drop, --security-opt and --name \
+             are for a command: give one after `--`"
+        );
     }
     if let Some(n) = &name {
         vm_api::check_name(n)?;
@@ -218,9 +229,12 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         );
     }
     let disks = parse_disks(&disks)?;
-    let spec = agent
+    let mut spec = agent
         .then(|| run_spec(command.clone(), &disks, &process, hostname.clone()))
         .transpose()?;
+    if let Some(s) = &mut spec {
+        security.apply(root, &mut s.process)?;
+    }
     match host_kvm() {
         HostKvm::Missing => {
             bail!("/dev/kvm is missing: this host has no KVM, so hull cannot run a microVM")

@@ -91,7 +91,7 @@ guest_initrd=$(scripts/build-guest-initramfs.sh | tail -1)
 disk=$work/disk
 mkdir -p "$disk"/{bin,proc,sys,dev,tmp,etc}
 cp /bin/busybox "$disk/bin/"
-for a in sh echo cat sleep true false ls id sha256sum; do ln -s busybox "$disk/bin/$a"; done
+for a in sh echo cat sleep true false ls id sha256sum grep; do ln -s busybox "$disk/bin/$a"; done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$disk/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$disk/etc/group"
 mkfs.ext4 -q -d "$disk" "$work/root.img" 16M
@@ -220,6 +220,8 @@ if grep -q HULL-L1-DONE "$log"; then
   lines | grep -qx "HULL-AGENT-RW written-on-ro-disk" || { echo "FAIL: the overlay on the read-only disk is not writable"; failed=1; }
   lines | grep -qx "HULL-AGENT-DATA persisted" || { echo "FAIL: a write to the read-write disk did not reach its image"; failed=1; }
   lines | grep -qx "HULL-AGENT-STDIN stdin-fed" || { echo "FAIL: hull vm run -i did not pass stdin to the command"; failed=1; }
+  lines | grep -qx "HULL-AGENT-CAPS CapEff:0000000000000400 NoNewPrivs:1 " ||
+    { echo "FAIL: --cap-drop ALL --cap-add NET_BIND_SERVICE --security-opt no-new-privileges not applied"; failed=1; }
   lines | grep -qx "HULL-AGENT-SIGNAL-RC 143" || { echo "FAIL: SIGTERM to hull did not end the command with 143"; failed=1; }
   # hull vm exec into the named VM: output apart, exit code, a user by name, 50 MB of stdin
   # intact with the VMM's memory beyond guest RAM not growing with it (by less than 8 MiB).
