@@ -100,7 +100,10 @@ pub fn ids(spec: &ProcessSpec, passwd: &str, group: &str) -> anyhow::Result<Ids>
 /// [`ids`] with the files of the root the process runs in (absent files are empty, as docker
 /// takes them: numbers still work).
 pub fn ids_in(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Ids> {
-    let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap_or_default();
+    let read = |f: &str| match &spec.user {
+        Some(_) => std::fs::read_to_string(root.join(f)).unwrap_or_default(),
+        None => String::new(),
+    };
     ids(spec, &read("etc/passwd"), &read("etc/group"))
 }
 
