@@ -4,6 +4,8 @@
 # harness (run.sh) reads the HULL-* lines on the console.
 #   test mode: boot 1 inspects the VMM's jail at the L2 marker (namespaces, cgroup limits, /dev,
 #   memory); one more boot is killed (-9) at its marker; then nothing of either may be left.
+#   profile mode (hull.profile=1): one agent boot that prints the guest's kernel log, initcalls
+#   timed.
 #   bench mode (hull.bench=1): L2 resets at its marker; N boots each by jailed hull-vmm (PVH),
 #   by hull-vmm --no-jail, by hull-vmm through the 64-bit boot protocol and by qemu -M microvm, then one of each held at the marker to measure the
 #   VMM's memory.
@@ -97,6 +99,15 @@ leftovers() {
   if [ -z "$left" ]; then echo "HULL-L1-JAIL-CLEAN"; else echo "HULL-L1-JAIL-LEFT $left" | tr '\n' ' '; echo; fi
 }
 
+if [ "$(arg profile)" = 1 ]; then
+  # One agent boot with every initcall timed; the guest's kernel log comes back through the
+  # agent (on the serial console each byte would cost an exit and skew the times).
+  /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro --mem 256M \
+    --vcpus "${vcpus:-2}" --stats --cmdline "$l2cmdline initcall_debug printk.time=1 log_buf_len=4M" \
+    -- busybox dmesg 2>&1 | sed 's/^/HULL-PROFILE /'
+  echo "HULL-L1-DONE"
+  poweroff -f
+fi
 if [ "${bench:-0}" = 1 ]; then
   b="$l2cmdline hull.bench=1"
   i=0

@@ -11,6 +11,8 @@
 # HULL_NESTED_MODE=bench (benches/vm-boot.sh) instead times N boots each of jailed hull-vmm,
 # hull-vmm --no-jail and qemu -M microvm to the L2's init, which resets at once, and measures
 # the VMMs' memory beyond guest RAM; it prints medians and ratios, and checks nothing.
+# HULL_NESTED_MODE=profile boots one agent VM with every initcall timed and prints where the
+# guest kernel's time went (profile-report.py), from its log read through the agent.
 # Then `hull vm run --disk root.img:ro -- CMD` runs commands through hull-guest, jailed (stdout
 # and stderr apart, exit code, stdin with -i, a forwarded signal, a write on the overlay, a write
 # through a read-write disk), and `hull vm exec` into a VM run with --name (output apart, exit
@@ -21,18 +23,20 @@
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
 #        HULL_NESTED_TIMEOUT (s, 300), HULL_NESTED_PROFILE (debug|release),
 #        HULL_NESTED_L2_CMDLINE, HULL_NESTED_QEMU (qemu -M microvm boots to compare, 0),
-#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS, HULL_NESTED_MODE (test|bench)
+#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS, HULL_NESTED_MODE (test|bench|profile)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../../.."
 mode=${HULL_NESTED_MODE:-test}
-case $mode in test | bench) ;; *) echo "HULL_NESTED_MODE: test or bench, not $mode"; exit 2 ;; esac
+case $mode in test | bench | profile) ;; *) echo "HULL_NESTED_MODE: test, bench or profile, not $mode"; exit 2 ;; esac
 bench=0
-[ "$mode" = test ] || bench=1
+[ "$mode" != bench ] || bench=1
+profiling=0
+[ "$mode" != profile ] || profiling=1
 boots=${HULL_NESTED_BOOTS:-3}
 vcpus=${HULL_NESTED_VCPUS:-2}
 limit=${HULL_NESTED_TIMEOUT:-300}
-if [ $bench = 1 ]; then profile=${HULL_NESTED_PROFILE:-release}; else profile=${HULL_NESTED_PROFILE:-debug}; fi
+if [ $mode != test ]; then profile=${HULL_NESTED_PROFILE:-release}; else profile=${HULL_NESTED_PROFILE:-debug}; fi
 
 # strict, skip, debian_cloud_kernel, copy_libs.
 . scripts/qemu-guest-lib.sh
@@ -137,7 +141,7 @@ fi
 
 # A periodic tick in L1 (nohz=off highres=off): without it L1 froze in ~3% of runs while an L2 ran.
 # tsc_early_khz: TCG's TSC calibration otherwise hangs some boots.
-append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots hull.bench=$bench"
+append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots hull.bench=$bench hull.profile=$profiling"
 boot_l1() {
   local log=$1 start
   start=$(date +%s.%N)
@@ -160,6 +164,11 @@ fi
 [ -z "${HULL_QEMU_KEEP_LOGS:-}" ] || cp "$log" /tmp/hull-vmm-nested.log
 # The log's lines are "<host time> <console line>".
 lines() { cut -d' ' -f2- "$log"; }
+if [ $profiling = 1 ]; then
+  grep -q HULL-L1-DONE "$log" || { echo "FAIL: L1 did not finish; last lines:"; tail -20 "$log"; exit 1; }
+  python3 "$here/profile-report.py" "$log"
+  exit 0
+fi
 if [ $bench = 1 ]; then
   grep -q HULL-L1-DONE "$log" || { echo "FAIL: L1 did not finish; last lines:"; tail -20 "$log"; exit 1; }
   python3 "$here/bench-report.py" "$log" "$boots" "$vcpus" "$release" "$profile"
