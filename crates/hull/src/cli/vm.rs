@@ -215,8 +215,8 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
     let agent = !command.is_empty();
     if !agent && (process.given() || security.given() || name.is_some()) {
         bail!(
-            "-i, -t, --env, --workdir, --user, --cap-add, --cap-drop, --security-opt and --name \
-             are for a command: give one after `--`"
+            "-i, -t, --env, --workdir, --user, --cap-add, --cap-drop, --security-opt, --ulimit \
+             and --name are for a command: give one after `--`"
         );
     }
     if let Some(n) = &name {

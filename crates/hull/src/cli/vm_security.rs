@@ -1,9 +1,9 @@
-//! `hull vm run`'s security flags for its command: `--cap-add`/`--cap-drop` and
-//! `--security-opt seccomp=PROFILE.json|unconfined`, `no-new-privileges`, parsed by the
-//! engine's rules (hull_engine::run_flags) and set in the process spec hull-guest applies. The
-//! starting point is the VM's own: its command is root with every capability and no filter (the
-//! VM is the boundary), so `--cap-drop ALL --cap-add NET_BIND_SERVICE` leaves that one, and a
-//! profile (docker's format) is compiled here by hull-runtime and loaded by the guest.
+//! `hull vm run`'s security flags for its command: `--cap-add`/`--cap-drop`, `--security-opt
+//! seccomp=PROFILE.json|unconfined|no-new-privileges` and `--ulimit`, parsed by the engine's
+//! rules (hull_engine::run_flags) and set in the process spec hull-guest applies. The starting
+//! point is the VM's own: its command is root with every capability and no filter (the VM is the
+//! boundary), so `--cap-drop ALL --cap-add NET_BIND_SERVICE` leaves that one, and a profile
+//! (docker's format) is compiled here by hull-runtime and loaded by the guest.
 
 use std::path::Path;
 
@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use hull_engine::bundle::seccomp::from_docker_profile;
 use hull_engine::run_flags::{self as flags, Seccomp};
-use hull_vmm::proto::{Capabilities, ProcessSpec, SeccompFilter};
+use hull_vmm::proto::{Capabilities, ProcessSpec, Rlimit, SeccompFilter};
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct SecurityFlags {
@@ -25,11 +25,17 @@ pub struct SecurityFlags {
     /// no-new-privileges[=true|false]
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// A resource limit of the command: NAME=SOFT[:HARD] (nofile, nproc, core, ...)
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
 }
 
 impl SecurityFlags {
     pub fn given(&self) -> bool {
-        !(self.cap_add.is_empty() && self.cap_drop.is_empty() && self.security_opt.is_empty())
+        !(self.cap_add.is_empty()
+            && self.cap_drop.is_empty()
+            && self.security_opt.is_empty()
+            && self.ulimit.is_empty())
     }
 
     /// Sets the capabilities, no_new_privs and seccomp filter of `spec`; `root` is hull's state
@@ -46,6 +52,14 @@ impl SecurityFlags {
                 effective: caps.clone(),
                 permitted: caps.clone(),
                 ..Capabilities::default()
+            });
+        }
+        for u in &self.ulimit {
+            let u = flags::parse_guest_ulimit(u)?;
+            spec.rlimits.push(Rlimit {
+                kind: u.kind,
+                soft: u.soft,
+                hard: u.hard,
             });
         }
         let mut seccomp = Seccomp::Unconfined;
@@ -77,6 +91,7 @@ mod tests {
             cap_add: v(add),
             cap_drop: v(drop),
             security_opt: v(opts),
+            ulimit: vec![],
         }
     }
 
@@ -102,6 +117,17 @@ mod tests {
         let b = spec.capabilities.unwrap().bounding;
         assert!(!b.contains(&"CAP_CHOWN".to_string()) && b.contains(&"CAP_KILL".to_string()));
         let mut spec = ProcessSpec::default();
+        // Above this host's hard limit is fine: the guest's PID 1 sets it.
+        let mut f = flags(&[], &[], &[]);
+        f.ulimit = vec!["nofile=5:99999999".into()];
+        f.apply(root, &mut spec).unwrap();
+        assert_eq!(spec.rlimits[0].kind, "RLIMIT_NOFILE");
+        assert_eq!(
+            (spec.rlimits[0].soft, spec.rlimits[0].hard),
+            (5, 99_999_999)
+        );
+        f.ulimit = vec!["files=1".into()];
+        assert!(f.apply(root, &mut spec).is_err());
         assert!(flags(&["FLY"], &[], &[]).apply(root, &mut spec).is_err());
         assert!(flags(&[], &[], &["apparmor=x"])
             .apply(root, &mut spec)

@@ -142,16 +142,18 @@ else
   # (/dev/vdb) that must reach its image file.
   dd if=/dev/zero of=/tmp/data.img bs=1M count=1 2>/dev/null
   # hull's stdin reaches the command with -i.
-  # With one capability of all and no_new_privs (--cap-drop, --cap-add, --security-opt).
+  # With one capability of all, no_new_privs and a limit (--cap-drop, --cap-add, --security-opt,
+  # --ulimit).
   echo fed | agent -i --disk /tmp/data.img --stats --cap-drop ALL --cap-add NET_BIND_SERVICE \
-    --security-opt no-new-privileges -- sh -c \
+    --security-opt no-new-privileges --ulimit nofile=77:88 -- sh -c \
     'echo written-on-ro-disk > /f && cat /f && echo persisted > /dev/vdb && read x && echo "stdin-$x" >&2 &&
-     grep -E "^(CapEff|NoNewPrivs)" /proc/self/status >&2' \
+     grep -E "^(CapEff|NoNewPrivs)" /proc/self/status >&2 && echo "nofile-$(ulimit -n)-$(ulimit -Hn)" >&2' \
     >/tmp/out 2>/tmp/err
   echo "HULL-AGENT-RW $(cat /tmp/out)"
   echo "HULL-AGENT-DATA $(head -c 9 /tmp/data.img)"
   echo "HULL-AGENT-STDIN $(grep '^stdin-' /tmp/err)"
   echo "HULL-AGENT-CAPS $(grep -E '^(CapEff|NoNewPrivs)' /tmp/err | tr -d '\t' | tr '\n' ' ')"
+  echo "HULL-AGENT-ULIMIT $(grep '^nofile-' /tmp/err)"
   grep '^hull vm:' /tmp/err
   # SIGTERM to hull reaches the command (sleep, killed by it: 128 + 15). Before that, the VM
   # (named) runs more processes through `hull vm exec`.

@@ -231,6 +231,7 @@ if grep -q HULL-L1-DONE "$log"; then
   lines | grep -qx "HULL-AGENT-STDIN stdin-fed" || { echo "FAIL: hull vm run -i did not pass stdin to the command"; failed=1; }
   lines | grep -qx "HULL-AGENT-CAPS CapEff:0000000000000400 NoNewPrivs:1 " ||
     { echo "FAIL: --cap-drop ALL --cap-add NET_BIND_SERVICE --security-opt no-new-privileges not applied"; failed=1; }
+  lines | grep -qx "HULL-AGENT-ULIMIT nofile-77-88" || { echo "FAIL: --ulimit nofile=77:88 not applied"; failed=1; }
   lines | grep -qx "HULL-AGENT-SIGNAL-RC 143" || { echo "FAIL: SIGTERM to hull did not end the command with 143"; failed=1; }
   # hull vm exec into the named VM: output apart, exit code, a user by name, 50 MB of stdin
   # intact with the VMM's memory beyond guest RAM not growing with it (by less than 8 MiB).
