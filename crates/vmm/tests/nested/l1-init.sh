@@ -25,6 +25,7 @@ boots=$(arg boots)
 vcpus=$(arg vcpus)
 qboots=$(arg qemu)
 bench=$(arg bench)
+stdinmb=$(arg stdinmb)
 l2cmdline=$(cat /l2/cmdline)
 
 # The pid of the process whose command line contains $1.
@@ -169,8 +170,9 @@ else
   echo "HULL-EXEC-OUT $(cat /tmp/out)"
   echo "HULL-EXEC-ERR $(cat /tmp/err)"
   echo "HULL-EXEC-USER $(/bin/hull vm exec -u nobody t1 sh -c 'echo $(id -u):$(id -g)' 2>&1)"
-  # 50 MB of stdin through the VMM arrive whole, and the VMM's memory does not grow with them.
-  head -c 50000000 /dev/urandom > /tmp/big
+  # Stdin of many windows (16 MB by default) through the VMM arrives whole, and the VMM's memory
+  # does not grow with it.
+  head -c "$(( ${stdinmb:-16} * 1000000 ))" /dev/urandom > /tmp/big
   want=$(sha256sum < /tmp/big | cut -d' ' -f1)
   vmm=$(pid_of --in-jail)
   echo "HULL-EXEC-MEM-BEFORE $(mem_of "$vmm") $(grep VmHWM /proc/$vmm/status | tr -s ' \t' ' ')"

@@ -21,9 +21,10 @@
 # Needs root; installs qemu-system-x86, busybox-static and lz4 through apt when missing.
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
-#        HULL_NESTED_TIMEOUT (s, 300), HULL_NESTED_PROFILE (debug|release),
+#        HULL_NESTED_TIMEOUT (s, 600), HULL_NESTED_PROFILE (debug|release),
 #        HULL_NESTED_L2_CMDLINE, HULL_NESTED_QEMU (qemu -M microvm boots to compare, 0),
-#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS, HULL_NESTED_MODE (test|bench|profile)
+#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS, HULL_NESTED_MODE
+#        (test|bench|profile), HULL_NESTED_STDIN_MB (16: the stdin through hull vm exec -i)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../../.."
@@ -35,7 +36,7 @@ profiling=0
 [ "$mode" != profile ] || profiling=1
 boots=${HULL_NESTED_BOOTS:-3}
 vcpus=${HULL_NESTED_VCPUS:-2}
-limit=${HULL_NESTED_TIMEOUT:-300}
+limit=${HULL_NESTED_TIMEOUT:-600}
 if [ $mode != test ]; then profile=${HULL_NESTED_PROFILE:-release}; else profile=${HULL_NESTED_PROFILE:-debug}; fi
 
 # strict, skip, debian_cloud_kernel, copy_libs.
@@ -141,7 +142,7 @@ fi
 
 # A periodic tick in L1 (nohz=off highres=off): without it L1 froze in ~3% of runs while an L2 ran.
 # tsc_early_khz: TCG's TSC calibration otherwise hangs some boots.
-append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots hull.bench=$bench hull.profile=$profiling"
+append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots hull.bench=$bench hull.profile=$profiling hull.stdinmb=${HULL_NESTED_STDIN_MB:-16}"
 boot_l1() {
   local log=$1 start
   start=$(date +%s.%N)
@@ -239,9 +240,9 @@ if grep -q HULL-L1-DONE "$log"; then
   lines | grep -qx "HULL-EXEC-OUT exec-out" || { echo "FAIL: hull vm exec's stdout was not exactly 'exec-out'"; failed=1; }
   lines | grep -qx "HULL-EXEC-ERR exec-err" || { echo "FAIL: hull vm exec's stderr was not exactly 'exec-err'"; failed=1; }
   lines | grep -qx "HULL-EXEC-USER 65534:65534" || { echo "FAIL: hull vm exec -u nobody did not run as 65534:65534"; failed=1; }
-  lines | grep -qx "HULL-EXEC-STDIN intact" || { echo "FAIL: 50 MB of stdin through hull vm exec -i did not arrive intact"; failed=1; }
+  lines | grep -qx "HULL-EXEC-STDIN intact" || { echo "FAIL: the stdin through hull vm exec -i did not arrive intact"; failed=1; }
   grown=$(lines | awk '$1 == "HULL-EXEC-MEM-BEFORE" { split($4, a, "="); b = a[2] } $1 == "HULL-EXEC-MEM-AFTER" { split($4, a, "="); print a[2] - b }')
-  echo "VMM memory beyond guest RAM grew by ${grown:-?} KiB over 50 MB of stdin"
+  echo "VMM memory beyond guest RAM grew by ${grown:-?} KiB over ${HULL_NESTED_STDIN_MB:-16} MB of stdin"
   [ -n "$grown" ] && [ "$grown" -lt 8192 ] || { echo "FAIL: the VMM's memory grew with the stdin it passed on"; failed=1; }
 fi
 [ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed, jailed" || { echo "FAIL"; exit 1; }
