@@ -170,6 +170,16 @@ else
   echo "HULL-EXEC-OUT $(cat /tmp/out)"
   echo "HULL-EXEC-ERR $(cat /tmp/err)"
   echo "HULL-EXEC-USER $(/bin/hull vm exec -u nobody t1 sh -c 'echo $(id -u):$(id -g)' 2>&1)"
+  # SIGTERM to `hull vm exec` reaches its process; a second VM of the same name is refused.
+  /bin/hull vm exec t1 sh -c 'echo up; exec sleep 300' >/tmp/esig 2>&1 &
+  epid=$!
+  n=0
+  while ! grep -q up /tmp/esig 2>/dev/null && [ $n -lt 300 ]; do usleep 100000; n=$((n + 1)); done
+  kill -TERM $epid
+  wait $epid
+  echo "HULL-EXEC-SIGNAL-RC $?"
+  /bin/hull vm run --name t1 --kernel /l2/vmlinux --initrd /l2/guest.gz -- true 2>/tmp/err
+  echo "HULL-EXEC-DUPNAME $? $(cat /tmp/err)"
   # Stdin of many windows (16 MB by default) through the VMM arrives whole, and the VMM's memory
   # does not grow with it.
   head -c "$(( ${stdinmb:-16} * 1000000 ))" /dev/urandom > /tmp/big

@@ -240,6 +240,9 @@ if grep -q HULL-L1-DONE "$log"; then
   lines | grep -qx "HULL-EXEC-OUT exec-out" || { echo "FAIL: hull vm exec's stdout was not exactly 'exec-out'"; failed=1; }
   lines | grep -qx "HULL-EXEC-ERR exec-err" || { echo "FAIL: hull vm exec's stderr was not exactly 'exec-err'"; failed=1; }
   lines | grep -qx "HULL-EXEC-USER 65534:65534" || { echo "FAIL: hull vm exec -u nobody did not run as 65534:65534"; failed=1; }
+  lines | grep -qx "HULL-EXEC-SIGNAL-RC 143" || { echo "FAIL: SIGTERM to hull vm exec did not end its process with 143"; failed=1; }
+  lines | grep -q '^HULL-EXEC-DUPNAME 125 .*named "t1" is running already' ||
+    { echo "FAIL: a second hull vm run --name t1 was not refused"; failed=1; }
   lines | grep -qx "HULL-EXEC-STDIN intact" || { echo "FAIL: the stdin through hull vm exec -i did not arrive intact"; failed=1; }
   grown=$(lines | awk '$1 == "HULL-EXEC-MEM-BEFORE" { split($4, a, "="); b = a[2] } $1 == "HULL-EXEC-MEM-AFTER" { split($4, a, "="); print a[2] - b }')
   echo "VMM memory beyond guest RAM grew by ${grown:-?} KiB over ${HULL_NESTED_STDIN_MB:-16} MB of stdin"
