@@ -18,7 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::channel::Channel;
-use crate::spawn::{set_window_size, spawn, spawn_failure_code, Proc};
+use crate::spawn::{spawn, spawn_failure_code, Proc};
 
 #[derive(Debug, Clone, Copy)]
 enum Source {
@@ -92,7 +92,7 @@ impl Agent {
                 let pty = self.procs.get(&id).and_then(|p| p.pty.as_ref());
                 if let Some(pty) = pty {
                     // The process may have ended and taken the terminal with it.
-                    let _ = set_window_size(pty, rows, cols);
+                    let _ = hull_sys::pty::set_window_size(pty.as_fd(), rows, cols);
                 }
             }
             other => {
