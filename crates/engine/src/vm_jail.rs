@@ -1,7 +1,7 @@
 //! The jail of a microVM's VMM process, as Firecracker's jailer makes it, on hull-runtime's
-//! facade: the VMM (the `hull` binary itself, re-executed) runs as the process of a container
-//! with its own mount, pid, network, ipc, uts and cgroup namespaces; a read-only root holding
-//! only the binary, the shared libraries it loaded, the files the VM reads (read-only unless
+//! facade: the VMM (the small `hull-vmm` binary) runs as the process of a container with its
+//! own mount, pid, network, ipc, uts and cgroup namespaces; a read-only root holding only the
+//! binary, the shared libraries the caller loaded, the files the VM reads (read-only unless
 //! asked) and /dev/kvm, the one device node; a cgroup under the caller's sized to guest memory
 //! plus overhead, with a pids limit; no capabilities and no_new_privs. The VMM installs its own
 //! seccomp filter once its VM is built (hull_vmm::seccomp). A guest escaping into the VMM lands

@@ -6,6 +6,7 @@
 
 mod channel;
 mod procs;
+mod security;
 mod setup;
 mod spawn;
 

@@ -1,5 +1,6 @@
 //! The processes the host runs in the guest and the loop that serves them: their stdio relayed
-//! as frames (stdin buffered so a process that does not read cannot stall the agent), signals
+//! as frames (stdin buffered so a process that does not read cannot stall the agent, and
+//! acknowledged as it leaves the buffer: the host sends no more than a window ahead), signals
 //! passed on, children reaped (PID 1 reaps every orphan too), and an `Exit` sent once a process
 //! has ended and its stdout and stderr are drained. The loop ends with the main process.
 
@@ -17,7 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::channel::Channel;
-use crate::spawn::{set_window_size, spawn, spawn_failure_code, Proc};
+use crate::spawn::{spawn, spawn_failure_code, Proc};
 
 #[derive(Debug, Clone, Copy)]
 enum Source {
@@ -65,16 +66,18 @@ impl Agent {
     fn on_message(&mut self, m: Message) -> anyhow::Result<()> {
         match m {
             Message::Exec { id, spec } => self.start(id, &spec)?,
-            Message::Stdin { id, data } => {
-                if let Some(p) = self.procs.get_mut(&id) {
+            Message::Stdin { id, data } => match self.procs.get_mut(&id) {
+                Some(p) if p.stdin.is_some() => {
                     p.stdin_buf.extend_from_slice(&data);
-                    self.flush_stdin(id);
+                    self.flush_stdin(id)?;
                 }
-            }
+                // Nobody to read it: consumed at once, so the host's window stays open.
+                _ => self.consumed(id, data.len())?,
+            },
             Message::StdinClose { id } => {
                 if let Some(p) = self.procs.get_mut(&id) {
                     p.stdin_close = true;
-                    self.flush_stdin(id);
+                    self.flush_stdin(id)?;
                 }
             }
             Message::Signal { id, signal } => {
@@ -89,7 +92,7 @@ impl Agent {
                 let pty = self.procs.get(&id).and_then(|p| p.pty.as_ref());
                 if let Some(pty) = pty {
                     // The process may have ended and taken the terminal with it.
-                    let _ = set_window_size(pty, rows, cols);
+                    let _ = hull_sys::pty::set_window_size(pty.as_fd(), rows, cols);
                 }
             }
             other => {
@@ -102,30 +105,44 @@ impl Agent {
         Ok(())
     }
 
-    /// Writes what stdin holds without blocking; closes it when asked and drained.
-    fn flush_stdin(&mut self, id: u32) {
+    /// Tells the host `n` bytes of `id`'s stdin left the agent (its flow-control credit).
+    fn consumed(&mut self, id: u32, n: usize) -> anyhow::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let bytes = u32::try_from(n).unwrap_or(u32::MAX);
+        self.chan.send(&Message::StdinConsumed { id, bytes })
+    }
+
+    /// Writes what stdin holds without blocking; closes it when asked and drained. What left
+    /// the buffer, written or dropped, is acknowledged to the host.
+    fn flush_stdin(&mut self, id: u32) -> anyhow::Result<()> {
         let Some(p) = self.procs.get_mut(&id) else {
-            return;
+            return Ok(());
         };
+        let before = p.stdin_buf.len();
         if let Some(stdin) = &mut p.stdin {
             while !p.stdin_buf.is_empty() {
                 match stdin.write(&p.stdin_buf) {
                     Ok(n) => {
                         p.stdin_buf.drain(..n);
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(_) => {
                         // The process closed its stdin: what it did not read is dropped.
-                        p.stdin_buf.clear();
                         p.stdin = None;
-                        return;
+                        break;
                     }
                 }
             }
         }
-        if p.stdin_close {
+        if p.stdin.is_none() {
+            p.stdin_buf.clear();
+        } else if p.stdin_close && p.stdin_buf.is_empty() {
             p.stdin = None;
         }
+        let done = before - p.stdin_buf.len();
+        self.consumed(id, done)
     }
 
     fn read_output(&mut self, id: u32, stderr: bool) -> anyhow::Result<()> {
@@ -162,24 +179,28 @@ impl Agent {
         }
     }
 
-    fn reap(&mut self) {
+    fn reap(&mut self) -> anyhow::Result<()> {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => self.ended(pid, ExitStatus::Code(code)),
+                Ok(WaitStatus::Exited(pid, code)) => self.ended(pid, ExitStatus::Code(code))?,
                 Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    self.ended(pid, ExitStatus::Signal(sig as i32))
+                    self.ended(pid, ExitStatus::Signal(sig as i32))?
                 }
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
                 Ok(_) => {}
             }
         }
     }
 
-    fn ended(&mut self, pid: Pid, status: ExitStatus) {
-        if let Some(p) = self.procs.values_mut().find(|p| p.pid == pid) {
-            p.status = Some(status);
-            p.stdin = None;
-        }
+    /// Records the exit of `pid`; the stdin it will never read is dropped (and acknowledged).
+    fn ended(&mut self, pid: Pid, status: ExitStatus) -> anyhow::Result<()> {
+        let Some((id, p)) = self.procs.iter_mut().find(|(_, p)| p.pid == pid) else {
+            return Ok(());
+        };
+        let id = *id;
+        p.status = Some(status);
+        p.stdin = None;
+        self.flush_stdin(id)
     }
 
     /// Reports processes that ended and whose output is drained; true once the main one has.
@@ -245,9 +266,9 @@ impl Agent {
                 }
                 Source::Signals => {
                     while let Ok(Some(_)) = sigfd.read_signal() {}
-                    self.reap();
+                    self.reap()?;
                 }
-                Source::Stdin(id) => self.flush_stdin(id),
+                Source::Stdin(id) => self.flush_stdin(id)?,
                 Source::Stdout(id) => self.read_output(id, false)?,
                 Source::Stderr(id) => self.read_output(id, true)?,
             }

@@ -1,11 +1,12 @@
 //! Starting one process the way the host's spec says: its root (chroot), cwd, environment,
-//! rlimits, groups, user, no_new_privs, and stdio on pipes or on a new pty that becomes its
-//! controlling terminal. What the serving loop needs of a process is in `Proc`.
+//! rlimits, groups, user, capabilities, no_new_privs, seccomp (worked out in `security`), and
+//! stdio on pipes or on a new pty that becomes its controlling terminal. What the serving loop
+//! needs of a process is in `Proc`.
 
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,6 +15,7 @@ use anyhow::Context;
 use hull_vmproto::{ExitStatus, ProcessSpec};
 use nix::unistd::Pid;
 
+use crate::security::{self, CapMasks};
 use crate::setup::cstring;
 
 /// One process the host started. On a terminal, stdin and stdout are the pty master (two
@@ -29,23 +31,6 @@ pub struct Proc {
     /// The pty master, for window sizes.
     pub pty: Option<File>,
     pub status: Option<ExitStatus>,
-}
-
-/// Sets the terminal size of the pty whose master is `pty`.
-pub fn set_window_size(pty: &File, rows: u16, cols: u16) -> std::io::Result<()> {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, valid for the call.
-    let rc = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
@@ -95,11 +80,24 @@ fn terminal_stdio() -> anyhow::Result<(File, [Stdio; 3])> {
 /// `terminal`) on a new pty that becomes its controlling terminal.
 pub fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
     let (prog, args) = spec.args.split_first().context("the process has no args")?;
+    let ids = security::ids_in(root, spec)?;
+    let caps = match &spec.capabilities {
+        Some(c) => Some(CapMasks::new(c, security::last_cap()?)?),
+        None => None,
+    };
+    let seccomp = security::seccomp_program(spec)?;
     let mut cmd = Command::new(prog);
     cmd.args(args).env_clear();
     for e in &spec.env {
         let (k, v) = e.split_once('=').unwrap_or((e, ""));
         cmd.env(k, v);
+    }
+    // docker's HOME: the user's from /etc/passwd unless the spec sets one.
+    if let Some(home) = ids
+        .home
+        .filter(|_| !spec.env.iter().any(|e| e.starts_with("HOME=")))
+    {
+        cmd.env("HOME", home);
     }
     let pty = if spec.terminal {
         let (master, [i, o, e]) = terminal_stdio()?;
@@ -122,7 +120,7 @@ pub fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
         .then(|| cstring(&root.to_string_lossy()))
         .transpose()?;
     let cwd = cstring(&spec.cwd)?;
-    let (uid, gid, groups) = (spec.uid, spec.gid, spec.additional_gids.clone());
+    let (uid, gid, groups) = (ids.uid, ids.gid, ids.groups);
     let hook = move || -> std::io::Result<()> {
         let check = |rc: libc::c_int| {
             if rc == 0 {
@@ -152,11 +150,25 @@ pub fn spawn(root: &Path, spec: &ProcessSpec) -> anyhow::Result<Proc> {
                 };
                 check(libc::setrlimit(*resource, &lim))?;
             }
+            // runc's order: without no_new_privs the filter goes on while the process may
+            // still load one (CAP_SYS_ADMIN), so it must allow what follows; with it, last.
+            if let Some((program, flags)) = seccomp.as_ref().filter(|_| !no_new_privs) {
+                security::load_seccomp(program, *flags)?;
+            }
+            if let Some(m) = &caps {
+                security::before_user(m)?;
+            }
             check(libc::setgroups(groups.len(), groups.as_ptr()))?;
             check(libc::setgid(gid))?;
             check(libc::setuid(uid))?;
+            if let Some(m) = &caps {
+                security::after_user(m)?;
+            }
             if no_new_privs {
                 check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+                if let Some((program, flags)) = &seccomp {
+                    security::load_seccomp(program, *flags)?;
+                }
             }
         }
         Ok(())

@@ -2,8 +2,8 @@
 //! virtio-mmio disk and virtio-serial port standing in for hull-vmm's, so the guest side is
 //! tested apart from the VMM: the test speaks hull-vmproto on the port's unix socket. One boot
 //! covers the main process's stdout and stderr apart, its stdin, exec of more processes, a
-//! signal, a command that does not exist, a terminal and its size, and the exit code, then
-//! the VM's power-off.
+//! signal, a command that does not exist, a terminal and its size, users by name, capability
+//! sets, no_new_privs and seccomp, and the exit code, then the VM's power-off.
 //! Needs the initramfs of scripts/build-guest-initramfs.sh (scripts/test.sh builds it first)
 //! and Debian's cloud kernel in the qemu cache (scripts/qemu-guest-lib.sh).
 
@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use hull_testkit::skip;
 use hull_vmproto::{
-    Decoder, ExitStatus, Message, ProcessSpec, Rlimit, RootSpec, RunSpec, PORT_NAME,
+    Capabilities, Decoder, ExitStatus, Message, ProcessSpec, Rlimit, RootSpec, RunSpec,
+    SeccompFilter, MAX_CHUNK, PORT_NAME, STDIN_WINDOW,
 };
 
 /// TCG on a loaded two-core machine: a boot takes seconds, sometimes tens.
@@ -54,12 +55,7 @@ fn spec(args: &[&str]) -> ProcessSpec {
         args: args.iter().map(|s| (*s).to_string()).collect(),
         env: vec!["PATH=/bin".into()],
         cwd: "/".into(),
-        uid: 0,
-        gid: 0,
-        additional_gids: vec![],
-        terminal: false,
-        rlimits: vec![],
-        no_new_privileges: false,
+        ..ProcessSpec::default()
     }
 }
 
@@ -70,6 +66,8 @@ struct Host {
     out: HashMap<u32, Vec<u8>>,
     err: HashMap<u32, Vec<u8>>,
     errors: Vec<String>,
+    /// Stdin bytes the guest acknowledged, per process.
+    acked: HashMap<u32, usize>,
 }
 
 impl Host {
@@ -86,6 +84,9 @@ impl Host {
                     Message::Stdout { id, data } => self.out.entry(*id).or_default().extend(data),
                     Message::Stderr { id, data } => self.err.entry(*id).or_default().extend(data),
                     Message::Error { message, .. } => self.errors.push(message.clone()),
+                    Message::StdinConsumed { id, bytes } => {
+                        *self.acked.entry(*id).or_default() += *bytes as usize;
+                    }
                     _ => {}
                 }
                 if want(&m) {
@@ -118,6 +119,11 @@ impl Host {
     }
 }
 
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+    nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+    web:x:1000:1000::/home/web:/bin/sh\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\nweb:x:1000:\nwheel:x:10:web\n";
+
 fn make_disk(dir: &Path) -> Option<PathBuf> {
     let root = dir.join("root");
     std::fs::create_dir_all(root.join("bin")).unwrap();
@@ -125,9 +131,22 @@ fn make_disk(dir: &Path) -> Option<PathBuf> {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).ok()?;
-    for a in ["sh", "echo", "cat", "sleep", "hostname"] {
+    for a in [
+        "sh",
+        "echo",
+        "cat",
+        "sleep",
+        "hostname",
+        "id",
+        "mkdir",
+        "sha256sum",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
     }
+    // The root's own user database, where `user` names are looked up.
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/passwd"), PASSWD).unwrap();
+    std::fs::write(root.join("etc/group"), GROUP).unwrap();
     // erofs, lz4-compressed, as image layers will be (the nested test bed's disk is ext4).
     let img = dir.join("root.img");
     let ok = Command::new("mkfs.erofs")
@@ -246,6 +265,7 @@ fn guest_runs_processes_over_the_agent_port() {
         out: HashMap::new(),
         err: HashMap::new(),
         errors: vec![],
+        acked: HashMap::new(),
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         exercise(&mut host);
@@ -350,6 +370,9 @@ fn exercise(host: &mut Host) {
         host.errors
     );
 
+    users_capabilities_and_seccomp(host);
+    stdin_flow_control(host);
+
     host.send(&Message::Exec {
         id: 3,
         spec: spec(&["/no/such/command"]),
@@ -388,4 +411,143 @@ fn exercise(host: &mut Host) {
     assert_eq!(host.exit_of(0), ExitStatus::Code(3));
     assert_eq!(host.out(0), "out\nhull-test\ngot-hi\nrw\n");
     assert_eq!(host.err.get(&0).map(Vec::as_slice), Some(&b"err\n"[..]));
+}
+
+/// Runs `spec` as process `id`; its exit status and stdout.
+fn run_one(host: &mut Host, id: u32, spec: ProcessSpec) -> (ExitStatus, String) {
+    host.send(&Message::Exec { id, spec });
+    let status = host.exit_of(id);
+    (status, host.out(id))
+}
+
+/// The process settings beyond ids: `user` names from the root's files, the OCI capability
+/// sets, and a seccomp filter compiled by hull-runtime, with and without no_new_privs.
+fn users_capabilities_and_seccomp(host: &mut Host) {
+    let mut web = spec(&["sh", "-c", "echo $(id -u) $(id -g) $(id -G) $HOME; id -un"]);
+    web.user = Some("web".into());
+    web.additional_gids = vec![29];
+    let (status, out) = run_one(host, 10, web);
+    assert_eq!(status, ExitStatus::Code(0));
+    assert_eq!(out, "1000 1000 1000 10 29 /home/web\nweb\n");
+
+    let mut nobody = spec(&["sh", "-c", "echo $(id -u):$(id -g)"]);
+    nobody.user = Some("nobody:wheel".into());
+    assert_eq!(
+        run_one(host, 11, nobody.clone()),
+        (ExitStatus::Code(0), "65534:10\n".into())
+    );
+    nobody.user = Some("ghost".into());
+    assert_eq!(run_one(host, 12, nobody).0, ExitStatus::Code(126));
+    assert!(
+        host.errors
+            .iter()
+            .any(|e| e.contains("unable to find user ghost")),
+        "{:?}",
+        host.errors
+    );
+
+    let caps = |names: &[&str]| names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>();
+    let status_of = "busybox grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' \
+                     /proc/self/status | busybox tr -d '\\t'";
+    // Root with a narrow bounding set: execve gives root what the bounding set has.
+    let mut root = spec(&["sh", "-c", status_of]);
+    let two = caps(&["CAP_CHOWN", "CAP_KILL"]);
+    root.capabilities = Some(Capabilities {
+        bounding: two.clone(),
+        effective: two.clone(),
+        permitted: two,
+        ..Capabilities::default()
+    });
+    let want = "CapInh:0000000000000000\nCapPrm:0000000000000021\nCapEff:0000000000000021\n\
+                CapBnd:0000000000000021\nCapAmb:0000000000000000\nNoNewPrivs:0\nSeccomp:0\n";
+    assert_eq!(run_one(host, 13, root), (ExitStatus::Code(0), want.into()));
+    // A user that is not root keeps a capability only through the ambient set.
+    let bind = caps(&["CAP_NET_BIND_SERVICE"]);
+    let mut user = spec(&["sh", "-c", status_of]);
+    user.user = Some("nobody".into());
+    user.no_new_privileges = true;
+    user.capabilities = Some(Capabilities {
+        bounding: bind.clone(),
+        effective: bind.clone(),
+        permitted: bind.clone(),
+        inheritable: bind.clone(),
+        ambient: bind,
+    });
+    let want = "CapInh:0000000000000400\nCapPrm:0000000000000400\nCapEff:0000000000000400\n\
+                CapBnd:0000000000000400\nCapAmb:0000000000000400\nNoNewPrivs:1\nSeccomp:0\n";
+    assert_eq!(run_one(host, 14, user), (ExitStatus::Code(0), want.into()));
+
+    // mkdir refused by the filter, loaded before the user changes (root, no no_new_privs)
+    // and after it (nobody, no_new_privs).
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let state = tempdir_for_runtime();
+    let (flags, program) = hull_runtime::Runtime::new(&state)
+        .compile_seccomp(&profile)
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    let program: Vec<_> = program.iter().map(|f| (f.code, f.jt, f.jf, f.k)).collect();
+    let filter = SeccompFilter::new(flags, &program);
+    let script = "mkdir /tmp/d 2>/dev/null; echo mkdir=$?; \
+                  busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | busybox tr -d '\\t'";
+    for (id, user, nnp) in [(15, None, false), (16, Some("nobody"), true)] {
+        let mut p = spec(&["sh", "-c", script]);
+        p.user = user.map(String::from);
+        p.no_new_privileges = nnp;
+        p.seccomp = Some(filter.clone());
+        let (status, out) = run_one(host, id, p);
+        assert_eq!(status, ExitStatus::Code(0));
+        assert_eq!(
+            out,
+            format!("mkdir=1\nNoNewPrivs:{}\nSeccomp:2\n", u8::from(nnp)),
+            "{user:?}"
+        );
+    }
+}
+
+fn tempdir_for_runtime() -> PathBuf {
+    std::env::temp_dir().join(format!("hull-guest-seccomp-{}", std::process::id()))
+}
+
+/// Stdin larger than the window arrives whole, the host sending only on the guest's credit,
+/// and every byte is acknowledged.
+fn stdin_flow_control(host: &mut Host) {
+    let mut data = vec![0u8; 4 << 20];
+    let mut x: u32 = 1;
+    for b in &mut data {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *b = x.to_le_bytes()[2];
+    }
+    let mut sum = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sum.stdin.take().unwrap().write_all(&data).unwrap();
+    let want = String::from_utf8(sum.wait_with_output().unwrap().stdout).unwrap();
+    let id = 20;
+    host.send(&Message::Exec {
+        id,
+        spec: spec(&["sha256sum"]),
+    });
+    let mut sent = 0;
+    for chunk in data.chunks(MAX_CHUNK) {
+        while sent + chunk.len() - host.acked.get(&id).copied().unwrap_or(0) > STDIN_WINDOW {
+            host.until("a stdin acknowledgement", |m| {
+                matches!(m, Message::StdinConsumed { .. })
+            });
+        }
+        host.send(&Message::Stdin {
+            id,
+            data: chunk.to_vec(),
+        });
+        sent += chunk.len();
+    }
+    host.send(&Message::StdinClose { id });
+    assert_eq!(host.exit_of(id), ExitStatus::Code(0));
+    assert_eq!(host.out(id), want);
+    assert_eq!(host.acked.get(&id).copied(), Some(data.len()));
 }

@@ -327,7 +327,7 @@ mod jail {
 
 #[test]
 fn command_flags_are_checked_before_any_vm() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--", "true"], "a command needs --initrd"),
         (&["-i"], "are for a command"),
         (
@@ -335,9 +335,10 @@ fn command_flags_are_checked_before_any_vm() {
             "unknown option \"rx\"",
         ),
         (
-            &["--initrd", "i", "-u", "nobody", "--", "true"],
-            "UID[:GID] as numbers",
+            &["--initrd", "i", "-u", "", "--", "true"],
+            "give USER[:GROUP]",
         ),
+        (&["--initrd", "i", "--name", "a/b", "--", "true"], "--name"),
         (
             &["--initrd", "i", "-e", "NOVALUE", "--", "true"],
             "NAME=value",
@@ -351,4 +352,15 @@ fn command_flags_are_checked_before_any_vm() {
         assert!(err.contains(want), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     }
+}
+
+#[test]
+fn exec_into_a_vm_that_is_not_running_is_one_line() {
+    let dir = std::env::temp_dir().join(format!("hull-vm-exec-none-{}", std::process::id()));
+    let root = dir.to_string_lossy().into_owned();
+    let (rc, err) = hull(&["--root", &root, "vm", "exec", "ghost", "true"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(rc, 125, "{err}");
+    assert!(err.contains("no running microVM \"ghost\""), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
 }

@@ -10,3 +10,4 @@ pub mod pidfd;
 pub mod procfs;
 pub mod pty;
 pub mod resolve;
+pub mod users;

@@ -1,11 +1,22 @@
 //! Terminals: the window size ioctls nix does not wrap, and a terminal put in raw mode for as
 //! long as a guard lives (a relay of a container's pty: `hull run -it`, `exec -t`, the runtime's
-//! foreground `run`).
+//! foreground `run`, a microVM's process); and the signals such a relay passes on.
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
+use nix::sys::signal::Signal;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+
+/// The signals a client passes on to the process it relays (docker's sig-proxy).
+pub const FORWARDED_SIGNALS: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 /// Sets the window size of a terminal (TIOCSWINSZ; the foreground process group gets SIGWINCH).
 pub fn set_window_size(tty: BorrowedFd, rows: u16, cols: u16) -> Result<(), Errno> {

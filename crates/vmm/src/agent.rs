@@ -11,6 +11,9 @@ use hull_vmproto::{Decoder, Message, ProtoError};
 use crate::devices::virtio::input::PortInput;
 
 /// What arrives from the guest.
+// Each event is moved through a channel once; boxing every message to shrink the rare error
+// would cost an allocation per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentEvent {
     Message(Message),

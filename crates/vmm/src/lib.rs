@@ -13,11 +13,13 @@ pub mod cpuid;
 pub mod devices;
 pub mod exits;
 pub mod gdt;
+pub mod launch;
 pub mod layout;
 pub mod memory;
 pub mod paging;
 pub mod regs;
 pub mod seccomp;
+pub mod stdio;
 pub mod vcpu;
 pub mod vm;
 

@@ -106,7 +106,7 @@ pub fn host_kvm() -> HostKvm {
 }
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VmConfig {
     pub mem_size: u64,
     pub vcpus: usize,
@@ -118,7 +118,7 @@ pub struct VmConfig {
 }
 
 /// A disk image the guest sees as a virtio-blk device.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DiskConfig {
     pub path: std::path::PathBuf,
     pub read_only: bool,

@@ -30,7 +30,7 @@ pub struct RootSpec {
 }
 
 /// One process, with the OCI `process` fields the guest applies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessSpec {
     pub args: Vec<String>,
     /// `NAME=value` entries; PATH from here decides how args[0] is found.
@@ -49,6 +49,95 @@ pub struct ProcessSpec {
     /// OCI `process.noNewPrivileges`.
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// `USER[:GROUP]` as `-u` gives it, names or numbers: the guest resolves it against its
+    /// root's /etc/passwd and /etc/group (the host cannot see inside the root disk), and it
+    /// replaces `uid`, `gid` and the groups of /etc/group that list the user come first in
+    /// `additional_gids`. None: `uid` and `gid` as they are.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// OCI `process.capabilities`; None keeps every capability (root's in a VM).
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+    /// The compiled OCI `linux.seccomp` filter, loaded last before execve.
+    #[serde(default)]
+    pub seccomp: Option<SeccompFilter>,
+}
+
+/// The five capability sets of OCI `process.capabilities`, by name (`CAP_CHOWN`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    #[serde(default)]
+    pub bounding: Vec<String>,
+    #[serde(default)]
+    pub effective: Vec<String>,
+    #[serde(default)]
+    pub permitted: Vec<String>,
+    #[serde(default)]
+    pub inheritable: Vec<String>,
+    #[serde(default)]
+    pub ambient: Vec<String>,
+}
+
+/// A seccomp filter compiled on the host (by hull-runtime's compiler, so the guest needs no
+/// libseccomp), for seccomp(SECCOMP_SET_MODE_FILTER, flags).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompFilter {
+    /// SECCOMP_FILTER_FLAG_* bits.
+    pub flags: u32,
+    /// The `struct sock_filter` array in the guest's byte order, hex: 16 digits an instruction.
+    pub program: String,
+}
+
+/// One BPF instruction: `struct sock_filter`'s code, jt, jf and k.
+pub type BpfInstruction = (u16, u8, u8, u32);
+
+impl SeccompFilter {
+    pub fn new(flags: u32, program: &[BpfInstruction]) -> Self {
+        let mut hex = String::with_capacity(program.len() * 16);
+        for (code, jt, jf, k) in program {
+            let mut b = code.to_ne_bytes().to_vec();
+            b.extend([*jt, *jf]);
+            b.extend(k.to_ne_bytes());
+            for byte in b {
+                hex.push_str(&format!("{byte:02x}"));
+            }
+        }
+        Self {
+            flags,
+            program: hex,
+        }
+    }
+
+    /// The instructions back; an error names what is wrong with the text.
+    pub fn instructions(&self) -> Result<Vec<BpfInstruction>, ProtoError> {
+        let bad = |why: &str| ProtoError::Payload {
+            what: "seccomp",
+            why: why.into(),
+        };
+        if !self.program.len().is_multiple_of(16) {
+            return Err(bad("the program is not whole instructions"));
+        }
+        let bytes = (0..self.program.len())
+            .step_by(2)
+            .map(|i| {
+                self.program
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| bad("the program is not hex"))
+            })
+            .collect::<Result<Vec<u8>, _>>()?;
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|c| {
+                (
+                    u16::from_ne_bytes([c[0], c[1]]),
+                    c[2],
+                    c[3],
+                    u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+                )
+            })
+            .collect())
+    }
 }
 
 /// One resource limit, as OCI writes it (`RLIMIT_NOFILE`, soft, hard).
@@ -112,7 +201,15 @@ pub enum Message {
     Exit { id: u32, status: ExitStatus },
     /// guest -> host: the process could not be started (or the VM not set up, id 0).
     Error { id: u32, message: String },
+    /// guest -> host: `bytes` of the process's stdin left the agent (written to the process,
+    /// or dropped when it closed its stdin or ended): the host's credit to send that much more.
+    /// A host keeps at most [`STDIN_WINDOW`] bytes of a process's stdin unacknowledged, so
+    /// neither side buffers more however fast the input and however slow the reader.
+    StdinConsumed { id: u32, bytes: u32 },
 }
+
+/// The most stdin bytes of one process in flight between host and guest.
+pub const STDIN_WINDOW: usize = 1 << 20;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProtoError {
@@ -138,6 +235,7 @@ const K_STDOUT: u8 = 66;
 const K_STDERR: u8 = 67;
 const K_EXIT: u8 = 68;
 const K_ERROR: u8 = 69;
+const K_STDIN_CONSUMED: u8 = 70;
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising plain structs of strings and numbers cannot fail.
@@ -182,6 +280,9 @@ impl Message {
                 (K_EXIT, *id, p)
             }
             Message::Error { id, message } => (K_ERROR, *id, message.as_bytes().to_vec()),
+            Message::StdinConsumed { id, bytes } => {
+                (K_STDIN_CONSUMED, *id, bytes.to_le_bytes().to_vec())
+            }
         }
     }
 
@@ -255,6 +356,10 @@ impl Message {
                 id,
                 message: String::from_utf8_lossy(p).into_owned(),
             },
+            K_STDIN_CONSUMED => Message::StdinConsumed {
+                id,
+                bytes: u32::from_le_bytes(i32_at(p, "stdin consumed")?.to_le_bytes()),
+            },
             k => return Err(ProtoError::Kind(k)),
         })
     }
@@ -313,6 +418,13 @@ mod tests {
                 hard: 128,
             }],
             no_new_privileges: true,
+            user: Some("nobody:users".into()),
+            capabilities: Some(Capabilities {
+                bounding: vec!["CAP_CHOWN".into()],
+                ambient: vec!["CAP_KILL".into()],
+                ..Capabilities::default()
+            }),
+            seccomp: Some(SeccompFilter::new(4, &[(6, 0, 0, 0x7fff_0000)])),
         }
     }
 
@@ -363,6 +475,10 @@ mod tests {
             Message::Error {
                 id: 0,
                 message: "no such file".into(),
+            },
+            Message::StdinConsumed {
+                id: 4,
+                bytes: 0xfff0_0001,
             },
         ]
     }
@@ -420,6 +536,34 @@ mod tests {
             d.next(),
             Err(ProtoError::Payload { what: "run", .. })
         ));
+    }
+
+    #[test]
+    fn seccomp_programs_survive_hex_and_bad_text_is_an_error() {
+        let prog = [
+            (0x20, 0, 0, 4),
+            (0x15, 1, 0, 0xc000_003e),
+            (6, 0, 0, 0x7fff_0000),
+        ];
+        let f = SeccompFilter::new(1, &prog);
+        assert_eq!(f.program.len(), 48);
+        assert_eq!(f.instructions().unwrap(), prog);
+        for bad in ["abc", "zz00000000000000"] {
+            let f = SeccompFilter {
+                flags: 0,
+                program: bad.into(),
+            };
+            assert!(f.instructions().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn process_specs_without_the_newer_fields_still_decode() {
+        let old = r#"{"args":["true"],"env":[],"cwd":"/","uid":0,"gid":0}"#;
+        let p: ProcessSpec = serde_json::from_str(old).unwrap();
+        assert_eq!(p.user, None);
+        assert_eq!(p.capabilities, None);
+        assert_eq!(p.seccomp, None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use hull_sys::pty::{window_size, RawMode};
+use hull_sys::pty::{window_size, RawMode, FORWARDED_SIGNALS as FORWARDED};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -17,16 +17,6 @@ use nix::sys::socket::{recv, send, MsgFlags};
 use super::keys::DetachKeys;
 use super::{frame, resize, CHUNK, EXIT, STDERR, STDIN, STDIN_EOF, STDOUT};
 use crate::error::EngineError;
-
-/// The signals a client passes on to the container (docker's sig-proxy).
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
 
 /// What the client sends and shows.
 #[derive(Debug, Clone)]

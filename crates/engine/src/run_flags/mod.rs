@@ -15,8 +15,8 @@ pub use resources::{
     parse_memory_swap, parse_throttle, require_swap_accounting, weight_honoured, Throttle,
 };
 pub use security::{
-    capabilities, check_grantable, normalize_caps, parse_security_opt, parse_ulimit, Seccomp,
-    Ulimit,
+    capabilities, check_grantable, normalize_caps, parse_guest_ulimit, parse_security_opt,
+    parse_ulimit, Seccomp, Ulimit,
 };
 
 use crate::error::EngineError;

@@ -140,6 +140,16 @@ const ULIMITS: [(&str, nix::sys::resource::Resource); 15] = {
 /// Checks the limit against this host's hard limit of it (as the defaults are capped to it:
 /// the runtime could not set more without CAP_SYS_RESOURCE in the host).
 pub fn parse_ulimit(text: &str) -> Result<Ulimit, EngineError> {
+    ulimit(text, true)
+}
+
+/// `--ulimit` for a microVM's process: its limits are the guest kernel's, set by a PID 1 that
+/// may raise them, so this host's hard limits do not bound them.
+pub fn parse_guest_ulimit(text: &str) -> Result<Ulimit, EngineError> {
+    ulimit(text, false)
+}
+
+fn ulimit(text: &str, within_host: bool) -> Result<Ulimit, EngineError> {
     let bad = |why: String| invalid(format!("invalid --ulimit {text:?}: {why}"));
     let (name, values) = text
         .split_once('=')
@@ -173,7 +183,7 @@ pub fn parse_ulimit(text: &str) -> Result<Ulimit, EngineError> {
     let host_hard = nix::sys::resource::getrlimit(resource)
         .map(|(_, h)| h)
         .unwrap_or(u64::MAX);
-    if hard > host_hard {
+    if within_host && hard > host_hard {
         return Err(bad(format!(
             "the hard limit is above this host's ({host_hard})"
         )));

@@ -12,8 +12,10 @@ mod ps;
 mod run_flags;
 mod system;
 mod vm;
-mod vm_agent;
+mod vm_api;
+mod vm_exec;
 mod vm_jailed;
+mod vm_security;
 mod volume;
 
 use std::path::PathBuf;

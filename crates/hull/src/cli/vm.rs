@@ -1,20 +1,23 @@
 //! `hull vm`: the bare microVM (hull-vmm) without images: boot a kernel and show its console, or
-//! (with a command after `--`) run that command through hull-guest (`vm_agent`). By default the
-//! VMM runs jailed (`vm_jailed`): this process makes the jail, and the `hull` binary re-executed
-//! in it (`--in-jail`) is the VMM, which installs its seccomp filter once the VM is built.
+//! (with a command after `--`) run that command through hull-guest; `hull vm exec` runs more in
+//! a named one (`vm_exec`). The VMM is the small `hull-vmm` binary, given its orders as JSON
+//! (hull_vmm::launch): by default jailed (`vm_jailed`: this process makes the jail, hull-vmm
+//! runs in it and installs its seccomp filter once the VM is built), with --no-jail in place of
+//! this process.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::Subcommand;
-use hull_vmm::boot::{BootProtocol, Entry};
-use hull_vmm::proto::{ProcessSpec, RootSpec, RunSpec};
-use hull_vmm::{
-    host_kvm, BootSource, Consoles, DiskConfig, HostKvm, RunReport, StopReason, Vm, VmConfig,
-};
+use clap::{Args, Subcommand};
+use hull_vmm::boot::BootProtocol;
+use hull_vmm::launch::Launch;
+use hull_vmm::proto::{RootSpec, RunSpec};
+use hull_vmm::{host_kvm, BootSource, DiskConfig, HostKvm, VmConfig};
 
-use super::vm_agent::{self, ConsoleTail};
+use super::vm_api;
+use super::vm_exec::{self, ProcessFlags};
 use super::vm_jailed;
+use super::vm_security::SecurityFlags;
 
 /// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
 /// a microVM's guest ends) through the i8042, no PCI bus to probe, no keyboard or mouse.
@@ -24,67 +27,69 @@ const NESTED_TEST_BED: &str = "crates/vmm/tests/nested/run.sh";
 #[derive(Debug, Subcommand)]
 pub enum VmCommand {
     /// Boot a Linux kernel in a microVM; the guest console goes to stdout
-    Run {
-        /// Kernel: an ELF vmlinux or a bzImage
-        #[arg(long)]
-        kernel: PathBuf,
-        /// Initial ramdisk (cpio, optionally compressed)
-        #[arg(long)]
-        initrd: Option<PathBuf>,
-        /// Kernel command line [default: the console on ttyS0, reset through the i8042, no PCI;
-        /// `quiet` too when running a command]
-        #[arg(long)]
-        cmdline: Option<String>,
-        /// A disk image as a virtio-blk device (/dev/vda first), `:ro` for read-only; with a
-        /// command, the first disk (ext4 or erofs) is its root, under a tmpfs overlay if read-only
-        #[arg(long = "disk", value_name = "IMG[:ro]")]
-        disks: Vec<String>,
-        /// Keep the command's stdin open and pass hull's stdin to it
-        #[arg(short, long)]
-        interactive: bool,
-        /// Run the command on a terminal (stdout and stderr are then one stream; hull's own
-        /// terminal, if stdin is one, goes raw and passes its size on)
-        #[arg(short, long)]
-        tty: bool,
-        /// The command's environment (NAME=value), more than once
-        #[arg(short, long = "env", value_name = "NAME=value")]
-        env: Vec<String>,
-        /// The command's working directory
-        #[arg(short = 'w', long, default_value = "/")]
-        workdir: String,
-        /// The command's user: UID[:GID] (numbers: the guest has no user database to look in)
-        #[arg(short, long, default_value = "0:0")]
-        user: String,
-        /// The guest's hostname
-        #[arg(long, default_value = "hull-vm")]
-        hostname: String,
-        /// Guest memory: a number with a K, M or G suffix (MiB without one)
-        #[arg(long, default_value = "256M", value_parser = parse_size)]
-        mem: u64,
-        /// Number of vCPUs
-        #[arg(long, default_value_t = 2)]
-        vcpus: usize,
-        /// Print the exit counters and timings to stderr when the VM stops
-        #[arg(long)]
-        stats: bool,
-        /// Run even on kvm-pvm (which boots purpose-built guests, not a stock kernel)
-        #[arg(long, hide = true)]
-        allow_pvm: bool,
-        /// Kernel entry: PVH when an ELF vmlinux has the Xen PVH note (auto), or forced
-        #[arg(long, value_enum, default_value = "auto")]
-        boot_protocol: Protocol,
-        /// Run the VMM in this process, without its jail (namespaces, cgroup, seccomp): for
-        /// debugging
-        #[arg(long)]
-        no_jail: bool,
-        /// This process is the VMM inside its jail (set by the jailing `hull vm run`)
-        #[arg(long, hide = true, conflicts_with = "no_jail")]
-        in_jail: bool,
-        /// The command to run in the VM (needs an --initrd with hull-guest as /init:
-        /// scripts/build-guest-initramfs.sh builds one)
-        #[arg(last = true, value_name = "CMD")]
+    Run(Box<RunArgs>),
+    /// Run another command in a microVM started with `hull vm run --name`
+    Exec {
+        #[command(flatten)]
+        process: ProcessFlags,
+        /// The VM: its --name, or the path of its API socket
+        vm: String,
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+}
+
+/// The flags of `hull vm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Kernel: an ELF vmlinux or a bzImage
+    #[arg(long)]
+    kernel: PathBuf,
+    /// Initial ramdisk (cpio, optionally compressed)
+    #[arg(long)]
+    initrd: Option<PathBuf>,
+    /// Kernel command line [default: the console on ttyS0, reset through the i8042, no PCI;
+    /// `quiet` too when running a command]
+    #[arg(long)]
+    cmdline: Option<String>,
+    /// A disk image as a virtio-blk device (/dev/vda first), `:ro` for read-only; with a
+    /// command, the first disk (ext4 or erofs) is its root, under a tmpfs overlay if read-only
+    #[arg(long = "disk", value_name = "IMG[:ro]")]
+    disks: Vec<String>,
+    #[command(flatten)]
+    process: ProcessFlags,
+    #[command(flatten)]
+    security: SecurityFlags,
+    /// The guest's hostname
+    #[arg(long, default_value = "hull-vm")]
+    hostname: String,
+    /// Guest memory: a number with a K, M or G suffix (MiB without one)
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    mem: u64,
+    /// Number of vCPUs
+    #[arg(long, default_value_t = 2)]
+    vcpus: usize,
+    /// Print the exit counters and timings to stderr when the VM stops
+    #[arg(long)]
+    stats: bool,
+    /// Run even on kvm-pvm (which boots purpose-built guests, not a stock kernel)
+    #[arg(long, hide = true)]
+    allow_pvm: bool,
+    /// Kernel entry: PVH when an ELF vmlinux has the Xen PVH note (auto), or forced
+    #[arg(long, value_enum, default_value = "auto")]
+    boot_protocol: Protocol,
+    /// Run the VMM in this process, without its jail (namespaces, cgroup, seccomp): for
+    /// debugging
+    #[arg(long)]
+    no_jail: bool,
+    /// Name the VM, so `hull vm exec NAME` can run more processes in it (needs a command)
+    #[arg(long)]
+    name: Option<String>,
+    /// The command to run in the VM (needs an --initrd with hull-guest as /init:
+    /// scripts/build-guest-initramfs.sh builds one)
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -104,9 +109,6 @@ impl From<Protocol> for BootProtocol {
         }
     }
 }
-
-/// The PATH a command gets when --env sets none (docker's default).
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `IMG` or `IMG:ro`; the guest finds disk i by its serial `hull-disk<i>`.
 fn parse_disks(disks: &[String]) -> anyhow::Result<Vec<DiskConfig>> {
@@ -132,34 +134,14 @@ fn parse_disks(disks: &[String]) -> anyhow::Result<Vec<DiskConfig>> {
         .collect()
 }
 
-/// `UID` or `UID:GID`, numbers only.
-fn parse_user(user: &str) -> anyhow::Result<(u32, u32)> {
-    let (u, g) = user.split_once(':').unwrap_or((user, "0"));
-    match (u.parse(), g.parse()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => {
-            bail!("--user {user}: give UID[:GID] as numbers (the VM has no user names to look up)")
-        }
-    }
-}
-
-/// What the guest is told to run, from the flags.
+/// What the guest is told to run, from the flags: rooted on the first disk, under an overlay
+/// when it is read-only.
 fn run_spec(
     command: Vec<String>,
     disks: &[DiskConfig],
-    env: Vec<String>,
-    workdir: String,
-    user: &str,
+    process: &ProcessFlags,
     hostname: String,
 ) -> anyhow::Result<RunSpec> {
-    let (uid, gid) = parse_user(user)?;
-    let mut env = env;
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, DEFAULT_PATH.into());
-    }
-    if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
-        bail!("--env {bad}: give NAME=value");
-    }
     Ok(RunSpec {
         hostname,
         root: disks.first().map(|d| RootSpec {
@@ -167,17 +149,7 @@ fn run_spec(
             overlay: d.read_only,
             read_only: d.read_only,
         }),
-        process: ProcessSpec {
-            args: command,
-            env,
-            cwd: workdir,
-            uid,
-            gid,
-            additional_gids: Vec::new(),
-            terminal: false,
-            rlimits: Vec::new(),
-            no_new_privileges: false,
-        },
+        process: process.spec(command)?,
     })
 }
 
@@ -196,27 +168,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-fn print_stats(report: &RunReport, setup: std::time::Duration, entry: &str) {
-    let counts: Vec<String> = report
-        .counters
-        .snapshot()
-        .into_iter()
-        .map(|(name, n)| format!("{name}={n}"))
-        .collect();
-    eprintln!(
-        "hull vm: stopped by {}; entry {entry}; setup {:.1} ms, run {:.1} ms; {} exits: {}",
-        report.reason,
-        setup.as_secs_f64() * 1e3,
-        report.run_time.as_secs_f64() * 1e3,
-        report.counters.total(),
-        counts.join(" ")
-    );
-}
-
 /// Runs `hull vm run`; returns hull's exit code: the command's with a command, and docker's
 /// 125 when hull could not run the VM or it ended without the command's exit.
 pub fn run(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
-    match run_vm(root, cmd) {
+    let result = match cmd {
+        VmCommand::Exec {
+            process,
+            vm,
+            command,
+        } => vm_exec::exec(root, &vm, &process, command),
+        run => run_vm(root, run),
+    };
+    match result {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("hull: {e:#}");
@@ -229,29 +192,35 @@ pub fn run(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
 const EXIT_VM_FAILED: i32 = 125;
 
 fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
-    let VmCommand::Run {
+    let VmCommand::Run(args) = cmd else {
+        bail!("not a run command");
+    };
+    let RunArgs {
         kernel,
         initrd,
         cmdline,
         mem,
         vcpus,
         disks,
-        interactive,
-        tty,
-        env,
-        workdir,
-        user,
+        process,
+        security,
         hostname,
         stats,
         allow_pvm,
         boot_protocol,
         no_jail,
-        in_jail,
+        name,
         command,
-    } = cmd;
+    } = *args;
     let agent = !command.is_empty();
-    if !agent && (interactive || tty || !env.is_empty() || workdir != "/" || user != "0:0") {
-        bail!("-i, -t, --env, --workdir and --user are for a command: give one after `--`");
+    if !agent && (process.given() || security.given() || name.is_some()) {
+        bail!(
+            "-i, -t, --env, --workdir, --user, --cap-add, --cap-drop, --security-opt, --ulimit \
+             and --name are for a command: give one after `--`"
+        );
+    }
+    if let Some(n) = &name {
+        vm_api::check_name(n)?;
     }
     if agent && initrd.is_none() {
         bail!(
@@ -260,22 +229,12 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         );
     }
     let disks = parse_disks(&disks)?;
-    let spec = agent
-        .then(|| {
-            run_spec(
-                command.clone(),
-                &disks,
-                env.clone(),
-                workdir.clone(),
-                &user,
-                hostname.clone(),
-            )
-        })
-        .transpose()?
-        .map(|mut s| {
-            s.process.terminal = tty;
-            s
-        });
+    let mut spec = agent
+        .then(|| run_spec(command.clone(), &disks, &process, hostname.clone()))
+        .transpose()?;
+    if let Some(s) = &mut spec {
+        security.apply(root, &mut s.process)?;
+    }
     match host_kvm() {
         HostKvm::Missing => {
             bail!("/dev/kvm is missing: this host has no KVM, so hull cannot run a microVM")
@@ -305,94 +264,59 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         disks,
         agent,
     };
-    if !no_jail && !in_jail {
-        let spec = vm_jailed::Passed {
-            protocol: boot_protocol,
-            stats,
-            allow_pvm,
-            interactive,
-            tty,
-            env: &env,
-            workdir: &workdir,
-            user: &user,
-            hostname: &hostname,
-            command: &command,
-        };
-        return vm_jailed::run(root, &cfg, &spec);
-    }
-    if in_jail {
-        vm_jailed::vmm_setup(agent)?;
-    }
-    let console = ConsoleTail::default();
-    // Without a command, the serial console and the virtio console (hvc0) both print here;
-    // with one, stdout is the command's and the console is kept for a failure report.
-    let consoles = match agent {
-        false => Consoles {
-            serial: Box::new(std::io::stdout()),
-            virtio: Some(Box::new(std::io::stdout())),
-        },
-        true => Consoles {
-            serial: Box::new(console.clone()),
-            virtio: Some(Box::new(console.clone())),
-        },
+    let launch = Launch {
+        vm: cfg,
+        spec,
+        interactive: process.interactive,
+        stats,
+        api_dir: None,
+        remove_api_dir: false,
     };
-    let vm = Vm::new(&cfg, consoles).context("cannot create the microVM")?;
-    if in_jail {
-        hull_vmm::seccomp::install()?;
+    let vmm = vmm_binary()?;
+    if no_jail {
+        return exec_vmm(&vmm, root, launch, name.as_deref());
     }
-    let setup = vm.setup_time;
-    let entry = match vm.kernel().entry {
-        Entry::Pvh(_) => "PVH",
-        Entry::Linux64(_) => "64-bit boot protocol",
-    };
-    if let Some(spec) = spec {
-        let (code, report, ready) = vm_agent::run(vm, spec, interactive, &console)?;
-        if stats {
-            print_stats(&report, setup, entry);
-            if let Some(r) = ready {
-                eprintln!(
-                    "hull vm: agent ready {:.1} ms after the start",
-                    r.as_secs_f64() * 1e3
-                );
-            }
-        }
-        return Ok(code);
+    // The API directory is this process's to make and remove; the jail shares it with the VMM.
+    let api_dir = name
+        .as_deref()
+        .map(|n| vm_api::claim(root, n))
+        .transpose()?;
+    let result = vm_jailed::run(root, &vmm, launch, api_dir.as_deref());
+    if let Some(dir) = api_dir {
+        let _ = std::fs::remove_dir_all(dir);
     }
-    run_console(vm, stats, setup, entry)
+    result
 }
 
-/// The bare VM: stdin types into ttyS0, the console prints on stdout.
-fn run_console(
-    mut vm: Vm,
-    stats: bool,
-    setup: std::time::Duration,
-    entry: &str,
+/// The VMM binary, installed beside `hull`.
+fn vmm_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the hull binary")?;
+    let vmm = exe.with_file_name("hull-vmm");
+    if !vmm.is_file() {
+        bail!(
+            "no hull-vmm beside {} (it is built and installed with hull)",
+            exe.display()
+        );
+    }
+    Ok(vmm)
+}
+
+/// --no-jail: this process becomes the VMM, which then removes the API directory itself.
+fn exec_vmm(
+    vmm: &Path,
+    root: &Path,
+    mut launch: Launch,
+    name: Option<&str>,
 ) -> anyhow::Result<i32> {
-    // The thread ends at end of input; at the VM's end it is left blocked in read(2), and the
-    // process exit ends it.
-    let input = vm.serial_input();
-    let _ = std::thread::Builder::new()
-        .name("hull-vm-stdin".into())
-        .spawn(move || {
-            let mut buf = [0u8; 256];
-            let mut stdin = std::io::stdin().lock();
-            while let Ok(n @ 1..) = std::io::Read::read(&mut stdin, &mut buf) {
-                if input.send(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
-    let report = vm.run().context("the microVM failed")?;
-    if stats {
-        print_stats(&report, setup, entry);
+    use std::os::unix::process::CommandExt;
+    launch.api_dir = name.map(|n| vm_api::claim(root, n)).transpose()?;
+    launch.remove_api_dir = true;
+    let json = serde_json::to_string(&launch).context("cannot encode the VM's launch")?;
+    let err = std::process::Command::new(vmm).arg(json).exec();
+    if let Some(dir) = &launch.api_dir {
+        let _ = std::fs::remove_dir_all(dir);
     }
-    if let Some(e) = &report.console_error {
-        eprintln!("hull vm: the guest console could not be written: {e}");
-    }
-    if report.reason == StopReason::Crash {
-        bail!("the guest crashed");
-    }
-    Ok(0)
+    Err(err).with_context(|| format!("cannot run {}", vmm.display()))
 }
 
 #[cfg(test)]
@@ -410,16 +334,23 @@ mod tests {
     }
 
     #[test]
-    fn disks_and_users() {
+    fn disks() {
         let d = parse_disks(&["a.img".into(), "/x/b.img:ro".into()]).unwrap();
         assert_eq!((d[0].read_only, d[1].read_only), (false, true));
         assert_eq!(d[1].path, PathBuf::from("/x/b.img"));
         assert_eq!(d[1].id, "hull-disk1");
         assert!(parse_disks(&["a.img:rx".into()]).is_err());
         assert!(parse_disks(&[":ro".into()]).is_err());
-        assert_eq!(parse_user("1000").unwrap(), (1000, 0));
-        assert_eq!(parse_user("1000:100").unwrap(), (1000, 100));
-        assert!(parse_user("nobody").is_err());
+    }
+
+    fn flags(env: Vec<String>, user: &str) -> ProcessFlags {
+        ProcessFlags {
+            interactive: false,
+            tty: true,
+            env,
+            workdir: "/w".into(),
+            user: user.into(),
+        }
     }
 
     #[test]
@@ -428,9 +359,7 @@ mod tests {
         let s = run_spec(
             vec!["true".into()],
             &disks,
-            vec![],
-            "/".into(),
-            "0",
+            &flags(vec![], "web:10"),
             "h".into(),
         )
         .unwrap();
@@ -438,14 +367,12 @@ mod tests {
         assert_eq!(root.serial, "hull-disk0");
         assert!(root.overlay && root.read_only);
         assert!(s.process.env[0].starts_with("PATH="));
-        assert!(run_spec(
-            vec!["x".into()],
-            &[],
-            vec!["NOEQ".into()],
-            "/".into(),
-            "0",
-            "h".into()
-        )
-        .is_err());
+        // Names go to the guest, which has the root's /etc/passwd.
+        assert_eq!(s.process.user.as_deref(), Some("web:10"));
+        assert!(s.process.terminal);
+        assert_eq!(s.process.cwd, "/w");
+        let bad = flags(vec!["NOEQ".into()], "0");
+        assert!(run_spec(vec!["x".into()], &[], &bad, "h".into()).is_err());
+        assert!(run_spec(vec!["x".into()], &[], &flags(vec![], ""), "h".into()).is_err());
     }
 }

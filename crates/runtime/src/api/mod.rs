@@ -66,6 +66,23 @@ impl Runtime {
         }
     }
 
+    /// Compiles an OCI `linux.seccomp` object (JSON) for a process another kernel runs (a
+    /// microVM's guest agent loads it): seccomp(2) flags and the BPF program, from the same
+    /// compiler and cache as this runtime's containers.
+    pub fn compile_seccomp(
+        &self,
+        seccomp: &serde_json::Value,
+    ) -> Result<(u32, Vec<libc::sock_filter>), Error> {
+        let s: oci_spec::runtime::LinuxSeccomp =
+            serde_json::from_value(seccomp.clone()).map_err(|e| {
+                crate::security::SecurityError::SeccompCompile(format!(
+                    "not an OCI seccomp object: {e}"
+                ))
+            })?;
+        let cache = self.store.seccomp_cache();
+        Ok(crate::security::compile_elsewhere(&s, Some(&cache))?)
+    }
+
     /// Sends this runtime's warnings, and those of the containers it opens, to `sink`: what the
     /// runtime spec makes a warning rather than an error, the lifecycle going on (a failing
     /// poststart or poststop hook, including the poststop hooks run after a failed create).

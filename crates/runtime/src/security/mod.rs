@@ -32,6 +32,7 @@ pub use error::SecurityError;
 pub use memory_policy::memory_policy_features;
 pub use oom::set_oom_score_adj;
 pub use plan::{PlanOptions, SecurityPlan};
+pub use seccomp::compile_elsewhere;
 pub use seccomp_agent::send_seccomp_listener;
 pub use seccomp_features::seccomp_features;
 pub use user::override_user;

@@ -391,3 +391,20 @@ impl SeccompPlan {
         &self.ignored_syscalls
     }
 }
+
+/// `s` compiled (through the cache) for a process this host does not start: a microVM's,
+/// loaded by its guest agent. Its flags and program; a notifying rule is refused, as its
+/// listener would be in the guest, out of reach of a seccomp agent here.
+pub fn compile_elsewhere(
+    s: &LinuxSeccomp,
+    cache: Option<&Path>,
+) -> Result<(u32, Vec<libc::sock_filter>), SecurityError> {
+    let plan = SeccompPlan::new(s, cache)?;
+    if plan.flags & sys::FLAG_NEW_LISTENER != 0 {
+        return Err(err(
+            "syscalls",
+            "SCMP_ACT_NOTIFY is not supported for a process in a microVM",
+        ));
+    }
+    Ok((plan.flags, plan.filter))
+}

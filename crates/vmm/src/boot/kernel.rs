@@ -47,7 +47,7 @@ pub enum BootError {
 }
 
 /// What to boot.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BootSource {
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
@@ -56,7 +56,7 @@ pub struct BootSource {
 }
 
 /// Which entry of the kernel to use.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BootProtocol {
     /// PVH when the kernel has the note, else the 64-bit boot protocol.
     #[default]

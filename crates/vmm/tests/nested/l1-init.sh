@@ -4,6 +4,8 @@
 # harness (run.sh) reads the HULL-* lines on the console.
 #   test mode: boot 1 inspects the VMM's jail at the L2 marker (namespaces, cgroup limits, /dev,
 #   memory); one more boot is killed (-9) at its marker; then nothing of either may be left.
+#   profile mode (hull.profile=1): one agent boot that prints the guest's kernel log, initcalls
+#   timed.
 #   bench mode (hull.bench=1): L2 resets at its marker; N boots each by jailed hull-vmm (PVH),
 #   by hull-vmm --no-jail, by hull-vmm through the 64-bit boot protocol and by qemu -M microvm, then one of each held at the marker to measure the
 #   VMM's memory.
@@ -23,6 +25,7 @@ boots=$(arg boots)
 vcpus=$(arg vcpus)
 qboots=$(arg qemu)
 bench=$(arg bench)
+stdinmb=$(arg stdinmb)
 l2cmdline=$(cat /l2/cmdline)
 
 # The pid of the process whose command line contains $1.
@@ -92,10 +95,20 @@ run_vm() {
 # What jails leave: bundles, runtime state, cgroups.
 leftovers() {
   left=$(ls -A /var/lib/hull/vm/bundles 2>/dev/null; ls -A /var/lib/hull/vm/runtime 2>/dev/null
+    ls -A /var/lib/hull/vm/api 2>/dev/null
     ls -d /sys/fs/cgroup/hull-vm-* 2>/dev/null)
   if [ -z "$left" ]; then echo "HULL-L1-JAIL-CLEAN"; else echo "HULL-L1-JAIL-LEFT $left" | tr '\n' ' '; echo; fi
 }
 
+if [ "$(arg profile)" = 1 ]; then
+  # One agent boot with every initcall timed; the guest's kernel log comes back through the
+  # agent (on the serial console each byte would cost an exit and skew the times).
+  /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro --mem 256M \
+    --vcpus "${vcpus:-2}" --stats --cmdline "$l2cmdline initcall_debug printk.time=1 log_buf_len=4M" \
+    -- busybox dmesg 2>&1 | sed 's/^/HULL-PROFILE /'
+  echo "HULL-L1-DONE"
+  poweroff -f
+fi
 if [ "${bench:-0}" = 1 ]; then
   b="$l2cmdline hull.bench=1"
   i=0
@@ -130,21 +143,58 @@ else
   # (/dev/vdb) that must reach its image file.
   dd if=/dev/zero of=/tmp/data.img bs=1M count=1 2>/dev/null
   # hull's stdin reaches the command with -i.
-  echo fed | agent -i --disk /tmp/data.img --stats -- sh -c \
-    'echo written-on-ro-disk > /f && cat /f && echo persisted > /dev/vdb && read x && echo "stdin-$x" >&2' \
+  # With one capability of all, no_new_privs and a limit (--cap-drop, --cap-add, --security-opt,
+  # --ulimit).
+  echo fed | agent -i --disk /tmp/data.img --stats --cap-drop ALL --cap-add NET_BIND_SERVICE \
+    --security-opt no-new-privileges --ulimit nofile=77:88 -- sh -c \
+    'echo written-on-ro-disk > /f && cat /f && echo persisted > /dev/vdb && read x && echo "stdin-$x" >&2 &&
+     grep -E "^(CapEff|NoNewPrivs)" /proc/self/status >&2 && echo "nofile-$(ulimit -n)-$(ulimit -Hn)" >&2' \
     >/tmp/out 2>/tmp/err
   echo "HULL-AGENT-RW $(cat /tmp/out)"
   echo "HULL-AGENT-DATA $(head -c 9 /tmp/data.img)"
   echo "HULL-AGENT-STDIN $(grep '^stdin-' /tmp/err)"
+  echo "HULL-AGENT-CAPS $(grep -E '^(CapEff|NoNewPrivs)' /tmp/err | tr -d '\t' | tr '\n' ' ')"
+  echo "HULL-AGENT-ULIMIT $(grep '^nofile-' /tmp/err)"
   grep '^hull vm:' /tmp/err
-  # SIGTERM to hull reaches the command (sleep, killed by it: 128 + 15).
+  # SIGTERM to hull reaches the command (sleep, killed by it: 128 + 15). Before that, the VM
+  # (named) runs more processes through `hull vm exec`.
   rm -f /tmp/sig
   # Not through the function: a backgrounded function is a subshell, whose pid $! would be.
-  /bin/hull vm run --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro \
-    --mem 256M --vcpus "${vcpus:-2}" -- sh -c 'echo ready; exec sleep 60' >/tmp/sig 2>&1 &
+  /bin/hull vm run --name t1 --kernel /l2/vmlinux --initrd /l2/guest.gz --disk /l2/root.img:ro \
+    --mem 256M --vcpus "${vcpus:-2}" -- sh -c 'echo ready; exec sleep 3600' >/tmp/sig 2>&1 &
   hpid=$!
   n=0
   while ! grep -q ready /tmp/sig 2>/dev/null && [ $n -lt 300 ]; do usleep 100000; n=$((n + 1)); done
+  /bin/hull vm exec t1 sh -c 'echo exec-out; echo exec-err >&2; exit 4' >/tmp/out 2>/tmp/err
+  echo "HULL-EXEC-RC $?"
+  echo "HULL-EXEC-OUT $(cat /tmp/out)"
+  echo "HULL-EXEC-ERR $(cat /tmp/err)"
+  echo "HULL-EXEC-USER $(/bin/hull vm exec -u nobody t1 sh -c 'echo $(id -u):$(id -g)' 2>&1)"
+  # SIGTERM to `hull vm exec` reaches its process; a second VM of the same name is refused.
+  /bin/hull vm exec t1 sh -c 'echo up; exec sleep 300' >/tmp/esig 2>&1 &
+  epid=$!
+  n=0
+  while ! grep -q up /tmp/esig 2>/dev/null && [ $n -lt 300 ]; do usleep 100000; n=$((n + 1)); done
+  kill -TERM $epid
+  wait $epid
+  echo "HULL-EXEC-SIGNAL-RC $?"
+  /bin/hull vm run --name t1 --kernel /l2/vmlinux --initrd /l2/guest.gz -- true 2>/tmp/err
+  echo "HULL-EXEC-DUPNAME $? $(cat /tmp/err)"
+  # Stdin of many windows (16 MB by default) through the VMM arrives whole, and the VMM's memory
+  # does not grow with it.
+  head -c "$(( ${stdinmb:-16} * 1000000 ))" /dev/urandom > /tmp/big
+  want=$(sha256sum < /tmp/big | cut -d' ' -f1)
+  vmm=$(pid_of --in-jail)
+  echo "HULL-EXEC-MEM-BEFORE $(mem_of "$vmm") $(grep VmHWM /proc/$vmm/status | tr -s ' \t' ' ')"
+  s=$(cut -d' ' -f1 /proc/uptime)
+  got=$(/bin/hull vm exec -i t1 sha256sum < /tmp/big | cut -d' ' -f1)
+  echo "HULL-EXEC-STDIN-TIME $s $(cut -d' ' -f1 /proc/uptime)"
+  echo "HULL-EXEC-MEM-AFTER $(mem_of "$vmm") $(grep VmHWM /proc/$vmm/status | tr -s ' \t' ' ')"
+  if [ "$got" = "$want" ]; then echo "HULL-EXEC-STDIN intact"; else echo "HULL-EXEC-STDIN differs $got $want"; fi
+  # A VMM killed by its seccomp filter is in the kernel's audit log: which system call.
+  dmesg | grep -o 'type=1326.*syscall=[0-9]*' | sed 's/^/HULL-SECCOMP-KILL /'
+
+  rm -f /tmp/big
   kill -TERM $hpid
   wait $hpid
   echo "HULL-AGENT-SIGNAL-RC $?"

@@ -11,26 +11,33 @@
 # HULL_NESTED_MODE=bench (benches/vm-boot.sh) instead times N boots each of jailed hull-vmm,
 # hull-vmm --no-jail and qemu -M microvm to the L2's init, which resets at once, and measures
 # the VMMs' memory beyond guest RAM; it prints medians and ratios, and checks nothing.
+# HULL_NESTED_MODE=profile boots one agent VM with every initcall timed and prints where the
+# guest kernel's time went (profile-report.py), from its log read through the agent.
 # Then `hull vm run --disk root.img:ro -- CMD` runs commands through hull-guest, jailed (stdout
 # and stderr apart, exit code, stdin with -i, a forwarded signal, a write on the overlay, a write
-# through a read-write disk). A silent L1 (TCG freezes) is retried once.
+# through a read-write disk), and `hull vm exec` into a VM run with --name (output apart, exit
+# code, -u by name, 50 MB of stdin intact without the VMM's memory growing). A silent L1 (TCG
+# freezes) is retried once.
 # Needs root; installs qemu-system-x86, busybox-static and lz4 through apt when missing.
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
 # usage: crates/vmm/tests/nested/run.sh    env: HULL_NESTED_BOOTS (3), HULL_NESTED_VCPUS (2),
-#        HULL_NESTED_TIMEOUT (s, 300), HULL_NESTED_PROFILE (debug|release),
+#        HULL_NESTED_TIMEOUT (s, 600), HULL_NESTED_PROFILE (debug|release),
 #        HULL_NESTED_L2_CMDLINE, HULL_NESTED_QEMU (qemu -M microvm boots to compare, 0),
-#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS, HULL_NESTED_MODE (test|bench)
+#        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS, HULL_NESTED_MODE
+#        (test|bench|profile), HULL_NESTED_STDIN_MB (16: the stdin through hull vm exec -i)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../../.."
 mode=${HULL_NESTED_MODE:-test}
-case $mode in test | bench) ;; *) echo "HULL_NESTED_MODE: test or bench, not $mode"; exit 2 ;; esac
+case $mode in test | bench | profile) ;; *) echo "HULL_NESTED_MODE: test, bench or profile, not $mode"; exit 2 ;; esac
 bench=0
-[ "$mode" = test ] || bench=1
+[ "$mode" != bench ] || bench=1
+profiling=0
+[ "$mode" != profile ] || profiling=1
 boots=${HULL_NESTED_BOOTS:-3}
 vcpus=${HULL_NESTED_VCPUS:-2}
-limit=${HULL_NESTED_TIMEOUT:-300}
-if [ $bench = 1 ]; then profile=${HULL_NESTED_PROFILE:-release}; else profile=${HULL_NESTED_PROFILE:-debug}; fi
+limit=${HULL_NESTED_TIMEOUT:-600}
+if [ $mode != test ]; then profile=${HULL_NESTED_PROFILE:-release}; else profile=${HULL_NESTED_PROFILE:-debug}; fi
 
 # strict, skip, debian_cloud_kernel, copy_libs.
 . scripts/qemu-guest-lib.sh
@@ -77,7 +84,7 @@ else
   cargo build -q -p hull
 fi
 hull=${CARGO_TARGET_DIR:-target}/$profile/hull
-[ -x "$hull" ] || { echo "FAIL: cargo built no $hull"; exit 1; }
+[ -x "$hull" ] && [ -x "$hull-vmm" ] || { echo "FAIL: cargo built no $hull or $hull-vmm"; exit 1; }
 
 work=$(mktemp -d /tmp/hull-vmm-nested.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -89,7 +96,9 @@ guest_initrd=$(scripts/build-guest-initramfs.sh | tail -1)
 disk=$work/disk
 mkdir -p "$disk"/{bin,proc,sys,dev,tmp,etc}
 cp /bin/busybox "$disk/bin/"
-for a in sh echo cat sleep true false ls; do ln -s busybox "$disk/bin/$a"; done
+for a in sh echo cat sleep true false ls id sha256sum grep; do ln -s busybox "$disk/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$disk/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$disk/etc/group"
 mkfs.ext4 -q -d "$disk" "$work/root.img" 16M
 
 # L2: busybox and an /init that prints the marker and resets.
@@ -109,6 +118,7 @@ cp /bin/busybox "$root/bin/"
 install -m 755 "$here/l1-init.sh" "$root/init"
 cp "$mods/virt/lib/irqbypass.ko" "$mods/arch/x86/kvm/kvm.ko" "$mods/arch/x86/kvm/kvm-amd.ko" "$root/lib/"
 strip -o "$root/bin/hull" "$hull"
+strip -o "$root/bin/hull-vmm" "${hull}-vmm"
 copy_libs "$hull" "$root"
 # The L2 kernel: the ELF vmlinux (default) or, with HULL_NESTED_KERNEL=bzimage, the bzImage itself.
 if [ "${HULL_NESTED_KERNEL:-vmlinux}" = bzimage ]; then cp "$vmlinuz" "$root/l2/vmlinux"; else cp "$vmlinux" "$root/l2/vmlinux"; fi
@@ -132,7 +142,7 @@ fi
 
 # A periodic tick in L1 (nohz=off highres=off): without it L1 froze in ~3% of runs while an L2 ran.
 # tsc_early_khz: TCG's TSC calibration otherwise hangs some boots.
-append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots hull.bench=$bench"
+append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots hull.bench=$bench hull.profile=$profiling hull.stdinmb=${HULL_NESTED_STDIN_MB:-16}"
 boot_l1() {
   local log=$1 start
   start=$(date +%s.%N)
@@ -155,6 +165,11 @@ fi
 [ -z "${HULL_QEMU_KEEP_LOGS:-}" ] || cp "$log" /tmp/hull-vmm-nested.log
 # The log's lines are "<host time> <console line>".
 lines() { cut -d' ' -f2- "$log"; }
+if [ $profiling = 1 ]; then
+  grep -q HULL-L1-DONE "$log" || { echo "FAIL: L1 did not finish; last lines:"; tail -20 "$log"; exit 1; }
+  python3 "$here/profile-report.py" "$log"
+  exit 0
+fi
 if [ $bench = 1 ]; then
   grep -q HULL-L1-DONE "$log" || { echo "FAIL: L1 did not finish; last lines:"; tail -20 "$log"; exit 1; }
   python3 "$here/bench-report.py" "$log" "$boots" "$vcpus" "$release" "$profile"
@@ -215,6 +230,22 @@ if grep -q HULL-L1-DONE "$log"; then
   lines | grep -qx "HULL-AGENT-RW written-on-ro-disk" || { echo "FAIL: the overlay on the read-only disk is not writable"; failed=1; }
   lines | grep -qx "HULL-AGENT-DATA persisted" || { echo "FAIL: a write to the read-write disk did not reach its image"; failed=1; }
   lines | grep -qx "HULL-AGENT-STDIN stdin-fed" || { echo "FAIL: hull vm run -i did not pass stdin to the command"; failed=1; }
+  lines | grep -qx "HULL-AGENT-CAPS CapEff:0000000000000400 NoNewPrivs:1 " ||
+    { echo "FAIL: --cap-drop ALL --cap-add NET_BIND_SERVICE --security-opt no-new-privileges not applied"; failed=1; }
+  lines | grep -qx "HULL-AGENT-ULIMIT nofile-77-88" || { echo "FAIL: --ulimit nofile=77:88 not applied"; failed=1; }
   lines | grep -qx "HULL-AGENT-SIGNAL-RC 143" || { echo "FAIL: SIGTERM to hull did not end the command with 143"; failed=1; }
+  # hull vm exec into the named VM: output apart, exit code, a user by name, 50 MB of stdin
+  # intact with the VMM's memory beyond guest RAM not growing with it (by less than 8 MiB).
+  lines | grep -qx "HULL-EXEC-RC 4" || { echo "FAIL: hull vm exec ... exit 4 did not exit 4"; failed=1; }
+  lines | grep -qx "HULL-EXEC-OUT exec-out" || { echo "FAIL: hull vm exec's stdout was not exactly 'exec-out'"; failed=1; }
+  lines | grep -qx "HULL-EXEC-ERR exec-err" || { echo "FAIL: hull vm exec's stderr was not exactly 'exec-err'"; failed=1; }
+  lines | grep -qx "HULL-EXEC-USER 65534:65534" || { echo "FAIL: hull vm exec -u nobody did not run as 65534:65534"; failed=1; }
+  lines | grep -qx "HULL-EXEC-SIGNAL-RC 143" || { echo "FAIL: SIGTERM to hull vm exec did not end its process with 143"; failed=1; }
+  lines | grep -q '^HULL-EXEC-DUPNAME 125 .*named "t1" is running already' ||
+    { echo "FAIL: a second hull vm run --name t1 was not refused"; failed=1; }
+  lines | grep -qx "HULL-EXEC-STDIN intact" || { echo "FAIL: the stdin through hull vm exec -i did not arrive intact"; failed=1; }
+  grown=$(lines | awk '$1 == "HULL-EXEC-MEM-BEFORE" { split($4, a, "="); b = a[2] } $1 == "HULL-EXEC-MEM-AFTER" { split($4, a, "="); print a[2] - b }')
+  echo "VMM memory beyond guest RAM grew by ${grown:-?} KiB over ${HULL_NESTED_STDIN_MB:-16} MB of stdin"
+  [ -n "$grown" ] && [ "$grown" -lt 8192 ] || { echo "FAIL: the VMM's memory grew with the stdin it passed on"; failed=1; }
 fi
 [ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed, jailed" || { echo "FAIL"; exit 1; }

@@ -2,30 +2,26 @@
 //! and stderr come back apart over the agent channel and go to hull's; hull's stdin (with -i)
 //! and the signals hull gets go to the command; hull exits with the command's code. The kernel's
 //! serial console is kept (its last lines) and shown only when the VM ends without an exit.
+//! With an API socket, `hull vm exec` clients run more processes (`api`); their output goes
+//! to them. Each process's stdin is held to its window (`StdinWindows`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use std::os::unix::net::UnixListener;
+
 use anyhow::Context;
-use hull_vmm::proto::{Message, RunSpec, MAIN_ID, MAX_CHUNK};
+use hull_vmm::proto::{Message, RunSpec, MAIN_ID, STDIN_WINDOW};
+use hull_vmm::stdio::{forward_signals, forward_stdin, raw_terminal, send_window_size, ToGuest};
 use hull_vmm::{AgentEvent, AgentSender, RunReport, Vm};
-use nix::sys::signal::{SigSet, Signal};
+
+use crate::api::{self, Routes};
 
 /// How much of the serial console is kept for a failure report.
 const CONSOLE_TAIL: usize = 16 * 1024;
-/// Signals hull passes on to the command, as `docker run` (its sig-proxy) does.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 /// The last bytes of the guest's serial console.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleTail(Arc<Mutex<VecDeque<u8>>>);
@@ -58,121 +54,59 @@ struct Outcome {
     errors: Vec<String>,
 }
 
-fn forward_stdin(sender: AgentSender, interactive: bool) {
-    if !interactive {
-        sender.send(&Message::StdinClose { id: MAIN_ID });
-        return;
-    }
-    // The thread ends at end of input; at the VM's end it is left blocked in read(2), and the
-    // process exit ends it.
-    let spawned = std::thread::Builder::new()
-        .name("hull-vm-stdin".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; MAX_CHUNK];
-            let mut stdin = std::io::stdin().lock();
-            while let Ok(n @ 1..) = std::io::Read::read(&mut stdin, &mut buf) {
-                sender.send(&Message::Stdin {
-                    id: MAIN_ID,
-                    data: buf[..n].to_vec(),
-                });
-            }
-            sender.send(&Message::StdinClose { id: MAIN_ID });
-        });
-    if spawned.is_err() {
-        eprintln!("hull vm: cannot start the stdin thread; the command's stdin is closed");
-    }
-}
+/// The stdin bytes of each process sent to the guest and not yet acknowledged
+/// (`StdinConsumed`); a sender waits while a process has a whole window in flight, so the
+/// VMM's buffers hold at most a window per process, whatever the input's size.
+#[derive(Debug, Clone, Default)]
+pub struct StdinWindows(Arc<(Mutex<HashMap<u32, usize>>, Condvar)>);
 
-/// The size of hull's terminal (stdout's, else stdin's), if it has one.
-fn window_size() -> Option<(u16, u16)> {
-    [nix::libc::STDOUT_FILENO, nix::libc::STDIN_FILENO]
-        .into_iter()
-        .find_map(|fd| {
-            let mut ws = nix::libc::winsize {
-                ws_row: 0,
-                ws_col: 0,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            // SAFETY: TIOCGWINSZ writes one winsize to the pointer, valid for the call.
-            let rc = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut ws) };
-            (rc == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
-        })
-}
-
-fn send_window_size(sender: &AgentSender) {
-    if let Some((rows, cols)) = window_size() {
-        sender.send(&Message::Resize {
-            id: MAIN_ID,
-            rows,
-            cols,
-        });
-    }
-}
-
-/// hull's stdin terminal in raw mode for the run (keys go to the guest's terminal, which
-/// echoes and edits); restored on drop.
-struct RawTerminal(Option<nix::sys::termios::Termios>);
-
-impl RawTerminal {
-    fn new(tty: bool) -> anyhow::Result<Self> {
-        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-        let stdin = std::io::stdin();
-        if !tty || !nix::unistd::isatty(&stdin).unwrap_or(false) {
-            return Ok(Self(None));
+impl StdinWindows {
+    /// Waits until `id` may have `n` more bytes in flight, and counts them.
+    fn reserve(&self, id: u32, n: usize) {
+        let (lock, cond) = &*self.0;
+        let mut flight = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while flight.get(&id).copied().unwrap_or(0) + n > STDIN_WINDOW.max(n) {
+            flight = cond.wait(flight).unwrap_or_else(PoisonError::into_inner);
         }
-        let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(&stdin, SetArg::TCSANOW, &raw).context("cannot make the terminal raw")?;
-        Ok(Self(Some(saved)))
+        *flight.entry(id).or_default() += n;
     }
-}
 
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        use nix::sys::termios::{tcsetattr, SetArg};
-        if let Some(saved) = &self.0 {
-            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
+    /// The guest took `n` bytes of `id`'s stdin.
+    fn release(&self, id: u32, n: usize) {
+        let (lock, cond) = &*self.0;
+        let mut flight = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = flight.get_mut(&id) {
+            *f = f.saturating_sub(n);
         }
+        cond.notify_all();
+    }
+
+    /// `id` ended: nothing of its is in flight any more (the guest drops what it had).
+    fn forget(&self, id: u32) {
+        let (lock, cond) = &*self.0;
+        lock.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        cond.notify_all();
     }
 }
 
-/// Blocks the forwarded signals (and SIGWINCH, with a terminal) in this (still single) thread,
-/// so every thread started later has them blocked too and only the forwarding thread takes them,
-/// with sigwait. A new window size goes to the guest's terminal, the others to the command.
-fn forward_signals(sender: AgentSender, tty: bool) -> anyhow::Result<()> {
-    let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(s);
-    }
-    if tty {
-        set.add(Signal::SIGWINCH);
-    }
-    set.thread_block()
-        .context("cannot block the signals to forward")?;
-    std::thread::Builder::new()
-        .name("hull-vm-signals".into())
-        .spawn(move || {
-            while let Ok(sig) = set.wait() {
-                if sig == Signal::SIGWINCH {
-                    send_window_size(&sender);
-                    continue;
-                }
-                sender.send(&Message::Signal {
-                    id: MAIN_ID,
-                    signal: sig as i32,
-                });
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(())
+/// The agent port as a [`ToGuest`], with stdin held to each process's window.
+pub fn to_agent(sender: AgentSender, windows: StdinWindows) -> ToGuest {
+    Arc::new(move |m| {
+        if let Message::Stdin { id, data } = m {
+            windows.reserve(*id, data.len());
+        }
+        sender.send(m)
+    })
 }
 
 fn relay(
     events: &std::sync::mpsc::Receiver<AgentEvent>,
     vm_done: &AtomicBool,
     start: Instant,
+    routes: &Routes,
+    windows: &StdinWindows,
 ) -> Outcome {
     use std::sync::mpsc::RecvTimeoutError;
     let mut out = Outcome::default();
@@ -188,6 +122,22 @@ fn relay(
             }
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return out,
+        };
+        match &ev {
+            AgentEvent::Message(Message::StdinConsumed { id, bytes }) => {
+                windows.release(*id, *bytes as usize);
+                continue;
+            }
+            AgentEvent::Message(Message::Exit { id, .. }) => windows.forget(*id),
+            _ => {}
+        }
+        let ev = match ev {
+            // The processes of `hull vm exec` clients: theirs to print.
+            AgentEvent::Message(m) => match routes.deliver(m) {
+                Some(m) => AgentEvent::Message(m),
+                None => continue,
+            },
+            broken => broken,
         };
         match ev {
             AgentEvent::Message(Message::Stdout { data, .. }) => {
@@ -217,16 +167,26 @@ pub fn run(
     spec: RunSpec,
     interactive: bool,
     console: &ConsoleTail,
+    api: Option<UnixListener>,
 ) -> anyhow::Result<(i32, RunReport, Option<Duration>)> {
     let agent = vm.take_agent().context("the VM has no agent channel")?;
     let tty = spec.process.terminal;
-    forward_signals(agent.sender.clone(), tty)?;
-    let raw = RawTerminal::new(tty)?;
+    let windows = StdinWindows::default();
+    let to = to_agent(agent.sender.clone(), windows.clone());
+    forward_signals(to.clone(), MAIN_ID, tty).context("cannot forward signals")?;
+    let raw = raw_terminal(tty).context("cannot make the terminal raw")?;
     agent.sender.send(&Message::Run(spec));
     if tty {
-        send_window_size(&agent.sender);
+        send_window_size(&to, MAIN_ID);
     }
-    forward_stdin(agent.sender.clone(), interactive);
+    if forward_stdin(to.clone(), MAIN_ID, interactive).is_err() {
+        eprintln!("hull vm: cannot start the stdin thread; the command's stdin is closed");
+        to(&Message::StdinClose { id: MAIN_ID });
+    }
+    let routes = Routes::default();
+    if let Some(listener) = api {
+        api::serve(listener, to, routes.clone())?;
+    }
     let vm_done = Arc::new(AtomicBool::new(false));
     let done = Arc::clone(&vm_done);
     let start = Instant::now();
@@ -238,7 +198,7 @@ pub fn run(
             report
         })
         .context("cannot start the VM thread")?;
-    let outcome = relay(&agent.events, &vm_done, start);
+    let outcome = relay(&agent.events, &vm_done, start, &routes, &windows);
     drop(raw);
     let report = vm_thread
         .join()
@@ -257,5 +217,36 @@ pub fn run(
                 report.reason
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_waits_while_a_window_is_in_flight_and_goes_on_when_acknowledged() {
+        let w = StdinWindows::default();
+        w.reserve(1, STDIN_WINDOW);
+        // Another process has a window of its own.
+        w.reserve(2, 10);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w2 = w.clone();
+        let t = std::thread::spawn(move || {
+            w2.reserve(1, 100);
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "sent beyond the window"
+        );
+        w.release(1, 99);
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        w.release(1, 1);
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+        // An ended process's window is gone: a late sender is not held.
+        w.forget(1);
+        w.reserve(1, STDIN_WINDOW);
     }
 }
