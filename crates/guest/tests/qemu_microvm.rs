@@ -277,6 +277,7 @@ fn exercise(host: &mut Host) {
             serial: "hull-disk0".into(),
             overlay: true,
             read_only: true,
+            lower_serials: Vec::new(),
         }),
         process: spec(&[
             "sh",
