@@ -33,6 +33,7 @@ impl Engine {
     /// a detached one has started.
     pub fn exec(&self, reference: &str, req: &ExecRequest) -> Result<i32, EngineError> {
         let record = self.find(reference)?;
+        crate::vm::control::refuse_vm(&record, "exec")?;
         if record.state != State::Running {
             return Err(EngineError::NotRunning(record.id));
         }

@@ -261,6 +261,8 @@ pub struct RunOptions {
     pub stop_signal: Option<String>,
     /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not given -t.
     pub stop_timeout: Option<u64>,
+    /// `--isolation` (with `--vmm`): a container, or a microVM.
+    pub isolation: crate::vm::Isolation,
 }
 
 /// What the user adds to the container's /etc/hosts and replaces in its /etc/resolv.conf.
@@ -337,6 +339,9 @@ pub struct Settings {
     /// The security flags, for `inspect` (the config holds their effect).
     #[serde(default)]
     pub security: SecurityFlags,
+    /// `--isolation vm`: how its VM is made (None: a container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<crate::vm::VmSettings>,
 }
 
 /// The security flags as docker's `inspect` shows them in HostConfig.

@@ -9,6 +9,7 @@
 mod relay;
 mod run;
 pub(crate) mod teardown;
+mod vm;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};

@@ -1,0 +1,478 @@
+//! The monitor of a VM-isolated container: instead of a runtime container, a VM (the qemu
+//! backend, `crate::vm::qemu`) with the image's layers as disks, and the guest agent's channel
+//! turned into the container's stdio: the agent's stdout and stderr frames go into two pipes
+//! that the same relay as a container's reads (log, attach clients), the relay's stdin pipe
+//! goes back as stdin frames, and the main process's exit is the container's. Threads: the
+//! channel reader, the stdin forwarder and the control socket (`crate::vm::control`); the
+//! monitor's main thread starts the VMM, so the VMM dies with the monitor.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::Child;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hull_vmm::proto::{
+    Decoder, Message, ProcessSpec, Rlimit, RootSpec, RunSpec, MAIN_ID, MAX_CHUNK,
+};
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::pipe2;
+use rusqlite::Connection;
+use serde_json::Value;
+
+use super::relay::{Io, Relay, Source};
+use super::{Report, Reporter};
+use crate::attach::Attach;
+use crate::error::EngineError;
+use crate::logs::LogWriter;
+use crate::paths;
+use crate::store::{self, Record};
+use crate::vm::control::{self, Request};
+use crate::vm::qemu::{self, Accel, QemuConfig};
+use crate::vm::{self, VmSettings};
+
+/// The boot, to the main process's start: seconds under TCG, much longer on a loaded host.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the guest gets to power off after its main process's exit.
+const POWER_OFF: Duration = Duration::from_secs(10);
+
+/// What the channel reader tells the monitor's main thread.
+#[derive(Debug)]
+enum Event {
+    Started,
+    Exit {
+        code: i32,
+        error: Option<String>,
+    },
+    /// The channel closed (the VM ended) without the main process's exit.
+    Gone {
+        error: Option<String>,
+    },
+}
+
+/// The agent channel's writing end, shared by the threads that send.
+#[derive(Debug, Clone)]
+struct Sender2(Arc<Mutex<UnixStream>>);
+
+impl Sender2 {
+    fn send(&self, m: &Message) {
+        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // A broken channel is seen by the reader, which ends the run.
+        let _ = s.write_all(&m.encode());
+    }
+}
+
+/// What the monitor hands the VM's run: its state, and the ends it reports and relays to.
+#[derive(Debug)]
+pub(super) struct Ctx<'a> {
+    pub root: &'a Path,
+    pub conn: &'a Connection,
+    pub record: &'a Record,
+    pub reporter: &'a mut Reporter,
+    pub relay: &'a mut Relay,
+}
+
+/// Runs the VM container `record` to its main process's exit; its exit status.
+pub(super) fn run(mut ctx: Ctx<'_>, attach: Option<Attach>) -> Result<i32, EngineError> {
+    let (root, record) = (ctx.root, ctx.record);
+    let id = record.id.as_str();
+    let settings = record
+        .settings
+        .vm
+        .as_ref()
+        .ok_or_else(|| EngineError::Monitor {
+            id: id.to_string(),
+            message: "the container has no VM settings".into(),
+        })?;
+    let spec = run_spec(root, record)?;
+    let disks = hull_image::ImageStore::open(root)?.layer_disks(&record.settings.manifest)?;
+    let dir = vm::dir(root, id);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+    let agent_path = dir.join("agent.sock");
+    let listener = bind(&agent_path)?;
+    let ctl = bind(&control::socket(root, id))?;
+    let cfg = qemu_config(settings, disks, &dir);
+    let mut child = qemu::spawn(&cfg)?;
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    vm::record_vmm(root, id, pid)?;
+    let result = serve(&mut ctx, attach, spec, &listener, ctl, &mut child);
+    stop_vmm(&mut child, &result);
+    let status = child.wait().ok();
+    match result {
+        Ok(Some(code)) => Ok(code),
+        // Killed from outside (`stop` after its timeout, `kill -9` of the VMM): SIGKILL's code.
+        Ok(None)
+            if status.is_some_and(|s| {
+                std::os::unix::process::ExitStatusExt::signal(&s) == Some(libc::SIGKILL)
+            }) =>
+        {
+            Ok(137)
+        }
+        Ok(None) => Err(gone(id, &cfg, None)),
+        Err(e) => Err(e),
+    }
+}
+
+fn bind(path: &Path) -> Result<UnixListener, EngineError> {
+    UnixListener::bind(path).map_err(EngineError::io(format!("listening on {}", path.display())))
+}
+
+fn qemu_config(vm: &VmSettings, disks: Vec<std::path::PathBuf>, dir: &Path) -> QemuConfig {
+    QemuConfig {
+        kernel: vm.kernel.clone(),
+        initrd: vm.initrd.clone(),
+        memory: vm.memory,
+        vcpus: vm.vcpus,
+        disks,
+        agent_socket: dir.join("agent.sock"),
+        console_log: dir.join("console.log"),
+        accel: Accel::for_host(),
+    }
+}
+
+/// After the run: the guest powers off by itself once its main process ended; otherwise (a
+/// failure, a timeout) the VMM is killed.
+fn stop_vmm(child: &mut Child, result: &Result<Option<i32>, EngineError>) {
+    let deadline = Instant::now()
+        + if result.is_ok() {
+            POWER_OFF
+        } else {
+            Duration::ZERO
+        };
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+}
+
+/// The VM ended without the command's exit: the reason, with the console's last lines.
+fn gone(id: &str, cfg: &QemuConfig, error: Option<String>) -> EngineError {
+    let console = std::fs::read_to_string(&cfg.console_log).unwrap_or_default();
+    let tail: Vec<&str> = console.lines().rev().take(3).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    EngineError::Monitor {
+        id: id.to_string(),
+        message: format!(
+            "the VM stopped before the command reported its exit{}; its console ended with: {}",
+            error.map(|e| format!(" ({e})")).unwrap_or_default(),
+            tail.join(" | ")
+        ),
+    }
+}
+
+/// Waits for qemu to connect the agent port to `listener`.
+fn accept(listener: &UnixListener, child: &mut Child) -> Result<UnixStream, EngineError> {
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    loop {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(100u16));
+        if fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+        {
+            let (s, _) = listener
+                .accept()
+                .map_err(EngineError::io("accepting the VM's agent channel"))?;
+            return Ok(s);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(e) = child.stderr.as_mut() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return Err(EngineError::Invalid(format!(
+                "{} exited ({status}) before connecting the agent: {}",
+                qemu::QEMU,
+                err.trim().replace('\n', " ")
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(EngineError::Invalid(format!(
+                "{} did not connect the agent in {BOOT_TIMEOUT:?}",
+                qemu::QEMU
+            )));
+        }
+    }
+}
+
+/// The run, once qemu runs: the main process's exit code, or None when the VM ended first.
+fn serve(
+    ctx: &mut Ctx<'_>,
+    attach: Option<Attach>,
+    spec: RunSpec,
+    listener: &UnixListener,
+    ctl: UnixListener,
+    child: &mut Child,
+) -> Result<Option<i32>, EngineError> {
+    let (root, conn, record) = (ctx.root, ctx.conn, ctx.record);
+    let id = record.id.as_str();
+    let stream = accept(listener, child)?;
+    let reader = stream
+        .try_clone()
+        .map_err(EngineError::io("the agent channel"))?;
+    let sender = Sender2(Arc::new(Mutex::new(stream)));
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+    sender.send(&Message::Run(spec));
+    let stdin_w = if record.settings.interactive {
+        let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+        forward_stdin(r, sender.clone());
+        Some(w)
+    } else {
+        sender.send(&Message::StdinClose { id: MAIN_ID });
+        None
+    };
+    let (tx, events) = mpsc::channel();
+    spawn_thread("hull-vm-agent", move || {
+        read_channel(reader, out_w, err_w, &tx)
+    })?;
+    let ctl_sender = sender.clone();
+    spawn_thread("hull-vm-ctl", move || serve_control(&ctl, &ctl_sender))?;
+    match events.recv_timeout(BOOT_TIMEOUT) {
+        Ok(Event::Started) => {}
+        Ok(Event::Exit { code, error }) => {
+            return Err(EngineError::Exec {
+                code,
+                message: error.unwrap_or_else(|| format!("the command failed to start ({code})")),
+            })
+        }
+        Ok(Event::Gone { error }) => {
+            return Err(EngineError::Monitor {
+                id: id.to_string(),
+                message: format!(
+                    "the VM ended before the command started{}",
+                    error.map(|e| format!(": {e}")).unwrap_or_default()
+                ),
+            })
+        }
+        Err(_) => {
+            return Err(EngineError::Monitor {
+                id: id.to_string(),
+                message: format!("the command did not start in the VM in {BOOT_TIMEOUT:?}"),
+            })
+        }
+    }
+    if let Some(a) = attach {
+        ctx.relay.add(a.conn);
+    }
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
+    ctx.reporter.send(&Report::Started(pid));
+    hull_db::checkpoint(conn);
+    let mut log = LogWriter::create(&paths::log_file(root, id), record.settings.log)?;
+    let mut io = Io::new(
+        Source::Pipes {
+            out: out_r,
+            err: err_r,
+        },
+        stdin_w,
+    );
+    ctx.relay.run(&mut io, &mut log);
+    log.flush();
+    drop(io);
+    Ok(final_event(&events))
+}
+
+fn final_event(events: &Receiver<Event>) -> Option<i32> {
+    loop {
+        match events.recv_timeout(POWER_OFF) {
+            Ok(Event::Exit { code, .. }) => return Some(code),
+            Ok(Event::Gone { .. })
+            | Err(RecvTimeoutError::Disconnected | RecvTimeoutError::Timeout) => return None,
+            Ok(Event::Started) => {}
+        }
+    }
+}
+
+fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), EngineError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(drop)
+        .map_err(EngineError::io(format!("starting the {name} thread")))
+}
+
+/// The relay's stdin pipe to the guest, as stdin frames; its end as the end of stdin.
+fn forward_stdin(pipe: OwnedFd, sender: Sender2) {
+    let _ = spawn_thread("hull-vm-stdin", move || {
+        let mut f = File::from(pipe);
+        let mut buf = vec![0u8; MAX_CHUNK];
+        while let Ok(n @ 1..) = f.read(&mut buf) {
+            sender.send(&Message::Stdin {
+                id: MAIN_ID,
+                data: buf[..n].to_vec(),
+            });
+        }
+        sender.send(&Message::StdinClose { id: MAIN_ID });
+    });
+}
+
+/// The agent's frames: the main process's output into the pipes, its life into `tx`.
+fn read_channel(mut stream: UnixStream, out: OwnedFd, err: OwnedFd, tx: &Sender<Event>) {
+    let mut pipes = Some((File::from(out), File::from(err)));
+    let mut decoder = Decoder::default();
+    let mut error = None;
+    let mut buf = vec![0u8; MAX_CHUNK];
+    loop {
+        while let Ok(Some(m)) = decoder.next() {
+            match m {
+                Message::Stdout { id: MAIN_ID, data } => {
+                    if let Some((o, _)) = pipes.as_mut() {
+                        let _ = o.write_all(&data);
+                    }
+                }
+                Message::Stderr { id: MAIN_ID, data } => {
+                    if let Some((_, e)) = pipes.as_mut() {
+                        let _ = e.write_all(&data);
+                    }
+                }
+                Message::Started { id: MAIN_ID } => {
+                    let _ = tx.send(Event::Started);
+                }
+                Message::Error {
+                    id: MAIN_ID,
+                    message,
+                } => error = Some(message),
+                Message::Exit {
+                    id: MAIN_ID,
+                    status,
+                } => {
+                    // The output is all sent before the exit: the relay sees the pipes end.
+                    pipes = None;
+                    let _ = tx.send(Event::Exit {
+                        code: status.code(),
+                        error: error.take(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(n @ 1..) => decoder.push(&buf[..n]),
+            _ => break,
+        }
+    }
+    drop(pipes);
+    let _ = tx.send(Event::Gone { error });
+}
+
+/// The control socket: each connection's lines, as messages to the agent.
+fn serve_control(listener: &UnixListener, sender: &Sender2) {
+    for conn in listener.incoming().flatten() {
+        let mut text = String::new();
+        let _ = (&conn).take(4096).read_to_string(&mut text);
+        for line in text.lines() {
+            match Request::decode(line) {
+                Some(Request::Signal(signal)) => sender.send(&Message::Signal {
+                    id: MAIN_ID,
+                    signal,
+                }),
+                None => {}
+            }
+        }
+    }
+}
+
+/// The guest's view of the container's config.json: its process and hostname; the root is
+/// the image's layers, `hull-layer0` (the top one) on the others, under a tmpfs upper layer.
+fn run_spec(root: &Path, record: &Record) -> Result<RunSpec, EngineError> {
+    let path = paths::container_dir(root, &record.id).join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(EngineError::io(format!("reading {}", path.display())))?;
+    let config: Value = serde_json::from_str(&text)
+        .map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
+    let layers = hull_image::ImageStore::open(root)?
+        .rootfs_for(&record.settings.manifest)?
+        .lowers
+        .len();
+    Ok(spec_of(&config, layers))
+}
+
+fn spec_of(config: &Value, layers: usize) -> RunSpec {
+    let p = &config["process"];
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let num = |v: &Value| u32::try_from(v.as_u64().unwrap_or(0)).unwrap_or(0);
+    let rlimits = p["rlimits"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| Rlimit {
+                    kind: r["type"].as_str().unwrap_or_default().to_string(),
+                    soft: r["soft"].as_u64().unwrap_or(0),
+                    hard: r["hard"].as_u64().unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    RunSpec {
+        hostname: config["hostname"].as_str().unwrap_or("hull").to_string(),
+        root: Some(RootSpec {
+            serial: qemu::layer_serial(0),
+            overlay: true,
+            read_only: true,
+            lower_serials: (1..layers).map(qemu::layer_serial).collect(),
+        }),
+        process: ProcessSpec {
+            args: strings(&p["args"]),
+            env: strings(&p["env"]),
+            cwd: p["cwd"].as_str().unwrap_or("/").to_string(),
+            uid: num(&p["user"]["uid"]),
+            gid: num(&p["user"]["gid"]),
+            additional_gids: p["user"]["additionalGids"]
+                .as_array()
+                .map(|a| a.iter().map(num).collect())
+                .unwrap_or_default(),
+            terminal: false,
+            rlimits,
+            no_new_privileges: p["noNewPrivileges"].as_bool().unwrap_or(false),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guest_gets_the_configs_process_and_every_layer() {
+        let config = serde_json::json!({
+            "hostname": "h1",
+            "process": {
+                "args": ["sh", "-c", "true"],
+                "env": ["PATH=/bin"],
+                "cwd": "/tmp",
+                "user": {"uid": 1000, "gid": 100, "additionalGids": [10, 20]},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}],
+                "noNewPrivileges": true
+            }
+        });
+        let s = spec_of(&config, 3);
+        assert_eq!(s.hostname, "h1");
+        assert_eq!(s.process.args, ["sh", "-c", "true"]);
+        assert_eq!((s.process.uid, s.process.gid), (1000, 100));
+        assert_eq!(s.process.additional_gids, [10, 20]);
+        assert_eq!(s.process.rlimits[0].kind, "RLIMIT_NOFILE");
+        assert!(s.process.no_new_privileges);
+        let r = s.root.unwrap();
+        assert_eq!(r.serial, "hull-layer0");
+        assert_eq!(r.lower_serials, ["hull-layer1", "hull-layer2"]);
+    }
+}

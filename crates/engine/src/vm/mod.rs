@@ -1,0 +1,299 @@
+//! VM isolation of the engine's containers (`hull run --isolation vm`): the same image, config
+//! and flags as a container, run in a microVM whose guest kernel, initramfs and agent
+//! (hull-guest) are those of `hull vm run`. The image's layers reach the guest as read-only
+//! disks, one shared erofs image per layer (hull-image makes them), which the guest stacks with
+//! overlayfs over a tmpfs upper layer. This module owns the choice of isolation and its checks
+//! ([`plan`]); [`qemu`] launches the qemu backend; [`control`] is how other `hull` commands
+//! reach a running VM (signals). The container's monitor runs the VM (`monitor/vm.rs`): the
+//! VMM process, the agent channel, the container's stdio.
+//!
+//! Ownership: the VMM process is the monitor's child and dies with it (parent-death signal);
+//! its pid and start time are in `containers/<id>/vm/vmm.pid`, so the teardown of a container
+//! whose monitor died kills a VMM that somehow survived, and removes the VM's files.
+
+pub mod control;
+pub mod qemu;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
+use crate::options::{Network, RestartPolicy, RunOptions};
+use crate::procfs;
+
+/// Guest memory without `--memory`.
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+/// Less does not boot the guest kernel with its initramfs.
+pub const MIN_MEMORY: u64 = 96 << 20;
+/// Where the guest kernel is looked for without `HULL_VM_KERNEL` (the cache of Debian's cloud
+/// kernel that scripts/qemu-guest-lib.sh fills).
+const KERNEL_CACHE: &str = "/var/cache/hull-qemu/x/boot";
+
+/// The VMM that runs a VM-isolated container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vmm {
+    /// hull-vmm, hull's own KVM VMM.
+    Hull,
+    /// qemu `-M microvm`: KVM where it boots a stock kernel, TCG (emulation) otherwise.
+    Qemu,
+}
+
+impl Vmm {
+    pub fn parse(text: &str) -> Result<Vmm, EngineError> {
+        match text {
+            "hull" => Ok(Vmm::Hull),
+            "qemu" => Ok(Vmm::Qemu),
+            _ => Err(EngineError::Invalid(format!(
+                "invalid --vmm {text:?}: hull or qemu"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Vmm::Hull => "hull",
+            Vmm::Qemu => "qemu",
+        }
+    }
+}
+
+/// `--isolation`: a container (the host's kernel) or a microVM (a guest kernel of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    #[default]
+    Container,
+    Vm(Vmm),
+}
+
+/// What a VM-isolated container keeps beside its bundle: how its VM is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmSettings {
+    pub vmm: Vmm,
+    /// Guest memory in bytes (`--memory`).
+    pub memory: u64,
+    /// vCPUs (`--cpus`, rounded up).
+    pub vcpus: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+}
+
+/// The flags a VM does not honour yet, named as the user typed them; the first one set.
+fn unsupported_flag(opts: &RunOptions) -> Option<&'static str> {
+    let set = [
+        (
+            !opts.mounts.is_empty(),
+            "volumes and mounts (-v, --mount, --tmpfs: the VM has no shared-directory device yet)",
+        ),
+        (!opts.ports.is_empty(), "-p/--publish"),
+        (opts.publish_all, "-P/--publish-all"),
+        (opts.tty, "-t/--tty"),
+        (opts.restart != RestartPolicy::No, "--restart"),
+        (opts.pids_limit.is_some(), "--pids-limit"),
+        (opts.memory_swap.is_some(), "--memory-swap"),
+        (opts.cpu_shares.is_some(), "--cpu-shares"),
+        (opts.cpuset_cpus.is_some(), "--cpuset-cpus"),
+        (opts.cpuset_mems.is_some(), "--cpuset-mems"),
+        (!opts.device_read_bps.is_empty(), "--device-read-bps"),
+        (!opts.device_write_bps.is_empty(), "--device-write-bps"),
+        (opts.blkio_weight.is_some(), "--blkio-weight"),
+        (!opts.devices.is_empty(), "--device"),
+        (!opts.cap_add.is_empty(), "--cap-add"),
+        (!opts.cap_drop.is_empty(), "--cap-drop"),
+        (opts.privileged, "--privileged"),
+        (opts.read_only, "--read-only"),
+        (
+            opts.seccomp != crate::run_flags::Seccomp::Default,
+            "--security-opt seccomp",
+        ),
+        (opts.init, "--init"),
+        (!opts.etc.hosts.is_empty(), "--add-host"),
+        (!opts.etc.dns.is_empty(), "--dns"),
+        (!opts.etc.dns_search.is_empty(), "--dns-search"),
+        (!opts.etc.dns_options.is_empty(), "--dns-option"),
+    ];
+    set.into_iter().find_map(|(on, flag)| on.then_some(flag))
+}
+
+/// Checks `opts` for a VM of `vmm` on this host and finds its kernel and initramfs.
+pub fn plan(opts: &RunOptions, vmm: Vmm) -> Result<VmSettings, EngineError> {
+    if let Some(flag) = unsupported_flag(opts) {
+        return Err(EngineError::Invalid(format!(
+            "{flag} is not supported with --isolation vm yet"
+        )));
+    }
+    if opts.network != Network::None {
+        return Err(EngineError::Invalid(
+            "--isolation vm needs --network none: the VM has no network device yet \
+             (virtio-net is not done)"
+                .into(),
+        ));
+    }
+    if vmm == Vmm::Hull {
+        return Err(EngineError::Invalid(match hull_vmm::host_kvm() {
+            hull_vmm::HostKvm::Pvm => "--isolation vm with --vmm hull cannot run here: this \
+                 host's /dev/kvm is kvm-pvm, which does not boot a stock Linux kernel; use \
+                 --vmm qemu"
+                .into(),
+            hull_vmm::HostKvm::Missing => "--isolation vm with --vmm hull needs /dev/kvm, which \
+                 this host lacks; use --vmm qemu (it emulates without KVM)"
+                .into(),
+            hull_vmm::HostKvm::Hardware => "--isolation vm with --vmm hull is not supported by \
+                 the engine yet (hull vm run boots hull-vmm alone); use --vmm qemu"
+                .into(),
+        }));
+    }
+    let memory = match opts.memory {
+        None => DEFAULT_MEMORY,
+        Some(m) => guest_memory(m)?,
+    };
+    let vcpus = opts
+        .millicpus
+        .map_or(1, |m| m.div_ceil(1000))
+        .clamp(1, u64::from(u8::MAX));
+    Ok(VmSettings {
+        vmm,
+        memory,
+        vcpus: u32::try_from(vcpus).unwrap_or(1),
+        kernel: kernel()?,
+        initrd: initrd()?,
+    })
+}
+
+/// `--memory` as guest memory: whole MiB (rounded up), at least what the guest needs.
+fn guest_memory(bytes: i64) -> Result<u64, EngineError> {
+    let bytes = u64::try_from(bytes).unwrap_or(0).div_ceil(1 << 20) << 20;
+    if bytes < MIN_MEMORY {
+        return Err(EngineError::Invalid(format!(
+            "--memory with --isolation vm is the guest's memory: at least {}m",
+            MIN_MEMORY >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+fn kernel() -> Result<PathBuf, EngineError> {
+    if let Some(k) = std::env::var_os("HULL_VM_KERNEL") {
+        return existing(PathBuf::from(k), "HULL_VM_KERNEL");
+    }
+    std::fs::read_dir(KERNEL_CACHE)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "--isolation vm needs a guest kernel: set HULL_VM_KERNEL, or unpack Debian's \
+                 linux-image-cloud-amd64 into {KERNEL_CACHE} (scripts/build-guest-initramfs.sh does)"
+            ))
+        })
+}
+
+fn initrd() -> Result<PathBuf, EngineError> {
+    match std::env::var_os("HULL_VM_INITRD") {
+        Some(i) => existing(PathBuf::from(i), "HULL_VM_INITRD"),
+        None => Err(EngineError::Invalid(
+            "--isolation vm needs hull-guest's initramfs: set HULL_VM_INITRD to what \
+             scripts/build-guest-initramfs.sh prints"
+                .into(),
+        )),
+    }
+}
+
+fn existing(path: PathBuf, var: &str) -> Result<PathBuf, EngineError> {
+    let path = std::path::absolute(&path).unwrap_or(path);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(EngineError::Invalid(format!(
+            "{var}={}: no such file",
+            path.display()
+        )))
+    }
+}
+
+/// The directory of a VM-isolated container's VM files (agent and control sockets, the
+/// VMM's pid, the guest console).
+pub fn dir(root: &Path, id: &str) -> PathBuf {
+    crate::paths::container_dir(root, id).join("vm")
+}
+
+fn pid_file(root: &Path, id: &str) -> PathBuf {
+    dir(root, id).join("vmm.pid")
+}
+
+/// The VMM process of container `id`, if it still runs (pid and start time both match).
+pub fn vmm_pid(root: &Path, id: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(pid_file(root, id)).ok()?;
+    let mut words = text.split_whitespace();
+    let pid: i32 = words.next()?.parse().ok()?;
+    let start: u64 = words.next()?.parse().ok()?;
+    procfs::is_alive(pid, start).then_some(pid)
+}
+
+/// Records the VMM's pid and start time (by rename: a reader sees all of it or nothing).
+pub(crate) fn record_vmm(root: &Path, id: &str, pid: i32) -> Result<(), EngineError> {
+    let start = procfs::start_time(pid).unwrap_or(0);
+    let path = pid_file(root, id);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{pid} {start}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(EngineError::io(format!("writing {}", path.display())))
+}
+
+/// Kills a VMM that outlived its monitor and removes the VM's files; what failed, if anything.
+pub(crate) fn teardown(root: &Path, id: &str) -> Option<String> {
+    if let Some(pid) = vmm_pid(root, id) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while vmm_pid(root, id).is_some() {
+            if std::time::Instant::now() > deadline {
+                return Some(format!("vmm: process {pid} does not die"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    match std::fs::remove_dir_all(dir(root, id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(format!("vm files: {e}")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_flags_are_named() {
+        let mut opts = RunOptions {
+            network: Network::None,
+            ..Default::default()
+        };
+        assert_eq!(unsupported_flag(&opts), None);
+        opts.privileged = true;
+        assert_eq!(unsupported_flag(&opts), Some("--privileged"));
+        let err = plan(&opts, Vmm::Qemu).unwrap_err().to_string();
+        assert_eq!(err, "--privileged is not supported with --isolation vm yet");
+        opts.privileged = false;
+        opts.network = Network::Default;
+        let err = plan(&opts, Vmm::Qemu).unwrap_err().to_string();
+        assert!(err.contains("--network none"), "{err}");
+    }
+
+    #[test]
+    fn memory_and_vcpus() {
+        assert_eq!(guest_memory(200 << 20).unwrap(), 200 << 20);
+        assert_eq!(guest_memory((200 << 20) + 1).unwrap(), 201 << 20);
+        assert!(guest_memory(32 << 20).is_err());
+        assert_eq!(Vmm::parse("qemu").unwrap(), Vmm::Qemu);
+        assert!(Vmm::parse("firecracker").is_err());
+    }
+}
