@@ -32,7 +32,7 @@ impl Engine {
         }
         let vm = match opts.isolation {
             crate::vm::Isolation::Container => None,
-            crate::vm::Isolation::Vm(vmm) => Some(crate::vm::plan(opts, vmm)?),
+            crate::vm::Isolation::Vm(vmm) => Some(crate::vm::plan(&self.root, opts, vmm)?),
         };
         self.check_network(opts)?;
         let store = hull_image::ImageStore::open(&self.root)?;

@@ -41,6 +41,10 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the guest gets to power off after its main process's exit.
 const POWER_OFF: Duration = Duration::from_secs(10);
 
+/// The names of the agent's socket and the guest's console log in the VM's directory.
+const AGENT_SOCKET: &str = "agent.sock";
+const CONSOLE_LOG: &str = "console.log";
+
 /// What the channel reader tells the monitor's main thread.
 #[derive(Debug)]
 enum Event {
@@ -95,9 +99,8 @@ pub(super) fn run(mut ctx: Ctx<'_>, attach: Option<Attach>) -> Result<i32, Engin
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)
         .map_err(EngineError::io(format!("creating {}", dir.display())))?;
-    let agent_path = dir.join("agent.sock");
-    let listener = bind(&agent_path)?;
-    let ctl = bind(&control::socket(root, id))?;
+    let listener = vm::bind_in(&dir, AGENT_SOCKET)?;
+    let ctl = vm::bind_in(&dir, control::SOCKET)?;
     let cfg = qemu_config(settings, disks, &dir);
     let mut child = qemu::spawn(&cfg)?;
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
@@ -120,10 +123,6 @@ pub(super) fn run(mut ctx: Ctx<'_>, attach: Option<Attach>) -> Result<i32, Engin
     }
 }
 
-fn bind(path: &Path) -> Result<UnixListener, EngineError> {
-    UnixListener::bind(path).map_err(EngineError::io(format!("listening on {}", path.display())))
-}
-
 fn qemu_config(vm: &VmSettings, disks: Vec<std::path::PathBuf>, dir: &Path) -> QemuConfig {
     QemuConfig {
         kernel: vm.kernel.clone(),
@@ -131,8 +130,9 @@ fn qemu_config(vm: &VmSettings, disks: Vec<std::path::PathBuf>, dir: &Path) -> Q
         memory: vm.memory,
         vcpus: vm.vcpus,
         disks,
-        agent_socket: dir.join("agent.sock"),
-        console_log: dir.join("console.log"),
+        dir: dir.to_path_buf(),
+        agent_socket: AGENT_SOCKET.into(),
+        console_log: CONSOLE_LOG.into(),
         accel: Accel::for_host(),
     }
 }
@@ -157,7 +157,7 @@ fn stop_vmm(child: &mut Child, result: &Result<Option<i32>, EngineError>) {
 
 /// The VM ended without the command's exit: the reason, with the console's last lines.
 fn gone(id: &str, cfg: &QemuConfig, error: Option<String>) -> EngineError {
-    let console = std::fs::read_to_string(&cfg.console_log).unwrap_or_default();
+    let console = std::fs::read_to_string(cfg.dir.join(&cfg.console_log)).unwrap_or_default();
     let tail: Vec<&str> = console.lines().rev().take(3).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     EngineError::Monitor {

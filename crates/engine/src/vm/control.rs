@@ -4,16 +4,14 @@
 //! `rm -f`) kills the VMM itself, which nothing in the guest can delay.
 
 use std::io::Write;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sys::signal::Signal;
 
 use crate::error::EngineError;
 
-pub fn socket(root: &Path, id: &str) -> PathBuf {
-    super::dir(root, id).join("ctl.sock")
-}
+/// The control socket's name in the VM's directory.
+pub const SOCKET: &str = "ctl.sock";
 
 /// A control request, one line on the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +44,9 @@ pub fn signal(root: &Path, id: &str, signal: Signal, all: bool) -> Result<(), En
         }
         return Ok(());
     }
-    let path = socket(root, id);
-    let mut conn = UnixStream::connect(&path)
-        .map_err(EngineError::io(format!("connecting to {}", path.display())))?;
+    let mut conn = super::connect_in(&super::dir(root, id), SOCKET)?;
     conn.write_all(Request::Signal(signal as i32).encode().as_bytes())
-        .map_err(EngineError::io(format!("writing to {}", path.display())))
+        .map_err(EngineError::io("writing to the VM's control socket"))
 }
 
 /// Sends `signal` to container `id`'s process (`all`: every process of it), through the

@@ -14,6 +14,7 @@
 pub mod control;
 pub mod qemu;
 
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,9 @@ pub const MIN_MEMORY: u64 = 96 << 20;
 /// Where the guest kernel is looked for without `HULL_VM_KERNEL` (the cache of Debian's cloud
 /// kernel that scripts/qemu-guest-lib.sh fills).
 const KERNEL_CACHE: &str = "/var/cache/hull-qemu/x/boot";
+/// The names of an engine root's own guest kernel and initramfs in [`assets_dir`].
+pub const KERNEL_NAME: &str = "vmlinuz";
+pub const INITRD_NAME: &str = "initramfs.cpio.gz";
 
 /// The VMM that runs a VM-isolated container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,8 +120,9 @@ fn unsupported_flag(opts: &RunOptions) -> Option<&'static str> {
     set.into_iter().find_map(|(on, flag)| on.then_some(flag))
 }
 
-/// Checks `opts` for a VM of `vmm` on this host and finds its kernel and initramfs.
-pub fn plan(opts: &RunOptions, vmm: Vmm) -> Result<VmSettings, EngineError> {
+/// Checks `opts` for a VM of `vmm` on this host and finds its kernel and initramfs (for the
+/// engine at `root`).
+pub fn plan(root: &Path, opts: &RunOptions, vmm: Vmm) -> Result<VmSettings, EngineError> {
     if let Some(flag) = unsupported_flag(opts) {
         return Err(EngineError::Invalid(format!(
             "{flag} is not supported with --isolation vm yet"
@@ -156,8 +161,8 @@ pub fn plan(opts: &RunOptions, vmm: Vmm) -> Result<VmSettings, EngineError> {
         vmm,
         memory,
         vcpus: u32::try_from(vcpus).unwrap_or(1),
-        kernel: kernel()?,
-        initrd: initrd()?,
+        kernel: kernel(root)?,
+        initrd: initrd(root)?,
     })
 }
 
@@ -173,9 +178,15 @@ fn guest_memory(bytes: i64) -> Result<u64, EngineError> {
     Ok(bytes)
 }
 
-fn kernel() -> Result<PathBuf, EngineError> {
+/// The guest kernel: `HULL_VM_KERNEL`, else the root's `vm/vmlinuz`, else Debian's cloud kernel
+/// in the qemu cache.
+fn kernel(root: &Path) -> Result<PathBuf, EngineError> {
     if let Some(k) = std::env::var_os("HULL_VM_KERNEL") {
         return existing(PathBuf::from(k), "HULL_VM_KERNEL");
+    }
+    let own = assets_dir(root).join(KERNEL_NAME);
+    if own.is_file() {
+        return Ok(own);
     }
     std::fs::read_dir(KERNEL_CACHE)
         .into_iter()
@@ -188,21 +199,33 @@ fn kernel() -> Result<PathBuf, EngineError> {
         })
         .ok_or_else(|| {
             EngineError::Invalid(format!(
-                "--isolation vm needs a guest kernel: set HULL_VM_KERNEL, or unpack Debian's \
-                 linux-image-cloud-amd64 into {KERNEL_CACHE} (scripts/build-guest-initramfs.sh does)"
+                "--isolation vm needs a guest kernel: set HULL_VM_KERNEL, put one at {}, or \
+                 unpack Debian's linux-image-cloud-amd64 into {KERNEL_CACHE} \
+                 (scripts/build-guest-initramfs.sh does)",
+                own.display()
             ))
         })
 }
 
-fn initrd() -> Result<PathBuf, EngineError> {
-    match std::env::var_os("HULL_VM_INITRD") {
-        Some(i) => existing(PathBuf::from(i), "HULL_VM_INITRD"),
-        None => Err(EngineError::Invalid(
-            "--isolation vm needs hull-guest's initramfs: set HULL_VM_INITRD to what \
-             scripts/build-guest-initramfs.sh prints"
-                .into(),
-        )),
+/// hull-guest's initramfs: `HULL_VM_INITRD`, else the root's `vm/initramfs.cpio.gz`.
+fn initrd(root: &Path) -> Result<PathBuf, EngineError> {
+    if let Some(i) = std::env::var_os("HULL_VM_INITRD") {
+        return existing(PathBuf::from(i), "HULL_VM_INITRD");
     }
+    let own = assets_dir(root).join(INITRD_NAME);
+    if own.is_file() {
+        return Ok(own);
+    }
+    Err(EngineError::Invalid(format!(
+        "--isolation vm needs hull-guest's initramfs: put what scripts/build-guest-initramfs.sh \
+         prints at {}, or set HULL_VM_INITRD to it",
+        own.display()
+    )))
+}
+
+/// Where an engine root's own guest kernel and initramfs are.
+pub fn assets_dir(root: &Path) -> PathBuf {
+    root.join("vm")
 }
 
 fn existing(path: PathBuf, var: &str) -> Result<PathBuf, EngineError> {
@@ -221,6 +244,38 @@ fn existing(path: PathBuf, var: &str) -> Result<PathBuf, EngineError> {
 /// VMM's pid, the guest console).
 pub fn dir(root: &Path, id: &str) -> PathBuf {
     crate::paths::container_dir(root, id).join("vm")
+}
+
+/// A unix socket's address in `dir` that fits the 108 bytes of sun_path however long the
+/// engine's root is: through a descriptor of the directory.
+fn socket_address(dir: &Path, name: &str) -> Result<(std::fs::File, PathBuf), EngineError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(EngineError::io(format!("opening {}", dir.display())))?;
+    let addr = PathBuf::from(format!("/proc/self/fd/{}/{name}", f.as_raw_fd()));
+    Ok((f, addr))
+}
+
+/// Listens on the unix socket `name` in `dir`.
+pub(crate) fn bind_in(dir: &Path, name: &str) -> Result<UnixListener, EngineError> {
+    let (_dir, addr) = socket_address(dir, name)?;
+    UnixListener::bind(&addr).map_err(EngineError::io(format!(
+        "listening on {}",
+        dir.join(name).display()
+    )))
+}
+
+/// Connects to the unix socket `name` in `dir`.
+pub(crate) fn connect_in(dir: &Path, name: &str) -> Result<UnixStream, EngineError> {
+    let (_dir, addr) = socket_address(dir, name)?;
+    UnixStream::connect(&addr).map_err(EngineError::io(format!(
+        "connecting to {}",
+        dir.join(name).display()
+    )))
 }
 
 fn pid_file(root: &Path, id: &str) -> PathBuf {
@@ -280,11 +335,15 @@ mod tests {
         assert_eq!(unsupported_flag(&opts), None);
         opts.privileged = true;
         assert_eq!(unsupported_flag(&opts), Some("--privileged"));
-        let err = plan(&opts, Vmm::Qemu).unwrap_err().to_string();
+        let err = plan(Path::new("/nonexistent"), &opts, Vmm::Qemu)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "--privileged is not supported with --isolation vm yet");
         opts.privileged = false;
         opts.network = Network::Default;
-        let err = plan(&opts, Vmm::Qemu).unwrap_err().to_string();
+        let err = plan(Path::new("/nonexistent"), &opts, Vmm::Qemu)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--network none"), "{err}");
     }
 

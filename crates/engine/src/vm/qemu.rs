@@ -56,6 +56,9 @@ pub struct QemuConfig {
     pub vcpus: u32,
     /// Read-only disks, in the order of their serials ([`layer_serial`]).
     pub disks: Vec<PathBuf>,
+    /// qemu's working directory, which relative paths below are relative to (a unix socket's
+    /// path must fit in 108 bytes).
+    pub dir: PathBuf,
     /// The unix socket qemu connects the agent port to (the caller listens on it first).
     pub agent_socket: PathBuf,
     /// Where the guest's serial console goes.
@@ -140,6 +143,7 @@ pub fn spawn(cfg: &QemuConfig) -> Result<Child, EngineError> {
     }
     let mut cmd = Command::new(QEMU);
     cmd.args(args(cfg))
+        .current_dir(&cfg.dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -175,6 +179,7 @@ mod tests {
             memory: 200 << 20,
             vcpus: 2,
             disks: vec!["/l/top.erofs".into(), "/l/base.erofs".into()],
+            dir: "/c".into(),
             agent_socket: "/c/agent.sock".into(),
             console_log: "/c/console.log".into(),
             accel,

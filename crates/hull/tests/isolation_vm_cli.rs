@@ -1,0 +1,254 @@
+//! `hull run --isolation vm --vmm qemu` end to end on this host (qemu TCG: this host's kvm-pvm
+//! boots no stock kernel): stdout and stderr apart and the exit code, detached with logs and
+//! stop, `--memory` and `--cpus` inside the guest, two VMs of one image on the same erofs layer
+//! images, a monitor killed with SIGKILL taking its VM along, and nothing left behind (the
+//! common leak check also finds a qemu process, whose command line names the root). Flags a VM
+//! cannot honour are refused by name. Every test that boots holds /tmp/hull-qemu.lock for as
+//! long as its VMs live, so qemu-heavy tests run one at a time.
+//! Needs Debian's cloud kernel in the qemu cache and hull-guest's initramfs
+//! (scripts/build-guest-initramfs.sh; scripts/test.sh builds both first).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+#[macro_use]
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Root;
+use nix::fcntl::{Flock, FlockArg};
+
+const VM: [&str; 6] = ["--isolation", "vm", "--vmm", "qemu", "--network", "none"];
+
+/// The shared qemu lock, held while the test's VMs live, with the guest's kernel and
+/// initramfs given to the root (`vm/` of the engine root); or a skip.
+macro_rules! vm_host {
+    ($r:expr) => {{
+        let initrd = hull_testkit::guest::initramfs();
+        if !initrd.exists() {
+            hull_testkit::skip!(
+                "no guest initramfs at {} (scripts/build-guest-initramfs.sh)",
+                initrd.display()
+            );
+        }
+        let Some(kernel) = hull_testkit::guest::kernel() else {
+            hull_testkit::skip!(
+                "no Debian cloud kernel in the qemu cache (scripts/build-guest-initramfs.sh fetches it)"
+            );
+        };
+        let assets = $r.path.join("vm");
+        std::fs::create_dir_all(&assets).unwrap();
+        std::os::unix::fs::symlink(&kernel, assets.join("vmlinuz")).unwrap();
+        std::os::unix::fs::symlink(&initrd, assets.join("initramfs.cpio.gz")).unwrap();
+        let lock = File::create("/tmp/hull-qemu.lock").unwrap();
+        Flock::lock(lock, FlockArg::LockExclusive).unwrap()
+    }};
+}
+
+fn with_vm<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = VM.to_vec();
+    all.extend_from_slice(args);
+    all
+}
+
+/// Waits for `cond`, for up to two minutes (TCG boots take seconds, more on a loaded host).
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn vmm_pid(r: &Root, id: &str) -> i32 {
+    let text =
+        std::fs::read_to_string(r.path.join("containers").join(id).join("vm/vmm.pid")).unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The files process `pid` has open, by their paths.
+fn open_files(pid: i32) -> Vec<PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .collect()
+}
+
+#[test]
+fn vm_run_keeps_stdout_and_stderr_apart_and_the_exit_code() {
+    let r = root!("vmrun");
+    let _lock = vm_host!(r);
+    let mut args = vec!["run", "--rm"];
+    args.extend(with_vm(&[
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]));
+    let o = r.hull(&args);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(7), "stdout: {out} stderr: {err}");
+    assert_eq!(out, "out\n");
+    assert_eq!(err, "err\n");
+    // A command the image lacks: docker's 127, and the VM is gone.
+    let mut args = vec!["run", "--rm"];
+    args.extend(with_vm(&["busybox", "/no/such/command"]));
+    let o = r.hull(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    r.assert_clean();
+}
+
+#[test]
+fn vm_detached_logs_stop_memory_and_cpus() {
+    let mut r = root!("vmdetach");
+    let _lock = vm_host!(r);
+    let script = "echo hi; grep MemTotal /proc/meminfo; nproc; hostname; \
+                  trap 'echo term; exit 3' TERM; while true; do sleep 0.1; done";
+    let id = r.detach(&with_vm(&[
+        "--memory",
+        "200m",
+        "--cpus",
+        "2",
+        "--hostname",
+        "vmhost",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]));
+    eventually("the guest's output", || {
+        r.ok(&["logs", &id]).contains("vmhost")
+    });
+    let logs = r.ok(&["logs", &id]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines[0], "hi", "{logs}");
+    // The guest's memory is --memory, less what its kernel keeps: not the 256m default.
+    let kib: u64 = lines[1].split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        (120 << 10..=200 << 10).contains(&kib),
+        "MemTotal {kib} kB for --memory 200m"
+    );
+    assert_eq!(lines[2], "2", "--cpus 2 is two vCPUs: {logs}");
+    let o = r.hull(&["exec", &id, "true"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("exec") && err.contains("--isolation vm"),
+        "{err}"
+    );
+    // stop's SIGTERM reaches the process in the guest, which exits as it chooses.
+    r.ok(&["stop", &id]);
+    assert_eq!(r.inspect(&id)["State"]["ExitCode"], 3);
+    assert!(r.ok(&["logs", &id]).ends_with("term\n"));
+    r.ok(&["rm", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn two_vms_of_one_image_share_its_layer_images() {
+    let mut r = root!("vmshare");
+    let _lock = vm_host!(r);
+    let a = r.detach(&with_vm(&["busybox", "sh", "-c", "echo up; sleep 600"]));
+    let b = r.detach(&with_vm(&["busybox", "sh", "-c", "echo up; sleep 600"]));
+    let layers: Vec<PathBuf> = std::fs::read_dir(r.path.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "erofs"))
+        .collect();
+    assert_eq!(
+        layers.len(),
+        1,
+        "one erofs image for the one layer: {layers:?}"
+    );
+    let (pa, pb) = (vmm_pid(&r, &a), vmm_pid(&r, &b));
+    assert_ne!(pa, pb);
+    for pid in [pa, pb] {
+        assert!(
+            open_files(pid).contains(&layers[0]),
+            "qemu {pid} has {} open",
+            layers[0].display()
+        );
+    }
+    // SIGKILL of b's monitor takes its VM along; the next command records the exit.
+    let monitor = r.inspect(&b)["State"]["MonitorPid"].as_i64();
+    let monitor = match monitor {
+        Some(p) => i32::try_from(p).unwrap(),
+        None => parent_of(pb),
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("qemu to die with its monitor", || {
+        !Path::new(&format!("/proc/{pb}")).exists() || is_zombie(pb)
+    });
+    assert_eq!(r.inspect(&b)["State"]["Status"], "exited");
+    r.ok(&["rm", "-f", &a, &b]);
+    r.assert_clean();
+}
+
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s[s.rfind(')').unwrap_or(0) + 2..].starts_with('Z'))
+        .unwrap_or(true)
+}
+
+#[test]
+fn vm_flags_it_cannot_honour_are_refused_by_name() {
+    let r = root!("vmflags");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--isolation", "vm", "--vmm", "qemu"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "true"]);
+        r.bad(&args)
+    };
+    let err = run(&["--network", "none", "-v", "/tmp:/x"]);
+    assert!(
+        err.contains("volumes") && err.contains("--isolation vm"),
+        "{err}"
+    );
+    let err = run(&[]);
+    assert!(err.contains("--network none"), "{err}");
+    let err = run(&["--network", "none", "--privileged"]);
+    assert!(err.contains("--privileged"), "{err}");
+    let err = run(&["--network", "none", "-t"]);
+    assert!(err.contains("-t/--tty"), "{err}");
+    let err = r.bad(&[
+        "run",
+        "--rm",
+        "--isolation",
+        "vm",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("--vmm qemu"),
+        "the default --vmm hull names the way out: {err}"
+    );
+    if matches!(hull_vmm::host_kvm(), hull_vmm::HostKvm::Pvm) {
+        assert!(err.contains("kvm-pvm"), "{err}");
+    }
+    let err = r.bad(&["run", "--rm", "--isolation", "jail", "busybox", "true"]);
+    assert!(err.contains("--isolation"), "{err}");
+    r.assert_clean();
+}
