@@ -260,7 +260,7 @@ fn write_bundle(dir: &Path, etc: &Path, config: &serde_json::Value) -> Result<()
 }
 
 /// A file of the image (its top-most layer that has it), or "" when none has.
-fn read_image_file(lowers: &[PathBuf], rel: &str) -> String {
+pub(crate) fn read_image_file(lowers: &[PathBuf], rel: &str) -> String {
     lowers
         .iter()
         .map(|l| Path::new(l).join(rel))

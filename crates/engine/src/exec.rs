@@ -33,7 +33,6 @@ impl Engine {
     /// a detached one has started.
     pub fn exec(&self, reference: &str, req: &ExecRequest) -> Result<i32, EngineError> {
         let record = self.find(reference)?;
-        crate::vm::control::refuse_vm(&record, "exec")?;
         if record.state != State::Running {
             return Err(EngineError::NotRunning(record.id));
         }
@@ -44,6 +43,9 @@ impl Engine {
         }
         if req.command.is_empty() {
             return Err(EngineError::Invalid("exec needs a command".into()));
+        }
+        if record.settings.vm.is_some() {
+            return crate::vm::exec::run(&self.root, &record, req);
         }
         let container = Runtime::new(paths::runtime_root(&self.root)).open(&record.id)?;
         let spec = container.config()?;

@@ -1,7 +1,7 @@
 //! `hull run --isolation vm --vmm qemu` end to end on this host (qemu TCG: this host's kvm-pvm
-//! boots no stock kernel): stdout and stderr apart and the exit code, detached with logs and
-//! stop, `--memory` and `--cpus` inside the guest, two VMs of one image on the same erofs layer
-//! images, a monitor killed with SIGKILL taking its VM along, and nothing left behind (the
+//! boots no stock kernel): stdout and stderr apart and the exit code, detached with logs, exec
+//! and stop, `--memory` and `--cpus` inside the guest, two VMs of one image on the same erofs
+//! layer images, a monitor killed with SIGKILL taking its VM along, and nothing left behind (the
 //! common leak check also finds a qemu process, whose command line names the root). Flags a VM
 //! cannot honour are refused by name. Every test that boots holds /tmp/hull-qemu.lock for as
 //! long as its VMs live, so qemu-heavy tests run one at a time.
@@ -13,6 +13,7 @@
 mod common;
 
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -139,13 +140,39 @@ fn vm_detached_logs_stop_memory_and_cpus() {
         "MemTotal {kib} kB for --memory 200m"
     );
     assert_eq!(lines[2], "2", "--cpus 2 is two vCPUs: {logs}");
-    let o = r.hull(&["exec", &id, "true"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(125), "{err}");
-    assert!(
-        err.contains("exec") && err.contains("--isolation vm"),
-        "{err}"
+    // exec: a second process in the guest, its streams apart and its code; stdin with -i;
+    // a user of the image's /etc/passwd; a missing command is 127.
+    let o = r.hull(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo x-out; echo x-err >&2; exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "x-out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "x-err\n");
+    let mut child = r.spawn(
+        &[
+            "exec",
+            "-i",
+            "-u",
+            "nobody",
+            &id,
+            "sh",
+            "-c",
+            "read x; echo got-$x; id -u",
+        ],
+        std::process::Stdio::piped(),
     );
+    child.stdin.take().unwrap().write_all(b"in\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "got-in\n65534\n");
+    let o = r.hull(&["exec", &id, "/no/such/command"]);
+    assert_eq!(o.status.code(), Some(127));
+    let o = r.hull(&["exec", "-t", &id, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exec -t"));
     // stop's SIGTERM reaches the process in the guest, which exits as it chooses.
     r.ok(&["stop", &id]);
     assert_eq!(r.inspect(&id)["State"]["ExitCode"], 3);

@@ -13,26 +13,24 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::Child;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hull_vmm::proto::{
-    Decoder, Message, ProcessSpec, Rlimit, RootSpec, RunSpec, MAIN_ID, MAX_CHUNK,
-};
+use hull_vmm::proto::{Decoder, Message, RunSpec, MAIN_ID, MAX_CHUNK};
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 use rusqlite::Connection;
-use serde_json::Value;
 
 use super::relay::{Io, Relay, Source};
+use super::vm_control::{self, AgentSender, Routes};
 use super::{Report, Reporter};
 use crate::attach::Attach;
 use crate::error::EngineError;
 use crate::logs::LogWriter;
 use crate::paths;
 use crate::store::{self, Record};
-use crate::vm::control::{self, Request};
+use crate::vm::control;
 use crate::vm::qemu::{self, Accel, QemuConfig};
 use crate::vm::{self, VmSettings};
 
@@ -59,18 +57,6 @@ enum Event {
     },
 }
 
-/// The agent channel's writing end, shared by the threads that send.
-#[derive(Debug, Clone)]
-struct Sender2(Arc<Mutex<UnixStream>>);
-
-impl Sender2 {
-    fn send(&self, m: &Message) {
-        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        // A broken channel is seen by the reader, which ends the run.
-        let _ = s.write_all(&m.encode());
-    }
-}
-
 /// What the monitor hands the VM's run: its state, and the ends it reports and relays to.
 #[derive(Debug)]
 pub(super) struct Ctx<'a> {
@@ -93,7 +79,7 @@ pub(super) fn run(mut ctx: Ctx<'_>, attach: Option<Attach>) -> Result<i32, Engin
             id: id.to_string(),
             message: "the container has no VM settings".into(),
         })?;
-    let spec = run_spec(root, record)?;
+    let spec = vm::spec::run_spec(root, record)?;
     let disks = hull_image::ImageStore::open(root)?.layer_disks(&record.settings.manifest)?;
     let dir = vm::dir(root, id);
     let _ = std::fs::remove_dir_all(&dir);
@@ -220,7 +206,7 @@ fn serve(
     let reader = stream
         .try_clone()
         .map_err(EngineError::io("the agent channel"))?;
-    let sender = Sender2(Arc::new(Mutex::new(stream)));
+    let sender = AgentSender(Arc::new(Mutex::new(stream)));
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
     sender.send(&Message::Run(spec));
@@ -233,11 +219,15 @@ fn serve(
         None
     };
     let (tx, events) = mpsc::channel();
+    let routes = Routes::default();
+    let agent_routes = routes.clone();
     spawn_thread("hull-vm-agent", move || {
-        read_channel(reader, out_w, err_w, &tx)
+        read_channel(reader, out_w, err_w, &tx, &agent_routes)
     })?;
     let ctl_sender = sender.clone();
-    spawn_thread("hull-vm-ctl", move || serve_control(&ctl, &ctl_sender))?;
+    spawn_thread("hull-vm-ctl", move || {
+        vm_control::serve(&ctl, &ctl_sender, &routes)
+    })?;
     match events.recv_timeout(BOOT_TIMEOUT) {
         Ok(Event::Started) => {}
         Ok(Event::Exit { code, error }) => {
@@ -303,7 +293,7 @@ fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), Eng
 }
 
 /// The relay's stdin pipe to the guest, as stdin frames; its end as the end of stdin.
-fn forward_stdin(pipe: OwnedFd, sender: Sender2) {
+fn forward_stdin(pipe: OwnedFd, sender: AgentSender) {
     let _ = spawn_thread("hull-vm-stdin", move || {
         let mut f = File::from(pipe);
         let mut buf = vec![0u8; MAX_CHUNK];
@@ -318,13 +308,22 @@ fn forward_stdin(pipe: OwnedFd, sender: Sender2) {
 }
 
 /// The agent's frames: the main process's output into the pipes, its life into `tx`.
-fn read_channel(mut stream: UnixStream, out: OwnedFd, err: OwnedFd, tx: &Sender<Event>) {
+fn read_channel(
+    mut stream: UnixStream,
+    out: OwnedFd,
+    err: OwnedFd,
+    tx: &Sender<Event>,
+    routes: &Routes,
+) {
     let mut pipes = Some((File::from(out), File::from(err)));
     let mut decoder = Decoder::default();
     let mut error = None;
     let mut buf = vec![0u8; MAX_CHUNK];
     loop {
         while let Ok(Some(m)) = decoder.next() {
+            if routes.forward(&m) {
+                continue;
+            }
             match m {
                 Message::Stdout { id: MAIN_ID, data } => {
                     if let Some((o, _)) = pipes.as_mut() {
@@ -364,115 +363,4 @@ fn read_channel(mut stream: UnixStream, out: OwnedFd, err: OwnedFd, tx: &Sender<
     }
     drop(pipes);
     let _ = tx.send(Event::Gone { error });
-}
-
-/// The control socket: each connection's lines, as messages to the agent.
-fn serve_control(listener: &UnixListener, sender: &Sender2) {
-    for conn in listener.incoming().flatten() {
-        let mut text = String::new();
-        let _ = (&conn).take(4096).read_to_string(&mut text);
-        for line in text.lines() {
-            match Request::decode(line) {
-                Some(Request::Signal(signal)) => sender.send(&Message::Signal {
-                    id: MAIN_ID,
-                    signal,
-                }),
-                None => {}
-            }
-        }
-    }
-}
-
-/// The guest's view of the container's config.json: its process and hostname; the root is
-/// the image's layers, `hull-layer0` (the top one) on the others, under a tmpfs upper layer.
-fn run_spec(root: &Path, record: &Record) -> Result<RunSpec, EngineError> {
-    let path = paths::container_dir(root, &record.id).join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(EngineError::io(format!("reading {}", path.display())))?;
-    let config: Value = serde_json::from_str(&text)
-        .map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
-    let layers = hull_image::ImageStore::open(root)?
-        .rootfs_for(&record.settings.manifest)?
-        .lowers
-        .len();
-    Ok(spec_of(&config, layers))
-}
-
-fn spec_of(config: &Value, layers: usize) -> RunSpec {
-    let p = &config["process"];
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let num = |v: &Value| u32::try_from(v.as_u64().unwrap_or(0)).unwrap_or(0);
-    let rlimits = p["rlimits"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| Rlimit {
-                    kind: r["type"].as_str().unwrap_or_default().to_string(),
-                    soft: r["soft"].as_u64().unwrap_or(0),
-                    hard: r["hard"].as_u64().unwrap_or(0),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    RunSpec {
-        hostname: config["hostname"].as_str().unwrap_or("hull").to_string(),
-        root: Some(RootSpec {
-            serial: qemu::layer_serial(0),
-            overlay: true,
-            read_only: true,
-            lower_serials: (1..layers).map(qemu::layer_serial).collect(),
-        }),
-        process: ProcessSpec {
-            args: strings(&p["args"]),
-            env: strings(&p["env"]),
-            cwd: p["cwd"].as_str().unwrap_or("/").to_string(),
-            uid: num(&p["user"]["uid"]),
-            gid: num(&p["user"]["gid"]),
-            additional_gids: p["user"]["additionalGids"]
-                .as_array()
-                .map(|a| a.iter().map(num).collect())
-                .unwrap_or_default(),
-            terminal: false,
-            rlimits,
-            no_new_privileges: p["noNewPrivileges"].as_bool().unwrap_or(false),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_guest_gets_the_configs_process_and_every_layer() {
-        let config = serde_json::json!({
-            "hostname": "h1",
-            "process": {
-                "args": ["sh", "-c", "true"],
-                "env": ["PATH=/bin"],
-                "cwd": "/tmp",
-                "user": {"uid": 1000, "gid": 100, "additionalGids": [10, 20]},
-                "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}],
-                "noNewPrivileges": true
-            }
-        });
-        let s = spec_of(&config, 3);
-        assert_eq!(s.hostname, "h1");
-        assert_eq!(s.process.args, ["sh", "-c", "true"]);
-        assert_eq!((s.process.uid, s.process.gid), (1000, 100));
-        assert_eq!(s.process.additional_gids, [10, 20]);
-        assert_eq!(s.process.rlimits[0].kind, "RLIMIT_NOFILE");
-        assert!(s.process.no_new_privileges);
-        let r = s.root.unwrap();
-        assert_eq!(r.serial, "hull-layer0");
-        assert_eq!(r.lower_serials, ["hull-layer1", "hull-layer2"]);
-    }
 }

@@ -17,17 +17,24 @@ pub const SOCKET: &str = "ctl.sock";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     Signal(i32),
+    /// An exec session: hull-vmproto frames follow, both ways (`monitor/vm_control.rs`).
+    Exec,
 }
 
 impl Request {
     pub fn encode(self) -> String {
         match self {
             Request::Signal(n) => format!("signal {n}\n"),
+            Request::Exec => "exec\n".into(),
         }
     }
 
     pub fn decode(line: &str) -> Option<Request> {
-        let (verb, arg) = line.trim_end().split_once(' ')?;
+        let line = line.trim_end();
+        if line == "exec" {
+            return Some(Request::Exec);
+        }
+        let (verb, arg) = line.split_once(' ')?;
         match verb {
             "signal" => arg.parse().ok().map(Request::Signal),
             _ => None,
@@ -83,8 +90,9 @@ mod tests {
 
     #[test]
     fn requests_round_trip() {
-        let r = Request::Signal(15);
-        assert_eq!(Request::decode(&r.encode()), Some(r));
+        for r in [Request::Signal(15), Request::Exec] {
+            assert_eq!(Request::decode(&r.encode()), Some(r));
+        }
         assert_eq!(Request::decode("signal x\n"), None);
         assert_eq!(Request::decode("exec 1\n"), None);
     }

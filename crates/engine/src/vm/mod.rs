@@ -12,7 +12,9 @@
 //! whose monitor died kills a VMM that somehow survived, and removes the VM's files.
 
 pub mod control;
+pub(crate) mod exec;
 pub mod qemu;
+pub(crate) mod spec;
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
