@@ -173,6 +173,18 @@ fn vm_detached_logs_stop_memory_and_cpus() {
     let o = r.hull(&["exec", "-t", &id, "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("exec -t"));
+    // The kernel view: the VMM, its guest memory, vCPU threads, the layer image behind the disk.
+    let kernel = r.ok(&["inspect", "--kernel", &id]);
+    for want in [
+        "vm: qemu",
+        "2 vCPUs, 200 MiB guest memory",
+        "guest memory: host mapping",
+        "vcpu thread",
+        "disk hull-layer0 (ro, open by the vmm)",
+        ".erofs <- layer",
+    ] {
+        assert!(kernel.contains(want), "{want:?} missing from:\n{kernel}");
+    }
     // stop's SIGTERM reaches the process in the guest, which exits as it chooses.
     r.ok(&["stop", &id]);
     assert_eq!(r.inspect(&id)["State"]["ExitCode"], 3);

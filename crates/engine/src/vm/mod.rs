@@ -13,6 +13,7 @@
 
 pub mod control;
 pub(crate) mod exec;
+pub mod kernel;
 pub mod qemu;
 pub(crate) mod spec;
 

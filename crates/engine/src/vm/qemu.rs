@@ -90,7 +90,8 @@ pub fn args(cfg: &QemuConfig) -> Vec<OsString> {
     push(&["-m", &format!("{}M", cfg.memory >> 20)]);
     push(&["-smp", &cfg.vcpus.to_string()]);
     push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
-    push(&["-monitor", "none"]);
+    // Threads named by role (`CPU 0/TCG`), for the kernel view's vCPU threads.
+    push(&["-monitor", "none", "-name", "hull,debug-threads=on"]);
     a.push("-serial".into());
     a.push(path_arg("file:", &cfg.console_log, ""));
     a.push("-kernel".into());

@@ -87,21 +87,34 @@ impl LayerStore {
 }
 
 impl ImageStore {
-    /// The erofs images of `image`'s layers, top layer first (the order of overlayfs's
-    /// lowerdir), made where missing.
-    pub fn layer_disks(&self, image: &str) -> Result<Vec<PathBuf>, StoreError> {
+    /// The chain ids of `image`'s layers, top layer first (the order of overlayfs's lowerdir).
+    fn chains_top_first(&self, image: &str) -> Result<Vec<Digest>, StoreError> {
         let manifest = self.resolve(image)?;
+        let mut chains = Vec::new();
+        for l in self.db.layers_of(&manifest.to_string())? {
+            chains.push(l.chain_id.parse().map_err(|_| {
+                StoreError::NotFound(format!("layer {} of image {image}", l.chain_id))
+            })?);
+        }
+        chains.reverse();
+        Ok(chains)
+    }
+
+    /// The erofs images of `image`'s layers, top layer first, made where missing.
+    pub fn layer_disks(&self, image: &str) -> Result<Vec<PathBuf>, StoreError> {
         // Adding content: a prune must not remove a layer half-way through.
         let _lock = self.lock_shared()?;
-        let mut disks = Vec::new();
-        for l in self.db.layers_of(&manifest.to_string())? {
-            let chain: Digest = l.chain_id.parse().map_err(|_| {
-                StoreError::NotFound(format!("layer {} of image {image}", l.chain_id))
-            })?;
-            disks.push(self.layers.erofs(&chain)?);
-        }
-        disks.reverse();
-        Ok(disks)
+        let chains = self.chains_top_first(image)?;
+        Ok(chains
+            .iter()
+            .map(|c| self.layers.erofs(c))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Where the erofs images of `image`'s layers are, top layer first, made or not.
+    pub fn layer_disk_paths(&self, image: &str) -> Result<Vec<PathBuf>, StoreError> {
+        let chains = self.chains_top_first(image)?;
+        Ok(chains.iter().map(|c| self.layers.erofs_path(c)).collect())
     }
 }
 
