@@ -173,6 +173,16 @@ fn vm_detached_logs_stop_memory_and_cpus() {
     let o = r.hull(&["exec", "-t", &id, "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("exec -t"));
+    // What needs the container's files or processes on the host says so.
+    for op in ["diff", "top", "pause"] {
+        let o = r.hull(&[op, &id]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{op}: {err}");
+        assert!(
+            err.contains(op) && err.contains("--isolation vm"),
+            "{op}: {err}"
+        );
+    }
     // The kernel view: the VMM, its guest memory, vCPU threads, the layer image behind the disk.
     let kernel = r.ok(&["inspect", "--kernel", &id]);
     for want in [

@@ -102,6 +102,7 @@ impl Engine {
         stdin: &mut (dyn Read + Send),
     ) -> Result<Option<String>, EngineError> {
         let record = self.find(reference)?;
+        crate::vm::control::refuse_vm(&record, "cp")?;
         let root = ContainerRoot::open(&self.root, &record)?;
         let ctr = Tree::Root(root.fd.try_clone().map_err(EngineError::io("dup"))?);
         let ctr_path = absolute(ctr_path);
@@ -140,6 +141,7 @@ impl Engine {
         stdout: &mut dyn Write,
     ) -> Result<Option<String>, EngineError> {
         let record = self.find(reference)?;
+        crate::vm::control::refuse_vm(&record, "cp")?;
         let root = ContainerRoot::open(&self.root, &record)?;
         let ctr = Tree::Root(root.fd.try_clone().map_err(EngineError::io("dup"))?);
         let ctr_path = absolute(ctr_path);
