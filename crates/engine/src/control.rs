@@ -196,6 +196,9 @@ impl Engine {
                 "CapDrop": r.settings.security.cap_drop,
                 "SecurityOpt": r.settings.security.security_opt,
                 "Init": r.settings.security.init,
+                // docker's field (hyperv on Windows); the VM's make beside it.
+                "Isolation": if r.settings.vm.is_some() { "vm" } else { "default" },
+                "Vm": r.settings.vm,
             },
             "Config": {
                 "Hostname": r.settings.hostname,

@@ -183,6 +183,10 @@ fn vm_detached_logs_stop_memory_and_cpus() {
             "{op}: {err}"
         );
     }
+    let host = &r.inspect(&id)["HostConfig"];
+    assert_eq!(host["Isolation"], "vm");
+    assert_eq!(host["Vm"]["vmm"], "qemu");
+    assert_eq!(host["Vm"]["memory"], 200 << 20);
     // The kernel view: the VMM, its guest memory, vCPU threads, the layer image behind the disk.
     let kernel = r.ok(&["inspect", "--kernel", &id]);
     for want in [
@@ -299,5 +303,25 @@ fn vm_flags_it_cannot_honour_are_refused_by_name() {
     }
     let err = r.bad(&["run", "--rm", "--isolation", "jail", "busybox", "true"]);
     assert!(err.contains("--isolation"), "{err}");
+    r.assert_clean();
+}
+
+#[test]
+fn a_vm_that_cannot_boot_says_why_in_one_line() {
+    let r = root!("vmnoboot");
+    let _lock = vm_host!(r);
+    let mut args = vec!["run", "--rm"];
+    args.extend(with_vm(&["busybox", "true"]));
+    // Not a kernel: qemu refuses it, and its reason reaches the user.
+    let o = r
+        .cmd(&args)
+        .env("HULL_VM_KERNEL", "/etc/hostname")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("qemu-system-x86_64: "), "{err}");
+    assert_eq!(r.ok(&["ps", "-a", "-q"]), "");
     r.assert_clean();
 }

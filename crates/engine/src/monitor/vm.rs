@@ -104,7 +104,12 @@ pub(super) fn run(mut ctx: Ctx<'_>, attach: Option<Attach>) -> Result<i32, Engin
         {
             Ok(137)
         }
-        Ok(None) => Err(gone(id, &cfg, None)),
+        Ok(None) => Err(gone(
+            id,
+            &cfg.dir,
+            "the VM stopped before the command reported its exit",
+            None,
+        )),
         Err(e) => Err(e),
     }
 }
@@ -141,23 +146,36 @@ fn stop_vmm(child: &mut Child, result: &Result<Option<i32>, EngineError>) {
     let _ = child.kill();
 }
 
-/// The VM ended without the command's exit: the reason, with the console's last lines.
-fn gone(id: &str, cfg: &QemuConfig, error: Option<String>) -> EngineError {
-    let console = std::fs::read_to_string(cfg.dir.join(&cfg.console_log)).unwrap_or_default();
-    let tail: Vec<&str> = console.lines().rev().take(3).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
+/// The VM ended without the command's exit (`what`): why, from the agent's error, qemu's own
+/// messages and the console's last lines, as one line.
+fn gone(id: &str, dir: &Path, what: &str, error: Option<String>) -> EngineError {
+    let last = |name: &str, n: usize| {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..].join(" | ")
+    };
+    let mut message = what.to_string();
+    for (label, text) in [
+        ("agent", error.unwrap_or_default()),
+        (qemu::QEMU, last(qemu::QEMU_LOG, 2)),
+        ("console", last(CONSOLE_LOG, 3)),
+    ] {
+        if !text.is_empty() {
+            message.push_str(&format!("; {label}: {text}"));
+        }
+    }
     EngineError::Monitor {
         id: id.to_string(),
-        message: format!(
-            "the VM stopped before the command reported its exit{}; its console ended with: {}",
-            error.map(|e| format!(" ({e})")).unwrap_or_default(),
-            tail.join(" | ")
-        ),
+        message,
     }
 }
 
 /// Waits for qemu to connect the agent port to `listener`.
-fn accept(listener: &UnixListener, child: &mut Child) -> Result<UnixStream, EngineError> {
+fn accept(
+    listener: &UnixListener,
+    child: &mut Child,
+    dir: &Path,
+) -> Result<UnixStream, EngineError> {
     let deadline = Instant::now() + BOOT_TIMEOUT;
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
@@ -172,10 +190,7 @@ fn accept(listener: &UnixListener, child: &mut Child) -> Result<UnixStream, Engi
             return Ok(s);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(e) = child.stderr.as_mut() {
-                let _ = e.read_to_string(&mut err);
-            }
+            let err = std::fs::read_to_string(dir.join(qemu::QEMU_LOG)).unwrap_or_default();
             return Err(EngineError::Invalid(format!(
                 "{} exited ({status}) before connecting the agent: {}",
                 qemu::QEMU,
@@ -202,7 +217,7 @@ fn serve(
 ) -> Result<Option<i32>, EngineError> {
     let (root, conn, record) = (ctx.root, ctx.conn, ctx.record);
     let id = record.id.as_str();
-    let stream = accept(listener, child)?;
+    let stream = accept(listener, child, &vm::dir(root, id))?;
     let reader = stream
         .try_clone()
         .map_err(EngineError::io("the agent channel"))?;
@@ -237,13 +252,12 @@ fn serve(
             })
         }
         Ok(Event::Gone { error }) => {
-            return Err(EngineError::Monitor {
-                id: id.to_string(),
-                message: format!(
-                    "the VM ended before the command started{}",
-                    error.map(|e| format!(": {e}")).unwrap_or_default()
-                ),
-            })
+            return Err(gone(
+                id,
+                &vm::dir(root, id),
+                "the VM ended before the command started",
+                error,
+            ))
         }
         Err(_) => {
             return Err(EngineError::Monitor {

@@ -15,6 +15,8 @@ use hull_vmm::proto::PORT_NAME;
 use crate::error::EngineError;
 
 pub const QEMU: &str = "qemu-system-x86_64";
+/// Where qemu's stderr goes, in the VM's directory.
+pub const QEMU_LOG: &str = "qemu.log";
 
 /// The guest's command line: console on COM1 (the console log), reset on the guest's reboot
 /// (hull-guest reboots when the main process ends, and `-no-reboot` turns that into qemu's
@@ -142,12 +144,17 @@ pub fn spawn(cfg: &QemuConfig) -> Result<Child, EngineError> {
             p.display()
         )));
     }
+    // qemu's own messages, read back when it fails to start; a file, so they never block it.
+    let log = std::fs::File::create(cfg.dir.join(QEMU_LOG)).map_err(EngineError::io(format!(
+        "creating {QEMU_LOG} in {}",
+        cfg.dir.display()
+    )))?;
     let mut cmd = Command::new(QEMU);
     cmd.args(args(cfg))
         .current_dir(&cfg.dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(log);
     // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
     // (prctl, getppid) and allocates nothing.
     unsafe {
