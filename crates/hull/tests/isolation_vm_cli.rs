@@ -1,10 +1,11 @@
 //! `hull run --isolation vm --vmm qemu` end to end on this host (qemu TCG: this host's kvm-pvm
 //! boots no stock kernel): stdout and stderr apart and the exit code, detached with logs, exec
-//! and stop, `--memory` and `--cpus` inside the guest, two VMs of one image on the same erofs
-//! layer images, a monitor killed with SIGKILL taking its VM along, and nothing left behind (the
-//! common leak check also finds a qemu process, whose command line names the root). Flags a VM
-//! cannot honour are refused by name. Every test that boots holds /tmp/hull-qemu.lock for as
-//! long as its VMs live, so qemu-heavy tests run one at a time.
+//! and stop, `--memory` and `--cpus` inside the guest and on the VMM's cgroup, two VMs of one
+//! image on the same erofs layer images, a monitor killed with SIGKILL taking its VM along, a VM
+//! that cannot boot, and nothing left behind (the common leak check also finds a qemu process,
+//! whose command line names the root, and the VMM's cgroup). Flags a VM cannot honour are
+//! refused by name. Every test that boots holds /tmp/hull-qemu.lock for as long as its VMs
+//! live, so qemu-heavy tests run one at a time.
 //! Needs Debian's cloud kernel in the qemu cache and hull-guest's initramfs
 //! (scripts/build-guest-initramfs.sh; scripts/test.sh builds both first).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
@@ -187,6 +188,20 @@ fn vm_detached_logs_stop_memory_and_cpus() {
     assert_eq!(host["Isolation"], "vm");
     assert_eq!(host["Vm"]["vmm"], "qemu");
     assert_eq!(host["Vm"]["memory"], 200 << 20);
+    // The VMM's cgroup: guest memory plus its overhead, and --cpus as its CPU quota (the v1
+    // files of this host kind, or cgroup2's).
+    let cgroups = common::cgroup_candidates(&id);
+    let read = |files: [&str; 2]| {
+        cgroups
+            .iter()
+            .flat_map(|d| files.map(|f| d.join(f)))
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_else(|| panic!("no {files:?} in {cgroups:?}"))
+    };
+    let memory = read(["memory.limit_in_bytes", "memory.max"]);
+    assert_eq!(memory.trim(), ((200u64 << 20) + (256 << 20)).to_string());
+    let quota = read(["cpu.cfs_quota_us", "cpu.max"]);
+    assert!(quota.starts_with("200000"), "{quota}");
     // The kernel view: the VMM, its guest memory, vCPU threads, the layer image behind the disk.
     let kernel = r.ok(&["inspect", "--kernel", &id]);
     for want in [

@@ -88,7 +88,10 @@ pub(super) fn run(mut ctx: Ctx<'_>, attach: Option<Attach>) -> Result<i32, Engin
     let listener = vm::bind_in(&dir, AGENT_SOCKET)?;
     let ctl = vm::bind_in(&dir, control::SOCKET)?;
     let cfg = qemu_config(settings, disks, &dir);
-    let mut child = qemu::spawn(&cfg)?;
+    // Removed by the teardown (`vm::teardown`) once the VMM is gone.
+    let (_cgroup, procs) = vm::cgroup::create(&dir, id, settings)?;
+    let mut child = qemu::spawn(&cfg, &procs)?;
+    drop(procs);
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     vm::record_vmm(root, id, pid)?;
     let result = serve(&mut ctx, attach, spec, &listener, ctl, &mut child);

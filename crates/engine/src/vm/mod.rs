@@ -11,6 +11,7 @@
 //! its pid and start time are in `containers/<id>/vm/vmm.pid`, so the teardown of a container
 //! whose monitor died kills a VMM that somehow survived, and removes the VM's files.
 
+pub(crate) mod cgroup;
 pub mod control;
 pub(crate) mod exec;
 pub mod kernel;
@@ -82,6 +83,9 @@ pub struct VmSettings {
     pub memory: u64,
     /// vCPUs (`--cpus`, rounded up).
     pub vcpus: u32,
+    /// `--cpus` in thousandths of a CPU: the VMM's CPU quota.
+    #[serde(default)]
+    pub millicpus: Option<u64>,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
 }
@@ -164,6 +168,7 @@ pub fn plan(root: &Path, opts: &RunOptions, vmm: Vmm) -> Result<VmSettings, Engi
         vmm,
         memory,
         vcpus: u32::try_from(vcpus).unwrap_or(1),
+        millicpus: opts.millicpus,
         kernel: kernel(root)?,
         initrd: initrd(root)?,
     })
@@ -318,6 +323,9 @@ pub(crate) fn teardown(root: &Path, id: &str) -> Option<String> {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+    if let Some(e) = cgroup::remove(&dir(root, id)) {
+        return Some(e);
     }
     match std::fs::remove_dir_all(dir(root, id)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(format!("vm files: {e}")),

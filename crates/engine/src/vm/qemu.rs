@@ -125,8 +125,9 @@ pub fn args(cfg: &QemuConfig) -> Vec<OsString> {
 
 /// Starts qemu for `cfg`, killed by the kernel when the thread that started it ends (so a
 /// monitor's death, even by SIGKILL, takes its VM along). Call it from a thread that lives as
-/// long as the VM should: the monitor's main thread.
-pub fn spawn(cfg: &QemuConfig) -> Result<Child, EngineError> {
+/// long as the VM should: the monitor's main thread. qemu joins the cgroups whose
+/// `cgroup.procs` files `join` holds open before it runs (so before it touches guest memory).
+pub fn spawn(cfg: &QemuConfig, join: &[std::fs::File]) -> Result<Child, EngineError> {
     let paths = [
         &cfg.kernel,
         &cfg.initrd,
@@ -155,10 +156,17 @@ pub fn spawn(cfg: &QemuConfig) -> Result<Child, EngineError> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
+    let join: Vec<i32> = join.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
-    // (prctl, getppid) and allocates nothing.
+    // (write, prctl, getppid) on descriptors the parent keeps open, and allocates nothing.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            for fd in &join {
+                // "0": the writing process itself, in cgroup v1 and v2 alike.
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -239,7 +247,7 @@ mod tests {
     fn a_comma_in_a_path_is_refused() {
         let mut c = cfg(Accel::Tcg);
         c.disks.push("/l/a,b.erofs".into());
-        let err = spawn(&c).unwrap_err().to_string();
+        let err = spawn(&c, &[]).unwrap_err().to_string();
         assert!(err.contains("comma"), "{err}");
     }
 }
