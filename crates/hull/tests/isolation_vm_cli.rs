@@ -227,7 +227,19 @@ fn two_vms_of_one_image_share_its_layer_images() {
     let mut r = root!("vmshare");
     let _lock = vm_host!(r);
     let a = r.detach(&with_vm(&["busybox", "sh", "-c", "echo up; sleep 600"]));
-    let b = r.detach(&with_vm(&["busybox", "sh", "-c", "echo up; sleep 600"]));
+    // b in the foreground, its `hull run` killed with SIGKILL once it runs: the VM goes on,
+    // owned by its monitor (as a container does when docker's client dies).
+    let mut args = vec!["run", "--name", "vm-b"];
+    args.extend(with_vm(&["busybox", "sh", "-c", "echo up; sleep 600"]));
+    let mut client = r.spawn(&args, std::process::Stdio::null());
+    let mut first = [0u8; 3];
+    std::io::Read::read_exact(client.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"up\n");
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let b = r.inspect("vm-b")["Id"].as_str().unwrap().to_string();
+    r.ids.push(b.clone());
+    assert_eq!(r.inspect(&b)["State"]["Status"], "running");
     let layers: Vec<PathBuf> = std::fs::read_dir(r.path.join("layers"))
         .unwrap()
         .flatten()
