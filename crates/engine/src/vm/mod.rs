@@ -3,13 +3,16 @@
 //! (hull-guest) are those of `hull vm run`. The image's layers reach the guest as read-only
 //! disks, one shared erofs image per layer (hull-image makes them), which the guest stacks with
 //! overlayfs over a tmpfs upper layer. This module owns the choice of isolation and its checks
-//! ([`plan`]); [`qemu`] launches the qemu backend; [`control`] is how other `hull` commands
-//! reach a running VM (signals). The container's monitor runs the VM (`monitor/vm.rs`): the
-//! VMM process, the agent channel, the container's stdio.
+//! ([`plan`]); [`qemu`] launches the qemu backend and [`cgroup`] makes its cgroup; [`spec`]
+//! turns config.json into what the agent runs; [`control`] is how other `hull` commands reach a
+//! running VM (signals, and exec sessions: [`exec`]); [`kernel`] is its part of `inspect
+//! --kernel`. The container's monitor runs the VM (`monitor/vm.rs`): the VMM process, the agent
+//! channel, the container's stdio.
 //!
 //! Ownership: the VMM process is the monitor's child and dies with it (parent-death signal);
-//! its pid and start time are in `containers/<id>/vm/vmm.pid`, so the teardown of a container
-//! whose monitor died kills a VMM that somehow survived, and removes the VM's files.
+//! its pid and start time are in `containers/<id>/vm/vmm.pid` and its cgroup in
+//! `vmm-cgroup.json` beside it, so the teardown of a container whose monitor died kills a VMM
+//! that somehow survived, removes its cgroup and the VM's files.
 
 pub(crate) mod cgroup;
 pub mod control;
