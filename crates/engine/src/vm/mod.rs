@@ -3,9 +3,9 @@
 //! (hull-guest) are those of `hull vm run`. The image's layers reach the guest as read-only
 //! disks, one shared erofs image per layer (hull-image makes them), which the guest stacks with
 //! overlayfs over a tmpfs upper layer. This module owns the choice of isolation and its checks
-//! ([`plan`]); [`qemu`] launches the qemu backend and [`cgroup`] makes its cgroup; [`spec`]
+//! ([`plan`]); [`qemu`] launches the qemu backend and `cgroup` makes its cgroup; `spec`
 //! turns config.json into what the agent runs; [`control`] is how other `hull` commands reach a
-//! running VM (signals, and exec sessions: [`exec`]); [`kernel`] is its part of `inspect
+//! running VM (signals, and exec sessions: `exec`); [`kernel`] is its part of `inspect
 //! --kernel`. The container's monitor runs the VM (`monitor/vm.rs`): the VMM process, the agent
 //! channel, the container's stdio.
 //!
