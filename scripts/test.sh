@@ -13,7 +13,8 @@ crates/cgroups/tests/qemu/run.sh
 # hull-vmm boots Debian's kernel in a qemu TCG guest with nested KVM (this host's kvm-pvm boots no
 # stock kernel): three `hull vm run` boots, 30-70 s here.
 crates/vmm/tests/nested/run.sh
-# hull-guest's initramfs, which its qemu -M microvm test (crates/guest/tests) boots.
+# hull-guest's initramfs, which its qemu -M microvm test (crates/guest/tests) and the
+# `--isolation vm --vmm qemu` tests (crates/hull/tests/isolation_vm_cli.rs) boot.
 scripts/build-guest-initramfs.sh >/dev/null
 # Two test threads: the machine has two cores, and the tests start real containers.
 cargo test --workspace -- --test-threads=2

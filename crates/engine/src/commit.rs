@@ -29,6 +29,7 @@ impl Engine {
         opts: &CommitOptions,
     ) -> Result<hull_image::Digest, EngineError> {
         let record = self.find(reference)?;
+        crate::vm::control::refuse_vm(&record, "commit")?;
         let changes = opts
             .changes
             .iter()

@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use hull_runtime::Runtime;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
@@ -70,9 +69,8 @@ impl Engine {
                 signalled: true,
             },
         )?;
-        Runtime::new(paths::runtime_root(&self.root))
-            .open(&record.id)?
-            .kill(signal, false)?;
+        let vm = record.settings.vm.is_some();
+        crate::vm::control::signal_any(&self.root, &record.id, vm, signal, false)?;
         if signal == stop_signal {
             self.thaw_after_signal(&record);
         }
@@ -87,9 +85,9 @@ impl Engine {
                 return Err(EngineError::Running(record.id));
             }
             store::note_user_stop(&mut self.conn, &record.id, UserStop::STOPPED)?;
-            if let Ok(container) = Runtime::new(paths::runtime_root(&self.root)).open(&record.id) {
-                let _ = container.kill(Signal::SIGKILL, true);
-            }
+            let vm = record.settings.vm.is_some();
+            let _ =
+                crate::vm::control::signal_any(&self.root, &record.id, vm, Signal::SIGKILL, true);
             wait_monitor(&record, Duration::from_secs(30));
             self.reconcile()?;
         }
@@ -198,6 +196,9 @@ impl Engine {
                 "CapDrop": r.settings.security.cap_drop,
                 "SecurityOpt": r.settings.security.security_opt,
                 "Init": r.settings.security.init,
+                // docker's field (hyperv on Windows); the VM's make beside it.
+                "Isolation": if r.settings.vm.is_some() { "vm" } else { "default" },
+                "Vm": r.settings.vm,
             },
             "Config": {
                 "Hostname": r.settings.hostname,

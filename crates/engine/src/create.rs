@@ -30,6 +30,10 @@ impl Engine {
         if let Some(name) = &opts.name {
             options::check_name(name)?;
         }
+        let vm = match opts.isolation {
+            crate::vm::Isolation::Container => None,
+            crate::vm::Isolation::Vm(vmm) => Some(crate::vm::plan(&self.root, opts, vmm)?),
+        };
         self.check_network(opts)?;
         let store = hull_image::ImageStore::open(&self.root)?;
         let rootfs = store.rootfs_for(image).map_err(|e| match e {
@@ -120,6 +124,7 @@ impl Engine {
                 etc: opts.etc.clone(),
                 stop_timeout: opts.stop_timeout,
                 security: options::SecurityFlags::of(opts),
+                vm,
                 ..Default::default()
             },
             monitor_pid: None,
@@ -255,7 +260,7 @@ fn write_bundle(dir: &Path, etc: &Path, config: &serde_json::Value) -> Result<()
 }
 
 /// A file of the image (its top-most layer that has it), or "" when none has.
-fn read_image_file(lowers: &[PathBuf], rel: &str) -> String {
+pub(crate) fn read_image_file(lowers: &[PathBuf], rel: &str) -> String {
     lowers
         .iter()
         .map(|l| Path::new(l).join(rel))

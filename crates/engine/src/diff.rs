@@ -42,6 +42,7 @@ impl Engine {
     /// The container's changes to its image, sorted by path.
     pub fn diff(&self, reference: &str) -> Result<Vec<Change>, EngineError> {
         let record = self.find(reference)?;
+        crate::vm::control::refuse_vm(&record, "diff")?;
         let rootfs =
             hull_image::ImageStore::open(&self.root)?.rootfs_for(&record.settings.manifest)?;
         let dir = paths::container_dir(&self.root, &record.id);

@@ -52,6 +52,9 @@ impl Engine {
         if req.command.is_empty() {
             return Err(EngineError::Invalid("exec needs a command".into()));
         }
+        if record.settings.vm.is_some() {
+            return crate::vm::exec::run(&self.root, &record, req);
+        }
         let container = Runtime::new(paths::runtime_root(&self.root)).open(&record.id)?;
         let spec = container.config()?;
         let mut process = spec

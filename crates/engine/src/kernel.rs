@@ -25,6 +25,18 @@ impl Engine {
             .rootfs_for(&r.settings.manifest)
             .map(|f| f.lowers)
             .unwrap_or_default();
+        if let Some(vm) = &r.settings.vm {
+            let pid = (r.state == State::Running)
+                .then(|| crate::vm::vmm_pid(&self.root, &r.id))
+                .flatten();
+            let disks = hull_image::ImageStore::open(&self.root)?
+                .layer_disk_paths(&r.settings.manifest)
+                .unwrap_or_default();
+            return Ok(json!({
+                "Live": pid.is_some(),
+                "Vm": crate::vm::kernel::view(vm, pid, &disks, &lowers),
+            }));
+        }
         let merged = dir.join("merged");
         let config: Value = std::fs::read_to_string(dir.join("config.json"))
             .ok()
@@ -118,6 +130,16 @@ impl Engine {
 pub fn report(name: &str, v: &Value) -> String {
     let mut out = format!("container {name}\n");
     let live = v["Live"].as_bool().unwrap_or(false);
+    if !v["Vm"].is_null() {
+        if !live {
+            out.push_str(
+                "  not running: no VMM, guest memory or vCPU threads
+",
+            );
+        }
+        out.push_str(&crate::vm::kernel::report(&v["Vm"]));
+        return out;
+    }
     if live {
         out.push_str(&format!("  pid {}\n  namespaces:\n", v["Pid"]));
         for (ns, info) in v["Namespaces"].as_object().into_iter().flatten() {

@@ -47,6 +47,7 @@ mod stop;
 pub mod store;
 pub mod times;
 mod top;
+pub mod vm;
 pub mod vm_jail;
 pub mod volumes;
 

@@ -262,6 +262,8 @@ pub struct RunOptions {
     /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not given -t; negative:
     /// until the container exits (docker's -1).
     pub stop_timeout: Option<i64>,
+    /// `--isolation` (with `--vmm`): a container, or a microVM.
+    pub isolation: crate::vm::Isolation,
 }
 
 /// What the user adds to the container's /etc/hosts and replaces in its /etc/resolv.conf.
@@ -339,6 +341,9 @@ pub struct Settings {
     /// The security flags, for `inspect` (the config holds their effect).
     #[serde(default)]
     pub security: SecurityFlags,
+    /// `--isolation vm`: how its VM is made (None: a container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<crate::vm::VmSettings>,
 }
 
 /// The security flags as docker's `inspect` shows them in HostConfig.

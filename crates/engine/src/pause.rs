@@ -56,6 +56,7 @@ impl Engine {
 
     /// The runtime's container of a record that is running.
     fn running_container(&self, record: &Record) -> Result<hull_runtime::Container, EngineError> {
+        crate::vm::control::refuse_vm(record, "pause")?;
         if record.state != State::Running {
             return Err(EngineError::NotRunning(record.id.clone()));
         }

@@ -5,13 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use hull_runtime::Runtime;
 use nix::sys::signal::Signal;
 
 use crate::control::wait_monitor;
 use crate::options::UserStop;
 use crate::store::{self, Record};
-use crate::{paths, Engine, EngineError};
+use crate::vm::control::signal_any;
+use crate::{Engine, EngineError};
 
 /// docker's wait before SIGKILL for a container made without `--stop-timeout`.
 pub const DEFAULT_TIMEOUT: i64 = 10;
@@ -48,10 +48,9 @@ impl Engine {
         references: &[&str],
         timeout: Option<Duration>,
     ) -> Result<Vec<Result<Record, EngineError>>, EngineError> {
-        let runtime = Runtime::new(paths::runtime_root(&self.root));
         let mut results = Vec::with_capacity(references.len());
         for reference in references {
-            results.push(self.signal_stop(&runtime, reference));
+            results.push(self.signal_stop(reference));
         }
         let signalled = Instant::now();
         let mut late = Vec::new();
@@ -68,9 +67,8 @@ impl Engine {
             }
         }
         for record in &late {
-            if let Ok(container) = runtime.open(&record.id) {
-                let _ = container.kill(Signal::SIGKILL, true);
-            }
+            let vm = record.settings.vm.is_some();
+            let _ = signal_any(&self.root, &record.id, vm, Signal::SIGKILL, true);
         }
         for record in &late {
             wait_monitor(record, AFTER_KILL);
@@ -81,7 +79,7 @@ impl Engine {
 
     /// Marks the container stopped by the user (so that its monitor does not start it again,
     /// also while it waits to) and sends its stop signal.
-    fn signal_stop(&mut self, runtime: &Runtime, reference: &str) -> Result<Record, EngineError> {
+    fn signal_stop(&mut self, reference: &str) -> Result<Record, EngineError> {
         let record = self.find(reference)?;
         if !record.state.is_live() {
             return Ok(record);
@@ -89,9 +87,8 @@ impl Engine {
         store::note_user_stop(&mut self.conn, &record.id, UserStop::STOPPED)?;
         let signal =
             hull_runtime::parse_signal(&record.settings.stop_signal).unwrap_or(Signal::SIGTERM);
-        if let Ok(container) = runtime.open(&record.id) {
-            let _ = container.kill(signal, false);
-        }
+        let vm = record.settings.vm.is_some();
+        let _ = signal_any(&self.root, &record.id, vm, signal, false);
         self.thaw_after_signal(&record);
         Ok(record)
     }

@@ -27,6 +27,7 @@ impl Engine {
     /// The container's processes; `ps_args` empty for docker's default columns.
     pub fn top(&self, reference: &str, ps_args: &[String]) -> Result<Top, EngineError> {
         let record = self.find(reference)?;
+        crate::vm::control::refuse_vm(&record, "top")?;
         if record.state != State::Running {
             return Err(EngineError::NotRunning(record.id));
         }

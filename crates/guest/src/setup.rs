@@ -113,10 +113,22 @@ fn mount_root(root: &RootSpec) -> anyhow::Result<PathBuf> {
         MsFlags::empty()
     };
     if !root.overlay {
+        if !root.lower_serials.is_empty() {
+            bail!("more than one root disk needs an overlay to stack them");
+        }
         mount_fs(&dev, "/mnt/root", fs, ro, None)?;
         return Ok("/mnt/root".into());
     }
+    // The disk, then the layers below it: lowerdir lists them top first.
+    let mut lowers = vec!["/mnt/lower".to_string()];
     mount_fs(&dev, "/mnt/lower", fs, ro, None)?;
+    for (i, serial) in root.lower_serials.iter().enumerate() {
+        let dev = disk_by_serial(serial)?;
+        let fs = fstype(&dev)?;
+        let dir = format!("/mnt/lower{}", i + 1);
+        mount_fs(&dev.to_string_lossy(), &dir, fs, MsFlags::MS_RDONLY, None)?;
+        lowers.push(dir);
+    }
     mount_fs(
         "tmpfs",
         "/mnt/rw",
@@ -132,12 +144,16 @@ fn mount_root(root: &RootSpec) -> anyhow::Result<PathBuf> {
         "/mnt/root",
         "overlay",
         MsFlags::empty(),
-        Some("lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work"),
+        Some(&format!(
+            "lowerdir={},upperdir=/mnt/rw/upper,workdir=/mnt/rw/work",
+            lowers.join(":")
+        )),
     )?;
     Ok("/mnt/root".into())
 }
 
-/// Mounts the kernel file systems inside the process root, where it has the directories.
+/// Mounts the kernel file systems inside the process root, making their directories where the
+/// root can be written.
 fn root_mounts(root: &Path) -> anyhow::Result<()> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     for (fs, dir, flags) in [
@@ -146,6 +162,9 @@ fn root_mounts(root: &Path) -> anyhow::Result<()> {
         ("devtmpfs", "dev", MsFlags::MS_NOSUID),
     ] {
         let target = root.join(dir);
+        // An image need not have them (docker's runtimes make them too); on an overlay
+        // root they go in the tmpfs upper layer.
+        let _ = std::fs::create_dir(&target);
         if target.is_dir() {
             mount_fs(fs, &target.to_string_lossy(), fs, flags, None)?;
         }

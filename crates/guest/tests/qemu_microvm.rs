@@ -25,31 +25,6 @@ use hull_vmproto::{
 /// TCG on a loaded two-core machine: a boot takes seconds, sometimes tens.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn initramfs() -> PathBuf {
-    std::env::var_os("HULL_GUEST_INITRAMFS").map_or_else(
-        || {
-            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-                || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-                PathBuf::from,
-            );
-            target.join("hull-guest-initramfs/initramfs.cpio.gz")
-        },
-        PathBuf::from,
-    )
-}
-
-fn kernel() -> Option<PathBuf> {
-    let cache = std::env::var("HULL_QEMU_CACHE").unwrap_or_else(|_| "/var/cache/hull-qemu".into());
-    std::fs::read_dir(Path::new(&cache).join("x/boot"))
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
-}
-
 fn spec(args: &[&str]) -> ProcessSpec {
     ProcessSpec {
         args: args.iter().map(|s| (*s).to_string()).collect(),
@@ -231,14 +206,14 @@ fn connect(sock: &Path, qemu: &mut Child) -> UnixStream {
 
 #[test]
 fn guest_runs_processes_over_the_agent_port() {
-    let initrd = initramfs();
+    let initrd = hull_testkit::guest::initramfs();
     if !initrd.exists() {
         skip!(
             "no guest initramfs at {} (scripts/build-guest-initramfs.sh)",
             initrd.display()
         );
     }
-    let Some(kernel) = kernel() else {
+    let Some(kernel) = hull_testkit::guest::kernel() else {
         skip!(
             "no Debian cloud kernel in the qemu cache (crates/vmm/tests/nested/run.sh fetches it)"
         );
@@ -297,6 +272,7 @@ fn exercise(host: &mut Host) {
             serial: "hull-disk0".into(),
             overlay: true,
             read_only: true,
+            lower_serials: Vec::new(),
         }),
         process: spec(&[
             "sh",

@@ -527,3 +527,99 @@ fn two_manifests_of_one_config_are_one_image() {
     assert_eq!(r.deleted, vec![id]);
     assert!(s.db().images().unwrap().is_empty(), "both manifests went");
 }
+
+/// Mounts the erofs image `file` (the kernel reads a regular file since 6.12) read-only.
+fn mount_erofs(file: &Path, target: &Path) -> bool {
+    std::fs::create_dir_all(target).unwrap();
+    nix::mount::mount(
+        Some(file),
+        target,
+        Some("erofs"),
+        nix::mount::MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .is_ok()
+}
+
+#[test]
+fn layers_as_shared_erofs_images() {
+    if !is_root() {
+        hull_testkit::skip!("overlay mounts need root");
+    }
+    if std::process::Command::new(hull_image::store::MKFS_EROFS)
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        hull_testkit::skip!("no mkfs.erofs (Debian's erofs-utils)");
+    }
+    let t = TestDir::new("erofs");
+    let mut s = store_with_base(&t);
+    // A second layer that deletes a file and makes a dir opaque, as a VM's disks must show.
+    let (merged, base) = container_overlay(&s, &t, "base:1", "e1");
+    std::fs::write(merged.join("etc/added"), b"new\n").unwrap();
+    std::fs::remove_file(merged.join("etc/remove-me")).unwrap();
+    std::fs::remove_dir_all(merged.join("var/cache")).unwrap();
+    std::fs::create_dir(merged.join("var/cache")).unwrap();
+    assert!(overlay::unmount_container(&base).unwrap());
+    sources::commit(&mut s, &base.join("upper"), Some("base:1"), Some("derived")).unwrap();
+
+    let disks = s.layer_disks("derived").unwrap();
+    let lowers = s.rootfs_for("derived").unwrap().lowers;
+    assert_eq!(disks.len(), 2);
+    for (disk, dir) in disks.iter().zip(&lowers) {
+        assert_eq!(
+            disk.file_name().unwrap().to_str().unwrap(),
+            format!("{}.erofs", dir.file_name().unwrap().to_str().unwrap()),
+            "each layer's image beside its dir, top first"
+        );
+        let sb = std::fs::read(disk).unwrap();
+        assert_eq!(sb[1024..1028], 0xe0f5_e1e2u32.to_le_bytes(), "erofs magic");
+    }
+    // Made once: the base image's layer is the same file, not a second copy.
+    use std::os::unix::fs::MetadataExt;
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    let again = s.layer_disks("base:1").unwrap();
+    assert_eq!(inode(&again[0]), inode(&disks[1]));
+    assert!(
+        std::fs::read_dir(t.join("root/tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "no temp file left"
+    );
+
+    // Stacked with overlayfs as the guest stacks them, the images show the image's content.
+    let (top, bottom, view) = (t.join("top"), t.join("bottom"), t.join("view"));
+    assert!(mount_erofs(&disks[0], &top) && mount_erofs(&disks[1], &bottom));
+    std::fs::create_dir_all(&view).unwrap();
+    let ov = Overlay {
+        lowers: vec![top.clone(), bottom.clone()],
+        upper: None,
+        source: "hull-test-erofs".into(),
+        target: view.clone(),
+        readonly: true,
+        inert: true,
+    };
+    overlay::mount(&ov, MountApi::New).unwrap();
+    let seen = (
+        std::fs::read(view.join("etc/added")).ok(),
+        exists(&view.join("etc/remove-me")),
+        exists(&view.join("var/cache/old")),
+        exists(&view.join("bin/busybox")),
+    );
+    for m in [&view, &top, &bottom] {
+        overlay::unmount(m).unwrap();
+    }
+    assert_eq!(seen, (Some(b"new\n".to_vec()), false, false, true));
+
+    // The images go with their layers.
+    s.remove("derived", false).unwrap();
+    s.remove("base:1", false).unwrap();
+    let left: Vec<_> = std::fs::read_dir(t.join("root/layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "layers left: {left:?}");
+}

@@ -4,6 +4,7 @@
 
 pub mod allow;
 pub mod dockerd;
+pub mod guest;
 pub mod host;
 pub mod rootfs;
 pub mod tiny_guest;

@@ -27,6 +27,10 @@ pub struct RootSpec {
     pub overlay: bool,
     /// The disk itself is read-only (mount it `ro`; without `overlay` the root is read-only).
     pub read_only: bool,
+    /// More read-only disks (by serial) stacked below `serial`'s in the overlay, top first:
+    /// an image's layers, one erofs disk each. Needs `overlay`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lower_serials: Vec<String>,
 }
 
 /// One process, with the OCI `process` fields the guest applies.
@@ -436,6 +440,7 @@ mod tests {
                     serial: "hull0".into(),
                     overlay: true,
                     read_only: true,
+                    lower_serials: Vec::new(),
                 }),
                 process: spec(),
             }),

@@ -3,12 +3,12 @@
 
 use std::os::fd::OwnedFd;
 
-use hull_runtime::Runtime;
+use crate::vm::control::signal_any;
 
 use super::client::{self, Ended, SessionOptions, Signals};
 use crate::monitor::{Monitor, Report};
 use crate::store::State;
-use crate::{paths, Engine, EngineError};
+use crate::{Engine, EngineError};
 
 /// How an attached command ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +44,10 @@ impl Engine {
             }
             None => return Err(gone()),
         }
-        let runtime = Runtime::new(paths::runtime_root(&self.root));
+        let vm = self.find(id).is_ok_and(|r| r.settings.vm.is_some());
+        let root = self.root.clone();
         let mut forward = |signal| {
-            if let Ok(container) = runtime.open(id) {
-                let _ = container.kill(signal, false);
-            }
+            let _ = signal_any(&root, id, vm, signal, false);
         };
         if client::session(&conn, &mut opts, &signals, &mut forward)? == Ended::Detached {
             return Ok(Attached::Detached);
@@ -97,11 +96,9 @@ impl Engine {
             keys,
             sig_proxy,
         };
-        let runtime = Runtime::new(paths::runtime_root(&self.root));
+        let vm = record.settings.vm.is_some();
         let mut forward = |signal| {
-            if let Ok(container) = runtime.open(&record.id) {
-                let _ = container.kill(signal, false);
-            }
+            let _ = signal_any(&self.root, &record.id, vm, signal, false);
         };
         match client::session(&conn, &mut opts, &signals, &mut forward)? {
             Ended::Detached => Ok(Attached::Detached),

@@ -327,6 +327,7 @@ impl ContainerRoot {
         let deadline = Instant::now() + STARTING;
         loop {
             let record = engine.find(reference)?;
+            crate::vm::control::refuse_vm(&record, "cp")?;
             if record.state == State::Running {
                 let root = Self::running(&engine.root, &record)?;
                 return Ok((record, root));

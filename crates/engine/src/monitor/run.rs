@@ -66,6 +66,16 @@ fn monitor(
     let mut relay = attach::listen_socket(root, id)
         .map(|listener| Relay::new(listener, record.settings.interactive));
     let outcome = match &mut relay {
+        Ok(relay) if record.settings.vm.is_some() => {
+            let ctx = super::vm::Ctx {
+                root,
+                conn: &conn,
+                record: &record,
+                reporter,
+                relay,
+            };
+            super::vm::run(ctx, attach)
+        }
         Ok(relay) => run_with_policy(root, &mut conn, &record, reporter, relay, attach),
         Err(e) => Err(EngineError::Monitor {
             id: id.to_string(),

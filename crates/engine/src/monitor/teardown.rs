@@ -13,6 +13,8 @@ use crate::paths;
 /// is tried even when an earlier one failed).
 pub(crate) fn kernel_objects(root: &Path, id: &str) -> Vec<String> {
     let mut failed = Vec::new();
+    // A VM's first: its VMM holds the layer disks.
+    failed.extend(crate::vm::teardown(root, id));
     if let Err(e) = hull_runtime::Runtime::new(paths::runtime_root(root)).delete(id, true) {
         failed.push(format!("runtime: {e}"));
     }

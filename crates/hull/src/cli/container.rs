@@ -13,6 +13,7 @@ use hull_engine::attach::client::{terminal_size, SessionOptions};
 use hull_engine::attach::keys::DetachKeys;
 use hull_engine::log_opts::LogOptions;
 use hull_engine::options::{self, Network};
+use hull_engine::vm::{Isolation, Vmm};
 use hull_engine::{
     Attached, Engine, EngineError, LogQuery, MountSpec, PullPolicy, Report, RestartPolicy,
     RunOptions, State,
@@ -231,6 +232,13 @@ pub struct RunArgs {
     /// Pull the image before creating the container: missing (when not in the store), always, never
     #[arg(long, default_value = "missing")]
     pull: String,
+    /// Isolation: container (the host's kernel) or vm (a microVM with a kernel of its own)
+    #[arg(long, default_value = "container")]
+    isolation: String,
+    /// The VMM of --isolation vm: hull (hull-vmm, KVM) or qemu (-M microvm; KVM, or TCG
+    /// where KVM cannot boot a stock kernel)
+    #[arg(long, default_value = "hull")]
+    vmm: String,
     #[command(flatten)]
     extra: super::run_flags::ExtraRunArgs,
     /// The image, then the command and its arguments
@@ -243,6 +251,17 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    fn isolation(&self) -> Result<Isolation, EngineError> {
+        let vmm = Vmm::parse(&self.vmm)?;
+        match self.isolation.as_str() {
+            "container" | "default" => Ok(Isolation::Container),
+            "vm" => Ok(Isolation::Vm(vmm)),
+            other => Err(EngineError::Invalid(format!(
+                "invalid --isolation {other:?}: container or vm"
+            ))),
+        }
+    }
+
     fn options(&self) -> Result<(String, RunOptions), EngineError> {
         let (image, command) = self
             .args
@@ -299,6 +318,7 @@ impl RunArgs {
                 .collect::<Result<_, _>>()?,
             publish_all: self.publish_all,
             expose: self.expose.clone(),
+            isolation: self.isolation()?,
             ..Default::default()
         };
         self.extra.apply(&mut opts)?;

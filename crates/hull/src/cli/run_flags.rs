@@ -4,6 +4,7 @@
 use clap::Args;
 use hull_engine::options;
 use hull_engine::run_flags as flags;
+use hull_engine::vm::Isolation;
 use hull_engine::{EngineError, RunOptions};
 
 #[derive(Debug, Args)]
@@ -97,7 +98,7 @@ impl ExtraRunArgs {
             .transpose()?;
         if opts.memory_swap.is_some() {
             flags::require_swap_accounting()?;
-        } else if let Some(memory) = opts.memory {
+        } else if let (Some(memory), Isolation::Container) = (opts.memory, opts.isolation) {
             // docker's and podman's default: as much swap as memory, where swap is accounted.
             if flags::require_swap_accounting().is_ok() {
                 opts.memory_swap = memory.checked_mul(2);

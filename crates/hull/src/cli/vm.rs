@@ -148,6 +148,7 @@ fn run_spec(
             serial: d.id.clone(),
             overlay: d.read_only,
             read_only: d.read_only,
+            lower_serials: Vec::new(),
         }),
         process: process.spec(command)?,
     })

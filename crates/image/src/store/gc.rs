@@ -203,7 +203,9 @@ impl ImageStore {
         let entries =
             std::fs::read_dir(self.layers.dir()).map_err(super::io_err("reading layers dir"))?;
         for e in entries.flatten() {
-            let name = format!("sha256:{}", e.file_name().to_string_lossy());
+            // A layer dir, or its erofs image (removed with it; alone, what a crash left).
+            let file = e.file_name().to_string_lossy().into_owned();
+            let name = format!("sha256:{}", file.strip_suffix(".erofs").unwrap_or(&file));
             let Ok(chain) = name.parse::<Digest>() else {
                 continue;
             };
@@ -212,7 +214,7 @@ impl ImageStore {
                 self.layers
                     .remove(&chain)
                     .map_err(super::io_err(format!("removing layer {name}")))?;
-                layers += 1;
+                layers += usize::from(!file.ends_with(".erofs"));
             }
         }
         let live = self.db.live_blobs()?;

@@ -21,6 +21,8 @@ pub enum LayerError {
     },
     #[error("layer dir {path}: {err}")]
     Io { path: String, err: io::Error },
+    #[error("layer {chain}: cannot make its erofs image: {why}")]
+    Erofs { chain: String, why: String },
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +46,10 @@ impl LayerStore {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub(crate) fn tmp(&self) -> &Path {
+        &self.tmp
     }
 
     /// Unpacks `input` as the layer above `parent`; returns its chain id and stats.
@@ -119,8 +125,13 @@ impl LayerStore {
         })
     }
 
-    /// Removes a layer dir: renamed out of the way first, so it vanishes atomically.
+    /// Removes a layer dir, and its erofs image: the dir renamed out of the way first, so it
+    /// vanishes atomically.
     pub fn remove(&self, chain: &Digest) -> io::Result<()> {
+        match std::fs::remove_file(self.erofs_path(chain)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let tmp = super::temp_name(&self.tmp, "rm");
         match std::fs::rename(self.path(chain), &tmp) {
             Ok(()) => std::fs::remove_dir_all(&tmp),

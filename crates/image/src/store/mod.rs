@@ -3,6 +3,7 @@
 
 mod blobs;
 mod db;
+mod erofs;
 mod gc;
 mod images;
 mod layers;
@@ -18,6 +19,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 pub use blobs::{BlobError, BlobStore, TempBlob};
 pub use db::{Db, DbError, ImageRow, LayerRow};
+pub use erofs::MKFS_EROFS;
 pub use images::{
     dig_field, du, BlobFetch, DiskUsage, ImageInfo, ImageUsage, PruneReport, RemoveReport, Rootfs,
 };

@@ -1,0 +1,354 @@
+//! `hull run --isolation vm --vmm qemu` end to end on this host (qemu TCG: this host's kvm-pvm
+//! boots no stock kernel): stdout and stderr apart and the exit code, detached with logs, exec
+//! and stop, `--memory` and `--cpus` inside the guest and on the VMM's cgroup, two VMs of one
+//! image on the same erofs layer images, a monitor killed with SIGKILL taking its VM along, a VM
+//! that cannot boot, and nothing left behind (the common leak check also finds a qemu process,
+//! whose command line names the root, and the VMM's cgroup). Flags a VM cannot honour are
+//! refused by name. Every test that boots holds /tmp/hull-qemu.lock for as long as its VMs
+//! live, so qemu-heavy tests run one at a time.
+//! Needs Debian's cloud kernel in the qemu cache and hull-guest's initramfs
+//! (scripts/build-guest-initramfs.sh; scripts/test.sh builds both first).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+#[macro_use]
+mod common;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Root;
+use nix::fcntl::{Flock, FlockArg};
+
+const VM: [&str; 6] = ["--isolation", "vm", "--vmm", "qemu", "--network", "none"];
+
+/// The shared qemu lock, held while the test's VMs live, with the guest's kernel and
+/// initramfs given to the root (`vm/` of the engine root); or a skip.
+macro_rules! vm_host {
+    ($r:expr) => {{
+        let initrd = hull_testkit::guest::initramfs();
+        if !initrd.exists() {
+            hull_testkit::skip!(
+                "no guest initramfs at {} (scripts/build-guest-initramfs.sh)",
+                initrd.display()
+            );
+        }
+        let Some(kernel) = hull_testkit::guest::kernel() else {
+            hull_testkit::skip!(
+                "no Debian cloud kernel in the qemu cache (scripts/build-guest-initramfs.sh fetches it)"
+            );
+        };
+        let assets = $r.path.join("vm");
+        std::fs::create_dir_all(&assets).unwrap();
+        std::os::unix::fs::symlink(&kernel, assets.join("vmlinuz")).unwrap();
+        std::os::unix::fs::symlink(&initrd, assets.join("initramfs.cpio.gz")).unwrap();
+        let lock = File::create("/tmp/hull-qemu.lock").unwrap();
+        Flock::lock(lock, FlockArg::LockExclusive).unwrap()
+    }};
+}
+
+fn with_vm<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = VM.to_vec();
+    all.extend_from_slice(args);
+    all
+}
+
+/// Waits for `cond`, for up to two minutes (TCG boots take seconds, more on a loaded host).
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn vmm_pid(r: &Root, id: &str) -> i32 {
+    let text =
+        std::fs::read_to_string(r.path.join("containers").join(id).join("vm/vmm.pid")).unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The files process `pid` has open, by their paths.
+fn open_files(pid: i32) -> Vec<PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .collect()
+}
+
+#[test]
+fn vm_run_keeps_stdout_and_stderr_apart_and_the_exit_code() {
+    let r = root!("vmrun");
+    let _lock = vm_host!(r);
+    let mut args = vec!["run", "--rm"];
+    args.extend(with_vm(&[
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]));
+    let o = r.hull(&args);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(7), "stdout: {out} stderr: {err}");
+    assert_eq!(out, "out\n");
+    assert_eq!(err, "err\n");
+    // A command the image lacks: docker's 127, and the VM is gone.
+    let mut args = vec!["run", "--rm"];
+    args.extend(with_vm(&["busybox", "/no/such/command"]));
+    let o = r.hull(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    r.assert_clean();
+}
+
+#[test]
+fn vm_detached_logs_stop_memory_and_cpus() {
+    let mut r = root!("vmdetach");
+    let _lock = vm_host!(r);
+    let script = "echo hi; grep MemTotal /proc/meminfo; nproc; hostname; \
+                  trap 'echo term; exit 3' TERM; while true; do sleep 0.1; done";
+    let id = r.detach(&with_vm(&[
+        "--memory",
+        "200m",
+        "--cpus",
+        "2",
+        "--hostname",
+        "vmhost",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]));
+    eventually("the guest's output", || {
+        r.ok(&["logs", &id]).contains("vmhost")
+    });
+    let logs = r.ok(&["logs", &id]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines[0], "hi", "{logs}");
+    // The guest's memory is --memory, less what its kernel keeps: not the 256m default.
+    let kib: u64 = lines[1].split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        (120 << 10..=200 << 10).contains(&kib),
+        "MemTotal {kib} kB for --memory 200m"
+    );
+    assert_eq!(lines[2], "2", "--cpus 2 is two vCPUs: {logs}");
+    // exec: a second process in the guest, its streams apart and its code; stdin with -i;
+    // a user of the image's /etc/passwd; a missing command is 127.
+    let o = r.hull(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo x-out; echo x-err >&2; exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "x-out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "x-err\n");
+    let mut child = r.spawn(
+        &[
+            "exec",
+            "-i",
+            "-u",
+            "nobody",
+            &id,
+            "sh",
+            "-c",
+            "read x; echo got-$x; id -u",
+        ],
+        std::process::Stdio::piped(),
+    );
+    child.stdin.take().unwrap().write_all(b"in\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "got-in\n65534\n");
+    let o = r.hull(&["exec", &id, "/no/such/command"]);
+    assert_eq!(o.status.code(), Some(127));
+    let o = r.hull(&["exec", "-t", &id, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exec -t"));
+    // What needs the container's files or processes on the host says so.
+    for op in ["diff", "top", "pause"] {
+        let o = r.hull(&[op, &id]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{op}: {err}");
+        assert!(
+            err.contains(op) && err.contains("--isolation vm"),
+            "{op}: {err}"
+        );
+    }
+    let host = &r.inspect(&id)["HostConfig"];
+    assert_eq!(host["Isolation"], "vm");
+    assert_eq!(host["Vm"]["vmm"], "qemu");
+    assert_eq!(host["Vm"]["memory"], 200 << 20);
+    // The VMM's cgroup: guest memory plus its overhead, and --cpus as its CPU quota (the v1
+    // files of this host kind, or cgroup2's).
+    let cgroups = common::cgroup_candidates(&id);
+    let read = |files: [&str; 2]| {
+        cgroups
+            .iter()
+            .flat_map(|d| files.map(|f| d.join(f)))
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_else(|| panic!("no {files:?} in {cgroups:?}"))
+    };
+    let memory = read(["memory.limit_in_bytes", "memory.max"]);
+    assert_eq!(memory.trim(), ((200u64 << 20) + (256 << 20)).to_string());
+    let quota = read(["cpu.cfs_quota_us", "cpu.max"]);
+    assert!(quota.starts_with("200000"), "{quota}");
+    // The kernel view: the VMM, its guest memory, vCPU threads, the layer image behind the disk.
+    let kernel = r.ok(&["inspect", "--kernel", &id]);
+    for want in [
+        "vm: qemu",
+        "2 vCPUs, 200 MiB guest memory",
+        "guest memory: host mapping",
+        "vcpu thread",
+        "disk hull-layer0 (ro, open by the vmm)",
+        ".erofs <- layer",
+    ] {
+        assert!(kernel.contains(want), "{want:?} missing from:\n{kernel}");
+    }
+    // stop's SIGTERM reaches the process in the guest, which exits as it chooses.
+    r.ok(&["stop", &id]);
+    assert_eq!(r.inspect(&id)["State"]["ExitCode"], 3);
+    assert!(r.ok(&["logs", &id]).ends_with("term\n"));
+    r.ok(&["rm", &id]);
+    r.assert_clean();
+}
+
+#[test]
+fn two_vms_of_one_image_share_its_layer_images() {
+    let mut r = root!("vmshare");
+    let _lock = vm_host!(r);
+    let a = r.detach(&with_vm(&["busybox", "sh", "-c", "echo up; sleep 600"]));
+    // b in the foreground, its `hull run` killed with SIGKILL once it runs: the VM goes on,
+    // owned by its monitor (as a container does when docker's client dies).
+    let mut args = vec!["run", "--name", "vm-b"];
+    args.extend(with_vm(&["busybox", "sh", "-c", "echo up; sleep 600"]));
+    let mut client = r.spawn(&args, std::process::Stdio::null());
+    let mut first = [0u8; 3];
+    std::io::Read::read_exact(client.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"up\n");
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let b = r.inspect("vm-b")["Id"].as_str().unwrap().to_string();
+    r.ids.push(b.clone());
+    assert_eq!(r.inspect(&b)["State"]["Status"], "running");
+    let layers: Vec<PathBuf> = std::fs::read_dir(r.path.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "erofs"))
+        .collect();
+    assert_eq!(
+        layers.len(),
+        1,
+        "one erofs image for the one layer: {layers:?}"
+    );
+    let (pa, pb) = (vmm_pid(&r, &a), vmm_pid(&r, &b));
+    assert_ne!(pa, pb);
+    for pid in [pa, pb] {
+        assert!(
+            open_files(pid).contains(&layers[0]),
+            "qemu {pid} has {} open",
+            layers[0].display()
+        );
+    }
+    // SIGKILL of b's monitor takes its VM along; the next command records the exit.
+    let monitor = r.inspect(&b)["State"]["MonitorPid"].as_i64();
+    let monitor = match monitor {
+        Some(p) => i32::try_from(p).unwrap(),
+        None => parent_of(pb),
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("qemu to die with its monitor", || {
+        !Path::new(&format!("/proc/{pb}")).exists() || is_zombie(pb)
+    });
+    assert_eq!(r.inspect(&b)["State"]["Status"], "exited");
+    r.ok(&["rm", "-f", &a, &b]);
+    r.assert_clean();
+}
+
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s[s.rfind(')').unwrap_or(0) + 2..].starts_with('Z'))
+        .unwrap_or(true)
+}
+
+#[test]
+fn vm_flags_it_cannot_honour_are_refused_by_name() {
+    let r = root!("vmflags");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--isolation", "vm", "--vmm", "qemu"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "true"]);
+        r.bad(&args)
+    };
+    let err = run(&["--network", "none", "-v", "/tmp:/x"]);
+    assert!(
+        err.contains("volumes") && err.contains("--isolation vm"),
+        "{err}"
+    );
+    let err = run(&[]);
+    assert!(err.contains("--network none"), "{err}");
+    let err = run(&["--network", "none", "--privileged"]);
+    assert!(err.contains("--privileged"), "{err}");
+    let err = run(&["--network", "none", "-t"]);
+    assert!(err.contains("-t/--tty"), "{err}");
+    let err = r.bad(&[
+        "run",
+        "--rm",
+        "--isolation",
+        "vm",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("--vmm qemu"),
+        "the default --vmm hull names the way out: {err}"
+    );
+    if matches!(hull_vmm::host_kvm(), hull_vmm::HostKvm::Pvm) {
+        assert!(err.contains("kvm-pvm"), "{err}");
+    }
+    let err = r.bad(&["run", "--rm", "--isolation", "jail", "busybox", "true"]);
+    assert!(err.contains("--isolation"), "{err}");
+    r.assert_clean();
+}
+
+#[test]
+fn a_vm_that_cannot_boot_says_why_in_one_line() {
+    let r = root!("vmnoboot");
+    let _lock = vm_host!(r);
+    let mut args = vec!["run", "--rm"];
+    args.extend(with_vm(&["busybox", "true"]));
+    // Not a kernel: qemu refuses it, and its reason reaches the user.
+    let o = r
+        .cmd(&args)
+        .env("HULL_VM_KERNEL", "/etc/hostname")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("qemu-system-x86_64: "), "{err}");
+    assert_eq!(r.ok(&["ps", "-a", "-q"]), "");
+    r.assert_clean();
+}
