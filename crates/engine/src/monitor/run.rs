@@ -136,7 +136,8 @@ fn run_with_policy(
     let image = hull_image::ImageStore::open(root)?;
     let rootfs = image.rootfs_for(&record.settings.manifest)?;
     drop(image);
-    hull_image::overlay::mount_container(&rootfs.lowers, &dir, id)?;
+    // A root deleted with the container is not synced to disk.
+    hull_image::overlay::mount_container(&rootfs.lowers, &dir, id, record.settings.rm)?;
     let mut backoff = Backoff::default();
     let mut first = true;
     let mut address = None;
@@ -272,6 +273,7 @@ fn run_container(
     // Idle while the container runs: the moment to fold a long WAL into hull.db, since every
     // new hull process reads the whole WAL when it opens the database.
     hull_db::checkpoint(conn);
+    release_memory(conn);
 
     let mut log = LogWriter::create(&paths::log_file(root, id), record.settings.log)?;
     let mut io = Io::new(source, stdin);
@@ -279,6 +281,15 @@ fn run_container(
     log.flush();
     drop(io);
     Ok(runtime.open(id)?.wait()?.unwrap_or(EXIT_ENGINE))
+}
+
+/// Returns to the kernel what the monitor no longer needs while its container runs (the
+/// database's page cache, and the heap its start-up parsed and freed): the monitor lives as
+/// long as its container, one per container, so its resident memory is the engine's cost.
+fn release_memory(conn: &Connection) {
+    let _ = conn.execute_batch("PRAGMA shrink_memory");
+    // SAFETY: malloc_trim only gives free pages of this process's allocator back to the kernel.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// Gives the container its network and writes its hosts, hostname and resolv.conf in place
