@@ -93,14 +93,14 @@ impl Engine {
             wait_monitor(&record, Duration::from_secs(30));
             self.reconcile()?;
         }
-        let leftovers = teardown::kernel_objects(&self.root, &record.id);
+        let leftovers = teardown::kernel_objects(&self.root, &mut self.conn, &record.id);
         if !leftovers.is_empty() {
             return Err(EngineError::Monitor {
                 id: record.id,
                 message: format!("cannot remove: {}", leftovers.join("; ")),
             });
         }
-        teardown::files(&self.root, &record.id)?;
+        teardown::files(&self.root, &self.conn, &record.id)?;
         store::delete(&self.conn, &record.id)?;
         Ok(record)
     }
@@ -231,7 +231,9 @@ impl Engine {
     /// are removed and they are recorded as exited, with the reason.
     pub(crate) fn reconcile(&mut self) -> Result<(), EngineError> {
         for r in store::list(&self.conn)? {
-            if !r.state.is_live() {
+            // Exited with a monitor named: its monitor was taking it down.
+            let tearing_down = crate::tearing_down(&r);
+            if !r.state.is_live() && !tearing_down {
                 continue;
             }
             let alive = r
@@ -243,10 +245,17 @@ impl Engine {
             }
             // The row may have moved on meanwhile (its monitor finished as we looked).
             match store::get(&self.conn, &r.id)? {
-                Some(now) if now.state.is_live() && now.monitor_pid == r.monitor_pid => {}
+                Some(now) if now.state == r.state && now.monitor_pid == r.monitor_pid => {}
                 _ => continue,
             }
-            let leftovers = teardown::kernel_objects(&self.root, &r.id);
+            let leftovers = teardown::kernel_objects(&self.root, &mut self.conn, &r.id);
+            if tearing_down {
+                let reason = (!leftovers.is_empty())
+                    .then(|| format!("teardown: {}", leftovers.join("; ")))
+                    .or(r.reason);
+                store::torn_down(&self.conn, &r.id, reason.as_deref())?;
+                continue;
+            }
             let mut reason = "its monitor died; the container was killed".to_string();
             if !leftovers.is_empty() {
                 reason.push_str(&format!("; teardown: {}", leftovers.join("; ")));

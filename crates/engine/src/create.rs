@@ -104,6 +104,7 @@ impl Engine {
             state: State::Created,
             settings: Settings {
                 manifest: rootfs.manifest.to_string(),
+                lowers: rootfs.lowers.clone(),
                 rm: opts.rm,
                 network: opts.network.clone(),
                 ports,
@@ -130,6 +131,11 @@ impl Engine {
             exit_code: None,
             reason: None,
         };
+        if let Some(name) = &opts.name {
+            // An exited `--rm` container of that name may still be in its monitor's hands:
+            // finding it waits until it is removed, so its name is free again, as docker's.
+            let _ = self.find(name);
+        }
         store::insert(&mut self.conn, &record)?;
         let written = (|| {
             store.hold(&rootfs.manifest, &id)?;
@@ -138,7 +144,7 @@ impl Engine {
             write_bundle(&dir, &etc, &generated.config)
         })();
         if let Err(e) = written {
-            let _ = teardown::files(&self.root, &id);
+            let _ = teardown::files(&self.root, &self.conn, &id);
             let _ = store::delete(&self.conn, &id);
             volumes::remove_anonymous(&mut self.conn, &self.root, &volumes.anonymous);
             return Err(e);

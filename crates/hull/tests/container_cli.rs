@@ -185,6 +185,21 @@ fn rm_flag_leaves_nothing() {
         args.extend_from_slice(cmd);
         r.ok(&args)
     };
+    // The monitor reports the exit before it takes the container down; a command that comes
+    // next finds the container gone, its name free.
+    for _ in 0..3 {
+        r.ok(&[
+            "run",
+            "--rm",
+            "--name",
+            "again",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(r.ok(&["ps", "-a", "-q"]), "", "--rm container still listed");
+    }
     // --network none still has its loopback up, as docker's (IFF_UP | IFF_LOOPBACK).
     assert_eq!(run(&["cat", "/sys/class/net/lo/flags"]).trim(), "0x9");
     // A root deleted with its container is mounted volatile: its unmount waits for no sync.
