@@ -25,13 +25,24 @@ pub struct Created {
 impl Engine {
     /// Creates a container of `image` with `opts`; nothing runs until [`Engine::start`].
     pub fn create(&mut self, image: &str, opts: &RunOptions) -> Result<Created, EngineError> {
+        let store = hull_image::ImageStore::open(&self.root)?;
+        self.create_in(&store, image, opts)
+    }
+
+    /// [`Engine::create`] with the image store the caller has open (`run` looked for the
+    /// image in it already: each open of hull.db parses its whole schema).
+    pub fn create_in(
+        &mut self,
+        store: &hull_image::ImageStore,
+        image: &str,
+        opts: &RunOptions,
+    ) -> Result<Created, EngineError> {
         let mut warnings = Vec::new();
         opts.validate()?;
         if let Some(name) = &opts.name {
             options::check_name(name)?;
         }
         self.check_network(opts)?;
-        let store = hull_image::ImageStore::open(&self.root)?;
         let rootfs = store.rootfs_for(image).map_err(|e| match e {
             StoreError::NotFound(_) => EngineError::Invalid(format!(
                 "image {image:?} not found in the store (hull pull {image}, or hull import)"
@@ -75,7 +86,7 @@ impl Engine {
         let volumes = volumes::plan(&self.root, config, &opts.mounts)?;
         let dir = paths::container_dir(&self.root, &id);
         let etc = paths::etc_dir(&self.root, &id);
-        let generated = bundle::generate(&BundleInput {
+        let generated = bundle::generate(BundleInput {
             image: config,
             opts,
             env: &env,
@@ -254,7 +265,8 @@ fn write_bundle(dir: &Path, etc: &Path, config: &serde_json::Value) -> Result<()
         std::fs::write(&path, "")
             .map_err(EngineError::io(format!("writing {}", path.display())))?;
     }
-    let text = serde_json::to_string_pretty(config)
+    // Compact, as podman's: only programs read it, and it holds the whole seccomp profile.
+    let text = serde_json::to_string(config)
         .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
     let path = dir.join("config.json");
     std::fs::write(&path, text).map_err(EngineError::io(format!("writing {}", path.display())))
