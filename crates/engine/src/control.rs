@@ -26,6 +26,20 @@ impl Engine {
         reference: &str,
         attach: Option<Attach>,
     ) -> Result<Monitor, EngineError> {
+        let spawned = self.start_and_close(reference, attach);
+        self.reopen()?;
+        spawned
+    }
+
+    /// [`Engine::start`] that leaves this engine without its database (the connection is
+    /// closed for the fork) until [`Engine::reopen`]: a `run` that then only waits for its
+    /// container does not open it again (each open parses the whole schema). Any query
+    /// before `reopen` fails (an empty database), none goes astray.
+    pub fn start_and_close(
+        &mut self,
+        reference: &str,
+        attach: Option<Attach>,
+    ) -> Result<Monitor, EngineError> {
         let record = self.find(reference)?;
         if record.state.is_live() {
             return Err(EngineError::BadState {
@@ -41,9 +55,13 @@ impl Engine {
             &mut self.conn,
             rusqlite::Connection::open_in_memory()?,
         ));
-        let spawned = monitor::spawn(&self.root, &record.id, attach);
+        monitor::spawn(&self.root, &record.id, attach)
+    }
+
+    /// Opens the database again after [`Engine::start_and_close`].
+    pub fn reopen(&mut self) -> Result<(), EngineError> {
         self.conn = hull_db::open(&self.root)?;
-        spawned
+        Ok(())
     }
 
     /// Sends `signal` to a running container's process. As docker's: it ends the container's

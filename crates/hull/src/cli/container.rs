@@ -626,16 +626,18 @@ fn run_container(
     warn(&created.warnings);
     let id = created.record.id;
     if args.detach {
-        let mut monitor = match engine.start(&id, None) {
+        let mut monitor = match engine.start_and_close(&id, None) {
             Ok(m) => m,
             Err(e) => {
                 // Nothing runs: a container the user never sees started is not left behind.
+                engine.reopen()?;
                 let _ = engine.remove_with_volumes(&id, true);
                 return Err(e.into());
             }
         };
         let result = started(monitor.next_report(), &id);
         if result.is_err() && opts.rm {
+            engine.reopen()?;
             let _ = engine.remove_with_volumes(&id, true);
         }
         result?;
@@ -649,21 +651,24 @@ fn run_container(
         sig_proxy: args.sig_proxy,
     };
     let result = attached(engine, &id, session);
-    // Nothing runs: a container the user never saw started is not left behind; and a monitor
-    // that failed before it owned the container left it to its starter.
-    let never_ran = || engine.find(&id).is_ok_and(|r| r.state == State::Created);
-    if result.is_err() && (opts.rm || never_ran()) {
-        let _ = engine.remove_with_volumes(&id, true);
+    if result.is_err() {
+        engine.reopen()?;
+        // Nothing runs: a container the user never saw started is not left behind; and a
+        // monitor that failed before it owned the container left it to its starter.
+        let never_ran = || engine.find(&id).is_ok_and(|r| r.state == State::Created);
+        if opts.rm || never_ran() {
+            let _ = engine.remove_with_volumes(&id, true);
+        }
     }
     Ok(result?)
 }
 
 /// Starts container `id` with this process attached (`run` in the foreground, `start -a`); the
-/// exit status to return.
+/// exit status to return. The engine is left without its database ([`Engine::reopen`]).
 fn attached(engine: &mut Engine, id: &str, session: SessionOptions) -> Result<i32, EngineError> {
     let size = if session.tty { terminal_size() } else { None };
     let (conn, attach) = hull_engine::attach::pair(size)?;
-    let monitor = engine.start(id, Some(attach))?;
+    let monitor = engine.start_and_close(id, Some(attach))?;
     engine
         .wait_attached(monitor, id, conn, session)
         .map(exit_status)
