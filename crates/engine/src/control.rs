@@ -25,6 +25,20 @@ impl Engine {
         reference: &str,
         attach: Option<Attach>,
     ) -> Result<Monitor, EngineError> {
+        let spawned = self.start_and_close(reference, attach);
+        self.reopen()?;
+        spawned
+    }
+
+    /// [`Engine::start`] that leaves this engine without its database (the connection is
+    /// closed for the fork) until [`Engine::reopen`]: a `run` that then only waits for its
+    /// container does not open it again (each open parses the whole schema). Any query
+    /// before `reopen` fails (an empty database), none goes astray.
+    pub fn start_and_close(
+        &mut self,
+        reference: &str,
+        attach: Option<Attach>,
+    ) -> Result<Monitor, EngineError> {
         let record = self.find(reference)?;
         if record.state.is_live() {
             return Err(EngineError::BadState {
@@ -40,9 +54,13 @@ impl Engine {
             &mut self.conn,
             rusqlite::Connection::open_in_memory()?,
         ));
-        let spawned = monitor::spawn(&self.root, &record.id, attach);
+        monitor::spawn(&self.root, &record.id, attach)
+    }
+
+    /// Opens the database again after [`Engine::start_and_close`].
+    pub fn reopen(&mut self) -> Result<(), EngineError> {
         self.conn = hull_db::open(&self.root)?;
-        spawned
+        Ok(())
     }
 
     /// Sends `signal` to a running container's process. As docker's: it ends the container's
@@ -91,14 +109,14 @@ impl Engine {
             wait_monitor(&record, Duration::from_secs(30));
             self.reconcile()?;
         }
-        let leftovers = teardown::kernel_objects(&self.root, &record.id);
+        let leftovers = teardown::kernel_objects(&self.root, &mut self.conn, &record.id);
         if !leftovers.is_empty() {
             return Err(EngineError::Monitor {
                 id: record.id,
                 message: format!("cannot remove: {}", leftovers.join("; ")),
             });
         }
-        teardown::files(&self.root, &record.id)?;
+        teardown::files(&self.root, &self.conn, &record.id)?;
         store::delete(&self.conn, &record.id)?;
         Ok(record)
     }
@@ -232,7 +250,9 @@ impl Engine {
     /// are removed and they are recorded as exited, with the reason.
     pub(crate) fn reconcile(&mut self) -> Result<(), EngineError> {
         for r in store::list(&self.conn)? {
-            if !r.state.is_live() {
+            // Exited with a monitor named: its monitor was taking it down.
+            let tearing_down = crate::tearing_down(&r);
+            if !r.state.is_live() && !tearing_down {
                 continue;
             }
             let alive = r
@@ -244,10 +264,17 @@ impl Engine {
             }
             // The row may have moved on meanwhile (its monitor finished as we looked).
             match store::get(&self.conn, &r.id)? {
-                Some(now) if now.state.is_live() && now.monitor_pid == r.monitor_pid => {}
+                Some(now) if now.state == r.state && now.monitor_pid == r.monitor_pid => {}
                 _ => continue,
             }
-            let leftovers = teardown::kernel_objects(&self.root, &r.id);
+            let leftovers = teardown::kernel_objects(&self.root, &mut self.conn, &r.id);
+            if tearing_down {
+                let reason = (!leftovers.is_empty())
+                    .then(|| format!("teardown: {}", leftovers.join("; ")))
+                    .or(r.reason);
+                store::torn_down(&self.conn, &r.id, reason.as_deref())?;
+                continue;
+            }
             let mut reason = "its monitor died; the container was killed".to_string();
             if !leftovers.is_empty() {
                 reason.push_str(&format!("; teardown: {}", leftovers.join("; ")));

@@ -25,6 +25,18 @@ pub struct Created {
 impl Engine {
     /// Creates a container of `image` with `opts`; nothing runs until [`Engine::start`].
     pub fn create(&mut self, image: &str, opts: &RunOptions) -> Result<Created, EngineError> {
+        let store = hull_image::ImageStore::open(&self.root)?;
+        self.create_in(&store, image, opts)
+    }
+
+    /// [`Engine::create`] with the image store the caller has open (`run` looked for the
+    /// image in it already: each open of hull.db parses its whole schema).
+    pub fn create_in(
+        &mut self,
+        store: &hull_image::ImageStore,
+        image: &str,
+        opts: &RunOptions,
+    ) -> Result<Created, EngineError> {
         let mut warnings = Vec::new();
         opts.validate()?;
         if let Some(name) = &opts.name {
@@ -35,7 +47,6 @@ impl Engine {
             crate::vm::Isolation::Vm(vmm) => Some(crate::vm::plan(&self.root, opts, vmm)?),
         };
         self.check_network(opts)?;
-        let store = hull_image::ImageStore::open(&self.root)?;
         let rootfs = store.rootfs_for(image).map_err(|e| match e {
             StoreError::NotFound(_) => EngineError::Invalid(format!(
                 "image {image:?} not found in the store (hull pull {image}, or hull import)"
@@ -79,7 +90,7 @@ impl Engine {
         let volumes = volumes::plan(&self.root, config, &opts.mounts)?;
         let dir = paths::container_dir(&self.root, &id);
         let etc = paths::etc_dir(&self.root, &id);
-        let generated = bundle::generate(&BundleInput {
+        let generated = bundle::generate(BundleInput {
             image: config,
             opts,
             env: &env,
@@ -108,6 +119,7 @@ impl Engine {
             state: State::Created,
             settings: Settings {
                 manifest: rootfs.manifest.to_string(),
+                lowers: rootfs.lowers.clone(),
                 rm: opts.rm,
                 network: opts.network.clone(),
                 ports,
@@ -135,6 +147,11 @@ impl Engine {
             exit_code: None,
             reason: None,
         };
+        if let Some(name) = &opts.name {
+            // An exited `--rm` container of that name may still be in its monitor's hands:
+            // finding it waits until it is removed, so its name is free again, as docker's.
+            let _ = self.find(name);
+        }
         store::insert(&mut self.conn, &record)?;
         let written = (|| {
             store.hold(&rootfs.manifest, &id)?;
@@ -143,7 +160,7 @@ impl Engine {
             write_bundle(&dir, &etc, &generated.config)
         })();
         if let Err(e) = written {
-            let _ = teardown::files(&self.root, &id);
+            let _ = teardown::files(&self.root, &self.conn, &id);
             let _ = store::delete(&self.conn, &id);
             volumes::remove_anonymous(&mut self.conn, &self.root, &volumes.anonymous);
             return Err(e);
@@ -253,7 +270,8 @@ fn write_bundle(dir: &Path, etc: &Path, config: &serde_json::Value) -> Result<()
         std::fs::write(&path, "")
             .map_err(EngineError::io(format!("writing {}", path.display())))?;
     }
-    let text = serde_json::to_string_pretty(config)
+    // Compact, as podman's: only programs read it, and it holds the whole seccomp profile.
+    let text = serde_json::to_string(config)
         .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
     let path = dir.join("config.json");
     std::fs::write(&path, text).map_err(EngineError::io(format!("writing {}", path.display())))

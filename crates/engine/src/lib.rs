@@ -52,6 +52,7 @@ pub mod vm_jail;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hull_sys::procfs;
 use rusqlite::Connection;
@@ -73,6 +74,10 @@ pub use stop::stop_wait;
 pub use store::{Record, State};
 pub use top::Top;
 pub use volumes::{MountSpec, VolumeRecord};
+
+/// How long a command waits for a monitor's teardown of its exited container: more than it
+/// ever takes (a runtime delete that kills stragglers, an unmount, a network detach).
+const TEARDOWN_WAIT: Duration = Duration::from_secs(30);
 
 /// The engine bound to one root (`--root`, default /var/lib/hull).
 #[derive(Debug)]
@@ -120,13 +125,42 @@ impl Engine {
         Ok(Some(hull_image::ImageStore::open(&self.root)?))
     }
 
-    /// Every container, oldest first.
+    /// Every container, oldest first; as [`Engine::find`], after the teardowns under way.
     pub fn list(&self) -> Result<Vec<Record>, EngineError> {
+        let all = store::list(&self.conn)?;
+        let busy: Vec<&Record> = all.iter().filter(|r| tearing_down(r)).collect();
+        if busy.is_empty() {
+            return Ok(all);
+        }
+        for r in busy {
+            control::wait_monitor(r, TEARDOWN_WAIT);
+        }
         store::list(&self.conn)
     }
 
-    /// A container by id, name or unique id prefix.
-    pub fn find(&self, reference: &str) -> Result<Record, EngineError> {
-        store::find(&self.conn, reference)
+    /// Waits for the teardowns under way (exited containers whose monitor still removes
+    /// what they held: their anonymous volumes, their hold on the image).
+    pub fn settle(&self) -> Result<(), EngineError> {
+        self.list().map(drop)
     }
+
+    /// A container by id, name or unique id prefix. One that exited while its monitor still
+    /// takes it down is waited for, so no command races that teardown (and a removed `--rm`
+    /// container is gone, its name free).
+    pub fn find(&self, reference: &str) -> Result<Record, EngineError> {
+        let record = store::find(&self.conn, reference)?;
+        if !tearing_down(&record) {
+            return Ok(record);
+        }
+        control::wait_monitor(&record, TEARDOWN_WAIT);
+        match store::get(&self.conn, &record.id)? {
+            Some(now) => Ok(now),
+            None => Err(EngineError::NoSuchContainer(reference.to_string())),
+        }
+    }
+}
+
+/// An exited container whose monitor is still taking it down.
+pub(crate) fn tearing_down(record: &Record) -> bool {
+    record.state == State::Exited && record.monitor_pid.is_some()
 }

@@ -300,6 +300,10 @@ impl RunOptions {
 pub struct Settings {
     /// The image's manifest digest: the image the container holds.
     pub manifest: String,
+    /// The image's layer dirs, top-most first, as the store gave them at create (the container
+    /// holds the image, so they stay): its monitor mounts them without opening the store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lowers: Vec<std::path::PathBuf>,
     pub rm: bool,
     pub network: Network,
     pub ports: Vec<PortMapping>,

@@ -310,7 +310,16 @@ pub fn set_running(
     Ok(())
 }
 
-/// Records the end; `reason` says why when it was not the process's own doing.
+/// The end of a container: its exit status, and `reason` when it was not the process's own
+/// doing.
+#[derive(Debug, Clone, Copy)]
+pub struct Exit<'a> {
+    pub code: i32,
+    pub finished: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+/// Records the end of a container whose kernel objects are gone: no monitor owns it.
 pub fn set_exited(
     conn: &Connection,
     id: &str,
@@ -318,10 +327,43 @@ pub fn set_exited(
     finished: &str,
     reason: Option<&str>,
 ) -> Result<(), EngineError> {
-    conn.execute(
+    let exit = Exit {
+        code,
+        finished,
+        reason,
+    };
+    record_exit(conn, id, exit, false)
+}
+
+/// Records the end of a container whose monitor, which the row still names, is taking its
+/// kernel objects down (a row in this state whose monitor died is torn down by `reconcile`).
+pub fn set_exited_by_monitor(conn: &Connection, id: &str, exit: Exit) -> Result<(), EngineError> {
+    record_exit(conn, id, exit, true)
+}
+
+fn record_exit(
+    conn: &Connection,
+    id: &str,
+    exit: Exit,
+    monitor_stays: bool,
+) -> Result<(), EngineError> {
+    let sql = if monitor_stays {
+        "UPDATE engine_containers SET state = 'exited', exit_code = ?2, finished = ?3, reason = ?4
+           WHERE id = ?1"
+    } else {
         "UPDATE engine_containers SET state = 'exited', exit_code = ?2, finished = ?3, reason = ?4,
-           monitor_pid = NULL, monitor_start = NULL WHERE id = ?1",
-        params![id, code, finished, reason],
+           monitor_pid = NULL, monitor_start = NULL WHERE id = ?1"
+    };
+    conn.execute(sql, params![id, exit.code, exit.finished, exit.reason])?;
+    Ok(())
+}
+
+/// The exited container's kernel objects are gone: no monitor owns it any more.
+pub fn torn_down(conn: &Connection, id: &str, reason: Option<&str>) -> Result<(), EngineError> {
+    conn.execute(
+        "UPDATE engine_containers SET reason = ?2, monitor_pid = NULL, monitor_start = NULL
+           WHERE id = ?1",
+        params![id, reason],
     )?;
     Ok(())
 }

@@ -2,14 +2,12 @@
 
 mod cli;
 
-use clap::Parser;
-
 /// docker's exit status for an error of the engine itself (and for bad flags).
 const EXIT_ENGINE: i32 = 125;
 
 fn main() {
     quiet_on_closed_stdout();
-    let args = match cli::Cli::try_parse() {
+    let args = match cli::parse() {
         Ok(args) => args,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
         Err(err) => {

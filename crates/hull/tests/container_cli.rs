@@ -180,6 +180,35 @@ fn detached_logs_stop_rm() {
 fn rm_flag_leaves_nothing() {
     let mut r = root!("rm");
     r.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    let run = |cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none", "busybox"];
+        args.extend_from_slice(cmd);
+        r.ok(&args)
+    };
+    // The monitor reports the exit before it takes the container down; a command that comes
+    // next finds the container gone, its name free.
+    for _ in 0..3 {
+        r.ok(&[
+            "run",
+            "--rm",
+            "--name",
+            "again",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(r.ok(&["ps", "-a", "-q"]), "", "--rm container still listed");
+    }
+    // --network none still has its loopback up, as docker's (IFF_UP | IFF_LOOPBACK).
+    assert_eq!(run(&["cat", "/sys/class/net/lo/flags"]).trim(), "0x9");
+    // A root deleted with its container is mounted volatile: its unmount waits for no sync.
+    let info = run(&["cat", "/proc/self/mountinfo"]);
+    let root_mount = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .expect("the root in mountinfo");
+    assert!(root_mount.contains("volatile"), "{root_mount}");
     let id = r.detach(&["--rm", "--network", "none", "busybox", "sleep", "1000"]);
     r.ok(&["stop", "-t", "1", &id]);
     let deadline = Instant::now() + Duration::from_secs(5);

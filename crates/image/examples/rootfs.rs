@@ -33,6 +33,7 @@ fn main() {
             target: base.join("merged"),
             readonly: false,
             inert: false,
+            volatile: false,
         };
         let t1 = Instant::now();
         overlay::mount(&ov, MountApi::Auto).expect("mount");

@@ -15,7 +15,7 @@
 //! let rootfs = store.acquire("busybox", "c1")?;
 //! let config = rootfs.config()?; // env, entrypoint, cmd, user, working dir
 //! let dir = Path::new("/var/lib/hull/containers/c1");
-//! let merged = hull_image::overlay::mount_container(&rootfs.lowers, dir, "c1")?;
+//! let merged = hull_image::overlay::mount_container(&rootfs.lowers, dir, "c1", false)?;
 //! // ... run the container with `merged` as its root ...
 //! hull_image::overlay::unmount_container(dir)?;
 //! store.release("c1")?; // when the container is removed

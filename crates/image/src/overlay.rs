@@ -65,6 +65,11 @@ pub struct Overlay {
     pub readonly: bool,
     /// Ignore setuid bits and device nodes (views for inspection, not container roots).
     pub inert: bool,
+    /// overlayfs's `volatile`: no sync of the upper dir, on writes nor at unmount. For a root
+    /// deleted once its container exits (`--rm`), where the sync at unmount only waits for
+    /// the disk (milliseconds, up to a second on a busy one) to keep data about to be
+    /// deleted. Kernels before 5.10 mount without it.
+    pub volatile: bool,
 }
 
 const PAGE: usize = 4096;
@@ -100,6 +105,23 @@ impl Overlay {
 /// Mounts `ov`; returns the interface that did it.
 pub fn mount(ov: &Overlay, api: MountApi) -> Result<MountApi, OverlayError> {
     ov.validate()?;
+    clear_volatile_mark(ov);
+    if ov.volatile {
+        // A kernel without `volatile` (before 5.10) mounts without it; any other failure
+        // comes again, and is reported, from the second attempt.
+        if let Ok(done) = mount_with(ov, api) {
+            return Ok(done);
+        }
+        let plain = Overlay {
+            volatile: false,
+            ..ov.clone()
+        };
+        return mount_with(&plain, api);
+    }
+    mount_with(ov, api)
+}
+
+fn mount_with(ov: &Overlay, api: MountApi) -> Result<MountApi, OverlayError> {
     match api {
         MountApi::New => mount_new(ov).map(|()| MountApi::New),
         MountApi::Legacy => mount_legacy(ov).map(|()| MountApi::Legacy),
@@ -123,6 +145,16 @@ fn needs_legacy(e: &OverlayError) -> bool {
             && err.raw_os_error() == Some(libc::EINVAL))
 }
 
+/// A `volatile` mount leaves `work/incompat/volatile` in its work dir, and overlayfs refuses
+/// any later mount of that dir until it is removed (the upper dir may have lost writes in a
+/// crash). Only a `--rm` container's root is mounted volatile, and its data is not kept: a
+/// later mount (after its monitor died, or `cp` from it) clears the mark, as podman's does.
+fn clear_volatile_mark(ov: &Overlay) {
+    if let Some((_, work)) = &ov.upper {
+        let _ = std::fs::remove_dir_all(work.join("work/incompat/volatile"));
+    }
+}
+
 fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
     let mnt = fsmount_new(ov)?;
     move_mount_to(mnt.as_fd(), &ov.target).map_err(|source| OverlayError::Mount {
@@ -140,6 +172,7 @@ fn mount_new(ov: &Overlay) -> Result<(), OverlayError> {
 /// on `ov.target` detached at once (`ov.target` must exist).
 pub fn mount_detached(ov: &Overlay) -> Result<OwnedFd, OverlayError> {
     ov.validate()?;
+    clear_volatile_mark(ov);
     let target = ov.target.display().to_string();
     let open_root = |at: &Path| {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
@@ -201,6 +234,10 @@ fn fsmount_new(ov: &Overlay) -> Result<OwnedFd, OverlayError> {
             upper.as_os_str().as_bytes(),
         )?;
         set("workdir", "fsconfig workdir", work.as_os_str().as_bytes())?;
+        if ov.volatile {
+            fs.set_flag("volatile")
+                .map_err(|e| fail("fsconfig volatile", &fs)(e))?;
+        }
     }
     fs.create().map_err(|e| fail("create", &fs)(e))?;
     let mut attrs: u64 = 0;
@@ -248,6 +285,9 @@ fn mount_legacy(ov: &Overlay) -> Result<(), OverlayError> {
         opts.extend(u.as_os_str().as_bytes());
         opts.extend(b",workdir=");
         opts.extend(w.as_os_str().as_bytes());
+        if ov.volatile {
+            opts.extend(b",volatile");
+        }
     }
     let target = ov.target.display().to_string();
     if opts.len() >= PAGE {
@@ -305,7 +345,13 @@ pub fn mount_points() -> Vec<PathBuf> {
 /// A container's root: `dir/upper` and `dir/work` (created if missing) over `lowers`
 /// (top-most first), mounted read-write on `dir/merged` with source `hull-<id>`.
 /// Returns the merged path; [`unmount_container`] undoes it.
-pub fn mount_container(lowers: &[PathBuf], dir: &Path, id: &str) -> Result<PathBuf, OverlayError> {
+/// `volatile` for a root deleted with its container (see [`Overlay::volatile`]).
+pub fn mount_container(
+    lowers: &[PathBuf],
+    dir: &Path,
+    id: &str,
+    volatile: bool,
+) -> Result<PathBuf, OverlayError> {
     let merged = dir.join("merged");
     for d in [dir.join("upper"), dir.join("work"), merged.clone()] {
         std::fs::create_dir_all(&d).map_err(|source| OverlayError::Mount {
@@ -322,6 +368,7 @@ pub fn mount_container(lowers: &[PathBuf], dir: &Path, id: &str) -> Result<PathB
         target: merged.clone(),
         readonly: false,
         inert: false,
+        volatile,
     };
     mount(&ov, MountApi::Auto)?;
     Ok(merged)

@@ -81,13 +81,45 @@ fn import_then_mount_read_only() {
 fn container_overlay(s: &ImageStore, t: &TestDir, image: &str, name: &str) -> (PathBuf, PathBuf) {
     let rootfs = s.rootfs_for(image).unwrap();
     let base = t.join(name);
-    let merged = overlay::mount_container(&rootfs.lowers, &base, &format!("test-{name}")).unwrap();
+    let merged =
+        overlay::mount_container(&rootfs.lowers, &base, &format!("test-{name}"), false).unwrap();
     let src = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         src.contains(&format!(" hull-test-{name} ")),
         "mount source names the container"
     );
     (merged, base)
+}
+
+#[test]
+fn a_volatile_root_is_not_synced_and_mounts_again() {
+    if !is_root() {
+        hull_testkit::skip!("overlay mounts need root");
+    }
+    let t = TestDir::new("volatile");
+    let s = store_with_base(&t);
+    let rootfs = s.rootfs_for("base:1").unwrap();
+    let base = t.join("v1");
+    let merged = overlay::mount_container(&rootfs.lowers, &base, "test-v1", true).unwrap();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.contains(" hull-test-v1 "))
+        .expect("the root is mounted");
+    assert!(line.contains("volatile"), "mounted volatile: {line}");
+    std::fs::write(merged.join("etc/added"), b"new\n").unwrap();
+    assert!(overlay::unmount_container(&base).unwrap());
+    // overlayfs leaves a mark that refuses the next mount of the work dir; hull clears it.
+    assert!(base.join("work/work/incompat/volatile").exists());
+    for volatile in [true, false] {
+        let merged = overlay::mount_container(&rootfs.lowers, &base, "test-v1", volatile).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(merged.join("etc/added")).unwrap(),
+            "new\n"
+        );
+        assert!(overlay::unmount_container(&base).unwrap());
+    }
+    assert!(t.mounts().is_empty());
 }
 
 #[test]
@@ -189,6 +221,7 @@ fn many_lowers_beyond_the_option_size_limit() {
         target: target.clone(),
         readonly: true,
         inert: true,
+        volatile: false,
     };
     assert_eq!(overlay::mount(&ov, MountApi::New).unwrap(), MountApi::New);
     let ok = (0..120).all(|i| exists(&target.join(format!("f{i}"))));
@@ -600,6 +633,7 @@ fn layers_as_shared_erofs_images() {
         target: view.clone(),
         readonly: true,
         inert: true,
+        volatile: false,
     };
     overlay::mount(&ov, MountApi::New).unwrap();
     let seen = (

@@ -2,6 +2,7 @@
 //! networks, attach a container's network namespace in one of the modes (bridge, none, host,
 //! container:ID), detach it, and clean up after crashes.
 
+use std::borrow::BorrowMut;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -96,10 +97,12 @@ pub struct GcReport {
     pub removed: Vec<(String, String)>,
 }
 
-/// hull-net bound to one engine root.
+/// hull-net bound to one engine root: over a connection to its hull.db of its own, or one its
+/// caller lends (a container's monitor keeps one connection for everything it does, since
+/// each new one parses the whole schema).
 #[derive(Debug)]
-pub struct Net {
-    conn: Connection,
+pub struct Net<C = Connection> {
+    conn: C,
     opts: NetOptions,
 }
 
@@ -115,10 +118,22 @@ impl Net {
             opts,
         })
     }
+}
 
+impl<'a> Net<&'a mut Connection> {
+    /// hull-net over the caller's connection to hull.db, with options from the environment.
+    pub fn with_conn(conn: &'a mut Connection) -> Self {
+        Net {
+            conn,
+            opts: NetOptions::from_env(),
+        }
+    }
+}
+
+impl<C: BorrowMut<Connection>> Net<C> {
     /// The database connection (for hull-cni, which drives [`attach::attach`] itself).
     pub fn conn(&mut self) -> &mut Connection {
-        &mut self.conn
+        self.conn.borrow_mut()
     }
 
     pub fn options(&self) -> &NetOptions {
@@ -131,7 +146,7 @@ impl Net {
             return Err(network::NetworkError::Exists(spec.name.clone()).into());
         }
         check_host_overlap(&spec.subnet)?;
-        Ok(network::create(&mut self.conn, spec)?)
+        Ok(network::create(self.conn.borrow_mut(), spec)?)
     }
 
     /// A free /24 for a network created without `--subnet` (see [`crate::pool`]).
@@ -152,19 +167,19 @@ impl Net {
     pub fn default_network(&mut self) -> Result<Network, NetError> {
         let subnet = match &self.opts.default_subnet {
             Some(s) => s.clone(),
-            None => match network::get(&self.conn, DEFAULT_NETWORK)? {
+            None => match network::get(self.conn.borrow(), DEFAULT_NETWORK)? {
                 Some(n) => return Ok(n),
                 None => self.free_block(16)?,
             },
         };
         let mut spec = NetworkSpec::new(DEFAULT_NETWORK, &subnet);
         spec.bridge = Some(DEFAULT_BRIDGE.to_string());
-        Ok(network::ensure(&mut self.conn, &spec)?)
+        Ok(network::ensure(self.conn.borrow_mut(), &spec)?)
     }
 
     /// Networks, the default one included once it exists.
     pub fn networks(&mut self) -> Result<Vec<Network>, NetError> {
-        Ok(network::list(&self.conn)?)
+        Ok(network::list(self.conn.borrow())?)
     }
 
     /// One network by name.
@@ -172,7 +187,7 @@ impl Net {
         if name == DEFAULT_NETWORK {
             return self.default_network();
         }
-        network::get(&self.conn, name)?
+        network::get(self.conn.borrow(), name)?
             .ok_or_else(|| network::NetworkError::NotFound(name.to_string()).into())
     }
 
@@ -181,7 +196,7 @@ impl Net {
         if name == DEFAULT_NETWORK {
             return Err(network::NetworkError::Default(name.to_string()).into());
         }
-        let net = network::delete(&mut self.conn, name)?;
+        let net = network::delete(self.conn.borrow_mut(), name)?;
         let mut nl = Netlink::open()?;
         // Only ever delete a bridge: the name may have been taken by something else since.
         if nl
@@ -226,7 +241,7 @@ impl Net {
                     ports,
                     ip_forward: self.opts.ip_forward,
                 };
-                let link = attach::attach(&mut self.conn, &plan)?;
+                let link = attach::attach(self.conn.borrow_mut(), &plan)?;
                 let gw = (!net.internal).then_some(net.gateway);
                 let etc = EtcFiles::for_container(&req.hostname, Some((link.ip, gw)), &resolv);
                 Ok(Attachment {
@@ -256,7 +271,7 @@ impl Net {
             NetMode::Container(other) => {
                 let ns = other.open()?;
                 let id = netns::identity(&ns).ok();
-                let peer = attach::list(&self.conn, None)?
+                let peer = attach::list(self.conn.borrow(), None)?
                     .into_iter()
                     .find(|l| Some(l.netns_id) == id);
                 let addr = peer.map(|l| (l.ip, l.gateway));
@@ -271,31 +286,31 @@ impl Net {
     /// Removes every interface, rule and lease of a container; detaching a container that
     /// has none is not an error.
     pub fn detach(&mut self, container_id: &str) -> Result<(), NetError> {
-        for link in attach::list(&self.conn, Some(container_id))? {
-            attach::undo(&mut self.conn, &link)?;
+        for link in attach::list(self.conn.borrow(), Some(container_id))? {
+            attach::undo(self.conn.borrow_mut(), &link)?;
         }
         Ok(())
     }
 
     /// The container's current attachments.
     pub fn attachments(&mut self, container_id: Option<&str>) -> Result<Vec<Link>, NetError> {
-        attach::list(&self.conn, container_id)
+        attach::list(self.conn.borrow(), container_id)
     }
 
     /// Removes veths, rules and leases of attachments whose namespace no longer exists.
     pub fn gc(&mut self) -> Result<GcReport, NetError> {
         let mut report = GcReport::default();
-        for link in attach::list(&self.conn, None)? {
+        for link in attach::list(self.conn.borrow(), None)? {
             if netns::still_alive(Path::new(&link.netns_path), link.netns_id) {
                 continue;
             }
-            attach::undo(&mut self.conn, &link)?;
+            attach::undo(self.conn.borrow_mut(), &link)?;
             report.removed.push((link.container_id, link.ifname));
         }
         // Leases without an attachment come from a process killed between its own
         // transaction and nothing else; there is none by construction, but a delegated or
         // older writer could leave one.
-        self.conn.execute(
+        self.conn.borrow().execute(
             "DELETE FROM net_leases WHERE NOT EXISTS (SELECT 1 FROM net_attachments a
                WHERE a.container_id = net_leases.container_id AND a.ifname = net_leases.ifname)",
             [],

@@ -1,6 +1,6 @@
-//! Network namespaces: naming one (by path or pid), running code inside one from a helper
-//! thread (setns on a thread moves only that thread), and creating or removing a persistent,
-//! bind-mounted namespace as `ip netns add` does.
+//! Network namespaces: naming one (by path or pid), running code inside one (setns on a thread
+//! moves only that thread), and creating or removing a persistent, bind-mounted namespace as
+//! `ip netns add` does.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -89,9 +89,15 @@ fn is_netns(file: &File) -> bool {
     nix::sys::statfs::fstatfs(file).is_ok_and(|s| s.filesystem_type().0 == libc::NSFS_MAGIC)
 }
 
-/// Runs `f` on a helper thread that has joined the namespace `ns`; sockets it opens stay in
-/// that namespace after it returns.
+/// Runs `f` inside the namespace `ns`; sockets it opens stay in that namespace after it
+/// returns. A single-threaded process (a container's monitor) runs it on its own thread, which
+/// goes back to its namespace after: no thread is started, so the process stays one that may
+/// fork and clone (and keeps no thread's malloc arena for the container's lifetime). Others
+/// run it on a helper thread.
 pub fn run_in<T: Send>(ns: &File, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
+    if hull_sys::procfs::thread_count() == Some(1) {
+        return run_on_this_thread(ns, f);
+    }
     std::thread::scope(|s| {
         s.spawn(|| {
             setns(ns, CloneFlags::CLONE_NEWNET).map_err(NetnsError::Enter)?;
@@ -100,6 +106,31 @@ pub fn run_in<T: Send>(ns: &File, f: impl FnOnce() -> T + Send) -> Result<T, Net
         .join()
         .map_err(|_| NetnsError::Panicked)?
     })
+}
+
+fn run_on_this_thread<T>(ns: &File, f: impl FnOnce() -> T) -> Result<T, NetnsError> {
+    let own = File::open("/proc/thread-self/ns/net").map_err(|source| NetnsError::Open {
+        path: "/proc/thread-self/ns/net".into(),
+        source,
+    })?;
+    setns(ns, CloneFlags::CLONE_NEWNET).map_err(NetnsError::Enter)?;
+    let back = Back(own);
+    let out = f();
+    drop(back);
+    Ok(out)
+}
+
+/// The thread's own namespace, entered again once `f` returns or unwinds.
+struct Back(File);
+
+impl Drop for Back {
+    fn drop(&mut self) {
+        // A process left in the container's namespace would make its next veth or address
+        // there, so it must not go on.
+        if setns(&self.0, CloneFlags::CLONE_NEWNET).is_err() {
+            std::process::abort();
+        }
+    }
 }
 
 /// Creates a new network namespace kept alive by a bind mount at `path` (like

@@ -113,7 +113,7 @@ pub fn environment(
 }
 
 /// The config.json of a container.
-pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
+pub fn generate(input: BundleInput<'_>) -> Result<Bundle, EngineError> {
     let opts = input.opts;
     let args = command(input.image, opts)?;
     let mut env = environment(input.image, input.env, input.hostname, &input.user.home);
@@ -176,8 +176,8 @@ pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
         "maskedPaths": defaults::MASKED_PATHS,
         "readonlyPaths": defaults::READONLY_PATHS,
     });
-    if let Some(seccomp) = &input.seccomp {
-        linux["seccomp"] = seccomp.clone();
+    if let Some(seccomp) = input.seccomp {
+        linux["seccomp"] = seccomp;
     }
     let mut config = json!({
         "ociVersion": "1.0.2",
@@ -200,7 +200,7 @@ pub fn generate(input: &BundleInput<'_>) -> Result<Bundle, EngineError> {
     });
     security::apply(&mut config, opts, input.caps, input.devices);
     // The runtime reads it as a Spec: a config it would refuse is an engine bug, caught here.
-    serde_json::from_value::<oci_spec::runtime::Spec>(config.clone())
+    <oci_spec::runtime::Spec as serde::Deserialize>::deserialize(&config)
         .map_err(|e| EngineError::Invalid(format!("generated config.json is invalid: {e}")))?;
     Ok(Bundle {
         config,
@@ -244,7 +244,7 @@ mod tests {
         mounts: &[Value],
     ) -> Bundle {
         let user = root();
-        generate(&BundleInput {
+        generate(BundleInput {
             image: img,
             opts,
             env,
@@ -401,7 +401,7 @@ mod tests {
             ..Default::default()
         };
         let user = root();
-        let r = generate(&BundleInput {
+        let r = generate(BundleInput {
             image: None,
             opts: &opts,
             env: &[],

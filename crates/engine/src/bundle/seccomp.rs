@@ -31,7 +31,12 @@ pub fn from_docker_profile(text: &str, path: &str, caps: &[&str]) -> Result<Valu
         path: path.to_string(),
         reason,
     };
-    let profile: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let mut profile: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    // The rules move into the result (hundreds of syscall names), not copied.
+    let rules = match profile.get_mut("syscalls") {
+        Some(Value::Array(rules)) => std::mem::take(rules),
+        _ => Vec::new(),
+    };
     let default_action = profile
         .get("defaultAction")
         .and_then(Value::as_str)
@@ -52,35 +57,22 @@ pub fn from_docker_profile(text: &str, path: &str, caps: &[&str]) -> Result<Valu
         }
     }
     let mut syscalls = Vec::new();
-    for rule in profile
-        .get("syscalls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if !applies(rule, arch, caps) {
+    for mut rule in rules {
+        if !applies(&rule, arch, caps) {
             continue;
         }
+        let mut field = |key: &str| rule.get_mut(key).map(Value::take);
         let mut out = Map::new();
-        out.insert(
-            "names".into(),
-            rule.get("names").cloned().unwrap_or_else(|| json!([])),
-        );
+        out.insert("names".into(), field("names").unwrap_or_else(|| json!([])));
         out.insert(
             "action".into(),
-            rule.get("action")
-                .cloned()
-                .unwrap_or_else(|| json!("SCMP_ACT_ALLOW")),
+            field("action").unwrap_or_else(|| json!("SCMP_ACT_ALLOW")),
         );
-        if let Some(errno) = rule.get("errnoRet").filter(|v| !v.is_null()) {
-            out.insert("errnoRet".into(), errno.clone());
+        if let Some(errno) = field("errnoRet").filter(|v| !v.is_null()) {
+            out.insert("errnoRet".into(), errno);
         }
-        if let Some(args) = rule
-            .get("args")
-            .and_then(Value::as_array)
-            .filter(|a| !a.is_empty())
-        {
-            out.insert("args".into(), Value::Array(args.clone()));
+        if let Some(args) = field("args").filter(|a| a.as_array().is_some_and(|a| !a.is_empty())) {
+            out.insert("args".into(), args);
         }
         syscalls.push(Value::Object(out));
     }

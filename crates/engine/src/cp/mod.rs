@@ -402,6 +402,7 @@ impl ContainerRoot {
             target: merged,
             readonly: false,
             inert: true,
+            volatile: false,
         })?;
         let warning = binds::attach(fd.as_fd(), &dir.join("config.json"))?;
         Ok(ContainerRoot {

@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hull_net::engine::{AttachRequest, Net, NetMode};
@@ -82,11 +82,56 @@ fn monitor(
             message: e.to_string(),
         }),
     };
-    let leftovers = teardown::kernel_objects(root, id);
     let (code, reason) = match &outcome {
         Ok(code) => (*code, None),
         Err(e) => (e.exit_code(), Some(e.to_string())),
     };
+    // The exit first: hull.db has it (the row still names this monitor, which owns the
+    // teardown), then attached clients and the starter hear of it, so a foreground `run`
+    // returns without waiting for the teardown. Every command that finds this container
+    // waits for this monitor to finish (`Engine::find`).
+    let finished = hull_runtime::now_rfc3339();
+    let exit = store::Exit {
+        code,
+        finished: &finished,
+        reason: reason.as_deref(),
+    };
+    store::set_exited_by_monitor(&conn, id, exit)?;
+    if let Ok(relay) = &mut relay {
+        relay.finish(code);
+    }
+    let result = match outcome {
+        Ok(code) => {
+            reporter.send(&Report::Exited(code));
+            Ok(())
+        }
+        Err(e) => {
+            reporter.send(&Report::Failed {
+                code: e.exit_code(),
+                message: e.to_string(),
+            });
+            Err(e)
+        }
+    };
+    reporter.close();
+    take_down(root, &mut conn, &record, reason)?;
+    // Last, off every command's path: the removed files, and a short WAL that keeps every
+    // next hull command fast.
+    teardown::empty_trash(root);
+    hull_db::checkpoint(&conn);
+    result
+}
+
+/// After the exit is reported: the container's kernel objects go, the row says so (with what
+/// could not be removed), and an `--rm` container goes with its anonymous volumes.
+fn take_down(
+    root: &Path,
+    conn: &mut Connection,
+    record: &Record,
+    reason: Option<String>,
+) -> Result<(), EngineError> {
+    let id = record.id.as_str();
+    let leftovers = teardown::kernel_objects(root, conn, id);
     let reason = match (reason, leftovers.is_empty()) {
         (r, true) => r,
         (r, false) => Some(
@@ -99,34 +144,13 @@ fn monitor(
                 .join("; "),
         ),
     };
-    store::set_exited(
-        &conn,
-        id,
-        code,
-        &hull_runtime::now_rfc3339(),
-        reason.as_deref(),
-    )?;
-    // Attached clients hear of the exit once hull.db has it: what they run next sees it.
-    if let Ok(relay) = &mut relay {
-        relay.finish(code);
-    }
+    store::torn_down(conn, id, reason.as_deref())?;
     if record.settings.rm {
-        teardown::to_trash(root, id)?;
-        store::delete(&conn, id)?;
-        crate::volumes::remove_anonymous(&mut conn, root, &record.settings.anonymous_volumes);
+        teardown::to_trash(root, conn, id)?;
+        store::delete(conn, id)?;
+        crate::volumes::remove_anonymous(conn, root, &record.settings.anonymous_volumes);
     }
-    let result = match outcome {
-        Ok(code) => {
-            reporter.send(&Report::Exited(code));
-            Ok(())
-        }
-        Err(e) => Err(e),
-    };
-    // After the report, off the starter's path: the removed files, and a short WAL that keeps
-    // every next hull command fast.
-    teardown::empty_trash(root);
-    hull_db::checkpoint(&conn);
-    result
+    Ok(())
 }
 
 /// Mounts the container's root, then runs its process, and again after each exit as its restart
@@ -143,13 +167,12 @@ fn run_with_policy(
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
     let dir = paths::container_dir(root, id);
-    let image = hull_image::ImageStore::open(root)?;
-    let rootfs = image.rootfs_for(&record.settings.manifest)?;
-    drop(image);
+    let lowers = layers(root, record)?;
     // A `cp` into the stopped container finishes first: its overlay of the upper dir and this
     // one would not see each other's changes.
     let copying = crate::cp::overlay_lock(&dir)?;
-    hull_image::overlay::mount_container(&rootfs.lowers, &dir, id)?;
+    // A root deleted with the container is not synced to disk.
+    hull_image::overlay::mount_container(&lowers, &dir, id, record.settings.rm)?;
     drop(copying);
     let mut backoff = Backoff::default();
     let mut first = true;
@@ -176,10 +199,9 @@ fn run_with_policy(
         // The process is gone; so are its namespaces. What the runtime and the network keep
         // of it goes before the next one (the root stays mounted, with its upper dir).
         let _ = Runtime::new(paths::runtime_root(root)).delete(id, true);
-        let mut net = Net::open(root)?;
+        let mut net = Net::with_conn(conn);
         address = net.attachments(Some(id))?.first().map(|l| l.ip);
         net.detach(id)?;
-        drop(net);
         if !store::set_restarting(conn, id, code, &hull_runtime::now_rfc3339())? {
             return outcome;
         }
@@ -194,6 +216,17 @@ fn run_with_policy(
             return outcome;
         }
     }
+}
+
+/// The image's layers of the container's root: as create recorded them, or from the image
+/// store for a container made by an older hull (or whose layers moved).
+fn layers(root: &Path, record: &Record) -> Result<Vec<PathBuf>, EngineError> {
+    let lowers = &record.settings.lowers;
+    if !lowers.is_empty() && lowers.iter().all(|l| l.is_dir()) {
+        return Ok(lowers.clone());
+    }
+    let image = hull_image::ImageStore::open(root)?;
+    Ok(image.rootfs_for(&record.settings.manifest)?.lowers)
 }
 
 /// Waits `delay` before a restart, looking in hull.db for a user's stop meanwhile; false when
@@ -219,7 +252,7 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// Makes and runs the container's process; its exit status.
 fn run_container(
     root: &Path,
-    conn: &Connection,
+    conn: &mut Connection,
     record: &Record,
     reporter: &mut Reporter,
     relay: &mut Relay,
@@ -277,7 +310,7 @@ fn run_container(
     }
     let container = created.container;
     let pid = container.pid();
-    write_etc(root, record, pid, address)?;
+    write_etc(root, conn, record, pid, address)?;
     store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
     container.start()?;
     // Others (stop, kill) reach the container through the runtime's lock while it runs.
@@ -286,6 +319,7 @@ fn run_container(
     // Idle while the container runs: the moment to fold a long WAL into hull.db, since every
     // new hull process reads the whole WAL when it opens the database.
     hull_db::checkpoint(conn);
+    release_memory(conn);
 
     let mut log = LogWriter::create(&paths::log_file(root, id), record.settings.log)?;
     let mut io = Io::new(source, stdin);
@@ -295,10 +329,49 @@ fn run_container(
     Ok(runtime.open(id)?.wait()?.unwrap_or(EXIT_ENGINE))
 }
 
+/// Returns to the kernel what the monitor no longer needs while its container runs (the
+/// database's page cache, and the heap its start-up parsed and freed): the monitor lives as
+/// long as its container, one per container, so its resident memory is the engine's cost.
+fn release_memory(conn: &Connection) {
+    let _ = conn.execute_batch("PRAGMA shrink_memory");
+    // SAFETY: malloc_trim only gives free pages of this process's allocator back to the kernel.
+    unsafe { libc::malloc_trim(0) };
+    release_stack();
+}
+
+/// The stack below this frame, where the starter's deep work (argument parsing, JSON, SQL)
+/// left pages the fork copied, goes back to the kernel: what the monitor needs from here on
+/// (its relay loop) is shallow, and a page it touches again comes back zeroed.
+fn release_stack() {
+    /// Kept below this frame for the calls it makes.
+    const MARGIN: usize = 32 * 1024;
+    const PAGE: usize = 4096;
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let Some(low) = maps
+        .lines()
+        .find(|l| l.ends_with("[stack]"))
+        .and_then(|l| l.split('-').next())
+        .and_then(|a| usize::from_str_radix(a, 16).ok())
+    else {
+        return;
+    };
+    let high = sp.saturating_sub(MARGIN) & !(PAGE - 1);
+    if high > low {
+        // SAFETY: [low, high) is this thread's stack below its current frame (and margin):
+        // nothing lives there, so dropping its pages loses nothing.
+        unsafe { libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED) };
+    }
+}
+
 /// Gives the container its network and writes its hosts, hostname and resolv.conf in place
 /// (they are bind-mounted into it already, so they must keep their inodes).
 fn write_etc(
     root: &Path,
+    conn: &mut Connection,
     record: &Record,
     pid: i32,
     address: Option<Ipv4Addr>,
@@ -318,8 +391,7 @@ fn write_etc(
         Network::None => NetMode::None,
         Network::Host => NetMode::Host,
     };
-    let mut net = Net::open(root)?;
-    let attachment = net.attach(&AttachRequest {
+    let attachment = Net::with_conn(conn).attach(&AttachRequest {
         container_id: record.id.clone(),
         hostname: settings.hostname.clone(),
         netns: NetnsRef::Pid(pid),

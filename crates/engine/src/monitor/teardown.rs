@@ -6,25 +6,22 @@
 
 use std::path::Path;
 
+use rusqlite::Connection;
+
 use crate::error::EngineError;
 use crate::paths;
 
 /// Removes the container's kernel objects; returns what failed, as one line each (every step
 /// is tried even when an earlier one failed).
-pub(crate) fn kernel_objects(root: &Path, id: &str) -> Vec<String> {
+pub(crate) fn kernel_objects(root: &Path, conn: &mut Connection, id: &str) -> Vec<String> {
     let mut failed = Vec::new();
     // A VM's first: its VMM holds the layer disks.
     failed.extend(crate::vm::teardown(root, id));
     if let Err(e) = hull_runtime::Runtime::new(paths::runtime_root(root)).delete(id, true) {
         failed.push(format!("runtime: {e}"));
     }
-    match hull_net::engine::Net::open(root) {
-        Ok(mut net) => {
-            if let Err(e) = net.detach(id) {
-                failed.push(format!("network: {e}"));
-            }
-        }
-        Err(e) => failed.push(format!("network: {e}")),
+    if let Err(e) = hull_net::engine::Net::with_conn(conn).detach(id) {
+        failed.push(format!("network: {e}"));
     }
     if let Err(e) = hull_image::overlay::unmount_container(&paths::container_dir(root, id)) {
         failed.push(format!("rootfs: {e}"));
@@ -33,8 +30,8 @@ pub(crate) fn kernel_objects(root: &Path, id: &str) -> Vec<String> {
 }
 
 /// Removes the container's directory (bundle, upper layer, logs) and its hold on the image.
-pub(crate) fn files(root: &Path, id: &str) -> Result<(), EngineError> {
-    to_trash(root, id)?;
+pub(crate) fn files(root: &Path, conn: &Connection, id: &str) -> Result<(), EngineError> {
+    to_trash(root, conn, id)?;
     empty_trash(root);
     Ok(())
 }
@@ -42,7 +39,7 @@ pub(crate) fn files(root: &Path, id: &str) -> Result<(), EngineError> {
 /// Takes the container's directory out of `containers/` in one rename (into `trash/`) and drops
 /// its hold on the image; [`empty_trash`] deletes the files, which takes a while for an upper
 /// layer, later (the monitor does it after its final report).
-pub(crate) fn to_trash(root: &Path, id: &str) -> Result<(), EngineError> {
+pub(crate) fn to_trash(root: &Path, conn: &Connection, id: &str) -> Result<(), EngineError> {
     let dir = paths::container_dir(root, id);
     let trash = paths::trash_dir(root);
     std::fs::create_dir_all(&trash)
@@ -52,7 +49,7 @@ pub(crate) fn to_trash(root: &Path, id: &str) -> Result<(), EngineError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(EngineError::io(format!("removing {}", dir.display()))(e)),
     }
-    hull_image::ImageStore::open(root)?.release(id)?;
+    hull_image::ImageStore::release_with(conn, id)?;
     Ok(())
 }
 

@@ -413,11 +413,13 @@ impl Engine {
 
     /// Every volume, by name.
     pub fn volumes(&self) -> Result<Vec<VolumeRecord>, EngineError> {
+        self.settle()?;
         list(&self.conn)
     }
 
     /// docker's `volume inspect` document of volume `name`.
     pub fn volume_inspect(&self, name: &str) -> Result<Value, EngineError> {
+        self.settle()?;
         let v = get(&self.conn, name)?.ok_or_else(|| EngineError::NoSuchVolume(name.into()))?;
         let users = users(&self.conn, name)?;
         Ok(json!({
@@ -435,12 +437,14 @@ impl Engine {
 
     /// `volume rm`: refused while a container uses it.
     pub fn volume_remove(&mut self, name: &str) -> Result<(), EngineError> {
+        self.settle()?;
         remove(&mut self.conn, &self.root, name)
     }
 
     /// `volume prune`: removes the volumes no container uses (anonymous ones only, unless
     /// `all`, as docker 23 and later); their names and the bytes freed.
     pub fn volume_prune(&mut self, all: bool) -> Result<(Vec<String>, u64), EngineError> {
+        self.settle()?;
         let mut removed = Vec::new();
         let mut bytes = 0;
         for v in list(&self.conn)? {

@@ -336,18 +336,18 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
         ContainerCommand::Run(args) => {
             let (image, opts) = args.options()?;
             opts.validate()?;
-            if !ensure_image(root, &image, &args.pull)? {
+            let Some(store) = ensure_image(root, &image, &args.pull)? else {
                 return Ok(EXIT_PULL_FAILED);
-            }
-            return run_container(&mut engine, &args);
+            };
+            return run_container(&mut engine, store, &args);
         }
         ContainerCommand::Create(args) => {
             let (image, opts) = args.options()?;
             opts.validate()?;
-            if !ensure_image(root, &image, &args.pull)? {
+            let Some(store) = ensure_image(root, &image, &args.pull)? else {
                 return Ok(EXIT_PULL_FAILED);
-            }
-            let created = engine.create(&image, &opts)?;
+            };
+            let created = engine.create_in(&store, &image, &opts)?;
             warn(&created.warnings);
             println!("{}", created.record.id);
         }
@@ -556,9 +556,16 @@ const EXIT_PULL_FAILED: i32 = hull_engine::EXIT_ENGINE;
 /// pull` (its progress bars on this command's stderr, its output too, so that stdout keeps only
 /// what `run` and `create` print): a registry client starts threads, and this process must stay
 /// single-threaded to fork the container's monitor.
-fn ensure_image(root: &Path, image: &str, pull: &str) -> anyhow::Result<bool> {
+/// The image store once `image` is in it (pulled by a child `hull pull` as `pull` says);
+/// None when that pull failed.
+fn ensure_image(
+    root: &Path,
+    image: &str,
+    pull: &str,
+) -> anyhow::Result<Option<hull_image::ImageStore>> {
     let policy = PullPolicy::parse(pull)?;
-    let present = match hull_image::ImageStore::open(root)?.resolve(image) {
+    let store = hull_image::ImageStore::open(root)?;
+    let present = match store.resolve(image) {
         Ok(_) => true,
         Err(hull_image::StoreError::NotFound(_)) => false,
         Err(e) => return Err(e.into()),
@@ -570,7 +577,7 @@ fn ensure_image(root: &Path, image: &str, pull: &str) -> anyhow::Result<bool> {
             ))
             .into())
         }
-        (PullPolicy::Never, true) | (PullPolicy::Missing, true) => return Ok(true),
+        (PullPolicy::Never, true) | (PullPolicy::Missing, true) => return Ok(Some(store)),
         (PullPolicy::Always, _) | (PullPolicy::Missing, false) => {}
     }
     let exe = std::env::current_exe().context("finding the hull binary to pull with")?;
@@ -590,7 +597,7 @@ fn ensure_image(root: &Path, image: &str, pull: &str) -> anyhow::Result<bool> {
         .stdout(std::process::Stdio::from(stderr))
         .status()
         .context("running hull pull")?;
-    Ok(status.success())
+    Ok(status.success().then_some(store))
 }
 
 /// Whether the reference names a registry on this host's loopback (`127.0.0.1:5000/x`,
@@ -627,7 +634,11 @@ pub(super) fn started(report: Option<Report>, id: &str) -> Result<(), EngineErro
     }
 }
 
-fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
+fn run_container(
+    engine: &mut Engine,
+    store: hull_image::ImageStore,
+    args: &RunArgs,
+) -> anyhow::Result<i32> {
     let (image, opts) = args.options()?;
     if args.detach && !args.sig_proxy {
         return Err(EngineError::Invalid("conflicting options: -d and --sig-proxy".into()).into());
@@ -639,20 +650,24 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     }
     let keys = DetachKeys::parse(args.detach_keys.as_deref().unwrap_or_default())?;
     terminal_for_stdin(!args.detach && args.interactive && args.tty)?;
-    let created = engine.create(&image, &opts)?;
+    let created = engine.create_in(&store, &image, &opts)?;
+    // No database connection may be open across the monitor's fork (see Engine::start).
+    drop(store);
     warn(&created.warnings);
     let id = created.record.id;
     if args.detach {
-        let mut monitor = match engine.start(&id, None) {
+        let mut monitor = match engine.start_and_close(&id, None) {
             Ok(m) => m,
             Err(e) => {
                 // Nothing runs: a container the user never sees started is not left behind.
+                engine.reopen()?;
                 let _ = engine.remove_with_volumes(&id, true);
                 return Err(e.into());
             }
         };
         let result = started(monitor.next_report(), &id);
         if result.is_err() && opts.rm {
+            engine.reopen()?;
             let _ = engine.remove_with_volumes(&id, true);
         }
         result?;
@@ -666,21 +681,24 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
         sig_proxy: args.sig_proxy,
     };
     let result = attached(engine, &id, session);
-    // Nothing runs: a container the user never saw started is not left behind; and a monitor
-    // that failed before it owned the container left it to its starter.
-    let never_ran = || engine.find(&id).is_ok_and(|r| r.state == State::Created);
-    if result.is_err() && (opts.rm || never_ran()) {
-        let _ = engine.remove_with_volumes(&id, true);
+    if result.is_err() {
+        engine.reopen()?;
+        // Nothing runs: a container the user never saw started is not left behind; and a
+        // monitor that failed before it owned the container left it to its starter.
+        let never_ran = || engine.find(&id).is_ok_and(|r| r.state == State::Created);
+        if opts.rm || never_ran() {
+            let _ = engine.remove_with_volumes(&id, true);
+        }
     }
     Ok(result?)
 }
 
 /// Starts container `id` with this process attached (`run` in the foreground, `start -a`); the
-/// exit status to return.
+/// exit status to return. The engine is left without its database ([`Engine::reopen`]).
 fn attached(engine: &mut Engine, id: &str, session: SessionOptions) -> Result<i32, EngineError> {
     let size = if session.tty { terminal_size() } else { None };
     let (conn, attach) = hull_engine::attach::pair(size)?;
-    let monitor = engine.start(id, Some(attach))?;
+    let monitor = engine.start_and_close(id, Some(attach))?;
     engine
         .wait_attached(monitor, id, conn, session)
         .map(exit_status)

@@ -239,7 +239,12 @@ pub fn run(root: &Path, cmd: ImageCommand) -> anyhow::Result<()> {
         ImageCommand::Rmi(a)
         | ImageCommand::Image {
             command: ImageSub::Rm(a),
-        } => remove(&mut store, &a)?,
+        } => {
+            // A just-exited `--rm` container holds its image until its monitor removes it:
+            // the engine's list waits for those teardowns.
+            hull_engine::Engine::open_existing(root)?.settle()?;
+            remove(&mut store, &a)?
+        }
         ImageCommand::Tag { source, target } => store.tag(&source, &target)?,
         ImageCommand::Import { file, name } => {
             let d = if file == Path::new("-") {

@@ -116,6 +116,18 @@ pub fn bad(path: &Path, args: &[&str]) -> String {
 /// state, container dirs, rows, monitors, removed files.
 pub fn assert_engine_clean(path: &Path) {
     let me = path.display().to_string();
+    // Monitors are forked `hull --root ROOT ...` processes: their command line names the
+    // root. One reports its container's exit before it takes the container down (and
+    // removes an `--rm` one): what it owns is checked once it is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = processes_naming(&me);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "processes left: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -138,17 +150,6 @@ pub fn assert_engine_clean(path: &Path) {
         .unwrap_or_default();
     assert!(containers.is_empty(), "container dirs left: {containers:?}");
     assert_eq!(ok(path, &["ps", "-a", "-q"]), "", "rows left");
-    // Monitors are forked `hull --root ROOT ...` processes: their command line names the
-    // root. One may still be deleting a removed container's files after its last report.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = processes_naming(&me);
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "processes left: {left:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let trash: Vec<_> = std::fs::read_dir(path.join("trash"))
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();

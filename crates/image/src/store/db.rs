@@ -247,9 +247,7 @@ impl Db {
     }
 
     pub fn release(&self, holder: &str) -> Result<(), DbError> {
-        self.conn
-            .execute("DELETE FROM image_holders WHERE holder = ?1", [holder])?;
-        Ok(())
+        release(&self.conn, holder)
     }
 
     /// Each layer's uncompressed tar size, by chain id.
@@ -378,4 +376,10 @@ impl Db {
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Drops every hold of `holder`, on any connection to hull.db.
+pub(crate) fn release(conn: &Connection, holder: &str) -> Result<(), DbError> {
+    conn.execute("DELETE FROM image_holders WHERE holder = ?1", [holder])?;
+    Ok(())
 }

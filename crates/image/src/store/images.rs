@@ -289,6 +289,12 @@ impl ImageStore {
         Ok(self.db.release(holder)?)
     }
 
+    /// [`ImageStore::release`] over a connection the caller has open already (a container's
+    /// monitor, which keeps one connection for everything it does).
+    pub fn release_with(conn: &rusqlite::Connection, holder: &str) -> Result<(), StoreError> {
+        Ok(super::db::release(conn, holder)?)
+    }
+
     /// The size of each layer (by chain id) as images count it: its uncompressed tar size,
     /// as docker's `images` and `system df` do. The one size rule of the store.
     pub(crate) fn layer_sizes(&self) -> Result<HashMap<String, u64>, StoreError> {

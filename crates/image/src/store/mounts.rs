@@ -39,6 +39,7 @@ impl ImageStore {
             target: target.clone(),
             readonly: true,
             inert: true,
+            volatile: false,
         };
         if let Err(e) = overlay::mount(&ov, MountApi::Auto) {
             let _ = std::fs::remove_dir(&target);

@@ -22,8 +22,8 @@ pub const TABLE: &str = "ip hull";
 /// Errors from nftables.
 #[derive(Debug, thiserror::Error)]
 pub enum NftError {
-    #[error("cannot create an nftables context (libnftables)")]
-    Init,
+    #[error("cannot create an nftables context (libnftables): {0}")]
+    Init(String),
     #[error("host port {0} is already published by another hull root (nftables map entry exists)")]
     PortExists(String),
     #[error("nftables: {what}: {detail}")]
@@ -71,7 +71,7 @@ fn missing(err: &str) -> bool {
 impl Firewall {
     pub fn open() -> Result<Firewall, NftError> {
         Ok(Firewall {
-            ctx: ffi::Ctx::new().ok_or(NftError::Init)?,
+            ctx: ffi::Ctx::new().map_err(NftError::Init)?,
         })
     }
 

@@ -68,15 +68,15 @@ pub fn known_capabilities() -> Vec<String> {
 /// container can be given here (`--privileged` in a container that lost some gets the rest).
 pub fn grantable_capabilities() -> Vec<String> {
     let bounding = host_bounding().unwrap_or(u64::MAX);
-    let known = known_capabilities();
-    caps::all()
+    let last = last_cap().unwrap_or(0);
+    // By index, not by name: every `create` asks, and matching names took ~0.4M instructions.
+    let mut grantable: Vec<String> = caps::all()
         .into_iter()
-        .filter(|c| c.index() < 64 && bounding & (1u64 << c.index()) != 0)
+        .filter(|c| c.index() <= last && bounding & (1u64 << c.index()) != 0)
         .map(|c| c.to_string())
-        .filter(|c| known.contains(c))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect()
+        .collect();
+    grantable.sort_unstable();
+    grantable
 }
 
 /// Checks one capability name (with or without the CAP_ prefix, any case) and returns its bit.

@@ -853,6 +853,29 @@ fn features_list_what_is_implemented() {
     assert!(known_capabilities().contains(&"CAP_CHECKPOINT_RESTORE".to_string()));
 }
 
+#[test]
+fn grantable_capabilities_are_known_sorted_and_in_the_bounding_set() {
+    let grantable = super::grantable_capabilities();
+    let known = known_capabilities();
+    assert!(!grantable.is_empty());
+    assert!(grantable.iter().all(|c| known.contains(c)), "{grantable:?}");
+    assert!(grantable.windows(2).all(|w| w[0] < w[1]), "{grantable:?}");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    let in_bounding = known
+        .iter()
+        .filter(|name| {
+            let cap: caps::Capability = name.parse().unwrap();
+            bounding & (1u64 << cap.index()) != 0
+        })
+        .count();
+    assert_eq!(grantable.len(), in_bounding);
+}
+
 /// In the forked child: a new user namespace mapping root to root, setgroups denied (the
 /// rootless layout), as a runtime sets it up before applying the plan.
 fn enter_user_namespace() {
