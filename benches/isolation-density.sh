@@ -68,7 +68,24 @@ memcg() {
     [ -e "$d/memory.usage_in_bytes" ] && { cat "$d/memory.usage_in_bytes"; return; }
     [ -e "$d/memory.current" ] && { cat "$d/memory.current"; return; }
   done
-  echo 0
+}
+# Resident KiB of qemu $1's guest RAM (the anonymous rw-p mapping of $2 MiB), of its TCG
+# translation buffer (the anonymous rwxp mapping) and of the rest.
+qemu_split() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+kb, kind = {"guest": 0, "tcg": 0, "other": 0}, "other"
+for line in open(f"/proc/{sys.argv[1]}/smaps"):
+    f = line.split()
+    if "-" in f[0] and len(f) >= 5 and ":" in f[3]:
+        lo, hi = (int(x, 16) for x in f[0].split("-"))
+        anon = len(f) == 5
+        kind = ("guest" if anon and f[1] == "rw-p" and hi - lo == int(sys.argv[2]) << 20
+                else "tcg" if anon and f[1] == "rwxp" else "other")
+    elif f[0] == "Rss:":
+        kb[kind] += int(f[1])
+print(kb["guest"], kb["tcg"], kb["other"])
+PY
 }
 erofs_files() { find "$root/layers" -maxdepth 2 -name '*.erofs' | sort; }
 
@@ -96,7 +113,7 @@ phase() {
   sleep 3
   avail1=$(memavail)
   declare -A pss=() rss=() count=()
-  local monitors qemus=() cg=0
+  local monitors qemus=() cg=0 cgs=0 c
   monitors=$(hull inspect "${ids[@]}" |
     python3 -c 'import json,sys; print(" ".join(str(c["State"]["MonitorPid"]) for c in json.load(sys.stdin)))')
   for m in $monitors; do
@@ -109,9 +126,12 @@ phase() {
       count[$comm]=$(( ${count[$comm]:-0} + 1 ))
     done
   done
-  for id in "${ids[@]}"; do cg=$((cg + $(memcg "$id"))); done
+  for id in "${ids[@]}"; do
+    c=$(memcg "$id")
+    [ -n "$c" ] && { cg=$((cg + c)); cgs=$((cgs + 1)); }
+  done
   echo
-  echo "== $k x $name: hull run -d --network none $* busybox sh -c 'echo up; exec sleep 3600'"
+  echo "== $k x $name: hull run -d --network none${*:+ $*} busybox sh -c 'echo up; exec sleep 3600'"
   echo "started (all run -d returned): $(secs "$t0" "$t1") s; all $k printed 'up': $(secs "$t0" "$t2") s"
   local total_pss=0 total_rss=0
   printf '  %-22s %5s %12s %12s %14s\n' process count "PSS MiB" "RSS MiB" "PSS MiB each"
@@ -122,12 +142,19 @@ phase() {
   done
   printf '  %-22s %5s %12s %12s %14s\n' total "" "$(mib "$total_pss")" "$(mib "$total_rss")" \
     "$(mib $((total_pss / k)))"
-  echo "  memory cgroups, summed: $(mib $((cg / 1024))) MiB"
+  echo "  memory cgroups (hull-<id>): $cgs of $k have one; their usage summed: $(mib $((cg / 1024))) MiB"
   echo "  MemAvailable: $(mib "$avail0") -> $(mib "$avail1") MiB (down $(mib $((avail0 - avail1))) MiB; other jobs share this host)"
   echo "  disk: containers/ $(du -sk "$root/containers" | cut -f1) KiB," \
     "layers/ $(du -sk "$root/layers" | cut -f1) KiB (of it erofs: $(cat /dev/null $(erofs_files) | wc -c | awk '{printf "%d", $1/1024}') KiB)"
   if [ ${#qemus[@]} -gt 0 ]; then
-    local f holders cached
+    local f holders cached gmib g t o sg=0 st=0 so=0
+    gmib=$(hull inspect --kernel "${ids[0]}" | sed -n 's/.* \([0-9]*\) MiB guest memory.*/\1/p')
+    for pid in "${qemus[@]}"; do
+      read -r g t o < <(qemu_split "$pid" "$gmib")
+      sg=$((sg + g)); st=$((st + t)); so=$((so + o))
+    done
+    echo "  qemu RSS, summed: guest RAM $(mib "$sg") MiB (of ${#qemus[@]} x $gmib MiB), TCG translation" \
+      "buffers $(mib "$st") MiB, the rest (qemu's own heap, binary, libraries) $(mib "$so") MiB"
     for f in $(erofs_files); do
       holders=0
       for pid in "${qemus[@]}"; do

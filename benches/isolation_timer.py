@@ -17,7 +17,14 @@ def cmd(iso, *args):
             "busybox", *args]
 
 
+def settle():
+    """A pause before each run: a VM run's last exits (qemu's, the monitor's) otherwise slow the
+    container run after it."""
+    time.sleep(0.5)
+
+
 def end_to_end(iso):
+    settle()
     start = time.perf_counter()
     proc = subprocess.run(cmd(iso, "true"), stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -29,6 +36,7 @@ def end_to_end(iso):
 
 def first_line(iso):
     """Seconds to `echo hi`'s line on stdout, and to hull's exit."""
+    settle()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd(iso, "echo", "hi"), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -61,4 +69,4 @@ for key, label in ROWS:
         cells.append(f"{statistics.median(t):6.3f} ({min(t):.2f}-{max(t):.2f})")
     ratio = statistics.median(times[("vm", key)]) / statistics.median(times[("container", key)])
     print(f"{label:40} {cells[0]:>19} {cells[1]:>19} {ratio:6.1f}x")
-print(f"medians of {runs} runs each, (min-max); interleaved container, vm, container, vm, ...")
+print(f"medians of {runs} runs each, (min-max); interleaved, 0.5 s apart")
