@@ -4,8 +4,8 @@
 # the time to start them and to have each one's first line in its log; host memory they take
 # (PSS and RSS of the monitors, the container processes or qemu, summed; the sum of their
 # memory cgroups; MemAvailable before and after, noisy on a shared host); disk under the engine
-# root (containers/, the unpacked layers, the layers' erofs images); that K VMs share one erofs
-# image per layer (qemu processes holding each open, and its pages in the host's page cache);
+# root (containers/ without the mounted root file systems, the unpacked layers, the erofs
+# images); that K VMs share one erofs image per layer (qemu processes holding each open, and its pages in the host's page cache);
 # the time to remove them all; and that nothing is left (no process naming the root, no row in
 # `hull ps -a`, no container dir, no cgroup). Holds the qemu lock (/tmp/hull-qemu.lock) for the
 # whole run. Needs root, Debian's cloud kernel in the qemu cache and hull-guest's initramfs
@@ -70,11 +70,13 @@ memcg() {
   done
 }
 # Resident KiB of qemu $1's guest RAM (the anonymous rw-p mapping of $2 MiB), of its TCG
-# translation buffer (the anonymous rwxp mapping) and of the rest.
+# translation buffer (the anonymous rwxp mapping) and of the rest; then how much of the guest
+# RAM's is in transparent huge pages (qemu asks for them: a guest's touch of one 4 KiB page
+# makes 2 MiB resident).
 qemu_split() {
   python3 - "$1" "$2" <<'PY'
 import sys
-kb, kind = {"guest": 0, "tcg": 0, "other": 0}, "other"
+kb, kind = {"guest": 0, "tcg": 0, "other": 0, "thp": 0}, "other"
 for line in open(f"/proc/{sys.argv[1]}/smaps"):
     f = line.split()
     if "-" in f[0] and len(f) >= 5 and ":" in f[3]:
@@ -84,7 +86,9 @@ for line in open(f"/proc/{sys.argv[1]}/smaps"):
                 else "tcg" if anon and f[1] == "rwxp" else "other")
     elif f[0] == "Rss:":
         kb[kind] += int(f[1])
-print(kb["guest"], kb["tcg"], kb["other"])
+    elif f[0] == "AnonHugePages:" and kind == "guest":
+        kb["thp"] += int(f[1])
+print(kb["guest"], kb["tcg"], kb["other"], kb["thp"])
 PY
 }
 erofs_files() { find "$root/layers" -maxdepth 2 -name '*.erofs' | sort; }
@@ -143,17 +147,17 @@ phase() {
   printf '  %-22s %5s %12s %12s %14s\n' total "" "$(mib "$total_pss")" "$(mib "$total_rss")" \
     "$(mib $((total_pss / k)))"
   echo "  memory cgroups (hull-<id>): $cgs of $k have one; their usage summed: $(mib $((cg / 1024))) MiB"
-  echo "  MemAvailable: $(mib "$avail0") -> $(mib "$avail1") MiB (down $(mib $((avail0 - avail1))) MiB; other jobs share this host)"
-  echo "  disk: containers/ $(du -sk "$root/containers" | cut -f1) KiB," \
+  echo "  MemAvailable: $(mib "$avail0") -> $(mib "$avail1") MiB (used $(mib $((avail0 - avail1))) MiB; other jobs share this host: noisy)"
+  echo "  disk: containers/ $(du -skx "$root/containers" | cut -f1) KiB," \
     "layers/ $(du -sk "$root/layers" | cut -f1) KiB (of it erofs: $(cat /dev/null $(erofs_files) | wc -c | awk '{printf "%d", $1/1024}') KiB)"
   if [ ${#qemus[@]} -gt 0 ]; then
-    local f holders cached gmib g t o sg=0 st=0 so=0
+    local f holders cached gmib g t o h sg=0 st=0 so=0 sh=0
     gmib=$(hull inspect --kernel "${ids[0]}" | sed -n 's/.* \([0-9]*\) MiB guest memory.*/\1/p')
     for pid in "${qemus[@]}"; do
-      read -r g t o < <(qemu_split "$pid" "$gmib")
-      sg=$((sg + g)); st=$((st + t)); so=$((so + o))
+      read -r g t o h < <(qemu_split "$pid" "$gmib")
+      sg=$((sg + g)); st=$((st + t)); so=$((so + o)); sh=$((sh + h))
     done
-    echo "  qemu RSS, summed: guest RAM $(mib "$sg") MiB (of ${#qemus[@]} x $gmib MiB), TCG translation" \
+    echo "  qemu RSS, summed: guest RAM $(mib "$sg") MiB (of ${#qemus[@]} x $gmib MiB; $(mib "$sh") MiB of it in huge pages), TCG translation" \
       "buffers $(mib "$st") MiB, the rest (qemu's own heap, binary, libraries) $(mib "$so") MiB"
     for f in $(erofs_files); do
       holders=0
