@@ -5,9 +5,9 @@
 # (PSS and RSS of the monitors, the container processes or qemu, summed; the sum of their
 # memory cgroups; MemAvailable before and after, noisy on a shared host); disk under the engine
 # root (containers/ without the mounted root file systems, the unpacked layers, the erofs
-# images); that K VMs share one erofs image per layer (qemu processes holding each open, and its pages in the host's page cache);
-# the time to remove them all; and that nothing is left (no process naming the root, no row in
-# `hull ps -a`, no container dir, no cgroup). Holds the qemu lock (/tmp/hull-qemu.lock) for the
+# images); that K VMs share one erofs image per layer (qemu processes holding each open, and
+# its pages in the host's page cache); the time to remove them all; and that nothing is left
+# (no process naming the root, no row in `hull ps -a`, no container dir, no cgroup). Holds the qemu lock (/tmp/hull-qemu.lock) for the
 # whole run. Needs root, Debian's cloud kernel in the qemu cache and hull-guest's initramfs
 # (scripts/build-guest-initramfs.sh makes both; a release guest here).
 #
