@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
-# The price of each isolation, side by side in one run: `hull run --rm busybox true` as a
-# container and as a microVM (`--isolation vm --vmm qemu`: TCG on this host, whose kvm-pvm boots
-# no stock kernel; KVM where qemu can use it), N runs each; medians and the ratio. The whole
-# run holds the qemu lock (/tmp/hull-qemu.lock), so no other VM shares the CPUs. Needs root, Debian's cloud kernel in the qemu cache
-# and hull-guest's initramfs (scripts/build-guest-initramfs.sh builds both); leaves nothing
-# behind (its engine root is its own).
+# The price of each isolation, side by side in one run: `hull run --rm --network none busybox
+# true` as a container and as a microVM (`--isolation vm --vmm qemu`: TCG on this host, whose
+# kvm-pvm boots no stock kernel; KVM where qemu can use it), and `echo hi` to its first line and
+# to the end; N runs each, interleaved, after a warm-up of each (the VM's first run makes the
+# layer's erofs image); medians and ratios (benches/isolation_timer.py). The whole run holds the
+# qemu lock (/tmp/hull-qemu.lock), so no other VM shares the CPUs. Needs root, Debian's cloud
+# kernel in the qemu cache and hull-guest's initramfs (scripts/build-guest-initramfs.sh makes
+# both; a release guest here); leaves nothing behind (its engine root is its own).
+# 10 VMs vs 10 containers (memory, disk, layer sharing): benches/isolation-density.sh.
 #
-#   benches/isolation.sh            N=10 runs per median (env N)
+#   benches/isolation.sh [N]        N runs per median (default 5: a TCG boot takes seconds)
 #   HULL=/path/to/hull benches/isolation.sh   (default: a release build of this checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
-. benches/lib/common.sh
-n=${N:-10}
-target=${CARGO_TARGET_DIR:-target}
+n=${1:-${N:-5}}
+target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 if [ -z "${HULL:-}" ]; then
-  cargo build --release -q -p hull
-  HULL="$PWD/$target/release/hull"
+  cargo build --release -q -p hull -p hull-runtime
+  HULL="$target/release/hull"
 fi
-initrd=$(scripts/build-guest-initramfs.sh | tail -1)
+initrd=$(HULL_GUEST_PROFILE=release scripts/build-guest-initramfs.sh | tail -1)
+. scripts/qemu-guest-lib.sh
+debian_cloud_kernel >/dev/null
 work=$(mktemp -d /tmp/hull-bench-isolation.XXXXXX)
 cleanup() {
   set +e
@@ -29,21 +33,17 @@ trap cleanup EXIT
 ./scripts/mkrootfs.sh "$work/rootfs"
 tar -C "$work/rootfs" -c . | "$HULL" --root "$work/root" import - busybox >/dev/null
 mkdir -p "$work/root/vm"
+ln -s "$(readlink -f "$vmlinuz")" "$work/root/vm/vmlinuz"
 ln -s "$(readlink -f "$initrd")" "$work/root/vm/initramfs.cpio.gz"
-hull() { "$HULL" --root "$work/root" "$@"; }
+# hull's children (monitors, qemu) must not inherit the lock's descriptor.
+hull() { "$HULL" --root "$work/root" "$@" 9>&-; }
 exec 9>/tmp/hull-qemu.lock
 flock 9
-vm=(--isolation vm --vmm qemu)
-# Once each first: the VM's first run makes the layer's erofs image.
 hull run --rm --network none busybox true
-hull run --rm --network none "${vm[@]}" busybox true
-container=$(for _ in $(seq "$n"); do timeit hull run --rm --network none busybox true; done | median)
-qemu=$(for _ in $(seq "$n"); do
-  timeit hull run --rm --network none "${vm[@]}" busybox true
-done | median)
+hull run --rm --network none --isolation vm --vmm qemu busybox true
 accel=tcg
 [ -e /dev/kvm ] && [ ! -e /sys/module/kvm_pvm ] && accel=kvm
-printf '%-44s %8s\n' "hull run --rm busybox true (N=$n)" "median s"
-printf '%-44s %8.3f\n' "container" "$container"
-printf '%-44s %8.3f\n' "--isolation vm --vmm qemu ($accel)" "$qemu"
-printf '%-44s %8s\n' "vm / container" "$(ratio "$qemu" "$container")x"
+echo "hull $("$HULL" --version | head -1); $(qemu-system-x86_64 --version | head -1); accel $accel;" \
+  "guest kernel ${vmlinuz##*/}"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+python3 benches/isolation_timer.py "$HULL" "$work/root" "$n" 9>&-
