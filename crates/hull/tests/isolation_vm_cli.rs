@@ -1,5 +1,6 @@
 //! `hull run --isolation vm --vmm qemu` end to end on this host (qemu TCG: this host's kvm-pvm
-//! boots no stock kernel): stdout and stderr apart and the exit code, detached with logs, exec
+//! boots no stock kernel): stdout and stderr apart and the exit code, the process's
+//! capabilities, no_new_privs and seccomp filter as a container's, detached with logs, exec
 //! and stop, `--memory` and `--cpus` inside the guest and on the VMM's cgroup, two VMs of one
 //! image on the same erofs layer images, a monitor killed with SIGKILL taking its VM along, a VM
 //! that cannot boot, and nothing left behind (the common leak check also finds a qemu process,
@@ -82,12 +83,28 @@ fn open_files(pid: i32) -> Vec<PathBuf> {
 fn vm_run_keeps_stdout_and_stderr_apart_and_the_exit_code() {
     let r = root!("vmrun");
     let _lock = vm_host!(r);
+    // The guest confines its process as a container's runtime would: no capabilities left by
+    // --cap-drop ALL, no_new_privs, and the user's seccomp profile (mkdir refused, EPERM).
+    let profile = r.path.join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let seccomp = format!("seccomp={}", profile.display());
     let mut args = vec!["run", "--rm"];
     args.extend(with_vm(&[
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        &seccomp,
+        "--security-opt",
+        "no-new-privileges",
         "busybox",
         "sh",
         "-c",
-        "echo out; echo err >&2; exit 7",
+        "echo out; grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; \
+         mkdir /tmp/d || echo err >&2; exit 7",
     ]));
     let o = r.hull(&args);
     let (out, err) = (
@@ -95,8 +112,9 @@ fn vm_run_keeps_stdout_and_stderr_apart_and_the_exit_code() {
         String::from_utf8_lossy(&o.stderr),
     );
     assert_eq!(o.status.code(), Some(7), "stdout: {out} stderr: {err}");
-    assert_eq!(out, "out\n");
-    assert_eq!(err, "err\n");
+    assert_eq!(out, "out\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert!(err.ends_with("\nerr\n"), "{err}");
     // A command the image lacks: docker's 127, and the VM is gone.
     let mut args = vec!["run", "--rm"];
     args.extend(with_vm(&["busybox", "/no/such/command"]));
@@ -114,7 +132,8 @@ fn vm_run_keeps_stdout_and_stderr_apart_and_the_exit_code() {
 fn vm_detached_logs_stop_memory_and_cpus() {
     let mut r = root!("vmdetach");
     let _lock = vm_host!(r);
-    let script = "echo hi; grep MemTotal /proc/meminfo; nproc; hostname; \
+    let script = "echo hi; grep MemTotal /proc/meminfo; nproc; \
+                  grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; hostname; \
                   trap 'echo term; exit 3' TERM; while true; do sleep 0.1; done";
     let id = r.detach(&with_vm(&[
         "--memory",
@@ -141,6 +160,25 @@ fn vm_detached_logs_stop_memory_and_cpus() {
         "MemTotal {kib} kB for --memory 200m"
     );
     assert_eq!(lines[2], "2", "--cpus 2 is two vCPUs: {logs}");
+    // The process's capabilities and seccomp mode are a container's of the same image.
+    let container = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "grep",
+        "-E",
+        "^(CapBnd|CapEff|NoNewPrivs|Seccomp):",
+        "/proc/self/status",
+    ]);
+    assert_eq!(lines[3..7].join("\n") + "\n", container, "{logs}");
+    // Not the guest root's full set (which reaches past bit 31), and filtered when podman's
+    // default profile is here to be the engine's.
+    assert!(container.contains("CapEff:\t00000000"), "{container}");
+    if Path::new("/usr/share/containers/seccomp.json").exists() {
+        assert!(container.contains("Seccomp:\t2"), "{container}");
+    }
     // exec: a second process in the guest, its streams apart and its code; stdin with -i;
     // a user of the image's /etc/passwd; a missing command is 127.
     let o = r.hull(&[

@@ -27,7 +27,7 @@ pub(crate) fn run(root: &Path, record: &Record, req: &ExecRequest) -> Result<i32
         ));
     }
     let config = super::spec::config(root, &record.id)?;
-    let mut spec = super::spec::process_of(&config["process"]);
+    let mut spec = super::spec::process_spec(root, &config)?;
     spec.args.clone_from(&req.command);
     for entry in &req.env {
         let key = entry.split('=').next().unwrap_or_default();

@@ -21,6 +21,8 @@ pub mod kernel;
 pub mod qemu;
 pub(crate) mod spec;
 
+pub use spec::guest_seccomp;
+
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -113,14 +115,9 @@ fn unsupported_flag(opts: &RunOptions) -> Option<&'static str> {
         (!opts.device_write_bps.is_empty(), "--device-write-bps"),
         (opts.blkio_weight.is_some(), "--blkio-weight"),
         (!opts.devices.is_empty(), "--device"),
-        (!opts.cap_add.is_empty(), "--cap-add"),
-        (!opts.cap_drop.is_empty(), "--cap-drop"),
+        // It means the host's devices, which the VM has no way to reach.
         (opts.privileged, "--privileged"),
         (opts.read_only, "--read-only"),
-        (
-            opts.seccomp != crate::run_flags::Seccomp::Default,
-            "--security-opt seccomp",
-        ),
         (opts.init, "--init"),
         (!opts.etc.hosts.is_empty(), "--add-host"),
         (!opts.etc.dns.is_empty(), "--dns"),
@@ -346,6 +343,12 @@ mod tests {
             network: Network::None,
             ..Default::default()
         };
+        assert_eq!(unsupported_flag(&opts), None);
+        // The guest applies these as a container's runtime would.
+        opts.cap_add = vec!["CAP_NET_ADMIN".into()];
+        opts.cap_drop = vec!["ALL".into()];
+        opts.seccomp = crate::run_flags::Seccomp::Unconfined;
+        opts.no_new_privileges = true;
         assert_eq!(unsupported_flag(&opts), None);
         opts.privileged = true;
         assert_eq!(unsupported_flag(&opts), Some("--privileged"));

@@ -1,10 +1,12 @@
 //! What the guest agent is asked to run for a VM-isolated container, from the container's
 //! config.json (the same bundle a container gets): the main process with its hostname and the
-//! image's layer disks as its root, and the process settings `exec` starts from.
+//! image's layer disks as its root, and the process settings `exec` starts from, with the
+//! container's capabilities, no_new_privs and seccomp filter (compiled here: the guest has no
+//! compiler), so the VM's process is confined as the container's would be.
 
 use std::path::Path;
 
-use hull_vmm::proto::{ProcessSpec, Rlimit, RootSpec, RunSpec};
+use hull_vmm::proto::{Capabilities, ProcessSpec, Rlimit, RootSpec, RunSpec, SeccompFilter};
 use serde_json::Value;
 
 use super::qemu;
@@ -29,7 +31,35 @@ pub(crate) fn run_spec(root: &Path, record: &Record) -> Result<RunSpec, EngineEr
         .rootfs_for(&record.settings.manifest)?
         .lowers
         .len();
-    Ok(spec_of(&config, layers))
+    let mut spec = spec_of(&config, layers);
+    spec.process = process_spec(root, &config)?;
+    Ok(spec)
+}
+
+/// The container's process for the guest (the main one, and what `exec` starts from), with
+/// its seccomp filter.
+pub(crate) fn process_spec(root: &Path, config: &Value) -> Result<ProcessSpec, EngineError> {
+    let mut p = process_of(&config["process"]);
+    p.seccomp = seccomp_of(root, config)?;
+    Ok(p)
+}
+
+/// config.json's `linux.seccomp` compiled for the guest; none without one (unconfined).
+fn seccomp_of(root: &Path, config: &Value) -> Result<Option<SeccompFilter>, EngineError> {
+    let section = &config["linux"]["seccomp"];
+    if section.is_null() {
+        return Ok(None);
+    }
+    guest_seccomp(root, section).map(Some)
+}
+
+/// An OCI `linux.seccomp` object compiled for a guest's process by the runtime of the engine
+/// at `root` (whose cache keeps compiled filters).
+pub fn guest_seccomp(root: &Path, section: &Value) -> Result<SeccompFilter, EngineError> {
+    let runtime = hull_runtime::Runtime::new(paths::vm_runtime_root(root));
+    let (flags, program) = runtime.compile_seccomp(section)?;
+    let program: Vec<_> = program.iter().map(|f| (f.code, f.jt, f.jf, f.k)).collect();
+    Ok(SeccompFilter::new(flags, &program))
 }
 
 fn spec_of(config: &Value, layers: usize) -> RunSpec {
@@ -46,7 +76,7 @@ fn spec_of(config: &Value, layers: usize) -> RunSpec {
 }
 
 /// An OCI `process` as the agent takes it (no terminal: the agent's terminal is asked for
-/// apart).
+/// apart; no seccomp filter: that is [`seccomp_of`]'s).
 pub(crate) fn process_of(p: &Value) -> ProcessSpec {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
@@ -83,8 +113,10 @@ pub(crate) fn process_of(p: &Value) -> ProcessSpec {
         terminal: false,
         rlimits,
         no_new_privileges: p["noNewPrivileges"].as_bool().unwrap_or(false),
-        // Not yet from the config: the VM is the boundary, and the engine refuses --cap-* and
-        // seccomp options with --isolation vm, so the guest keeps root's full set.
+        // As the OCI runtime spec: a process without `capabilities` has none.
+        capabilities: Some(
+            serde_json::from_value::<Capabilities>(p["capabilities"].clone()).unwrap_or_default(),
+        ),
         ..ProcessSpec::default()
     }
 }
@@ -116,5 +148,38 @@ mod tests {
         let r = s.root.unwrap();
         assert_eq!(r.serial, "hull-layer0");
         assert_eq!(r.lower_serials, ["hull-layer1", "hull-layer2"]);
+        // No `capabilities`: none, as an OCI runtime gives.
+        assert_eq!(s.process.capabilities, Some(Capabilities::default()));
+    }
+
+    #[test]
+    fn capabilities_and_seccomp_reach_the_guest() {
+        let config = serde_json::json!({
+            "process": {
+                "args": ["true"],
+                "capabilities": {
+                    "bounding": ["CAP_CHOWN", "CAP_KILL"],
+                    "effective": ["CAP_KILL"],
+                    "permitted": ["CAP_CHOWN", "CAP_KILL"]
+                }
+            },
+            "linux": {"seccomp": {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+            }}
+        });
+        let root = std::env::temp_dir().join(format!("hull-vm-spec-{}", std::process::id()));
+        let spec = process_spec(&root, &config);
+        let unconfined = process_spec(&root, &serde_json::json!({"process": {}}));
+        let _ = std::fs::remove_dir_all(&root);
+        let spec = spec.unwrap();
+        let caps = spec.capabilities.unwrap();
+        assert_eq!(caps.bounding, ["CAP_CHOWN", "CAP_KILL"]);
+        assert_eq!(caps.effective, ["CAP_KILL"]);
+        assert!(caps.ambient.is_empty() && caps.inheritable.is_empty());
+        let prog = spec.seccomp.unwrap().instructions().unwrap();
+        assert!(prog.len() > 3, "{prog:?}");
+        assert_eq!(unconfined.unwrap().seccomp, None);
     }
 }

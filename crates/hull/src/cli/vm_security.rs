@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use hull_engine::bundle::seccomp::from_docker_profile;
 use hull_engine::run_flags::{self as flags, Seccomp};
-use hull_vmm::proto::{Capabilities, ProcessSpec, Rlimit, SeccompFilter};
+use hull_vmm::proto::{Capabilities, ProcessSpec, Rlimit};
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct SecurityFlags {
@@ -72,10 +72,7 @@ impl SecurityFlags {
                 .with_context(|| format!("--security-opt seccomp={name}"))?;
             let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
             let section = from_docker_profile(&text, &name, &caps)?;
-            let runtime = hull_runtime::Runtime::new(hull_engine::paths::vm_runtime_root(root));
-            let (flags, program) = runtime.compile_seccomp(&section)?;
-            let program: Vec<_> = program.iter().map(|f| (f.code, f.jt, f.jf, f.k)).collect();
-            spec.seccomp = Some(SeccompFilter::new(flags, &program));
+            spec.seccomp = Some(hull_engine::vm::guest_seccomp(root, &section)?);
         }
         Ok(())
     }
