@@ -15,36 +15,8 @@
 #   HULL=/path/to/hull benches/isolation-density.sh   (default: a release build of this checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 k=${1:-${K:-10}}
-target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
-if [ -z "${HULL:-}" ]; then
-  cargo build --release -q -p hull -p hull-runtime
-  HULL="$target/release/hull"
-fi
-initrd=$(HULL_GUEST_PROFILE=release scripts/build-guest-initramfs.sh | tail -1)
-. scripts/qemu-guest-lib.sh
-debian_cloud_kernel >/dev/null
-work=$(mktemp -d /tmp/hull-bench-density.XXXXXX)
-root=$work/root
-cleanup() {
-  set +e
-  "$HULL" --root "$root" ps -a -q --no-trunc | xargs -r "$HULL" --root "$root" rm -f >/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-./scripts/mkrootfs.sh "$work/rootfs"
-tar -C "$work/rootfs" -c . | "$HULL" --root "$root" import - busybox >/dev/null
-mkdir -p "$root/vm"
-ln -s "$(readlink -f "$vmlinuz")" "$root/vm/vmlinuz"
-ln -s "$(readlink -f "$initrd")" "$root/vm/initramfs.cpio.gz"
-# hull's children (monitors, qemu) must not inherit the lock's descriptor.
-hull() { "$HULL" --root "$root" "$@" 9>&-; }
-exec 9>/tmp/hull-qemu.lock
-flock 9
-# Warm-up of each: the VM's first run makes the layer's erofs image.
-hull run --rm --network none busybox true
-hull run --rm --network none --isolation vm --vmm qemu busybox true
+. benches/lib/isolation-setup.sh density
 
 now() { date +%s.%N; }
 secs() { printf '%.2f' "$(echo "$2 - $1" | bc -l)"; }

@@ -13,37 +13,11 @@
 #   HULL=/path/to/hull benches/isolation.sh   (default: a release build of this checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 n=${1:-${N:-5}}
-target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
-if [ -z "${HULL:-}" ]; then
-  cargo build --release -q -p hull -p hull-runtime
-  HULL="$target/release/hull"
-fi
-initrd=$(HULL_GUEST_PROFILE=release scripts/build-guest-initramfs.sh | tail -1)
-. scripts/qemu-guest-lib.sh
-debian_cloud_kernel >/dev/null
-work=$(mktemp -d /tmp/hull-bench-isolation.XXXXXX)
-cleanup() {
-  set +e
-  "$HULL" --root "$work/root" ps -a -q --no-trunc | xargs -r "$HULL" --root "$work/root" rm -f >/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-./scripts/mkrootfs.sh "$work/rootfs"
-tar -C "$work/rootfs" -c . | "$HULL" --root "$work/root" import - busybox >/dev/null
-mkdir -p "$work/root/vm"
-ln -s "$(readlink -f "$vmlinuz")" "$work/root/vm/vmlinuz"
-ln -s "$(readlink -f "$initrd")" "$work/root/vm/initramfs.cpio.gz"
-# hull's children (monitors, qemu) must not inherit the lock's descriptor.
-hull() { "$HULL" --root "$work/root" "$@" 9>&-; }
-exec 9>/tmp/hull-qemu.lock
-flock 9
-hull run --rm --network none busybox true
-hull run --rm --network none --isolation vm --vmm qemu busybox true
+. benches/lib/isolation-setup.sh isolation
 accel=tcg
 [ -e /dev/kvm ] && [ ! -e /sys/module/kvm_pvm ] && accel=kvm
 echo "hull $("$HULL" --version | head -1); $(qemu-system-x86_64 --version | head -1); accel $accel;" \
   "guest kernel ${vmlinuz##*/}"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
-python3 benches/isolation_timer.py "$HULL" "$work/root" "$n" 9>&-
+python3 benches/isolation_timer.py "$HULL" "$root" "$n" 9>&-
