@@ -198,7 +198,7 @@ fn run_with_policy(
         }
         // The process is gone; so are its namespaces. What the runtime and the network keep
         // of it goes before the next one (the root stays mounted, with its upper dir).
-        let _ = Runtime::new(paths::runtime_root(root)).delete(id, true);
+        delete_for_restart(root, id)?;
         let mut net = Net::with_conn(conn);
         address = net.attachments(Some(id))?.first().map(|l| l.ip);
         net.detach(id)?;
@@ -217,6 +217,25 @@ fn run_with_policy(
         }
     }
 }
+
+/// Deletes the runtime's container of the process that exited, so that the next create of the
+/// same id can be made. Seen under load with `inspect`s running beside: a first delete failed and
+/// the restart's create found the container still there ("already exists"), so it is tried
+/// again for a while before the policy gives up with the error.
+fn delete_for_restart(root: &Path, id: &str) -> Result<(), EngineError> {
+    let runtime = Runtime::new(paths::runtime_root(root));
+    let deadline = Instant::now() + RESTART_DELETE_WAIT;
+    loop {
+        match runtime.delete(id, true) {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(EngineError::from_runtime(e)),
+            Err(_) => std::thread::sleep(STOP_POLL),
+        }
+    }
+}
+
+/// How long a restart keeps trying to delete the exited process's runtime container.
+const RESTART_DELETE_WAIT: Duration = Duration::from_secs(5);
 
 /// The image's layers of the container's root: as create recorded them, or from the image
 /// store for a container made by an older hull (or whose layers moved).
