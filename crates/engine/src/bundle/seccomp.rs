@@ -113,15 +113,18 @@ pub fn from_docker_profile(text: &str, path: &str, caps: &[&str]) -> Result<Valu
         }
         syscalls.push(Value::Object(out));
     }
-    let mut seccomp = json!({
-        "defaultAction": default_action,
-        "architectures": architectures,
-        "syscalls": syscalls,
-    });
+    // Moved in, not through `json!` (which would serialize a copy of every rule).
+    let mut seccomp = Map::new();
+    seccomp.insert(
+        "defaultAction".into(),
+        Value::String(default_action.into_owned()),
+    );
+    seccomp.insert("architectures".into(), Value::Array(architectures));
+    seccomp.insert("syscalls".into(), Value::Array(syscalls));
     if let Some(errno) = profile.default_errno_ret {
-        seccomp["defaultErrnoRet"] = errno;
+        seccomp.insert("defaultErrnoRet".into(), errno);
     }
-    Ok(seccomp)
+    Ok(Value::Object(seccomp))
 }
 
 fn arch_matches(architecture: &str, arch: &str) -> bool {
