@@ -25,18 +25,6 @@ pub struct Created {
 impl Engine {
     /// Creates a container of `image` with `opts`; nothing runs until [`Engine::start`].
     pub fn create(&mut self, image: &str, opts: &RunOptions) -> Result<Created, EngineError> {
-        let store = hull_image::ImageStore::open(&self.root)?;
-        self.create_in(&store, image, opts)
-    }
-
-    /// [`Engine::create`] with the image store the caller has open (`run` looked for the
-    /// image in it already: each open of hull.db parses its whole schema).
-    pub fn create_in(
-        &mut self,
-        store: &hull_image::ImageStore,
-        image: &str,
-        opts: &RunOptions,
-    ) -> Result<Created, EngineError> {
         let mut warnings = Vec::new();
         opts.validate()?;
         if let Some(name) = &opts.name {
@@ -47,7 +35,7 @@ impl Engine {
             crate::vm::Isolation::Vm(vmm) => Some(crate::vm::plan(&self.root, opts, vmm)?),
         };
         self.check_network(opts)?;
-        let rootfs = store.rootfs_for(image).map_err(|e| match e {
+        let rootfs = self.images()?.rootfs_for(image).map_err(|e| match e {
             StoreError::NotFound(_) => EngineError::Invalid(format!(
                 "image {image:?} not found in the store (hull pull {image}, or hull import)"
             )),
@@ -154,7 +142,7 @@ impl Engine {
         }
         store::insert(&mut self.conn, &record)?;
         let written = (|| {
-            store.hold(&rootfs.manifest, &id)?;
+            hull_image::ImageStore::hold_with(&self.conn, &rootfs.manifest, &id)?;
             // After the row that names them: from here no `volume rm` takes them away.
             volumes.make_volumes(&mut self.conn, &self.root, &rootfs.lowers)?;
             write_bundle(&dir, &etc, &generated.config)

@@ -125,6 +125,13 @@ impl Engine {
         Ok(Some(hull_image::ImageStore::open(&self.root)?))
     }
 
+    /// The image store of this root on the engine's own connection (each open of hull.db
+    /// parses its whole schema; `run` would otherwise open it twice). Makes the store's
+    /// directories: for the engine of a command that writes ([`Engine::open`]).
+    pub fn images(&self) -> Result<hull_image::ImageStore<&Connection>, EngineError> {
+        Ok(hull_image::ImageStore::with_conn(&self.root, &self.conn)?)
+    }
+
     /// Every container, oldest first; as [`Engine::find`], after the teardowns under way.
     pub fn list(&self) -> Result<Vec<Record>, EngineError> {
         let all = store::list(&self.conn)?;

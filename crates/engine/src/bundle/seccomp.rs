@@ -4,6 +4,9 @@
 //! for one container. Reading the installed file rather than embedding a copy keeps hull's
 //! allow-list the one podman uses on this host.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 /// Where Debian's podman (containers-common) installs the profile.
@@ -25,101 +28,136 @@ fn docker_arch() -> &'static str {
     }
 }
 
+/// The parts of a docker-format profile the conversion reads. Typed rather than a
+/// [`Value`]: the profile is read on every create, and this skips the comments and conditions
+/// without building them (the tree of the whole file cost about as much as the rest of
+/// `create`). Rule fields are kept as values: they go into the OCI section as they are.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Profile<'a> {
+    #[serde(borrow)]
+    default_action: Option<Cow<'a, str>>,
+    default_errno_ret: Option<Value>,
+    #[serde(borrow)]
+    arch_map: Option<Vec<ArchEntry<'a>>>,
+    #[serde(borrow)]
+    syscalls: Option<Vec<Rule<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ArchEntry<'a> {
+    #[serde(borrow)]
+    architecture: Option<Cow<'a, str>>,
+    sub_architectures: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rule<'a> {
+    names: Option<Value>,
+    action: Option<Value>,
+    errno_ret: Option<Value>,
+    args: Option<Value>,
+    #[serde(borrow)]
+    includes: Option<Condition<'a>>,
+    #[serde(borrow)]
+    excludes: Option<Condition<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Condition<'a> {
+    #[serde(borrow)]
+    arches: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    caps: Option<Vec<Cow<'a, str>>>,
+}
+
 /// The OCI seccomp section from a docker-format profile, for a container with `caps`.
 pub fn from_docker_profile(text: &str, path: &str, caps: &[&str]) -> Result<Value, SeccompError> {
     let bad = |reason: String| SeccompError::Invalid {
         path: path.to_string(),
         reason,
     };
-    let mut profile: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-    // The rules move into the result (hundreds of syscall names), not copied.
-    let rules = match profile.get_mut("syscalls") {
-        Some(Value::Array(rules)) => std::mem::take(rules),
-        _ => Vec::new(),
-    };
+    let profile: Profile<'_> = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
     let default_action = profile
-        .get("defaultAction")
-        .and_then(Value::as_str)
+        .default_action
         .ok_or_else(|| bad("no defaultAction".into()))?;
     let arch = docker_arch();
     let mut architectures = Vec::new();
-    for entry in profile
-        .get("archMap")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if arch_matches(entry.get("architecture"), arch) {
-            architectures.push(entry["architecture"].clone());
-            if let Some(sub) = entry.get("subArchitectures").and_then(Value::as_array) {
-                architectures.extend(sub.iter().cloned());
-            }
+    for entry in profile.arch_map.into_iter().flatten() {
+        if let Some(a) = entry.architecture.filter(|a| arch_matches(a, arch)) {
+            architectures.push(Value::String(a.into_owned()));
+            architectures.extend(entry.sub_architectures.into_iter().flatten());
         }
     }
     let mut syscalls = Vec::new();
-    for mut rule in rules {
+    for rule in profile.syscalls.into_iter().flatten() {
         if !applies(&rule, arch, caps) {
             continue;
         }
-        let mut field = |key: &str| rule.get_mut(key).map(Value::take);
         let mut out = Map::new();
-        out.insert("names".into(), field("names").unwrap_or_else(|| json!([])));
+        out.insert("names".into(), rule.names.unwrap_or_else(|| json!([])));
         out.insert(
             "action".into(),
-            field("action").unwrap_or_else(|| json!("SCMP_ACT_ALLOW")),
+            rule.action.unwrap_or_else(|| json!("SCMP_ACT_ALLOW")),
         );
-        if let Some(errno) = field("errnoRet").filter(|v| !v.is_null()) {
+        if let Some(errno) = rule.errno_ret {
             out.insert("errnoRet".into(), errno);
         }
-        if let Some(args) = field("args").filter(|a| a.as_array().is_some_and(|a| !a.is_empty())) {
+        if let Some(args) = rule
+            .args
+            .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()))
+        {
             out.insert("args".into(), args);
         }
         syscalls.push(Value::Object(out));
     }
-    let mut seccomp = json!({
-        "defaultAction": default_action,
-        "architectures": architectures,
-        "syscalls": syscalls,
-    });
-    if let Some(errno) = profile.get("defaultErrnoRet").filter(|v| !v.is_null()) {
-        seccomp["defaultErrnoRet"] = errno.clone();
+    // Moved in, not through `json!` (which would serialize a copy of every rule).
+    let mut seccomp = Map::new();
+    seccomp.insert(
+        "defaultAction".into(),
+        Value::String(default_action.into_owned()),
+    );
+    seccomp.insert("architectures".into(), Value::Array(architectures));
+    seccomp.insert("syscalls".into(), Value::Array(syscalls));
+    if let Some(errno) = profile.default_errno_ret {
+        seccomp.insert("defaultErrnoRet".into(), errno);
     }
-    Ok(seccomp)
+    Ok(Value::Object(seccomp))
 }
 
-fn arch_matches(architecture: Option<&Value>, arch: &str) -> bool {
+fn arch_matches(architecture: &str, arch: &str) -> bool {
     let scmp = match arch {
         "amd64" => "SCMP_ARCH_X86_64",
         "arm64" => "SCMP_ARCH_AARCH64",
         "386" => "SCMP_ARCH_X86",
         _ => return false,
     };
-    architecture.and_then(Value::as_str) == Some(scmp)
+    architecture == scmp
 }
 
 /// Whether a rule's `includes` all hold and none of its `excludes` does.
-fn applies(rule: &Value, arch: &str, caps: &[&str]) -> bool {
-    let list = |section: &str, key: &str| -> Vec<String> {
-        rule.get(section)
-            .and_then(|s| s.get(key))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let has_cap = |c: &String| caps.contains(&c.as_str());
-    let inc_arches = list("includes", "arches");
-    let inc_caps = list("includes", "caps");
-    let exc_arches = list("excludes", "arches");
-    let exc_caps = list("excludes", "caps");
+fn applies(rule: &Rule<'_>, arch: &str, caps: &[&str]) -> bool {
+    let has_cap = |c: &Cow<'_, str>| caps.contains(&c.as_ref());
+    let (inc_arches, inc_caps) = arches_and_caps(&rule.includes);
+    let (exc_arches, exc_caps) = arches_and_caps(&rule.excludes);
     (inc_arches.is_empty() || inc_arches.iter().any(|a| a == arch))
         && inc_caps.iter().all(has_cap)
         && !exc_arches.iter().any(|a| a == arch)
         && !exc_caps.iter().any(has_cap)
+}
+
+type Names<'r, 'a> = &'r [Cow<'a, str>];
+
+fn arches_and_caps<'r, 'a>(c: &'r Option<Condition<'a>>) -> (Names<'r, 'a>, Names<'r, 'a>) {
+    match c {
+        Some(c) => (
+            c.arches.as_deref().unwrap_or_default(),
+            c.caps.as_deref().unwrap_or_default(),
+        ),
+        None => (&[], &[]),
+    }
 }
 
 #[cfg(test)]

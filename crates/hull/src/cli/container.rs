@@ -336,18 +336,18 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
         ContainerCommand::Run(args) => {
             let (image, opts) = args.options()?;
             opts.validate()?;
-            let Some(store) = ensure_image(root, &image, &args.pull)? else {
+            if !ensure_image(&engine, &image, &args.pull)? {
                 return Ok(EXIT_PULL_FAILED);
-            };
-            return run_container(&mut engine, store, &args);
+            }
+            return run_container(&mut engine, &args);
         }
         ContainerCommand::Create(args) => {
             let (image, opts) = args.options()?;
             opts.validate()?;
-            let Some(store) = ensure_image(root, &image, &args.pull)? else {
+            if !ensure_image(&engine, &image, &args.pull)? {
                 return Ok(EXIT_PULL_FAILED);
-            };
-            let created = engine.create_in(&store, &image, &opts)?;
+            }
+            let created = engine.create(&image, &opts)?;
             warn(&created.warnings);
             println!("{}", created.record.id);
         }
@@ -556,16 +556,10 @@ const EXIT_PULL_FAILED: i32 = hull_engine::EXIT_ENGINE;
 /// pull` (its progress bars on this command's stderr, its output too, so that stdout keeps only
 /// what `run` and `create` print): a registry client starts threads, and this process must stay
 /// single-threaded to fork the container's monitor.
-/// The image store once `image` is in it (pulled by a child `hull pull` as `pull` says);
-/// None when that pull failed.
-fn ensure_image(
-    root: &Path,
-    image: &str,
-    pull: &str,
-) -> anyhow::Result<Option<hull_image::ImageStore>> {
+fn ensure_image(engine: &Engine, image: &str, pull: &str) -> anyhow::Result<bool> {
     let policy = PullPolicy::parse(pull)?;
-    let store = hull_image::ImageStore::open(root)?;
-    let present = match store.resolve(image) {
+    let root = engine.root();
+    let present = match engine.images()?.resolve(image) {
         Ok(_) => true,
         Err(hull_image::StoreError::NotFound(_)) => false,
         Err(e) => return Err(e.into()),
@@ -577,7 +571,7 @@ fn ensure_image(
             ))
             .into())
         }
-        (PullPolicy::Never, true) | (PullPolicy::Missing, true) => return Ok(Some(store)),
+        (PullPolicy::Never, true) | (PullPolicy::Missing, true) => return Ok(true),
         (PullPolicy::Always, _) | (PullPolicy::Missing, false) => {}
     }
     let exe = std::env::current_exe().context("finding the hull binary to pull with")?;
@@ -597,7 +591,7 @@ fn ensure_image(
         .stdout(std::process::Stdio::from(stderr))
         .status()
         .context("running hull pull")?;
-    Ok(status.success().then_some(store))
+    Ok(status.success())
 }
 
 /// Whether the reference names a registry on this host's loopback (`127.0.0.1:5000/x`,
@@ -634,11 +628,7 @@ pub(super) fn started(report: Option<Report>, id: &str) -> Result<(), EngineErro
     }
 }
 
-fn run_container(
-    engine: &mut Engine,
-    store: hull_image::ImageStore,
-    args: &RunArgs,
-) -> anyhow::Result<i32> {
+fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     let (image, opts) = args.options()?;
     if args.detach && !args.sig_proxy {
         return Err(EngineError::Invalid("conflicting options: -d and --sig-proxy".into()).into());
@@ -650,9 +640,7 @@ fn run_container(
     }
     let keys = DetachKeys::parse(args.detach_keys.as_deref().unwrap_or_default())?;
     terminal_for_stdin(!args.detach && args.interactive && args.tty)?;
-    let created = engine.create_in(&store, &image, &opts)?;
-    // No database connection may be open across the monitor's fork (see Engine::start).
-    drop(store);
+    let created = engine.create(&image, &opts)?;
     warn(&created.warnings);
     let id = created.record.id;
     if args.detach {

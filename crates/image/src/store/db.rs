@@ -2,6 +2,7 @@
 //! crates, so every table here is prefixed `image_`). hull-db opens the file and its
 //! migrations create these tables.
 
+use std::borrow::Borrow;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -55,9 +56,11 @@ pub struct ImageRow {
     pub names: Vec<String>,
 }
 
+/// The image tables of hull.db, on a connection the store owns (`C = Connection`) or
+/// borrows from its caller (`&Connection`: the engine's, so one process opens hull.db once).
 #[derive(Debug)]
-pub struct Db {
-    pub(crate) conn: Connection,
+pub struct Db<C = Connection> {
+    pub(crate) conn: C,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -75,10 +78,23 @@ impl Db {
             conn: hull_db::open(root)?,
         })
     }
+}
+
+impl<C: Borrow<Connection>> Db<C> {
+    /// The image tables on `conn`, a connection to hull.db (migrated by hull-db's open).
+    pub fn with_conn(conn: C) -> Self {
+        Self { conn }
+    }
+
+    /// Transactions are `unchecked_transaction`s on it: while the connection is lent to a
+    /// `Db`, its owner cannot hold a transaction of its own (that needs `&mut`), so none nests.
+    fn conn(&self) -> &Connection {
+        self.conn.borrow()
+    }
 
     pub fn has_layer(&self, chain: &str) -> Result<bool, DbError> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 "SELECT 1 FROM image_layers WHERE chain_id = ?1",
                 [chain],
@@ -95,7 +111,7 @@ impl Db {
         parent: Option<&str>,
         tar_size: u64,
     ) -> Result<(), DbError> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT OR IGNORE INTO image_layers (chain_id, diff_id, parent, tar_size) VALUES (?1, ?2, ?3, ?4)",
             params![chain, diff, parent, to_i64(tar_size)],
         )?;
@@ -113,7 +129,7 @@ impl Db {
             layers,
             names,
         } = *img;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn().unchecked_transaction()?;
         let added = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| to_i64(d.as_secs()))
@@ -143,7 +159,7 @@ impl Db {
     }
 
     pub fn tag(&self, name: &str, manifest: &str) -> Result<(), DbError> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT OR REPLACE INTO image_tags (name, manifest) VALUES (?1, ?2)",
             params![name, manifest],
         )?;
@@ -152,14 +168,14 @@ impl Db {
 
     pub fn untag(&self, name: &str) -> Result<bool, DbError> {
         Ok(self
-            .conn
+            .conn()
             .execute("DELETE FROM image_tags WHERE name = ?1", [name])?
             > 0)
     }
 
     pub fn manifest_for_tag(&self, name: &str) -> Result<Option<String>, DbError> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 "SELECT manifest FROM image_tags WHERE name = ?1",
                 [name],
@@ -172,7 +188,7 @@ impl Db {
     /// `prefix`, newest first.
     pub fn manifests_by_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, DbError> {
         let pat = format!("sha256:{prefix}%");
-        let mut st = self.conn.prepare(
+        let mut st = self.conn().prepare(
             "SELECT digest, config_digest FROM image_manifests
              WHERE digest LIKE ?1 OR config_digest LIKE ?1 ORDER BY added DESC, digest",
         )?;
@@ -181,7 +197,7 @@ impl Db {
     }
 
     pub fn images(&self) -> Result<Vec<ImageRow>, DbError> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn().prepare(
             "SELECT digest, config_digest, media_type, created, added FROM image_manifests ORDER BY added DESC, digest",
         )?;
         let mut out: Vec<ImageRow> = st
@@ -197,7 +213,7 @@ impl Db {
             })?
             .collect::<Result<_, _>>()?;
         let mut st = self
-            .conn
+            .conn()
             .prepare("SELECT name, manifest FROM image_tags ORDER BY name")?;
         let tags: Vec<(String, String)> = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -215,7 +231,7 @@ impl Db {
     }
 
     pub fn layers_of(&self, manifest: &str) -> Result<Vec<LayerRow>, DbError> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn().prepare(
             "SELECT blob, media_type, size, diff_id, chain_id FROM image_manifest_layers WHERE manifest = ?1 ORDER BY idx",
         )?;
         let rows = st.query_map([manifest], |r| {
@@ -232,14 +248,14 @@ impl Db {
 
     pub fn holders(&self, manifest: &str) -> Result<Vec<String>, DbError> {
         let mut st = self
-            .conn
+            .conn()
             .prepare("SELECT holder FROM image_holders WHERE manifest = ?1 ORDER BY holder")?;
         let rows = st.query_map([manifest], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn hold(&self, manifest: &str, holder: &str) -> Result<(), DbError> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT OR IGNORE INTO image_holders (manifest, holder) VALUES (?1, ?2)",
             params![manifest, holder],
         )?;
@@ -247,13 +263,15 @@ impl Db {
     }
 
     pub fn release(&self, holder: &str) -> Result<(), DbError> {
-        release(&self.conn, holder)
+        self.conn()
+            .execute("DELETE FROM image_holders WHERE holder = ?1", [holder])?;
+        Ok(())
     }
 
     /// Each layer's uncompressed tar size, by chain id.
     pub fn layer_tar_sizes(&self) -> Result<std::collections::HashMap<String, u64>, DbError> {
         let mut st = self
-            .conn
+            .conn()
             .prepare("SELECT chain_id, tar_size FROM image_layers")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         let mut out = std::collections::HashMap::new();
@@ -267,7 +285,7 @@ impl Db {
     /// The chain ids some manifest uses.
     pub fn used_layers(&self) -> Result<std::collections::HashSet<String>, DbError> {
         let mut st = self
-            .conn
+            .conn()
             .prepare("SELECT chain_id FROM image_manifest_layers")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -275,7 +293,7 @@ impl Db {
 
     /// One more `image mount` of `manifest`.
     pub fn add_mount(&self, manifest: &str) -> Result<(), DbError> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO image_mounts (manifest, count) VALUES (?1, 1)
              ON CONFLICT(manifest) DO UPDATE SET count = count + 1",
             [manifest],
@@ -286,10 +304,10 @@ impl Db {
     /// Sets the mount count of `manifest`; zero forgets it.
     pub fn set_mount(&self, manifest: &str, count: u64) -> Result<(), DbError> {
         if count == 0 {
-            self.conn
+            self.conn()
                 .execute("DELETE FROM image_mounts WHERE manifest = ?1", [manifest])?;
         } else {
-            self.conn.execute(
+            self.conn().execute(
                 "INSERT OR REPLACE INTO image_mounts (manifest, count) VALUES (?1, ?2)",
                 params![manifest, to_i64(count)],
             )?;
@@ -301,7 +319,7 @@ impl Db {
     /// count: it has at least its own).
     pub fn mount_count(&self, manifest: &str) -> Result<u64, DbError> {
         let n: Option<i64> = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT count FROM image_mounts WHERE manifest = ?1",
                 [manifest],
@@ -313,7 +331,7 @@ impl Db {
 
     /// Deletes a manifest row with its tags, holders and layer list.
     pub fn delete_manifest(&mut self, manifest: &str) -> Result<(), DbError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn().unchecked_transaction()?;
         tx.execute("DELETE FROM image_tags WHERE manifest = ?1", [manifest])?;
         tx.execute("DELETE FROM image_holders WHERE manifest = ?1", [manifest])?;
         tx.execute("DELETE FROM image_mounts WHERE manifest = ?1", [manifest])?;
@@ -330,11 +348,11 @@ impl Db {
     /// layer);
     /// whether it did, so the caller removes the layer's dir only then.
     pub fn forget_layer(&self, chain: &str) -> Result<bool, DbError> {
-        let n = self.conn.execute(
+        let n = self.conn().execute(
             "DELETE FROM image_layers WHERE chain_id = ?1 AND chain_id NOT IN (SELECT chain_id FROM image_manifest_layers)",
             [chain],
         )?;
-        let used: bool = self.conn.query_row(
+        let used: bool = self.conn().query_row(
             "SELECT EXISTS(SELECT 1 FROM image_manifest_layers WHERE chain_id = ?1)",
             [chain],
             |r| r.get(0),
@@ -344,12 +362,12 @@ impl Db {
 
     /// Layers no manifest uses any more; their rows are deleted and their chain ids returned.
     pub fn take_unused_layers(&self) -> Result<Vec<String>, DbError> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn().prepare(
             "SELECT chain_id FROM image_layers WHERE chain_id NOT IN (SELECT chain_id FROM image_manifest_layers)",
         )?;
         let ids: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         for id in &ids {
-            self.conn
+            self.conn()
                 .execute("DELETE FROM image_layers WHERE chain_id = ?1", [id])?;
         }
         Ok(ids)
@@ -363,7 +381,7 @@ impl Db {
             "SELECT config_digest FROM image_manifests",
             "SELECT blob FROM image_manifest_layers",
         ] {
-            let mut st = self.conn.prepare(sql)?;
+            let mut st = self.conn().prepare(sql)?;
             for d in st.query_map([], |r| r.get::<_, String>(0))? {
                 set.insert(d?);
             }
@@ -372,14 +390,8 @@ impl Db {
     }
 
     pub fn live_layers(&self) -> Result<std::collections::HashSet<String>, DbError> {
-        let mut st = self.conn.prepare("SELECT chain_id FROM image_layers")?;
+        let mut st = self.conn().prepare("SELECT chain_id FROM image_layers")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
-}
-
-/// Drops every hold of `holder`, on any connection to hull.db.
-pub(crate) fn release(conn: &Connection, holder: &str) -> Result<(), DbError> {
-    conn.execute("DELETE FROM image_holders WHERE holder = ?1", [holder])?;
-    Ok(())
 }

@@ -7,11 +7,14 @@
 //! Uncompressed: the guest reads it straight from the page cache, with no decompression in a
 //! guest that may run under emulation.
 
+use std::borrow::Borrow;
 use std::io;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+
+use rusqlite::Connection;
 
 use super::layers::{LayerError, LayerStore};
 use super::{ImageStore, StoreError};
@@ -86,7 +89,7 @@ impl LayerStore {
     }
 }
 
-impl ImageStore {
+impl<C: Borrow<Connection>> ImageStore<C> {
     /// The chain ids of `image`'s layers, top layer first (the order of overlayfs's lowerdir).
     fn chains_top_first(&self, image: &str) -> Result<Vec<Digest>, StoreError> {
         let manifest = self.resolve(image)?;

@@ -1,8 +1,11 @@
 //! Removing images and reclaiming what nothing references: `rmi`, `image prune`, `system df`.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+use rusqlite::Connection;
 
 use super::{ImageStore, StoreError};
 use crate::digest::Digest;
@@ -85,7 +88,7 @@ pub fn du(path: &Path) -> u64 {
     total
 }
 
-impl ImageStore {
+impl<C: Borrow<Connection>> ImageStore<C> {
     /// `rmi`, as docker's: by name, removes that name, and the image with its last name; by
     /// id, removes the image, which must have at most one name unless `force`. An image a
     /// container holds is refused unless `force`, which then only removes its names: the

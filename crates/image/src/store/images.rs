@@ -1,9 +1,12 @@
 //! Image records: resolving names and ids, ingesting verified content, tagging, and the
 //! container-facing view (a rootfs as a list of lower dirs).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
+
+use rusqlite::Connection;
 
 use super::{io_err, ImageStore, StoreError};
 use crate::digest::Digest;
@@ -55,7 +58,21 @@ fn dig(s: &str) -> Result<Digest, StoreError> {
         })
 }
 
+/// Holds on a connection the caller has open already (a container's monitor, which keeps one
+/// connection for everything it does; the engine between its own writes).
 impl ImageStore {
+    /// [`ImageStore::hold`] on `conn`.
+    pub fn hold_with(conn: &Connection, manifest: &Digest, holder: &str) -> Result<(), StoreError> {
+        Ok(super::db::Db::with_conn(conn).hold(&manifest.to_string(), holder)?)
+    }
+
+    /// [`ImageStore::release`] on `conn`.
+    pub fn release_with(conn: &Connection, holder: &str) -> Result<(), StoreError> {
+        Ok(super::db::Db::with_conn(conn).release(holder)?)
+    }
+}
+
+impl<C: Borrow<Connection>> ImageStore<C> {
     /// The manifest digest for a name (`busybox`, `repo:tag`), an image id (the config
     /// digest, as `images` shows it) or a manifest digest, or a unique prefix of either. An id
     /// several manifests share (one image loaded from two sources) is one image: the newest
@@ -287,12 +304,6 @@ impl ImageStore {
     /// Drops every hold of `holder`.
     pub fn release(&self, holder: &str) -> Result<(), StoreError> {
         Ok(self.db.release(holder)?)
-    }
-
-    /// [`ImageStore::release`] over a connection the caller has open already (a container's
-    /// monitor, which keeps one connection for everything it does).
-    pub fn release_with(conn: &rusqlite::Connection, holder: &str) -> Result<(), StoreError> {
-        Ok(super::db::release(conn, holder)?)
     }
 
     /// The size of each layer (by chain id) as images count it: its uncompressed tar size,

@@ -10,12 +10,14 @@ mod layers;
 mod mounts;
 mod undo;
 
+use std::borrow::Borrow;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::fcntl::{Flock, FlockArg};
+use rusqlite::Connection;
 
 pub use blobs::{BlobError, BlobStore, TempBlob};
 pub use db::{Db, DbError, ImageRow, LayerRow};
@@ -61,11 +63,12 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Store
     move |err| StoreError::Io { what, err }
 }
 
-/// The image store of one engine root.
+/// The image store of one engine root; its rows on a connection it owns (`C = Connection`,
+/// [`ImageStore::open`]) or borrows ([`ImageStore::with_conn`]).
 #[derive(Debug)]
-pub struct ImageStore {
+pub struct ImageStore<C = Connection> {
     root: PathBuf,
-    pub(crate) db: Db,
+    pub(crate) db: Db<C>,
     pub(crate) blobs: BlobStore,
     pub(crate) layers: LayerStore,
     lock: PathBuf,
@@ -79,6 +82,15 @@ impl ImageStore {
     /// Opens (creating if needed) the store under `root`, and removes temp files and dirs
     /// that crashed or killed hull processes left behind.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let conn = Db::open(root)?.conn;
+        ImageStore::with_conn(root, conn)
+    }
+}
+
+impl<C: Borrow<Connection>> ImageStore<C> {
+    /// [`ImageStore::open`] on `conn`, a connection to `root`'s hull.db the caller has open
+    /// (each open parses hull.db's whole schema: the engine lends its own).
+    pub fn with_conn(root: &Path, conn: C) -> Result<Self, StoreError> {
         let tmp = root.join("tmp");
         for d in [
             root.to_path_buf(),
@@ -101,7 +113,7 @@ impl ImageStore {
         if let Ok(d) = File::open(&tmp) {
             let _ = crate::sys::set_topdir(&d);
         }
-        let db = Db::open(root)?;
+        let db = Db::with_conn(conn);
         let lock_path = root.join("image.lock");
         File::options()
             .create(true)
@@ -132,7 +144,7 @@ impl ImageStore {
         &self.layers
     }
 
-    pub fn db(&self) -> &Db {
+    pub fn db(&self) -> &Db<C> {
         &self.db
     }
 

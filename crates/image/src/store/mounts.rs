@@ -2,13 +2,16 @@
 //! container exists (as `podman image mount`). Mounts are counted in hull.db, so that across
 //! hull processes only the last `image unmount` unmounts (also as podman's).
 
+use std::borrow::Borrow;
 use std::path::PathBuf;
+
+use rusqlite::Connection;
 
 use super::{io_err, ImageStore, StoreError};
 use crate::digest::Digest;
 use crate::overlay::{self, MountApi, Overlay};
 
-impl ImageStore {
+impl<C: Borrow<Connection>> ImageStore<C> {
     fn mount_point(&self, manifest: &Digest) -> PathBuf {
         self.root().join("mounts").join(manifest.hex())
     }

@@ -2,7 +2,10 @@
 //! failed one added (its input stored as a blob, a config, unpacked layers and their rows) is
 //! removed before the error is returned, so a rejected input leaves the store as it was.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
+
+use rusqlite::Connection;
 
 use super::{ImageStore, StoreError};
 use crate::digest::Digest;
@@ -13,7 +16,7 @@ struct Snapshot {
     layers: HashSet<String>,
 }
 
-impl ImageStore {
+impl<C: Borrow<Connection>> ImageStore<C> {
     fn snapshot(&self) -> Snapshot {
         let layers = std::fs::read_dir(self.layers.dir())
             .map(|d| {
