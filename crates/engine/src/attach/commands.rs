@@ -36,13 +36,8 @@ impl Engine {
             id: id.to_string(),
             message: "exited without reporting the container's status".into(),
         };
-        match monitor.next_report() {
-            Some(Report::Started(_)) => {}
-            Some(Report::Exited(code)) => return Ok(Attached::Exited(code)),
-            Some(Report::Failed { code, message }) => {
-                return Err(EngineError::Exec { code, message })
-            }
-            None => return Err(gone()),
+        if let Some(end) = ended_by(monitor.next_report(), gone) {
+            return end;
         }
         let vm = self.find(id).is_ok_and(|r| r.settings.vm.is_some());
         let root = self.root.clone();
@@ -54,13 +49,8 @@ impl Engine {
         }
         drop(conn);
         loop {
-            match monitor.next_report() {
-                Some(Report::Started(_)) => {}
-                Some(Report::Exited(code)) => return Ok(Attached::Exited(code)),
-                Some(Report::Failed { code, message }) => {
-                    return Err(EngineError::Exec { code, message })
-                }
-                None => return Err(gone()),
+            if let Some(end) = ended_by(monitor.next_report(), gone) {
+                return end;
             }
         }
     }
@@ -109,5 +99,19 @@ impl Engine {
                 self.wait(&record.id).map(Attached::Exited)
             }
         }
+    }
+}
+
+/// How the monitor's `report` ends an exec session: None while it only says the process started;
+/// `gone` is the error for a monitor that ended without a word.
+fn ended_by(
+    report: Option<Report>,
+    gone: impl Fn() -> EngineError,
+) -> Option<Result<Attached, EngineError>> {
+    match report {
+        Some(Report::Started(_)) => None,
+        Some(Report::Exited(code)) => Some(Ok(Attached::Exited(code))),
+        Some(Report::Failed { code, message }) => Some(Err(EngineError::Exec { code, message })),
+        None => Some(Err(gone())),
     }
 }
