@@ -11,9 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 target=${CARGO_TARGET_DIR:-target}
+[[ $target = /* ]] || target=$PWD/$target
 cargo build --release -q -p hull
 ./scripts/build-runtime.sh
-hull="$PWD/$target/release/hull"; runtime="$PWD/$target/release/hull-runtime"
+hull="$target/release/hull"; runtime="$target/release/hull-runtime"
 work=$(mktemp -d /tmp/hull-bench-engine.XXXXXX)
 tag=$$
 net=benchnet; podnet=hullbenchnet
