@@ -4,7 +4,8 @@
 //! that the same relay as a container's reads (log, attach clients), the relay's stdin pipe
 //! goes back as stdin frames, and the main process's exit is the container's. Threads: the
 //! channel reader, the stdin forwarder and the control socket (`crate::vm::control`); the
-//! monitor's main thread starts the VMM, so the VMM dies with the monitor.
+//! monitor's main thread starts the VMM, so the VMM dies with the monitor. The VMM runs in the
+//! container's network namespace, with a NIC on its network (`vm_net`).
 
 use std::fs::File;
 use std::io::{Read, Write};
