@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the initramfs of a hull microVM: hull-guest (static, as /init) and the modules Debian's
 # cloud kernel has as modules but hull's guest needs (virtio-mmio, virtio-blk, virtio-console,
-# erofs, overlay, and what they depend on), in load order in /lib/modules/hull.order. Cached:
+# virtio-net, erofs, overlay, and what they depend on), in load order in /lib/modules/hull.order. Cached:
 # the same guest binary and kernel give the same file, rebuilt only when one changes.
 # Prints the initramfs's path on its last line.
 # usage: scripts/build-guest-initramfs.sh   env: CARGO_TARGET_DIR, HULL_GUEST_PROFILE (debug|release),
@@ -26,7 +26,7 @@ guest=$target/$profile/hull-guest
 if readelf -l "$guest" | grep -q INTERP; then echo "FAIL: $guest is not static" >&2; exit 1; fi
 
 # The modules and their dependencies (from each module's modinfo "depends="), dependencies first.
-wanted="virtio_mmio virtio_blk virtio_console erofs overlay"
+wanted="virtio_mmio virtio_blk virtio_console virtio_net erofs overlay"
 declare -A path_of=()
 while IFS= read -r f; do
   n=${f##*/}; n=${n%.ko}; path_of[$n]=$f; path_of[${n//-/_}]=$f

@@ -32,9 +32,24 @@ impl Engine {
             let disks = hull_image::ImageStore::open(&self.root)?
                 .layer_disk_paths(&r.settings.manifest)
                 .unwrap_or_default();
+            let network = self.network_view(&r.id)?;
+            // The VM's NIC: a tap beside eth0 in the container's namespace, mirrored to it.
+            let nics: Vec<Value> = network
+                .iter()
+                .map(|n| {
+                    json!({
+                        "Device": "virtio-net-device",
+                        "Mac": n["Mac"],
+                        "Tap": hull_net::tap::TAP_NAME,
+                        "Mirrors": n["ContainerInterface"],
+                    })
+                })
+                .collect();
             return Ok(json!({
                 "Live": pid.is_some(),
                 "Vm": crate::vm::kernel::view(vm, pid, &disks, &lowers),
+                "Network": network,
+                "Nics": nics,
             }));
         }
         let merged = dir.join("merged");
@@ -58,37 +73,7 @@ impl Engine {
                 "Mounted": hull_image::overlay::is_mounted(&merged),
             },
         });
-        let mut net = hull_net::engine::Net::open(&self.root)?;
-        let links = net.attachments(Some(&r.id))?;
-        let mut firewall = hull_net::nft::Firewall::open().ok();
-        let mut nets = Vec::new();
-        for l in &links {
-            let network = net.network(&l.network).ok();
-            let nft = match (&mut firewall, &network) {
-                (Some(fw), Some(n)) => json!({
-                    "Table": hull_net::nft::TABLE,
-                    "Subnet": n.subnet.to_string(),
-                    "Masquerade": fw.masquerades(n.subnet).ok(),
-                    "PublishedPorts": l.ports.iter().map(|p| json!({
-                        "Port": p.to_string(),
-                        "Dnat": fw.publishes(p).ok(),
-                    })).collect::<Vec<_>>(),
-                }),
-                _ => Value::Null,
-            };
-            nets.push(json!({
-                "Network": l.network,
-                "Bridge": network.map(|n| n.bridge).unwrap_or_default(),
-                "HostVeth": l.host_veth,
-                "ContainerInterface": l.ifname,
-                "Address": format!("{}/{}", l.ip, l.prefix),
-                "Gateway": l.gateway,
-                "Mac": l.mac,
-                "NetnsPath": l.netns_path,
-                "Nft": nft,
-            }));
-        }
-        view["Network"] = nets.into();
+        view["Network"] = self.network_view(&r.id)?.into();
         if r.state != State::Running {
             return Ok(view);
         }
@@ -124,6 +109,41 @@ impl Engine {
             .unwrap_or(Value::Null);
         Ok(view)
     }
+
+    /// The container's network attachments: veth, bridge, address, its nftables elements.
+    fn network_view(&self, id: &str) -> Result<Vec<Value>, EngineError> {
+        let mut net = hull_net::engine::Net::open(&self.root)?;
+        let links = net.attachments(Some(id))?;
+        let mut firewall = hull_net::nft::Firewall::open().ok();
+        let mut nets = Vec::new();
+        for l in &links {
+            let network = net.network(&l.network).ok();
+            let nft = match (&mut firewall, &network) {
+                (Some(fw), Some(n)) => json!({
+                    "Table": hull_net::nft::TABLE,
+                    "Subnet": n.subnet.to_string(),
+                    "Masquerade": fw.masquerades(n.subnet).ok(),
+                    "PublishedPorts": l.ports.iter().map(|p| json!({
+                        "Port": p.to_string(),
+                        "Dnat": fw.publishes(p).ok(),
+                    })).collect::<Vec<_>>(),
+                }),
+                _ => Value::Null,
+            };
+            nets.push(json!({
+                "Network": l.network,
+                "Bridge": network.map(|n| n.bridge).unwrap_or_default(),
+                "HostVeth": l.host_veth,
+                "ContainerInterface": l.ifname,
+                "Address": format!("{}/{}", l.ip, l.prefix),
+                "Gateway": l.gateway,
+                "Mac": l.mac,
+                "NetnsPath": l.netns_path,
+                "Nft": nft,
+            }));
+        }
+        Ok(nets)
+    }
 }
 
 /// The short readable report of `inspect --kernel`.
@@ -138,6 +158,16 @@ pub fn report(name: &str, v: &Value) -> String {
             );
         }
         out.push_str(&crate::vm::kernel::report(&v["Vm"]));
+        for n in v["Nics"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  nic {} (mac {}) <- tap {} in the container's netns, tc redirect <-> {}\n",
+                n["Device"].as_str().unwrap_or_default(),
+                n["Mac"].as_str().unwrap_or_default(),
+                n["Tap"].as_str().unwrap_or_default(),
+                n["Mirrors"].as_str().unwrap_or_default(),
+            ));
+        }
+        network_report(&mut out, v);
         return out;
     }
     if live {
@@ -190,6 +220,12 @@ pub fn report(name: &str, v: &Value) -> String {
             ov[key].as_str().unwrap_or_default()
         ));
     }
+    network_report(&mut out, v);
+    out
+}
+
+/// The report lines of the network attachments.
+fn network_report(out: &mut String, v: &Value) {
     for n in v["Network"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "  network {}: veth {} <-> {} on bridge {}, address {}\n",
@@ -225,7 +261,6 @@ pub fn report(name: &str, v: &Value) -> String {
             ));
         }
     }
-    out
 }
 
 /// A limit as a number, or "max" for none (cgroup's own word).

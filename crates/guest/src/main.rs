@@ -5,6 +5,7 @@
 //! processes on `Exec`. When the main process ends it reboots, which ends the VM.
 
 mod channel;
+mod net;
 mod procs;
 mod security;
 mod setup;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use hull_vmproto::{RootSpec, RunSpec};
+use hull_vmproto::{FileSpec, RootSpec, RunSpec};
 use nix::mount::{mount, MsFlags};
 
 const MODULE_ORDER: &str = "/lib/modules/hull.order";
@@ -172,16 +172,66 @@ fn root_mounts(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sets the hostname and mounts the root; returns the directory the processes run in.
+/// Sets the hostname and the network, mounts the root and puts the host's files in it; returns the directory the processes run in.
 pub fn root(spec: &RunSpec) -> anyhow::Result<PathBuf> {
     nix::unistd::sethostname(&spec.hostname)
         .with_context(|| format!("cannot set the hostname {:?}", spec.hostname))?;
-    let Some(root) = &spec.root else {
-        return Ok("/".into());
+    crate::net::configure(&spec.interfaces)?;
+    let dir = match &spec.root {
+        None => "/".into(),
+        Some(root) => {
+            let dir = mount_root(root)?;
+            root_mounts(&dir)?;
+            dir
+        }
     };
-    let dir = mount_root(root)?;
-    root_mounts(&dir)?;
+    place_files(&dir, &spec.files)?;
     Ok(dir)
+}
+
+/// Where the host's files are kept, outside the process's root, before they are bound in.
+const FILES_DIR: &str = "/run/hull-files";
+
+/// The host's files (a container's /etc/hosts, hostname, resolv.conf), each written to the
+/// initramfs and bound over its path in `root` as a container runtime binds them: the image's
+/// own file stays below, and a symlink there is not followed out of the root (it is replaced).
+fn place_files(root: &Path, files: &[FileSpec]) -> anyhow::Result<()> {
+    for (i, f) in files.iter().enumerate() {
+        let rel = Path::new(&f.path)
+            .strip_prefix("/")
+            .with_context(|| format!("file path {:?} is not absolute", f.path))?;
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            bail!("file path {:?} is not a plain path", f.path);
+        }
+        let source = Path::new(FILES_DIR).join(i.to_string());
+        std::fs::create_dir_all(FILES_DIR).with_context(|| format!("cannot make {FILES_DIR}"))?;
+        std::fs::write(&source, &f.contents)
+            .with_context(|| format!("cannot write {}", source.display()))?;
+        let target = root.join(rel);
+        if let Some(parent) = target.parent().filter(|p| !p.exists()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot make {}", parent.display()))?;
+        }
+        if target.is_symlink() {
+            std::fs::remove_file(&target)
+                .with_context(|| format!("cannot replace the symlink {}", target.display()))?;
+        }
+        if !target.exists() {
+            File::create(&target).with_context(|| format!("cannot make {}", target.display()))?;
+        }
+        mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("cannot bind {} over {}", source.display(), target.display()))?;
+    }
+    Ok(())
 }
 
 /// `s` as a C string, refusing interior NULs.

@@ -280,6 +280,7 @@ fn exercise(host: &mut Host) {
             "echo out; echo err >&2; hostname; echo rw > /f; read x; echo got-$x; cat /f; \
              read y || exit 3",
         ]),
+        ..RunSpec::default()
     }));
     // Stdin right behind Run reaches the agent in the same read as Run: it must not sit in
     // the agent's buffer unseen (the main process reads it at once; its stdin ends last).

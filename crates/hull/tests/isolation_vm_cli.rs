@@ -5,7 +5,9 @@
 //! image on the same erofs layer images, a monitor killed with SIGKILL taking its VM along, a VM
 //! that cannot boot, and nothing left behind (the common leak check also finds a qemu process,
 //! whose command line names the root, and the VMM's cgroup). Flags a VM cannot honour are
-//! refused by name. Every test that boots holds /tmp/hull-qemu.lock for as long as its VMs
+//! refused by name. On a network of its own, a VM's eth0 is the container's (address, MAC,
+//! /etc files), served to containers and published on loopback with `-p`, and its network goes
+//! with it, also after SIGKILL of its monitor. Every test that boots holds /tmp/hull-qemu.lock for as long as its VMs
 //! live, so qemu-heavy tests run one at a time.
 //! Needs Debian's cloud kernel in the qemu cache and hull-guest's initramfs
 //! (scripts/build-guest-initramfs.sh; scripts/test.sh builds both first).
@@ -343,8 +345,8 @@ fn vm_flags_it_cannot_honour_are_refused_by_name() {
         err.contains("volumes") && err.contains("--isolation vm"),
         "{err}"
     );
-    let err = run(&[]);
-    assert!(err.contains("--network none"), "{err}");
+    let err = run(&["--network", "host"]);
+    assert!(err.contains("--network host"), "{err}");
     let err = run(&["--network", "none", "--privileged"]);
     assert!(err.contains("--privileged"), "{err}");
     let err = run(&["--network", "none", "-t"]);
@@ -389,4 +391,142 @@ fn a_vm_that_cannot_boot_says_why_in_one_line() {
     assert!(err.contains("qemu-system-x86_64: "), "{err}");
     assert_eq!(r.ok(&["ps", "-a", "-q"]), "");
     r.assert_clean();
+}
+
+/// hull's nftables table as `nft` lists it.
+fn nft_table() -> String {
+    let o = std::process::Command::new("nft")
+        .args(["list", "table", "ip", "hull"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `GET /` on `addr` over TCP: the response, or "" when nothing answers.
+fn http_get(addr: (&str, u16)) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut text);
+    text
+}
+
+#[test]
+fn vm_on_a_user_network_serves_containers_and_published_ports() {
+    let mut r = root!("vmnet");
+    let _lock = vm_host!(r);
+    // A network of this test's own, never hull's default one.
+    let subnet = format!("10.236.{}.0/24", std::process::id() % 200 + 20);
+    r.ok(&["network", "create", "vmnettest", "--subnet", &subnet]);
+    r.networks.push("vmnettest".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let vm = [
+        "--isolation",
+        "vm",
+        "--vmm",
+        "qemu",
+        "--network",
+        "vmnettest",
+    ];
+    let mut args = vm.to_vec();
+    args.extend([
+        "-p",
+        &publish,
+        "--hostname",
+        "vmweb",
+        "--add-host",
+        "extra:10.1.2.3",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello-vm > /tmp/index.html; ip -o -4 addr show eth0; ip -o link show eth0; \
+         cat /etc/hosts; echo ready; exec httpd -f -p 80 -h /tmp",
+    ]);
+    let id = r.detach(&args);
+    eventually("the guest's httpd", || {
+        r.ok(&["logs", &id]).contains("ready")
+    });
+    let logs = r.ok(&["logs", &id]);
+    // The guest's eth0 is the container's as hull.db and `inspect` have it.
+    let net = &r.inspect(&id)["NetworkSettings"][0];
+    assert_eq!(net["network"], "vmnettest");
+    let ip = net["ip"].as_str().unwrap().to_string();
+    let mac = net["mac"].as_str().unwrap().to_string();
+    assert!(
+        logs.contains(&format!("inet {ip}/24 ")),
+        "{ip} not on the guest's eth0: {logs}"
+    );
+    assert!(
+        logs.contains(&format!("link/ether {mac} ")),
+        "{mac}: {logs}"
+    );
+    // Its /etc/hosts is the container's: its own name and address, and --add-host.
+    assert!(logs.contains(&format!("{ip}\tvmweb")), "{logs}");
+    assert!(logs.contains("10.1.2.3\textra"), "{logs}");
+    // Published on the host's loopback, as a container's port.
+    eventually("the published port", || {
+        http_get(("127.0.0.1", port)).contains("hello-vm")
+    });
+    let got = http_get(("127.0.0.1", port));
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    // From a container on the same network, by its address and by a name for it.
+    let add_host = format!("vmweb:{ip}");
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "vmnettest",
+        "--add-host",
+        &add_host,
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 {ip} 80; \
+                  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 vmweb 80"
+        ),
+    ]);
+    assert_eq!(out.matches("hello-vm").count(), 2, "{out}");
+    // The kernel view names the NIC and the veth behind it.
+    let kernel = r.ok(&["inspect", "--kernel", &id]);
+    for want in [
+        format!("nic virtio-net-device (mac {mac}) <- tap tap0"),
+        "network vmnettest: veth hull".to_string(),
+        format!("address {ip}/24"),
+        format!("dnat 127.0.0.1:{port}->80/tcp"),
+    ] {
+        assert!(kernel.contains(&want), "{want:?} missing from:\n{kernel}");
+    }
+    assert!(nft_table().contains(&ip), "no nft element for {ip}");
+    // SIGKILL of the monitor: qemu dies with it, the namespace (veth, tap) with both, and the
+    // next command removes the rules and the lease.
+    let vmm = vmm_pid(&r, &id);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(parent_of(vmm)),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("qemu to die with its monitor", || {
+        !Path::new(&format!("/proc/{vmm}")).exists() || is_zombie(vmm)
+    });
+    assert_eq!(r.inspect(&id)["State"]["Status"], "exited");
+    assert!(!nft_table().contains(&ip), "nft element of {ip} left");
+    assert_eq!(http_get(("127.0.0.1", port)), "");
+    r.ok(&["rm", &id]);
+    // In the foreground with --rm: the address is free again, so the next VM may take it.
+    let mut args = vec!["run", "--rm"];
+    args.extend(vm);
+    args.extend(["busybox", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    let out = r.ok(&args);
+    assert!(out.contains(" eth0 ") && out.contains("/24"), "{out}");
+    r.assert_clean();
+    assert!(!nft_table().contains(&ip), "nft element of {ip} left");
 }

@@ -10,6 +10,7 @@ use crate::network::NetworkError;
 use crate::nft::NftError;
 use crate::ports::PortError;
 use crate::sysctl::SysctlError;
+use crate::tap::TapError;
 
 /// Errors of attaching, detaching and cleaning up container networks.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub enum NetError {
     Sysctl(#[from] SysctlError),
     #[error(transparent)]
     Etc(#[from] EtcError),
+    #[error(transparent)]
+    Tap(#[from] TapError),
     #[error(transparent)]
     BadContainerId(#[from] hull_sys::id::IdError),
     #[error("hostname {0:?} is invalid: use 1-253 letters, digits, '-' and '.'")]

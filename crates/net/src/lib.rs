@@ -17,3 +17,4 @@ pub mod nft;
 pub mod pool;
 pub mod ports;
 pub mod sysctl;
+pub mod tap;

@@ -167,6 +167,25 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
     Ok(())
 }
 
+/// Creates a new network namespace that only the returned descriptor holds: it ends with its
+/// last holder (the descriptor, a process that entered it, a socket or tap made in it), so a
+/// holder killed with SIGKILL leaves nothing mounted behind.
+pub fn unnamed() -> Result<File, NetnsError> {
+    let err = |reason: String| NetnsError::Create {
+        path: "(unnamed)".into(),
+        reason,
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<File, String> {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare: {e}"))?;
+            File::open("/proc/thread-self/ns/net").map_err(|e| format!("open: {e}"))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("thread panicked".to_string()))
+    })
+    .map_err(err)
+}
+
 /// Unmounts and removes a namespace file made by [`create`].
 pub fn remove(path: &Path) -> Result<(), NetnsError> {
     match umount2(path, MntFlags::MNT_DETACH) {

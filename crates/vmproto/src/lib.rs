@@ -154,11 +154,42 @@ pub struct Rlimit {
 }
 
 /// The VM-wide settings and the main process, sent once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSpec {
     pub hostname: String,
     pub root: Option<RootSpec>,
     pub process: ProcessSpec,
+    /// The network interfaces the guest configures before the process runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceSpec>,
+    /// Files the guest puts in the process's root before it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileSpec>,
+}
+
+/// One network interface of the guest: the NIC whose MAC is `mac` (the host gives the VM's
+/// virtio-net device the MAC of the container's interface it mirrors), named, sized and
+/// addressed as that interface is on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceSpec {
+    pub name: String,
+    /// `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    pub mtu: u32,
+    /// IPv4 addresses and their prefix lengths.
+    pub addresses: Vec<(std::net::Ipv4Addr, u8)>,
+    /// The default route's gateway, through this interface.
+    #[serde(default)]
+    pub gateway: Option<std::net::Ipv4Addr>,
+}
+
+/// A file of the process's root that the host writes (a container's /etc/hosts, /etc/hostname,
+/// /etc/resolv.conf): the guest binds it over `path`, as a container runtime binds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSpec {
+    /// Absolute, in the process's root.
+    pub path: String,
+    pub contents: String,
 }
 
 /// How a process ended, as a shell reports it.
@@ -443,6 +474,17 @@ mod tests {
                     lower_serials: Vec::new(),
                 }),
                 process: spec(),
+                interfaces: vec![InterfaceSpec {
+                    name: "eth0".into(),
+                    mac: "02:00:00:00:00:01".into(),
+                    mtu: 1500,
+                    addresses: vec![("10.1.2.3".parse().unwrap(), 24)],
+                    gateway: Some("10.1.2.1".parse().unwrap()),
+                }],
+                files: vec![FileSpec {
+                    path: "/etc/hosts".into(),
+                    contents: "127.0.0.1 localhost\n".into(),
+                }],
             }),
             Message::Exec {
                 id: 7,

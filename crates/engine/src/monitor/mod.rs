@@ -11,6 +11,7 @@ mod run;
 pub(crate) mod teardown;
 mod vm;
 mod vm_control;
+mod vm_net;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};

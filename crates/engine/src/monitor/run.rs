@@ -69,7 +69,7 @@ fn monitor(
         Ok(relay) if record.settings.vm.is_some() => {
             let ctx = super::vm::Ctx {
                 root,
-                conn: &conn,
+                conn: &mut conn,
                 record: &record,
                 reporter,
                 relay,
@@ -329,7 +329,7 @@ fn run_container(
     }
     let container = created.container;
     let pid = container.pid();
-    write_etc(root, conn, record, pid, address)?;
+    write_etc(root, conn, record, NetnsRef::Pid(pid), address)?;
     store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
     container.start()?;
     // Others (stop, kill) reach the container through the runtime's lock while it runs.
@@ -386,13 +386,13 @@ fn release_stack() {
     }
 }
 
-/// Gives the container its network and writes its hosts, hostname and resolv.conf in place
-/// (they are bind-mounted into it already, so they must keep their inodes).
-fn write_etc(
+/// Gives the container's namespace `netns` its network and writes its hosts, hostname and
+/// resolv.conf in place (they are bind-mounted into it already, so they must keep their inodes).
+pub(super) fn write_etc(
     root: &Path,
     conn: &mut Connection,
     record: &Record,
-    pid: i32,
+    netns: NetnsRef,
     address: Option<Ipv4Addr>,
 ) -> Result<(), EngineError> {
     let settings = &record.settings;
@@ -413,7 +413,7 @@ fn write_etc(
     let attachment = Net::with_conn(conn).attach(&AttachRequest {
         container_id: record.id.clone(),
         hostname: settings.hostname.clone(),
-        netns: NetnsRef::Pid(pid),
+        netns,
         mode,
     })?;
     let etc = paths::etc_dir(root, &record.id);

@@ -4,7 +4,8 @@
 //! that the same relay as a container's reads (log, attach clients), the relay's stdin pipe
 //! goes back as stdin frames, and the main process's exit is the container's. Threads: the
 //! channel reader, the stdin forwarder and the control socket (`crate::vm::control`); the
-//! monitor's main thread starts the VMM, so the VMM dies with the monitor.
+//! monitor's main thread starts the VMM, so the VMM dies with the monitor. The VMM runs in the
+//! container's network namespace, with a NIC on its network (`vm_net`).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -61,7 +62,7 @@ enum Event {
 #[derive(Debug)]
 pub(super) struct Ctx<'a> {
     pub root: &'a Path,
-    pub conn: &'a Connection,
+    pub conn: &'a mut Connection,
     pub record: &'a Record,
     pub reporter: &'a mut Reporter,
     pub relay: &'a mut Relay,
@@ -79,7 +80,10 @@ pub(super) fn run(mut ctx: Ctx<'_>, attach: Option<Attach>) -> Result<i32, Engin
             id: id.to_string(),
             message: "the container has no VM settings".into(),
         })?;
-    let spec = vm::spec::run_spec(root, record)?;
+    // The network first: it writes the /etc files the spec carries.
+    let net = super::vm_net::setup(root, ctx.conn, record)?;
+    let mut spec = vm::spec::run_spec(root, record)?;
+    spec.interfaces = net.interfaces();
     let disks = hull_image::ImageStore::open(root)?.layer_disks(&record.settings.manifest)?;
     let dir = vm::dir(root, id);
     let _ = std::fs::remove_dir_all(&dir);
@@ -90,13 +94,16 @@ pub(super) fn run(mut ctx: Ctx<'_>, attach: Option<Attach>) -> Result<i32, Engin
     let cfg = qemu_config(settings, disks, &dir);
     // Removed by the teardown (`vm::teardown`) once the VMM is gone.
     let (_cgroup, procs) = vm::cgroup::create(&dir, id, settings)?;
-    let mut child = qemu::spawn(&cfg, &procs)?;
+    let mut child = qemu::spawn_with_net(&cfg, &procs, Some(net.qemu()))?;
     drop(procs);
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     vm::record_vmm(root, id, pid)?;
     let result = serve(&mut ctx, attach, spec, &listener, ctl, &mut child);
     stop_vmm(&mut child, &result);
     let status = child.wait().ok();
+    // The namespace ends with the VMM gone and this, its last holder, closed: the veth and the
+    // tap go with it.
+    drop(net);
     match result {
         Ok(Some(code)) => Ok(code),
         // Killed from outside (`stop` after its timeout, `kill -9` of the VMM): SIGKILL's code.
@@ -218,7 +225,7 @@ fn serve(
     ctl: UnixListener,
     child: &mut Child,
 ) -> Result<Option<i32>, EngineError> {
-    let (root, conn, record) = (ctx.root, ctx.conn, ctx.record);
+    let (root, conn, record) = (ctx.root, &*ctx.conn, ctx.record);
     let id = record.id.as_str();
     let stream = accept(listener, child, &vm::dir(root, id))?;
     let reader = stream

@@ -102,8 +102,6 @@ fn unsupported_flag(opts: &RunOptions) -> Option<&'static str> {
             !opts.mounts.is_empty(),
             "volumes and mounts (-v, --mount, --tmpfs: the VM has no shared-directory device yet)",
         ),
-        (!opts.ports.is_empty(), "-p/--publish"),
-        (opts.publish_all, "-P/--publish-all"),
         (opts.tty, "-t/--tty"),
         (opts.restart != RestartPolicy::No, "--restart"),
         (opts.pids_limit.is_some(), "--pids-limit"),
@@ -119,10 +117,6 @@ fn unsupported_flag(opts: &RunOptions) -> Option<&'static str> {
         (opts.privileged, "--privileged"),
         (opts.read_only, "--read-only"),
         (opts.init, "--init"),
-        (!opts.etc.hosts.is_empty(), "--add-host"),
-        (!opts.etc.dns.is_empty(), "--dns"),
-        (!opts.etc.dns_search.is_empty(), "--dns-search"),
-        (!opts.etc.dns_options.is_empty(), "--dns-option"),
     ];
     set.into_iter().find_map(|(on, flag)| on.then_some(flag))
 }
@@ -135,10 +129,10 @@ pub fn plan(root: &Path, opts: &RunOptions, vmm: Vmm) -> Result<VmSettings, Engi
             "{flag} is not supported with --isolation vm yet"
         )));
     }
-    if opts.network != Network::None {
+    if opts.network == Network::Host {
         return Err(EngineError::Invalid(
-            "--isolation vm needs --network none: the VM has no network device yet \
-             (virtio-net is not done)"
+            "--network host is not supported with --isolation vm: the guest has a kernel and \
+             network stack of its own; use a bridge network (the default) or none"
                 .into(),
         ));
     }
@@ -357,11 +351,16 @@ mod tests {
             .to_string();
         assert_eq!(err, "--privileged is not supported with --isolation vm yet");
         opts.privileged = false;
-        opts.network = Network::Default;
+        opts.network = Network::Host;
         let err = plan(Path::new("/nonexistent"), &opts, Vmm::Qemu)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("--network none"), "{err}");
+        assert!(err.contains("--network host"), "{err}");
+        // A bridge network and its published ports: the VM's NIC mirrors the container's eth0.
+        opts.network = Network::Named("web".into());
+        opts.ports = vec!["127.0.0.1:8080:80".parse().unwrap()];
+        opts.publish_all = true;
+        assert_eq!(unsupported_flag(&opts), None);
     }
 
     #[test]

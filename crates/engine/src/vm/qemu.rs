@@ -6,6 +6,7 @@
 //! the runtime's VM path start VMs through [`spawn`].
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -123,11 +124,42 @@ pub fn args(cfg: &QemuConfig) -> Vec<OsString> {
     a
 }
 
+/// The VM's NIC: a tap (`hull_net::tap`) that qemu inherits as a descriptor, in the network
+/// namespace qemu runs in (the container's), and the MAC of the interface the tap mirrors.
+#[derive(Debug, Clone, Copy)]
+pub struct QemuNet<'a> {
+    pub netns: BorrowedFd<'a>,
+    /// None: no NIC (`--network none`: the namespace has lo only).
+    pub tap: Option<BorrowedFd<'a>>,
+    pub mac: &'a str,
+}
+
+/// qemu's arguments for a virtio-net device on the tap open as descriptor `fd` in qemu.
+pub fn net_args(fd: RawFd, mac: &str) -> Vec<OsString> {
+    [
+        "-netdev".to_string(),
+        format!("tap,id=net0,fd={fd}"),
+        "-device".to_string(),
+        format!("virtio-net-device,netdev=net0,mac={mac}"),
+    ]
+    .map(OsString::from)
+    .to_vec()
+}
+
 /// Starts qemu for `cfg`, killed by the kernel when the thread that started it ends (so a
 /// monitor's death, even by SIGKILL, takes its VM along). Call it from a thread that lives as
 /// long as the VM should: the monitor's main thread. qemu joins the cgroups whose
 /// `cgroup.procs` files `join` holds open before it runs (so before it touches guest memory).
 pub fn spawn(cfg: &QemuConfig, join: &[std::fs::File]) -> Result<Child, EngineError> {
+    spawn_with_net(cfg, join, None)
+}
+
+/// [`spawn`], with qemu in `net`'s namespace and its tap as the VM's NIC.
+pub fn spawn_with_net(
+    cfg: &QemuConfig,
+    join: &[std::fs::File],
+    net: Option<QemuNet<'_>>,
+) -> Result<Child, EngineError> {
     let paths = [
         &cfg.kernel,
         &cfg.initrd,
@@ -151,6 +183,15 @@ pub fn spawn(cfg: &QemuConfig, join: &[std::fs::File]) -> Result<Child, EngineEr
         cfg.dir.display()
     )))?;
     let mut cmd = Command::new(QEMU);
+    let netns = net.map(|n| n.netns.as_raw_fd());
+    let tap = net.and_then(|n| n.tap.map(|t| (t.as_raw_fd(), n.mac)));
+    if let Some((fd, mac)) = tap {
+        if mac.contains(',') {
+            return Err(EngineError::Invalid(format!("MAC {mac:?} has a comma")));
+        }
+        cmd.args(net_args(fd, mac));
+    }
+    let tap_fd = tap.map(|(fd, _)| fd);
     cmd.args(args(cfg))
         .current_dir(&cfg.dir)
         .stdin(Stdio::null())
@@ -158,12 +199,24 @@ pub fn spawn(cfg: &QemuConfig, join: &[std::fs::File]) -> Result<Child, EngineEr
         .stderr(log);
     let join: Vec<i32> = join.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
-    // (write, prctl, getppid) on descriptors the parent keeps open, and allocates nothing.
+    // (write, setns, fcntl, prctl, getppid) on descriptors the parent keeps open, and
+    // allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             for fd in &join {
                 // "0": the writing process itself, in cgroup v1 and v2 alike.
                 if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // The container's network namespace; and its tap, kept across exec.
+            if let Some(ns) = netns {
+                if libc::setns(ns, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(fd) = tap_fd {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
@@ -240,6 +293,20 @@ mod tests {
         assert!(
             kvm.contains("-accel kvm -cpu host") && !kvm.contains(TCG_TSC),
             "{kvm}"
+        );
+    }
+
+    #[test]
+    fn the_nic_is_virtio_net_on_the_inherited_tap_with_the_interfaces_mac() {
+        let line = net_args(5, "02:42:0a:00:00:02")
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            line,
+            "-netdev tap,id=net0,fd=5 \
+             -device virtio-net-device,netdev=net0,mac=02:42:0a:00:00:02"
         );
     }
 

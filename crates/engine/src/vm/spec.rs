@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use hull_vmm::proto::{Capabilities, ProcessSpec, Rlimit, RootSpec, RunSpec, SeccompFilter};
+use hull_vmm::proto::{
+    Capabilities, FileSpec, ProcessSpec, Rlimit, RootSpec, RunSpec, SeccompFilter,
+};
 use serde_json::Value;
 
 use super::qemu;
@@ -72,8 +74,37 @@ fn spec_of(config: &Value, layers: usize) -> RunSpec {
             lower_serials: (1..layers).map(qemu::layer_serial).collect(),
         }),
         process: process_of(&config["process"]),
+        files: etc_files(config),
+        ..RunSpec::default()
     }
 }
+
+/// The files config.json binds over the image's /etc (the container's hosts, hostname and
+/// resolv.conf, which its monitor wrote), with their contents: the guest binds them in its
+/// root as the runtime binds them in a container's.
+fn etc_files(config: &Value) -> Vec<FileSpec> {
+    config["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "bind")
+        .filter_map(|m| {
+            let path = m["destination"].as_str()?;
+            let name = path.strip_prefix("/etc/")?;
+            if !ETC_FILES.contains(&name) {
+                return None;
+            }
+            let contents = std::fs::read_to_string(m["source"].as_str()?).ok()?;
+            Some(FileSpec {
+                path: path.to_string(),
+                contents,
+            })
+        })
+        .collect()
+}
+
+/// The /etc files a container's monitor writes.
+const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
 
 /// An OCI `process` as the agent takes it (no terminal: the agent's terminal is asked for
 /// apart; no seccomp filter: that is [`seccomp_of`]'s).

@@ -151,6 +151,7 @@ fn run_spec(
             lower_serials: Vec::new(),
         }),
         process: process.spec(command)?,
+        ..RunSpec::default()
     })
 }
 

@@ -99,7 +99,7 @@ fn configure_inside(
     })?
 }
 
-fn mac_string(mac: &[u8]) -> String {
+pub(crate) fn mac_string(mac: &[u8]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()

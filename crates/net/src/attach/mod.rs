@@ -17,6 +17,7 @@ use crate::netns::{self, NetnsRef};
 use crate::network::{self, Network};
 use crate::ports::{self, PortMapping};
 
+pub(crate) use kernel::mac_string;
 pub use store::list;
 
 /// Where the container's address comes from.

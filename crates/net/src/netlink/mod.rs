@@ -7,6 +7,7 @@
 mod addr;
 mod link;
 mod route;
+mod tc;
 
 use std::io;
 
