@@ -332,20 +332,23 @@ fn run_container(
     write_etc(root, conn, record, pid, address)?;
     store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
     container.start()?;
-    // Others (stop, kill) reach the container through the runtime's lock while it runs.
-    drop(container);
+    // Others (stop, kill) reach the container through the runtime's lock while it runs; this
+    // monitor, its parent, waits for its process without opening it again.
+    let watch = container.watch();
     reporter.send(&Report::Started(pid));
-    // Idle while the container runs: the moment to fold a long WAL into hull.db, since every
-    // new hull process reads the whole WAL when it opens the database.
-    hull_db::checkpoint(conn);
-    release_memory(conn);
-
+    // Once the container has run a while: the moment to fold a long WAL into hull.db, since
+    // every new hull process reads the whole WAL when it opens the database, and to give
+    // back memory. Not before: a short container's exit would wait for it.
+    let mut idle = || {
+        hull_db::checkpoint(conn);
+        release_memory(conn);
+    };
     let mut log = LogWriter::create(&paths::log_file(root, id), record.settings.log)?;
     let mut io = Io::new(source, stdin);
-    relay.run(&mut io, &mut log);
+    relay.run_then_idle(&mut io, &mut log, Some(&mut idle));
     log.flush();
     drop(io);
-    Ok(runtime.open(id)?.wait()?.unwrap_or(EXIT_ENGINE))
+    Ok(watch.wait()?.unwrap_or(EXIT_ENGINE))
 }
 
 /// Returns to the kernel what the monitor no longer needs while its container runs (the

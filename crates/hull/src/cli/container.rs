@@ -339,6 +339,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             if !ensure_image(&engine, &image, &args.pull)? {
                 return Ok(EXIT_PULL_FAILED);
             }
+            engine.prime_cgroup_migration();
             return run_container(&mut engine, &args);
         }
         ContainerCommand::Create(args) => {
@@ -464,6 +465,7 @@ fn start(
         return Err(EngineError::Invalid("--detach-keys needs -a or -i".into()).into());
     }
     for c in containers {
+        engine.prime_cgroup_migration();
         let mut monitor = engine.start(c, None)?;
         started(monitor.next_report(), c)?;
         println!("{c}");
@@ -684,6 +686,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
 /// Starts container `id` with this process attached (`run` in the foreground, `start -a`); the
 /// exit status to return. The engine is left without its database ([`Engine::reopen`]).
 fn attached(engine: &mut Engine, id: &str, session: SessionOptions) -> Result<i32, EngineError> {
+    engine.prime_cgroup_migration();
     let size = if session.tty { terminal_size() } else { None };
     let (conn, attach) = hull_engine::attach::pair(size)?;
     let monitor = engine.start_and_close(id, Some(attach))?;
