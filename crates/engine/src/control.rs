@@ -66,6 +66,13 @@ impl Engine {
         }
     }
 
+    /// The primer for the next start, started before this engine was opened (replacing, and so
+    /// stopping, the one it had); None stops it, for a command that has a long wait (a pull)
+    /// before the start.
+    pub fn set_primer(&mut self, primer: Option<monitor::Primer>) {
+        self.primer = primer;
+    }
+
     /// Opens the database again after [`Engine::start_and_close`].
     pub fn reopen(&mut self) -> Result<(), EngineError> {
         self.conn = hull_db::open(&self.root)?;
