@@ -27,6 +27,7 @@ mod oom;
 mod plan;
 #[cfg(test)]
 mod plan_tests;
+mod prime;
 mod stats;
 mod sys;
 
@@ -35,6 +36,7 @@ pub use devices::{default_device_rules, runc_device_rules};
 pub use error::CgroupError;
 pub use layout::{detect_layout, process_dirs, Layout};
 pub use oom::OomEvents;
+pub use prime::MigrationPrimer;
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats,
     Stats, Throttling,

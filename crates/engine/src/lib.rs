@@ -84,6 +84,8 @@ const TEARDOWN_WAIT: Duration = Duration::from_secs(30);
 pub struct Engine {
     root: PathBuf,
     conn: Connection,
+    /// Started for the next start ([`Engine::prime_cgroup_migration`]).
+    primer: Option<monitor::Primer>,
 }
 
 impl Engine {
@@ -94,6 +96,7 @@ impl Engine {
         let mut engine = Engine {
             root: root.to_path_buf(),
             conn,
+            primer: None,
         };
         engine.reconcile()?;
         Ok(engine)
@@ -108,6 +111,7 @@ impl Engine {
         Ok(Engine {
             root: root.to_path_buf(),
             conn: hull_db::open_existing(root)?,
+            primer: None,
         })
     }
 

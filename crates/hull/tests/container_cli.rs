@@ -219,6 +219,28 @@ fn rm_flag_leaves_nothing() {
     r.assert_clean();
 }
 
+/// The monitor leaves the starter's working directory: a relative `--root` still names the
+/// same engine root for it (not one under /).
+#[test]
+fn relative_root_is_the_monitors_root_too() {
+    let r = root!("relroot");
+    let (dir, name) = (r.path.parent().unwrap(), r.path.file_name().unwrap());
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hull"))
+        .current_dir(dir)
+        .arg("--root")
+        .arg(name)
+        .args(["run", "--rm", "--network", "none", "busybox", "echo", "hi"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+    assert!(!Path::new("/").join(name).exists(), "a root made under /");
+    // The leak check waits for the processes whose command line names the absolute root;
+    // these name it relative: `ps` waits for the monitor's teardown instead.
+    assert_eq!(r.ok(&["ps", "-a", "-q"]), "");
+    r.assert_clean();
+}
+
 #[test]
 fn env_workdir_user_hostname() {
     let r = root!("env");

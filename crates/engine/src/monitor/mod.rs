@@ -6,6 +6,7 @@
 //! container's stdio (pipes, or a pty's master with `-t`) and serves it to attach clients
 //! ([`crate::attach`]) while writing the log.
 
+mod primer;
 mod relay;
 mod run;
 pub(crate) mod teardown;
@@ -20,6 +21,8 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
+
+pub use primer::Primer;
 
 use crate::attach::Attach;
 use crate::error::EngineError;
@@ -65,20 +68,27 @@ impl Report {
 
 /// The monitor's side of the report pipe; writes to a starter that is gone are dropped.
 #[derive(Debug)]
-pub(crate) struct Reporter(Option<File>);
+pub(crate) struct Reporter {
+    to: Option<File>,
+    /// The starter's [`Primer`] runs until this is closed: at the first report, when the
+    /// container's process is in its cgroups (or will never be).
+    primer: Option<OwnedFd>,
+}
 
 impl Reporter {
     pub(crate) fn send(&mut self, report: &Report) {
-        if let Some(f) = self.0.as_mut() {
+        self.primer = None;
+        if let Some(f) = self.to.as_mut() {
             if f.write_all(report.encode().as_bytes()).is_err() {
-                self.0 = None;
+                self.to = None;
             }
         }
     }
 
     /// Closes the pipe: the starter reads its end.
     pub(crate) fn close(&mut self) {
-        self.0 = None;
+        self.primer = None;
+        self.to = None;
     }
 }
 
@@ -105,8 +115,14 @@ impl Monitor {
     }
 }
 
-/// Forks the monitor of container `id` under engine root `root`.
-pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, EngineError> {
+/// Forks the monitor of container `id` under engine root `root`; a `primer` started for this
+/// container runs until the monitor's first report.
+pub fn spawn(
+    root: &Path,
+    id: &str,
+    attach: Option<Attach>,
+    primer: Option<Primer>,
+) -> Result<Monitor, EngineError> {
     let threads = procfs::thread_count().unwrap_or(1);
     if threads > 1 {
         return Err(EngineError::Monitor {
@@ -130,6 +146,7 @@ pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, E
         ForkResult::Parent { child } => {
             drop(write);
             drop(attach);
+            drop(primer);
             Ok(Monitor {
                 pid: child.as_raw(),
                 reports: BufReader::new(File::from(read)),
@@ -137,7 +154,8 @@ pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, E
         }
         ForkResult::Child => {
             drop(read);
-            let code = child_main(root, id, write, attach);
+            let primer = primer.and_then(Primer::into_stop);
+            let code = child_main(root, id, write, attach, primer);
             // SAFETY: leaving without running the starter's exit handlers or destructors of the
             // copies of its objects (its database connection among them).
             unsafe { libc::_exit(code) }
@@ -145,7 +163,13 @@ pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, E
     }
 }
 
-fn child_main(root: &Path, id: &str, report: OwnedFd, attach: Option<Attach>) -> i32 {
+fn child_main(
+    root: &Path,
+    id: &str,
+    report: OwnedFd,
+    attach: Option<Attach>,
+    primer: Option<OwnedFd>,
+) -> i32 {
     // Its own session: the terminal's ^C goes to the `hull` command, which forwards it to the
     // container, and never straight to the monitor.
     let _ = setsid();
@@ -154,8 +178,12 @@ fn child_main(root: &Path, id: &str, report: OwnedFd, attach: Option<Attach>) ->
     let _ = nix::unistd::chdir("/");
     let mut keep: Vec<RawFd> = vec![report.as_raw_fd()];
     keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
+    keep.extend(primer.as_ref().map(AsRawFd::as_raw_fd));
     close_inherited(&keep);
-    let mut reporter = Reporter(Some(File::from(report)));
+    let mut reporter = Reporter {
+        to: Some(File::from(report)),
+        primer,
+    };
     run::main(root, id, &mut reporter, attach)
 }
 

@@ -22,6 +22,9 @@ const QUEUE_CAP: usize = 1 << 20;
 /// How long clients get to read the exit status and what is left of the output.
 const FINISH: Duration = Duration::from_secs(5);
 
+/// How long after the start the relay runs its caller's idle work, if the container still runs.
+const IDLE_AFTER: Duration = Duration::from_millis(100);
+
 /// Where the container's output comes from.
 #[derive(Debug)]
 pub(super) enum Source {
@@ -183,10 +186,29 @@ impl Relay {
 
     /// Relays until the container's output is closed (its processes are gone).
     pub(super) fn run(&mut self, io: &mut Io, log: &mut LogWriter) {
+        self.run_then_idle(io, log, None);
+    }
+
+    /// [`Relay::run`], and `idle` once [`IDLE_AFTER`] after the start if the container's output
+    /// is still open then: work for a monitor whose container runs, which a short container's
+    /// exit must not wait for.
+    pub(super) fn run_then_idle(
+        &mut self,
+        io: &mut Io,
+        log: &mut LogWriter,
+        mut idle: Option<&mut dyn FnMut()>,
+    ) {
         // A client's message is a kind byte and up to CHUNK bytes: a smaller buffer would cut
         // the datagram short, silently (SOCK_SEQPACKET drops what does not fit).
         let mut buf = vec![0u8; CHUNK + 1];
+        let mut idle_at = idle.is_some().then(|| Instant::now() + IDLE_AFTER);
         while io.open.iter().any(|o| *o) {
+            if idle_at.is_some_and(|at| at <= Instant::now()) {
+                idle_at = None;
+                if let Some(work) = idle.take() {
+                    work();
+                }
+            }
             let held = self.clients.iter().any(|c| c.queued >= QUEUE_CAP);
             let mut slots = vec![Slot::Listener];
             let mut fds = vec![PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
@@ -213,7 +235,11 @@ impl Relay {
                 slots.push(Slot::Client(i));
                 fds.push(PollFd::new(c.conn.as_fd(), flags));
             }
-            match poll(&mut fds, PollTimeout::NONE) {
+            let timeout = idle_at.map_or(PollTimeout::NONE, |at| {
+                let left = at.saturating_duration_since(Instant::now()).as_millis();
+                PollTimeout::from(u16::try_from(left).unwrap_or(u16::MAX))
+            });
+            match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(_) => return,
             }
@@ -337,5 +363,58 @@ impl Relay {
                 c.flush();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockType};
+    use nix::unistd::pipe;
+
+    /// A relay over two pipes whose write ends are closed after `open_for`; whether its idle
+    /// work ran.
+    fn idle_ran(open_for: Duration) -> bool {
+        let (listener, _peer) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let (out_r, out_w) = pipe().unwrap();
+        let (err_r, err_w) = pipe().unwrap();
+        let dir = std::env::temp_dir().join(format!("hull-relay-idle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log_path = dir.join(format!("{}.log", open_for.as_millis()));
+        let mut log = LogWriter::create(&log_path, crate::log_opts::LogOptions::default()).unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(open_for);
+            drop((out_w, err_w));
+        });
+        let mut io = Io::new(
+            Source::Pipes {
+                out: out_r,
+                err: err_r,
+            },
+            None,
+        );
+        let mut ran = false;
+        Relay::new(listener, false).run_then_idle(&mut io, &mut log, Some(&mut || ran = true));
+        writer.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        ran
+    }
+
+    #[test]
+    fn idle_work_waits_for_a_container_that_runs_on() {
+        assert!(
+            !idle_ran(Duration::ZERO),
+            "a container that is done at once"
+        );
+        assert!(
+            idle_ran(IDLE_AFTER * 2),
+            "a container that runs past IDLE_AFTER"
+        );
     }
 }

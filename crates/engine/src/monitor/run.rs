@@ -332,20 +332,23 @@ fn run_container(
     write_etc(root, conn, record, NetnsRef::Pid(pid), address)?;
     store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
     container.start()?;
-    // Others (stop, kill) reach the container through the runtime's lock while it runs.
-    drop(container);
+    // Others (stop, kill) reach the container through the runtime's lock while it runs; this
+    // monitor, its parent, waits for its process without opening it again.
+    let watch = container.watch();
     reporter.send(&Report::Started(pid));
-    // Idle while the container runs: the moment to fold a long WAL into hull.db, since every
-    // new hull process reads the whole WAL when it opens the database.
-    hull_db::checkpoint(conn);
-    release_memory(conn);
-
+    // Once the container has run a while: the moment to fold a long WAL into hull.db, since
+    // every new hull process reads the whole WAL when it opens the database, and to give
+    // back memory. Not before: a short container's exit would wait for it.
+    let mut idle = || {
+        hull_db::checkpoint(conn);
+        release_memory(conn);
+    };
     let mut log = LogWriter::create(&paths::log_file(root, id), record.settings.log)?;
     let mut io = Io::new(source, stdin);
-    relay.run(&mut io, &mut log);
+    relay.run_then_idle(&mut io, &mut log, Some(&mut idle));
     log.flush();
     drop(io);
-    Ok(runtime.open(id)?.wait()?.unwrap_or(EXIT_ENGINE))
+    Ok(watch.wait()?.unwrap_or(EXIT_ENGINE))
 }
 
 /// Returns to the kernel what the monitor no longer needs while its container runs (the
@@ -443,8 +446,25 @@ pub(super) fn write_etc(
         ("resolv.conf", resolv_conf),
     ] {
         let path = etc.join(name);
-        std::fs::write(&path, text)
+        write_in_place(&path, text.as_bytes())
             .map_err(EngineError::io(format!("writing {}", path.display())))?;
     }
     Ok(())
+}
+
+/// Writes `text` over the file at `path`, keeping its inode, without opening it with O_TRUNC:
+/// ext4 takes a truncation on open as a program replacing a file's contents and, at close,
+/// allocates the new data's blocks and starts writing them out at once (its auto_da_alloc), on
+/// the container's start; an `--rm` container's removal then frees those blocks (with a
+/// synchronous discard on a file system mounted `discard` without a journal). Cut to the new
+/// length after the write instead: a file that stays small and short-lived never gets blocks.
+fn write_in_place(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.write_all(text)?;
+    file.set_len(text.len() as u64)
 }

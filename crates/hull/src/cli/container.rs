@@ -331,20 +331,26 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
         cmd,
         ContainerCommand::Ps(_) | ContainerCommand::Inspect { .. } | ContainerCommand::Logs { .. }
     );
+    // Before the database is opened: the primer's first wait overlaps all that follows.
+    let primer = matches!(cmd, ContainerCommand::Run(_))
+        .then(hull_engine::monitor::Primer::start)
+        .flatten();
     let mut engine = super::engine(root, reads_only)?;
+    engine.set_primer(primer);
     match cmd {
         ContainerCommand::Run(args) => {
             let (image, opts) = args.options()?;
             opts.validate()?;
-            if !ensure_image(&engine, &image, &args.pull)? {
+            if !ensure_image(&mut engine, &image, &args.pull)? {
                 return Ok(EXIT_PULL_FAILED);
             }
+            engine.prime_cgroup_migration();
             return run_container(&mut engine, &args);
         }
         ContainerCommand::Create(args) => {
             let (image, opts) = args.options()?;
             opts.validate()?;
-            if !ensure_image(&engine, &image, &args.pull)? {
+            if !ensure_image(&mut engine, &image, &args.pull)? {
                 return Ok(EXIT_PULL_FAILED);
             }
             let created = engine.create(&image, &opts)?;
@@ -464,6 +470,7 @@ fn start(
         return Err(EngineError::Invalid("--detach-keys needs -a or -i".into()).into());
     }
     for c in containers {
+        engine.prime_cgroup_migration();
         let mut monitor = engine.start(c, None)?;
         started(monitor.next_report(), c)?;
         println!("{c}");
@@ -556,9 +563,8 @@ const EXIT_PULL_FAILED: i32 = hull_engine::EXIT_ENGINE;
 /// pull` (its progress bars on this command's stderr, its output too, so that stdout keeps only
 /// what `run` and `create` print): a registry client starts threads, and this process must stay
 /// single-threaded to fork the container's monitor.
-fn ensure_image(engine: &Engine, image: &str, pull: &str) -> anyhow::Result<bool> {
+fn ensure_image(engine: &mut Engine, image: &str, pull: &str) -> anyhow::Result<bool> {
     let policy = PullPolicy::parse(pull)?;
-    let root = engine.root();
     let present = match engine.images()?.resolve(image) {
         Ok(_) => true,
         Err(hull_image::StoreError::NotFound(_)) => false,
@@ -574,13 +580,15 @@ fn ensure_image(engine: &Engine, image: &str, pull: &str) -> anyhow::Result<bool
         (PullPolicy::Never, true) | (PullPolicy::Missing, true) => return Ok(true),
         (PullPolicy::Always, _) | (PullPolicy::Missing, false) => {}
     }
+    // Not through the pull: `run` starts another after it.
+    engine.set_primer(None);
     let exe = std::env::current_exe().context("finding the hull binary to pull with")?;
     let stderr = std::io::stderr()
         .as_fd()
         .try_clone_to_owned()
         .context("duplicating stderr")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--root").arg(root).arg("pull");
+    cmd.arg("--root").arg(engine.root()).arg("pull");
     // docker's rule: a registry on the loopback is reached over plain http without asking.
     if loopback_registry(image) {
         cmd.arg("--insecure");
@@ -684,6 +692,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
 /// Starts container `id` with this process attached (`run` in the foreground, `start -a`); the
 /// exit status to return. The engine is left without its database ([`Engine::reopen`]).
 fn attached(engine: &mut Engine, id: &str, session: SessionOptions) -> Result<i32, EngineError> {
+    engine.prime_cgroup_migration();
     let size = if session.tty { terminal_size() } else { None };
     let (conn, attach) = hull_engine::attach::pair(size)?;
     let monitor = engine.start_and_close(id, Some(attach))?;

@@ -54,13 +54,20 @@ struct ContainerCli {
 
 /// The command line of this process.
 pub fn parse() -> Result<Cli, clap::Error> {
-    if !starts_with_run_or_create(std::env::args().skip(1)) {
-        return Cli::try_parse();
+    let mut cli = if starts_with_run_or_create(std::env::args().skip(1)) {
+        ContainerCli::try_parse().map(|c| Cli {
+            root: c.root,
+            command: Command::Container(c.command),
+        })?
+    } else {
+        Cli::try_parse()?
+    };
+    // The root as every process sees it: a container's monitor leaves this one's working
+    // directory, and its bundle's paths are read by the runtime from the bundle's.
+    if let Ok(root) = std::path::absolute(&cli.root) {
+        cli.root = root;
     }
-    ContainerCli::try_parse().map(|c| Cli {
-        root: c.root,
-        command: Command::Container(c.command),
-    })
+    Ok(cli)
 }
 
 /// Whether the first command word (after global options) is `run` or `create`.

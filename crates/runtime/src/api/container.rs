@@ -189,4 +189,13 @@ impl Watch {
     pub fn oom_events(&self) -> Result<hull_cgroups::OomEvents, Error> {
         Ok(self.cgroup.oom_events()?)
     }
+
+    /// [`Container::wait`] for a container watched: no need to open it again (and read its
+    /// state) to wait for the process it watches.
+    pub fn wait(self) -> Result<Option<i32>, Error> {
+        Ok(foreground::wait_exit(
+            Pid::from_raw(self.pid),
+            self.pid_start,
+        )?)
+    }
 }
