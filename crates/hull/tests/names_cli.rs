@@ -140,9 +140,17 @@ fn containers_on_a_user_network_talk_by_name() {
     assert!(!hosts_of(&r, &srv).contains(&other));
 
     // A removed container disappears from the others' hosts files.
-    r.ok(&["rm", "-f", &late]);
+    // Renamed, it is known by its new name.
+    let moved = format!("moved-{tag}");
+    r.ok(&["rename", &late, &moved]);
     let hosts = hosts_of(&r, &srv);
-    assert!(!hosts.contains(&late) && !hosts.contains(BEGIN), "{hosts}");
+    assert!(
+        hosts.contains(&format!("\t{moved} ")) && !hosts.contains(&late),
+        "{hosts}"
+    );
+    r.ok(&["rm", "-f", &moved]);
+    let hosts = hosts_of(&r, &srv);
+    assert!(!hosts.contains(&moved) && !hosts.contains(BEGIN), "{hosts}");
     assert!(hosts.contains("192.0.2.9\tmine\n"), "{hosts}");
 
     // So does one whose monitor was killed, once the next command has cleaned up after it.
@@ -202,5 +210,54 @@ fn a_restarted_container_is_named_again_at_its_address() {
     }
     hosts_until(&r, &watcher, |h| h.contains(&line));
     r.ok(&["rm", "-f", &id, &watcher]);
+    r.assert_clean();
+}
+
+#[test]
+fn containers_started_together_all_see_each_other() {
+    let mut r = root!("namespar");
+    let net = network(&mut r, "names-p", 232);
+    let tag = std::process::id();
+    let names: Vec<String> = (0..8).map(|i| format!("par{i}-{tag}")).collect();
+    // Started at once: each publish and each peer's rewrite is under one lock, so none is lost.
+    let children: Vec<_> = names
+        .iter()
+        .map(|n| {
+            r.spawn(
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    n,
+                    "--network",
+                    &net,
+                    "busybox",
+                    "sleep",
+                    "300",
+                ],
+                std::process::Stdio::null(),
+            )
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        r.ids
+            .push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    for n in &names {
+        let hosts = hosts_of(&r, n);
+        for other in names.iter().filter(|o| *o != n) {
+            assert!(hosts.contains(&format!("\t{other} ")), "{n}:\n{hosts}");
+        }
+        assert_eq!(hosts.matches(BEGIN).count(), 1, "{hosts}");
+    }
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(names.iter().map(String::as_str));
+    r.ok(&rm);
     r.assert_clean();
 }

@@ -46,7 +46,7 @@ pub(super) fn setup(
     let path = format!("/proc/{}/fd/{}", own_pid(), netns.as_raw_fd());
     super::run::write_etc(root, conn, record, NetnsRef::Path(path.into()), None)?;
     // Before the run spec reads the hosts file: the VM gets the peers known at its start.
-    super::names::publish(root, conn, record)?;
+    crate::names::publish(root, conn, record)?;
     let tap = match record.settings.network {
         Network::Default | Network::Named(_) => Some(tap::mirror(&netns, IFNAME, tap::TAP_NAME)?),
         Network::None | Network::Host => None,
