@@ -1,5 +1,5 @@
 //! The container's names on its user network (hull-net's `names`): once its monitor has attached
-//! its network and written its hosts file, its name and short id go into the hosts files of the
+//! its network and written its hosts file, its name, short id and `--network-alias`es go into the hosts files of the
 //! others on the network, and theirs into its own; a `rename` publishes the new name. On the
 //! default network no names are given, as on docker's default bridge and podman's default
 //! network.
@@ -33,6 +33,11 @@ pub(crate) fn publish(
     // docker's other name of a container on a user network: its short id (its default hostname).
     if let Some(short) = id.get(..12).filter(|s| *s != names[0]) {
         names.push(short.to_string());
+    }
+    for alias in &record.settings.etc.network_aliases {
+        if !names.contains(alias) {
+            names.push(alias.clone());
+        }
     }
     let hosts = paths::etc_dir(root, id).join("hosts");
     Ok(Net::with_conn(conn).publish_names(id, &names, &hosts)?)

@@ -16,9 +16,10 @@ use nix::unistd::Pid;
 const BEGIN: &str = "# hull: containers on this container's networks";
 
 /// A shell function `ask HOST` that reads the server's greeting, and calls it: the server
-/// listens again a moment after each connection.
-const ASK: &str =
-    "ask() { for i in $(seq 100); do nc $1 7000 2>/dev/null && return; sleep 0.05; done; }; ask";
+/// listens again a moment after each connection, and a connection that meets the previous
+/// one's end reads nothing, so it is tried again.
+const ASK: &str = "ask() { for i in $(seq 100); do g=$(nc $1 7000 2>/dev/null); \
+                   [ -n \"$g\" ] && echo \"$g\" && return; sleep 0.05; done; }; ask";
 
 /// A network of the test's own, `PREFIX-PID` on 10.SECOND.x.0/24 (x from the pid); its name.
 fn network(r: &mut common::Root, prefix: &str, second: u32) -> String {
@@ -72,6 +73,8 @@ fn containers_on_a_user_network_talk_by_name() {
         &srv,
         "--network",
         &net_a,
+        "--network-alias",
+        "db.internal",
         "busybox",
         "sh",
         "-c",
@@ -88,7 +91,7 @@ fn containers_on_a_user_network_talk_by_name() {
 
     // A client on the network reaches the server by its name and by its short id.
     let client = format!("cli-{tag}");
-    let by_name = format!("{ASK} {srv}; ask {}", &srv_id[..12]);
+    let by_name = format!("{ASK} {srv}; ask {}; ask db.internal", &srv_id[..12]);
     let out = r.ok(&[
         "run",
         "--rm",
@@ -101,7 +104,7 @@ fn containers_on_a_user_network_talk_by_name() {
         "-c",
         &by_name,
     ]);
-    assert_eq!(out, "hi-from-srv\nhi-from-srv\n");
+    assert_eq!(out, "hi-from-srv\n".repeat(3));
     // Gone with the client (an --rm container's teardown).
     let hosts = hosts_until(&r, &srv, |h| !h.contains(&client));
     assert!(hosts.contains("192.0.2.9\tmine\n"), "{hosts}");
@@ -169,6 +172,21 @@ fn containers_on_a_user_network_talk_by_name() {
     hosts_until(&r, &srv, |h| !h.contains(&lost));
 
     r.ok(&["rm", "-f", &srv, &other, &lost]);
+    // As docker: no names on the default network, so no aliases there either.
+    let err = r.bad(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--network-alias",
+        "x",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("--network-alias needs a user network"),
+        "{err}"
+    );
     r.assert_clean();
 }
 
