@@ -42,6 +42,10 @@ const MIGRATIONS: &[Migration] = &[
         subsystem: "image",
         sql: include_str!("migrations/0005_image_mounts.sql"),
     },
+    Migration {
+        subsystem: "net",
+        sql: include_str!("migrations/0006_net_names.sql"),
+    },
 ];
 
 /// The schema version this binary brings databases to: the number of migrations it knows.

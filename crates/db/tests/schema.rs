@@ -45,7 +45,7 @@ fn fresh_db_gets_every_table_and_the_settings() {
     let conn = hull_db::open(&root.path().join("a/b")).unwrap();
     assert_eq!(tables(&conn), ALL_TABLES);
     assert_eq!(user_version(&conn), hull_db::schema_version());
-    assert_eq!(hull_db::schema_version(), 5);
+    assert_eq!(hull_db::schema_version(), 6);
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();

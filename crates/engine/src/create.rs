@@ -207,6 +207,13 @@ impl Engine {
             }
             _ => {}
         }
+        // As docker: the default network gives no names, so no aliases either.
+        if !opts.etc.network_aliases.is_empty() && !matches!(opts.network, Network::Named(_)) {
+            return Err(EngineError::Invalid(format!(
+                "--network-alias needs a user network, not --network {}",
+                opts.network.name()
+            )));
+        }
         let gateway = opts
             .etc
             .hosts

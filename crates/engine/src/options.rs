@@ -281,6 +281,9 @@ pub struct EtcOverrides {
     /// `--dns-option`: replaces the options.
     #[serde(default)]
     pub dns_options: Vec<String>,
+    /// `--network-alias`: more names the others on its user network know it by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
 }
 
 impl RunOptions {

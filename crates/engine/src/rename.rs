@@ -17,6 +17,8 @@ impl Engine {
             )));
         }
         store::rename(&mut self.conn, &record.id, new)?;
+        // A running container's peers know it by its new name, as docker's DNS does.
+        crate::names::publish(&self.root, &mut self.conn, &record)?;
         Ok(record)
     }
 }

@@ -156,6 +156,17 @@ pub fn rename(conn: &mut Connection, id: &str, name: &str) -> Result<(), EngineE
     Ok(())
 }
 
+/// The container's name now (a `rename` may have changed it since a record was read).
+pub fn name(conn: &Connection, id: &str) -> Result<Option<String>, EngineError> {
+    Ok(conn
+        .query_row(
+            "SELECT name FROM engine_containers WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Record>, EngineError> {
     Ok(conn
         .query_row(

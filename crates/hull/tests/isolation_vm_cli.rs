@@ -6,7 +6,8 @@
 //! that cannot boot, and nothing left behind (the common leak check also finds a qemu process,
 //! whose command line names the root, and the VMM's cgroup). Flags a VM cannot honour are
 //! refused by name. On a network of its own, a VM's eth0 is the container's (address, MAC,
-//! /etc files), served to containers and published on loopback with `-p`, and its network goes
+//! /etc files), served to containers by its name and published on loopback with `-p` (its hosts
+//! file lists the containers on the network at its boot), and its network goes
 //! with it, also after SIGKILL of its monitor. Every test that boots holds /tmp/hull-qemu.lock for as long as its VMs
 //! live, so qemu-heavy tests run one at a time.
 //! Needs Debian's cloud kernel in the qemu cache and hull-guest's initramfs
@@ -428,6 +429,17 @@ fn vm_on_a_user_network_serves_containers_and_published_ports() {
         .unwrap()
         .port();
     let publish = format!("127.0.0.1:{port}:80");
+    // A container already on the network, which the VM's hosts file lists at its boot.
+    let (peer, vm_name) = (format!("vmpeer-{port}"), format!("vmweb-{port}"));
+    r.detach(&[
+        "--name",
+        &peer,
+        "--network",
+        "vmnettest",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
     let vm = [
         "--isolation",
         "vm",
@@ -440,6 +452,8 @@ fn vm_on_a_user_network_serves_containers_and_published_ports() {
     args.extend([
         "-p",
         &publish,
+        "--name",
+        &vm_name,
         "--hostname",
         "vmweb",
         "--add-host",
@@ -471,30 +485,33 @@ fn vm_on_a_user_network_serves_containers_and_published_ports() {
     // Its /etc/hosts is the container's: its own name and address, and --add-host.
     assert!(logs.contains(&format!("{ip}\tvmweb")), "{logs}");
     assert!(logs.contains("10.1.2.3\textra"), "{logs}");
+    assert!(logs.contains(&format!("\t{peer} ")), "{logs}");
     // Published on the host's loopback, as a container's port.
     eventually("the published port", || {
         http_get(("127.0.0.1", port)).contains("hello-vm")
     });
     let got = http_get(("127.0.0.1", port));
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
-    // From a container on the same network, by its address and by a name for it.
-    let add_host = format!("vmweb:{ip}");
+    // From a container on the same network, by its address and by its name.
     let out = r.ok(&[
         "run",
         "--rm",
         "--network",
         "vmnettest",
-        "--add-host",
-        &add_host,
         "busybox",
         "sh",
         "-c",
         &format!(
             "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 {ip} 80; \
-                  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 vmweb 80"
+                  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 {vm_name} 80"
         ),
     ]);
     assert_eq!(out.matches("hello-vm").count(), 2, "{out}");
+    let peer_hosts = r.ok(&["exec", &peer, "cat", "/etc/hosts"]);
+    assert!(
+        peer_hosts.contains(&format!("{ip}\t{vm_name} ")),
+        "{peer_hosts}"
+    );
     // The kernel view names the NIC and the veth behind it.
     let kernel = r.ok(&["inspect", "--kernel", &id]);
     for want in [
@@ -520,7 +537,9 @@ fn vm_on_a_user_network_serves_containers_and_published_ports() {
     assert_eq!(r.inspect(&id)["State"]["Status"], "exited");
     assert!(!nft_table().contains(&ip), "nft element of {ip} left");
     assert_eq!(http_get(("127.0.0.1", port)), "");
-    r.ok(&["rm", &id]);
+    let peer_hosts = r.ok(&["exec", &peer, "cat", "/etc/hosts"]);
+    assert!(!peer_hosts.contains(&vm_name), "{peer_hosts}");
+    r.ok(&["rm", "-f", &id, &peer]);
     // In the foreground with --rm: the address is free again, so the next VM may take it.
     let mut args = vec!["run", "--rm"];
     args.extend(vm);

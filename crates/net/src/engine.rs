@@ -292,6 +292,17 @@ impl<C: BorrowMut<Connection>> Net<C> {
         Ok(())
     }
 
+    /// Makes the container known by `names` to the others on its user networks, and them to
+    /// it, through the hosts file at `hosts_file` and theirs (see [`crate::names`]).
+    pub fn publish_names(
+        &mut self,
+        container_id: &str,
+        names: &[String],
+        hosts_file: &Path,
+    ) -> Result<(), NetError> {
+        crate::names::publish(self.conn.borrow_mut(), container_id, names, hosts_file)
+    }
+
     /// The container's current attachments.
     pub fn attachments(&mut self, container_id: Option<&str>) -> Result<Vec<Link>, NetError> {
         attach::list(self.conn.borrow(), container_id)

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod etc;
 pub mod ipam;
+pub mod names;
 pub mod netlink;
 pub mod netns;
 pub mod network;

@@ -330,6 +330,7 @@ fn run_container(
     let container = created.container;
     let pid = container.pid();
     write_etc(root, conn, record, NetnsRef::Pid(pid), address)?;
+    crate::names::publish(root, conn, record)?;
     store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
     container.start()?;
     // Others (stop, kill) reach the container through the runtime's lock while it runs; this

@@ -5,7 +5,8 @@
 //! plus, on a bridge network, a tap mirrored to its eth0 (`hull_net::tap`) that the VMM's
 //! virtio-net device uses with eth0's MAC. The VMM runs in the namespace. What hull.db records
 //! of the attachment is removed by the container's teardown as for a container; the veth and the
-//! tap go with the namespace.
+//! tap go with the namespace. Its names are published on a user network as a container's, but
+//! the guest gets its hosts file once, at boot: it knows the peers there at its start.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
@@ -44,6 +45,8 @@ pub(super) fn setup(
     // namespace gone, as for a container whose process ended.
     let path = format!("/proc/{}/fd/{}", own_pid(), netns.as_raw_fd());
     super::run::write_etc(root, conn, record, NetnsRef::Path(path.into()), None)?;
+    // Before the run spec reads the hosts file: the VM gets the peers known at its start.
+    crate::names::publish(root, conn, record)?;
     let tap = match record.settings.network {
         Network::Default | Network::Named(_) => Some(tap::mirror(&netns, IFNAME, tap::TAP_NAME)?),
         Network::None | Network::Host => None,

@@ -46,6 +46,24 @@ pub fn parse_add_host(text: &str) -> Result<(String, String), EngineError> {
     Ok((host.to_string(), ip.to_string()))
 }
 
+/// `--network-alias NAME`: a host name (letters, digits, '-', '_', '.'), as a hosts file's line
+/// takes it.
+pub fn parse_network_alias(text: &str) -> Result<String, EngineError> {
+    let ok = !text.is_empty()
+        && text.len() <= 253
+        && !text.starts_with(['-', '.'])
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(invalid(format!(
+            "invalid --network-alias {text:?}: use letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
 /// `--dns IP`: a nameserver address.
 pub fn parse_dns(text: &str) -> Result<String, EngineError> {
     text.parse::<std::net::IpAddr>()
@@ -104,6 +122,10 @@ mod tests {
         assert_eq!(parse_add_host("h:host-gateway").unwrap().1, "host-gateway");
         assert!(parse_dns("1.1.1.1").is_ok());
         assert!(parse_dns("dns.example").is_err());
+        assert_eq!(parse_network_alias("db.local_1").unwrap(), "db.local_1");
+        for bad in ["", "-x", ".x", "a b", "a:b"] {
+            assert!(parse_network_alias(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(parse_stop_signal("KILL").unwrap(), "SIGKILL");
         assert!(parse_stop_signal("NOPE").is_err());
     }

@@ -13,6 +13,9 @@ pub struct ExtraRunArgs {
     /// the container's network)
     #[arg(long = "add-host", value_name = "HOST:IP")]
     add_host: Vec<String>,
+    /// Another name of the container on its user network, for the others there
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
+    network_alias: Vec<String>,
     /// Set a nameserver in the container's /etc/resolv.conf (replaces the host's)
     #[arg(long, value_name = "IP")]
     dns: Vec<String>,
@@ -90,6 +93,7 @@ impl ExtraRunArgs {
             dns: each(&self.dns, flags::parse_dns)?,
             dns_search: self.dns_search.clone(),
             dns_options: self.dns_option.clone(),
+            network_aliases: each(&self.network_alias, flags::parse_network_alias)?,
         };
         opts.memory_swap = self
             .memory_swap

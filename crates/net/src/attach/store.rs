@@ -123,7 +123,8 @@ fn insert_port(
     Ok(())
 }
 
-/// Deletes the attachment's lease, port and attachment rows in one transaction.
+/// Deletes the attachment's lease, port and attachment rows in one transaction, and the
+/// container's line from the hosts files of the others on its network.
 pub(super) fn forget(conn: &mut Connection, link: &Link) -> Result<(), NetError> {
     let tx = hull_db::write_tx(conn)?;
     ipam::release(&tx, &link.network, &link.container_id, &link.ifname)?;
@@ -135,6 +136,8 @@ pub(super) fn forget(conn: &mut Connection, link: &Link) -> Result<(), NetError>
         "DELETE FROM net_attachments WHERE container_id = ?1 AND ifname = ?2",
         params![link.container_id, link.ifname],
     )?;
+    // The container's names leave its peers' hosts files under the same lock.
+    crate::names::refresh(&tx, &link.network, None)?;
     tx.commit()?;
     Ok(())
 }
