@@ -9,10 +9,10 @@
 //! inode kept), and only the marked section is replaced, so lines a user added stay. As on
 //! docker's and podman's default networks, the default network gives no names.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use hull_sys::overwrite::{overwrite, Missing};
 use rusqlite::{params, Connection};
 
 use crate::error::NetError;
@@ -139,8 +139,7 @@ fn peers(conn: &Connection, container: &str) -> Result<Vec<Entry>, NetError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Replaces the section of the hosts file at `path` in place: written over without O_TRUNC
-/// (a truncating open makes ext4 flush at close) and cut to length, keeping the inode the
+/// Replaces the section of the hosts file at `path` in place, keeping the inode the
 /// container's bind mount holds. A file that does not exist is not made.
 fn rewrite(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
     let old = std::fs::read_to_string(path)?;
@@ -148,9 +147,7 @@ fn rewrite(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
     if new == old {
         return Ok(());
     }
-    let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
-    file.write_all(new.as_bytes())?;
-    file.set_len(u64::try_from(new.len()).unwrap_or(u64::MAX))
+    overwrite(path, new.as_bytes(), Missing::Fail)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod fd;
 pub mod id;
 pub mod mount_api;
 pub mod mountinfo;
+pub mod overwrite;
 pub mod pidfd;
 pub mod procfs;
 pub mod pty;

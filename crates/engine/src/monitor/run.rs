@@ -13,6 +13,7 @@ use hull_net::engine::{AttachRequest, Net, NetMode};
 use hull_net::etc::EtcFiles;
 use hull_net::netns::NetnsRef;
 use hull_runtime::{Console, CreateOptions, Runtime, Stdio};
+use hull_sys::overwrite::Missing;
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 use rusqlite::Connection;
@@ -447,25 +448,8 @@ pub(super) fn write_etc(
         ("resolv.conf", resolv_conf),
     ] {
         let path = etc.join(name);
-        write_in_place(&path, text.as_bytes())
+        hull_sys::overwrite::overwrite(&path, text.as_bytes(), Missing::Create)
             .map_err(EngineError::io(format!("writing {}", path.display())))?;
     }
     Ok(())
-}
-
-/// Writes `text` over the file at `path`, keeping its inode, without opening it with O_TRUNC:
-/// ext4 takes a truncation on open as a program replacing a file's contents and, at close,
-/// allocates the new data's blocks and starts writing them out at once (its auto_da_alloc), on
-/// the container's start; an `--rm` container's removal then frees those blocks (with a
-/// synchronous discard on a file system mounted `discard` without a journal). Cut to the new
-/// length after the write instead: a file that stays small and short-lived never gets blocks.
-fn write_in_place(path: &Path, text: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    file.write_all(text)?;
-    file.set_len(text.len() as u64)
 }
