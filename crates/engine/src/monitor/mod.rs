@@ -10,7 +10,7 @@ mod relay;
 mod run;
 pub(crate) mod teardown;
 mod vm;
-mod vm_control;
+pub mod vm_control;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
