@@ -187,6 +187,7 @@ fn relay(mut conn: UnixStream, mut started: Option<File>) -> anyhow::Result<i32>
     let mut decoder = Decoder::default();
     let mut error: Option<String> = None;
     let mut buf = vec![0u8; MAX_CHUNK];
+    // Started: the stdin forwarder runs.
     let mut stdin = false;
     loop {
         while let Some(m) = decoder.next().context("the exec session")? {
@@ -222,7 +223,10 @@ fn relay(mut conn: UnixStream, mut started: Option<File>) -> anyhow::Result<i32>
         }
         match conn.read(&mut buf) {
             Ok(n @ 1..) => decoder.push(&buf[..n]),
-            _ => bail!("the VM ended before the exec'd process reported its exit"),
+            // The VM ended (its main process did) and took the process along, as a
+            // container's end kills what was exec'd in it: SIGKILL's status.
+            _ if stdin => return Ok(128 + libc::SIGKILL),
+            _ => bail!("the VM ended before the exec'd process started"),
         }
     }
 }
