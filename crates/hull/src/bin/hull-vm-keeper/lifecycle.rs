@@ -159,7 +159,7 @@ pub fn create(root: &Path, args: CreateArgs, error_fd: Option<i32>) -> anyhow::R
 /// process to its exit; its exit status.
 fn keep(root: &Path, mut rec: Record, config: &Value, plan: &Plan, ready: OwnedFd) -> i32 {
     let mut ready = File::from(ready);
-    let booted = vm::boot(root, &mut rec, plan).and_then(|vm| {
+    let booted = vm::boot(root, &mut rec, plan, true).and_then(|vm| {
         let spec = vm::run_spec(root, config, &vm)?;
         record_self(root, &mut rec)?;
         let fifo = record::dir(root, &rec.id).join(FIFO);
@@ -212,7 +212,7 @@ pub fn run(root: &Path, args: RunArgs, error_fd: Option<i32>) -> anyhow::Result<
     let id = args.create.id;
     let mut rec = claim(root, &id, bundle, &config, &plan)?;
     let result = (|| {
-        let vm = vm::boot(root, &mut rec, &plan)?;
+        let vm = vm::boot(root, &mut rec, &plan, false)?;
         let spec = vm::run_spec(root, &config, &vm)?;
         record_self(root, &mut rec)?;
         write_pid_file(args.create.pid_file.as_deref(), rec.pid)?;

@@ -5,6 +5,7 @@
 //! own stdout and stderr and passes exec sessions' frames on (`Routes`); the control socket
 //! (`ctl.sock`, the engine's protocol: signals, exec sessions) is served by another thread.
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -103,8 +104,10 @@ fn disks(plan: &Plan, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// The cgroup of the spec, recorded first, made with the VM's limits (guest memory plus the
-/// VMM's overhead, the CPU quota), with this process in it.
-fn cgroup(root: &Path, rec: &mut Record, plan: &Plan) -> anyhow::Result<()> {
+/// VMM's overhead, the CPU quota). The keeper of a created container joins it (its pid is the
+/// container's); in `run`, whose keeper removes it at the end, only the VMM does: the
+/// `cgroup.procs` files for it to join are returned.
+fn cgroup(root: &Path, rec: &mut Record, plan: &Plan, join: bool) -> anyhow::Result<Vec<File>> {
     let mut cg = hull_cgroups::Cgroup::new(plan.cgroups_path.as_deref(), &rec.id)?;
     cg.claim();
     rec.cgroup = Some(cg.clone());
@@ -116,17 +119,30 @@ fn cgroup(root: &Path, rec: &mut Record, plan: &Plan) -> anyhow::Result<()> {
     }
     cg.create(Some(&serde_json::from_value(r)?))
         .context("the VM's cgroup")?;
-    cg.add_process(std::process::id().try_into().unwrap_or(0))
-        .context("joining the VM's cgroup")?;
-    Ok(())
+    if join {
+        cg.add_process(std::process::id().try_into().unwrap_or(0))
+            .context("joining the VM's cgroup")?;
+        return Ok(Vec::new());
+    }
+    cg.hierarchies()
+        .iter()
+        .map(|h| {
+            let p = h.path.join("cgroup.procs");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .with_context(|| format!("opening {}", p.display()))
+        })
+        .collect()
 }
 
 /// Makes the disks and the cgroup, starts qemu and waits for the guest's agent.
-pub fn boot(root: &Path, rec: &mut Record, plan: &Plan) -> anyhow::Result<Vm> {
+/// `join`: the keeper joins the VM's cgroup (else only the VMM does).
+pub fn boot(root: &Path, rec: &mut Record, plan: &Plan, join: bool) -> anyhow::Result<Vm> {
     let dir = record::dir(root, &rec.id);
     let (kernel, initrd) = assets()?;
     let disks = disks(plan, &dir)?;
-    cgroup(root, rec, plan)?;
+    let procs = cgroup(root, rec, plan, join)?;
     let listener = hull_engine::vm::bind_in(&dir, AGENT_SOCKET)?;
     let ctl = hull_engine::vm::bind_in(&dir, CTL_SOCKET)?;
     let layers = disks.len();
@@ -141,7 +157,8 @@ pub fn boot(root: &Path, rec: &mut Record, plan: &Plan) -> anyhow::Result<Vm> {
         console_log: CONSOLE_LOG.into(),
         accel: Accel::for_host(),
     };
-    let mut child = qemu::spawn(&cfg, &[])?;
+    let mut child = qemu::spawn(&cfg, &procs)?;
+    drop(procs);
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     rec.vmm = Some((pid, hull_sys::procfs::start_time(pid).unwrap_or(0)));
     rec.save(root)?;
