@@ -370,6 +370,22 @@ fn podman_runs_a_container_in_a_vm_per_annotation() {
     }
     let parent =
         hull_testkit::host::CgroupParent::new(&format!("hull-rtvm-podman-{}", std::process::id()));
+    // podman passes conmon, and so the runtime, none of its environment: a wrapper names
+    // the guest's kernel and initramfs (an installed host keeps them in /var/lib/hull/vm/).
+    let wrapper = bed.dir.join("hull-runtime");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nHULL_VM_KERNEL={} HULL_VM_INITRD={} exec {} \"$@\"\n",
+            bed.kernel.display(),
+            bed.initrd.display(),
+            runtime_bin().display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
     let podman = |args: &[&str]| {
         let mut c = Command::new("podman");
         c.arg("--root")
@@ -380,10 +396,8 @@ fn podman_runs_a_container_in_a_vm_per_annotation() {
             .arg(bed.dir.join("tmp"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "none", "--runtime"])
-            .arg(runtime_bin())
+            .arg(&wrapper)
             .args(args)
-            .env("HULL_VM_KERNEL", &bed.kernel)
-            .env("HULL_VM_INITRD", &bed.initrd)
             .stdin(Stdio::null());
         c.output().unwrap()
     };
@@ -431,7 +445,8 @@ fn podman_runs_a_container_in_a_vm_per_annotation() {
         .dirs()
         .iter()
         .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
-        .filter(|e| e.path().is_dir())
+        // podman's own cgroup for conmon stays with the parent, as with runc.
+        .filter(|e| e.path().is_dir() && e.file_name() != "conmon")
         .map(|e| e.path())
         .collect();
     parent.clear();
