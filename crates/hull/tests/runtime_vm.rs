@@ -170,11 +170,9 @@ impl Drop for Bed {
 /// Makes this process the reaper of orphans, as containerd's shim and conmon are, so it can
 /// wait on the keeper and on a detached exec's process.
 fn subreaper() {
-    // SAFETY: prctl with an integer argument.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
-        0
-    );
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(r, 0);
 }
 
 fn exit_code(pid: i32) -> i32 {

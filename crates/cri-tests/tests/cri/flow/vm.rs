@@ -41,7 +41,7 @@ impl Flow<'_> {
         let log = std::fs::read_to_string(&status.log_path).unwrap();
         let lines: Vec<&str> = log
             .lines()
-            .map(|l| l.splitn(2, ' ').nth(1).unwrap_or_default())
+            .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
             .collect();
         assert_eq!(lines[..2], ["stdout F out-vm", "stderr F err-vm"], "{log}");
         let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();

@@ -131,6 +131,8 @@ pub fn exec(root: &Path, args: ExecArgs, error_fd: Option<i32>) -> anyhow::Resul
                 crate::report(None, &format!("{e:#}"));
                 255
             });
+            // The forked child ends here: returning would run the parent's path twice.
+            #[allow(clippy::exit)]
             std::process::exit(code);
         }
         ForkResult::Parent { child } => {

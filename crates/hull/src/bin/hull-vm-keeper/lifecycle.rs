@@ -136,6 +136,8 @@ pub fn create(root: &Path, args: CreateArgs, error_fd: Option<i32>) -> anyhow::R
         ForkResult::Child => {
             drop(ready_r);
             crate::close_error_fd(error_fd);
+            // The forked child ends here: returning would run the parent's path twice.
+            #[allow(clippy::exit)]
             std::process::exit(keep(root, rec, &config, &plan, ready_w));
         }
         ForkResult::Parent { child } => {
