@@ -9,7 +9,7 @@
 mod relay;
 mod run;
 pub(crate) mod teardown;
-mod vm;
+pub mod vm;
 pub mod vm_control;
 
 use std::fs::File;

@@ -16,12 +16,12 @@
 
 pub(crate) mod cgroup;
 pub mod control;
-pub(crate) mod exec;
+pub mod exec;
 pub mod kernel;
 pub mod qemu;
 pub(crate) mod spec;
 
-pub use cgroup::VMM_OVERHEAD;
+pub use cgroup::{procs_files, VMM_OVERHEAD};
 pub use spec::{guest_seccomp, process_of};
 
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -159,29 +159,6 @@ pub fn exec(root: &Path, args: ExecArgs, error_fd: Option<i32>) -> anyhow::Resul
     }
 }
 
-/// This process's stdin to the session, then its end.
-fn forward_stdin(conn: &UnixStream) -> anyhow::Result<()> {
-    let mut conn = conn.try_clone().context("the exec session")?;
-    std::thread::Builder::new()
-        .name("hull-exec-stdin".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; MAX_CHUNK];
-            let mut stdin = std::io::stdin().lock();
-            while let Ok(n @ 1..) = stdin.read(&mut buf) {
-                let m = Message::Stdin {
-                    id: SESSION_ID,
-                    data: buf[..n].to_vec(),
-                };
-                if conn.write_all(&m.encode()).is_err() {
-                    return;
-                }
-            }
-            let _ = conn.write_all(&Message::StdinClose { id: SESSION_ID }.encode());
-        })
-        .map(drop)
-        .context("starting the stdin thread")
-}
-
 /// The session's frames to this process's stdout and stderr until the exit; `started` hears
 /// "ok" once the process runs, or why it could not.
 fn relay(mut conn: UnixStream, mut started: Option<File>) -> anyhow::Result<i32> {
@@ -200,7 +177,7 @@ fn relay(mut conn: UnixStream, mut started: Option<File>) -> anyhow::Result<i32>
                     }
                     if !stdin {
                         stdin = true;
-                        forward_stdin(&conn)?;
+                        hull_engine::vm::exec::forward_stdin(&conn)?;
                     }
                 }
                 Message::Stdout { data, .. } => {

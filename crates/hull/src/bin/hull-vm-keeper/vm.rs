@@ -7,8 +7,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -16,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use hull_engine::monitor::vm::{AGENT_SOCKET, CONSOLE_LOG};
 use hull_engine::monitor::vm_control::{self, AgentSender, Routes};
 use hull_engine::vm::control::SOCKET as CTL_SOCKET;
 use hull_engine::vm::qemu::{self, Accel, QemuConfig};
 use hull_vmm::proto::{Decoder, Message, RootSpec, RunSpec, SeccompFilter, MAIN_ID, MAX_CHUNK};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde_json::Value;
 
 use crate::plan::Plan;
@@ -30,8 +29,6 @@ use crate::record::{self, Record};
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the guest gets to power off after its main process's exit.
 const POWER_OFF: Duration = Duration::from_secs(10);
-const AGENT_SOCKET: &str = "agent.sock";
-const CONSOLE_LOG: &str = "console.log";
 
 /// What the channel reader tells the keeper's main thread.
 #[derive(Debug)]
@@ -124,16 +121,7 @@ fn cgroup(root: &Path, rec: &mut Record, plan: &Plan, join: bool) -> anyhow::Res
             .context("joining the VM's cgroup")?;
         return Ok(Vec::new());
     }
-    cg.hierarchies()
-        .iter()
-        .map(|h| {
-            let p = h.path.join("cgroup.procs");
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&p)
-                .with_context(|| format!("opening {}", p.display()))
-        })
-        .collect()
+    Ok(hull_engine::vm::procs_files(&cg)?)
 }
 
 /// Makes the disks and the cgroup, starts qemu and waits for the guest's agent.
@@ -162,7 +150,7 @@ pub fn boot(root: &Path, rec: &mut Record, plan: &Plan, join: bool) -> anyhow::R
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     rec.vmm = Some((pid, hull_sys::procfs::start_time(pid).unwrap_or(0)));
     rec.save(root)?;
-    let stream = accept(&listener, &mut child, &dir)?;
+    let stream = hull_engine::monitor::vm::accept(&listener, &mut child, &dir)?;
     let reader = stream.try_clone().context("the agent channel")?;
     let sender = AgentSender(Arc::new(Mutex::new(stream)));
     let (tx, events) = mpsc::channel();
@@ -284,50 +272,9 @@ impl Vm {
 
     /// The VM ended early (`what`): why, from the agent, qemu and the console's last lines.
     fn gone(&self, what: &str, error: Option<String>) -> anyhow::Error {
-        let last = |name: &str, n: usize| {
-            let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-            lines[lines.len().saturating_sub(n)..].join(" | ")
-        };
-        let mut message = what.to_string();
-        for (label, text) in [
-            ("agent", error.unwrap_or_default()),
-            (qemu::QEMU, last(qemu::QEMU_LOG, 2)),
-            ("console", last(CONSOLE_LOG, 3)),
-        ] {
-            if !text.is_empty() {
-                message.push_str(&format!("; {label}: {text}"));
-            }
-        }
-        anyhow::anyhow!(message)
-    }
-}
-
-/// Waits for qemu to connect the agent port to `listener`.
-fn accept(listener: &UnixListener, child: &mut Child, dir: &Path) -> anyhow::Result<UnixStream> {
-    let deadline = Instant::now() + BOOT_TIMEOUT;
-    loop {
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, PollTimeout::from(100u16));
-        if fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN))
-        {
-            return Ok(listener.accept().context("accepting the agent channel")?.0);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let err = std::fs::read_to_string(dir.join(qemu::QEMU_LOG)).unwrap_or_default();
-            bail!(
-                "{} exited ({status}) before connecting the agent: {}",
-                qemu::QEMU,
-                err.trim().replace('\n', " ")
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{} did not connect the agent in {BOOT_TIMEOUT:?}",
-                qemu::QEMU
-            );
+        match hull_engine::monitor::vm::gone("", &self.dir, what, error) {
+            hull_engine::EngineError::Monitor { message, .. } => anyhow::anyhow!(message),
+            other => other.into(),
         }
     }
 }
