@@ -169,6 +169,18 @@ fn root_mounts(root: &Path) -> anyhow::Result<()> {
             mount_fs(fs, &target.to_string_lossy(), fs, flags, None)?;
         }
     }
+    // What a container's /dev has beyond the device nodes (OCI runtimes mount both): ptys
+    // for the processes' own use and POSIX shared memory.
+    for (fs, dir, data) in [
+        ("devpts", "dev/pts", "newinstance,ptmxmode=0666,mode=0620"),
+        ("tmpfs", "dev/shm", "mode=1777"),
+    ] {
+        let target = root.join(dir);
+        let _ = std::fs::create_dir(&target);
+        if target.is_dir() {
+            mount_fs(fs, &target.to_string_lossy(), fs, nosuid, Some(data))?;
+        }
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use crate::node::{Node, SUBNET_PREFIX};
 
 mod app;
 mod edges;
+mod vm;
 
 /// What a flow showed, by step; equal for two handlers when hull is a drop-in for runc.
 pub type Observations = BTreeMap<String, String>;

@@ -95,6 +95,24 @@ fn kubelet_flow_on_hull_matches_runc() {
     );
 }
 
+/// A pod annotated `org.hull.isolation=vm`: its app container in a microVM (qemu, TCG here).
+#[test]
+fn vm_pod_runs_its_container_in_a_microvm() {
+    if !can_run() {
+        return;
+    }
+    if hull_testkit::guest::kernel().is_none() || !hull_testkit::guest::initramfs().exists() {
+        hull_testkit::skip!(
+            "no guest kernel and initramfs for VM containers (scripts/build-guest-initramfs.sh)"
+        );
+    }
+    let lock = std::fs::File::create("/tmp/hull-qemu.lock").unwrap();
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let handler = node::documented_handler();
+    let mut node = Node::start("vm");
+    Flow::new(&mut node, &handler).run_vm_pod();
+}
+
 /// The benchmark: `benches/cri.sh` runs it (release binaries, `--ignored`).
 #[test]
 #[ignore = "a benchmark: benches/cri.sh"]

@@ -157,6 +157,15 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        // Where VM containers' guest kernel and initramfs are (the shim and hull-runtime
+        // inherit containerd's environment).
+        if let Some(kernel) = hull_testkit::guest::kernel() {
+            daemon.env("HULL_VM_KERNEL", kernel);
+        }
+        let initrd = hull_testkit::guest::initramfs();
+        if initrd.exists() {
+            daemon.env("HULL_VM_INITRD", initrd);
+        }
         // SAFETY: prctl is async-signal-safe; the closure touches nothing else. containerd
         // ends with the test's thread even when the test is killed before its cleanup.
         unsafe {

@@ -10,8 +10,8 @@ mod primer;
 mod relay;
 mod run;
 pub(crate) mod teardown;
-mod vm;
-mod vm_control;
+pub mod vm;
+pub mod vm_control;
 mod vm_net;
 
 use std::fs::File;

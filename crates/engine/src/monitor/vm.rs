@@ -41,8 +41,8 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 const POWER_OFF: Duration = Duration::from_secs(10);
 
 /// The names of the agent's socket and the guest's console log in the VM's directory.
-const AGENT_SOCKET: &str = "agent.sock";
-const CONSOLE_LOG: &str = "console.log";
+pub const AGENT_SOCKET: &str = "agent.sock";
+pub const CONSOLE_LOG: &str = "console.log";
 
 /// What the channel reader tells the monitor's main thread.
 #[derive(Debug)]
@@ -158,7 +158,7 @@ fn stop_vmm(child: &mut Child, result: &Result<Option<i32>, EngineError>) {
 
 /// The VM ended without the command's exit (`what`): why, from the agent's error, qemu's own
 /// messages and the console's last lines, as one line.
-fn gone(id: &str, dir: &Path, what: &str, error: Option<String>) -> EngineError {
+pub fn gone(id: &str, dir: &Path, what: &str, error: Option<String>) -> EngineError {
     let last = |name: &str, n: usize| {
         let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -181,7 +181,7 @@ fn gone(id: &str, dir: &Path, what: &str, error: Option<String>) -> EngineError 
 }
 
 /// Waits for qemu to connect the agent port to `listener`.
-fn accept(
+pub fn accept(
     listener: &UnixListener,
     child: &mut Child,
     dir: &Path,

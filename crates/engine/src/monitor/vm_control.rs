@@ -16,10 +16,10 @@ use crate::vm::control::Request;
 
 /// The agent channel's writing end, shared by the threads that send.
 #[derive(Debug, Clone)]
-pub(super) struct AgentSender(pub Arc<Mutex<UnixStream>>);
+pub struct AgentSender(pub Arc<Mutex<UnixStream>>);
 
 impl AgentSender {
-    pub(super) fn send(&self, m: &Message) {
+    pub fn send(&self, m: &Message) {
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         // A broken channel is seen by the reader, which ends the run.
         let _ = s.write_all(&m.encode());
@@ -28,12 +28,12 @@ impl AgentSender {
 
 /// The exec sessions by the id of their process in the guest.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Routes(Arc<Mutex<HashMap<u32, UnixStream>>>);
+pub struct Routes(Arc<Mutex<HashMap<u32, UnixStream>>>);
 
 impl Routes {
     /// Passes a frame of the agent about an exec'd process to its session; true when it was
     /// one. A client gone meanwhile loses it (its process runs on, as docker's exec -d).
-    pub(super) fn forward(&self, m: &Message) -> bool {
+    pub fn forward(&self, m: &Message) -> bool {
         let id = match m {
             Message::Started { id }
             | Message::Stdout { id, .. }
@@ -63,7 +63,7 @@ impl Routes {
 }
 
 /// Accepts control connections for as long as the monitor runs.
-pub(super) fn serve(listener: &UnixListener, sender: &AgentSender, routes: &Routes) {
+pub fn serve(listener: &UnixListener, sender: &AgentSender, routes: &Routes) {
     let next = Arc::new(AtomicU32::new(MAIN_ID + 1));
     for conn in listener.incoming().flatten() {
         let mut reader = BufReader::new(conn);

@@ -52,8 +52,18 @@ pub(crate) fn create(
     std::fs::write(&record, text)
         .map_err(EngineError::io(format!("writing {}", record.display())))?;
     cg.create(Some(&resources(vm)?)).map_err(err(id))?;
-    let procs = cg
-        .hierarchies()
+    match procs_files(&cg) {
+        Ok(procs) => Ok((cg, procs)),
+        Err(e) => {
+            let _ = cg.remove();
+            Err(e)
+        }
+    }
+}
+
+/// The `cgroup.procs` files of `cg`, open for a VMM to join them between fork and exec.
+pub fn procs_files(cg: &Cgroup) -> Result<Vec<File>, EngineError> {
+    cg.hierarchies()
         .iter()
         .map(|h| {
             let p = h.path.join("cgroup.procs");
@@ -62,14 +72,7 @@ pub(crate) fn create(
                 .open(&p)
                 .map_err(EngineError::io(format!("opening {}", p.display())))
         })
-        .collect::<Result<Vec<_>, _>>();
-    match procs {
-        Ok(procs) => Ok((cg, procs)),
-        Err(e) => {
-            let _ = cg.remove();
-            Err(e)
-        }
-    }
+        .collect()
 }
 
 /// Removes the VMM's cgroup recorded in `dir`, once the VMM is gone; what failed, if anything.

@@ -68,7 +68,7 @@ pub(crate) fn run(root: &Path, record: &Record, req: &ExecRequest) -> Result<i32
 }
 
 /// This process's stdin to the session, then its end.
-fn forward_stdin(conn: &UnixStream) -> Result<(), EngineError> {
+pub fn forward_stdin(conn: &UnixStream) -> Result<(), EngineError> {
     let mut conn = conn
         .try_clone()
         .map_err(EngineError::io("the exec session"))?;

@@ -16,12 +16,13 @@
 
 pub(crate) mod cgroup;
 pub mod control;
-pub(crate) mod exec;
+pub mod exec;
 pub mod kernel;
 pub mod qemu;
 pub(crate) mod spec;
 
-pub use spec::guest_seccomp;
+pub use cgroup::{procs_files, VMM_OVERHEAD};
+pub use spec::{guest_seccomp, process_of};
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -182,7 +183,7 @@ fn guest_memory(bytes: i64) -> Result<u64, EngineError> {
 
 /// The guest kernel: `HULL_VM_KERNEL`, else the root's `vm/vmlinuz`, else Debian's cloud kernel
 /// in the qemu cache.
-fn kernel(root: &Path) -> Result<PathBuf, EngineError> {
+pub fn kernel(root: &Path) -> Result<PathBuf, EngineError> {
     if let Some(k) = std::env::var_os("HULL_VM_KERNEL") {
         return existing(PathBuf::from(k), "HULL_VM_KERNEL");
     }
@@ -210,7 +211,7 @@ fn kernel(root: &Path) -> Result<PathBuf, EngineError> {
 }
 
 /// hull-guest's initramfs: `HULL_VM_INITRD`, else the root's `vm/initramfs.cpio.gz`.
-fn initrd(root: &Path) -> Result<PathBuf, EngineError> {
+pub fn initrd(root: &Path) -> Result<PathBuf, EngineError> {
     if let Some(i) = std::env::var_os("HULL_VM_INITRD") {
         return existing(PathBuf::from(i), "HULL_VM_INITRD");
     }
@@ -263,7 +264,7 @@ fn socket_address(dir: &Path, name: &str) -> Result<(std::fs::File, PathBuf), En
 }
 
 /// Listens on the unix socket `name` in `dir`.
-pub(crate) fn bind_in(dir: &Path, name: &str) -> Result<UnixListener, EngineError> {
+pub fn bind_in(dir: &Path, name: &str) -> Result<UnixListener, EngineError> {
     let (_dir, addr) = socket_address(dir, name)?;
     UnixListener::bind(&addr).map_err(EngineError::io(format!(
         "listening on {}",
@@ -272,7 +273,7 @@ pub(crate) fn bind_in(dir: &Path, name: &str) -> Result<UnixListener, EngineErro
 }
 
 /// Connects to the unix socket `name` in `dir`.
-pub(crate) fn connect_in(dir: &Path, name: &str) -> Result<UnixStream, EngineError> {
+pub fn connect_in(dir: &Path, name: &str) -> Result<UnixStream, EngineError> {
     let (_dir, addr) = socket_address(dir, name)?;
     UnixStream::connect(&addr).map_err(EngineError::io(format!(
         "connecting to {}",

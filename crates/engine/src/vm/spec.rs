@@ -108,7 +108,7 @@ const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
 
 /// An OCI `process` as the agent takes it (no terminal: the agent's terminal is asked for
 /// apart; no seccomp filter: that is [`seccomp_of`]'s).
-pub(crate) fn process_of(p: &Value) -> ProcessSpec {
+pub fn process_of(p: &Value) -> ProcessSpec {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
             .map(|a| {

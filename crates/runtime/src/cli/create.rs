@@ -11,36 +11,36 @@ use super::log::Logger;
 pub struct CreateArgs {
     /// Path to the bundle (the directory holding config.json).
     #[arg(long, short = 'b', default_value = ".")]
-    bundle: PathBuf,
+    pub(super) bundle: PathBuf,
     /// A unix socket that receives the pty master when the process has a terminal.
     #[arg(long = "console-socket")]
-    console_socket: Option<PathBuf>,
+    pub(super) console_socket: Option<PathBuf>,
     /// Write the container's pid to this file.
     #[arg(long = "pid-file")]
-    pid_file: Option<PathBuf>,
+    pub(super) pid_file: Option<PathBuf>,
     /// Use MS_MOVE + chroot instead of pivot_root (for a rootfs on a ramdisk).
     #[arg(long = "no-pivot")]
-    no_pivot: bool,
+    pub(super) no_pivot: bool,
     /// Keep the caller's session keyring instead of a new one.
     #[arg(long = "no-new-keyring")]
-    no_new_keyring: bool,
+    pub(super) no_new_keyring: bool,
     /// Pass this many extra descriptors (3, 4, ...) to the container's process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: u16,
+    pub(super) preserve_fds: u16,
     /// The container id.
-    id: String,
+    pub(super) id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    create: CreateArgs,
+    pub(super) create: CreateArgs,
     /// Return once the container has started.
     #[arg(long, short = 'd')]
-    detach: bool,
+    pub(super) detach: bool,
     /// Do not delete the container after it exits.
     #[arg(long)]
-    keep: bool,
+    pub(super) keep: bool,
 }
 
 impl CreateArgs {

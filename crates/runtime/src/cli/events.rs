@@ -17,7 +17,7 @@ pub struct EventsArgs {
     /// Time between statistics, as 5s, 500ms, 1m.
     #[arg(long, default_value = "5s")]
     interval: String,
-    id: String,
+    pub(super) id: String,
 }
 
 pub fn events(runtime: &Runtime, args: EventsArgs) -> anyhow::Result<()> {

@@ -11,54 +11,54 @@ use oci_spec::runtime::{Capability, Process};
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     #[arg(long = "console-socket")]
-    console_socket: Option<PathBuf>,
+    pub(super) console_socket: Option<PathBuf>,
     /// Working directory in the container.
     #[arg(long)]
-    cwd: Option<PathBuf>,
+    pub(super) cwd: Option<PathBuf>,
     /// Set an environment variable (KEY=VALUE), replacing one of the process's.
     #[arg(long, short = 'e')]
-    env: Vec<String>,
+    pub(super) env: Vec<String>,
     /// Allocate a pseudo-terminal.
     #[arg(long, short = 't')]
-    tty: bool,
+    pub(super) tty: bool,
     /// UID[:GID] to run as.
     #[arg(long, short = 'u')]
-    user: Option<String>,
+    pub(super) user: Option<String>,
     /// Additional groups.
     #[arg(long = "additional-gids", short = 'g')]
-    additional_gids: Vec<u32>,
+    pub(super) additional_gids: Vec<u32>,
     /// A process.json holding the whole process to run.
     #[arg(long, short = 'p')]
-    process: Option<PathBuf>,
+    pub(super) process: Option<PathBuf>,
     /// Return once the process has started.
     #[arg(long, short = 'd')]
-    detach: bool,
+    pub(super) detach: bool,
     #[arg(long = "pid-file")]
-    pid_file: Option<PathBuf>,
+    pub(super) pid_file: Option<PathBuf>,
     /// SELinux label for the process (refused: no SELinux here).
     #[arg(long = "process-label")]
-    process_label: Option<String>,
+    pub(super) process_label: Option<String>,
     /// AppArmor profile for the process (refused: no AppArmor here).
     #[arg(long)]
-    apparmor: Option<String>,
+    pub(super) apparmor: Option<String>,
     /// Set no_new_privs for the process.
     #[arg(long = "no-new-privs")]
-    no_new_privs: bool,
+    pub(super) no_new_privs: bool,
     /// Add a capability to the bounding, effective and permitted sets.
     #[arg(long, short = 'c')]
-    cap: Vec<String>,
+    pub(super) cap: Vec<String>,
     #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: u16,
+    pub(super) preserve_fds: u16,
     /// Run the process in an existing sub-cgroup of the container's: [CONTROLLER[,...]:]PATH.
     #[arg(long)]
-    cgroup: Vec<String>,
+    pub(super) cgroup: Vec<String>,
     /// Allow exec in a paused container (the process is frozen with it until resume).
     #[arg(long = "ignore-paused")]
-    ignore_paused: bool,
-    id: String,
+    pub(super) ignore_paused: bool,
+    pub(super) id: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    pub(super) command: Vec<String>,
 }
 
 pub fn exec(runtime: &Runtime, args: ExecArgs) -> anyhow::Result<i32> {

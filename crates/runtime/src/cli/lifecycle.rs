@@ -15,19 +15,19 @@ pub struct IdArg {
 pub struct KillArgs {
     /// Signal every process of the container, not only its first.
     #[arg(long, short = 'a')]
-    all: bool,
-    id: String,
+    pub(super) all: bool,
+    pub(super) id: String,
     /// A signal name (TERM, SIGTERM) or number.
     #[arg(default_value = "SIGTERM")]
-    signal: String,
+    pub(super) signal: String,
 }
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Kill the container first if it is still running.
     #[arg(long, short = 'f')]
-    force: bool,
-    id: String,
+    pub(super) force: bool,
+    pub(super) id: String,
 }
 
 pub fn start(runtime: &Runtime, id: &str) -> anyhow::Result<()> {

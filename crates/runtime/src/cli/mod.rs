@@ -10,6 +10,7 @@ mod log;
 mod query;
 mod spec;
 mod update;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -163,12 +164,15 @@ fn dispatch(cli: Cli, logger: &Logger) -> anyhow::Result<i32> {
     // Hook failures the runtime spec makes warnings go where runc's warnings go.
     let warn = logger.clone();
     let runtime = Runtime::new(&cli.root).with_warnings(move |w| warn.warn(w));
+    if let Some(code) = vm::dispatch(&cli.root, &cli.command)? {
+        return Ok(code);
+    }
     match cli.command {
         Command::Create(args) => create::create(&runtime, args, logger).map(|()| 0),
         Command::Run(args) => create::run(&runtime, args, logger),
         Command::Start(args) => lifecycle::start(&runtime, &args.id).map(|()| 0),
         Command::State(args) => query::state(&runtime, &args.id).map(|()| 0),
-        Command::List(args) => query::list(&runtime, args).map(|()| 0),
+        Command::List(args) => query::list(&runtime, &cli.root, args).map(|()| 0),
         Command::Kill(args) => lifecycle::kill(&runtime, args).map(|()| 0),
         Command::Delete(args) => lifecycle::delete(&runtime, args).map(|()| 0),
         Command::Ps(args) => query::ps(&runtime, args).map(|()| 0),

@@ -26,7 +26,7 @@ pub struct ListArgs {
 pub struct PsArgs {
     #[arg(long, short = 'f', value_enum, default_value = "table")]
     format: Format,
-    id: String,
+    pub(super) id: String,
     /// Options for ps(1), as in `ps -ef` (the default).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     ps_args: Vec<String>,
@@ -38,31 +38,43 @@ pub fn state(runtime: &Runtime, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<()> {
-    let containers = runtime.list()?;
+/// The runtime's containers and, when there are any, the VM containers' (from their keeper),
+/// by id.
+pub fn list(runtime: &Runtime, root: &std::path::Path, args: ListArgs) -> anyhow::Result<()> {
+    let mut states: Vec<serde_json::Value> = runtime
+        .list()?
+        .iter()
+        .map(|c| serde_json::to_value(c.state()))
+        .collect::<Result<_, _>>()?;
+    if super::vm::any(root) {
+        states.extend(super::vm::states(root)?);
+        states.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    }
     let mut out = std::io::stdout().lock();
     if args.quiet {
-        for c in &containers {
-            writeln!(out, "{}", c.id())?;
+        for s in &states {
+            writeln!(out, "{}", s["id"].as_str().unwrap_or_default())?;
         }
         return Ok(());
     }
     match args.format {
         Format::Json => {
-            let states: Vec<_> = containers.iter().map(|c| c.state()).collect();
             writeln!(out, "{}", serde_json::to_string(&states)?)?;
         }
         Format::Table => {
-            let rows: Vec<[String; 6]> = containers
+            let text = |v: &serde_json::Value| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let rows: Vec<[String; 6]> = states
                 .iter()
-                .map(|c| {
-                    let s = c.state();
+                .map(|s| {
                     [
-                        s.id.to_string(),
-                        s.pid.to_string(),
-                        s.status.to_string(),
-                        s.bundle.display().to_string(),
-                        s.created.to_string(),
+                        text(&s["id"]),
+                        text(&s["pid"]),
+                        text(&s["status"]),
+                        text(&s["bundle"]),
+                        text(&s["created"]),
                         String::new(),
                     ]
                 })

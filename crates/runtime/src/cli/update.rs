@@ -71,7 +71,7 @@ pub struct UpdateArgs {
     #[arg(long = "mem-bw-schema")]
     mem_bw_schema: Option<String>,
     /// The container id.
-    id: String,
+    pub(super) id: String,
 }
 
 pub fn update(runtime: &Runtime, args: UpdateArgs, logger: &Logger) -> anyhow::Result<()> {
