@@ -219,20 +219,21 @@ pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
 }
 
 /// A monitor takes the container (created or exited) over: intent, before it makes anything.
-/// A start by the user begins the restart policy afresh (no restarts, no user stop).
+/// A start by the user begins the restart policy afresh (no restarts, no user stop). The row
+/// as it is now; or the state that forbids it (None: there is no such container).
 pub fn claim(
     conn: &mut Connection,
     id: &str,
     monitor_pid: i32,
     monitor_start: u64,
-) -> Result<bool, EngineError> {
+) -> Result<Result<Record, Option<State>>, EngineError> {
     let start = i64::try_from(monitor_start).unwrap_or(i64::MAX);
     let tx = hull_db::write_tx(conn)?;
     let Some(mut record) = get(&tx, id)? else {
-        return Ok(false);
+        return Ok(Err(None));
     };
     if !matches!(record.state, State::Created | State::Exited) {
-        return Ok(false);
+        return Ok(Err(Some(record.state)));
     }
     record.settings.restart_count = 0;
     record.settings.user_stop = Default::default();
@@ -243,7 +244,14 @@ pub fn claim(
         params![id, monitor_pid, start, encode(&record.settings)?],
     )?;
     tx.commit()?;
-    Ok(true)
+    record.state = State::Starting;
+    record.monitor_pid = Some(monitor_pid);
+    record.monitor_start = Some(monitor_start);
+    record.pid = None;
+    record.exit_code = None;
+    record.finished = None;
+    record.reason = None;
+    Ok(Ok(record))
 }
 
 /// Records what a user did to a container (stop, kill), for its monitor's restart policy; the
