@@ -1,6 +1,7 @@
 //! Where the engine keeps things under its root: `containers/<id>/` (config.json, the overlay's
 //! `merged` root, `upper`, `work`, `etc/` with hosts, hostname and resolv.conf, `ctr.log`, the
-//! `attach` socket), the runtime's state directory, `trash/` (removed containers' files, deleted
+//! `attach` socket), the runtime's state directory, `mount-targets/` (the layer under every
+//! container's root, [`crate::mount_targets`]), `trash/` (removed containers' files, deleted
 //! off the foreground path), and `vm/` (the jails of `hull vm run`: their runtime state and
 //! bundles).
 

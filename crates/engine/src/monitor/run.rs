@@ -177,7 +177,7 @@ fn run_with_policy(
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
     let dir = paths::container_dir(root, id);
-    let lowers = layers(root, record)?;
+    let lowers = crate::mount_targets::under(root, &layers(root, record)?)?;
     // A `cp` into the stopped container finishes first: its overlay of the upper dir and this
     // one would not see each other's changes.
     let copying = crate::cp::overlay_lock(&dir)?;
