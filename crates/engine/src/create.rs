@@ -252,7 +252,7 @@ fn exposed_and_published(
 
 /// The container's directory: config.json, and the empty /etc files its monitor fills in.
 fn write_bundle(dir: &Path, etc: &Path, config: &serde_json::Value) -> Result<(), EngineError> {
-    std::fs::create_dir_all(etc).map_err(EngineError::io(format!("creating {}", etc.display())))?;
+    std::fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
     for name in ["hostname", "hosts", "resolv.conf"] {
         let path = etc.join(name);
         std::fs::write(&path, "")
