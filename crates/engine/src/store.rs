@@ -105,8 +105,13 @@ fn encode<T: Serialize>(v: &T) -> Result<String, EngineError> {
         .map_err(|e| EngineError::Invalid(format!("encoding a container record: {e}")))
 }
 
-/// Adds a new container; a name already taken is refused.
-pub fn insert(conn: &mut Connection, r: &Record) -> Result<(), EngineError> {
+/// Adds a new container, with what `also` writes in the same transaction; a name already taken
+/// is refused.
+pub fn insert(
+    conn: &mut Connection,
+    r: &Record,
+    also: impl FnOnce(&Connection) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
     let tx = hull_db::write_tx(conn)?;
     let taken: Option<String> = tx
         .query_row(
@@ -125,6 +130,7 @@ pub fn insert(conn: &mut Connection, r: &Record) -> Result<(), EngineError> {
         &format!("INSERT INTO engine_containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"),
         params![r.id, r.name, r.image, r.image_id, encode(&r.command)?, r.created, r.state.as_str(), encode(&r.settings)?],
     )?;
+    also(&tx)?;
     tx.commit()?;
     Ok(())
 }
