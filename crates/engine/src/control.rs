@@ -39,14 +39,7 @@ impl Engine {
         reference: &str,
         attach: Option<Attach>,
     ) -> Result<Monitor, EngineError> {
-        let record = self.find(reference)?;
-        if record.state.is_live() {
-            return Err(EngineError::BadState {
-                id: record.id,
-                state: record.state.as_str().to_string(),
-                op: "start",
-            });
-        }
+        let record = self.startable(reference)?;
         // SQLite keeps per-process state about the files it has open (locks, descriptors to
         // reuse); a forked child that opens hull.db again would trust the parent's copy. So no
         // connection is open across the fork; the parent reopens after it.
@@ -55,6 +48,37 @@ impl Engine {
             rusqlite::Connection::open_in_memory()?,
         ));
         monitor::spawn(&self.root, &record.id, attach, self.primer.take())
+    }
+
+    /// [`Engine::start_and_close`] through a monitor forked before the container was created
+    /// (so before this engine opened hull.db). The database is closed as there, after the
+    /// monitor has its container: what a foreground `run` does next must not find the
+    /// container in it (it would wait for a short container's teardown).
+    pub fn start_early(
+        &mut self,
+        reference: &str,
+        early: monitor::Early,
+    ) -> Result<Monitor, EngineError> {
+        let record = self.startable(reference)?;
+        let started = early.start(&record.id, self.primer.take());
+        drop(std::mem::replace(
+            &mut self.conn,
+            rusqlite::Connection::open_in_memory()?,
+        ));
+        started
+    }
+
+    /// A container that may be started: not running, nor on its way.
+    fn startable(&self, reference: &str) -> Result<Record, EngineError> {
+        let record = self.find(reference)?;
+        if record.state.is_live() {
+            return Err(EngineError::BadState {
+                id: record.id,
+                state: record.state.as_str().to_string(),
+                op: "start",
+            });
+        }
+        Ok(record)
     }
 
     /// Starts paying, in a process of its own, the kernel's wait for the first move of a process

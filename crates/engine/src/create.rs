@@ -140,9 +140,15 @@ impl Engine {
             // finding it waits until it is removed, so its name is free again, as docker's.
             let _ = self.find(name);
         }
-        store::insert(&mut self.conn, &record)?;
+        // The row and its hold on the image in one transaction (one commit on the start's path).
+        store::insert(&mut self.conn, &record, |tx| {
+            Ok(hull_image::ImageStore::hold_with(
+                tx,
+                &rootfs.manifest,
+                &id,
+            )?)
+        })?;
         let written = (|| {
-            hull_image::ImageStore::hold_with(&self.conn, &rootfs.manifest, &id)?;
             // After the row that names them: from here no `volume rm` takes them away.
             volumes.make_volumes(&mut self.conn, &self.root, &rootfs.lowers)?;
             write_bundle(&dir, &etc, &generated.config)
@@ -259,7 +265,7 @@ fn exposed_and_published(
 
 /// The container's directory: config.json, and the empty /etc files its monitor fills in.
 fn write_bundle(dir: &Path, etc: &Path, config: &serde_json::Value) -> Result<(), EngineError> {
-    std::fs::create_dir_all(etc).map_err(EngineError::io(format!("creating {}", etc.display())))?;
+    std::fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
     for name in ["hostname", "hosts", "resolv.conf"] {
         let path = etc.join(name);
         std::fs::write(&path, "")

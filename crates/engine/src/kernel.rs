@@ -52,6 +52,8 @@ impl Engine {
                 "Nics": nics,
             }));
         }
+        // A container's root has the mount points' layer below the image's.
+        let lowers = [lowers, vec![crate::mount_targets::path(&self.root)]].concat();
         let merged = dir.join("merged");
         let config: Value = std::fs::read_to_string(dir.join("config.json"))
             .ok()

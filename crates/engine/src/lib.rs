@@ -35,6 +35,7 @@ pub mod log_opts;
 pub mod log_read;
 pub mod logs;
 pub mod monitor;
+mod mount_targets;
 mod names;
 pub mod options;
 pub mod paths;

@@ -105,8 +105,13 @@ fn encode<T: Serialize>(v: &T) -> Result<String, EngineError> {
         .map_err(|e| EngineError::Invalid(format!("encoding a container record: {e}")))
 }
 
-/// Adds a new container; a name already taken is refused.
-pub fn insert(conn: &mut Connection, r: &Record) -> Result<(), EngineError> {
+/// Adds a new container, with what `also` writes in the same transaction; a name already taken
+/// is refused.
+pub fn insert(
+    conn: &mut Connection,
+    r: &Record,
+    also: impl FnOnce(&Connection) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
     let tx = hull_db::write_tx(conn)?;
     let taken: Option<String> = tx
         .query_row(
@@ -125,6 +130,7 @@ pub fn insert(conn: &mut Connection, r: &Record) -> Result<(), EngineError> {
         &format!("INSERT INTO engine_containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"),
         params![r.id, r.name, r.image, r.image_id, encode(&r.command)?, r.created, r.state.as_str(), encode(&r.settings)?],
     )?;
+    also(&tx)?;
     tx.commit()?;
     Ok(())
 }
@@ -230,20 +236,21 @@ pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
 }
 
 /// A monitor takes the container (created or exited) over: intent, before it makes anything.
-/// A start by the user begins the restart policy afresh (no restarts, no user stop).
+/// A start by the user begins the restart policy afresh (no restarts, no user stop). The row
+/// as it is now; or the state that forbids it (None: there is no such container).
 pub fn claim(
     conn: &mut Connection,
     id: &str,
     monitor_pid: i32,
     monitor_start: u64,
-) -> Result<bool, EngineError> {
+) -> Result<Result<Record, Option<State>>, EngineError> {
     let start = i64::try_from(monitor_start).unwrap_or(i64::MAX);
     let tx = hull_db::write_tx(conn)?;
     let Some(mut record) = get(&tx, id)? else {
-        return Ok(false);
+        return Ok(Err(None));
     };
     if !matches!(record.state, State::Created | State::Exited) {
-        return Ok(false);
+        return Ok(Err(Some(record.state)));
     }
     record.settings.restart_count = 0;
     record.settings.user_stop = Default::default();
@@ -254,7 +261,14 @@ pub fn claim(
         params![id, monitor_pid, start, encode(&record.settings)?],
     )?;
     tx.commit()?;
-    Ok(true)
+    record.state = State::Starting;
+    record.monitor_pid = Some(monitor_pid);
+    record.monitor_start = Some(monitor_start);
+    record.pid = None;
+    record.exit_code = None;
+    record.finished = None;
+    record.reason = None;
+    Ok(Ok(record))
 }
 
 /// Records what a user did to a container (stop, kill), for its monitor's restart policy; the

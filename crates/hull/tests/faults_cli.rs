@@ -158,6 +158,56 @@ fn foreground_run_killed_at_any_moment_leaves_a_consistent_state() {
     r.assert_clean();
 }
 
+/// Processes named `comm` whose command line names `text`.
+fn named_processes(comm: &str, text: &str) -> Vec<i64> {
+    let mut found = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let (Ok(pid), Ok(name), Ok(cmdline)) = (
+            p.file_name().to_string_lossy().parse::<i64>(),
+            std::fs::read_to_string(p.path().join("comm")),
+            std::fs::read(p.path().join("cmdline")),
+        ) else {
+            continue;
+        };
+        if name.trim_end() == comm && String::from_utf8_lossy(&cmdline).contains(text) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn run_killed_before_its_container_exists_leaves_no_monitor() {
+    // `run` forks its monitor before it makes the container; here the command is held up
+    // pulling a missing image from a registry that never answers, and killed there.
+    let r = root!("earlykill");
+    let registry = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let image = format!("127.0.0.1:{}/hangs", registry.local_addr().unwrap().port());
+    let mut child = r
+        .cmd(&["run", "--rm", "--network", "none", &image, "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let root = r.path.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while named_processes("hull", &format!("{root}\0pull")).is_empty() {
+        assert!(Instant::now() < deadline, "the pull never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let monitors = named_processes("hull-monitor", &root);
+    assert_eq!(monitors.len(), 1, "one monitor waiting: {monitors:?}");
+    assert_eq!(r.ok(&["ps", "-a", "-q"]), "", "no container yet");
+    let _ = child.kill();
+    child.wait().unwrap();
+    wait_gone(monitors[0]);
+    // The pull (a child of the killed command) fails once the registry goes.
+    drop(registry);
+    assert_eq!(r.ok(&["ps", "-a", "-q"]), "");
+    common::assert_engine_clean(&r.path);
+    r.assert_clean();
+}
+
 #[test]
 fn killed_init_exits_137_and_keeps_its_logs() {
     let mut r = root!("initkill");

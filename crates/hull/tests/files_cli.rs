@@ -366,6 +366,13 @@ fn diff_lists_added_changed_and_deleted() {
     r.ok(&["start", &fresh]);
     assert_eq!(r.ok(&["wait", &fresh]).trim(), "0");
     assert_eq!(r.ok(&["diff", &fresh]), "");
+    // Nor made: the mount points of its /etc files are in the layer under the image's.
+    let upper = r.path.join("containers").join(&fresh).join("upper");
+    let made: Vec<_> = std::fs::read_dir(&upper).unwrap().collect();
+    assert!(
+        made.is_empty(),
+        "the start wrote to the upper dir: {made:?}"
+    );
     // A directory of the image removed and made again is opaque: what the image had in it
     // is deleted, whatever is in it now is new.
     let base = script(&mut r, "mkdir /data; echo a > /data/a; echo b > /data/b");

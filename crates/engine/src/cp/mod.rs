@@ -396,7 +396,7 @@ impl ContainerRoot {
                 .map_err(EngineError::io(format!("creating {}", d.display())))?;
         }
         let fd = hull_image::overlay::mount_detached(&hull_image::overlay::Overlay {
-            lowers: rootfs.lowers,
+            lowers: crate::mount_targets::under(root, &rootfs.lowers)?,
             upper: Some((upper, work)),
             source: format!("hull-{}", record.id),
             target: merged,

@@ -6,6 +6,7 @@
 //! container's stdio (pipes, or a pty's master with `-t`) and serves it to attach clients
 //! ([`crate::attach`]) while writing the log.
 
+mod early;
 mod primer;
 mod relay;
 mod run;
@@ -22,6 +23,7 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
 
+pub use early::Early;
 pub use primer::Primer;
 
 use crate::attach::Attach;
@@ -97,13 +99,18 @@ impl Reporter {
 pub struct Monitor {
     pub pid: i32,
     reports: BufReader<File>,
+    /// A primer this starter stops at the first report (for a monitor forked before the
+    /// primer, which holds no copy of its stop pipe).
+    primer: Option<Primer>,
 }
 
 impl Monitor {
     /// The next report; None once the monitor has exited without another.
     pub fn next_report(&mut self) -> Option<Report> {
         let mut line = String::new();
-        match self.reports.read_line(&mut line) {
+        let read = self.reports.read_line(&mut line);
+        self.primer = None;
+        match read {
             Ok(n) if n > 0 => Report::decode(&line),
             _ => None,
         }
@@ -123,16 +130,7 @@ pub fn spawn(
     attach: Option<Attach>,
     primer: Option<Primer>,
 ) -> Result<Monitor, EngineError> {
-    let threads = procfs::thread_count().unwrap_or(1);
-    if threads > 1 {
-        return Err(EngineError::Monitor {
-            id: id.to_string(),
-            message: format!(
-                "cannot fork it from a process with {threads} threads: a forked child of a \
-                 multi-threaded process may find locks held forever"
-            ),
-        });
-    }
+    single_threaded(id)?;
     let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
     // The heap this command freed (what it parsed to create the container) goes back to the
     // kernel first: otherwise the fork hands it to the monitor, which keeps it for as long as
@@ -150,12 +148,17 @@ pub fn spawn(
             Ok(Monitor {
                 pid: child.as_raw(),
                 reports: BufReader::new(File::from(read)),
+                primer: None,
             })
         }
         ForkResult::Child => {
             drop(read);
             let primer = primer.and_then(Primer::into_stop);
-            let code = child_main(root, id, write, attach, primer);
+            let mut keep: Vec<RawFd> = attach.iter().map(|a| a.conn.as_raw_fd()).collect();
+            keep.extend(primer.as_ref().map(AsRawFd::as_raw_fd));
+            let code = leave_starter(write, &keep, primer, |reporter| {
+                run::main(root, id, run::open_db(root), reporter, attach)
+            });
             // SAFETY: leaving without running the starter's exit handlers or destructors of the
             // copies of its objects (its database connection among them).
             unsafe { libc::_exit(code) }
@@ -163,12 +166,29 @@ pub fn spawn(
     }
 }
 
-fn child_main(
-    root: &Path,
-    id: &str,
+/// Refuses to fork the monitor of `id` from a process with threads: a forked child of a
+/// multi-threaded process may find locks held forever.
+fn single_threaded(id: &str) -> Result<(), EngineError> {
+    let threads = procfs::thread_count().unwrap_or(1);
+    if threads > 1 {
+        return Err(EngineError::Monitor {
+            id: id.to_string(),
+            message: format!(
+                "cannot fork it from a process with {threads} threads: a forked child of a \
+                 multi-threaded process may find locks held forever"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The forked monitor's first steps, out of its starter's way, then `body`: its exit status.
+/// It keeps `report` (its reports), `primer` (closed at the first report) and `keep`.
+fn leave_starter(
     report: OwnedFd,
-    attach: Option<Attach>,
+    keep: &[RawFd],
     primer: Option<OwnedFd>,
+    body: impl FnOnce(&mut Reporter) -> i32,
 ) -> i32 {
     // Its own session: the terminal's ^C goes to the `hull` command, which forwards it to the
     // container, and never straight to the monitor.
@@ -176,15 +196,14 @@ fn child_main(
     // Named for ps(1); and out of the starter's working directory, which it must not keep busy.
     let _ = nix::sys::prctl::set_name(c"hull-monitor");
     let _ = nix::unistd::chdir("/");
-    let mut keep: Vec<RawFd> = vec![report.as_raw_fd()];
-    keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
-    keep.extend(primer.as_ref().map(AsRawFd::as_raw_fd));
-    close_inherited(&keep);
+    let mut all = keep.to_vec();
+    all.push(report.as_raw_fd());
+    close_inherited(&all);
     let mut reporter = Reporter {
         to: Some(File::from(report)),
         primer,
     };
-    run::main(root, id, &mut reporter, attach)
+    body(&mut reporter)
 }
 
 /// Points 0, 1 and 2 at /dev/null and closes every other descriptor the starter had (its

@@ -24,12 +24,18 @@ use crate::attach::{self, Attach};
 use crate::error::{EngineError, EXIT_ENGINE};
 use crate::logs::LogWriter;
 use crate::options::{Backoff, Network};
-use crate::store::{self, Record};
+use crate::store::{self, Record, State};
 use crate::{paths, procfs};
 
 /// The monitor's exit status (its starter reads reports, not this).
-pub(super) fn main(root: &Path, id: &str, reporter: &mut Reporter, attach: Option<Attach>) -> i32 {
-    match monitor(root, id, reporter, attach) {
+pub(super) fn main(
+    root: &Path,
+    id: &str,
+    conn: Result<Connection, EngineError>,
+    reporter: &mut Reporter,
+    attach: Option<Attach>,
+) -> i32 {
+    match conn.and_then(|conn| monitor(root, id, conn, reporter, attach)) {
         Ok(()) => 0,
         Err(e) => {
             reporter.send(&Report::Failed {
@@ -41,29 +47,33 @@ pub(super) fn main(root: &Path, id: &str, reporter: &mut Reporter, attach: Optio
     }
 }
 
+/// The monitor's connection to hull.db (opened before it knows its container when forked early).
+pub(super) fn open_db(root: &Path) -> Result<Connection, EngineError> {
+    let conn = hull_db::open(root)?;
+    hull_db::keep_small(&conn)?;
+    Ok(conn)
+}
+
 fn monitor(
     root: &Path,
     id: &str,
+    mut conn: Connection,
     reporter: &mut Reporter,
     attach: Option<Attach>,
 ) -> Result<(), EngineError> {
-    let mut conn = hull_db::open(root)?;
-    hull_db::keep_small(&conn)?;
     let me = own_pid();
     let start = procfs::start_time(me).unwrap_or(0);
     // Intent first: from here the row names this monitor as the owner of whatever exists.
-    if !store::claim(&mut conn, id, me, start)? {
-        let state = store::get(&conn, id)?
-            .map(|r| r.state.as_str())
-            .unwrap_or("removed");
-        return Err(EngineError::BadState {
-            id: id.to_string(),
-            state: state.to_string(),
-            op: "start",
-        });
-    }
-    let record =
-        store::get(&conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
+    let record = match store::claim(&mut conn, id, me, start)? {
+        Ok(record) => record,
+        Err(state) => {
+            return Err(EngineError::BadState {
+                id: id.to_string(),
+                state: state.map_or("removed", State::as_str).to_string(),
+                op: "start",
+            })
+        }
+    };
     let mut relay = attach::listen_socket(root, id)
         .map(|listener| Relay::new(listener, record.settings.interactive));
     let outcome = match &mut relay {
@@ -168,7 +178,7 @@ fn run_with_policy(
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
     let dir = paths::container_dir(root, id);
-    let lowers = layers(root, record)?;
+    let lowers = crate::mount_targets::under(root, &layers(root, record)?)?;
     // A `cp` into the stopped container finishes first: its overlay of the upper dir and this
     // one would not see each other's changes.
     let copying = crate::cp::overlay_lock(&dir)?;

@@ -3,7 +3,7 @@
 //! process's exit status (docker's: the container's own for a foreground `run`).
 
 use std::io::IsTerminal;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use clap::{ArgAction, Args, Subcommand};
 use hull_engine::attach::client::{terminal_size, SessionOptions};
 use hull_engine::attach::keys::DetachKeys;
 use hull_engine::log_opts::LogOptions;
+use hull_engine::monitor::Early;
 use hull_engine::options::{self, Network};
 use hull_engine::vm::{Isolation, Vmm};
 use hull_engine::{
@@ -335,6 +336,10 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
     let primer = matches!(cmd, ContainerCommand::Run(_))
         .then(hull_engine::monitor::Primer::start)
         .flatten();
+    let early = match &cmd {
+        ContainerCommand::Run(args) => Some(fork_monitor(root, args)?),
+        _ => None,
+    };
     let mut engine = super::engine(root, reads_only)?;
     engine.set_primer(primer);
     match cmd {
@@ -345,7 +350,8 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
                 return Ok(EXIT_PULL_FAILED);
             }
             engine.prime_cgroup_migration();
-            return run_container(&mut engine, &args);
+            let early = early.context("the monitor forked for run")?;
+            return run_container(&mut engine, &args, early);
         }
         ContainerCommand::Create(args) => {
             let (image, opts) = args.options()?;
@@ -636,7 +642,28 @@ pub(super) fn started(report: Option<Report>, id: &str) -> Result<(), EngineErro
     }
 }
 
-fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
+/// `run`'s monitor, forked before this command opens hull.db ([`Early`]), with the client's
+/// end of a foreground run's attach socket pair.
+struct EarlyMonitor {
+    monitor: Early,
+    client: Option<OwnedFd>,
+}
+
+fn fork_monitor(root: &Path, args: &RunArgs) -> anyhow::Result<EarlyMonitor> {
+    let (client, attach) = if args.detach {
+        (None, None)
+    } else {
+        let size = if args.tty { terminal_size() } else { None };
+        let (client, attach) = hull_engine::attach::pair(size)?;
+        (Some(client), Some(attach))
+    };
+    Ok(EarlyMonitor {
+        monitor: Early::fork(root, attach)?,
+        client,
+    })
+}
+
+fn run_container(engine: &mut Engine, args: &RunArgs, early: EarlyMonitor) -> anyhow::Result<i32> {
     let (image, opts) = args.options()?;
     if args.detach && !args.sig_proxy {
         return Err(EngineError::Invalid("conflicting options: -d and --sig-proxy".into()).into());
@@ -651,8 +678,9 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     let created = engine.create(&image, &opts)?;
     warn(&created.warnings);
     let id = created.record.id;
-    if args.detach {
-        let mut monitor = match engine.start_and_close(&id, None) {
+    let EarlyMonitor { monitor, client } = early;
+    let Some(client) = client else {
+        let mut monitor = match engine.start_early(&id, monitor) {
             Ok(m) => m,
             Err(e) => {
                 // Nothing runs: a container the user never sees started is not left behind.
@@ -669,14 +697,17 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
         result?;
         println!("{id}");
         return Ok(0);
-    }
+    };
     let session = SessionOptions {
         stdin: args.interactive,
         tty: args.tty,
         keys,
         sig_proxy: args.sig_proxy,
     };
-    let result = attached(engine, &id, session);
+    let result = engine
+        .start_early(&id, monitor)
+        .and_then(|monitor| engine.wait_attached(monitor, &id, client, session))
+        .map(exit_status);
     if result.is_err() {
         engine.reopen()?;
         // Nothing runs: a container the user never saw started is not left behind; and a
@@ -689,8 +720,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs) -> anyhow::Result<i32> {
     Ok(result?)
 }
 
-/// Starts container `id` with this process attached (`run` in the foreground, `start -a`); the
-/// exit status to return. The engine is left without its database ([`Engine::reopen`]).
+/// Starts container `id` with this process attached (`start -a`); the exit status to return. The engine is left without its database ([`Engine::reopen`]).
 fn attached(engine: &mut Engine, id: &str, session: SessionOptions) -> Result<i32, EngineError> {
     engine.prime_cgroup_migration();
     let size = if session.tty { terminal_size() } else { None };

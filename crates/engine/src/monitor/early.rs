@@ -1,0 +1,112 @@
+//! A monitor forked before its container exists (`hull run`): the `hull` command forks it
+//! first, so that its own opening of hull.db (which parses the whole schema) runs while the
+//! command opens hull.db and writes the container's bundle, instead of after. It then waits for
+//! the container's id on a socket; the command sends it once the row and bundle are written.
+//! A command that ends (or fails, or is killed) first closes the socket, and the monitor leaves
+//! without having touched anything: it owns nothing until it claims the container's row, as a
+//! monitor forked later does.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::unistd::{fork, pipe2, ForkResult};
+
+use super::{Monitor, Primer, Reporter};
+use crate::attach::Attach;
+use crate::error::EngineError;
+
+/// The longest message: a container id.
+const MAX_GO: usize = 128;
+
+/// The starter's handle on a monitor that waits for its container.
+#[derive(Debug)]
+pub struct Early {
+    pid: i32,
+    go: OwnedFd,
+    reports: File,
+}
+
+impl Early {
+    /// Forks the monitor of the container this command is about to create under `root`, with
+    /// `attach` (the monitor's end of a foreground `run`'s socket pair) if any. The caller must
+    /// have no hull.db connection open (the child opens its own; SQLite's per-process lock
+    /// state must not be shared through a fork) and be single-threaded.
+    pub fn fork(root: &Path, attach: Option<Attach>) -> Result<Early, EngineError> {
+        super::single_threaded("(not yet created)")?;
+        let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
+        let (go, wait) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(EngineError::sys("socketpair"))?;
+        // SAFETY: this process is single-threaded (checked above), so the child gets a
+        // consistent copy of its memory and may run Rust code; it leaves with _exit, never
+        // returning into the caller's frames.
+        match unsafe { fork() }.map_err(EngineError::sys("fork of the monitor"))? {
+            ForkResult::Parent { child } => Ok(Early {
+                pid: child.as_raw(),
+                go,
+                reports: File::from(read),
+            }),
+            ForkResult::Child => {
+                drop((read, go));
+                let code = child_main(root, write, wait, attach);
+                // SAFETY: leaving without running the starter's exit handlers or destructors of
+                // the copies of its objects.
+                unsafe { libc::_exit(code) }
+            }
+        }
+    }
+
+    /// Hands the monitor container `id` (created, its row and bundle written); `primer` runs
+    /// until the monitor's first report.
+    pub(crate) fn start(self, id: &str, primer: Option<Primer>) -> Result<Monitor, EngineError> {
+        let sent = loop {
+            match send(self.go.as_raw_fd(), id.as_bytes(), MsgFlags::MSG_NOSIGNAL) {
+                Err(Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        sent.map_err(|e| EngineError::Monitor {
+            id: id.to_string(),
+            message: format!("the monitor forked for it is gone: {e}"),
+        })?;
+        Ok(Monitor {
+            pid: self.pid,
+            reports: BufReader::new(self.reports),
+            primer,
+        })
+    }
+}
+
+fn child_main(root: &Path, report: OwnedFd, wait: OwnedFd, attach: Option<Attach>) -> i32 {
+    let mut keep = vec![wait.as_raw_fd()];
+    keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
+    super::leave_starter(report, &keep, None, |reporter: &mut Reporter| {
+        let conn = super::run::open_db(root);
+        let mut buf = [0u8; MAX_GO];
+        let n = loop {
+            match recv(wait.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        // Nothing (the starter is gone or gave up) or garbage: leave, owning nothing.
+        let Some(id) = n
+            .ok()
+            .filter(|n| *n > 0)
+            .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+        else {
+            return 0;
+        };
+        drop(wait);
+        super::run::main(root, id, conn, reporter, attach)
+    })
+}
