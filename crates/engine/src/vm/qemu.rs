@@ -156,6 +156,19 @@ pub fn spawn(cfg: &QemuConfig, join: &[std::fs::File]) -> Result<Child, EngineEr
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
+    owned_by_this_thread(&mut cmd, join);
+    cmd.spawn().map_err(|e| {
+        EngineError::Invalid(format!(
+            "cannot start {QEMU} (Debian's qemu-system-x86): {e}"
+        ))
+    })
+}
+
+/// Makes the child of `cmd` join the cgroups whose `cgroup.procs` files `join` holds open, and
+/// die when the thread that starts it ends (parent-death signal), before it execs: so a VMM
+/// touches no guest memory outside its cgroup and never outlives its monitor, even one killed
+/// with SIGKILL. Shared by the qemu and hull-vmm backends.
+pub(crate) fn owned_by_this_thread(cmd: &mut Command, join: &[std::fs::File]) {
     let join: Vec<i32> = join.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
     // (write, prctl, getppid) on descriptors the parent keeps open, and allocates nothing.
@@ -177,11 +190,6 @@ pub fn spawn(cfg: &QemuConfig, join: &[std::fs::File]) -> Result<Child, EngineEr
             Ok(())
         });
     }
-    cmd.spawn().map_err(|e| {
-        EngineError::Invalid(format!(
-            "cannot start {QEMU} (Debian's qemu-system-x86): {e}"
-        ))
-    })
 }
 
 #[cfg(test)]

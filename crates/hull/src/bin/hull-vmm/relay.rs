@@ -72,7 +72,7 @@ impl StdinWindows {
     }
 
     /// The guest took `n` bytes of `id`'s stdin.
-    fn release(&self, id: u32, n: usize) {
+    pub(crate) fn release(&self, id: u32, n: usize) {
         let (lock, cond) = &*self.0;
         let mut flight = lock.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(f) = flight.get_mut(&id) {
@@ -82,7 +82,7 @@ impl StdinWindows {
     }
 
     /// `id` ended: nothing of its is in flight any more (the guest drops what it had).
-    fn forget(&self, id: u32) {
+    pub(crate) fn forget(&self, id: u32) {
         let (lock, cond) = &*self.0;
         lock.lock()
             .unwrap_or_else(PoisonError::into_inner)
