@@ -99,15 +99,36 @@ run_vm() {
 # KVM when the harness put qemu in. Foreground (stdout and stderr apart, the exit code);
 # detached with --memory, logs and exec, a second VM of the image sharing the layer's erofs
 # file, stop; then nothing left (VMM processes, cgroups, containers).
-engine_checks() {
-  R=/tmp/hull-engine
+R=/tmp/hull-engine
+h() { /bin/hull --root $R "$@"; }
+# An engine root with a busybox image and the L2 kernel and hull-guest's initramfs as its VM's.
+engine_setup() {
   mkdir -p /tmp/bb/bin $R/vm
   cp /bin/busybox /tmp/bb/bin/
-  for a in sh echo cat sleep grep; do ln -s busybox /tmp/bb/bin/$a; done
-  (cd /tmp/bb && tar -c .) | /bin/hull --root $R import - busybox >/dev/null
+  for a in sh echo cat sleep grep true; do ln -s busybox /tmp/bb/bin/$a; done
+  (cd /tmp/bb && tar -c .) | h import - busybox >/dev/null
   ln -s /l2/vmlinux $R/vm/vmlinuz
   ln -s /l2/guest.gz $R/vm/initramfs.cpio.gz
-  h() { /bin/hull --root $R "$@"; }
+}
+# bench mode: `hull run --rm busybox true` as a container, with hull-vmm and with qemu on this
+# KVM, N rounds interleaved after a warm-up round (the first VM run makes the layer's erofs).
+engine_bench() {
+  engine_setup
+  # Containers need overlayfs, a module in Debian's kernel.
+  insmod /lib/overlay.ko 2>/dev/null
+  i=0
+  while [ "$i" -le "${boots:-1}" ]; do
+    for v in container hull qemu; do
+      case $v in container) iso= ;; *) iso="--isolation vm --vmm $v" ;; esac
+      echo "HULL-EBENCH-$v-START $i"
+      h run --rm --network none $iso busybox true
+      echo "HULL-EBENCH-$v-RC $i $?"
+    done
+    i=$((i + 1))
+  done
+}
+engine_checks() {
+  engine_setup
   for v in hull qemu; do
     [ $v = hull ] || [ -x /usr/bin/qemu-system-x86_64 ] || continue
     echo "HULL-ENGINE-START $v"
@@ -125,7 +146,8 @@ engine_checks() {
     while ! h logs $c 2>/dev/null | grep -q started && [ $n -lt 600 ]; do usleep 200000; n=$((n + 1)); done
   done
   echo "HULL-ENGINE-LOGS $(h logs e1 | tr '\n' ' ')"
-  echo "HULL-ENGINE-EXEC $(h exec e1 sh -c 'echo exec-out; exit 5') $?"
+  out=$(h exec e1 sh -c 'echo exec-out; exit 5')
+  echo "HULL-ENGINE-EXEC $out $?"
   echo "HULL-ENGINE-MEMTOTAL $(h exec e1 grep MemTotal /proc/meminfo | tr -s ' ')"
   # Each VMM's open erofs files: the same ones (one file per layer, shared).
   for f in $R/containers/*/vm/vmm.pid; do
@@ -133,7 +155,19 @@ engine_checks() {
     echo "HULL-ENGINE-DISKS $(ls -l /proc/$p/fd | grep -o '/[^ ]*erofs[^ ]*' | sort -u | tr '\n' ' ')"
     echo "HULL-ENGINE-CGROUP $(cat /sys/fs/cgroup$(sed -n 's/^0:://p' /proc/$p/cgroup)/memory.max)"
   done
-  h stop -t 5 e1 e2 >/dev/null
+  # kill -9 of e2's monitor takes its VMM along.
+  m=$(h inspect e2 | sed -n 's/.*"MonitorPid": *\([0-9]*\).*/\1/p')
+  v=$(cut -d' ' -f1 $R/containers/*/vm/vmm.pid | while read -r p; do
+    [ "$(sed -n 's/^PPid:\t*//p' /proc/$p/status 2>/dev/null)" = "$m" ] && echo "$p"; done)
+  kill -9 "$m"
+  n=0
+  while [ -n "$v" ] && [ -e "/proc/$v" ] && ! grep -q '^State:.*Z' "/proc/$v/status" && [ $n -lt 100 ]; do
+    usleep 100000; n=$((n + 1))
+  done
+  if [ -n "$v" ] && { [ ! -e "/proc/$v" ] || grep -q '^State:.*Z' "/proc/$v/status"; }; then
+    echo "HULL-ENGINE-KILLED $(h inspect e2 | sed -n 's/.*"Status": *"\([a-z]*\)".*/\1/p')"
+  fi
+  h stop -t 5 e1 >/dev/null
   echo "HULL-ENGINE-STOP $?"
   h rm e1 e2 >/dev/null
   left="$(pid_of hull-vmm) $(pid_of qemu-system) $(ls -d /sys/fs/cgroup/hull-* 2>/dev/null) $(ls -A $R/containers)"
@@ -172,6 +206,7 @@ if [ "${bench:-0}" = 1 ]; then
     run_vm BENCH-hull-vmm-linux64 "$i" none hull_vm "$b" --boot-protocol linux64
     [ -x /usr/bin/qemu-system-x86_64 ] && run_vm BENCH-qemu-microvm "$i" none qemu_vm "$b"
   done
+  [ "${engine:-0}" = 1 ] && engine_bench
   run_vm MEM-hull 1 inspect hull_vm "$l2cmdline"
   [ -x /usr/bin/qemu-system-x86_64 ] && run_vm MEM-qemu 1 mem-qemu qemu_vm "$l2cmdline"
 else
