@@ -204,6 +204,8 @@ awk '$2 == "HULL-L2-START" { s = $1; who = "hull-vmm" } $2 == "HULL-QEMU-START" 
 # The engine's checks: hull run --isolation vm with hull-vmm (and qemu on L1's KVM).
 engine_verdict() {
   [ "$engine" = 1 ] && grep -q HULL-L1-DONE "$log" || return 0
+  awk -v p="$profile" '$2 == "HULL-ENGINE-START" { s = $1; v = $3 }
+    $2 == "HULL-ENGINE-RC" && s { printf "hull run --rm --isolation vm --vmm %s (%s hull), to its exit (host clock): %.2f s\n", v, p, $1 - s; s = 0 }' "$log"
   for v in hull qemu; do
     lines | grep -qx "HULL-ENGINE-RC $v 7" || { echo "FAIL: hull run --isolation vm --vmm $v ... exit 7 did not exit 7"; failed=1; }
     lines | grep -qx "HULL-ENGINE-OUT $v out" || { echo "FAIL: --vmm $v: the command's stdout was not exactly 'out'"; failed=1; }

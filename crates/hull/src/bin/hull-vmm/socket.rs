@@ -9,6 +9,8 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use hull_vmm::proto::{Decoder, Message, MAIN_ID, MAX_CHUNK};
@@ -39,13 +41,16 @@ pub fn run(mut vm: Vm, stream: UnixStream) -> anyhow::Result<Option<i32>> {
         .spawn(move || from_host(reader, &to))
         .context("cannot start the agent socket's reader")?;
     let events = agent.events;
+    let vm_done = Arc::new(AtomicBool::new(false));
+    let done = Arc::clone(&vm_done);
     let sender = std::thread::Builder::new()
         .name("hull-vm-to-host".into())
-        .spawn(move || to_host(&events, stream, &windows))
+        .spawn(move || to_host(&events, stream, &windows, &done))
         .context("cannot start the agent socket's writer")?;
     let report = vm.run().context("the microVM failed");
-    // The guest's last frames are in the channel: the writer sends them, then sees it end.
-    drop(vm);
+    // The guest's last frames are in the channel (which the VM's end does not close): the
+    // writer sends them, then ends.
+    vm_done.store(true, Ordering::SeqCst);
     let exit = sender
         .join()
         .map_err(|_| anyhow::anyhow!("the agent socket's writer panicked"))?;
@@ -72,14 +77,16 @@ fn from_host(mut stream: UnixStream, to: &ToGuest) {
     }
 }
 
-/// The guest's frames to the monitor; the main process's exit code, if it came.
+/// The guest's frames to the monitor, until the VM has ended and they are all sent; the main
+/// process's exit code, if it came.
 fn to_host(
     events: &std::sync::mpsc::Receiver<AgentEvent>,
     mut stream: UnixStream,
     windows: &StdinWindows,
+    vm_done: &AtomicBool,
 ) -> Option<i32> {
     let mut exit = None;
-    for ev in events {
+    while let Some(ev) = relay::next_event(events, vm_done) {
         let m = match ev {
             AgentEvent::Message(m) => m,
             AgentEvent::Broken(e) => {
