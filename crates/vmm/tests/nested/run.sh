@@ -11,9 +11,12 @@
 # HULL_NESTED_MODE=bench (benches/vm-boot.sh) instead times N boots each of jailed hull-vmm,
 # hull-vmm --no-jail and qemu -M microvm to the L2's init, which resets at once, and measures
 # the VMMs' memory beyond guest RAM; it prints medians and ratios, and checks nothing.
-# HULL_NESTED_MODE=engine runs only the engine's checks (also part of test mode unless
-# HULL_NESTED_ENGINE=0): `hull run --isolation vm` of a busybox image with hull-vmm and with qemu
-# on L1's KVM (l1-init.sh's engine_checks).
+# Then the engine (HULL_NESTED_ENGINE=0 leaves it out; HULL_NESTED_MODE=engine runs only it):
+# `hull run --isolation vm` of a busybox image with hull-vmm and with qemu on L1's KVM, stdout
+# and stderr apart and the exit code; with hull-vmm detached with --memory, logs, exec, a second
+# VM sharing the layer's erofs file, the VMMs' cgroups, a monitor killed (-9) taking its VMM
+# along, stop, and nothing left (l1-init.sh's engine_checks). In bench mode, the same L1 also
+# times `hull run --rm busybox true` as a container and as a VM of either VMM.
 # HULL_NESTED_MODE=profile boots one agent VM with every initcall timed and prints where the
 # guest kernel's time went (profile-report.py), from its log read through the agent.
 # Then `hull vm run --disk root.img:ro -- CMD` runs commands through hull-guest, jailed (stdout
