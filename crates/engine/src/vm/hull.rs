@@ -18,6 +18,7 @@ use hull_vmm::{BootSource, DiskConfig, VmConfig};
 
 use super::qemu::{layer_serial, owned_by_this_thread, QemuConfig};
 use crate::error::EngineError;
+use crate::options::{Network, RunOptions};
 
 /// The VMM's binary name, beside `hull`.
 pub const HULL_VMM: &str = "hull-vmm";
@@ -58,8 +59,16 @@ pub fn launch(cfg: &QemuConfig) -> Launch {
     }
 }
 
-/// hull-vmm can run here: a /dev/kvm that boots a stock kernel, and the binary.
-pub fn check_host() -> Result<(), EngineError> {
+/// hull-vmm can run `opts` here: a /dev/kvm that boots a stock kernel, the binary, and no
+/// network (hull-vmm has no virtio-net device yet).
+pub fn check_host(opts: &RunOptions) -> Result<(), EngineError> {
+    if opts.network != Network::None {
+        return Err(EngineError::Invalid(
+            "--isolation vm --vmm hull needs --network none: hull-vmm has no network device \
+             yet; use --vmm qemu for a network"
+                .into(),
+        ));
+    }
     let why = match hull_vmm::host_kvm() {
         hull_vmm::HostKvm::Hardware => return binary().map(drop),
         hull_vmm::HostKvm::Pvm => {
@@ -120,6 +129,17 @@ pub fn spawn(cfg: &QemuConfig, join: &[std::fs::File]) -> Result<Child, EngineEr
 mod tests {
     use super::*;
     use crate::vm::qemu::Accel;
+
+    #[test]
+    fn a_network_is_refused_naming_the_way_out() {
+        let opts = RunOptions::default();
+        assert_ne!(opts.network, Network::None);
+        let err = check_host(&opts).unwrap_err().to_string();
+        assert!(
+            err.contains("--network none") && err.contains("--vmm qemu"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn layers_are_read_only_disks_with_the_guests_serials() {

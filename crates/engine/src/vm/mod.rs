@@ -145,7 +145,7 @@ pub fn plan(root: &Path, opts: &RunOptions, vmm: Vmm) -> Result<VmSettings, Engi
         ));
     }
     if vmm == Vmm::Hull {
-        hull::check_host()?;
+        hull::check_host(opts)?;
     }
     let memory = match opts.memory {
         None => DEFAULT_MEMORY,
