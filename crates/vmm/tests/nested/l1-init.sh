@@ -160,11 +160,11 @@ engine_checks() {
   v=$(cut -d' ' -f1 $R/containers/*/vm/vmm.pid | while read -r p; do
     [ "$(sed -n 's/^PPid:\t*//p' /proc/$p/status 2>/dev/null)" = "$m" ] && echo "$p"; done)
   kill -9 "$m"
+  # Gone, or a zombie (reaped at any moment: checked again after).
+  dead() { [ ! -e "/proc/$1" ] || grep -qs '^State:.*Z' "/proc/$1/status" || [ ! -e "/proc/$1" ]; }
   n=0
-  while [ -n "$v" ] && [ -e "/proc/$v" ] && ! grep -q '^State:.*Z' "/proc/$v/status" && [ $n -lt 100 ]; do
-    usleep 100000; n=$((n + 1))
-  done
-  if [ -n "$v" ] && { [ ! -e "/proc/$v" ] || grep -q '^State:.*Z' "/proc/$v/status"; }; then
+  while [ -n "$v" ] && ! dead "$v" && [ $n -lt 300 ]; do usleep 100000; n=$((n + 1)); done
+  if [ -n "$v" ] && dead "$v"; then
     echo "HULL-ENGINE-KILLED $(h inspect e2 | sed -n 's/.*"Status": *"\([a-z]*\)".*/\1/p')"
   fi
   h stop -t 5 e1 >/dev/null
