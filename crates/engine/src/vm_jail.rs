@@ -181,8 +181,9 @@ pub fn config(jail: &Jail, libs: &[PathBuf], kvm: (u64, u64)) -> Value {
     })
 }
 
-/// True when `/` is the initramfs (rootfs), where pivot_root cannot work.
-fn root_is_ramdisk() -> bool {
+/// True when `/` is the initramfs (rootfs), where pivot_root cannot work (containers then
+/// move their root and chroot, as docker does with DOCKER_RAMDISK).
+pub(crate) fn root_is_ramdisk() -> bool {
     let Ok(text) = hull_sys::mountinfo::read_self() else {
         return false;
     };

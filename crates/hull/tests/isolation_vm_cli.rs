@@ -352,22 +352,25 @@ fn vm_flags_it_cannot_honour_are_refused_by_name() {
     assert!(err.contains("--privileged"), "{err}");
     let err = run(&["--network", "none", "-t"]);
     assert!(err.contains("-t/--tty"), "{err}");
-    let err = r.bad(&[
-        "run",
-        "--rm",
-        "--isolation",
-        "vm",
-        "--network",
-        "none",
-        "busybox",
-        "true",
-    ]);
-    assert!(
-        err.contains("--vmm qemu"),
-        "the default --vmm hull names the way out: {err}"
-    );
-    if matches!(hull_vmm::host_kvm(), hull_vmm::HostKvm::Pvm) {
-        assert!(err.contains("kvm-pvm"), "{err}");
+    // Where /dev/kvm boots a stock kernel, hull-vmm runs (the nested test bed checks it).
+    if !matches!(hull_vmm::host_kvm(), hull_vmm::HostKvm::Hardware) {
+        let err = r.bad(&[
+            "run",
+            "--rm",
+            "--isolation",
+            "vm",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ]);
+        assert!(
+            err.contains("--vmm qemu"),
+            "the default --vmm hull names the way out: {err}"
+        );
+        if matches!(hull_vmm::host_kvm(), hull_vmm::HostKvm::Pvm) {
+            assert!(err.contains("kvm-pvm"), "{err}");
+        }
     }
     let err = r.bad(&["run", "--rm", "--isolation", "jail", "busybox", "true"]);
     assert!(err.contains("--isolation"), "{err}");

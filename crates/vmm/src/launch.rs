@@ -12,6 +12,10 @@ use crate::VmConfig;
 /// The name of a VM's API socket in its directory (`hull vm run --name`).
 pub const API_SOCKET: &str = "api.sock";
 
+/// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
+/// a microVM's guest ends) through the i8042, no PCI bus to probe, no keyboard or mouse.
+pub const STOCK_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nokbd";
+
 /// One VMM's orders.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Launch {
@@ -26,4 +30,10 @@ pub struct Launch {
     pub api_dir: Option<PathBuf>,
     /// The VMM removes `api_dir` when it ends (no jailing process outlives it to do so).
     pub remove_api_dir: bool,
+    /// The engine's monitor (`hull run --isolation vm --vmm hull`): the agent channel goes,
+    /// frame for frame, to this unix socket (connected to; relative to the VMM's working
+    /// directory), where the monitor speaks hull-vmproto itself, as it does through qemu's
+    /// chardev; the guest's consoles go to stdout. `spec` is then None: the monitor sends it.
+    #[serde(default)]
+    pub agent_socket: Option<PathBuf>,
 }

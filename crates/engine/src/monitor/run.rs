@@ -292,6 +292,7 @@ fn run_container(
     let id = record.id.as_str();
     let dir = paths::container_dir(root, id);
     let mut opts = CreateOptions::new(id, &dir);
+    opts.no_pivot = crate::vm_jail::root_is_ramdisk();
     let (pipes, stdin) = if record.settings.tty {
         // The pty is the process's stdio; its master comes back to the monitor.
         opts.console = Some(Console::Return);

@@ -94,7 +94,11 @@ pub(super) fn run(mut ctx: Ctx<'_>, attach: Option<Attach>) -> Result<i32, Engin
     let cfg = qemu_config(settings, disks, &dir);
     // Removed by the teardown (`vm::teardown`) once the VMM is gone.
     let (_cgroup, procs) = vm::cgroup::create(&dir, id, settings)?;
-    let mut child = qemu::spawn_with_net(&cfg, &procs, Some(net.qemu()))?;
+    let mut child = match settings.vmm {
+        vm::Vmm::Qemu => qemu::spawn_with_net(&cfg, &procs, Some(net.qemu()))?,
+        // hull-vmm has no virtio-net: `vm::hull::check_host` lets only `--network none` here.
+        vm::Vmm::Hull => vm::hull::spawn(&cfg, &procs)?,
+    };
     drop(procs);
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     vm::record_vmm(root, id, pid)?;
@@ -168,6 +172,7 @@ pub fn gone(id: &str, dir: &Path, what: &str, error: Option<String>) -> EngineEr
     for (label, text) in [
         ("agent", error.unwrap_or_default()),
         (qemu::QEMU, last(qemu::QEMU_LOG, 2)),
+        (vm::hull::HULL_VMM, last(vm::hull::VMM_LOG, 2)),
         ("console", last(CONSOLE_LOG, 3)),
     ] {
         if !text.is_empty() {
@@ -200,10 +205,12 @@ pub fn accept(
             return Ok(s);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let err = std::fs::read_to_string(dir.join(qemu::QEMU_LOG)).unwrap_or_default();
+            let err: String = [qemu::QEMU_LOG, vm::hull::VMM_LOG]
+                .iter()
+                .filter_map(|log| std::fs::read_to_string(dir.join(log)).ok())
+                .collect();
             return Err(EngineError::Invalid(format!(
-                "{} exited ({status}) before connecting the agent: {}",
-                qemu::QEMU,
+                "the VMM exited ({status}) before connecting the agent: {}",
                 err.trim().replace('\n', " ")
             )));
         }

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::VmSettings;
 use crate::error::EngineError;
 
-/// qemu's memory beyond guest RAM: its binary and libraries, TCG's translated code, device
+/// qemu's memory beyond guest RAM (hull-vmm's is `vm_jail::MEMORY_OVERHEAD`): its binary and libraries, TCG's translated code, device
 /// and I/O threads' buffers.
 pub const VMM_OVERHEAD: u64 = 256 << 20;
 const CPU_PERIOD: u64 = 100_000;
@@ -30,7 +30,11 @@ fn err(id: &str) -> impl FnOnce(hull_cgroups::CgroupError) -> EngineError + '_ {
 
 /// What the cgroup limits.
 fn resources(vm: &VmSettings) -> Result<LinuxResources, EngineError> {
-    let mut r = json!({"memory": {"limit": vm.memory.saturating_add(VMM_OVERHEAD)}});
+    let overhead = match vm.vmm {
+        super::Vmm::Qemu => VMM_OVERHEAD,
+        super::Vmm::Hull => crate::vm_jail::MEMORY_OVERHEAD,
+    };
+    let mut r = json!({"memory": {"limit": vm.memory.saturating_add(overhead)}});
     if let Some(m) = vm.millicpus {
         r["cpu"] = json!({"quota": m.saturating_mul(CPU_PERIOD) / 1000, "period": CPU_PERIOD});
     }

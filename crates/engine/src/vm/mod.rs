@@ -3,7 +3,8 @@
 //! (hull-guest) are those of `hull vm run`. The image's layers reach the guest as read-only
 //! disks, one shared erofs image per layer (hull-image makes them), which the guest stacks with
 //! overlayfs over a tmpfs upper layer. This module owns the choice of isolation and its checks
-//! ([`plan`]); [`qemu`] launches the qemu backend and `cgroup` makes its cgroup; `spec`
+//! ([`plan`]); [`qemu`] launches the qemu backend, [`hull`] the hull-vmm one, and `cgroup`
+//! makes the VMM's cgroup; `spec`
 //! turns config.json into what the agent runs; [`control`] is how other `hull` commands reach a
 //! running VM (signals, and exec sessions: `exec`); [`kernel`] is its part of `inspect
 //! --kernel`. The container's monitor runs the VM (`monitor/vm.rs`): the VMM process, the agent
@@ -17,6 +18,7 @@
 pub(crate) mod cgroup;
 pub mod control;
 pub mod exec;
+pub mod hull;
 pub mod kernel;
 pub mod qemu;
 pub(crate) mod spec;
@@ -138,18 +140,7 @@ pub fn plan(root: &Path, opts: &RunOptions, vmm: Vmm) -> Result<VmSettings, Engi
         ));
     }
     if vmm == Vmm::Hull {
-        return Err(EngineError::Invalid(match hull_vmm::host_kvm() {
-            hull_vmm::HostKvm::Pvm => "--isolation vm with --vmm hull cannot run here: this \
-                 host's /dev/kvm is kvm-pvm, which does not boot a stock Linux kernel; use \
-                 --vmm qemu"
-                .into(),
-            hull_vmm::HostKvm::Missing => "--isolation vm with --vmm hull needs /dev/kvm, which \
-                 this host lacks; use --vmm qemu (it emulates without KVM)"
-                .into(),
-            hull_vmm::HostKvm::Hardware => "--isolation vm with --vmm hull is not supported by \
-                 the engine yet (hull vm run boots hull-vmm alone); use --vmm qemu"
-                .into(),
-        }));
+        hull::check_host(opts)?;
     }
     let memory = match opts.memory {
         None => DEFAULT_MEMORY,

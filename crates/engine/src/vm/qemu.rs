@@ -197,6 +197,25 @@ pub fn spawn_with_net(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
+    owned_by_this_thread(&mut cmd, join, netns, tap_fd);
+    cmd.spawn().map_err(|e| {
+        EngineError::Invalid(format!(
+            "cannot start {QEMU} (Debian's qemu-system-x86): {e}"
+        ))
+    })
+}
+
+/// Makes the child of `cmd` join the cgroups whose `cgroup.procs` files `join` holds open, and
+/// die when the thread that starts it ends (parent-death signal), before it execs: so a VMM
+/// touches no guest memory outside its cgroup and never outlives its monitor, even one killed
+/// with SIGKILL; in the network namespace `netns` when given, with `keep` (a tap) inherited
+/// across exec. Shared by the qemu and hull-vmm backends.
+pub(crate) fn owned_by_this_thread(
+    cmd: &mut Command,
+    join: &[std::fs::File],
+    netns: Option<i32>,
+    keep: Option<i32>,
+) {
     let join: Vec<i32> = join.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
     // (write, setns, fcntl, prctl, getppid) on descriptors the parent keeps open, and
@@ -215,7 +234,7 @@ pub fn spawn_with_net(
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            if let Some(fd) = tap_fd {
+            if let Some(fd) = keep {
                 if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -230,11 +249,6 @@ pub fn spawn_with_net(
             Ok(())
         });
     }
-    cmd.spawn().map_err(|e| {
-        EngineError::Invalid(format!(
-            "cannot start {QEMU} (Debian's qemu-system-x86): {e}"
-        ))
-    })
 }
 
 #[cfg(test)]

@@ -19,9 +19,7 @@ use super::vm_exec::{self, ProcessFlags};
 use super::vm_jailed;
 use super::vm_security::SecurityFlags;
 
-/// The command line a stock kernel needs on hull-vmm: the console on COM1, reset (the only way
-/// a microVM's guest ends) through the i8042, no PCI bus to probe, no keyboard or mouse.
-pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nokbd";
+pub use hull_vmm::launch::STOCK_CMDLINE as DEFAULT_CMDLINE;
 const NESTED_TEST_BED: &str = "crates/vmm/tests/nested/run.sh";
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +271,7 @@ fn run_vm(root: &Path, cmd: VmCommand) -> anyhow::Result<i32> {
         stats,
         api_dir: None,
         remove_api_dir: false,
+        agent_socket: None,
     };
     let vmm = vmm_binary()?;
     if no_jail {

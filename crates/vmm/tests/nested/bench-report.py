@@ -2,7 +2,8 @@
 """The figures of the nested bed's bench mode, from L1's console log ("<host time> <line>"):
 per VMM, boot to the L2's init (its `hull vm run`/qemu start to the L2 marker) and end to end
 (start to the VMM's exit; the L2 resets at its marker), as medians over the boots, the ratios to
-jailed hull-vmm, the guest's own uptime at init, and each VMM's memory beyond guest RAM.
+jailed hull-vmm, the guest's own uptime at init, and each VMM's memory beyond guest RAM; and
+`hull run --rm busybox true` as a container and as a VM of either VMM (HULL-EBENCH lines).
 
 usage: bench-report.py LOG BOOTS VCPUS KERNEL PROFILE"""
 import re
@@ -11,7 +12,8 @@ import sys
 
 log, boots, vcpus, kernel, profile = sys.argv[1:6]
 boot, e2e, uptime, mem, stats = {}, {}, {}, {}, {}
-tag = start = None
+runs, failed_runs = {}, []
+tag = start = run_start = None
 for raw in open(log, errors="replace"):
     ts, _, line = raw.rstrip("\n").partition(" ")
     try:
@@ -36,6 +38,17 @@ for raw in open(log, errors="replace"):
         s = re.search(r"setup ([\d.]+) ms, run ([\d.]+) ms; (\d+) exits", line)
         if s:
             stats.setdefault(tag, []).append(tuple(float(x) for x in s.groups()))
+    m = re.match(r"HULL-EBENCH-(\S+)-(START|RC) (\d+)(?: (\d+))?$", line)
+    if m:
+        who, what, i = m.group(1), m.group(2), int(m.group(3))
+        if what == "START":
+            run_start = t
+        elif i > 0 and m.group(4) == "0":
+            # Round 0 is the warm-up.
+            runs.setdefault(who, []).append(t - run_start)
+        elif m.group(4) != "0":
+            failed_runs.append(line)
+        continue
     m = re.match(r"HULL-MEM (\S+) rss_kb=(\d+) guest_kb=(\d+) overhead_kb=(\d+)", line)
     if m:
         mem[m.group(1)] = tuple(int(x) for x in m.groups()[1:])
@@ -65,3 +78,14 @@ if "qemu-microvm" in boot and "hull-vmm" in boot:
     q = med(boot["qemu-microvm"])
     print(f"qemu microvm / hull-vmm: boot to init x{q / base_boot:.2f}, "
           f"end to end x{med(e2e['qemu-microvm']) / base_e2e:.2f}")
+if runs or failed_runs:
+    print(f"== hull run --rm --network none busybox true in L1 (host clock), medians of "
+          f"{boots} runs after a warm-up; containers on L1's kernel, VMs on its nested KVM")
+    base = med(runs.get("container", []))
+    for name, label in [("container", "container"), ("hull", "--isolation vm --vmm hull"),
+                        ("qemu", "--isolation vm --vmm qemu (KVM)")]:
+        t = runs.get(name, [])
+        if t:
+            print(f"{label:34} {med(t):6.2f} s ({min(t):.2f}-{max(t):.2f})  x{med(t) / base:.1f}")
+    for line in failed_runs:
+        print(f"failed: {line}")

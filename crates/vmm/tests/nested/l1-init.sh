@@ -13,6 +13,8 @@
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# The engine (hull run) finds mkfs.erofs and qemu by PATH.
+export PATH=/sbin:/usr/sbin:/bin:/usr/bin
 # The jail's cgroup: cgroup v2 with the memory and pids controllers for children.
 mount -t cgroup2 cgroup2 /sys/fs/cgroup && echo "+memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
 echo "HULL-L1-UP uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -26,6 +28,7 @@ vcpus=$(arg vcpus)
 qboots=$(arg qemu)
 bench=$(arg bench)
 stdinmb=$(arg stdinmb)
+engine=$(arg engine)
 l2cmdline=$(cat /l2/cmdline)
 
 # The pid of the process whose command line contains $1.
@@ -92,6 +95,85 @@ run_vm() {
   exec 3>&-
 }
 
+# The engine: `hull run --isolation vm` of a busybox image with hull-vmm, and with qemu on this
+# KVM when the harness put qemu in. Foreground (stdout and stderr apart, the exit code);
+# detached with --memory, logs and exec, a second VM of the image sharing the layer's erofs
+# file, stop; then nothing left (VMM processes, cgroups, containers).
+R=/tmp/hull-engine
+h() { /bin/hull --root $R "$@"; }
+# An engine root with a busybox image and the L2 kernel and hull-guest's initramfs as its VM's.
+engine_setup() {
+  mkdir -p /tmp/bb/bin $R/vm
+  cp /bin/busybox /tmp/bb/bin/
+  for a in sh echo cat sleep grep true; do ln -s busybox /tmp/bb/bin/$a; done
+  (cd /tmp/bb && tar -c .) | h import - busybox >/dev/null
+  ln -s /l2/vmlinux $R/vm/vmlinuz
+  ln -s /l2/guest.gz $R/vm/initramfs.cpio.gz
+}
+# bench mode: `hull run --rm busybox true` as a container, with hull-vmm and with qemu on this
+# KVM, N rounds interleaved after a warm-up round (the first VM run makes the layer's erofs).
+engine_bench() {
+  engine_setup
+  # Containers need overlayfs, a module in Debian's kernel.
+  insmod /lib/overlay.ko 2>/dev/null
+  i=0
+  while [ "$i" -le "${boots:-1}" ]; do
+    for v in container hull qemu; do
+      case $v in container) iso= ;; *) iso="--isolation vm --vmm $v" ;; esac
+      echo "HULL-EBENCH-$v-START $i"
+      h run --rm --network none $iso busybox true
+      echo "HULL-EBENCH-$v-RC $i $?"
+    done
+    i=$((i + 1))
+  done
+}
+engine_checks() {
+  engine_setup
+  for v in hull qemu; do
+    [ $v = hull ] || [ -x /usr/bin/qemu-system-x86_64 ] || continue
+    echo "HULL-ENGINE-START $v"
+    h run --rm --isolation vm --vmm $v --network none busybox sh -c 'echo out; echo err >&2; exit 7' \
+      >/tmp/out 2>/tmp/err
+    echo "HULL-ENGINE-RC $v $?"
+    echo "HULL-ENGINE-OUT $v $(cat /tmp/out)"
+    echo "HULL-ENGINE-ERR $v $(cat /tmp/err)"
+  done
+  vm="--isolation vm --vmm hull --network none"
+  h run -d --name e1 $vm --memory 200m busybox sh -c 'echo started; exec sleep 300' >/dev/null
+  h run -d --name e2 $vm busybox sh -c 'echo started; exec sleep 300' >/dev/null
+  for c in e1 e2; do
+    n=0
+    while ! h logs $c 2>/dev/null | grep -q started && [ $n -lt 600 ]; do usleep 200000; n=$((n + 1)); done
+  done
+  echo "HULL-ENGINE-LOGS $(h logs e1 | tr '\n' ' ')"
+  out=$(h exec e1 sh -c 'echo exec-out; exit 5')
+  echo "HULL-ENGINE-EXEC $out $?"
+  echo "HULL-ENGINE-MEMTOTAL $(h exec e1 grep MemTotal /proc/meminfo | tr -s ' ')"
+  # Each VMM's open erofs files: the same ones (one file per layer, shared).
+  for f in $R/containers/*/vm/vmm.pid; do
+    p=$(cut -d' ' -f1 "$f")
+    echo "HULL-ENGINE-DISKS $(ls -l /proc/$p/fd | grep -o '/[^ ]*erofs[^ ]*' | sort -u | tr '\n' ' ')"
+    echo "HULL-ENGINE-CGROUP $(cat /sys/fs/cgroup$(sed -n 's/^0:://p' /proc/$p/cgroup)/memory.max)"
+  done
+  # kill -9 of e2's monitor takes its VMM along.
+  m=$(h inspect e2 | sed -n 's/.*"MonitorPid": *\([0-9]*\).*/\1/p')
+  v=$(cut -d' ' -f1 $R/containers/*/vm/vmm.pid | while read -r p; do
+    [ "$(sed -n 's/^PPid:\t*//p' /proc/$p/status 2>/dev/null)" = "$m" ] && echo "$p"; done)
+  kill -9 "$m"
+  # Gone, or a zombie (reaped at any moment: checked again after).
+  dead() { [ ! -e "/proc/$1" ] || grep -qs '^State:.*Z' "/proc/$1/status" || [ ! -e "/proc/$1" ]; }
+  n=0
+  while [ -n "$v" ] && ! dead "$v" && [ $n -lt 300 ]; do usleep 100000; n=$((n + 1)); done
+  if [ -n "$v" ] && dead "$v"; then
+    echo "HULL-ENGINE-KILLED $(h inspect e2 | sed -n 's/.*"Status": *"\([a-z]*\)".*/\1/p')"
+  fi
+  h stop -t 5 e1 >/dev/null
+  echo "HULL-ENGINE-STOP $?"
+  h rm e1 e2 >/dev/null
+  left="$(pid_of hull-vmm) $(pid_of qemu-system) $(ls -d /sys/fs/cgroup/hull-* 2>/dev/null) $(ls -A $R/containers)"
+  if [ -z "$(echo $left)" ]; then echo "HULL-ENGINE-CLEAN"; else echo "HULL-ENGINE-LEFT $left" | tr '\n' ' '; echo; fi
+}
+
 # What jails leave: bundles, runtime state, cgroups.
 leftovers() {
   left=$(ls -A /var/lib/hull/vm/bundles 2>/dev/null; ls -A /var/lib/hull/vm/runtime 2>/dev/null
@@ -100,6 +182,11 @@ leftovers() {
   if [ -z "$left" ]; then echo "HULL-L1-JAIL-CLEAN"; else echo "HULL-L1-JAIL-LEFT $left" | tr '\n' ' '; echo; fi
 }
 
+if [ "$(arg engineonly)" = 1 ]; then
+  engine_checks
+  echo "HULL-L1-DONE"
+  poweroff -f
+fi
 if [ "$(arg profile)" = 1 ]; then
   # One agent boot with every initcall timed; the guest's kernel log comes back through the
   # agent (on the serial console each byte would cost an exit and skew the times).
@@ -119,6 +206,7 @@ if [ "${bench:-0}" = 1 ]; then
     run_vm BENCH-hull-vmm-linux64 "$i" none hull_vm "$b" --boot-protocol linux64
     [ -x /usr/bin/qemu-system-x86_64 ] && run_vm BENCH-qemu-microvm "$i" none qemu_vm "$b"
   done
+  [ "${engine:-0}" = 1 ] && engine_bench
   run_vm MEM-hull 1 inspect hull_vm "$l2cmdline"
   [ -x /usr/bin/qemu-system-x86_64 ] && run_vm MEM-qemu 1 mem-qemu qemu_vm "$l2cmdline"
 else
@@ -201,6 +289,7 @@ else
   if [ "${boots:-1}" -gt 0 ]; then
     leftovers
   fi
+  [ "${engine:-0}" = 1 ] && engine_checks
   # The same L2 under qemu -M microvm on the same KVM, for comparison (when the harness put qemu in).
   i=0
   while [ -x /usr/bin/qemu-system-x86_64 ] && [ "$i" -lt "${qboots:-0}" ]; do

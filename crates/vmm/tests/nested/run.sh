@@ -11,6 +11,12 @@
 # HULL_NESTED_MODE=bench (benches/vm-boot.sh) instead times N boots each of jailed hull-vmm,
 # hull-vmm --no-jail and qemu -M microvm to the L2's init, which resets at once, and measures
 # the VMMs' memory beyond guest RAM; it prints medians and ratios, and checks nothing.
+# Then the engine (HULL_NESTED_ENGINE=0 leaves it out; HULL_NESTED_MODE=engine runs only it):
+# `hull run --isolation vm` of a busybox image with hull-vmm and with qemu on L1's KVM, stdout
+# and stderr apart and the exit code; with hull-vmm detached with --memory, logs, exec, a second
+# VM sharing the layer's erofs file, the VMMs' cgroups, a monitor killed (-9) taking its VMM
+# along, stop, and nothing left (l1-init.sh's engine_checks). In bench mode, the same L1 also
+# times `hull run --rm busybox true` as a container and as a VM of either VMM.
 # HULL_NESTED_MODE=profile boots one agent VM with every initcall timed and prints where the
 # guest kernel's time went (profile-report.py), from its log read through the agent.
 # Then `hull vm run --disk root.img:ro -- CMD` runs commands through hull-guest, jailed (stdout
@@ -24,12 +30,12 @@
 #        HULL_NESTED_TIMEOUT (s, 600), HULL_NESTED_PROFILE (debug|release),
 #        HULL_NESTED_L2_CMDLINE, HULL_NESTED_QEMU (qemu -M microvm boots to compare, 0),
 #        HULL_NESTED_KERNEL (vmlinux|bzimage), HULL_QEMU_KEEP_LOGS, HULL_NESTED_MODE
-#        (test|bench|profile), HULL_NESTED_STDIN_MB (16: the stdin through hull vm exec -i)
+#        (test|bench|profile|engine), HULL_NESTED_ENGINE (1), HULL_NESTED_STDIN_MB (16: the stdin through hull vm exec -i)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../../.."
 mode=${HULL_NESTED_MODE:-test}
-case $mode in test | bench | profile) ;; *) echo "HULL_NESTED_MODE: test, bench or profile, not $mode"; exit 2 ;; esac
+case $mode in test | bench | profile | engine) ;; *) echo "HULL_NESTED_MODE: test, bench, profile or engine, not $mode"; exit 2 ;; esac
 bench=0
 [ "$mode" != bench ] || bench=1
 profiling=0
@@ -128,7 +134,24 @@ cp "$work/root.img" "$root/l2/root.img"
 echo "${HULL_NESTED_L2_CMDLINE:-console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nokbd quiet}" > "$root/l2/cmdline"
 qboots=${HULL_NESTED_QEMU:-0}
 [ $bench = 0 ] || qboots=${HULL_NESTED_QEMU:-$boots}
-if [ "$qboots" -gt 0 ]; then
+# The engine's checks (test mode): hull run --isolation vm with hull-vmm and with qemu on L1's KVM.
+engine=0
+[ "$mode" != test ] || engine=${HULL_NESTED_ENGINE:-1}
+[ "$mode" != engine ] || engine=1
+# bench mode: hull run --rm busybox true as a container, with hull-vmm and with qemu, in L1.
+[ "$mode" != bench ] || engine=${HULL_NESTED_ENGINE:-1}
+if [ "$engine" = 1 ]; then
+  mkdir -p "$root/usr/bin"
+  cp "$mods/fs/overlayfs/overlay.ko" "$root/lib/"
+  cp "$(command -v mkfs.erofs)" "$root/usr/bin/"
+  copy_libs "$(command -v mkfs.erofs)" "$root"
+  # The default seccomp profile the guest applies, as on the host (else a warning on stderr).
+  if [ -f /usr/share/containers/seccomp.json ]; then
+    mkdir -p "$root/usr/share/containers"
+    cp /usr/share/containers/seccomp.json "$root/usr/share/containers/"
+  fi
+fi
+if [ "$qboots" -gt 0 ] || [ "$engine" = 1 ]; then
   # qemu -M microvm for comparison: the binary, its libraries, and the firmware microvm loads.
   mkdir -p "$root/usr/bin"
   cp /usr/bin/qemu-system-x86_64 "$root/usr/bin/"
@@ -142,7 +165,7 @@ fi
 
 # A periodic tick in L1 (nohz=off highres=off): without it L1 froze in ~3% of runs while an L2 ran.
 # tsc_early_khz: TCG's TSC calibration otherwise hangs some boots.
-append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots hull.bench=$bench hull.profile=$profiling hull.stdinmb=${HULL_NESTED_STDIN_MB:-16}"
+append="console=ttyS0 quiet panic=-1 nohz=off highres=off tsc_early_khz=2000000 hull.boots=$boots hull.vcpus=$vcpus hull.qemu=$qboots hull.bench=$bench hull.profile=$profiling hull.stdinmb=${HULL_NESTED_STDIN_MB:-16} hull.engine=$engine hull.engineonly=$([ "$mode" = engine ] && echo 1 || echo 0)"
 boot_l1() {
   local log=$1 start
   start=$(date +%s.%N)
@@ -164,7 +187,9 @@ if ! grep -q HULL-L1-DONE "$log"; then
 fi
 [ -z "${HULL_QEMU_KEEP_LOGS:-}" ] || cp "$log" /tmp/hull-vmm-nested.log
 # The log's lines are "<host time> <console line>".
-lines() { cut -d' ' -f2- "$log"; }
+# `|| true`: a `lines | grep -q` that matches early ends cut with SIGPIPE, which pipefail would
+# turn into a failed check.
+lines() { cut -d' ' -f2- "$log" || true; }
 if [ $profiling = 1 ]; then
   grep -q HULL-L1-DONE "$log" || { echo "FAIL: L1 did not finish; last lines:"; tail -20 "$log"; exit 1; }
   python3 "$here/profile-report.py" "$log"
@@ -181,7 +206,38 @@ awk '$2 == "HULL-L2-START" { s = $1; who = "hull-vmm" } $2 == "HULL-QEMU-START" 
   $2 == "HULL-L2KILL-START" { s = 0 }
   $2 == "HULL-L2-MARKER" && s { printf "L2 boot to marker by %s (host clock): %.2f s\n", who, $1 - s; s = 0 }' "$log"
 
+# The engine's checks: hull run --isolation vm with hull-vmm (and qemu on L1's KVM).
+engine_verdict() {
+  [ "$engine" = 1 ] && grep -q HULL-L1-DONE "$log" || return 0
+  awk -v p="$profile" '$2 == "HULL-ENGINE-START" { s = $1; v = $3 }
+    $2 == "HULL-ENGINE-RC" && s { printf "hull run --rm --isolation vm --vmm %s (%s hull), to its exit (host clock): %.2f s\n", v, p, $1 - s; s = 0 }' "$log"
+  for v in hull qemu; do
+    lines | grep -qx "HULL-ENGINE-RC $v 7" || { echo "FAIL: hull run --isolation vm --vmm $v ... exit 7 did not exit 7"; failed=1; }
+    lines | grep -qx "HULL-ENGINE-OUT $v out" || { echo "FAIL: --vmm $v: the command's stdout was not exactly 'out'"; failed=1; }
+    lines | grep -qx "HULL-ENGINE-ERR $v err" || { echo "FAIL: --vmm $v: the command's stderr was not exactly 'err'"; failed=1; }
+  done
+  lines | grep -qx "HULL-ENGINE-LOGS started " || { echo "FAIL: hull logs of a detached hull-vmm container"; failed=1; }
+  lines | grep -qx "HULL-ENGINE-EXEC exec-out 5" || { echo "FAIL: hull exec into a hull-vmm container (output, exit 5)"; failed=1; }
+  memtotal=$(lines | sed -n 's/^HULL-ENGINE-MEMTOTAL MemTotal: \([0-9]*\) kB$/\1/p')
+  [ -n "$memtotal" ] && [ "$memtotal" -gt 150000 ] && [ "$memtotal" -le 204800 ] ||
+    { echo "FAIL: --memory 200m: the guest's MemTotal is ${memtotal:-missing} kB"; failed=1; }
+  disks=$(lines | grep '^HULL-ENGINE-DISKS ' | sort -u)
+  [ "$(lines | grep -c '^HULL-ENGINE-DISKS .*erofs')" = 2 ] && [ "$(echo "$disks" | wc -l)" = 1 ] ||
+    { echo "FAIL: two VMs of one image do not share the layer's erofs file: $disks"; failed=1; }
+  cgroups=$(lines | sed -n 's/^HULL-ENGINE-CGROUP //p' | sort | tr '\n' ' ')
+  [ "$cgroups" = "$(((200 + 64) << 20)) $(((256 + 64) << 20)) " ] ||
+    { echo "FAIL: the VMMs' cgroups' memory.max: $cgroups"; failed=1; }
+  lines | grep -qx "HULL-ENGINE-KILLED exited" || { echo "FAIL: kill -9 of a monitor did not take its hull-vmm along (or the container is not exited)"; failed=1; }
+  lines | grep -qx "HULL-ENGINE-STOP 0" || { echo "FAIL: hull stop of hull-vmm containers"; failed=1; }
+  lines | grep -qx "HULL-ENGINE-CLEAN" || { echo "FAIL: the engine left: $(lines | grep '^HULL-ENGINE-LEFT' || true)"; failed=1; }
+}
 failed=0
+if [ "$mode" = engine ]; then
+  grep -q HULL-L1-DONE "$log" || { echo "FAIL: L1 did not finish; last lines:"; tail -20 "$log"; exit 1; }
+  engine_verdict
+  [ $failed = 0 ] && echo "PASS: hull run --isolation vm in the nested test bed" || { echo "FAIL"; exit 1; }
+  exit 0
+fi
 if grep -q HULL-L1-NOKVM "$log"; then
   echo "FAIL: L1 has no /dev/kvm after loading kvm_amd"; failed=1
 elif ! grep -q HULL-L1-DONE "$log"; then
@@ -248,4 +304,5 @@ if grep -q HULL-L1-DONE "$log"; then
   echo "VMM memory beyond guest RAM grew by ${grown:-?} KiB over ${HULL_NESTED_STDIN_MB:-16} MB of stdin"
   [ -n "$grown" ] && [ "$grown" -lt 8192 ] || { echo "FAIL: the VMM's memory grew with the stdin it passed on"; failed=1; }
 fi
+engine_verdict
 [ $failed = 0 ] && echo "PASS: hull vm run booted Debian's kernel $boots time(s) in the nested test bed, jailed" || { echo "FAIL"; exit 1; }

@@ -8,6 +8,7 @@
 
 mod api;
 mod relay;
+mod socket;
 
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
@@ -57,6 +58,9 @@ fn main() {
 }
 
 fn run(launch: Launch, in_jail: bool) -> anyhow::Result<i32> {
+    if let Some(path) = &launch.agent_socket {
+        return run_for_monitor(&launch, path, in_jail);
+    }
     let agent = launch.spec.is_some();
     if in_jail {
         jailed_setup(agent)?;
@@ -107,6 +111,26 @@ fn run(launch: Launch, in_jail: bool) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// The VM of an engine container: its agent channel on the monitor's socket, its consoles on
+/// stdout (the monitor's console log); the main process's exit code, or 125 without one.
+fn run_for_monitor(launch: &Launch, path: &std::path::Path, in_jail: bool) -> anyhow::Result<i32> {
+    if in_jail {
+        jailed_setup(true)?;
+    }
+    let stream = socket::connect(path)?;
+    let consoles = Consoles {
+        serial: Box::new(std::io::stdout()),
+        virtio: Some(Box::new(std::io::stdout())),
+    };
+    let mut cfg = launch.vm.clone();
+    cfg.agent = true;
+    let vm = Vm::new(&cfg, consoles).context("cannot create the microVM")?;
+    if in_jail {
+        hull_vmm::seccomp::install()?;
+    }
+    Ok(socket::run(vm, stream)?.unwrap_or(EXIT_VM_FAILED))
 }
 
 /// The first steps of the VMM in its jail: it dies with the `hull vm run` that made the jail

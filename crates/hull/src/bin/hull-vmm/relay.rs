@@ -72,7 +72,7 @@ impl StdinWindows {
     }
 
     /// The guest took `n` bytes of `id`'s stdin.
-    fn release(&self, id: u32, n: usize) {
+    pub(crate) fn release(&self, id: u32, n: usize) {
         let (lock, cond) = &*self.0;
         let mut flight = lock.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(f) = flight.get_mut(&id) {
@@ -82,7 +82,7 @@ impl StdinWindows {
     }
 
     /// `id` ended: nothing of its is in flight any more (the guest drops what it had).
-    fn forget(&self, id: u32) {
+    pub(crate) fn forget(&self, id: u32) {
         let (lock, cond) = &*self.0;
         lock.lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -101,6 +101,25 @@ pub fn to_agent(sender: AgentSender, windows: StdinWindows) -> ToGuest {
     })
 }
 
+/// The guest's next event; None once the VM has ended (`vm_done`: the VM's end does not close
+/// the channel) and none is left.
+pub(crate) fn next_event(
+    events: &std::sync::mpsc::Receiver<AgentEvent>,
+    vm_done: &AtomicBool,
+) -> Option<AgentEvent> {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        match events.recv_timeout(Duration::from_millis(20)) {
+            Ok(ev) => return Some(ev),
+            Err(RecvTimeoutError::Timeout) if vm_done.load(Ordering::SeqCst) => {
+                return events.try_recv().ok()
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
 fn relay(
     events: &std::sync::mpsc::Receiver<AgentEvent>,
     vm_done: &AtomicBool,
@@ -108,20 +127,11 @@ fn relay(
     routes: &Routes,
     windows: &StdinWindows,
 ) -> Outcome {
-    use std::sync::mpsc::RecvTimeoutError;
     let mut out = Outcome::default();
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     loop {
-        let ev = match events.recv_timeout(Duration::from_millis(20)) {
-            Ok(ev) => ev,
-            Err(RecvTimeoutError::Timeout) if vm_done.load(Ordering::SeqCst) => {
-                match events.try_recv() {
-                    Ok(ev) => ev,
-                    Err(_) => return out,
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return out,
+        let Some(ev) = next_event(events, vm_done) else {
+            return out;
         };
         match &ev {
             AgentEvent::Message(Message::StdinConsumed { id, bytes }) => {
