@@ -22,11 +22,14 @@ pub enum Attached {
 impl Engine {
     /// Stays with a container whose monitor was given the other end of `conn`: its output here,
     /// this process's input and signals there, until it exits (then its status, once its
-    /// monitor has cleaned up) or the user detaches.
+    /// monitor has cleaned up) or the user detaches. `vm`: the container is VM-isolated (its
+    /// signals go through its VM's control socket); the caller knows, since hull.db is closed
+    /// by now.
     pub fn wait_attached(
         &self,
         mut monitor: Monitor,
         id: &str,
+        vm: bool,
         conn: OwnedFd,
         mut opts: SessionOptions,
     ) -> Result<Attached, EngineError> {
@@ -39,7 +42,6 @@ impl Engine {
         if let Some(end) = ended_by(monitor.next_report(), gone) {
             return end;
         }
-        let vm = self.find(id).is_ok_and(|r| r.settings.vm.is_some());
         let root = self.root.clone();
         let mut forward = |signal| {
             let _ = signal_any(&root, id, vm, signal, false);

@@ -677,6 +677,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs, early: EarlyMonitor) -> an
     terminal_for_stdin(!args.detach && args.interactive && args.tty)?;
     let created = engine.create(&image, &opts)?;
     warn(&created.warnings);
+    let vm = created.record.settings.vm.is_some();
     let id = created.record.id;
     let EarlyMonitor { monitor, client } = early;
     let Some(client) = client else {
@@ -706,7 +707,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs, early: EarlyMonitor) -> an
     };
     let result = engine
         .start_early(&id, monitor)
-        .and_then(|monitor| engine.wait_attached(monitor, &id, client, session))
+        .and_then(|monitor| engine.wait_attached(monitor, &id, vm, client, session))
         .map(exit_status);
     if result.is_err() {
         engine.reopen()?;
@@ -724,10 +725,11 @@ fn run_container(engine: &mut Engine, args: &RunArgs, early: EarlyMonitor) -> an
 fn attached(engine: &mut Engine, id: &str, session: SessionOptions) -> Result<i32, EngineError> {
     engine.prime_cgroup_migration();
     let size = if session.tty { terminal_size() } else { None };
+    let vm = engine.find(id)?.settings.vm.is_some();
     let (conn, attach) = hull_engine::attach::pair(size)?;
     let monitor = engine.start_and_close(id, Some(attach))?;
     engine
-        .wait_attached(monitor, id, conn, session)
+        .wait_attached(monitor, id, vm, conn, session)
         .map(exit_status)
 }
 
