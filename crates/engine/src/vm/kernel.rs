@@ -1,7 +1,8 @@
 //! The kernel's view of a VM-isolated container (`inspect --kernel`): its VMM process and how
 //! it runs the guest (KVM with nested paging, or TCG's software MMU), the host mapping behind
 //! guest memory (from the VMM's /proc/PID/smaps), the vCPU threads, and each disk with the
-//! shared layer image behind it (and whether the VMM holds it open).
+//! shared layer image behind it (and whether the VMM holds it open), and the VM's exits to the
+//! host by reason (KVM's per-VM counters in debugfs: the same for qemu and hull-vmm).
 
 use std::path::{Path, PathBuf};
 
@@ -63,7 +64,60 @@ fn guest_mapping(pid: i32, memory: u64) -> Value {
     )
 }
 
-/// The VMM's threads that run vCPUs (qemu names them `CPU N/KVM` or `CPU N/TCG`).
+/// Where KVM keeps each VM's counters: a directory `<vmm pid>-<vm fd>` per VM.
+const KVM_DEBUGFS: &str = "/sys/kernel/debug/kvm";
+
+/// The VM's exits to the host by reason (`exits`, `io_exits`, `mmio_exits`, `halt_exits`...:
+/// each of KVM's counters whose name ends in `exits`), biggest first, or why there are none.
+fn exits(pid: i32, accel: Accel) -> Value {
+    if accel == Accel::Tcg {
+        return json!({"Note": "none: under TCG qemu runs the guest in its own process, nothing exits to the host kernel"});
+    }
+    let base = Path::new(KVM_DEBUGFS);
+    if !base.is_dir() {
+        return json!({"Note": format!("KVM's exit counters are in debugfs: mount it (mount -t debugfs none /sys/kernel/debug) to see {KVM_DEBUGFS}")});
+    }
+    let prefix = format!("{pid}-");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(base)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    match dirs.as_slice() {
+        [] => json!({"Note": format!("no VM of pid {pid} under {KVM_DEBUGFS}")}),
+        dirs => json!({"Counters": exit_counters(dirs)}),
+    }
+}
+
+/// The `*exits` counters in KVM's VM directories `dirs`, summed, biggest first.
+fn exit_counters(dirs: &[PathBuf]) -> Vec<Value> {
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for dir in dirs {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with("exits") {
+                continue;
+            }
+            if let Some(n) = std::fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+            {
+                *counts.entry(name).or_default() += n;
+            }
+        }
+    }
+    let mut sorted: Vec<(String, u64)> = counts.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    sorted
+        .into_iter()
+        .map(|(name, count)| json!({"Reason": name, "Count": count}))
+        .collect()
+}
+
+/// The VMM's threads that run vCPUs (qemu names them `CPU N/KVM` or `CPU N/TCG`, hull-vmm
+/// `hull-vcpuN`).
 fn vcpu_threads(pid: i32) -> Vec<Value> {
     let mut threads: Vec<Value> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
@@ -72,7 +126,7 @@ fn vcpu_threads(pid: i32) -> Vec<Value> {
         .filter_map(|t| {
             let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
             let comm = comm.trim();
-            comm.starts_with("CPU ").then(|| {
+            (comm.starts_with("CPU ") || comm.starts_with("hull-vcpu")).then(|| {
                 json!({"Tid": t.file_name().to_string_lossy().parse::<i32>().unwrap_or(0), "Name": comm})
             })
         })
@@ -83,7 +137,11 @@ fn vcpu_threads(pid: i32) -> Vec<Value> {
 
 /// The VM part of the kernel view; `pid` is the live VMM's.
 pub fn view(vm: &VmSettings, pid: Option<i32>, disks: &[PathBuf], layers: &[PathBuf]) -> Value {
-    let accel = Accel::for_host();
+    // hull-vmm runs on KVM only (`plan` refuses it elsewhere).
+    let accel = match vm.vmm {
+        super::Vmm::Hull => Accel::Kvm,
+        super::Vmm::Qemu => Accel::for_host(),
+    };
     let open: Vec<PathBuf> = pid
         .and_then(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
         .into_iter()
@@ -117,6 +175,7 @@ pub fn view(vm: &VmSettings, pid: Option<i32>, disks: &[PathBuf], layers: &[Path
         "Initrd": vm.initrd,
         "GuestMemory": pid.map_or(Value::Null, |p| guest_mapping(p, vm.memory)),
         "VcpuThreads": pid.map(vcpu_threads).unwrap_or_default(),
+        "Exits": pid.map_or(Value::Null, |p| exits(p, accel)),
         "Disks": disks,
     })
 }
@@ -147,6 +206,22 @@ pub fn report(v: &Value) -> String {
             t["Tid"],
             t["Name"].as_str().unwrap_or_default()
         ));
+    }
+    let e = &v["Exits"];
+    if let Some(counters) = e["Counters"].as_array() {
+        let list: Vec<String> = counters
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["Reason"].as_str().unwrap_or_default(),
+                    c["Count"]
+                )
+            })
+            .collect();
+        out.push_str(&format!("  vm exits (kvm): {}\n", list.join(", ")));
+    } else if let Some(note) = e["Note"].as_str() {
+        out.push_str(&format!("  vm exits: {note}\n"));
     }
     out.push_str(&format!(
         "  kernel {}\n  initrd {}\n",
@@ -182,5 +257,27 @@ mod tests {
         assert!(m["HostRange"].as_str().unwrap().contains('-'), "{m}");
         assert!(guest_mapping(pid, u64::MAX).is_null());
         assert!(paging(Accel::Tcg).contains("TCG"));
+    }
+
+    #[test]
+    fn exit_counters_are_summed_over_vms_and_sorted() {
+        let base = std::env::temp_dir().join(format!("hull-kvm-exits-{}", std::process::id()));
+        let (a, b) = (base.join("7-11"), base.join("7-12"));
+        for (dir, io, halt) in [(&a, "900\n", "40\n"), (&b, "50\n", "2\n")] {
+            std::fs::create_dir_all(dir.join("vcpu0")).unwrap();
+            std::fs::write(dir.join("io_exits"), io).unwrap();
+            std::fs::write(dir.join("halt_exits"), halt).unwrap();
+            std::fs::write(dir.join("halt_successful_poll"), "99\n").unwrap();
+        }
+        let got = exit_counters(&[a, b]);
+        assert_eq!(
+            Value::Array(got),
+            json!([{"Reason": "io_exits", "Count": 950}, {"Reason": "halt_exits", "Count": 42}])
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+        assert!(exits(1, Accel::Tcg)["Note"]
+            .as_str()
+            .unwrap()
+            .contains("TCG"));
     }
 }

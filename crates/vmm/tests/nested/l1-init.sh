@@ -149,6 +149,10 @@ engine_checks() {
   out=$(h exec e1 sh -c 'echo exec-out; exit 5')
   echo "HULL-ENGINE-EXEC $out $?"
   echo "HULL-ENGINE-MEMTOTAL $(h exec e1 grep MemTotal /proc/meminfo | tr -s ' ')"
+  # The kernel view of a hull-vmm VM: its vCPU threads and KVM's exit counters (debugfs).
+  grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs none /sys/kernel/debug
+  kview=$(h inspect --kernel e1)
+  echo "HULL-ENGINE-KVIEW exits=$(echo "$kview" | grep -c '^ *vm exits (kvm): .*exits [1-9]') vcpus=$(echo "$kview" | grep -c '^ *vcpu thread [0-9]* (hull-vcpu')"
   # Each VMM's open erofs files: the same ones (one file per layer, shared).
   for f in $R/containers/*/vm/vmm.pid; do
     p=$(cut -d' ' -f1 "$f")

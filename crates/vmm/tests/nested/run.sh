@@ -218,6 +218,7 @@ engine_verdict() {
   done
   lines | grep -qx "HULL-ENGINE-LOGS started " || { echo "FAIL: hull logs of a detached hull-vmm container"; failed=1; }
   lines | grep -qx "HULL-ENGINE-EXEC exec-out 5" || { echo "FAIL: hull exec into a hull-vmm container (output, exit 5)"; failed=1; }
+  lines | grep -qE "^HULL-ENGINE-KVIEW exits=1 vcpus=[1-9]$" || { echo "FAIL: inspect --kernel of a hull-vmm container: no KVM exit counters or vCPU threads ($(lines | grep '^HULL-ENGINE-KVIEW' || true))"; failed=1; }
   memtotal=$(lines | sed -n 's/^HULL-ENGINE-MEMTOTAL MemTotal: \([0-9]*\) kB$/\1/p')
   [ -n "$memtotal" ] && [ "$memtotal" -gt 150000 ] && [ "$memtotal" -le 204800 ] ||
     { echo "FAIL: --memory 200m: the guest's MemTotal is ${memtotal:-missing} kB"; failed=1; }
