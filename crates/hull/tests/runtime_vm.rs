@@ -104,6 +104,15 @@ impl Bed {
         self.config(args, serde_json::json!({"org.hull.isolation": "vm"}));
     }
 
+    /// `run --detach` of the bundle as `id`: the keeper's pid.
+    fn run_detached(&self, id: &str) -> i32 {
+        let pid_file = self.dir.join("pid");
+        let bundle = self.bundle();
+        let args = ["run", "--detach", "--bundle", bundle.to_str().unwrap()];
+        self.ok(&[&args[..], &["--pid-file", pid_file.to_str().unwrap(), id]].concat());
+        std::fs::read_to_string(&pid_file).unwrap().parse().unwrap()
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(runtime_bin());
         c.arg("--root")
@@ -328,17 +337,7 @@ fn sigkill_of_the_keeper_takes_the_vm_along() {
     let (bed, _lock) = bed!("kill9");
     subreaper();
     bed.vm_config(&["sleep", "1000"]);
-    let pid_file = bed.dir.join("pid");
-    bed.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        bed.bundle().to_str().unwrap(),
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        "vm-kill9",
-    ]);
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let pid = bed.run_detached("vm-kill9");
     let record: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(bed.root().join("vm-kill9/vm.json")).unwrap(),
     )
@@ -355,6 +354,63 @@ fn sigkill_of_the_keeper_takes_the_vm_along() {
     assert_eq!(bed.state("vm-kill9")["status"], "stopped");
     bed.ok(&["delete", "vm-kill9"]);
     bed.assert_clean("vm-kill9");
+}
+
+/// A pod's namespace (made here as CNI would: eth0 with an address and a default route,
+/// bind-mounted by `ip netns`) outlives its VM container: the keeper mirrors eth0 to a tap
+/// there, and `delete` after the keeper's kill -9 removes the tap and eth0's redirect, so
+/// the next VM of the pod can mirror it again.
+#[test]
+fn a_pods_namespace_keeps_no_tap_after_the_keepers_kill9() {
+    let (bed, _lock) = bed!("podnet");
+    subreaper();
+    let name = format!("hull-rtvm-pod-{}", std::process::id());
+    let _netns = PodNetns(name.clone());
+    let sh = |script: &str| {
+        let out = Command::new("sh").args(["-c", script]).output().unwrap();
+        assert!(out.status.success(), "{script}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    sh(&format!(
+        "ip netns add {name} && ip -n {name} link add eth0 type veth peer name peer0 && \
+         ip -n {name} link set peer0 up && \
+         ip -n {name} addr add 10.213.7.2/24 dev eth0 && ip -n {name} link set eth0 up && \
+         ip -n {name} route add default via 10.213.7.1"
+    ));
+    let path = bed.bundle().join("config.json");
+    let mut c: serde_json::Value = {
+        bed.vm_config(&["sleep", "1000"]);
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = format!("/run/netns/{name}").into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
+    let links = || sh(&format!("ip -n {name} -o link show"));
+    let ingress = || sh(&format!("tc -n {name} qdisc show dev eth0 ingress"));
+    for round in 0..2 {
+        let id = format!("vm-podnet{round}");
+        let pid = bed.run_detached(&id);
+        assert!(links().contains(" tap0: "), "{}", links());
+        assert!(ingress().contains("ingress"), "{}", ingress());
+        nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+        assert_eq!(exit_code(pid), 137);
+        bed.ok(&["delete", &id]);
+        bed.assert_clean(&id);
+        assert!(!links().contains(" tap0: "), "{}", links());
+        assert_eq!(ingress(), "");
+    }
+}
+
+/// The test's pod namespace, removed however the test ends.
+struct PodNetns(String);
+
+impl Drop for PodNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
 }
 
 /// podman (Debian's 4.3, through conmon) with `--runtime` hull-runtime and the annotation:

@@ -9,8 +9,11 @@
 //! publishing, names in /etc/hosts), so `-p` and container names work as they do for one.
 //!
 //! Ownership: the tap is not persistent and lives in the namespace, so it goes with the last
-//! holder of its queue (the VMM) or with the namespace, whichever ends first; its filters go
-//! with it. Nothing of it is left on the host.
+//! holder of its queue (the VMM) or with the namespace, whichever ends first, and its own
+//! filter with it; the ingress qdisc and filter on the interface stay while the namespace
+//! does. A namespace its VMM's owner made ends with it (the engine's); one that outlives the
+//! VM (a pod's, bind-mounted by CNI) is cleaned by [`unmirror`], which its owner runs at its
+//! end and again at delete (after a kill -9). Nothing of it is left on the host.
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -100,6 +103,19 @@ pub fn mirror(ns: &File, ifname: &str, tap: &str) -> Result<Tap, NetError> {
                 gateway,
             },
         })
+    })?
+}
+
+/// Undoes [`mirror`] in `ns`: deletes tap `tap` if it is still there and the interface
+/// `ifname`'s ingress qdisc with its redirect (so a later VM can mirror it again).
+pub fn unmirror(ns: &File, ifname: &str, tap: &str) -> Result<(), NetError> {
+    netns::run_in(ns, || -> Result<(), NetError> {
+        let mut nl = Netlink::open()?;
+        nl.link_delete(tap)?;
+        if let Some(eth) = nl.link_get(ifname)? {
+            nl.qdisc_del_ingress(eth.index)?;
+        }
+        Ok(())
     })?
 }
 

@@ -59,13 +59,7 @@ impl VmNet {
     pub(super) fn interfaces(&self) -> Vec<InterfaceSpec> {
         self.tap
             .iter()
-            .map(|t| InterfaceSpec {
-                name: t.interface.name.clone(),
-                mac: t.interface.mac.clone(),
-                mtu: t.interface.mtu,
-                addresses: t.interface.addresses.clone(),
-                gateway: t.interface.gateway,
-            })
+            .map(|t| crate::vm::interface_of(&t.interface))
             .collect()
     }
 

@@ -24,7 +24,7 @@ pub mod qemu;
 pub(crate) mod spec;
 
 pub use cgroup::{procs_files, VMM_OVERHEAD};
-pub use spec::{guest_seccomp, process_of};
+pub use spec::{guest_seccomp, interface_of, process_of};
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};

@@ -6,8 +6,9 @@
 
 use std::path::Path;
 
+use hull_net::tap::InterfaceConfig;
 use hull_vmm::proto::{
-    Capabilities, FileSpec, ProcessSpec, Rlimit, RootSpec, RunSpec, SeccompFilter,
+    Capabilities, FileSpec, InterfaceSpec, ProcessSpec, Rlimit, RootSpec, RunSpec, SeccompFilter,
 };
 use serde_json::Value;
 
@@ -105,6 +106,17 @@ fn etc_files(config: &Value) -> Vec<FileSpec> {
 
 /// The /etc files a container's monitor writes.
 const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+
+/// The guest's interface taking over a host interface's configuration (a tap's mirror).
+pub fn interface_of(i: &InterfaceConfig) -> InterfaceSpec {
+    InterfaceSpec {
+        name: i.name.clone(),
+        mac: i.mac.clone(),
+        mtu: i.mtu,
+        addresses: i.addresses.clone(),
+        gateway: i.gateway,
+    }
+}
 
 /// An OCI `process` as the agent takes it (no terminal: the agent's terminal is asked for
 /// apart; no seccomp filter: that is [`seccomp_of`]'s).

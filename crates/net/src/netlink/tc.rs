@@ -73,6 +73,23 @@ impl Netlink {
         )
     }
 
+    /// Removes link `index`'s ingress qdisc and its filters (`tc qdisc del dev X ingress`);
+    /// false when it had none.
+    pub fn qdisc_del_ingress(&mut self, index: u32) -> Result<bool, NetlinkError> {
+        let mut msg = TcMessage::with_index(ifindex(index));
+        msg.header.parent = TcHandle::INGRESS;
+        msg.header.handle = INGRESS;
+        match self.change(RouteNetlinkMessage::DelQueueDiscipline(msg), 0, &|| {
+            format!("delete the ingress qdisc of interface #{index}")
+        }) {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::EINVAL | libc::ENODEV)) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Redirects every frame arriving on link `from` to the egress of link `to` (needs the
     /// ingress qdisc on `from`).
     pub fn redirect_ingress(&mut self, from: u32, to: u32) -> Result<(), NetlinkError> {

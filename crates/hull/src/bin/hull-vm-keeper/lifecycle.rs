@@ -102,6 +102,7 @@ fn claim(
         pid_start: 0,
         vmm: None,
         cgroup: None,
+        netns: None,
     };
     if let Err(e) = rec.save(root) {
         let _ = std::fs::remove_dir_all(&dir);
@@ -317,6 +318,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> anyhow::Result<()> {
     if let Some(pid) = rec.vmm_alive() {
         let _ = send(Pid::from_raw(pid), Signal::SIGKILL);
         wait_gone("the VMM", || rec.vmm_alive().is_some())?;
+    }
+    if let Some(ns) = &rec.netns {
+        crate::net::cleanup(ns)?;
     }
     if let Some(cg) = &rec.cgroup {
         cg.remove().context("removing the VM's cgroup")?;

@@ -14,6 +14,7 @@
 
 mod exec;
 mod lifecycle;
+mod net;
 mod plan;
 mod record;
 mod vm;

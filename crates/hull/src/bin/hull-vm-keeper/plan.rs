@@ -42,6 +42,8 @@ pub struct Plan {
     pub read_only: bool,
     /// Files bind-mounted into the container: host source, destination in the guest.
     pub files: Vec<(PathBuf, PathBuf)>,
+    /// The network namespace the spec joins by path (a pod's): qemu runs there.
+    pub netns: Option<PathBuf>,
 }
 
 /// The annotations of `config`.
@@ -119,6 +121,7 @@ pub fn plan(bundle: &Path, config: &Value, kvm: hull_vmm::HostKvm) -> anyhow::Re
         cgroups_path: config["linux"]["cgroupsPath"].as_str().map(PathBuf::from),
         rootfs,
         files,
+        netns: crate::net::netns_path(config),
     })
 }
 

@@ -1,7 +1,7 @@
 //! A VM container's directory under the runtime's `--root` (`<root>/<id>/`) and what it
 //! remembers in `vm.json` (written by rename): the bundle, the keeper's and the VMM's pids with
 //! their start times, the cgroup (recorded before it exists, so `delete` removes it whoever
-//! died). The runtime's own containers keep `state.json` instead, so each side lists only its
+//! died), the network namespace holding its tap. The runtime's own containers keep `state.json` instead, so each side lists only its
 //! own. The directory also holds the VM's disks, its sockets and `exec.fifo` until `start`.
 
 use std::collections::HashMap;
@@ -30,6 +30,9 @@ pub struct Record {
     pub vmm: Option<(i32, u64)>,
     #[serde(default)]
     pub cgroup: Option<hull_cgroups::Cgroup>,
+    /// The pod's network namespace, recorded before a tap is made in it (`net.rs`).
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
 }
 
 pub fn dir(root: &Path, id: &str) -> PathBuf {

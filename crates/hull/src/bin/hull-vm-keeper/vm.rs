@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,10 +19,11 @@ use anyhow::{bail, Context};
 use hull_engine::monitor::vm::{AGENT_SOCKET, CONSOLE_LOG};
 use hull_engine::monitor::vm_control::{self, AgentSender, Routes};
 use hull_engine::vm::control::SOCKET as CTL_SOCKET;
-use hull_engine::vm::qemu::{self, Accel, QemuConfig};
+use hull_engine::vm::qemu::{self, Accel, QemuConfig, QemuNet};
 use hull_vmm::proto::{Decoder, Message, RootSpec, RunSpec, SeccompFilter, MAIN_ID, MAX_CHUNK};
 use serde_json::Value;
 
+use crate::net::VmNet;
 use crate::plan::Plan;
 use crate::record::{self, Record};
 
@@ -50,6 +52,8 @@ pub struct Vm {
     /// The root is the one disk, read-only.
     pub read_only: bool,
     dir: PathBuf,
+    /// The pod's namespace qemu runs in, with its tap (removed by [`Vm::stop`]).
+    net: Option<(PathBuf, VmNet)>,
 }
 
 /// The guest kernel and initramfs: `HULL_VM_KERNEL`/`HULL_VM_INITRD`, else those of the
@@ -145,7 +149,21 @@ pub fn boot(root: &Path, rec: &mut Record, plan: &Plan, join: bool) -> anyhow::R
         console_log: CONSOLE_LOG.into(),
         accel: Accel::for_host(),
     };
-    let mut child = qemu::spawn(&cfg, &procs)?;
+    let net = match &plan.netns {
+        Some(path) => {
+            // Recorded first: `delete` removes the tap whoever dies.
+            rec.netns = Some(path.clone());
+            rec.save(root)?;
+            Some((path.clone(), crate::net::setup(path)?))
+        }
+        None => None,
+    };
+    let qemu_net = net.as_ref().map(|(_, n)| QemuNet {
+        netns: n.netns.as_fd(),
+        tap: n.tap.as_ref().map(|t| t.fd.as_fd()),
+        mac: n.tap.as_ref().map_or("", |t| t.interface.mac.as_str()),
+    });
+    let mut child = qemu::spawn_with_net(&cfg, &procs, qemu_net)?;
     drop(procs);
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     rec.vmm = Some((pid, hull_sys::procfs::start_time(pid).unwrap_or(0)));
@@ -170,6 +188,7 @@ pub fn boot(root: &Path, rec: &mut Record, plan: &Plan, join: bool) -> anyhow::R
         layers,
         read_only: plan.read_only,
         dir,
+        net,
     };
     match vm.events.recv_timeout(BOOT_TIMEOUT) {
         Ok(Event::Ready) => Ok(vm),
@@ -194,8 +213,12 @@ pub fn run_spec(root: &Path, config: &Value, vm: &Vm) -> anyhow::Result<RunSpec>
             lower_serials: (1..layers).map(qemu::layer_serial).collect(),
         }),
         process,
-        // Small files reach the guest in the erofs layer of copied binds (plan.rs); the
-        // network is the guest's loopback only.
+        interfaces: vm
+            .net
+            .as_ref()
+            .map(|(_, n)| n.interfaces())
+            .unwrap_or_default(),
+        // Small files reach the guest in the erofs layer of copied binds (plan.rs).
         ..RunSpec::default()
     })
 }
@@ -261,16 +284,20 @@ impl Vm {
     }
 
     /// The guest powers off by itself after its main process's end; else the VMM is killed.
+    /// Then the tap goes from the pod's namespace, which outlives the VM.
     pub fn stop(&mut self, clean: bool) {
         let deadline = Instant::now() + if clean { POWER_OFF } else { Duration::ZERO };
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
+        while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some((path, net)) = self.net.take() {
+            drop(net);
+            if let Err(e) = crate::net::cleanup(&path) {
+                crate::report(None, &format!("{e:#}"));
+            }
+        }
     }
 
     /// The VM ended early (`what`): why, from the agent, qemu and the console's last lines.
