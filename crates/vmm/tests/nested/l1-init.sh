@@ -127,6 +127,22 @@ engine_bench() {
     i=$((i + 1))
   done
 }
+# hull-runtime with a bundle annotated org.hull.isolation=vm: its keeper boots qemu on this
+# KVM (the runtime's VM path; the keeper finds the guest kernel and initramfs by env).
+runtime_check() {
+  b=/tmp/rtb
+  mkdir -p $b/rootfs && cp -a /tmp/bb/. $b/rootfs/
+  (cd $b && hull-runtime spec) &&
+    sed -i -e 's/"annotations": {}/"annotations": {"org.hull.isolation": "vm"}/' \
+      -e 's/"terminal": true/"terminal": false/' \
+      -e 's|^\( *\)"sh"$|\1"sh", "-c", "echo rt-out; echo rt-err >\&2; exit 6"|' \
+      $b/config.json
+  HULL_VM_KERNEL=/l2/vmlinux HULL_VM_INITRD=/l2/guest.gz \
+    hull-runtime --root /run/hull-rt run -b $b rt1 >/tmp/rtout 2>/tmp/rterr </dev/null
+  echo "HULL-ENGINE-RUNTIME $? $(cat /tmp/rtout) $(cat /tmp/rterr)"
+  left="$(hull-runtime --root /run/hull-rt list -q) $(pid_of hull-vm-keeper) $(pid_of qemu-system)"
+  if [ -z "$(echo $left)" ]; then echo "HULL-ENGINE-RUNTIME-CLEAN"; else echo "HULL-ENGINE-RUNTIME-LEFT $left" | tr '\n' ' '; echo; fi
+}
 engine_checks() {
   engine_setup
   for v in hull qemu; do
@@ -171,6 +187,7 @@ engine_checks() {
   if [ -n "$v" ] && dead "$v"; then
     echo "HULL-ENGINE-KILLED $(h inspect e2 | sed -n 's/.*"Status": *"\([a-z]*\)".*/\1/p')"
   fi
+  runtime_check
   h stop -t 5 e1 >/dev/null
   echo "HULL-ENGINE-STOP $?"
   h rm e1 e2 >/dev/null

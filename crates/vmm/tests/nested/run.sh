@@ -22,7 +22,9 @@
 # Then `hull vm run --disk root.img:ro -- CMD` runs commands through hull-guest, jailed (stdout
 # and stderr apart, exit code, stdin with -i, a forwarded signal, a write on the overlay, a write
 # through a read-write disk), and `hull vm exec` into a VM run with --name (output apart, exit
-# code, -u by name, 50 MB of stdin intact without the VMM's memory growing). A silent L1 (TCG
+# code, -u by name, 50 MB of stdin intact without the VMM's memory growing), and the engine's
+# `hull run --isolation vm` with both VMMs and `hull-runtime run` of a bundle annotated
+# org.hull.isolation=vm (l1-init.sh engine_checks, runtime_check). A silent L1 (TCG
 # freezes) is retried once.
 # Needs root; installs qemu-system-x86, busybox-static and lz4 through apt when missing.
 # Strict (HULL_STRICT set and not 0, or CI=true): what would be a skip fails the run.
@@ -85,9 +87,9 @@ fi
 
 # hull as cargo builds it, with the shared libraries it links (libnftables has no static build).
 if [ "$profile" = release ]; then
-  cargo build -q --release -p hull
+  cargo build -q --release -p hull -p hull-runtime
 else
-  cargo build -q -p hull
+  cargo build -q -p hull -p hull-runtime
 fi
 hull=${CARGO_TARGET_DIR:-target}/$profile/hull
 [ -x "$hull" ] && [ -x "$hull-vmm" ] || { echo "FAIL: cargo built no $hull or $hull-vmm"; exit 1; }
@@ -142,6 +144,10 @@ engine=0
 [ "$mode" != bench ] || engine=${HULL_NESTED_ENGINE:-1}
 if [ "$engine" = 1 ]; then
   mkdir -p "$root/usr/bin"
+  # hull-runtime and the keeper it hands VM bundles (org.hull.isolation=vm) to.
+  strip -o "$root/bin/hull-runtime" "${hull}-runtime"
+  strip -o "$root/bin/hull-vm-keeper" "${hull}-vm-keeper"
+  copy_libs "${hull}-runtime" "$root"
   cp "$mods/fs/overlayfs/overlay.ko" "$root/lib/"
   cp "$(command -v mkfs.erofs)" "$root/usr/bin/"
   copy_libs "$(command -v mkfs.erofs)" "$root"
@@ -230,6 +236,8 @@ engine_verdict() {
     { echo "FAIL: the VMMs' cgroups' memory.max: $cgroups"; failed=1; }
   lines | grep -qx "HULL-ENGINE-KILLED exited" || { echo "FAIL: kill -9 of a monitor did not take its hull-vmm along (or the container is not exited)"; failed=1; }
   lines | grep -qx "HULL-ENGINE-STOP 0" || { echo "FAIL: hull stop of hull-vmm containers"; failed=1; }
+  lines | grep -qx "HULL-ENGINE-RUNTIME 6 rt-out rt-err" || { echo "FAIL: hull-runtime run of a bundle annotated org.hull.isolation=vm (qemu on L1's KVM: out, err, exit 6): $(lines | grep '^HULL-ENGINE-RUNTIME' || echo 'no result')"; failed=1; }
+  lines | grep -qx "HULL-ENGINE-RUNTIME-CLEAN" || { echo "FAIL: hull-runtime's VM container left: $(lines | grep '^HULL-ENGINE-RUNTIME-LEFT' || true)"; failed=1; }
   lines | grep -qx "HULL-ENGINE-CLEAN" || { echo "FAIL: the engine left: $(lines | grep '^HULL-ENGINE-LEFT' || true)"; failed=1; }
 }
 failed=0
