@@ -62,6 +62,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// One node at a time in this process: nodes share the test process's bridge name and the pod
+/// subnet (each with its own IPAM), so two at once would hand out the same pod addresses on one
+/// bridge, and the first to finish would remove the bridge under the other.
+static ONE_NODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_node() -> std::sync::MutexGuard<'static, ()> {
+    // A test that panicked while holding it left nothing shared behind (its node's Drop ran).
+    ONE_NODE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn differences(a: &Observations, b: &Observations) -> Vec<String> {
     let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     keys.into_iter()
@@ -75,6 +87,7 @@ fn kubelet_flow_on_hull_matches_runc() {
     if !can_run() {
         return;
     }
+    let _one = one_node();
     let handler = node::documented_handler();
     let mut node = Node::start("flow");
     let mut hull = Flow::new(&mut node, &handler);
@@ -106,6 +119,7 @@ fn vm_pod_runs_its_container_in_a_microvm() {
             "no guest kernel and initramfs for VM containers (scripts/build-guest-initramfs.sh)"
         );
     }
+    let _one = one_node();
     let lock = std::fs::File::create("/tmp/hull-qemu.lock").unwrap();
     let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let handler = node::documented_handler();
@@ -124,6 +138,7 @@ fn bench_cri_pod_start() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
+    let _one = one_node();
     let handler = node::documented_handler();
     let mut node = Node::start("bench");
     bench::run(&mut node, &handler, rounds);
