@@ -244,7 +244,7 @@ fn serve(
     sender.send(&Message::Run(spec));
     let stdin_w = if record.settings.interactive {
         let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
-        forward_stdin(r, sender.clone());
+        let _ = forward_stdin(File::from(r), sender.clone());
         Some(w)
     } else {
         sender.send(&Message::StdinClose { id: MAIN_ID });
@@ -323,19 +323,22 @@ fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), Eng
         .map_err(EngineError::io(format!("starting the {name} thread")))
 }
 
-/// The relay's stdin pipe to the guest, as stdin frames; its end as the end of stdin.
-fn forward_stdin(pipe: OwnedFd, sender: AgentSender) {
-    let _ = spawn_thread("hull-vm-stdin", move || {
-        let mut f = File::from(pipe);
+/// `input` (the relay's stdin pipe; the keeper's own stdin) to the guest's main process, as
+/// stdin frames from a thread of its own; its end as the end of stdin.
+pub fn forward_stdin(
+    mut input: impl Read + Send + 'static,
+    sender: AgentSender,
+) -> Result<(), EngineError> {
+    spawn_thread("hull-vm-stdin", move || {
         let mut buf = vec![0u8; MAX_CHUNK];
-        while let Ok(n @ 1..) = f.read(&mut buf) {
+        while let Ok(n @ 1..) = input.read(&mut buf) {
             sender.send(&Message::Stdin {
                 id: MAIN_ID,
                 data: buf[..n].to_vec(),
             });
         }
         sender.send(&Message::StdinClose { id: MAIN_ID });
-    });
+    })
 }
 
 /// The agent's frames: the main process's output into the pipes, its life into `tx`.

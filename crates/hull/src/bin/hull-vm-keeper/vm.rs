@@ -238,18 +238,7 @@ impl Vm {
     /// Runs the main process: sends `spec`, then this process's stdin; Ok once it started.
     pub fn start(&self, spec: RunSpec) -> anyhow::Result<()> {
         self.sender.send(&Message::Run(spec));
-        let sender = self.sender.clone();
-        spawn_thread("hull-vm-stdin", move || {
-            let mut stdin = std::io::stdin().lock();
-            let mut buf = vec![0u8; MAX_CHUNK];
-            while let Ok(n @ 1..) = stdin.read(&mut buf) {
-                sender.send(&Message::Stdin {
-                    id: MAIN_ID,
-                    data: buf[..n].to_vec(),
-                });
-            }
-            sender.send(&Message::StdinClose { id: MAIN_ID });
-        })?;
+        hull_engine::monitor::vm::forward_stdin(std::io::stdin(), self.sender.clone())?;
         match self.events.recv_timeout(BOOT_TIMEOUT) {
             Ok(Event::Started) => Ok(()),
             Ok(Event::Exit { code, error }) => {
