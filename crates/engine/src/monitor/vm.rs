@@ -315,7 +315,8 @@ fn final_event(events: &Receiver<Event>) -> Option<i32> {
     }
 }
 
-fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), EngineError> {
+/// A named thread of a VM's host side (monitor or keeper).
+pub fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), EngineError> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(f)

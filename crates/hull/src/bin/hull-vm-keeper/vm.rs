@@ -174,11 +174,11 @@ pub fn boot(root: &Path, rec: &mut Record, plan: &Plan, join: bool) -> anyhow::R
     let (tx, events) = mpsc::channel();
     let routes = Routes::default();
     let agent_routes = routes.clone();
-    spawn_thread("hull-vm-agent", move || {
+    hull_engine::monitor::vm::spawn_thread("hull-vm-agent", move || {
         read_channel(reader, &tx, &agent_routes)
     })?;
     let ctl_sender = sender.clone();
-    spawn_thread("hull-vm-ctl", move || {
+    hull_engine::monitor::vm::spawn_thread("hull-vm-ctl", move || {
         vm_control::serve(&ctl, &ctl_sender, &routes);
     })?;
     let vm = Vm {
@@ -296,14 +296,6 @@ impl Vm {
             other => other.into(),
         }
     }
-}
-
-fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map(drop)
-        .with_context(|| format!("starting the {name} thread"))
 }
 
 /// The agent's frames: the main process's output to this process's stdout and stderr (the
