@@ -49,6 +49,7 @@ cleanup() {
   done
   for ((i = ${#made[@]} - 1; i >= 0; i--)); do rmdir "${made[i]}" 2>/dev/null; done
   umount -R "$work/podman/storage/overlay" 2>/dev/null
+  [ -n "${PELAGOS_IMAGE:-}" ] && "$pelagos" image rm "$PELAGOS_IMAGE" >/dev/null 2>&1
   [ -n "$pelagos_made" ] && rm -rf /var/lib/pelagos
   rm -rf "$work"
 }
@@ -62,9 +63,12 @@ tar -C "$work/rootfs" -c . | "$hull" --root "$work/root" import - busybox >/dev/
 id=$("$hull" --root "$work/root" create --network none busybox true)
 mkdir -p "$work/bundle"
 cp -a "$work/rootfs" "$work/bundle/rootfs"
-python3 - "$work/root/containers/$id/config.json" "$work/bundle/config.json" "$work/root" <<'PY'
+python3 - "$work/root/containers/$id/config.json" "$work/bundle/config.json" "$work/root" "$parent" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); c["root"]["path"] = "rootfs"
+# Under this run's cgroup, as hull's own containers are (without a path the runtime, as runc,
+# would make hull-<id> beside the caller's cgroup).
+c["linux"]["cgroupsPath"] = sys.argv[4] + "/hull-bench-floor"
 c["mounts"] = [m for m in c["mounts"] if not m.get("source", "").startswith(sys.argv[3])]
 json.dump(c, open(sys.argv[2], "w"))
 PY
@@ -81,6 +85,13 @@ if [ -x "$pelagos" ]; then
   # pelagos wants its state directories with mode 2775.
   for d in images layers blobs build-cache volumes rootfs networks; do install -d -m 2775 "/var/lib/pelagos/$d"; done
   export PELAGOS=$pelagos
+  # The same busybox in pelagos's own store, for its row with an image overlay.
+  if "$hull" --root "$work/root" save --format oci-archive -o "$work/busybox-oci.tar" busybox &&
+     "$pelagos" image load -i "$work/busybox-oci.tar" --tag "hullbench-busybox-$tag:latest" >/dev/null; then
+    export PELAGOS_IMAGE="hullbench-busybox-$tag:latest"
+  else
+    echo "pelagos image load failed: its image row is left out"
+  fi
 else
   echo "pelagos not found (cargo install pelagos): its row is left out"
   export PELAGOS=

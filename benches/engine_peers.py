@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 N = int(os.environ.get("N", "30"))
 WORK, HULL, RUNTIME, CGROUP_PARENT, SUBNET, PODMAN_SUBNET = sys.argv[1:7]
 PELAGOS = os.environ.get("PELAGOS", "")
+# The busybox image loaded into pelagos's store by the caller (from `hull save`), when it could.
+PELAGOS_IMAGE = os.environ.get("PELAGOS_IMAGE", "")
 ROOT = f"{WORK}/root"
 
 
@@ -77,16 +79,21 @@ def section_none(bundle):
     r = median([RUNTIME, "--root", f"{WORK}/rt", "run", "--bundle", bundle, "bench"])
     p = try_median("podman", podman_cmd("run", "--rm", "--network", "none", *PODMAN_RUN,
                                         "localhost/busybox", "true"), n=max(10, N // 3))
-    pel = None
+    pel = pel_image = None
     if PELAGOS:
         pel = try_median("pelagos", [PELAGOS, "run", "--rm", "--network", "none", "--rootfs",
                                      f"{WORK}/rootfs", "/bin/true"])
+    if PELAGOS and PELAGOS_IMAGE:
+        pel_image = try_median("pelagos image", [PELAGOS, "run", "--rm", "--network", "none",
+                                                 PELAGOS_IMAGE, "/bin/true"])
     print("  (ratio: against hull)")
     row("hull run", h, h)
     row("bare hull-runtime run, same config.json (the floor)", r, h)
     row("podman run --runtime runc", p, h)
     row("pelagos run --rootfs (no image overlay, no cgroups)", pel, h)
+    row("pelagos run IMAGE (its image overlay, no cgroups)", pel_image, h)
     print(f"  hull / bare runtime: {h / r:.2f}x" + (f"; hull / pelagos: {h / pel:.2f}x" if pel else "")
+          + (f"; hull / pelagos image: {h / pel_image:.2f}x" if pel_image else "")
           + (f"; hull / podman: {h / p:.2f}x" if p else ""))
 
 
