@@ -31,18 +31,7 @@ const VM: [&str; 6] = ["--isolation", "vm", "--vmm", "qemu", "--network", "none"
 /// initramfs given to the root (`vm/` of the engine root); or a skip.
 macro_rules! vm_host {
     ($r:expr) => {{
-        let initrd = hull_testkit::guest::initramfs();
-        if !initrd.exists() {
-            hull_testkit::skip!(
-                "no guest initramfs at {} (scripts/build-guest-initramfs.sh)",
-                initrd.display()
-            );
-        }
-        let Some(kernel) = hull_testkit::guest::kernel() else {
-            hull_testkit::skip!(
-                "no Debian cloud kernel in the qemu cache (scripts/build-guest-initramfs.sh fetches it)"
-            );
-        };
+        let (kernel, initrd) = guest_assets!();
         let assets = $r.path.join("vm");
         std::fs::create_dir_all(&assets).unwrap();
         std::os::unix::fs::symlink(&kernel, assets.join("vmlinuz")).unwrap();

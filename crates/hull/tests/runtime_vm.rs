@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 #[allow(unused_macros)]
+#[macro_use]
 mod common;
 
 use std::fs::File;
@@ -33,18 +34,7 @@ macro_rules! bed {
         if !common::is_root() || !Path::new(hull_testkit::rootfs::BUSYBOX).exists() {
             hull_testkit::skip!("needs root and /bin/busybox (busybox-static)");
         }
-        let initrd = hull_testkit::guest::initramfs();
-        if !initrd.exists() {
-            hull_testkit::skip!(
-                "no guest initramfs at {} (scripts/build-guest-initramfs.sh)",
-                initrd.display()
-            );
-        }
-        let Some(kernel) = hull_testkit::guest::kernel() else {
-            hull_testkit::skip!(
-                "no Debian cloud kernel in the qemu cache (scripts/build-guest-initramfs.sh fetches it)"
-            );
-        };
+        let (kernel, initrd) = guest_assets!();
         let bed = Bed::new($tag, kernel, initrd);
         let lock = File::create("/tmp/hull-qemu.lock").unwrap();
         (bed, Flock::lock(lock, FlockArg::LockExclusive).unwrap())

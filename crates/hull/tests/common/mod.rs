@@ -316,6 +316,27 @@ macro_rules! root {
     };
 }
 
+/// The guest kernel and initramfs the VM tests boot, as `(kernel, initramfs)`; or a skip naming
+/// what is missing and what makes it.
+#[allow(unused_macros)] // only the VM test files boot guests
+macro_rules! guest_assets {
+    () => {{
+        let initrd = hull_testkit::guest::initramfs();
+        if !initrd.exists() {
+            hull_testkit::skip!(
+                "no guest initramfs at {} (scripts/build-guest-initramfs.sh)",
+                initrd.display()
+            );
+        }
+        let Some(kernel) = hull_testkit::guest::kernel() else {
+            hull_testkit::skip!(
+                "no Debian cloud kernel in the qemu cache (scripts/build-guest-initramfs.sh fetches it)"
+            );
+        };
+        (kernel, initrd)
+    }};
+}
+
 pub fn code(o: &Output) -> Option<i32> {
     o.status.code()
 }
