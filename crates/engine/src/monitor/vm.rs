@@ -17,14 +17,14 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hull_vmm::proto::{Decoder, Message, RunSpec, MAIN_ID, MAX_CHUNK};
+use hull_vmm::proto::{Message, RunSpec, MAIN_ID, MAX_CHUNK};
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 use rusqlite::Connection;
 
 use super::relay::{Io, Relay, Source};
-use super::vm_control::{self, AgentSender, Routes};
+use super::vm_control::{self, AgentSender, MainFrame, Routes};
 use super::{Report, Reporter};
 use crate::attach::Attach;
 use crate::error::EngineError;
@@ -344,58 +344,34 @@ pub fn forward_stdin(
 
 /// The agent's frames: the main process's output into the pipes, its life into `tx`.
 fn read_channel(
-    mut stream: UnixStream,
+    stream: UnixStream,
     out: OwnedFd,
     err: OwnedFd,
     tx: &Sender<Event>,
     routes: &Routes,
 ) {
     let mut pipes = Some((File::from(out), File::from(err)));
-    let mut decoder = Decoder::default();
-    let mut error = None;
-    let mut buf = vec![0u8; MAX_CHUNK];
-    loop {
-        while let Ok(Some(m)) = decoder.next() {
-            if routes.forward(&m) {
-                continue;
-            }
-            match m {
-                Message::Stdout { id: MAIN_ID, data } => {
-                    if let Some((o, _)) = pipes.as_mut() {
-                        let _ = o.write_all(&data);
-                    }
-                }
-                Message::Stderr { id: MAIN_ID, data } => {
-                    if let Some((_, e)) = pipes.as_mut() {
-                        let _ = e.write_all(&data);
-                    }
-                }
-                Message::Started { id: MAIN_ID } => {
-                    let _ = tx.send(Event::Started);
-                }
-                Message::Error {
-                    id: MAIN_ID,
-                    message,
-                } => error = Some(message),
-                Message::Exit {
-                    id: MAIN_ID,
-                    status,
-                } => {
-                    // The output is all sent before the exit: the relay sees the pipes end.
-                    pipes = None;
-                    let _ = tx.send(Event::Exit {
-                        code: status.code(),
-                        error: error.take(),
-                    });
-                }
-                _ => {}
+    let error = vm_control::read_main_frames(stream, routes, |frame| match frame {
+        MainFrame::Stdout(data) => {
+            if let Some((o, _)) = pipes.as_mut() {
+                let _ = o.write_all(&data);
             }
         }
-        match stream.read(&mut buf) {
-            Ok(n @ 1..) => decoder.push(&buf[..n]),
-            _ => break,
+        MainFrame::Stderr(data) => {
+            if let Some((_, e)) = pipes.as_mut() {
+                let _ = e.write_all(&data);
+            }
         }
-    }
+        MainFrame::Ready => {}
+        MainFrame::Started => {
+            let _ = tx.send(Event::Started);
+        }
+        MainFrame::Exit { code, error } => {
+            // The output is all sent before the exit: the relay sees the pipes end.
+            pipes = None;
+            let _ = tx.send(Event::Exit { code, error });
+        }
+    });
     drop(pipes);
     let _ = tx.send(Event::Gone { error });
 }

@@ -26,6 +26,63 @@ impl AgentSender {
     }
 }
 
+/// What the agent's channel says of the container's main process, in the order it says it.
+#[derive(Debug)]
+pub enum MainFrame {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// The agent is up and waits for the run.
+    Ready,
+    Started,
+    /// The main process ended; `error` is the agent's last word on it, if any.
+    Exit {
+        code: i32,
+        error: Option<String>,
+    },
+}
+
+/// Reads the agent's frames until the channel closes (the VM ended): those of exec sessions go
+/// to their clients through `routes`, the main process's to `on`. Returns the agent's error that
+/// no exit carried (why the main process never ran, say).
+pub fn read_main_frames(
+    mut stream: UnixStream,
+    routes: &Routes,
+    mut on: impl FnMut(MainFrame),
+) -> Option<String> {
+    let mut decoder = Decoder::default();
+    let mut error = None;
+    let mut buf = vec![0u8; MAX_CHUNK];
+    loop {
+        while let Ok(Some(m)) = decoder.next() {
+            if routes.forward(&m) {
+                continue;
+            }
+            match m {
+                Message::Stdout { id: MAIN_ID, data } => on(MainFrame::Stdout(data)),
+                Message::Stderr { id: MAIN_ID, data } => on(MainFrame::Stderr(data)),
+                Message::Ready => on(MainFrame::Ready),
+                Message::Started { id: MAIN_ID } => on(MainFrame::Started),
+                Message::Error {
+                    id: MAIN_ID,
+                    message,
+                } => error = Some(message),
+                Message::Exit {
+                    id: MAIN_ID,
+                    status,
+                } => on(MainFrame::Exit {
+                    code: status.code(),
+                    error: error.take(),
+                }),
+                _ => {}
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(n @ 1..) => decoder.push(&buf[..n]),
+            _ => return error,
+        }
+    }
+}
+
 /// The exec sessions by the id of their process in the guest.
 #[derive(Debug, Clone, Default)]
 pub struct Routes(Arc<Mutex<HashMap<u32, UnixStream>>>);

@@ -6,7 +6,7 @@
 //! (`ctl.sock`, the engine's protocol: signals, exec sessions) is served by another thread.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hull_engine::monitor::vm::{AGENT_SOCKET, CONSOLE_LOG};
-use hull_engine::monitor::vm_control::{self, AgentSender, Routes};
+use hull_engine::monitor::vm_control::{self, AgentSender, MainFrame, Routes};
 use hull_engine::vm::control::SOCKET as CTL_SOCKET;
 use hull_engine::vm::qemu::{self, Accel, QemuConfig, QemuNet};
-use hull_vmm::proto::{Decoder, Message, RootSpec, RunSpec, SeccompFilter, MAIN_ID, MAX_CHUNK};
+use hull_vmm::proto::{Message, RootSpec, RunSpec, SeccompFilter};
 use serde_json::Value;
 
 use crate::net::VmNet;
@@ -300,49 +300,23 @@ impl Vm {
 
 /// The agent's frames: the main process's output to this process's stdout and stderr (the
 /// pipes or files the shim, conmon or shell gave it), its life into `tx`.
-fn read_channel(mut stream: UnixStream, tx: &Sender<Event>, routes: &Routes) {
+fn read_channel(stream: UnixStream, tx: &Sender<Event>, routes: &Routes) {
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    let mut decoder = Decoder::default();
-    let mut error = None;
-    let mut buf = vec![0u8; MAX_CHUNK];
-    loop {
-        while let Ok(Some(m)) = decoder.next() {
-            if routes.forward(&m) {
-                continue;
+    let error = vm_control::read_main_frames(stream, routes, |frame| {
+        let event = match frame {
+            MainFrame::Stdout(data) => {
+                let _ = out.write_all(&data).and_then(|()| out.flush());
+                return;
             }
-            let event = match m {
-                Message::Stdout { id: MAIN_ID, data } => {
-                    let _ = out.write_all(&data).and_then(|()| out.flush());
-                    continue;
-                }
-                Message::Stderr { id: MAIN_ID, data } => {
-                    let _ = err.write_all(&data).and_then(|()| err.flush());
-                    continue;
-                }
-                Message::Ready => Event::Ready,
-                Message::Started { id: MAIN_ID } => Event::Started,
-                Message::Error {
-                    id: MAIN_ID,
-                    message,
-                } => {
-                    error = Some(message);
-                    continue;
-                }
-                Message::Exit {
-                    id: MAIN_ID,
-                    status,
-                } => Event::Exit {
-                    code: status.code(),
-                    error: error.take(),
-                },
-                _ => continue,
-            };
-            let _ = tx.send(event);
-        }
-        match stream.read(&mut buf) {
-            Ok(n @ 1..) => decoder.push(&buf[..n]),
-            _ => break,
-        }
-    }
+            MainFrame::Stderr(data) => {
+                let _ = err.write_all(&data).and_then(|()| err.flush());
+                return;
+            }
+            MainFrame::Ready => Event::Ready,
+            MainFrame::Started => Event::Started,
+            MainFrame::Exit { code, error } => Event::Exit { code, error },
+        };
+        let _ = tx.send(event);
+    });
     let _ = tx.send(Event::Gone { error });
 }
