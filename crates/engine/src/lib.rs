@@ -44,6 +44,7 @@ mod prune;
 mod publish;
 mod rename;
 pub mod run_flags;
+mod seccomp_cache;
 mod stats;
 mod stop;
 pub mod store;
