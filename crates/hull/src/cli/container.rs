@@ -351,7 +351,7 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             }
             engine.prime_cgroup_migration();
             let early = early.context("the monitor forked for run")?;
-            return run_container(&mut engine, &args, early);
+            return run_container(&mut engine, &args, (&image, &opts), early);
         }
         ContainerCommand::Create(args) => {
             let (image, opts) = args.options()?;
@@ -663,8 +663,13 @@ fn fork_monitor(root: &Path, args: &RunArgs) -> anyhow::Result<EarlyMonitor> {
     })
 }
 
-fn run_container(engine: &mut Engine, args: &RunArgs, early: EarlyMonitor) -> anyhow::Result<i32> {
-    let (image, opts) = args.options()?;
+/// `run` of `image` with `opts` (what `args` mean, parsed once by the caller).
+fn run_container(
+    engine: &mut Engine,
+    args: &RunArgs,
+    (image, opts): (&str, &RunOptions),
+    early: EarlyMonitor,
+) -> anyhow::Result<i32> {
     if args.detach && !args.sig_proxy {
         return Err(EngineError::Invalid("conflicting options: -d and --sig-proxy".into()).into());
     }
@@ -675,7 +680,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs, early: EarlyMonitor) -> an
     }
     let keys = DetachKeys::parse(args.detach_keys.as_deref().unwrap_or_default())?;
     terminal_for_stdin(!args.detach && args.interactive && args.tty)?;
-    let created = engine.create(&image, &opts)?;
+    let created = engine.create(image, opts)?;
     warn(&created.warnings);
     let vm = created.record.settings.vm.is_some();
     let id = created.record.id;
