@@ -192,6 +192,39 @@ pub fn list(conn: &Connection) -> Result<Vec<Record>, EngineError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// What [`watched`] returns of a container: enough to check its monitor.
+#[derive(Debug)]
+pub struct Watched {
+    pub id: String,
+    pub state: State,
+    pub monitor_pid: Option<i32>,
+    pub monitor_start: Option<u64>,
+}
+
+/// The containers a monitor is responsible for: live ones, and exited ones whose monitor is
+/// still named (taking them down), oldest first. Only these columns, of only these rows: every
+/// command that writes checks them when it opens the engine, and decoding every row's
+/// settings made each `run` slower with each container kept.
+pub fn watched(conn: &Connection) -> Result<Vec<Watched>, EngineError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, state, monitor_pid, monitor_start FROM engine_containers \
+         WHERE state != 'created' \
+         AND (state IN ('starting', 'running', 'restarting') OR monitor_pid IS NOT NULL) \
+         ORDER BY created, id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let state: String = r.get(1)?;
+        let monitor_start: Option<i64> = r.get(3)?;
+        Ok(Watched {
+            id: r.get(0)?,
+            state: State::parse(&state),
+            monitor_pid: r.get(2)?,
+            monitor_start: monitor_start.and_then(|s| u64::try_from(s).ok()),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A container by full id, name, or unique id prefix.
 pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
     if let Some(r) = get(conn, reference)? {
@@ -396,4 +429,76 @@ pub fn torn_down(conn: &Connection, id: &str, reason: Option<&str>) -> Result<()
 pub fn delete(conn: &Connection, id: &str) -> Result<(), EngineError> {
     conn.execute("DELETE FROM engine_containers WHERE id = ?1", [id])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> Record {
+        Record {
+            id: id.to_string(),
+            name: format!("n-{id}"),
+            image: "busybox".into(),
+            image_id: "sha256:0".into(),
+            command: vec!["true".into()],
+            created: format!("2026-01-01T00:00:0{}Z", id.len()),
+            state: State::Created,
+            settings: Settings::default(),
+            monitor_pid: None,
+            monitor_start: None,
+            pid: None,
+            started: None,
+            finished: None,
+            exit_code: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn watched_are_the_rows_a_monitor_owns() {
+        let root = std::env::temp_dir().join(format!("hull-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut conn = hull_db::open(&root).unwrap();
+        // (id, state, monitor pid): only live rows and exited ones with a monitor named.
+        let rows = [
+            ("c", "created", None),
+            ("s", "starting", Some(10)),
+            ("r", "running", Some(11)),
+            ("rs", "restarting", Some(12)),
+            ("down", "exited", Some(13)),
+            ("done", "exited", None),
+            ("odd", "paused-by-a-newer-hull", Some(14)),
+        ];
+        for (id, state, pid) in rows {
+            insert(&mut conn, &record(id), |_| Ok(())).unwrap();
+            conn.execute(
+                "UPDATE engine_containers SET state = ?2, monitor_pid = ?3, monitor_start = 7 \
+                 WHERE id = ?1",
+                params![id, state, pid],
+            )
+            .unwrap();
+        }
+        let mut got: Vec<(String, State, Option<i32>)> = watched(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|w| {
+                assert_eq!(w.monitor_start, Some(7));
+                (w.id, w.state, w.monitor_pid)
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        // What reconcile looked at before: every row, filtered the same way.
+        let mut want: Vec<(String, State, Option<i32>)> = list(&conn)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.state.is_live() || crate::tearing_down(r))
+            .map(|r| (r.id, r.state, r.monitor_pid))
+            .collect();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, want);
+        let ids: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+        assert_eq!(ids, ["down", "odd", "r", "rs", "s"]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
