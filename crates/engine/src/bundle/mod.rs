@@ -209,6 +209,12 @@ pub fn generate(input: BundleInput<'_>) -> Result<Bundle, EngineError> {
 /// as JSON text, [`crate::seccomp_cache`], and is written as it is). Compact, as podman's:
 /// only programs read it.
 pub fn config_text(config: &Value, seccomp: Option<&RawValue>) -> serde_json::Result<String> {
+    // Never a confined container written unconfined.
+    if seccomp.is_some() && !config.get("linux").is_some_and(Value::is_object) {
+        return Err(serde::ser::Error::custom(
+            "the config has no linux object to hold its seccomp section",
+        ));
+    }
     serde_json::to_string(&WithSeccomp {
         config,
         seccomp,
@@ -265,6 +271,7 @@ mod tests {
         assert_eq!(back["z"], json!({"linux": 1}));
         assert_eq!(back["ociVersion"], "1.0.2");
         assert_eq!(config_text(&config, None).unwrap(), config.to_string());
+        assert!(config_text(&json!({"process": {}}), Some(&section)).is_err());
     }
 
     fn image(json: &str) -> ImageConfig {
