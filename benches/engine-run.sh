@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 target=${CARGO_TARGET_DIR:-target}
 [[ $target = /* ]] || target=$PWD/$target
-cargo build --release -q -p hull
+# Static as the runtime: its start (exec to first fork) is ~0.6 ms shorter.
+./scripts/build-static.sh hull hull
 ./scripts/build-runtime.sh
 hull="$target/release/hull"; runtime="$target/release/hull-runtime"
 work=$(mktemp -d /tmp/hull-bench-engine.XXXXXX)

@@ -4,6 +4,4 @@
 # runtime start faster and smaller than crun (benches/lifecycle.sh); `cargo build --release`
 # makes a working dynamic one.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo rustc --release -q -p hull-runtime --bin hull-runtime -- \
-  -C target-feature=+crt-static -C relocation-model=static
+exec "$(dirname "$0")/build-static.sh" hull-runtime hull-runtime

@@ -11,7 +11,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::{migrations, DbError};
 
 /// How long a statement waits for another process's lock, and how long opening retries.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens (creating it and its directory if needed) `<root>/hull.db`, and applies the schema
 /// migrations it lacks.

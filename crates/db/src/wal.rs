@@ -1,6 +1,8 @@
 //! Keeping hull.db's write-ahead log short, so that each new hull process, which rebuilds the
 //! WAL index from every frame since the last checkpoint when it opens the file, starts fast.
 
+use std::time::Duration;
+
 use rusqlite::Connection;
 
 /// WAL size from which [`checkpoint`] folds it into the database: about 128 frames of 4 KiB
@@ -8,17 +10,24 @@ use rusqlite::Connection;
 const CHECKPOINT_FROM_BYTES: u64 = 512 * 1024;
 
 /// When the WAL has grown past [`CHECKPOINT_FROM_BYTES`], copies it into the database file
-/// without waiting for readers or writers (a PASSIVE checkpoint). Meant for moments a process
-/// would otherwise wait idle (hull-net runs it while the kernel removes a veth). Checkpointing
-/// only past a size keeps its fsyncs, and the one the next writer does when it restarts the
-/// WAL, off most runs. Best effort: when it cannot finish, the WAL is only longer, and
-/// SQLite's auto-checkpoint still bounds it.
+/// and empties it, without waiting for readers or writers. Meant for moments a process would
+/// otherwise wait idle (hull-net runs it while the kernel removes a veth). Checkpointing only
+/// past a size keeps its fsyncs off most runs. Best effort: when it cannot finish, the WAL is
+/// only longer, and SQLite's auto-checkpoint still bounds it.
+///
+/// A TRUNCATE checkpoint, not a PASSIVE one: after a PASSIVE one only the next writer that
+/// still sees the checkpoint's mark in the WAL index restarts the log, and each hull process
+/// is usually the only one with the file open, so the next one rebuilds that index from the
+/// log and loses the mark: the WAL then grew by every run (to MiBs, each read whole by the
+/// next process) until SQLite's own auto-checkpoint. With no busy wait, TRUNCATE does what
+/// PASSIVE does when another process holds a lock.
 pub fn checkpoint(conn: &Connection) {
     let long = conn
         .path()
         .and_then(|db| std::fs::metadata(format!("{db}-wal")).ok())
         .is_some_and(|m| m.len() >= CHECKPOINT_FROM_BYTES);
-    if long {
-        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    if long && conn.busy_timeout(Duration::ZERO).is_ok() {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = conn.busy_timeout(crate::open::BUSY_TIMEOUT);
     }
 }

@@ -289,9 +289,9 @@ impl Engine {
     /// Containers whose monitor is gone while hull.db says one owns them: their kernel objects
     /// are removed and they are recorded as exited, with the reason.
     pub(crate) fn reconcile(&mut self) -> Result<(), EngineError> {
-        for r in store::list(&self.conn)? {
+        for r in store::watched(&self.conn)? {
             // Exited with a monitor named: its monitor was taking it down.
-            let tearing_down = crate::tearing_down(&r);
+            let tearing_down = r.state == State::Exited && r.monitor_pid.is_some();
             if !r.state.is_live() && !tearing_down {
                 continue;
             }
@@ -303,15 +303,15 @@ impl Engine {
                 continue;
             }
             // The row may have moved on meanwhile (its monitor finished as we looked).
-            match store::get(&self.conn, &r.id)? {
-                Some(now) if now.state == r.state && now.monitor_pid == r.monitor_pid => {}
+            let now = match store::get(&self.conn, &r.id)? {
+                Some(now) if now.state == r.state && now.monitor_pid == r.monitor_pid => now,
                 _ => continue,
-            }
+            };
             let leftovers = teardown::kernel_objects(&self.root, &mut self.conn, &r.id);
             if tearing_down {
                 let reason = (!leftovers.is_empty())
                     .then(|| format!("teardown: {}", leftovers.join("; ")))
-                    .or(r.reason);
+                    .or(now.reason);
                 store::torn_down(&self.conn, &r.id, reason.as_deref())?;
                 continue;
             }

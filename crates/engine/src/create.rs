@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 use hull_image::StoreError;
 use hull_net::ports::PortMapping;
+use serde_json::value::RawValue;
 
 use crate::bundle::{self, defaults::HostLimits, seccomp, user, BundleInput};
 use crate::monitor::teardown;
 use crate::options::{self, Network, RunOptions, Settings};
+use crate::seccomp_cache::{self, SectionError};
 use crate::store::{self, Record, State};
 use crate::{paths, publish, run_flags, volumes, Engine, EngineError};
 
@@ -62,7 +64,7 @@ impl Engine {
         )?;
         let env = options::collect_env(opts)?;
         let caps = bundle::security::capabilities(opts, &hull_runtime::grantable_capabilities());
-        let seccomp = seccomp_section(opts, &caps, &mut warnings)?;
+        let seccomp = seccomp_section(&self.root, opts, &caps, &mut warnings)?;
         let mut devices = opts.devices.clone();
         if opts.privileged {
             devices.extend(bundle::security::host_devices());
@@ -87,7 +89,6 @@ impl Engine {
             rootfs: "merged",
             etc_dir: &etc,
             host: HostLimits::current(),
-            seccomp,
             caps: &caps,
             devices: &devices,
             init: init.as_deref(),
@@ -151,7 +152,7 @@ impl Engine {
         let written = (|| {
             // After the row that names them: from here no `volume rm` takes them away.
             volumes.make_volumes(&mut self.conn, &self.root, &rootfs.lowers)?;
-            write_bundle(&dir, &etc, &generated.config)
+            write_bundle(&dir, &etc, &generated.config, seccomp.as_deref())
         })();
         if let Err(e) = written {
             let _ = teardown::files(&self.root, &self.conn, &id);
@@ -166,36 +167,32 @@ impl Engine {
 /// The OCI seccomp section: none when privileged or unconfined (as docker), else the default
 /// profile or the user's, each resolved for the container's capabilities.
 fn seccomp_section(
+    root: &Path,
     opts: &RunOptions,
     caps: &[String],
     warnings: &mut Vec<String>,
-) -> Result<Option<serde_json::Value>, EngineError> {
+) -> Result<Option<Box<RawValue>>, EngineError> {
     let path = match &opts.seccomp {
         _ if opts.privileged => return Ok(None),
         run_flags::Seccomp::Unconfined => return Ok(None),
         run_flags::Seccomp::File(p) => p.clone(),
         run_flags::Seccomp::Default => PathBuf::from(seccomp::DEFAULT_PROFILE),
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(_) if opts.seccomp == run_flags::Seccomp::Default => {
+    match seccomp_cache::section(root, &path, caps) {
+        Ok(section) => Ok(Some(section)),
+        Err(SectionError::Read(_)) if opts.seccomp == run_flags::Seccomp::Default => {
             warnings.push(format!(
                 "no seccomp profile at {} (podman's containers-common): the container runs without seccomp",
                 seccomp::DEFAULT_PROFILE
             ));
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) => {
-            return Err(EngineError::Invalid(format!(
-                "--security-opt seccomp={}: {e}",
-                path.display()
-            )))
-        }
-    };
-    let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
-    seccomp::from_docker_profile(&text, &path.to_string_lossy(), &caps)
-        .map(Some)
-        .map_err(|e| EngineError::Invalid(e.to_string()))
+        Err(SectionError::Read(e)) => Err(EngineError::Invalid(format!(
+            "--security-opt seccomp={}: {e}",
+            path.display()
+        ))),
+        Err(SectionError::Invalid(e)) => Err(EngineError::Invalid(e)),
+    }
 }
 
 impl Engine {
@@ -264,15 +261,19 @@ fn exposed_and_published(
 }
 
 /// The container's directory: config.json, and the empty /etc files its monitor fills in.
-fn write_bundle(dir: &Path, etc: &Path, config: &serde_json::Value) -> Result<(), EngineError> {
+fn write_bundle(
+    dir: &Path,
+    etc: &Path,
+    config: &serde_json::Value,
+    seccomp: Option<&RawValue>,
+) -> Result<(), EngineError> {
     std::fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
     for name in ["hostname", "hosts", "resolv.conf"] {
         let path = etc.join(name);
         std::fs::write(&path, "")
             .map_err(EngineError::io(format!("writing {}", path.display())))?;
     }
-    // Compact, as podman's: only programs read it, and it holds the whole seccomp profile.
-    let text = serde_json::to_string(config)
+    let text = bundle::config_text(config, seccomp)
         .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
     let path = dir.join("config.json");
     std::fs::write(&path, text).map_err(EngineError::io(format!("writing {}", path.display())))

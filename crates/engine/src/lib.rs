@@ -44,6 +44,7 @@ mod prune;
 mod publish;
 mod rename;
 pub mod run_flags;
+mod seccomp_cache;
 mod stats;
 mod stop;
 pub mod store;
@@ -88,6 +89,8 @@ pub struct Engine {
     conn: Connection,
     /// Started for the next start ([`Engine::prime_cgroup_migration`]).
     primer: Option<monitor::Primer>,
+    /// Whether [`Engine::images`] has made the image store's directories in this process.
+    store_ready: std::cell::Cell<bool>,
 }
 
 impl Engine {
@@ -99,6 +102,7 @@ impl Engine {
             root: root.to_path_buf(),
             conn,
             primer: None,
+            store_ready: std::cell::Cell::new(false),
         };
         engine.reconcile()?;
         Ok(engine)
@@ -114,6 +118,7 @@ impl Engine {
             root: root.to_path_buf(),
             conn: hull_db::open_existing(root)?,
             primer: None,
+            store_ready: std::cell::Cell::new(false),
         })
     }
 
@@ -133,9 +138,14 @@ impl Engine {
 
     /// The image store of this root on the engine's own connection (each open of hull.db
     /// parses its whole schema; `run` would otherwise open it twice). Makes the store's
-    /// directories: for the engine of a command that writes ([`Engine::open`]).
+    /// directories once per engine: for the engine of a command that writes ([`Engine::open`]).
     pub fn images(&self) -> Result<hull_image::ImageStore<&Connection>, EngineError> {
-        Ok(hull_image::ImageStore::with_conn(&self.root, &self.conn)?)
+        if self.store_ready.get() {
+            return Ok(hull_image::ImageStore::prepared(&self.root, &self.conn));
+        }
+        let store = hull_image::ImageStore::with_conn(&self.root, &self.conn)?;
+        self.store_ready.set(true);
+        Ok(store)
     }
 
     /// Every container, oldest first; as [`Engine::find`], after the teardowns under way.

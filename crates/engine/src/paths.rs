@@ -2,7 +2,7 @@
 //! `merged` root, `upper`, `work`, hosts, hostname and resolv.conf, `ctr.log`, the
 //! `attach` socket), the runtime's state directory, `mount-targets/` (the layer under every
 //! container's root, [`crate::mount_targets`]), `trash/` (removed containers' files, deleted
-//! off the foreground path), and `vm/` (the jails of `hull vm run`: their runtime state and
+//! off the foreground path), `cache/` (derived files, [`crate::seccomp_cache`]), and `vm/` (the jails of `hull vm run`: their runtime state and
 //! bundles).
 
 use std::path::{Path, PathBuf};
@@ -14,6 +14,12 @@ pub fn container_dir(root: &Path, id: &str) -> PathBuf {
 /// Directories of removed containers whose files are still being deleted.
 pub fn trash_dir(root: &Path) -> PathBuf {
     root.join("trash")
+}
+
+/// What the engine derives from slower inputs and keeps across runs (the seccomp sections of
+/// [`crate::seccomp_cache`]): any file in it may be removed.
+pub fn cache_dir(root: &Path) -> PathBuf {
+    root.join("cache")
 }
 
 /// hull-runtime's state (its `--root`) for the engine's containers.

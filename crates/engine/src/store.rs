@@ -192,6 +192,39 @@ pub fn list(conn: &Connection) -> Result<Vec<Record>, EngineError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// What [`watched`] returns of a container: enough to check its monitor.
+#[derive(Debug)]
+pub struct Watched {
+    pub id: String,
+    pub state: State,
+    pub monitor_pid: Option<i32>,
+    pub monitor_start: Option<u64>,
+}
+
+/// The containers a monitor is responsible for: live ones, and exited ones whose monitor is
+/// still named (taking them down), oldest first. Only these columns, of only these rows: every
+/// command that writes checks them when it opens the engine, and decoding every row's
+/// settings made each `run` slower with each container kept.
+pub fn watched(conn: &Connection) -> Result<Vec<Watched>, EngineError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, state, monitor_pid, monitor_start FROM engine_containers \
+         WHERE state != 'created' \
+         AND (state IN ('starting', 'running', 'restarting') OR monitor_pid IS NOT NULL) \
+         ORDER BY created, id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let state: String = r.get(1)?;
+        let monitor_start: Option<i64> = r.get(3)?;
+        Ok(Watched {
+            id: r.get(0)?,
+            state: State::parse(&state),
+            monitor_pid: r.get(2)?,
+            monitor_start: monitor_start.and_then(|s| u64::try_from(s).ok()),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A container by full id, name, or unique id prefix.
 pub fn find(conn: &Connection, reference: &str) -> Result<Record, EngineError> {
     if let Some(r) = get(conn, reference)? {
@@ -396,4 +429,51 @@ pub fn torn_down(conn: &Connection, id: &str, reason: Option<&str>) -> Result<()
 pub fn delete(conn: &Connection, id: &str) -> Result<(), EngineError> {
     conn.execute("DELETE FROM engine_containers WHERE id = ?1", [id])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watched_are_the_rows_a_monitor_owns() {
+        let root = std::env::temp_dir().join(format!("hull-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let conn = hull_db::open(&root).unwrap();
+        // (id, state, monitor pid): only live rows and exited ones with a monitor named (a
+        // state this hull does not know counts as exited, as `State::parse` reads it).
+        let rows = [
+            ("c", "created", None),
+            ("s", "starting", Some(10)),
+            ("r", "running", Some(11)),
+            ("rs", "restarting", Some(12)),
+            ("down", "exited", Some(13)),
+            ("done", "exited", None),
+            ("odd", "paused-by-a-newer-hull", Some(14)),
+        ];
+        for (i, (id, state, pid)) in rows.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO engine_containers \
+                 (id, name, image, image_id, command, created, state, settings, monitor_pid, \
+                  monitor_start) VALUES (?1, ?1, 'i', 'i', '[]', ?2, ?3, '{}', ?4, 7)",
+                params![id, format!("2026-01-01T00:00:0{i}Z"), state, pid],
+            )
+            .unwrap();
+        }
+        let got: Vec<(String, State, Option<i32>, Option<u64>)> = watched(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.id, w.state, w.monitor_pid, w.monitor_start))
+            .collect();
+        let want = [
+            ("s", State::Starting, Some(10)),
+            ("r", State::Running, Some(11)),
+            ("rs", State::Restarting, Some(12)),
+            ("down", State::Exited, Some(13)),
+            ("odd", State::Exited, Some(14)),
+        ]
+        .map(|(id, state, pid)| (id.to_string(), state, pid, Some(7)));
+        assert_eq!(got, want);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -10,6 +10,7 @@ pub mod user;
 use std::path::Path;
 
 use oci_spec::image::Config as ImageConfig;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::error::EngineError;
@@ -35,8 +36,6 @@ pub struct BundleInput<'a> {
     /// The directory holding the container's `hosts`, `hostname` and `resolv.conf`.
     pub etc_dir: &'a Path,
     pub host: HostLimits,
-    /// The OCI `linux.seccomp` section (None: unconfined).
-    pub seccomp: Option<Value>,
     /// Its capabilities ([`security::capabilities`]).
     pub caps: &'a [String],
     /// The device nodes it gets (`--device`, or the host's with `--privileged`).
@@ -170,15 +169,12 @@ pub fn generate(input: BundleInput<'_>) -> Result<Bundle, EngineError> {
             .chain(args.iter().cloned())
             .collect();
     }
-    let mut linux = json!({
+    let linux = json!({
         "namespaces": namespaces,
         "resources": resources::resources(opts),
         "maskedPaths": defaults::MASKED_PATHS,
         "readonlyPaths": defaults::READONLY_PATHS,
     });
-    if let Some(seccomp) = input.seccomp {
-        linux["seccomp"] = seccomp;
-    }
     let mut config = json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -209,9 +205,74 @@ pub fn generate(input: BundleInput<'_>) -> Result<Bundle, EngineError> {
     })
 }
 
+/// The text of config.json: `config` with `seccomp` as its `linux.seccomp` (the section comes
+/// as JSON text, [`crate::seccomp_cache`], and is written as it is). Compact, as podman's:
+/// only programs read it.
+pub fn config_text(config: &Value, seccomp: Option<&RawValue>) -> serde_json::Result<String> {
+    // Never a confined container written unconfined.
+    if seccomp.is_some() && !config.get("linux").is_some_and(Value::is_object) {
+        return Err(serde::ser::Error::custom(
+            "the config has no linux object to hold its seccomp section",
+        ));
+    }
+    serde_json::to_string(&WithSeccomp {
+        config,
+        seccomp,
+        depth: 0,
+    })
+}
+
+/// `config` serialized with `seccomp` added to its `linux` object (depth 1).
+struct WithSeccomp<'a> {
+    config: &'a Value,
+    seccomp: Option<&'a RawValue>,
+    depth: u8,
+}
+
+impl serde::Serialize for WithSeccomp<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (Value::Object(map), Some(seccomp)) = (self.config, self.seccomp) else {
+            return self.config.serialize(s);
+        };
+        let mut out = s.serialize_map(None)?;
+        for (k, v) in map {
+            if self.depth == 0 && k == "linux" {
+                let linux = WithSeccomp {
+                    config: v,
+                    seccomp: Some(seccomp),
+                    depth: 1,
+                };
+                out.serialize_entry(k, &linux)?;
+            } else {
+                out.serialize_entry(k, v)?;
+            }
+        }
+        if self.depth == 1 {
+            out.serialize_entry("seccomp", seccomp)?;
+        }
+        out.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_text_puts_seccomp_under_linux() {
+        let config = json!({"ociVersion": "1.0.2", "linux": {"namespaces": []}, "z": {"linux": 1}});
+        let section =
+            RawValue::from_string(r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#.into()).unwrap();
+        let text = config_text(&config, Some(&section)).unwrap();
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(back["linux"]["namespaces"], json!([]));
+        assert_eq!(back["z"], json!({"linux": 1}));
+        assert_eq!(back["ociVersion"], "1.0.2");
+        assert_eq!(config_text(&config, None).unwrap(), config.to_string());
+        assert!(config_text(&json!({"process": {}}), Some(&section)).is_err());
+    }
 
     fn image(json: &str) -> ImageConfig {
         serde_json::from_str(json).unwrap()
@@ -256,7 +317,6 @@ mod tests {
                 nofile_hard: 20000,
                 nproc_hard: u64::MAX,
             },
-            seccomp: None,
             caps: &caps(),
             devices: &[],
             init: None,
@@ -410,7 +470,6 @@ mod tests {
             rootfs: "merged",
             etc_dir: Path::new("/x"),
             host: HostLimits::current(),
-            seccomp: None,
             caps: &caps(),
             devices: &[],
             init: None,

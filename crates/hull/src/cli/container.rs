@@ -20,12 +20,20 @@ use hull_engine::{
     RunOptions, State,
 };
 
+/// The commands that make a container: apart, so that their start parses without building
+/// every other command's flags ([`super::parse`]).
 #[derive(Debug, Subcommand)]
-pub enum ContainerCommand {
+pub enum MakeCommand {
     /// Create and run a container from an image
     Run(Box<RunArgs>),
     /// Create a container from an image without running it
     Create(Box<RunArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    #[command(flatten)]
+    Make(MakeCommand),
     /// Start created or exited containers (in the background, or attached with -a)
     Start {
         /// Attach to the container's output (and with -i its input) and return its exit code
@@ -333,17 +341,17 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
         ContainerCommand::Ps(_) | ContainerCommand::Inspect { .. } | ContainerCommand::Logs { .. }
     );
     // Before the database is opened: the primer's first wait overlaps all that follows.
-    let primer = matches!(cmd, ContainerCommand::Run(_))
+    let primer = matches!(cmd, ContainerCommand::Make(MakeCommand::Run(_)))
         .then(hull_engine::monitor::Primer::start)
         .flatten();
     let early = match &cmd {
-        ContainerCommand::Run(args) => Some(fork_monitor(root, args)?),
+        ContainerCommand::Make(MakeCommand::Run(args)) => Some(fork_monitor(root, args)?),
         _ => None,
     };
     let mut engine = super::engine(root, reads_only)?;
     engine.set_primer(primer);
     match cmd {
-        ContainerCommand::Run(args) => {
+        ContainerCommand::Make(MakeCommand::Run(args)) => {
             let (image, opts) = args.options()?;
             opts.validate()?;
             if !ensure_image(&mut engine, &image, &args.pull)? {
@@ -351,9 +359,9 @@ pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
             }
             engine.prime_cgroup_migration();
             let early = early.context("the monitor forked for run")?;
-            return run_container(&mut engine, &args, early);
+            return run_container(&mut engine, &args, (&image, &opts), early);
         }
-        ContainerCommand::Create(args) => {
+        ContainerCommand::Make(MakeCommand::Create(args)) => {
             let (image, opts) = args.options()?;
             opts.validate()?;
             if !ensure_image(&mut engine, &image, &args.pull)? {
@@ -663,8 +671,13 @@ fn fork_monitor(root: &Path, args: &RunArgs) -> anyhow::Result<EarlyMonitor> {
     })
 }
 
-fn run_container(engine: &mut Engine, args: &RunArgs, early: EarlyMonitor) -> anyhow::Result<i32> {
-    let (image, opts) = args.options()?;
+/// `run` of `image` with `opts` (what `args` mean, parsed once by the caller).
+fn run_container(
+    engine: &mut Engine,
+    args: &RunArgs,
+    (image, opts): (&str, &RunOptions),
+    early: EarlyMonitor,
+) -> anyhow::Result<i32> {
     if args.detach && !args.sig_proxy {
         return Err(EngineError::Invalid("conflicting options: -d and --sig-proxy".into()).into());
     }
@@ -675,7 +688,7 @@ fn run_container(engine: &mut Engine, args: &RunArgs, early: EarlyMonitor) -> an
     }
     let keys = DetachKeys::parse(args.detach_keys.as_deref().unwrap_or_default())?;
     terminal_for_stdin(!args.detach && args.interactive && args.tty)?;
-    let created = engine.create(&image, &opts)?;
+    let created = engine.create(image, opts)?;
     warn(&created.warnings);
     let vm = created.record.settings.vm.is_some();
     let id = created.record.id;

@@ -39,25 +39,25 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `hull` with only the container commands, for `run` and `create`: clap builds (and drops)
-/// every command's flags on each parse, and this tree is a fraction of the whole one, on the
-/// command whose start-up time matters most.
+/// `hull` with only `run` and `create`: clap builds (and drops) every command's flags on each
+/// parse, and this tree is a fraction of the whole one, on the command whose start-up time
+/// matters most.
 #[derive(Debug, Parser)]
 #[command(name = "hull", version)]
-struct ContainerCli {
+struct MakeCli {
     #[arg(long, global = true, default_value = "/var/lib/hull")]
     root: PathBuf,
 
     #[command(subcommand)]
-    command: container::ContainerCommand,
+    command: container::MakeCommand,
 }
 
 /// The command line of this process.
 pub fn parse() -> Result<Cli, clap::Error> {
     let mut cli = if starts_with_run_or_create(std::env::args().skip(1)) {
-        ContainerCli::try_parse().map(|c| Cli {
+        MakeCli::try_parse().map(|c| Cli {
             root: c.root,
-            command: Command::Container(c.command),
+            command: Command::Container(container::ContainerCommand::Make(c.command)),
         })?
     } else {
         Cli::try_parse()?

@@ -139,10 +139,13 @@ impl ExtraRunArgs {
             .into_iter()
             .flatten()
             .collect();
-        let known = hull_runtime::known_capabilities();
-        opts.cap_add = flags::normalize_caps("--cap-add", &self.cap_add, &known)?;
-        opts.cap_drop = flags::normalize_caps("--cap-drop", &self.cap_drop, &known)?;
-        flags::check_grantable(&opts.cap_add, &hull_runtime::grantable_capabilities())?;
+        // Only when asked: each reads /proc, and `run` without these flags comes here first.
+        if !self.cap_add.is_empty() || !self.cap_drop.is_empty() {
+            let known = hull_runtime::known_capabilities();
+            opts.cap_add = flags::normalize_caps("--cap-add", &self.cap_add, &known)?;
+            opts.cap_drop = flags::normalize_caps("--cap-drop", &self.cap_drop, &known)?;
+            flags::check_grantable(&opts.cap_add, &hull_runtime::grantable_capabilities())?;
+        }
         opts.privileged = self.privileged;
         opts.read_only = self.read_only;
         for s in &self.security_opt {

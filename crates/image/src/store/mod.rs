@@ -91,45 +91,22 @@ impl<C: Borrow<Connection>> ImageStore<C> {
     /// [`ImageStore::open`] on `conn`, a connection to `root`'s hull.db the caller has open
     /// (each open parses hull.db's whole schema: the engine lends its own).
     pub fn with_conn(root: &Path, conn: C) -> Result<Self, StoreError> {
+        prepare(root)?;
+        Ok(Self::prepared(root, conn))
+    }
+
+    /// [`ImageStore::with_conn`] for a root whose store this process has already opened: its
+    /// directories made and its temp files cleaned once are enough (an engine opens the store
+    /// several times in one `run`).
+    pub fn prepared(root: &Path, conn: C) -> Self {
         let tmp = root.join("tmp");
-        for d in [
-            root.to_path_buf(),
-            root.join("blobs/sha256"),
-            root.join("layers"),
-            tmp.clone(),
-            root.join("mounts"),
-            root.join("empty"),
-        ] {
-            std::fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
-        }
-        // Layers hold setuid binaries of every image: other users must not reach them.
-        for d in ["layers", "tmp", "mounts"] {
-            let p = root.join(d);
-            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .map_err(io_err(format!("restricting {}", p.display())))?;
-        }
-        // Layers are unpacked in tmp/: a placement hint only, so a filesystem without
-        // inode flags loses nothing.
-        if let Ok(d) = File::open(&tmp) {
-            let _ = crate::sys::set_topdir(&d);
-        }
-        let db = Db::with_conn(conn);
-        let lock_path = root.join("image.lock");
-        File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(format!("opening {}", lock_path.display())))?;
-        let store = Self {
+        Self {
             root: root.to_path_buf(),
-            db,
+            db: Db::with_conn(conn),
             blobs: BlobStore::new(root.join("blobs/sha256"), tmp.clone()),
             layers: LayerStore::new(root.join("layers"), tmp),
-            lock: lock_path,
-        };
-        store.clean_temp()?;
-        Ok(store)
+            lock: root.join("image.lock"),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -188,28 +165,62 @@ impl<C: Borrow<Connection>> ImageStore<C> {
         }
         Ok(self.db.live_blobs()?.contains(&d.to_string()) || self.blobs.verify(d))
     }
+}
 
-    fn clean_temp(&self) -> Result<(), StoreError> {
-        let tmp = self.root.join("tmp");
-        let entries =
-            std::fs::read_dir(&tmp).map_err(io_err(format!("reading {}", tmp.display())))?;
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let owner = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
-            let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-            if alive {
-                continue;
-            }
-            let p = e.path();
-            let res = if p.is_dir() && !p.is_symlink() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            res.map_err(io_err(format!("removing leftover {}", p.display())))?;
-        }
-        Ok(())
+/// The store's directories (with their modes), its lock file, and no leftover temp files.
+fn prepare(root: &Path) -> Result<(), StoreError> {
+    let tmp = root.join("tmp");
+    for d in [
+        root.to_path_buf(),
+        root.join("blobs/sha256"),
+        root.join("layers"),
+        tmp.clone(),
+        root.join("mounts"),
+        root.join("empty"),
+    ] {
+        std::fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
     }
+    // Layers hold setuid binaries of every image: other users must not reach them.
+    for d in ["layers", "tmp", "mounts"] {
+        let p = root.join(d);
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(io_err(format!("restricting {}", p.display())))?;
+    }
+    // Layers are unpacked in tmp/: a placement hint only, so a filesystem without
+    // inode flags loses nothing.
+    if let Ok(d) = File::open(&tmp) {
+        let _ = crate::sys::set_topdir(&d);
+    }
+    let lock_path = root.join("image.lock");
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(format!("opening {}", lock_path.display())))?;
+    clean_temp(root)
+}
+
+/// Removes the temp files and dirs that crashed or killed hull processes left behind.
+fn clean_temp(root: &Path) -> Result<(), StoreError> {
+    let tmp = root.join("tmp");
+    let entries = std::fs::read_dir(&tmp).map_err(io_err(format!("reading {}", tmp.display())))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let owner = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if alive {
+            continue;
+        }
+        let p = e.path();
+        let res = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        res.map_err(io_err(format!("removing leftover {}", p.display())))?;
+    }
+    Ok(())
 }
 
 /// A fresh name in `dir`, prefixed by our pid so that cleanup spares live processes' files.
