@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 cargo build --release -q -p hull
+# hull itself static, as the benches measure it (no dynamic loader at each command's start).
+./scripts/build-static.sh hull hull
 hull() { "${CARGO_TARGET_DIR:-target}/release/hull" --root "${HULL_ROOT:-/var/lib/hull}" "$@"; }
 if ! hull image inspect busybox >/dev/null 2>&1; then
   rootfs=$(mktemp -d /tmp/hull-demo.XXXXXX)
