@@ -175,6 +175,7 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
     if ns.needs_intermediate() {
         ns.join_and_unshare()?;
     }
+    ns.unshare_deferred()?;
     ctx.channel.send(&Message::Created)?;
     ctx.channel.expect_proceed()?;
     // In the cgroup now, where `delete` finds it; the runtime's normal exit after `create` must
