@@ -345,6 +345,9 @@ fn guide(
     {
         crate::security::set_oom_score_adj(pid.as_raw(), score)?;
     }
+    if !hooks::setup_sync(&plans.spec) {
+        return Ok(pid);
+    }
     expect(channel, "CreateRuntimeHooks", |m| {
         matches!(m, Message::CreateRuntimeHooks)
     })?;
