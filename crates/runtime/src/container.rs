@@ -56,17 +56,34 @@ pub enum ContainerError {
 pub struct Container {
     pub dir: ContainerDir,
     pub state: ContainerState,
+    /// config.json as parsed by the create in this process, if it was.
+    config: Option<Spec>,
 }
 
 impl Container {
     pub fn load(store: &Store, id: &str) -> Result<Container, ContainerError> {
         let dir = store.open(id)?;
         let state = dir.load()?;
-        Ok(Container { dir, state })
+        Ok(Container {
+            dir,
+            state,
+            config: None,
+        })
     }
 
     pub fn from_parts(dir: ContainerDir, state: ContainerState) -> Container {
-        Container { dir, state }
+        Container {
+            dir,
+            state,
+            config: None,
+        }
+    }
+
+    /// With the config the caller created it from, which `start` then uses instead of
+    /// parsing config.json again (a large part of `run`'s time between create and start).
+    pub fn with_config(mut self, spec: Spec) -> Container {
+        self.config = Some(spec);
+        self
     }
 
     pub fn pid(&self) -> Pid {
@@ -122,7 +139,14 @@ impl Container {
             Status::Stopped => return Err(ContainerError::HasStopped),
             status => return Err(ContainerError::CannotStart(status)),
         }
-        let spec = self.config()?;
+        let loaded;
+        let spec = match &self.config {
+            Some(spec) => spec,
+            None => {
+                loaded = self.config()?;
+                &loaded
+            }
+        };
         if spec.process().is_none() {
             return Err(ContainerError::NoProcess(self.state.id.clone()));
         }

@@ -37,6 +37,21 @@ pub enum HookError {
     },
 }
 
+/// Whether the container's setup stops midway for hooks: prestart and createRuntime run by the
+/// runtime while the process waits before pivot_root, createContainer and startContainer in the
+/// process with the state JSON the runtime sends it then. Without any, both sides skip that
+/// exchange (a round trip of the two processes on every create).
+pub fn setup_sync(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        #[allow(deprecated)]
+        let prestart = h.prestart().is_some();
+        prestart
+            || h.create_runtime().is_some()
+            || h.create_container().is_some()
+            || h.start_container().is_some()
+    })
+}
+
 /// Where hooks run beyond what each hook says.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
@@ -150,4 +165,41 @@ fn run_one(
             format!(": {}", stderr.lines().last().unwrap_or_default())
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::setup_sync;
+
+    fn spec(hooks: serde_json::Value) -> oci_spec::runtime::Spec {
+        let mut v = serde_json::json!({"ociVersion": "1.0.2", "root": {"path": "rootfs"}});
+        if !hooks.is_null() {
+            v["hooks"] = hooks;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn only_setup_hooks_stop_the_setup() {
+        let hook = serde_json::json!([{"path": "/bin/true"}]);
+        assert!(!setup_sync(&spec(serde_json::Value::Null)));
+        assert!(!setup_sync(&spec(serde_json::json!({}))));
+        for late in ["poststart", "poststop"] {
+            assert!(
+                !setup_sync(&spec(serde_json::json!({late: hook}))),
+                "{late}"
+            );
+        }
+        for stage in [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+        ] {
+            assert!(
+                setup_sync(&spec(serde_json::json!({stage: hook}))),
+                "{stage}"
+            );
+        }
+    }
 }

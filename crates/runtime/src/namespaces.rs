@@ -157,8 +157,34 @@ impl NamespacePlan {
         if self.needs_intermediate() {
             CloneFlags::empty()
         } else {
-            self.cloned()
+            self.cloned() - self.deferred()
         }
+    }
+
+    /// New namespaces the process makes itself right after the clone, before it reports
+    /// Created: a new network namespace (about a millisecond of sysctl and device registration
+    /// in the kernel) then takes shape while the runtime makes the cgroup dirs, instead of
+    /// inside the clone, with the runtime waiting. Nothing differs for the container: it is
+    /// made by the same process, in the same user namespace (none new: a new one stays in the
+    /// clone, to keep its ownership of the network namespace beyond doubt), before the process
+    /// is in its cgroup, as the clone made it.
+    fn deferred(&self) -> CloneFlags {
+        if self.needs_intermediate() || self.is_new(LinuxNamespaceType::User) {
+            return CloneFlags::empty();
+        }
+        self.cloned() & CloneFlags::CLONE_NEWNET
+    }
+
+    /// In the container process, first thing: the namespaces `first_clone_flags` left out.
+    pub fn unshare_deferred(&self) -> Result<(), NamespaceError> {
+        let flags = self.deferred();
+        if flags.is_empty() {
+            return Ok(());
+        }
+        unshare(flags).map_err(|source| NamespaceError::Create {
+            kind: "network",
+            source,
+        })
     }
 
     /// In the intermediate process: join by path, then create the new namespaces except pid (its

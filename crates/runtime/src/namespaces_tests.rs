@@ -80,6 +80,8 @@ fn new_namespaces_are_cloned_but_cgroup_and_time_come_later() {
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWNET
     );
+    // With a new user namespace the clone makes the network namespace, in the same step.
+    assert!(p.deferred().is_empty());
     assert!(!p.needs_intermediate());
     assert!(p.intermediate_forks());
     assert_eq!(p.uid_mappings.len(), 1);
@@ -90,10 +92,9 @@ fn new_namespaces_are_cloned_but_cgroup_and_time_come_later() {
 #[test]
 fn unlisted_namespaces_are_inherited() {
     let p = plan(json!({"namespaces": [{"type": "mount"}, {"type": "network"}]}));
-    assert_eq!(
-        p.first_clone_flags(),
-        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET
-    );
+    // The network namespace is the process's first unshare, not the clone's.
+    assert_eq!(p.first_clone_flags(), CloneFlags::CLONE_NEWNS);
+    assert_eq!(p.deferred(), CloneFlags::CLONE_NEWNET);
     for kind in [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::User,

@@ -113,10 +113,10 @@ impl Runtime {
                 self.warnings.emit(warning)
             })?;
         Ok(Created {
-            container: self.container(crate::container::Container::from_parts(
-                created.dir,
-                created.state,
-            )),
+            container: self.container(
+                crate::container::Container::from_parts(created.dir, created.state)
+                    .with_config(created.spec),
+            ),
             console: created.console,
             warnings: created.warnings,
         })

@@ -72,6 +72,9 @@ impl CreateOptions {
 pub struct Created {
     pub dir: ContainerDir,
     pub state: ContainerState,
+    /// The config it was created from (saved as config.json), for a `start` in this process
+    /// not to read and parse it again.
+    pub spec: Spec,
     /// The pty master, when the process has a terminal and the caller keeps it.
     pub console: Option<OwnedFd>,
     /// What the config asked for that was skipped, as runc skips it (unknown syscall names...).
@@ -108,13 +111,14 @@ pub fn create(
     };
     let result = launch(opts, sigmask, plans, &dir, &mut undo);
     match result {
-        Ok((state, console, warnings)) => {
+        Ok((state, spec, console, warnings)) => {
             undo.cgroup = None;
             undo.child = None;
             undo.shared_rootfs = None;
             Ok(Created {
                 dir,
                 state,
+                spec,
                 console,
                 warnings,
             })
@@ -223,7 +227,7 @@ fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
     })
 }
 
-type Launched = (ContainerState, Option<OwnedFd>, Vec<String>);
+type Launched = (ContainerState, Spec, Option<OwnedFd>, Vec<String>);
 
 fn launch(
     opts: &CreateOptions,
@@ -259,13 +263,11 @@ fn launch(
         state.shared_rootfs = Some(shared);
     }
     dir.save(&state)?;
-    let resources = crate::cgroup_rules::resources(&plans.spec);
-    let mut warnings = plans.cgroup.create(Some(&resources))?;
-    undo.cgroup = Some(plans.cgroup.clone());
-    // The dirs made, exactly; saved with the pid.
-    state.cgroup = plans.cgroup.clone();
 
     let (parent, child) = Channel::pair()?;
+    // The clone first, then the cgroup dirs: the process makes its network namespace (most of a
+    // container's kernel setup time) while this runtime makes the dirs, and waits for them
+    // before it goes on (see `NamespacePlan::unshare_deferred`).
     let forked = clone_process(plans.namespaces.first_clone_flags())
         .map_err(sys("clone of the container process"))?;
     let first = match forked {
@@ -288,18 +290,28 @@ fn launch(
     undo.child = Some(first);
     drop(child);
     drop(fifo);
+    let resources = crate::cgroup_rules::resources(&plans.spec);
+    // A failure here removes the dirs made so far itself; the undo kills the process.
+    let mut warnings = plans.cgroup.create(Some(&resources))?;
+    undo.cgroup = Some(plans.cgroup.clone());
+    // The dirs made, exactly; saved with the pid.
+    state.cgroup = plans.cgroup.clone();
     let pid = guide(opts, &plans, &parent, first, &state.created)?;
     state.pid = pid.as_raw();
     state.pid_start = procfs::start_time(pid.as_raw()).unwrap_or(0);
-    let console = receive_ready(opts, &plans, &parent, &state)?;
+    // Recorded while the process pivots and locks itself down, not after: this runtime is idle
+    // until Ready, and the record is the same either way (the lock keeps other commands out
+    // until this create returns; a failure still removes the whole directory).
     dir.save(&state)?;
+    let console = receive_ready(opts, &plans, &parent, &state)?;
+    // Only now: a caller may take the pid file's existence for a created container.
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid.as_raw())?;
     }
     if let Some(security) = &plans.security {
         warnings.extend(security.warnings());
     }
-    Ok((state, console, warnings))
+    Ok((state, plans.spec, console, warnings))
 }
 
 /// Drives the child through namespaces, cgroup placement and the runtime's hooks. Returns the pid
@@ -332,6 +344,9 @@ fn guide(
         .and_then(|p| p.oom_score_adj())
     {
         crate::security::set_oom_score_adj(pid.as_raw(), score)?;
+    }
+    if !hooks::setup_sync(&plans.spec) {
+        return Ok(pid);
     }
     expect(channel, "CreateRuntimeHooks", |m| {
         matches!(m, Message::CreateRuntimeHooks)

@@ -175,6 +175,7 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
     if ns.needs_intermediate() {
         ns.join_and_unshare()?;
     }
+    ns.unshare_deferred()?;
     ctx.channel.send(&Message::Created)?;
     ctx.channel.expect_proceed()?;
     // In the cgroup now, where `delete` finds it; the runtime's normal exit after `create` must
@@ -216,6 +217,11 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
 /// state JSON the runtime sent for the container's own hooks.
 fn build_root(ctx: &InitContext, env: &[String]) -> Result<String, ProcessError> {
     ctx.rootfs.prepare()?;
+    if !hooks::setup_sync(ctx.spec) {
+        // No hook needs this point or the state (the runtime knows it too and does not wait).
+        ctx.rootfs.pivot()?;
+        return Ok(String::new());
+    }
     ctx.channel.send(&Message::CreateRuntimeHooks)?;
     let state_json = match ctx.channel.recv()?.0 {
         Message::ProceedWithState(json) => json,

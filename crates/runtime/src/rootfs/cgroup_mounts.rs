@@ -5,11 +5,12 @@
 //! host cgroup directory (or, in a cgroup namespace, a fresh cgroup mount) with the entry's flags,
 //! plus the cpu -> cpu,cpuacct symlinks.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use hull_sys::fd::proc_self_fd;
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 
 use super::bind;
@@ -99,6 +100,11 @@ fn mount_v1_view(
         Some("mode=755"),
     )
     .ctx(|| format!("{}: mount tmpfs for the cgroup view", m.field))?;
+    // The tmpfs just mounted, resolved again to reach it rather than the dir it covers. It is
+    // this process's own and empty: its dirs are made in it directly, with no in-root walk.
+    let view = root
+        .resolve(&m.destination)
+        .ctx(|| format!("{}: resolve the cgroup view", m.field))?;
     // runc lists the v1 hierarchies only: on a hybrid host the cgroup2 one is not shown.
     for cg in cgroups.iter().filter(|cg| cg.version == 1) {
         let name = cg.mount_point.file_name().ok_or_else(|| {
@@ -111,7 +117,8 @@ fn mount_v1_view(
             )
         })?;
         let sub = m.destination.join(name);
-        let fd = root.create(&sub, Create::Dir)?;
+        let fd =
+            make_dir(view.as_fd(), name).ctx(|| format!("{}: mkdir {}", m.field, sub.display()))?;
         if cgroupns {
             let data = cg.controllers.join(",");
             // The source names a named hierarchy (name=systemd) by its name, as runc does.
@@ -130,14 +137,14 @@ fn mount_v1_view(
         } else {
             bind_dir(m, fd.as_fd(), &host_dir(cg), m.opts.flags)?;
         }
-        symlink_controllers(root, m, cg, name)?;
+        symlink_controllers(view.as_fd(), m, cg, name)?;
     }
     Ok(())
 }
 
 /// cpu -> cpu,cpuacct and cpuacct -> cpu,cpuacct, so programs find each controller by name.
 fn symlink_controllers(
-    root: &Root,
+    parent: BorrowedFd<'_>,
     m: &PlannedMount,
     cg: &CgroupMount,
     dir_name: &std::ffi::OsStr,
@@ -145,17 +152,28 @@ fn symlink_controllers(
     if cg.controllers.len() < 2 {
         return Ok(());
     }
-    let parent = root
-        .resolve(&m.destination)
-        .ctx(|| format!("{}: resolve", m.field))?;
     for c in cg.controllers.iter().filter(|c| !c.starts_with("name=")) {
         if Path::new(c) == Path::new(dir_name) {
             continue;
         }
-        match nix::unistd::symlinkat(dir_name, &parent, c.as_str()) {
+        match nix::unistd::symlinkat(dir_name, parent, c.as_str()) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(e).ctx(|| format!("{}: symlink {c}", m.field)),
         }
     }
     Ok(())
+}
+
+/// An O_PATH descriptor of directory `name` in `dir`, made if missing.
+fn make_dir(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> nix::Result<OwnedFd> {
+    match nix::sys::stat::mkdirat(dir, name, nix::sys::stat::Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
 }

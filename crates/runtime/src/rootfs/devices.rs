@@ -3,8 +3,8 @@
 //! stdout/stderr links, /dev/shm, and, for a process with a terminal, an empty /dev/console for
 //! the console code to cover.
 
-use std::os::fd::{AsFd, BorrowedFd};
-use std::path::Path;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
@@ -29,10 +29,11 @@ pub(super) fn setup_dev(plan: &RootfsPlan, root: &Root) -> Result<(), RootfsErro
     }
     // Device modes are exact, not filtered by the runtime's umask.
     let old = umask(Mode::empty());
+    let mut parent = None;
     let res = plan
         .devices
         .iter()
-        .try_for_each(|d| create_device(root, d, plan.opts.user_namespace));
+        .try_for_each(|d| create_device(root, d, plan.opts.user_namespace, &mut parent));
     umask(old);
     res?;
     let dev = root.create(Path::new("/dev"), Create::Dir)?;
@@ -50,7 +51,14 @@ pub(super) fn setup_dev(plan: &RootfsPlan, root: &Root) -> Result<(), RootfsErro
     Ok(())
 }
 
-fn create_device(root: &Root, d: &PlannedDevice, user_namespace: bool) -> Result<(), RootfsError> {
+/// `parent`: the last parent directory resolved, kept for the next device in the same one (all
+/// of them in /dev, usually): making a node changes no directory's resolution.
+fn create_device(
+    root: &Root,
+    d: &PlannedDevice,
+    user_namespace: bool,
+    parent: &mut Option<(PathBuf, OwnedFd)>,
+) -> Result<(), RootfsError> {
     let what = || format!("device {}", d.path.display());
     if user_namespace && d.kind != SFlag::S_IFIFO {
         let target = root.create(&d.path, Create::File)?;
@@ -65,20 +73,27 @@ fn create_device(root: &Root, d: &PlannedDevice, user_namespace: bool) -> Result
         );
     }
     let parent_path = d.path.parent().unwrap_or(Path::new("/"));
-    let parent = root.create(parent_path, Create::Dir)?;
+    let parent = match parent.take() {
+        Some((path, fd)) if path == parent_path => parent.insert((path, fd)),
+        _ => parent.insert((
+            parent_path.to_path_buf(),
+            root.create(parent_path, Create::Dir)?,
+        )),
+    };
+    let parent = &parent.1;
     let name = d
         .path
         .file_name()
         .ok_or_else(|| RootfsError::invalid(what(), "no file name"))?;
     let perm = Mode::from_bits_truncate(d.mode);
-    match mknodat(&parent, name, d.kind, perm, makedev(d.major, d.minor)) {
+    match mknodat(parent, name, d.kind, perm, makedev(d.major, d.minor)) {
         Ok(()) => {}
         // Already there (from the image, or a bind): keep it, as runc does.
         Err(Errno::EEXIST) => return Ok(()),
         Err(e) => return Err(e).ctx(|| format!("{}: mknod", what())),
     }
     fchownat(
-        &parent,
+        parent,
         name,
         Some(Uid::from_raw(d.uid)),
         Some(Gid::from_raw(d.gid)),

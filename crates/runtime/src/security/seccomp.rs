@@ -264,7 +264,14 @@ fn compile(s: &LinuxSeccomp) -> Result<Compiled, SecurityError> {
         ));
     }
     let default = action("defaultAction", default_act, s.default_errno_ret())?;
-    let ctx = ScmpFilterContext::new(default).map_err(|e| err("defaultAction", e.to_string()))?;
+    let mut ctx =
+        ScmpFilterContext::new(default).map_err(|e| err("defaultAction", e.to_string()))?;
+    // A binary tree of syscall numbers instead of one comparison after another: the kernel
+    // loads docker's default profile (~1150 instructions over three architectures) in well
+    // under half the time (its JIT and cBPF conversion dominate every container's start), and
+    // a syscall walks log(n) comparisons instead of n. Same decisions; a libseccomp older than
+    // 2.5 knows no level 2 and keeps the linear filter.
+    let _ = ctx.set_ctl_optimize(2);
     let mut c = Compiler {
         ctx,
         default,
