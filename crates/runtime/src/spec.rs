@@ -37,8 +37,9 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_j
     serde_json::from_value(serde_json::from_slice(bytes)?)
 }
 
-/// Reads `BUNDLE/config.json` and validates it.
-pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
+/// Reads `BUNDLE/config.json` and validates it; the Spec, and the bytes it was read from (what
+/// the runtime keeps of it: they decode to the same Spec, without serializing it again).
+pub fn load(bundle: &Path) -> Result<(Spec, Vec<u8>), SpecError> {
     let path = bundle.join("config.json");
     let bytes = std::fs::read(&path).map_err(|source| SpecError::Read {
         path: path.clone(),
@@ -55,7 +56,7 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let spec: Spec =
         serde_json::from_value(raw).map_err(|source| SpecError::Parse { path, source })?;
     validate(&spec)?;
-    Ok(spec)
+    Ok((spec, bytes))
 }
 
 /// Checks what the rest of the runtime takes for granted.

@@ -12,9 +12,22 @@ pub fn stat(pid: i32) -> Option<(u64, char)> {
     Some((start, state))
 }
 
+/// The text of a kernel pseudo-file (procfs, sysfs, cgroupfs). They report a size of 0, so
+/// `std::fs::read_to_string` reads them 32 bytes, then 32, 64, 128...: a syscall per doubling
+/// (nine for /proc/self/mountinfo). Here the first read has a page, which holds most of them whole.
+pub fn read_pseudo(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(PSEUDO_FIRST_READ);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The first read of [`read_pseudo`].
+const PSEUDO_FIRST_READ: usize = 4096;
+
 /// The command name (field 2) of /proc/PID/stat, and its fields from field 3 (the state) on.
 pub fn stat_fields(pid: i32) -> Option<(String, Vec<String>)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = read_pseudo(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: it ends at the last ')'.
     let open = text.find('(')?;
     let close = text.rfind(')')?;

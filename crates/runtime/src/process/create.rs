@@ -81,6 +81,8 @@ pub struct Created {
 /// What was validated before anything was created.
 struct Plans {
     spec: Spec,
+    /// config.json as read, the runtime's copy of it.
+    config: Vec<u8>,
     bundle: PathBuf,
     namespaces: NamespacePlan,
     /// None for a config without `process` (the spec requires it only for `start`).
@@ -161,7 +163,7 @@ fn poststop_on_failure(
 fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(io(format!("bundle {}", opts.bundle.display())))?;
-    let spec = crate::spec::load(&bundle)?;
+    let (spec, config) = crate::spec::load(&bundle)?;
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref();
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
@@ -215,6 +217,7 @@ fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
     }
     Ok(Plans {
         spec,
+        config,
         bundle,
         namespaces,
         security,
@@ -232,7 +235,7 @@ fn launch(
     dir: &ContainerDir,
     undo: &mut Undo,
 ) -> Result<Launched, ProcessError> {
-    dir.save_config(&plans.spec)?;
+    dir.save_config_bytes(&plans.config)?;
     let fifo_path = dir.fifo_path();
     mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(sys("mkfifo exec.fifo"))?;
     let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
