@@ -346,6 +346,14 @@ impl ContainerDir {
         crate::spec::decode(&bytes).map_err(|source| StateError::Corrupt { path, source })
     }
 
+    /// The parts of the stored config.json the container's lifecycle needs (see `Lifecycle`).
+    pub(crate) fn load_lifecycle(&self) -> Result<crate::spec::Lifecycle, StateError> {
+        let path = self.path.join(CONFIG_FILE);
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        crate::spec::Lifecycle::decode(&bytes)
+            .map_err(|source| StateError::Corrupt { path, source })
+    }
+
     /// Removes the directory; the lock goes with it.
     pub fn remove(self) -> Result<(), StateError> {
         std::fs::remove_dir_all(&self.path).map_err(io_err(&self.path))?;

@@ -23,7 +23,7 @@ use super::{own_pid, teardown, Report, Reporter};
 use crate::attach::{self, Attach};
 use crate::error::{EngineError, EXIT_ENGINE};
 use crate::logs::LogWriter;
-use crate::options::{Backoff, Network};
+use crate::options::{Backoff, Network, RestartPolicy};
 use crate::store::{self, Record, State};
 use crate::{paths, procfs};
 
@@ -198,6 +198,11 @@ fn run_with_policy(
             (Ok(code), _) => *code,
         };
         first = false;
+        // Without a policy nothing in the row can make it restart: its exit goes to the
+        // starter without reading hull.db first.
+        if record.settings.restart == RestartPolicy::No {
+            return outcome;
+        }
         let now = store::get(conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.into()))?;
         let restarts = now.settings.restart_count;
         if !record
