@@ -386,6 +386,13 @@ fn child_dirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
 
 /// Removes a cgroup and the cgroups nested in it, deepest first, retrying EBUSY until `deadline`.
 fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
+    // Most containers nest no cgroup and leave no task: one rmdir then, rather than listing
+    // the directory first (four syscalls more per hierarchy, ten hierarchies on a v1 host).
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     for sub in child_dirs(dir)? {
         remove_tree(&sub, deadline)?;
     }

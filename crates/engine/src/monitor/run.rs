@@ -348,8 +348,11 @@ fn run_container(
     let pid = container.pid();
     write_etc(root, conn, record, NetnsRef::Pid(pid), address)?;
     crate::names::publish(root, conn, record)?;
-    store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
+    let started = hull_runtime::now_rfc3339();
     container.start()?;
+    // After the start, while the process runs its program: the row said "starting" until now,
+    // and says "running" before anyone hears it started.
+    store::set_running(conn, id, pid, &started)?;
     // Others (stop, kill) reach the container through the runtime's lock while it runs; this
     // monitor, its parent, waits for its process without opening it again.
     let watch = container.watch();
