@@ -1,6 +1,7 @@
 //! What hull reads about processes from /proc: whether a recorded pid (with its start time) is
 //! still the same process, and how many threads the caller has (a fork-like clone is only sound
-//! in a single-threaded process).
+//! in a single-threaded process); and the one way hull reads a kernel pseudo-file (procfs,
+//! sysfs, cgroupfs) whole ([`read_pseudo`]).
 
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) and state letter of `pid`,
 /// or None when there is no such process.

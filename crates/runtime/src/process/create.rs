@@ -262,12 +262,12 @@ fn launch(
         state.shared_rootfs = Some(shared);
     }
     dir.save(&state)?;
-    let resources = crate::cgroup_rules::resources(&plans.spec);
-    let mut warnings = plans.cgroup.create(Some(&resources))?;
-    undo.cgroup = Some(plans.cgroup.clone());
-    // The dirs made, exactly; saved with the pid.
-    state.cgroup = plans.cgroup.clone();
 
+    // The clone (with its new namespaces, most of a millisecond) before the cgroup dirs: it
+    // takes no cgroup lock, while a mkdir of a cgroup waits for the kernel's cgroup mutex,
+    // which a first migration holds through an RCU grace period (see hull_cgroups::prime;
+    // the engine's primer is often in one then). The process waits for `Proceed`, which it
+    // gets only once it is in its cgroups, limits applied.
     let (parent, child) = Channel::pair()?;
     let forked = clone_process(plans.namespaces.first_clone_flags())
         .map_err(sys("clone of the container process"))?;
@@ -291,6 +291,11 @@ fn launch(
     undo.child = Some(first);
     drop(child);
     drop(fifo);
+    let resources = crate::cgroup_rules::resources(&plans.spec);
+    let mut warnings = plans.cgroup.create(Some(&resources))?;
+    undo.cgroup = Some(plans.cgroup.clone());
+    // The dirs made, exactly; saved with the pid.
+    state.cgroup = plans.cgroup.clone();
     let pid = guide(opts, &plans, &parent, first, &state.created)?;
     state.pid = pid.as_raw();
     state.pid_start = procfs::start_time(pid.as_raw()).unwrap_or(0);
