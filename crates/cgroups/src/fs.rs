@@ -21,7 +21,7 @@ pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
-    std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+    hull_sys::procfs::read_pseudo(path).map_err(|source| CgroupError::Read {
         path: path.to_path_buf(),
         source,
     })
@@ -29,7 +29,7 @@ pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
 
 /// Reads a file, `None` if it does not exist (an optional controller file).
 pub(crate) fn read_opt(path: &Path) -> Result<Option<String>, CgroupError> {
-    match std::fs::read_to_string(path) {
+    match hull_sys::procfs::read_pseudo(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(CgroupError::Read {

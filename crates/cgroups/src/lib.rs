@@ -31,7 +31,7 @@ mod prime;
 mod stats;
 mod sys;
 
-pub use cgroup::{Cgroup, Hierarchy};
+pub use cgroup::{read_host_ahead, Cgroup, Hierarchy};
 pub use devices::{default_device_rules, runc_device_rules};
 pub use error::CgroupError;
 pub use layout::{detect_layout, process_dirs, Layout};

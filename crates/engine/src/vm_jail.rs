@@ -184,6 +184,14 @@ pub fn config(jail: &Jail, libs: &[PathBuf], kvm: (u64, u64)) -> Value {
 /// True when `/` is the initramfs (rootfs), where pivot_root cannot work (containers then
 /// move their root and chroot, as docker does with DOCKER_RAMDISK).
 pub(crate) fn root_is_ramdisk() -> bool {
+    // The initramfs is a ramfs or a tmpfs: any other `/` is not it, known from one statfs
+    // without reading the mount table (every container's start asks).
+    if let Ok(fs) = nix::sys::statfs::statfs("/") {
+        let magic = fs.filesystem_type().0;
+        if magic != RAMFS_MAGIC && magic != libc::TMPFS_MAGIC {
+            return false;
+        }
+    }
     let Ok(text) = hull_sys::mountinfo::read_self() else {
         return false;
     };
@@ -193,6 +201,9 @@ pub(crate) fn root_is_ramdisk() -> bool {
         .last()
         .is_some_and(|m| m.fs_type == "rootfs")
 }
+
+/// ramfs's statfs magic (linux/magic.h; the libc crate lacks it).
+const RAMFS_MAGIC: libc::c_long = 0x8584_58f6;
 
 fn kvm_device() -> Result<(u64, u64), EngineError> {
     let st = nix::sys::stat::stat(KVM).map_err(EngineError::sys(KVM))?;

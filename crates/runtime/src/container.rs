@@ -12,7 +12,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{write, Pid};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Hooks, Spec};
 
 use crate::hooks;
 use crate::oci_state::{OciState, OCI_VERSION};
@@ -139,15 +139,19 @@ impl Container {
             Status::Stopped => return Err(ContainerError::HasStopped),
             status => return Err(ContainerError::CannotStart(status)),
         }
-        let loaded;
-        let spec = match &self.config {
-            Some(spec) => spec,
+        // The Spec create parsed in this process, else only what start needs of config.json.
+        let (has_process, poststart) = match &self.config {
+            Some(spec) => (
+                spec.process().is_some(),
+                spec.hooks().as_ref().and_then(|h| h.poststart().clone()),
+            ),
             None => {
-                loaded = self.config()?;
-                &loaded
+                let lifecycle = self.dir.load_lifecycle()?;
+                let poststart = lifecycle.hooks.as_ref().and_then(|h| h.poststart().clone());
+                (lifecycle.has_process(), poststart)
             }
         };
-        if spec.process().is_none() {
+        if !has_process {
             return Err(ContainerError::NoProcess(self.state.id.clone()));
         }
         let fifo = self.dir.fifo_path();
@@ -179,7 +183,7 @@ impl Container {
             return Err(ContainerError::StartFailed(msg));
         }
         let mut warnings = Vec::new();
-        if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+        if let Some(list) = &poststart {
             // runtime-spec 1.0.2 to 1.2.1: "the runtime MUST log a warning, but the remaining
             // hooks and lifecycle continue as if the hook had succeeded". (1.3.0 makes it an
             // error that stops the container, as runc does.)
@@ -256,10 +260,10 @@ impl Container {
         if let Some(shared) = &self.state.shared_rootfs {
             shared.release()?;
         }
-        let spec = self.config().ok();
+        let hooks = self.dir.load_lifecycle().ok().and_then(|c| c.hooks);
         let state_json = self.oci_state(Status::Stopped).to_json()?;
         self.dir.remove()?;
-        Ok(run_poststop(spec.as_ref(), &state_json))
+        Ok(run_poststop(hooks.as_ref(), &state_json))
     }
 
     fn kill_all_and_wait(&self) -> Result<(), ContainerError> {
@@ -285,13 +289,10 @@ impl Container {
     }
 }
 
-/// Runs every poststop hook of `spec`; their failures, as warnings (the spec: "the runtime MUST
+/// Runs every poststop hook of `hooks`; their failures, as warnings (the spec: "the runtime MUST
 /// log a warning, but the remaining hooks and lifecycle continue as if the hook had succeeded").
-pub fn run_poststop(spec: Option<&Spec>, state_json: &[u8]) -> Vec<String> {
-    let Some(list) = spec
-        .and_then(|s| s.hooks().as_ref())
-        .and_then(|h| h.poststop().as_ref())
-    else {
+pub fn run_poststop(hooks: Option<&Hooks>, state_json: &[u8]) -> Vec<String> {
+    let Some(list) = hooks.and_then(|h| h.poststop().as_ref()) else {
         return Vec::new();
     };
     hooks::run_all("poststop", list, state_json, &hooks::Context::default())

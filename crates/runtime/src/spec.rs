@@ -37,8 +37,31 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_j
     serde_json::from_value(serde_json::from_slice(bytes)?)
 }
 
-/// Reads `BUNDLE/config.json` and validates it.
-pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
+/// What the lifecycle of a created container needs of its stored config.json (start, delete):
+/// whether it has a process, and its hooks. Read straight from the bytes, the rest skipped
+/// without being built: decoding the whole Spec (its seccomp profile is most of it) at every
+/// start and delete costs as much as the create's own parse.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Lifecycle {
+    #[serde(default)]
+    process: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+impl Lifecycle {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Lifecycle, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    pub(crate) fn has_process(&self) -> bool {
+        self.process.is_some()
+    }
+}
+
+/// Reads `BUNDLE/config.json` and validates it; the Spec, and the bytes it was read from (what
+/// the runtime keeps of it: they decode to the same Spec, without serializing it again).
+pub fn load(bundle: &Path) -> Result<(Spec, Vec<u8>), SpecError> {
     let path = bundle.join("config.json");
     let bytes = std::fs::read(&path).map_err(|source| SpecError::Read {
         path: path.clone(),
@@ -55,7 +78,7 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let spec: Spec =
         serde_json::from_value(raw).map_err(|source| SpecError::Parse { path, source })?;
     validate(&spec)?;
-    Ok(spec)
+    Ok((spec, bytes))
 }
 
 /// Checks what the rest of the runtime takes for granted.

@@ -334,10 +334,24 @@ impl ContainerDir {
         write_atomic(&self.path.join(CONFIG_FILE), &bytes, 0o600)
     }
 
+    /// The bundle's config.json as read (and validated) by create: the same Spec as
+    /// [`ContainerDir::save_config`] of it would store, without serializing it again.
+    pub fn save_config_bytes(&self, bytes: &[u8]) -> Result<(), StateError> {
+        write_atomic(&self.path.join(CONFIG_FILE), bytes, 0o600)
+    }
+
     pub fn load_config(&self) -> Result<Spec, StateError> {
         let path = self.path.join(CONFIG_FILE);
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
         crate::spec::decode(&bytes).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// The parts of the stored config.json the container's lifecycle needs (see `Lifecycle`).
+    pub(crate) fn load_lifecycle(&self) -> Result<crate::spec::Lifecycle, StateError> {
+        let path = self.path.join(CONFIG_FILE);
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        crate::spec::Lifecycle::decode(&bytes)
+            .map_err(|source| StateError::Corrupt { path, source })
     }
 
     /// Removes the directory; the lock goes with it.

@@ -133,7 +133,7 @@ pub fn parse(text: &str) -> impl Iterator<Item = Result<MountInfo<'_>, ParseErro
 
 /// The mountinfo of the calling process, as text to [`parse`].
 pub fn read_self() -> std::io::Result<String> {
-    crate::procfs::read_to_string("/proc/self/mountinfo")
+    crate::procfs::read_pseudo("/proc/self/mountinfo")
 }
 
 /// Undoes the kernel's `\ooo` escapes (three octal digits, at most `\377`); anything else,

@@ -1,19 +1,7 @@
 //! What hull reads about processes from /proc: whether a recorded pid (with its start time) is
 //! still the same process, and how many threads the caller has (a fork-like clone is only sound
-//! in a single-threaded process).
-
-/// A /proc file, whole. Such files report a size of 0, so `std::fs::read_to_string` starts at 32
-/// bytes and doubles: six reads for a /proc/PID/stat, eight for a mountinfo. Into 4 KiB, most
-/// take one read and the empty one that ends the file. Read through `take`, which skips the
-/// size query (statx and lseek) a File makes first, for a size /proc does not know.
-pub fn read_to_string(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::with_capacity(4096);
-    std::fs::File::open(path)?
-        .take(u64::MAX)
-        .read_to_string(&mut text)?;
-    Ok(text)
-}
+//! in a single-threaded process); and the one way hull reads a kernel pseudo-file (procfs,
+//! sysfs, cgroupfs) whole ([`read_pseudo`]).
 
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) and state letter of `pid`,
 /// or None when there is no such process.
@@ -25,9 +13,26 @@ pub fn stat(pid: i32) -> Option<(u64, char)> {
     Some((start, state))
 }
 
+/// The text of a kernel pseudo-file (procfs, sysfs, cgroupfs). They report a size of 0, so
+/// `std::fs::read_to_string` reads them 32 bytes, then 32, 64, 128...: a syscall per doubling
+/// (nine for /proc/self/mountinfo). Here the first read has a page, which holds most of them
+/// whole; read through `take`, which skips the size query (statx and lseek) a File makes first,
+/// for a size these files do not know.
+pub fn read_pseudo(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(PSEUDO_FIRST_READ);
+    std::fs::File::open(path)?
+        .take(u64::MAX)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The first read of [`read_pseudo`].
+const PSEUDO_FIRST_READ: usize = 4096;
+
 /// The command name (field 2) of /proc/PID/stat, and its fields from field 3 (the state) on.
 pub fn stat_fields(pid: i32) -> Option<(String, Vec<String>)> {
-    let text = read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = read_pseudo(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: it ends at the last ')'.
     let open = text.find('(')?;
     let close = text.rfind(')')?;
@@ -67,15 +72,15 @@ pub fn thread_count() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn read_to_string_reads_a_proc_file_whole() {
+    fn read_pseudo_reads_a_file_whole() {
         // Beyond the first 4 KiB too (a file: a /proc one this long could change between reads).
         let path = std::env::temp_dir().join(format!("hull-sys-read-{}", std::process::id()));
         let long: String = (0..2000).map(|i| format!("{i}\n")).collect();
         std::fs::write(&path, &long).unwrap();
-        let read = super::read_to_string(&path);
+        let read = super::read_pseudo(&path);
         std::fs::remove_file(&path).unwrap();
         assert_eq!(read.unwrap(), long);
-        let stat = super::read_to_string("/proc/self/stat").unwrap();
+        let stat = super::read_pseudo("/proc/self/stat").unwrap();
         assert!(
             stat.starts_with(&format!("{} (", std::process::id())),
             "{stat}"

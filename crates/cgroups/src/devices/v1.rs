@@ -5,6 +5,8 @@
 //! error, and an update moves from the current exceptions to the new ones without a moment where a
 //! device allowed before and after is denied.
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::path::Path;
 
 use super::{Rule, ACC_ALL};
@@ -138,13 +140,38 @@ fn current(dir: &Path) -> Result<Option<State>, CgroupError> {
     }))
 }
 
-fn write_rule(dir: &Path, allow: bool, r: &Rule) -> Result<(), CgroupError> {
-    let file = if allow {
-        "devices.allow"
-    } else {
-        "devices.deny"
-    };
-    fs::write_file(&dir.join(file), &r.v1_string())
+/// devices.allow and devices.deny of one cgroup, each opened once for all the rules written to
+/// it: the kernel takes every write(2) as one rule, so a descriptor serves them all (a new
+/// cgroup gets a dozen rules, an open and close each otherwise).
+struct RuleFiles<'a> {
+    dir: &'a Path,
+    allow: Option<File>,
+    deny: Option<File>,
+}
+
+impl RuleFiles<'_> {
+    fn write(&mut self, allow: bool, value: &str) -> Result<(), CgroupError> {
+        let (slot, name) = if allow {
+            (&mut self.allow, "devices.allow")
+        } else {
+            (&mut self.deny, "devices.deny")
+        };
+        let path = || self.dir.join(name);
+        let fail = |source| CgroupError::Write {
+            path: path(),
+            value: value.to_string(),
+            source,
+        };
+        let file = match slot {
+            Some(f) => f,
+            None => slot.insert(OpenOptions::new().write(true).open(path()).map_err(fail)?),
+        };
+        file.write_all(value.as_bytes()).map_err(fail)
+    }
+
+    fn rule(&mut self, allow: bool, r: &Rule) -> Result<(), CgroupError> {
+        self.write(allow, &r.v1_string())
+    }
 }
 
 /// Applies `rules` (already checked by `simulate`). On a new cgroup, or when either side is in
@@ -152,10 +179,15 @@ fn write_rule(dir: &Path, allow: bool, r: &Rule) -> Result<(), CgroupError> {
 /// allowing new devices before revoking old ones.
 pub(crate) fn apply(dir: &Path, rules: &[Rule], update: bool) -> Result<(), CgroupError> {
     let target = simulate(rules)?;
+    let mut files = RuleFiles {
+        dir,
+        allow: None,
+        deny: None,
+    };
     if update && !target.allow_all {
         if let Some(cur) = current(dir)? {
             for e in &target.exceptions {
-                write_rule(dir, true, e)?;
+                files.rule(true, e)?;
             }
             for c in &cur.exceptions {
                 let keep = target
@@ -165,8 +197,7 @@ pub(crate) fn apply(dir: &Path, rules: &[Rule], update: bool) -> Result<(), Cgro
                     .map_or(0, |e| e.access);
                 let revoke = c.access & !keep;
                 if revoke != 0 {
-                    write_rule(
-                        dir,
+                    files.rule(
                         false,
                         &Rule {
                             access: revoke,
@@ -178,18 +209,13 @@ pub(crate) fn apply(dir: &Path, rules: &[Rule], update: bool) -> Result<(), Cgro
             return Ok(());
         }
     }
-    fs::write_file(&dir.join("devices.deny"), "a")?;
+    files.write(false, "a")?;
     for orig in rules {
         for r in expand(orig) {
             if r.kind == 'a' {
-                let file = if r.allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                };
-                fs::write_file(&dir.join(file), "a")?;
+                files.write(r.allow, "a")?;
             } else {
-                write_rule(dir, r.allow, &r)?;
+                files.rule(r.allow, &r)?;
             }
         }
     }

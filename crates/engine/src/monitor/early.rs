@@ -91,6 +91,8 @@ fn child_main(root: &Path, report: OwnedFd, wait: OwnedFd, attach: Option<Attach
     keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
     super::leave_starter(report, &keep, None, |reporter: &mut Reporter| {
         let conn = super::run::open_db(root);
+        // While the command writes the container: what creating it will read of the host.
+        hull_cgroups::read_host_ahead();
         let mut buf = [0u8; MAX_GO];
         let n = loop {
             match recv(wait.as_raw_fd(), &mut buf, MsgFlags::empty()) {

@@ -23,7 +23,7 @@ use super::{own_pid, teardown, Report, Reporter};
 use crate::attach::{self, Attach};
 use crate::error::{EngineError, EXIT_ENGINE};
 use crate::logs::LogWriter;
-use crate::options::{Backoff, Network};
+use crate::options::{Backoff, Network, RestartPolicy};
 use crate::store::{self, Record, State};
 use crate::{paths, procfs};
 
@@ -198,6 +198,11 @@ fn run_with_policy(
             (Ok(code), _) => *code,
         };
         first = false;
+        // Without a policy nothing in the row can make it restart: its exit goes to the
+        // starter without reading hull.db first.
+        if record.settings.restart == RestartPolicy::No {
+            return outcome;
+        }
         let now = store::get(conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.into()))?;
         let restarts = now.settings.restart_count;
         if !record
@@ -343,8 +348,11 @@ fn run_container(
     let pid = container.pid();
     write_etc(root, conn, record, NetnsRef::Pid(pid), address)?;
     crate::names::publish(root, conn, record)?;
-    store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
+    let started = hull_runtime::now_rfc3339();
     container.start()?;
+    // After the start, while the process runs its program: the row said "starting" until now,
+    // and says "running" before anyone hears it started.
+    store::set_running(conn, id, pid, &started)?;
     // Others (stop, kill) reach the container through the runtime's lock while it runs; this
     // monitor, its parent, waits for its process without opening it again.
     let watch = container.watch();

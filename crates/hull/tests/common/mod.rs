@@ -150,13 +150,22 @@ pub fn assert_engine_clean(path: &Path) {
         .unwrap_or_default();
     assert!(containers.is_empty(), "container dirs left: {containers:?}");
     assert_eq!(ok(path, &["ps", "-a", "-q"]), "", "rows left");
-    let trash: Vec<_> = std::fs::read_dir(path.join("trash"))
-        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        trash.is_empty(),
-        "removed containers' files left: {trash:?}"
-    );
+    // A monitor empties the trash after its container's row is gone (off every command's
+    // path), so a monitor this check could not wait for above (one started with a relative
+    // root) may still be at it.
+    loop {
+        let trash: Vec<_> = std::fs::read_dir(path.join("trash"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        if trash.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "removed containers' files left: {trash:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Root {

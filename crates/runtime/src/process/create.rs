@@ -84,6 +84,8 @@ pub struct Created {
 /// What was validated before anything was created.
 struct Plans {
     spec: Spec,
+    /// config.json as read, the runtime's copy of it.
+    config: Vec<u8>,
     bundle: PathBuf,
     namespaces: NamespacePlan,
     /// None for a config without `process` (the spec requires it only for `start`).
@@ -165,7 +167,7 @@ fn poststop_on_failure(
 fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(io(format!("bundle {}", opts.bundle.display())))?;
-    let spec = crate::spec::load(&bundle)?;
+    let (spec, config) = crate::spec::load(&bundle)?;
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref();
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
@@ -219,6 +221,7 @@ fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
     }
     Ok(Plans {
         spec,
+        config,
         bundle,
         namespaces,
         security,
@@ -236,7 +239,7 @@ fn launch(
     dir: &ContainerDir,
     undo: &mut Undo,
 ) -> Result<Launched, ProcessError> {
-    dir.save_config(&plans.spec)?;
+    dir.save_config_bytes(&plans.config)?;
     let fifo_path = dir.fifo_path();
     mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(sys("mkfifo exec.fifo"))?;
     let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
@@ -264,10 +267,13 @@ fn launch(
     }
     dir.save(&state)?;
 
+    // The clone first, then the cgroup dirs: the clone takes no cgroup lock, while a mkdir of a
+    // cgroup waits for the kernel's cgroup mutex, which a first migration holds through an RCU
+    // grace period (see hull_cgroups::prime; the engine's primer is often in one then); and the
+    // process makes its network namespace (most of a container's kernel setup time) while this
+    // runtime makes the dirs (see `NamespacePlan::unshare_deferred`). It waits for `Proceed`,
+    // which it gets only once it is in its cgroups, limits applied.
     let (parent, child) = Channel::pair()?;
-    // The clone first, then the cgroup dirs: the process makes its network namespace (most of a
-    // container's kernel setup time) while this runtime makes the dirs, and waits for them
-    // before it goes on (see `NamespacePlan::unshare_deferred`).
     let forked = clone_process(plans.namespaces.first_clone_flags())
         .map_err(sys("clone of the container process"))?;
     let first = match forked {

@@ -122,7 +122,7 @@ pub enum SecurityError {
 
 /// Reads a small kernel file, naming it in the error.
 pub(super) fn read_to_string(path: &str) -> Result<String, SecurityError> {
-    std::fs::read_to_string(path).map_err(|source| SecurityError::Read {
+    hull_sys::procfs::read_pseudo(path).map_err(|source| SecurityError::Read {
         path: path.into(),
         source,
     })
