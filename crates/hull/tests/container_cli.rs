@@ -424,6 +424,14 @@ fn killed_monitor_is_found_and_cleaned() {
     let monitor = v["State"]["MonitorPid"].as_i64().unwrap();
     let pid = v["State"]["Pid"].as_i64().unwrap();
     assert!(monitor > 0 && pid > 0);
+    // The monitor holds the container's mount namespace (so that its teardown comes after the
+    // exit is reported); its kill frees it with its other descriptors.
+    let mnt_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let held = std::fs::read_dir(format!("/proc/{monitor}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|target| target == mnt_ns);
+    assert!(held, "monitor {monitor} holds no descriptor of {mnt_ns:?}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(monitor).unwrap()),
         nix::sys::signal::Signal::SIGKILL,

@@ -75,6 +75,11 @@ pub(crate) struct Reporter {
     /// The starter's [`Primer`] runs until this is closed: at the first report, when the
     /// container's process is in its cgroups (or will never be).
     primer: Option<OwnedFd>,
+    /// The container's mount namespace, held until the exit is reported: its init's exit
+    /// would otherwise tear the namespace down (an RCU grace period in namespace_unlock)
+    /// before its parent, this monitor, can reap it; held, the teardown comes with this
+    /// drop, after the starter has heard of the exit.
+    mnt_ns: Option<OwnedFd>,
 }
 
 impl Reporter {
@@ -87,10 +92,23 @@ impl Reporter {
         }
     }
 
-    /// Closes the pipe: the starter reads its end.
+    /// Closes the pipe: the starter reads its end. The container's mount namespace goes
+    /// after it.
     pub(crate) fn close(&mut self) {
         self.primer = None;
         self.to = None;
+        self.mnt_ns = None;
+    }
+
+    /// Holds the mount namespace of `pid` (a child of this monitor, so not a reused pid)
+    /// until [`Reporter::close`]; nothing when nobody waits for the exit report. Best effort:
+    /// without it the exit waits as it would have.
+    pub(crate) fn hold_mount_ns(&mut self, pid: i32) {
+        if self.to.is_some() {
+            self.mnt_ns = File::open(format!("/proc/{pid}/ns/mnt"))
+                .ok()
+                .map(OwnedFd::from);
+        }
     }
 }
 
@@ -202,6 +220,7 @@ fn leave_starter(
     let mut reporter = Reporter {
         to: Some(File::from(report)),
         primer,
+        mnt_ns: None,
     };
     body(&mut reporter)
 }

@@ -346,6 +346,7 @@ fn run_container(
     }
     let container = created.container;
     let pid = container.pid();
+    reporter.hold_mount_ns(pid);
     write_etc(root, conn, record, NetnsRef::Pid(pid), address)?;
     crate::names::publish(root, conn, record)?;
     let started = hull_runtime::now_rfc3339();
