@@ -335,15 +335,16 @@ impl RunArgs {
     }
 }
 
-pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
+/// Runs container command `cmd`; `primer` is the one started for its start, if it has one.
+pub fn run(
+    root: &Path,
+    cmd: ContainerCommand,
+    primer: Option<hull_engine::monitor::Primer>,
+) -> anyhow::Result<i32> {
     let reads_only = matches!(
         cmd,
         ContainerCommand::Ps(_) | ContainerCommand::Inspect { .. } | ContainerCommand::Logs { .. }
     );
-    // Before the database is opened: the primer's first wait overlaps all that follows.
-    let primer = matches!(cmd, ContainerCommand::Make(MakeCommand::Run(_)))
-        .then(hull_engine::monitor::Primer::start)
-        .flatten();
     let early = match &cmd {
         ContainerCommand::Make(MakeCommand::Run(args)) => Some(fork_monitor(root, args)?),
         _ => None,

@@ -21,6 +21,7 @@ mod volume;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use hull_engine::monitor::Primer;
 use hull_engine::Engine;
 
 /// Global options shared by every command.
@@ -71,17 +72,35 @@ pub fn parse() -> Result<Cli, clap::Error> {
 }
 
 /// Whether the first command word (after global options) is `run` or `create`.
-fn starts_with_run_or_create(mut args: impl Iterator<Item = String>) -> bool {
+fn starts_with_run_or_create(args: impl Iterator<Item = String>) -> bool {
+    matches!(command_words(args).0.as_deref(), Some("run" | "create"))
+}
+
+/// Whether the command line (without the program's name) is one that starts a container:
+/// `run` or `start`, also under `container`. Read from the raw words, before the parse, so that
+/// the [`hull_engine::monitor::Primer`] starts first; a command line the parse rejects ends
+/// this process, and with it the primer.
+pub fn starts_a_container(args: impl Iterator<Item = String>) -> bool {
+    match command_words(args) {
+        (Some(word), next) if word == "container" => {
+            matches!(next.as_deref(), Some("run" | "start"))
+        }
+        (word, _) => matches!(word.as_deref(), Some("run" | "start")),
+    }
+}
+
+/// The first command word after the global options, and the word after it.
+fn command_words(mut args: impl Iterator<Item = String>) -> (Option<String>, Option<String>) {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--root" => {
                 args.next();
             }
             a if a.starts_with("--root=") => {}
-            a => return a == "run" || a == "create",
+            _ => return (Some(arg), args.next()),
         }
     }
-    false
+    (None, None)
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,12 +161,13 @@ pub enum ContainerGroup {
 }
 
 /// Runs the command; the process's exit status (a foreground `run` exits with its container's).
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
+/// `primer`, started before the parse for a command that starts a container, goes to its start.
+pub fn run(cli: Cli, primer: Option<Primer>) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Container(c) => container::run(&cli.root, c),
+        Command::Container(c) => container::run(&cli.root, c, primer),
         Command::ContainerOps(c) => container_ops::run(&mut engine(&cli.root, c.reads_only())?, c),
         Command::ContainerGroup { command } => match command {
-            ContainerGroup::Common(c) => container::run(&cli.root, c),
+            ContainerGroup::Common(c) => container::run(&cli.root, c, primer),
             ContainerGroup::Ops(c) => {
                 container_ops::run(&mut engine(&cli.root, c.reads_only())?, c)
             }
@@ -179,7 +199,7 @@ fn engine(root: &std::path::Path, reads_only: bool) -> Result<Engine, hull_engin
 
 #[cfg(test)]
 mod tests {
-    use super::starts_with_run_or_create;
+    use super::{starts_a_container, starts_with_run_or_create};
 
     #[test]
     fn run_and_create_take_the_short_parser() {
@@ -198,5 +218,25 @@ mod tests {
         assert!(!starts_with_run_or_create(words("--root run ps")));
         assert!(!starts_with_run_or_create(words("--help")));
         assert!(!starts_with_run_or_create(words("container run busybox")));
+    }
+
+    #[test]
+    fn the_primer_starts_for_run_and_start_only() {
+        let words = |s: &str| {
+            s.split(' ')
+                .map(String::from)
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert!(starts_a_container(words("run --rm busybox true")));
+        assert!(starts_a_container(words("--root /x start c1")));
+        assert!(starts_a_container(words("--root=/x container run busybox")));
+        assert!(starts_a_container(words("container start -a c1")));
+        assert!(!starts_a_container(words("create busybox")));
+        assert!(!starts_a_container(words("--root run ps")));
+        assert!(!starts_a_container(words("container ps")));
+        assert!(!starts_a_container(words("ps run")));
+        assert!(!starts_a_container(words("container")));
+        assert!(!starts_a_container(std::iter::empty()));
     }
 }
