@@ -201,14 +201,12 @@ fn engine(root: &std::path::Path, reads_only: bool) -> Result<Engine, hull_engin
 mod tests {
     use super::{starts_a_container, starts_with_run_or_create};
 
+    fn words(s: &str) -> impl Iterator<Item = String> + '_ {
+        s.split(' ').map(String::from)
+    }
+
     #[test]
     fn run_and_create_take_the_short_parser() {
-        let words = |s: &str| {
-            s.split(' ')
-                .map(String::from)
-                .collect::<Vec<_>>()
-                .into_iter()
-        };
         assert!(starts_with_run_or_create(words("run busybox")));
         assert!(starts_with_run_or_create(words("--root /x create busybox")));
         assert!(starts_with_run_or_create(words(
@@ -222,12 +220,6 @@ mod tests {
 
     #[test]
     fn the_primer_starts_for_run_and_start_only() {
-        let words = |s: &str| {
-            s.split(' ')
-                .map(String::from)
-                .collect::<Vec<_>>()
-                .into_iter()
-        };
         assert!(starts_a_container(words("run --rm busybox true")));
         assert!(starts_a_container(words("--root /x start c1")));
         assert!(starts_a_container(words("--root=/x container run busybox")));
