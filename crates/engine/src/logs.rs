@@ -2,8 +2,10 @@
 //! (`{"log":"hello\n","stream":"stdout","time":"2026-...Z"}`), appended by its monitor and
 //! readable while written (`logs -f`). With `--log-opt max-size` the writer rotates it by
 //! rename: the current file is `ctr.log`, older ones `ctr.log.1` (the newest) .. `ctr.log.N-1`;
-//! the current name always exists and a rotated file keeps its inode, so a reader holding it
-//! open reads every line written to it.
+//! once made, the current name always exists and a rotated file keeps its inode, so a reader
+//! holding it open reads every line written to it. The file is made at the first line: a
+//! container that prints nothing (most `run --rm` of a command) costs no inode for it, and a
+//! reader takes a missing log as an empty one.
 
 use std::fs::File;
 use std::io::Write;
@@ -27,7 +29,8 @@ struct Entry<'a> {
 /// The monitor's side: whole lines per stream, each stamped when it is complete.
 #[derive(Debug)]
 pub struct LogWriter {
-    file: File,
+    /// Opened at the first line (see the module doc).
+    file: Option<File>,
     path: PathBuf,
     rotation: LogOptions,
     /// Bytes in the current file.
@@ -53,17 +56,27 @@ impl Stream {
 }
 
 impl LogWriter {
-    /// Appends to the log at `path` (made if missing), rotated as `rotation` says.
+    /// Appends to the log at `path` (made at the first line if missing), rotated as `rotation`
+    /// says.
     pub fn create(path: &Path, rotation: LogOptions) -> Result<LogWriter, EngineError> {
-        let file = open_append(path)?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(LogWriter {
-            file,
+            file: None,
             path: path.to_path_buf(),
             rotation,
-            size,
+            size: 0,
             pending: [Vec::new(), Vec::new()],
         })
+    }
+
+    /// The current file, opened (and its size taken: a restarted container appends) if not
+    /// yet; None if it cannot be opened, tried again at the next line.
+    fn file(&mut self) -> Option<&mut File> {
+        if self.file.is_none() {
+            let file = open_append(&self.path).ok()?;
+            self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            self.file = Some(file);
+        }
+        self.file.as_mut()
     }
 
     /// Appends `data` read from `stream`; complete lines are written at once.
@@ -101,6 +114,9 @@ impl LogWriter {
         if let Ok(mut text) = serde_json::to_string(&entry) {
             text.push('\n');
             let len = text.len() as u64;
+            if self.file().is_none() {
+                return;
+            }
             if self
                 .rotation
                 .max_size
@@ -110,7 +126,11 @@ impl LogWriter {
                 let _ = self.rotate();
             }
             // One write per line: a reader never sees half a line from the monitor's side.
-            if self.file.write_all(text.as_bytes()).is_ok() {
+            let written = self
+                .file
+                .as_mut()
+                .is_some_and(|f| f.write_all(text.as_bytes()).is_ok());
+            if written {
                 self.size += len;
             }
         }
@@ -136,7 +156,7 @@ impl LogWriter {
             std::fs::hard_link(&self.path, rotated(&self.path, 1))?;
         }
         std::fs::rename(&fresh, &self.path)?;
-        self.file = new_file;
+        self.file = Some(new_file);
         self.size = 0;
         Ok(())
     }
@@ -149,12 +169,11 @@ pub fn rotated(path: &Path, n: impl std::fmt::Display) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn open_append(path: &Path) -> Result<File, EngineError> {
+fn open_append(path: &Path) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(EngineError::io(format!("opening log {}", path.display())))
 }
 
 #[cfg(test)]
@@ -189,6 +208,39 @@ mod tests {
         .unwrap();
         assert_eq!(out, b"hello\nwor");
         assert_eq!(err, b"oops\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_file_is_made_at_the_first_line_and_appended_to_after() {
+        let dir = std::env::temp_dir().join(format!("hull-loglazy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctr.log");
+        let mut w = LogWriter::create(&path, LogOptions::default()).unwrap();
+        w.write(Stream::Stdout, b"no newline yet");
+        assert!(!path.exists(), "a partial line made the file");
+        drop(w);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let query = crate::log_read::LogQuery::default();
+        crate::log_read::copy(&path, &query, &mut out, &mut err, &mut || false).unwrap();
+        assert!(out.is_empty() && err.is_empty());
+
+        // A second writer (a restart) appends and counts what is there toward rotation.
+        std::fs::write(&path, "x".repeat(1000)).unwrap();
+        let rotation = LogOptions {
+            max_size: Some(1024),
+            max_file: 2,
+        };
+        let mut w = LogWriter::create(&path, rotation).unwrap();
+        w.write(Stream::Stdout, b"after a restart\n");
+        assert_eq!(
+            std::fs::read_to_string(rotated(&path, 1)).unwrap().len(),
+            1000
+        );
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("after a restart"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -160,3 +160,25 @@ fn rotated_files_are_read_oldest_first_and_followed() {
     r.ok(&["rm", &id]);
     r.assert_clean();
 }
+
+#[test]
+fn a_silent_container_has_no_log_file_and_a_follower_gets_its_first_line() {
+    let mut r = root!("logs-lazy");
+    let id = r.detach(&[
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 3; echo late",
+    ]);
+    // Nothing printed yet: no file made for it, and `logs` shows an empty log.
+    let log = r.path.join("containers").join(&id).join("ctr.log");
+    assert!(!log.exists(), "ctr.log made before any output");
+    assert_eq!(r.ok(&["logs", &id]), "");
+    // A follower started before the first line sees it once the file appears.
+    assert_eq!(r.ok(&["logs", "-f", &id]), "late\n");
+    assert!(log.exists());
+    r.ok(&["rm", "-f", &id]);
+    r.assert_clean();
+}
