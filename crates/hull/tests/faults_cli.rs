@@ -176,19 +176,26 @@ fn named_processes(comm: &str, text: &str) -> Vec<i64> {
     found
 }
 
-#[test]
-fn run_killed_before_its_container_exists_leaves_no_monitor() {
-    // `run` forks its monitor before it makes the container; here the command is held up
-    // pulling a missing image from a registry that never answers, and killed there.
-    let r = root!("earlykill");
+/// A `run --network none` held up pulling its image from a registry that never answers (kept
+/// until dropped).
+fn held_up_run(r: &common::Root) -> (std::net::TcpListener, std::process::Child) {
     let registry = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let image = format!("127.0.0.1:{}/hangs", registry.local_addr().unwrap().port());
-    let mut child = r
+    let child = r
         .cmd(&["run", "--rm", "--network", "none", &image, "true"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    (registry, child)
+}
+
+#[test]
+fn run_killed_before_its_container_exists_leaves_no_monitor() {
+    // `run` forks its monitor before it makes the container; here the command is held up
+    // pulling a missing image from a registry that never answers, and killed there.
+    let r = root!("earlykill");
+    let (registry, mut child) = held_up_run(&r);
     let root = r.path.display().to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
     while named_processes("hull", &format!("{root}\0pull")).is_empty() {
@@ -282,5 +289,100 @@ fn a_closed_stdout_ends_hull_quietly_and_the_monitor_lives_on() {
     let monitor = r.inspect(&id)["State"]["MonitorPid"].as_i64().unwrap();
     assert!(Path::new(&format!("/proc/{monitor}")).exists());
     r.ok(&["rm", "-f", &id]);
+    r.assert_clean();
+}
+
+/// The network namespace behind `link` (`net:[INODE]`) that any process's namespace or open
+/// descriptor still refers to: the pids that do (none once the kernel may free it, since
+/// hull never bind-mounts one of a container).
+fn holders_of(link: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let pid = p.file_name().to_string_lossy().to_string();
+        if pid.parse::<i64>().is_err() {
+            continue;
+        }
+        let ns = std::fs::read_link(p.path().join("ns/net")).ok();
+        let fds = std::fs::read_dir(p.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok());
+        if ns
+            .into_iter()
+            .chain(fds)
+            .any(|l| l.to_string_lossy() == link)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The network namespace a process holds open, if any.
+fn held_netns(pid: i64) -> Option<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|l| l.to_string_lossy().to_string())
+        .find(|l| l.starts_with("net:["))
+}
+
+#[test]
+fn the_network_namespace_made_ahead_goes_with_a_killed_monitor_and_with_the_container() {
+    // The monitor `run` forks first makes the container's namespace while the command is held
+    // up (here pulling from a registry that never answers), holding it by descriptor only.
+    let r = root!("earlynetns");
+    let (registry, mut child) = held_up_run(&r);
+    let root = r.path.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (monitor, netns) = loop {
+        let found = named_processes("hull-monitor", &root)
+            .into_iter()
+            .find_map(|pid| held_netns(pid).map(|ns| (pid, ns)));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no monitor holding a namespace");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_ne!(
+        Some(&netns),
+        std::fs::read_link("/proc/self/ns/net")
+            .ok()
+            .map(|l| l.to_string_lossy().to_string())
+            .as_ref(),
+        "not the host's"
+    );
+    sigkill(monitor);
+    wait_gone(monitor);
+    assert_eq!(
+        holders_of(&netns),
+        Vec::<String>::new(),
+        "{netns} still held"
+    );
+    let _ = child.kill();
+    child.wait().unwrap();
+    drop(registry);
+    assert_eq!(r.ok(&["ps", "-a", "-q"]), "");
+    // A container joins the one made for it, and nothing holds it after its exit.
+    let inside = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
+    let inside = inside.trim();
+    assert!(inside.starts_with("net:["), "{inside}");
+    assert_eq!(
+        holders_of(inside),
+        Vec::<String>::new(),
+        "{inside} still held"
+    );
+    common::assert_engine_clean(&r.path);
     r.assert_clean();
 }

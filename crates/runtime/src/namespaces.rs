@@ -35,6 +35,8 @@ pub enum NamespaceError {
         pid: i32,
         source: std::io::Error,
     },
+    #[error("the caller's {kind} namespace: config.json asks for no new one")]
+    NotNew { kind: &'static str },
     #[error("setting time namespace offsets: {0}")]
     TimeOffsets(std::io::Error),
 }
@@ -127,6 +129,29 @@ impl NamespacePlan {
         Ok(plan)
     }
 
+    /// The process joins `file` (a namespace of type `kind` its caller made) instead of making
+    /// the new one config.json asks for.
+    pub fn join_instead_of_new(
+        &mut self,
+        kind: LinuxNamespaceType,
+        file: File,
+    ) -> Result<(), NamespaceError> {
+        let Some(at) = self.new.iter().position(|k| *k == kind) else {
+            return Err(NamespaceError::NotNew {
+                kind: proc_name(kind),
+            });
+        };
+        self.new.remove(at);
+        self.joins.push(Join {
+            kind,
+            path: PathBuf::from("(the caller's)"),
+            file,
+        });
+        self.joins
+            .sort_by_key(|j| j.kind != LinuxNamespaceType::User);
+        Ok(())
+    }
+
     pub fn is_new(&self, kind: LinuxNamespaceType) -> bool {
         self.new.contains(&kind)
     }
@@ -146,9 +171,27 @@ impl NamespacePlan {
     }
 
     /// Whether the container process must be a grandchild: after joins, a new or joined pid
-    /// namespace applies only to children of the process that made the change.
+    /// namespace applies only to children of the process that made the change. A lone network
+    /// namespace to join is no such join: the process joins it itself after the clone
+    /// (`lone_network_join`).
     pub fn needs_intermediate(&self) -> bool {
-        !self.joins.is_empty()
+        !self.joins.is_empty() && self.lone_network_join().is_none()
+    }
+
+    /// The one namespace to join when it is a network namespace and no user namespace is new:
+    /// joining it after the clone changes nothing for the container (the clone's other new
+    /// namespaces do not own it, and the process still has its capabilities in the namespace
+    /// that does), so the clone can make everything else, as with no join.
+    fn lone_network_join(&self) -> Option<&Join> {
+        match self.joins.as_slice() {
+            [join]
+                if join.kind == LinuxNamespaceType::Network
+                    && !self.is_new(LinuxNamespaceType::User) =>
+            {
+                Some(join)
+            }
+            _ => None,
+        }
     }
 
     /// Flags for the first clone: everything when nothing is joined; nothing otherwise, as joins
@@ -175,8 +218,18 @@ impl NamespacePlan {
         self.cloned() & CloneFlags::CLONE_NEWNET
     }
 
-    /// In the container process, first thing: the namespaces `first_clone_flags` left out.
+    /// In the container process, first thing: the namespaces `first_clone_flags` left out, or
+    /// the lone network namespace to join.
     pub fn unshare_deferred(&self) -> Result<(), NamespaceError> {
+        if let Some(join) = self.lone_network_join() {
+            return setns(join.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| {
+                NamespaceError::Join {
+                    kind: "net",
+                    path: join.path.clone(),
+                    source,
+                }
+            });
+        }
         let flags = self.deferred();
         if flags.is_empty() {
             return Ok(());

@@ -249,3 +249,41 @@ fn config_errors_are_caught_before_the_plan() {
         assert!(msg.contains(want), "{l}: {msg}");
     }
 }
+
+#[test]
+fn a_lone_network_join_is_made_after_the_clone() {
+    let mut p =
+        plan(json!({"namespaces": [{"type": "mount"}, {"type": "pid"}, {"type": "network"}]}));
+    let file = std::fs::File::open("/proc/self/ns/net").unwrap();
+    p.join_instead_of_new(LinuxNamespaceType::Network, file)
+        .unwrap();
+    assert!(!p.is_new(LinuxNamespaceType::Network));
+    assert!(p.is_private(LinuxNamespaceType::Network));
+    // The clone makes every other namespace, as with no join; no intermediate process.
+    assert!(!p.needs_intermediate());
+    assert_eq!(
+        p.first_clone_flags(),
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID
+    );
+    assert!(p.lone_network_join().is_some());
+}
+
+#[test]
+fn a_network_join_beside_a_new_user_namespace_goes_through_the_intermediate() {
+    let mut p = plan(json!({"namespaces": [{"type": "user"}, {"type": "network"}]}));
+    let file = std::fs::File::open("/proc/self/ns/net").unwrap();
+    p.join_instead_of_new(LinuxNamespaceType::Network, file)
+        .unwrap();
+    assert!(p.needs_intermediate());
+    assert_eq!(p.first_clone_flags(), CloneFlags::empty());
+}
+
+#[test]
+fn the_callers_namespace_needs_a_new_one_in_the_config() {
+    let mut p = plan(json!({"namespaces": [{"type": "mount"}]}));
+    let file = std::fs::File::open("/proc/self/ns/net").unwrap();
+    let err = p
+        .join_instead_of_new(LinuxNamespaceType::Network, file)
+        .unwrap_err();
+    assert!(err.to_string().contains("asks for no new one"), "{err}");
+}

@@ -87,15 +87,21 @@ fn host_namespaces_are_shared_when_not_listed() {
     assert_eq!(lines, [host_ns("net"), host_ns("uts"), host_ns("ipc")]);
 }
 
+/// A created container whose process sleeps, to join the namespaces of; and its pid.
+fn created_sleeper(id: &str) -> (TestContainer, i64) {
+    let mut c = TestContainer::new(id);
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    let pid = c.state()["pid"].as_i64().unwrap();
+    (c, pid)
+}
+
 #[test]
 fn joining_namespaces_by_path() {
     if !can_run() {
         return;
     }
-    let mut first = TestContainer::new("nsjoin-a");
-    first.set_args(&["sleep", "100"]);
-    first.create();
-    let pid = first.state()["pid"].as_i64().unwrap();
+    let (_first, pid) = created_sleeper("nsjoin-a");
     let theirs = |n: &str| {
         std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
             .unwrap()
@@ -118,6 +124,31 @@ fn joining_namespaces_by_path() {
         lines,
         [theirs("net"), theirs("ipc"), theirs("uts"), theirs("pid")]
     );
+}
+
+#[test]
+fn a_lone_network_namespace_joined_beside_new_ones() {
+    // Joined by the process itself after the clone that makes the others (no intermediate).
+    if !can_run() {
+        return;
+    }
+    let (_first, pid) = created_sleeper("netjoin-a");
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let mut second = TestContainer::new("netjoin-b");
+    second.config["linux"]["namespaces"] = json!([
+        {"type": "mount"},
+        {"type": "network", "path": format!("/proc/{pid}/ns/net")},
+        {"type": "ipc"},
+        {"type": "pid"},
+    ]);
+    second.config.as_object_mut().unwrap().remove("hostname");
+    second.script("readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; echo $$");
+    let out = second.run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], theirs.to_string_lossy());
+    assert_ne!(lines[1], host_ns("ipc"));
+    // The clone made the pid namespace: the shell is its first process.
+    assert_eq!(lines[2], "1");
 }
 
 #[test]

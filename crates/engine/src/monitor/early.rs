@@ -5,14 +5,23 @@
 //! A command that ends (or fails, or is killed) first closes the socket, and the monitor leaves
 //! without having touched anything: it owns nothing until it claims the container's row, as a
 //! monitor forked later does.
+//!
+//! In that wait it also makes the container's network namespace (about a millisecond of kernel
+//! work that the container's process would otherwise do on the run's path), held by its
+//! descriptor only: nothing names it, so it ends with the monitor, even killed, until the
+//! container's process joins it at its create and holds it from then on. Only while the
+//! command is not done yet: a monitor that is late already (a loaded host) would delay the
+//! container by what it saves it. Without one the container's process makes its own, as
+//! it would have.
 
 use std::fs::File;
 use std::io::BufReader;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::unistd::{fork, pipe2, ForkResult};
 
@@ -33,10 +42,11 @@ pub struct Early {
 
 impl Early {
     /// Forks the monitor of the container this command is about to create under `root`, with
-    /// `attach` (the monitor's end of a foreground `run`'s socket pair) if any. The caller must
+    /// `attach` (the monitor's end of a foreground `run`'s socket pair) if any, making its
+    /// network namespace ahead when `netns` (it will have one of its own). The caller must
     /// have no hull.db connection open (the child opens its own; SQLite's per-process lock
     /// state must not be shared through a fork) and be single-threaded.
-    pub fn fork(root: &Path, attach: Option<Attach>) -> Result<Early, EngineError> {
+    pub fn fork(root: &Path, attach: Option<Attach>, netns: bool) -> Result<Early, EngineError> {
         super::single_threaded("(not yet created)")?;
         let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
         let (go, wait) = socketpair(
@@ -57,7 +67,7 @@ impl Early {
             }),
             ForkResult::Child => {
                 drop((read, go));
-                let code = child_main(root, write, wait, attach);
+                let code = child_main(root, write, wait, attach, netns);
                 // SAFETY: leaving without running the starter's exit handlers or destructors of
                 // the copies of its objects.
                 unsafe { libc::_exit(code) }
@@ -86,13 +96,22 @@ impl Early {
     }
 }
 
-fn child_main(root: &Path, report: OwnedFd, wait: OwnedFd, attach: Option<Attach>) -> i32 {
+fn child_main(
+    root: &Path,
+    report: OwnedFd,
+    wait: OwnedFd,
+    attach: Option<Attach>,
+    netns: bool,
+) -> i32 {
     let mut keep = vec![wait.as_raw_fd()];
     keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
     super::leave_starter(report, &keep, None, |reporter: &mut Reporter| {
         let conn = super::run::open_db(root);
         // While the command writes the container: what creating it will read of the host.
         hull_cgroups::read_host_ahead();
+        let netns = (netns && !readable(&wait))
+            .then(hull_net::netns::unnamed)
+            .and_then(Result::ok);
         let mut buf = [0u8; MAX_GO];
         let n = loop {
             match recv(wait.as_raw_fd(), &mut buf, MsgFlags::empty()) {
@@ -109,6 +128,12 @@ fn child_main(root: &Path, report: OwnedFd, wait: OwnedFd, attach: Option<Attach
             return 0;
         };
         drop(wait);
-        super::run::main(root, id, conn, reporter, attach)
+        super::run::main(root, id, conn, reporter, (attach, netns))
     })
+}
+
+/// Whether the starter has sent the id (or is gone) already: a poll that does not wait.
+fn readable(wait: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(wait.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }

@@ -175,7 +175,7 @@ pub fn spawn(
             let mut keep: Vec<RawFd> = attach.iter().map(|a| a.conn.as_raw_fd()).collect();
             keep.extend(primer.as_ref().map(AsRawFd::as_raw_fd));
             let code = leave_starter(write, &keep, primer, |reporter| {
-                run::main(root, id, run::open_db(root), reporter, attach)
+                run::main(root, id, run::open_db(root), reporter, (attach, None))
             });
             // SAFETY: leaving without running the starter's exit handlers or destructors of the
             // copies of its objects (its database connection among them).

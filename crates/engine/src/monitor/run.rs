@@ -27,15 +27,16 @@ use crate::options::{Backoff, Network, RestartPolicy};
 use crate::store::{self, Record, State};
 use crate::{paths, procfs};
 
-/// The monitor's exit status (its starter reads reports, not this).
+/// The monitor's exit status (its starter reads reports, not this). `ahead` holds an attach
+/// client's socket, and the network namespace an early monitor made for the container.
 pub(super) fn main(
     root: &Path,
     id: &str,
     conn: Result<Connection, EngineError>,
     reporter: &mut Reporter,
-    attach: Option<Attach>,
+    ahead: (Option<Attach>, Option<File>),
 ) -> i32 {
-    match conn.and_then(|conn| monitor(root, id, conn, reporter, attach)) {
+    match conn.and_then(|conn| monitor(root, id, conn, reporter, ahead)) {
         Ok(()) => 0,
         Err(e) => {
             reporter.send(&Report::Failed {
@@ -59,7 +60,7 @@ fn monitor(
     id: &str,
     mut conn: Connection,
     reporter: &mut Reporter,
-    attach: Option<Attach>,
+    (attach, netns): (Option<Attach>, Option<File>),
 ) -> Result<(), EngineError> {
     let me = own_pid();
     let start = procfs::start_time(me).unwrap_or(0);
@@ -87,7 +88,11 @@ fn monitor(
             };
             super::vm::run(ctx, attach)
         }
-        Ok(relay) => run_with_policy(root, &mut conn, &record, reporter, relay, attach),
+        Ok(relay) => {
+            // Only a container with a namespace of its own joins the one made ahead.
+            let netns = netns.filter(|_| record.settings.network != Network::Host);
+            run_with_policy(root, &mut conn, &record, reporter, relay, (attach, netns))
+        }
         Err(e) => Err(EngineError::Monitor {
             id: id.to_string(),
             message: e.to_string(),
@@ -174,7 +179,7 @@ fn run_with_policy(
     record: &Record,
     reporter: &mut Reporter,
     relay: &mut Relay,
-    mut attach: Option<Attach>,
+    (mut attach, mut netns): (Option<Attach>, Option<File>),
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
     let dir = paths::container_dir(root, id);
@@ -190,7 +195,9 @@ fn run_with_policy(
     let mut address = None;
     loop {
         let began = Instant::now();
-        let outcome = run_container(root, conn, record, reporter, relay, attach.take(), address);
+        // The namespace made ahead serves the first run; a restart's process makes a new one.
+        let net = (address, netns.take());
+        let outcome = run_container(root, conn, record, reporter, relay, attach.take(), net);
         let code = match (&outcome, first) {
             // A container that cannot start the first time is the user's error to see.
             (Err(_), true) => return outcome,
@@ -284,7 +291,8 @@ fn sleep_unless_stopped(conn: &Connection, id: &str, delay: Duration) -> Result<
 /// How often a monitor waiting to restart looks for a user's stop.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
-/// Makes and runs the container's process; its exit status.
+/// Makes and runs the container's process, with the address its network gave it before (a
+/// restart) and the network namespace made for it ahead, if any; its exit status.
 fn run_container(
     root: &Path,
     conn: &mut Connection,
@@ -292,11 +300,12 @@ fn run_container(
     reporter: &mut Reporter,
     relay: &mut Relay,
     attach: Option<Attach>,
-    address: Option<Ipv4Addr>,
+    (address, netns): (Option<Ipv4Addr>, Option<File>),
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
     let dir = paths::container_dir(root, id);
     let mut opts = CreateOptions::new(id, &dir);
+    opts.network_namespace = netns;
     opts.no_pivot = crate::vm_jail::root_is_ramdisk();
     let (pipes, stdin) = if record.settings.tty {
         // The pty is the process's stdio; its master comes back to the monitor.

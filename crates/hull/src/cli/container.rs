@@ -260,6 +260,16 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// Whether the container will have a network namespace of its own that its monitor can
+    /// make ahead (a VM's monitor makes its own; a bad --network is reported later).
+    fn own_netns(&self) -> bool {
+        let host = matches!(
+            self.network.as_deref().map(Network::parse),
+            Some(Ok(Network::Host))
+        );
+        !host && matches!(self.isolation(), Ok(Isolation::Container))
+    }
+
     fn isolation(&self) -> Result<Isolation, EngineError> {
         let vmm = Vmm::parse(&self.vmm)?;
         match self.isolation.as_str() {
@@ -667,7 +677,7 @@ fn fork_monitor(root: &Path, args: &RunArgs) -> anyhow::Result<EarlyMonitor> {
         (Some(client), Some(attach))
     };
     Ok(EarlyMonitor {
-        monitor: Early::fork(root, attach)?,
+        monitor: Early::fork(root, attach, args.own_netns())?,
         client,
     })
 }

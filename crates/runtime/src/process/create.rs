@@ -2,6 +2,7 @@
 //! container's first process and walk it through its setup until it waits for `start`. Any
 //! failure undoes all of it.
 
+use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,10 @@ pub struct CreateOptions {
     pub preserve_fds: u16,
     /// Make only the config's `linux.devices`, none of the default device nodes.
     pub no_default_devices: bool,
+    /// A network namespace the caller made beforehand (off the container's critical path),
+    /// which the process joins instead of the new one config.json asks for. An error when
+    /// config.json asks for no new network namespace.
+    pub network_namespace: Option<File>,
 }
 
 impl CreateOptions {
@@ -64,6 +69,7 @@ impl CreateOptions {
             no_new_keyring: false,
             preserve_fds: 0,
             no_default_devices: false,
+            network_namespace: None,
         }
     }
 }
@@ -177,7 +183,13 @@ fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
             "cannot use console socket if hull-runtime will not detach or allocate tty".into(),
         ));
     }
-    let namespaces = NamespacePlan::new(linux)?;
+    let mut namespaces = NamespacePlan::new(linux)?;
+    if let Some(file) = &opts.network_namespace {
+        let file = file
+            .try_clone()
+            .map_err(io("the caller's network namespace"))?;
+        namespaces.join_instead_of_new(LinuxNamespaceType::Network, file)?;
+    }
     let security = process
         .map(|process| {
             SecurityPlan::new(
