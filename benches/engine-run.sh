@@ -99,6 +99,7 @@ else
 fi
 echo "hull $("$hull" --version | head -1); podman $(podman --version 2>/dev/null | awk '{print $3}'); runc $(runc --version | head -1 | awk '{print $3}'); pelagos ${PELAGOS:+$("$PELAGOS" --version 2>/dev/null | head -1)}"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores)"
+sync  # what the set-up wrote goes to disk now, not under the timings
 python3 benches/engine_peers.py "$work" "$hull" "$runtime" "$parent" "$subnet" "$podsubnet"
 ctr=$("$hull" --root "$work/root" run -d --network none busybox sleep 60)
 sleep 0.3

@@ -66,6 +66,26 @@ def try_median(name, cmd, n=N):
         return None
 
 
+def interleaved_medians(cmds, n=N, warm=5):
+    """Medians of the commands run in turn, round after round: each sees the same host (the
+    writeback of what the set-up wrote, the others' builds), where runs of one command after
+    the other's would each get a different one. A command that fails is left out and told."""
+    live = {}
+    for name, cmd in cmds.items():
+        try:
+            for _ in range(warm):
+                timed(cmd)
+            live[name] = cmd
+        except (subprocess.CalledProcessError, FileNotFoundError) as e:
+            err = getattr(e, "stderr", b"") or b""
+            print(f"{name}: could not run: {err.decode(errors='replace').strip()[:200] or e}")
+    times = {name: [] for name in live}
+    for _ in range(n):
+        for name, cmd in live.items():
+            times[name].append(timed(cmd))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def row(name, ms, base):
     if ms is None:
         return
@@ -74,18 +94,20 @@ def row(name, ms, base):
 
 
 def section_none(bundle):
-    print(f"== run --rm --network none busybox true (median of {N} after 5 warm-up runs)")
-    h = median([HULL, "--root", ROOT, "run", "--rm", "--network", "none", "busybox", "true"])
-    r = median([RUNTIME, "--root", f"{WORK}/rt", "run", "--bundle", bundle, "bench"])
+    print(f"== run --rm --network none busybox true (medians of {N} after 5 warm-up runs; hull, the\n"
+          "   runtime and pelagos in turn, round after round; podman after them)")
+    cmds = {"hull": [HULL, "--root", ROOT, "run", "--rm", "--network", "none", "busybox", "true"],
+            "runtime": [RUNTIME, "--root", f"{WORK}/rt", "run", "--bundle", bundle, "bench"]}
+    if PELAGOS:
+        cmds["pelagos"] = [PELAGOS, "run", "--rm", "--network", "none", "--rootfs",
+                           f"{WORK}/rootfs", "/bin/true"]
+    if PELAGOS and PELAGOS_IMAGE:
+        cmds["pelagos image"] = [PELAGOS, "run", "--rm", "--network", "none", PELAGOS_IMAGE,
+                                 "/bin/true"]
+    m = interleaved_medians(cmds)
+    h, r, pel, pel_image = m["hull"], m["runtime"], m.get("pelagos"), m.get("pelagos image")
     p = try_median("podman", podman_cmd("run", "--rm", "--network", "none", *PODMAN_RUN,
                                         "localhost/busybox", "true"), n=max(10, N // 3))
-    pel = pel_image = None
-    if PELAGOS:
-        pel = try_median("pelagos", [PELAGOS, "run", "--rm", "--network", "none", "--rootfs",
-                                     f"{WORK}/rootfs", "/bin/true"])
-    if PELAGOS and PELAGOS_IMAGE:
-        pel_image = try_median("pelagos image", [PELAGOS, "run", "--rm", "--network", "none",
-                                                 PELAGOS_IMAGE, "/bin/true"])
     print("  (ratio: against hull)")
     row("hull run", h, h)
     row("bare hull-runtime run, same config.json (the floor)", r, h)
