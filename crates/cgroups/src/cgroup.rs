@@ -2,6 +2,7 @@
 //! processes, listing, and removal of exactly the dirs it created.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -36,6 +37,9 @@ pub(crate) struct Dir {
     /// Dirs this Cgroup created, outermost first; only these are ever removed.
     #[serde(default)]
     pub created: Vec<PathBuf>,
+    /// Made already, ahead of the others ([`Cgroup::make_v2_dir`]): `create` leaves it be.
+    #[serde(skip)]
+    pub made: bool,
 }
 
 /// One mounted hierarchy, for the runtime's in-container cgroup mounts.
@@ -107,6 +111,21 @@ impl Placement {
 }
 
 impl Dir {
+    /// Makes the chain of dirs; what exists now is known exactly: it replaces a claim.
+    fn make(&mut self) -> Result<(), CgroupError> {
+        self.created.clear();
+        for cur in self.chain() {
+            match std::fs::create_dir(&cur) {
+                Ok(()) => self.created.push(cur),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(CgroupError::Create { path: cur, source });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The dirs from `base` (exclusive) down to `path` (inclusive), outermost first: what
     /// creating this cgroup makes when none of them exists yet.
     pub(crate) fn chain(&self) -> Vec<PathBuf> {
@@ -188,6 +207,7 @@ impl Cgroup {
                 mount_point: m.mount_point,
                 base,
                 created: Vec::new(),
+                made: false,
             });
         }
         Cgroup {
@@ -263,20 +283,42 @@ impl Cgroup {
     }
 
     fn make_dirs(&mut self) -> Result<(), CgroupError> {
-        for d in &mut self.dirs {
-            // What exists now is known exactly: it replaces a claim.
-            d.created.clear();
-            for cur in d.chain() {
-                match std::fs::create_dir(&cur) {
-                    Ok(()) => d.created.push(cur),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(source) => {
-                        return Err(CgroupError::Create { path: cur, source });
-                    }
-                }
-            }
+        for d in self.dirs.iter_mut().filter(|d| !d.made) {
+            d.make()?;
         }
         Ok(())
+    }
+
+    /// Makes this cgroup's dirs in the cgroup2 hierarchy now, ahead of the others, and opens
+    /// the leaf, for a process to be born in it (`clone3` with CLONE_INTO_CGROUP) rather than
+    /// moved into it; [`create`](Self::create) makes the rest and applies the limits. None
+    /// without a cgroup2 hierarchy. On an error, removes what it made.
+    pub fn make_v2_dir(&mut self) -> Result<Option<OwnedFd>, CgroupError> {
+        let Some(i) = self.v2() else {
+            return Ok(None);
+        };
+        let d = &mut self.dirs[i];
+        let opened = d.make().and_then(|()| {
+            std::fs::File::open(&d.path)
+                .map(OwnedFd::from)
+                .map_err(|source| CgroupError::Read {
+                    path: d.path.clone(),
+                    source,
+                })
+        });
+        match opened {
+            Ok(fd) => {
+                d.made = true;
+                Ok(Some(fd))
+            }
+            Err(e) => {
+                let _ = self.remove();
+                for d in &mut self.dirs {
+                    d.created.clear();
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Applies new limits to an existing cgroup (`runc update`); a field left out or zero keeps
@@ -290,9 +332,34 @@ impl Cgroup {
 
     /// Moves `pid` into this container's cgroup in every hierarchy.
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        self.add_process_where(pid, |_| true)
+    }
+
+    /// Moves `pid` into this container's cgroup in the cgroup2 hierarchy only (when a process
+    /// could not be born there, and moves itself into the v1 ones with [`join_v1`](Self::join_v1)).
+    pub fn add_process_v2(&self, pid: i32) -> Result<(), CgroupError> {
+        self.add_process_where(pid, |d| d.version == 2)
+    }
+
+    fn add_process_where(&self, pid: i32, which: impl Fn(&Dir) -> bool) -> Result<(), CgroupError> {
         let v = pid.to_string();
-        for d in &self.dirs {
+        for d in self.dirs.iter().filter(|d| which(d)) {
             fs::write_file(&d.path.join("cgroup.procs"), &v)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the calling thread into this cgroup in every v1 hierarchy, by writing 0 to each
+    /// `tasks` file; for a single-threaded process, the whole process. A thread moving itself is
+    /// the one migration the kernel makes without its global migration lock
+    /// (`cgroup_threadgroup_rwsem`, shared by all hierarchies): a write of a pid to
+    /// `cgroup.procs` takes it, and its first taking after a pause waits for an RCU grace
+    /// period (5-15 ms here), holding the cgroup mutex, so that every `mkdir` of a cgroup waits
+    /// too. On cgroup2 a process cannot move itself so; it is born in its cgroup instead
+    /// ([`make_v2_dir`](Self::make_v2_dir)).
+    pub fn join_v1(&self) -> Result<(), CgroupError> {
+        for d in self.dirs.iter().filter(|d| d.version == 1) {
+            fs::write_file(&d.path.join("tasks"), "0")?;
         }
         Ok(())
     }

@@ -12,7 +12,9 @@
 //!    failure leaves nothing behind; it returns the fields skipped because the kernel dropped
 //!    them (`memory.kernel`, leaf weights), for the runtime to log; then persist the `Cgroup`
 //!    (serde) in the container state;
-//! 3. `add_process(pid)` before the container process runs user code;
+//! 3. `add_process(pid)` before the container process runs user code; or, faster, the process
+//!    born in the cgroup2 dir (`make_v2_dir` before `create`, then `clone3` into it) moves
+//!    itself into the v1 ones with `join_v1`;
 //! 4. later commands reload it: `freeze`/`thaw`, `update`, `stats`, `oom_events`, `pids`;
 //! 5. `remove()` after the processes are gone (it retries for about a second while they exit).
 
@@ -27,7 +29,6 @@ mod oom;
 mod plan;
 #[cfg(test)]
 mod plan_tests;
-mod prime;
 mod stats;
 mod sys;
 
@@ -36,7 +37,6 @@ pub use devices::{default_device_rules, runc_device_rules};
 pub use error::CgroupError;
 pub use layout::{detect_layout, process_dirs, Layout};
 pub use oom::OomEvents;
-pub use prime::MigrationPrimer;
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats,
     Stats, Throttling,

@@ -47,7 +47,7 @@ impl Engine {
             &mut self.conn,
             rusqlite::Connection::open_in_memory()?,
         ));
-        monitor::spawn(&self.root, &record.id, attach, self.primer.take())
+        monitor::spawn(&self.root, &record.id, attach)
     }
 
     /// [`Engine::start_and_close`] through a monitor forked before the container was created
@@ -60,7 +60,7 @@ impl Engine {
         early: monitor::Early,
     ) -> Result<Monitor, EngineError> {
         let record = self.startable(reference)?;
-        let started = early.start(&record.id, self.primer.take());
+        let started = early.start(&record.id);
         drop(std::mem::replace(
             &mut self.conn,
             rusqlite::Connection::open_in_memory()?,
@@ -79,22 +79,6 @@ impl Engine {
             });
         }
         Ok(record)
-    }
-
-    /// Starts paying, in a process of its own, the kernel's wait for the first move of a process
-    /// into a cgroup ([`monitor::Primer`]), for the next [`Engine::start`]: to call as soon as
-    /// a command knows it will start a container, before it makes it.
-    pub fn prime_cgroup_migration(&mut self) {
-        if self.primer.is_none() {
-            self.primer = monitor::Primer::start();
-        }
-    }
-
-    /// The primer for the next start, started before this engine was opened (replacing, and so
-    /// stopping, the one it had); None stops it, for a command that has a long wait (a pull)
-    /// before the start.
-    pub fn set_primer(&mut self, primer: Option<monitor::Primer>) {
-        self.primer = primer;
     }
 
     /// Opens the database again after [`Engine::start_and_close`].

@@ -87,8 +87,6 @@ const TEARDOWN_WAIT: Duration = Duration::from_secs(30);
 pub struct Engine {
     root: PathBuf,
     conn: Connection,
-    /// Started for the next start ([`Engine::prime_cgroup_migration`]).
-    primer: Option<monitor::Primer>,
     /// Whether [`Engine::images`] has made the image store's directories in this process.
     store_ready: std::cell::Cell<bool>,
 }
@@ -101,7 +99,6 @@ impl Engine {
         let mut engine = Engine {
             root: root.to_path_buf(),
             conn,
-            primer: None,
             store_ready: std::cell::Cell::new(false),
         };
         engine.reconcile()?;
@@ -117,7 +114,6 @@ impl Engine {
         Ok(Engine {
             root: root.to_path_buf(),
             conn: hull_db::open_existing(root)?,
-            primer: None,
             store_ready: std::cell::Cell::new(false),
         })
     }

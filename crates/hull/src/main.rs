@@ -7,10 +7,6 @@ const EXIT_ENGINE: i32 = 125;
 
 fn main() {
     quiet_on_closed_stdout();
-    // First, before the parse: the primer's first wait on the kernel overlaps all that follows.
-    let primer = cli::starts_a_container(std::env::args().skip(1))
-        .then(hull_engine::monitor::Primer::start)
-        .flatten();
     let args = match cli::parse() {
         Ok(args) => args,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
@@ -22,7 +18,7 @@ fn main() {
             exit(EXIT_ENGINE);
         }
     };
-    match cli::run(args, primer) {
+    match cli::run(args) {
         Ok(code) => exit(code),
         Err(err) => {
             let engine = err

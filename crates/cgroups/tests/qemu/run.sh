@@ -77,14 +77,17 @@ for layout in "${layouts[@]}"; do
   timeout 900 qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
     -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
     -append "console=ttyS0 quiet panic=-1 hull.layout=$layout hull.strict=$strict" > "$log" 2>&1 || true
+  # Read from a file, never through `tr | grep -q`: a grep that matches early ends the tr with
+  # SIGPIPE, which pipefail turns into a failed check.
+  tr -d '\r' < "$log" > "$log.txt"
   # A skip's line may follow "test name ... " (--nocapture), so SKIP is matched anywhere; under
   # strict an unlisted skip panics with "HULL_STRICT=1: ..." and fails its binary (rc below).
-  tr -d '\r' < "$log" | grep -E '^(HULL-|test |test result|---- |thread |  left|  right|FAILED: |.*panicked)|SKIP|HULL_STRICT=1:' || true
-  if ! grep -q HULL-DONE "$log"; then
+  grep -E '^(HULL-|test |test result|---- |thread |  left|  right|FAILED: |.*panicked)|SKIP|HULL_STRICT=1:' "$log.txt" || true
+  if ! grep -q HULL-DONE "$log.txt"; then
     echo "FAIL: guest ($layout) did not finish; last lines:"; tail -20 "$log"; failed=1
-  elif ! tr -d '\r' < "$log" | grep -qx "HULL-STRICT $strict"; then
+  elif ! grep -qx "HULL-STRICT $strict" "$log.txt"; then
     echo "FAIL: guest ($layout) did not take hull.strict=$strict"; failed=1
-  elif tr -d '\r' < "$log" | grep -E '^HULL-TEST-END .* rc=[1-9]' ; then
+  elif grep -E '^HULL-TEST-END .* rc=[1-9]' "$log.txt"; then
     failed=1
   fi
   [ -z "${HULL_QEMU_KEEP_LOGS:-}" ] || cp "$log" "/tmp/hull-qemu-cgroups-$layout.log"

@@ -25,7 +25,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::unistd::{fork, pipe2, ForkResult};
 
-use super::{Monitor, Primer, Reporter};
+use super::{Monitor, Reporter};
 use crate::attach::Attach;
 use crate::error::EngineError;
 
@@ -75,9 +75,8 @@ impl Early {
         }
     }
 
-    /// Hands the monitor container `id` (created, its row and bundle written); `primer` runs
-    /// until the monitor's first report.
-    pub(crate) fn start(self, id: &str, primer: Option<Primer>) -> Result<Monitor, EngineError> {
+    /// Hands the monitor container `id` (created, its row and bundle written).
+    pub(crate) fn start(self, id: &str) -> Result<Monitor, EngineError> {
         let sent = loop {
             match send(self.go.as_raw_fd(), id.as_bytes(), MsgFlags::MSG_NOSIGNAL) {
                 Err(Errno::EINTR) => continue,
@@ -91,7 +90,6 @@ impl Early {
         Ok(Monitor {
             pid: self.pid,
             reports: BufReader::new(self.reports),
-            primer,
         })
     }
 }
@@ -105,7 +103,7 @@ fn child_main(
 ) -> i32 {
     let mut keep = vec![wait.as_raw_fd()];
     keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
-    super::leave_starter(report, &keep, None, |reporter: &mut Reporter| {
+    super::leave_starter(report, &keep, |reporter: &mut Reporter| {
         let conn = super::run::open_db(root);
         // While the command writes the container: what creating it will read of the host.
         hull_cgroups::read_host_ahead();

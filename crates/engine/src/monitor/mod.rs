@@ -7,7 +7,6 @@
 //! ([`crate::attach`]) while writing the log.
 
 mod early;
-mod primer;
 mod relay;
 mod run;
 pub(crate) mod teardown;
@@ -24,7 +23,6 @@ use nix::fcntl::OFlag;
 use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
 
 pub use early::Early;
-pub use primer::Primer;
 
 use crate::attach::Attach;
 use crate::error::EngineError;
@@ -72,9 +70,6 @@ impl Report {
 #[derive(Debug)]
 pub(crate) struct Reporter {
     to: Option<File>,
-    /// The starter's [`Primer`] runs until this is closed: at the first report, when the
-    /// container's process is in its cgroups (or will never be).
-    primer: Option<OwnedFd>,
     /// The container's mount namespace, held until the exit is reported: its init's exit
     /// would otherwise tear the namespace down (an RCU grace period in namespace_unlock)
     /// before its parent, this monitor, can reap it; held, the teardown comes with this
@@ -84,7 +79,6 @@ pub(crate) struct Reporter {
 
 impl Reporter {
     pub(crate) fn send(&mut self, report: &Report) {
-        self.primer = None;
         if let Some(f) = self.to.as_mut() {
             if f.write_all(report.encode().as_bytes()).is_err() {
                 self.to = None;
@@ -95,7 +89,6 @@ impl Reporter {
     /// Closes the pipe: the starter reads its end. The container's mount namespace goes
     /// after it.
     pub(crate) fn close(&mut self) {
-        self.primer = None;
         self.to = None;
         self.mnt_ns = None;
     }
@@ -117,18 +110,13 @@ impl Reporter {
 pub struct Monitor {
     pub pid: i32,
     reports: BufReader<File>,
-    /// A primer this starter stops at the first report (for a monitor forked before the
-    /// primer, which holds no copy of its stop pipe).
-    primer: Option<Primer>,
 }
 
 impl Monitor {
     /// The next report; None once the monitor has exited without another.
     pub fn next_report(&mut self) -> Option<Report> {
         let mut line = String::new();
-        let read = self.reports.read_line(&mut line);
-        self.primer = None;
-        match read {
+        match self.reports.read_line(&mut line) {
             Ok(n) if n > 0 => Report::decode(&line),
             _ => None,
         }
@@ -140,14 +128,8 @@ impl Monitor {
     }
 }
 
-/// Forks the monitor of container `id` under engine root `root`; a `primer` started for this
-/// container runs until the monitor's first report.
-pub fn spawn(
-    root: &Path,
-    id: &str,
-    attach: Option<Attach>,
-    primer: Option<Primer>,
-) -> Result<Monitor, EngineError> {
+/// Forks the monitor of container `id` under engine root `root`.
+pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, EngineError> {
     single_threaded(id)?;
     let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(EngineError::sys("pipe2"))?;
     // The heap this command freed (what it parsed to create the container) goes back to the
@@ -162,19 +144,15 @@ pub fn spawn(
         ForkResult::Parent { child } => {
             drop(write);
             drop(attach);
-            drop(primer);
             Ok(Monitor {
                 pid: child.as_raw(),
                 reports: BufReader::new(File::from(read)),
-                primer: None,
             })
         }
         ForkResult::Child => {
             drop(read);
-            let primer = primer.and_then(Primer::into_stop);
-            let mut keep: Vec<RawFd> = attach.iter().map(|a| a.conn.as_raw_fd()).collect();
-            keep.extend(primer.as_ref().map(AsRawFd::as_raw_fd));
-            let code = leave_starter(write, &keep, primer, |reporter| {
+            let keep: Vec<RawFd> = attach.iter().map(|a| a.conn.as_raw_fd()).collect();
+            let code = leave_starter(write, &keep, |reporter| {
                 run::main(root, id, run::open_db(root), reporter, (attach, None))
             });
             // SAFETY: leaving without running the starter's exit handlers or destructors of the
@@ -201,13 +179,8 @@ fn single_threaded(id: &str) -> Result<(), EngineError> {
 }
 
 /// The forked monitor's first steps, out of its starter's way, then `body`: its exit status.
-/// It keeps `report` (its reports), `primer` (closed at the first report) and `keep`.
-fn leave_starter(
-    report: OwnedFd,
-    keep: &[RawFd],
-    primer: Option<OwnedFd>,
-    body: impl FnOnce(&mut Reporter) -> i32,
-) -> i32 {
+/// It keeps `report` (its reports) and `keep`.
+fn leave_starter(report: OwnedFd, keep: &[RawFd], body: impl FnOnce(&mut Reporter) -> i32) -> i32 {
     // Its own session: the terminal's ^C goes to the `hull` command, which forwards it to the
     // container, and never straight to the monitor.
     let _ = setsid();
@@ -219,7 +192,6 @@ fn leave_starter(
     close_inherited(&all);
     let mut reporter = Reporter {
         to: Some(File::from(report)),
-        primer,
         mnt_ns: None,
     };
     body(&mut reporter)

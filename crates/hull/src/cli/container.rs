@@ -345,12 +345,8 @@ impl RunArgs {
     }
 }
 
-/// Runs container command `cmd`; `primer` is the one started for its start, if it has one.
-pub fn run(
-    root: &Path,
-    cmd: ContainerCommand,
-    primer: Option<hull_engine::monitor::Primer>,
-) -> anyhow::Result<i32> {
+/// Runs container command `cmd`.
+pub fn run(root: &Path, cmd: ContainerCommand) -> anyhow::Result<i32> {
     let reads_only = matches!(
         cmd,
         ContainerCommand::Ps(_) | ContainerCommand::Inspect { .. } | ContainerCommand::Logs { .. }
@@ -360,7 +356,6 @@ pub fn run(
         _ => None,
     };
     let mut engine = super::engine(root, reads_only)?;
-    engine.set_primer(primer);
     match cmd {
         ContainerCommand::Make(MakeCommand::Run(args)) => {
             let (image, opts) = args.options()?;
@@ -368,7 +363,6 @@ pub fn run(
             if !ensure_image(&mut engine, &image, &args.pull)? {
                 return Ok(EXIT_PULL_FAILED);
             }
-            engine.prime_cgroup_migration();
             let early = early.context("the monitor forked for run")?;
             return run_container(&mut engine, &args, (&image, &opts), early);
         }
@@ -495,7 +489,6 @@ fn start(
         return Err(EngineError::Invalid("--detach-keys needs -a or -i".into()).into());
     }
     for c in containers {
-        engine.prime_cgroup_migration();
         let mut monitor = engine.start(c, None)?;
         started(monitor.next_report(), c)?;
         println!("{c}");
@@ -605,8 +598,6 @@ fn ensure_image(engine: &mut Engine, image: &str, pull: &str) -> anyhow::Result<
         (PullPolicy::Never, true) | (PullPolicy::Missing, true) => return Ok(true),
         (PullPolicy::Always, _) | (PullPolicy::Missing, false) => {}
     }
-    // Not through the pull: `run` starts another after it.
-    engine.set_primer(None);
     let exe = std::env::current_exe().context("finding the hull binary to pull with")?;
     let stderr = std::io::stderr()
         .as_fd()
@@ -747,7 +738,6 @@ fn run_container(
 
 /// Starts container `id` with this process attached (`start -a`); the exit status to return. The engine is left without its database ([`Engine::reopen`]).
 fn attached(engine: &mut Engine, id: &str, session: SessionOptions) -> Result<i32, EngineError> {
-    engine.prime_cgroup_migration();
     let size = if session.tty { terminal_size() } else { None };
     let vm = engine.find(id)?.settings.vm.is_some();
     let (conn, attach) = hull_engine::attach::pair(size)?;

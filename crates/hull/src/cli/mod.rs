@@ -21,7 +21,6 @@ mod volume;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use hull_engine::monitor::Primer;
 use hull_engine::Engine;
 
 /// Global options shared by every command.
@@ -74,19 +73,6 @@ pub fn parse() -> Result<Cli, clap::Error> {
 /// Whether the first command word (after global options) is `run` or `create`.
 fn starts_with_run_or_create(args: impl Iterator<Item = String>) -> bool {
     matches!(command_words(args).0.as_deref(), Some("run" | "create"))
-}
-
-/// Whether the command line (without the program's name) is one that starts a container:
-/// `run` or `start`, also under `container`. Read from the raw words, before the parse, so that
-/// the [`hull_engine::monitor::Primer`] starts first; a command line the parse rejects ends
-/// this process, and with it the primer.
-pub fn starts_a_container(args: impl Iterator<Item = String>) -> bool {
-    match command_words(args) {
-        (Some(word), next) if word == "container" => {
-            matches!(next.as_deref(), Some("run" | "start"))
-        }
-        (word, _) => matches!(word.as_deref(), Some("run" | "start")),
-    }
 }
 
 /// The first command word after the global options, and the word after it.
@@ -161,13 +147,12 @@ pub enum ContainerGroup {
 }
 
 /// Runs the command; the process's exit status (a foreground `run` exits with its container's).
-/// `primer`, started before the parse for a command that starts a container, goes to its start.
-pub fn run(cli: Cli, primer: Option<Primer>) -> anyhow::Result<i32> {
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Container(c) => container::run(&cli.root, c, primer),
+        Command::Container(c) => container::run(&cli.root, c),
         Command::ContainerOps(c) => container_ops::run(&mut engine(&cli.root, c.reads_only())?, c),
         Command::ContainerGroup { command } => match command {
-            ContainerGroup::Common(c) => container::run(&cli.root, c, primer),
+            ContainerGroup::Common(c) => container::run(&cli.root, c),
             ContainerGroup::Ops(c) => {
                 container_ops::run(&mut engine(&cli.root, c.reads_only())?, c)
             }
@@ -199,7 +184,7 @@ fn engine(root: &std::path::Path, reads_only: bool) -> Result<Engine, hull_engin
 
 #[cfg(test)]
 mod tests {
-    use super::{starts_a_container, starts_with_run_or_create};
+    use super::starts_with_run_or_create;
 
     fn words(s: &str) -> impl Iterator<Item = String> + '_ {
         s.split(' ').map(String::from)
@@ -216,19 +201,5 @@ mod tests {
         assert!(!starts_with_run_or_create(words("--root run ps")));
         assert!(!starts_with_run_or_create(words("--help")));
         assert!(!starts_with_run_or_create(words("container run busybox")));
-    }
-
-    #[test]
-    fn the_primer_starts_for_run_and_start_only() {
-        assert!(starts_a_container(words("run --rm busybox true")));
-        assert!(starts_a_container(words("--root /x start c1")));
-        assert!(starts_a_container(words("--root=/x container run busybox")));
-        assert!(starts_a_container(words("container start -a c1")));
-        assert!(!starts_a_container(words("create busybox")));
-        assert!(!starts_a_container(words("--root run ps")));
-        assert!(!starts_a_container(words("container ps")));
-        assert!(!starts_a_container(words("ps run")));
-        assert!(!starts_a_container(words("container")));
-        assert!(!starts_a_container(std::iter::empty()));
     }
 }

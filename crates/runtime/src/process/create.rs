@@ -6,6 +6,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::stat::Mode;
@@ -25,7 +26,7 @@ use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan, SharedRootfs};
 use crate::security::{PlanOptions, SecurityPlan};
 use crate::state::{write_atomic, ContainerDir, ContainerState, Status, Store};
 use crate::sync::{Channel, Message};
-use crate::sys::clone::{clone_process, Forked};
+use crate::sys::clone::{clone_process, clone_process_into, Forked};
 
 /// A container to create from an OCI bundle: the bundle, and the runtime's own choices that
 /// runc takes as flags.
@@ -279,16 +280,35 @@ fn launch(
     }
     dir.save(&state)?;
 
-    // The clone first, then the cgroup dirs: the clone takes no cgroup lock, while a mkdir of a
-    // cgroup waits for the kernel's cgroup mutex, which a first migration holds through an RCU
-    // grace period (see hull_cgroups::prime; the engine's primer is often in one then); and the
-    // process makes its network namespace (most of a container's kernel setup time) while this
-    // runtime makes the dirs (see `NamespacePlan::unshare_deferred`). It waits for `Proceed`,
-    // which it gets only once it is in its cgroups, limits applied.
+    // The cgroup2 dir before the clone, for the process to be born in it; the v1 dirs after:
+    // the process makes its network namespace (most of a container's kernel setup time) while
+    // this runtime makes them (see `NamespacePlan::unshare_deferred`), then moves itself into
+    // them, once it has `Proceed`, limits applied. Neither move takes the kernel's global
+    // migration lock, whose first taking after a pause waits out an RCU grace period
+    // (`hull_cgroups::Cgroup::join_v1` says more).
+    let mut placing = Placing::for_plan(&plans.namespaces);
+    let flags = plans.namespaces.first_clone_flags();
+    let v2_dir = match placing {
+        Placing::Itself { .. } => plans.cgroup.make_v2_dir()?,
+        Placing::ByRuntime => None,
+    };
+    if v2_dir.is_some() {
+        undo.cgroup = Some(plans.cgroup.clone());
+    }
     let (parent, child) = Channel::pair()?;
-    let forked = clone_process(plans.namespaces.first_clone_flags())
-        .map_err(sys("clone of the container process"))?;
-    let first = match forked {
+    let forked = match &v2_dir {
+        Some(dir) => match clone_process_into(flags, dir.as_fd()) {
+            // No clone3, or none that knows CLONE_INTO_CGROUP: this runtime moves it there.
+            Err(Errno::ENOSYS | Errno::E2BIG) => clone_process(flags),
+            born => {
+                placing = Placing::Itself { born_in_v2: true };
+                born
+            }
+        },
+        None => clone_process(flags),
+    };
+    drop(v2_dir);
+    let first = match forked.map_err(sys("clone of the container process"))? {
         Forked::Child => init::run(InitContext {
             id: &opts.id,
             spec: &plans.spec,
@@ -302,6 +322,10 @@ fn launch(
             no_new_keyring: opts.no_new_keyring,
             preserve_fds: i32::from(opts.preserve_fds),
             sigmask,
+            joins_cgroup: match placing {
+                Placing::Itself { .. } => Some(&plans.cgroup),
+                Placing::ByRuntime => None,
+            },
         }),
         Forked::Parent(pid) => pid,
     };
@@ -314,7 +338,7 @@ fn launch(
     undo.cgroup = Some(plans.cgroup.clone());
     // The dirs made, exactly; saved with the pid.
     state.cgroup = plans.cgroup.clone();
-    let pid = guide(opts, &plans, &parent, first, &state.created)?;
+    let pid = guide(opts, &plans, &parent, first, placing, &state.created)?;
     state.pid = pid.as_raw();
     state.pid_start = procfs::start_time(pid.as_raw()).unwrap_or(0);
     // Recorded while the process pivots and locks itself down, not after: this runtime is idle
@@ -332,6 +356,28 @@ fn launch(
     Ok((state, plans.spec, console, warnings))
 }
 
+/// Who moves the container's first process into its cgroups.
+#[derive(Debug, Clone, Copy)]
+enum Placing {
+    /// This runtime, before `Proceed`: its pid written to every `cgroup.procs`. For a process
+    /// that joins namespaces first (another mount namespace need not show the host's cgroup
+    /// mounts) or gets a new user namespace (whose creator this runtime maps ids for first).
+    ByRuntime,
+    /// The process, into its v1 cgroups, after `Proceed` ([`hull_cgroups::Cgroup::join_v1`]);
+    /// `born_in_v2`: it was cloned into its cgroup2 cgroup, else this runtime moves it there.
+    Itself { born_in_v2: bool },
+}
+
+impl Placing {
+    fn for_plan(namespaces: &NamespacePlan) -> Placing {
+        if namespaces.needs_intermediate() || namespaces.is_new(LinuxNamespaceType::User) {
+            Placing::ByRuntime
+        } else {
+            Placing::Itself { born_in_v2: false }
+        }
+    }
+}
+
 /// Drives the child through namespaces, cgroup placement and the runtime's hooks. Returns the pid
 /// of the container's first process.
 fn guide(
@@ -339,11 +385,16 @@ fn guide(
     plans: &Plans,
     channel: &Channel,
     first: Pid,
+    placing: Placing,
     created: &str,
 ) -> Result<Pid, ProcessError> {
     expect(channel, "Created", |m| matches!(m, Message::Created))?;
     plans.namespaces.write_id_maps(first.as_raw())?;
-    plans.cgroup.add_process(first.as_raw())?;
+    match placing {
+        Placing::ByRuntime => plans.cgroup.add_process(first.as_raw())?,
+        Placing::Itself { born_in_v2: false } => plans.cgroup.add_process_v2(first.as_raw())?,
+        Placing::Itself { born_in_v2: true } => {}
+    }
     channel.send(&Message::Proceed)?;
     let mut pid = first;
     if plans.namespaces.needs_intermediate() && plans.namespaces.intermediate_forks() {

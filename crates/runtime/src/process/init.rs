@@ -42,6 +42,9 @@ pub struct InitContext<'a> {
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
     pub sigmask: SigSet,
+    /// The cgroup whose v1 dirs this process moves itself into once the runtime has made them
+    /// (its `Proceed`); None when the runtime moves it.
+    pub joins_cgroup: Option<&'a hull_cgroups::Cgroup>,
 }
 
 /// Runs in the cloned child; never returns.
@@ -178,6 +181,9 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
     ns.unshare_deferred()?;
     ctx.channel.send(&Message::Created)?;
     ctx.channel.expect_proceed()?;
+    if let Some(cgroup) = ctx.joins_cgroup {
+        cgroup.join_v1()?;
+    }
     // In the cgroup now, where `delete` finds it; the runtime's normal exit after `create` must
     // not kill it.
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;

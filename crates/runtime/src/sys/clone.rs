@@ -1,5 +1,8 @@
 //! `clone(2)` used like `fork(2)`, but with namespace flags, so the container's first process is
-//! created inside its new namespaces by a single system call.
+//! created inside its new namespaces by a single system call; and `clone3(2)` for the same with
+//! the child born in a given cgroup2 cgroup.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
@@ -32,6 +35,54 @@ pub fn clone_process(flags: CloneFlags) -> Result<Forked, Errno> {
             0 as libc::c_ulong,
         )
     };
+    forked(ret)
+}
+
+/// From linux/sched.h (Linux 5.7); the libc crate has no name for it.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` up to its `cgroup` field (CLONE_ARGS_SIZE_VER2, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// As [`clone_process`], with the child starting life in the cgroup2 cgroup `cgroup` (an open
+/// directory of it): no write to `cgroup.procs` after, the write that takes the kernel's global
+/// migration lock (see `hull_cgroups::Cgroup::join_v1`). ENOSYS or E2BIG where the kernel (or a
+/// seccomp filter) has no `clone3` with CLONE_INTO_CGROUP: the caller then clones as before.
+pub fn clone_process_into(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<Forked, Errno> {
+    let args = CloneArgs {
+        flags: u64::try_from(flags.bits()).map_err(|_| Errno::EINVAL)? | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: u64::try_from(cgroup.as_raw_fd()).map_err(|_| Errno::EBADF)?,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed, alive for the call; a zero stack
+    // gives the child a copy-on-write copy of the parent's, as fork(2) does; no flag asks the
+    // kernel to write through a pointer (no CLONE_PIDFD, CLONE_*_SETTID).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    forked(ret)
+}
+
+fn forked(ret: libc::c_long) -> Result<Forked, Errno> {
     match ret {
         -1 => Err(Errno::last()),
         0 => Ok(Forked::Child),
