@@ -111,6 +111,16 @@ impl Placement {
 }
 
 impl Dir {
+    /// The leaf, opened: what `clone3` takes for CLONE_INTO_CGROUP.
+    fn open(&self) -> Result<OwnedFd, CgroupError> {
+        std::fs::File::open(&self.path)
+            .map(OwnedFd::from)
+            .map_err(|source| CgroupError::Read {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Makes the chain of dirs; what exists now is known exactly: it replaces a claim.
     fn make(&mut self) -> Result<(), CgroupError> {
         self.created.clear();
@@ -282,6 +292,12 @@ impl Cgroup {
         Ok(plan.ignored)
     }
 
+    /// This cgroup's dir in the cgroup2 hierarchy, opened, for a process to be born in it
+    /// (see [`make_v2_dir`](Self::make_v2_dir)); None without a cgroup2 hierarchy.
+    pub fn open_v2_dir(&self) -> Result<Option<OwnedFd>, CgroupError> {
+        self.v2().map(|i| self.dirs[i].open()).transpose()
+    }
+
     fn make_dirs(&mut self) -> Result<(), CgroupError> {
         for d in self.dirs.iter_mut().filter(|d| !d.made) {
             d.make()?;
@@ -298,14 +314,7 @@ impl Cgroup {
             return Ok(None);
         };
         let d = &mut self.dirs[i];
-        let opened = d.make().and_then(|()| {
-            std::fs::File::open(&d.path)
-                .map(OwnedFd::from)
-                .map_err(|source| CgroupError::Read {
-                    path: d.path.clone(),
-                    source,
-                })
-        });
+        let opened = d.make().and_then(|()| d.open());
         match opened {
             Ok(fd) => {
                 d.made = true;

@@ -135,6 +135,31 @@ fn cgroup_dirs(pid: i64) -> Vec<(String, PathBuf)> {
 }
 
 #[test]
+fn exec_lands_in_every_cgroup_of_the_container_also_at_its_pids_limit() {
+    if !can_run() {
+        return;
+    }
+    // One process allowed, and the container's sleep is it: a fork into the cgroup is refused
+    // from here on, a move into it is not, and runc's exec starts by a move.
+    let mut c = TestContainer::new("execpidsfull");
+    c.config["process"]["env"] = json!(["PATH=/bin"]);
+    c.config["linux"]["resources"] = json!({ "pids": { "limit": 1 } });
+    c.set_args(&["sleep", "100"]);
+    c.create();
+    c.ok(&["start", &c.id]);
+    for _ in 0..2 {
+        // Inside the container's cgroup namespace its own cgroup is "/", in every hierarchy;
+        // a process left outside would see a path up ("/..").
+        let out = c.ok(&["exec", &c.id, "cat", "/proc/self/cgroup"]);
+        assert!(!out.is_empty());
+        assert!(out.lines().all(|l| l.ends_with(":/")), "{out}");
+    }
+    // The limit still holds for what the exec'd process forks.
+    let out = c.runtime(&["exec", &c.id, "sh", "-c", "true & wait"]);
+    assert!(!out.status.success());
+}
+
+#[test]
 fn exec_cgroup_joins_a_sub_cgroup_per_controller_or_everywhere() {
     if !can_run() {
         return;

@@ -6,7 +6,6 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::stat::Mode;
@@ -20,13 +19,14 @@ use crate::oci_state::{now_rfc3339, OciState};
 use crate::process::error::{io, sys, ProcessError};
 use crate::process::handoff::{required, route_console};
 use crate::process::init::{self, InitContext};
+use crate::process::placing::Placing;
 use crate::process::stdio::{Console, Stdio};
 use crate::procfs;
 use crate::rootfs::{CgroupMount, RootfsOptions, RootfsPlan, SharedRootfs};
 use crate::security::{PlanOptions, SecurityPlan};
 use crate::state::{write_atomic, ContainerDir, ContainerState, Status, Store};
 use crate::sync::{Channel, Message};
-use crate::sys::clone::{clone_process, clone_process_into, Forked};
+use crate::sys::clone::Forked;
 
 /// A container to create from an OCI bundle: the bundle, and the runtime's own choices that
 /// runc takes as flags.
@@ -283,11 +283,9 @@ fn launch(
     // The cgroup2 dir before the clone, for the process to be born in it; the v1 dirs after:
     // the process makes its network namespace (most of a container's kernel setup time) while
     // this runtime makes them (see `NamespacePlan::unshare_deferred`), then moves itself into
-    // them, once it has `Proceed`, limits applied. Neither move takes the kernel's global
-    // migration lock, whose first taking after a pause waits out an RCU grace period
-    // (`hull_cgroups::Cgroup::join_v1` says more).
-    let mut placing = Placing::for_plan(&plans.namespaces);
-    let flags = plans.namespaces.first_clone_flags();
+    // them, once it has `Proceed`, limits applied. Neither move waits for the kernel's global
+    // migration lock (`crate::process::placing` says why that matters).
+    let mut placing = placing_for(&plans.namespaces);
     let v2_dir = match placing {
         Placing::Itself { .. } => plans.cgroup.make_v2_dir()?,
         Placing::ByRuntime => None,
@@ -296,17 +294,10 @@ fn launch(
         undo.cgroup = Some(plans.cgroup.clone());
     }
     let (parent, child) = Channel::pair()?;
-    let forked = match &v2_dir {
-        Some(dir) => match clone_process_into(flags, dir.as_fd()) {
-            // No clone3, or none that knows CLONE_INTO_CGROUP: this runtime moves it there.
-            Err(Errno::ENOSYS | Errno::E2BIG) => clone_process(flags),
-            born => {
-                placing = Placing::Itself { born_in_v2: true };
-                born
-            }
-        },
-        None => clone_process(flags),
-    };
+    let forked = placing.clone_process(
+        plans.namespaces.first_clone_flags(),
+        v2_dir.as_ref().map(AsFd::as_fd),
+    );
     drop(v2_dir);
     let first = match forked.map_err(sys("clone of the container process"))? {
         Forked::Child => init::run(InitContext {
@@ -322,10 +313,7 @@ fn launch(
             no_new_keyring: opts.no_new_keyring,
             preserve_fds: i32::from(opts.preserve_fds),
             sigmask,
-            joins_cgroup: match placing {
-                Placing::Itself { .. } => Some(&plans.cgroup),
-                Placing::ByRuntime => None,
-            },
+            joins_cgroup: placing.joined_by_child(&plans.cgroup),
         }),
         Forked::Parent(pid) => pid,
     };
@@ -356,25 +344,14 @@ fn launch(
     Ok((state, plans.spec, console, warnings))
 }
 
-/// Who moves the container's first process into its cgroups.
-#[derive(Debug, Clone, Copy)]
-enum Placing {
-    /// This runtime, before `Proceed`: its pid written to every `cgroup.procs`. For a process
-    /// that joins namespaces first (another mount namespace need not show the host's cgroup
-    /// mounts) or gets a new user namespace (whose creator this runtime maps ids for first).
-    ByRuntime,
-    /// The process, into its v1 cgroups, after `Proceed` ([`hull_cgroups::Cgroup::join_v1`]);
-    /// `born_in_v2`: it was cloned into its cgroup2 cgroup, else this runtime moves it there.
-    Itself { born_in_v2: bool },
-}
-
-impl Placing {
-    fn for_plan(namespaces: &NamespacePlan) -> Placing {
-        if namespaces.needs_intermediate() || namespaces.is_new(LinuxNamespaceType::User) {
-            Placing::ByRuntime
-        } else {
-            Placing::Itself { born_in_v2: false }
-        }
+/// The process moves itself into its cgroups unless it joins namespaces first (another mount
+/// namespace need not show the host's cgroup mounts) or gets a new user namespace (whose creator
+/// this runtime maps ids for first).
+fn placing_for(namespaces: &NamespacePlan) -> Placing {
+    if namespaces.needs_intermediate() || namespaces.is_new(LinuxNamespaceType::User) {
+        Placing::ByRuntime
+    } else {
+        Placing::Itself { born_in_v2: false }
     }
 }
 
@@ -390,11 +367,7 @@ fn guide(
 ) -> Result<Pid, ProcessError> {
     expect(channel, "Created", |m| matches!(m, Message::Created))?;
     plans.namespaces.write_id_maps(first.as_raw())?;
-    match placing {
-        Placing::ByRuntime => plans.cgroup.add_process(first.as_raw())?,
-        Placing::Itself { born_in_v2: false } => plans.cgroup.add_process_v2(first.as_raw())?,
-        Placing::Itself { born_in_v2: true } => {}
-    }
+    placing.place(&plans.cgroup, first.as_raw())?;
     channel.send(&Message::Proceed)?;
     let mut pid = first;
     if plans.namespaces.needs_intermediate() && plans.namespaces.intermediate_forks() {

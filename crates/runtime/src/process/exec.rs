@@ -17,12 +17,13 @@ use crate::container::Container;
 use crate::namespaces::{clone_flag, proc_name};
 use crate::process::error::{io, sys, ProcessError};
 use crate::process::handoff::{self, required, route_console};
+use crate::process::placing::Placing;
 use crate::process::program::Program;
 use crate::process::stdio::{Console, Stdio};
 use crate::security::{PlanOptions, SecurityPlan};
 use crate::state::Status;
 use crate::sync::{Channel, Message};
-use crate::sys::clone::{clone_process, Forked};
+use crate::sys::clone::Forked;
 
 /// A new process in a running container.
 #[derive(Debug)]
@@ -134,8 +135,26 @@ pub fn exec(
         setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
             .map_err(sys("joining the pid namespace"))?;
     }
+    let paused = status == Status::Paused;
+    let cgroup = &container.state.cgroup;
+    // The process moves itself into the container's cgroups, as `create`'s does
+    // (`crate::process::placing`), first thing, while it still sees the host's cgroup mounts;
+    // not into sub-cgroups (runc's --cgroup), nor into a frozen container (it would freeze
+    // before it could report, this runtime waiting for it under the container's lock), nor
+    // with an initial CPU affinity (set before any cgroup join, the cgroup's cpuset after).
+    let mut placing = if opts.sub_cgroups.is_empty() && !paused && affinity.0.is_none() {
+        Placing::Itself { born_in_v2: false }
+    } else {
+        Placing::ByRuntime
+    };
+    let v2_dir = match placing {
+        Placing::Itself { .. } => cgroup.open_v2_dir()?,
+        Placing::ByRuntime => None,
+    };
     let (parent, child) = Channel::pair()?;
-    let pid = match clone_process(CloneFlags::empty()).map_err(sys("clone"))? {
+    let forked = placing.clone_process(CloneFlags::empty(), v2_dir.as_ref().map(AsFd::as_fd));
+    drop(v2_dir);
+    let pid = match forked.map_err(sys("clone"))? {
         Forked::Child => child_main(
             Child {
                 target: &target,
@@ -145,14 +164,22 @@ pub fn exec(
                 affinity: &affinity,
                 close: [parent.raw_fd(), container.dir.lock_fd()],
                 sigmask,
+                joins_cgroup: placing.joined_by_child(cgroup),
             },
             opts,
         ),
         Forked::Parent(pid) => pid,
     };
     drop(child);
-    let paused = status == Status::Paused;
-    match guide(container, &spec, &parent, pid, opts, &cgroups, paused) {
+    match guide(
+        container,
+        &spec,
+        &parent,
+        pid,
+        opts,
+        (placing, &cgroups),
+        paused,
+    ) {
         Ok(console) => {
             if let Some(path) = &opts.pid_file {
                 crate::process::create::write_pid_file(path, pid.as_raw())?;
@@ -299,7 +326,7 @@ fn guide(
     channel: &Channel,
     pid: Pid,
     opts: &ExecOptions,
-    cgroups: &[PathBuf],
+    (placing, cgroups): (Placing, &[PathBuf]),
     paused: bool,
 ) -> Result<Option<OwnedFd>, ProcessError> {
     match channel.recv()?.0 {
@@ -314,7 +341,7 @@ fn guide(
         }
     }
     if opts.sub_cgroups.is_empty() {
-        container.state.cgroup.add_process(pid.as_raw())?;
+        placing.place(&container.state.cgroup, pid.as_raw())?;
     } else {
         for path in cgroups {
             std::fs::write(path.join("cgroup.procs"), pid.to_string())
@@ -395,6 +422,8 @@ struct Child<'a> {
     /// The runtime's descriptors the child must not keep (its channel end, the state lock).
     close: [RawFd; 2],
     sigmask: SigSet,
+    /// The container's cgroup, when the child moves itself into its v1 dirs.
+    joins_cgroup: Option<&'a hull_cgroups::Cgroup>,
 }
 
 fn child_main(child: Child, opts: &ExecOptions) -> ! {
@@ -424,6 +453,9 @@ fn child_setup(
     } = *child;
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     opts.stdio.install()?;
+    if let Some(cgroup) = child.joins_cgroup {
+        cgroup.join_v1()?;
+    }
     for (kind, file) in &target.others {
         setns(file.as_fd(), clone_flag(*kind))
             .map_err(sys(format!("joining the {} namespace", proc_name(*kind))))?;

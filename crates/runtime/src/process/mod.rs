@@ -8,6 +8,7 @@ pub mod foreground;
 pub mod handoff;
 mod home;
 pub mod init;
+mod placing;
 pub mod program;
 pub mod stdio;
 
