@@ -81,6 +81,9 @@ pub struct AttachRequest {
     /// The container's namespace (ignored for Host and Container modes).
     pub netns: NetnsRef,
     pub mode: NetMode,
+    /// The namespace's loopback is up already (made by [`crate::netns::unnamed`]): with
+    /// [`NetMode::None`] nothing is left to do in it.
+    pub loopback_up: bool,
 }
 
 /// What the engine gets back: the interface (bridge mode) and the three files' contents.
@@ -250,12 +253,10 @@ impl<C: BorrowMut<Connection>> Net<C> {
                 })
             }
             NetMode::None => {
-                let ns = req.netns.open()?;
-                netns::run_in(&ns, || -> Result<(), NetError> {
-                    let mut nl = Netlink::open()?;
-                    let lo = nl.link_require("lo")?;
-                    Ok(nl.link_up(lo.index)?)
-                })??;
+                if !req.loopback_up {
+                    let ns = req.netns.open()?;
+                    netns::run_in(&ns, netns::loopback_up)??;
+                }
                 Ok(Attachment {
                     link: None,
                     etc: EtcFiles::for_container(&req.hostname, None, &resolv),

@@ -169,7 +169,8 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
 
 /// Creates a new network namespace that only the returned descriptor holds: it ends with its
 /// last holder (the descriptor, a process that entered it, a socket or tap made in it), so a
-/// holder killed with SIGKILL leaves nothing mounted behind.
+/// holder killed with SIGKILL leaves nothing mounted behind. Its loopback is up, as every
+/// container's is (`AttachRequest::loopback_up` then spares the attach entering it).
 pub fn unnamed() -> Result<File, NetnsError> {
     let err = |reason: String| NetnsError::Create {
         path: "(unnamed)".into(),
@@ -178,6 +179,7 @@ pub fn unnamed() -> Result<File, NetnsError> {
     std::thread::scope(|s| {
         s.spawn(|| -> Result<File, String> {
             unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare: {e}"))?;
+            loopback_up().map_err(|e| format!("bringing up lo: {e}"))?;
             File::open("/proc/thread-self/ns/net").map_err(|e| format!("open: {e}"))
         })
         .join()
@@ -205,4 +207,11 @@ pub fn remove(path: &Path) -> Result<(), NetnsError> {
             source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         }),
     }
+}
+
+/// Brings up the loopback of the namespace the calling thread is in.
+pub(crate) fn loopback_up() -> Result<(), crate::error::NetError> {
+    let mut nl = crate::netlink::Netlink::open()?;
+    let lo = nl.link_require("lo")?;
+    Ok(nl.link_up(lo.index)?)
 }

@@ -41,6 +41,7 @@ fn bridge_req(id: &str, ns: &TestNetns, network: &str, ports: Vec<PortMapping>) 
         container_id: id.to_string(),
         hostname: id.to_string(),
         netns: NetnsRef::Path(ns.path.clone()),
+        loopback_up: false,
         mode: NetMode::Bridge {
             network: Some(network.to_string()),
             ip: None,
@@ -415,6 +416,49 @@ fn gc_removes_attachments_whose_netns_is_gone() {
 }
 
 #[test]
+fn an_unnamed_namespace_comes_with_its_loopback_up_and_none_mode_leaves_it_be() {
+    if !can_run() {
+        return;
+    }
+    let ns = hull_net::netns::unnamed().unwrap();
+    let lo = |ns: &std::fs::File| {
+        hull_net::netns::run_in(ns, || {
+            let mut nl = hull_net::netlink::Netlink::open().unwrap();
+            (
+                nl.link_require("lo").unwrap().up,
+                nl.link_list().unwrap().len(),
+            )
+        })
+        .unwrap()
+    };
+    assert_eq!(lo(&ns), (true, 1));
+    // Told so, the attach in none mode does not enter the namespace: a path that names none
+    // would fail if it did.
+    let dir = TempDir::new();
+    let _cleanup = common::Cleanup(dir.path().join("root"));
+    let mut net = open(dir.path());
+    let att = net
+        .attach(&AttachRequest {
+            container_id: "nonetahead".into(),
+            hostname: "box".into(),
+            netns: NetnsRef::Path(dir.path().join("no-such-netns")),
+            loopback_up: true,
+            mode: NetMode::None,
+        })
+        .unwrap();
+    assert!(att.link.is_none());
+    assert!(att.etc.hosts.contains("127.0.1.1\tbox"));
+    let refused = net.attach(&AttachRequest {
+        container_id: "nonetnotahead".into(),
+        hostname: "box".into(),
+        netns: NetnsRef::Path(dir.path().join("no-such-netns")),
+        loopback_up: false,
+        mode: NetMode::None,
+    });
+    assert!(refused.is_err());
+}
+
+#[test]
 fn none_and_host_modes() {
     if !can_run() {
         return;
@@ -428,6 +472,7 @@ fn none_and_host_modes() {
             container_id: "nonet".into(),
             hostname: "box".into(),
             netns: NetnsRef::Path(ns.path.clone()),
+            loopback_up: false,
             mode: NetMode::None,
         })
         .unwrap();
@@ -442,6 +487,7 @@ fn none_and_host_modes() {
             container_id: "hostnet".into(),
             hostname: "box".into(),
             netns: NetnsRef::Pid(1),
+            loopback_up: false,
             mode: NetMode::Host,
         })
         .unwrap();
@@ -529,6 +575,7 @@ fn mtu_static_files_and_container_mode() {
             container_id: "joiner".into(),
             hostname: "joiner".into(),
             netns: NetnsRef::Path(ns.path.clone()),
+            loopback_up: false,
             mode: NetMode::Container(NetnsRef::Path(ns.path.clone())),
         })
         .unwrap();

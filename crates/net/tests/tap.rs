@@ -27,6 +27,7 @@ fn attach(net: &mut Net, id: &str, ns: &TestNetns) -> hull_net::attach::Link {
         container_id: id.to_string(),
         hostname: id.to_string(),
         netns: NetnsRef::Path(ns.path.clone()),
+        loopback_up: false,
         mode: NetMode::Bridge {
             network: Some("taptest".into()),
             ip: None,

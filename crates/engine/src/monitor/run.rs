@@ -305,6 +305,8 @@ fn run_container(
     let id = record.id.as_str();
     let dir = paths::container_dir(root, id);
     let mut opts = CreateOptions::new(id, &dir);
+    // Made ahead by `hull_net::netns::unnamed`, with its loopback up.
+    let loopback_up = netns.is_some();
     opts.network_namespace = netns;
     opts.no_pivot = crate::vm_jail::root_is_ramdisk();
     let (pipes, stdin) = if record.settings.tty {
@@ -356,7 +358,13 @@ fn run_container(
     let container = created.container;
     let pid = container.pid();
     reporter.hold_mount_ns(pid);
-    write_etc(root, conn, record, NetnsRef::Pid(pid), address)?;
+    write_etc(
+        root,
+        conn,
+        record,
+        (NetnsRef::Pid(pid), loopback_up),
+        address,
+    )?;
     crate::names::publish(root, conn, record)?;
     let started = hull_runtime::now_rfc3339();
     container.start()?;
@@ -420,13 +428,14 @@ fn release_stack() {
     }
 }
 
-/// Gives the container's namespace `netns` its network and writes its hosts, hostname and
-/// resolv.conf in place (they are bind-mounted into it already, so they must keep their inodes).
+/// Gives the container's namespace `netns` (its loopback up already when `loopback_up`) its
+/// network and writes its hosts, hostname and resolv.conf in place (they are bind-mounted into
+/// it already, so they must keep their inodes).
 pub(super) fn write_etc(
     root: &Path,
     conn: &mut Connection,
     record: &Record,
-    netns: NetnsRef,
+    (netns, loopback_up): (NetnsRef, bool),
     address: Option<Ipv4Addr>,
 ) -> Result<(), EngineError> {
     let settings = &record.settings;
@@ -449,6 +458,7 @@ pub(super) fn write_etc(
         hostname: settings.hostname.clone(),
         netns,
         mode,
+        loopback_up,
     })?;
     let etc = paths::etc_dir(root, &record.id);
     let EtcFiles {

@@ -44,7 +44,13 @@ pub(super) fn setup(
     // How hull.db names it while the monitor lives; after, the attachment's teardown finds the
     // namespace gone, as for a container whose process ended.
     let path = format!("/proc/{}/fd/{}", own_pid(), netns.as_raw_fd());
-    super::run::write_etc(root, conn, record, NetnsRef::Path(path.into()), None)?;
+    super::run::write_etc(
+        root,
+        conn,
+        record,
+        (NetnsRef::Path(path.into()), true),
+        None,
+    )?;
     // Before the run spec reads the hosts file: the VM gets the peers known at its start.
     crate::names::publish(root, conn, record)?;
     let tap = match record.settings.network {
