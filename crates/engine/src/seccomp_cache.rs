@@ -85,6 +85,10 @@ fn racy(meta: &std::fs::Metadata) -> bool {
         .is_none_or(|age| age < RACY_WITHIN)
 }
 
+/// How many sections are kept (one per profile file and capability set); the least recently
+/// written go first.
+const MAX_ENTRIES: usize = 64;
+
 /// See [`racy`]: far above any file system's timestamp granularity.
 const RACY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -107,6 +111,7 @@ fn cached(file: &Path, key: &str) -> Option<Box<RawValue>> {
 fn store(file: &Path, key: &str, json: &str) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
+        hull_sys::cache_dir::make_room(dir, MAX_ENTRIES);
     }
     let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
     let written = (|| {
@@ -202,6 +207,21 @@ mod tests {
         }
         assert_eq!(names(&section(&root, &profile, &[]).unwrap()), ["stat"]);
         assert_eq!(names(&section(&root, &profile, &[]).unwrap()), ["stat"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_cache_keeps_a_bounded_number_of_sections() {
+        let dir = temp("bounded");
+        let profile = dir.join("profile.json");
+        std::fs::write(&profile, PROFILE).unwrap();
+        age(&profile);
+        let root = dir.join("root");
+        for i in 0..MAX_ENTRIES + 3 {
+            let caps = vec![format!("CAP_X{i}")];
+            assert_eq!(names(&section(&root, &profile, &caps).unwrap()), ["read"]);
+        }
+        assert_eq!(entries(&root), MAX_ENTRIES);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

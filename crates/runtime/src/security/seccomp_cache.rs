@@ -65,7 +65,7 @@ impl Entry {
         if std::fs::create_dir_all(dir).is_err() {
             return;
         }
-        evict(dir);
+        hull_sys::cache_dir::make_room(dir, MAX_ENTRIES);
         let tmp = dir.join(format!(".{}.tmp", std::process::id()));
         let written = std::fs::OpenOptions::new()
             .write(true)
@@ -100,24 +100,6 @@ fn environment() -> Option<String> {
         uname.version().to_string_lossy(),
         uname.machine().to_string_lossy(),
     ))
-}
-
-/// Keeps the directory below MAX_ENTRIES files, removing the least recently written first.
-fn evict(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut files: Vec<(i64, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| Some((e.metadata().ok()?.mtime(), e.path())))
-        .collect();
-    if files.len() < MAX_ENTRIES {
-        return;
-    }
-    files.sort();
-    for (_, path) in &files[..=files.len() - MAX_ENTRIES] {
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 fn encode(c: &Compiled, key: &[u8]) -> Vec<u8> {
