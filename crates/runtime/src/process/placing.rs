@@ -27,9 +27,11 @@ pub(crate) enum Placing {
 impl Placing {
     /// Clones the process with namespace `flags`: into `v2_dir` (the cgroup2 cgroup, open) when
     /// the process places itself and one is given; as a plain clone, for the runtime to move it
-    /// there, where the kernel (or a seccomp filter around this runtime) has no `clone3` that
-    /// knows CLONE_INTO_CGROUP, or where the cgroup is at its pids limit (a fork into it is
-    /// refused, a move is not: an `exec` into a full container starts, as runc's does).
+    /// there, where the kernel has no `clone3` that knows CLONE_INTO_CGROUP (ENOSYS, E2BIG), or
+    /// a seccomp filter around this runtime refuses `clone3` (docker's answers ENOSYS, others
+    /// EPERM; a real refusal of the cgroup then comes back from the move, named), or where the
+    /// cgroup is at its pids limit (a fork into it is refused, a move is not: an `exec` into a
+    /// full container starts, as runc's does).
     pub(crate) fn clone_process(
         &mut self,
         flags: CloneFlags,
@@ -39,7 +41,9 @@ impl Placing {
             return clone_process(flags);
         };
         match clone_process_into(flags, dir) {
-            Err(Errno::ENOSYS | Errno::E2BIG | Errno::EAGAIN) => clone_process(flags),
+            Err(Errno::ENOSYS | Errno::E2BIG | Errno::EPERM | Errno::EAGAIN) => {
+                clone_process(flags)
+            }
             born => {
                 *born_in_v2 = true;
                 born
