@@ -13,6 +13,62 @@ use crate::{migrations, DbError};
 /// How long a statement waits for another process's lock, and how long opening retries.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The first wait for another process's lock, doubled at each retry up to [`LONGEST_PAUSE`].
+/// Locks here are held for well under a millisecond (one container's rows), and two hull
+/// processes of one `run` (the command and its monitor) open the file at the same moment:
+/// SQLite's own busy handler sleeps 1, 2, 5, 10 ms..., so a first collision would cost the
+/// run a millisecond of sleep for a lock freed a few microseconds later.
+const FIRST_PAUSE: Duration = Duration::from_micros(20);
+const LONGEST_PAUSE: Duration = Duration::from_millis(10);
+
+/// The pause before retry `n` (0-based) of one wait.
+fn pause(n: u32) -> Duration {
+    FIRST_PAUSE
+        .checked_mul(1u32 << n.min(20))
+        .map_or(LONGEST_PAUSE, |p| p.min(LONGEST_PAUSE))
+}
+
+/// How long the pauses before retry `n` add up to.
+fn waited(n: u32) -> Duration {
+    (0..n).map(pause).sum()
+}
+
+/// SQLite's busy handler: `n` is how many times it was called for this wait already.
+fn on_busy(n: i32) -> bool {
+    let n = u32::try_from(n).unwrap_or(0);
+    if waited(n) >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(pause(n));
+    true
+}
+
+extern "C" fn busy_callback(_: *mut std::ffi::c_void, n: std::ffi::c_int) -> std::ffi::c_int {
+    std::ffi::c_int::from(on_busy(n))
+}
+
+/// Makes `conn` wait out another process's lock (short pauses first) for up to
+/// [`BUSY_TIMEOUT`]. (rusqlite's `busy_handler` wants the connection mutably, which the
+/// checkpoint's callers lend only shared.)
+pub(crate) fn wait_when_busy(conn: &Connection) -> rusqlite::Result<()> {
+    // SAFETY: the handle is this live connection's; the callback is a plain function that
+    // keeps no pointer and cannot unwind.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_busy_handler(
+            conn.handle(),
+            Some(busy_callback),
+            std::ptr::null_mut(),
+        )
+    };
+    match rc {
+        rusqlite::ffi::SQLITE_OK => Ok(()),
+        rc => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rc),
+            None,
+        )),
+    }
+}
+
 /// Opens (creating it and its directory if needed) `<root>/hull.db`, and applies the schema
 /// migrations it lacks.
 ///
@@ -21,12 +77,12 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// retried with a short backoff for as long as the busy timeout would have waited.
 pub fn open(root: &Path) -> Result<Connection, DbError> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
-    let mut pause = Duration::from_millis(1);
+    let mut n = 0;
     loop {
         match open_once(root) {
             Err(e) if is_busy(&e) && Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
+                std::thread::sleep(pause(n));
+                n += 1;
             }
             other => return other,
         }
@@ -70,7 +126,7 @@ fn open_once(root: &Path) -> Result<Connection, DbError> {
     let open_err = |err| DbError::Open { path: shown(), err };
     let mut conn = Connection::open(&path).map_err(open_err)?;
     // Many hull processes (and hull-cni invocations) write at once: wait, don't fail.
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    wait_when_busy(&conn).map_err(open_err)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(open_err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
@@ -119,4 +175,21 @@ pub fn keep_small(conn: &Connection) -> Result<(), DbError> {
 /// both read "free" and then both write.
 pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_start_short_and_add_up_to_the_timeout() {
+        assert_eq!(pause(0), FIRST_PAUSE);
+        assert_eq!(pause(1), FIRST_PAUSE * 2);
+        assert_eq!(pause(40), LONGEST_PAUSE);
+        assert!(waited(5) < Duration::from_millis(1));
+        let last = (0..).find(|&n| waited(n) >= BUSY_TIMEOUT).unwrap();
+        assert!(waited(last) < BUSY_TIMEOUT + LONGEST_PAUSE);
+        assert!(on_busy(0));
+        assert!(!on_busy(i32::try_from(last).unwrap()));
+    }
 }

@@ -28,6 +28,6 @@ pub fn checkpoint(conn: &Connection) {
         .is_some_and(|m| m.len() >= CHECKPOINT_FROM_BYTES);
     if long && conn.busy_timeout(Duration::ZERO).is_ok() {
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        let _ = conn.busy_timeout(crate::open::BUSY_TIMEOUT);
+        let _ = crate::open::wait_when_busy(conn);
     }
 }

@@ -221,6 +221,61 @@ fn rm_flag_leaves_nothing() {
 
 /// The monitor leaves the starter's working directory: a relative `--root` still names the
 /// same engine root for it (not one under /).
+/// The monitor starts on another CPU than `hull` (monitor/apart.rs) and takes its CPUs back
+/// before it creates the container: the container runs on the CPUs its caller may use.
+#[test]
+fn the_container_gets_the_callers_cpus() {
+    let r = root!("cpus");
+    let allowed = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_string())
+            .unwrap()
+    };
+    let run_on = |cpus: Option<&str>| {
+        let mut c = match cpus {
+            Some(list) => {
+                let mut c = std::process::Command::new("taskset");
+                c.args(["-c", list, env!("CARGO_BIN_EXE_hull")]);
+                c
+            }
+            None => std::process::Command::new(env!("CARGO_BIN_EXE_hull")),
+        };
+        c.arg("--root").arg(&r.path).args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "cat",
+            "/proc/self/status",
+        ]);
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        allowed(&String::from_utf8_lossy(&o.stdout))
+    };
+    let own = allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    for _ in 0..3 {
+        assert_eq!(run_on(None), own);
+    }
+    let cpus = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let mine: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&c| cpus.is_set(c).unwrap())
+        .collect();
+    // One CPU (nothing to move the monitor to) and two of them.
+    assert_eq!(run_on(Some(&mine[0].to_string())), mine[0].to_string());
+    if let [a, b, ..] = mine[..] {
+        let two = format!("{a},{b}");
+        let shown = run_on(Some(&two));
+        assert!(
+            shown == two || shown == format!("{a}-{b}"),
+            "{shown} for {two}"
+        );
+    }
+    r.assert_clean();
+}
+
 #[test]
 fn relative_root_is_the_monitors_root_too() {
     let r = root!("relroot");

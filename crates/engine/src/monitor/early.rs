@@ -2,6 +2,7 @@
 //! first, so that its own opening of hull.db (which parses the whole schema) runs while the
 //! command opens hull.db and writes the container's bundle, instead of after. It then waits for
 //! the container's id on a socket; the command sends it once the row and bundle are written.
+//! It starts on another CPU than the command ([`super::apart`]), so the two run at once.
 //! A command that ends (or fails, or is killed) first closes the socket, and the monitor leaves
 //! without having touched anything: it owns nothing until it claims the container's row, as a
 //! monitor forked later does.
@@ -25,6 +26,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::unistd::{fork, pipe2, ForkResult};
 
+use super::apart::Apart;
 use super::{Monitor, Reporter};
 use crate::attach::Attach;
 use crate::error::EngineError;
@@ -56,18 +58,24 @@ impl Early {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(EngineError::sys("socketpair"))?;
+        let apart = Apart::before_fork();
         // SAFETY: this process is single-threaded (checked above), so the child gets a
         // consistent copy of its memory and may run Rust code; it leaves with _exit, never
         // returning into the caller's frames.
         match unsafe { fork() }.map_err(EngineError::sys("fork of the monitor"))? {
-            ForkResult::Parent { child } => Ok(Early {
-                pid: child.as_raw(),
-                go,
-                reports: File::from(read),
-            }),
+            ForkResult::Parent { child } => {
+                if let Some(apart) = &apart {
+                    apart.move_child(child);
+                }
+                Ok(Early {
+                    pid: child.as_raw(),
+                    go,
+                    reports: File::from(read),
+                })
+            }
             ForkResult::Child => {
                 drop((read, go));
-                let code = child_main(root, write, wait, attach, netns);
+                let code = child_main(root, write, wait, attach, (netns, apart));
                 // SAFETY: leaving without running the starter's exit handlers or destructors of
                 // the copies of its objects.
                 unsafe { libc::_exit(code) }
@@ -99,7 +107,7 @@ fn child_main(
     report: OwnedFd,
     wait: OwnedFd,
     attach: Option<Attach>,
-    netns: bool,
+    (netns, apart): (bool, Option<Apart>),
 ) -> i32 {
     let mut keep = vec![wait.as_raw_fd()];
     keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
@@ -126,6 +134,11 @@ fn child_main(
             return 0;
         };
         drop(wait);
+        // The starter moved this process before it sent the id; what the container inherits
+        // is the caller's affinity.
+        if let Some(apart) = &apart {
+            apart.restore();
+        }
         super::run::main(root, id, conn, reporter, (attach, netns))
     })
 }

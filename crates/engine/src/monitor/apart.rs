@@ -1,0 +1,82 @@
+//! Starting a forked monitor on another CPU than the `hull` command that forked it.
+//!
+//! The early monitor is forked so that its own work (opening hull.db, making the network
+//! namespace) runs while the command writes the container. But the kernel queues a new child
+//! on its parent's CPU, and when its fork balancing keeps it there (seen here on every run:
+//! the other CPU idle, the monitor waiting ~1.5 ms until the command blocked), that work runs
+//! after the command's instead of beside it. So the command moves the child off its own CPU
+//! right after the fork, and the child takes back every CPU it may use once it has the
+//! container's id (which the command sends after the move), before anything of the container
+//! inherits its affinity. With a single allowed CPU nothing is moved.
+
+use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+
+/// The CPUs the forking process may use, read before the fork (the child's copy is what it
+/// restores).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Apart {
+    allowed: CpuSet,
+}
+
+impl Apart {
+    /// This process's CPUs, or None when there is no other CPU to move a child to.
+    pub(super) fn before_fork() -> Option<Apart> {
+        let allowed = sched_getaffinity(Pid::from_raw(0)).ok()?;
+        let count = (0..CpuSet::count())
+            .filter(|&cpu| allowed.is_set(cpu).unwrap_or(false))
+            .count();
+        (count > 1).then_some(Apart { allowed })
+    }
+
+    /// In the parent: lets `child` run on every allowed CPU but the one this process is on.
+    /// Best effort: a failure leaves the child where the kernel put it.
+    pub(super) fn move_child(&self, child: Pid) {
+        let Ok(here) = sched_getcpu() else { return };
+        let mut others = self.allowed;
+        if others.unset(here).is_err() {
+            return;
+        }
+        let _ = sched_setaffinity(child, &others);
+    }
+
+    /// In the child, after the parent's move: every allowed CPU again.
+    pub(super) fn restore(&self) {
+        let _ = sched_setaffinity(Pid::from_raw(0), &self.allowed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_moved_child_gets_its_cpus_back() {
+        let Some(apart) = Apart::before_fork() else {
+            println!("SKIP: a single CPU is allowed; nothing is moved");
+            return;
+        };
+        let (read, write) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child only makes raw system calls and leaves with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let mut byte = [0u8; 1];
+                let _ = nix::unistd::read(&read, &mut byte);
+                apart.restore();
+                let same = sched_getaffinity(Pid::from_raw(0)).is_ok_and(|s| s == apart.allowed);
+                // SAFETY: leaving the forked test process without unwinding.
+                unsafe { libc::_exit(i32::from(!same)) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let here = sched_getcpu().unwrap();
+                apart.move_child(child);
+                let moved = sched_getaffinity(child).unwrap();
+                assert!(!moved.is_set(here).unwrap(), "still allowed on CPU {here}");
+                assert_ne!(moved, apart.allowed);
+                nix::unistd::write(&write, b"g").unwrap();
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+    }
+}
