@@ -21,6 +21,7 @@ mod seccomp_agent;
 mod seccomp_cache;
 mod seccomp_enosys;
 mod seccomp_features;
+mod seccomp_x32;
 mod user;
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ impl SecurityPlan {
             no_new_privileges: process.no_new_privileges().unwrap_or(false),
             seccomp: linux
                 .and_then(|l| l.seccomp().as_ref())
-                .map(|s| SeccompPlan::new(s, opts.seccomp_cache.as_deref()))
+                .map(|s| SeccompPlan::new(s, opts.seccomp_cache.as_deref(), true))
                 .transpose()?,
             capabilities: CapabilityPlan::new(process.capabilities().as_ref(), &opts.extra_caps)?,
             user: UserPlan::new(process.user(), linux, opts.in_user_namespace)?,

@@ -254,8 +254,9 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SecurityErr
         .collect())
 }
 
-/// The filter of `s` compiled with libseccomp; every rule is checked here.
-fn compile(s: &LinuxSeccomp) -> Result<Compiled, SecurityError> {
+/// The filter of `s` compiled with libseccomp; every rule is checked here. `x32_left_out`:
+/// the filter answers x32 syscalls ENOSYS instead of judging them (`seccomp_x32`).
+fn compile(s: &LinuxSeccomp, x32_left_out: bool) -> Result<Compiled, SecurityError> {
     let default_act = s.default_action();
     if default_act == LinuxSeccompAction::ScmpActNotify {
         return Err(err(
@@ -285,6 +286,9 @@ fn compile(s: &LinuxSeccomp) -> Result<Compiled, SecurityError> {
         let field = format!("architectures[{i}]");
         let scmp = ScmpArch::from_str(&name)
             .map_err(|_| err(&field, format!("{name} is not known to libseccomp")))?;
+        if scmp == ScmpArch::X32 && x32_left_out {
+            continue;
+        }
         // libseccomp refuses an arch of the other byte order than the native one, or one
         // it was built without; either way the filter could not hold it.
         c.ctx.add_arch(scmp).map_err(|e| {
@@ -296,6 +300,9 @@ fn compile(s: &LinuxSeccomp) -> Result<Compiled, SecurityError> {
         c.archs.push(scmp);
     }
     c.last = LastSyscalls::new(&c.archs);
+    if x32_left_out {
+        c.last.refuse_x32();
+    }
     for (i, rule) in s.syscalls().iter().flatten().enumerate() {
         c.add_syscalls(i, rule)?;
     }
@@ -322,12 +329,18 @@ fn compile(s: &LinuxSeccomp) -> Result<Compiled, SecurityError> {
 
 impl SeccompPlan {
     /// `cache`: the directory of compiled filters (see `seccomp_cache`), or None to compile.
-    pub(super) fn new(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Self, SecurityError> {
-        let entry = cache.and_then(|dir| Entry::new(dir, s));
+    /// `here`: the filter is for this kernel (not a microVM's).
+    pub(super) fn new(
+        s: &LinuxSeccomp,
+        cache: Option<&Path>,
+        here: bool,
+    ) -> Result<Self, SecurityError> {
+        let x32_left_out = here && super::seccomp_x32::left_out(s);
+        let entry = cache.and_then(|dir| Entry::new(dir, s, x32_left_out));
         let compiled = match entry.as_ref().and_then(Entry::load) {
             Some(hit) => hit,
             None => {
-                let compiled = compile(s)?;
+                let compiled = compile(s, x32_left_out)?;
                 if let Some(entry) = &entry {
                     entry.store(&compiled);
                 }
@@ -385,6 +398,11 @@ impl SeccompPlan {
     }
 
     #[cfg(test)]
+    pub(super) fn instructions(&self) -> usize {
+        self.filter.len()
+    }
+
+    #[cfg(test)]
     pub(super) fn listener_path(&self) -> Option<&PathBuf> {
         self.listener_path.as_ref()
     }
@@ -406,7 +424,7 @@ pub fn compile_elsewhere(
     s: &LinuxSeccomp,
     cache: Option<&Path>,
 ) -> Result<(u32, Vec<libc::sock_filter>), SecurityError> {
-    let plan = SeccompPlan::new(s, cache)?;
+    let plan = SeccompPlan::new(s, cache, false)?;
     if plan.flags & sys::FLAG_NEW_LISTENER != 0 {
         return Err(err(
             "syscalls",

@@ -41,9 +41,11 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    /// The entry for `profile` in `dir`, or None when the key cannot be made (then no cache).
-    pub(super) fn new(dir: &Path, profile: &LinuxSeccomp) -> Option<Entry> {
+    /// The entry for `profile` in `dir` (compiled with x32 left out or not), or None when the
+    /// key cannot be made (then no cache).
+    pub(super) fn new(dir: &Path, profile: &LinuxSeccomp, x32_left_out: bool) -> Option<Entry> {
         let mut key = environment()?.into_bytes();
+        writeln!(key, "x32 left out {x32_left_out}").ok()?;
         // The derived Debug text names every field of the profile, as its JSON would, for less
         // than half the cost of serializing it through a Value: the key is made at every create.
         write!(key, "{profile:?}").ok()?;
@@ -234,13 +236,15 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let profile: LinuxSeccomp =
             serde_json::from_value(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"})).unwrap();
-        let entry = Entry::new(&dir, &profile).unwrap();
+        let entry = Entry::new(&dir, &profile, false).unwrap();
         assert_eq!(entry.load(), None);
         entry.store(&sample());
         assert_eq!(entry.load(), Some(sample()));
         let other: LinuxSeccomp =
             serde_json::from_value(serde_json::json!({"defaultAction": "SCMP_ACT_LOG"})).unwrap();
-        assert_eq!(Entry::new(&dir, &other).unwrap().load(), None);
+        assert_eq!(Entry::new(&dir, &other, false).unwrap().load(), None);
+        // A filter without its x32 section is another entry.
+        assert_eq!(Entry::new(&dir, &profile, true).unwrap().load(), None);
         for i in 0..MAX_ENTRIES + 5 {
             std::fs::write(dir.join(format!("{i:016x}.bpf")), b"x").unwrap();
         }

@@ -40,6 +40,8 @@ fn audit_arch(arch: ScmpArch) -> Option<u32> {
 #[derive(Debug, Default)]
 pub(super) struct LastSyscalls {
     last: BTreeMap<u32, (Option<u32>, Option<u32>)>, // audit arch -> (plain, x32)
+    /// Every x32 syscall gets ENOSYS: the filter has no x32 section (`seccomp_x32`).
+    x32_refused: bool,
 }
 
 impl LastSyscalls {
@@ -50,7 +52,17 @@ impl LastSyscalls {
                 last.entry(audit).or_insert((None, None));
             }
         }
-        Self { last }
+        Self {
+            last,
+            x32_refused: false,
+        }
+    }
+
+    /// Answers every x32 syscall ENOSYS, before libseccomp's program (which has no x32
+    /// section then, and would take them for a bad architecture).
+    pub(super) fn refuse_x32(&mut self) {
+        self.last.entry(AUDIT_ARCH_X86_64).or_insert((None, None));
+        self.x32_refused = true;
     }
 
     /// Counts `name` for every architecture of the filter (pseudo-numbers are skipped).
@@ -80,13 +92,17 @@ impl LastSyscalls {
     pub(super) fn prologue(&self) -> Vec<libc::sock_filter> {
         let mut asm = Asm::default();
         for (&audit, &(plain, x32)) in &self.last {
-            if plain.is_none() && x32.is_none() {
+            let x32_refused = self.x32_refused && audit == AUDIT_ARCH_X86_64;
+            if plain.is_none() && x32.is_none() && !x32_refused {
                 continue;
             }
             let next = asm.label();
             asm.jump(JEQ_K, audit, Target::Next, Target::Label(next));
             asm.stmt(LD_W_ABS, OFFSET_NR);
-            if audit == AUDIT_ARCH_X86_64 {
+            if x32_refused {
+                asm.jump(JSET_K, X32_SYSCALL_BIT, Target::Enosys, Target::Next);
+                asm.limit(plain);
+            } else if audit == AUDIT_ARCH_X86_64 {
                 let x32_part = asm.label();
                 asm.jump(
                     JSET_K,
@@ -240,6 +256,26 @@ mod tests {
         assert_eq!(eval(&prog, 0x4000_0003, x86 + 1), enosys);
         // An arch outside the filter is libseccomp's to judge.
         assert_eq!(eval(&prog, 0xc000_00b7, 5000), None);
+    }
+
+    #[test]
+    fn refused_x32_gets_enosys_before_the_filter() {
+        let archs = [ScmpArch::X8664, ScmpArch::X86];
+        let enosys = Some(SECCOMP_RET_ERRNO | 38);
+        let mut last = LastSyscalls::new(&archs);
+        last.note("read", &archs);
+        last.refuse_x32();
+        let prog = last.prologue();
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, 0), None);
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT), enosys);
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 39), enosys);
+        assert_eq!(eval(&prog, 0x4000_0003, 3), None);
+        // Also with no x86-64 syscall named at all.
+        let mut bare = LastSyscalls::new(&[ScmpArch::X8664]);
+        bare.refuse_x32();
+        let prog = bare.prologue();
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 39), enosys);
+        assert_eq!(eval(&prog, AUDIT_ARCH_X86_64, 39), None);
     }
 
     #[test]

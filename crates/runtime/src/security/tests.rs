@@ -1014,6 +1014,68 @@ fn podman_default_profile_compiles_and_blocks() {
     assert_eq!(stdout(&out), "ok\nchrooted\n");
 }
 
+/// Where the kernel has no x32 (this host's), podman's default profile is compiled without its
+/// x32 section (a third of the instructions) and the filter answers x32 syscalls ENOSYS, as
+/// the kernel would; native syscalls are judged as before.
+#[test]
+fn x32_left_out_where_the_kernel_has_none() {
+    if !have_busybox() || cfg!(not(target_arch = "x86_64")) {
+        return;
+    }
+    let Some(profile) = podman_default_profile() else {
+        return;
+    };
+    let s: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(profile.clone()).unwrap();
+    let here = super::seccomp::SeccompPlan::new(&s, None, true).unwrap();
+    let elsewhere = super::seccomp::SeccompPlan::new(&s, None, false).unwrap();
+    if super::seccomp_x32::kernel_runs_x32() {
+        eprintln!("this kernel runs x32 syscalls: the filter keeps its x32 section");
+        assert_eq!(here.instructions(), elsewhere.instructions());
+        return;
+    }
+    assert!(
+        here.instructions() * 4 < elsewhere.instructions() * 3,
+        "{} instructions here, {} for another kernel",
+        here.instructions(),
+        elsewhere.instructions()
+    );
+    let p = plan(json!({}), Some(json!({"seccomp": profile}))).expect("plan");
+    let mut cmd = Command::new(BUSYBOX);
+    cmd.args(["echo", "ok"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: runs in the forked child before exec; see `command`.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Err(e) = p.apply() {
+                die(&format!("APPLY: {e}\n"), 97);
+            }
+            // SAFETY: getpid, natively and through the x32 entry: no arguments, no memory.
+            let x32 = libc::syscall(0x4000_0000 | libc::SYS_getpid);
+            if x32 != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+                die("an x32 getpid did not fail with ENOSYS\n", 91);
+            }
+            if libc::syscall(libc::SYS_getpid) != libc::c_long::from(libc::getpid()) {
+                die("getpid failed\n", 92);
+            }
+            // A native syscall the profile refuses still gets its errno: EPERM for chroot.
+            if libc::chroot(c"/".as_ptr()) != -1
+                || std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
+            {
+                die("chroot did not fail with EPERM\n", 93);
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("spawn");
+    assert_eq!(
+        stdout(&out),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn runc_spec_default_config_applies() {
     if !have_busybox() {
