@@ -371,6 +371,32 @@ fn seccomp_default_errno_with_allow_list() {
     assert!(err.contains("not supported"), "{err}");
 }
 
+/// `busybox echo ok` under `plan`, with `checks` run in the child between applying the plan
+/// and the exec (they end the child with `die` when one fails); asserts the output.
+fn echo_ok_after(plan: SecurityPlan, checks: fn()) {
+    let mut cmd = Command::new(BUSYBOX);
+    cmd.args(["echo", "ok"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: runs in the forked child before exec; see `command`.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Err(e) = plan.apply() {
+                die(&format!("APPLY: {e}\n"), 97);
+            }
+            checks();
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("spawn");
+    assert_eq!(
+        stdout(&out),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn seccomp_syscalls_newer_than_the_profile_get_enosys() {
     if !have_busybox() {
@@ -418,36 +444,24 @@ fn seccomp_syscalls_newer_than_the_profile_get_enosys() {
         }})),
     )
     .expect("plan");
-    let mut cmd = Command::new(BUSYBOX);
-    cmd.args(["echo", "ok"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: runs in the forked child before exec; see `command`.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Err(e) = profile.apply() {
-                die(&format!("APPLY: {e}\n"), 97);
-            }
-            let errno = |nr: libc::c_long| {
-                // SAFETY: neither call reads memory: 1000 is unassigned, getcwd gets a NULL
-                // buffer and is refused by the filter before the kernel looks at it.
-                let rc = libc::syscall(nr, 0usize, 0usize);
-                (rc == -1)
-                    .then(|| std::io::Error::last_os_error().raw_os_error())
-                    .flatten()
-            };
-            // 1000 is above every syscall the profile names: ENOSYS. getcwd is known and not
-            // allowed: the default action's EPERM.
-            if errno(1000) != Some(libc::ENOSYS) {
-                die("syscall 1000 did not fail with ENOSYS\n", 91);
-            }
-            if errno(libc::SYS_getcwd) != Some(libc::EPERM) {
-                die("getcwd did not fail with EPERM\n", 92);
-            }
-            Ok(())
-        });
-    }
-    assert_eq!(stdout(&cmd.output().expect("spawn")), "ok\n");
+    echo_ok_after(profile, || {
+        let errno = |nr: libc::c_long| {
+            // SAFETY: neither call reads memory: 1000 is unassigned, getcwd gets a NULL buffer
+            // and is refused by the filter before the kernel looks at it.
+            let rc = unsafe { libc::syscall(nr, 0usize, 0usize) };
+            (rc == -1)
+                .then(|| std::io::Error::last_os_error().raw_os_error())
+                .flatten()
+        };
+        // 1000 is above every syscall the profile names: ENOSYS. getcwd is known and not
+        // allowed: the default action's EPERM.
+        if errno(1000) != Some(libc::ENOSYS) {
+            die("syscall 1000 did not fail with ENOSYS\n", 91);
+        }
+        if errno(libc::SYS_getcwd) != Some(libc::EPERM) {
+            die("getcwd did not fail with EPERM\n", 92);
+        }
+    });
 }
 
 fn send_fd(sock: RawFd, fd: OwnedFd) {
@@ -1040,40 +1054,24 @@ fn x32_left_out_where_the_kernel_has_none() {
         elsewhere.instructions()
     );
     let p = plan(json!({}), Some(json!({"seccomp": profile}))).expect("plan");
-    let mut cmd = Command::new(BUSYBOX);
-    cmd.args(["echo", "ok"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: runs in the forked child before exec; see `command`.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Err(e) = p.apply() {
-                die(&format!("APPLY: {e}\n"), 97);
-            }
-            // SAFETY: getpid, natively and through the x32 entry: no arguments, no memory.
-            let x32 = libc::syscall(0x4000_0000 | libc::SYS_getpid);
-            if x32 != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+    echo_ok_after(p, || {
+        let errno = || std::io::Error::last_os_error().raw_os_error();
+        // SAFETY: getpid, natively and through the x32 entry, and chroot of a static path:
+        // nothing of this process's memory is written.
+        unsafe {
+            if libc::syscall(0x4000_0000 | libc::SYS_getpid) != -1 || errno() != Some(libc::ENOSYS)
+            {
                 die("an x32 getpid did not fail with ENOSYS\n", 91);
             }
             if libc::syscall(libc::SYS_getpid) != libc::c_long::from(libc::getpid()) {
                 die("getpid failed\n", 92);
             }
             // A native syscall the profile refuses still gets its errno: EPERM for chroot.
-            if libc::chroot(c"/".as_ptr()) != -1
-                || std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
-            {
+            if libc::chroot(c"/".as_ptr()) != -1 || errno() != Some(libc::EPERM) {
                 die("chroot did not fail with EPERM\n", 93);
             }
-            Ok(())
-        });
-    }
-    let out = cmd.output().expect("spawn");
-    assert_eq!(
-        stdout(&out),
-        "ok\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        }
+    });
 }
 
 #[test]
