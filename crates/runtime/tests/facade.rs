@@ -112,6 +112,14 @@ fn queries_kill_and_delete_work_but_exec_is_refused() {
 /// In a child forked from the test (single-threaded, so the facade may clone): runs the
 /// container to exit with its stdout and stderr on `log`, and exits with its status.
 fn run_in_single_threaded_child(root: PathBuf, id: String, bundle: PathBuf, log: PathBuf) -> i32 {
+    in_single_threaded_child(move || run_with_log(&root, &id, &bundle, &log))
+}
+
+/// `body` in a child forked from the test, which exits with the status it returns (99 and its
+/// error on stderr when it fails; the test fails then).
+fn in_single_threaded_child(
+    mut body: impl FnMut() -> Result<i32, Error> + Send + Sync + 'static,
+) -> i32 {
     let mut cmd = Command::new("/bin/busybox");
     // SAFETY: the closure runs in the child forked from the test and never returns: it calls
     // the facade (syscalls, glibc's fork-safe malloc, no std stdio or environment) and leaves
@@ -120,7 +128,7 @@ fn run_in_single_threaded_child(root: PathBuf, id: String, bundle: PathBuf, log:
         cmd.pre_exec(move || {
             // Without std's exec-status pipe, spawn returns while the child runs.
             libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0);
-            let code = match run_with_log(&root, &id, &bundle, &log) {
+            let code = match body() {
                 Ok(code) => code,
                 Err(err) => {
                     let msg = format!("run: {err}\n");
@@ -145,6 +153,13 @@ fn run_in_single_threaded_child(root: PathBuf, id: String, bundle: PathBuf, log:
 }
 
 fn run_with_log(root: &Path, id: &str, bundle: &Path, log: &Path) -> Result<i32, Error> {
+    let mut opts = CreateOptions::new(id, bundle);
+    opts.stdio = stdio_to(log);
+    Runtime::new(root).run(opts, false, &mut |_| {})
+}
+
+/// /dev/null in, stdout and stderr appended to `log`.
+fn stdio_to(log: &Path) -> Stdio {
     let file = |path: &Path, write: bool| -> OwnedFd {
         let file = if write {
             std::fs::OpenOptions::new()
@@ -156,13 +171,11 @@ fn run_with_log(root: &Path, id: &str, bundle: &Path, log: &Path) -> Result<i32,
         };
         file.expect("open").into()
     };
-    let mut opts = CreateOptions::new(id, bundle);
-    opts.stdio = Stdio::Fds {
+    Stdio::Fds {
         stdin: file(Path::new("/dev/null"), false),
         stdout: file(log, true),
         stderr: file(log, true),
-    };
-    Runtime::new(root).run(opts, false, &mut |_| {})
+    }
 }
 
 #[test]
@@ -218,4 +231,59 @@ fn hook_warnings_reach_the_runtimes_sink() {
             && heard[1].ends_with("poststop says no"),
         "{heard:?}"
     );
+}
+
+/// `create_alongside` runs the caller's work with the live process's pid before the create
+/// returns (what it writes, the container's program sees), and its error fails the create,
+/// with its message, leaving nothing behind.
+#[test]
+fn alongside_runs_before_start_and_its_failure_undoes_the_create() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("facade-along");
+    c.script("cat /alongside");
+    c.write_config();
+    let log = c.dir.join("container.log");
+    let marker = c.bundle.join("rootfs/alongside");
+    let (root, id, bundle, out) = (c.root.clone(), c.id.clone(), c.bundle.clone(), log.clone());
+    let code = in_single_threaded_child(move || {
+        let mut opts = CreateOptions::new(&id, &bundle);
+        opts.stdio = stdio_to(&out);
+        let runtime = Runtime::new(&root);
+        let created = runtime.create_alongside(opts, &mut |pid| {
+            let alive = Path::new(&format!("/proc/{pid}/ns/net")).exists();
+            std::fs::write(&marker, format!("alongside saw {alive}\n")).map_err(|e| e.to_string())
+        })?;
+        // The created container holds its lock until dropped: start and wait through it.
+        let container = created.container;
+        container.start()?;
+        let code = container.wait()?.unwrap_or(-1);
+        runtime.delete(&id, false)?;
+        Ok(code)
+    });
+    assert_eq!(code, 0);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "alongside saw true\n"
+    );
+
+    let (root, id, bundle) = (c.root.clone(), c.id.clone(), c.bundle.clone());
+    let code = in_single_threaded_child(move || {
+        let err = match Runtime::new(&root)
+            .create_alongside(CreateOptions::new(&id, &bundle), &mut |_| {
+                Err("no network for it".into())
+            }) {
+            Ok(_) => return Ok(1),
+            Err(err) => err,
+        };
+        Ok(if err.to_string().ends_with("no network for it") {
+            0
+        } else {
+            2
+        })
+    });
+    assert_eq!(code, 0);
+    assert!(!c.root.join(&c.id).exists());
+    assert!(common::leaked_cgroups(&c.id).is_empty());
 }

@@ -337,7 +337,28 @@ fn run_container(
         )
     };
     let runtime = Runtime::new(paths::runtime_root(root));
-    let created = runtime.create(opts).map_err(EngineError::from_runtime)?;
+    // The network and /etc files while the process sets up its root, not after: both are the
+    // container's before its `start`, and the monitor would wait idle meanwhile.
+    let mut failed = None;
+    let created = runtime.create_alongside(opts, &mut |pid| {
+        write_etc(
+            root,
+            conn,
+            record,
+            (NetnsRef::Pid(pid), loopback_up),
+            address,
+        )
+        .and_then(|()| crate::names::publish(root, conn, record))
+        .map_err(|e| {
+            let message = e.to_string();
+            failed = Some(e);
+            message
+        })
+    });
+    let created = match created {
+        Ok(created) => created,
+        Err(e) => return Err(failed.unwrap_or_else(|| EngineError::from_runtime(e))),
+    };
     let source = match (pipes, created.console) {
         (Some(pipes), _) => pipes,
         (None, Some(master)) => Source::Pty(master),
@@ -358,14 +379,6 @@ fn run_container(
     let container = created.container;
     let pid = container.pid();
     reporter.hold_mount_ns(pid);
-    write_etc(
-        root,
-        conn,
-        record,
-        (NetnsRef::Pid(pid), loopback_up),
-        address,
-    )?;
-    crate::names::publish(root, conn, record)?;
     let started = hull_runtime::now_rfc3339();
     container.start()?;
     // After the start, while the process runs its program: the row said "starting" until now,

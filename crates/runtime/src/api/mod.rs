@@ -102,16 +102,37 @@ impl Runtime {
 
     /// Creates a container whose process waits for [`Container::start`].
     pub fn create(&self, opts: CreateOptions) -> Result<Created, Error> {
-        single_threaded("create a container")?;
-        let sigmask = SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
-        self.create_with(opts, sigmask)
+        self.create_alongside(opts, &mut |_| Ok(()))
     }
 
-    fn create_with(&self, opts: CreateOptions, sigmask: SigSet) -> Result<Created, Error> {
-        let created =
-            crate::process::create::create(&self.store, &opts, sigmask, &mut |warning| {
-                self.warnings.emit(warning)
-            })?;
+    /// [`Runtime::create`], running `alongside` with the container process's pid while that
+    /// process sets up its root file system (it is in its namespaces and cgroups by then): an
+    /// engine's preparation for `start` (the network of the namespace, files the container's
+    /// mounts show) overlaps the setup instead of following the create. An error it returns
+    /// fails the create, which is then undone as after any failure.
+    pub fn create_alongside(
+        &self,
+        opts: CreateOptions,
+        alongside: &mut dyn FnMut(i32) -> Result<(), String>,
+    ) -> Result<Created, Error> {
+        single_threaded("create a container")?;
+        let sigmask = SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
+        self.create_with(opts, sigmask, alongside)
+    }
+
+    fn create_with(
+        &self,
+        opts: CreateOptions,
+        sigmask: SigSet,
+        alongside: &mut dyn FnMut(i32) -> Result<(), String>,
+    ) -> Result<Created, Error> {
+        let created = crate::process::create::create(
+            &self.store,
+            &opts,
+            sigmask,
+            &mut |warning| self.warnings.emit(warning),
+            alongside,
+        )?;
         Ok(Created {
             container: self.container(
                 crate::container::Container::from_parts(created.dir, created.state)
@@ -138,7 +159,7 @@ impl Runtime {
         // The process may be a grandchild (joined pid namespace): adopt it to be able to wait.
         nix::sys::prctl::set_child_subreaper(true).map_err(Error::Subreaper)?;
         let foreground = Foreground::new()?;
-        let created = self.create_with(opts, foreground.original_mask)?;
+        let created = self.create_with(opts, foreground.original_mask, &mut |_| Ok(()))?;
         for warning in &created.warnings {
             on_warning(warning);
         }

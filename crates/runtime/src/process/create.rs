@@ -101,13 +101,20 @@ struct Plans {
     cgroup: hull_cgroups::Cgroup,
 }
 
+/// The caller's work run while the container's process sets up its root (see [`create`]).
+pub(crate) type Alongside<'a> = &'a mut dyn FnMut(i32) -> Result<(), String>;
+
 /// `sigmask`: the signal mask the container's program starts with. `on_warning` hears the
-/// failures of poststop hooks run after a failed create.
+/// failures of poststop hooks run after a failed create. `alongside` runs in this process with
+/// the container process's pid once that process is in its namespaces and cgroups and has been
+/// told to go on (its root file system, pivot and lock-down still ahead of it), so that the
+/// caller's own preparation for `start` overlaps that setup; its error fails the create.
 pub fn create(
     store: &Store,
     opts: &CreateOptions,
     sigmask: SigSet,
     on_warning: &mut dyn FnMut(&str),
+    alongside: Alongside<'_>,
 ) -> Result<Created, ProcessError> {
     crate::state::validate_id(&opts.id)?;
     let plans = plan(store, opts)?;
@@ -118,7 +125,7 @@ pub fn create(
         child: None,
         shared_rootfs: None,
     };
-    let result = launch(opts, sigmask, plans, &dir, &mut undo);
+    let result = launch(opts, (sigmask, alongside), plans, &dir, &mut undo);
     match result {
         Ok((state, spec, console, warnings)) => {
             undo.cgroup = None;
@@ -247,7 +254,7 @@ type Launched = (ContainerState, Spec, Option<OwnedFd>, Vec<String>);
 
 fn launch(
     opts: &CreateOptions,
-    sigmask: SigSet,
+    (sigmask, alongside): (SigSet, Alongside<'_>),
     mut plans: Plans,
     dir: &ContainerDir,
     undo: &mut Undo,
@@ -333,6 +340,7 @@ fn launch(
     // until Ready, and the record is the same either way (the lock keeps other commands out
     // until this create returns; a failure still removes the whole directory).
     dir.save(&state)?;
+    alongside(pid.as_raw()).map_err(ProcessError::Alongside)?;
     let console = receive_ready(opts, &plans, &parent, &state)?;
     // Only now: a caller may take the pid file's existence for a created container.
     if let Some(pid_file) = &opts.pid_file {

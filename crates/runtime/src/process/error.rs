@@ -27,6 +27,9 @@ pub enum ProcessError {
     /// The container process reported this and exited.
     #[error("{0}")]
     Child(String),
+    /// The caller's work alongside the process's setup failed (`create`'s `alongside`).
+    #[error("{0}")]
+    Alongside(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{what}: {source}")]
