@@ -363,7 +363,7 @@ impl Cgroup {
     /// the one migration the kernel makes without its global migration lock
     /// (`cgroup_threadgroup_rwsem`, shared by all hierarchies): a write of a pid to
     /// `cgroup.procs` takes it, and its first taking after a pause waits for an RCU grace
-    /// period (5-15 ms here), holding the cgroup mutex, so that every `mkdir` of a cgroup waits
+    /// period (5-18 ms here), holding the cgroup mutex, so that every `mkdir` of a cgroup waits
     /// too. On cgroup2 a process cannot move itself so; it is born in its cgroup instead
     /// ([`make_v2_dir`](Self::make_v2_dir)).
     pub fn join_v1(&self) -> Result<(), CgroupError> {

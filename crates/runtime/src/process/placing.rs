@@ -2,7 +2,7 @@
 //!
 //! A write of a pid to `cgroup.procs` takes the kernel's global migration lock
 //! (`cgroup_threadgroup_rwsem`, shared by every hierarchy), whose first taking after a pause
-//! waits out an RCU grace period (5-15 ms here) holding the cgroup mutex. A process born in its
+//! waits out an RCU grace period (5-18 ms here) holding the cgroup mutex. A process born in its
 //! cgroup2 cgroup (`clone3` with CLONE_INTO_CGROUP) and moving itself into its v1 ones
 //! ([`hull_cgroups::Cgroup::join_v1`]) takes neither: that is the way whenever the process can
 //! still see the host's cgroup mounts and write them.
