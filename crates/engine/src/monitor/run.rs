@@ -442,8 +442,8 @@ fn release_stack() {
 }
 
 /// Gives the container's namespace `netns` (its loopback up already when `loopback_up`) its
-/// network and writes its hosts, hostname and resolv.conf in place (they are bind-mounted into
-/// it already, so they must keep their inodes).
+/// network and writes its hosts, hostname and resolv.conf in place (the container's process
+/// bind-mounts them, maybe at this moment: they must keep their inodes).
 pub(super) fn write_etc(
     root: &Path,
     conn: &mut Connection,

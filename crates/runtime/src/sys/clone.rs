@@ -60,8 +60,9 @@ struct CloneArgs {
 
 /// As [`clone_process`], with the child starting life in the cgroup2 cgroup `cgroup` (an open
 /// directory of it): no write to `cgroup.procs` after, the write that takes the kernel's global
-/// migration lock (see `hull_cgroups::Cgroup::join_v1`). ENOSYS or E2BIG where the kernel (or a
-/// seccomp filter) has no `clone3` with CLONE_INTO_CGROUP: the caller then clones as before.
+/// migration lock (see `hull_cgroups::Cgroup::join_v1`). The errors on which the caller clones
+/// as before instead are `Placing::clone_process`'s to pick (ENOSYS or E2BIG from a kernel
+/// without it, ENOSYS or EPERM from a seccomp filter, EAGAIN at the cgroup's pids limit).
 pub fn clone_process_into(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<Forked, Errno> {
     let args = CloneArgs {
         flags: u64::try_from(flags.bits()).map_err(|_| Errno::EINVAL)? | CLONE_INTO_CGROUP,
