@@ -444,8 +444,7 @@ async fn download(
         .map_err(crate::StoreError::from)?;
     let layer = layer.map_err(|e| RegistryError::Store(e.into()))?;
     let parent = job.parent.clone();
-    // Planned only for layers the database did not record.
-    let done = tokio::task::spawn_blocking(move || layer.commit(parent.as_ref(), |_| false))
+    let done = tokio::task::spawn_blocking(move || layer.commit(parent.as_ref()))
         .await
         .map_err(|e| invalid(what.clone(), e))?
         .map_err(|e| RegistryError::Store(e.into()))?;

@@ -187,11 +187,7 @@ fn commit_locked(
     let manifest = serde_json::to_vec(&m).map_err(|e| io_err(io::Error::other(e)))?;
     added.blobs.push(Digest::of(&manifest));
     let db = store.db();
-    let (chain, stats) = pending
-        .commit(parent.as_ref(), |c| {
-            db.has_layer(&c.to_string()).unwrap_or(false)
-        })
-        .map_err(StoreError::from)?;
+    let (chain, stats) = pending.commit(parent.as_ref()).map_err(StoreError::from)?;
     if !db.has_layer(&chain.to_string()).map_err(StoreError::from)? {
         added.layer = Some(chain.clone());
     }

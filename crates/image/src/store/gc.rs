@@ -199,27 +199,8 @@ impl<C: Borrow<Connection>> ImageStore<C> {
     /// Removes layer dirs and blobs no image references (also those a crash left unrecorded).
     /// Callers hold the exclusive lock.
     fn collect(&self) -> Result<(usize, usize, u64), StoreError> {
-        let mut bytes = 0;
         self.db.take_unused_layers()?;
-        let live = self.db.live_layers()?;
-        let mut layers = 0;
-        let entries =
-            std::fs::read_dir(self.layers.dir()).map_err(super::io_err("reading layers dir"))?;
-        for e in entries.flatten() {
-            // A layer dir, or its erofs image (removed with it; alone, what a crash left).
-            let file = e.file_name().to_string_lossy().into_owned();
-            let name = format!("sha256:{}", file.strip_suffix(".erofs").unwrap_or(&file));
-            let Ok(chain) = name.parse::<Digest>() else {
-                continue;
-            };
-            if !live.contains(&name) {
-                bytes += du(&e.path());
-                self.layers
-                    .remove(&chain)
-                    .map_err(super::io_err(format!("removing layer {name}")))?;
-                layers += usize::from(!file.ends_with(".erofs"));
-            }
-        }
+        let (layers, mut bytes) = self.remove_unrecorded_layers()?;
         let live = self.db.live_blobs()?;
         let mut blobs = 0;
         for d in self
@@ -238,6 +219,31 @@ impl<C: Borrow<Connection>> ImageStore<C> {
             }
         }
         Ok((layers, blobs, bytes))
+    }
+
+    /// Removes the layer dirs (and erofs images) the database does not record; returns how
+    /// many dirs and their bytes. Callers hold the exclusive lock.
+    pub(crate) fn remove_unrecorded_layers(&self) -> Result<(usize, u64), StoreError> {
+        let live = self.db.live_layers()?;
+        let (mut layers, mut bytes) = (0, 0);
+        let entries =
+            std::fs::read_dir(self.layers.dir()).map_err(super::io_err("reading layers dir"))?;
+        for e in entries.flatten() {
+            // A layer dir, or its erofs image (removed with it; alone, what a crash left).
+            let file = e.file_name().to_string_lossy().into_owned();
+            let name = format!("sha256:{}", file.strip_suffix(".erofs").unwrap_or(&file));
+            let Ok(chain) = name.parse::<Digest>() else {
+                continue;
+            };
+            if !live.contains(&name) {
+                bytes += du(&e.path());
+                self.layers
+                    .remove(&chain)
+                    .map_err(super::io_err(format!("removing layer {name}")))?;
+                layers += usize::from(!file.ends_with(".erofs"));
+            }
+        }
+        Ok((layers, bytes))
     }
 
     /// `system df` for images: each layer dir measured once, and attributed to the images

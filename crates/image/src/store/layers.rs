@@ -1,6 +1,7 @@
 //! Unpacked layers by chain id under `layers/`: unpacked into a temp dir, checked against the
 //! expected diff id, then renamed into place; the store flushes once (syncfs) before its
-//! database records the layer, and an unrecorded dir is never trusted.
+//! database records the layer. A dir already in place is whole (see [`super::boot`]), so it is
+//! kept rather than replaced under whoever renamed it there.
 
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -62,9 +63,8 @@ impl LayerStore {
         blob: &str,
         opts: &UnpackOptions,
     ) -> Result<(Digest, UnpackStats), LayerError> {
-        // Callers unpack only layers the database does not record.
         self.pending_with(expected, blob, |dir| unpack::unpack(input, dir, opts))?
-            .commit(parent, |_| false)
+            .commit(parent)
     }
 
     /// Unpacks into a temp dir and checks the diff id, but does not put the layer in place:
@@ -91,9 +91,8 @@ impl LayerStore {
         blob: &str,
         opts: &UnpackOptions,
     ) -> Result<(Digest, UnpackStats), LayerError> {
-        // Callers unpack only layers the database does not record.
         self.pending_with(expected, blob, |dir| unpack::unpack_file(file, dir, opts))?
-            .commit(parent, |_| false)
+            .commit(parent)
     }
 
     fn pending_with(
@@ -150,33 +149,23 @@ pub struct PendingLayer {
 }
 
 impl PendingLayer {
-    /// Renames the layer into place as the layer above `parent`. A dir already there that
-    /// the database does not record (`recorded` false) may be what a power loss left before
-    /// the store's flush, so it is replaced; a recorded one is kept.
+    /// Renames the layer into place as the layer above `parent`. A dir already there is the
+    /// same verified content, put there by a concurrent import or a crashed one in this boot
+    /// (the store's first open after a boot removes what the database does not record), and
+    /// may already be recorded and mounted: it is kept and this one dropped.
     /// Durability comes from [`super::ImageStore::sync`] before the layer is recorded.
-    pub fn commit(
-        self,
-        parent: Option<&Digest>,
-        recorded: impl Fn(&Digest) -> bool,
-    ) -> Result<(Digest, UnpackStats), LayerError> {
-        let tmp = self.dir.0.clone();
-        let io_err = |source| LayerError::Io {
-            path: tmp.display().to_string(),
-            err: source,
-        };
+    pub fn commit(self, parent: Option<&Digest>) -> Result<(Digest, UnpackStats), LayerError> {
         let chain = Digest::chain(parent, &self.stats.diff_id);
         let dest = self.layers.join(chain.hex());
-        match std::fs::rename(&tmp, &dest) {
+        match std::fs::rename(&self.dir.0, &dest) {
             Ok(()) => std::mem::forget(self.dir),
-            Err(_) if dest.is_dir() && recorded(&chain) => drop(self.dir),
-            Err(_) if dest.is_dir() => {
-                let aside = super::temp_name(tmp.parent().unwrap_or(&tmp), "rm");
-                std::fs::rename(&dest, &aside).map_err(io_err)?;
-                let _guard = TempDir(aside);
-                std::fs::rename(&tmp, &dest).map_err(io_err)?;
-                std::mem::forget(self.dir);
+            Err(_) if dest.is_dir() => drop(self.dir),
+            Err(err) => {
+                return Err(LayerError::Io {
+                    path: dest.display().to_string(),
+                    err,
+                })
             }
-            Err(e) => return Err(io_err(e)),
         }
         Ok((chain, self.stats))
     }

@@ -2,6 +2,7 @@
 //! operations on images (resolve, tag, remove, prune, disk usage, rootfs for a container).
 
 mod blobs;
+mod boot;
 mod db;
 mod erofs;
 mod gc;
@@ -80,7 +81,7 @@ pub struct StoreLock(#[allow(dead_code)] Flock<File>);
 
 impl ImageStore {
     /// Opens (creating if needed) the store under `root`, and removes temp files and dirs
-    /// that crashed or killed hull processes left behind.
+    /// that crashed or killed hull processes left behind, and layers a power loss left.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let conn = Db::open(root)?.conn;
         ImageStore::with_conn(root, conn)
@@ -92,7 +93,9 @@ impl<C: Borrow<Connection>> ImageStore<C> {
     /// (each open parses hull.db's whole schema: the engine lends its own).
     pub fn with_conn(root: &Path, conn: C) -> Result<Self, StoreError> {
         prepare(root)?;
-        Ok(Self::prepared(root, conn))
+        let store = Self::prepared(root, conn);
+        store.settle_after_boot()?;
+        Ok(store)
     }
 
     /// [`ImageStore::with_conn`] for a root whose store this process has already opened: its
