@@ -144,3 +144,20 @@ fn a_reader_that_went_away_ends_the_command_quietly() {
     assert_eq!(out.status.code(), Some(128 + libc::SIGPIPE), "{err}");
     assert!(err.is_empty(), "no panic, no message: {err:?}");
 }
+
+/// A mount refused while the runtime is still making the cgroups (the process makes its first
+/// mounts meanwhile): the create fails naming it, and the cgroups made so far are removed.
+#[test]
+fn a_mount_refused_before_the_cgroups_exist() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("earlymount");
+    std::fs::write(c.bundle.join("rootfs/notadir"), b"").unwrap();
+    c.config["mounts"].as_array_mut().unwrap().insert(
+        0,
+        json!({"destination": "/notadir", "type": "sysfs", "source": "sysfs"}),
+    );
+    c.write_config();
+    create_fails(&c, "mounts[0] (/notadir)");
+}

@@ -2,7 +2,7 @@
 //! first, so that its own opening of hull.db (which parses the whole schema) runs while the
 //! command opens hull.db and writes the container's bundle, instead of after. It then waits for
 //! the container's id on a socket; the command sends it once the row and bundle are written.
-//! It starts on another CPU than the command ([`super::apart`]), so the two run at once.
+//! It starts on another CPU than the command ([`hull_sys::apart`]), so the two run at once.
 //! A command that ends (or fails, or is killed) first closes the socket, and the monitor leaves
 //! without having touched anything: it owns nothing until it claims the container's row, as a
 //! monitor forked later does.
@@ -26,10 +26,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::unistd::{fork, pipe2, ForkResult};
 
-use super::apart::Apart;
 use super::{Monitor, Reporter};
 use crate::attach::Attach;
 use crate::error::EngineError;
+use hull_sys::apart::Apart;
 
 /// The longest message: a container id.
 const MAX_GO: usize = 128;

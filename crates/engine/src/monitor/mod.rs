@@ -6,7 +6,6 @@
 //! container's stdio (pipes, or a pty's master with `-t`) and serves it to attach clients
 //! ([`crate::attach`]) while writing the log.
 
-mod apart;
 mod early;
 mod relay;
 mod run;

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use hull_sys::apart::Apart;
 use nix::fcntl::{open, OFlag};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::stat::Mode;
@@ -301,6 +302,12 @@ fn launch(
         undo.cgroup = Some(plans.cgroup.clone());
     }
     let (parent, child) = Channel::pair()?;
+    // A process that joins its cgroups itself mounts its first entries while this runtime makes
+    // them: on another CPU, or not at once (`hull_sys::apart`).
+    let apart = match placing {
+        Placing::Itself { .. } => Apart::before_fork(),
+        Placing::ByRuntime => None,
+    };
     let forked = placing.clone_process(
         plans.namespaces.first_clone_flags(),
         v2_dir.as_ref().map(AsFd::as_fd),
@@ -321,9 +328,13 @@ fn launch(
             preserve_fds: i32::from(opts.preserve_fds),
             sigmask,
             joins_cgroup: placing.joined_by_child(&plans.cgroup),
+            apart: apart.as_ref(),
         }),
         Forked::Parent(pid) => pid,
     };
+    if let Some(apart) = &apart {
+        apart.move_child(first);
+    }
     undo.child = Some(first);
     drop(child);
     drop(fifo);

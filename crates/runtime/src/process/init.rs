@@ -18,7 +18,7 @@ use crate::process::error::{sys, ProcessError};
 use crate::process::handoff;
 use crate::process::program::Program;
 use crate::process::stdio::Stdio;
-use crate::rootfs::RootfsPlan;
+use crate::rootfs::{Prepared, RootfsPlan};
 use crate::security::SecurityPlan;
 use crate::state::Status;
 use crate::sync::{Channel, Message, SyncError};
@@ -45,6 +45,8 @@ pub struct InitContext<'a> {
     /// The cgroup whose v1 dirs this process moves itself into once the runtime has made them
     /// (its `Proceed`); None when the runtime moves it.
     pub joins_cgroup: Option<&'a hull_cgroups::Cgroup>,
+    /// This process's CPUs before the runtime moved it off its own (`Proceed` says it did).
+    pub apart: Option<&'a hull_sys::apart::Apart>,
 }
 
 /// Runs in the cloned child; never returns.
@@ -72,9 +74,9 @@ fn setup(ctx: &InitContext) -> Result<Infallible, ProcessError> {
         let _ = close(*fd);
     }
     ctx.stdio.install()?;
-    enter_namespaces(ctx)?;
+    let early = enter_namespaces(ctx)?;
     let env = process_env(ctx.spec);
-    let state_json = build_root(ctx, &env)?;
+    let state_json = build_root(ctx, &env, early)?;
     let process = ctx.spec.process().as_ref();
     if let Some(process) = process.filter(|p| p.terminal().unwrap_or(false)) {
         handoff::send_terminal(ctx.channel, process, true)?;
@@ -172,15 +174,26 @@ fn with_status(state_json: &str, status: Status) -> String {
 }
 
 /// Joins and creates namespaces, with the runtime mapping ids and placing the process in its
-/// cgroup in between; forks once more when a pid namespace applies only to children.
-fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
+/// cgroup in between; forks once more when a pid namespace applies only to children. A process
+/// that joins its cgroups itself starts its root meanwhile (returned): it is in all its
+/// namespaces but cgroup and time, which mounts do not depend on, and would wait idle while the
+/// runtime makes the cgroup dirs.
+fn enter_namespaces(ctx: &InitContext) -> Result<Option<Prepared>, ProcessError> {
     let ns = ctx.namespaces;
     if ns.needs_intermediate() {
         ns.join_and_unshare()?;
     }
     ns.unshare_deferred()?;
+    let early = match ctx.joins_cgroup {
+        Some(_) => ctx.rootfs.prepare_before_cgroups()?,
+        None => None,
+    };
     ctx.channel.send(&Message::Created)?;
     ctx.channel.expect_proceed()?;
+    // Before the cgroup join, which sets the CPUs of a cpuset on top of these.
+    if let Some(apart) = ctx.apart {
+        apart.restore();
+    }
     if let Some(cgroup) = ctx.joins_cgroup {
         cgroup.join_v1()?;
     }
@@ -216,13 +229,18 @@ fn enter_namespaces(ctx: &InitContext) -> Result<(), ProcessError> {
             Err(err) => return Err(sys("joining a new session keyring")(err)),
         }
     }
-    set_names(ctx.spec)
+    set_names(ctx.spec)?;
+    Ok(early)
 }
 
 /// Mounts, the runtime's hooks, the container's createContainer hooks, pivot_root. Returns the
 /// state JSON the runtime sent for the container's own hooks.
-fn build_root(ctx: &InitContext, env: &[String]) -> Result<String, ProcessError> {
-    ctx.rootfs.prepare()?;
+fn build_root(
+    ctx: &InitContext,
+    env: &[String],
+    early: Option<Prepared>,
+) -> Result<String, ProcessError> {
+    ctx.rootfs.prepare(early)?;
     if !hooks::setup_sync(ctx.spec) {
         // No hook needs this point or the state (the runtime knows it too and does not wait).
         ctx.rootfs.pivot()?;

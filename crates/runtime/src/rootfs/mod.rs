@@ -32,6 +32,7 @@ use std::path::PathBuf;
 
 pub use error::RootfsError;
 pub use options::supported_mount_options;
+pub use phases::Prepared;
 pub use plan::RootfsPlan;
 pub use shared::SharedRootfs;
 

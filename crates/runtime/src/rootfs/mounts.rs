@@ -27,8 +27,13 @@ const PROC_BIND_ALLOWED: &[&str] = &[
     "/proc/sys/crypto/fips_enabled",
 ];
 
-pub(super) fn mount_all(plan: &RootfsPlan, root: &Root) -> Result<(), RootfsError> {
-    for m in &plan.mounts {
+/// Mounts `list`, a run of `plan.mounts`, in order.
+pub(super) fn mount_all(
+    plan: &RootfsPlan,
+    root: &Root,
+    list: &[PlannedMount],
+) -> Result<(), RootfsError> {
+    for m in list {
         match &m.kind {
             MountKind::Bind { source } => mount_bind(plan, root, m, source)?,
             MountKind::Cgroup => cgroup_mounts::mount_cgroup(root, m, &plan.opts)?,

@@ -1,5 +1,5 @@
 //! The three steps the container's init runs, in order: prepare (mounts and /dev, before
-//! pivot_root), pivot, finalize (read-only root, sysctl, readonly and masked paths).
+//! pivot_root; its first mounts possibly before the process is in its cgroups), pivot, finalize (read-only root, sysctl, readonly and masked paths).
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -7,23 +7,60 @@ use std::path::Path;
 use hull_sys::mount_api::{mount_setattr, MountAttr, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY};
 
 use super::error::{Context, RootfsError};
-use super::plan::RootfsPlan;
+use super::plan::{MountKind, RootfsPlan};
 use super::resolve::Root;
 use super::{devices, masked, mounts, pivot, propagation, shared, sysctl};
 
+/// How far phase 1 got before the process was in its cgroups.
+pub struct Prepared {
+    root: Root,
+    mounts_done: usize,
+}
+
 impl RootfsPlan {
+    /// Phase 1, its first part, done while the runtime makes the process's cgroups instead of
+    /// after: / made rslave and the rootfs bound onto itself, then `mounts` up to the first
+    /// that belongs in the cgroups (a cgroup mount shows them; a tmpcopyup one writes pages
+    /// that count against the memory cgroup of its writer; an idmapped one is left with it).
+    /// None in the caller's mount namespace, where nothing is done ahead.
+    pub fn prepare_before_cgroups(&self) -> Result<Option<Prepared>, RootfsError> {
+        if self.inherited_mount_ns {
+            return Ok(None);
+        }
+        propagation::prepare_root(&self.rootfs, self.root_propagation)?;
+        let root = Root::open(&self.rootfs)?;
+        let end = self
+            .mounts
+            .iter()
+            .position(|m| {
+                matches!(m.kind, MountKind::Cgroup) || m.opts.tmpcopyup || m.idmap.is_some()
+            })
+            .unwrap_or(self.mounts.len());
+        mounts::mount_all(self, &root, &self.mounts[..end])?;
+        Ok(Some(Prepared {
+            root,
+            mounts_done: end,
+        }))
+    }
+
     /// Phase 1, in the container's mount namespace, before pivot: / made rslave (or
     /// rootfsPropagation) and the rootfs bound onto itself (in the caller's: only the bind),
     /// every entry of `mounts` in order, then /dev (devices, ptmx, links, shm, an empty
-    /// /dev/console for a terminal).
-    pub fn prepare(&self) -> Result<(), RootfsError> {
-        if self.inherited_mount_ns {
-            shared::bind_rootfs(&self.rootfs)?;
-        } else {
-            propagation::prepare_root(&self.rootfs, self.root_propagation)?;
-        }
-        let root = Root::open(&self.rootfs)?;
-        mounts::mount_all(self, &root)?;
+    /// /dev/console for a terminal). What `prepare_before_cgroups` did (`early`) is not done
+    /// again.
+    pub fn prepare(&self, early: Option<Prepared>) -> Result<(), RootfsError> {
+        let (root, done) = match early {
+            Some(p) => (p.root, p.mounts_done),
+            None => {
+                if self.inherited_mount_ns {
+                    shared::bind_rootfs(&self.rootfs)?;
+                } else {
+                    propagation::prepare_root(&self.rootfs, self.root_propagation)?;
+                }
+                (Root::open(&self.rootfs)?, 0)
+            }
+        };
+        mounts::mount_all(self, &root, &self.mounts[done..])?;
         devices::setup_dev(self, &root)
     }
 

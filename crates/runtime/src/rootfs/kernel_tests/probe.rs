@@ -147,7 +147,7 @@ fn container(plan: &RootfsPlan, spec: &Spec, timing: bool) -> ! {
         }
     };
     let t0 = std::time::Instant::now();
-    step("prepare", plan.prepare());
+    step("prepare", plan.prepare(None));
     let t1 = std::time::Instant::now();
     step("pivot", plan.pivot());
     let t2 = std::time::Instant::now();

@@ -1,13 +1,14 @@
-//! Starting a forked monitor on another CPU than the `hull` command that forked it.
+//! Starting a forked child on another CPU than its parent.
 //!
-//! The early monitor is forked so that its own work (opening hull.db, making the network
-//! namespace) runs while the command writes the container. But the kernel queues a new child
-//! on its parent's CPU, and when its fork balancing keeps it there (seen here on every run:
-//! the other CPU idle, the monitor waiting ~1.5 ms until the command blocked), that work runs
-//! after the command's instead of beside it. So the command moves the child off its own CPU
-//! right after the fork, and the child takes back every CPU it may use once it has the
-//! container's id (which the command sends after the move), before anything of the container
-//! inherits its affinity. With a single allowed CPU nothing is moved.
+//! The kernel queues a new child on its parent's CPU, and when its fork balancing keeps it there
+//! (seen here on nearly every run, the other CPU idle), the child's work runs after the
+//! parent's instead of beside it, until the parent blocks. Two places fork a child whose work
+//! is meant to overlap its parent's: the early monitor (hull.db, the network namespace, while
+//! `hull` writes the container) and the container's first process (its first mounts, while the
+//! runtime makes its cgroups). The parent moves the child off its own CPU right after the fork,
+//! and the child takes back every CPU it may use at a point the parent tells it of (after the
+//! move), before anything that inherits or reads its affinity. With a single allowed CPU
+//! nothing is moved.
 
 use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
@@ -15,13 +16,13 @@ use nix::unistd::Pid;
 /// The CPUs the forking process may use, read before the fork (the child's copy is what it
 /// restores).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Apart {
+pub struct Apart {
     allowed: CpuSet,
 }
 
 impl Apart {
     /// This process's CPUs, or None when there is no other CPU to move a child to.
-    pub(super) fn before_fork() -> Option<Apart> {
+    pub fn before_fork() -> Option<Apart> {
         let allowed = sched_getaffinity(Pid::from_raw(0)).ok()?;
         let count = (0..CpuSet::count())
             .filter(|&cpu| allowed.is_set(cpu).unwrap_or(false))
@@ -31,7 +32,7 @@ impl Apart {
 
     /// In the parent: lets `child` run on every allowed CPU but the one this process is on.
     /// Best effort: a failure leaves the child where the kernel put it.
-    pub(super) fn move_child(&self, child: Pid) {
+    pub fn move_child(&self, child: Pid) {
         let Ok(here) = sched_getcpu() else { return };
         let mut others = self.allowed;
         if others.unset(here).is_err() {
@@ -41,7 +42,7 @@ impl Apart {
     }
 
     /// In the child, after the parent's move: every allowed CPU again.
-    pub(super) fn restore(&self) {
+    pub fn restore(&self) {
         let _ = sched_setaffinity(Pid::from_raw(0), &self.allowed);
     }
 }
