@@ -296,6 +296,19 @@ fn relative_root_is_the_monitors_root_too() {
     r.assert_clean();
 }
 
+/// Right after a foreground `run --rm` returns, its monitor still takes the container down;
+/// `ps` waits for it and never lists the container (CI once saw the row between the moment it
+/// stopped naming its monitor and its deletion).
+#[test]
+fn a_removed_container_is_never_listed() {
+    let r = root!("rmlisted");
+    for _ in 0..8 {
+        r.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+        assert_eq!(r.ok(&["ps", "-a", "-q"]), "");
+    }
+    r.assert_clean();
+}
+
 #[test]
 fn env_workdir_user_hostname() {
     let r = root!("env");

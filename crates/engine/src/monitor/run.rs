@@ -160,13 +160,18 @@ fn take_down(
                 .join("; "),
         ),
     };
-    store::torn_down(conn, id, reason.as_deref())?;
     if record.settings.rm {
-        teardown::to_trash(root, conn, id)?;
+        // The row goes while it still names this monitor: a command in between would take a
+        // row that names none for a container that stays, and list it.
+        if let Err(e) = teardown::to_trash(root, conn, id) {
+            store::torn_down(conn, id, reason.as_deref())?;
+            return Err(e);
+        }
         store::delete(conn, id)?;
         crate::volumes::remove_anonymous(conn, root, &record.settings.anonymous_volumes);
+        return Ok(());
     }
-    Ok(())
+    store::torn_down(conn, id, reason.as_deref())
 }
 
 /// Mounts the container's root, then runs its process, and again after each exit as its restart
