@@ -31,7 +31,7 @@ pub fn path(root: &Path) -> PathBuf {
 /// `{:#}` names each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("database {path}: cannot create its directory: {err}")]
+    #[error("database {path}: cannot create its directory or make it private: {err}")]
     Dir { path: String, err: std::io::Error },
     #[error("database {path}: {err}")]
     Open { path: String, err: rusqlite::Error },

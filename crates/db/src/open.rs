@@ -122,7 +122,7 @@ const LONG_LIVED_CACHE_KIB: i64 = 128;
 fn open_once(root: &Path) -> Result<Connection, DbError> {
     let path = crate::path(root);
     let shown = || path.display().to_string();
-    std::fs::create_dir_all(root).map_err(|err| DbError::Dir { path: shown(), err })?;
+    make_root_private(root).map_err(|err| DbError::Dir { path: shown(), err })?;
     let open_err = |err| DbError::Open { path: shown(), err };
     let mut conn = Connection::open(&path).map_err(open_err)?;
     // Many hull processes (and hull-cni invocations) write at once: wait, don't fail.
@@ -144,6 +144,26 @@ fn open_once(root: &Path) -> Result<Connection, DbError> {
         .map_err(open_err)?;
     migrations::migrate(&mut conn, &path)?;
     Ok(conn)
+}
+
+/// Makes `root` (if needed) and keeps it private: beside hull.db it holds every container's
+/// config.json (its environment, secrets included) and merged root (the setuid binaries of its
+/// image), reachable by path from any /proc/self/mountinfo. Only root may enter it, as docker's
+/// 0710 and podman's 0700 data roots; checked at every open, so a root made open before (by
+/// an older hull, or by hand) is closed too. Not a directory others share (sticky, as /tmp,
+/// or /): closing it would break them.
+fn make_root_private(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)?;
+    let mode = std::fs::metadata(root)?.permissions().mode();
+    let open = mode & 0o077 != 0;
+    if open && mode & 0o1000 == 0 && std::fs::canonicalize(root)? != Path::new("/") {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// Bounds the page cache of a connection a process keeps for long (a container's monitor lives
@@ -180,6 +200,30 @@ pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A root made open before is closed at the next open; a directory others share is not.
+    #[test]
+    fn a_root_is_made_private_but_a_shared_one_is_left() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("hull-db-private-{}", std::process::id()));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let (made, open, shared) = (
+            base.join("made/root"),
+            base.join("open"),
+            base.join("shared"),
+        );
+        for (dir, bits) in [(&open, 0o755), (&shared, 0o1777)] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(bits)).unwrap();
+        }
+        for dir in [&made, &open, &shared] {
+            make_root_private(dir).unwrap();
+        }
+        assert_eq!(mode(&made), 0o700);
+        assert_eq!(mode(&open), 0o700);
+        assert_eq!(mode(&shared), 0o1777);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn pauses_start_short_and_add_up_to_the_timeout() {

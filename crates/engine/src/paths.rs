@@ -1,4 +1,4 @@
-//! Where the engine keeps things under its root: `containers/<id>/` (config.json, the overlay's
+//! Where the engine keeps things under its root (a private directory: `hull_db::open`): `containers/<id>/` (config.json, the overlay's
 //! `merged` root, `upper`, `work`, hosts, hostname and resolv.conf, `ctr.log`, the
 //! `attach` socket), the runtime's state directory, `mount-targets/` (the layer under every
 //! container's root, [`crate::mount_targets`]), `trash/` (removed containers' files, deleted

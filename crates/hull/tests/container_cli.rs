@@ -309,6 +309,50 @@ fn a_removed_container_is_never_listed() {
     r.assert_clean();
 }
 
+/// The root holds every container's config.json (its environment, secrets included) and its
+/// merged root (the image's setuid binaries): only root may enter it, also one made open
+/// before (this one by the test, 0755), as docker's and podman's data roots.
+#[test]
+fn the_root_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = root!("private");
+    let mode = std::fs::metadata(&r.path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    let id = r.ok(&[
+        "create",
+        "--network",
+        "none",
+        "-e",
+        "SECRET=s3",
+        "busybox",
+        "true",
+    ]);
+    let config = r
+        .path
+        .join("containers")
+        .join(id.trim())
+        .join("config.json");
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("SECRET=s3"));
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "cat",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "nobody read {}", config.display());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+    r.ok(&["rm", id.trim()]);
+    r.assert_clean();
+}
+
 #[test]
 fn env_workdir_user_hostname() {
     let r = root!("env");
