@@ -1,5 +1,6 @@
 //! The three steps the container's init runs, in order: prepare (mounts and /dev, before
-//! pivot_root; its first mounts possibly before the process is in its cgroups), pivot, finalize (read-only root, sysctl, readonly and masked paths).
+//! pivot_root; its first mounts possibly before the process is in its cgroups), pivot,
+//! finalize (read-only root, sysctl, readonly and masked paths).
 
 use std::os::fd::AsFd;
 use std::path::Path;
