@@ -151,14 +151,26 @@ fn open_once(root: &Path) -> Result<Connection, DbError> {
 /// image), reachable by path from any /proc/self/mountinfo. Only root may enter it, as docker's
 /// 0710 and podman's 0700 data roots; checked at every open, so a root made open before (by
 /// an older hull, or by hand) is closed too. Not a directory others share (sticky, as /tmp,
-/// or /): closing it would break them.
+/// or /): closing it would break them. One stat on every open but the first: hull.db is
+/// opened by every hull process, on the path of every container start.
 fn make_root_private(root: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(root)?;
-    let mode = std::fs::metadata(root)?.permissions().mode();
+    let mode = match std::fs::metadata(root) {
+        Ok(meta) => meta.permissions().mode(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Its parents as any directory; the root itself private from its first moment.
+            if let Some(parent) = root.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match std::fs::DirBuilder::new().mode(0o700).create(root) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::metadata(root)?.permissions().mode()
+                }
+                made => return made,
+            }
+        }
+        Err(e) => return Err(e),
+    };
     let open = mode & 0o077 != 0;
     if open && mode & 0o1000 == 0 && std::fs::canonicalize(root)? != Path::new("/") {
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;

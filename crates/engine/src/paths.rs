@@ -1,9 +1,10 @@
-//! Where the engine keeps things under its root (a private directory: `hull_db::open`): `containers/<id>/` (config.json, the overlay's
-//! `merged` root, `upper`, `work`, hosts, hostname and resolv.conf, `ctr.log`, the
-//! `attach` socket), the runtime's state directory, `mount-targets/` (the layer under every
-//! container's root, [`crate::mount_targets`]), `trash/` (removed containers' files, deleted
-//! off the foreground path), `cache/` (derived files, [`crate::seccomp_cache`]), and `vm/` (the jails of `hull vm run`: their runtime state and
-//! bundles).
+//! Where the engine keeps things under its root (a private directory: `hull_db::open`):
+//! `containers/<id>/` (config.json, the overlay's `merged` root, `upper`, `work`, hosts,
+//! hostname and resolv.conf, `ctr.log`, the `attach` socket), the runtime's state directory,
+//! `mount-targets/` (the layer under every container's root, [`crate::mount_targets`]),
+//! `trash/` (removed containers' files, deleted off the foreground path), `cache/` (derived
+//! files, [`crate::seccomp_cache`]), and `vm/` (the jails of `hull vm run`: their runtime
+//! state and bundles).
 
 use std::path::{Path, PathBuf};
 
