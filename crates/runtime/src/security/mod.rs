@@ -7,6 +7,7 @@
 //! execve, in runc's order.
 
 mod capabilities;
+mod cbpf;
 mod cpu_affinity;
 mod error;
 mod lsm;
@@ -21,6 +22,7 @@ mod seccomp_agent;
 mod seccomp_cache;
 mod seccomp_enosys;
 mod seccomp_features;
+mod seccomp_shrink;
 mod seccomp_x32;
 mod user;
 

@@ -254,9 +254,20 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SecurityErr
         .collect())
 }
 
-/// The filter of `s` compiled with libseccomp; every rule is checked here. `x32_left_out`:
-/// the filter answers x32 syscalls ENOSYS instead of judging them (`seccomp_x32`).
+/// The filter of `s`: libseccomp's, with its dispatch rewritten shorter when that can be
+/// proven to decide the same (`seccomp_shrink`). `x32_left_out`: the filter answers x32
+/// syscalls ENOSYS instead of judging them (`seccomp_x32`).
 fn compile(s: &LinuxSeccomp, x32_left_out: bool) -> Result<Compiled, SecurityError> {
+    let mut compiled = assemble(s, x32_left_out)?;
+    if let Some(shorter) = super::seccomp_shrink::shrink(&compiled.filter) {
+        compiled.filter = shorter;
+    }
+    Ok(compiled)
+}
+
+/// The filter of `s` as libseccomp compiles it (after the ENOSYS prologue); every rule is
+/// checked here.
+pub(super) fn assemble(s: &LinuxSeccomp, x32_left_out: bool) -> Result<Compiled, SecurityError> {
     let default_act = s.default_action();
     if default_act == LinuxSeccompAction::ScmpActNotify {
         return Err(err(

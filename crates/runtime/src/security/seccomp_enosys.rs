@@ -7,18 +7,11 @@ use std::collections::BTreeMap;
 
 use libseccomp::{ScmpArch, ScmpSyscall};
 
+use super::cbpf::{insn as bpf, JA, JEQ_K, JGT_K, JSET_K, LD_W_ABS, OFFSET_ARCH, OFFSET_NR, RET_K};
+
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-const OFFSET_NR: u32 = 0;
-const OFFSET_ARCH: u32 = 4;
-
-const LD_W_ABS: u16 = 0x20;
-const JEQ_K: u16 = 0x15;
-const JGT_K: u16 = 0x25;
-const JSET_K: u16 = 0x45;
-const JA: u16 = 0x05;
-const RET_K: u16 = 0x06;
 
 /// The audit arch value the kernel puts in seccomp_data.arch; x32 shares x86-64's and is told
 /// apart by the syscall number bit. Architectures left out get no prologue (libseccomp's
@@ -197,10 +190,6 @@ impl Asm {
         out.push(bpf(RET_K, 0, 0, enosys));
         out
     }
-}
-
-fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
 }
 
 #[cfg(test)]
