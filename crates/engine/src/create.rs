@@ -152,7 +152,13 @@ impl Engine {
         let written = (|| {
             // After the row that names them: from here no `volume rm` takes them away.
             volumes.make_volumes(&mut self.conn, &self.root, &rootfs.lowers)?;
-            write_bundle(&dir, &etc, &generated.config, seccomp.as_deref())
+            write_bundle(
+                &self.root,
+                &dir,
+                &etc,
+                &generated.config,
+                seccomp.as_deref(),
+            )
         })();
         if let Err(e) = written {
             let _ = teardown::files(&self.root, &self.conn, &id);
@@ -260,14 +266,19 @@ fn exposed_and_published(
     Ok((exposed, ports))
 }
 
-/// The container's directory: config.json, and the empty /etc files its monitor fills in.
+/// The container's directory (a removed container's, emptied, when there is one spare):
+/// config.json, and the empty /etc files its monitor fills in.
 fn write_bundle(
+    root: &Path,
     dir: &Path,
     etc: &Path,
     config: &serde_json::Value,
     seccomp: Option<&RawValue>,
 ) -> Result<(), EngineError> {
-    std::fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
+    if !crate::spare::take(root, dir) {
+        std::fs::create_dir_all(dir)
+            .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+    }
     for name in ["hostname", "hosts", "resolv.conf"] {
         let path = etc.join(name);
         std::fs::write(&path, "")

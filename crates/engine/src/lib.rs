@@ -45,6 +45,7 @@ mod publish;
 mod rename;
 pub mod run_flags;
 mod seccomp_cache;
+mod spare;
 mod stats;
 mod stop;
 pub mod store;

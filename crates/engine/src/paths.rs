@@ -2,7 +2,8 @@
 //! `containers/<id>/` (config.json, the overlay's `merged` root, `upper`, `work`, hosts,
 //! hostname and resolv.conf, `ctr.log`, the `attach` socket), the runtime's state directory,
 //! `mount-targets/` (the layer under every container's root, [`crate::mount_targets`]),
-//! `trash/` (removed containers' files, deleted off the foreground path), `cache/` (derived
+//! `trash/` (removed containers' files, deleted off the foreground path), `spare/` (removed
+//! containers' directories emptied for the next ones, [`crate::spare`]), `cache/` (derived
 //! files, [`crate::seccomp_cache`]), and `vm/` (the jails of `hull vm run`: their runtime
 //! state and bundles).
 

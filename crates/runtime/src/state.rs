@@ -340,6 +340,11 @@ impl ContainerDir {
         write_atomic(&self.path.join(CONFIG_FILE), bytes, 0o600)
     }
 
+    /// Links `bundle_config` as the stored config.json (see `CreateOptions::link_config`).
+    pub fn link_config(&self, bundle_config: &Path) -> std::io::Result<()> {
+        std::fs::hard_link(bundle_config, self.path.join(CONFIG_FILE))
+    }
+
     pub fn load_config(&self) -> Result<Spec, StateError> {
         let path = self.path.join(CONFIG_FILE);
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;

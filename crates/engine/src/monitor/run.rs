@@ -314,6 +314,8 @@ fn run_container(
     let loopback_up = netns.is_some();
     opts.network_namespace = netns;
     opts.no_pivot = crate::vm_jail::root_is_ramdisk();
+    // write_bundle writes config.json once, before this create; nothing rewrites it after.
+    opts.link_config = true;
     let (pipes, stdin) = if record.settings.tty {
         // The pty is the process's stdio; its master comes back to the monitor.
         opts.console = Some(Console::Return);

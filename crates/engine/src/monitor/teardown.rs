@@ -53,13 +53,21 @@ pub(crate) fn to_trash(root: &Path, conn: &Connection, id: &str) -> Result<(), E
     Ok(())
 }
 
-/// Deletes what [`to_trash`] set aside, also what a process killed meanwhile left there. Best
-/// effort: what cannot be deleted now is tried again by the next one.
+/// Deletes what [`to_trash`] set aside, also what a process killed meanwhile left there, but
+/// for a container directory the next container can reuse ([`crate::spare`]). Best effort:
+/// what cannot be deleted now is tried again by the next one.
 pub(crate) fn empty_trash(root: &Path) {
     let Ok(entries) = std::fs::read_dir(paths::trash_dir(root)) else {
         return;
     };
     for entry in entries.filter_map(Result::ok) {
-        let _ = std::fs::remove_dir_all(entry.path());
+        let path = entry.path();
+        let container = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !(container && crate::spare::recycle(root, &path)) {
+            let _ = std::fs::remove_dir_all(path);
+        }
     }
 }
