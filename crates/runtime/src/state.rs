@@ -149,7 +149,7 @@ impl Store {
             .mode(0o711)
             .create(&private)
             .map_err(io_err(&private))?;
-        let claimed = ContainerDir::locked(private.clone()).and_then(|mut dir| {
+        let claimed = ContainerDir::locked(private.clone(), true).and_then(|mut dir| {
             rename_new(&private, &path)?;
             dir.path = path;
             Ok(dir)
@@ -160,16 +160,21 @@ impl Store {
         claimed
     }
 
-    /// An existing container, locked for the caller's command. A directory without its lock
-    /// file yet is one whose `create` died right after claiming the id (or is claiming it now:
-    /// the lock then orders the two).
+    /// An existing container, locked for the caller's command. A directory has its lock file
+    /// from before it has its name (`create` makes it in the claim); one without it is being
+    /// removed, or was left empty by a remove cut short (cleared here).
     pub fn open(&self, id: &str) -> Result<ContainerDir, StateError> {
         validate_id(id)?;
         let path = self.root.join(id);
         if !path.is_dir() {
             return Err(StateError::NotExist);
         }
-        ContainerDir::locked(path)
+        ContainerDir::locked(path.clone(), false).inspect_err(|e| {
+            if matches!(e, StateError::NotExist) {
+                // Only an empty one goes: a remove still at work has files left.
+                let _ = std::fs::remove_dir(&path);
+            }
+        })
     }
 
     /// Removes what creates of `id` killed before they renamed their directory into place left
@@ -256,10 +261,12 @@ impl ContainerDir {
         Some(self.path.parent()?.join(SECCOMP_CACHE))
     }
 
-    fn locked(path: PathBuf) -> Result<ContainerDir, StateError> {
+    /// `path` under its lock file's lock; `create`: make the lock file (only in a claim, which
+    /// nothing else can reach yet).
+    fn locked(path: PathBuf, create: bool) -> Result<ContainerDir, StateError> {
         let lock_path = path.join(LOCK_FILE);
         let lock = OpenOptions::new()
-            .create(true)
+            .create(create)
             .truncate(false)
             .write(true)
             .custom_flags(libc::O_CLOEXEC)
@@ -359,9 +366,37 @@ impl ContainerDir {
             .map_err(|source| StateError::Corrupt { path, source })
     }
 
-    /// Removes the directory; the lock goes with it.
+    /// Removes the directory: everything but the lock file, then the lock file, then the
+    /// directory. A command that opens the container meanwhile either opened the lock file
+    /// before it went (it then finds no directory once it has the lock) or finds none: it never
+    /// makes one again in a directory being removed. A remove cut short after the lock file
+    /// leaves an empty directory, which `open` clears.
     pub fn remove(self) -> Result<(), StateError> {
-        std::fs::remove_dir_all(&self.path).map_err(io_err(&self.path))?;
+        let err = |e| io_err(&self.path)(e);
+        for entry in std::fs::read_dir(&self.path).map_err(&err)? {
+            let entry = entry.map_err(&err)?;
+            if entry.file_name() == LOCK_FILE {
+                continue;
+            }
+            let removed = if entry.file_type().map_err(&err)?.is_dir() {
+                std::fs::remove_dir_all(entry.path())
+            } else {
+                std::fs::remove_file(entry.path())
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+                _ => {}
+            }
+        }
+        match std::fs::remove_file(self.path.join(LOCK_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+            _ => {}
+        }
+        // Gone already: an `open` that found it empty cleared it.
+        match std::fs::remove_dir(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+            _ => {}
+        }
         drop(self.lock);
         Ok(())
     }
@@ -394,6 +429,44 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    /// An open racing a remove never makes the lock file again in the directory being removed
+    /// (the remove then failed with ENOTEMPTY and left the container's state behind).
+    #[test]
+    fn opens_racing_removes_never_leave_a_directory() {
+        let root = std::env::temp_dir().join(format!("hull-state-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Arc::new(Store::new(&root));
+        let done = Arc::new(AtomicBool::new(false));
+        let opener = {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if let Ok(dir) = store.open("c1") {
+                        drop(dir);
+                    }
+                }
+            })
+        };
+        for _ in 0..2000 {
+            let dir = store.create("c1").expect("create");
+            dir.save_config_bytes(b"{}").expect("config");
+            dir.remove().expect("remove");
+        }
+        done.store(true, Ordering::Relaxed);
+        opener.join().expect("opener");
+        // A remove cut short after its lock file: the next open clears the empty directory.
+        std::fs::create_dir(root.join("c2")).expect("leftover");
+        assert!(matches!(store.open("c2"), Err(StateError::NotExist)));
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .expect("root")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .filter(|n| n != SECCOMP_CACHE)
+            .collect();
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(left.is_empty(), "{left:?}");
+    }
 
     /// Whoever sees a container's directory finds its lock held by the create that made it:
     /// a `delete` that could take it first found no state and removed a container being made.
@@ -456,7 +529,7 @@ mod tests {
         std::fs::write(dead.join(LOCK_FILE), "").expect("lock file");
         let alive = root.join(format!(".4194306.c1{CLAIM_SUFFIX}"));
         std::fs::create_dir(&alive).expect("mkdir");
-        let held = ContainerDir::locked(alive.clone()).expect("lock");
+        let held = ContainerDir::locked(alive.clone(), true).expect("lock");
         let other = root.join(format!(".4194307.c10{CLAIM_SUFFIX}"));
         std::fs::create_dir(&other).expect("mkdir");
         std::fs::write(other.join(LOCK_FILE), "").expect("lock file");
