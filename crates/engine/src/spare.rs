@@ -17,6 +17,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use hull_sys::remove::remove_entry;
+
 /// At most this many spares are kept: enough for the starts that run at once.
 const MAX_SPARES: usize = 4;
 
@@ -60,7 +62,7 @@ fn empty_all_but_the_skeleton(dir: &Path) -> std::io::Result<bool> {
                 return Ok(false);
             }
             for child in std::fs::read_dir(&path)? {
-                remove(&child?.path())?;
+                remove_entry(&child?.path())?;
             }
         } else if FILES.contains(&name)
             && kind.is_file()
@@ -73,18 +75,10 @@ fn empty_all_but_the_skeleton(dir: &Path) -> std::io::Result<bool> {
                 .open(&path)?
                 .set_len(0)?;
         } else {
-            remove(&path)?;
+            remove_entry(&path)?;
         }
     }
     Ok(true)
-}
-
-fn remove(path: &Path) -> std::io::Result<()> {
-    if std::fs::symlink_metadata(path)?.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    }
 }
 
 /// Moves a spare to `dir` (which must not exist); false when there is none to take.

@@ -378,12 +378,7 @@ impl ContainerDir {
             if entry.file_name() == LOCK_FILE {
                 continue;
             }
-            let removed = if entry.file_type().map_err(&err)?.is_dir() {
-                std::fs::remove_dir_all(entry.path())
-            } else {
-                std::fs::remove_file(entry.path())
-            };
-            match removed {
+            match hull_sys::remove::remove_entry(&entry.path()) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
                 _ => {}
             }

@@ -12,5 +12,6 @@ pub mod overwrite;
 pub mod pidfd;
 pub mod procfs;
 pub mod pty;
+pub mod remove;
 pub mod resolve;
 pub mod users;
