@@ -287,7 +287,9 @@ fn write_bundle(
     let text = bundle::config_text(config, seccomp)
         .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
     let path = dir.join("config.json");
-    std::fs::write(&path, text).map_err(EngineError::io(format!("writing {}", path.display())))
+    // Not with O_TRUNC: a spare's emptied config.json would be flushed at close (`overwrite`).
+    hull_sys::overwrite::overwrite(&path, text.as_bytes(), hull_sys::overwrite::Missing::Create)
+        .map_err(EngineError::io(format!("writing {}", path.display())))
 }
 
 /// A file of the image (its top-most layer that has it), or "" when none has.

@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -420,7 +421,12 @@ fn an_unnamed_namespace_comes_with_its_loopback_up_and_none_mode_leaves_it_be() 
     if !can_run() {
         return;
     }
+    let own = || std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+    let before = own();
     let ns = hull_net::netns::unnamed().unwrap();
+    // Made on this thread, which is back in its own namespace, not in the new one.
+    assert_eq!(own(), before);
+    assert_ne!(ns.metadata().unwrap().ino(), before);
     let lo = |ns: &std::fs::File| {
         hull_net::netns::run_in(ns, || {
             let mut nl = hull_net::netlink::Netlink::open().unwrap();
