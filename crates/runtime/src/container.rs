@@ -133,11 +133,13 @@ impl Container {
     /// are returned as warnings. If the process reports a failure instead (a startContainer
     /// hook, its execve), the container is stopped and that is the error.
     pub fn start(&self) -> Result<Vec<String>, ContainerError> {
-        match self.status() {
-            Status::Created => {}
-            Status::Running => return Err(ContainerError::AlreadyRunning),
-            Status::Stopped => return Err(ContainerError::HasStopped),
-            status => return Err(ContainerError::CannotStart(status)),
+        // One this process created (and has held locked since) is still created unless its
+        // process died, which the fifo's open finds: its status (/proc, the fifo, the
+        // freezer) is read only to name a refusal, off `run`'s path between the process
+        // being ready and its execve.
+        let created_here = self.config.is_some();
+        if !created_here {
+            self.refuse_start_unless_created()?;
         }
         // The Spec create parsed in this process, else only what start needs of config.json.
         let (has_process, poststart) = match &self.config {
@@ -157,18 +159,25 @@ impl Container {
         let fifo = self.dir.fifo_path();
         // Non-blocking: if the process died, there is no reader and this fails with ENXIO
         // instead of hanging.
-        let fd = open(
+        let fd = match open(
             &fifo,
             OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
             Mode::empty(),
-        )
-        .map_err(|e| match e {
-            Errno::ENXIO => ContainerError::NotRunning,
-            source => ContainerError::Sys {
-                what: "opening exec.fifo",
-                source,
-            },
-        })?;
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                if created_here {
+                    self.refuse_start_unless_created()?;
+                }
+                return Err(match e {
+                    Errno::ENXIO => ContainerError::NotRunning,
+                    source => ContainerError::Sys {
+                        what: "opening exec.fifo",
+                        source,
+                    },
+                });
+            }
+        };
         write(&fd, b"0").map_err(|source| ContainerError::Sys {
             what: "writing exec.fifo",
             source,
@@ -192,6 +201,16 @@ impl Container {
             warnings.extend(failed.iter().map(ToString::to_string));
         }
         Ok(warnings)
+    }
+
+    /// runc's refusals to start a container that is not in the created state.
+    fn refuse_start_unless_created(&self) -> Result<(), ContainerError> {
+        match self.status() {
+            Status::Created => Ok(()),
+            Status::Running => Err(ContainerError::AlreadyRunning),
+            Status::Stopped => Err(ContainerError::HasStopped),
+            status => Err(ContainerError::CannotStart(status)),
+        }
     }
 
     /// Sends `signal` to the first process, or with `all` to every process of the container.

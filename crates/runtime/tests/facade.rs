@@ -287,3 +287,48 @@ fn alongside_runs_before_start_and_its_failure_undoes_the_create() {
     assert!(!c.root.join(&c.id).exists());
     assert!(common::leaked_cgroups(&c.id).is_empty());
 }
+
+/// A container the caller created starts without its status being read first; a start that
+/// cannot happen still gets runc's refusal: twice, or after its process died.
+#[test]
+fn a_created_containers_refused_starts_read_as_runcs() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("facade-restart");
+    c.set_args(&["sleep", "100"]);
+    c.write_config();
+    let (root, id, bundle) = (c.root.clone(), c.id.clone(), c.bundle.clone());
+    let code = in_single_threaded_child(move || {
+        let runtime = Runtime::new(&root);
+        let container = runtime.create(CreateOptions::new(&id, &bundle))?.container;
+        container.start()?;
+        let again = container.start().map(|()| String::new());
+        container.kill(Signal::SIGKILL, false)?;
+        container.wait()?;
+        runtime.delete(&id, false)?;
+        let container = runtime.create(CreateOptions::new(&id, &bundle))?.container;
+        let pid = container.pid();
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        // Dead once a zombie (this process, its parent, has not reaped it).
+        while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let dead = container.start().map(|()| String::new());
+        drop(container);
+        runtime.delete(&id, true)?;
+        let said = |r: Result<String, Error>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        Ok(match (said(again).as_str(), said(dead).as_str()) {
+            (
+                "cannot start an already running container",
+                "cannot start a container that has stopped",
+            ) => 0,
+            _ => 3,
+        })
+    });
+    assert_eq!(code, 0);
+    assert!(!c.root.join(&c.id).exists());
+}

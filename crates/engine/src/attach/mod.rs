@@ -23,7 +23,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::sys::socket::{
-    bind, connect, listen, socket, socketpair, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    bind, connect, socket, socketpair, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
 };
 
 use crate::error::EngineError;
@@ -106,23 +106,28 @@ fn open_dir(root: &Path, id: &str) -> Result<File, EngineError> {
         .map_err(EngineError::io(format!("opening {}", dir.display())))
 }
 
-/// The monitor's listening socket for container `id` (a stale one from an earlier start is
-/// replaced).
-pub(crate) fn listen_socket(root: &Path, id: &str) -> Result<OwnedFd, EngineError> {
-    let _ = std::fs::remove_file(paths::attach_socket(root, id));
-    let dir = open_dir(root, id)?;
-    let sock = socket(
+/// The monitor's socket for attach clients, not yet bound: [`listen`] names it once the
+/// container's process is being made, off the run's path (binding makes an inode, dear on this
+/// ext4), and before anyone hears it runs (the only state `attach` connects in).
+pub(crate) fn listener() -> Result<OwnedFd, EngineError> {
+    socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
-    .map_err(EngineError::sys("attach socket"))?;
+    .map_err(EngineError::sys("attach socket"))
+}
+
+/// Binds `sock` (from [`listener`]) as container `id`'s attach socket and listens on it (a
+/// stale one from an earlier start is replaced).
+pub(crate) fn listen(sock: &OwnedFd, root: &Path, id: &str) -> Result<(), EngineError> {
+    let _ = std::fs::remove_file(paths::attach_socket(root, id));
+    let dir = open_dir(root, id)?;
     bind(sock.as_raw_fd(), &address(&dir)?)
         .map_err(EngineError::sys("bind of the attach socket"))?;
     let backlog = Backlog::new(16).map_err(EngineError::sys("listen"))?;
-    listen(&sock, backlog).map_err(EngineError::sys("listen on the attach socket"))?;
-    Ok(sock)
+    nix::sys::socket::listen(sock, backlog).map_err(EngineError::sys("listen on the attach socket"))
 }
 
 /// A client's connection to the monitor of running container `id`.

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -14,6 +15,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{accept4, recv, send, MsgFlags, SockFlag};
 
 use crate::attach::{self, CHUNK, EXIT, RESIZE, STDERR, STDIN, STDIN_EOF, STDOUT};
+use crate::error::EngineError;
 use crate::logs::{LogWriter, Stream};
 
 /// Bytes queued for one client beyond which the container's output waits.
@@ -160,6 +162,8 @@ enum Slot {
 #[derive(Debug)]
 pub(super) struct Relay {
     listener: OwnedFd,
+    /// Whether the listener is bound and listening ([`Relay::listen`]).
+    listening: bool,
     clients: Vec<Client>,
     interactive: bool,
 }
@@ -168,9 +172,19 @@ impl Relay {
     pub(super) fn new(listener: OwnedFd, interactive: bool) -> Relay {
         Relay {
             listener,
+            listening: false,
             clients: Vec::new(),
             interactive,
         }
+    }
+
+    /// Names the listener as container `id`'s attach socket, once (a restart keeps it).
+    pub(super) fn listen(&mut self, root: &Path, id: &str) -> Result<(), EngineError> {
+        if !self.listening {
+            crate::attach::listen(&self.listener, root, id)?;
+            self.listening = true;
+        }
+        Ok(())
     }
 
     /// A client connected already (a starter's socket pair).

@@ -75,10 +75,11 @@ fn monitor(
             })
         }
     };
-    let mut relay = attach::listen_socket(root, id)
-        .map(|listener| Relay::new(listener, record.settings.interactive));
+    let mut relay =
+        attach::listener().map(|listener| Relay::new(listener, record.settings.interactive));
     let outcome = match &mut relay {
         Ok(relay) if record.settings.vm.is_some() => {
+            relay.listen(root, id)?;
             let ctx = super::vm::Ctx {
                 root,
                 conn: &mut conn,
@@ -348,19 +349,24 @@ fn run_container(
     // container's before its `start`, and the monitor would wait idle meanwhile.
     let mut failed = None;
     let created = runtime.create_alongside(opts, &mut |pid| {
-        write_etc(
-            root,
-            conn,
-            record,
-            (NetnsRef::Pid(pid), loopback_up),
-            address,
-        )
-        .and_then(|()| crate::names::publish(root, conn, record))
-        .map_err(|e| {
-            let message = e.to_string();
-            failed = Some(e);
-            message
-        })
+        // The attach socket too: clients connect once it runs, after this.
+        relay
+            .listen(root, id)
+            .and_then(|()| {
+                write_etc(
+                    root,
+                    conn,
+                    record,
+                    (NetnsRef::Pid(pid), loopback_up),
+                    address,
+                )
+            })
+            .and_then(|()| crate::names::publish(root, conn, record))
+            .map_err(|e| {
+                let message = e.to_string();
+                failed = Some(e);
+                message
+            })
     });
     let created = match created {
         Ok(created) => created,
