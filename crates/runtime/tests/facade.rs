@@ -331,4 +331,5 @@ fn a_created_containers_refused_starts_read_as_runcs() {
     });
     assert_eq!(code, 0);
     assert!(!c.root.join(&c.id).exists());
+    assert!(common::leaked_cgroups(&c.id).is_empty());
 }
