@@ -27,6 +27,28 @@ pub fn cloexec_from(first: i32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Closes every descriptor from 3 upward but `keep`: close_range(2) over the gaps between the
+/// kept ones, a few system calls where a listing of /proc/self/fd and a close each took dozens.
+/// For a process that owns none of the descriptors it inherited (a forked monitor).
+pub fn close_all_but(keep: &[i32]) {
+    let mut kept: Vec<libc::c_uint> = keep
+        .iter()
+        .filter_map(|&fd| libc::c_uint::try_from(fd).ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    kept.sort_unstable();
+    kept.dedup();
+    let mut first: libc::c_uint = 3;
+    for fd in kept.into_iter().chain(std::iter::once(libc::c_uint::MAX)) {
+        if fd > first {
+            // SAFETY: close_range passes no memory; the caller owns no object that uses the
+            // descriptors it closes (the contract of this function).
+            unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0) };
+        }
+        first = fd.saturating_add(1);
+    }
+}
+
 /// Clears close-on-exec on `fd`, so that it survives execve (preserved fds, stdio).
 pub fn clear_cloexec(fd: i32) -> Result<(), Errno> {
     // SAFETY: F_SETFD on a descriptor number has no memory effects; a bad fd is reported as EBADF.
@@ -65,6 +87,34 @@ mod tests {
         assert!(cloexec(fd));
         assert_eq!(clear_cloexec(-1), Err(Errno::EBADF));
         assert_eq!(cloexec_from(-1), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn close_all_but_closes_the_others_and_keeps_stdio() {
+        let files: Vec<std::fs::File> = (0..6)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let fds: Vec<i32> = files.iter().map(AsRawFd::as_raw_fd).collect();
+        let keep = [fds[4], fds[1], 1];
+        // SAFETY: the child only calls close_range and fcntl (and malloc, which glibc's fork
+        // leaves usable), then leaves with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                close_all_but(&keep);
+                // SAFETY: F_GETFD on descriptor numbers; no memory is passed.
+                let open = |fd: i32| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+                let kept = [0, 1, 2, fds[1], fds[4]].into_iter().all(open);
+                let closed = [fds[0], fds[2], fds[3], fds[5]]
+                    .into_iter()
+                    .all(|fd| !open(fd));
+                // SAFETY: leaves the forked child without running the test harness's code.
+                unsafe { libc::_exit(if kept && closed { 0 } else { 1 }) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
     }
 
     #[test]

@@ -210,19 +210,7 @@ pub(crate) fn close_inherited(keep: &[RawFd]) {
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
-    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    for fd in open {
-        if fd > 2 && !keep.contains(&fd) {
-            // SAFETY: closing a descriptor inherited from the starter, which no object of this
-            // process will use again (the monitor only runs code that opens its own).
-            unsafe { libc::close(fd) };
-        }
-    }
+    hull_sys::fd::close_all_but(keep);
 }
 
 /// The pid of this process.
