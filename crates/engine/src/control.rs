@@ -53,12 +53,15 @@ impl Engine {
     /// [`Engine::start_and_close`] through a monitor forked before the container was created
     /// (so before this engine opened hull.db). The database is closed as there, after the
     /// monitor has its container: what a foreground `run` does next must not find the
-    /// container in it (it would wait for a short container's teardown). For container `id`
-    /// this command has just created: its row is not read again, since the monitor's claim
-    /// takes it only in a state to start from (a `start` or `rm` of another command in
-    /// between is refused there, as [`Engine::start_and_close`] refuses it).
-    pub fn start_early(&mut self, id: &str, early: monitor::Early) -> Result<Monitor, EngineError> {
-        let started = early.start(id);
+    /// container in it (it would wait for a short container's teardown). For the container
+    /// this command has just created for it ([`Engine::create_for`]): the monitor is handed
+    /// its row, which names it already.
+    pub fn start_early(
+        &mut self,
+        record: &Record,
+        early: monitor::Early,
+    ) -> Result<Monitor, EngineError> {
+        let started = early.start(record);
         drop(std::mem::replace(
             &mut self.conn,
             rusqlite::Connection::open_in_memory()?,

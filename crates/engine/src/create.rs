@@ -27,6 +27,29 @@ pub struct Created {
 impl Engine {
     /// Creates a container of `image` with `opts`; nothing runs until [`Engine::start`].
     pub fn create(&mut self, image: &str, opts: &RunOptions) -> Result<Created, EngineError> {
+        self.create_owned(image, opts, None)
+    }
+
+    /// [`Engine::create`] of a container that `monitor` (forked ahead; `start_early` hands it
+    /// the row) owns from its row's first commit: the row says `starting` and names it, so
+    /// the monitor starts without a claim of its own (nor hull.db open) on the run's path. A
+    /// monitor that dies before it made anything leaves a row the next command finds owned by
+    /// a dead monitor, as any.
+    pub fn create_for(
+        &mut self,
+        image: &str,
+        opts: &RunOptions,
+        monitor: &crate::monitor::Early,
+    ) -> Result<Created, EngineError> {
+        self.create_owned(image, opts, Some(monitor.identity()))
+    }
+
+    fn create_owned(
+        &mut self,
+        image: &str,
+        opts: &RunOptions,
+        monitor: Option<(i32, u64)>,
+    ) -> Result<Created, EngineError> {
         let mut warnings = Vec::new();
         opts.validate()?;
         if let Some(name) = &opts.name {
@@ -105,7 +128,11 @@ impl Engine {
             image_id: rootfs.id.to_string(),
             command: generated.args.clone(),
             created: hull_runtime::now_rfc3339(),
-            state: State::Created,
+            state: if monitor.is_some() {
+                State::Starting
+            } else {
+                State::Created
+            },
             settings: Settings {
                 manifest: rootfs.manifest.to_string(),
                 lowers: rootfs.lowers.clone(),
@@ -128,8 +155,8 @@ impl Engine {
                 vm,
                 ..Default::default()
             },
-            monitor_pid: None,
-            monitor_start: None,
+            monitor_pid: monitor.map(|(pid, _)| pid),
+            monitor_start: monitor.map(|(_, start)| start),
             pid: None,
             started: None,
             finished: None,

@@ -3,13 +3,13 @@
 //! expects, so two hull processes never both move one container.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 use crate::options::{Settings, UserStop};
 
 /// Where a container is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Bundle written, nothing running (`create`).
@@ -50,8 +50,8 @@ impl State {
     }
 }
 
-/// One container, as stored.
-#[derive(Debug, Clone, Serialize)]
+/// One container, as stored (and as a starter hands it to the early monitor it names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
     pub name: String,
@@ -127,8 +127,19 @@ pub fn insert(
         });
     }
     tx.execute(
-        &format!("INSERT INTO engine_containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"),
-        params![r.id, r.name, r.image, r.image_id, encode(&r.command)?, r.created, r.state.as_str(), encode(&r.settings)?],
+        &format!("INSERT INTO engine_containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, NULL, NULL, NULL, NULL)"),
+        params![
+            r.id,
+            r.name,
+            r.image,
+            r.image_id,
+            encode(&r.command)?,
+            r.created,
+            r.state.as_str(),
+            encode(&r.settings)?,
+            r.monitor_pid,
+            r.monitor_start.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        ],
     )?;
     also(&tx)?;
     tx.commit()?;

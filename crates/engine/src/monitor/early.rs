@@ -1,11 +1,13 @@
 //! A monitor forked before its container exists (`hull run`): the `hull` command forks it
-//! first, so that its own opening of hull.db (which parses the whole schema) runs while the
-//! command opens hull.db and writes the container's bundle, instead of after. It then waits for
-//! the container's id on a socket; the command sends it once the row and bundle are written.
-//! It starts on another CPU than the command ([`hull_sys::apart`]), so the two run at once.
-//! A command that ends (or fails, or is killed) first closes the socket, and the monitor leaves
-//! without having touched anything: it owns nothing until it claims the container's row, as a
-//! monitor forked later does.
+//! first, so that its start runs while the command writes the container, instead of after. The
+//! command writes the container's row already naming this monitor as its owner (state
+//! `starting`, [`Engine::create_for`](crate::Engine::create_for)), then its bundle, and sends
+//! it the row on a socket: the monitor neither claims the row nor opens hull.db (which parses
+//! the whole schema) before it makes the container; it opens it while the container's process
+//! sets up. It starts on another CPU than the command ([`hull_sys::apart`]), so the two run at
+//! once. A command that ends (or fails, or is killed) first closes the socket, and the monitor
+//! leaves without having made anything: a row that names it is then one whose monitor died,
+//! which the next command records as exited and cleans up (`Engine::reconcile`).
 //!
 //! In that wait it also makes the container's network namespace (about a millisecond of kernel
 //! work that the container's process would otherwise do on the run's path), held by its
@@ -29,10 +31,11 @@ use nix::unistd::{fork, pipe2, ForkResult};
 use super::{Monitor, Reporter};
 use crate::attach::Attach;
 use crate::error::EngineError;
+use crate::store::Record;
 use hull_sys::apart::Apart;
 
-/// The longest message: a container id.
-const MAX_GO: usize = 128;
+/// The longest message: the container's row, as JSON (a few KB).
+const MAX_GO: usize = 256 * 1024;
 
 /// The starter's handle on a monitor that waits for its container.
 #[derive(Debug)]
@@ -83,17 +86,30 @@ impl Early {
         }
     }
 
-    /// Hands the monitor container `id` (created, its row and bundle written).
-    pub(crate) fn start(self, id: &str) -> Result<Monitor, EngineError> {
+    /// The monitor's pid and start time, as its container's row names it
+    /// ([`Engine::create_for`](crate::Engine::create_for)).
+    pub fn identity(&self) -> (i32, u64) {
+        (
+            self.pid,
+            hull_sys::procfs::start_time(self.pid).unwrap_or(0),
+        )
+    }
+
+    /// Hands the monitor its container (created for it: its row, which names the monitor, and
+    /// bundle written).
+    pub(crate) fn start(self, record: &Record) -> Result<Monitor, EngineError> {
+        let id = record.id.as_str();
+        let message = serde_json::to_vec(record)
+            .map_err(|e| EngineError::Invalid(format!("encoding a container record: {e}")))?;
         let sent = loop {
-            match send(self.go.as_raw_fd(), id.as_bytes(), MsgFlags::MSG_NOSIGNAL) {
+            match send(self.go.as_raw_fd(), &message, MsgFlags::MSG_NOSIGNAL) {
                 Err(Errno::EINTR) => continue,
                 other => break other,
             }
         };
         sent.map_err(|e| EngineError::Monitor {
             id: id.to_string(),
-            message: format!("the monitor forked for it is gone: {e}"),
+            message: format!("cannot hand it to the monitor forked for it: {e}"),
         })?;
         Ok(Monitor {
             pid: self.pid,
@@ -112,34 +128,43 @@ fn child_main(
     let mut keep = vec![wait.as_raw_fd()];
     keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
     super::leave_starter(report, &keep, |reporter: &mut Reporter| {
-        let conn = super::run::open_db(root);
         // While the command writes the container: what creating it will read of the host.
         hull_cgroups::read_host_ahead();
         let netns = (netns && !readable(&wait))
             .then(hull_net::netns::unnamed)
             .and_then(Result::ok);
-        let mut buf = [0u8; MAX_GO];
+        let mut buf = vec![0u8; MAX_GO];
         let n = loop {
             match recv(wait.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Err(Errno::EINTR) => continue,
                 other => break other,
             }
         };
-        // Nothing (the starter is gone or gave up) or garbage: leave, owning nothing.
-        let Some(id) = n
+        // Nothing (the starter is gone or gave up) or garbage: leave, having made nothing (a
+        // row that names this monitor is then one of a dead monitor, for the next command).
+        let Some(record) = n
             .ok()
             .filter(|n| *n > 0)
-            .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+            .and_then(|n| serde_json::from_slice::<Record>(buf.get(..n)?).ok())
         else {
             return 0;
         };
-        drop(wait);
+        drop((wait, buf));
         // The starter moved this process before it sent the id; what the container inherits
         // is the caller's affinity.
         if let Some(apart) = &apart {
             apart.restore();
         }
-        super::run::main(root, id, conn, reporter, (attach, netns))
+        // hull.db is opened when first needed: while the container's process sets up.
+        let db = super::run::Db::later(root);
+        super::run::main(
+            root,
+            &record.id.clone(),
+            Ok(db),
+            Some(record),
+            reporter,
+            (attach, netns),
+        )
     })
 }
 

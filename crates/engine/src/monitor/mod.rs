@@ -153,7 +153,8 @@ pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, E
             drop(read);
             let keep: Vec<RawFd> = attach.iter().map(|a| a.conn.as_raw_fd()).collect();
             let code = leave_starter(write, &keep, |reporter| {
-                run::main(root, id, run::open_db(root), reporter, (attach, None))
+                let db = run::open_db(root).map(|conn| run::Db::opened(root, conn));
+                run::main(root, id, db, None, reporter, (attach, None))
             });
             // SAFETY: leaving without running the starter's exit handlers or destructors of the
             // copies of its objects (its database connection among them).

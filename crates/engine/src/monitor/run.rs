@@ -32,11 +32,12 @@ use crate::{paths, procfs};
 pub(super) fn main(
     root: &Path,
     id: &str,
-    conn: Result<Connection, EngineError>,
+    db: Result<Db<'_>, EngineError>,
+    claimed: Option<Record>,
     reporter: &mut Reporter,
     ahead: (Option<Attach>, Option<File>),
 ) -> i32 {
-    match conn.and_then(|conn| monitor(root, id, conn, reporter, ahead)) {
+    match db.and_then(|db| monitor(root, id, db, claimed, reporter, ahead)) {
         Ok(()) => 0,
         Err(e) => {
             reporter.send(&Report::Failed {
@@ -48,31 +49,67 @@ pub(super) fn main(
     }
 }
 
-/// The monitor's connection to hull.db (opened before it knows its container when forked early).
+/// The monitor's connection to hull.db.
 pub(super) fn open_db(root: &Path) -> Result<Connection, EngineError> {
     let conn = hull_db::open(root)?;
     hull_db::keep_small(&conn)?;
     Ok(conn)
 }
 
+/// The monitor's hull.db, opened when first needed: an early monitor, handed its row, first
+/// needs it while its container's process sets up (the network, the names), off the run's path.
+pub(super) struct Db<'r> {
+    root: &'r Path,
+    conn: Option<Connection>,
+}
+
+impl<'r> Db<'r> {
+    pub(super) fn opened(root: &'r Path, conn: Connection) -> Db<'r> {
+        Db {
+            root,
+            conn: Some(conn),
+        }
+    }
+
+    pub(super) fn later(root: &'r Path) -> Db<'r> {
+        Db { root, conn: None }
+    }
+
+    pub(super) fn get(&mut self) -> Result<&mut Connection, EngineError> {
+        if self.conn.is_none() {
+            self.conn = Some(open_db(self.root)?);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| EngineError::Invalid("hull.db is not open".into()))
+    }
+}
+
 fn monitor(
     root: &Path,
     id: &str,
-    mut conn: Connection,
+    mut db: Db<'_>,
+    claimed: Option<Record>,
     reporter: &mut Reporter,
     (attach, netns): (Option<Attach>, Option<File>),
 ) -> Result<(), EngineError> {
-    let me = own_pid();
-    let start = procfs::start_time(me).unwrap_or(0);
-    // Intent first: from here the row names this monitor as the owner of whatever exists.
-    let record = match store::claim(&mut conn, id, me, start)? {
-        Ok(record) => record,
-        Err(state) => {
-            return Err(EngineError::BadState {
-                id: id.to_string(),
-                state: state.map_or("removed", State::as_str).to_string(),
-                op: "start",
-            })
+    // Intent first: from here the row names this monitor as the owner of whatever exists (an
+    // early monitor's row named it from its first commit).
+    let record = match claimed {
+        Some(record) => record,
+        None => {
+            let me = own_pid();
+            let start = procfs::start_time(me).unwrap_or(0);
+            match store::claim(db.get()?, id, me, start)? {
+                Ok(record) => record,
+                Err(state) => {
+                    return Err(EngineError::BadState {
+                        id: id.to_string(),
+                        state: state.map_or("removed", State::as_str).to_string(),
+                        op: "start",
+                    })
+                }
+            }
         }
     };
     let mut relay =
@@ -82,7 +119,7 @@ fn monitor(
             relay.listen(root, id)?;
             let ctx = super::vm::Ctx {
                 root,
-                conn: &mut conn,
+                conn: db.get()?,
                 record: &record,
                 reporter,
                 relay,
@@ -92,7 +129,7 @@ fn monitor(
         Ok(relay) => {
             // Only a container with a namespace of its own joins the one made ahead.
             let netns = netns.filter(|_| record.settings.network != Network::Host);
-            run_with_policy(root, &mut conn, &record, reporter, relay, (attach, netns))
+            run_with_policy(root, &mut db, &record, reporter, relay, (attach, netns))
         }
         Err(e) => Err(EngineError::Monitor {
             id: id.to_string(),
@@ -113,7 +150,8 @@ fn monitor(
         finished: &finished,
         reason: reason.as_deref(),
     };
-    store::set_exited_by_monitor(&conn, id, exit)?;
+    let conn = db.get()?;
+    store::set_exited_by_monitor(conn, id, exit)?;
     if let Ok(relay) = &mut relay {
         relay.finish(code);
     }
@@ -131,11 +169,11 @@ fn monitor(
         }
     };
     reporter.close();
-    take_down(root, &mut conn, &record, reason)?;
+    take_down(root, conn, &record, reason)?;
     // Last, off every command's path: the removed files, and a short WAL that keeps every
     // next hull command fast.
     teardown::empty_trash(root);
-    hull_db::checkpoint(&conn);
+    hull_db::checkpoint(conn);
     result
 }
 
@@ -181,7 +219,7 @@ fn take_down(
 /// foreground `run` ends with the first exit, as docker's.
 fn run_with_policy(
     root: &Path,
-    conn: &mut Connection,
+    db: &mut Db<'_>,
     record: &Record,
     reporter: &mut Reporter,
     relay: &mut Relay,
@@ -203,7 +241,7 @@ fn run_with_policy(
         let began = Instant::now();
         // The namespace made ahead serves the first run; a restart's process makes a new one.
         let net = (address, netns.take());
-        let outcome = run_container(root, conn, record, reporter, relay, attach.take(), net);
+        let outcome = run_container(root, db, record, reporter, relay, attach.take(), net);
         let code = match (&outcome, first) {
             // A container that cannot start the first time is the user's error to see.
             (Err(_), true) => return outcome,
@@ -216,6 +254,7 @@ fn run_with_policy(
         if record.settings.restart == RestartPolicy::No {
             return outcome;
         }
+        let conn = db.get()?;
         let now = store::get(conn, id)?.ok_or_else(|| EngineError::NoSuchContainer(id.into()))?;
         let restarts = now.settings.restart_count;
         if !record
@@ -301,7 +340,7 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// restart) and the network namespace made for it ahead, if any; its exit status.
 fn run_container(
     root: &Path,
-    conn: &mut Connection,
+    db: &mut Db<'_>,
     record: &Record,
     reporter: &mut Reporter,
     relay: &mut Relay,
@@ -352,16 +391,17 @@ fn run_container(
         // The attach socket too: clients connect once it runs, after this.
         relay
             .listen(root, id)
-            .and_then(|()| {
+            .and_then(|()| db.get())
+            .and_then(|conn| {
                 write_etc(
                     root,
                     conn,
                     record,
                     (NetnsRef::Pid(pid), loopback_up),
                     address,
-                )
+                )?;
+                crate::names::publish(root, conn, record)
             })
-            .and_then(|()| crate::names::publish(root, conn, record))
             .map_err(|e| {
                 let message = e.to_string();
                 failed = Some(e);
@@ -396,6 +436,7 @@ fn run_container(
     container.start()?;
     // After the start, while the process runs its program: the row said "starting" until now,
     // and says "running" before anyone hears it started.
+    let conn = db.get()?;
     store::set_running(conn, id, pid, &started)?;
     // Others (stop, kill) reach the container through the runtime's lock while it runs; this
     // monitor, its parent, waits for its process without opening it again.

@@ -690,13 +690,14 @@ fn run_container(
     }
     let keys = DetachKeys::parse(args.detach_keys.as_deref().unwrap_or_default())?;
     terminal_for_stdin(!args.detach && args.interactive && args.tty)?;
-    let created = engine.create(image, opts)?;
+    let EarlyMonitor { monitor, client } = early;
+    let created = engine.create_for(image, opts, &monitor)?;
     warn(&created.warnings);
     let vm = created.record.settings.vm.is_some();
-    let id = created.record.id;
-    let EarlyMonitor { monitor, client } = early;
+    let record = created.record;
+    let id = record.id.clone();
     let Some(client) = client else {
-        let mut monitor = match engine.start_early(&id, monitor) {
+        let mut monitor = match engine.start_early(&record, monitor) {
             Ok(m) => m,
             Err(e) => {
                 // Nothing runs: a container the user never sees started is not left behind.
@@ -721,14 +722,18 @@ fn run_container(
         sig_proxy: args.sig_proxy,
     };
     let result = engine
-        .start_early(&id, monitor)
+        .start_early(&record, monitor)
         .and_then(|monitor| engine.wait_attached(monitor, &id, vm, client, session))
         .map(exit_status);
     if result.is_err() {
         engine.reopen()?;
-        // Nothing runs: a container the user never saw started is not left behind; and a
-        // monitor that failed before it owned the container left it to its starter.
-        let never_ran = || engine.find(&id).is_ok_and(|r| r.state == State::Created);
+        // Nothing runs: a container the user never saw started is not left behind (its row
+        // still says `starting`: its monitor died, or failed, before it ran).
+        let never_ran = || {
+            engine
+                .find(&id)
+                .is_ok_and(|r| matches!(r.state, State::Created | State::Starting))
+        };
         if opts.rm || never_ran() {
             let _ = engine.remove_with_volumes(&id, true);
         }
