@@ -388,7 +388,9 @@ fn run_container(
     // container's before its `start`, and the monitor would wait idle meanwhile.
     let mut failed = None;
     let created = runtime.create_alongside(opts, &mut |pid| {
-        // The attach socket too: clients connect once it runs, after this.
+        // The attach socket too: clients connect once it runs, after this. And the hold on
+        // its mount namespace (the process is in it from its clone), off the path to start.
+        reporter.hold_mount_ns(pid);
         relay
             .listen(root, id)
             .and_then(|()| db.get())
@@ -431,7 +433,6 @@ fn run_container(
     }
     let container = created.container;
     let pid = container.pid();
-    reporter.hold_mount_ns(pid);
     let started = hull_runtime::now_rfc3339();
     container.start()?;
     // After the start, while the process runs its program: the row said "starting" until now,
