@@ -43,6 +43,7 @@ impl Engine {
         // SQLite keeps per-process state about the files it has open (locks, descriptors to
         // reuse); a forked child that opens hull.db again would trust the parent's copy. So no
         // connection is open across the fork; the parent reopens after it.
+        self.kept = None;
         drop(std::mem::replace(
             &mut self.conn,
             rusqlite::Connection::open_in_memory()?,
@@ -51,9 +52,10 @@ impl Engine {
     }
 
     /// [`Engine::start_and_close`] through a monitor forked before the container was created
-    /// (so before this engine opened hull.db). The database is closed as there, after the
+    /// (so before this engine opened hull.db). The database is left as there, after the
     /// monitor has its container: what a foreground `run` does next must not find the
-    /// container in it (it would wait for a short container's teardown). For the container
+    /// container in it (it would wait for a short container's teardown); its connection is
+    /// kept open, unused, until [`Engine::reopen`] or the end of this engine. For the container
     /// this command has just created for it ([`Engine::create_for`]): the monitor is handed
     /// its row, which names it already.
     pub fn start_early(
@@ -62,7 +64,7 @@ impl Engine {
         early: monitor::Early,
     ) -> Result<Monitor, EngineError> {
         let started = early.start(record);
-        drop(std::mem::replace(
+        self.kept = Some(std::mem::replace(
             &mut self.conn,
             rusqlite::Connection::open_in_memory()?,
         ));
@@ -84,7 +86,10 @@ impl Engine {
 
     /// Opens the database again after [`Engine::start_and_close`].
     pub fn reopen(&mut self) -> Result<(), EngineError> {
-        self.conn = hull_db::open(&self.root)?;
+        self.conn = match self.kept.take() {
+            Some(conn) => conn,
+            None => hull_db::open(&self.root)?,
+        };
         Ok(())
     }
 
