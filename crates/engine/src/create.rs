@@ -41,7 +41,7 @@ impl Engine {
         opts: &RunOptions,
         monitor: &crate::monitor::Early,
     ) -> Result<Created, EngineError> {
-        self.create_owned(image, opts, Some(monitor.identity()))
+        self.create_owned(image, opts, Some(monitor.identity()?))
     }
 
     fn create_owned(

@@ -88,11 +88,13 @@ impl Early {
 
     /// The monitor's pid and start time, as its container's row names it
     /// ([`Engine::create_for`](crate::Engine::create_for)).
-    pub fn identity(&self) -> (i32, u64) {
-        (
-            self.pid,
-            hull_sys::procfs::start_time(self.pid).unwrap_or(0),
-        )
+    pub fn identity(&self) -> Result<(i32, u64), EngineError> {
+        // Without its start time the row would name a monitor every command finds dead.
+        let start = hull_sys::procfs::start_time(self.pid).ok_or_else(|| EngineError::Monitor {
+            id: "(not yet created)".into(),
+            message: format!("cannot read the start time of its monitor {}", self.pid),
+        })?;
+        Ok((self.pid, start))
     }
 
     /// Hands the monitor its container (created for it: its row, which names the monitor, and
