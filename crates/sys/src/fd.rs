@@ -1,6 +1,7 @@
 //! File descriptor helpers: close-on-exec hygiene for processes that enter a container or a VMM
 //! jail (nothing of the host may leak in, CVE-2024-21626, apart from the descriptors asked to be
-//! preserved), and the /proc path that names an open descriptor.
+//! preserved), closing what a forked process inherited but does not own, and the /proc path
+//! that names an open descriptor.
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
