@@ -6,9 +6,14 @@
 //! is meant to overlap its parent's: the early monitor (hull.db, the network namespace, while
 //! `hull` writes the container) and the container's first process (its first mounts, while the
 //! runtime makes its cgroups). The parent moves the child off its own CPU right after the fork,
-//! and the child takes back every CPU it may use at a point the parent tells it of (after the
-//! move), before anything that inherits or reads its affinity. With a single allowed CPU
-//! nothing is moved.
+//! and the child takes back every CPU it may use before it first waits for its parent, when it
+//! sees it was moved ([`Apart::restore_if_moved`]), else at a point the parent tells it of
+//! (after the move); always before anything that inherits or reads its affinity. With a
+//! single allowed CPU nothing is moved.
+//!
+//! Not later than its first wait: the parent, woken by the child's message, often runs on
+//! the child's CPU from then on (the waker's), and a child still kept off the other CPU then
+//! waits for the parent to block again while that CPU idles.
 
 use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
@@ -45,6 +50,17 @@ impl Apart {
     pub fn restore(&self) {
         let _ = sched_setaffinity(Pid::from_raw(0), &self.allowed);
     }
+
+    /// In the child, before it first waits for its parent: [`restore`](Self::restore) if the
+    /// parent's move has happened (the parent moves it once, so a restore after it is final).
+    /// False when the move is not seen yet, or failed: the child restores at the parent's word.
+    pub fn restore_if_moved(&self) -> bool {
+        let moved = sched_getaffinity(Pid::from_raw(0)).is_ok_and(|now| now != self.allowed);
+        if moved {
+            self.restore();
+        }
+        moved
+    }
 }
 
 #[cfg(test)]
@@ -63,10 +79,11 @@ mod tests {
             nix::unistd::ForkResult::Child => {
                 let mut byte = [0u8; 1];
                 let _ = nix::unistd::read(&read, &mut byte);
-                apart.restore();
+                // The parent's word comes after its move: the move is seen and undone.
+                let restored = apart.restore_if_moved();
                 let same = sched_getaffinity(Pid::from_raw(0)).is_ok_and(|s| s == apart.allowed);
                 // SAFETY: leaving the forked test process without unwinding.
-                unsafe { libc::_exit(i32::from(!same)) }
+                unsafe { libc::_exit(i32::from(!(same && restored))) }
             }
             nix::unistd::ForkResult::Parent { child } => {
                 let here = sched_getcpu().unwrap();

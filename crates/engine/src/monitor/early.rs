@@ -135,6 +135,9 @@ fn child_main(
         let netns = (netns && !readable(&wait))
             .then(hull_net::netns::unnamed)
             .and_then(Result::ok);
+        // The starter moved this process right after the fork; what the container inherits
+        // is the caller's affinity.
+        let restored = apart.as_ref().is_some_and(Apart::restore_if_moved);
         let mut buf = vec![0u8; MAX_GO];
         let n = loop {
             match recv(wait.as_raw_fd(), &mut buf, MsgFlags::empty()) {
@@ -152,9 +155,8 @@ fn child_main(
             return 0;
         };
         drop((wait, buf));
-        // The starter moved this process before it sent the id; what the container inherits
-        // is the caller's affinity.
-        if let Some(apart) = &apart {
+        // Else the starter's move came after that look, and before it sent the record.
+        if let (Some(apart), false) = (&apart, restored) {
             apart.restore();
         }
         // hull.db is opened when first needed: while the container's process sets up.

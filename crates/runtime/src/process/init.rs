@@ -188,10 +188,13 @@ fn enter_namespaces(ctx: &InitContext) -> Result<Option<Prepared>, ProcessError>
         Some(_) => ctx.rootfs.prepare_before_cgroups()?,
         None => None,
     };
+    // Before the cgroup join, which sets the CPUs of a cpuset on top of these.
+    let restored = ctx
+        .apart
+        .is_some_and(hull_sys::apart::Apart::restore_if_moved);
     ctx.channel.send(&Message::Created)?;
     ctx.channel.expect_proceed()?;
-    // Before the cgroup join, which sets the CPUs of a cpuset on top of these.
-    if let Some(apart) = ctx.apart {
+    if let (Some(apart), false) = (ctx.apart, restored) {
         apart.restore();
     }
     if let Some(cgroup) = ctx.joins_cgroup {
