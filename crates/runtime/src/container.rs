@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 
 use hull_sys::pidfd::PidFd;
 use nix::errno::Errno;
@@ -58,6 +59,9 @@ pub struct Container {
     pub state: ContainerState,
     /// config.json as parsed by the create in this process, if it was.
     config: Option<Spec>,
+    /// The exec FIFO's write end when that create let the process go on at once
+    /// (`CreateOptions::start_when_created`): `start` waits on it instead of writing.
+    started: Option<OwnedFd>,
 }
 
 impl Container {
@@ -68,6 +72,7 @@ impl Container {
             dir,
             state,
             config: None,
+            started: None,
         })
     }
 
@@ -76,6 +81,7 @@ impl Container {
             dir,
             state,
             config: None,
+            started: None,
         }
     }
 
@@ -83,6 +89,12 @@ impl Container {
     /// parsing config.json again (a large part of `run`'s time between create and start).
     pub fn with_config(mut self, spec: Spec) -> Container {
         self.config = Some(spec);
+        self
+    }
+
+    /// With the exec FIFO a create that let the process go on at once wrote the start into.
+    pub fn with_start_sent(mut self, fifo: Option<OwnedFd>) -> Container {
+        self.started = fifo;
         self
     }
 
@@ -157,10 +169,41 @@ impl Container {
             return Err(ContainerError::NoProcess(self.state.id.clone()));
         }
         let fifo = self.dir.fifo_path();
+        let opened;
+        let fd = match &self.started {
+            // The process may have executed already: its read end is gone, the wait ends at once.
+            Some(fd) => fd,
+            None => {
+                opened = self.send_start(&fifo, created_here)?;
+                &opened
+            }
+        };
+        let _ = std::fs::remove_file(&fifo);
+        wait_until_executed(fd);
+        let failure = read_failure(fd);
+        if let Some(msg) = failure {
+            // The spec: stop the container. Its process has exited; anything it left goes too.
+            self.kill_all_and_wait()?;
+            return Err(ContainerError::StartFailed(msg));
+        }
+        let mut warnings = Vec::new();
+        if let Some(list) = &poststart {
+            // runtime-spec 1.0.2 to 1.2.1: "the runtime MUST log a warning, but the remaining
+            // hooks and lifecycle continue as if the hook had succeeded". (1.3.0 makes it an
+            // error that stops the container, as runc does.)
+            let state = self.oci_state(Status::Running).to_json()?;
+            let failed = hooks::run_all("poststart", list, &state, &hooks::Context::default());
+            warnings.extend(failed.iter().map(ToString::to_string));
+        }
+        Ok(warnings)
+    }
+
+    /// Opens the exec FIFO's write end and writes the start into it.
+    fn send_start(&self, fifo: &Path, created_here: bool) -> Result<OwnedFd, ContainerError> {
         // Non-blocking: if the process died, there is no reader and this fails with ENXIO
         // instead of hanging.
         let fd = match open(
-            &fifo,
+            fifo,
             OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
@@ -178,29 +221,11 @@ impl Container {
                 });
             }
         };
-        write(&fd, b"0").map_err(|source| ContainerError::Sys {
+        write(&fd, crate::sync::START_BYTE).map_err(|source| ContainerError::Sys {
             what: "writing exec.fifo",
             source,
         })?;
-        let _ = std::fs::remove_file(&fifo);
-        wait_until_executed(&fd);
-        let failure = read_failure(&fd);
-        drop(fd);
-        if let Some(msg) = failure {
-            // The spec: stop the container. Its process has exited; anything it left goes too.
-            self.kill_all_and_wait()?;
-            return Err(ContainerError::StartFailed(msg));
-        }
-        let mut warnings = Vec::new();
-        if let Some(list) = &poststart {
-            // runtime-spec 1.0.2 to 1.2.1: "the runtime MUST log a warning, but the remaining
-            // hooks and lifecycle continue as if the hook had succeeded". (1.3.0 makes it an
-            // error that stops the container, as runc does.)
-            let state = self.oci_state(Status::Running).to_json()?;
-            let failed = hooks::run_all("poststart", list, &state, &hooks::Context::default());
-            warnings.extend(failed.iter().map(ToString::to_string));
-        }
-        Ok(warnings)
+        Ok(fd)
     }
 
     /// runc's refusals to start a container that is not in the created state.

@@ -19,6 +19,9 @@ const MAX_MESSAGE: usize = 16 * 1024;
 /// start instead of executing its program: PIPE_BUF, so the write is one piece.
 pub const FIFO_REPORT_MAX: usize = 4096;
 
+/// What `start` writes into the exec FIFO for the waiting process to go on to its execve.
+pub const START_BYTE: &[u8] = b"0";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("sync socket: {0}")]

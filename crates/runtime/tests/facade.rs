@@ -288,6 +288,76 @@ fn alongside_runs_before_start_and_its_failure_undoes_the_create() {
     assert!(common::leaked_cgroups(&c.id).is_empty());
 }
 
+/// A container created to start at once (`start_when_created`, the engine's `run`) runs its
+/// program without waiting for `start`; `start` still reports how its execve went.
+#[test]
+fn a_container_created_to_start_at_once_runs_before_its_start() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("facade-at-once");
+    c.set_args(&["sleep", "100"]);
+    c.write_config();
+    let (root, id, bundle) = (c.root.clone(), c.id.clone(), c.bundle.clone());
+    // Its state under the first one's root: one runtime for both.
+    // A program create finds (executable) whose execve fails: its interpreter is missing.
+    let mut missing = TestContainer::new("facade-at-once-missing");
+    let script = missing.bundle.join("rootfs/bad-interpreter");
+    std::fs::write(&script, "#!/no/such/interpreter\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    missing.set_args(&["/bad-interpreter"]);
+    missing.write_config();
+    let (missing_id, missing_bundle) = (missing.id.clone(), missing.bundle.clone());
+    let code = in_single_threaded_child(move || {
+        let runtime = Runtime::new(&root);
+        let mut opts = CreateOptions::new(&id, &bundle);
+        opts.start_when_created = true;
+        let container = runtime.create(opts)?.container;
+        let exe = format!("/proc/{}/exe", container.pid());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let ran = loop {
+            let target = std::fs::read_link(&exe).unwrap_or_default();
+            if target
+                .file_name()
+                .is_some_and(|n| n == "sleep" || n == "busybox")
+            {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let started = container.start().is_ok();
+        container.kill(Signal::SIGKILL, false)?;
+        container.wait()?;
+        runtime.delete(&id, false)?;
+        let mut opts = CreateOptions::new(&missing_id, &missing_bundle);
+        opts.start_when_created = true;
+        let container = runtime.create(opts)?.container;
+        let failed = container
+            .start()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        drop(container);
+        runtime.delete(&missing_id, true)?;
+        Ok(match (ran, started, failed.contains("/bad-interpreter")) {
+            (true, true, true) => 0,
+            (false, _, _) => 3,
+            (_, false, _) => 4,
+            _ => 5,
+        })
+    });
+    assert_eq!(
+        code, 0,
+        "3: not run before start, 4: start failed, 5: no exec error"
+    );
+    assert!(!c.root.join(&c.id).exists());
+    assert!(common::leaked_cgroups(&c.id).is_empty());
+    assert!(common::leaked_cgroups(&missing.id).is_empty());
+}
+
 /// A container the caller created starts without its status being read first; a start that
 /// cannot happen still gets runc's refusal: twice, or after its process died.
 #[test]

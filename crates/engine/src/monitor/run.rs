@@ -356,6 +356,10 @@ fn run_container(
     opts.no_pivot = crate::vm_jail::root_is_ramdisk();
     // write_bundle writes config.json once, before this create; nothing rewrites it after.
     opts.link_config = true;
+    // The start follows the create at once, so the process need not wait for it: but with a
+    // terminal, whose size the monitor sets between the two, as the program's first read
+    // must see it.
+    opts.start_when_created = !record.settings.tty;
     let (pipes, stdin) = if record.settings.tty {
         // The pty is the process's stdio; its master comes back to the monitor.
         opts.console = Some(Console::Return);

@@ -136,7 +136,8 @@ impl Runtime {
         Ok(Created {
             container: self.container(
                 crate::container::Container::from_parts(created.dir, created.state)
-                    .with_config(created.spec),
+                    .with_config(created.spec)
+                    .with_start_sent(created.started),
             ),
             console: created.console,
             warnings: created.warnings,

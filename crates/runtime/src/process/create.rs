@@ -60,6 +60,13 @@ pub struct CreateOptions {
     /// rename, as hull's engine does): the container's state links it instead of storing a
     /// copy, one file fewer to allocate and write per container.
     pub link_config: bool,
+    /// The process goes on to its execve once it is created, without waiting for the
+    /// caller's `start`, which the caller still calls to hear how the execve went and to run
+    /// the poststart hooks: runc's `run` (create, then start at once) without the round trip
+    /// between the process being ready and the start. The start's byte is written once the
+    /// `alongside` work is done, so the program still runs only after all of the create.
+    /// Not with a seccomp listener, whose agent hears of the process before it runs.
+    pub start_when_created: bool,
 }
 
 impl CreateOptions {
@@ -77,6 +84,7 @@ impl CreateOptions {
             no_default_devices: false,
             network_namespace: None,
             link_config: false,
+            start_when_created: false,
         }
     }
 }
@@ -92,6 +100,9 @@ pub struct Created {
     pub console: Option<OwnedFd>,
     /// What the config asked for that was skipped, as runc skips it (unknown syscall names...).
     pub warnings: Vec<String>,
+    /// The exec FIFO's write end, its byte written, when the process was let go on at once
+    /// ([`CreateOptions::start_when_created`]): `start` only waits on it.
+    pub started: Option<OwnedFd>,
 }
 
 /// What was validated before anything was created.
@@ -133,7 +144,7 @@ pub fn create(
     };
     let result = launch(opts, (sigmask, alongside), plans, &dir, &mut undo);
     match result {
-        Ok((state, spec, console, warnings)) => {
+        Ok((state, spec, (console, started), warnings)) => {
             undo.cgroup = None;
             undo.child = None;
             undo.shared_rootfs = None;
@@ -143,6 +154,7 @@ pub fn create(
                 spec,
                 console,
                 warnings,
+                started,
             })
         }
         Err(err) => {
@@ -256,7 +268,13 @@ fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
     })
 }
 
-type Launched = (ContainerState, Spec, Option<OwnedFd>, Vec<String>);
+/// The state, the config, the console and the FIFO of a start already sent, the warnings.
+type Launched = (
+    ContainerState,
+    Spec,
+    (Option<OwnedFd>, Option<OwnedFd>),
+    Vec<String>,
+);
 
 fn launch(
     opts: &CreateOptions,
@@ -360,6 +378,7 @@ fn launch(
     // until this create returns; a failure still removes the whole directory).
     dir.save(&state)?;
     alongside(pid.as_raw()).map_err(ProcessError::Alongside)?;
+    let started = start_when_created(opts, &plans, dir)?;
     let console = receive_ready(opts, &plans, &parent, &state)?;
     // Only now: a caller may take the pid file's existence for a created container.
     if let Some(pid_file) = &opts.pid_file {
@@ -368,7 +387,37 @@ fn launch(
     if let Some(security) = &plans.security {
         warnings.extend(security.warnings());
     }
-    Ok((state, plans.spec, console, warnings))
+    Ok((state, plans.spec, (console, started), warnings))
+}
+
+/// The start's byte, written ahead into the exec FIFO when the caller asked for it: the
+/// process reads it as soon as it is ready. A process that died meanwhile leaves no reader
+/// (ENXIO): nothing is written, and its report is what the create returns.
+fn start_when_created(
+    opts: &CreateOptions,
+    plans: &Plans,
+    dir: &ContainerDir,
+) -> Result<Option<OwnedFd>, ProcessError> {
+    let listener = plans
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .is_some_and(|s| s.listener_path().is_some());
+    if !opts.start_when_created || listener || plans.spec.process().is_none() {
+        return Ok(None);
+    }
+    let fifo = match open(
+        &dir.fifo_path(),
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENXIO) => return Ok(None),
+        Err(e) => return Err(sys("opening exec.fifo")(e)),
+    };
+    nix::unistd::write(&fifo, crate::sync::START_BYTE).map_err(sys("writing exec.fifo"))?;
+    Ok(Some(fifo))
 }
 
 /// The process moves itself into its cgroups unless it joins namespaces first (another mount
