@@ -306,10 +306,16 @@ fn write_bundle(
         std::fs::create_dir_all(dir)
             .map_err(EngineError::io(format!("creating {}", dir.display())))?;
     }
+    // There for the process to bind before its monitor writes them (a spare's, emptied,
+    // are): made when missing, not truncated, which on ext4 walks the file's extents.
     for name in ["hostname", "hosts", "resolv.conf"] {
         let path = etc.join(name);
-        std::fs::write(&path, "")
-            .map_err(EngineError::io(format!("writing {}", path.display())))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(EngineError::io(format!("making {}", path.display())))?;
     }
     let text = bundle::config_text(config, seccomp)
         .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;

@@ -17,16 +17,23 @@ pub enum Missing {
 /// allocates the new data's blocks and starts writing them out at once (its auto_da_alloc), on
 /// a container's start; an `--rm` container's removal then frees those blocks (with a
 /// synchronous discard on a file system mounted `discard` without a journal). The file is cut
-/// to the new length after the write instead: a file that stays small and short-lived never
-/// gets blocks.
+/// to the new length after the write instead, and only when it was longer: ext4 walks the
+/// file's extents at every truncation, to the same length too, and the files written on a
+/// container's start (a spare's emptied ones) are usually empty. A file that stays small and
+/// short-lived never gets blocks.
 pub fn overwrite(path: &Path, text: &[u8], missing: Missing) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(missing == Missing::Create)
         .truncate(false)
         .open(path)?;
+    let was = file.metadata()?.len();
     file.write_all(text)?;
-    file.set_len(u64::try_from(text.len()).unwrap_or(u64::MAX))
+    let len = u64::try_from(text.len()).unwrap_or(u64::MAX);
+    if was > len {
+        file.set_len(len)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
