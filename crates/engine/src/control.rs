@@ -63,7 +63,7 @@ impl Engine {
         record: &Record,
         early: monitor::Early,
     ) -> Result<Monitor, EngineError> {
-        let started = early.start(record);
+        let started = early.start(&self.root, record);
         self.kept = Some(std::mem::replace(
             &mut self.conn,
             rusqlite::Connection::open_in_memory()?,

@@ -303,8 +303,11 @@ fn write_bundle(
     seccomp: Option<&RawValue>,
 ) -> Result<(), EngineError> {
     if !crate::spare::take(root, dir) {
-        std::fs::create_dir_all(dir)
-            .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        // With the root's mount point (a spare has it): the monitor's runtime reads that path
+        // while this command mounts the root on it (`monitor::root`).
+        let merged = dir.join("merged");
+        std::fs::create_dir_all(&merged)
+            .map_err(EngineError::io(format!("creating {}", merged.display())))?;
     }
     // There for the process to bind before its monitor writes them (a spare's, emptied,
     // are): made when missing, not truncated, which on ext4 walks the file's extents.

@@ -47,7 +47,7 @@ pub use api::{
 pub use container::parse_signal;
 pub use oci_state::{now_rfc3339, OciState, OCI_VERSION};
 pub use process::foreground::{DetachFilter, Input, Waited};
-pub use process::{Console, CreateOptions, ExecOptions, Executed, Stdio};
+pub use process::{Console, CreateOptions, ExecOptions, Executed, Overlap, Stdio};
 /// The capability names this kernel knows, and those of them this process can still grant
 /// (what `--cap-add ALL` and `--privileged` give).
 pub use security::{grantable_capabilities, known_capabilities};

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use common::{can_run, TestContainer};
-use hull_runtime::{CreateOptions, Error, ExecOptions, Runtime, Status, Stdio};
+use hull_runtime::{CreateOptions, Error, ExecOptions, Overlap, Runtime, Status, Stdio};
 use nix::sys::signal::Signal;
 
 /// A second thread, parked until the value is dropped: the test process is multi-threaded
@@ -233,59 +234,87 @@ fn hook_warnings_reach_the_runtimes_sink() {
     );
 }
 
-/// `create_alongside` runs the caller's work with the live process's pid before the create
-/// returns (what it writes, the container's program sees), and its error fails the create,
-/// with its message, leaving nothing behind.
+/// `create_overlapped` runs `before_clone` once the container is recorded and before its
+/// cgroups and process exist, then `alongside` with the live process's pid before the create
+/// returns: what they write in the root, the container's program sees. An error of either
+/// fails the create, with its message, leaving nothing behind.
 #[test]
-fn alongside_runs_before_start_and_its_failure_undoes_the_create() {
+fn overlap_runs_around_the_clone_and_its_failure_undoes_the_create() {
     if !can_run() {
         return;
     }
     let mut c = TestContainer::new("facade-along");
-    c.script("cat /alongside");
+    c.script("cat /overlap");
     c.write_config();
     let log = c.dir.join("container.log");
-    let marker = c.bundle.join("rootfs/alongside");
+    let marker = c.bundle.join("rootfs/overlap");
     let (root, id, bundle, out) = (c.root.clone(), c.id.clone(), c.bundle.clone(), log.clone());
     let code = in_single_threaded_child(move || {
         let mut opts = CreateOptions::new(&id, &bundle);
         opts.stdio = stdio_to(&out);
         let runtime = Runtime::new(&root);
-        let created = runtime.create_alongside(opts, &mut |pid| {
-            let alive = Path::new(&format!("/proc/{pid}/ns/net")).exists();
-            std::fs::write(&marker, format!("alongside saw {alive}\n")).map_err(|e| e.to_string())
-        })?;
+        let state = root.join(&id).join("state.json");
+        let no_cgroup = || common::leaked_cgroups(&id).is_empty();
+        let before = format!("recorded {} no cgroup {}\n", state.exists(), no_cgroup());
+        let overlap = Overlap {
+            before_clone: &mut || {
+                let seen = format!("recorded {} no cgroup {}\n", state.exists(), no_cgroup());
+                std::fs::write(&marker, seen).map_err(|e| e.to_string())
+            },
+            alongside: &mut |pid| {
+                let alive = Path::new(&format!("/proc/{pid}/ns/net")).exists();
+                let mut file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&marker)
+                    .map_err(|e| e.to_string())?;
+                writeln!(file, "alongside saw {alive}").map_err(|e| e.to_string())
+            },
+        };
+        let created = runtime.create_overlapped(opts, overlap)?;
         // The created container holds its lock until dropped: start and wait through it.
         let container = created.container;
         container.start()?;
         let code = container.wait()?.unwrap_or(-1);
         runtime.delete(&id, false)?;
-        Ok(code)
+        Ok(if before == "recorded false no cgroup true\n" {
+            code
+        } else {
+            9
+        })
     });
     assert_eq!(code, 0);
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
-        "alongside saw true\n"
+        "recorded true no cgroup true\nalongside saw true\n"
     );
 
-    let (root, id, bundle) = (c.root.clone(), c.id.clone(), c.bundle.clone());
-    let code = in_single_threaded_child(move || {
-        let err = match Runtime::new(&root)
-            .create_alongside(CreateOptions::new(&id, &bundle), &mut |_| {
-                Err("no network for it".into())
-            }) {
-            Ok(_) => return Ok(1),
-            Err(err) => err,
-        };
-        Ok(if err.to_string().ends_with("no network for it") {
-            0
-        } else {
-            2
-        })
-    });
-    assert_eq!(code, 0);
-    assert!(!c.root.join(&c.id).exists());
-    assert!(common::leaked_cgroups(&c.id).is_empty());
+    for failing in ["before_clone", "alongside"] {
+        let (root, id, bundle) = (c.root.clone(), c.id.clone(), c.bundle.clone());
+        let code = in_single_threaded_child(move || {
+            let fail = |at: &str| {
+                if at == failing {
+                    Err(format!("no {at} for it"))
+                } else {
+                    Ok(())
+                }
+            };
+            let overlap = Overlap {
+                before_clone: &mut || fail("before_clone"),
+                alongside: &mut |_| fail("alongside"),
+            };
+            let runtime = Runtime::new(&root);
+            Ok(
+                match runtime.create_overlapped(CreateOptions::new(&id, &bundle), overlap) {
+                    Ok(_) => 1,
+                    Err(err) if err.to_string().ends_with(&format!("no {failing} for it")) => 0,
+                    Err(_) => 2,
+                },
+            )
+        });
+        assert_eq!(code, 0, "{failing}");
+        assert!(!c.root.join(&c.id).exists(), "{failing}");
+        assert!(common::leaked_cgroups(&c.id).is_empty(), "{failing}");
+    }
 }
 
 /// A container created to start at once (`start_when_created`, the engine's `run`) runs its

@@ -34,6 +34,8 @@ use crate::error::EngineError;
 use crate::store::Record;
 use hull_sys::apart::Apart;
 
+use super::root::StarterMount;
+
 /// The longest message: the container's row, as JSON (a few KB).
 const MAX_GO: usize = 256 * 1024;
 
@@ -98,8 +100,9 @@ impl Early {
     }
 
     /// Hands the monitor its container (created for it: its row, which names the monitor, and
-    /// bundle written).
-    pub(crate) fn start(self, record: &Record) -> Result<Monitor, EngineError> {
+    /// bundle written), then mounts its root while the monitor prepares the rest
+    /// ([`super::root`]).
+    pub(crate) fn start(self, root: &Path, record: &Record) -> Result<Monitor, EngineError> {
         let id = record.id.as_str();
         let message = serde_json::to_vec(record)
             .map_err(|e| EngineError::Invalid(format!("encoding a container record: {e}")))?;
@@ -113,6 +116,9 @@ impl Early {
             id: id.to_string(),
             message: format!("cannot hand it to the monitor forked for it: {e}"),
         })?;
+        if super::root::by_starter(record) {
+            super::root::mount_and_tell(root, record, &self.go);
+        }
         Ok(Monitor {
             pid: self.pid,
             reports: BufReader::new(self.reports),
@@ -154,7 +160,8 @@ fn child_main(
         else {
             return 0;
         };
-        drop((wait, buf));
+        drop(buf);
+        let starter = super::root::by_starter(&record).then(|| StarterMount::new(wait));
         // Else the starter's move came after that look, and before it sent the record.
         if let (Some(apart), false) = (&apart, restored) {
             apart.restore();
@@ -167,7 +174,11 @@ fn child_main(
             Ok(db),
             Some(record),
             reporter,
-            (attach, netns),
+            super::run::Ahead {
+                attach,
+                netns,
+                root: starter,
+            },
         )
     })
 }

@@ -8,6 +8,7 @@
 
 mod early;
 mod relay;
+mod root;
 mod run;
 pub(crate) mod teardown;
 pub mod vm;
@@ -154,7 +155,17 @@ pub fn spawn(root: &Path, id: &str, attach: Option<Attach>) -> Result<Monitor, E
             let keep: Vec<RawFd> = attach.iter().map(|a| a.conn.as_raw_fd()).collect();
             let code = leave_starter(write, &keep, |reporter| {
                 let db = run::open_db(root).map(|conn| run::Db::opened(root, conn));
-                run::main(root, id, db, None, reporter, (attach, None))
+                run::main(
+                    root,
+                    id,
+                    db,
+                    None,
+                    reporter,
+                    run::Ahead {
+                        attach,
+                        ..run::Ahead::default()
+                    },
+                )
             });
             // SAFETY: leaving without running the starter's exit handlers or destructors of the
             // copies of its objects (its database connection among them).

@@ -1,4 +1,5 @@
-//! The monitor's life: claim the container in hull.db, make its root, create it through the
+//! The monitor's life: claim the container in hull.db, make its root (or wait for the `hull
+//! run` that starts it to have made it: [`super::root`]), create it through the
 //! runtime facade with pipes as its stdio (or a pty with `-t`), give it its network, start it,
 //! relay its stdio to the log and to attach clients, wait for it, record the exit, tear down,
 //! and with `--rm` remove it.
@@ -6,19 +7,20 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hull_net::engine::{AttachRequest, Net, NetMode};
 use hull_net::etc::EtcFiles;
 use hull_net::netns::NetnsRef;
-use hull_runtime::{Console, CreateOptions, Runtime, Stdio};
+use hull_runtime::{Console, CreateOptions, Overlap, Runtime, Stdio};
 use hull_sys::overwrite::Missing;
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 use rusqlite::Connection;
 
 use super::relay::{Io, Relay, Source};
+use super::root::StarterMount;
 use super::{own_pid, teardown, Report, Reporter};
 use crate::attach::{self, Attach};
 use crate::error::{EngineError, EXIT_ENGINE};
@@ -27,15 +29,26 @@ use crate::options::{Backoff, Network, RestartPolicy};
 use crate::store::{self, Record, State};
 use crate::{paths, procfs};
 
-/// The monitor's exit status (its starter reads reports, not this). `ahead` holds an attach
-/// client's socket, and the network namespace an early monitor made for the container.
+/// What a monitor may have before its container exists.
+#[derive(Debug, Default)]
+pub(super) struct Ahead {
+    /// An attach client's socket.
+    pub(super) attach: Option<Attach>,
+    /// The network namespace an early monitor made for the container.
+    pub(super) netns: Option<File>,
+    /// The word of the command that mounts the container's root ([`super::root`]); without
+    /// it, the monitor mounts the root.
+    pub(super) root: Option<StarterMount>,
+}
+
+/// The monitor's exit status (its starter reads reports, not this).
 pub(super) fn main(
     root: &Path,
     id: &str,
     db: Result<Db<'_>, EngineError>,
     claimed: Option<Record>,
     reporter: &mut Reporter,
-    ahead: (Option<Attach>, Option<File>),
+    ahead: Ahead,
 ) -> i32 {
     match db.and_then(|db| monitor(root, id, db, claimed, reporter, ahead)) {
         Ok(()) => 0,
@@ -91,8 +104,13 @@ fn monitor(
     mut db: Db<'_>,
     claimed: Option<Record>,
     reporter: &mut Reporter,
-    (attach, netns): (Option<Attach>, Option<File>),
+    ahead: Ahead,
 ) -> Result<(), EngineError> {
+    let Ahead {
+        attach,
+        netns,
+        root: mut starter,
+    } = ahead;
     // Intent first: from here the row names this monitor as the owner of whatever exists (an
     // early monitor's row named it from its first commit).
     let record = match claimed {
@@ -129,7 +147,8 @@ fn monitor(
         Ok(relay) => {
             // Only a container with a namespace of its own joins the one made ahead.
             let netns = netns.filter(|_| record.settings.network != Network::Host);
-            run_with_policy(root, &mut db, &record, reporter, relay, (attach, netns))
+            let ahead = (attach, netns, starter.as_mut());
+            run_with_policy(root, &mut db, &record, reporter, relay, ahead)
         }
         Err(e) => Err(EngineError::Monitor {
             id: id.to_string(),
@@ -169,6 +188,10 @@ fn monitor(
         }
     };
     reporter.close();
+    // A root the command is still mounting is mounted before it is taken down.
+    if let Some(starter) = &mut starter {
+        let _ = starter.wait();
+    }
     take_down(root, conn, &record, reason)?;
     // Last, off every command's path: the removed files, and a short WAL that keeps every
     // next hull command fast.
@@ -223,17 +246,12 @@ fn run_with_policy(
     record: &Record,
     reporter: &mut Reporter,
     relay: &mut Relay,
-    (mut attach, mut netns): (Option<Attach>, Option<File>),
+    (mut attach, mut netns, mut starter): (Option<Attach>, Option<File>, Option<&mut StarterMount>),
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
-    let dir = paths::container_dir(root, id);
-    let lowers = crate::mount_targets::under(root, &layers(root, record)?)?;
-    // A `cp` into the stopped container finishes first: its overlay of the upper dir and this
-    // one would not see each other's changes.
-    let copying = crate::cp::overlay_lock(&dir)?;
-    // A root deleted with the container is not synced to disk.
-    hull_image::overlay::mount_container(&lowers, &dir, id, record.settings.rm)?;
-    drop(copying);
+    if starter.is_none() {
+        super::root::mount(root, record)?;
+    }
     let mut backoff = Backoff::default();
     let mut first = true;
     let mut address = None;
@@ -241,7 +259,8 @@ fn run_with_policy(
         let began = Instant::now();
         // The namespace made ahead serves the first run; a restart's process makes a new one.
         let net = (address, netns.take());
-        let outcome = run_container(root, db, record, reporter, relay, attach.take(), net);
+        let before = (attach.take(), starter.take());
+        let outcome = run_container(root, db, record, reporter, relay, before, net);
         let code = match (&outcome, first) {
             // A container that cannot start the first time is the user's error to see.
             (Err(_), true) => return outcome,
@@ -305,17 +324,6 @@ fn delete_for_restart(root: &Path, id: &str) -> Result<(), EngineError> {
 /// How long a restart keeps trying to delete the exited process's runtime container.
 const RESTART_DELETE_WAIT: Duration = Duration::from_secs(5);
 
-/// The image's layers of the container's root: as create recorded them, or from the image
-/// store for a container made by an older hull (or whose layers moved).
-fn layers(root: &Path, record: &Record) -> Result<Vec<PathBuf>, EngineError> {
-    let lowers = &record.settings.lowers;
-    if !lowers.is_empty() && lowers.iter().all(|l| l.is_dir()) {
-        return Ok(lowers.clone());
-    }
-    let image = hull_image::ImageStore::open(root)?;
-    Ok(image.rootfs_for(&record.settings.manifest)?.lowers)
-}
-
 /// Waits `delay` before a restart, looking in hull.db for a user's stop meanwhile; false when
 /// one came.
 fn sleep_unless_stopped(conn: &Connection, id: &str, delay: Duration) -> Result<bool, EngineError> {
@@ -337,14 +345,15 @@ fn sleep_unless_stopped(conn: &Connection, id: &str, delay: Duration) -> Result<
 const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Makes and runs the container's process, with the address its network gave it before (a
-/// restart) and the network namespace made for it ahead, if any; its exit status.
+/// restart) and the network namespace made for it ahead, if any; its exit status. `starter`:
+/// the command mounting the root meanwhile, waited for before the process exists.
 fn run_container(
     root: &Path,
     db: &mut Db<'_>,
     record: &Record,
     reporter: &mut Reporter,
     relay: &mut Relay,
-    attach: Option<Attach>,
+    (attach, mut starter): (Option<Attach>, Option<&mut StarterMount>),
     (address, netns): (Option<Ipv4Addr>, Option<File>),
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
@@ -391,7 +400,8 @@ fn run_container(
     // The network and /etc files while the process sets up its root, not after: both are the
     // container's before its `start`, and the monitor would wait idle meanwhile.
     let mut failed = None;
-    let created = runtime.create_alongside(opts, &mut |pid| {
+    let mut root_mounted = || starter.as_mut().map_or(Ok(()), |s| s.wait());
+    let mut alongside = |pid| {
         // The attach socket too: clients connect once it runs, after this. And the hold on
         // its mount namespace (the process is in it from its clone), off the path to start.
         reporter.hold_mount_ns(pid);
@@ -413,7 +423,12 @@ fn run_container(
                 failed = Some(e);
                 message
             })
-    });
+    };
+    let overlap = Overlap {
+        before_clone: &mut root_mounted,
+        alongside: &mut alongside,
+    };
+    let created = runtime.create_overlapped(opts, overlap);
     let created = match created {
         Ok(created) => created,
         Err(e) => return Err(failed.unwrap_or_else(|| EngineError::from_runtime(e))),

@@ -23,7 +23,7 @@ pub use info::{features, override_user, write_default_spec};
 
 use crate::container::ContainerError;
 use crate::process::foreground::Foreground;
-use crate::process::CreateOptions;
+use crate::process::{CreateOptions, Overlap};
 use crate::state::{StateError, Store};
 
 /// The containers under one state directory.
@@ -115,23 +115,40 @@ impl Runtime {
         opts: CreateOptions,
         alongside: &mut dyn FnMut(i32) -> Result<(), String>,
     ) -> Result<Created, Error> {
+        self.create_overlapped(
+            opts,
+            Overlap {
+                before_clone: &mut || Ok(()),
+                alongside,
+            },
+        )
+    }
+
+    /// [`Runtime::create`] with the caller's work at two points of it ([`Overlap`]): before the
+    /// process exists (what the create waits for, such as the root file system another
+    /// process mounts meanwhile), and alongside the process's setup.
+    pub fn create_overlapped(
+        &self,
+        opts: CreateOptions,
+        overlap: Overlap<'_>,
+    ) -> Result<Created, Error> {
         single_threaded("create a container")?;
         let sigmask = SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
-        self.create_with(opts, sigmask, alongside)
+        self.create_with(opts, sigmask, overlap)
     }
 
     fn create_with(
         &self,
         opts: CreateOptions,
         sigmask: SigSet,
-        alongside: &mut dyn FnMut(i32) -> Result<(), String>,
+        overlap: Overlap<'_>,
     ) -> Result<Created, Error> {
         let created = crate::process::create::create(
             &self.store,
             &opts,
             sigmask,
             &mut |warning| self.warnings.emit(warning),
-            alongside,
+            overlap,
         )?;
         Ok(Created {
             container: self.container(
@@ -160,7 +177,11 @@ impl Runtime {
         // The process may be a grandchild (joined pid namespace): adopt it to be able to wait.
         nix::sys::prctl::set_child_subreaper(true).map_err(Error::Subreaper)?;
         let foreground = Foreground::new()?;
-        let created = self.create_with(opts, foreground.original_mask, &mut |_| Ok(()))?;
+        let overlap = Overlap {
+            before_clone: &mut || Ok(()),
+            alongside: &mut |_| Ok(()),
+        };
+        let created = self.create_with(opts, foreground.original_mask, overlap)?;
         for warning in &created.warnings {
             on_warning(warning);
         }

@@ -118,20 +118,33 @@ struct Plans {
     cgroup: hull_cgroups::Cgroup,
 }
 
-/// The caller's work run while the container's process sets up its root (see [`create`]).
-pub(crate) type Alongside<'a> = &'a mut dyn FnMut(i32) -> Result<(), String>;
+/// The caller's work that a create runs at two points, so that it overlaps the runtime's own;
+/// an error either returns fails the create, which is then undone as after any failure.
+pub struct Overlap<'a> {
+    /// Runs once config.json is read and checked and the container's state is recorded, before
+    /// any cgroup dir or process exists: a caller that has another process mount the root file
+    /// system meanwhile waits for it here.
+    pub before_clone: &'a mut dyn FnMut() -> Result<(), String>,
+    /// Runs with the container process's pid once that process is in its namespaces and
+    /// cgroups and has been told to go on (its root file system, pivot and lock-down still
+    /// ahead of it): the caller's own preparation for `start`.
+    pub alongside: &'a mut dyn FnMut(i32) -> Result<(), String>,
+}
+
+impl std::fmt::Debug for Overlap<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overlap").finish_non_exhaustive()
+    }
+}
 
 /// `sigmask`: the signal mask the container's program starts with. `on_warning` hears the
-/// failures of poststop hooks run after a failed create. `alongside` runs in this process with
-/// the container process's pid once that process is in its namespaces and cgroups and has been
-/// told to go on (its root file system, pivot and lock-down still ahead of it), so that the
-/// caller's own preparation for `start` overlaps that setup; its error fails the create.
+/// failures of poststop hooks run after a failed create. `overlap`: the caller's work during it.
 pub fn create(
     store: &Store,
     opts: &CreateOptions,
     sigmask: SigSet,
     on_warning: &mut dyn FnMut(&str),
-    alongside: Alongside<'_>,
+    overlap: Overlap<'_>,
 ) -> Result<Created, ProcessError> {
     crate::state::validate_id(&opts.id)?;
     let plans = plan(store, opts)?;
@@ -142,7 +155,7 @@ pub fn create(
         child: None,
         shared_rootfs: None,
     };
-    let result = launch(opts, (sigmask, alongside), plans, &dir, &mut undo);
+    let result = launch(opts, (sigmask, overlap), plans, &dir, &mut undo);
     match result {
         Ok((state, spec, (console, started), warnings)) => {
             undo.cgroup = None;
@@ -278,7 +291,7 @@ type Launched = (
 
 fn launch(
     opts: &CreateOptions,
-    (sigmask, alongside): (SigSet, Alongside<'_>),
+    (sigmask, overlap): (SigSet, Overlap<'_>),
     mut plans: Plans,
     dir: &ContainerDir,
     undo: &mut Undo,
@@ -313,6 +326,7 @@ fn launch(
         state.shared_rootfs = Some(shared);
     }
     dir.save(&state)?;
+    (overlap.before_clone)().map_err(ProcessError::Alongside)?;
 
     // The cgroup2 dir before the clone, for the process to be born in it; the v1 dirs after:
     // the process makes its network namespace (most of a container's kernel setup time) while
@@ -377,7 +391,7 @@ fn launch(
     // until Ready, and the record is the same either way (the lock keeps other commands out
     // until this create returns; a failure still removes the whole directory).
     dir.save(&state)?;
-    alongside(pid.as_raw()).map_err(ProcessError::Alongside)?;
+    (overlap.alongside)(pid.as_raw()).map_err(ProcessError::Alongside)?;
     let started = start_when_created(opts, &plans, dir)?;
     let console = receive_ready(opts, &plans, &parent, &state)?;
     // Only now: a caller may take the pid file's existence for a created container.

@@ -27,7 +27,7 @@ pub enum ProcessError {
     /// The container process reported this and exited.
     #[error("{0}")]
     Child(String),
-    /// The caller's work alongside the process's setup failed (`create`'s `alongside`).
+    /// The caller's work during the create failed (its `Overlap`).
     #[error("{0}")]
     Alongside(String),
     #[error("{0}")]

@@ -12,7 +12,7 @@ mod placing;
 pub mod program;
 pub mod stdio;
 
-pub use create::CreateOptions;
+pub use create::{CreateOptions, Overlap};
 pub use error::ProcessError;
 pub use exec::{ExecOptions, Executed};
 pub use stdio::{Console, Stdio};
