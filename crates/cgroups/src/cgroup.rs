@@ -4,9 +4,9 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use hull_sys::ahead::ReadAhead;
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
@@ -151,7 +151,7 @@ impl Dir {
 }
 
 /// What [`Cgroup::new`] reads of the host, read ahead by [`read_host_ahead`].
-static AHEAD: Mutex<Option<(System, Vec<String>)>> = Mutex::new(None);
+static AHEAD: ReadAhead<(System, Vec<String>)> = ReadAhead::new();
 
 /// Reads now what the next [`Cgroup::new`] of this process reads of the host (the cgroup mounts,
 /// this process's own cgroups, the controllers the cgroup2 mount offers), for a caller with
@@ -159,9 +159,7 @@ static AHEAD: Mutex<Option<(System, Vec<String>)>> = Mutex::new(None);
 /// that call takes this instead of reading, as if it had read at this moment. Best effort: a
 /// failure leaves the reading to that call.
 pub fn read_host_ahead() {
-    if let (Ok(host), Ok(mut ahead)) = (read_host(), AHEAD.lock()) {
-        *ahead = Some(host);
-    }
+    AHEAD.fill(read_host);
 }
 
 /// The host's cgroup mounts with this process's cgroup in each, and the controllers the
@@ -185,11 +183,7 @@ impl Cgroup {
     /// to each mount point.
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup, CgroupError> {
         let placement = Placement::new(cgroups_path, id)?;
-        let ahead = AHEAD.lock().ok().and_then(|mut ahead| ahead.take());
-        let (sys, v2_controllers) = match ahead {
-            Some(host) => host,
-            None => read_host()?,
-        };
+        let (sys, v2_controllers) = AHEAD.take_or(read_host)?;
         Ok(Cgroup::place(sys, v2_controllers, &placement))
     }
 

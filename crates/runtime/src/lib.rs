@@ -41,8 +41,8 @@ mod sync;
 mod sys;
 
 pub use api::{
-    features, override_user, parse_resources, write_default_spec, Container, Created, Error,
-    Runtime, Watch,
+    features, override_user, parse_resources, read_host_ahead, write_default_spec, Container,
+    Created, Error, Runtime, Watch,
 };
 pub use container::parse_signal;
 pub use oci_state::{now_rfc3339, OciState, OCI_VERSION};

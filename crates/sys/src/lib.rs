@@ -2,6 +2,7 @@
 //! the rules every crate must agree on (the container-id rule). Crates above it keep no copies;
 //! what only one crate calls stays in that crate's own `sys` module.
 
+pub mod ahead;
 pub mod apart;
 pub mod cache_dir;
 pub mod fd;

@@ -136,11 +136,13 @@ fn child_main(
     let mut keep = vec![wait.as_raw_fd()];
     keep.extend(attach.as_ref().map(|a| a.conn.as_raw_fd()));
     super::leave_starter(report, &keep, |reporter: &mut Reporter| {
-        // While the command writes the container: what creating it will read of the host.
-        hull_cgroups::read_host_ahead();
+        // While the command writes the container: its network namespace (unless the row came
+        // already: the container's process then makes it), then what creating it will read of
+        // the host.
         let netns = (netns && !readable(&wait))
             .then(hull_net::netns::unnamed)
             .and_then(Result::ok);
+        hull_runtime::read_host_ahead();
         // The starter moved this process right after the fork; what the container inherits
         // is the caller's affinity.
         let restored = apart.as_ref().is_some_and(Apart::restore_if_moved);

@@ -242,6 +242,17 @@ impl Runtime {
     }
 }
 
+/// Reads now what the next create of this process reads of the host and what its cgroups are
+/// made under (the kernel's file-system types and last capability, this process's bounding
+/// set and cgroups, what the seccomp filter cache keys on), for a caller with time to spare
+/// before it knows its container (the engine's monitor, waiting for it): that create takes
+/// these instead of reading them, as if it had read them at this moment. Best effort.
+pub fn read_host_ahead() {
+    hull_cgroups::read_host_ahead();
+    crate::rootfs::read_ahead();
+    crate::security::read_ahead();
+}
+
 /// Parses a `linux.resources` object, as runc's `update -r` file holds it, for
 /// [`Container::update`]; unknown fields are refused, as in a config.
 pub fn parse_resources(json: &[u8]) -> Result<LinuxResources, Error> {

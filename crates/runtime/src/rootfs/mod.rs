@@ -33,6 +33,7 @@ use std::path::PathBuf;
 pub use error::RootfsError;
 pub use options::supported_mount_options;
 pub use phases::Prepared;
+pub(crate) use plan::read_ahead;
 pub use plan::RootfsPlan;
 pub use shared::SharedRootfs;
 

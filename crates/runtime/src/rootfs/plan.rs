@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use hull_sys::ahead::ReadAhead;
 use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
 use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
@@ -124,7 +125,7 @@ impl RootfsPlan {
                 )
             })?),
         };
-        let known_fs = read_filesystems();
+        let known_fs = known_filesystems();
         let container_maps = (
             linux.uid_mappings().clone().unwrap_or_default(),
             linux.gid_mappings().clone().unwrap_or_default(),
@@ -227,7 +228,22 @@ fn refuse_restricted_paths(masked: &[PathBuf], readonly: &[PathBuf]) -> Result<(
     Ok(())
 }
 
+/// What a create's plan reads of the host, read ahead by [`read_ahead`].
+static FILESYSTEMS: ReadAhead<Vec<String>> = ReadAhead::new();
+
+/// Reads now the file-system types this kernel knows, for the next create's plan to take
+/// (`hull_sys::ahead`).
+pub(crate) fn read_ahead() {
+    FILESYSTEMS.fill(|| Ok::<_, ()>(read_filesystems()));
+}
+
 /// File-system types this kernel knows (/proc/filesystems).
+fn known_filesystems() -> Vec<String> {
+    FILESYSTEMS
+        .take_or(|| Ok::<_, ()>(read_filesystems()))
+        .unwrap_or_default()
+}
+
 fn read_filesystems() -> Vec<String> {
     std::fs::read_to_string("/proc/filesystems")
         .unwrap_or_default()

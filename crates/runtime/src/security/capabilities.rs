@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use hull_sys::ahead::ReadAhead;
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
 use super::error::{read_to_string, spec_name, SecurityError};
@@ -18,8 +19,23 @@ pub(super) struct CapabilityPlan {
     last_cap: u8,
 }
 
+/// What a create's [`CapabilityPlan`] reads of the host, read ahead by [`read_ahead`].
+static LAST_CAP: ReadAhead<u8> = ReadAhead::new();
+static HOST_BOUNDING: ReadAhead<u64> = ReadAhead::new();
+
+/// Reads now the kernel's last capability and this process's bounding set, for the next
+/// create's plan to take (`hull_sys::ahead`).
+pub(crate) fn read_ahead() {
+    LAST_CAP.fill(read_last_cap);
+    HOST_BOUNDING.fill(read_host_bounding);
+}
+
 /// The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap).
 fn last_cap() -> Result<u8, SecurityError> {
+    LAST_CAP.take_or(read_last_cap)
+}
+
+fn read_last_cap() -> Result<u8, SecurityError> {
     let path = "/proc/sys/kernel/cap_last_cap";
     read_to_string(path)?
         .trim()
@@ -34,6 +50,10 @@ fn last_cap() -> Result<u8, SecurityError> {
 
 /// The calling process's bounding set, from /proc/self/status.
 fn host_bounding() -> Result<u64, SecurityError> {
+    HOST_BOUNDING.take_or(read_host_bounding)
+}
+
+fn read_host_bounding() -> Result<u64, SecurityError> {
     let path = "/proc/self/status";
     let status = read_to_string(path)?;
     status

@@ -30,6 +30,12 @@ mod user;
 mod tests;
 
 pub use capabilities::{grantable_capabilities, known_capabilities};
+
+/// What a create's security plan reads of the host, read now (`crate::read_host_ahead`).
+pub(crate) fn read_ahead() {
+    capabilities::read_ahead();
+    seccomp_cache::read_ahead();
+}
 pub use cpu_affinity::{parse_exec_cpu_affinity, set_cpu_affinity};
 pub use error::SecurityError;
 pub use memory_policy::memory_policy_features;

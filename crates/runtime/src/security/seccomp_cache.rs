@@ -18,6 +18,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use hull_sys::ahead::ReadAhead;
 use oci_spec::runtime::LinuxSeccomp;
 
 const MAGIC: &[u8; 8] = b"hullbpf1";
@@ -83,8 +84,20 @@ impl Entry {
     }
 }
 
+/// What a create's cache lookup reads of the host, read ahead by [`read_ahead`].
+static ENVIRONMENT: ReadAhead<String> = ReadAhead::new();
+
+/// Reads now what the next lookup keys on besides the profile (`hull_sys::ahead`).
+pub(super) fn read_ahead() {
+    ENVIRONMENT.fill(|| read_environment().ok_or(()));
+}
+
 /// Everything besides the profile that the compiled filter depends on.
 fn environment() -> Option<String> {
+    ENVIRONMENT.take_or(|| read_environment().ok_or(())).ok()
+}
+
+fn read_environment() -> Option<String> {
     let exe = std::fs::metadata("/proc/self/exe").ok()?;
     let seccomp = libseccomp::ScmpVersion::current().ok()?;
     let uname = nix::sys::utsname::uname().ok()?;
