@@ -41,15 +41,16 @@ impl Engine {
         opts: &RunOptions,
         monitor: &crate::monitor::Early,
     ) -> Result<Created, EngineError> {
-        self.create_owned(image, opts, Some(monitor.identity()?))
+        self.create_owned(image, opts, Some(monitor))
     }
 
     fn create_owned(
         &mut self,
         image: &str,
         opts: &RunOptions,
-        monitor: Option<(i32, u64)>,
+        early: Option<&crate::monitor::Early>,
     ) -> Result<Created, EngineError> {
+        let monitor = early.map(crate::monitor::Early::identity).transpose()?;
         let mut warnings = Vec::new();
         opts.validate()?;
         if let Some(name) = &opts.name {
@@ -118,6 +119,11 @@ impl Engine {
             mounts: &volumes.mounts,
         })?;
         volumes.make_bind_sources()?;
+        let config_text = bundle::config_text(&generated.config, seccomp.as_deref())
+            .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
+        if let Some(early) = early {
+            early.send_config(config_text.as_bytes());
+        }
         let record = Record {
             id: id.clone(),
             name: opts
@@ -179,13 +185,7 @@ impl Engine {
         let written = (|| {
             // After the row that names them: from here no `volume rm` takes them away.
             volumes.make_volumes(&mut self.conn, &self.root, &rootfs.lowers)?;
-            write_bundle(
-                &self.root,
-                &dir,
-                &etc,
-                &generated.config,
-                seccomp.as_deref(),
-            )
+            write_bundle(&self.root, &dir, &etc, &config_text)
         })();
         if let Err(e) = written {
             let _ = teardown::files(&self.root, &self.conn, &id);
@@ -294,14 +294,9 @@ fn exposed_and_published(
 }
 
 /// The container's directory (a removed container's, emptied, when there is one spare):
-/// config.json, and the empty /etc files its monitor fills in.
-fn write_bundle(
-    root: &Path,
-    dir: &Path,
-    etc: &Path,
-    config: &serde_json::Value,
-    seccomp: Option<&RawValue>,
-) -> Result<(), EngineError> {
+/// config.json (`config_text`, which its early monitor may have read already), and the empty
+/// /etc files its monitor fills in.
+fn write_bundle(root: &Path, dir: &Path, etc: &Path, config_text: &str) -> Result<(), EngineError> {
     if !crate::spare::take(root, dir) {
         // With the root's mount point (a spare has it): the monitor's runtime reads that path
         // while this command mounts the root on it (`monitor::root`).
@@ -320,12 +315,14 @@ fn write_bundle(
             .open(&path)
             .map_err(EngineError::io(format!("making {}", path.display())))?;
     }
-    let text = bundle::config_text(config, seccomp)
-        .map_err(|e| EngineError::Invalid(format!("encoding config.json: {e}")))?;
     let path = dir.join("config.json");
     // Not with O_TRUNC: a spare's emptied config.json would be flushed at close (`overwrite`).
-    hull_sys::overwrite::overwrite(&path, text.as_bytes(), hull_sys::overwrite::Missing::Create)
-        .map_err(EngineError::io(format!("writing {}", path.display())))
+    hull_sys::overwrite::overwrite(
+        &path,
+        config_text.as_bytes(),
+        hull_sys::overwrite::Missing::Create,
+    )
+    .map_err(EngineError::io(format!("writing {}", path.display())))
 }
 
 /// A file of the image (its top-most layer that has it), or "" when none has.

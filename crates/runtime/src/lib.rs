@@ -52,5 +52,5 @@ pub use process::{Console, CreateOptions, ExecOptions, Executed, Overlap, Stdio}
 /// (what `--cap-add ALL` and `--privileged` give).
 pub use security::{grantable_capabilities, known_capabilities};
 /// The one way the runtime reads OCI JSON (a config, a process): see `spec::decode`.
-pub use spec::decode as decode_oci_json;
+pub use spec::{decode as decode_oci_json, Config};
 pub use state::Status;

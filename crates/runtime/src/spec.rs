@@ -59,16 +59,45 @@ impl Lifecycle {
     }
 }
 
+/// A bundle's config.json read and checked by the caller ahead of its create (an engine whose
+/// monitor is idle before its container exists): the create then neither reads nor parses it.
+#[derive(Debug)]
+pub struct Config {
+    spec: Spec,
+    bytes: Vec<u8>,
+}
+
+impl Config {
+    /// Checks `bytes` as create checks config.json. They must be exactly what the bundle's
+    /// config.json holds (the runtime keeps the file, or links it, as the container's config).
+    pub fn parse(bytes: Vec<u8>) -> Result<Config, crate::Error> {
+        let spec = parse(&bytes, Path::new("config.json"))
+            .map_err(|e| crate::Error::from(crate::process::ProcessError::from(e)))?;
+        Ok(Config { spec, bytes })
+    }
+}
+
 /// Reads `BUNDLE/config.json` and validates it; the Spec, and the bytes it was read from (what
 /// the runtime keeps of it: they decode to the same Spec, without serializing it again).
-pub fn load(bundle: &Path) -> Result<(Spec, Vec<u8>), SpecError> {
+/// `ahead`: the same, read by the caller already.
+pub fn load(bundle: &Path, ahead: Option<Config>) -> Result<(Spec, Vec<u8>), SpecError> {
+    if let Some(Config { spec, bytes }) = ahead {
+        return Ok((spec, bytes));
+    }
     let path = bundle.join("config.json");
     let bytes = std::fs::read(&path).map_err(|source| SpecError::Read {
         path: path.clone(),
         source,
     })?;
+    let spec = parse(&bytes, &path)?;
+    Ok((spec, bytes))
+}
+
+/// `bytes` (config.json at `path`) decoded and validated.
+fn parse(bytes: &[u8], path: &Path) -> Result<Spec, SpecError> {
+    let path = path.to_path_buf();
     let raw: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|source| SpecError::Parse {
+        serde_json::from_slice(bytes).map_err(|source| SpecError::Parse {
             path: path.clone(),
             source,
         })?;
@@ -78,7 +107,7 @@ pub fn load(bundle: &Path) -> Result<(Spec, Vec<u8>), SpecError> {
     let spec: Spec =
         serde_json::from_value(raw).map_err(|source| SpecError::Parse { path, source })?;
     validate(&spec)?;
-    Ok((spec, bytes))
+    Ok(spec)
 }
 
 /// Checks what the rest of the runtime takes for granted.

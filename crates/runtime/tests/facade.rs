@@ -317,6 +317,41 @@ fn overlap_runs_around_the_clone_and_its_failure_undoes_the_create() {
     }
 }
 
+/// A config.json the caller read and checked ahead (`Config::parse`) is what the create uses:
+/// it does not read the bundle's file again. One that fails the checks fails `parse` as it
+/// would fail the create.
+#[test]
+fn a_config_parsed_ahead_is_not_read_again() {
+    if !can_run() {
+        return;
+    }
+    let mut c = TestContainer::new("facade-ahead");
+    c.set_args(&["true"]);
+    c.write_config();
+    let file = c.bundle.join("config.json");
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(hull_runtime::Config::parse(b"{\"ociVersion\": 1}".to_vec())
+        .unwrap_err()
+        .to_string()
+        .contains("invalid config"));
+    // What the create would fail on, were it to read the file.
+    std::fs::write(&file, "not json").unwrap();
+    let (root, id, bundle) = (c.root.clone(), c.id.clone(), c.bundle.clone());
+    let code = in_single_threaded_child(move || {
+        let mut opts = CreateOptions::new(&id, &bundle);
+        opts.config = Some(hull_runtime::Config::parse(bytes.clone())?);
+        let runtime = Runtime::new(&root);
+        let container = runtime.create(opts)?.container;
+        container.start()?;
+        let code = container.wait()?.unwrap_or(-1);
+        runtime.delete(&id, false)?;
+        Ok(code)
+    });
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not json");
+    assert!(common::leaked_cgroups(&c.id).is_empty());
+}
+
 /// A container created to start at once (`start_when_created`, the engine's `run`) runs its
 /// program without waiting for `start`; `start` still reports how its execve went.
 #[test]

@@ -19,12 +19,11 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::unistd::{fork, pipe2, ForkResult};
 
@@ -36,8 +35,13 @@ use hull_sys::apart::Apart;
 
 use super::root::StarterMount;
 
-/// The longest message: the container's row, as JSON (a few KB).
+/// The longest message: the container's row, as JSON (a few KB), or its config.json (~10 KB).
 const MAX_GO: usize = 256 * 1024;
+
+/// The first byte of a message to the monitor: the container's config.json, which the monitor
+/// reads and checks while it waits ([`Early::send_config`]), or its row ([`Early::start`]).
+const CONFIG: u8 = b'C';
+const ROW: u8 = b'R';
 
 /// The starter's handle on a monitor that waits for its container.
 #[derive(Debug)]
@@ -99,12 +103,28 @@ impl Early {
         Ok((self.pid, start))
     }
 
+    /// Sends the monitor the text of its container's config.json, as soon as it is made and
+    /// before the row exists: the monitor, idle until then, has the runtime read and check it
+    /// (`hull_runtime::Config`), off the path between the row and the container's process.
+    /// The bundle's file must get exactly this text. Best effort: a config too long for one
+    /// message, or a monitor gone, leaves the reading to the runtime's create.
+    pub(crate) fn send_config(&self, text: &[u8]) {
+        if text.len() >= MAX_GO {
+            return;
+        }
+        let mut message = Vec::with_capacity(text.len() + 1);
+        message.push(CONFIG);
+        message.extend_from_slice(text);
+        while let Err(Errno::EINTR) = send(self.go.as_raw_fd(), &message, MsgFlags::MSG_NOSIGNAL) {}
+    }
+
     /// Hands the monitor its container (created for it: its row, which names the monitor, and
     /// bundle written), then mounts its root while the monitor prepares the rest
     /// ([`super::root`]).
     pub(crate) fn start(self, root: &Path, record: &Record) -> Result<Monitor, EngineError> {
         let id = record.id.as_str();
-        let message = serde_json::to_vec(record)
+        let mut message = vec![ROW];
+        serde_json::to_writer(&mut message, record)
             .map_err(|e| EngineError::Invalid(format!("encoding a container record: {e}")))?;
         let sent = loop {
             match send(self.go.as_raw_fd(), &message, MsgFlags::MSG_NOSIGNAL) {
@@ -139,7 +159,7 @@ fn child_main(
         // While the command writes the container: its network namespace (unless the row came
         // already: the container's process then makes it), then what creating it will read of
         // the host.
-        let netns = (netns && !readable(&wait))
+        let netns = (netns && !row_pending(&wait))
             .then(hull_net::netns::unnamed)
             .and_then(Result::ok);
         hull_runtime::read_host_ahead();
@@ -147,19 +167,24 @@ fn child_main(
         // is the caller's affinity.
         let restored = apart.as_ref().is_some_and(Apart::restore_if_moved);
         let mut buf = vec![0u8; MAX_GO];
-        let n = loop {
-            match recv(wait.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Err(Errno::EINTR) => continue,
-                other => break other,
+        let mut config = None;
+        let record = loop {
+            let n = loop {
+                match recv(wait.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                    Err(Errno::EINTR) => continue,
+                    other => break other.unwrap_or(0),
+                }
+            };
+            match buf.get(..n).and_then(<[u8]>::split_first) {
+                // A config that does not parse is left to the create, which reports it.
+                Some((&CONFIG, text)) => config = hull_runtime::Config::parse(text.to_vec()).ok(),
+                Some((&ROW, row)) => break serde_json::from_slice::<Record>(row).ok(),
+                _ => break None,
             }
         };
         // Nothing (the starter is gone or gave up) or garbage: leave, having made nothing (a
         // row that names this monitor is then one of a dead monitor, for the next command).
-        let Some(record) = n
-            .ok()
-            .filter(|n| *n > 0)
-            .and_then(|n| serde_json::from_slice::<Record>(buf.get(..n)?).ok())
-        else {
+        let Some(record) = record else {
             return 0;
         };
         drop(buf);
@@ -180,13 +205,22 @@ fn child_main(
                 attach,
                 netns,
                 root: starter,
+                config,
             },
         )
     })
 }
 
-/// Whether the starter has sent the id (or is gone) already: a poll that does not wait.
-fn readable(wait: &OwnedFd) -> bool {
-    let mut fds = [PollFd::new(wait.as_fd(), PollFlags::POLLIN)];
-    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+/// Whether the starter has sent the row (or is gone) already: a look that does not wait.
+fn row_pending(wait: &OwnedFd) -> bool {
+    let mut first = [0u8; 1];
+    match recv(
+        wait.as_raw_fd(),
+        &mut first,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(0) => true,
+        Ok(_) => first[0] != CONFIG,
+        Err(_) => false,
+    }
 }

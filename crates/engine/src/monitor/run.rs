@@ -39,6 +39,8 @@ pub(super) struct Ahead {
     /// The word of the command that mounts the container's root ([`super::root`]); without
     /// it, the monitor mounts the root.
     pub(super) root: Option<StarterMount>,
+    /// The container's config.json, read and checked while the monitor waited.
+    pub(super) config: Option<hull_runtime::Config>,
 }
 
 /// The monitor's exit status (its starter reads reports, not this).
@@ -110,6 +112,7 @@ fn monitor(
         attach,
         netns,
         root: mut starter,
+        config,
     } = ahead;
     // Intent first: from here the row names this monitor as the owner of whatever exists (an
     // early monitor's row named it from its first commit).
@@ -147,7 +150,7 @@ fn monitor(
         Ok(relay) => {
             // Only a container with a namespace of its own joins the one made ahead.
             let netns = netns.filter(|_| record.settings.network != Network::Host);
-            let ahead = (attach, netns, starter.as_mut());
+            let ahead = (attach, netns, starter.as_mut(), config);
             run_with_policy(root, &mut db, &record, reporter, relay, ahead)
         }
         Err(e) => Err(EngineError::Monitor {
@@ -246,7 +249,12 @@ fn run_with_policy(
     record: &Record,
     reporter: &mut Reporter,
     relay: &mut Relay,
-    (mut attach, mut netns, mut starter): (Option<Attach>, Option<File>, Option<&mut StarterMount>),
+    (mut attach, mut netns, mut starter, mut config): (
+        Option<Attach>,
+        Option<File>,
+        Option<&mut StarterMount>,
+        Option<hull_runtime::Config>,
+    ),
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
     if starter.is_none() {
@@ -259,7 +267,8 @@ fn run_with_policy(
         let began = Instant::now();
         // The namespace made ahead serves the first run; a restart's process makes a new one.
         let net = (address, netns.take());
-        let before = (attach.take(), starter.take());
+        // What was made ahead serves the first run; a restart reads config.json again.
+        let before = (attach.take(), starter.take(), config.take());
         let outcome = run_container(root, db, record, reporter, relay, before, net);
         let code = match (&outcome, first) {
             // A container that cannot start the first time is the user's error to see.
@@ -353,7 +362,11 @@ fn run_container(
     record: &Record,
     reporter: &mut Reporter,
     relay: &mut Relay,
-    (attach, mut starter): (Option<Attach>, Option<&mut StarterMount>),
+    (attach, mut starter, config): (
+        Option<Attach>,
+        Option<&mut StarterMount>,
+        Option<hull_runtime::Config>,
+    ),
     (address, netns): (Option<Ipv4Addr>, Option<File>),
 ) -> Result<i32, EngineError> {
     let id = record.id.as_str();
@@ -362,6 +375,7 @@ fn run_container(
     // Made ahead by `hull_net::netns::unnamed`, with its loopback up.
     let loopback_up = netns.is_some();
     opts.network_namespace = netns;
+    opts.config = config;
     opts.no_pivot = crate::vm_jail::root_is_ramdisk();
     // write_bundle writes config.json once, before this create; nothing rewrites it after.
     opts.link_config = true;

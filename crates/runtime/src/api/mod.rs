@@ -145,7 +145,7 @@ impl Runtime {
     ) -> Result<Created, Error> {
         let created = crate::process::create::create(
             &self.store,
-            &opts,
+            opts,
             sigmask,
             &mut |warning| self.warnings.emit(warning),
             overlap,

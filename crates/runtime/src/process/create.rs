@@ -67,6 +67,10 @@ pub struct CreateOptions {
     /// `alongside` work is done, so the program still runs only after all of the create.
     /// Not with a seccomp listener, whose agent hears of the process before it runs.
     pub start_when_created: bool,
+    /// The bundle's config.json as the caller read and checked it already
+    /// ([`Config::parse`](crate::Config::parse), from the very bytes the file holds): the
+    /// create neither reads nor parses it again.
+    pub config: Option<crate::spec::Config>,
 }
 
 impl CreateOptions {
@@ -85,6 +89,7 @@ impl CreateOptions {
             network_namespace: None,
             link_config: false,
             start_when_created: false,
+            config: None,
         }
     }
 }
@@ -141,13 +146,15 @@ impl std::fmt::Debug for Overlap<'_> {
 /// failures of poststop hooks run after a failed create. `overlap`: the caller's work during it.
 pub fn create(
     store: &Store,
-    opts: &CreateOptions,
+    mut opts: CreateOptions,
     sigmask: SigSet,
     on_warning: &mut dyn FnMut(&str),
     overlap: Overlap<'_>,
 ) -> Result<Created, ProcessError> {
     crate::state::validate_id(&opts.id)?;
-    let plans = plan(store, opts)?;
+    let ahead = opts.config.take();
+    let opts = &opts;
+    let plans = plan(store, opts, ahead)?;
     let dir = store.create(&opts.id)?;
     let poststop = poststop_on_failure(opts, &plans);
     let mut undo = Undo {
@@ -209,10 +216,14 @@ fn poststop_on_failure(
     Some((list, state))
 }
 
-fn plan(store: &Store, opts: &CreateOptions) -> Result<Plans, ProcessError> {
+fn plan(
+    store: &Store,
+    opts: &CreateOptions,
+    ahead: Option<crate::spec::Config>,
+) -> Result<Plans, ProcessError> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(io(format!("bundle {}", opts.bundle.display())))?;
-    let (spec, config) = crate::spec::load(&bundle)?;
+    let (spec, config) = crate::spec::load(&bundle, ahead)?;
     let linux = spec.linux().as_ref();
     let process = spec.process().as_ref();
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
