@@ -366,17 +366,33 @@ pub fn set_restarting(
     Ok(true)
 }
 
+/// The container runs (its process `pid`, since `started`). Returns what a user did to it
+/// while it was starting: a `stop`, `kill` or `rm -f` then found no process to signal, and
+/// the monitor acts on it now.
 pub fn set_running(
     conn: &Connection,
     id: &str,
     pid: i32,
     started: &str,
-) -> Result<(), EngineError> {
-    conn.execute(
-        "UPDATE engine_containers SET state = 'running', pid = ?2, started = ?3 WHERE id = ?1",
-        params![id, pid, started],
-    )?;
-    Ok(())
+) -> Result<UserStop, EngineError> {
+    /// Only this of the settings, the rest skipped unbuilt.
+    #[derive(serde::Deserialize)]
+    struct Noted {
+        #[serde(default)]
+        user_stop: UserStop,
+    }
+    let settings: Option<String> = conn
+        .query_row(
+            "UPDATE engine_containers SET state = 'running', pid = ?2, started = ?3 WHERE id = ?1
+             RETURNING settings",
+            params![id, pid, started],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(settings
+        .and_then(|s| serde_json::from_str::<Noted>(&s).ok())
+        .map(|n| n.user_stop)
+        .unwrap_or_default())
 }
 
 /// The end of a container: its exit status, and `reason` when it was not the process's own

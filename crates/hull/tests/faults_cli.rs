@@ -151,7 +151,16 @@ fn foreground_run_killed_at_any_moment_leaves_a_consistent_state() {
                 ["created", "starting", "running", "exited"].contains(&state.as_str()),
                 "after {delay_ms} ms: {id} is {state:?}"
             );
+            // Also one still starting when the `rm -f` came, its process not yet there to
+            // kill: its monitor kills it once started, so the removal does not wait out the
+            // monitor's 30 s teardown limit (as it did).
+            let asked = Instant::now();
             r.ok(&["rm", "-f", id]);
+            assert!(
+                asked.elapsed() < Duration::from_secs(10),
+                "after {delay_ms} ms: rm -f {id} ({state}) took {:?}",
+                asked.elapsed()
+            );
         }
         common::assert_engine_clean(&r.path);
     }

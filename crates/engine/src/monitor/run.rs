@@ -471,7 +471,10 @@ fn run_container(
     // After the start, while the process runs its program: the row said "starting" until now,
     // and says "running" before anyone hears it started.
     let conn = db.get()?;
-    store::set_running(conn, id, pid, &started)?;
+    if store::set_running(conn, id, pid, &started)?.cancelled {
+        // A stop or `rm -f` came while it was starting, before there was a process to signal.
+        let _ = container.kill(nix::sys::signal::Signal::SIGKILL, true);
+    }
     // Others (stop, kill) reach the container through the runtime's lock while it runs; this
     // monitor, its parent, waits for its process without opening it again.
     let watch = container.watch();

@@ -287,7 +287,10 @@ fn serve(
         ctx.relay.add(a.conn);
     }
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?;
+    if store::set_running(conn, id, pid, &hull_runtime::now_rfc3339())?.cancelled {
+        // A stop or `rm -f` came while it was starting, before there was a process to signal.
+        let _ = child.kill();
+    }
     ctx.reporter.send(&Report::Started(pid));
     hull_db::checkpoint(conn);
     let mut log = LogWriter::create(&paths::log_file(root, id), record.settings.log)?;
