@@ -171,8 +171,15 @@ impl Container {
         let fifo = self.dir.fifo_path();
         let opened;
         let fd = match &self.started {
-            // The process may have executed already: its read end is gone, the wait ends at once.
-            Some(fd) => fd,
+            // The process may have executed already: its read end is gone, the wait ends at
+            // once. A second start finds the FIFO removed by the first, and is refused as runc
+            // refuses it.
+            Some(fd) => {
+                if std::fs::remove_file(&fifo).is_err() {
+                    self.refuse_start_unless_created()?;
+                }
+                fd
+            }
             None => {
                 opened = self.send_start(&fifo, created_here)?;
                 &opened
