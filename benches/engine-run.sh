@@ -40,8 +40,8 @@ podman=(podman --root "$work/podman/storage" --runroot "$work/podman/run" --tmpd
         --storage-driver overlay --cgroup-manager cgroupfs --events-backend none --runtime runc)
 cleanup() {
   set +e
-  "$hull" --root "$work/root" ps -a -q --no-trunc | xargs -r "$hull" --root "$work/root" rm -f >/dev/null
-  "$hull" --root "$work/root" network rm "$net" >/dev/null 2>&1
+  # Containers, networks (the default one's bridge and nftables entries too) and the root.
+  "$hull" --root "$work/root" system reset -f >/dev/null
   "${podman[@]}" rm -a -f -t 0 >/dev/null 2>&1
   "${podman[@]}" network rm -f "$podnet" >/dev/null 2>&1
   "${podman[@]}" rmi -a -f >/dev/null 2>&1

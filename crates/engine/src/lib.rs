@@ -43,6 +43,7 @@ mod pause;
 mod prune;
 mod publish;
 mod rename;
+pub mod reset;
 pub mod run_flags;
 mod seccomp_cache;
 mod spare;

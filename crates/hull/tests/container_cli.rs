@@ -443,7 +443,6 @@ fn published_port_from_loopback() {
     // A network of this test's own, so nothing is shared with other tests or the host.
     let subnet = format!("10.239.{}.0/24", std::process::id() % 200 + 20);
     r.ok(&["network", "create", "ctrtest", "--subnet", &subnet]);
-    r.networks.push("ctrtest".into());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

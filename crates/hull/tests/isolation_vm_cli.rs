@@ -414,7 +414,6 @@ fn vm_on_a_user_network_serves_containers_and_published_ports() {
     // A network of this test's own, never hull's default one.
     let subnet = format!("10.236.{}.0/24", std::process::id() % 200 + 20);
     r.ok(&["network", "create", "vmnettest", "--subnet", &subnet]);
-    r.networks.push("vmnettest".into());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

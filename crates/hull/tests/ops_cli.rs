@@ -350,7 +350,6 @@ fn port_shows_what_p_and_publish_all_published() {
     let net = format!("portb{}", std::process::id() % 100_000);
     let subnet = format!("10.252.{}.0/24", std::process::id() % 250);
     r.ok(&["network", "create", "--subnet", &subnet, &net]);
-    r.networks.push(net.clone());
     let host = free_port();
     let mapping = format!("127.0.0.1:{host}:81");
     let id = r.detach(&[

@@ -97,7 +97,6 @@ fn always_restarts_after_exit_0_until_stopped() {
     // A network of this test's own (the default one's bridge would outlive the test).
     let subnet = format!("10.237.{}.0/24", std::process::id() % 200 + 20);
     r.ok(&["network", "create", "rsttest", "--subnet", &subnet]);
-    r.networks.push("rsttest".into());
     let id = r.detach(&[
         "--restart",
         "always",

@@ -57,7 +57,6 @@ fn df_rows_and_system_prune() {
     let net = format!("prb{}", std::process::id() % 100_000);
     let subnet = format!("10.253.{}.0/24", std::process::id() % 250);
     r.ok(&["network", "create", "--subnet", &subnet, &net]);
-    r.networks.push(net.clone());
     let running = r.detach(&["--network", "none", "busybox", "sleep", "1000"]);
     let stopped = r.detach(&[
         "--network",
@@ -101,7 +100,6 @@ fn df_rows_and_system_prune() {
     assert!(out.contains("Total reclaimed space: "), "{out}");
     let nets = r.ok(&["network", "ls"]);
     assert!(!nets.contains(&net), "{nets}");
-    r.networks.clear();
     // The image is still used by the running container: not dangling, kept.
     assert!(r.ok(&["images"]).contains("busybox"));
     assert_eq!(r.ok(&["ps", "-a", "-q", "--no-trunc"]).trim(), running);
@@ -212,4 +210,67 @@ fn ps_filters_and_formats() {
     }
     r.ok(&["rm", "-f", &web, &job]);
     r.assert_clean();
+}
+
+/// `system reset` leaves nothing of the root: no container, monitor, volume or mount, no
+/// address of its networks on a bridge (the default network's too, which `network rm` refuses
+/// and which would otherwise outlive the root's directory on hull0), none of their subnets in
+/// hull's nftables sets, no directory. Without `-f` and no terminal to ask on, it refuses.
+#[test]
+fn system_reset_leaves_nothing_of_the_root() {
+    let mut r = root!("reset");
+    let net = format!("rst{}", std::process::id() % 100_000);
+    r.ok(&["network", "create", &net]);
+    r.detach(&["--network", &net, "busybox", "sleep", "1000"]);
+    r.detach(&["-v", "rstvol:/data", "busybox", "sleep", "1000"]);
+    r.ok(&["image", "mount", "busybox"]);
+    let networks: Vec<serde_json::Value> = [net.as_str(), "hull"]
+        .iter()
+        .map(|n| serde_json::from_str::<serde_json::Value>(&r.ok(&["network", "inspect", n])))
+        .map(|v| v.unwrap()[0].clone())
+        .collect();
+    let nft = || {
+        let out = std::process::Command::new("nft")
+            .args(["list", "table", "ip", "hull"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for n in &networks {
+        assert!(nft().contains(n["subnet"].as_str().unwrap()), "{n}");
+    }
+
+    let refused = r.hull(&["system", "reset"]);
+    assert_eq!(code(&refused), Some(125));
+    assert_eq!(r.ok(&["ps", "-q"]).lines().count(), 2, "nothing removed");
+
+    r.ok(&["system", "reset", "-f"]);
+    assert!(!r.path.exists());
+    let me = r.path.display().to_string();
+    assert!(common::processes_naming(&me).is_empty());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(&me), "mounts left under {me}");
+    let listed = nft();
+    for n in &networks {
+        let (bridge, gateway) = (
+            n["bridge"].as_str().unwrap(),
+            n["gateway"].as_str().unwrap(),
+        );
+        let addrs = std::process::Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "dev", bridge])
+            .output()
+            .unwrap();
+        let addrs = String::from_utf8_lossy(&addrs.stdout);
+        assert!(
+            !addrs.contains(&format!(" {gateway}/")),
+            "{bridge}: {addrs}"
+        );
+        let subnet = n["subnet"].as_str().unwrap();
+        assert!(
+            !listed.contains(subnet),
+            "{subnet} still in hull's nftables: {listed}"
+        );
+    }
+    // Dropping the root resets a root that is gone: nothing to do, no error.
+    r.ok(&["system", "reset", "-f"]);
 }

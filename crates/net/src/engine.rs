@@ -200,16 +200,24 @@ impl<C: BorrowMut<Connection>> Net<C> {
             return Err(network::NetworkError::Default(name.to_string()).into());
         }
         let net = network::delete(self.conn.borrow_mut(), name)?;
-        let mut nl = Netlink::open()?;
-        // Only ever delete a bridge: the name may have been taken by something else since.
-        if nl
-            .link_get(&net.bridge)?
-            .is_some_and(|l| l.kind.as_deref() == Some("bridge"))
-        {
-            nl.link_delete(&net.bridge)?;
-        }
-        Firewall::open()?.remove_network(net.subnet)?;
+        release_kernel_objects(&net)?;
         Ok(net)
+    }
+
+    /// Removes every network of this root, the default one included (`hull system reset`):
+    /// what is still attached is detached first, then each network goes as with
+    /// [`Net::remove_network`]. Returns their names.
+    pub fn remove_all_networks(&mut self) -> Result<Vec<String>, NetError> {
+        for link in self.attachments(None)? {
+            self.detach(&link.container_id)?;
+        }
+        let mut removed = Vec::new();
+        for n in self.networks()? {
+            let net = network::delete(self.conn.borrow_mut(), &n.name)?;
+            release_kernel_objects(&net)?;
+            removed.push(net.name);
+        }
+        Ok(removed)
     }
 
     /// Gives the container its network per `req.mode`.
@@ -368,5 +376,36 @@ fn check_host_overlap(subnet: &str) -> Result<(), NetError> {
             }
         }
     }
+    Ok(())
+}
+
+/// What a removed network held in the kernel: its bridge, and its subnet in hull's nftables
+/// sets (the table itself once nothing else is in it). Only ever a bridge is deleted (the name
+/// may have been taken by something else since), and only one that no other root shares: the
+/// default network's bridge of every root is `hull0`, so while another root's gateway address
+/// or container is on it, only this network's gateway address leaves it.
+fn release_kernel_objects(net: &Network) -> Result<(), NetError> {
+    let mut nl = Netlink::open()?;
+    if let Some(br) = nl
+        .link_get(&net.bridge)?
+        .filter(|l| l.kind.as_deref() == Some("bridge"))
+    {
+        let ported = nl.link_list()?.iter().any(|l| l.master == Some(br.index));
+        let shared = nl
+            .addr_list(br.index)?
+            .iter()
+            .any(|a| a.ip != net.gateway || a.prefix != net.subnet.prefix());
+        if ported || shared {
+            match nl.addr_del(br.index, net.gateway, net.subnet.prefix()) {
+                Err(e) if e.errno() == Some(libc::EADDRNOTAVAIL) => {}
+                other => other?,
+            }
+        } else {
+            nl.link_delete(&net.bridge)?;
+        }
+    }
+    let mut fw = Firewall::open()?;
+    fw.remove_network(net.subnet)?;
+    fw.remove_table_if_empty()?;
     Ok(())
 }

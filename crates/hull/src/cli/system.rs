@@ -1,4 +1,4 @@
-//! `hull system df|prune`, `hull info` and `hull version`: engine-wide information and cleanup,
+//! `hull system df|prune|reset`, `hull info` and `hull version`: engine-wide information and cleanup,
 //! in docker's rows and fields.
 
 use std::path::Path;
@@ -34,6 +34,12 @@ pub enum SystemCommand {
         #[arg(long)]
         volumes: bool,
     },
+    /// Remove everything this root holds (containers, volumes, networks, images) and the root
+    Reset {
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Show engine-wide information
     Info {
         /// Output format: table (default) or json
@@ -50,8 +56,22 @@ pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<()> {
             force,
             volumes,
         } => prune(root, all, force, volumes),
+        SystemCommand::Reset { force } => reset(root, force),
         SystemCommand::Info { format } => info(root, &format),
     }
+}
+
+/// `system reset`, as podman's: the root as if hull had never used it.
+fn reset(root: &Path, force: bool) -> anyhow::Result<()> {
+    let what = format!(
+        ":\n  - all containers\n  - all volumes\n  - all networks\n  - all images\n  - the root directory: {:?}",
+        root.display().to_string()
+    );
+    if !force && !format::confirm(&what)? {
+        return Ok(());
+    }
+    hull_engine::reset::reset(root)?;
+    Ok(())
 }
 
 fn df(root: &Path, fmt: &str, verbose: bool) -> anyhow::Result<()> {

@@ -12,8 +12,6 @@ pub struct Root {
     pub path: PathBuf,
     /// Every container id the test saw, for the cgroup and veth checks.
     pub ids: Vec<String>,
-    /// Networks the test made, removed also when it fails.
-    pub networks: Vec<String>,
 }
 
 pub fn is_root() -> bool {
@@ -182,7 +180,6 @@ impl Root {
         let root = Root {
             path,
             ids: Vec::new(),
-            networks: Vec::new(),
         };
         let tar = busybox_tar(&root.path);
         root.ok(&["import", tar.to_str().unwrap(), "busybox"]);
@@ -303,15 +300,9 @@ pub fn cgroup_candidates(id: &str) -> Vec<PathBuf> {
 
 impl Drop for Root {
     fn drop(&mut self) {
-        // A failed test still removes what it made.
-        if let Ok(o) = self.cmd(&["ps", "-a", "-q", "--no-trunc"]).output() {
-            for id in String::from_utf8_lossy(&o.stdout).lines() {
-                let _ = self.cmd(&["rm", "-f", "-v", id]).output();
-            }
-        }
-        for n in &self.networks {
-            let _ = self.cmd(&["network", "rm", n]).output();
-        }
+        // A failed test still removes what it made: `system reset` also takes the default
+        // network's bridge and nftables entries, which would outlive the root's directory.
+        let _ = self.cmd(&["system", "reset", "-f"]).output();
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }

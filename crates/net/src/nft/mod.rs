@@ -11,7 +11,10 @@
 
 mod ffi;
 
+use std::fs::File;
 use std::net::Ipv4Addr;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::cidr::Ipv4Net;
 use crate::ports::PortMapping;
@@ -49,6 +52,24 @@ table ip hull {
   }
 }
 ";
+
+/// The table is the host's, shared by every hull root and hull-cni: a process adding elements
+/// holds this lock shared, the deletion of the emptied table holds it exclusive, so the table is
+/// never deleted between another process's creating it and adding its elements.
+const HOST_LOCK: &str = "/run/hull-nftables.lock";
+
+/// The host-wide lock, or None when its file cannot be opened: then nothing deletes the
+/// table (its deletion needs the lock), and adding needs no lock.
+fn host_lock(arg: FlockArg) -> Option<Flock<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(HOST_LOCK)
+        .ok()?;
+    Flock::lock(file, arg).ok()
+}
 
 /// A libnftables context bound to hull's table.
 #[derive(Debug)]
@@ -94,6 +115,7 @@ impl Firewall {
         if cmds.is_empty() {
             return Ok(());
         }
+        let _shared = host_lock(FlockArg::LockShared);
         let batch = cmds.join("\n");
         match self.ctx.run(&batch) {
             Ok(_) => Ok(()),
@@ -190,6 +212,27 @@ impl Firewall {
             format!("delete element ip hull masq_nets {{ {subnet} }}"),
         ];
         self.remove(&format!("remove network {subnet}"), &cmds)
+    }
+
+    /// Deletes the table when nothing is left in it (no network's subnet, no published port:
+    /// the last network of every root is gone), so removing hull's networks leaves nothing of
+    /// hull in the host's nftables. Returns whether it was deleted.
+    pub fn remove_table_if_empty(&mut self) -> Result<bool, NftError> {
+        let Some(_exclusive) = host_lock(FlockArg::LockExclusive) else {
+            return Ok(false);
+        };
+        let listed = self.list()?;
+        if listed.is_empty() || listed.contains("elements =") {
+            return Ok(false);
+        }
+        match self.ctx.run(&format!("delete table {TABLE}")) {
+            Ok(_) => Ok(true),
+            Err(e) if missing(&e) => Ok(false),
+            Err(e) => Err(NftError::Command {
+                what: format!("delete table {TABLE}"),
+                detail: one_line(&e),
+            }),
+        }
     }
 
     /// The table as `nft list` prints it (empty when it does not exist); for checks and tests.

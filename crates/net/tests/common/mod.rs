@@ -114,15 +114,8 @@ impl Drop for Cleanup {
             return;
         }
         if let Ok(mut net) = hull_net::engine::Net::open(&self.0) {
-            for link in net.attachments(None).unwrap_or_default() {
-                let _ = net.detach(&link.container_id);
-            }
-            // Also drops the subnets from hull's nftables sets and deletes the bridges.
-            for n in net.networks().unwrap_or_default() {
-                if n.name != hull_net::network::DEFAULT_NETWORK {
-                    let _ = net.remove_network(&n.name);
-                }
-            }
+            // Detaches first; also drops the subnets from hull's nftables sets and the bridges.
+            let _ = net.remove_all_networks();
         }
     }
 }
