@@ -166,10 +166,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Network> {
 }
 
 /// Checks a spec and turns it into a network (not yet stored).
-fn build(spec: &NetworkSpec, bridge: String) -> Result<Network, NetworkError> {
+fn build(spec: &NetworkSpec) -> Result<Network, NetworkError> {
     if !valid_name(&spec.name) {
         return Err(NetworkError::BadName(spec.name.clone()));
     }
+    let id = random_id();
+    let bridge = spec.bridge.clone().unwrap_or_else(|| bridge_name(&id));
     if !valid_ifname(&bridge) {
         return Err(NetworkError::BadBridge(bridge));
     }
@@ -192,7 +194,7 @@ fn build(spec: &NetworkSpec, bridge: String) -> Result<Network, NetworkError> {
     }
     Ok(Network {
         name: spec.name.clone(),
-        id: random_id(),
+        id,
         bridge,
         subnet,
         gateway,
@@ -223,11 +225,7 @@ pub fn random_id() -> String {
 pub fn create(conn: &mut Connection, spec: &NetworkSpec) -> Result<Network, NetworkError> {
     let tx = hull_db::write_tx(conn)?;
     let existing = list_in(&tx)?;
-    let bridge = match &spec.bridge {
-        Some(b) => b.clone(),
-        None => next_bridge_name(&existing),
-    };
-    let net = build(spec, bridge)?;
+    let net = build(spec)?;
     check_against(&net, &existing)?;
     insert(&tx, &net)?;
     tx.commit()?;
@@ -294,11 +292,11 @@ fn check_against(net: &Network, existing: &[Network]) -> Result<(), NetworkError
     Ok(())
 }
 
-fn next_bridge_name(existing: &[Network]) -> String {
-    (1u32..)
-        .map(|i| format!("hull{i}"))
-        .find(|b| existing.iter().all(|n| n.bridge != *b))
-        .unwrap_or_else(|| "hull1".to_string())
+/// The bridge of a network that does not name one: from its id, as docker's `br-<id>`, so
+/// that networks of different roots (which share the host's interface names but not each
+/// other's databases) never take the same bridge.
+fn bridge_name(id: &str) -> String {
+    format!("hull-{}", id.get(..10).unwrap_or(id))
 }
 
 fn insert(conn: &Connection, n: &Network) -> Result<(), rusqlite::Error> {
@@ -367,4 +365,23 @@ pub fn delete(conn: &mut Connection, name: &str) -> Result<Network, NetworkError
     tx.execute("DELETE FROM net_networks WHERE name = ?1", [name])?;
     tx.commit()?;
     Ok(net)
+}
+
+#[cfg(test)]
+mod bridge_name_tests {
+    use super::*;
+
+    /// A network that names no bridge gets one from its id: two networks (of two roots, which
+    /// do not see each other's) never share one; one that names its bridge keeps it.
+    #[test]
+    fn a_bridge_is_named_after_its_network_id() {
+        let a = build(&NetworkSpec::new("a", "10.1.0.0/24")).unwrap();
+        let b = build(&NetworkSpec::new("a", "10.1.0.0/24")).unwrap();
+        assert_eq!(a.bridge, format!("hull-{}", &a.id[..10]));
+        assert!(valid_ifname(&a.bridge));
+        assert_ne!(a.bridge, b.bridge);
+        let mut named = NetworkSpec::new("c", "10.1.1.0/24");
+        named.bridge = Some("br-c".into());
+        assert_eq!(build(&named).unwrap().bridge, "br-c");
+    }
 }
