@@ -508,8 +508,10 @@ fn release_memory(conn: &Connection) {
 /// left pages the fork copied, goes back to the kernel: what the monitor needs from here on
 /// (its relay loop) is shallow, and a page it touches again comes back zeroed.
 fn release_stack() {
-    /// Kept below this frame for the calls it makes.
-    const MARGIN: usize = 32 * 1024;
+    /// Kept below this frame for the calls it makes until madvise returns (a few hundred
+    /// bytes; a signal's frame is written afresh). 24 KB more were kept resident per monitor
+    /// with a 32 KB margin.
+    const MARGIN: usize = 8 * 1024;
     const PAGE: usize = 4096;
     let here = 0u8;
     let sp = std::ptr::addr_of!(here) as usize;
