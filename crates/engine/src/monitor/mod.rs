@@ -7,6 +7,7 @@
 //! ([`crate::attach`]) while writing the log.
 
 mod early;
+mod memory;
 mod relay;
 mod root;
 mod run;

@@ -484,7 +484,7 @@ fn run_container(
     // back memory. Not before: a short container's exit would wait for it.
     let mut idle = || {
         hull_db::checkpoint(conn);
-        release_memory(conn);
+        super::memory::release(conn);
     };
     let mut log = LogWriter::create(&paths::log_file(root, id), record.settings.log)?;
     let mut io = Io::new(source, stdin);
@@ -492,46 +492,6 @@ fn run_container(
     log.flush();
     drop(io);
     Ok(watch.wait()?.unwrap_or(EXIT_ENGINE))
-}
-
-/// Returns to the kernel what the monitor no longer needs while its container runs (the
-/// database's page cache, and the heap its start-up parsed and freed): the monitor lives as
-/// long as its container, one per container, so its resident memory is the engine's cost.
-fn release_memory(conn: &Connection) {
-    let _ = conn.execute_batch("PRAGMA shrink_memory");
-    // SAFETY: malloc_trim only gives free pages of this process's allocator back to the kernel.
-    unsafe { libc::malloc_trim(0) };
-    release_stack();
-}
-
-/// The stack below this frame, where the starter's deep work (argument parsing, JSON, SQL)
-/// left pages the fork copied, goes back to the kernel: what the monitor needs from here on
-/// (its relay loop) is shallow, and a page it touches again comes back zeroed.
-fn release_stack() {
-    /// Kept below this frame for the calls it makes until madvise returns (a few hundred
-    /// bytes; a signal's frame is written afresh). 24 KB more were kept resident per monitor
-    /// with a 32 KB margin.
-    const MARGIN: usize = 8 * 1024;
-    const PAGE: usize = 4096;
-    let here = 0u8;
-    let sp = std::ptr::addr_of!(here) as usize;
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
-    };
-    let Some(low) = maps
-        .lines()
-        .find(|l| l.ends_with("[stack]"))
-        .and_then(|l| l.split('-').next())
-        .and_then(|a| usize::from_str_radix(a, 16).ok())
-    else {
-        return;
-    };
-    let high = sp.saturating_sub(MARGIN) & !(PAGE - 1);
-    if high > low {
-        // SAFETY: [low, high) is this thread's stack below its current frame (and margin):
-        // nothing lives there, so dropping its pages loses nothing.
-        unsafe { libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED) };
-    }
 }
 
 /// Gives the container's namespace `netns` (its loopback up already when `loopback_up`) its
