@@ -5,6 +5,8 @@
    `hull-runtime run` of the config.json hull generated (the floor); medians after warm-up.
    Also hull with the isolation pelagos's `--network none` gives (strace shows no network
    namespace and no seccomp filter): `--network host --security-opt seccomp=unconfined`.
+   And hull against pelagos once more on a busy host: with a CPU-bound loop beside them (one
+   loop for the host's two cores), which takes away the second core hull's processes overlap on.
 2. The same on a bridge network: hull's against podman's, each on a network made for the run.
 3. 100 containers started detached, 10 at a time, then stopped and removed: wall time, p50/p99
    of each start, how many were lost, and the monitors' memory (hull's monitor, podman's conmon).
@@ -130,6 +132,26 @@ def section_none(bundle):
               f"{h_as_pel / pel:.2f}x" + (f", / pelagos image {h_as_pel / pel_image:.2f}x" if pel_image else ""))
 
 
+def section_busy():
+    if not PELAGOS:
+        return
+    print(f"\n== the same, hull and pelagos --rootfs in turn, with a CPU-bound loop running beside "
+          f"(medians of {N})")
+    cmds = {"hull": [HULL, "--root", ROOT, "run", "--rm", "--network", "none", "busybox", "true"],
+            "pelagos": [PELAGOS, "run", "--rm", "--network", "none", "--rootfs",
+                        f"{WORK}/rootfs", "/bin/true"]}
+    loop = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        m = interleaved_medians(cmds)
+    finally:
+        loop.kill()
+        loop.wait()
+    if "hull" in m and "pelagos" in m:
+        row("hull run", m["hull"], m["hull"])
+        row("pelagos run --rootfs", m["pelagos"], m["hull"])
+        print(f"  hull / pelagos on a busy host: {m['hull'] / m['pelagos']:.2f}x")
+
+
 def section_bridge():
     print(f"\n== run --rm on a bridge network (median of {max(10, N // 3)})")
     n = max(10, N // 3)
@@ -237,6 +259,7 @@ def section_hundred():
 def main():
     bundle = f"{WORK}/bundle"
     section_none(bundle)
+    section_busy()
     section_bridge()
     section_hundred()
 

@@ -242,6 +242,9 @@ fn system_reset_leaves_nothing_of_the_root() {
 
     let refused = r.hull(&["system", "reset"]);
     assert_eq!(code(&refused), Some(125));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("all containers, all volumes"), "{err}");
     assert_eq!(r.ok(&["ps", "-q"]).lines().count(), 2, "nothing removed");
 
     r.ok(&["system", "reset", "-f"]);

@@ -240,12 +240,15 @@ pub fn print_json_rows(
 /// no.
 pub fn confirm(what: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
+        // One line: a list asked as `:\n  - a\n  - b` reads `a, b`.
+        let listed = what.replacen(":\n  - ", "", 1).replace("\n  - ", ", ");
         return Err(EngineError::Invalid(format!(
-            "this removes {what}: confirm with -f (stdin is not a terminal to ask on)"
+            "this removes {listed}: confirm with -f (stdin is not a terminal to ask on)"
         ))
         .into());
     }
-    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    let space = if what.starts_with(':') { "" } else { " " };
+    eprint!("WARNING! This will remove{space}{what}.\nAre you sure you want to continue? [y/N] ");
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
