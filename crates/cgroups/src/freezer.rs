@@ -10,6 +10,9 @@ use crate::fs;
 
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a v1 cgroup may stay FREEZING before it is thawed for a moment and frozen again.
+const V1_TOGGLE_AFTER: Duration = Duration::from_millis(500);
+
 enum Freezer {
     V1(PathBuf),
     V2(PathBuf),
@@ -37,6 +40,7 @@ impl Cgroup {
         match self.freezer()? {
             Freezer::V1(dir) => {
                 let state = dir.join("freezer.state");
+                let mut toggle_at = Instant::now() + V1_TOGGLE_AFTER;
                 loop {
                     // Re-writing FROZEN retries tasks that were busy (e.g. in vfork) last time.
                     fs::write_file(&state, "FROZEN")?;
@@ -46,6 +50,15 @@ impl Cgroup {
                     if Instant::now() > deadline {
                         let _ = fs::write_file(&state, "THAWED");
                         return Err(timeout(dir, "FROZEN"));
+                    }
+                    if Instant::now() > toggle_at {
+                        // A cgroup can stay FREEZING for good (a task caught between a fork
+                        // and the freezer's walk, seen in a shell forking in a loop): thawing
+                        // it for a moment lets it settle, and the next FROZEN catches all, as
+                        // runc's v1 freeze does every 50 tries.
+                        fs::write_file(&state, "THAWED")?;
+                        std::thread::sleep(Duration::from_millis(10));
+                        toggle_at = Instant::now() + V1_TOGGLE_AFTER;
                     }
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_millis(20));
