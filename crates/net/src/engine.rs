@@ -385,6 +385,9 @@ fn check_host_overlap(subnet: &str) -> Result<(), NetError> {
 /// default network's bridge of every root is `hull0`, so while another root's gateway address
 /// or container is on it, only this network's gateway address leaves it.
 fn release_kernel_objects(net: &Network) -> Result<(), NetError> {
+    // Whether a bridge or the table is unused holds only while no other process is making
+    // or using one (`crate::host_lock`); without the lock the table stays.
+    let held = crate::host_lock::exclusive();
     let mut nl = Netlink::open()?;
     if let Some(br) = nl
         .link_get(&net.bridge)?
@@ -406,6 +409,8 @@ fn release_kernel_objects(net: &Network) -> Result<(), NetError> {
     }
     let mut fw = Firewall::open()?;
     fw.remove_network(net.subnet)?;
-    fw.remove_table_if_empty()?;
+    if let Some(held) = &held {
+        fw.remove_table_if_empty(held)?;
+    }
     Ok(())
 }

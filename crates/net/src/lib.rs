@@ -9,6 +9,7 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod etc;
+mod host_lock;
 pub mod ipam;
 pub mod names;
 pub mod netlink;

@@ -17,6 +17,9 @@ use crate::sysctl;
 pub(super) fn make(plan: &Plan<'_>, ns: &std::fs::File, link: &mut Link) -> Result<(), NetError> {
     let net = plan.network;
     let mut nl = Netlink::open()?;
+    // The bridge may be another root's too (every root's default network is on hull0): it is
+    // not deleted as unused between its making here and this container's port on it.
+    let bridge_in_use = crate::host_lock::shared();
     let bridge = ensure_bridge(&mut nl, net, plan.bridge_gateway)?;
     if plan.ip_forward && net.masquerade {
         sysctl::ip_forward()?;
@@ -32,6 +35,7 @@ pub(super) fn make(plan: &Plan<'_>, ns: &std::fs::File, link: &mut Link) -> Resu
         Some(libc::EEXIST) => NetError::VethCollision(link.host_veth.clone()),
         _ => e.into(),
     })?;
+    drop(bridge_in_use);
     let host = nl.link_require(&link.host_veth)?;
     if plan.hairpin {
         nl.bridge_port_hairpin(host.index, true)?;

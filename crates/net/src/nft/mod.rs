@@ -11,12 +11,10 @@
 
 mod ffi;
 
-use std::fs::File;
 use std::net::Ipv4Addr;
 
-use nix::fcntl::{Flock, FlockArg};
-
 use crate::cidr::Ipv4Net;
+use crate::host_lock;
 use crate::ports::PortMapping;
 
 /// The table's family and name.
@@ -52,24 +50,6 @@ table ip hull {
   }
 }
 ";
-
-/// The table is the host's, shared by every hull root and hull-cni: a process adding elements
-/// holds this lock shared, the deletion of the emptied table holds it exclusive, so the table is
-/// never deleted between another process's creating it and adding its elements.
-const HOST_LOCK: &str = "/run/hull-nftables.lock";
-
-/// The host-wide lock, or None when its file cannot be opened: then nothing deletes the
-/// table (its deletion needs the lock), and adding needs no lock.
-fn host_lock(arg: FlockArg) -> Option<Flock<File>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(HOST_LOCK)
-        .ok()?;
-    Flock::lock(file, arg).ok()
-}
 
 /// A libnftables context bound to hull's table.
 #[derive(Debug)]
@@ -115,7 +95,8 @@ impl Firewall {
         if cmds.is_empty() {
             return Ok(());
         }
-        let _shared = host_lock(FlockArg::LockShared);
+        // The table is deleted, once empty, only under the lock exclusive.
+        let _shared = host_lock::shared();
         let batch = cmds.join("\n");
         match self.ctx.run(&batch) {
             Ok(_) => Ok(()),
@@ -216,11 +197,12 @@ impl Firewall {
 
     /// Deletes the table when nothing is left in it (no network's subnet, no published port:
     /// the last network of every root is gone), so removing hull's networks leaves nothing of
-    /// hull in the host's nftables. Returns whether it was deleted.
-    pub fn remove_table_if_empty(&mut self) -> Result<bool, NftError> {
-        let Some(_exclusive) = host_lock(FlockArg::LockExclusive) else {
-            return Ok(false);
-        };
+    /// hull in the host's nftables; under the host lock held exclusive, so that no other
+    /// process adds its elements meanwhile (`crate::host_lock`). Returns whether it was deleted.
+    pub(crate) fn remove_table_if_empty(
+        &mut self,
+        _held: &host_lock::Exclusive,
+    ) -> Result<bool, NftError> {
         let listed = self.list()?;
         if listed.is_empty() || listed.contains("elements =") {
             return Ok(false);
