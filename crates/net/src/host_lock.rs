@@ -10,10 +10,11 @@ use nix::fcntl::{Flock, FlockArg};
 
 const PATH: &str = "/run/hull-net.lock";
 
-/// Held while making or using a shared object.
+/// Held while making or using a shared object (holding nothing when the lock's file cannot be
+/// opened: then nothing that needs [`exclusive`] is deleted either).
 #[derive(Debug)]
 pub(crate) struct Shared {
-    _flock: Flock<File>,
+    _flock: Option<Flock<File>>,
 }
 
 /// Held while deciding that a shared object is unused and deleting it.
@@ -22,10 +23,11 @@ pub(crate) struct Exclusive {
     _flock: Flock<File>,
 }
 
-/// The lock shared, or None when its file cannot be opened (then no deletion takes place that
-/// needs [`exclusive`]).
-pub(crate) fn shared() -> Option<Shared> {
-    lock(FlockArg::LockShared).map(|_flock| Shared { _flock })
+/// The lock shared.
+pub(crate) fn shared() -> Shared {
+    Shared {
+        _flock: lock(FlockArg::LockShared),
+    }
 }
 
 /// The lock exclusive, or None when its file cannot be opened.
@@ -58,8 +60,8 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             hull_testkit::skip!("needs root to open {PATH}");
         }
-        let held = shared().unwrap();
-        let also = shared().unwrap();
+        let held = shared();
+        let also = shared();
         let (tx, rx) = mpsc::channel();
         let deleter = std::thread::spawn(move || {
             let guard = exclusive().unwrap();

@@ -17,9 +17,10 @@ use crate::sysctl;
 pub(super) fn make(plan: &Plan<'_>, ns: &std::fs::File, link: &mut Link) -> Result<(), NetError> {
     let net = plan.network;
     let mut nl = Netlink::open()?;
-    // The bridge may be another root's too (every root's default network is on hull0): it is
-    // not deleted as unused between its making here and this container's port on it.
-    let bridge_in_use = crate::host_lock::shared();
+    // The bridge may be another root's too (every root's default network is on hull0), and
+    // the table every root's: neither is deleted as unused between its making here and this
+    // container's port on it, or its elements in it.
+    let in_use = crate::host_lock::shared();
     let bridge = ensure_bridge(&mut nl, net, plan.bridge_gateway)?;
     if plan.ip_forward && net.masquerade {
         sysctl::ip_forward()?;
@@ -35,7 +36,6 @@ pub(super) fn make(plan: &Plan<'_>, ns: &std::fs::File, link: &mut Link) -> Resu
         Some(libc::EEXIST) => NetError::VethCollision(link.host_veth.clone()),
         _ => e.into(),
     })?;
-    drop(bridge_in_use);
     let host = nl.link_require(&link.host_veth)?;
     if plan.hairpin {
         nl.bridge_port_hairpin(host.index, true)?;
@@ -44,7 +44,7 @@ pub(super) fn make(plan: &Plan<'_>, ns: &std::fs::File, link: &mut Link) -> Resu
     let mac = configure_inside(plan, ns, link.ip, link.prefix)?;
     link.mac = mac;
     let mut fw = Firewall::open()?;
-    fw.add_attachment(net.subnet, net.masquerade, link.ip, plan.ports)?;
+    fw.add_attachment(&in_use, net.subnet, net.masquerade, link.ip, plan.ports)?;
     Ok(())
 }
 

@@ -95,8 +95,6 @@ impl Firewall {
         if cmds.is_empty() {
             return Ok(());
         }
-        // The table is deleted, once empty, only under the lock exclusive.
-        let _shared = host_lock::shared();
         let batch = cmds.join("\n");
         match self.ctx.run(&batch) {
             Ok(_) => Ok(()),
@@ -139,9 +137,11 @@ impl Firewall {
     }
 
     /// Registers a network's subnet (for hairpin) and, unless internal, its masquerade,
-    /// together with a container's published ports, in one transaction.
-    pub fn add_attachment(
+    /// together with a container's published ports, in one transaction; under the host lock
+    /// held shared, as the table is deleted, once empty, only under it held exclusive.
+    pub(crate) fn add_attachment(
         &mut self,
+        _held: &host_lock::Shared,
         subnet: Ipv4Net,
         masquerade: bool,
         container_ip: Ipv4Addr,
