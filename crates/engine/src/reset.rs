@@ -46,11 +46,8 @@ pub fn reset(root: &Path) -> Result<(), EngineError> {
 fn mounts_under(root: &Path) -> Result<Vec<PathBuf>, EngineError> {
     let root = std::fs::canonicalize(root)
         .map_err(EngineError::io(format!("resolving {}", root.display())))?;
-    let table = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(EngineError::io("reading /proc/self/mountinfo"))?;
-    let mut found: Vec<PathBuf> = hull_sys::mountinfo::parse(&table)
-        .filter_map(Result::ok)
-        .map(|m| m.mount_point().into_owned())
+    let mut found: Vec<PathBuf> = hull_image::overlay::mount_points()
+        .into_iter()
         .filter(|p| p.starts_with(&root))
         .collect();
     found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
